@@ -1,0 +1,81 @@
+/**
+ * One registry of error codes. Each code maps to an HTTP status, a CLI exit code
+ * (sysexits.h where one fits) and whether its message may be shown to a remote caller.
+ * Codes are never renamed once released; docs/errors.md is kept in step by a test.
+ */
+export interface ErrorSpec {
+  http: number;
+  exit: number;
+  expose: boolean;
+  summary: string;
+  fix: string;
+}
+
+export const ERRORS = {
+  GH_USAGE: { http: 400, exit: 64, expose: true, summary: 'Command line or request arguments are invalid', fix: 'Run the command with --help and correct the arguments.' },
+  GH_CONFIG_INVALID: { http: 500, exit: 78, expose: false, summary: 'Configuration file is missing, unreadable or invalid', fix: 'Fix the key named in the message; the process did not start.' },
+  GH_CA_EXISTS: { http: 409, exit: 73, expose: true, summary: 'A CA already exists in the target directory', fix: 'Choose an empty directory; Gatehouse never overwrites a CA.' },
+  GH_CA_NOT_FOUND: { http: 500, exit: 66, expose: false, summary: 'No CA found in the directory', fix: 'Pass --dir pointing at a directory made by `gatehouse ca init`.' },
+  GH_CA_DIR_PERMS: { http: 500, exit: 77, expose: false, summary: 'CA directory or key file is readable by other users', fix: 'chmod 700 the directory and 600 the key files, as the message says.' },
+  GH_CA_KEY_LOCKED: { http: 500, exit: 77, expose: false, summary: 'CA key is encrypted and the passphrase is missing or wrong', fix: 'Pass --passphrase-file (or GATEHOUSE_PASSPHRASE_FILE) with the passphrase used at init.' },
+  GH_CA_ROOT_KEY_OFFLINE: { http: 500, exit: 69, expose: false, summary: 'The operation needs the root key, which is kept offline', fix: 'Pass --root-key FILE with the root key kept offline.' },
+  GH_ROLE_UNKNOWN: { http: 400, exit: 65, expose: true, summary: 'The role does not exist in the CA configuration', fix: 'Use a role listed under `roles:` in the CA config.' },
+  GH_NAME_INVALID: { http: 400, exit: 65, expose: true, summary: 'Identity name has characters outside the safe set or breaks the role or token pattern', fix: 'Use 1–63 characters from [A-Za-z0-9._-], starting with a letter or digit, matching the pattern named.' },
+  GH_CSR_MALFORMED: { http: 400, exit: 65, expose: true, summary: 'The CSR is not a well-formed PKCS#10 request', fix: 'Send a PEM or DER PKCS#10 CSR, for example from `openssl req -new`.' },
+  GH_CSR_SIGNATURE: { http: 400, exit: 65, expose: true, summary: 'The CSR signature does not verify with its own public key', fix: 'Regenerate the CSR with the private key it claims to hold.' },
+  GH_CSR_KEY_UNSUPPORTED: { http: 400, exit: 65, expose: true, summary: 'The CSR key type or size is not accepted', fix: 'Use ECDSA P-256/P-384, RSA ≥ 2048 bits or Ed25519.' },
+  GH_CSR_POLICY: { http: 403, exit: 77, expose: true, summary: 'The CSR asks for something its role does not allow', fix: 'Remove the field named in the message, or use a role that allows it.' },
+  GH_TOKEN_INVALID: { http: 401, exit: 77, expose: true, summary: 'Join token is malformed or unknown', fix: 'Copy the whole token from `gatehouse token create`; ask the CA operator for a new one.' },
+  GH_TOKEN_EXPIRED: { http: 401, exit: 77, expose: true, summary: 'Join token has expired', fix: 'Ask the CA operator for a new token.' },
+  GH_TOKEN_REVOKED: { http: 401, exit: 77, expose: true, summary: 'Join token was revoked', fix: 'Ask the CA operator for a new token.' },
+  GH_TOKEN_USED: { http: 409, exit: 77, expose: true, summary: 'Join token has no uses left', fix: 'Tokens are single-use by default; ask for a new one or create one with --uses N.' },
+  GH_TOKEN_NOT_FOUND: { http: 404, exit: 66, expose: true, summary: 'No token with that ID', fix: 'List tokens with `gatehouse token list`.' },
+  GH_CA_PIN_MISMATCH: { http: 502, exit: 77, expose: true, summary: 'The CA presented a root whose fingerprint differs from the join token pin', fix: 'Check the --ca URL; you may be talking to the wrong CA or an attacker.' },
+  GH_CHAIN_INVALID: { http: 502, exit: 76, expose: true, summary: 'The certificate chain returned by the CA does not verify against the pinned root', fix: 'Check the CA; nothing was written.' },
+  GH_AUTH_REQUIRED: { http: 401, exit: 77, expose: true, summary: 'A client certificate is required for this endpoint', fix: 'Connect with your current certificate (cert.pem and key.pem).' },
+  GH_AUTH_FORBIDDEN: { http: 403, exit: 77, expose: true, summary: 'The client certificate is valid but its role may not do this', fix: 'Use an identity of role admin for the admin API.' },
+  GH_CERT_UNTRUSTED: { http: 401, exit: 77, expose: true, summary: 'The client certificate was not issued by this CA or does not verify', fix: 'Use a certificate issued by this CA, or enroll with a join token.' },
+  GH_CERT_EXPIRED: { http: 401, exit: 77, expose: true, summary: 'The certificate has expired and cannot be renewed', fix: 'Enroll this machine again with a new join token.' },
+  GH_CERT_REVOKED: { http: 403, exit: 77, expose: true, summary: 'The certificate was revoked', fix: 'Enroll this machine again with a new join token once the cause is understood.' },
+  GH_CERT_NOT_FOUND: { http: 404, exit: 66, expose: true, summary: 'No certificate with that serial in the inventory', fix: 'List certificates with `gatehouse cert list`.' },
+  GH_BODY_TOO_LARGE: { http: 413, exit: 65, expose: true, summary: 'Request body exceeds the size limit', fix: 'Send a smaller body; CSRs are a few kilobytes.' },
+  GH_BODY_INVALID: { http: 400, exit: 65, expose: true, summary: 'Request body is not the expected JSON', fix: 'Send JSON with the fields documented for the endpoint.' },
+  GH_NOT_FOUND: { http: 404, exit: 66, expose: true, summary: 'No such endpoint', fix: 'Check the URL path and method.' },
+  GH_METHOD_NOT_ALLOWED: { http: 405, exit: 64, expose: true, summary: 'Method not allowed on this endpoint', fix: 'Check the method.' },
+  GH_CA_UNREACHABLE: { http: 502, exit: 69, expose: true, summary: 'The CA could not be reached or answered with an error', fix: 'Check the --ca URL and that `gatehouse ca serve` is running; the agent retries.' },
+  GH_AGENT_NOT_ENROLLED: { http: 500, exit: 66, expose: false, summary: 'No identity in the agent directory', fix: 'Run `gatehouse agent enroll` first, or pass the right --dir.' },
+  GH_AGENT_MUST_REENROLL: { http: 500, exit: 75, expose: false, summary: 'The identity expired or was revoked; renewal is impossible', fix: 'Enroll again with a new join token.' },
+  GH_FILE_IO: { http: 500, exit: 74, expose: false, summary: 'A file could not be read or written', fix: 'Check the path, free disk space and permissions named in the message.' },
+  GH_STORE_IO: { http: 500, exit: 74, expose: false, summary: 'Store read or write failed', fix: 'Check the database file, disk space and logs.' },
+  GH_INTERNAL: { http: 500, exit: 70, expose: false, summary: 'Unexpected internal error', fix: 'Report it with the requestId and the log lines around it.' },
+} as const satisfies Record<string, ErrorSpec>;
+
+export type ErrorCode = keyof typeof ERRORS;
+
+export class GatehouseError extends Error {
+  readonly code: ErrorCode;
+  /** Log-only context; never sent to a remote caller. */
+  readonly details: Record<string, unknown> | undefined;
+
+  constructor(code: ErrorCode, message: string, options: { cause?: unknown; details?: Record<string, unknown> } = {}) {
+    super(message, options.cause === undefined ? undefined : { cause: options.cause });
+    this.name = 'GatehouseError';
+    this.code = code;
+    this.details = options.details;
+  }
+
+  get spec(): ErrorSpec {
+    return ERRORS[this.code];
+  }
+}
+
+export function isGatehouseError(err: unknown, code?: ErrorCode): err is GatehouseError {
+  return err instanceof GatehouseError && (code === undefined || err.code === code);
+}
+
+/** Wrap anything thrown into a GatehouseError, keeping the original as the cause. */
+export function toGatehouseError(err: unknown, fallback: ErrorCode = 'GH_INTERNAL'): GatehouseError {
+  if (err instanceof GatehouseError) return err;
+  const message = err instanceof Error ? err.message : String(err);
+  return new GatehouseError(fallback, message, { cause: err });
+}
