@@ -4,7 +4,8 @@ import { x509, toCryptoKeys, webAlgorithmFor } from './x509-library.js';
 import { toPem } from './pem.js';
 
 export interface CsrRequest {
-  commonName: string;
+  /** Omitted: an empty subject, and the CA decides the name (from the token). */
+  commonName?: string;
   dns?: string[];
   ip?: string[];
 }
@@ -16,7 +17,7 @@ export async function buildCsrPem(key: KeyObject, request: CsrRequest): Promise<
     ...(request.ip ?? []).map((value) => ({ type: 'ip' as const, value })),
   ];
   const csr = await x509.Pkcs10CertificateRequestGenerator.create({
-    name: [{ '2.5.4.3': [request.commonName] }],
+    name: request.commonName ? [{ '2.5.4.3': [request.commonName] }] : [],
     keys,
     signingAlgorithm: webAlgorithmFor(key).signing,
     extensions: names.length ? [new x509.SubjectAlternativeNameExtension(names)] : [],

@@ -8,3 +8,4 @@ export * from './ca-certificates.js';
 export * from './crl.js';
 export * from './chain.js';
 export * from './ip.js';
+export * from './pkcs12.js';

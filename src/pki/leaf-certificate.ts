@@ -6,7 +6,8 @@
 import { createHash, randomBytes, type KeyObject } from 'node:crypto';
 import * as der from './der.js';
 import { parseCertificate } from './certificate.js';
-import { signWith, signatureAlgorithmFor, type SignatureAlgorithm } from './keys.js';
+import { signWith, signatureAlgorithmFor, spkiDer, type SignatureAlgorithm } from './keys.js';
+import { GatehouseError } from '../errors/errors.js';
 import { ipToBytes } from './ip.js';
 import { OID } from './oids.js';
 
@@ -25,6 +26,9 @@ export interface SigningAuthority {
 
 export function prepareSigningAuthority(certDer: Buffer, privateKey: KeyObject): SigningAuthority {
   const cert = parseCertificate(certDer);
+  if (!spkiDer(privateKey).equals(cert.spkiDer)) {
+    throw new GatehouseError('GH_CONFIG_INVALID', `the CA key does not match the certificate "${cert.subject.map((a) => `${a.type}=${a.value}`).join(', ')}"`);
+  }
   return {
     certDer,
     subjectNameDer: cert.subjectNameDer,

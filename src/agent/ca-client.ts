@@ -1,0 +1,131 @@
+/**
+ * The agent's (and the remote CLI's) HTTPS client for the CA. It talks to the CA only over
+ * HTTPS, as step-ca's client does, and trusts exactly one thing: the root pinned by the join
+ * token (or by `ca.pem` after enrollment). A new https.Agent is made per client so a rotated
+ * certificate is never hidden behind a pooled connection or a cached session.
+ */
+import { request, Agent } from 'node:https';
+import { GatehouseError, ERRORS, type ErrorCode } from '../errors/errors.js';
+import { decodePem } from '../pki/pem.js';
+import { sha256Hex } from '../pki/certificate.js';
+import { toPem } from '../pki/pem.js';
+
+export interface ClientIdentity {
+  keyPem: string;
+  certPem: string;
+}
+
+export interface CaClientOptions {
+  baseUrl: string;
+  rootPem: string;
+  identity?: ClientIdentity;
+  timeoutMs?: number;
+}
+
+const DEFAULT_TIMEOUT_MS = 15_000;
+
+interface RawResponse {
+  status: number;
+  headers: Record<string, string | string[] | undefined>;
+  body: Buffer;
+}
+
+function send(url: URL, method: string, agent: Agent, body: string | undefined, timeoutMs: number, accept = 'application/json'): Promise<RawResponse> {
+  return new Promise((resolve, reject) => {
+    const req = request(url, {
+      method, agent, timeout: timeoutMs,
+      headers: { accept, ...(body !== undefined ? { 'content-type': 'application/json', 'content-length': Buffer.byteLength(body) } : {}) },
+    }, (res) => {
+      const chunks: Buffer[] = [];
+      res.on('data', (c: Buffer) => chunks.push(c));
+      res.on('end', () => resolve({ status: res.statusCode ?? 0, headers: res.headers, body: Buffer.concat(chunks) }));
+      res.on('error', reject);
+    });
+    req.on('timeout', () => req.destroy(new Error(`no answer within ${timeoutMs} ms`)));
+    req.on('error', (err: NodeJS.ErrnoException) => {
+      reject(new GatehouseError('GH_CA_UNREACHABLE', `cannot reach the CA at ${url.origin}: ${err.code ?? err.message}`, { cause: err }));
+    });
+    req.end(body);
+  });
+}
+
+function parseUrl(baseUrl: string, path: string): URL {
+  let url: URL;
+  try {
+    url = new URL(path, baseUrl.endsWith('/') ? baseUrl : `${baseUrl}/`);
+  } catch {
+    throw new GatehouseError('GH_USAGE', `CA URL "${baseUrl}" is not a valid URL`);
+  }
+  if (url.protocol !== 'https:') throw new GatehouseError('GH_USAGE', `CA URL must be https:// (got ${url.protocol})`);
+  return url;
+}
+
+/**
+ * Fetches /roots without trusting the TLS connection, then keeps only the root whose SHA-256
+ * matches the pin. Nothing else from this connection is used, so an attacker in the middle
+ * can at most refuse service.
+ */
+export async function fetchPinnedRoot(baseUrl: string, pinnedFingerprint: string, timeoutMs = DEFAULT_TIMEOUT_MS): Promise<{ rootDer: Buffer; rootPem: string }> {
+  const agent = new Agent({ rejectUnauthorized: false, maxCachedSessions: 0 });
+  try {
+    const res = await send(parseUrl(baseUrl, 'roots'), 'GET', agent, undefined, timeoutMs, 'application/pem-certificate-chain');
+    if (res.status !== 200) throw new GatehouseError('GH_CA_UNREACHABLE', `GET /roots answered HTTP ${res.status}`);
+    const roots = decodePem(res.body.toString('utf8'), 'CERTIFICATE');
+    const match = roots.find((der) => sha256Hex(der) === pinnedFingerprint.toLowerCase());
+    if (!match) {
+      const seen = roots.map((der) => sha256Hex(der)).join(', ') || 'none';
+      throw new GatehouseError('GH_CA_PIN_MISMATCH', `the CA at ${baseUrl} presented root(s) ${seen}, but the join token pins ${pinnedFingerprint}; refusing to continue (wrong URL, or someone in the middle)`);
+    }
+    return { rootDer: match, rootPem: toPem('CERTIFICATE', match) };
+  } finally {
+    agent.destroy();
+  }
+}
+
+export class CaClient {
+  private readonly agent: Agent;
+  private readonly timeoutMs: number;
+
+  constructor(private readonly options: CaClientOptions) {
+    this.timeoutMs = options.timeoutMs ?? DEFAULT_TIMEOUT_MS;
+    this.agent = new Agent({
+      ca: options.rootPem,
+      minVersion: 'TLSv1.2',
+      keepAlive: true,
+      maxCachedSessions: 0,
+      ...(options.identity ? { key: options.identity.keyPem, cert: options.identity.certPem } : {}),
+    });
+  }
+
+  async getJson<T>(path: string): Promise<T> {
+    return this.decode<T>(await send(parseUrl(this.options.baseUrl, path), 'GET', this.agent, undefined, this.timeoutMs), path);
+  }
+
+  async postJson<T>(path: string, body: unknown): Promise<T> {
+    return this.decode<T>(await send(parseUrl(this.options.baseUrl, path), 'POST', this.agent, JSON.stringify(body), this.timeoutMs), path);
+  }
+
+  async getBytes(path: string, accept: string): Promise<Buffer> {
+    const res = await send(parseUrl(this.options.baseUrl, path), 'GET', this.agent, undefined, this.timeoutMs, accept);
+    if (res.status !== 200) this.decode(res, path);
+    return res.body;
+  }
+
+  close(): void {
+    this.agent.destroy();
+  }
+
+  /** A CA refusal keeps the CA's error code, so callers and exit codes can tell why. */
+  private decode<T>(res: RawResponse, path: string): T {
+    let parsed: unknown;
+    try {
+      parsed = JSON.parse(res.body.toString('utf8'));
+    } catch {
+      throw new GatehouseError('GH_CA_UNREACHABLE', `the CA answered ${path} with HTTP ${res.status} and a body that is not JSON`);
+    }
+    if (res.status >= 200 && res.status < 300) return parsed as T;
+    const error = (parsed as { error?: { code?: string; message?: string; requestId?: string } }).error;
+    const code = error?.code && Object.hasOwn(ERRORS, error.code) ? (error.code as ErrorCode) : 'GH_CA_UNREACHABLE';
+    throw new GatehouseError(code, `CA refused ${path}: ${error?.message ?? `HTTP ${res.status}`}${error?.requestId ? ` (requestId ${error.requestId})` : ''}`, { details: { status: res.status } });
+  }
+}

@@ -1,0 +1,59 @@
+/**
+ * One renewal: a new key, a CSR for the same name and SANs, sent over mutual TLS with the
+ * current certificate; the answer is verified against the pinned root and written atomically.
+ * The current identity stays in place until the new one is complete on disk.
+ */
+import { GatehouseError } from '../errors/errors.js';
+import { writeIdentityDir } from '../files/identity-dir.js';
+import { buildCsrPem } from '../pki/csr-build.js';
+import { generatePrivateKey, privateKeyToPem, type KeyType } from '../pki/keys.js';
+import { decodePem } from '../pki/pem.js';
+import type { Identity } from '../pki/certificate.js';
+import { CaClient } from './ca-client.js';
+import { loadIdentity, readAgentSettings } from './agent-state.js';
+import { acceptIssuedChain, type IssuedChain } from './enroll.js';
+
+export interface RenewOptions {
+  dir: string;
+  caUrl?: string;
+  keyType?: KeyType;
+  now?: () => Date;
+}
+
+export async function renewOnce(options: RenewOptions): Promise<{ previous: Identity; current: Identity }> {
+  const now = options.now ?? (() => new Date());
+  const current = loadIdentity(options.dir);
+  const settings = readAgentSettings(options.dir);
+  const caUrl = options.caUrl ?? settings?.caUrl;
+  if (!caUrl) throw new GatehouseError('GH_USAGE', `no CA URL: pass --ca, or enroll ${options.dir} with \`gatehouse agent enroll\` so agent.json records it`);
+  const [rootDer] = decodePem(current.caPem, 'CERTIFICATE');
+  if (!rootDer) throw new GatehouseError('GH_FILE_IO', `${options.dir}/ca.pem holds no root certificate`);
+  if (current.leaf.notAfter <= now()) {
+    throw new GatehouseError('GH_AGENT_MUST_REENROLL', `the certificate expired at ${current.leaf.notAfter.toISOString()}; an expired certificate cannot be renewed. Enroll this machine again with a new join token: gatehouse agent enroll --ca ${caUrl} --token <TOKEN> --dir ${options.dir}`);
+  }
+
+  const key = generatePrivateKey(options.keyType ?? keyTypeOf(current.key));
+  const csr = await buildCsrPem(key, { commonName: current.identity.name ?? 'unnamed', dns: current.leaf.sans.dns, ip: current.leaf.sans.ip });
+  const client = new CaClient({ baseUrl: caUrl, rootPem: current.caPem, identity: { keyPem: current.keyPem, certPem: current.certPem } });
+  let response: IssuedChain;
+  try {
+    response = await client.postJson<IssuedChain>('renew', { csr });
+  } catch (err) {
+    if (err instanceof GatehouseError && (err.code === 'GH_CERT_REVOKED' || err.code === 'GH_CERT_EXPIRED' || err.code === 'GH_CERT_UNTRUSTED')) {
+      throw new GatehouseError('GH_AGENT_MUST_REENROLL', `${err.message}. This machine must enroll again with a new join token.`, { cause: err });
+    }
+    throw err;
+  } finally {
+    client.close();
+  }
+  const { identity } = acceptIssuedChain(response, rootDer, key, now());
+  writeIdentityDir(options.dir, { keyPem: privateKeyToPem(key), certPem: response.chain, caPem: current.caPem });
+  return { previous: current.identity, current: identity };
+}
+
+function keyTypeOf(key: import('node:crypto').KeyObject): KeyType {
+  const d = key.asymmetricKeyDetails ?? {};
+  if (key.asymmetricKeyType === 'ed25519') return 'ed25519';
+  if (key.asymmetricKeyType === 'rsa') return d.modulusLength === 4096 ? 'rsa4096' : d.modulusLength === 3072 ? 'rsa3072' : 'rsa2048';
+  return d.namedCurve === 'secp384r1' ? 'p384' : 'p256';
+}

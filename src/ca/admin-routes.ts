@@ -1,0 +1,134 @@
+/**
+ * The admin API, over mutual TLS for identities of role `admin` only. Every call, allowed or
+ * refused, leaves an audit event.
+ */
+import { GatehouseError, isGatehouseError } from '../errors/errors.js';
+import { parseDurationMs } from '../config/duration.js';
+import { isCrlReason } from '../pki/crl.js';
+import type { CertRecord, CertState, TokenRecord } from '../store/store.js';
+import { readJsonBody, sendJson, stringField } from './http-util.js';
+import { authenticatePeer } from './routes.js';
+import type { RequestScope } from './server.js';
+
+export const ADMIN_ROLE = 'admin';
+
+export async function routeAdminRequest(scope: RequestScope, method: string, url: URL): Promise<void> {
+  const { authority } = scope;
+  const path = url.pathname;
+  let actor = 'anonymous';
+  try {
+    const peer = await authenticatePeer(scope);
+    actor = peer.record.spiffeId;
+    if (peer.record.role !== ADMIN_ROLE) {
+      throw new GatehouseError('GH_AUTH_FORBIDDEN', `identity ${peer.record.spiffeId} has role ${peer.record.role}; the admin API needs role ${ADMIN_ROLE}`);
+    }
+  } catch (err) {
+    await authority.store.appendAudit([{ time: authority.now(), type: 'ca.admin_refused', actor, requestId: scope.requestId, details: { method, path, code: isGatehouseError(err) ? err.code : 'GH_INTERNAL' } }]);
+    throw err;
+  }
+  const ctx = { actor, requestId: scope.requestId };
+  let status = 500;
+  try {
+    status = await dispatch(scope, method, url, ctx);
+  } catch (err) {
+    status = isGatehouseError(err) ? err.spec.http : 500;
+    throw err;
+  } finally {
+    await authority.store.appendAudit([{ time: authority.now(), type: 'ca.admin_call', actor, requestId: scope.requestId, details: { method, path, status } }]).catch(() => undefined);
+  }
+}
+
+async function dispatch(scope: RequestScope, method: string, url: URL, ctx: { actor: string; requestId: string }): Promise<number> {
+  const { authority, res } = scope;
+  const path = url.pathname;
+  let m: RegExpExecArray | null;
+
+  if (path === '/admin/tokens' && method === 'POST') {
+    const body = await readJsonBody(scope.req, scope.maxBodyBytes);
+    const ttl = stringField(body, 'ttl');
+    const ttlMs = ttl === undefined ? undefined : parseDurationMs(ttl);
+    if (ttlMs === null) throw new GatehouseError('GH_USAGE', `ttl "${ttl}" is not a duration like 15m, 1h or 7d`);
+    const uses = body.uses;
+    if (uses !== undefined && typeof uses !== 'number') throw new GatehouseError('GH_BODY_INVALID', 'field "uses" must be a number');
+    const { token, record } = await authority.createToken({
+      role: stringField(body, 'role', true), name: stringField(body, 'name') ?? null, namePattern: stringField(body, 'names') ?? null,
+      ...(ttlMs !== undefined ? { ttlMs } : {}), ...(uses !== undefined ? { uses } : {}),
+    }, ctx);
+    return reply(res, 201, { token, ...tokenView(record) });
+  }
+  if (path === '/admin/tokens' && method === 'GET') {
+    return reply(res, 200, { tokens: (await authority.store.listTokens()).map(tokenView) });
+  }
+  if ((m = /^\/admin\/tokens\/([0-9a-f]{16})\/revoke$/.exec(path)) && method === 'POST') {
+    return reply(res, 200, tokenView(await authority.revokeToken(m[1]!, ctx)));
+  }
+  if (path === '/admin/certs' && method === 'GET') {
+    const within = url.searchParams.get('expiringWithin');
+    const withinMs = within ? parseDurationMs(within) : null;
+    if (within && withinMs === null) throw new GatehouseError('GH_USAGE', `expiringWithin "${within}" is not a duration like 7d`);
+    const state = url.searchParams.get('state');
+    if (state && !['active', 'expired', 'revoked'].includes(state)) throw new GatehouseError('GH_USAGE', 'state must be active, expired or revoked');
+    const certs = await authority.store.listCerts({
+      ...(url.searchParams.get('role') ? { role: url.searchParams.get('role')! } : {}),
+      ...(url.searchParams.get('name') ? { name: url.searchParams.get('name')! } : {}),
+      ...(state ? { state: state as CertState } : {}),
+      ...(withinMs !== null ? { expiringBefore: new Date(authority.now().getTime() + withinMs) } : {}),
+      now: authority.now(),
+    });
+    return reply(res, 200, { certificates: certs.map((c) => certView(c, authority.now())) });
+  }
+  if ((m = /^\/admin\/certs\/([0-9a-f]{1,40})$/.exec(path)) && method === 'GET') {
+    const cert = await authority.store.getCert(m[1]!);
+    if (!cert) throw new GatehouseError('GH_CERT_NOT_FOUND', `no certificate with serial ${m[1]}`);
+    return reply(res, 200, { ...certView(cert, authority.now()), certificate: cert.certPem });
+  }
+  if ((m = /^\/admin\/certs\/([0-9a-f]{1,40})\/revoke$/.exec(path)) && method === 'POST') {
+    const body = await readJsonBody(scope.req, scope.maxBodyBytes);
+    const reason = stringField(body, 'reason') ?? 'unspecified';
+    if (!isCrlReason(reason)) throw new GatehouseError('GH_USAGE', `reason "${reason}" is not an RFC 5280 reason (keyCompromise, superseded, cessationOfOperation, …)`);
+    const cert = await authority.revokeCertificate(m[1]!, reason, ctx);
+    await scope.crls.refresh(true);
+    return reply(res, 200, certView(cert, authority.now()));
+  }
+  if (path === '/admin/audit' && method === 'GET') {
+    const p = url.searchParams;
+    const since = p.get('since');
+    const limit = Number(p.get('limit') ?? 500);
+    const events = await authority.store.listAudit({
+      ...(p.get('type') ? { type: p.get('type')! } : {}),
+      ...(p.get('actor') ? { actor: p.get('actor')! } : {}),
+      ...(p.get('serial') ? { serial: p.get('serial')! } : {}),
+      ...(since ? { since: new Date(since) } : {}),
+      ...(p.get('after') ? { afterSeq: Number(p.get('after')) } : {}),
+      limit: Number.isInteger(limit) && limit > 0 ? Math.min(limit, 10_000) : 500,
+    });
+    return reply(res, 200, { events });
+  }
+  throw new GatehouseError('GH_NOT_FOUND', `no admin endpoint ${method} ${path}`);
+}
+
+function reply(res: RequestScope['res'], status: number, body: unknown): number {
+  sendJson(res, status, body);
+  return status;
+}
+
+/** Token metadata; the secret is never stored, so it cannot be shown again. */
+export function tokenView(t: TokenRecord) {
+  return {
+    id: t.id, role: t.role, name: t.name, names: t.namePattern, uses: t.uses, maxUses: t.maxUses,
+    expiresAt: t.expiresAt.toISOString(), createdAt: t.createdAt.toISOString(), createdBy: t.createdBy,
+    revokedAt: t.revokedAt?.toISOString() ?? null,
+  };
+}
+
+export function certState(c: CertRecord, now: Date): CertState {
+  return c.revokedAt ? 'revoked' : c.notAfter <= now ? 'expired' : 'active';
+}
+
+export function certView(c: CertRecord, now: Date) {
+  return {
+    serial: c.serial, fingerprint: c.fingerprint, name: c.name, role: c.role, spiffeId: c.spiffeId,
+    state: certState(c, now), notBefore: c.notBefore.toISOString(), notAfter: c.notAfter.toISOString(), issuedAt: c.issuedAt.toISOString(),
+    tokenId: c.tokenId, renewedFrom: c.renewedFrom, revokedAt: c.revokedAt?.toISOString() ?? null, revocationReason: c.revocationReason,
+  };
+}

@@ -1,0 +1,299 @@
+/**
+ * The certificate authority: turns approved requests into recorded certificates, manages join
+ * tokens and revocation. Issuance is a list of small steps (after step-ca): parse the CSR →
+ * authorize (token or current certificate) → apply the role → build and sign → record durably
+ * → return. Refusals are audited with the reason and never with the token or key.
+ */
+import type { KeyObject } from 'node:crypto';
+import { GatehouseError, isGatehouseError, type ErrorCode } from '../errors/errors.js';
+import type { CaConfig } from '../config/ca-config.js';
+import { publicUrlOf } from '../config/ca-config.js';
+import { compileNamePattern, isSafeName, NAME_PATTERN_RE } from '../config/patterns.js';
+import type { Logger } from '../log/logger.js';
+import { parseCsr, type ParsedCsr } from '../pki/csr.js';
+import { parseCertificate, sha256Hex, type CertificateInfo } from '../pki/certificate.js';
+import { buildLeafCertificate, prepareSigningAuthority, randomSerial, type LeafProfile, type SigningAuthority } from '../pki/leaf-certificate.js';
+import { toPem } from '../pki/pem.js';
+import type { CrlReason } from '../pki/crl.js';
+import type { AuditInput, CertRecord, Store, TokenRecord } from '../store/store.js';
+import { approveCsr, decideName, roleConfig, spiffeIdFor, type ApprovedRequest } from './issuance-rules.js';
+import { newJoinToken, parseJoinToken, secretMatches } from './join-token.js';
+
+export interface AuthorityDeps {
+  config: Readonly<CaConfig>;
+  store: Store;
+  rootDer: Buffer;
+  intermediateDer: Buffer;
+  intermediateKey: KeyObject;
+  logger: Logger;
+  now?: () => Date;
+}
+
+export interface IssuedCertificate {
+  record: CertRecord;
+  /** Leaf then intermediate, PEM. */
+  chainPem: string;
+  rootPem: string;
+}
+
+export interface RequestContext {
+  actor: string;
+  requestId?: string | null;
+}
+
+export interface TokenRequest {
+  role: string;
+  name?: string | null;
+  namePattern?: string | null;
+  ttlMs?: number;
+  uses?: number;
+}
+
+export class Authority {
+  readonly config: Readonly<CaConfig>;
+  readonly store: Store;
+  readonly issuer: SigningAuthority;
+  readonly rootDer: Buffer;
+  readonly rootPem: string;
+  readonly rootFingerprint: string;
+  readonly intermediatePem: string;
+  private readonly logger: Logger;
+  readonly now: () => Date;
+
+  constructor(deps: AuthorityDeps) {
+    this.config = deps.config;
+    this.store = deps.store;
+    this.issuer = prepareSigningAuthority(deps.intermediateDer, deps.intermediateKey);
+    this.rootDer = deps.rootDer;
+    this.rootPem = toPem('CERTIFICATE', deps.rootDer);
+    this.rootFingerprint = sha256Hex(deps.rootDer);
+    this.intermediatePem = toPem('CERTIFICATE', deps.intermediateDer);
+    this.logger = deps.logger;
+    this.now = deps.now ?? (() => new Date());
+  }
+
+  // ------------------------------------------------------------------ enrollment
+
+  async enroll(tokenText: string, csrInput: string | Buffer, ctx: RequestContext, nameHint?: string | null): Promise<IssuedCertificate> {
+    const now = this.now();
+    const token = await this.checkToken(tokenText, now, ctx);
+    let approved: ApprovedRequest;
+    let csr: ParsedCsr;
+    try {
+      csr = parseCsr(csrInput);
+      const name = decideName(csr, token.role, roleConfig(this.config, token.role), { exact: token.name, pattern: token.namePattern, hint: nameHint ?? null });
+      approved = approveCsr(this.config, csr, token.role, name);
+    } catch (err) {
+      await this.auditRefusal('ca.cert_refused', err, ctx, now, { tokenId: token.id, role: token.role, via: 'enroll' });
+      throw err;
+    }
+    return this.issue(approved, csr.spkiDer, now, ctx, { tokenId: token.id, renewedFrom: null });
+  }
+
+  private async checkToken(tokenText: string, now: Date, ctx: RequestContext): Promise<TokenRecord> {
+    let tokenId: string | null = null;
+    try {
+      const parsed = parseJoinToken(tokenText);
+      tokenId = parsed.id;
+      if (parsed.rootFingerprint !== this.rootFingerprint) {
+        throw new GatehouseError('GH_TOKEN_INVALID', 'join token was made for a different CA (its root fingerprint does not match this CA)');
+      }
+      const record = await this.store.getToken(parsed.id);
+      if (!secretMatches(parsed.secret, record?.secretHash ?? null) || !record) {
+        throw new GatehouseError('GH_TOKEN_INVALID', 'join token is not known to this CA');
+      }
+      if (record.revokedAt) throw new GatehouseError('GH_TOKEN_REVOKED', `join token ${record.id} was revoked`);
+      if (record.expiresAt <= now) throw new GatehouseError('GH_TOKEN_EXPIRED', `join token ${record.id} expired at ${record.expiresAt.toISOString()}`);
+      if (record.uses >= record.maxUses) throw new GatehouseError('GH_TOKEN_USED', `join token ${record.id} has no uses left (${record.uses}/${record.maxUses} used)`);
+      return record;
+    } catch (err) {
+      await this.auditRefusal('ca.token_refused', err, ctx, now, { tokenId });
+      throw err;
+    }
+  }
+
+  // ------------------------------------------------------------------ renewal
+
+  /** `peerDer` is a certificate the TLS layer verified against this CA's root. */
+  async renew(peerDer: Buffer, csrInput: string | Buffer, ctx: RequestContext): Promise<IssuedCertificate> {
+    const now = this.now();
+    const peer = parseCertificate(peerDer);
+    try {
+      const current = await this.requireCurrentCertificate(peer, now);
+      const csr = parseCsr(csrInput);
+      const rules = roleConfig(this.config, current.role);
+      const name = decideName(csr, current.role, rules, { exact: current.name });
+      const approved = approveCsr(this.config, csr, current.role, name);
+      return await this.issue(approved, csr.spkiDer, now, ctx, { tokenId: null, renewedFrom: current.serial });
+    } catch (err) {
+      if (!isGatehouseError(err, 'GH_STORE_IO')) {
+        await this.auditRefusal('ca.cert_refused', err, ctx, now, { serial: peer.serial, fingerprint: peer.fingerprint, via: 'renew' });
+      }
+      throw err;
+    }
+  }
+
+  /** The inventory record for a presented certificate: known, same fingerprint, unrevoked, unexpired. */
+  async requireCurrentCertificate(peer: CertificateInfo, now = this.now()): Promise<CertRecord> {
+    const record = await this.store.getCert(peer.serial);
+    if (!record || record.fingerprint !== peer.fingerprint) {
+      throw new GatehouseError('GH_CERT_UNTRUSTED', `certificate ${peer.serial} is not in this CA's inventory`);
+    }
+    if (record.revokedAt) throw new GatehouseError('GH_CERT_REVOKED', `certificate ${record.serial} was revoked at ${record.revokedAt.toISOString()} (${record.revocationReason}); enroll again with a new join token`);
+    if (record.notAfter <= now) throw new GatehouseError('GH_CERT_EXPIRED', `certificate ${record.serial} expired at ${record.notAfter.toISOString()}; enroll again with a new join token`);
+    return record;
+  }
+
+  // ------------------------------------------------------------------ offline and internal issuance
+
+  /** `gatehouse cert sign`: an operator on the CA machine signs a CSR for a role. */
+  async signCsr(csrInput: string | Buffer, role: string, name: string | null, ctx: RequestContext): Promise<IssuedCertificate> {
+    const now = this.now();
+    try {
+      const csr = parseCsr(csrInput);
+      const decided = decideName(csr, role, roleConfig(this.config, role), { exact: name });
+      return await this.issue(approveCsr(this.config, csr, role, decided), csr.spkiDer, now, ctx, { tokenId: null, renewedFrom: null });
+    } catch (err) {
+      await this.auditRefusal('ca.cert_refused', err, ctx, now, { role, via: 'sign' });
+      throw err;
+    }
+  }
+
+  /**
+   * Certificates the CA issues to itself or at init (its HTTPS server, the first admin). These
+   * skip the role's SAN rules, so they are not reachable from any request.
+   */
+  async issueInternal(request: { role: string; name: string; profile: LeafProfile; lifetimeMs: number; dns?: string[]; ip?: string[] }, spkiDer: Buffer, ctx: RequestContext): Promise<IssuedCertificate> {
+    const approved: ApprovedRequest = { name: request.name, role: request.role, spiffeId: spiffeIdFor(this.config, request.role, request.name), dns: request.dns ?? [], ip: request.ip ?? [] };
+    return this.issue(approved, spkiDer, this.now(), ctx, { tokenId: null, renewedFrom: null }, { profile: request.profile, lifetimeMs: request.lifetimeMs });
+  }
+
+  private async issue(
+    approved: ApprovedRequest,
+    spkiDer: Buffer,
+    now: Date,
+    ctx: RequestContext,
+    link: { tokenId: string | null; renewedFrom: string | null },
+    override?: { profile: LeafProfile; lifetimeMs: number },
+  ): Promise<IssuedCertificate> {
+    const rules = override ?? { ...roleConfig(this.config, approved.role), lifetimeMs: roleConfig(this.config, approved.role).lifetime };
+    const notBefore = new Date(Math.max(now.getTime() - this.config.limits.backdate, this.issuer.notBefore.getTime()));
+    const notAfter = new Date(Math.min(now.getTime() + rules.lifetimeMs, this.issuer.notAfter.getTime()));
+    if (notAfter.getTime() - now.getTime() < 60_000) {
+      throw new GatehouseError('GH_INTERNAL', 'the issuing intermediate expires within a minute; rotate it', { details: { intermediateNotAfter: this.issuer.notAfter } });
+    }
+    const der = buildLeafCertificate(this.issuer, {
+      serial: randomSerial(),
+      commonName: approved.name,
+      organizationalUnit: approved.role,
+      organization: this.config.org,
+      spkiDer,
+      notBefore,
+      notAfter,
+      profile: rules.profile,
+      dns: approved.dns,
+      ip: approved.ip,
+      uri: [approved.spiffeId],
+      email: [],
+      crlUrl: `${publicUrlOf(this.config)}/crl`,
+    });
+    const info = parseCertificate(der);
+    const record: CertRecord = {
+      serial: info.serial,
+      fingerprint: info.fingerprint,
+      name: approved.name,
+      role: approved.role,
+      spiffeId: approved.spiffeId,
+      notBefore: info.notBefore,
+      notAfter: info.notAfter,
+      issuedAt: now,
+      certPem: toPem('CERTIFICATE', der),
+      tokenId: link.tokenId,
+      renewedFrom: link.renewedFrom,
+      revokedAt: null,
+      revocationReason: null,
+    };
+    const audit: AuditInput[] = [];
+    const base = { time: now, actor: ctx.actor, requestId: ctx.requestId ?? null, serial: record.serial, fingerprint: record.fingerprint };
+    if (link.tokenId) audit.push({ ...base, type: 'ca.token_used', tokenId: link.tokenId, details: { role: record.role, name: record.name } });
+    audit.push({
+      ...base,
+      type: link.renewedFrom ? 'ca.cert_renewed' : 'ca.cert_issued',
+      tokenId: link.tokenId,
+      details: { name: record.name, role: record.role, spiffeId: record.spiffeId, notAfter: record.notAfter.toISOString(), renewedFrom: link.renewedFrom, dns: approved.dns, ip: approved.ip },
+    });
+    const outcome = await this.store.commitIssuance({ cert: record, now, audit, ...(link.tokenId ? { consumeTokenId: link.tokenId } : {}) });
+    if (!outcome.ok) {
+      // Another enrollment won the race for the token's last use; this certificate is discarded unseen.
+      const code: ErrorCode = outcome.reason === 'TOKEN_REVOKED' ? 'GH_TOKEN_REVOKED' : outcome.reason === 'TOKEN_EXPIRED' ? 'GH_TOKEN_EXPIRED' : outcome.reason === 'TOKEN_UNKNOWN' ? 'GH_TOKEN_INVALID' : 'GH_TOKEN_USED';
+      const err = new GatehouseError(code, `join token ${link.tokenId} ${code === 'GH_TOKEN_USED' ? 'has no uses left' : 'is no longer valid'}`);
+      await this.auditRefusal('ca.token_refused', err, ctx, now, { tokenId: link.tokenId });
+      throw err;
+    }
+    this.logger.info(link.renewedFrom ? 'ca.cert_renewed' : 'ca.cert_issued', { serial: record.serial, fingerprint: record.fingerprint, name: record.name, role: record.role, notAfter: record.notAfter.toISOString(), requestId: ctx.requestId });
+    return { record, chainPem: record.certPem + this.intermediatePem, rootPem: this.rootPem };
+  }
+
+  // ------------------------------------------------------------------ tokens
+
+  async createToken(request: TokenRequest, ctx: RequestContext): Promise<{ token: string; record: TokenRecord }> {
+    const now = this.now();
+    roleConfig(this.config, request.role);
+    if (request.name && request.namePattern) throw new GatehouseError('GH_USAGE', 'give either a name or a name pattern, not both');
+    if (request.name && !isSafeName(request.name)) throw new GatehouseError('GH_NAME_INVALID', `name ${JSON.stringify(request.name)} is not allowed: use 1–63 characters from A–Z a–z 0–9 . _ -`);
+    if (request.namePattern && !NAME_PATTERN_RE.test(request.namePattern)) throw new GatehouseError('GH_NAME_INVALID', `name pattern ${JSON.stringify(request.namePattern)} may use only A–Z a–z 0–9 . _ - and *`);
+    if (request.name) {
+      const rolePattern = roleConfig(this.config, request.role).names;
+      if (!compileNamePattern(rolePattern).test(request.name)) throw new GatehouseError('GH_NAME_INVALID', `name "${request.name}" does not match role ${request.role}'s pattern "${rolePattern}"`);
+    }
+    const ttlMs = request.ttlMs ?? this.config.tokens.defaultTtl;
+    if (ttlMs <= 0 || ttlMs > this.config.tokens.maxTtl) throw new GatehouseError('GH_USAGE', `token TTL must be between 1s and ${this.config.tokens.maxTtl / 1000}s (tokens.maxTtl)`);
+    const uses = request.uses ?? 1;
+    if (!Number.isInteger(uses) || uses < 1 || uses > 10_000) throw new GatehouseError('GH_USAGE', 'token uses must be an integer from 1 to 10000');
+    const { token, id, secretHash } = newJoinToken(this.rootFingerprint);
+    const record: TokenRecord = {
+      id, secretHash, role: request.role, name: request.name ?? null, namePattern: request.namePattern ?? null,
+      maxUses: uses, uses: 0, expiresAt: new Date(now.getTime() + ttlMs), createdAt: now, createdBy: ctx.actor, revokedAt: null,
+    };
+    await this.store.insertToken(record, {
+      time: now, type: 'ca.token_created', actor: ctx.actor, tokenId: id, requestId: ctx.requestId ?? null,
+      details: { role: record.role, name: record.name, namePattern: record.namePattern, maxUses: uses, expiresAt: record.expiresAt.toISOString() },
+    });
+    this.logger.info('ca.token_created', { tokenId: id, role: record.role, actor: ctx.actor, requestId: ctx.requestId });
+    return { token, record };
+  }
+
+  async revokeToken(id: string, ctx: RequestContext): Promise<TokenRecord> {
+    const now = this.now();
+    const record = await this.store.revokeToken(id, now, { time: now, type: 'ca.token_revoked', actor: ctx.actor, tokenId: id, requestId: ctx.requestId ?? null });
+    if (!record) throw new GatehouseError('GH_TOKEN_NOT_FOUND', `no join token with ID ${id}`);
+    return record;
+  }
+
+  // ------------------------------------------------------------------ revocation
+
+  async revokeCertificate(serial: string, reason: CrlReason, ctx: RequestContext): Promise<CertRecord> {
+    const now = this.now();
+    const normalized = serial.toLowerCase().replace(/:/g, '').replace(/^0+(?=.)/, '');
+    const record = await this.store.revokeCert(normalized, reason, now, {
+      time: now, type: 'ca.cert_revoked', actor: ctx.actor, serial: normalized, requestId: ctx.requestId ?? null, details: { reason },
+    });
+    if (!record) throw new GatehouseError('GH_CERT_NOT_FOUND', `no certificate with serial ${serial} in the inventory`);
+    this.logger.info('ca.cert_revoked', { serial: record.serial, fingerprint: record.fingerprint, name: record.name, reason, actor: ctx.actor });
+    return record;
+  }
+
+  private async auditRefusal(type: 'ca.cert_refused' | 'ca.token_refused', err: unknown, ctx: RequestContext, now: Date, fields: { tokenId?: string | null; serial?: string; fingerprint?: string; role?: string; via?: string }): Promise<void> {
+    const code = isGatehouseError(err) ? err.code : 'GH_INTERNAL';
+    const reason = isGatehouseError(err) ? err.message : 'internal error';
+    this.logger.warn(type, { code, reason, tokenId: fields.tokenId, serial: fields.serial, actor: ctx.actor, requestId: ctx.requestId });
+    try {
+      await this.store.appendAudit([{
+        time: now, type, actor: ctx.actor, tokenId: fields.tokenId ?? null, serial: fields.serial ?? null, fingerprint: fields.fingerprint ?? null,
+        requestId: ctx.requestId ?? null, details: { code, reason, role: fields.role, via: fields.via },
+      }]);
+    } catch (auditErr) {
+      this.logger.error('ca.audit_write_failed', { err: auditErr, requestId: ctx.requestId });
+    }
+  }
+}

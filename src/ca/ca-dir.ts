@@ -1,0 +1,99 @@
+/**
+ * The CA directory: config, certificates, keys and the database, all in one 0700 folder.
+ *
+ *   gatehouse.yaml  root.pem  intermediate.pem  intermediate-key.pem  [root-key.pem]  gatehouse.db  admin/
+ */
+import { existsSync, readFileSync, statSync } from 'node:fs';
+import { isAbsolute, join, resolve } from 'node:path';
+import type { KeyObject } from 'node:crypto';
+import { GatehouseError } from '../errors/errors.js';
+import { CA_CONFIG_FILE, loadCaConfig, type CaConfig } from '../config/ca-config.js';
+import { assertPrivateFile } from '../files/identity-dir.js';
+import { loadPrivateKey } from '../pki/keys.js';
+import { decodePem } from '../pki/pem.js';
+
+export const CA_FILES = {
+  config: CA_CONFIG_FILE,
+  rootCert: 'root.pem',
+  rootKey: 'root-key.pem',
+  intermediateCert: 'intermediate.pem',
+  intermediateKey: 'intermediate-key.pem',
+  database: 'gatehouse.db',
+  adminDir: 'admin',
+} as const;
+
+export function caPath(dir: string, file: string): string {
+  return isAbsolute(file) ? file : join(dir, file);
+}
+
+/** A CA directory must not be readable by others: it holds the online issuing key. */
+export function assertCaDirPermissions(dir: string): void {
+  let mode: number;
+  try {
+    mode = statSync(dir).mode & 0o777;
+  } catch (cause) {
+    throw new GatehouseError('GH_CA_NOT_FOUND', `CA directory ${dir} does not exist; run \`gatehouse ca init --dir ${dir}\``, { cause });
+  }
+  if ((mode & 0o077) !== 0) {
+    throw new GatehouseError('GH_CA_DIR_PERMS', `CA directory ${dir} has mode ${mode.toString(8).padStart(4, '0')}; it must not be accessible to other users (chmod 700 ${dir})`);
+  }
+}
+
+export function readPassphrase(path: string | null | undefined): string | undefined {
+  if (!path) return undefined;
+  let text: string;
+  try {
+    text = readFileSync(path, 'utf8');
+  } catch (cause) {
+    throw new GatehouseError('GH_CA_KEY_LOCKED', `cannot read passphrase file ${path}: ${(cause as NodeJS.ErrnoException).code}`, { cause });
+  }
+  const passphrase = text.replace(/\r?\n$/, '');
+  if (passphrase.length < 8) throw new GatehouseError('GH_CA_KEY_LOCKED', `passphrase in ${path} is shorter than 8 characters`);
+  return passphrase;
+}
+
+export interface CaMaterial {
+  dir: string;
+  config: Readonly<CaConfig>;
+  rootDer: Buffer;
+  intermediateDer: Buffer;
+  intermediateKey: KeyObject;
+  /** Null when the root key is kept offline. */
+  rootKey: KeyObject | null;
+}
+
+export function loadCaMaterial(caDir: string, options: { passphraseFile?: string | undefined; env?: NodeJS.ProcessEnv } = {}): CaMaterial {
+  const dir = resolve(caDir);
+  assertCaDirPermissions(dir);
+  const config = loadCaConfig(join(dir, CA_FILES.config), options.env);
+  const passphrase = readPassphrase(options.passphraseFile ?? config.keys.passphraseFile);
+  const readCert = (file: string) => {
+    const path = caPath(dir, file);
+    const [der] = decodePem(readText(path), 'CERTIFICATE');
+    if (!der) throw new GatehouseError('GH_CONFIG_INVALID', `${path} holds no certificate`);
+    return der;
+  };
+  const readKey = (file: string) => {
+    const path = caPath(dir, file);
+    assertPrivateFile(path);
+    return loadPrivateKey(readText(path), passphrase, path);
+  };
+  const rootKeyPath = config.keys.root ? caPath(dir, config.keys.root) : null;
+  return {
+    dir,
+    config,
+    rootDer: readCert(CA_FILES.rootCert),
+    intermediateDer: readCert(CA_FILES.intermediateCert),
+    intermediateKey: readKey(config.keys.intermediate),
+    rootKey: rootKeyPath && existsSync(rootKeyPath) ? readKey(rootKeyPath) : null,
+  };
+}
+
+function readText(path: string): string {
+  try {
+    return readFileSync(path, 'utf8');
+  } catch (cause) {
+    const code = (cause as NodeJS.ErrnoException).code;
+    throw new GatehouseError(code === 'ENOENT' ? 'GH_CA_NOT_FOUND' : 'GH_FILE_IO', `cannot read ${path}: ${code}`, { cause });
+  }
+}

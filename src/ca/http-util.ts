@@ -1,0 +1,64 @@
+/** Small HTTP helpers for the CA API: request IDs, bounded JSON bodies and JSON errors. */
+import type { IncomingMessage, ServerResponse } from 'node:http';
+import { randomBytes } from 'node:crypto';
+import { GatehouseError, toGatehouseError } from '../errors/errors.js';
+import type { Logger } from '../log/logger.js';
+
+export function newRequestId(): string {
+  return randomBytes(8).toString('hex');
+}
+
+export async function readJsonBody(req: IncomingMessage, maxBytes: number): Promise<Record<string, unknown>> {
+  const declared = Number(req.headers['content-length'] ?? NaN);
+  if (Number.isFinite(declared) && declared > maxBytes) {
+    req.resume();
+    throw new GatehouseError('GH_BODY_TOO_LARGE', `request body of ${declared} bytes exceeds the ${maxBytes}-byte limit`);
+  }
+  const chunks: Buffer[] = [];
+  let size = 0;
+  for await (const chunk of req) {
+    size += (chunk as Buffer).length;
+    if (size > maxBytes) {
+      req.resume();
+      throw new GatehouseError('GH_BODY_TOO_LARGE', `request body exceeds the ${maxBytes}-byte limit`);
+    }
+    chunks.push(chunk as Buffer);
+  }
+  let parsed: unknown;
+  try {
+    parsed = JSON.parse(Buffer.concat(chunks).toString('utf8'));
+  } catch {
+    throw new GatehouseError('GH_BODY_INVALID', 'request body is not valid JSON');
+  }
+  if (parsed === null || typeof parsed !== 'object' || Array.isArray(parsed)) throw new GatehouseError('GH_BODY_INVALID', 'request body must be a JSON object');
+  return parsed as Record<string, unknown>;
+}
+
+export function stringField(body: Record<string, unknown>, name: string, required: true): string;
+export function stringField(body: Record<string, unknown>, name: string, required?: false): string | undefined;
+export function stringField(body: Record<string, unknown>, name: string, required = false): string | undefined {
+  const value = body[name];
+  if (value === undefined || value === null) {
+    if (required) throw new GatehouseError('GH_BODY_INVALID', `field "${name}" is required`);
+    return undefined;
+  }
+  if (typeof value !== 'string') throw new GatehouseError('GH_BODY_INVALID', `field "${name}" must be a string`);
+  return value;
+}
+
+export function sendJson(res: ServerResponse, status: number, body: unknown): void {
+  const text = JSON.stringify(body);
+  res.writeHead(status, { 'content-type': 'application/json', 'content-length': Buffer.byteLength(text), 'cache-control': 'no-store' });
+  res.end(text);
+}
+
+/** Public errors carry their message; internal ones only the request ID. The log gets everything. */
+export function sendError(res: ServerResponse, err: unknown, requestId: string, logger: Logger): number {
+  const error = toGatehouseError(err);
+  const spec = error.spec;
+  const message = spec.expose ? error.message : `internal error, see logs (requestId ${requestId})`;
+  (spec.expose ? logger.info : logger.error)('ca.request_failed', { requestId, code: error.code, err: error, details: error.details, cause: error.cause instanceof Error ? error.cause.stack : undefined });
+  if (!res.headersSent) sendJson(res, spec.http, { error: { code: error.code, message, requestId } });
+  else res.destroy();
+  return spec.http;
+}

@@ -1,0 +1,132 @@
+/**
+ * `gatehouse ca init`: a root, an online issuing intermediate, an admin identity, the config
+ * and the database, in one new 0700 directory. Any failure removes what was created, so there
+ * is never a half-made CA; an existing directory with content is never touched.
+ */
+import { existsSync, mkdirSync, readdirSync, rmSync, chmodSync } from 'node:fs';
+import { join, resolve } from 'node:path';
+import YAML from 'yaml';
+import { GatehouseError } from '../errors/errors.js';
+import { parseCaConfig, defaultRoles, publicUrlOf } from '../config/ca-config.js';
+import { writeNewFile } from '../files/atomic-write.js';
+import { writeIdentityDir } from '../files/identity-dir.js';
+import { writeAgentSettings } from '../files/agent-settings.js';
+import { silentLogger, type Logger } from '../log/logger.js';
+import { buildIntermediateCertificate, buildRootCertificate } from '../pki/ca-certificates.js';
+import { generatePrivateKey, privateKeyToPem, spkiDer, type KeyType } from '../pki/keys.js';
+import { prepareSigningAuthority } from '../pki/leaf-certificate.js';
+import { sha256Hex } from '../pki/certificate.js';
+import { toPem } from '../pki/pem.js';
+import { openSqliteStore } from '../store/sqlite.js';
+import { Authority } from './authority.js';
+import { CA_FILES, readPassphrase } from './ca-dir.js';
+import { generateRootCrl } from './crl-publisher.js';
+
+export interface InitOptions {
+  dir: string;
+  org?: string;
+  trustDomain?: string;
+  keyType?: KeyType;
+  rootKeyOut?: string;
+  passphraseFile?: string;
+  listen?: string;
+  now?: Date;
+  actor?: string;
+  logger?: Logger;
+}
+
+export interface InitResult {
+  dir: string;
+  rootFingerprint: string;
+  rootKeyPath: string;
+  adminDir: string;
+  configPath: string;
+}
+
+const YEAR_MS = 365 * 86_400_000;
+
+export async function initCa(options: InitOptions): Promise<InitResult> {
+  const dir = resolve(options.dir);
+  const org = options.org ?? 'Gatehouse';
+  const trustDomain = options.trustDomain ?? 'gatehouse.internal';
+  const keyType = options.keyType ?? 'p256';
+  const now = options.now ?? new Date();
+  const passphrase = readPassphrase(options.passphraseFile);
+  const rootKeyPath = options.rootKeyOut ? resolve(options.rootKeyOut) : join(dir, CA_FILES.rootKey);
+
+  if (existsSync(dir) && readdirSync(dir).length > 0) {
+    throw new GatehouseError('GH_CA_EXISTS', existsSync(join(dir, CA_FILES.config))
+      ? `a CA already exists in ${dir}; Gatehouse never overwrites a CA`
+      : `${dir} is not empty; choose an empty or new directory`);
+  }
+  if (options.rootKeyOut && existsSync(rootKeyPath)) throw new GatehouseError('GH_CA_EXISTS', `${rootKeyPath} already exists; refusing to overwrite a key`);
+
+  const inputs: ConfigInputs = { org, trustDomain, listen: options.listen, rootKeyOffline: Boolean(options.rootKeyOut), passphraseFile: options.passphraseFile };
+  const config = parseCaConfig(configText(inputs), 'generated config');
+  const createdDir = !existsSync(dir);
+  mkdirSync(dir, { recursive: true, mode: 0o700 });
+  chmodSync(dir, 0o700);
+  try {
+    const rootKey = generatePrivateKey(keyType);
+    const intermediateKey = generatePrivateKey(keyType);
+    const skewed = new Date(now.getTime() - config.limits.backdate);
+    const rootDer = await buildRootCertificate(rootKey, { commonName: `${org} Root CA`, organization: org, notBefore: skewed, notAfter: new Date(now.getTime() + 10 * YEAR_MS) });
+    const intermediateDer = await buildIntermediateCertificate(intermediateKey, { certDer: rootDer, key: rootKey }, {
+      commonName: `${org} Issuing CA`, organization: org, notBefore: skewed, notAfter: new Date(now.getTime() + 5 * YEAR_MS),
+    });
+
+    writeNewFile(rootKeyPath, privateKeyToPem(rootKey, passphrase), 0o600);
+    writeNewFile(join(dir, CA_FILES.intermediateKey), privateKeyToPem(intermediateKey, passphrase), 0o600);
+    writeNewFile(join(dir, CA_FILES.rootCert), toPem('CERTIFICATE', rootDer), 0o644);
+    writeNewFile(join(dir, CA_FILES.intermediateCert), toPem('CERTIFICATE', intermediateDer), 0o644);
+    writeNewFile(join(dir, CA_FILES.config), configText(inputs), 0o600);
+
+    const store = openSqliteStore(join(dir, CA_FILES.database));
+    try {
+      const actor = options.actor ?? 'local:init';
+      await generateRootCrl(store, prepareSigningAuthority(rootDer, rootKey), config, now);
+      const authority = new Authority({ config, store, rootDer, intermediateDer, intermediateKey, logger: options.logger ?? silentLogger, now: () => now });
+      const adminKey = generatePrivateKey('p256');
+      const admin = await authority.issueInternal({ role: 'admin', name: 'admin', profile: 'client', lifetimeMs: config.roles.admin!.lifetime }, spkiDer(adminKey), { actor });
+      writeIdentityDir(join(dir, CA_FILES.adminDir), { keyPem: privateKeyToPem(adminKey), certPem: admin.chainPem, caPem: authority.rootPem });
+      writeAgentSettings(join(dir, CA_FILES.adminDir), { caUrl: publicUrlOf(config), rootFingerprint: authority.rootFingerprint });
+      await store.appendAudit([{ time: now, type: 'ca.initialized', actor, details: { org, trustDomain, keyType, rootFingerprint: sha256Hex(rootDer), rootKeyOffline: Boolean(options.rootKeyOut), keysEncrypted: passphrase !== undefined } }]);
+    } finally {
+      await store.close();
+    }
+    return { dir, rootFingerprint: sha256Hex(rootDer), rootKeyPath, adminDir: join(dir, CA_FILES.adminDir), configPath: join(dir, CA_FILES.config) };
+  } catch (err) {
+    if (createdDir) rmSync(dir, { recursive: true, force: true });
+    else for (const entry of readdirSync(dir)) rmSync(join(dir, entry), { recursive: true, force: true });
+    if (options.rootKeyOut) rmSync(rootKeyPath, { force: true });
+    throw err;
+  }
+}
+
+interface ConfigInputs {
+  org: string;
+  trustDomain: string;
+  listen: string | undefined;
+  rootKeyOffline: boolean;
+  passphraseFile: string | undefined;
+}
+
+function configDocument(i: ConfigInputs): Record<string, unknown> {
+  return {
+    org: i.org,
+    trustDomain: i.trustDomain,
+    listen: i.listen ?? '127.0.0.1:8443',
+    keys: { root: i.rootKeyOffline ? null : CA_FILES.rootKey, intermediate: CA_FILES.intermediateKey, passphraseFile: i.passphraseFile ? resolve(i.passphraseFile) : null },
+    roles: defaultRoles(i.trustDomain),
+  };
+}
+
+function configText(i: ConfigInputs): string {
+  const doc = new YAML.Document(configDocument(i));
+  doc.commentBefore = [
+    ' Gatehouse CA configuration. Every key is described in docs/config.md.',
+    ' Environment overrides: GATEHOUSE_LISTEN, GATEHOUSE_PUBLIC_URL, GATEHOUSE_PASSPHRASE_FILE.',
+    ' publicUrl (default https://<listen>) is the URL agents use and certificates name for the CRL.',
+  ].join('\n');
+  return doc.toString();
+}

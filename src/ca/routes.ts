@@ -1,0 +1,104 @@
+/** Routing for the CA API. Public bootstrap endpoints here; admin endpoints in admin-routes.ts. */
+import type { TLSSocket } from 'node:tls';
+import { GatehouseError } from '../errors/errors.js';
+import { checkPeerCertificate } from '../tls/peer-certificate.js';
+import { parseCertificate } from '../pki/certificate.js';
+import type { CertRecord } from '../store/store.js';
+import { readJsonBody, sendJson, stringField } from './http-util.js';
+import type { RequestScope } from './server.js';
+import type { IssuedCertificate } from './authority.js';
+import { routeAdminRequest } from './admin-routes.js';
+
+export async function routeRequest(scope: RequestScope): Promise<void> {
+  const { req, res } = scope;
+  const url = new URL(req.url ?? '/', 'https://ca.invalid');
+  const path = url.pathname;
+  const method = req.method ?? 'GET';
+  const only = (allowed: string) => {
+    if (method !== allowed) {
+      res.setHeader('allow', allowed);
+      throw new GatehouseError('GH_METHOD_NOT_ALLOWED', `${method} is not allowed on ${path}; use ${allowed}`);
+    }
+  };
+
+  switch (path) {
+    case '/roots':
+      only('GET');
+      return sendPem(scope, 'application/pem-certificate-chain', scope.authority.rootPem);
+    case '/health':
+      only('GET');
+      return sendJson(res, 200, { status: 'ok' });
+    case '/crl':
+    case '/crl/root':
+      only('GET');
+      return sendCrl(scope, path === '/crl' ? 'intermediate' : 'root', url);
+    case '/enroll': {
+      only('POST');
+      const body = await readJsonBody(req, scope.maxBodyBytes);
+      const issued = await scope.authority.enroll(stringField(body, 'token', true), stringField(body, 'csr', true), { actor: 'anonymous', requestId: scope.requestId }, stringField(body, 'nameHint') ?? null);
+      scope.identity = issued.record.spiffeId;
+      return sendIssued(scope, issued);
+    }
+    case '/renew': {
+      only('POST');
+      const peer = await authenticatePeer(scope);
+      const body = await readJsonBody(req, scope.maxBodyBytes);
+      const issued = await scope.authority.renew(peer.der, stringField(body, 'csr', true), { actor: peer.record.spiffeId, requestId: scope.requestId });
+      return sendIssued(scope, issued);
+    }
+  }
+  if (path.startsWith('/admin/')) return routeAdminRequest(scope, method, url);
+  throw new GatehouseError('GH_NOT_FOUND', `no endpoint ${method} ${path}`);
+}
+
+/**
+ * The presented client certificate, verified by TLS against this CA's root and then checked
+ * against the inventory (known, unrevoked, unexpired). Anything else fails closed.
+ */
+export async function authenticatePeer(scope: RequestScope): Promise<{ record: CertRecord; der: Buffer }> {
+  const check = checkPeerCertificate(scope.req.socket as TLSSocket);
+  if (!check.ok) {
+    switch (check.reason) {
+      case 'NO_CERTIFICATE': throw new GatehouseError('GH_AUTH_REQUIRED', 'this endpoint needs mutual TLS: connect with your current certificate and key');
+      case 'EXPIRED': throw new GatehouseError('GH_CERT_EXPIRED', 'the client certificate has expired; it cannot be renewed: enroll again with a new join token');
+      case 'WRONG_PURPOSE': throw new GatehouseError('GH_CERT_UNTRUSTED', 'the client certificate is not valid for client authentication');
+      default: throw new GatehouseError('GH_CERT_UNTRUSTED', `the client certificate does not verify against this CA (${check.detail})`);
+    }
+  }
+  const record = await scope.authority.requireCurrentCertificate(parseCertificate(check.der));
+  scope.identity = record.spiffeId;
+  return { record, der: check.der };
+}
+
+function sendIssued(scope: RequestScope, issued: IssuedCertificate): void {
+  const r = issued.record;
+  sendJson(scope.res, 201, {
+    serial: r.serial, fingerprint: r.fingerprint, name: r.name, role: r.role, spiffeId: r.spiffeId,
+    notBefore: r.notBefore.toISOString(), notAfter: r.notAfter.toISOString(),
+    certificate: r.certPem, chain: issued.chainPem, root: issued.rootPem,
+  });
+}
+
+function wantsPem(scope: RequestScope, url: URL): boolean {
+  const format = url.searchParams.get('format');
+  if (format) return format === 'pem';
+  return /application\/x-pem-file|text\/plain/.test(scope.req.headers.accept ?? '');
+}
+
+function sendCrl(scope: RequestScope, which: 'intermediate' | 'root', url: URL): void {
+  const crl = scope.crls.current(which);
+  const headers = { 'cache-control': `max-age=${Math.max(0, Math.floor((crl.nextUpdate.getTime() - Date.now()) / 2000))}`, 'last-modified': crl.thisUpdate.toUTCString() };
+  if (wantsPem(scope, url)) {
+    scope.res.writeHead(200, { ...headers, 'content-type': 'application/x-pem-file' });
+    scope.res.end(crl.pem);
+  } else {
+    // RFC 5280 §4.2.1.13 and RFC 2585 §4.2: DER, application/pkix-crl.
+    scope.res.writeHead(200, { ...headers, 'content-type': 'application/pkix-crl', 'content-length': crl.der.length });
+    scope.res.end(crl.der);
+  }
+}
+
+function sendPem(scope: RequestScope, contentType: string, pem: string): void {
+  scope.res.writeHead(200, { 'content-type': contentType, 'content-length': Buffer.byteLength(pem) });
+  scope.res.end(pem);
+}

@@ -1,0 +1,154 @@
+/**
+ * `gatehouse ca serve`: the CA's HTTPS API. One listener serves unauthenticated bootstrap
+ * endpoints (/roots, /enroll, /crl) and mutual-TLS endpoints (/renew, /admin/*). The TLS layer
+ * asks for a client certificate but does not require one; each mTLS endpoint checks the
+ * verified peer itself and fails closed.
+ */
+import { createServer, type Server } from 'node:https';
+import type { IncomingMessage, ServerResponse } from 'node:http';
+import type { TLSSocket } from 'node:tls';
+import type { AddressInfo } from 'node:net';
+import { GatehouseError } from '../errors/errors.js';
+import type { Logger } from '../log/logger.js';
+import { publicUrlOf } from '../config/ca-config.js';
+import { generatePrivateKey, privateKeyToPem, spkiDer } from '../pki/keys.js';
+import { isIpAddress } from '../pki/ip.js';
+import type { Store } from '../store/store.js';
+import { Authority } from './authority.js';
+import type { CaMaterial } from './ca-dir.js';
+import { CrlPublisher } from './crl-publisher.js';
+import { newRequestId, sendError } from './http-util.js';
+import { routeRequest } from './routes.js';
+
+/** TLS 1.2 limited to AEAD suites; TLS 1.3 suites are all AEAD. */
+export const TLS12_AEAD_CIPHERS = 'ECDHE-ECDSA-AES128-GCM-SHA256:ECDHE-RSA-AES128-GCM-SHA256:ECDHE-ECDSA-AES256-GCM-SHA384:ECDHE-RSA-AES256-GCM-SHA384:ECDHE-ECDSA-CHACHA20-POLY1305:ECDHE-RSA-CHACHA20-POLY1305';
+const SERVER_CERT_LIFETIME_MS = 24 * 3_600_000;
+
+export interface CaServerOptions {
+  material: CaMaterial;
+  store: Store;
+  logger: Logger;
+  listen?: string;
+  now?: () => Date;
+  crlCheckIntervalMs?: number;
+}
+
+export interface CaServer {
+  url: string;
+  port: number;
+  authority: Authority;
+  crls: CrlPublisher;
+  server: Server;
+  close(): Promise<void>;
+}
+
+export interface RequestScope {
+  req: IncomingMessage;
+  res: ServerResponse;
+  requestId: string;
+  authority: Authority;
+  crls: CrlPublisher;
+  logger: Logger;
+  maxBodyBytes: number;
+  /** Set by mTLS endpoints once the peer is known, for the access log. */
+  identity?: string;
+}
+
+export function splitHostPort(listen: string): { host: string; port: number } {
+  const m = /^\[?([^\]]+?)\]?:(\d+)$/.exec(listen);
+  if (!m) throw new GatehouseError('GH_USAGE', `listen address "${listen}" is not HOST:PORT`);
+  return { host: m[1]!, port: Number(m[2]) };
+}
+
+export async function startCaServer(options: CaServerOptions): Promise<CaServer> {
+  const { material, store, logger } = options;
+  const now = options.now ?? (() => new Date());
+  const { config } = material;
+  const listen = options.listen ?? config.listen;
+  const { host, port } = splitHostPort(listen);
+  const authority = new Authority({ config, store, rootDer: material.rootDer, intermediateDer: material.intermediateDer, intermediateKey: material.intermediateKey, logger, now });
+  const crls = new CrlPublisher({ config, store, issuer: authority.issuer, rootDer: material.rootDer, rootKey: material.rootKey, logger, now });
+  await crls.refresh(true);
+
+  const names = serverNames(host, config.serverNames, config.publicUrl);
+  const issueServerCredentials = async () => {
+    const key = generatePrivateKey('p256');
+    const issued = await authority.issueInternal({ role: 'ca-server', name: 'gatehouse-ca', profile: 'server', lifetimeMs: SERVER_CERT_LIFETIME_MS, dns: names.dns, ip: names.ip }, spkiDer(key), { actor: 'ca:self' });
+    return { key: privateKeyToPem(key), cert: issued.chainPem, notAfter: issued.record.notAfter };
+  };
+  let credentials = await issueServerCredentials();
+  const tlsOptions = {
+    minVersion: 'TLSv1.2' as const,
+    ciphers: TLS12_AEAD_CIPHERS,
+    honorCipherOrder: true,
+    requestCert: true,
+    rejectUnauthorized: false,
+    // Trust anchors for client certificates: only this CA. The intermediate is listed so that
+    // clients sending just their leaf still verify; chains must still end at the root.
+    ca: [authority.rootPem, authority.intermediatePem],
+  };
+  const server = createServer({ ...tlsOptions, key: credentials.key, cert: credentials.cert });
+
+  server.on('request', (req: IncomingMessage, res: ServerResponse) => {
+    const scope: RequestScope = { req, res, requestId: newRequestId(), authority, crls, logger, maxBodyBytes: config.limits.maxBodyBytes };
+    const started = process.hrtime.bigint();
+    res.setHeader('x-request-id', scope.requestId);
+    res.on('finish', () => {
+      const socket = req.socket as TLSSocket;
+      logger.info('ca.request', {
+        requestId: scope.requestId, method: req.method, path: (req.url ?? '').split('?')[0], status: res.statusCode,
+        identity: scope.identity ?? null, remote: socket.remoteAddress, tls: socket.getProtocol?.(), durationMs: Number(process.hrtime.bigint() - started) / 1e6,
+      });
+    });
+    routeRequest(scope).catch((err) => sendError(res, err, scope.requestId, logger));
+  });
+  server.on('tlsClientError', (err, socket) => logger.debug('ca.tls_error', { err, remote: socket.remoteAddress }));
+
+  await new Promise<void>((resolve, reject) => {
+    server.once('error', (err: NodeJS.ErrnoException) => reject(new GatehouseError('GH_USAGE', `cannot listen on ${listen}: ${err.code}`, { cause: err })));
+    server.listen(port, host, () => resolve());
+  });
+  const actualPort = (server.address() as AddressInfo).port;
+  crls.start(options.crlCheckIntervalMs);
+
+  // The server certificate is short-lived too: reissue at two-thirds of its life, swapped in
+  // with setSecureContext so open connections are not dropped.
+  const rotateTimer = setInterval(async () => {
+    const remaining = credentials.notAfter.getTime() - now().getTime();
+    if (remaining > SERVER_CERT_LIFETIME_MS / 3) return;
+    try {
+      credentials = await issueServerCredentials();
+      server.setSecureContext({ ...tlsOptions, key: credentials.key, cert: credentials.cert });
+      logger.info('ca.server_cert_rotated', { notAfter: credentials.notAfter.toISOString() });
+    } catch (err) {
+      logger.error('ca.server_cert_rotation_failed', { err });
+    }
+  }, 60_000);
+  rotateTimer.unref();
+
+  const url = config.publicUrl && !options.listen ? publicUrlOf(config) : `https://${host.includes(':') ? `[${host}]` : host}:${actualPort}`;
+  logger.info('ca.started', { listen: `${host}:${actualPort}`, url, rootFingerprint: authority.rootFingerprint, rootKeyOnline: material.rootKey !== null });
+  return {
+    url,
+    port: actualPort,
+    authority,
+    crls,
+    server,
+    close: async () => {
+      clearInterval(rotateTimer);
+      crls.stop();
+      await new Promise<void>((resolve) => {
+        server.close(() => resolve());
+        server.closeAllConnections();
+      });
+    },
+  };
+}
+
+function serverNames(listenHost: string, extra: readonly string[], publicUrl: string | undefined): { dns: string[]; ip: string[] } {
+  const all = new Set(['localhost', '127.0.0.1', ...extra]);
+  if (listenHost !== '0.0.0.0' && listenHost !== '::') all.add(listenHost);
+  if (publicUrl) all.add(new URL(publicUrl).hostname.replace(/^\[|\]$/g, ''));
+  const values = [...all];
+  return { dns: values.filter((v) => !isIpAddress(v)), ip: values.filter(isIpAddress) };
+}

@@ -1,0 +1,106 @@
+/**
+ * Admin operations run either locally on the CA directory or remotely through the admin API
+ * with an admin identity. Both return the same views, so commands print them the same way.
+ */
+import { join } from 'node:path';
+import { userInfo } from 'node:os';
+import { GatehouseError } from '../errors/errors.js';
+import { Authority, type TokenRequest } from '../ca/authority.js';
+import { CA_FILES, loadCaMaterial } from '../ca/ca-dir.js';
+import { certView, tokenView } from '../ca/admin-routes.js';
+import { silentLogger } from '../log/logger.js';
+import { openSqliteStore } from '../store/sqlite.js';
+import type { CertState } from '../store/store.js';
+import type { CrlReason } from '../pki/crl.js';
+import { formatDuration } from '../config/duration.js';
+import { CaClient } from '../agent/ca-client.js';
+import { readAgentSettings } from '../agent/agent-state.js';
+import { readIdentityDir } from '../files/identity-dir.js';
+import { str, type CommandContext, type OptionSpec } from './command.js';
+
+export type TokenView = ReturnType<typeof tokenView>;
+export type CertView = ReturnType<typeof certView>;
+
+export interface CertQuery {
+  role?: string;
+  state?: CertState;
+  expiringWithinMs?: number;
+}
+
+export interface AdminOps {
+  createToken(request: TokenRequest): Promise<TokenView & { token: string }>;
+  listTokens(): Promise<TokenView[]>;
+  revokeToken(id: string): Promise<TokenView>;
+  listCerts(query: CertQuery): Promise<CertView[]>;
+  getCert(serial: string): Promise<CertView & { certificate: string }>;
+  revokeCert(serial: string, reason: CrlReason): Promise<CertView>;
+  close(): Promise<void>;
+}
+
+export const TARGET_OPTIONS: Record<string, OptionSpec> = {
+  dir: { type: 'string', value: 'DIR', description: 'CA directory, for use on the CA machine (or GATEHOUSE_CA_DIR)' },
+  ca: { type: 'string', value: 'URL', description: 'CA URL, for remote use through the admin API' },
+  identity: { type: 'string', value: 'DIR', description: 'Admin identity directory for remote use (e.g. CA_DIR/admin)' },
+  'passphrase-file': { type: 'string', value: 'FILE', description: 'Passphrase for encrypted CA keys (local use)' },
+};
+
+export async function openAdmin(ctx: CommandContext): Promise<AdminOps> {
+  const identityDir = str(ctx, 'identity');
+  const dir = str(ctx, 'dir') ?? (identityDir ? undefined : ctx.env.GATEHOUSE_CA_DIR);
+  if (dir && identityDir) throw new GatehouseError('GH_USAGE', 'give either --dir (local) or --identity (remote), not both');
+  if (dir) return openLocalAdmin(dir, str(ctx, 'passphrase-file'));
+  if (identityDir) return openRemoteAdmin(identityDir, str(ctx, 'ca'));
+  throw new GatehouseError('GH_USAGE', 'say where the CA is: --dir CA_DIR on the CA machine, or --identity ADMIN_DIR [--ca URL] remotely');
+}
+
+export async function openLocalAdmin(dir: string, passphraseFile?: string): Promise<AdminOps> {
+  const material = loadCaMaterial(dir, { passphraseFile });
+  const store = openSqliteStore(join(dir, CA_FILES.database));
+  const authority = new Authority({ ...material, store, logger: silentLogger });
+  const user = (() => { try { return userInfo().username; } catch { return String(process.getuid?.() ?? 'unknown'); } })();
+  const ctx = { actor: `local:${user}` };
+  return {
+    createToken: async (request) => {
+      const { token, record } = await authority.createToken(request, ctx);
+      return { token, ...tokenView(record) };
+    },
+    listTokens: async () => (await store.listTokens()).map(tokenView),
+    revokeToken: async (id) => tokenView(await authority.revokeToken(id, ctx)),
+    listCerts: async (q) => (await store.listCerts({
+      ...(q.role ? { role: q.role } : {}), ...(q.state ? { state: q.state } : {}),
+      ...(q.expiringWithinMs !== undefined ? { expiringBefore: new Date(Date.now() + q.expiringWithinMs) } : {}),
+    })).map((c) => certView(c, new Date())),
+    getCert: async (serial) => {
+      const cert = await store.getCert(serial.toLowerCase().replace(/:/g, ''));
+      if (!cert) throw new GatehouseError('GH_CERT_NOT_FOUND', `no certificate with serial ${serial} in the inventory`);
+      return { ...certView(cert, new Date()), certificate: cert.certPem };
+    },
+    revokeCert: async (serial, reason) => certView(await authority.revokeCertificate(serial, reason, ctx), new Date()),
+    close: () => store.close(),
+  };
+}
+
+export function openRemoteAdmin(identityDir: string, caUrl?: string): AdminOps {
+  const files = readIdentityDir(identityDir);
+  const baseUrl = caUrl ?? readAgentSettings(identityDir)?.caUrl;
+  if (!baseUrl) throw new GatehouseError('GH_USAGE', `no CA URL: pass --ca URL (no agent.json in ${identityDir})`);
+  const client = new CaClient({ baseUrl, rootPem: files.caPem, identity: { keyPem: files.keyPem, certPem: files.certPem } });
+  return {
+    createToken: (r) => client.postJson('admin/tokens', {
+      role: r.role, ...(r.name ? { name: r.name } : {}), ...(r.namePattern ? { names: r.namePattern } : {}),
+      ...(r.ttlMs !== undefined ? { ttl: formatDuration(r.ttlMs) } : {}), ...(r.uses !== undefined ? { uses: r.uses } : {}),
+    }),
+    listTokens: async () => (await client.getJson<{ tokens: TokenView[] }>('admin/tokens')).tokens,
+    revokeToken: (id) => client.postJson(`admin/tokens/${encodeURIComponent(id)}/revoke`, {}),
+    listCerts: async (q) => {
+      const params = new URLSearchParams();
+      if (q.role) params.set('role', q.role);
+      if (q.state) params.set('state', q.state);
+      if (q.expiringWithinMs !== undefined) params.set('expiringWithin', formatDuration(q.expiringWithinMs));
+      return (await client.getJson<{ certificates: CertView[] }>(`admin/certs?${params}`)).certificates;
+    },
+    getCert: (serial) => client.getJson(`admin/certs/${encodeURIComponent(serial.toLowerCase().replace(/:/g, ''))}`),
+    revokeCert: (serial, reason) => client.postJson(`admin/certs/${encodeURIComponent(serial.toLowerCase().replace(/:/g, ''))}/revoke`, { reason }),
+    close: async () => client.close(),
+  };
+}

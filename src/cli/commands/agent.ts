@@ -1,0 +1,156 @@
+import { readFileSync } from 'node:fs';
+import { homedir } from 'node:os';
+import { join, resolve } from 'node:path';
+import { GatehouseError } from '../../errors/errors.js';
+import { parseDurationMs } from '../../config/duration.js';
+import { enroll } from '../../agent/enroll.js';
+import { renewOnce } from '../../agent/renew.js';
+import { runAgent } from '../../agent/renew-scheduler.js';
+import { checkStatus, formatRemaining, STATUS_EXIT } from '../../agent/status.js';
+import { loadIdentity } from '../../agent/agent-state.js';
+import { writeFileAtomic } from '../../files/atomic-write.js';
+import { readPassphraseFile } from '../passphrase.js';
+import { createLogger } from '../../log/logger.js';
+import { isKeyType, KEY_TYPES } from '../../pki/keys.js';
+import { buildPkcs12 } from '../../pki/pkcs12.js';
+import { formatDn } from '../../pki/certificate.js';
+import { decodePem } from '../../pki/pem.js';
+import { flag, list, str, type CommandContext, type CommandSpec } from '../command.js';
+import { json, keyValues } from '../output.js';
+
+const DIR_OPTION = { type: 'string' as const, value: 'DIR', description: 'Identity directory (default GATEHOUSE_AGENT_DIR or ~/.gatehouse/identity)' };
+
+export function agentDir(ctx: CommandContext): string {
+  return resolve(str(ctx, 'dir') ?? ctx.env.GATEHOUSE_AGENT_DIR ?? join(homedir(), '.gatehouse', 'identity'));
+}
+
+function readToken(ctx: CommandContext): string {
+  const direct = str(ctx, 'token');
+  const file = str(ctx, 'token-file');
+  if (direct && file) throw new GatehouseError('GH_USAGE', 'give either --token or --token-file, not both');
+  if (file) {
+    try {
+      return readFileSync(file, 'utf8').trim();
+    } catch (cause) {
+      throw new GatehouseError('GH_FILE_IO', `cannot read ${file}: ${(cause as NodeJS.ErrnoException).code}`, { cause });
+    }
+  }
+  const token = direct ?? ctx.env.GATEHOUSE_TOKEN;
+  if (!token) throw new GatehouseError('GH_USAGE', 'a join token is required: --token-file FILE, GATEHOUSE_TOKEN, or --token TOKEN');
+  return token;
+}
+
+export const agentEnroll: CommandSpec = {
+  path: ['agent', 'enroll'],
+  summary: 'Enroll this machine: pin the CA from the token, generate a key locally, and write key.pem (0600), cert.pem and ca.pem.',
+  options: {
+    ca: { type: 'string', value: 'URL', required: true, description: 'CA URL, e.g. https://ca.example.internal:8443' },
+    token: { type: 'string', value: 'TOKEN', description: 'Join token (visible in the process list: prefer --token-file or GATEHOUSE_TOKEN)' },
+    'token-file': { type: 'string', value: 'FILE', description: 'Read the join token from FILE' },
+    name: { type: 'string', value: 'NAME', description: "Identity name (default: the token's name, else the host name)" },
+    dir: DIR_OPTION,
+    dns: { type: 'string', value: 'NAME', multiple: true, description: 'DNS SAN to request (server roles)' },
+    ip: { type: 'string', value: 'ADDR', multiple: true, description: 'IP SAN to request (server roles)' },
+    'key-type': { type: 'string', value: 'TYPE', description: `Key type: ${KEY_TYPES.join(', ')} (default p256)` },
+    json: { type: 'boolean', description: 'Print the identity as JSON' },
+  },
+  notes: ['The private key never leaves this machine; only the CSR is sent.'],
+  async run(ctx) {
+    const keyType = str(ctx, 'key-type') ?? 'p256';
+    if (!isKeyType(keyType)) throw new GatehouseError('GH_USAGE', `--key-type must be one of ${KEY_TYPES.join(', ')}`);
+    const dir = agentDir(ctx);
+    const identity = await enroll({
+      caUrl: str(ctx, 'ca')!, token: readToken(ctx), dir, keyType, dns: list(ctx, 'dns'), ip: list(ctx, 'ip'),
+      ...(str(ctx, 'name') ? { name: str(ctx, 'name')! } : {}),
+    });
+    ctx.out(flag(ctx, 'json') ? json({ dir, ...identity }) : `enrolled ${identity.spiffeId} (serial ${identity.serial}, expires ${identity.notAfter.toISOString()}) into ${dir}\n`);
+  },
+};
+
+export const agentWhoami: CommandSpec = {
+  path: ['agent', 'whoami'],
+  summary: 'Print this machine\'s identity: name, role, SPIFFE ID, serial and expiry.',
+  options: { dir: DIR_OPTION, json: { type: 'boolean', description: 'Print JSON' } },
+  async run(ctx) {
+    const loaded = loadIdentity(agentDir(ctx));
+    const id = loaded.identity;
+    const view = {
+      name: id.name, role: id.role, org: id.org, spiffeId: id.spiffeId, serial: id.serial, fingerprint: id.fingerprint,
+      notBefore: id.notBefore.toISOString(), notAfter: id.notAfter.toISOString(), issuer: formatDn(loaded.leaf.issuer), dir: loaded.dir,
+    };
+    if (flag(ctx, 'json')) return void ctx.out(json(view));
+    const remaining = id.notAfter.getTime() - Date.now();
+    ctx.out(keyValues([
+      ['name', view.name], ['role', view.role], ['org', view.org], ['spiffe id', view.spiffeId], ['serial', view.serial],
+      ['fingerprint', view.fingerprint], ['not before', view.notBefore],
+      ['expires', `${view.notAfter} (${remaining > 0 ? `in ${formatRemaining(remaining)}` : 'EXPIRED'})`], ['issuer', view.issuer],
+    ]));
+  },
+};
+
+export const agentStatus: CommandSpec = {
+  path: ['agent', 'status'],
+  summary: 'Check the identity for monitoring. Exit 0 OK, 1 WARNING (close to expiry), 2 CRITICAL (expired, invalid), 3 UNKNOWN (not enrolled).',
+  options: {
+    dir: DIR_OPTION,
+    'warn-within': { type: 'string', value: 'DURATION', description: 'Warn when less than DURATION remains (default: a quarter of the lifetime)' },
+    json: { type: 'boolean', description: 'Print JSON' },
+  },
+  async run(ctx) {
+    const within = str(ctx, 'warn-within');
+    const withinMs = within === undefined ? undefined : parseDurationMs(within);
+    if (withinMs === null) throw new GatehouseError('GH_USAGE', `--warn-within "${within}" is not a duration like 6h`);
+    const report = checkStatus(agentDir(ctx), new Date(), withinMs);
+    ctx.out(flag(ctx, 'json') ? json(report) : `${report.level}: ${report.message}\n`);
+    return STATUS_EXIT[report.level];
+  },
+};
+
+export const agentRenew: CommandSpec = {
+  path: ['agent', 'renew'],
+  summary: 'Renew now, once, with a new key (mutual TLS with the current certificate).',
+  options: {
+    dir: DIR_OPTION,
+    ca: { type: 'string', value: 'URL', description: 'CA URL (default: the one recorded at enrollment)' },
+    json: { type: 'boolean', description: 'Print JSON' },
+  },
+  async run(ctx) {
+    const { previous, current } = await renewOnce({ dir: agentDir(ctx), ...(str(ctx, 'ca') ? { caUrl: str(ctx, 'ca')! } : {}) });
+    ctx.out(flag(ctx, 'json') ? json({ previous, current }) : `renewed ${current.spiffeId}: serial ${previous.serial} → ${current.serial}, expires ${current.notAfter.toISOString()}\n`);
+  },
+};
+
+export const agentRun: CommandSpec = {
+  path: ['agent', 'run'],
+  summary: 'Keep the identity fresh: renew at ~2/3 of the lifetime with jitter and a new key, retry with backoff, run a hook after each renewal.',
+  options: {
+    dir: DIR_OPTION,
+    ca: { type: 'string', value: 'URL', description: 'CA URL (default: the one recorded at enrollment)' },
+    'on-renew': { type: 'string', value: 'CMD', description: 'Shell command run after the new files are in place (e.g. "systemctl reload nginx")' },
+  },
+  notes: ['Exit 75 when renewal has become impossible (expired or revoked): the machine must enroll again with a new token.', 'Logs JSON lines to stderr. Stops on SIGINT or SIGTERM.'],
+  async run(ctx) {
+    await runAgent({
+      dir: agentDir(ctx), logger: createLogger(), signal: ctx.signal,
+      ...(str(ctx, 'ca') ? { caUrl: str(ctx, 'ca')! } : {}), ...(str(ctx, 'on-renew') ? { onRenew: str(ctx, 'on-renew')! } : {}),
+    });
+  },
+};
+
+export const agentExport: CommandSpec = {
+  path: ['agent', 'export'],
+  summary: 'Export the identity as PKCS#12 (key, certificate chain and root) for browsers and tools.',
+  options: {
+    p12: { type: 'string', value: 'FILE', required: true, description: 'Output file (written 0600)' },
+    'passphrase-file': { type: 'string', value: 'FILE', required: true, description: 'Protect the export with the passphrase in FILE' },
+    dir: DIR_OPTION,
+  },
+  async run(ctx) {
+    const loaded = loadIdentity(agentDir(ctx));
+    const passphrase = readPassphraseFile(str(ctx, 'passphrase-file')!);
+    const roots = decodePem(loaded.caPem, 'CERTIFICATE');
+    const p12 = buildPkcs12({ privateKey: loaded.key, certificatesDer: [...loaded.chainDer, ...roots], passphrase, friendlyName: loaded.identity.spiffeId ?? loaded.identity.name ?? 'gatehouse' });
+    writeFileAtomic(str(ctx, 'p12')!, p12, 0o600);
+    ctx.out(`wrote ${str(ctx, 'p12')} (${loaded.identity.spiffeId})\n`);
+  },
+};

@@ -1,0 +1,95 @@
+import { join, resolve } from 'node:path';
+import { GatehouseError } from '../../errors/errors.js';
+import { initCa } from '../../ca/init.js';
+import { CA_FILES, loadCaMaterial, readPassphrase } from '../../ca/ca-dir.js';
+import { generateRootCrl } from '../../ca/crl-publisher.js';
+import { startCaServer } from '../../ca/server.js';
+import { isKeyType, KEY_TYPES, loadPrivateKey } from '../../pki/keys.js';
+import { prepareSigningAuthority } from '../../pki/leaf-certificate.js';
+import { createLogger } from '../../log/logger.js';
+import { openSqliteStore } from '../../store/sqlite.js';
+import { readFileSync } from 'node:fs';
+import { str, type CommandSpec } from '../command.js';
+import { keyValues } from '../output.js';
+
+export const caInit: CommandSpec = {
+  path: ['ca', 'init'],
+  summary: 'Create a CA: a root, an online issuing intermediate, an admin identity (DIR/admin), the config and the database.',
+  options: {
+    dir: { type: 'string', value: 'DIR', required: true, description: 'New or empty directory for the CA (created 0700)' },
+    name: { type: 'string', value: 'ORG', description: 'Organization name, the O= of every certificate (default Gatehouse)' },
+    'trust-domain': { type: 'string', value: 'DOMAIN', description: 'SPIFFE trust domain (default gatehouse.internal)' },
+    'key-type': { type: 'string', value: 'TYPE', description: `CA key type: ${KEY_TYPES.join(', ')} (default p256)` },
+    'root-key-out': { type: 'string', value: 'FILE', description: 'Write the root key here instead of DIR, to keep it offline' },
+    'passphrase-file': { type: 'string', value: 'FILE', description: 'Encrypt the CA keys at rest with the passphrase in FILE' },
+    listen: { type: 'string', value: 'HOST:PORT', description: 'Address `ca serve` listens on (default 127.0.0.1:8443)' },
+  },
+  notes: ['Refuses a directory that is not empty: an existing CA is never overwritten.'],
+  async run(ctx) {
+    const keyType = str(ctx, 'key-type') ?? 'p256';
+    if (!isKeyType(keyType)) throw new GatehouseError('GH_USAGE', `--key-type must be one of ${KEY_TYPES.join(', ')}`);
+    const result = await initCa({
+      dir: str(ctx, 'dir')!, keyType,
+      ...(str(ctx, 'name') ? { org: str(ctx, 'name')! } : {}),
+      ...(str(ctx, 'trust-domain') ? { trustDomain: str(ctx, 'trust-domain')! } : {}),
+      ...(str(ctx, 'root-key-out') ? { rootKeyOut: str(ctx, 'root-key-out')! } : {}),
+      ...(str(ctx, 'passphrase-file') ? { passphraseFile: str(ctx, 'passphrase-file')! } : {}),
+      ...(str(ctx, 'listen') ? { listen: str(ctx, 'listen')! } : {}),
+    });
+    ctx.out(`Created a CA in ${result.dir}\n\n`);
+    ctx.out(keyValues([
+      ['root fingerprint (SHA-256)', result.rootFingerprint],
+      ['root key', `${result.rootKeyPath}${str(ctx, 'root-key-out') ? '  (offline: keep it away from this machine)' : ''}`],
+      ['admin identity', result.adminDir],
+      ['config', result.configPath],
+    ]));
+    ctx.out(`\nNext:\n  gatehouse ca serve --dir ${result.dir}\n  gatehouse token create --dir ${result.dir} --role web\n`);
+  },
+};
+
+export const caServe: CommandSpec = {
+  path: ['ca', 'serve'],
+  summary: 'Run the CA HTTPS API: /roots, /enroll, /renew, /crl, /crl/root and the admin API (mTLS, role admin).',
+  options: {
+    dir: { type: 'string', value: 'DIR', description: 'CA directory (or GATEHOUSE_CA_DIR)' },
+    listen: { type: 'string', value: 'HOST:PORT', description: 'Listen address (overrides the config and GATEHOUSE_LISTEN)' },
+    'passphrase-file': { type: 'string', value: 'FILE', description: 'Passphrase for encrypted CA keys (or GATEHOUSE_PASSPHRASE_FILE)' },
+  },
+  notes: ['Logs JSON lines to stderr. Stops cleanly on SIGINT or SIGTERM.'],
+  async run(ctx) {
+    const dir = resolve(str(ctx, 'dir') ?? ctx.env.GATEHOUSE_CA_DIR ?? '');
+    if (!str(ctx, 'dir') && !ctx.env.GATEHOUSE_CA_DIR) throw new GatehouseError('GH_USAGE', '--dir is required (or set GATEHOUSE_CA_DIR)');
+    const logger = createLogger();
+    const material = loadCaMaterial(dir, { passphraseFile: str(ctx, 'passphrase-file'), env: ctx.env });
+    const store = openSqliteStore(join(dir, CA_FILES.database));
+    const server = await startCaServer({ material, store, logger, ...(str(ctx, 'listen') ? { listen: str(ctx, 'listen')! } : {}) });
+    ctx.err(`Gatehouse CA listening on ${server.url} (root ${server.authority.rootFingerprint})\n`);
+    await new Promise<void>((resolveStop) => ctx.signal.addEventListener('abort', () => resolveStop(), { once: true }));
+    logger.info('ca.stopping', {});
+    await server.close();
+    await store.close();
+  },
+};
+
+export const caRootCrl: CommandSpec = {
+  path: ['ca', 'root-crl'],
+  summary: 'Re-sign the root CRL with the offline root key (needed when the root key is not in the CA directory).',
+  options: {
+    dir: { type: 'string', value: 'DIR', required: true, description: 'CA directory' },
+    'root-key': { type: 'string', value: 'FILE', required: true, description: 'The offline root key' },
+    'passphrase-file': { type: 'string', value: 'FILE', description: 'Passphrase for encrypted CA keys' },
+  },
+  async run(ctx) {
+    const dir = str(ctx, 'dir')!;
+    const material = loadCaMaterial(dir, { passphraseFile: str(ctx, 'passphrase-file') });
+    const passphrase = readPassphrase(str(ctx, 'passphrase-file') ?? material.config.keys.passphraseFile);
+    const rootKey = loadPrivateKey(readFileSync(str(ctx, 'root-key')!, 'utf8'), passphrase, str(ctx, 'root-key'));
+    const store = openSqliteStore(join(dir, CA_FILES.database));
+    try {
+      const crl = await generateRootCrl(store, prepareSigningAuthority(material.rootDer, rootKey), material.config, new Date());
+      ctx.out(`root CRL #${crl.number} valid until ${crl.nextUpdate.toISOString()}; a running CA picks it up when its copy nears nextUpdate (restart it to serve it now)\n`);
+    } finally {
+      await store.close();
+    }
+  },
+};

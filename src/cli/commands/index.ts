@@ -1,0 +1,14 @@
+import type { CommandSpec } from '../command.js';
+import { caInit, caRootCrl, caServe } from './ca.js';
+import { tokenCreate, tokenList, tokenRevoke } from './token.js';
+import { certList, certRevoke, certShow, certSign } from './cert.js';
+import { agentEnroll, agentExport, agentRenew, agentRun, agentStatus, agentWhoami } from './agent.js';
+import { quickstart } from './quickstart.js';
+
+export const COMMANDS: CommandSpec[] = [
+  caInit, caServe, caRootCrl,
+  tokenCreate, tokenList, tokenRevoke,
+  certList, certShow, certRevoke, certSign,
+  agentEnroll, agentWhoami, agentStatus, agentRenew, agentRun, agentExport,
+  quickstart,
+];

@@ -1,0 +1,73 @@
+#!/usr/bin/env node
+/**
+ * The `gatehouse` entry point: find the command, parse its flags, run it, and turn errors
+ * into a message plus the registry's exit code. The only process.exit in the project.
+ */
+import { readFileSync } from 'node:fs';
+import { ERRORS, toGatehouseError } from '../errors/errors.js';
+import { helpText, parseCommandArgs, type CommandSpec } from './command.js';
+import { COMMANDS } from './commands/index.js';
+
+function version(): string {
+  const pkg = JSON.parse(readFileSync(new URL('../../../package.json', import.meta.url), 'utf8')) as { version: string };
+  return pkg.version;
+}
+
+export function topLevelHelp(): string {
+  const groups = new Map<string, CommandSpec[]>();
+  for (const c of COMMANDS) groups.set(c.path[0]!, [...(groups.get(c.path[0]!) ?? []), c]);
+  const lines = ['Usage: gatehouse <command> [options]', '', 'Zero-trust machine identity: a CA with join tokens that pin it, and an agent that enrolls and renews.', '', 'Commands:'];
+  for (const commands of groups.values()) {
+    for (const c of commands) lines.push(`  ${c.path.join(' ').padEnd(18)} ${c.summary.split(/(?<=\.)\s/)[0]}`);
+  }
+  lines.push('', 'Run `gatehouse <command> --help` for a command\'s options. Docs: docs/cli.md');
+  return lines.join('\n') + '\n';
+}
+
+export async function main(argv: string[]): Promise<number> {
+  const out = (t: string) => void process.stdout.write(t);
+  const err = (t: string) => void process.stderr.write(t);
+  if (argv.length === 0 || argv[0] === '--help' || argv[0] === '-h' || argv[0] === 'help') {
+    out(topLevelHelp());
+    return argv.length === 0 ? ERRORS.GH_USAGE.exit : 0;
+  }
+  if (argv[0] === '--version' || argv[0] === 'version') {
+    out(`${version()}\n`);
+    return 0;
+  }
+  const spec = COMMANDS.find((c) => c.path.every((p, i) => argv[i] === p));
+  if (!spec) {
+    const group = COMMANDS.filter((c) => c.path[0] === argv[0]);
+    if (group.length && (argv.length === 1 || argv[1] === '--help' || argv[1] === '-h')) {
+      out(`Usage: gatehouse ${argv[0]} <${group.map((c) => c.path[1]).join('|')}> [options]\n\n${group.map((c) => `  ${c.path.join(' ').padEnd(18)} ${c.summary}`).join('\n')}\n`);
+      return argv.length === 1 ? ERRORS.GH_USAGE.exit : 0;
+    }
+    err(`error: unknown command "${argv.slice(0, 2).join(' ')}"; run \`gatehouse --help\`\n`);
+    return ERRORS.GH_USAGE.exit;
+  }
+  const controller = new AbortController();
+  const stop = () => controller.abort();
+  process.once('SIGINT', stop);
+  process.once('SIGTERM', stop);
+  try {
+    const { values, positionals } = parseCommandArgs(spec, argv.slice(spec.path.length));
+    if (values.help) {
+      out(helpText(spec));
+      return 0;
+    }
+    const code = await spec.run({ values, positionals, out, err, env: process.env, signal: controller.signal });
+    return typeof code === 'number' ? code : 0;
+  } catch (caught) {
+    const error = toGatehouseError(caught);
+    err(`error: ${error.message} [${error.code}]\n`);
+    if (error.code === 'GH_INTERNAL' && caught instanceof Error && caught.stack) err(`${caught.stack}\n`);
+    else if (!error.message.includes('--help')) err(`hint: ${error.spec.fix}\n`);
+    return error.spec.exit;
+  } finally {
+    process.off('SIGINT', stop);
+    process.off('SIGTERM', stop);
+  }
+}
+
+const code = await main(process.argv.slice(2));
+process.exitCode = code;

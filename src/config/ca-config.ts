@@ -1,0 +1,132 @@
+/**
+ * The CA configuration: one YAML file in the CA directory, validated once with a strict schema
+ * (an unknown key is an error naming its path), then frozen. A few keys have environment
+ * overrides for containers: GATEHOUSE_LISTEN, GATEHOUSE_PUBLIC_URL, GATEHOUSE_PASSPHRASE_FILE.
+ */
+import { readFileSync } from 'node:fs';
+import { z } from 'zod';
+import YAML from 'yaml';
+import { GatehouseError } from '../errors/errors.js';
+import { isIpAddress } from '../pki/ip.js';
+import { parseDurationMs } from './duration.js';
+import { DNS_PATTERN_RE, NAME_PATTERN_RE, ROLE_RE, TRUST_DOMAIN_RE } from './patterns.js';
+
+const duration = (min: string, max: string) =>
+  z.string().transform((text, ctx) => {
+    const ms = parseDurationMs(text);
+    const minMs = parseDurationMs(min)!;
+    const maxMs = parseDurationMs(max)!;
+    if (ms === null) ctx.addIssue({ code: 'custom', message: `"${text}" is not a duration like 90s, 15m, 24h or 7d` });
+    else if (ms < minMs || ms > maxMs) ctx.addIssue({ code: 'custom', message: `${text} is outside ${min}–${max}` });
+    return ms ?? 0;
+  });
+
+const hostPort = z.string().regex(/^(\[[0-9a-fA-F:.]+\]|[A-Za-z0-9.-]+):\d{1,5}$/, 'expected HOST:PORT, e.g. 127.0.0.1:8443');
+
+const roleSchema = z.strictObject({
+  profile: z.enum(['client', 'server', 'both']),
+  lifetime: duration('10s', '90d').default(24 * 3_600_000 as never),
+  names: z.string().regex(NAME_PATTERN_RE, 'name pattern: letters, digits, . _ - and *').default('*'),
+  dns: z.array(z.string().regex(DNS_PATTERN_RE, 'DNS name or *.domain pattern')).default([]),
+  ip: z.array(z.string().refine(isIpAddress, 'IP address')).default([]),
+});
+
+export const caConfigSchema = z.strictObject({
+  org: z.string().regex(/^[A-Za-z0-9][A-Za-z0-9 ._-]{0,63}$/, 'organization: letters, digits, space . _ -'),
+  trustDomain: z.string().regex(TRUST_DOMAIN_RE, 'trust domain: lowercase DNS-like name'),
+  listen: hostPort.default('127.0.0.1:8443'),
+  publicUrl: z.url({ protocol: /^https$/ }).optional(),
+  serverNames: z.array(z.string().min(1)).default([]),
+  keys: z.strictObject({
+    root: z.string().min(1).nullable(),
+    intermediate: z.string().min(1),
+    passphraseFile: z.string().min(1).nullable().default(null),
+  }),
+  crl: z.strictObject({
+    lifetime: duration('1m', '30d').default(24 * 3_600_000 as never),
+    renewBefore: duration('30s', '29d').default(8 * 3_600_000 as never),
+    rootLifetime: duration('1h', '400d').default(180 * 86_400_000 as never),
+  }).prefault({}),
+  limits: z.strictObject({
+    maxBodyBytes: z.number().int().min(1024).max(1024 * 1024).default(64 * 1024),
+    backdate: duration('0s', '1h').default(60_000 as never),
+  }).prefault({}),
+  tokens: z.strictObject({
+    defaultTtl: duration('1m', '30d').default(3_600_000 as never),
+    maxTtl: duration('1m', '365d').default(30 * 86_400_000 as never),
+  }).prefault({}),
+  roles: z.record(z.string().regex(ROLE_RE, 'role: lowercase letters, digits and -'), roleSchema).refine((r) => Object.keys(r).length > 0, 'at least one role'),
+}).superRefine((c, ctx) => {
+  if (c.crl.renewBefore >= c.crl.lifetime) ctx.addIssue({ code: 'custom', path: ['crl', 'renewBefore'], message: 'must be shorter than crl.lifetime' });
+});
+
+export type CaConfig = z.output<typeof caConfigSchema>;
+export type RoleConfig = CaConfig['roles'][string];
+
+export const CA_CONFIG_FILE = 'gatehouse.yaml';
+
+export function formatIssues(issues: readonly z.core.$ZodIssue[]): string {
+  return issues
+    .map((issue) => {
+      const path = issue.path.map((p, i) => (typeof p === 'number' ? `[${p}]` : i === 0 ? String(p) : `.${String(p)}`)).join('');
+      const keys = issue.code === 'unrecognized_keys' ? `unknown key ${issue.keys.map((k) => `"${k}"`).join(', ')}` : issue.message;
+      return `${path || '(top level)'}: ${keys}`;
+    })
+    .join('; ');
+}
+
+export function parseCaConfig(text: string, source: string, env: NodeJS.ProcessEnv = process.env): Readonly<CaConfig> {
+  let raw: unknown;
+  try {
+    raw = YAML.parse(text, { prettyErrors: true, uniqueKeys: true });
+  } catch (cause) {
+    throw new GatehouseError('GH_CONFIG_INVALID', `${source}: not valid YAML: ${(cause as Error).message.split('\n')[0]}`, { cause });
+  }
+  if (raw === null || typeof raw !== 'object' || Array.isArray(raw)) {
+    throw new GatehouseError('GH_CONFIG_INVALID', `${source}: expected a mapping of keys at the top level`);
+  }
+  const withEnv = applyEnvOverrides(raw as Record<string, unknown>, env);
+  const parsed = caConfigSchema.safeParse(withEnv);
+  if (!parsed.success) throw new GatehouseError('GH_CONFIG_INVALID', `${source}: ${formatIssues(parsed.error.issues)}`);
+  return deepFreeze(parsed.data);
+}
+
+export function loadCaConfig(path: string, env: NodeJS.ProcessEnv = process.env): Readonly<CaConfig> {
+  let text: string;
+  try {
+    text = readFileSync(path, 'utf8');
+  } catch (cause) {
+    const code = (cause as NodeJS.ErrnoException).code;
+    throw new GatehouseError(code === 'ENOENT' ? 'GH_CA_NOT_FOUND' : 'GH_CONFIG_INVALID', code === 'ENOENT' ? `no CA config at ${path}; run \`gatehouse ca init\` first` : `cannot read ${path}: ${code}`, { cause });
+  }
+  return parseCaConfig(text, path, env);
+}
+
+function applyEnvOverrides(raw: Record<string, unknown>, env: NodeJS.ProcessEnv): Record<string, unknown> {
+  const out = { ...raw };
+  if (env.GATEHOUSE_LISTEN) out.listen = env.GATEHOUSE_LISTEN;
+  if (env.GATEHOUSE_PUBLIC_URL) out.publicUrl = env.GATEHOUSE_PUBLIC_URL;
+  if (env.GATEHOUSE_PASSPHRASE_FILE) out.keys = { ...(raw.keys as object), passphraseFile: env.GATEHOUSE_PASSPHRASE_FILE };
+  return out;
+}
+
+function deepFreeze<T>(value: T): T {
+  if (value && typeof value === 'object') {
+    for (const v of Object.values(value)) deepFreeze(v);
+    Object.freeze(value);
+  }
+  return value;
+}
+
+/** The URL agents use and CRL distribution points name. */
+export function publicUrlOf(config: CaConfig): string {
+  return config.publicUrl ?? `https://${config.listen}`;
+}
+
+export function defaultRoles(trustDomain: string): Record<string, unknown> {
+  return {
+    admin: { profile: 'client', lifetime: '24h', names: '*' },
+    web: { profile: 'client', lifetime: '24h', names: '*' },
+    gateway: { profile: 'server', lifetime: '24h', names: '*', dns: ['localhost', `*.${trustDomain}`], ip: ['127.0.0.1'] },
+  };
+}

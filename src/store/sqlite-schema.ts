@@ -1,0 +1,50 @@
+/** Schema migrations for the SQLite store, applied in order and recorded in schema_migrations. */
+export const SQLITE_MIGRATIONS: string[] = [
+  `CREATE TABLE certificates (
+     serial TEXT PRIMARY KEY,
+     fingerprint TEXT NOT NULL UNIQUE,
+     name TEXT NOT NULL,
+     role TEXT NOT NULL,
+     spiffe_id TEXT NOT NULL,
+     not_before INTEGER NOT NULL,
+     not_after INTEGER NOT NULL,
+     issued_at INTEGER NOT NULL,
+     cert_pem TEXT NOT NULL,
+     token_id TEXT,
+     renewed_from TEXT,
+     revoked_at INTEGER,
+     revocation_reason TEXT
+   );
+   CREATE INDEX certificates_not_after ON certificates(not_after);
+   CREATE INDEX certificates_name ON certificates(name, role);
+   CREATE INDEX certificates_revoked ON certificates(revoked_at) WHERE revoked_at IS NOT NULL;
+   CREATE TABLE tokens (
+     id TEXT PRIMARY KEY,
+     secret_hash TEXT NOT NULL,
+     role TEXT NOT NULL,
+     name TEXT,
+     name_pattern TEXT,
+     max_uses INTEGER NOT NULL,
+     uses INTEGER NOT NULL DEFAULT 0,
+     expires_at INTEGER NOT NULL,
+     created_at INTEGER NOT NULL,
+     created_by TEXT NOT NULL,
+     revoked_at INTEGER
+   );
+   CREATE TABLE audit_events (
+     seq INTEGER PRIMARY KEY AUTOINCREMENT,
+     time INTEGER NOT NULL,
+     type TEXT NOT NULL,
+     actor TEXT NOT NULL,
+     serial TEXT,
+     fingerprint TEXT,
+     token_id TEXT,
+     request_id TEXT,
+     details TEXT NOT NULL,
+     prev_hash TEXT NOT NULL,
+     hash TEXT NOT NULL
+   );
+   CREATE INDEX audit_events_type ON audit_events(type, time);
+   CREATE TABLE meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
+   CREATE TABLE crl_numbers (scope TEXT PRIMARY KEY, value INTEGER NOT NULL);`,
+];

@@ -1,0 +1,327 @@
+/**
+ * Embedded SQLite store (better-sqlite3). WAL mode with synchronous=FULL: a commit is on disk
+ * before it returns, so an issued certificate survives a crash or power loss once the client
+ * has it. Issuances arriving in the same event-loop turn share one transaction (group commit),
+ * which keeps the fsync cost off each certificate without weakening that guarantee.
+ */
+import Database from 'better-sqlite3';
+import { GatehouseError } from '../errors/errors.js';
+import type { CrlReason } from '../pki/crl.js';
+import { GENESIS_HASH, auditHash } from './audit-chain.js';
+import { SQLITE_MIGRATIONS } from './sqlite-schema.js';
+import type {
+  AuditFilter, AuditInput, AuditRecord, CertFilter, CertRecord, IssuanceCommit, IssuanceOutcome, RevokedSerial, Store, TokenRecord,
+} from './store.js';
+
+type Row = Record<string, unknown>;
+
+interface PendingIssuance {
+  commit: IssuanceCommit;
+  resolve: (outcome: IssuanceOutcome) => void;
+  reject: (err: unknown) => void;
+}
+
+export interface SqliteStoreOptions {
+  /** Milliseconds to wait for another process's write lock before failing. */
+  busyTimeoutMs?: number;
+  readonly?: boolean;
+}
+
+export function openSqliteStore(path: string, options: SqliteStoreOptions = {}): SqliteStore {
+  let db: Database.Database;
+  try {
+    db = new Database(path, { readonly: options.readonly ?? false, fileMustExist: false });
+    db.pragma(`busy_timeout = ${options.busyTimeoutMs ?? 5000}`);
+    if (!options.readonly) {
+      db.pragma('journal_mode = WAL');
+      db.pragma('synchronous = FULL');
+      db.pragma('foreign_keys = ON');
+      migrate(db);
+    }
+  } catch (cause) {
+    throw new GatehouseError('GH_STORE_IO', `cannot open the store at ${path}: ${(cause as Error).message}`, { cause });
+  }
+  return new SqliteStore(db);
+}
+
+function migrate(db: Database.Database): void {
+  db.exec('CREATE TABLE IF NOT EXISTS schema_migrations (version INTEGER PRIMARY KEY, applied_at INTEGER NOT NULL)');
+  const applied = (db.prepare('SELECT MAX(version) AS v FROM schema_migrations').get() as { v: number | null }).v ?? 0;
+  if (applied > SQLITE_MIGRATIONS.length) {
+    throw new GatehouseError('GH_STORE_IO', `store schema version ${applied} is newer than this Gatehouse (${SQLITE_MIGRATIONS.length}); upgrade Gatehouse`);
+  }
+  db.transaction(() => {
+    for (let v = applied + 1; v <= SQLITE_MIGRATIONS.length; v++) {
+      db.exec(SQLITE_MIGRATIONS[v - 1]!);
+      db.prepare('INSERT INTO schema_migrations (version, applied_at) VALUES (?, ?)').run(v, Date.now());
+    }
+  }).immediate();
+}
+
+const date = (v: unknown): Date => new Date(Number(v));
+const dateOrNull = (v: unknown): Date | null => (v === null || v === undefined ? null : new Date(Number(v)));
+
+function certFromRow(r: Row): CertRecord {
+  return {
+    serial: r.serial as string,
+    fingerprint: r.fingerprint as string,
+    name: r.name as string,
+    role: r.role as string,
+    spiffeId: r.spiffe_id as string,
+    notBefore: date(r.not_before),
+    notAfter: date(r.not_after),
+    issuedAt: date(r.issued_at),
+    certPem: r.cert_pem as string,
+    tokenId: (r.token_id as string | null) ?? null,
+    renewedFrom: (r.renewed_from as string | null) ?? null,
+    revokedAt: dateOrNull(r.revoked_at),
+    revocationReason: (r.revocation_reason as CrlReason | null) ?? null,
+  };
+}
+
+function tokenFromRow(r: Row): TokenRecord {
+  return {
+    id: r.id as string,
+    secretHash: r.secret_hash as string,
+    role: r.role as string,
+    name: (r.name as string | null) ?? null,
+    namePattern: (r.name_pattern as string | null) ?? null,
+    maxUses: Number(r.max_uses),
+    uses: Number(r.uses),
+    expiresAt: date(r.expires_at),
+    createdAt: date(r.created_at),
+    createdBy: r.created_by as string,
+    revokedAt: dateOrNull(r.revoked_at),
+  };
+}
+
+function auditFromRow(r: Row): AuditRecord {
+  return {
+    seq: Number(r.seq),
+    time: date(r.time),
+    type: r.type as AuditRecord['type'],
+    actor: r.actor as string,
+    serial: (r.serial as string | null) ?? null,
+    fingerprint: (r.fingerprint as string | null) ?? null,
+    tokenId: (r.token_id as string | null) ?? null,
+    requestId: (r.request_id as string | null) ?? null,
+    details: JSON.parse(r.details as string) as Record<string, unknown>,
+    prevHash: r.prev_hash as string,
+    hash: r.hash as string,
+  };
+}
+
+export class SqliteStore implements Store {
+  readonly kind = 'sqlite';
+  private pending: PendingIssuance[] = [];
+  private flushScheduled = false;
+  private readonly stmt;
+
+  constructor(private readonly db: Database.Database) {
+    this.stmt = {
+      insertCert: db.prepare(`INSERT INTO certificates (serial, fingerprint, name, role, spiffe_id, not_before, not_after, issued_at, cert_pem, token_id, renewed_from)
+        VALUES (@serial, @fingerprint, @name, @role, @spiffeId, @notBefore, @notAfter, @issuedAt, @certPem, @tokenId, @renewedFrom)`),
+      consumeToken: db.prepare('UPDATE tokens SET uses = uses + 1 WHERE id = ? AND uses < max_uses AND revoked_at IS NULL AND expires_at > ?'),
+      getToken: db.prepare('SELECT * FROM tokens WHERE id = ?'),
+      lastAudit: db.prepare('SELECT hash FROM audit_events ORDER BY seq DESC LIMIT 1'),
+      insertAudit: db.prepare(`INSERT INTO audit_events (time, type, actor, serial, fingerprint, token_id, request_id, details, prev_hash, hash)
+        VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`),
+    };
+  }
+
+  private write<T>(fn: () => T): T {
+    try {
+      return this.db.transaction(fn).immediate();
+    } catch (cause) {
+      if (cause instanceof GatehouseError) throw cause;
+      throw new GatehouseError('GH_STORE_IO', `store write failed: ${(cause as Error).message}`, { cause });
+    }
+  }
+
+  private read<T>(fn: () => T): T {
+    try {
+      return fn();
+    } catch (cause) {
+      throw new GatehouseError('GH_STORE_IO', `store read failed: ${(cause as Error).message}`, { cause });
+    }
+  }
+
+  /** Appends inside the caller's transaction, chaining each event to the last one on disk. */
+  private appendAuditInTx(events: AuditInput[]): void {
+    let prev = (this.stmt.lastAudit.get() as { hash: string } | undefined)?.hash ?? GENESIS_HASH;
+    for (const e of events) {
+      const hash = auditHash(prev, e);
+      this.stmt.insertAudit.run(e.time.getTime(), e.type, e.actor, e.serial ?? null, e.fingerprint ?? null, e.tokenId ?? null, e.requestId ?? null, JSON.stringify(e.details ?? {}), prev, hash);
+      prev = hash;
+    }
+  }
+
+  async insertToken(token: TokenRecord, audit: AuditInput): Promise<void> {
+    this.write(() => {
+      this.db.prepare(`INSERT INTO tokens (id, secret_hash, role, name, name_pattern, max_uses, uses, expires_at, created_at, created_by)
+        VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`).run(token.id, token.secretHash, token.role, token.name, token.namePattern, token.maxUses, token.uses,
+        token.expiresAt.getTime(), token.createdAt.getTime(), token.createdBy);
+      this.appendAuditInTx([audit]);
+    });
+  }
+
+  async getToken(id: string): Promise<TokenRecord | null> {
+    const row = this.read(() => this.stmt.getToken.get(id) as Row | undefined);
+    return row ? tokenFromRow(row) : null;
+  }
+
+  async listTokens(): Promise<TokenRecord[]> {
+    return this.read(() => (this.db.prepare('SELECT * FROM tokens ORDER BY created_at DESC').all() as Row[]).map(tokenFromRow));
+  }
+
+  async revokeToken(id: string, at: Date, audit: AuditInput): Promise<TokenRecord | null> {
+    return this.write(() => {
+      const row = this.stmt.getToken.get(id) as Row | undefined;
+      if (!row) return null;
+      if (row.revoked_at === null) {
+        this.db.prepare('UPDATE tokens SET revoked_at = ? WHERE id = ?').run(at.getTime(), id);
+        this.appendAuditInTx([audit]);
+      }
+      return tokenFromRow(this.stmt.getToken.get(id) as Row);
+    });
+  }
+
+  commitIssuance(commit: IssuanceCommit): Promise<IssuanceOutcome> {
+    return new Promise((resolve, reject) => {
+      this.pending.push({ commit, resolve, reject });
+      if (!this.flushScheduled) {
+        this.flushScheduled = true;
+        setImmediate(() => this.flushIssuances());
+      }
+    });
+  }
+
+  private flushIssuances(): void {
+    const batch = this.pending;
+    this.pending = [];
+    this.flushScheduled = false;
+    let outcomes: IssuanceOutcome[];
+    try {
+      outcomes = this.write(() => batch.map(({ commit }) => this.commitOneInTx(commit)));
+    } catch (err) {
+      for (const p of batch) p.reject(err);
+      return;
+    }
+    batch.forEach((p, i) => p.resolve(outcomes[i]!));
+  }
+
+  private commitOneInTx({ cert, consumeTokenId, now, audit }: IssuanceCommit): IssuanceOutcome {
+    if (consumeTokenId !== undefined) {
+      // The conditional UPDATE is the race arbiter: of N concurrent enrollments on a
+      // single-use token, exactly one sees a changed row.
+      if (this.stmt.consumeToken.run(consumeTokenId, now.getTime()).changes !== 1) {
+        const row = this.stmt.getToken.get(consumeTokenId) as Row | undefined;
+        if (!row) return { ok: false, reason: 'TOKEN_UNKNOWN' };
+        if (row.revoked_at !== null) return { ok: false, reason: 'TOKEN_REVOKED' };
+        if (Number(row.expires_at) <= now.getTime()) return { ok: false, reason: 'TOKEN_EXPIRED' };
+        return { ok: false, reason: 'TOKEN_USED' };
+      }
+    }
+    this.stmt.insertCert.run({
+      serial: cert.serial,
+      fingerprint: cert.fingerprint,
+      name: cert.name,
+      role: cert.role,
+      spiffeId: cert.spiffeId,
+      notBefore: cert.notBefore.getTime(),
+      notAfter: cert.notAfter.getTime(),
+      issuedAt: cert.issuedAt.getTime(),
+      certPem: cert.certPem,
+      tokenId: cert.tokenId,
+      renewedFrom: cert.renewedFrom,
+    });
+    this.appendAuditInTx(audit);
+    return { ok: true };
+  }
+
+  async getCert(serial: string): Promise<CertRecord | null> {
+    const row = this.read(() => this.db.prepare('SELECT * FROM certificates WHERE serial = ?').get(serial) as Row | undefined);
+    return row ? certFromRow(row) : null;
+  }
+
+  async listCerts(filter: CertFilter = {}): Promise<CertRecord[]> {
+    const where: string[] = [];
+    const params: unknown[] = [];
+    const now = (filter.now ?? new Date()).getTime();
+    if (filter.role) { where.push('role = ?'); params.push(filter.role); }
+    if (filter.name) { where.push('name = ?'); params.push(filter.name); }
+    if (filter.state === 'revoked') where.push('revoked_at IS NOT NULL');
+    if (filter.state === 'expired') { where.push('revoked_at IS NULL AND not_after <= ?'); params.push(now); }
+    if (filter.state === 'active' || filter.expiringBefore) { where.push('revoked_at IS NULL AND not_after > ?'); params.push(now); }
+    if (filter.expiringBefore) { where.push('not_after < ?'); params.push(filter.expiringBefore.getTime()); }
+    const sql = `SELECT * FROM certificates ${where.length ? `WHERE ${where.join(' AND ')}` : ''} ORDER BY issued_at DESC, serial LIMIT ?`;
+    params.push(filter.limit ?? 10_000);
+    return this.read(() => (this.db.prepare(sql).all(...params) as Row[]).map(certFromRow));
+  }
+
+  async revokeCert(serial: string, reason: CrlReason, at: Date, audit: AuditInput): Promise<CertRecord | null> {
+    return this.write(() => {
+      const select = this.db.prepare('SELECT * FROM certificates WHERE serial = ?');
+      const row = select.get(serial) as Row | undefined;
+      if (!row) return null;
+      if (row.revoked_at === null) {
+        this.db.prepare('UPDATE certificates SET revoked_at = ?, revocation_reason = ? WHERE serial = ?').run(at.getTime(), reason, serial);
+        this.db.prepare(`INSERT INTO meta (key, value) VALUES ('revocation_version', '1')
+          ON CONFLICT(key) DO UPDATE SET value = CAST(value AS INTEGER) + 1`).run();
+        this.appendAuditInTx([audit]);
+      }
+      return certFromRow(select.get(serial) as Row);
+    });
+  }
+
+  async listRevokedUnexpired(now: Date): Promise<RevokedSerial[]> {
+    return this.read(() =>
+      (this.db.prepare('SELECT serial, revoked_at, revocation_reason FROM certificates WHERE revoked_at IS NOT NULL AND not_after > ? ORDER BY revoked_at').all(now.getTime()) as Row[])
+        .map((r) => ({ serial: r.serial as string, revokedAt: date(r.revoked_at), reason: r.revocation_reason as CrlReason })),
+    );
+  }
+
+  async revocationVersion(): Promise<number> {
+    const row = this.read(() => this.db.prepare("SELECT value FROM meta WHERE key = 'revocation_version'").get() as { value: string } | undefined);
+    return row ? Number(row.value) : 0;
+  }
+
+  async nextCrlNumber(scope: string): Promise<bigint> {
+    return this.write(() => {
+      this.db.prepare('INSERT INTO crl_numbers (scope, value) VALUES (?, 1) ON CONFLICT(scope) DO UPDATE SET value = value + 1').run(scope);
+      return BigInt((this.db.prepare('SELECT value FROM crl_numbers WHERE scope = ?').get(scope) as { value: number }).value);
+    });
+  }
+
+  async appendAudit(events: AuditInput[]): Promise<void> {
+    if (events.length) this.write(() => this.appendAuditInTx(events));
+  }
+
+  async listAudit(filter: AuditFilter = {}): Promise<AuditRecord[]> {
+    const where: string[] = [];
+    const params: unknown[] = [];
+    if (filter.type) { where.push('type = ?'); params.push(filter.type); }
+    if (filter.actor) { where.push('actor LIKE ?'); params.push(`%${filter.actor}%`); }
+    if (filter.serial) { where.push('serial = ?'); params.push(filter.serial); }
+    if (filter.since) { where.push('time >= ?'); params.push(filter.since.getTime()); }
+    if (filter.until) { where.push('time < ?'); params.push(filter.until.getTime()); }
+    if (filter.afterSeq !== undefined) { where.push('seq > ?'); params.push(filter.afterSeq); }
+    const sql = `SELECT * FROM audit_events ${where.length ? `WHERE ${where.join(' AND ')}` : ''} ORDER BY seq LIMIT ?`;
+    params.push(filter.limit ?? 1_000_000);
+    return this.read(() => (this.db.prepare(sql).all(...params) as Row[]).map(auditFromRow));
+  }
+
+  async getMeta(key: string): Promise<string | null> {
+    const row = this.read(() => this.db.prepare('SELECT value FROM meta WHERE key = ?').get(key) as { value: string } | undefined);
+    return row?.value ?? null;
+  }
+
+  async setMeta(key: string, value: string): Promise<void> {
+    this.write(() => this.db.prepare('INSERT INTO meta (key, value) VALUES (?, ?) ON CONFLICT(key) DO UPDATE SET value = excluded.value').run(key, value));
+  }
+
+  async close(): Promise<void> {
+    if (this.pending.length) this.flushIssuances();
+    this.db.close();
+  }
+}
