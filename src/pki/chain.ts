@@ -11,7 +11,8 @@ import { signatureAlgorithmByOid } from './keys.js';
 export function signedBy(child: CertificateInfo, issuer: CertificateInfo): boolean {
   const alg = signatureAlgorithmByOid(child.signatureAlgorithmOid);
   if (!alg) return false;
-  if (!child.issuer.every((a, i) => issuer.subject[i]?.oid === a.oid && issuer.subject[i]?.value === a.value)) return false;
+  const sameName = child.issuer.length === issuer.subject.length && child.issuer.every((a, i) => issuer.subject[i]!.oid === a.oid && issuer.subject[i]!.value === a.value);
+  if (!sameName) return false;
   try {
     const key = createPublicKey({ key: issuer.spkiDer, format: 'der', type: 'spki' });
     return verify(alg.hash, child.tbsDer, key, child.signature);

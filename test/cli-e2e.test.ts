@@ -1,0 +1,225 @@
+/**
+ * The built CLI, run as a user would, end to end: init → serve → token create → agent enroll →
+ * whoami → renew → revoke → cert list, with openssl as the independent judge of the CRL.
+ */
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import { join } from 'node:path';
+import { readFileSync, statSync, writeFileSync, existsSync } from 'node:fs';
+import { gatehouse } from './helpers/cli.js';
+import { startCaProcess } from './helpers/ca-process.js';
+import { makeTempDir } from './helpers/tmp.js';
+import { runSync } from './helpers/run.js';
+
+test('cli-end-to-end-init-serve-enroll-whoami-renew-revoke-list', async () => {
+  const tmp = makeTempDir();
+  const caDir = join(tmp.dir, 'ca');
+  const device = join(tmp.dir, 'device');
+  let ca;
+  try {
+    const init = await gatehouse(['ca', 'init', '--dir', caDir, '--name', 'Acme', '--trust-domain', 'acme.test']);
+    assert.equal(init.status, 0, init.stderr);
+    const fingerprint = /root fingerprint \(SHA-256\):\s+([0-9a-f]{64})/.exec(init.stdout)?.[1];
+    assert.ok(fingerprint, init.stdout);
+    assert.equal(statSync(caDir).mode & 0o777, 0o700);
+    for (const key of ['root-key.pem', 'intermediate-key.pem', 'admin/key.pem']) assert.equal(statSync(join(caDir, key)).mode & 0o777, 0o600, key);
+    const whoamiAdmin = await gatehouse(['agent', 'whoami', '--dir', join(caDir, 'admin'), '--json']);
+    assert.equal(JSON.parse(whoamiAdmin.stdout).role, 'admin');
+
+    ca = await startCaProcess(caDir);
+    const created = await gatehouse(['token', 'create', '--dir', caDir, '--role', 'web', '--name', 'laptop-7', '--ttl', '10m']);
+    assert.equal(created.status, 0, created.stderr);
+    const token = created.stdout.trim();
+    assert.match(token, new RegExp(`^GHTKN-1-${fingerprint}-[0-9a-f]{16}-[a-z2-7]{32}$`));
+
+    const tokenFile = join(tmp.dir, 'token');
+    writeFileSync(tokenFile, token, { mode: 0o600 });
+    const enrolled = await gatehouse(['agent', 'enroll', '--ca', ca.url, '--token-file', tokenFile, '--dir', device]);
+    assert.equal(enrolled.status, 0, enrolled.stderr);
+    assert.equal(statSync(join(device, 'key.pem')).mode & 0o777, 0o600);
+    assert.match(readFileSync(join(device, 'key.pem'), 'utf8'), /BEGIN PRIVATE KEY/);
+
+    const whoami = JSON.parse((await gatehouse(['agent', 'whoami', '--dir', device, '--json'])).stdout);
+    assert.equal(whoami.name, 'laptop-7');
+    assert.equal(whoami.role, 'web');
+    assert.equal(whoami.spiffeId, 'spiffe://acme.test/web/laptop-7');
+    const text = (await gatehouse(['agent', 'whoami', '--dir', device])).stdout;
+    assert.match(text, /spiffe id:\s+spiffe:\/\/acme\.test\/web\/laptop-7/);
+    assert.equal((await gatehouse(['agent', 'status', '--dir', device])).status, 0);
+
+    const renewed = await gatehouse(['agent', 'renew', '--dir', device, '--json']);
+    assert.equal(renewed.status, 0, renewed.stderr);
+    const { previous, current } = JSON.parse(renewed.stdout);
+    assert.notEqual(previous.serial, current.serial);
+    const whoamiAfter = JSON.parse((await gatehouse(['agent', 'whoami', '--dir', device, '--json'])).stdout);
+    assert.equal(whoamiAfter.serial, current.serial);
+
+    const revoked = await gatehouse(['cert', 'revoke', current.serial, '--reason', 'keyCompromise', '--identity', join(caDir, 'admin'), '--ca', ca.url]);
+    assert.equal(revoked.status, 0, revoked.stderr);
+    const list = JSON.parse((await gatehouse(['cert', 'list', '--dir', caDir, '--json'])).stdout) as Array<{ serial: string; state: string; name: string }>;
+    assert.equal(list.find((c) => c.serial === current.serial)?.state, 'revoked');
+    assert.equal(list.find((c) => c.serial === previous.serial)?.state, 'active');
+
+    // openssl judges the CRL the CA now serves.
+    const crlPath = join(tmp.dir, 'crl.der');
+    const fetched = runSync('curl', ['-sS', '--fail', '--cacert', join(caDir, 'root.pem'), '-o', crlPath, `${ca.url}/crl`]);
+    assert.equal(fetched.status, 0, fetched.stderr);
+    const crl = runSync('openssl', ['crl', '-inform', 'DER', '-in', crlPath, '-noout', '-text', '-CAfile', join(caDir, 'intermediate.pem')]);
+    assert.equal(crl.status, 0, crl.stderr);
+    assert.match(crl.stderr + crl.stdout, /verify OK/);
+    assert.ok(crl.stdout.toUpperCase().includes(current.serial.toUpperCase()), 'revoked serial is in the CRL');
+    assert.match(crl.stdout, /Key Compromise/);
+
+    // The revoked identity can no longer renew: the agent says to enroll again (exit 75).
+    const renewRevoked = await gatehouse(['agent', 'renew', '--dir', device]);
+    assert.equal(renewRevoked.status, 75, renewRevoked.stderr);
+    assert.match(renewRevoked.stderr, /enroll again/);
+
+    // The same token cannot be used twice.
+    const again = await gatehouse(['agent', 'enroll', '--ca', ca.url, '--token-file', tokenFile, '--dir', join(tmp.dir, 'other')]);
+    assert.equal(again.status, 77);
+    assert.match(again.stderr, /GH_TOKEN_USED/);
+    assert.equal(existsSync(join(tmp.dir, 'other', 'key.pem')), false, 'nothing written on refusal');
+  } finally {
+    await ca?.stop();
+    tmp.cleanup();
+  }
+});
+
+test('cli-enroll-with-wrong-ca-pin-refused-and-writes-nothing', async () => {
+  const tmp = makeTempDir();
+  let ca;
+  try {
+    assert.equal((await gatehouse(['ca', 'init', '--dir', join(tmp.dir, 'a')])).status, 0);
+    assert.equal((await gatehouse(['ca', 'init', '--dir', join(tmp.dir, 'b')])).status, 0);
+    ca = await startCaProcess(join(tmp.dir, 'a'));
+    const tokenForB = (await gatehouse(['token', 'create', '--dir', join(tmp.dir, 'b'), '--role', 'web'])).stdout.trim();
+    const r = await gatehouse(['agent', 'enroll', '--ca', ca.url, '--token', tokenForB, '--name', 'x', '--dir', join(tmp.dir, 'dev')]);
+    assert.equal(r.status, 77);
+    assert.match(r.stderr, /GH_CA_PIN_MISMATCH/);
+    assert.match(r.stderr, /pins [0-9a-f]{64}/);
+    assert.equal(existsSync(join(tmp.dir, 'dev', 'key.pem')), false);
+  } finally {
+    await ca?.stop();
+    tmp.cleanup();
+  }
+});
+
+test('cli-init-refuses-existing-ca-and-non-empty-dir', async () => {
+  const tmp = makeTempDir();
+  try {
+    const dir = join(tmp.dir, 'ca');
+    assert.equal((await gatehouse(['ca', 'init', '--dir', dir])).status, 0);
+    const before = readFileSync(join(dir, 'root.pem'), 'utf8');
+    const again = await gatehouse(['ca', 'init', '--dir', dir]);
+    assert.equal(again.status, 73);
+    assert.match(again.stderr, /already exists/);
+    assert.equal(readFileSync(join(dir, 'root.pem'), 'utf8'), before, 'existing CA untouched');
+    writeFileSync(join(tmp.dir, 'stray'), 'x');
+    const nonEmpty = await gatehouse(['ca', 'init', '--dir', tmp.dir]);
+    assert.equal(nonEmpty.status, 73);
+    assert.match(nonEmpty.stderr, /not empty/);
+  } finally {
+    tmp.cleanup();
+  }
+});
+
+test('cli-root-key-out-keeps-root-key-outside-ca-dir', async () => {
+  const tmp = makeTempDir();
+  let ca;
+  try {
+    const dir = join(tmp.dir, 'ca');
+    const offline = join(tmp.dir, 'offline-root-key.pem');
+    const r = await gatehouse(['ca', 'init', '--dir', dir, '--root-key-out', offline]);
+    assert.equal(r.status, 0, r.stderr);
+    assert.equal(existsSync(join(dir, 'root-key.pem')), false);
+    assert.equal(statSync(offline).mode & 0o777, 0o600);
+    // The CA runs without the root key and still serves a root CRL made at init.
+    ca = await startCaProcess(dir);
+    const crl = runSync('curl', ['-sS', '--fail', '--cacert', join(dir, 'root.pem'), `${ca.url}/crl/root?format=pem`]);
+    assert.equal(crl.status, 0);
+    const verify = runSync('openssl', ['crl', '-noout', '-CAfile', join(dir, 'root.pem')], { input: crl.stdout });
+    assert.match(verify.stderr + verify.stdout, /verify OK/);
+    const resign = await gatehouse(['ca', 'root-crl', '--dir', dir, '--root-key', offline]);
+    assert.equal(resign.status, 0, resign.stderr);
+    assert.match(resign.stdout, /root CRL #2/);
+  } finally {
+    await ca?.stop();
+    tmp.cleanup();
+  }
+});
+
+test('cli-passphrase-encrypts-ca-keys-and-serve-needs-it', async () => {
+  const tmp = makeTempDir();
+  let ca;
+  try {
+    const dir = join(tmp.dir, 'ca');
+    const pass = join(tmp.dir, 'pass');
+    writeFileSync(pass, 'correct horse battery staple\n', { mode: 0o600 });
+    const wrong = join(tmp.dir, 'wrong');
+    writeFileSync(wrong, 'not the passphrase\n', { mode: 0o600 });
+    assert.equal((await gatehouse(['ca', 'init', '--dir', dir, '--passphrase-file', pass])).status, 0);
+    assert.match(readFileSync(join(dir, 'intermediate-key.pem'), 'utf8'), /BEGIN ENCRYPTED PRIVATE KEY/);
+    assert.match(readFileSync(join(dir, 'root-key.pem'), 'utf8'), /BEGIN ENCRYPTED PRIVATE KEY/);
+    // openssl reads our encrypted PKCS#8 with the passphrase.
+    assert.equal(runSync('openssl', ['pkey', '-in', join(dir, 'intermediate-key.pem'), '-passin', `file:${pass}`, '-noout']).status, 0);
+    const bad = await gatehouse(['ca', 'serve', '--dir', dir, '--listen', '127.0.0.1:0', '--passphrase-file', wrong]);
+    assert.equal(bad.status, 77);
+    assert.match(bad.stderr, /wrong passphrase/);
+    ca = await startCaProcess(dir); // the config records the passphrase file given at init
+  } finally {
+    await ca?.stop();
+    tmp.cleanup();
+  }
+});
+
+test('cli-broken-config-and-wrong-permissions-refused-with-path', async () => {
+  const tmp = makeTempDir();
+  try {
+    const dir = join(tmp.dir, 'ca');
+    assert.equal((await gatehouse(['ca', 'init', '--dir', dir])).status, 0);
+    const configPath = join(dir, 'gatehouse.yaml');
+    const good = readFileSync(configPath, 'utf8');
+
+    writeFileSync(configPath, good.replace('lifetime: 24h', 'lifetime: forever'));
+    let r = await gatehouse(['ca', 'serve', '--dir', dir, '--listen', '127.0.0.1:0']);
+    assert.equal(r.status, 78);
+    assert.match(r.stderr, /roles\.admin\.lifetime: "forever" is not a duration/);
+
+    writeFileSync(configPath, good + 'surprise: true\n');
+    r = await gatehouse(['ca', 'serve', '--dir', dir, '--listen', '127.0.0.1:0']);
+    assert.equal(r.status, 78);
+    assert.match(r.stderr, /unknown key "surprise"/);
+
+    writeFileSync(configPath, 'org: [unclosed\n');
+    r = await gatehouse(['token', 'create', '--dir', dir, '--role', 'web']);
+    assert.equal(r.status, 78);
+    assert.match(r.stderr, /not valid YAML/);
+
+    writeFileSync(configPath, good);
+    runSync('chmod', ['755', dir]);
+    r = await gatehouse(['token', 'create', '--dir', dir, '--role', 'web']);
+    assert.equal(r.status, 77);
+    assert.match(r.stderr, /mode 0755.*chmod 700/);
+    runSync('chmod', ['700', dir]);
+    runSync('chmod', ['644', join(dir, 'intermediate-key.pem')]);
+    r = await gatehouse(['token', 'create', '--dir', dir, '--role', 'web']);
+    assert.equal(r.status, 77);
+    assert.match(r.stderr, /intermediate-key\.pem has mode 0644/);
+  } finally {
+    tmp.cleanup();
+  }
+});
+
+test('cli-usage-errors-exit-64-and-every-command-has-help', async () => {
+  const unknown = await gatehouse(['frobnicate']);
+  assert.equal(unknown.status, 64);
+  const missing = await gatehouse(['token', 'create', '--dir', '/nonexistent']);
+  assert.equal(missing.status, 64);
+  assert.match(missing.stderr, /--role is required/);
+  const badFlag = await gatehouse(['agent', 'whoami', '--frob']);
+  assert.equal(badFlag.status, 64);
+  const help = await gatehouse(['agent', 'enroll', '--help']);
+  assert.equal(help.status, 0);
+  assert.match(help.stdout, /^Usage: gatehouse agent enroll --ca URL/);
+});

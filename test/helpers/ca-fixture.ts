@@ -1,0 +1,51 @@
+/** A real CA for tests: `ca init` in a temp dir, then the HTTPS server on 127.0.0.1 port 0. */
+import { join } from 'node:path';
+import { writeFileSync } from 'node:fs';
+import { initCa, type InitOptions } from '../../src/ca/init.js';
+import { CA_FILES, loadCaMaterial } from '../../src/ca/ca-dir.js';
+import { startCaServer, type CaServer } from '../../src/ca/server.js';
+import { openSqliteStore, type SqliteStore } from '../../src/store/sqlite.js';
+import { createLogger, type Logger } from '../../src/log/logger.js';
+import { makeTempDir } from './tmp.js';
+
+export interface CaFixture {
+  root: string;
+  caDir: string;
+  adminDir: string;
+  url: string;
+  server: CaServer;
+  store: SqliteStore;
+  logLines: string[];
+  /** Rewrite part of gatehouse.yaml and restart the server on the same directory. */
+  close(): Promise<void>;
+}
+
+export async function startCaFixture(options: Partial<InitOptions> & { configEdit?: (yaml: string) => string; now?: () => Date; crlCheckIntervalMs?: number } = {}): Promise<CaFixture> {
+  const tmp = makeTempDir();
+  const caDir = join(tmp.dir, 'ca');
+  await initCa({ dir: caDir, org: 'Test Org', trustDomain: 'test.internal', ...options });
+  if (options.configEdit) {
+    const path = join(caDir, CA_FILES.config);
+    const { readFileSync } = await import('node:fs');
+    writeFileSync(path, options.configEdit(readFileSync(path, 'utf8')), { mode: 0o600 });
+  }
+  const logLines: string[] = [];
+  const logger: Logger = createLogger({ level: 'debug', write: (line) => void logLines.push(line) });
+  const material = loadCaMaterial(caDir, { passphraseFile: options.passphraseFile });
+  const store = openSqliteStore(join(caDir, CA_FILES.database));
+  const server = await startCaServer({ material, store, logger, listen: '127.0.0.1:0', ...(options.now ? { now: options.now } : {}), ...(options.crlCheckIntervalMs ? { crlCheckIntervalMs: options.crlCheckIntervalMs } : {}) });
+  return {
+    root: tmp.dir,
+    caDir,
+    adminDir: join(caDir, CA_FILES.adminDir),
+    url: server.url,
+    server,
+    store,
+    logLines,
+    close: async () => {
+      await server.close();
+      await store.close();
+      tmp.cleanup();
+    },
+  };
+}

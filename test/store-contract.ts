@@ -1,0 +1,144 @@
+/**
+ * The behaviour every Store must have. SQLite runs it today; a PostgreSQL store must pass the
+ * same suite unchanged.
+ */
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import type { CertRecord, Store, TokenRecord } from '../src/store/store.js';
+import { verifyAuditChain } from '../src/store/audit-chain.js';
+
+const T0 = new Date('2026-01-01T00:00:00Z');
+const HOUR = 3_600_000;
+
+function cert(serial: string, overrides: Partial<CertRecord> = {}): CertRecord {
+  return {
+    serial, fingerprint: `fp-${serial}`, name: `dev-${serial}`, role: 'web', spiffeId: `spiffe://t/web/dev-${serial}`,
+    notBefore: T0, notAfter: new Date(T0.getTime() + 24 * HOUR), issuedAt: T0, certPem: `PEM ${serial}`,
+    tokenId: null, renewedFrom: null, revokedAt: null, revocationReason: null, ...overrides,
+  };
+}
+
+function token(id: string, overrides: Partial<TokenRecord> = {}): TokenRecord {
+  return {
+    id, secretHash: 'ab'.repeat(32), role: 'web', name: null, namePattern: null, maxUses: 1, uses: 0,
+    expiresAt: new Date(T0.getTime() + HOUR), createdAt: T0, createdBy: 'test', revokedAt: null, ...overrides,
+  };
+}
+
+const audit = (type: 'ca.cert_issued' | 'ca.token_created' | 'ca.token_revoked' | 'ca.cert_revoked', extra: Record<string, unknown> = {}) => ({ time: T0, type, actor: 'test', details: extra });
+
+export function runStoreContract(kind: string, open: () => Promise<{ store: Store; cleanup: () => Promise<void> }>): void {
+  const withStore = (name: string, fn: (store: Store) => Promise<void>) =>
+    test(`${kind}: ${name}`, async () => {
+      const { store, cleanup } = await open();
+      try {
+        await fn(store);
+      } finally {
+        await store.close().catch(() => undefined);
+        await cleanup();
+      }
+    });
+
+  withStore('issued-cert-round-trips-every-field', async (store) => {
+    const c = cert('0a', { tokenId: null, renewedFrom: '09' });
+    assert.deepEqual(await store.commitIssuance({ cert: c, now: T0, audit: [audit('ca.cert_issued')] }), { ok: true });
+    assert.deepEqual(await store.getCert('0a'), c);
+    assert.equal(await store.getCert('ff'), null);
+  });
+
+  withStore('issuance-consumes-token-and-refuses-when-none-left', async (store) => {
+    await store.insertToken(token('t1', { maxUses: 2 }), audit('ca.token_created'));
+    assert.deepEqual(await store.commitIssuance({ cert: cert('01'), consumeTokenId: 't1', now: T0, audit: [] }), { ok: true });
+    assert.deepEqual(await store.commitIssuance({ cert: cert('02'), consumeTokenId: 't1', now: T0, audit: [] }), { ok: true });
+    assert.deepEqual(await store.commitIssuance({ cert: cert('03'), consumeTokenId: 't1', now: T0, audit: [] }), { ok: false, reason: 'TOKEN_USED' });
+    assert.equal(await store.getCert('03'), null, 'a refused issuance records no certificate');
+    assert.equal((await store.getToken('t1'))!.uses, 2);
+  });
+
+  withStore('issuance-refuses-expired-revoked-unknown-token', async (store) => {
+    await store.insertToken(token('exp', { expiresAt: new Date(T0.getTime() - 1) }), audit('ca.token_created'));
+    await store.insertToken(token('rev'), audit('ca.token_created'));
+    await store.revokeToken('rev', T0, audit('ca.token_revoked'));
+    assert.deepEqual(await store.commitIssuance({ cert: cert('01'), consumeTokenId: 'exp', now: T0, audit: [] }), { ok: false, reason: 'TOKEN_EXPIRED' });
+    assert.deepEqual(await store.commitIssuance({ cert: cert('02'), consumeTokenId: 'rev', now: T0, audit: [] }), { ok: false, reason: 'TOKEN_REVOKED' });
+    assert.deepEqual(await store.commitIssuance({ cert: cert('03'), consumeTokenId: 'nope', now: T0, audit: [] }), { ok: false, reason: 'TOKEN_UNKNOWN' });
+    assert.equal((await store.listCerts()).length, 0);
+  });
+
+  withStore('concurrent-issuances-on-single-use-token-exactly-one-wins', async (store) => {
+    await store.insertToken(token('race'), audit('ca.token_created'));
+    const outcomes = await Promise.all(Array.from({ length: 50 }, (_, i) => store.commitIssuance({ cert: cert(i.toString(16).padStart(2, '0')), consumeTokenId: 'race', now: T0, audit: [] })));
+    assert.equal(outcomes.filter((o) => o.ok).length, 1);
+    assert.equal((await store.listCerts()).length, 1);
+  });
+
+  withStore('revoke-once-keeps-first-reason-and-bumps-version', async (store) => {
+    await store.commitIssuance({ cert: cert('0b'), now: T0, audit: [] });
+    const v0 = await store.revocationVersion();
+    const first = await store.revokeCert('0b', 'keyCompromise', new Date(T0.getTime() + 1000), audit('ca.cert_revoked'));
+    assert.equal(first!.revocationReason, 'keyCompromise');
+    const v1 = await store.revocationVersion();
+    assert.notEqual(v1, v0);
+    const second = await store.revokeCert('0b', 'superseded', new Date(T0.getTime() + 5000), audit('ca.cert_revoked'));
+    assert.equal(second!.revocationReason, 'keyCompromise');
+    assert.equal(second!.revokedAt!.getTime(), T0.getTime() + 1000);
+    assert.equal(await store.revocationVersion(), v1, 'a repeated revocation changes nothing');
+    assert.equal(await store.revokeCert('cc', 'unspecified', T0, audit('ca.cert_revoked')), null);
+  });
+
+  withStore('crl-lists-revoked-unexpired-only', async (store) => {
+    await store.commitIssuance({ cert: cert('01'), now: T0, audit: [] });
+    await store.commitIssuance({ cert: cert('02', { notAfter: new Date(T0.getTime() + HOUR) }), now: T0, audit: [] });
+    await store.commitIssuance({ cert: cert('03'), now: T0, audit: [] });
+    await store.revokeCert('01', 'superseded', T0, audit('ca.cert_revoked'));
+    await store.revokeCert('02', 'keyCompromise', T0, audit('ca.cert_revoked'));
+    const later = new Date(T0.getTime() + 2 * HOUR);
+    assert.deepEqual((await store.listRevokedUnexpired(later)).map((r) => r.serial), ['01']);
+  });
+
+  withStore('cert-filters-by-state-role-and-expiry', async (store) => {
+    await store.commitIssuance({ cert: cert('01', { notAfter: new Date(T0.getTime() + 2 * HOUR) }), now: T0, audit: [] });
+    await store.commitIssuance({ cert: cert('02', { role: 'gateway', notAfter: new Date(T0.getTime() + 48 * HOUR) }), now: T0, audit: [] });
+    await store.commitIssuance({ cert: cert('03', { notAfter: new Date(T0.getTime() - HOUR) }), now: T0, audit: [] });
+    await store.commitIssuance({ cert: cert('04'), now: T0, audit: [] });
+    await store.revokeCert('04', 'unspecified', T0, audit('ca.cert_revoked'));
+    const serials = async (f: Parameters<Store['listCerts']>[0]) => (await store.listCerts({ now: T0, ...f })).map((c) => c.serial).sort();
+    assert.deepEqual(await serials({ state: 'active' }), ['01', '02']);
+    assert.deepEqual(await serials({ state: 'expired' }), ['03']);
+    assert.deepEqual(await serials({ state: 'revoked' }), ['04']);
+    assert.deepEqual(await serials({ role: 'gateway' }), ['02']);
+    assert.deepEqual(await serials({ expiringBefore: new Date(T0.getTime() + 7 * HOUR) }), ['01']);
+  });
+
+  withStore('crl-numbers-increase-per-scope', async (store) => {
+    assert.equal(await store.nextCrlNumber('intermediate'), 1n);
+    assert.equal(await store.nextCrlNumber('intermediate'), 2n);
+    assert.equal(await store.nextCrlNumber('root'), 1n);
+  });
+
+  withStore('tokens-list-and-revoke', async (store) => {
+    await store.insertToken(token('a1'), audit('ca.token_created'));
+    assert.deepEqual((await store.listTokens()).map((t) => t.id), ['a1']);
+    assert.ok((await store.revokeToken('a1', T0, audit('ca.token_revoked')))!.revokedAt);
+    assert.equal(await store.revokeToken('zz', T0, audit('ca.token_revoked')), null);
+  });
+
+  withStore('audit-events-chain-and-filter', async (store) => {
+    await store.insertToken(token('a1'), audit('ca.token_created'));
+    await store.commitIssuance({ cert: cert('01'), now: T0, audit: [{ ...audit('ca.cert_issued'), serial: '01' }] });
+    await store.appendAudit([{ time: T0, type: 'ca.admin_call', actor: 'spiffe://t/admin/root', details: { path: '/admin/certs' } }]);
+    const events = await store.listAudit();
+    assert.deepEqual(events.map((e) => e.type), ['ca.token_created', 'ca.cert_issued', 'ca.admin_call']);
+    assert.deepEqual(verifyAuditChain(events), { ok: true, count: 3 });
+    assert.deepEqual((await store.listAudit({ serial: '01' })).map((e) => e.type), ['ca.cert_issued']);
+    assert.deepEqual((await store.listAudit({ type: 'ca.admin_call' })).length, 1);
+    assert.deepEqual((await store.listAudit({ afterSeq: events[1]!.seq })).map((e) => e.type), ['ca.admin_call']);
+  });
+
+  withStore('meta-round-trips', async (store) => {
+    assert.equal(await store.getMeta('k'), null);
+    await store.setMeta('k', 'v1');
+    await store.setMeta('k', 'v2');
+    assert.equal(await store.getMeta('k'), 'v2');
+  });
+}

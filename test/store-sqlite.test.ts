@@ -1,0 +1,83 @@
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import { join } from 'node:path';
+import { writeFileSync } from 'node:fs';
+import Database from 'better-sqlite3';
+import { openSqliteStore } from '../src/store/sqlite.js';
+import { verifyAuditChain } from '../src/store/audit-chain.js';
+import { isGatehouseError } from '../src/errors/errors.js';
+import { makeTempDir } from './helpers/tmp.js';
+import { runStoreContract } from './store-contract.js';
+
+runStoreContract('sqlite', async () => {
+  const tmp = makeTempDir();
+  return { store: openSqliteStore(join(tmp.dir, 'test.db')), cleanup: async () => tmp.cleanup() };
+});
+
+test('sqlite: opens-in-wal-mode-with-full-sync-and-migrations-recorded', async () => {
+  const tmp = makeTempDir();
+  try {
+    const path = join(tmp.dir, 'g.db');
+    const store = openSqliteStore(path);
+    await store.close();
+    const db = new Database(path, { readonly: true });
+    assert.equal(db.pragma('journal_mode', { simple: true }), 'wal');
+    assert.ok((db.prepare('SELECT COUNT(*) AS n FROM schema_migrations').get() as { n: number }).n >= 1);
+    db.close();
+    // Reopening applies nothing twice.
+    await openSqliteStore(path).close();
+  } finally {
+    tmp.cleanup();
+  }
+});
+
+test('sqlite: store-from-newer-gatehouse-refused', async () => {
+  const tmp = makeTempDir();
+  try {
+    const path = join(tmp.dir, 'g.db');
+    await openSqliteStore(path).close();
+    const db = new Database(path);
+    db.prepare('INSERT INTO schema_migrations (version, applied_at) VALUES (999, 0)').run();
+    db.close();
+    assert.throws(() => openSqliteStore(path), (err) => isGatehouseError(err, 'GH_STORE_IO') && /newer/.test(err.message));
+  } finally {
+    tmp.cleanup();
+  }
+});
+
+test('sqlite: garbage-database-file-refused-with-clear-error', () => {
+  const tmp = makeTempDir();
+  try {
+    const path = join(tmp.dir, 'g.db');
+    writeFileSync(path, 'this is not a database'.repeat(100));
+    assert.throws(() => openSqliteStore(path), (err) => isGatehouseError(err, 'GH_STORE_IO') && err.message.includes(path));
+  } finally {
+    tmp.cleanup();
+  }
+});
+
+test('sqlite: modified-audit-event-breaks-chain-at-that-event', async () => {
+  const tmp = makeTempDir();
+  try {
+    const path = join(tmp.dir, 'g.db');
+    const store = openSqliteStore(path);
+    const t = new Date('2026-01-01T00:00:00Z');
+    for (let i = 0; i < 5; i++) await store.appendAudit([{ time: t, type: 'ca.admin_call', actor: `a${i}`, details: { i } }]);
+    const events = await store.listAudit();
+    const db = new Database(path);
+    db.prepare("UPDATE audit_events SET actor = 'mallory' WHERE seq = ?").run(events[2]!.seq);
+    db.close();
+    const check = verifyAuditChain(await store.listAudit());
+    assert.equal(check.ok, false);
+    assert.equal(!check.ok && check.brokenAt, events[2]!.seq);
+    const db2 = new Database(path);
+    db2.prepare("UPDATE audit_events SET actor = 'a2' WHERE seq = ?").run(events[2]!.seq);
+    db2.prepare('DELETE FROM audit_events WHERE seq = ?').run(events[1]!.seq);
+    db2.close();
+    const afterDelete = verifyAuditChain(await store.listAudit());
+    assert.equal(!afterDelete.ok && afterDelete.brokenAt, events[2]!.seq, 'deleting an event breaks the link of the one after it');
+    await store.close();
+  } finally {
+    tmp.cleanup();
+  }
+});
