@@ -1,0 +1,57 @@
+/**
+ * The dependency direction stays as designed: cli → ca | agent → pki | store | config → errors.
+ * The agent talks to the CA only over HTTPS, and only pki/ touches X.509/ASN.1 libraries.
+ */
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import { readdirSync, readFileSync, statSync } from 'node:fs';
+import { join, relative, dirname, resolve } from 'node:path';
+
+function sources(dir: string): string[] {
+  return readdirSync(dir).flatMap((e) => {
+    const p = join(dir, e);
+    return statSync(p).isDirectory() ? sources(p) : p.endsWith('.ts') ? [p] : [];
+  });
+}
+
+const files = sources('src').map((file) => {
+  const text = readFileSync(file, 'utf8');
+  const specifiers = [...text.matchAll(/(?:import|export)[^'"]*?from\s+'([^']+)'|import\(\s*'([^']+)'\s*\)|^import\s+'([^']+)'/gm)].map((m) => m[1] ?? m[2] ?? m[3]!);
+  const area = relative('src', file).split('/')[0]!;
+  const internal = specifiers.filter((s) => s.startsWith('.')).map((s) => relative('src', resolve(dirname(file), s)).split('/')[0]!);
+  return { file, text, area, specifiers, internal };
+});
+
+const FORBIDDEN: Record<string, string[]> = {
+  errors: ['config', 'log', 'pki', 'store', 'ca', 'agent', 'cli', 'files', 'tls'],
+  pki: ['config', 'store', 'ca', 'agent', 'cli', 'files', 'tls', 'log'],
+  store: ['ca', 'agent', 'cli', 'config', 'files', 'tls'],
+  config: ['ca', 'agent', 'cli', 'store'],
+  files: ['ca', 'agent', 'cli', 'store', 'pki'],
+  agent: ['ca', 'cli', 'store'],
+  ca: ['agent', 'cli'],
+};
+
+test('architecture-imports-point-only-down', () => {
+  const violations = files.flatMap((f) => f.internal.filter((target) => FORBIDDEN[f.area]?.includes(target)).map((t) => `${f.file} imports ${t}/`));
+  assert.deepEqual(violations, []);
+});
+
+test('architecture-only-pki-imports-x509-libraries', () => {
+  const offenders = files.filter((f) => f.area !== 'pki' && f.specifiers.some((s) => s.startsWith('@peculiar/') || s === 'reflect-metadata')).map((f) => f.file);
+  assert.deepEqual(offenders, []);
+});
+
+test('architecture-only-store-imports-the-database-driver', () => {
+  assert.deepEqual(files.filter((f) => f.area !== 'store' && f.specifiers.includes('better-sqlite3')).map((f) => f.file), []);
+});
+
+test('architecture-no-process-exit-outside-cli-main', () => {
+  assert.deepEqual(files.filter((f) => f.file !== join('src', 'cli', 'main.ts') && /process\.exit\(/.test(f.text)).map((f) => f.file), []);
+});
+
+test('architecture-identity-never-read-from-node-subject-strings', () => {
+  // CVE-2021-44532: Node's flattened subject/subjectAltName strings are not an identity source.
+  const offenders = files.filter((f) => /\.subjectaltname\b|(?<!OID)\.subjectAltName\b|getPeerCertificate\(/.test(f.text)).map((f) => f.file);
+  assert.deepEqual(offenders, []);
+});
