@@ -223,3 +223,35 @@ test('cli-usage-errors-exit-64-and-every-command-has-help', async () => {
   assert.equal(help.status, 0);
   assert.match(help.stdout, /^Usage: gatehouse agent enroll --ca URL/);
 });
+
+test('cli-agent-run-renews-on-schedule-runs-hook-and-stops-on-sigterm', async () => {
+  const { startCaFixture } = await import('./helpers/ca-fixture.js');
+  const { spawn } = await import('node:child_process');
+  const { CLI_PATH } = await import('./helpers/cli.js');
+  // A 12 s lifetime puts the renewal 7–9 s after issuance.
+  const fixture = await startCaFixture({ configEdit: (yaml) => yaml.replace(/(web:\n\s+profile: client\n\s+lifetime: )24h/, '$112s') });
+  const dir = join(fixture.root, 'short');
+  const hookLog = join(fixture.root, 'hook.log');
+  try {
+    const { token } = await fixture.server.authority.createToken({ role: 'web' }, { actor: 'test' });
+    assert.equal((await gatehouse(['agent', 'enroll', '--ca', fixture.url, '--token', token, '--name', 'short', '--dir', dir])).status, 0);
+    const first = JSON.parse((await gatehouse(['agent', 'whoami', '--dir', dir, '--json'])).stdout);
+    assert.ok((new Date(first.notAfter).getTime() - new Date(first.notBefore).getTime()) / 1000 <= 14, '12 s lifetime plus a backdate of at most a tenth of it (rounded to seconds)');
+    const child = spawn(process.execPath, [CLI_PATH, 'agent', 'run', '--dir', dir, '--on-renew', `echo "$GATEHOUSE_SERIAL" >> '${hookLog}'`], { stdio: ['ignore', 'ignore', 'pipe'] });
+    let logs = '';
+    child.stderr!.on('data', (d) => (logs += d));
+    const exited = new Promise<number | null>((resolve) => child.once('exit', (code) => resolve(code)));
+    const deadline = Date.now() + 60_000;
+    while (!existsSync(hookLog) && Date.now() < deadline) await new Promise((r) => setTimeout(r, 200));
+    child.kill('SIGTERM');
+    assert.equal(await exited, 0, logs.slice(-3000));
+    const renewedSerial = readFileSync(hookLog, 'utf8').trim().split('\n')[0];
+    const now = JSON.parse((await gatehouse(['agent', 'whoami', '--dir', dir, '--json'])).stdout);
+    assert.notEqual(now.serial, first.serial);
+    assert.equal(renewedSerial, now.serial);
+    assert.match(logs, /"event":"agent.cert_renewed"/);
+    assert.equal((await fixture.store.getCert(now.serial))?.renewedFrom, first.serial);
+  } finally {
+    await fixture.close();
+  }
+});

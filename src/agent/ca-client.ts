@@ -126,6 +126,6 @@ export class CaClient {
     if (res.status >= 200 && res.status < 300) return parsed as T;
     const error = (parsed as { error?: { code?: string; message?: string; requestId?: string } }).error;
     const code = error?.code && Object.hasOwn(ERRORS, error.code) ? (error.code as ErrorCode) : 'GH_CA_UNREACHABLE';
-    throw new GatehouseError(code, `CA refused ${path}: ${error?.message ?? `HTTP ${res.status}`}${error?.requestId ? ` (requestId ${error.requestId})` : ''}`, { details: { status: res.status } });
+    throw new GatehouseError(code, `CA refused ${path}: ${error?.message ?? `HTTP ${res.status}`}${error?.requestId && !error.message?.includes(error.requestId) ? ` (requestId ${error.requestId})` : ''}`, { details: { status: res.status } });
   }
 }

@@ -177,11 +177,14 @@ export class Authority {
     override?: { profile: LeafProfile; lifetimeMs: number },
   ): Promise<IssuedCertificate> {
     const rules = override ?? { ...roleConfig(this.config, approved.role), lifetimeMs: roleConfig(this.config, approved.role).lifetime };
-    const notBefore = new Date(Math.max(now.getTime() - this.config.limits.backdate, this.issuer.notBefore.getTime()));
-    const notAfter = new Date(Math.min(now.getTime() + rules.lifetimeMs, this.issuer.notAfter.getTime()));
-    if (notAfter.getTime() - now.getTime() < 60_000) {
+    if (this.issuer.notAfter.getTime() - now.getTime() < 60_000) {
       throw new GatehouseError('GH_INTERNAL', 'the issuing intermediate expires within a minute; rotate it', { details: { intermediateNotAfter: this.issuer.notAfter } });
     }
+    // The backdate absorbs clock skew; capped at a tenth of the lifetime so that very short
+    // lifetimes keep their renewal point (2/3 of notBefore→notAfter) in the future.
+    const backdateMs = Math.min(this.config.limits.backdate, rules.lifetimeMs / 10);
+    const notBefore = new Date(Math.max(now.getTime() - backdateMs, this.issuer.notBefore.getTime()));
+    const notAfter = new Date(Math.min(now.getTime() + rules.lifetimeMs, this.issuer.notAfter.getTime()));
     const der = buildLeafCertificate(this.issuer, {
       serial: randomSerial(),
       commonName: approved.name,
@@ -275,8 +278,11 @@ export class Authority {
   async revokeCertificate(serial: string, reason: CrlReason, ctx: RequestContext): Promise<CertRecord> {
     const now = this.now();
     const normalized = serial.toLowerCase().replace(/:/g, '').replace(/^0+(?=.)/, '');
+    const existing = await this.store.getCert(normalized);
+    if (!existing) throw new GatehouseError('GH_CERT_NOT_FOUND', `no certificate with serial ${serial} in the inventory`);
     const record = await this.store.revokeCert(normalized, reason, now, {
-      time: now, type: 'ca.cert_revoked', actor: ctx.actor, serial: normalized, requestId: ctx.requestId ?? null, details: { reason },
+      time: now, type: 'ca.cert_revoked', actor: ctx.actor, serial: normalized, fingerprint: existing.fingerprint, requestId: ctx.requestId ?? null,
+      details: { reason, name: existing.name, role: existing.role, spiffeId: existing.spiffeId },
     });
     if (!record) throw new GatehouseError('GH_CERT_NOT_FOUND', `no certificate with serial ${serial} in the inventory`);
     this.logger.info('ca.cert_revoked', { serial: record.serial, fingerprint: record.fingerprint, name: record.name, reason, actor: ctx.actor });
