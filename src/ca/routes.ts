@@ -3,6 +3,7 @@ import type { TLSSocket } from 'node:tls';
 import { GatehouseError } from '../errors/errors.js';
 import { checkPeerCertificate } from '../tls/peer-certificate.js';
 import { parseCertificate } from '../pki/certificate.js';
+import { verifyChain } from '../pki/chain.js';
 import type { CertRecord } from '../store/store.js';
 import { readJsonBody, sendJson, stringField } from './http-util.js';
 import type { RequestScope } from './server.js';
@@ -41,7 +42,13 @@ export async function routeRequest(scope: RequestScope): Promise<void> {
     }
     case '/renew': {
       only('POST');
-      const peer = await authenticatePeer(scope);
+      const peer = await authenticatePeer(scope, { allowServerOnly: true }).catch(async (err) => {
+        await scope.authority.store.appendAudit([{
+          time: scope.authority.now(), type: 'ca.cert_refused', actor: 'anonymous', requestId: scope.requestId,
+          details: { via: 'renew', code: (err as GatehouseError).code ?? 'GH_INTERNAL', reason: (err as Error).message },
+        }]).catch(() => undefined);
+        throw err;
+      });
       const body = await readJsonBody(req, scope.maxBodyBytes);
       const issued = await scope.authority.renew(peer.der, stringField(body, 'csr', true), { actor: peer.record.spiffeId, requestId: scope.requestId });
       return sendIssued(scope, issued);
@@ -55,8 +62,22 @@ export async function routeRequest(scope: RequestScope): Promise<void> {
  * The presented client certificate, verified by TLS against this CA's root and then checked
  * against the inventory (known, unrevoked, unexpired). Anything else fails closed.
  */
-export async function authenticatePeer(scope: RequestScope): Promise<{ record: CertRecord; der: Buffer }> {
-  const check = checkPeerCertificate(scope.req.socket as TLSSocket);
+export async function authenticatePeer(scope: RequestScope, options: { allowServerOnly?: boolean } = {}): Promise<{ record: CertRecord; der: Buffer }> {
+  const socket = scope.req.socket as TLSSocket;
+  const check = checkPeerCertificate(socket);
+  if (!check.ok && check.reason === 'WRONG_PURPOSE' && options.allowServerOnly) {
+    // A server-profile certificate (serverAuth only) fails OpenSSL's client purpose check, yet a
+    // gateway must renew with it. The handshake already proved possession of its key; here the
+    // chain is verified against this CA's root, and below the exact certificate must be in the
+    // inventory, unrevoked and unexpired.
+    const presented = socket.getPeerX509Certificate();
+    if (presented) {
+      verifyChain([presented.raw, scope.authority.issuer.certDer], scope.authority.rootDer);
+      const record = await scope.authority.requireCurrentCertificate(parseCertificate(presented.raw));
+      scope.identity = record.spiffeId;
+      return { record, der: presented.raw };
+    }
+  }
   if (!check.ok) {
     switch (check.reason) {
       case 'NO_CERTIFICATE': throw new GatehouseError('GH_AUTH_REQUIRED', 'this endpoint needs mutual TLS: connect with your current certificate and key');

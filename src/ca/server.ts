@@ -92,12 +92,15 @@ export async function startCaServer(options: CaServerOptions): Promise<CaServer>
   server.on('request', (req: IncomingMessage, res: ServerResponse) => {
     const scope: RequestScope = { req, res, requestId: newRequestId(), authority, crls, logger, maxBodyBytes: config.limits.maxBodyBytes };
     const started = process.hrtime.bigint();
+    // Read the socket now: after an aborted body it is already detached when 'finish' fires.
+    const socket = req.socket as TLSSocket;
+    const remote = socket.remoteAddress;
+    const tlsVersion = socket.getProtocol?.();
     res.setHeader('x-request-id', scope.requestId);
     res.on('finish', () => {
-      const socket = req.socket as TLSSocket;
       logger.info('ca.request', {
         requestId: scope.requestId, method: req.method, path: (req.url ?? '').split('?')[0], status: res.statusCode,
-        identity: scope.identity ?? null, remote: socket.remoteAddress, tls: socket.getProtocol?.(), durationMs: Number(process.hrtime.bigint() - started) / 1e6,
+        identity: scope.identity ?? null, remote, tls: tlsVersion, durationMs: Number(process.hrtime.bigint() - started) / 1e6,
       });
     });
     routeRequest(scope).catch((err) => sendError(res, err, scope.requestId, logger));

@@ -20,10 +20,11 @@ export interface CaFixture {
   close(): Promise<void>;
 }
 
-export async function startCaFixture(options: Partial<InitOptions> & { configEdit?: (yaml: string) => string; now?: () => Date; crlCheckIntervalMs?: number } = {}): Promise<CaFixture> {
+export async function startCaFixture(options: Partial<Omit<InitOptions, 'now'>> & { configEdit?: (yaml: string) => string; now?: () => Date; crlCheckIntervalMs?: number } = {}): Promise<CaFixture> {
+  const { now, configEdit: _edit, crlCheckIntervalMs: _interval, ...initOptions } = options;
   const tmp = makeTempDir();
   const caDir = join(tmp.dir, 'ca');
-  await initCa({ dir: caDir, org: 'Test Org', trustDomain: 'test.internal', ...options });
+  await initCa({ dir: caDir, org: 'Test Org', trustDomain: 'test.internal', ...initOptions });
   if (options.configEdit) {
     const path = join(caDir, CA_FILES.config);
     const { readFileSync } = await import('node:fs');
@@ -33,7 +34,7 @@ export async function startCaFixture(options: Partial<InitOptions> & { configEdi
   const logger: Logger = createLogger({ level: 'debug', write: (line) => void logLines.push(line) });
   const material = loadCaMaterial(caDir, { passphraseFile: options.passphraseFile });
   const store = openSqliteStore(join(caDir, CA_FILES.database));
-  const server = await startCaServer({ material, store, logger, listen: '127.0.0.1:0', ...(options.now ? { now: options.now } : {}), ...(options.crlCheckIntervalMs ? { crlCheckIntervalMs: options.crlCheckIntervalMs } : {}) });
+  const server = await startCaServer({ material, store, logger, listen: '127.0.0.1:0', ...(now ? { now } : {}), ...(options.crlCheckIntervalMs ? { crlCheckIntervalMs: options.crlCheckIntervalMs } : {}) });
   return {
     root: tmp.dir,
     caDir,
