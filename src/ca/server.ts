@@ -87,7 +87,11 @@ export async function startCaServer(options: CaServerOptions): Promise<CaServer>
     // clients sending just their leaf still verify; chains must still end at the root.
     ca: [authority.rootPem, authority.intermediatePem],
   };
-  const server = createServer({ ...tlsOptions, key: credentials.key, cert: credentials.cert });
+  const server = createServer({ ...tlsOptions, key: credentials.key, cert: credentials.cert, handshakeTimeout: 10_000 });
+  // Bounded waits so slow or stalled clients cannot hold connections open (slowloris).
+  server.headersTimeout = 15_000;
+  server.requestTimeout = 30_000;
+  server.keepAliveTimeout = 30_000;
 
   server.on('request', (req: IncomingMessage, res: ServerResponse) => {
     const scope: RequestScope = { req, res, requestId: newRequestId(), authority, crls, logger, maxBodyBytes: config.limits.maxBodyBytes };
