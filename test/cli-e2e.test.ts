@@ -255,3 +255,35 @@ test('cli-agent-run-renews-on-schedule-runs-hook-and-stops-on-sigterm', async ()
     await fixture.close();
   }
 });
+
+test('ca-serve-workers-share-port-store-and-crl', async () => {
+  const tmp = makeTempDir();
+  const caDir = join(tmp.dir, 'ca');
+  let ca;
+  try {
+    assert.equal((await gatehouse(['ca', 'init', '--dir', caDir])).status, 0);
+    ca = await startCaProcess(caDir, ['--workers', '2']);
+    assert.match(ca.output(), /\(2 workers\)/);
+    const token = (await gatehouse(['token', 'create', '--dir', caDir, '--role', 'web', '--uses', '6', '--names', 'w-*'])).stdout.trim();
+    const results = await Promise.all(Array.from({ length: 6 }, (_, i) => gatehouse(['agent', 'enroll', '--ca', ca!.url, '--token', token, '--name', `w-${i}`, '--dir', join(tmp.dir, `w-${i}`), '--json'])));
+    assert.deepEqual(results.map((r) => r.status), [0, 0, 0, 0, 0, 0], results.map((r) => r.stderr).join('\n'));
+    const serials = results.map((r) => JSON.parse(r.stdout).serial as string);
+    const seventh = await gatehouse(['agent', 'enroll', '--ca', ca.url, '--token', token, '--name', 'w-7', '--dir', join(tmp.dir, 'w-7')]);
+    assert.equal(seventh.status, 77, 'the shared store enforces the use count across workers');
+    // Revoke through one worker; every worker serves a CRL with the serial within the poll interval.
+    assert.equal((await gatehouse(['cert', 'revoke', serials[0]!, '--identity', join(caDir, 'admin'), '--ca', ca.url])).status, 0);
+    const deadline = Date.now() + 15_000;
+    let listed = 0;
+    while (Date.now() < deadline && listed < 6) {
+      const crl = runSync('curl', ['-sS', '--fail', '--cacert', join(caDir, 'root.pem'), `${ca.url}/crl?format=pem`]);
+      const text = runSync('openssl', ['crl', '-noout', '-text'], { input: crl.stdout }).stdout.toUpperCase();
+      listed = text.includes(serials[0]!.toUpperCase()) ? listed + 1 : 0;
+      if (listed < 6) await new Promise((r) => setTimeout(r, 100));
+    }
+    assert.equal(listed, 6, 'six consecutive CRL fetches (spread over both workers) list the revoked serial');
+    assert.equal(await ca.stop('SIGTERM'), 0);
+  } finally {
+    await ca?.stop('SIGKILL');
+    tmp.cleanup();
+  }
+});

@@ -11,7 +11,8 @@ import { publicUrlOf } from '../config/ca-config.js';
 import { compileNamePattern, isSafeName, NAME_PATTERN_RE } from '../config/patterns.js';
 import type { Logger } from '../log/logger.js';
 import { parseCsr, type ParsedCsr } from '../pki/csr.js';
-import { parseCertificate, sha256Hex, type CertificateInfo } from '../pki/certificate.js';
+import { parseCertificate, serialHex, sha256Hex, type CertificateInfo } from '../pki/certificate.js';
+import { encodedInstant } from '../pki/der.js';
 import { buildLeafCertificate, prepareSigningAuthority, randomSerial, type LeafProfile, type SigningAuthority } from '../pki/leaf-certificate.js';
 import { toPem } from '../pki/pem.js';
 import type { CrlReason } from '../pki/crl.js';
@@ -185,8 +186,9 @@ export class Authority {
     const backdateMs = Math.min(this.config.limits.backdate, rules.lifetimeMs / 10);
     const notBefore = new Date(Math.max(now.getTime() - backdateMs, this.issuer.notBefore.getTime()));
     const notAfter = new Date(Math.min(now.getTime() + rules.lifetimeMs, this.issuer.notAfter.getTime()));
+    const serial = randomSerial();
     const der = buildLeafCertificate(this.issuer, {
-      serial: randomSerial(),
+      serial,
       commonName: approved.name,
       organizationalUnit: approved.role,
       organization: this.config.org,
@@ -200,15 +202,15 @@ export class Authority {
       email: [],
       crlUrl: `${publicUrlOf(this.config)}/crl`,
     });
-    const info = parseCertificate(der);
+    // Fields are known from the spec; parsing the certificate back would cost more than building it.
     const record: CertRecord = {
-      serial: info.serial,
-      fingerprint: info.fingerprint,
+      serial: serialHex(serial),
+      fingerprint: sha256Hex(der),
       name: approved.name,
       role: approved.role,
       spiffeId: approved.spiffeId,
-      notBefore: info.notBefore,
-      notAfter: info.notAfter,
+      notBefore: encodedInstant(notBefore),
+      notAfter: encodedInstant(notAfter),
       issuedAt: now,
       certPem: toPem('CERTIFICATE', der),
       tokenId: link.tokenId,

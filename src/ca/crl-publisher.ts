@@ -22,17 +22,25 @@ export interface PublishedCrl {
   number: bigint;
   thisUpdate: Date;
   nextUpdate: Date;
+  /** The store's revocation version this CRL reflects (intermediate CRL only). */
+  revocationVersion?: number;
 }
 
 export const ROOT_CRL_META_KEY = 'crl:root';
+const INTERMEDIATE_CRL_META_KEY = 'crl:intermediate';
 
 export async function generateRootCrl(store: Store, root: SigningAuthority, config: CaConfig, now: Date): Promise<PublishedCrl> {
   const number = await store.nextCrlNumber('root');
   // The root signs only the intermediate; revoking an intermediate means a new CA, so the list is empty.
   const nextUpdate = new Date(Math.min(now.getTime() + config.crl.rootLifetime, root.notAfter.getTime()));
   const der = buildCrl(root, { crlNumber: number, thisUpdate: now, nextUpdate, entries: [] });
-  await store.setMeta(ROOT_CRL_META_KEY, JSON.stringify({ der: der.toString('base64'), number: number.toString(), thisUpdate: now.toISOString(), nextUpdate: nextUpdate.toISOString() }));
-  return { der, pem: toPem('X509 CRL', der), number, thisUpdate: now, nextUpdate };
+  const crl: PublishedCrl = { der, pem: toPem('X509 CRL', der), number, thisUpdate: now, nextUpdate };
+  await store.setMeta(ROOT_CRL_META_KEY, serializeCrl(crl));
+  return crl;
+}
+
+function serializeCrl(crl: PublishedCrl): string {
+  return JSON.stringify({ der: crl.der.toString('base64'), number: crl.number.toString(), thisUpdate: crl.thisUpdate.toISOString(), nextUpdate: crl.nextUpdate.toISOString(), revocationVersion: crl.revocationVersion });
 }
 
 export class CrlPublisher {
@@ -92,13 +100,21 @@ export class CrlPublisher {
     const version = await store.revocationVersion();
     const staleAt = (crl: PublishedCrl | null, renewBeforeMs: number) => !crl || crl.nextUpdate.getTime() - now.getTime() <= renewBeforeMs;
     if (force || version !== this.seenRevocationVersion || staleAt(this.intermediate, config.crl.renewBefore)) {
-      const entries = await store.listRevokedUnexpired(now);
-      const number = await store.nextCrlNumber('intermediate');
-      const nextUpdate = new Date(now.getTime() + config.crl.lifetime);
-      const der = buildCrl(this.deps.issuer, { crlNumber: number, thisUpdate: now, nextUpdate, entries });
-      this.intermediate = { der, pem: toPem('X509 CRL', der), number, thisUpdate: now, nextUpdate };
+      // Another worker or replica may already have published a CRL for this revocation state:
+      // serve that one, so clients see one CRL number rather than one per process.
+      const shared = force ? null : await this.loadStored(INTERMEDIATE_CRL_META_KEY);
+      if (shared && shared.revocationVersion === version && !staleAt(shared, config.crl.renewBefore)) {
+        this.intermediate = shared;
+      } else {
+        const entries = await store.listRevokedUnexpired(now);
+        const number = await store.nextCrlNumber('intermediate');
+        const nextUpdate = new Date(now.getTime() + config.crl.lifetime);
+        const der = buildCrl(this.deps.issuer, { crlNumber: number, thisUpdate: now, nextUpdate, entries });
+        this.intermediate = { der, pem: toPem('X509 CRL', der), number, thisUpdate: now, nextUpdate, revocationVersion: version };
+        await store.setMeta(INTERMEDIATE_CRL_META_KEY, serializeCrl(this.intermediate));
+        logger.info('ca.crl_generated', { scope: 'intermediate', number: number.toString(), entries: entries.length, nextUpdate: nextUpdate.toISOString() });
+      }
       this.seenRevocationVersion = version;
-      logger.info('ca.crl_generated', { scope: 'intermediate', number: number.toString(), entries: entries.length, nextUpdate: nextUpdate.toISOString() });
     }
     await this.refreshRoot(now);
   }
@@ -117,11 +133,18 @@ export class CrlPublisher {
     logger.warn('ca.root_crl_expiring', { nextUpdate: this.root.nextUpdate.toISOString(), fix: 'run `gatehouse ca root-crl --dir DIR --root-key FILE` with the offline root key' });
   }
 
-  private async loadStoredRootCrl(): Promise<PublishedCrl | null> {
-    const stored = await this.deps.store.getMeta(ROOT_CRL_META_KEY);
+  private loadStoredRootCrl(): Promise<PublishedCrl | null> {
+    return this.loadStored(ROOT_CRL_META_KEY);
+  }
+
+  private async loadStored(key: string): Promise<PublishedCrl | null> {
+    const stored = await this.deps.store.getMeta(key);
     if (!stored) return null;
-    const parsed = JSON.parse(stored) as { der: string; number: string; thisUpdate: string; nextUpdate: string };
+    const parsed = JSON.parse(stored) as { der: string; number: string; thisUpdate: string; nextUpdate: string; revocationVersion?: number };
     const der = Buffer.from(parsed.der, 'base64');
-    return { der, pem: toPem('X509 CRL', der), number: BigInt(parsed.number), thisUpdate: new Date(parsed.thisUpdate), nextUpdate: new Date(parsed.nextUpdate) };
+    return {
+      der, pem: toPem('X509 CRL', der), number: BigInt(parsed.number), thisUpdate: new Date(parsed.thisUpdate), nextUpdate: new Date(parsed.nextUpdate),
+      ...(parsed.revocationVersion !== undefined ? { revocationVersion: parsed.revocationVersion } : {}),
+    };
   }
 }

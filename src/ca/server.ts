@@ -145,7 +145,13 @@ export async function startCaServer(options: CaServerOptions): Promise<CaServer>
       clearInterval(rotateTimer);
       crls.stop();
       await new Promise<void>((resolve) => {
-        server.close(() => resolve());
+        // In a cluster worker whose primary is gone, close() never calls back: bound the wait.
+        const timer = setTimeout(resolve, 5000);
+        timer.unref();
+        server.close(() => {
+          clearTimeout(timer);
+          resolve();
+        });
         server.closeAllConnections();
       });
     },

@@ -70,4 +70,6 @@ export async function main(argv: string[]): Promise<number> {
 }
 
 const code = await main(process.argv.slice(2));
-process.exitCode = code;
+// Exit explicitly: a finished command must not linger on a stray handle (a cluster worker's
+// shared socket, a keep-alive agent). stdout and stderr are synchronous for files and pipes.
+process.exit(code);

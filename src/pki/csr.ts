@@ -59,12 +59,13 @@ export function parseCsr(input: string | Buffer): ParsedCsr {
   } catch (cause) {
     throw new GatehouseError('GH_CSR_KEY_UNSUPPORTED', 'CSR public key cannot be read', { cause });
   }
-  const keyProblem = unacceptableKeyReason(publicKey);
+  const details = publicKey.asymmetricKeyDetails ?? {};
+  const keyProblem = unacceptableKeyReason(publicKey, details);
   if (keyProblem) throw new GatehouseError('GH_CSR_KEY_UNSUPPORTED', `CSR key: ${keyProblem}`);
   const alg = signatureAlgorithmByOid(parsed.sigAlgOid);
   if (!alg) throw new GatehouseError('GH_CSR_SIGNATURE', `CSR signature algorithm ${parsed.sigAlgOid} is not accepted`);
   if (!signatureMatchesKey(alg.oid, publicKey)) {
-    throw new GatehouseError('GH_CSR_SIGNATURE', `CSR signature algorithm ${alg.name} does not fit its ${describeKey(publicKey)} key`);
+    throw new GatehouseError('GH_CSR_SIGNATURE', `CSR signature algorithm ${alg.name} does not fit its ${describeKey(publicKey, details)} key`);
   }
   let valid = false;
   try {
@@ -74,7 +75,7 @@ export function parseCsr(input: string | Buffer): ParsedCsr {
   }
   if (!valid) throw new GatehouseError('GH_CSR_SIGNATURE', 'CSR signature does not verify with its own public key (proof of possession failed)');
   const { criRaw: _c, sigAlgOid: _s, signature: _sig, ...rest } = parsed;
-  return { ...rest, publicKey, keyDescription: describeKey(publicKey) };
+  return { ...rest, publicKey, keyDescription: describeKey(publicKey, details) };
 }
 
 function csrDer(input: string | Buffer): Buffer {

@@ -73,6 +73,11 @@ export function oid(dotted: string): Buffer {
   return encoded;
 }
 
+/** The instant a DER time encodes: whole seconds (fractions are not allowed, RFC 5280 §4.1.2.5.1). */
+export function encodedInstant(date: Date): Date {
+  return new Date(Math.floor(date.getTime() / 1000) * 1000);
+}
+
 /** RFC 5280 §4.1.2.5: UTCTime through 2049, GeneralizedTime from 2050; seconds, Zulu. */
 export function time(date: Date): Buffer {
   const iso = date.toISOString(); // YYYY-MM-DDTHH:MM:SS.sssZ

@@ -9,3 +9,4 @@ export * from './crl.js';
 export * from './chain.js';
 export * from './ip.js';
 export * from './pkcs12.js';
+export { encodedInstant } from './der.js';

@@ -59,8 +59,8 @@ export function spkiDer(key: KeyObject): Buffer {
 }
 
 /** A human description used in errors and `whoami`: "ECDSA P-256", "RSA 3072", "Ed25519". */
-export function describeKey(key: KeyObject): string {
-  const details = key.asymmetricKeyDetails ?? {};
+/** `details` may be passed in: each read of asymmetricKeyDetails is a call into OpenSSL. */
+export function describeKey(key: KeyObject, details = key.asymmetricKeyDetails ?? {}): string {
   switch (key.asymmetricKeyType) {
     case 'ec': return `ECDSA ${details.namedCurve === 'prime256v1' ? 'P-256' : details.namedCurve === 'secp384r1' ? 'P-384' : details.namedCurve}`;
     case 'rsa': return `RSA ${details.modulusLength}`;
@@ -70,8 +70,7 @@ export function describeKey(key: KeyObject): string {
 }
 
 /** Null when the key is acceptable for an issued certificate, else why not. */
-export function unacceptableKeyReason(key: KeyObject): string | null {
-  const details = key.asymmetricKeyDetails ?? {};
+export function unacceptableKeyReason(key: KeyObject, details = key.asymmetricKeyDetails ?? {}): string | null {
   switch (key.asymmetricKeyType) {
     case 'ec':
       return details.namedCurve === 'prime256v1' || details.namedCurve === 'secp384r1' ? null : `curve ${details.namedCurve} is not accepted (P-256 or P-384)`;

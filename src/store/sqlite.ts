@@ -123,6 +123,7 @@ export class SqliteStore implements Store {
         VALUES (@serial, @fingerprint, @name, @role, @spiffeId, @notBefore, @notAfter, @issuedAt, @certPem, @tokenId, @renewedFrom)`),
       consumeToken: db.prepare('UPDATE tokens SET uses = uses + 1 WHERE id = ? AND uses < max_uses AND revoked_at IS NULL AND expires_at > ?'),
       getToken: db.prepare('SELECT * FROM tokens WHERE id = ?'),
+      getCert: db.prepare('SELECT * FROM certificates WHERE serial = ?'),
       lastAudit: db.prepare('SELECT hash FROM audit_events ORDER BY seq DESC LIMIT 1'),
       insertAudit: db.prepare(`INSERT INTO audit_events (time, type, actor, serial, fingerprint, token_id, request_id, details, prev_hash, hash)
         VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`),
@@ -240,7 +241,7 @@ export class SqliteStore implements Store {
   }
 
   async getCert(serial: string): Promise<CertRecord | null> {
-    const row = this.read(() => this.db.prepare('SELECT * FROM certificates WHERE serial = ?').get(serial) as Row | undefined);
+    const row = this.read(() => this.stmt.getCert.get(serial) as Row | undefined);
     return row ? certFromRow(row) : null;
   }
 

@@ -3,7 +3,9 @@ import { GatehouseError } from '../../errors/errors.js';
 import { initCa } from '../../ca/init.js';
 import { CA_FILES, loadCaMaterial, readPassphrase } from '../../ca/ca-dir.js';
 import { generateRootCrl } from '../../ca/crl-publisher.js';
-import { startCaServer } from '../../ca/server.js';
+import { splitHostPort, startCaServer } from '../../ca/server.js';
+import { availableParallelism } from 'node:os';
+import { isClusterWorker, superviseWorkers } from '../ca-workers.js';
 import { isKeyType, KEY_TYPES, loadPrivateKey } from '../../pki/keys.js';
 import { prepareSigningAuthority } from '../../pki/leaf-certificate.js';
 import { createLogger } from '../../log/logger.js';
@@ -54,17 +56,32 @@ export const caServe: CommandSpec = {
     dir: { type: 'string', value: 'DIR', description: 'CA directory (or GATEHOUSE_CA_DIR)' },
     listen: { type: 'string', value: 'HOST:PORT', description: 'Listen address (overrides the config and GATEHOUSE_LISTEN)' },
     'passphrase-file': { type: 'string', value: 'FILE', description: 'Passphrase for encrypted CA keys (or GATEHOUSE_PASSPHRASE_FILE)' },
+    workers: { type: 'string', value: 'N', description: 'Worker processes sharing the port and the store (default 1; "auto" = one per core)' },
   },
   notes: ['Logs JSON lines to stderr. Stops cleanly on SIGINT or SIGTERM.'],
   async run(ctx) {
     const dir = resolve(str(ctx, 'dir') ?? ctx.env.GATEHOUSE_CA_DIR ?? '');
     if (!str(ctx, 'dir') && !ctx.env.GATEHOUSE_CA_DIR) throw new GatehouseError('GH_USAGE', '--dir is required (or set GATEHOUSE_CA_DIR)');
+    const workersText = str(ctx, 'workers') ?? '1';
+    const workers = workersText === 'auto' ? availableParallelism() : Number(workersText);
+    if (!Number.isInteger(workers) || workers < 1 || workers > 64) throw new GatehouseError('GH_USAGE', '--workers must be a whole number from 1 to 64, or auto');
     const logger = createLogger();
+    // Load and check everything in the primary too, so a bad config or passphrase fails once, clearly.
     const material = loadCaMaterial(dir, { passphraseFile: str(ctx, 'passphrase-file'), env: ctx.env });
+    if (workers > 1 && !isClusterWorker()) {
+      return superviseWorkers({
+        workers, logger, signal: ctx.signal,
+        onListening: (port) => ctx.err(`Gatehouse CA listening on https://${splitHostPort(str(ctx, 'listen') ?? material.config.listen).host}:${port} (${workers} workers)\n`),
+      });
+    }
     const store = openSqliteStore(join(dir, CA_FILES.database));
     const server = await startCaServer({ material, store, logger, ...(str(ctx, 'listen') ? { listen: str(ctx, 'listen')! } : {}) });
-    ctx.err(`Gatehouse CA listening on ${server.url} (root ${server.authority.rootFingerprint})\n`);
-    await new Promise<void>((resolveStop) => ctx.signal.addEventListener('abort', () => resolveStop(), { once: true }));
+    if (!isClusterWorker()) ctx.err(`Gatehouse CA listening on ${server.url} (root ${server.authority.rootFingerprint})\n`);
+    await new Promise<void>((resolveStop) => {
+      ctx.signal.addEventListener('abort', () => resolveStop(), { once: true });
+      // A worker whose primary is gone stops too, rather than serving unsupervised.
+      if (isClusterWorker()) process.once('disconnect', () => resolveStop());
+    });
     logger.info('ca.stopping', {});
     await server.close();
     await store.close();
