@@ -65,18 +65,15 @@ export async function routeRequest(scope: RequestScope): Promise<void> {
 export async function authenticatePeer(scope: RequestScope, options: { allowServerOnly?: boolean } = {}): Promise<{ record: CertRecord; der: Buffer }> {
   const socket = scope.req.socket as TLSSocket;
   const check = checkPeerCertificate(socket);
-  if (!check.ok && check.reason === 'WRONG_PURPOSE' && options.allowServerOnly) {
+  if (!check.ok && check.reason === 'WRONG_PURPOSE' && options.allowServerOnly && check.der) {
     // A server-profile certificate (serverAuth only) fails OpenSSL's client purpose check, yet a
     // gateway must renew with it. The handshake already proved possession of its key; here the
     // chain is verified against this CA's root, and below the exact certificate must be in the
     // inventory, unrevoked and unexpired.
-    const presented = socket.getPeerX509Certificate();
-    if (presented) {
-      verifyChain([presented.raw, scope.authority.issuer.certDer], scope.authority.rootDer);
-      const record = await scope.authority.requireCurrentCertificate(parseCertificate(presented.raw));
-      scope.identity = record.spiffeId;
-      return { record, der: presented.raw };
-    }
+    verifyChain([check.der, scope.authority.issuer.certDer], scope.authority.rootDer);
+    const record = await scope.authority.requireCurrentCertificate(parseCertificate(check.der));
+    scope.identity = record.spiffeId;
+    return { record, der: check.der };
   }
   if (!check.ok) {
     switch (check.reason) {

@@ -19,6 +19,7 @@ import type { CaMaterial } from './ca-dir.js';
 import { CrlPublisher } from './crl-publisher.js';
 import { newRequestId, sendError } from './http-util.js';
 import { routeRequest } from './routes.js';
+import { pinPeerForConnection } from '../tls/peer-certificate.js';
 
 /** TLS 1.2 limited to AEAD suites; TLS 1.3 suites are all AEAD. */
 export const TLS12_AEAD_CIPHERS = 'ECDHE-ECDSA-AES128-GCM-SHA256:ECDHE-RSA-AES128-GCM-SHA256:ECDHE-ECDSA-AES256-GCM-SHA384:ECDHE-RSA-AES256-GCM-SHA384:ECDHE-ECDSA-CHACHA20-POLY1305:ECDHE-RSA-CHACHA20-POLY1305';
@@ -109,6 +110,7 @@ export async function startCaServer(options: CaServerOptions): Promise<CaServer>
     });
     routeRequest(scope).catch((err) => sendError(res, err, scope.requestId, logger));
   });
+  server.on('secureConnection', pinPeerForConnection);
   server.on('tlsClientError', (err, socket) => logger.debug('ca.tls_error', { err, remote: socket.remoteAddress }));
 
   await new Promise<void>((resolve, reject) => {
