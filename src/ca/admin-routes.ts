@@ -93,13 +93,16 @@ async function dispatch(scope: RequestScope, method: string, url: URL, ctx: { ac
   if (path === '/admin/audit' && method === 'GET') {
     const p = url.searchParams;
     const since = p.get('since');
+    if (since && Number.isNaN(Date.parse(since))) throw new GatehouseError('GH_USAGE', `since "${since}" is not an ISO 8601 time`);
+    const after = p.get('after');
+    if (after && !/^\d+$/.test(after)) throw new GatehouseError('GH_USAGE', `after "${after}" is not an event sequence number`);
     const limit = Number(p.get('limit') ?? 500);
     const events = await authority.store.listAudit({
       ...(p.get('type') ? { type: p.get('type')! } : {}),
       ...(p.get('actor') ? { actor: p.get('actor')! } : {}),
       ...(p.get('serial') ? { serial: p.get('serial')! } : {}),
       ...(since ? { since: new Date(since) } : {}),
-      ...(p.get('after') ? { afterSeq: Number(p.get('after')) } : {}),
+      ...(after ? { afterSeq: Number(after) } : {}),
       limit: Number.isInteger(limit) && limit > 0 ? Math.min(limit, 10_000) : 500,
     });
     return reply(res, 200, { events });

@@ -70,7 +70,11 @@ export async function authenticatePeer(scope: RequestScope, options: { allowServ
     // gateway must renew with it. The handshake already proved possession of its key; here the
     // chain is verified against this CA's root, and below the exact certificate must be in the
     // inventory, unrevoked and unexpired.
-    verifyChain([check.der, scope.authority.issuer.certDer], scope.authority.rootDer);
+    try {
+      verifyChain([check.der, scope.authority.issuer.certDer], scope.authority.rootDer);
+    } catch (cause) {
+      throw new GatehouseError('GH_CERT_UNTRUSTED', `the client certificate does not verify against this CA (${(cause as Error).message})`, { cause });
+    }
     const record = await scope.authority.requireCurrentCertificate(parseCertificate(check.der));
     scope.identity = record.spiffeId;
     return { record, der: check.der };
