@@ -40,7 +40,8 @@ export async function renewOnce(options: RenewOptions): Promise<{ previous: Iden
     response = await client.postJson<IssuedChain>('renew', { csr });
   } catch (err) {
     if (err instanceof GatehouseError && (err.code === 'GH_CERT_REVOKED' || err.code === 'GH_CERT_EXPIRED' || err.code === 'GH_CERT_UNTRUSTED')) {
-      throw new GatehouseError('GH_AGENT_MUST_REENROLL', `${err.message}. This machine must enroll again with a new join token.`, { cause: err });
+      const advice = /enroll again/.test(err.message) ? '' : '. This machine must enroll again with a new join token.';
+      throw new GatehouseError('GH_AGENT_MUST_REENROLL', `${err.message}${advice}`, { cause: err });
     }
     throw err;
   } finally {
