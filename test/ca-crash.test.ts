@@ -34,7 +34,9 @@ test('ca-sigkill-during-enrollment-burst-loses-no-issued-certificate', async () 
   try {
     assert.equal((await gatehouse(['ca', 'init', '--dir', caDir])).status, 0);
     const token = (await gatehouse(['token', 'create', '--dir', caDir, '--role', 'web', '--uses', '10000', '--names', 'burst-*'])).stdout.trim();
-    const csrs = await Promise.all(Array.from({ length: 40 }, (_, i) => buildCsrPem(generatePrivateKey('p256'), { commonName: `burst-${i}` })));
+    // CSRs without a CN: each enrollment names itself through nameHint, so every name is new.
+    const csrs = await Promise.all(Array.from({ length: 40 }, () => buildCsrPem(generatePrivateKey('p256'), {})));
+    let sequence = 0;
     ca = await startCaProcess(caDir);
     const agent = new Agent({ ca: readFileSync(join(caDir, 'root.pem'), 'utf8'), keepAlive: true, maxSockets: 16 });
     const received: string[] = [];
@@ -44,7 +46,7 @@ test('ca-sigkill-during-enrollment-burst-loses-no-issued-certificate', async () 
       for (let i = 0; !killed; i++) {
         attempts++;
         try {
-          const r = await post(`${ca!.url}/enroll`, JSON.stringify({ token, csr: csrs[(w + i * 16) % csrs.length] }), agent);
+          const r = await post(`${ca!.url}/enroll`, JSON.stringify({ token, csr: csrs[(w + i * 16) % csrs.length], nameHint: `burst-${sequence++}` }), agent);
           if (r.status === 201) received.push((JSON.parse(r.text) as { serial: string }).serial);
         } catch {
           return; // connection reset by the kill

@@ -84,11 +84,26 @@ export class Authority {
       csr = parseCsr(csrInput);
       const name = decideName(csr, token.role, roleConfig(this.config, token.role), { exact: token.name, pattern: token.namePattern, hint: nameHint ?? null });
       approved = approveCsr(this.config, csr, token.role, name);
+      await this.refuseNameHeldByAnother(token, approved, now);
     } catch (err) {
       await this.auditRefusal('ca.cert_refused', err, ctx, now, { tokenId: token.id, role: token.role, via: 'enroll' });
       throw err;
     }
     return this.issue(approved, csr.spkiDer, now, ctx, { tokenId: token.id, renewedFrom: null });
+  }
+
+  /**
+   * A token that does not fix the name must not let a machine take over a name another machine
+   * holds: that would let any holder of a pattern token impersonate an enrolled peer. A token
+   * made for that exact name is the operator's explicit choice to replace it (a rebuilt machine).
+   * Not atomic with the commit: two simultaneous first enrollments of one new name can both pass.
+   */
+  private async refuseNameHeldByAnother(token: TokenRecord, approved: ApprovedRequest, now: Date): Promise<void> {
+    if (token.name !== null) return;
+    const active = await this.store.listCerts({ name: approved.name, role: approved.role, state: 'active', now, limit: 1 });
+    if (active.length > 0) {
+      throw new GatehouseError('GH_NAME_TAKEN', `${approved.spiffeId} is held by an active certificate (serial ${active[0]!.serial}); choose another name, or revoke it and enroll with a token made for this name`);
+    }
   }
 
   private async checkToken(tokenText: string, now: Date, ctx: RequestContext): Promise<TokenRecord> {

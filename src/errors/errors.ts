@@ -21,6 +21,7 @@ export const ERRORS = {
   GH_CA_ROOT_KEY_OFFLINE: { http: 500, exit: 69, expose: false, summary: 'The operation needs the root key, which is kept offline', fix: 'Pass --root-key FILE with the root key kept offline.' },
   GH_ROLE_UNKNOWN: { http: 400, exit: 65, expose: true, summary: 'The role does not exist in the CA configuration', fix: 'Use a role listed under `roles:` in the CA config.' },
   GH_NAME_INVALID: { http: 400, exit: 65, expose: true, summary: 'Identity name has characters outside the safe set or breaks the role or token pattern', fix: 'Use 1–63 characters from [A-Za-z0-9._-], starting with a letter or digit, matching the pattern named.' },
+  GH_NAME_TAKEN: { http: 409, exit: 73, expose: true, summary: 'Another machine holds an active certificate for this name and role', fix: 'Choose another name, or revoke the active certificate first; a token made with --name NAME may replace it.' },
   GH_CSR_MALFORMED: { http: 400, exit: 65, expose: true, summary: 'The CSR is not a well-formed PKCS#10 request', fix: 'Send a PEM or DER PKCS#10 CSR, for example from `openssl req -new`.' },
   GH_CSR_SIGNATURE: { http: 400, exit: 65, expose: true, summary: 'The CSR signature does not verify with its own public key', fix: 'Regenerate the CSR with the private key it claims to hold.' },
   GH_CSR_KEY_UNSUPPORTED: { http: 400, exit: 65, expose: true, summary: 'The CSR key type or size is not accepted', fix: 'Use ECDSA P-256/P-384, RSA ≥ 2048 bits or Ed25519.' },
