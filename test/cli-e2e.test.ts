@@ -287,3 +287,36 @@ test('ca-serve-workers-share-port-store-and-crl', async () => {
     tmp.cleanup();
   }
 });
+
+test('cli-cert-sign-offline-applies-role-rules-and-records-the-cert', async () => {
+  const tmp = makeTempDir();
+  try {
+    const caDir = join(tmp.dir, 'ca');
+    assert.equal((await gatehouse(['ca', 'init', '--dir', caDir, '--trust-domain', 'acme.test'])).status, 0);
+    const key = join(tmp.dir, 'server.key');
+    const csr = join(tmp.dir, 'server.csr');
+    assert.equal(runSync('openssl', ['req', '-new', '-newkey', 'ec', '-pkeyopt', 'ec_paramgen_curve:P-256', '-nodes', '-keyout', key, '-out', csr, '-subj', '/CN=legacy-web', '-addext', 'subjectAltName=DNS:legacy.acme.test,IP:127.0.0.1']).status, 0);
+    const out = join(tmp.dir, 'server.pem');
+    const signed = await gatehouse(['cert', 'sign', '--dir', caDir, '--csr', csr, '--role', 'gateway', '--out', out]);
+    assert.equal(signed.status, 0, signed.stderr);
+    assert.match(signed.stderr, /spiffe:\/\/acme\.test\/gateway\/legacy-web/);
+    const leafOnly = join(tmp.dir, 'leaf.pem');
+    writeFileSync(leafOnly, readFileSync(out, 'utf8').split(/(?<=-----END CERTIFICATE-----\n)/)[0]!);
+    const verify = runSync('openssl', ['verify', '-x509_strict', '-purpose', 'sslserver', '-CAfile', join(caDir, 'root.pem'), '-untrusted', join(caDir, 'intermediate.pem'), leafOnly]);
+    assert.equal(verify.status, 0, verify.stdout + verify.stderr);
+    const list = JSON.parse((await gatehouse(['cert', 'list', '--dir', caDir, '--role', 'gateway', '--json'])).stdout) as Array<{ name: string }>;
+    assert.deepEqual(list.map((c) => c.name), ['legacy-web']);
+
+    // The same CSR for a client role asks for DNS/IP SANs the role does not allow.
+    const refused = await gatehouse(['cert', 'sign', '--dir', caDir, '--csr', csr, '--role', 'web']);
+    assert.equal(refused.status, 77);
+    assert.match(refused.stderr, /DNS and IP SANs are issued only to server profiles.*GH_CSR_POLICY/);
+    const garbage = join(tmp.dir, 'garbage.csr');
+    writeFileSync(garbage, 'not a csr');
+    const malformed = await gatehouse(['cert', 'sign', '--dir', caDir, '--csr', garbage, '--role', 'gateway']);
+    assert.equal(malformed.status, 65);
+    assert.match(malformed.stderr, /GH_CSR_MALFORMED/);
+  } finally {
+    tmp.cleanup();
+  }
+});
