@@ -24,6 +24,7 @@ import { pinPeerForConnection } from '../tls/peer-certificate.js';
 /** TLS 1.2 limited to AEAD suites; TLS 1.3 suites are all AEAD. */
 export const TLS12_AEAD_CIPHERS = 'ECDHE-ECDSA-AES128-GCM-SHA256:ECDHE-RSA-AES128-GCM-SHA256:ECDHE-ECDSA-AES256-GCM-SHA384:ECDHE-RSA-AES256-GCM-SHA384:ECDHE-ECDSA-CHACHA20-POLY1305:ECDHE-RSA-CHACHA20-POLY1305';
 const SERVER_CERT_LIFETIME_MS = 24 * 3_600_000;
+const DRAIN_MS = 5000;
 
 export interface CaServerOptions {
   material: CaMaterial;
@@ -147,14 +148,19 @@ export async function startCaServer(options: CaServerOptions): Promise<CaServer>
       clearInterval(rotateTimer);
       crls.stop();
       await new Promise<void>((resolve) => {
-        // In a cluster worker whose primary is gone, close() never calls back: bound the wait.
-        const timer = setTimeout(resolve, 5000);
+        // Stop accepting, let in-flight requests finish (their certificates are already being
+        // recorded), drop idle keep-alive connections, and cut what remains after the drain time.
+        // The bound also covers a cluster worker whose primary is gone, where close() never calls back.
+        const timer = setTimeout(() => {
+          server.closeAllConnections();
+          resolve();
+        }, DRAIN_MS);
         timer.unref();
         server.close(() => {
           clearTimeout(timer);
           resolve();
         });
-        server.closeAllConnections();
+        server.closeIdleConnections();
       });
     },
   };
