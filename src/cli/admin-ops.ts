@@ -16,7 +16,7 @@ import { formatDuration } from '../config/duration.js';
 import { CaClient } from '../agent/ca-client.js';
 import { readAgentSettings } from '../agent/agent-state.js';
 import { readIdentityDir } from '../files/identity-dir.js';
-import { str, type CommandContext, type OptionSpec } from './command.js';
+import { str, type CommandContext } from './command.js';
 
 export type TokenView = ReturnType<typeof tokenView>;
 export type CertView = ReturnType<typeof certView>;
@@ -36,13 +36,6 @@ export interface AdminOps {
   revokeCert(serial: string, reason: CrlReason): Promise<CertView>;
   close(): Promise<void>;
 }
-
-export const TARGET_OPTIONS: Record<string, OptionSpec> = {
-  dir: { type: 'string', value: 'DIR', description: 'CA directory, for use on the CA machine (or GATEHOUSE_CA_DIR)' },
-  ca: { type: 'string', value: 'URL', description: 'CA URL, for remote use through the admin API' },
-  identity: { type: 'string', value: 'DIR', description: 'Admin identity directory for remote use (e.g. CA_DIR/admin)' },
-  'passphrase-file': { type: 'string', value: 'FILE', description: 'Passphrase for encrypted CA keys (local use)' },
-};
 
 export async function openAdmin(ctx: CommandContext): Promise<AdminOps> {
   const identityDir = str(ctx, 'identity');

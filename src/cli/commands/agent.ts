@@ -3,16 +3,12 @@ import { homedir } from 'node:os';
 import { join, resolve } from 'node:path';
 import { GatehouseError } from '../../errors/errors.js';
 import { parseDurationMs } from '../../config/duration.js';
-import { enroll } from '../../agent/enroll.js';
-import { renewOnce } from '../../agent/renew.js';
-import { runAgent } from '../../agent/renew-scheduler.js';
 import { checkStatus, formatRemaining, STATUS_EXIT } from '../../agent/status.js';
 import { loadIdentity } from '../../agent/agent-state.js';
 import { writeFileAtomic } from '../../files/atomic-write.js';
 import { readPassphraseFile } from '../passphrase.js';
 import { createLogger } from '../../log/logger.js';
 import { isKeyType, KEY_TYPES } from '../../pki/keys.js';
-import { buildPkcs12 } from '../../pki/pkcs12.js';
 import { formatDn } from '../../pki/certificate.js';
 import { decodePem } from '../../pki/pem.js';
 import { flag, list, str, type CommandContext, type CommandSpec } from '../command.js';
@@ -59,6 +55,7 @@ export const agentEnroll: CommandSpec = {
     const keyType = str(ctx, 'key-type') ?? 'p256';
     if (!isKeyType(keyType)) throw new GatehouseError('GH_USAGE', `--key-type must be one of ${KEY_TYPES.join(', ')}`);
     const dir = agentDir(ctx);
+    const { enroll } = await import('../../agent/enroll.js');
     const identity = await enroll({
       caUrl: str(ctx, 'ca')!, token: readToken(ctx), dir, keyType, dns: list(ctx, 'dns'), ip: list(ctx, 'ip'),
       ...(str(ctx, 'name') ? { name: str(ctx, 'name')! } : {}),
@@ -115,6 +112,7 @@ export const agentRenew: CommandSpec = {
     json: { type: 'boolean', description: 'Print JSON' },
   },
   async run(ctx) {
+    const { renewOnce } = await import('../../agent/renew.js');
     const { previous, current } = await renewOnce({ dir: agentDir(ctx), ...(str(ctx, 'ca') ? { caUrl: str(ctx, 'ca')! } : {}) });
     ctx.out(flag(ctx, 'json') ? json({ previous, current }) : `renewed ${current.spiffeId}: serial ${previous.serial} → ${current.serial}, expires ${current.notAfter.toISOString()}\n`);
   },
@@ -130,6 +128,7 @@ export const agentRun: CommandSpec = {
   },
   notes: ['Exit 75 when renewal has become impossible (expired or revoked): the machine must enroll again with a new token.', 'Logs JSON lines to stderr. Stops on SIGINT or SIGTERM.'],
   async run(ctx) {
+    const { runAgent } = await import('../../agent/renew-scheduler.js');
     await runAgent({
       dir: agentDir(ctx), logger: createLogger(), signal: ctx.signal,
       ...(str(ctx, 'ca') ? { caUrl: str(ctx, 'ca')! } : {}), ...(str(ctx, 'on-renew') ? { onRenew: str(ctx, 'on-renew')! } : {}),
@@ -149,6 +148,7 @@ export const agentExport: CommandSpec = {
     const loaded = loadIdentity(agentDir(ctx));
     const passphrase = readPassphraseFile(str(ctx, 'passphrase-file')!);
     const roots = decodePem(loaded.caPem, 'CERTIFICATE');
+    const { buildPkcs12 } = await import('../../pki/pkcs12.js');
     const p12 = buildPkcs12({ privateKey: loaded.key, certificatesDer: [...loaded.chainDer, ...roots], passphrase, friendlyName: loaded.identity.spiffeId ?? loaded.identity.name ?? 'gatehouse' });
     writeFileAtomic(str(ctx, 'p12')!, p12, 0o600);
     ctx.out(`wrote ${str(ctx, 'p12')} (${loaded.identity.spiffeId})\n`);

@@ -1,16 +1,10 @@
 import { join, resolve } from 'node:path';
 import { GatehouseError } from '../../errors/errors.js';
-import { initCa } from '../../ca/init.js';
-import { CA_FILES, loadCaMaterial, readPassphrase } from '../../ca/ca-dir.js';
-import { generateRootCrl } from '../../ca/crl-publisher.js';
-import { splitHostPort, startCaServer } from '../../ca/server.js';
 import { availableParallelism } from 'node:os';
+import { readFileSync } from 'node:fs';
 import { isClusterWorker, superviseWorkers } from '../ca-workers.js';
 import { isKeyType, KEY_TYPES, loadPrivateKey } from '../../pki/keys.js';
-import { prepareSigningAuthority } from '../../pki/leaf-certificate.js';
 import { createLogger } from '../../log/logger.js';
-import { openSqliteStore } from '../../store/sqlite.js';
-import { readFileSync } from 'node:fs';
 import { str, type CommandSpec } from '../command.js';
 import { keyValues } from '../output.js';
 
@@ -30,6 +24,7 @@ export const caInit: CommandSpec = {
   async run(ctx) {
     const keyType = str(ctx, 'key-type') ?? 'p256';
     if (!isKeyType(keyType)) throw new GatehouseError('GH_USAGE', `--key-type must be one of ${KEY_TYPES.join(', ')}`);
+    const { initCa } = await import('../../ca/init.js');
     const result = await initCa({
       dir: str(ctx, 'dir')!, keyType,
       ...(str(ctx, 'name') ? { org: str(ctx, 'name')! } : {}),
@@ -66,6 +61,9 @@ export const caServe: CommandSpec = {
     const workers = workersText === 'auto' ? availableParallelism() : Number(workersText);
     if (!Number.isInteger(workers) || workers < 1 || workers > 64) throw new GatehouseError('GH_USAGE', '--workers must be a whole number from 1 to 64, or auto');
     const logger = createLogger();
+    const { CA_FILES, loadCaMaterial } = await import('../../ca/ca-dir.js');
+    const { splitHostPort, startCaServer } = await import('../../ca/server.js');
+    const { openSqliteStore } = await import('../../store/sqlite.js');
     // Load and check everything in the primary too, so a bad config or passphrase fails once, clearly.
     const material = loadCaMaterial(dir, { passphraseFile: str(ctx, 'passphrase-file'), env: ctx.env });
     if (workers > 1 && !isClusterWorker()) {
@@ -98,6 +96,10 @@ export const caRootCrl: CommandSpec = {
   },
   async run(ctx) {
     const dir = str(ctx, 'dir')!;
+    const { CA_FILES, loadCaMaterial, readPassphrase } = await import('../../ca/ca-dir.js');
+    const { generateRootCrl } = await import('../../ca/crl-publisher.js');
+    const { prepareSigningAuthority } = await import('../../pki/leaf-certificate.js');
+    const { openSqliteStore } = await import('../../store/sqlite.js');
     const material = loadCaMaterial(dir, { passphraseFile: str(ctx, 'passphrase-file') });
     const passphrase = readPassphrase(str(ctx, 'passphrase-file') ?? material.config.keys.passphraseFile);
     const rootKey = loadPrivateKey(readFileSync(str(ctx, 'root-key')!, 'utf8'), passphrase, str(ctx, 'root-key'));

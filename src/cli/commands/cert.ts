@@ -3,15 +3,12 @@ import { join } from 'node:path';
 import { GatehouseError } from '../../errors/errors.js';
 import { parseDurationMs } from '../../config/duration.js';
 import { isCrlReason, CRL_REASONS } from '../../pki/crl.js';
-import { Authority } from '../../ca/authority.js';
-import { CA_FILES, loadCaMaterial } from '../../ca/ca-dir.js';
 import { writeFileAtomic } from '../../files/atomic-write.js';
 import { silentLogger } from '../../log/logger.js';
-import { openSqliteStore } from '../../store/sqlite.js';
 import type { CertState } from '../../store/store.js';
 import { userInfo } from 'node:os';
 import { flag, str, type CommandSpec } from '../command.js';
-import { openAdmin, TARGET_OPTIONS } from '../admin-ops.js';
+import { openAdmin, TARGET_OPTIONS } from '../admin-target.js';
 import { json, keyValues, table } from '../output.js';
 
 export const certList: CommandSpec = {
@@ -104,6 +101,9 @@ export const certSign: CommandSpec = {
     } catch (cause) {
       throw new GatehouseError('GH_FILE_IO', `cannot read ${str(ctx, 'csr')}: ${(cause as NodeJS.ErrnoException).code}`, { cause });
     }
+    const { CA_FILES, loadCaMaterial } = await import('../../ca/ca-dir.js');
+    const { Authority } = await import('../../ca/authority.js');
+    const { openSqliteStore } = await import('../../store/sqlite.js');
     const material = loadCaMaterial(dir, { passphraseFile: str(ctx, 'passphrase-file') });
     const store = openSqliteStore(join(dir, CA_FILES.database));
     try {

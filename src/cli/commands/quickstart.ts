@@ -1,11 +1,6 @@
 import { existsSync, rmSync } from 'node:fs';
 import { join, resolve, relative } from 'node:path';
-import { initCa } from '../../ca/init.js';
-import { CA_FILES, loadCaMaterial } from '../../ca/ca-dir.js';
-import { startCaServer } from '../../ca/server.js';
-import { enroll } from '../../agent/enroll.js';
 import { createLogger } from '../../log/logger.js';
-import { openSqliteStore } from '../../store/sqlite.js';
 import { str, type CommandSpec } from '../command.js';
 
 export const quickstart: CommandSpec = {
@@ -17,6 +12,11 @@ export const quickstart: CommandSpec = {
   },
   notes: ['Runs until Ctrl-C. Delete the state directory to start from scratch.'],
   async run(ctx) {
+    const { initCa } = await import('../../ca/init.js');
+    const { CA_FILES, loadCaMaterial } = await import('../../ca/ca-dir.js');
+    const { startCaServer } = await import('../../ca/server.js');
+    const { enroll } = await import('../../agent/enroll.js');
+    const { openSqliteStore } = await import('../../store/sqlite.js');
     const state = resolve(str(ctx, 'state-dir') ?? '.gatehouse');
     const caDir = join(state, 'ca');
     const listen = str(ctx, 'listen') ?? ctx.env.GATEHOUSE_LISTEN ?? '127.0.0.1:8443';

@@ -1,7 +1,7 @@
 import { GatehouseError } from '../../errors/errors.js';
 import { parseDurationMs } from '../../config/duration.js';
 import { flag, str, type CommandSpec } from '../command.js';
-import { openAdmin, TARGET_OPTIONS } from '../admin-ops.js';
+import { openAdmin, TARGET_OPTIONS } from '../admin-target.js';
 import { json, table } from '../output.js';
 
 export const tokenCreate: CommandSpec = {
