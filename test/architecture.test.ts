@@ -29,7 +29,10 @@ const FORBIDDEN: Record<string, string[]> = {
   config: ['ca', 'agent', 'cli', 'store'],
   files: ['ca', 'agent', 'cli', 'store', 'pki'],
   agent: ['ca', 'cli', 'store'],
-  ca: ['agent', 'cli'],
+  ca: ['agent', 'cli', 'gateway'],
+  policy: ['config', 'log', 'pki', 'store', 'ca', 'agent', 'cli', 'files', 'tls', 'gateway'],
+  gateway: ['ca', 'agent', 'cli', 'store'],
+  tls: ['ca', 'agent', 'cli', 'store', 'gateway', 'policy'],
 };
 
 test('architecture-imports-point-only-down', () => {
