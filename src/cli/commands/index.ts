@@ -4,11 +4,13 @@ import { tokenCreate, tokenList, tokenRevoke } from './token.js';
 import { certList, certRevoke, certShow, certSign } from './cert.js';
 import { agentEnroll, agentExport, agentRenew, agentRun, agentStatus, agentWhoami } from './agent.js';
 import { quickstart } from './quickstart.js';
+import { gatewayCommand } from './gateway.js';
 
 export const COMMANDS: CommandSpec[] = [
   caInit, caServe, caRootCrl,
   tokenCreate, tokenList, tokenRevoke,
   certList, certShow, certRevoke, certSign,
   agentEnroll, agentWhoami, agentStatus, agentRenew, agentRun, agentExport,
+  gatewayCommand,
   quickstart,
 ];
