@@ -102,6 +102,16 @@ export async function startGateway(options: GatewayOptions): Promise<Gateway> {
 
   server.on('request', (req: IncomingMessage, res: ServerResponse) => {
     const requestId = randomBytes(8).toString('hex');
+    try {
+      handle(req, res, requestId);
+    } catch (err) {
+      // Fail closed on a bug: nothing was forwarded, the client gets a 500, the process lives.
+      logger.error('gateway.internal_error', { requestId, err });
+      sendRefusal(req, res, 'INTERNAL', '500 Internal Server Error: see the gateway log', requestId);
+    }
+  });
+
+  const handle = (req: IncomingMessage, res: ServerResponse, requestId: string) => {
     const started = process.hrtime.bigint();
     const socket = req.socket as TLSSocket;
     const log: Record<string, unknown> = { requestId, method: req.method, tls: socket.getProtocol?.(), resumed: socket.isSessionReused?.() };
@@ -155,7 +165,7 @@ export async function startGateway(options: GatewayOptions): Promise<Gateway> {
       refuse(timedOut ? 'UPSTREAM_TIMEOUT' : 'UPSTREAM_UNAVAILABLE', timedOut ? `504 Gateway Timeout: the upstream did not answer within ${timeoutMs} ms` : '502 Bad Gateway: the upstream is unavailable');
     });
     req.pipe(outgoing);
-  });
+  };
 
   await new Promise<void>((resolve, reject) => {
     server.once('error', (err: NodeJS.ErrnoException) => reject(new GatehouseError('GH_USAGE', `cannot listen on ${options.host}:${options.port}: ${err.code}`, { cause: err })));

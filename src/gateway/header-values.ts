@@ -37,6 +37,17 @@ export function truncateValue(value: string): string {
   return `${cut}...`;
 }
 
+/** Free text from a certificate (a CN, an OU, a URI) as visible ASCII: backslash and anything else escaped as \XX UTF-8 hex. */
+export function escapeHeaderText(value: string): string {
+  let out = '';
+  for (const ch of value) {
+    const code = ch.codePointAt(0)!;
+    if (code >= 0x20 && code <= 0x7e && ch !== '\\') out += ch;
+    else for (const byte of Buffer.from(ch, 'utf8')) out += `\\${byte.toString(16).toUpperCase().padStart(2, '0')}`;
+  }
+  return truncateValue(out);
+}
+
 const SAFE_VALUE = /^[\x20-\x7e]*$/;
 
 export function assertSafeHeaderValue(value: string): string {

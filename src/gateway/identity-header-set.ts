@@ -7,7 +7,9 @@
 import { createHash } from 'node:crypto';
 import type { CertificateInfo, Identity } from '../pki/certificate.js';
 import { toPem } from '../pki/pem.js';
-import { assertSafeHeaderValue, escapeDnValue, formatSubjectRfc4514 } from './header-values.js';
+import { assertSafeHeaderValue, escapeDnValue, escapeHeaderText, formatSubjectRfc4514 } from './header-values.js';
+
+const text = (value: string | null): string | null => (value === null ? null : escapeHeaderText(value));
 
 export type HeaderPreset = 'default' | 'nginx' | 'envoy' | 'traefik';
 
@@ -47,8 +49,8 @@ export function identityHeaders(preset: HeaderPreset, peer: VerifiedPeer, gatewa
   switch (preset) {
     case 'default':
       headers = [
-        ['X-Client-Verify', 'SUCCESS'], ['X-Client-Subject', subject], ['X-Client-Name', identity.name], ['X-Client-Role', identity.role],
-        ['X-Client-Spiffe-Id', identity.spiffeId], ['X-Client-Serial', identity.serial], ['X-Client-Fingerprint', identity.fingerprint],
+        ['X-Client-Verify', 'SUCCESS'], ['X-Client-Subject', subject], ['X-Client-Name', text(identity.name)], ['X-Client-Role', text(identity.role)],
+        ['X-Client-Spiffe-Id', text(identity.spiffeId)], ['X-Client-Serial', identity.serial], ['X-Client-Fingerprint', identity.fingerprint],
         ['Client-Cert', `:${cert.der.toString('base64')}:`], // RFC 9440 §2.2, an RFC 8941 byte sequence
       ];
       break;
@@ -57,11 +59,11 @@ export function identityHeaders(preset: HeaderPreset, peer: VerifiedPeer, gatewa
       break;
     case 'envoy': {
       const parts = [
-        gatewaySpiffeId ? `By=${gatewaySpiffeId}` : null,
+        gatewaySpiffeId ? `By=${escapeHeaderText(gatewaySpiffeId)}` : null,
         `Hash=${createHash('sha256').update(cert.der).digest('hex')}`,
         `Cert="${encodeURIComponent(pem)}"`,
         `Subject="${subject.replace(/["\\]/g, (c) => `\\${c}`)}"`,
-        identity.spiffeId ? `URI=${identity.spiffeId}` : null,
+        identity.spiffeId ? `URI=${escapeHeaderText(identity.spiffeId)}` : null,
       ];
       headers = [['x-forwarded-client-cert', parts.filter(Boolean).join(';')]];
       break;
