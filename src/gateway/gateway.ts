@@ -17,7 +17,7 @@ import type { Logger } from '../log/logger.js';
 import { parseCertificate, identityOf, type CertificateInfo, type Identity } from '../pki/certificate.js';
 import { checkPeerCertificate, pinPeerForConnection } from '../tls/peer-certificate.js';
 import { encodePathForUpstream, normalizePath, type CompiledPolicy } from '../policy/index.js';
-import { identityHeaders, stripIdentityHeaders, type HeaderPreset } from './identity-header-set.js';
+import { identityHeaders, stripIdentityHeaders, type IdentityHeaderPreset as HeaderPreset } from './identity-headers.js';
 import { withoutHopByHop } from './hop-by-hop.js';
 import { sendRefusal, type RefusalReason } from './refusal.js';
 import { assertLocalUpstream } from './upstream-guard.js';
