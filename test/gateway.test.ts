@@ -10,6 +10,7 @@ import { enroll } from '../src/agent/enroll.js';
 import { startGateway, type Gateway } from '../src/gateway/gateway.js';
 import { compilePolicy } from '../src/policy/index.js';
 import { createLogger } from '../src/log/logger.js';
+import { parseGatewayConfig } from '../src/gateway/config.js';
 import { startCaFixture, type CaFixture } from './helpers/ca-fixture.js';
 import { startEchoUpstream, type EchoUpstream } from './helpers/echo-upstream.js';
 import { run, runSync } from './helpers/run.js';
@@ -45,11 +46,16 @@ before(async () => {
       { id: 'no-admin-path', effect: 'deny', methods: '*', paths: ['/admin/*'], roles: ['web'] },
     ],
   }, 'test policy');
-  gateway = await startGateway({
-    host: '127.0.0.1', port: 0, certFile: join(dirs.gw, 'cert.pem'), keyFile: join(dirs.gw, 'key.pem'), clientCaFile: bundle,
-    upstream: upstream.url, policy, headerPreset: 'default', logger: createLogger({ level: 'debug', write: (l) => void logLines.push(l) }),
-  });
+  gateway = await startGateway(configFor({ clientCa: bundle, upstreams: [upstream.url] }), { policy, logger: createLogger({ level: 'debug', write: (l) => void logLines.push(l) }) });
 });
+
+function configFor(options: { clientCa?: string; upstreams: string[] }) {
+  return parseGatewayConfig({
+    listen: '127.0.0.1:0',
+    tls: { cert: join(dirs.gw!, 'cert.pem'), key: join(dirs.gw!, 'key.pem'), clientCa: options.clientCa ?? join(dirs.gw!, 'ca.pem') },
+    routes: [{ upstreams: options.upstreams }],
+  }, 'test', fixture.root);
+}
 
 after(async () => {
   await gateway?.close();
@@ -132,13 +138,12 @@ test('gateway-upstream-down-answers-502-and-logs-every-request', async () => {
   const dead = await startEchoUpstream();
   const deadUrl = dead.url;
   await dead.close();
-  const g2 = await startGateway({
-    host: '127.0.0.1', port: 0, certFile: join(dirs.gw!, 'cert.pem'), keyFile: join(dirs.gw!, 'key.pem'), clientCaFile: join(dirs.gw!, 'ca.pem'),
-    upstream: deadUrl, policy: compilePolicy({ version: 1, rules: [{ effect: 'allow', methods: '*', paths: ['*'], roles: ['web'] }] }), headerPreset: 'default', logger: createLogger({ level: 'error', write: () => undefined }),
+  const g2 = await startGateway(configFor({ upstreams: [deadUrl] }), {
+    policy: compilePolicy({ version: 1, rules: [{ effect: 'allow', methods: '*', paths: ['*'], roles: ['web'] }] }), logger: createLogger({ level: 'error', write: () => undefined }),
   });
   try {
     const r = await run('curl', ['-sS', '--max-time', '10', '--cacert', join(dirs.gw!, 'ca.pem'), '--cert', join(dirs.device!, 'cert.pem'), '--key', join(dirs.device!, 'key.pem'), '-w', '\n%{http_code}', `https://localhost:${g2.port}/`]);
-    assert.match(r.stdout, /upstream is unavailable\n+502$/);
+    assert.match(r.stdout, /upstream of routes\[0\] is unavailable\n+502$/);
   } finally {
     await g2.close();
   }
@@ -148,8 +153,7 @@ test('gateway-upstream-down-answers-502-and-logs-every-request', async () => {
 });
 
 test('gateway-non-local-upstream-refused-unless-unsafe-opt-in', async () => {
-  await assert.rejects(startGateway({
-    host: '127.0.0.1', port: 0, certFile: join(dirs.gw!, 'cert.pem'), keyFile: join(dirs.gw!, 'key.pem'), clientCaFile: join(dirs.gw!, 'ca.pem'),
-    upstream: 'http://10.1.2.3:80', policy: compilePolicy({ version: 1, rules: [{ effect: 'allow', methods: '*', paths: ['*'], roles: ['web'] }] }), headerPreset: 'default', logger: createLogger({ level: 'error', write: () => undefined }),
-  }), /not on loopback/);
+  await assert.rejects(startGateway(configFor({ upstreams: ['http://10.1.2.3:80'] }), {
+    policy: compilePolicy({ version: 1, rules: [{ effect: 'allow', methods: '*', paths: ['*'], roles: ['web'] }] }), logger: createLogger({ level: 'error', write: () => undefined }),
+  }), /routes\[0\]\.upstreams: upstream http:\/\/10\.1\.2\.3 is not on loopback/);
 });

@@ -1,5 +1,5 @@
 /**
- * `ca serve --workers N`: N processes share the listening socket (node:cluster) and the store
+ * `ca serve --workers N` and `gateway --workers N`: N processes share the listening socket (node:cluster) and the store
  * (SQLite in WAL mode serializes their writes). Node signs on one thread, so this is how the CA
  * uses every core. The primary only supervises: it forwards SIGTERM and restarts a worker that
  * dies, unless workers die in a crash loop.
@@ -10,6 +10,8 @@ import type { Logger } from '../log/logger.js';
 export interface SupervisorOptions {
   workers: number;
   logger: Logger;
+  /** Log event prefix: `ca` or `gateway`. */
+  component?: string;
   signal: AbortSignal;
   /** Called once, when every worker listens, with the port they share. */
   onListening: (port: number) => void;
@@ -44,7 +46,7 @@ export function superviseWorkers(options: SupervisorOptions): Promise<number> {
       const now = Date.now();
       crashes.push(now);
       while (crashes.length && now - crashes[0]! > CRASH_WINDOW_MS) crashes.shift();
-      logger.error('ca.worker_exited', { pid: worker.process.pid, code, signal, restarting: crashes.length < MAX_CRASHES_IN_WINDOW });
+      logger.error(`${options.component ?? 'ca'}.worker_exited`, { pid: worker.process.pid, code, signal, restarting: crashes.length < MAX_CRASHES_IN_WINDOW });
       if (crashes.length >= MAX_CRASHES_IN_WINDOW) {
         stopping = true;
         for (const w of Object.values(cluster.workers ?? {})) w?.kill('SIGTERM');

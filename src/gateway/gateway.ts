@@ -1,191 +1,420 @@
 /**
  * The gateway: terminates mutual TLS, decides by identity, and forwards to the app with the
- * caller's identity in headers the client cannot forge. This first cut serves one upstream
- * from flags; routes, CRLs, hot reload and metrics build on it.
+ * caller's identity in headers the client cannot forge.
  *
- * Per request: verified peer (once per connection) → normalized path → policy → strip every
+ * Per request: verified peer (cached per connection, rechecked when the CRLs change or the
+ * certificate expires) → SNI/Host check → normalized path → route → policy → strip every
  * identity header the client sent → add ours → forward over a keep-alive pool.
+ *
+ * What can change while running (TLS material, policy, routes) lives in one `state` object
+ * that a reload replaces whole, so a request sees either the old state or the new one.
  */
-import { createServer, type Server } from 'node:https';
-import { Agent as HttpAgent, request as httpRequest, type IncomingMessage, type ServerResponse } from 'node:http';
+import { createSecureServer, type Http2SecureServer, type Http2ServerRequest, type Http2Session } from 'node:http2';
+import type { IncomingMessage } from 'node:http';
 import type { TLSSocket } from 'node:tls';
 import type { AddressInfo } from 'node:net';
-import { readFileSync } from 'node:fs';
+import type { Duplex } from 'node:stream';
 import { randomBytes } from 'node:crypto';
 import { GatehouseError } from '../errors/errors.js';
 import type { Logger } from '../log/logger.js';
 import { parseCertificate, identityOf, type CertificateInfo, type Identity } from '../pki/certificate.js';
 import { checkPeerCertificate, pinPeerForConnection } from '../tls/peer-certificate.js';
 import { encodePathForUpstream, normalizePath, type CompiledPolicy } from '../policy/index.js';
-import { identityHeaders, stripIdentityHeaders, type IdentityHeaderPreset as HeaderPreset } from './identity-headers.js';
+import type { GatewayConfig, RouteConfig } from './config.js';
+import { identityHeaders, stripIdentityHeaders } from './identity-headers.js';
 import { withoutHopByHop } from './hop-by-hop.js';
-import { sendRefusal, type RefusalReason } from './refusal.js';
+import { sendRefusal, writeRefusalToSocket, refusalStatus, type RefusalReason } from './refusal.js';
 import { assertLocalUpstream } from './upstream-guard.js';
+import { compileRoutes, hostWithoutPort, type RouteTable } from './routes.js';
+import { UpstreamPool } from './upstream-pool.js';
+import { forward, type ClientRequest, type ClientResponse, type UpstreamFailure } from './proxy.js';
+import { forwardUpgrade } from './websocket.js';
+import { loadTlsMaterial, type TlsMaterial } from './tls-material.js';
+import { createGatewayMetrics, type GatewayMetrics } from './metrics.js';
 
-export type { HeaderPreset };
+/** What the gateway needs of a revocation checker (see revocation.ts). */
+export interface RevocationCheck {
+  /** Changes whenever the loaded CRLs change, so cached per-connection verdicts are redone. */
+  readonly generation: number;
+  /** `chainDer` is leaf first. */
+  check(chainDer: readonly Buffer[]): { ok: true } | { ok: false; reason: 'REVOKED' | 'CRL_STALE' | 'CRL_MISSING'; detail: string };
+  status(): { issuer: string; thisUpdate: Date | null; nextUpdate: Date | null }[];
+}
 
-/** TLS 1.2 limited to AEAD suites; TLS 1.3 suites are all AEAD. */
-const TLS12_AEAD_CIPHERS = 'ECDHE-ECDSA-AES128-GCM-SHA256:ECDHE-RSA-AES128-GCM-SHA256:ECDHE-ECDSA-AES256-GCM-SHA384:ECDHE-RSA-AES256-GCM-SHA384:ECDHE-ECDSA-CHACHA20-POLY1305:ECDHE-RSA-CHACHA20-POLY1305';
-
-export interface GatewayOptions {
-  host: string;
-  port: number;
-  certFile: string;
-  keyFile: string;
-  clientCaFile: string;
-  upstream: string;
-  policy: CompiledPolicy;
-  headerPreset: HeaderPreset;
+export interface GatewayDeps {
   logger: Logger;
-  unsafeAllowNonLocalUpstream?: boolean;
-  upstreamTimeoutMs?: number;
+  policy: CompiledPolicy;
+  metrics?: GatewayMetrics;
+  revocation?: RevocationCheck;
+  now?: () => Date;
 }
 
 export interface Gateway {
   port: number;
-  server: Server;
+  server: Http2SecureServer;
+  metrics: GatewayMetrics;
+  /** The server certificate in use now. */
+  serverCertificate(): CertificateInfo;
+  /** Re-reads the certificate, key and trust bundle; throws (keeping the old ones) when they are unusable. */
+  reloadTls(): void;
+  setPolicy(policy: CompiledPolicy): void;
+  /** Validates and swaps the route table; throws (keeping the old one) when a route is unusable. */
+  setRoutes(routes: readonly RouteConfig[]): void;
+  /** Stops accepting, lets in-flight requests finish (up to the drain timeout), then closes. */
   close(): Promise<void>;
+}
+
+interface RouteTarget {
+  pool: UpstreamPool;
+  timeoutMs: number;
+}
+
+interface State {
+  tls: TlsMaterial;
+  policy: CompiledPolicy;
+  routes: RouteTable<RouteTarget>;
 }
 
 interface Peer {
   cert: CertificateInfo;
   identity: Identity;
+  chainDer: Buffer[];
 }
 
-const PEER_REASONS: Record<string, RefusalReason> = {
-  NO_CERTIFICATE: 'NO_CERTIFICATE', EXPIRED: 'EXPIRED', NOT_YET_VALID: 'NOT_YET_VALID', WRONG_PURPOSE: 'WRONG_PURPOSE', REVOKED: 'REVOKED', UNTRUSTED: 'UNTRUSTED',
-};
-
-function readFile(path: string, what: string): string {
-  try {
-    return readFileSync(path, 'utf8');
-  } catch (cause) {
-    throw new GatehouseError('GH_CONFIG_INVALID', `cannot read ${what} ${path}: ${(cause as NodeJS.ErrnoException).code}`, { cause });
-  }
+interface PeerState {
+  peer: Peer | null;
+  refusal: { reason: RefusalReason; detail: string } | null;
+  revocationGeneration: number;
 }
 
-export async function startGateway(options: GatewayOptions): Promise<Gateway> {
-  const { logger, policy } = options;
-  const upstream = new URL(options.upstream);
-  if (upstream.protocol !== 'http:') throw new GatehouseError('GH_CONFIG_INVALID', `upstream ${options.upstream}: only http:// upstreams are supported`);
-  assertLocalUpstream(upstream, options.unsafeAllowNonLocalUpstream === true, logger);
-  const upstreamAgent = new HttpAgent({ keepAlive: true, maxSockets: 256, maxFreeSockets: 64 });
-  const timeoutMs = options.upstreamTimeoutMs ?? 30_000;
-  const peers = new WeakMap<TLSSocket, Peer>();
+type Admission =
+  | { ok: true; peer: Peer; route: { label: string; target: RouteTarget }; headers: string[]; pathAndQuery: string }
+  | { ok: false; reason: RefusalReason; message: string };
 
-  const server = createServer({
-    key: readFile(options.keyFile, 'server key'),
-    cert: readFile(options.certFile, 'server certificate'),
-    ca: readFile(options.clientCaFile, 'client CA bundle'),
-    minVersion: 'TLSv1.2',
-    ciphers: TLS12_AEAD_CIPHERS,
-    honorCipherOrder: true,
+const NO_CERT_MESSAGE = '400 Bad Request: client certificate required';
+
+export async function startGateway(config: Readonly<GatewayConfig>, deps: GatewayDeps): Promise<Gateway> {
+  const { logger, revocation } = deps;
+  const now = deps.now ?? (() => new Date());
+  const metrics = deps.metrics ?? createGatewayMetrics();
+  const state: State = {
+    tls: loadTlsMaterial(config.tls, now()),
+    policy: deps.policy,
+    routes: buildRoutes(config, config.routes, logger),
+  };
+
+  const server = createSecureServer({
+    ...state.tls.context,
+    allowHTTP1: true,
     requestCert: true,
     // Verification failures are answered in HTTP (400/403 with the reason), as nginx does, so
     // the handshake completes; every request is checked before anything is forwarded.
     rejectUnauthorized: false,
+    settings: { maxHeaderListSize: config.limits.maxHeaderBytes },
+    maxSessionMemory: 10,
   });
-  server.headersTimeout = 15_000;
-  server.requestTimeout = 60_000;
-  server.on('secureConnection', pinPeerForConnection);
+  // Used by the HTTP/1.1 side of the server (allowHTTP1) just as on an http.Server.
+  Object.assign(server, {
+    headersTimeout: config.limits.headersTimeout,
+    requestTimeout: config.limits.requestTimeout,
+    keepAliveTimeout: config.limits.keepAliveTimeout,
+    maxHeaderSize: config.limits.maxHeaderBytes,
+  });
+  server.setTimeout(config.limits.keepAliveTimeout);
 
-  const peerOf = (socket: TLSSocket): Peer | { refusal: RefusalReason; detail: string } => {
-    const cached = peers.get(socket);
-    if (cached) return cached;
+  const sessions = new Set<Http2Session>();
+  server.on('session', (session: Http2Session) => {
+    sessions.add(session);
+    session.once('close', () => sessions.delete(session));
+  });
+  server.on('secureConnection', (socket: TLSSocket) => {
+    pinPeerForConnection(socket);
     const check = checkPeerCertificate(socket);
-    if (!check.ok) return { refusal: PEER_REASONS[check.reason] ?? 'UNTRUSTED', detail: check.detail };
-    const cert = parseCertificate(check.der);
-    const peer = { cert, identity: identityOf(cert) };
-    peers.set(socket, peer);
-    return peer;
+    metrics.handshakes.inc({ outcome: check.ok ? 'verified' : check.reason.toLowerCase() });
+  });
+  server.on('tlsClientError', (err: NodeJS.ErrnoException) => {
+    metrics.handshakeFailures.inc({ reason: handshakeFailureReason(err) });
+  });
+
+  const peerStates = new WeakMap<object, PeerState>();
+  const peerOf = (socket: TLSSocket): PeerState => {
+    let entry = peerStates.get(socket);
+    if (!entry) {
+      entry = verifyPeer(socket);
+      peerStates.set(socket, entry);
+    }
+    if (entry.peer) {
+      // A connection can outlive its certificate or its good standing: recheck both.
+      if (entry.peer.cert.notAfter <= now()) return { peer: null, refusal: { reason: 'EXPIRED', detail: `certificate expired at ${entry.peer.cert.notAfter.toISOString()}` }, revocationGeneration: 0 };
+      if (revocation && entry.revocationGeneration !== revocation.generation) {
+        const verdict = revocation.check(entry.peer.chainDer);
+        entry = verdict.ok ? { ...entry, revocationGeneration: revocation.generation } : { peer: null, refusal: { reason: verdict.reason, detail: verdict.detail }, revocationGeneration: revocation.generation };
+        peerStates.set(socket, entry);
+      }
+    }
+    return entry;
   };
 
-  server.on('request', (req: IncomingMessage, res: ServerResponse) => {
-    const requestId = randomBytes(8).toString('hex');
-    try {
-      handle(req, res, requestId);
-    } catch (err) {
-      // Fail closed on a bug: nothing was forwarded, the client gets a 500, the process lives.
-      logger.error('gateway.internal_error', { requestId, err });
-      sendRefusal(req, res, 'INTERNAL', '500 Internal Server Error: see the gateway log', requestId);
-    }
-  });
-
-  const handle = (req: IncomingMessage, res: ServerResponse, requestId: string) => {
-    const started = process.hrtime.bigint();
-    const socket = req.socket as TLSSocket;
-    const log: Record<string, unknown> = { requestId, method: req.method, tls: socket.getProtocol?.(), resumed: socket.isSessionReused?.() };
-    res.on('finish', () => logger.info('gateway.request', { ...log, status: res.statusCode, durationMs: Number(process.hrtime.bigint() - started) / 1e6 }));
-    const refuse = (reason: RefusalReason, message: string) => {
-      log.decision = 'refused';
-      log.reason = reason;
-      sendRefusal(req, res, reason, message, requestId);
-    };
-
-    const peer = peerOf(socket);
-    if ('refusal' in peer) {
-      return refuse(peer.refusal, peer.refusal === 'NO_CERTIFICATE' ? '400 Bad Request: client certificate required' : `403 Forbidden: client certificate refused (${peer.detail})`);
+  const admit = (req: ClientRequest, socket: TLSSocket, log: Record<string, unknown>): Admission => {
+    const { peer, refusal } = peerOf(socket);
+    if (!peer) {
+      const reason = refusal!.reason;
+      return { ok: false, reason, message: reason === 'NO_CERTIFICATE' ? NO_CERT_MESSAGE : `403 Forbidden: client certificate refused (${refusal!.detail})` };
     }
     log.identity = peer.identity.spiffeId ?? peer.identity.name;
     log.role = peer.identity.role;
+    log.serial = peer.identity.serial;
+
+    const authority = requestAuthority(req);
+    const sni = socket.servername;
+    // RFC 9110 §7.4: a request for a name this connection was not set up for is misdirected;
+    // without this a certificate checked for one virtual host could reach another.
+    if (typeof sni === 'string' && sni !== '' && authority !== null && hostWithoutPort(authority).toLowerCase() !== sni.toLowerCase()) {
+      return { ok: false, reason: 'MISDIRECTED', message: `421 Misdirected Request: TLS server name "${sni}" does not match Host "${hostWithoutPort(authority)}"` };
+    }
+
     const [rawPath = '/', query] = splitTarget(req.url ?? '/');
     const normalized = normalizePath(rawPath);
     log.path = normalized.ok ? normalized.path : rawPath.slice(0, 200);
-    if (!normalized.ok) return refuse('PATH_AMBIGUOUS', `400 Bad Request: ambiguous path (${normalized.reason})`);
+    if (!normalized.ok) return { ok: false, reason: 'PATH_AMBIGUOUS', message: `400 Bad Request: ambiguous path (${normalized.reason})` };
 
-    const decision = policy.evaluate({ name: peer.identity.name, role: peer.identity.role, spiffeId: peer.identity.spiffeId, fingerprint: peer.identity.fingerprint }, req.method ?? 'GET', normalized.path);
+    const { policy, routes } = state;
+    const route = routes.match(authority, normalized.path);
+    if (!route) return { ok: false, reason: 'NO_ROUTE', message: `404 Not Found: no route for host ${authority === null ? '(none)' : hostWithoutPort(authority)} and path ${normalized.path}` };
+    log.route = route.label;
+
+    const method = req.method ?? 'GET';
+    const decision = policy.evaluate({ name: peer.identity.name, role: peer.identity.role, spiffeId: peer.identity.spiffeId, fingerprint: peer.identity.fingerprint }, method, normalized.path);
     log.rule = decision.rule;
     if (!decision.allow) {
       const who = peer.identity.spiffeId ?? peer.identity.name ?? peer.identity.fingerprint;
-      return refuse('POLICY_DENIED', policy.denyMessage ?? `403 Forbidden: ${who} is not allowed ${req.method} ${normalized.path} by policy ${policy.name} (${decision.reason})`);
+      const message = config.denyMessage ?? policy.denyMessage ?? `403 Forbidden: ${who} is not allowed ${method} ${normalized.path} by policy ${policy.name} (${decision.reason})`;
+      return { ok: false, reason: 'POLICY_DENIED', message };
     }
-    log.decision = 'allowed';
 
-    const headers = withoutHopByHop(stripIdentityHeaders(req.rawHeaders));
-    const forwarded: string[] = [...headers];
-    for (const [name, value] of identityHeaders(options.headerPreset, { cert: peer.cert, identity: peer.identity })) forwarded.push(name, value);
-    forwarded.push('X-Forwarded-Proto', 'https', 'X-Forwarded-For', socket.remoteAddress ?? '');
-    const upstreamStarted = process.hrtime.bigint();
-    const outgoing = httpRequest({
-      protocol: 'http:', hostname: upstream.hostname, port: upstream.port || 80, method: req.method,
-      path: `${upstream.pathname.replace(/\/$/, '')}${encodePathForUpstream(normalized.path)}${query !== undefined ? `?${query}` : ''}`,
-      headers: forwarded, agent: upstreamAgent, timeout: timeoutMs,
-    }, (upstreamRes) => {
-      log.upstreamMs = Number(process.hrtime.bigint() - upstreamStarted) / 1e6;
-      res.writeHead(upstreamRes.statusCode ?? 502, upstreamRes.statusMessage, withoutHopByHop(upstreamRes.rawHeaders));
-      upstreamRes.pipe(res);
-    });
-    let timedOut = false;
-    outgoing.on('timeout', () => {
-      timedOut = true;
-      outgoing.destroy(new Error(`no answer within ${timeoutMs} ms`));
-    });
-    outgoing.on('error', (err) => {
-      logger.warn('gateway.upstream_failed', { requestId, reason: err.message });
-      refuse(timedOut ? 'UPSTREAM_TIMEOUT' : 'UPSTREAM_UNAVAILABLE', timedOut ? `504 Gateway Timeout: the upstream did not answer within ${timeoutMs} ms` : '502 Bad Gateway: the upstream is unavailable');
-    });
-    req.pipe(outgoing);
+    const headers = withoutHopByHop(stripIdentityHeaders(withoutPseudoHeaders(req.rawHeaders)));
+    if (req.httpVersionMajor === 2 && authority !== null) headers.push('Host', authority);
+    for (const [name, value] of identityHeaders(config.headers, peer, { spiffeId: state.tls.serverSpiffeId })) headers.push(name, value);
+    headers.push('X-Forwarded-Proto', 'https', 'X-Forwarded-For', socket.remoteAddress ?? '');
+    return { ok: true, peer, route, headers, pathAndQuery: `${encodePathForUpstream(normalized.path)}${query !== undefined ? `?${query}` : ''}` };
   };
 
+  const upstreamGiveUpMessage = (kind: UpstreamFailure, label: string, timeoutMs: number): [RefusalReason, string] =>
+    kind === 'timeout' ? ['UPSTREAM_TIMEOUT', `504 Gateway Timeout: the upstream of ${label} did not answer within ${timeoutMs} ms`]
+      : kind === 'connect_timeout' ? ['UPSTREAM_TIMEOUT', `504 Gateway Timeout: could not connect to the upstream of ${label} within ${config.upstream.connectTimeout} ms`]
+        : ['UPSTREAM_UNAVAILABLE', `502 Bad Gateway: the upstream of ${label} is unavailable`];
+
+  server.on('request', (req: ClientRequest, res: ClientResponse) => {
+    const requestId = randomBytes(8).toString('hex');
+    const started = process.hrtime.bigint();
+    const socket = socketOf(req);
+    const log: Record<string, unknown> = { requestId, method: req.method, http: req.httpVersion, tls: socket.getProtocol?.(), resumed: socket.isSessionReused?.() };
+    res.on('finish', () => {
+      const decision = (log.decision as string | undefined) ?? 'allowed';
+      metrics.requests.inc({ decision, reason: (log.reason as string | undefined) ?? '', status: String(res.statusCode) });
+      logger.info('gateway.request', { ...log, decision, status: res.statusCode, durationMs: Number(process.hrtime.bigint() - started) / 1e6 });
+    });
+    const refuse = (reason: RefusalReason, message: string) => {
+      log.decision = refusalStatus(reason) >= 500 ? 'failed' : 'refused';
+      log.reason = reason;
+      sendRefusal(req, res, reason, message, requestId);
+    };
+    try {
+      const admission = admit(req, socket, log);
+      if (!admission.ok) return refuse(admission.reason, admission.message);
+      log.decision = 'allowed';
+      const { route } = admission;
+      forward({
+        req, res, pool: route.target.pool, headers: admission.headers, pathAndQuery: admission.pathAndQuery,
+        timeoutMs: route.target.timeoutMs, connectTimeoutMs: config.upstream.connectTimeout,
+        onResponse(target, seconds) {
+          log.upstream = target.url;
+          log.upstreamMs = seconds * 1000;
+          metrics.upstreamLatency.observe({ route: route.label }, seconds);
+        },
+        onAttemptFailed(target, kind, err) {
+          metrics.upstreamFailures.inc({ route: route.label, upstream: target.url, kind });
+          logger.warn('gateway.upstream_failed', { requestId, route: route.label, upstream: target.url, kind, reason: err.message, resting: route.target.pool.isResting(target) });
+        },
+        onGiveUp(kind, target) {
+          log.upstream = target.url;
+          refuse(...upstreamGiveUpMessage(kind, route.label, route.target.timeoutMs));
+        },
+      });
+    } catch (err) {
+      // Fail closed on a bug: nothing was forwarded, the client gets a 500, the process lives.
+      logger.error('gateway.internal_error', { requestId, err });
+      refuse('INTERNAL', '500 Internal Server Error: see the gateway log');
+    }
+  });
+
+  server.on('upgrade', (req: IncomingMessage, clientSocket: Duplex, head: Buffer) => {
+    const requestId = randomBytes(8).toString('hex');
+    const socket = req.socket as TLSSocket;
+    const log: Record<string, unknown> = { requestId, method: req.method, http: req.httpVersion, upgrade: req.headers.upgrade, tls: socket.getProtocol?.(), resumed: socket.isSessionReused?.() };
+    const done = (decision: string, status: number, reason?: RefusalReason) => {
+      metrics.requests.inc({ decision, reason: reason ?? '', status: String(status) });
+      logger.info('gateway.request', { ...log, decision, status, ...(reason ? { reason } : {}) });
+    };
+    try {
+      const admission = admit(req, socket, log);
+      if (!admission.ok) {
+        writeRefusalToSocket(req.headers, clientSocket, admission.reason, admission.message, requestId);
+        return done('refused', refusalStatus(admission.reason), admission.reason);
+      }
+      const { route } = admission;
+      forwardUpgrade({
+        req, clientSocket, clientHead: head, pool: route.target.pool, headers: admission.headers, pathAndQuery: admission.pathAndQuery,
+        connectTimeoutMs: config.upstream.connectTimeout,
+        onUpgraded(target, status) {
+          log.upstream = target.url;
+          done('allowed', status);
+        },
+        onGiveUp(kind, target, err) {
+          log.upstream = target.url;
+          metrics.upstreamFailures.inc({ route: route.label, upstream: target.url, kind });
+          logger.warn('gateway.upstream_failed', { requestId, route: route.label, upstream: target.url, kind, reason: err.message });
+          const [reason, message] = upstreamGiveUpMessage(kind, route.label, config.upstream.connectTimeout);
+          writeRefusalToSocket(req.headers, clientSocket, reason, message, requestId);
+          done('failed', refusalStatus(reason), reason);
+        },
+      });
+    } catch (err) {
+      logger.error('gateway.internal_error', { requestId, err });
+      writeRefusalToSocket(req.headers, clientSocket, 'INTERNAL', '500 Internal Server Error: see the gateway log', requestId);
+      done('failed', 500, 'INTERNAL');
+    }
+  });
+
+  metrics.setGauges({
+    certificateExpirySeconds: () => (state.tls.serverCert.notAfter.getTime() - now().getTime()) / 1000,
+    crls: () => (revocation?.status() ?? []).filter((s) => s.thisUpdate !== null).map((s) => ({
+      issuer: s.issuer,
+      ageSeconds: (now().getTime() - s.thisUpdate!.getTime()) / 1000,
+      nextUpdateSeconds: s.nextUpdate === null ? null : (s.nextUpdate.getTime() - now().getTime()) / 1000,
+    })),
+  });
+
   await new Promise<void>((resolve, reject) => {
-    server.once('error', (err: NodeJS.ErrnoException) => reject(new GatehouseError('GH_USAGE', `cannot listen on ${options.host}:${options.port}: ${err.code}`, { cause: err })));
-    server.listen(options.port, options.host, () => resolve());
+    const [host, portText] = splitListen(config.listen);
+    server.once('error', (err: NodeJS.ErrnoException) => reject(new GatehouseError('GH_USAGE', `cannot listen on ${config.listen}: ${err.code}`, { cause: err })));
+    server.listen(Number(portText), host, () => resolve());
   });
   const port = (server.address() as AddressInfo).port;
-  logger.info('gateway.started', { listen: `${options.host}:${port}`, upstream: upstream.origin, policy: policy.name, rules: policy.ruleCount, headers: options.headerPreset });
+  logger.info('gateway.started', {
+    listen: `${splitListen(config.listen)[0]}:${port}`, routes: state.routes.routes.map((r) => `${r.host}${r.pathPrefix || '/'} → ${r.target.pool.targets.map((t) => t.url).join(',')}`),
+    policy: state.policy.name, rules: state.policy.ruleCount, headers: config.headers, certificate: state.tls.serverCert.serial, expires: state.tls.serverCert.notAfter.toISOString(),
+  });
+
+  let closing: Promise<void> | null = null;
   return {
     port,
     server,
-    close: () => new Promise<void>((resolve) => {
-      const timer = setTimeout(() => { server.closeAllConnections(); resolve(); }, 5000);
-      timer.unref();
-      server.close(() => { clearTimeout(timer); upstreamAgent.destroy(); resolve(); });
-      server.closeIdleConnections();
-    }),
+    metrics,
+    serverCertificate: () => state.tls.serverCert,
+    reloadTls() {
+      const next = loadTlsMaterial(config.tls, now());
+      server.setSecureContext(next.context);
+      state.tls = next;
+    },
+    setPolicy(policy) {
+      state.policy = policy;
+    },
+    setRoutes(routes) {
+      const next = buildRoutes(config, routes, logger);
+      const old = state.routes;
+      state.routes = next;
+      // In-flight requests on the old pools finish; idle sockets go.
+      setTimeout(() => { for (const r of old.routes) r.target.pool.close(); }, config.limits.drainTimeout).unref();
+    },
+    close() {
+      closing ??= new Promise<void>((resolve) => {
+        const finish = () => {
+          for (const r of state.routes.routes) r.target.pool.close();
+          resolve();
+        };
+        const timer = setTimeout(() => {
+          // Past the drain timeout: cut what is left.
+          for (const session of sessions) session.destroy();
+          (server as unknown as { closeAllConnections?: () => void }).closeAllConnections?.();
+          finish();
+        }, config.limits.drainTimeout);
+        timer.unref();
+        server.close(() => { clearTimeout(timer); finish(); });
+        // HTTP/2: GOAWAY lets streams in flight finish; HTTP/1.1: idle keep-alive sockets close
+        // now, busy ones after their response (Node marks them to close).
+        for (const session of sessions) session.close();
+        (server as unknown as { closeIdleConnections?: () => void }).closeIdleConnections?.();
+      });
+      return closing;
+    },
   };
+}
+
+function buildRoutes(config: Readonly<GatewayConfig>, routes: readonly RouteConfig[], logger: Logger): RouteTable<RouteTarget> {
+  for (const [i, route] of routes.entries()) {
+    for (const upstream of route.upstreams) {
+      try {
+        assertLocalUpstream(new URL(upstream), config.upstream.unsafeAllowNonLocal, logger);
+      } catch (err) {
+        throw new GatehouseError('GH_CONFIG_INVALID', `routes[${i}].upstreams: ${(err as Error).message}`, { cause: err });
+      }
+    }
+  }
+  return compileRoutes(routes, (route) => ({
+    pool: new UpstreamPool(route.upstreams, { maxFails: config.upstream.maxFails, failTimeoutMs: config.upstream.failTimeout }),
+    timeoutMs: route.timeout ?? config.upstream.timeout,
+  }));
+}
+
+function verifyPeer(socket: TLSSocket): PeerState {
+  const check = checkPeerCertificate(socket);
+  if (!check.ok) return { peer: null, refusal: { reason: check.reason, detail: check.detail }, revocationGeneration: 0 };
+  const cert = parseCertificate(check.der);
+  // The issuer as the handshake verified it, for revocation of the intermediate and RFC 9440's chain header.
+  const chainDer = [check.der];
+  let issuer = socket.getPeerX509Certificate()?.issuerCertificate;
+  while (issuer && chainDer.length < 8 && !issuer.raw.equals(chainDer[chainDer.length - 1]!)) {
+    chainDer.push(issuer.raw);
+    issuer = issuer.issuerCertificate;
+  }
+  return { peer: { cert, identity: identityOf(cert), chainDer }, refusal: null, revocationGeneration: -1 };
+}
+
+/** The TLS socket under a request, for HTTP/1.1 and HTTP/2 alike. */
+function socketOf(req: ClientRequest): TLSSocket {
+  return (req.httpVersionMajor === 2 ? (req as Http2ServerRequest).stream.session!.socket : req.socket) as TLSSocket;
+}
+
+function requestAuthority(req: ClientRequest): string | null {
+  const value = req.httpVersionMajor === 2 ? (req.headers[':authority'] ?? req.headers.host) : req.headers.host;
+  return typeof value === 'string' && value !== '' ? value : null;
+}
+
+function withoutPseudoHeaders(rawHeaders: string[]): string[] {
+  if (!rawHeaders.some((h, i) => i % 2 === 0 && h.startsWith(':'))) return rawHeaders;
+  const out: string[] = [];
+  for (let i = 0; i < rawHeaders.length; i += 2) if (!rawHeaders[i]!.startsWith(':')) out.push(rawHeaders[i]!, rawHeaders[i + 1]!);
+  return out;
 }
 
 function splitTarget(target: string): [string, string | undefined] {
   const q = target.indexOf('?');
   return q < 0 ? [target, undefined] : [target.slice(0, q), target.slice(q + 1)];
+}
+
+function splitListen(listen: string): [string, string] {
+  const colon = listen.lastIndexOf(':');
+  return [listen.slice(0, colon).replace(/^\[|\]$/g, ''), listen.slice(colon + 1)];
+}
+
+/** A closed set of label values: OpenSSL reason codes are many, so only the common ones are named. */
+function handshakeFailureReason(err: NodeJS.ErrnoException): string {
+  const code = err.code ?? '';
+  if (/UNSUPPORTED_PROTOCOL|VERSION/.test(code)) return 'protocol_version';
+  if (/NO_SHARED_CIPHER|NO_CIPHERS/.test(code)) return 'no_shared_cipher';
+  if (/ECONNRESET|EPIPE/.test(code)) return 'connection_reset';
+  if (/TIMEOUT/i.test(code) || /timeout/i.test(err.message)) return 'timeout';
+  if (/ALERT/.test(code)) return 'client_alert';
+  return 'other';
 }

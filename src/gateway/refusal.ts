@@ -1,37 +1,62 @@
 /**
  * Refusals a person can read: nginx answers a missing client certificate with an HTTP 400
  * page after completing the handshake, so a curl user sees why; Gatehouse does the same, and
- * answers JSON to clients that ask for it.
+ * answers JSON to clients that ask for it. WebSocket upgrades are refused with the same text
+ * written straight to the socket.
  */
-import type { IncomingMessage, ServerResponse } from 'node:http';
+import type { IncomingHttpHeaders } from 'node:http';
+import type { Duplex } from 'node:stream';
+import { STATUS_CODES } from 'node:http';
+import type { ClientRequest, ClientResponse } from './proxy.js';
 
 export type RefusalReason =
-  | 'NO_CERTIFICATE' | 'UNTRUSTED' | 'EXPIRED' | 'NOT_YET_VALID' | 'WRONG_PURPOSE' | 'REVOKED'
-  | 'POLICY_DENIED' | 'PATH_AMBIGUOUS' | 'MISDIRECTED' | 'UPSTREAM_UNAVAILABLE' | 'UPSTREAM_TIMEOUT' | 'INTERNAL';
+  | 'NO_CERTIFICATE' | 'UNTRUSTED' | 'EXPIRED' | 'NOT_YET_VALID' | 'WRONG_PURPOSE' | 'REVOKED' | 'CRL_STALE' | 'CRL_MISSING'
+  | 'POLICY_DENIED' | 'PATH_AMBIGUOUS' | 'NO_ROUTE' | 'MISDIRECTED' | 'UPSTREAM_UNAVAILABLE' | 'UPSTREAM_TIMEOUT' | 'INTERNAL';
 
 const STATUS: Record<RefusalReason, number> = {
   NO_CERTIFICATE: 400, PATH_AMBIGUOUS: 400,
-  UNTRUSTED: 403, EXPIRED: 403, NOT_YET_VALID: 403, WRONG_PURPOSE: 403, REVOKED: 403, POLICY_DENIED: 403,
-  MISDIRECTED: 421, INTERNAL: 500, UPSTREAM_UNAVAILABLE: 502, UPSTREAM_TIMEOUT: 504,
+  UNTRUSTED: 403, EXPIRED: 403, NOT_YET_VALID: 403, WRONG_PURPOSE: 403, REVOKED: 403, CRL_STALE: 403, CRL_MISSING: 403, POLICY_DENIED: 403,
+  NO_ROUTE: 404, MISDIRECTED: 421, INTERNAL: 500, UPSTREAM_UNAVAILABLE: 502, UPSTREAM_TIMEOUT: 504,
 };
 
 export function refusalStatus(reason: RefusalReason): number {
   return STATUS[reason];
 }
 
-export function sendRefusal(req: IncomingMessage, res: ServerResponse, reason: RefusalReason, message: string, requestId: string): void {
+interface Refusal {
+  status: number;
+  headers: Record<string, string | number>;
+  body: string;
+}
+
+function buildRefusal(headers: IncomingHttpHeaders, reason: RefusalReason, message: string, requestId: string): Refusal {
+  const wantsJson = /\bapplication\/json\b/.test(headers.accept ?? '');
+  const body = wantsJson ? JSON.stringify({ error: { code: reason, message, requestId } }) : `${message}\n`;
+  return {
+    status: STATUS[reason],
+    body,
+    headers: {
+      'content-type': wantsJson ? 'application/json' : 'text/plain; charset=utf-8',
+      'content-length': Buffer.byteLength(body),
+      'cache-control': 'no-store',
+      'x-request-id': requestId,
+    },
+  };
+}
+
+export function sendRefusal(req: ClientRequest, res: ClientResponse, reason: RefusalReason, message: string, requestId: string): void {
   if (res.headersSent) {
     res.destroy();
     return;
   }
-  const status = STATUS[reason];
-  const wantsJson = /\bapplication\/json\b/.test(req.headers.accept ?? '');
-  const body = wantsJson ? JSON.stringify({ error: { code: reason, message, requestId } }) : `${message}\n`;
-  res.writeHead(status, {
-    'content-type': wantsJson ? 'application/json' : 'text/plain; charset=utf-8',
-    'content-length': Buffer.byteLength(body),
-    'cache-control': 'no-store',
-    'x-request-id': requestId,
-  });
-  res.end(body);
+  const refusal = buildRefusal(req.headers, reason, message, requestId);
+  res.writeHead(refusal.status, refusal.headers);
+  res.end(refusal.body);
+}
+
+/** For an upgrade request, where there is no response object, only the raw socket. */
+export function writeRefusalToSocket(headers: IncomingHttpHeaders, socket: Duplex, reason: RefusalReason, message: string, requestId: string): void {
+  const refusal = buildRefusal(headers, reason, message, requestId);
+  const head = [`HTTP/1.1 ${refusal.status} ${STATUS_CODES[refusal.status]}`, ...Object.entries(refusal.headers).map(([k, v]) => `${k}: ${v}`), 'connection: close'];
+  socket.end(`${head.join('\r\n')}\r\n\r\n${refusal.body}`);
 }

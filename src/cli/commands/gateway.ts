@@ -1,40 +1,97 @@
+import { availableParallelism } from 'node:os';
+import cluster from 'node:cluster';
 import { GatehouseError } from '../../errors/errors.js';
 import { createLogger } from '../../log/logger.js';
 import { str, flag, type CommandSpec } from '../command.js';
+import { isClusterWorker, superviseWorkers } from '../ca-workers.js';
 
-const PRESETS = ['default', 'nginx', 'envoy', 'traefik'] as const;
+const RELOAD_MESSAGE = 'gatehouse:reload';
 
 export const gatewayCommand: CommandSpec = {
   path: ['gateway'],
   summary: 'Run the mTLS gateway: require a client certificate, decide by identity, forward to the app with identity headers it can trust.',
   options: {
-    listen: { type: 'string', value: 'HOST:PORT', required: true, description: 'Address to listen on, e.g. 127.0.0.1:8443' },
-    cert: { type: 'string', value: 'FILE', required: true, description: "The gateway's certificate chain (PEM), e.g. an agent's cert.pem" },
-    key: { type: 'string', value: 'FILE', required: true, description: "The gateway's private key (PEM)" },
-    'client-ca': { type: 'string', value: 'FILE', required: true, description: 'CA bundle client certificates must chain to (e.g. ca.pem plus the intermediate)' },
-    upstream: { type: 'string', value: 'URL', required: true, description: 'The app, e.g. http://127.0.0.1:9000 (loopback unless --unsafe-allow-non-local-upstream)' },
+    config: { type: 'string', value: 'FILE', description: 'Gateway config (YAML or JSON; see docs/gateway.md). Replaces the flags below' },
+    listen: { type: 'string', value: 'HOST:PORT', description: 'Address to listen on, e.g. 127.0.0.1:8443' },
+    cert: { type: 'string', value: 'FILE', description: "The gateway's certificate chain (PEM), e.g. an agent's cert.pem" },
+    key: { type: 'string', value: 'FILE', description: "The gateway's private key (PEM)" },
+    'client-ca': { type: 'string', value: 'FILE', description: 'CA bundle client certificates must chain to (e.g. ca.pem plus the intermediate)' },
+    upstream: { type: 'string', multiple: true, value: 'URL', description: 'The app, e.g. http://127.0.0.1:9000 (loopback unless --unsafe-allow-non-local-upstream); repeat for round-robin' },
     policy: { type: 'string', value: 'FILE', description: 'Policy (JSON or YAML). Without it any verified client is allowed, with a warning' },
-    headers: { type: 'string', value: 'PRESET', description: `Identity headers for the app: ${PRESETS.join(', ')} (default default)` },
+    crl: { type: 'string', multiple: true, value: 'FILE|URL', description: "CRL file or URL (e.g. the CA's https://…/crl); repeat for each issuer. Revoked clients are refused" },
+    headers: { type: 'string', value: 'PRESET', description: 'Identity headers for the app: default, nginx, envoy, traefik (default default)' },
+    'admin-listen': { type: 'string', value: 'HOST:PORT', description: 'Serve /metrics and /healthz here, e.g. 127.0.0.1:9090' },
+    workers: { type: 'string', value: 'N', description: 'Worker processes sharing the port (default: one per core; 1 runs in-process)' },
     'unsafe-allow-non-local-upstream': { type: 'boolean', description: 'Allow an upstream not on loopback (the app must accept connections only from the gateway)' },
   },
-  notes: ['Logs one JSON line per request to stderr. Stops on SIGINT or SIGTERM after draining requests.'],
+  notes: [
+    'Logs one JSON line per request to stderr.',
+    'Reloads the certificate, key and client CA bundle when their files change (an agent renewal) and on SIGHUP; the policy when its file changes; routes when the config file changes. A file that does not load keeps the previous state.',
+    'On SIGTERM or SIGINT it stops accepting connections and lets requests in flight finish (limits.drainTimeout, default 30s).',
+    'Environment: GATEHOUSE_GATEWAY_LISTEN, GATEHOUSE_GATEWAY_ADMIN_LISTEN, GATEHOUSE_GATEWAY_WORKERS override the config.',
+  ],
   async run(ctx) {
-    const preset = str(ctx, 'headers') ?? 'default';
-    if (!(PRESETS as readonly string[]).includes(preset)) throw new GatehouseError('GH_USAGE', `--headers must be one of ${PRESETS.join(', ')}`);
-    const { splitHostPort } = await import('../../ca/server.js');
-    const { startGateway } = await import('../../gateway/gateway.js');
-    const { allowAllPolicy, loadPolicyFile } = await import('../../policy/index.js');
+    const { gatewayConfigFromFlags, loadGatewayConfig } = await import('../../gateway/config.js');
+    const configFile = str(ctx, 'config') ?? null;
+    const flagNames = ['listen', 'cert', 'key', 'client-ca', 'upstream', 'policy', 'crl', 'headers', 'admin-listen', 'unsafe-allow-non-local-upstream'];
+    if (configFile && flagNames.some((name) => ctx.values[name] !== undefined)) {
+      throw new GatehouseError('GH_USAGE', `--config replaces ${flagNames.filter((n) => ctx.values[n] !== undefined).map((n) => `--${n}`).join(', ')}: put those settings in the file`);
+    }
+    const workersText = str(ctx, 'workers');
+    if (workersText !== undefined && !/^\d+$/.test(workersText)) throw new GatehouseError('GH_USAGE', '--workers must be a whole number from 1 to 256');
+    const config = configFile
+      ? loadGatewayConfig(configFile, ctx.env)
+      : gatewayConfigFromFlags({
+        listen: str(ctx, 'listen'), cert: str(ctx, 'cert'), key: str(ctx, 'key'), clientCa: str(ctx, 'client-ca'),
+        upstream: ctx.values.upstream as string[] | undefined, policy: str(ctx, 'policy'), crl: ctx.values.crl as string[] | undefined,
+        headers: str(ctx, 'headers'), adminListen: str(ctx, 'admin-listen'), unsafeAllowNonLocalUpstream: flag(ctx, 'unsafe-allow-non-local-upstream'),
+      }, ctx.env);
+    const workers = workersText !== undefined ? Number(workersText) : config.workers ?? availableParallelism();
+    if (workers < 1 || workers > 256) throw new GatehouseError('GH_USAGE', '--workers must be a whole number from 1 to 256');
+
     const logger = createLogger();
-    const policyFile = str(ctx, 'policy');
-    const policy = policyFile ? loadPolicyFile(policyFile) : allowAllPolicy();
-    if (!policyFile) logger.warn('gateway.no_policy', { effect: 'any client certificate that verifies against --client-ca is allowed', fix: 'pass --policy FILE' });
-    const { host, port } = splitHostPort(str(ctx, 'listen')!);
-    const gateway = await startGateway({
-      host, port, certFile: str(ctx, 'cert')!, keyFile: str(ctx, 'key')!, clientCaFile: str(ctx, 'client-ca')!, upstream: str(ctx, 'upstream')!,
-      policy, headerPreset: preset as (typeof PRESETS)[number], logger, unsafeAllowNonLocalUpstream: flag(ctx, 'unsafe-allow-non-local-upstream'),
+    const { runGateway, loadPolicy, assertConfigUsable } = await import('../../gateway/run.js');
+    assertConfigUsable(config);
+    const host = config.listen.slice(0, config.listen.lastIndexOf(':'));
+
+    if (workers > 1 && !isClusterWorker()) {
+      // Check everything once in the primary, so a bad file fails here, clearly, and not N times.
+      const { loadTlsMaterial } = await import('../../gateway/tls-material.js');
+      loadTlsMaterial(config.tls);
+      loadPolicy(config, logger);
+      const { serveClusterAdmin } = await import('../gateway-cluster-admin.js');
+      const admin = config.admin.listen ? await serveClusterAdmin(config.admin.listen, logger, workers) : null;
+      const forwardReload = () => {
+        for (const worker of Object.values(cluster.workers ?? {})) worker?.send(RELOAD_MESSAGE);
+      };
+      process.on('SIGHUP', forwardReload);
+      try {
+        return await superviseWorkers({
+          workers, logger, signal: ctx.signal, component: 'gateway',
+          onListening: (port) => ctx.err(`Gatehouse gateway listening on https://${host}:${port} (${workers} workers)\n`),
+        });
+      } finally {
+        process.off('SIGHUP', forwardReload);
+        await admin?.close();
+      }
+    }
+
+    const running = await runGateway({ config, configFile, logger, serveAdmin: !isClusterWorker() });
+    if (isClusterWorker()) {
+      const { AggregatorRegistry } = await import('prom-client');
+      AggregatorRegistry.setRegistries([running.gateway.metrics.registry]);
+      process.on('message', (message) => { if (message === RELOAD_MESSAGE) running.reload(); });
+    } else {
+      ctx.err(`Gatehouse gateway listening on https://${host}:${running.gateway.port}${running.admin ? ` (metrics on http://${config.admin.listen!.replace(/:\d+$/, `:${running.admin.port}`)}/metrics)` : ''}\n`);
+    }
+    const onHup = () => running.reload();
+    process.on('SIGHUP', onHup);
+    await new Promise<void>((resolve) => {
+      ctx.signal.addEventListener('abort', () => resolve(), { once: true });
+      if (isClusterWorker()) process.once('disconnect', () => resolve());
     });
-    ctx.err(`Gatehouse gateway listening on https://${host}:${gateway.port} → ${str(ctx, 'upstream')}\n`);
-    await new Promise<void>((resolve) => ctx.signal.addEventListener('abort', () => resolve(), { once: true }));
-    await gateway.close();
+    process.off('SIGHUP', onHup);
+    logger.info('gateway.stopping', { drainTimeoutMs: config.limits.drainTimeout });
+    await running.close();
   },
 };

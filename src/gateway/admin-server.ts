@@ -1,0 +1,65 @@
+/**
+ * The gateway's admin listener, separate from the mTLS listener and on 127.0.0.1 by default:
+ * Prometheus `/metrics` and `/healthz`. It serves no identity and no control, so it needs no
+ * client certificate; bind it to a private address.
+ */
+import { createServer, type Server } from 'node:http';
+import type { AddressInfo } from 'node:net';
+import { GatehouseError } from '../errors/errors.js';
+import type { Logger } from '../log/logger.js';
+
+export interface Health {
+  healthy: boolean;
+  details: Record<string, unknown>;
+}
+
+export interface AdminServerOptions {
+  listen: string;
+  logger: Logger;
+  metrics(): Promise<{ contentType: string; body: string }>;
+  health(): Health;
+}
+
+export interface AdminServer {
+  port: number;
+  close(): Promise<void>;
+}
+
+export async function startAdminServer(options: AdminServerOptions): Promise<AdminServer> {
+  const server: Server = createServer((req, res) => {
+    const path = (req.url ?? '/').split('?')[0];
+    if (req.method !== 'GET' && req.method !== 'HEAD') {
+      res.writeHead(405, { allow: 'GET, HEAD', 'content-type': 'text/plain' }).end('405 Method Not Allowed\n');
+      return;
+    }
+    if (path === '/metrics') {
+      options.metrics().then(
+        ({ contentType, body }) => res.writeHead(200, { 'content-type': contentType, 'cache-control': 'no-store' }).end(body),
+        (err: unknown) => {
+          options.logger.error('gateway.metrics_failed', { err });
+          res.writeHead(500, { 'content-type': 'text/plain' }).end('500 metrics unavailable: see the gateway log\n');
+        },
+      );
+      return;
+    }
+    if (path === '/healthz') {
+      const health = options.health();
+      const body = JSON.stringify({ status: health.healthy ? 'ok' : 'unhealthy', ...health.details });
+      res.writeHead(health.healthy ? 200 : 503, { 'content-type': 'application/json', 'cache-control': 'no-store' }).end(body);
+      return;
+    }
+    res.writeHead(404, { 'content-type': 'text/plain' }).end('404 Not Found: try /metrics or /healthz\n');
+  });
+  server.headersTimeout = 10_000;
+  server.requestTimeout = 30_000;
+  const colon = options.listen.lastIndexOf(':');
+  const host = options.listen.slice(0, colon).replace(/^\[|\]$/g, '');
+  await new Promise<void>((resolve, reject) => {
+    server.once('error', (err: NodeJS.ErrnoException) => reject(new GatehouseError('GH_USAGE', `cannot listen on admin address ${options.listen}: ${err.code}`, { cause: err })));
+    server.listen(Number(options.listen.slice(colon + 1)), host, () => resolve());
+  });
+  return {
+    port: (server.address() as AddressInfo).port,
+    close: () => new Promise<void>((resolve) => { server.closeAllConnections(); server.close(() => resolve()); }),
+  };
+}

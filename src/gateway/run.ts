@@ -1,0 +1,135 @@
+/**
+ * A running gateway process (or one worker of it): the gateway, its hot reloads and, when it
+ * owns it, the admin listener. Reloads never take the gateway down: a file that does not load
+ * leaves the last good state in force, and the reason is logged and counted.
+ *
+ * - certificate, key, trust bundle: on file change (an agent renewal) and on `reload()` (SIGHUP);
+ * - policy: on file change and on `reload()`;
+ * - routes: when the config file changes (other keys need a restart, which is logged).
+ */
+import { GatehouseError } from '../errors/errors.js';
+import type { Logger } from '../log/logger.js';
+import { allowAllPolicy, loadPolicyFile, type CompiledPolicy } from '../policy/index.js';
+import { loadGatewayConfig, type GatewayConfig } from './config.js';
+import { startGateway, type Gateway, type RevocationCheck } from './gateway.js';
+import { createGatewayMetrics, type GatewayMetrics } from './metrics.js';
+import { watchFiles, type FileWatch } from './file-watch.js';
+import { startAdminServer, type AdminServer, type Health } from './admin-server.js';
+
+export interface RunOptions {
+  config: Readonly<GatewayConfig>;
+  /** The config file, when there is one: its routes and policy path are reloaded on change. */
+  configFile: string | null;
+  logger: Logger;
+  /** Start the admin listener here (false in cluster workers: the primary serves it). */
+  serveAdmin: boolean;
+  revocation?: RevocationCheck;
+  metrics?: GatewayMetrics;
+}
+
+export interface RunningGateway {
+  gateway: Gateway;
+  admin: AdminServer | null;
+  /** SIGHUP: reload TLS material and policy now. */
+  reload(): void;
+  close(): Promise<void>;
+}
+
+export function loadPolicy(config: Readonly<GatewayConfig>, logger: Logger): CompiledPolicy {
+  if (config.policy) return loadPolicyFile(config.policy);
+  logger.warn('gateway.no_policy', { effect: 'any client certificate that verifies against the client CA bundle is allowed', fix: 'set policy in the config or pass --policy FILE' });
+  return allowAllPolicy();
+}
+
+export async function runGateway(options: RunOptions): Promise<RunningGateway> {
+  const { logger } = options;
+  let config = options.config;
+  const metrics = options.metrics ?? createGatewayMetrics();
+  const gateway = await startGateway(config, { logger, policy: loadPolicy(config, logger), metrics, revocation: options.revocation });
+
+  const attempt = (what: 'tls' | 'policy' | 'routes', action: () => void) => {
+    try {
+      action();
+      metrics.reloads.inc({ what, result: 'ok' });
+      logger.info('gateway.reloaded', { what });
+      return true;
+    } catch (err) {
+      metrics.reloads.inc({ what, result: 'failed' });
+      logger.error('gateway.reload_failed', { what, reason: (err as Error).message, effect: 'the previous state stays in force' });
+      return false;
+    }
+  };
+  let tlsRetry: NodeJS.Timeout | null = null;
+  const reloadTls = () => {
+    if (attempt('tls', () => gateway.reloadTls())) return;
+    // An agent writes cert.pem and key.pem one after the other; the half-written pair fails
+    // the key check, so try once more after the writer is done.
+    tlsRetry ??= setTimeout(() => { tlsRetry = null; attempt('tls', () => gateway.reloadTls()); }, 1000);
+    tlsRetry.unref();
+  };
+  const reloadPolicy = () => attempt('policy', () => gateway.setPolicy(config.policy ? loadPolicyFile(config.policy) : allowAllPolicy()));
+  const reloadConfig = () => {
+    if (!options.configFile) return;
+    attempt('routes', () => {
+      const next = loadGatewayConfig(options.configFile!);
+      const restartNeeded = (['listen', 'tls', 'headers', 'upstream', 'revocation', 'limits', 'admin', 'http2', 'workers', 'denyMessage'] as const)
+        .filter((key) => JSON.stringify(next[key]) !== JSON.stringify(config[key]));
+      if (restartNeeded.length) logger.warn('gateway.restart_needed', { keys: restartNeeded, effect: 'only routes and policy are reloaded; restart the gateway for the rest' });
+      gateway.setRoutes(next.routes);
+      const policyChanged = next.policy !== config.policy;
+      config = { ...config, routes: next.routes, policy: next.policy };
+      if (policyChanged) {
+        policyWatch?.close();
+        policyWatch = config.policy ? watchFiles([config.policy], reloadPolicy) : null;
+        reloadPolicy();
+      }
+    });
+  };
+
+  const tlsWatch: FileWatch = watchFiles([config.tls.cert, config.tls.key, config.tls.clientCa], reloadTls);
+  let policyWatch: FileWatch | null = config.policy ? watchFiles([config.policy], reloadPolicy) : null;
+  const configWatch: FileWatch | null = options.configFile ? watchFiles([options.configFile], reloadConfig) : null;
+
+  let admin: AdminServer | null = null;
+  if (options.serveAdmin && config.admin.listen) {
+    admin = await startAdminServer({
+      listen: config.admin.listen,
+      logger,
+      metrics: async () => ({ contentType: metrics.registry.contentType, body: await metrics.registry.metrics() }),
+      health: () => gatewayHealth(gateway, options.revocation),
+    });
+    logger.info('gateway.admin_started', { listen: config.admin.listen.replace(/:\d+$/, `:${admin.port}`), paths: ['/metrics', '/healthz'] });
+  }
+
+  return {
+    gateway,
+    admin,
+    reload() {
+      reloadTls();
+      if (config.policy) reloadPolicy();
+    },
+    async close() {
+      tlsWatch.close();
+      policyWatch?.close();
+      configWatch?.close();
+      if (tlsRetry) clearTimeout(tlsRetry);
+      await gateway.close();
+      await admin?.close();
+    },
+  };
+}
+
+export function gatewayHealth(gateway: Gateway, revocation: RevocationCheck | undefined, now = new Date()): Health {
+  const problems: string[] = [];
+  const cert = gateway.serverCertificate();
+  if (cert.notAfter <= now) problems.push(`server certificate expired at ${cert.notAfter.toISOString()}`);
+  const crls = (revocation?.status() ?? []).map((s) => ({ issuer: s.issuer, nextUpdate: s.nextUpdate?.toISOString() ?? null }));
+  for (const s of revocation?.status() ?? []) if (s.thisUpdate === null) problems.push(`no CRL loaded for ${s.issuer}`);
+  return { healthy: problems.length === 0, details: { now: now.toISOString(), certificate: { serial: cert.serial, notAfter: cert.notAfter.toISOString() }, crls, problems } };
+}
+
+export function assertConfigUsable(config: Readonly<GatewayConfig>): void {
+  if (config.admin.listen && config.admin.listen === config.listen) {
+    throw new GatehouseError('GH_CONFIG_INVALID', 'admin.listen must differ from listen');
+  }
+}
