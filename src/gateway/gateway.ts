@@ -248,7 +248,10 @@ export async function startGateway(config: Readonly<GatewayConfig>, deps: Gatewa
     }
   });
 
+  const tunnels = new Set<Duplex>();
   server.on('upgrade', (req: IncomingMessage, clientSocket: Duplex, head: Buffer) => {
+    tunnels.add(clientSocket);
+    clientSocket.once('close', () => tunnels.delete(clientSocket));
     const requestId = randomBytes(8).toString('hex');
     const socket = req.socket as TLSSocket;
     const log: Record<string, unknown> = { requestId, method: req.method, http: req.httpVersion, upgrade: req.headers.upgrade, tls: socket.getProtocol?.(), resumed: socket.isSessionReused?.() };
@@ -336,6 +339,7 @@ export async function startGateway(config: Readonly<GatewayConfig>, deps: Gatewa
         const timer = setTimeout(() => {
           // Past the drain timeout: cut what is left.
           for (const session of sessions) session.destroy();
+          for (const tunnel of tunnels) tunnel.destroy();
           (server as unknown as { closeAllConnections?: () => void }).closeAllConnections?.();
           finish();
         }, config.limits.drainTimeout);

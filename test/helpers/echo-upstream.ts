@@ -7,11 +7,23 @@ export interface EchoUpstream {
   close(): Promise<void>;
 }
 
-export async function startEchoUpstream(): Promise<EchoUpstream> {
+/** `name` is echoed back, to tell upstreams apart; `delayMs` holds each answer back. */
+export async function startEchoUpstream(options: { name?: string; delayMs?: number } = {}): Promise<EchoUpstream> {
   const server: Server = createServer((req, res) => {
-    const body = JSON.stringify({ method: req.method, url: req.url, rawHeaders: req.rawHeaders, headers: req.headers });
+    const body = JSON.stringify({ upstream: options.name ?? 'echo', method: req.method, url: req.url, rawHeaders: req.rawHeaders, headers: req.headers });
+    if (options.delayMs) {
+      setTimeout(() => res.writeHead(200, { 'content-type': 'application/json', 'content-length': Buffer.byteLength(body) }).end(body), options.delayMs);
+      return;
+    }
     res.writeHead(200, { 'content-type': 'application/json', 'content-length': Buffer.byteLength(body), connection: 'keep-alive', 'keep-alive': 'timeout=5' });
     res.end(body);
+  });
+  // After an Upgrade the bytes are echoed back; the head reports the identity the app was told.
+  server.on('upgrade', (req, socket) => {
+    socket.write(`HTTP/1.1 101 Switching Protocols\r\nUpgrade: ${req.headers.upgrade}\r\nConnection: Upgrade\r\nX-Seen-Client: ${req.headers['x-client-name'] ?? '-'}\r\n\r\n`);
+    socket.on('data', (data: Buffer) => socket.write(data));
+    socket.on('end', () => socket.end());
+    socket.on('error', () => socket.destroy());
   });
   await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', () => resolve()));
   return {
