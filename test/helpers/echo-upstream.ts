@@ -7,8 +7,9 @@ export interface EchoUpstream {
   close(): Promise<void>;
 }
 
-export async function startEchoUpstream(): Promise<EchoUpstream> {
-  const server: Server = createServer((req, res) => {
+/** `maxHeaderSize`: Node's limit on the request head the app accepts (Node's default is 16 KiB). */
+export async function startEchoUpstream(options: { maxHeaderSize?: number } = {}): Promise<EchoUpstream> {
+  const server: Server = createServer({ ...(options.maxHeaderSize ? { maxHeaderSize: options.maxHeaderSize } : {}) }, (req, res) => {
     const body = JSON.stringify({ method: req.method, url: req.url, rawHeaders: req.rawHeaders, headers: req.headers });
     res.writeHead(200, { 'content-type': 'application/json', 'content-length': Buffer.byteLength(body), connection: 'keep-alive', 'keep-alive': 'timeout=5' });
     res.end(body);
