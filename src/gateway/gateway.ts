@@ -10,7 +10,7 @@
  * that a reload replaces whole, so a request sees either the old state or the new one.
  */
 import { createSecureServer, type Http2SecureServer, type Http2ServerRequest, type Http2Session } from 'node:http2';
-import type { IncomingMessage } from 'node:http';
+import { STATUS_CODES, type IncomingMessage } from 'node:http';
 import type { TLSSocket } from 'node:tls';
 import type { AddressInfo } from 'node:net';
 import type { Duplex } from 'node:stream';
@@ -134,6 +134,27 @@ export async function startGateway(config: Readonly<GatewayConfig>, deps: Gatewa
   });
   server.on('tlsClientError', (err: NodeJS.ErrnoException) => {
     metrics.handshakeFailures.inc({ reason: handshakeFailureReason(err) });
+  });
+  // HTTP/1.1 requests Node refuses before any handler sees them (a head over the size limit,
+  // a head that never completes, a malformed request): answered with a readable reason and
+  // logged like every other refusal, instead of Node's bare status line.
+  server.on('clientError', (err: NodeJS.ErrnoException, socket: Duplex) => {
+    const [status, text] = err.code === 'HPE_HEADER_OVERFLOW' ? [431, `431 Request Header Fields Too Large: the request head is over ${config.limits.maxHeaderBytes} bytes`]
+      : err.code === 'ERR_HTTP_REQUEST_TIMEOUT' ? [408, `408 Request Timeout: the request head did not arrive within ${config.limits.headersTimeout} ms`]
+        : [400, '400 Bad Request: malformed HTTP request'];
+    const reason = status === 431 ? 'HEADERS_TOO_LARGE' : status === 408 ? 'REQUEST_TIMEOUT' : 'MALFORMED_REQUEST';
+    metrics.requests.inc({ decision: 'refused', reason, status: String(status) });
+    logger.info('gateway.request', { decision: 'refused', reason, status, detail: err.code });
+    if (!socket.writable || (socket as unknown as { _httpMessage?: unknown })._httpMessage) {
+      socket.destroy();
+      return;
+    }
+    socket.end(`HTTP/1.1 ${status} ${STATUS_CODES[status]}\r\ncontent-type: text/plain; charset=utf-8\r\ncontent-length: ${text.length + 1}\r\nconnection: close\r\n\r\n${text}\n`);
+    // Lingering close, as nginx does: read and drop what the client is still sending, so the
+    // kernel does not answer unread data with a reset that would hide the status from it.
+    socket.on('data', () => undefined);
+    socket.resume();
+    setTimeout(() => socket.destroy(), 2000).unref();
   });
 
   const peerStates = new WeakMap<object, PeerState>();

@@ -3,6 +3,7 @@
  * peer certificate. Fails closed: an unverified or absent certificate is never an identity.
  */
 import type { TLSSocket } from 'node:tls';
+import type { X509Certificate } from 'node:crypto';
 
 export type PeerCheck =
   | { ok: true; der: Buffer }
@@ -43,5 +44,23 @@ function computeVerdict(socket: TLSSocket): PeerCheck {
     const code = String((socket.authorizationError as unknown as string | Error | null) ?? 'UNKNOWN');
     return { ok: false, reason: REASONS[code] ?? 'UNTRUSTED', detail: code, der: peer.raw };
   }
+  // A resumed session (TLS 1.2 ticket or ID, TLS 1.3 PSK) is not verified again: OpenSSL hands
+  // back the verify result stored in the session by the handshake that created it, so a ticket
+  // issued while the certificate was valid still says "authorized" after the certificate has
+  // expired. The leaf's validity window is therefore checked against the clock here, for every
+  // connection (for a full handshake it agrees with what OpenSSL just checked).
+  const window = validityWindow(peer);
+  if (!window) return { ok: false, reason: 'UNTRUSTED', detail: `unreadable validity dates (${peer.validFrom} to ${peer.validTo})`, der: peer.raw };
+  const now = Date.now();
+  const resumed = socket.isSessionReused() ? '; the TLS session was resumed from a handshake when it was still valid' : '';
+  if (now > window.notAfter) return { ok: false, reason: 'EXPIRED', detail: `CERT_HAS_EXPIRED: expired at ${new Date(window.notAfter).toISOString()}${resumed}`, der: peer.raw };
+  if (now < window.notBefore) return { ok: false, reason: 'NOT_YET_VALID', detail: `CERT_NOT_YET_VALID: valid from ${new Date(window.notBefore).toISOString()}${resumed}`, der: peer.raw };
   return { ok: true, der: peer.raw };
+}
+
+/** notBefore/notAfter in ms; Node 20's X509Certificate has only the text form (`Jan  2 00:00:00 2020 GMT`). */
+function validityWindow(cert: X509Certificate): { notBefore: number; notAfter: number } | null {
+  const notBefore = Date.parse(cert.validFrom);
+  const notAfter = Date.parse(cert.validTo);
+  return Number.isFinite(notBefore) && Number.isFinite(notAfter) ? { notBefore, notAfter } : null;
 }

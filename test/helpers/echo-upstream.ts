@@ -7,9 +7,12 @@ export interface EchoUpstream {
   close(): Promise<void>;
 }
 
-/** `name` is echoed back, to tell upstreams apart; `delayMs` holds each answer back. */
-export async function startEchoUpstream(options: { name?: string; delayMs?: number } = {}): Promise<EchoUpstream> {
-  const server: Server = createServer((req, res) => {
+/**
+ * `name` is echoed back, to tell upstreams apart; `delayMs` holds each answer back;
+ * `maxHeaderSize` is Node's limit on the request head the app accepts (default 16 KiB).
+ */
+export async function startEchoUpstream(options: { name?: string; delayMs?: number; maxHeaderSize?: number } = {}): Promise<EchoUpstream> {
+  const server: Server = createServer({ ...(options.maxHeaderSize ? { maxHeaderSize: options.maxHeaderSize } : {}) }, (req, res) => {
     const body = JSON.stringify({ upstream: options.name ?? 'echo', method: req.method, url: req.url, rawHeaders: req.rawHeaders, headers: req.headers });
     if (options.delayMs) {
       setTimeout(() => res.writeHead(200, { 'content-type': 'application/json', 'content-length': Buffer.byteLength(body) }).end(body), options.delayMs);

@@ -5,6 +5,7 @@ import { certList, certRevoke, certShow, certSign } from './cert.js';
 import { agentEnroll, agentExport, agentRenew, agentRun, agentStatus, agentWhoami } from './agent.js';
 import { quickstart } from './quickstart.js';
 import { gatewayCommand } from './gateway.js';
+import { policyCheck } from './policy.js';
 
 export const COMMANDS: CommandSpec[] = [
   caInit, caServe, caRootCrl,
@@ -12,5 +13,6 @@ export const COMMANDS: CommandSpec[] = [
   certList, certShow, certRevoke, certSign,
   agentEnroll, agentWhoami, agentStatus, agentRenew, agentRun, agentExport,
   gatewayCommand,
+  policyCheck,
   quickstart,
 ];
