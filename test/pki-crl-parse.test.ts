@@ -164,7 +164,7 @@ describe('pki-crl-parse gatehouse-built crls', () => {
     assert.deepEqual(pki.parseCertificate(intermediate.certDer).keyUsage, ['keyCertSign', 'cRLSign'], 'control: the CA may sign CRLs');
   });
 
-  test('crl-with-100000-entries-parses-under-2-s-and-lists-what-openssl-lists', async () => {
+  test('crl-with-100000-entries-parses-under-2-s-and-lists-what-openssl-lists', async (t) => {
     const { intermediate } = await buildTestPki('Large');
     const entries: pki.RevokedEntry[] = Array.from({ length: 100_000 }, (_, i) => ({
       serial: pki.randomSerial().toString('hex'), revokedAt: new Date(Date.UTC(2024, 0, 1) + i * 1000), reason: i % 2 ? 'keyCompromise' : 'unspecified',
@@ -173,6 +173,7 @@ describe('pki-crl-parse gatehouse-built crls', () => {
     const started = performance.now();
     const parsed = pki.parseCrl(crlDer);
     const elapsedMs = performance.now() - started;
+    t.diagnostic(`parseCrl of 100 000 entries: ${elapsedMs.toFixed(0)} ms`);
     // Measured ~0.15 s here; @peculiar/x509 takes ~14 s. The bound only catches a return to that.
     assert.ok(elapsedMs < 2000, `parse took ${elapsedMs.toFixed(0)} ms`);
     assert.equal(parsed.revoked.size, 100_000);
@@ -268,12 +269,13 @@ describe('pki-crl-parse refusals', () => {
     const pemOf = (b: Buffer) => pki.toPem('X509 CRL', b);
     const cases: Array<[string, Buffer | string, RegExp]> = [
       ['empty', Buffer.alloc(0), /^CRL is empty$/],
-      ['text', 'not a crl', /neither DER nor PEM with an "X509 CRL" block/],
-      ['certificate PEM', ca.certPem, /neither DER nor PEM with an "X509 CRL" block/],
+      ['text', 'not a crl', /^CRL is neither DER \(a SEQUENCE\) nor PEM with an "X509 CRL" block$/],
+      ['certificate PEM', ca.certPem, /^CRL is neither DER \(a SEQUENCE\) nor PEM with an "X509 CRL" block$/],
       ['two CRLs in one PEM', pemOf(good) + pemOf(good), /PEM holds 2 CRLs; give one CRL per source/],
       ['truncated', good.subarray(0, good.length - 10), /CRL is malformed: truncated/],
       ['trailing byte', Buffer.concat([good, Buffer.from([0])]), /trailing bytes after the CertificateList/],
-      ['not a SEQUENCE', Buffer.from([0x04, 0x02, 0x30, 0x00]), /CertificateList: expected tag 0x30/],
+      ['not a SEQUENCE', Buffer.from([0x04, 0x02, 0x30, 0x00]), /^CRL is neither DER \(a SEQUENCE\) nor PEM with an "X509 CRL" block$/],
+      ['a SEQUENCE of something else', der.seq(der.smallInt(1)), /CRL is malformed: tbsCertList: expected tag 0x30/],
       ['v3', handCrl(ca, { version: der.smallInt(2) }), /unsupported CRL version \(INTEGER 02\)/],
       ['inner and outer algorithms differ', handCrl(ca, { tbsAlgorithm: der.seq(der.oid('1.2.840.10045.4.3.3')) }), /tbsCertList.signature differs from signatureAlgorithm/],
       ['fractional seconds', handCrl(ca, { thisUpdate: der.tlv(der.TAG.GENERALIZED_TIME, Buffer.from('20240101000000.5Z')) }), /thisUpdate: unsupported time "20240101000000.5Z"/],

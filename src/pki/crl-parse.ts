@@ -75,10 +75,14 @@ export function parseCrl(input: Buffer | string): ParsedCrl {
 }
 
 function crlDer(input: Buffer | string): Buffer {
+  const neither = 'CRL is neither DER (a SEQUENCE) nor PEM with an "X509 CRL" block';
   if (input.length === 0) throw new GatehouseError('GH_CRL_INVALID', 'CRL is empty');
-  if (typeof input !== 'string' && !looksLikePem(input)) return input;
+  if (typeof input !== 'string' && !looksLikePem(input)) {
+    if (input[0] !== TAG.SEQUENCE) throw new GatehouseError('GH_CRL_INVALID', neither);
+    return input;
+  }
   const blocks = decodePem(typeof input === 'string' ? input : input.toString('latin1'), 'X509 CRL');
-  if (blocks.length === 0) throw new GatehouseError('GH_CRL_INVALID', 'CRL is neither DER nor PEM with an "X509 CRL" block');
+  if (blocks.length === 0) throw new GatehouseError('GH_CRL_INVALID', neither);
   if (blocks.length > 1) throw new GatehouseError('GH_CRL_INVALID', `PEM holds ${blocks.length} CRLs; give one CRL per source`);
   return blocks[0]!;
 }
