@@ -5,6 +5,7 @@
 import type { KeyObject } from 'node:crypto';
 import { renameSync, writeFileSync } from 'node:fs';
 import * as pki from '../../src/pki/index.js';
+import * as der from '../../src/pki/der.js';
 
 export interface TestCa {
   certDer: Buffer;
@@ -69,4 +70,15 @@ export function makeCrl(ca: TestCa, options: CrlOptions): Buffer {
 export function replaceFile(path: string, content: string | Buffer): void {
   writeFileSync(`${path}.tmp`, content);
   renameSync(`${path}.tmp`, path);
+}
+
+/** A v1 CRL without nextUpdate (RFC 5280 §5.1.2.5 requires one), correctly signed. */
+export function makeCrlWithoutNextUpdate(ca: TestCa, revokedSerial: string): Buffer {
+  const tbs = der.seq(
+    ca.authority.algorithm.identifierDer,
+    ca.authority.subjectNameDer,
+    der.time(new Date(Date.now() - 60_000)),
+    der.seq(der.seq(der.uintBytes(Buffer.from(revokedSerial, 'hex')), der.time(new Date(Date.now() - 60_000)))),
+  );
+  return der.seq(tbs, ca.authority.algorithm.identifierDer, der.bitString(pki.signWith(ca.authority.algorithm, ca.key, tbs)));
 }
