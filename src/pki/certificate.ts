@@ -4,7 +4,7 @@
  * crafted SAN masquerade as several names (CVE-2021-44532).
  */
 import { createHash } from 'node:crypto';
-import { DerError, TAG, children, decodeOid, expectTag, readNode, type DerNode } from './der.js';
+import { DerError, TAG, children, decodeOid, expectTag, readNode, readTime, type DerNode } from './der.js';
 import { readGeneralNames, readName, type NameAttribute, type SubjectAltNames } from './csr.js';
 import { OID } from './oids.js';
 import { decodePem } from './pem.js';
@@ -19,11 +19,15 @@ export interface CertificateInfo {
   subject: NameAttribute[];
   subjectNameDer: Buffer;
   issuer: NameAttribute[];
+  /** The issuer Name exactly as signed: CRLs and issuers are matched on these bytes (RFC 5280 §5.1.2.3). */
+  issuerNameDer: Buffer;
   notBefore: Date;
   notAfter: Date;
   spkiDer: Buffer;
   sans: SubjectAltNames;
   isCa: boolean;
+  /** RFC 5280 §4.2.1.3 bit names asserted, or null when the extension is absent (no restriction). */
+  keyUsage: KeyUsage[] | null;
   extKeyUsage: string[];
   subjectKeyId: Buffer | null;
   authorityKeyId: Buffer | null;
@@ -69,11 +73,13 @@ function readCertificate(der: Buffer): CertificateInfo {
     subject: readName(subject),
     subjectNameDer: Buffer.from(subject.raw),
     issuer: readName(issuer),
-    notBefore: readTime(validity[0]),
-    notAfter: readTime(validity[1]),
+    issuerNameDer: Buffer.from(issuer.raw),
+    notBefore: readTime(validity[0], 'validity'),
+    notAfter: readTime(validity[1], 'validity'),
     spkiDer: Buffer.from(spki.raw),
     sans: { dns: [], ip: [], uri: [], email: [], other: [] },
     isCa: false,
+    keyUsage: null,
     extKeyUsage: [],
     subjectKeyId: null,
     authorityKeyId: null,
@@ -98,6 +104,7 @@ function readExtensions(list: DerNode | undefined, info: CertificateInfo): void 
         info.isCa = first?.tag === TAG.BOOLEAN && first.content[0] !== 0;
         break;
       }
+      case OID.keyUsage: info.keyUsage = readKeyUsage(value); break;
       case OID.extKeyUsage: info.extKeyUsage = children(value).map((n) => decodeOid(n.content)); break;
       case OID.subjectKeyIdentifier: info.subjectKeyId = Buffer.from(value.content); break;
       case OID.authorityKeyIdentifier: {
@@ -116,24 +123,19 @@ function readExtensions(list: DerNode | undefined, info: CertificateInfo): void 
   }
 }
 
+// RFC 5280 §4.2.1.3, in bit order.
+const KEY_USAGES = ['digitalSignature', 'nonRepudiation', 'keyEncipherment', 'dataEncipherment', 'keyAgreement', 'keyCertSign', 'cRLSign', 'encipherOnly', 'decipherOnly'] as const;
+export type KeyUsage = (typeof KEY_USAGES)[number];
+
+function readKeyUsage(bits: DerNode): KeyUsage[] {
+  const bytes = expectTag(bits, TAG.BIT_STRING, 'keyUsage').content.subarray(1);
+  return KEY_USAGES.filter((_, i) => i < bytes.length * 8 && (bytes[i >> 3]! & (0x80 >> (i & 7))) !== 0);
+}
+
 export function serialHex(integerContent: Buffer): string {
   let start = 0;
   while (start < integerContent.length - 1 && integerContent[start] === 0) start++;
   return integerContent.subarray(start).toString('hex');
-}
-
-function readTime(node: DerNode | undefined): Date {
-  if (!node) throw new DerError('validity: missing time');
-  const text = node.content.toString('ascii');
-  let m: RegExpExecArray | null;
-  if (node.tag === TAG.UTC_TIME && (m = /^(\d{2})(\d{2})(\d{2})(\d{2})(\d{2})(\d{2})Z$/.exec(text))) {
-    const yy = Number(m[1]);
-    return new Date(Date.UTC(yy < 50 ? 2000 + yy : 1900 + yy, Number(m[2]) - 1, Number(m[3]), Number(m[4]), Number(m[5]), Number(m[6])));
-  }
-  if (node.tag === TAG.GENERALIZED_TIME && (m = /^(\d{4})(\d{2})(\d{2})(\d{2})(\d{2})(\d{2})Z$/.exec(text))) {
-    return new Date(Date.UTC(Number(m[1]), Number(m[2]) - 1, Number(m[3]), Number(m[4]), Number(m[5]), Number(m[6])));
-  }
-  throw new DerError(`validity: unsupported time "${text}"`);
 }
 
 /** RFC 4514 string, most specific first (`CN=…, OU=…, O=…`), escaping special characters. */

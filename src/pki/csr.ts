@@ -6,7 +6,7 @@
 import { createPublicKey, verify, KeyObject } from 'node:crypto';
 import { GatehouseError } from '../errors/errors.js';
 import { DerError, TAG, children, decodeOid, expectTag, readNode, type DerNode } from './der.js';
-import { describeKey, signatureAlgorithmByOid, unacceptableKeyReason } from './keys.js';
+import { describeKey, signatureAlgorithmByOid, signatureMatchesKey, unacceptableKeyReason } from './keys.js';
 import { decodePem, looksLikePem } from './pem.js';
 import { bytesToIp } from './ip.js';
 import { OID, ATTRIBUTE_NAMES } from './oids.js';
@@ -90,13 +90,6 @@ function csrDer(input: string | Buffer): Buffer {
   if (input.length === 0) throw new GatehouseError('GH_CSR_MALFORMED', 'CSR is empty');
   if (input.length > MAX_CSR_BYTES) throw new GatehouseError('GH_CSR_MALFORMED', `CSR is larger than ${MAX_CSR_BYTES} bytes`);
   return input;
-}
-
-function signatureMatchesKey(oid: string, key: KeyObject): boolean {
-  const type = key.asymmetricKeyType;
-  if (oid.startsWith('1.2.840.10045.4.3.')) return type === 'ec';
-  if (oid.startsWith('1.2.840.113549.1.1.')) return type === 'rsa';
-  return type === 'ed25519';
 }
 
 function readCsrStructure(der: Buffer) {

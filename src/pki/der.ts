@@ -103,8 +103,15 @@ export interface DerNode {
 
 export class DerError extends Error {}
 
-/** Read one TLV at `offset`. Rejects indefinite and non-minimal lengths (DER, X.690 §10.1). */
-export function readNode(buf: Buffer, offset = 0): DerNode {
+/** Tag and bounds of one TLV, read without slicing: for loops over very many nodes (large CRLs). */
+export interface DerHeader {
+  tag: number;
+  contentStart: number;
+  end: number;
+}
+
+/** Fills `out` with the TLV at `offset`. Rejects indefinite and non-minimal lengths (DER, X.690 §10.1). */
+export function readHeader(buf: Buffer, offset: number, out: DerHeader): DerHeader {
   if (offset + 2 > buf.length) throw new DerError('truncated');
   const tag = buf[offset]!;
   if ((tag & 0x1f) === 0x1f) throw new DerError('high tag numbers are not supported');
@@ -123,7 +130,16 @@ export function readNode(buf: Buffer, offset = 0): DerNode {
   }
   const end = pos + length;
   if (end > buf.length) throw new DerError('truncated');
-  return { tag, start: offset, contentStart: pos, end, raw: buf.subarray(offset, end), content: buf.subarray(pos, end) };
+  out.tag = tag;
+  out.contentStart = pos;
+  out.end = end;
+  return out;
+}
+
+/** Read one TLV at `offset`. */
+export function readNode(buf: Buffer, offset = 0): DerNode {
+  const { tag, contentStart, end } = readHeader(buf, offset, { tag: 0, contentStart: 0, end: 0 });
+  return { tag, start: offset, contentStart, end, raw: buf.subarray(offset, end), content: buf.subarray(contentStart, end) };
 }
 
 /** The children of a constructed node. */
@@ -159,4 +175,50 @@ export function decodeOid(content: Buffer): string {
     }
   }
   return parts.join('.');
+}
+
+/**
+ * RFC 5280 §4.1.2.5 (and §5.1.2.4 for CRLs): UTCTime YYMMDDHHMMSSZ (YY < 50 is 20YY) or
+ * GeneralizedTime YYYYMMDDHHMMSSZ; seconds and Zulu required, no fractions.
+ * Milliseconds since the epoch, or NaN when `buf[start, end)` is not such a time.
+ * Read digit by digit: a CRL with 100 000 entries holds 100 000 of these.
+ */
+export function timeValue(buf: Buffer, tag: number, start: number, end: number): number {
+  const length = end - start;
+  let year: number;
+  let p = start;
+  if (tag === TAG.UTC_TIME && length === 13) {
+    const yy = twoDigits(buf, p);
+    year = yy < 50 ? 2000 + yy : 1900 + yy;
+    p += 2;
+  } else if (tag === TAG.GENERALIZED_TIME && length === 15) {
+    year = twoDigits(buf, p) * 100 + twoDigits(buf, p + 2);
+    if (year < 100) return NaN; // Date.UTC would read 0–99 as 1900–1999
+    p += 4;
+  } else {
+    return NaN;
+  }
+  const month = twoDigits(buf, p);
+  const day = twoDigits(buf, p + 2);
+  const hour = twoDigits(buf, p + 4);
+  const minute = twoDigits(buf, p + 6);
+  const second = twoDigits(buf, p + 8);
+  if (buf[end - 1] !== 0x5a /* Z */ || month < 1 || month > 12 || day < 1 || hour > 23 || minute > 59 || second > 59 || hour < 0 || minute < 0 || second < 0) return NaN;
+  const ms = Date.UTC(year, month - 1, day, hour, minute, second);
+  // Date.UTC rolls 31 February over into March; such a time is invalid.
+  return new Date(ms).getUTCDate() === day ? ms : NaN;
+}
+
+/** Two ASCII digits as a number, or a negative number when either is not a digit. */
+function twoDigits(buf: Buffer, p: number): number {
+  const a = buf[p]! - 0x30;
+  const b = buf[p + 1]! - 0x30;
+  return a >= 0 && a <= 9 && b >= 0 && b <= 9 ? a * 10 + b : -1000;
+}
+
+export function readTime(node: DerNode | undefined, what: string): Date {
+  if (!node) throw new DerError(`${what}: missing time`);
+  const ms = timeValue(node.raw, node.tag, node.contentStart - node.start, node.raw.length);
+  if (Number.isNaN(ms)) throw new DerError(`${what}: unsupported time "${node.content.toString('latin1')}"`);
+  return new Date(ms);
 }

@@ -6,6 +6,7 @@ export * from './certificate.js';
 export * from './leaf-certificate.js';
 export * from './ca-certificates.js';
 export * from './crl.js';
+export * from './crl-parse.js';
 export * from './chain.js';
 export * from './ip.js';
 export * from './pkcs12.js';

@@ -117,6 +117,14 @@ export function signatureAlgorithmByOid(oid: string): SignatureAlgorithm | undef
   return SIGNATURE_ALGORITHMS[oid];
 }
 
+/** Whether a signature algorithm belongs to the key's type (no ECDSA OID on an RSA key, and so on). */
+export function signatureMatchesKey(oid: string, key: KeyObject): boolean {
+  const type = key.asymmetricKeyType;
+  if (oid.startsWith('1.2.840.10045.4.3.')) return type === 'ec';
+  if (oid.startsWith('1.2.840.113549.1.1.')) return type === 'rsa';
+  return type === 'ed25519';
+}
+
 /** The algorithm a CA key signs with: P-384 pairs with SHA-384, everything else with SHA-256. */
 export function signatureAlgorithmFor(key: KeyObject): SignatureAlgorithm {
   switch (key.asymmetricKeyType) {
