@@ -174,8 +174,7 @@ describe('pki-crl-parse gatehouse-built crls', () => {
     const parsed = pki.parseCrl(crlDer);
     const elapsedMs = performance.now() - started;
     t.diagnostic(`parseCrl of 100 000 entries: ${elapsedMs.toFixed(0)} ms`);
-    // Measured ~0.15 s here; @peculiar/x509 takes ~14 s. The bound only catches a return to that.
-    assert.ok(elapsedMs < 2000, `parse took ${elapsedMs.toFixed(0)} ms`);
+    // Timing is reported, not asserted (speed targets live in `npm run bench`, bench/crl-parse.ts).
     assert.equal(parsed.revoked.size, 100_000);
     pki.verifyCrlSignature(parsed, intermediate.certDer);
     const file = join(tmp.dir, 'large.crl');

@@ -38,7 +38,7 @@ export interface RevocationCheck {
   readonly generation: number;
   /** `chainDer` is leaf first. */
   check(chainDer: readonly Buffer[]): { ok: true } | { ok: false; reason: 'REVOKED' | 'CRL_STALE' | 'CRL_MISSING'; detail: string };
-  status(): { issuer: string; thisUpdate: Date | null; nextUpdate: Date | null }[];
+  status(): { source: string; issuer: string | null; thisUpdate: Date | null; nextUpdate: Date | null; stale: boolean | null; lastError: string | null }[];
 }
 
 export interface GatewayDeps {
@@ -261,6 +261,11 @@ export async function startGateway(config: Readonly<GatewayConfig>, deps: Gatewa
           log.upstream = target.url;
           refuse(...upstreamGiveUpMessage(kind, route.label, route.target.timeoutMs));
         },
+        onHeadTooLarge(target, headBytes) {
+          // Usually a very large client certificate: its identity headers grow the head past the app's limit.
+          logger.warn('gateway.upstream_head_too_large', { requestId, route: route.label, upstream: target.url, headBytes });
+          refuse('UPSTREAM_HEAD_TOO_LARGE', `502 Bad Gateway: the app refused the request head (431); with the identity headers it was about ${headBytes} bytes. Raise the app's header size limit (Node: --max-http-header-size) or use a smaller certificate`);
+        },
       });
     } catch (err) {
       // Fail closed on a bug: nothing was forwarded, the client gets a 500, the process lives.
@@ -313,7 +318,7 @@ export async function startGateway(config: Readonly<GatewayConfig>, deps: Gatewa
   metrics.setGauges({
     certificateExpirySeconds: () => (state.tls.serverCert.notAfter.getTime() - now().getTime()) / 1000,
     crls: () => (revocation?.status() ?? []).filter((s) => s.thisUpdate !== null).map((s) => ({
-      issuer: s.issuer,
+      issuer: s.issuer ?? s.source,
       ageSeconds: (now().getTime() - s.thisUpdate!.getTime()) / 1000,
       nextUpdateSeconds: s.nextUpdate === null ? null : (s.nextUpdate.getTime() - now().getTime()) / 1000,
     })),

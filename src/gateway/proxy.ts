@@ -27,6 +27,8 @@ export interface ForwardOptions {
   connectTimeoutMs: number;
   onResponse(target: UpstreamTarget, latencySeconds: number): void;
   onAttemptFailed(target: UpstreamTarget, kind: UpstreamFailure, err: Error): void;
+  /** The app answered 431 to the head the gateway sent (its own headers included), so the client gets a reason instead. */
+  onHeadTooLarge(target: UpstreamTarget, headBytes: number): void;
   /** Every attempt failed and nothing was sent to the client yet. */
   onGiveUp(kind: UpstreamFailure, target: UpstreamTarget): void;
 }
@@ -45,6 +47,11 @@ export function forward(options: ForwardOptions): void {
     }, (upstreamRes) => {
       pool.succeeded(target);
       options.onResponse(target, Number(process.hrtime.bigint() - started) / 1e9);
+      if (upstreamRes.statusCode === 431) {
+        upstreamRes.resume();
+        options.onHeadTooLarge(target, options.headers.reduce((sum, part) => sum + Buffer.byteLength(part) + 2, 0));
+        return;
+      }
       writeUpstreamHead(options.res, upstreamRes);
       upstreamRes.pipe(options.res as NodeJS.WritableStream);
       upstreamRes.on('error', () => options.res.destroy());

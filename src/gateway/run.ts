@@ -15,6 +15,8 @@ import { startGateway, type Gateway, type RevocationCheck } from './gateway.js';
 import { createGatewayMetrics, type GatewayMetrics } from './metrics.js';
 import { watchFiles, type FileWatch } from './file-watch.js';
 import { startAdminServer, type AdminServer, type Health } from './admin-server.js';
+import { RevocationChecker } from './revocation.js';
+import { readFileSync } from 'node:fs';
 
 export interface RunOptions {
   config: Readonly<GatewayConfig>;
@@ -23,7 +25,6 @@ export interface RunOptions {
   logger: Logger;
   /** Start the admin listener here (false in cluster workers: the primary serves it). */
   serveAdmin: boolean;
-  revocation?: RevocationCheck;
   metrics?: GatewayMetrics;
 }
 
@@ -45,7 +46,15 @@ export async function runGateway(options: RunOptions): Promise<RunningGateway> {
   const { logger } = options;
   let config = options.config;
   const metrics = options.metrics ?? createGatewayMetrics();
-  const gateway = await startGateway(config, { logger, policy: loadPolicy(config, logger), metrics, revocation: options.revocation });
+  const policy = loadPolicy(config, logger);
+  const revocation = await startRevocation(config, logger);
+  let gateway: Gateway;
+  try {
+    gateway = await startGateway(config, { logger, policy, metrics, ...(revocation ? { revocation } : {}) });
+  } catch (err) {
+    revocation?.close();
+    throw err;
+  }
 
   const attempt = (what: 'tls' | 'policy' | 'routes', action: () => void) => {
     try {
@@ -96,7 +105,7 @@ export async function runGateway(options: RunOptions): Promise<RunningGateway> {
       listen: config.admin.listen,
       logger,
       metrics: async () => ({ contentType: metrics.registry.contentType, body: await metrics.registry.metrics() }),
-      health: () => gatewayHealth(gateway, options.revocation),
+      health: () => gatewayHealth(gateway, revocation ?? undefined),
     });
     logger.info('gateway.admin_started', { listen: config.admin.listen.replace(/:\d+$/, `:${admin.port}`), paths: ['/metrics', '/healthz'] });
   }
@@ -114,17 +123,38 @@ export async function runGateway(options: RunOptions): Promise<RunningGateway> {
       configWatch?.close();
       if (tlsRetry) clearTimeout(tlsRetry);
       await gateway.close();
+      revocation?.close();
       await admin?.close();
     },
   };
+}
+
+/** CRL checking when `revocation.crl` lists sources; their issuers must be in the client CA bundle. */
+async function startRevocation(config: Readonly<GatewayConfig>, logger: Logger): Promise<RevocationChecker | null> {
+  if (config.revocation.crl.length === 0) {
+    logger.warn('gateway.no_revocation', { effect: 'revoked client certificates are accepted until they expire', fix: 'set revocation.crl or pass --crl FILE|URL' });
+    return null;
+  }
+  const trustBundle = readFileSync(config.tls.clientCa, 'utf8');
+  const checker = new RevocationChecker({
+    sources: [...config.revocation.crl], trustBundle, ca: trustBundle, logger,
+    refreshIntervalMs: config.revocation.refreshInterval, graceMs: config.revocation.grace,
+    unsafeFailOpenOnStaleCrl: config.revocation.unsafeFailOpenOnStaleCrl,
+  });
+  await checker.start();
+  return checker;
 }
 
 export function gatewayHealth(gateway: Gateway, revocation: RevocationCheck | undefined, now = new Date()): Health {
   const problems: string[] = [];
   const cert = gateway.serverCertificate();
   if (cert.notAfter <= now) problems.push(`server certificate expired at ${cert.notAfter.toISOString()}`);
-  const crls = (revocation?.status() ?? []).map((s) => ({ issuer: s.issuer, nextUpdate: s.nextUpdate?.toISOString() ?? null }));
-  for (const s of revocation?.status() ?? []) if (s.thisUpdate === null) problems.push(`no CRL loaded for ${s.issuer}`);
+  const status = revocation?.status() ?? [];
+  const crls = status.map((s) => ({ source: s.source, issuer: s.issuer, thisUpdate: s.thisUpdate?.toISOString() ?? null, nextUpdate: s.nextUpdate?.toISOString() ?? null, stale: s.stale, lastError: s.lastError }));
+  for (const s of status) {
+    if (s.thisUpdate === null) problems.push(`no CRL loaded from ${s.source}${s.lastError ? ` (${s.lastError})` : ''}`);
+    else if (s.stale) problems.push(`the CRL from ${s.source} is past its nextUpdate plus grace: clients of ${s.issuer} are refused`);
+  }
   return { healthy: problems.length === 0, details: { now: now.toISOString(), certificate: { serial: cert.serial, notAfter: cert.notAfter.toISOString() }, crls, problems } };
 }
 

@@ -1,0 +1,137 @@
+/**
+ * Revocation through the whole path: the Gatehouse CA revokes a device, the gateway fetches
+ * the CA's /crl over HTTPS and refuses the device, also on a keep-alive connection that was
+ * opened (and allowed) before the revocation.
+ */
+import { test, before, after } from 'node:test';
+import assert from 'node:assert/strict';
+import { join } from 'node:path';
+import { readFileSync, writeFileSync } from 'node:fs';
+import { Agent, request } from 'node:https';
+import { request as httpGet } from 'node:http';
+import { enroll } from '../src/agent/enroll.js';
+import type { Identity } from '../src/pki/certificate.js';
+import { parseGatewayConfig } from '../src/gateway/config.js';
+import { runGateway, type RunningGateway } from '../src/gateway/run.js';
+import { createLogger } from '../src/log/logger.js';
+import { startCaFixture, type CaFixture } from './helpers/ca-fixture.js';
+import { startEchoUpstream, type EchoUpstream } from './helpers/echo-upstream.js';
+import { run } from './helpers/run.js';
+
+let fixture: CaFixture;
+let app: EchoUpstream;
+let running: RunningGateway;
+const logLines: string[] = [];
+const dirs: Record<string, string> = {};
+const identities: Record<string, Identity> = {};
+
+async function enrollAs(role: string, name: string, extra: { dns?: string[] } = {}): Promise<string> {
+  const { token } = await fixture.server.authority.createToken({ role }, { actor: 'test' });
+  const dir = join(fixture.root, name);
+  identities[name] = await enroll({ caUrl: fixture.url, token, dir, name, ...extra });
+  return dir;
+}
+
+before(async () => {
+  fixture = await startCaFixture({ crlCheckIntervalMs: 200 });
+  app = await startEchoUpstream();
+  dirs.gw = await enrollAs('gateway', 'gw-1', { dns: ['localhost'] });
+  dirs.keeper = await enrollAs('web', 'keeper');
+  dirs.doomed = await enrollAs('web', 'doomed');
+  dirs.later = await enrollAs('web', 'revoked-later');
+  const bundle = join(fixture.root, 'client-ca.pem');
+  writeFileSync(bundle, readFileSync(join(dirs.gw, 'ca.pem'), 'utf8') + readFileSync(join(fixture.caDir, 'intermediate.pem'), 'utf8'));
+  await fixture.server.authority.revokeCertificate(identities.doomed!.serial, 'keyCompromise', { actor: 'test' });
+  const config = parseGatewayConfig({
+    listen: '127.0.0.1:0',
+    tls: { cert: join(dirs.gw, 'cert.pem'), key: join(dirs.gw, 'key.pem'), clientCa: bundle },
+    routes: [{ upstreams: [app.url] }],
+    revocation: { crl: [`${fixture.url}/crl`, `${fixture.url}/crl/root`], refreshInterval: '1s' },
+    admin: { listen: '127.0.0.1:0' },
+  }, 'test', fixture.root);
+  running = await runGateway({ config, configFile: null, logger: createLogger({ level: 'debug', write: (l) => void logLines.push(l) }), serveAdmin: true });
+});
+
+after(async () => {
+  await running?.close();
+  await app?.close();
+  await fixture?.close();
+});
+
+async function curl(identity: string, path = '/'): Promise<{ status: number; body: string }> {
+  const r = await run('curl', ['-sS', '--max-time', '10', '--cacert', join(dirs.gw!, 'ca.pem'), '--cert', join(identity, 'cert.pem'), '--key', join(identity, 'key.pem'), '-w', '\n%{http_code}', `https://localhost:${running.gateway.port}${path}`]);
+  assert.equal(r.status, 0, r.stderr);
+  const cut = r.stdout.lastIndexOf('\n');
+  return { status: Number(r.stdout.slice(cut + 1)), body: r.stdout.slice(0, cut) };
+}
+
+test('gateway-revoked-device-refused-403-naming-revocation-and-others-pass', async () => {
+  // Revoked before the gateway started; the CA publishes the new CRL within its 200 ms check,
+  // and the gateway picks it up within its 1 s refresh.
+  let refused = await curl(dirs.doomed!);
+  for (let i = 0; i < 20 && refused.status === 200; i++) {
+    await new Promise((r) => setTimeout(r, 250));
+    refused = await curl(dirs.doomed!);
+  }
+  assert.equal(refused.status, 403);
+  assert.match(refused.body, /client certificate refused \(.*revoked.*keyCompromise/i);
+  assert.equal((await curl(dirs.keeper!)).status, 200);
+  const line = logLines.map((l) => JSON.parse(l) as Record<string, unknown>).find((l) => l.event === 'gateway.request' && l.reason === 'REVOKED');
+  assert.ok(line, 'the refusal is logged with reason REVOKED');
+});
+
+function keepAliveGet(agent: Agent, path: string): Promise<{ status: number; body: string; reused: boolean }> {
+  return new Promise((resolve, reject) => {
+    const req = request({ host: '127.0.0.1', servername: 'localhost', port: running.gateway.port, path, agent, headers: { host: 'localhost' } }, (res) => {
+      let body = '';
+      res.on('data', (d: Buffer) => { body += d.toString(); });
+      res.on('end', () => resolve({ status: res.statusCode ?? 0, body, reused: req.reusedSocket }));
+    });
+    req.on('error', reject);
+    req.end();
+  });
+}
+
+test('gateway-certificate-revoked-after-connecting-refused-on-the-open-connection', async () => {
+  const agent = new Agent({
+    keepAlive: true, maxSockets: 1,
+    ca: readFileSync(join(dirs.gw!, 'ca.pem')), cert: readFileSync(join(dirs.later!, 'cert.pem')), key: readFileSync(join(dirs.later!, 'key.pem')),
+  });
+  try {
+    const first = await keepAliveGet(agent, '/before');
+    assert.equal(first.status, 200);
+    await fixture.server.authority.revokeCertificate(identities['revoked-later']!.serial, 'superseded', { actor: 'test' });
+    // Within one refresh interval (1 s) plus the CA's CRL regeneration (200 ms check).
+    let after = first;
+    const deadline = Date.now() + 10_000;
+    while (after.status === 200 && Date.now() < deadline) {
+      await new Promise((r) => setTimeout(r, 250));
+      after = await keepAliveGet(agent, '/after');
+      assert.ok(after.reused, 'the same connection is reused');
+    }
+    assert.equal(after.status, 403, after.body);
+    assert.match(after.body, /revoked/);
+  } finally {
+    agent.destroy();
+  }
+});
+
+test('gateway-metrics-and-healthz-report-crl-freshness', async () => {
+  const get = (path: string) => new Promise<{ status: number; body: string }>((resolve, reject) => {
+    httpGet({ host: '127.0.0.1', port: running.admin!.port, path }, (res) => {
+      let body = '';
+      res.on('data', (d: Buffer) => { body += d.toString(); });
+      res.on('end', () => resolve({ status: res.statusCode ?? 0, body }));
+    }).on('error', reject).end();
+  });
+  const metrics = await get('/metrics');
+  const ages = [...metrics.body.matchAll(/^gatehouse_gateway_crl_age_seconds\{issuer="([^"]+)"\} (\S+)$/gm)];
+  assert.equal(ages.length, 2, 'one age per CRL (intermediate and root)');
+  for (const [, , age] of ages) assert.ok(Number(age) >= 0 && Number(age) < 3600, `CRL age ${age}`);
+  assert.match(metrics.body, /^gatehouse_gateway_crl_next_update_seconds\{issuer="[^"]+"\} \d/m);
+  const health = await get('/healthz');
+  assert.equal(health.status, 200, health.body);
+  const parsed = JSON.parse(health.body) as { crls: { stale: boolean; thisUpdate: string }[] };
+  assert.equal(parsed.crls.length, 2);
+  assert.ok(parsed.crls.every((c) => c.stale === false && c.thisUpdate));
+});
