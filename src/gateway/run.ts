@@ -159,7 +159,7 @@ export function gatewayHealth(gateway: Gateway, revocation: RevocationCheck | un
 }
 
 export function assertConfigUsable(config: Readonly<GatewayConfig>): void {
-  if (config.admin.listen && config.admin.listen === config.listen) {
+  if (config.admin.listen && config.admin.listen === config.listen && !config.listen.endsWith(':0')) {
     throw new GatehouseError('GH_CONFIG_INVALID', 'admin.listen must differ from listen');
   }
 }

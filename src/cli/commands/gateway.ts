@@ -49,7 +49,8 @@ export const gatewayCommand: CommandSpec = {
     const workers = workersText !== undefined ? Number(workersText) : config.workers ?? availableParallelism();
     if (workers < 1 || workers > 256) throw new GatehouseError('GH_USAGE', '--workers must be a whole number from 1 to 256');
 
-    const logger = createLogger();
+    // Workers say which one they are, so a reload or a failure can be traced to a process.
+    const logger = isClusterWorker() ? createLogger({ base: { worker: cluster.worker!.id } }) : createLogger();
     const { runGateway, loadPolicy, assertConfigUsable } = await import('../../gateway/run.js');
     assertConfigUsable(config);
     const host = config.listen.slice(0, config.listen.lastIndexOf(':'));
@@ -79,6 +80,8 @@ export const gatewayCommand: CommandSpec = {
     const running = await runGateway({ config, configFile, logger, serveAdmin: !isClusterWorker() });
     if (isClusterWorker()) {
       const { AggregatorRegistry } = await import('prom-client');
+      // Constructing one installs prom-client's worker-side listener that answers the primary.
+      new AggregatorRegistry();
       AggregatorRegistry.setRegistries([running.gateway.metrics.registry]);
       process.on('message', (message) => { if (message === RELOAD_MESSAGE) running.reload(); });
     } else {

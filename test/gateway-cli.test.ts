@@ -1,0 +1,111 @@
+/**
+ * The gateway as operators run it: the CLI process, SIGTERM draining requests in flight,
+ * --workers with reloads reaching every worker and metrics merged in the primary.
+ */
+import { test, before, after } from 'node:test';
+import assert from 'node:assert/strict';
+import { join } from 'node:path';
+import { readFileSync, writeFileSync } from 'node:fs';
+import { request as httpGet } from 'node:http';
+import { enroll } from '../src/agent/enroll.js';
+import { startCaFixture, type CaFixture } from './helpers/ca-fixture.js';
+import { startEchoUpstream, type EchoUpstream } from './helpers/echo-upstream.js';
+import { startGatewayProcess, type GatewayProcess } from './helpers/gateway-process.js';
+import { run } from './helpers/run.js';
+
+let fixture: CaFixture;
+let slowApp: EchoUpstream;
+let app: EchoUpstream;
+const dirs: Record<string, string> = {};
+let bundle = '';
+
+async function enrollAs(role: string, name: string, extra: { dns?: string[] } = {}): Promise<string> {
+  const { token } = await fixture.server.authority.createToken({ role }, { actor: 'test' });
+  const dir = join(fixture.root, name);
+  await enroll({ caUrl: fixture.url, token, dir, name, ...extra });
+  return dir;
+}
+
+before(async () => {
+  fixture = await startCaFixture();
+  app = await startEchoUpstream();
+  slowApp = await startEchoUpstream({ delayMs: 1500 });
+  dirs.gw = await enrollAs('gateway', 'gw-1', { dns: ['localhost'] });
+  dirs.device = await enrollAs('web', 'device-1');
+  bundle = join(fixture.root, 'client-ca.pem');
+  writeFileSync(bundle, readFileSync(join(dirs.gw, 'ca.pem'), 'utf8') + readFileSync(join(fixture.caDir, 'intermediate.pem'), 'utf8'));
+});
+
+after(async () => {
+  await Promise.all([app?.close(), slowApp?.close()]);
+  await fixture?.close();
+});
+
+const start = (upstream: string, extraArgs: string[]) => startGatewayProcess({ cert: join(dirs.gw!, 'cert.pem'), key: join(dirs.gw!, 'key.pem'), clientCa: bundle, upstream, extraArgs });
+
+function curl(gateway: GatewayProcess, path: string) {
+  return run('curl', ['-sS', '--max-time', '10', '--cacert', join(dirs.gw!, 'ca.pem'), '--cert', join(dirs.device!, 'cert.pem'), '--key', join(dirs.device!, 'key.pem'), '-o', '/dev/null', '-w', '%{http_code}', `${gateway.url}${path}`]);
+}
+
+test('gateway-sigterm-drains-the-request-in-flight-and-stops-accepting', async () => {
+  const gateway = await start(slowApp.url, ['--workers', '1']);
+  const inFlight = curl(gateway, '/slow');
+  await new Promise((r) => setTimeout(r, 400));
+  const stopped = gateway.stop('SIGTERM');
+  await gateway.waitForLog((l) => l.event === 'gateway.stopping');
+  const refused = await curl(gateway, '/new');
+  assert.equal(refused.status, 7, `a new connection is refused while draining (curl exit ${refused.status}: ${refused.stderr})`);
+  const r = await inFlight;
+  assert.equal(r.stdout, '200', `the request in flight finished: ${r.stderr}`);
+  assert.equal(await stopped, 0);
+});
+
+function adminGet(port: number, path: string): Promise<{ status: number; body: string }> {
+  return new Promise((resolve, reject) => {
+    httpGet({ host: '127.0.0.1', port, path }, (res) => {
+      let body = '';
+      res.on('data', (d: Buffer) => { body += d.toString(); });
+      res.on('end', () => resolve({ status: res.statusCode ?? 0, body }));
+    }).on('error', reject).end();
+  });
+}
+
+test('gateway-workers-share-the-port-reload-on-sighup-and-merge-metrics', async () => {
+  const gateway = await start(app.url, ['--workers', '2', '--admin-listen', '127.0.0.1:0']);
+  try {
+    assert.match(gateway.stderr(), /listening on https:\/\/127\.0\.0\.1:\d+ \(2 workers\)/);
+    const admin = await gateway.waitForLog((l) => l.event === 'gateway.admin_started');
+    const adminPort = Number(String(admin.listen).split(':').pop());
+    for (let i = 0; i < 6; i++) assert.equal((await curl(gateway, `/w${i}`)).stdout, '200');
+    const served = new Set(gateway.logs().filter((l) => l.event === 'gateway.request').map((l) => l.worker));
+    const metrics = await adminGet(adminPort, '/metrics');
+    assert.equal(metrics.status, 200);
+    const total = Number(/^gatehouse_gateway_requests_total\{decision="allowed",reason="",status="200"\} (\d+)/m.exec(metrics.body)?.[1]);
+    assert.equal(total, 6, `the primary sums every worker's counters (requests served by workers ${[...served].join(', ')})`);
+    const health = await adminGet(adminPort, '/healthz');
+    assert.equal(health.status, 200);
+    assert.equal((JSON.parse(health.body) as { workers: number }).workers, 2);
+
+    gateway.child.kill('SIGHUP');
+    await gateway.waitForLog((l) => l.event === 'gateway.reloaded' && l.what === 'tls' && l.worker === 1);
+    await gateway.waitForLog((l) => l.event === 'gateway.reloaded' && l.what === 'tls' && l.worker === 2);
+    assert.equal((await curl(gateway, '/after-hup')).stdout, '200');
+  } finally {
+    assert.equal(await gateway.stop('SIGTERM'), 0);
+  }
+});
+
+test('gateway-bad-config-exits-78-naming-the-key', async () => {
+  const file = join(fixture.root, 'bad-gateway.yaml');
+  writeFileSync(file, `listen: 127.0.0.1:0\ntls: { cert: c.pem, key: k.pem, clientCa: ca.pem }\nroutes:\n  - upstreams: [http://127.0.0.1:1]\n    timeout: forever\n`);
+  const { gatehouse } = await import('./helpers/cli.js');
+  const r = await gatehouse(['gateway', '--config', file]);
+  assert.equal(r.status, 78);
+  assert.match(r.stderr, /routes\[0\]\.timeout: "forever" is not a duration/);
+  const both = await gatehouse(['gateway', '--config', file, '--listen', '127.0.0.1:1']);
+  assert.equal(both.status, 64);
+  assert.match(both.stderr, /--config replaces --listen/);
+  const missing = await gatehouse(['gateway', '--listen', '127.0.0.1:0']);
+  assert.equal(missing.status, 64);
+  assert.match(missing.stderr, /missing --cert, --key, --client-ca, --upstream/);
+});
