@@ -109,3 +109,35 @@ test('gateway-bad-config-exits-78-naming-the-key', async () => {
   assert.equal(missing.status, 64);
   assert.match(missing.stderr, /missing --cert, --key, --client-ca, --upstream/);
 });
+
+test('gateway-slowloris-gets-408-after-headers-timeout-and-is-logged', async () => {
+  const file = join(fixture.root, 'slow-headers.yaml');
+  writeFileSync(file, `listen: 127.0.0.1:0\ntls: { cert: ${join(dirs.gw!, 'cert.pem')}, key: ${join(dirs.gw!, 'key.pem')}, clientCa: ${bundle} }\nroutes:\n  - upstreams: [${app.url}]\nlimits: { headersTimeout: 2s }\nworkers: 1\n`);
+  const { spawn } = await import('node:child_process');
+  const { CLI_PATH } = await import('./helpers/cli.js');
+  const child = spawn(process.execPath, [CLI_PATH, 'gateway', '--config', file], { stdio: ['ignore', 'ignore', 'pipe'] });
+  let stderr = '';
+  child.stderr.on('data', (d: Buffer) => { stderr += d.toString(); });
+  try {
+    while (!/listening on https:\/\/127\.0\.0\.1:(\d+)/.test(stderr)) await new Promise((r) => setTimeout(r, 50));
+    const port = Number(/listening on https:\/\/127\.0\.0\.1:(\d+)/.exec(stderr)![1]);
+    const { connect } = await import('node:tls');
+    const started = Date.now();
+    const answer = await new Promise<{ text: string; ms: number }>((resolve, reject) => {
+      const socket = connect({ host: '127.0.0.1', port, servername: 'localhost', ALPNProtocols: ['http/1.1'], ca: readFileSync(join(dirs.gw!, 'ca.pem')), cert: readFileSync(join(dirs.device!, 'cert.pem')), key: readFileSync(join(dirs.device!, 'key.pem')) }, () => {
+        socket.write('GET / HTTP/1.1\r\nHost: localhost\r\n');
+      });
+      // One header line every 500 ms, never the blank line that ends the head.
+      const drip = setInterval(() => { if (!socket.destroyed) socket.write('X-Drip: 1\r\n'); }, 500);
+      let text = '';
+      socket.on('data', (d: Buffer) => { text += d.toString(); });
+      socket.on('close', () => { clearInterval(drip); resolve({ text, ms: Date.now() - started }); });
+      socket.on('error', reject);
+    });
+    assert.match(answer.text, /^HTTP\/1\.1 408 Request Timeout[\s\S]*the request head did not arrive within 2000 ms/);
+    assert.ok(answer.ms < 10_000, `closed after ${answer.ms} ms, not held open`);
+    assert.match(stderr, /"reason":"REQUEST_TIMEOUT","status":408/);
+  } finally {
+    child.kill('SIGTERM');
+  }
+});

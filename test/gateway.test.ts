@@ -117,6 +117,9 @@ test('gateway-deny-rule-wins-and-path-tricks-normalized-or-refused', async () =>
   assert.equal((await curl(['--path-as-is', url('/%2Fadmin/panel')], dirs.device)).status, 400, 'encoded slash is ambiguous');
   const checked = await curl(['--path-as-is', url('/a/./b//c')], dirs.device);
   assert.equal((JSON.parse(checked.body) as { url: string }).url, '/a/b/c', 'the checked path is the forwarded path');
+  const upper = await curl([url('/ADMIN/panel')], dirs.device);
+  assert.equal(upper.status, 200, 'paths are case-sensitive: /ADMIN is not /admin');
+  assert.equal((JSON.parse(upper.body) as { url: string }).url, '/ADMIN/panel', 'and the app gets exactly the path that was checked');
   assert.equal((await curl([url('/admin/panel')], dirs.admin)).status, 200, 'admins pass');
   assert.equal((await curl(['-X', 'POST', url('/hello')], dirs.device)).status, 403, 'the device may only GET');
 });

@@ -119,6 +119,9 @@ export async function startGateway(config: Readonly<GatewayConfig>, deps: Gatewa
     requestTimeout: config.limits.requestTimeout,
     keepAliveTimeout: config.limits.keepAliveTimeout,
     maxHeaderSize: config.limits.maxHeaderBytes,
+    // Node checks those timeouts on this period (default 30 s), so a slowloris would hold its
+    // socket up to 30 s past headersTimeout; checking every second keeps the limit meaningful.
+    connectionsCheckingInterval: 1000,
   });
   server.setTimeout(config.limits.keepAliveTimeout);
 
