@@ -79,6 +79,8 @@ interface Peer {
   cert: CertificateInfo;
   identity: Identity;
   chainDer: Buffer[];
+  /** The identity headers for this peer, built on its first request (they name the gateway too, hence the key). */
+  headers?: { gatewaySpiffeId: string | null; list: [string, string][] };
 }
 
 interface PeerState {
@@ -218,7 +220,9 @@ export async function startGateway(config: Readonly<GatewayConfig>, deps: Gatewa
 
     const headers = withoutHopByHop(stripIdentityHeaders(withoutPseudoHeaders(req.rawHeaders)));
     if (req.httpVersionMajor === 2 && authority !== null) headers.push('Host', authority);
-    for (const [name, value] of identityHeaders(config.headers, peer, { spiffeId: state.tls.serverSpiffeId })) headers.push(name, value);
+    const gatewaySpiffeId = state.tls.serverSpiffeId;
+    if (peer.headers?.gatewaySpiffeId !== gatewaySpiffeId) peer.headers = { gatewaySpiffeId, list: identityHeaders(config.headers, peer, { spiffeId: gatewaySpiffeId }) };
+    for (const [name, value] of peer.headers.list) headers.push(name, value);
     headers.push('X-Forwarded-Proto', 'https', 'X-Forwarded-For', socket.remoteAddress ?? '');
     return { ok: true, peer, route, headers, pathAndQuery: `${encodePathForUpstream(normalized.path)}${query !== undefined ? `?${query}` : ''}` };
   };
