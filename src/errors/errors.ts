@@ -52,6 +52,7 @@ export const ERRORS = {
   GH_PATH_AMBIGUOUS: { http: 400, exit: 65, expose: true, summary: 'Request path is ambiguous (encoded slash, backslash, NUL or malformed escape)', fix: 'Send a plain, normalized path.' },
   GH_FILE_IO: { http: 500, exit: 74, expose: false, summary: 'A file could not be read or written', fix: 'Check the path, free disk space and permissions named in the message.' },
   GH_STORE_IO: { http: 500, exit: 74, expose: false, summary: 'Store read or write failed', fix: 'Check the database file, disk space and logs.' },
+  GH_DEMO_CHECK_FAILED: { http: 500, exit: 1, expose: false, summary: '`gatehouse demo --check` saw an outcome that differs from what the demo promises', fix: 'Read the FAIL lines above: each names the scenario, what was expected and what came back.' },
   GH_INTERNAL: { http: 500, exit: 70, expose: false, summary: 'Unexpected internal error', fix: 'Report it with the requestId and the log lines around it.' },
 } as const satisfies Record<string, ErrorSpec>;
 

@@ -6,6 +6,7 @@ import { agentEnroll, agentExport, agentRenew, agentRun, agentStatus, agentWhoam
 import { quickstart } from './quickstart.js';
 import { gatewayCommand } from './gateway.js';
 import { policyCheck } from './policy.js';
+import { demo } from './demo.js';
 
 export const COMMANDS: CommandSpec[] = [
   caInit, caServe, caRootCrl,
@@ -14,5 +15,6 @@ export const COMMANDS: CommandSpec[] = [
   agentEnroll, agentWhoami, agentStatus, agentRenew, agentRun, agentExport,
   gatewayCommand,
   policyCheck,
+  demo,
   quickstart,
 ];
