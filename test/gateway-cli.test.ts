@@ -141,3 +141,25 @@ test('gateway-slowloris-gets-408-after-headers-timeout-and-is-logged', async () 
     child.kill('SIGTERM');
   }
 });
+
+test('gateway-keepalive-timeout-never-cuts-a-slow-request-and-http2-can-be-turned-off', async () => {
+  const { parseGatewayConfig } = await import('../src/gateway/config.js');
+  const { runGateway } = await import('../src/gateway/run.js');
+  const { createLogger } = await import('../src/log/logger.js');
+  for (const http2 of [true, false]) {
+    const config = parseGatewayConfig({
+      listen: '127.0.0.1:0', http2,
+      tls: { cert: join(dirs.gw!, 'cert.pem'), key: join(dirs.gw!, 'key.pem'), clientCa: bundle },
+      routes: [{ upstreams: [slowApp.url] }],
+      limits: { keepAliveTimeout: '1s' },
+    }, 'test', fixture.root);
+    const running = await runGateway({ config, configFile: null, logger: createLogger({ level: 'error', write: () => undefined }), serveAdmin: false });
+    try {
+      // The app answers after 1.5 s: longer than keepAliveTimeout, well within the route timeout.
+      const r = await run('curl', ['-sS', '--http2', '--max-time', '10', '--cacert', join(dirs.gw!, 'ca.pem'), '--cert', join(dirs.device!, 'cert.pem'), '--key', join(dirs.device!, 'key.pem'), '-o', '/dev/null', '-w', '%{http_code} %{http_version}', `https://localhost:${running.gateway.port}/slow`]);
+      assert.equal(r.stdout, http2 ? '200 2' : '200 1.1', `http2: ${http2}: ${r.stderr}`);
+    } finally {
+      await running.close();
+    }
+  }
+});

@@ -70,6 +70,16 @@ test('gateway-config-from-flags-needs-the-essentials', () => {
   assert.deepEqual(config.revocation.crl, ['https://ca:8443/crl'], 'URLs are not turned into paths');
 });
 
+test('gateway-config-flags-beat-environment-and-prefixes-must-be-normalized', () => {
+  const flags = { cert: 'c', key: 'k', clientCa: 'ca', upstream: ['http://127.0.0.1:2'] };
+  assert.equal(gatewayConfigFromFlags({ ...flags, listen: '127.0.0.1:1' }, { GATEHOUSE_GATEWAY_LISTEN: '127.0.0.1:7' }).listen, '127.0.0.1:1');
+  assert.equal(gatewayConfigFromFlags(flags, { GATEHOUSE_GATEWAY_LISTEN: '127.0.0.1:7' }).listen, '127.0.0.1:7', 'the environment fills a missing flag');
+  assert.throws(() => gatewayConfigFromFlags(flags, {}), /missing --listen \(or pass --config FILE\)/);
+  assert.match(refusal({ ...base, routes: [{ pathPrefix: '/a//b', upstreams: ['http://127.0.0.1:1'] }] }), /routes\[0\]\.pathPrefix: pathPrefix: must be a normalized path/);
+  assert.match(refusal({ ...base, routes: [{ pathPrefix: '/a/%2e%2e/b', upstreams: ['http://127.0.0.1:1'] }] }), /must be a normalized path/);
+  assert.equal(parseGatewayConfig({ ...base, routes: [{ pathPrefix: '/api/', upstreams: ['http://127.0.0.1:1'] }] }, 'x', '/').routes[0]!.pathPrefix, '/api/');
+});
+
 test('gateway-routes-exact-host-beats-wildcard-beats-any-and-longest-prefix-wins', () => {
   const table = compileRoutes([
     { host: '*', pathPrefix: '/', upstreams: ['any-root'] },

@@ -7,6 +7,7 @@ import assert from 'node:assert/strict';
 import { join } from 'node:path';
 import { readFileSync, writeFileSync } from 'node:fs';
 import { connect } from 'node:tls';
+import { connect as http2Connect } from 'node:http2';
 import { request as httpGet } from 'node:http';
 import { createServer, type Server } from 'node:net';
 import type { AddressInfo } from 'node:net';
@@ -151,10 +152,45 @@ test('gateway-http2-negotiated-by-alpn-with-identity-and-stripping', async () =>
   assert.equal(app.headers['x-client-name'], 'device-1');
   assert.equal(app.headers['x-client-role'], 'web');
   assert.equal(app.headers.host, `localhost:${port()}`, 'the :authority becomes Host for the HTTP/1.1 upstream');
+  assert.match(app.headers['client-cert-chain'] ?? '', /^:[A-Za-z0-9+/=]+:(, :[A-Za-z0-9+/=]+:)+$/, 'RFC 9440 Client-Cert-Chain carries the intermediate and root the handshake verified');
   assert.ok(!app.rawHeaders.some((h, i) => i % 2 === 0 && h.startsWith(':')), 'no pseudo-header reaches the app');
   const refused = await curl(['--http2', `https://localhost:${port()}/`], null);
   assert.equal(refused.status, 400);
   assert.equal(refused.httpVersion, '2');
+});
+
+function h2Request(headers: Record<string, string>): Promise<{ status: number; body: string }> {
+  return new Promise((resolve, reject) => {
+    const session = http2Connect(`https://localhost:${port()}`, {
+      ca: readFileSync(join(dirs.gw!, 'ca.pem')), cert: readFileSync(join(dirs.device!, 'cert.pem')), key: readFileSync(join(dirs.device!, 'key.pem')),
+    });
+    session.on('error', reject);
+    const stream = session.request({ ':path': '/h2-raw', ...headers });
+    let status = 0;
+    let body = '';
+    stream.on('response', (h) => { status = Number(h[':status']); });
+    stream.on('data', (d: Buffer) => { body += d.toString(); });
+    stream.on('end', () => { session.close(); resolve({ status, body }); });
+    stream.on('error', reject);
+    stream.end();
+  });
+}
+
+test('gateway-http2-host-field-cannot-differ-from-the-checked-authority', async () => {
+  const r = await h2Request({ ':authority': `localhost:${port()}`, host: 'internal-admin.example', 'x-forwarded-proto': 'http', 'x-real-ip': '10.0.0.1' });
+  assert.equal(r.status, 200, r.body);
+  const app = echoed(r.body);
+  const hosts = app.rawHeaders.filter((_, i) => i % 2 === 0).filter((name) => name.toLowerCase() === 'host');
+  assert.equal(hosts.length, 1, `one Host reaches the app: ${JSON.stringify(app.rawHeaders)}`);
+  assert.equal(app.headers.host, `localhost:${port()}`);
+  assert.equal(app.headers['x-forwarded-proto'], 'https', 'the client cannot claim another scheme');
+  assert.equal(app.headers['x-real-ip'], '127.0.0.1');
+});
+
+test('gateway-http2-oversized-head-gets-431', async () => {
+  const r = await h2Request({ 'x-big': 'a'.repeat(20 * 1024) });
+  assert.equal(r.status, 431);
+  assert.match(r.body, /request head is over 16384 bytes/);
 });
 
 test('gateway-http2-post-body-forwarded', async () => {

@@ -1,7 +1,7 @@
 /**
- * The gateway's admin listener, separate from the mTLS listener and on 127.0.0.1 by default:
- * Prometheus `/metrics` and `/healthz`. It serves no identity and no control, so it needs no
- * client certificate; bind it to a private address.
+ * The gateway's admin listener, separate from the mTLS listener and off unless `admin.listen`
+ * (or --admin-listen) is set: Prometheus `/metrics` and `/healthz`. It serves no identity and no
+ * control, so it needs no client certificate; bind it to 127.0.0.1 or another private address.
  */
 import { createServer, type Server } from 'node:http';
 import type { AddressInfo } from 'node:net';

@@ -11,6 +11,7 @@ import YAML from 'yaml';
 import { GatehouseError } from '../errors/errors.js';
 import { parseDurationMs } from '../config/duration.js';
 import { formatIssues } from '../config/ca-config.js';
+import { normalizePath } from '../policy/index.js';
 
 export const HEADER_PRESETS = ['default', 'nginx', 'envoy', 'traefik'] as const;
 
@@ -43,7 +44,10 @@ const hostPattern = z.string().regex(/^(\*|(\*\.)?[A-Za-z0-9]([A-Za-z0-9-]*[A-Za
 
 const routeSchema = z.strictObject({
   host: hostPattern.default('*'),
-  pathPrefix: z.string().regex(/^\/[^?#\\]*$/, 'pathPrefix: starts with / and has no ? # or \\').default('/'),
+  pathPrefix: z.string().regex(/^\/[^?#\\]*$/, 'pathPrefix: starts with / and has no ? # or \\')
+    // Routes match the normalized path, so a prefix that normalization would change could never match.
+    .refine((p) => { const n = normalizePath(p.replace(/\/+$/, '') || '/'); return n.ok && n.path === (p.replace(/\/+$/, '') || '/'); }, 'pathPrefix: must be a normalized path (no //, . or .. segments, no percent-encoding)')
+    .default('/'),
   upstreams: z.array(upstreamUrl).min(1, 'at least one upstream'),
   /** Per-route override of upstream.timeout. */
   timeout: duration('100ms', '1h').optional(),
@@ -136,21 +140,27 @@ export function loadGatewayConfig(path: string, env: NodeJS.ProcessEnv = process
 }
 
 export function gatewayConfigFromFlags(flags: GatewayFlags, env: NodeJS.ProcessEnv = process.env): Readonly<GatewayConfig> {
-  const missing = (['cert', 'key', 'clientCa'] as const).filter((k) => !flags[k]).map((k) => `--${k === 'clientCa' ? 'client-ca' : k}`);
-  if (!flags.upstream?.length) missing.push('--upstream');
+  const missing = [
+    ...(!flags.listen && !env.GATEHOUSE_GATEWAY_LISTEN ? ['--listen'] : []),
+    ...(['cert', 'key', 'clientCa'] as const).filter((k) => !flags[k]).map((k) => `--${k === 'clientCa' ? 'client-ca' : k}`),
+    ...(!flags.upstream?.length ? ['--upstream'] : []),
+  ];
   if (missing.length) throw new GatehouseError('GH_USAGE', `missing ${missing.join(', ')} (or pass --config FILE)`);
+  // A flag beats the environment (as for `ca serve`).
+  const fromEnv = applyEnvOverrides({}, env) as { listen?: string; admin?: { listen?: string }; workers?: number };
+  const workers = flags.workers ?? fromEnv.workers;
   const raw: Record<string, unknown> = {
+    listen: flags.listen ?? fromEnv.listen,
     tls: { cert: flags.cert, key: flags.key, clientCa: flags.clientCa },
     routes: [{ upstreams: flags.upstream }],
     upstream: { unsafeAllowNonLocal: flags.unsafeAllowNonLocalUpstream === true },
     revocation: { crl: flags.crl ?? [] },
-    admin: { listen: flags.adminListen ?? null },
-    ...(flags.listen !== undefined ? { listen: flags.listen } : {}),
+    admin: { listen: flags.adminListen ?? fromEnv.admin?.listen ?? null },
     ...(flags.policy !== undefined ? { policy: flags.policy } : {}),
     ...(flags.headers !== undefined ? { headers: flags.headers } : {}),
-    ...(flags.workers !== undefined ? { workers: flags.workers } : {}),
+    ...(workers !== undefined ? { workers } : {}),
   };
-  return parseGatewayConfig(raw, 'flags', process.cwd(), env);
+  return parseGatewayConfig(raw, 'flags', process.cwd(), {});
 }
 
 /** Containers set the addresses from the environment without editing the file. */

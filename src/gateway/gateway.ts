@@ -10,6 +10,7 @@
  * that a reload replaces whole, so a request sees either the old state or the new one.
  */
 import { createSecureServer, type Http2SecureServer, type Http2ServerRequest, type Http2Session } from 'node:http2';
+import { createServer as createHttpsServer, type Server as HttpsServer } from 'node:https';
 import { STATUS_CODES, type IncomingMessage } from 'node:http';
 import type { TLSSocket } from 'node:tls';
 import type { AddressInfo } from 'node:net';
@@ -49,9 +50,11 @@ export interface GatewayDeps {
   now?: () => Date;
 }
 
+type GatewayServer = Http2SecureServer | HttpsServer;
+
 export interface Gateway {
   port: number;
-  server: Http2SecureServer;
+  server: GatewayServer;
   metrics: GatewayMetrics;
   /** The server certificate in use now. */
   serverCertificate(): CertificateInfo;
@@ -105,18 +108,14 @@ export async function startGateway(config: Readonly<GatewayConfig>, deps: Gatewa
     routes: buildRoutes(config, config.routes, logger),
   };
 
-  const server = createSecureServer({
+  const tlsOptions = {
     ...state.tls.context,
-    allowHTTP1: true,
     requestCert: true,
     // Verification failures are answered in HTTP (400/403 with the reason), as nginx does, so
     // the handshake completes; every request is checked before anything is forwarded.
     rejectUnauthorized: false,
-    settings: { maxHeaderListSize: config.limits.maxHeaderBytes },
-    maxSessionMemory: 10,
-  });
-  // Used by the HTTP/1.1 side of the server (allowHTTP1) just as on an http.Server.
-  Object.assign(server, {
+  };
+  const httpOptions = {
     headersTimeout: config.limits.headersTimeout,
     requestTimeout: config.limits.requestTimeout,
     keepAliveTimeout: config.limits.keepAliveTimeout,
@@ -124,12 +123,25 @@ export async function startGateway(config: Readonly<GatewayConfig>, deps: Gatewa
     // Node checks those timeouts on this period (default 30 s), so a slowloris would hold its
     // socket up to 30 s past headersTimeout; checking every second keeps the limit meaningful.
     connectionsCheckingInterval: 1000,
-  });
-  server.setTimeout(config.limits.keepAliveTimeout);
+  };
+  // HTTP/2 is offered through ALPN next to HTTP/1.1; with `http2: false` only HTTP/1.1 is.
+  const server: GatewayServer = config.http2
+    ? createSecureServer({ ...tlsOptions, allowHTTP1: true, settings: { maxHeaderListSize: config.limits.maxHeaderBytes }, maxSessionMemory: 10 })
+    : createHttpsServer({ ...tlsOptions, ...httpOptions });
+  // The HTTP/1.1 side of an HTTP/2 server (allowHTTP1) reads these just as an http.Server does.
+  if (config.http2) Object.assign(server, httpOptions);
 
+  // HTTP/2 sessions: closed when idle for keepAliveTimeout, never while a stream waits for the
+  // upstream (a socket-level timeout would cut slow requests before their route timeout).
   const sessions = new Set<Http2Session>();
   server.on('session', (session: Http2Session) => {
     sessions.add(session);
+    let openStreams = 0;
+    session.on('stream', (stream) => {
+      openStreams++;
+      stream.once('close', () => openStreams--);
+    });
+    session.setTimeout(config.limits.keepAliveTimeout, () => { if (openStreams === 0) session.close(); });
     session.once('close', () => sessions.delete(session));
   });
   server.on('secureConnection', (socket: TLSSocket) => {
@@ -163,10 +175,11 @@ export async function startGateway(config: Readonly<GatewayConfig>, deps: Gatewa
   });
 
   const peerStates = new WeakMap<object, PeerState>();
+  const chains = new Map<string, Buffer[]>();
   const peerOf = (socket: TLSSocket): PeerState => {
     let entry = peerStates.get(socket);
     if (!entry) {
-      entry = verifyPeer(socket);
+      entry = verifyPeer(socket, chains);
       peerStates.set(socket, entry);
     }
     if (entry.peer) {
@@ -218,12 +231,20 @@ export async function startGateway(config: Readonly<GatewayConfig>, deps: Gatewa
       return { ok: false, reason: 'POLICY_DENIED', message };
     }
 
-    const headers = withoutHopByHop(stripIdentityHeaders(withoutPseudoHeaders(req.rawHeaders)));
-    if (req.httpVersionMajor === 2 && authority !== null) headers.push('Host', authority);
+    const isHttp2 = req.httpVersionMajor === 2;
+    // HTTP/1.1 heads over the limit never get here (Node refuses them, see 'clientError');
+    // HTTP/2 heads are only bounded by nghttp2's own limit, so the same limit is applied here.
+    if (isHttp2 && headBytes(req.rawHeaders) > config.limits.maxHeaderBytes) {
+      return { ok: false, reason: 'HEADERS_TOO_LARGE', message: `431 Request Header Fields Too Large: the request head is over ${config.limits.maxHeaderBytes} bytes` };
+    }
+    // The gateway states the scheme and the peer address itself; over HTTP/2 the checked
+    // :authority is the only Host the app sees (a client's own host field could differ).
+    const headers = withoutNames(withoutHopByHop(stripIdentityHeaders(withoutPseudoHeaders(req.rawHeaders))), isHttp2 ? REPLACED_HEADERS_H2 : REPLACED_HEADERS);
+    if (isHttp2 && authority !== null) headers.push('Host', authority);
     const gatewaySpiffeId = state.tls.serverSpiffeId;
     if (peer.headers?.gatewaySpiffeId !== gatewaySpiffeId) peer.headers = { gatewaySpiffeId, list: identityHeaders(config.headers, peer, { spiffeId: gatewaySpiffeId }) };
     for (const [name, value] of peer.headers.list) headers.push(name, value);
-    headers.push('X-Forwarded-Proto', 'https', 'X-Forwarded-For', socket.remoteAddress ?? '');
+    headers.push('X-Forwarded-Proto', 'https', 'X-Real-IP', socket.remoteAddress ?? '', 'X-Forwarded-For', socket.remoteAddress ?? '');
     return { ok: true, peer, route, headers, pathAndQuery: `${encodePathForUpstream(normalized.path)}${query !== undefined ? `?${query}` : ''}` };
   };
 
@@ -404,16 +425,24 @@ function buildRoutes(config: Readonly<GatewayConfig>, routes: readonly RouteConf
   }));
 }
 
-function verifyPeer(socket: TLSSocket): PeerState {
+/**
+ * Chains seen in full handshakes, by leaf fingerprint: a resumed session has no chain in Node,
+ * and without it the intermediate could not be checked against the root's CRL. Bounded.
+ */
+const MAX_REMEMBERED_CHAINS = 10_000;
+
+function verifyPeer(socket: TLSSocket, chains: Map<string, Buffer[]>): PeerState {
   const check = checkPeerCertificate(socket);
   if (!check.ok) return { peer: null, refusal: { reason: check.reason, detail: check.detail }, revocationGeneration: 0 };
   const cert = parseCertificate(check.der);
-  // The issuer as the handshake verified it, for revocation of the intermediate and RFC 9440's chain header.
-  const chainDer = [check.der];
-  let issuer = socket.getPeerX509Certificate()?.issuerCertificate;
-  while (issuer && chainDer.length < 8 && !issuer.raw.equals(chainDer[chainDer.length - 1]!)) {
-    chainDer.push(issuer.raw);
-    issuer = issuer.issuerCertificate;
+  let chainDer = check.chainDer;
+  if (chainDer.length > 1) {
+    if (!chains.has(cert.fingerprint)) {
+      if (chains.size >= MAX_REMEMBERED_CHAINS) chains.delete(chains.keys().next().value!);
+      chains.set(cert.fingerprint, chainDer);
+    }
+  } else {
+    chainDer = chains.get(cert.fingerprint) ?? chainDer;
   }
   return { peer: { cert, identity: identityOf(cert), chainDer }, refusal: null, revocationGeneration: -1 };
 }
@@ -426,6 +455,22 @@ function socketOf(req: ClientRequest): TLSSocket {
 function requestAuthority(req: ClientRequest): string | null {
   const value = req.httpVersionMajor === 2 ? (req.headers[':authority'] ?? req.headers.host) : req.headers.host;
   return typeof value === 'string' && value !== '' ? value : null;
+}
+
+/** Fields the gateway sets itself; a client's copies are dropped. X-Forwarded-For is appended to, as proxies do. */
+const REPLACED_HEADERS = new Set(['x-forwarded-proto', 'x-real-ip']);
+const REPLACED_HEADERS_H2 = new Set([...REPLACED_HEADERS, 'host']);
+
+function withoutNames(rawHeaders: string[], names: ReadonlySet<string>): string[] {
+  const out: string[] = [];
+  for (let i = 0; i < rawHeaders.length; i += 2) if (!names.has(rawHeaders[i]!.toLowerCase())) out.push(rawHeaders[i]!, rawHeaders[i + 1]!);
+  return out;
+}
+
+function headBytes(rawHeaders: readonly string[]): number {
+  let total = 0;
+  for (const part of rawHeaders) total += part.length + 2;
+  return total;
 }
 
 function withoutPseudoHeaders(rawHeaders: string[]): string[] {

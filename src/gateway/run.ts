@@ -76,7 +76,7 @@ export async function runGateway(options: RunOptions): Promise<RunningGateway> {
     tlsRetry ??= setTimeout(() => { tlsRetry = null; attempt('tls', () => gateway.reloadTls()); }, 1000);
     tlsRetry.unref();
   };
-  const reloadPolicy = () => attempt('policy', () => gateway.setPolicy(config.policy ? loadPolicyFile(config.policy) : allowAllPolicy()));
+  const reloadPolicy = () => attempt('policy', () => gateway.setPolicy(loadPolicy(config, logger)));
   const reloadConfig = () => {
     if (!options.configFile) return;
     attempt('routes', () => {
@@ -116,6 +116,7 @@ export async function runGateway(options: RunOptions): Promise<RunningGateway> {
     reload() {
       reloadTls();
       if (config.policy) reloadPolicy();
+      revocation?.refresh().catch((err: unknown) => logger.error('gateway.crl_refresh_failed', { reason: (err as Error).message }));
     },
     async close() {
       tlsWatch.close();

@@ -6,7 +6,7 @@ import type { TLSSocket } from 'node:tls';
 import type { X509Certificate } from 'node:crypto';
 
 export type PeerCheck =
-  | { ok: true; der: Buffer }
+  | { ok: true; der: Buffer; /** Leaf first, as the handshake verified it; just the leaf on a resumed session, where Node has no chain. */ chainDer: Buffer[] }
   | { ok: false; reason: 'NO_CERTIFICATE' | 'EXPIRED' | 'NOT_YET_VALID' | 'UNTRUSTED' | 'WRONG_PURPOSE' | 'REVOKED'; detail: string; der: Buffer | null };
 
 const REASONS: Record<string, Exclude<PeerCheck, { ok: true }>['reason']> = {
@@ -55,7 +55,22 @@ function computeVerdict(socket: TLSSocket): PeerCheck {
   const resumed = socket.isSessionReused() ? '; the TLS session was resumed from a handshake when it was still valid' : '';
   if (now > window.notAfter) return { ok: false, reason: 'EXPIRED', detail: `CERT_HAS_EXPIRED: expired at ${new Date(window.notAfter).toISOString()}${resumed}`, der: peer.raw };
   if (now < window.notBefore) return { ok: false, reason: 'NOT_YET_VALID', detail: `CERT_NOT_YET_VALID: valid from ${new Date(window.notBefore).toISOString()}${resumed}`, der: peer.raw };
-  return { ok: true, der: peer.raw };
+  return { ok: true, der: peer.raw, chainDer: chainOf(socket, peer) };
+}
+
+/**
+ * The chain as the handshake built it, leaf first, as DER. Only `.raw` is read from Node's
+ * detailed certificate objects (their subject strings are never an identity, CVE-2021-44532);
+ * X509Certificate.issuerCertificate is not filled in for peer certificates on Node 20.
+ */
+function chainOf(socket: TLSSocket, leaf: X509Certificate): Buffer[] {
+  const chain = [leaf.raw];
+  let issuer = socket.getPeerCertificate(true)?.issuerCertificate;
+  while (issuer?.raw && chain.length < 8 && !issuer.raw.equals(chain[chain.length - 1]!)) {
+    chain.push(issuer.raw);
+    issuer = issuer.issuerCertificate;
+  }
+  return chain;
 }
 
 /** notBefore/notAfter in ms; Node 20's X509Certificate has only the text form (`Jan  2 00:00:00 2020 GMT`). */
