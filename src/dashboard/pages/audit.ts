@@ -71,7 +71,7 @@ ${errors.length ? html`<div class="error" role="alert">${errors.map((e) => html`
 ${shown.length ? html`<table aria-describedby="audit-summary">
 <caption>Audit events</caption>
 <thead><tr><th scope="col" class="num">#</th><th scope="col">Time</th><th scope="col">Event</th><th scope="col">Actor</th><th scope="col">Serial</th><th scope="col">Token</th><th scope="col">Details</th></tr></thead>
-<tbody>${shown.map((e) => html`<tr><th scope="row" class="num">${e.seq}</th><td>${formatTime(e.time)}</td><td><code class="event">${e.type}</code></td><td class="mono">${e.actor}</td><td class="mono">${e.serial ?? ''}</td><td class="mono">${e.tokenId ?? ''}</td><td>${detailsList(e.details)}${e.requestId ? html`<br><span class="muted">request ${e.requestId}</span>` : ''}</td></tr>`)}</tbody>
+<tbody>${shown.map((e) => html`<tr><th scope="row" class="num">${e.seq}</th><td>${formatTime(e.time)}</td><td><code class="event">${e.type}</code></td><td class="mono">${e.actor}</td><td class="mono">${e.serial ?? ''}</td><td class="mono">${e.tokenId ?? ''}</td><td>${detailsList(e.details)}${e.requestId ? html`<div class="muted">request ${e.requestId}</div>` : ''}</td></tr>`)}</tbody>
 </table>` : ''}
 ${pages > 1 ? html`<nav class="pages" aria-label="Audit pages">
 ${current > 1 ? html`<a href="${link(current - 1)}" rel="prev">← Newer</a>` : ''}

@@ -49,18 +49,18 @@ ${identity.state === 'active' || identity.state === 'expiring' ? html`<p><a clas
 <h2 id="history">Renewal history</h2>
 <table aria-labelledby="history">
 <thead><tr><th scope="col">Serial</th><th scope="col">Issued</th><th scope="col">Valid from</th><th scope="col">Valid until</th><th scope="col">How</th><th scope="col">State</th><th scope="col">Actions</th></tr></thead>
-<tbody>${identity.history.map((c) => historyRow(ctx, c))}</tbody>
+<tbody>${identity.history.map((c, i) => historyRow(ctx, c, i === 0))}</tbody>
 </table>`,
   });
 }
 
-function historyRow(ctx: DashboardContext, c: CertRecord): SafeHtml {
+function historyRow(ctx: DashboardContext, c: CertRecord, current: boolean): SafeHtml {
   const state = certificateState(c, ctx.now);
   const how = c.renewedFrom ? html`renewed from <span class="mono">${c.renewedFrom}</span>`
     : c.tokenId ? html`enrolled with join token <span class="mono">${c.tokenId}</span>`
       : html`issued by the CA`;
   return html`<tr><th scope="row" class="mono">${c.serial}</th><td>${formatTime(c.issuedAt)}</td><td>${formatTime(c.notBefore)}</td><td>${formatTime(c.notAfter)}</td><td>${how}</td>
-<td>${stateBadge(state)}${c.revokedAt ? html`<br><span class="muted">${c.revocationReason} at ${formatTime(c.revokedAt)}</span>` : ''}</td>
+<td>${stateBadge(state)}${c.revokedAt ? html`<br><span class="muted">${c.revocationReason} at ${formatTime(c.revokedAt)}</span>` : ''}${!current && (state === 'active' || state === 'expiring') ? html`<br><span class="muted">superseded, valid until it expires</span>` : ''}</td>
 <td>${state === 'revoked' || state === 'expired' ? html`<span class="muted">—</span>` : html`<a href="${dashboardUrl(['certs', c.serial, 'revoke'])}">Revoke<span class="visually-hidden"> certificate ${c.serial}</span>…</a>`}</td></tr>`;
 }
 
