@@ -3,7 +3,8 @@
  * constants with no data in them, so they are served without a client certificate: the refusal
  * page a browser without one gets is styled too.
  *
- * Colours: body text #1b1b1b on #ffffff (17:1); links and focus #0b57d0 (5.9:1); every state badge
+ * Colours: body text #1b1b1b on #ffffff (17:1); links and focus #0b57d0 (6.4:1 on white, 5.9:1 on the
+ * panel grey); muted text #4a4a4a (8.2:1 or more); every state badge
  * has text of at least 7:1 on its background, and says its state in words.
  */
 export const DASHBOARD_CSS = `
