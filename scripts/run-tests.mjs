@@ -10,6 +10,8 @@ const REQUIRED_TOOLS = [
   ['curl', ['--version'], 'apt-get install -y curl'],
   ['go', ['version'], 'apt-get install -y golang-go'],
   ['certtool', ['--version'], 'apt-get install -y gnutls-bin'],
+  // The dashboard's browser tests drive Debian's Chromium (playwright-core downloads no browser).
+  ['chromium', ['--version'], 'apt-get install -y chromium'],
 ];
 const missing = REQUIRED_TOOLS.filter(([cmd, args]) => spawnSync(cmd, args, { stdio: 'ignore' }).status !== 0);
 if (missing.length) {

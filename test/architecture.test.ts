@@ -33,6 +33,7 @@ const FORBIDDEN: Record<string, string[]> = {
   policy: ['config', 'log', 'pki', 'store', 'ca', 'agent', 'cli', 'files', 'tls', 'gateway'],
   gateway: ['ca', 'agent', 'cli', 'store'],
   tls: ['ca', 'agent', 'cli', 'store', 'gateway', 'policy'],
+  dashboard: ['agent', 'cli', 'gateway', 'policy', 'files'],
 };
 
 test('architecture-imports-point-only-down', () => {
@@ -57,5 +58,11 @@ test('architecture-identity-never-read-from-node-subject-strings', () => {
   // CVE-2021-44532: Node's flattened subject/subjectAltName strings are not an identity source.
   // peer-certificate.ts reads only the DER (`.raw`) of the chain from getPeerCertificate(true).
   const offenders = files.filter((f) => /\.subjectaltname\b|(?<!OID)\.subjectAltName\b/.test(f.text) || (/getPeerCertificate\(/.test(f.text) && f.file !== join('src', 'tls', 'peer-certificate.ts'))).map((f) => f.file);
+  assert.deepEqual(offenders, []);
+});
+
+test('architecture-ca-mounts-the-dashboard-in-routes-only', () => {
+  // The dashboard is a view over the CA: it imports ca/, and ca/ reaches it only through the one mount point.
+  const offenders = files.filter((f) => f.area !== 'dashboard' && f.internal.includes('dashboard') && f.file !== join('src', 'ca', 'routes.ts')).map((f) => f.file);
   assert.deepEqual(offenders, []);
 });

@@ -15,17 +15,7 @@ export const ADMIN_ROLE = 'admin';
 export async function routeAdminRequest(scope: RequestScope, method: string, url: URL): Promise<void> {
   const { authority } = scope;
   const path = url.pathname;
-  let actor = 'anonymous';
-  try {
-    const peer = await authenticatePeer(scope);
-    actor = peer.record.spiffeId;
-    if (peer.record.role !== ADMIN_ROLE) {
-      throw new GatehouseError('GH_AUTH_FORBIDDEN', `identity ${peer.record.spiffeId} has role ${peer.record.role}; the admin API needs role ${ADMIN_ROLE}`);
-    }
-  } catch (err) {
-    await authority.store.appendAudit([{ time: authority.now(), type: 'ca.admin_refused', actor, requestId: scope.requestId, details: { method, path, code: isGatehouseError(err) ? err.code : 'GH_INTERNAL' } }]);
-    throw err;
-  }
+  const { actor } = await requireAdmin(scope, method, path);
   const ctx = { actor, requestId: scope.requestId };
   let status = 500;
   try {
@@ -35,6 +25,27 @@ export async function routeAdminRequest(scope: RequestScope, method: string, url
     throw err;
   } finally {
     await authority.store.appendAudit([{ time: authority.now(), type: 'ca.admin_call', actor, requestId: scope.requestId, details: { method, path, status } }]).catch(() => undefined);
+  }
+}
+
+/**
+ * The peer must present a certificate this CA issued, current in the inventory (so a revoked or
+ * superseded-and-revoked admin certificate is refused on its next request), of role admin.
+ * Refusals are audited as `ca.admin_refused`; the dashboard uses the same check.
+ */
+export async function requireAdmin(scope: RequestScope, method: string, path: string, what = 'the admin API'): Promise<{ actor: string; record: CertRecord }> {
+  const { authority } = scope;
+  let actor = 'anonymous';
+  try {
+    const peer = await authenticatePeer(scope);
+    actor = peer.record.spiffeId;
+    if (peer.record.role !== ADMIN_ROLE) {
+      throw new GatehouseError('GH_AUTH_FORBIDDEN', `identity ${peer.record.spiffeId} has role ${peer.record.role}; ${what} needs role ${ADMIN_ROLE}`);
+    }
+    return { actor, record: peer.record };
+  } catch (err) {
+    await authority.store.appendAudit([{ time: authority.now(), type: 'ca.admin_refused', actor, requestId: scope.requestId, details: { method, path, code: isGatehouseError(err) ? err.code : 'GH_INTERNAL' } }]);
+    throw err;
   }
 }
 

@@ -9,6 +9,7 @@ import { readJsonBody, sendJson, stringField } from './http-util.js';
 import type { RequestScope } from './server.js';
 import type { IssuedCertificate } from './authority.js';
 import { routeAdminRequest } from './admin-routes.js';
+import { isDashboardPath, routeDashboardRequest } from '../dashboard/router.js';
 
 export async function routeRequest(scope: RequestScope): Promise<void> {
   const { req, res } = scope;
@@ -55,6 +56,7 @@ export async function routeRequest(scope: RequestScope): Promise<void> {
     }
   }
   if (path.startsWith('/admin/')) return routeAdminRequest(scope, method, url);
+  if (isDashboardPath(path)) return routeDashboardRequest(scope, method, url);
   throw new GatehouseError('GH_NOT_FOUND', `no endpoint ${method} ${path}`);
 }
 

@@ -1,0 +1,76 @@
+/** Overview: identities by role and state, upcoming expiries, issuance rate, CRL freshness. */
+import { parseCrl } from '../../pki/crl-parse.js';
+import type { PublishedCrl } from '../../ca/crl-publisher.js';
+import type { DashboardContext } from '../context.js';
+import { expiryChart } from '../chart.js';
+import { countByRoleAndState, expiryBuckets, groupIdentities, IDENTITY_STATES, issuanceRates, STATE_LABELS, EXPIRING_FRACTION } from '../fleet-model.js';
+import { dashboardUrl, html, type SafeHtml } from '../html.js';
+import { formatRelative, formatTime, page } from '../layout.js';
+import { loadInventory } from './inventory.js';
+
+export async function overviewPage(ctx: DashboardContext): Promise<SafeHtml> {
+  const { now } = ctx;
+  const certs = await loadInventory(ctx);
+  const identities = groupIdentities(certs, now);
+  const { roles, counts, totals } = countByRoleAndState(identities);
+  const { buckets, later } = expiryBuckets(identities, now);
+  const rates = issuanceRates(certs, now);
+  const tokens = await ctx.scope.authority.store.listTokens();
+  const usableTokens = tokens.filter((t) => !t.revokedAt && t.expiresAt > now && t.uses < t.maxUses).length;
+
+  const stateLink = (state: string, role: string | null, count: number) =>
+    count === 0 ? html`${count}` : html`<a href="${dashboardUrl(['fleet'], { state, role })}">${count}</a>`;
+
+  return page({
+    title: 'Overview', section: 'overview', viewer: ctx.viewer,
+    body: html`<h1>Overview</h1>
+<div class="cards">
+<div class="card"><div class="big">${identities.length}</div><div>identities (${certs.length} certificates)</div></div>
+<div class="card"><div class="big">${totals.expiring}</div><div>expiring soon (less than ${EXPIRING_FRACTION * 100} % of their lifetime left)</div></div>
+<div class="card"><div class="big">${rates[0]!.enrolled + rates[0]!.renewed}</div><div>certificates issued in the last 24 h</div></div>
+<div class="card"><div class="big">${usableTokens}</div><div>usable join tokens</div></div>
+</div>
+
+<h2 id="by-role">Identities by role and state</h2>
+<table aria-labelledby="by-role">
+<thead><tr><th scope="col">Role</th>${IDENTITY_STATES.map((s) => html`<th scope="col" class="num">${STATE_LABELS[s]}</th>`)}<th scope="col" class="num">Total</th></tr></thead>
+<tbody>
+${roles.map((role) => {
+  const row = counts.get(role)!;
+  return html`<tr><th scope="row"><a href="${dashboardUrl(['fleet'], { role })}">${role}</a></th>${IDENTITY_STATES.map((s) => html`<td class="num">${stateLink(s, role, row[s])}</td>`)}<td class="num">${IDENTITY_STATES.reduce((n, s) => n + row[s], 0)}</td></tr>`;
+})}
+</tbody>
+<tfoot><tr><th scope="row">All roles</th>${IDENTITY_STATES.map((s) => html`<td class="num">${stateLink(s, null, totals[s])}</td>`)}<td class="num">${identities.length}</td></tr></tfoot>
+</table>
+
+<h2>Expiring in the next 30 days</h2>
+${expiryChart('expiry', buckets, later)}
+
+<h2 id="issuance">Issuance rate</h2>
+<table aria-labelledby="issuance">
+<thead><tr><th scope="col">Window</th><th scope="col" class="num">First enrollments</th><th scope="col" class="num">Renewals</th><th scope="col" class="num">Total</th><th scope="col" class="num">Per hour</th></tr></thead>
+<tbody>${rates.map((r) => html`<tr><th scope="row">last ${r.windowMs / 3_600_000 >= 48 ? `${r.windowMs / 86_400_000} days` : `${r.windowMs / 3_600_000} h`}</th><td class="num">${r.enrolled}</td><td class="num">${r.renewed}</td><td class="num">${r.enrolled + r.renewed}</td><td class="num">${((r.enrolled + r.renewed) / (r.windowMs / 3_600_000)).toFixed(2)}</td></tr>`)}</tbody>
+</table>
+
+<h2 id="crls">Certificate revocation lists</h2>
+<table aria-labelledby="crls">
+<thead><tr><th scope="col">CRL</th><th scope="col">URL</th><th scope="col" class="num">Number</th><th scope="col" class="num">Entries</th><th scope="col">This update</th><th scope="col">Next update</th><th scope="col">Freshness</th></tr></thead>
+<tbody>${crlRow(ctx, 'Issuing CA', '/crl', () => ctx.scope.crls.current('intermediate'))}${crlRow(ctx, 'Root', '/crl/root', () => ctx.scope.crls.current('root'))}</tbody>
+</table>`,
+  });
+}
+
+function crlRow(ctx: DashboardContext, label: string, path: string, get: () => PublishedCrl): SafeHtml {
+  let crl: PublishedCrl;
+  try {
+    crl = get();
+  } catch (err) {
+    return html`<tr><th scope="row">${label}</th><td><code>${path}</code></td><td colspan="4">not available: ${(err as Error).message}</td><td><span class="badge stale">Missing</span></td></tr>`;
+  }
+  const entries = parseCrl(crl.der).revoked.size;
+  const fresh = crl.nextUpdate > ctx.now;
+  return html`<tr><th scope="row">${label}</th><td><code>${path}</code></td><td class="num">${crl.number.toString()}</td><td class="num">${entries}</td>
+<td>${formatTime(crl.thisUpdate)} <span class="muted">(${formatRelative(crl.thisUpdate, ctx.now)})</span></td>
+<td>${formatTime(crl.nextUpdate)} <span class="muted">(${formatRelative(crl.nextUpdate, ctx.now)})</span></td>
+<td>${fresh ? html`<span class="badge fresh">Fresh</span>` : html`<span class="badge stale">Stale: past next update</span>`}</td></tr>`;
+}
