@@ -16,7 +16,11 @@ import { Authority } from '../src/ca/authority.js';
 import { silentLogger } from '../src/log/logger.js';
 import cluster from 'node:cluster';
 
-export type CaChildRequest = { type: 'tokens'; count: number; role: string } | { type: 'stop' };
+/**
+ * Tokens are made for the bench identity's exact name: every /enroll enrolls the same name,
+ * and since GH_NAME_TAKEN an open token may not take over a name an active certificate holds.
+ */
+export type CaChildRequest = { type: 'tokens'; count: number; role: string; name: string } | { type: 'stop' };
 export type CaChildReply =
   | { type: 'ready'; pid: number; url: string; port: number; rootPem: string }
   | { type: 'tokens'; tokens: string[]; ms: number }
@@ -55,7 +59,7 @@ async function primary(caDir: string, workers: number): Promise<void> {
     const started = Date.now();
     (async () => {
       const tokens: string[] = [];
-      for (let i = 0; i < msg.count; i++) tokens.push((await authority.createToken({ role: msg.role, uses: 1 }, { actor: 'bench' })).token);
+      for (let i = 0; i < msg.count; i++) tokens.push((await authority.createToken({ role: msg.role, name: msg.name, uses: 1 }, { actor: 'bench' })).token);
       return tokens;
     })().then((tokens) => reply({ type: 'tokens', tokens, ms: Date.now() - started }), (err: Error) => reply({ type: 'error', message: err.message }));
   });
@@ -89,7 +93,7 @@ async function main(): Promise<void> {
     const started = Date.now();
     const make = async () => {
       const tokens: string[] = [];
-      for (let i = 0; i < msg.count; i++) tokens.push((await server.authority.createToken({ role: msg.role, uses: 1 }, { actor: 'bench' })).token);
+      for (let i = 0; i < msg.count; i++) tokens.push((await server.authority.createToken({ role: msg.role, name: msg.name, uses: 1 }, { actor: 'bench' })).token);
       return tokens;
     };
     make().then((tokens) => reply({ type: 'tokens', tokens, ms: Date.now() - started }), (err: Error) => reply({ type: 'error', message: err.message }));

@@ -5,7 +5,6 @@
  */
 import { spawn, spawnSync } from 'node:child_process';
 import { closeSync, openSync, readFileSync, writeFileSync, mkdirSync } from 'node:fs';
-import { connect, createServer, type AddressInfo } from 'node:net';
 import { join } from 'node:path';
 import { buildRootCertificate } from '../src/pki/ca-certificates.js';
 import { parseCertificatePem } from '../src/pki/certificate.js';
@@ -16,6 +15,7 @@ import { toPem } from '../src/pki/pem.js';
 import type { BenchConfig } from './config.js';
 import { IDENTITY_NAME, postJson } from './fixtures.js';
 import type { HttpTarget } from './gatehouse-target.js';
+import { freePort, waitForPort } from './ports.js';
 import { stopChild, track } from './procs.js';
 
 export const CFSSL_SIGN_PATH = '/api/v1/cfssl/sign';
@@ -68,31 +68,6 @@ async function writePki(dir: string) {
   return { files, caPem: toPem('CERTIFICATE', caDer), client };
 }
 
-function freePort(): Promise<number> {
-  return new Promise((resolve, reject) => {
-    const srv = createServer();
-    srv.once('error', reject);
-    srv.listen(0, '127.0.0.1', () => {
-      const { port } = srv.address() as AddressInfo;
-      srv.close(() => resolve(port));
-    });
-  });
-}
-
-async function waitForPort(port: number, timeoutMs: number, exited: () => boolean): Promise<void> {
-  const deadline = Date.now() + timeoutMs;
-  while (Date.now() < deadline) {
-    if (exited()) throw new Error('cfssl serve exited during start-up');
-    const open = await new Promise<boolean>((resolve) => {
-      const s = connect(port, '127.0.0.1', () => { s.destroy(); resolve(true); });
-      s.once('error', () => resolve(false));
-    });
-    if (open) return;
-    await new Promise((r) => setTimeout(r, 100));
-  }
-  throw new Error(`cfssl serve did not listen on 127.0.0.1:${port} within ${timeoutMs / 1000} s`);
-}
-
 /** One real sign request: success, a certificate from our CA with clientAuth and our CN. */
 async function checkSigns(baseUrl: string, tls: HttpTarget['tls'], csrPem: string, caPem: string): Promise<void> {
   const answer = await postJson(`${baseUrl}${CFSSL_SIGN_PATH}`, { certificate_request: csrPem, profile: 'client' }, tls);
@@ -118,7 +93,7 @@ export async function startCfssl(tmp: string, config: BenchConfig, sampleCsr: st
   let exited = false;
   child.once('exit', () => { exited = true; });
   try {
-    await waitForPort(port, 15_000, () => exited);
+    await waitForPort(port, 15_000, () => exited, 'cfssl serve');
   } catch (err) {
     throw new Error(`${(err as Error).message}; log:\n${readFileSync(logFile, 'utf8').slice(-2000)}`);
   }

@@ -68,7 +68,7 @@ export async function startGatehouse(tmp: string, config: BenchConfig): Promise<
 
   const createTokens = async (count: number) => {
     const reply = nextReply(child, 'tokens', 600_000, logFile);
-    child.send({ type: 'tokens', count, role: ROLE } satisfies CaChildRequest);
+    child.send({ type: 'tokens', count, role: ROLE, name: IDENTITY_NAME } satisfies CaChildRequest);
     const { tokens, ms } = await reply;
     return { tokens, ms };
   };

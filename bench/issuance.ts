@@ -17,16 +17,20 @@ import { startGatehouse } from './gatehouse-target.js';
 import { runHttp } from './http-bench.js';
 import { runMicro } from './micro.js';
 import { runOpensslSpeed } from './openssl-speed.js';
-import { cleanupAll, installCleanupHandlers } from './procs.js';
+import { isEntryPoint, runAsScript } from './entry.js';
 import { machineInfo, printReport, writeJson, type Report } from './report.js';
 
 const progress = (line: string) => process.stderr.write(`${line}\n`);
 
-async function main(): Promise<void> {
-  installCleanupHandlers();
+/** Fails before anything is measured if a peer this bench needs is missing. */
+export function issuancePreflight(): string {
+  return cfsslVersion();
+}
+
+export async function runIssuanceBench(): Promise<void> {
   const config = loadConfig();
   const startedAt = new Date().toISOString();
-  const cfssl = cfsslVersion(); // fail before spending minutes if the peer is missing
+  const cfssl = issuancePreflight(); // fail before spending minutes if the peer is missing
 
   progress(`micro: ${config.microRuns} run(s) per case, ~${config.microRunS} s each`);
   const micro = await runMicro(config.microRuns, config.microRunS);
@@ -50,11 +54,4 @@ async function main(): Promise<void> {
   printReport(report, writeJson(report));
 }
 
-main().then(
-  () => cleanupAll(),
-  (err: Error) => {
-    process.stderr.write(`bench failed: ${err.stack ?? err.message}\n`);
-    cleanupAll();
-    process.exitCode = 1;
-  },
-);
+if (isEntryPoint(import.meta.url)) runAsScript('issuance', runIssuanceBench);

@@ -20,9 +20,17 @@ export function removeOnExit(dir: string): void {
   tempDirs.push(dir);
 }
 
-/** Synchronous, so it also works from process.on('exit'). */
+/**
+ * Synchronous, so it also works from process.on('exit'). A child's own children (nginx
+ * workers, cluster workers) are killed first: they can outlive a SIGKILLed parent.
+ */
 export function cleanupAll(): void {
   for (const child of children) {
+    if (child.pid !== undefined && child.exitCode === null && child.signalCode === null) {
+      for (const pid of descendants(child.pid)) {
+        try { process.kill(pid, 'SIGKILL'); } catch { /* already gone */ }
+      }
+    }
     try { child.kill('SIGKILL'); } catch { /* already gone */ }
   }
   children.clear();
@@ -104,6 +112,16 @@ function descendants(root: number): number[] {
   };
   walk(root);
   return found;
+}
+
+/**
+ * CPU time of this process's children that have exited and been reaped (cutime + cstime of
+ * /proc/self/stat), in microseconds: around one short-lived child such as ab, its own CPU.
+ */
+export function reapedChildrenCpuUs(ticksPerSecond = clkTck()): number {
+  const stat = readFileSync('/proc/self/stat', 'utf8');
+  const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
+  return ((Number(fields[13]) + Number(fields[14])) * 1e6) / ticksPerSecond;
 }
 
 /** CPU time all cores spent busy (user+nice+system+irq+softirq+steal), in microseconds, from /proc/stat. */

@@ -8,6 +8,7 @@
  * --callers NAME: self time of functions called NAME, split by their caller chain (3 frames up).
  */
 import { readFileSync } from 'node:fs';
+import { isEntryPoint } from './entry.js';
 import { fmtNum, table } from './stats.js';
 
 interface ProfileNode {
@@ -15,7 +16,7 @@ interface ProfileNode {
   callFrame: { functionName: string; url: string; lineNumber: number; columnNumber: number };
   children?: number[];
 }
-interface CpuProfile { nodes: ProfileNode[]; samples: number[]; timeDeltas: number[]; startTime: number; endTime: number }
+export interface CpuProfile { nodes: ProfileNode[]; samples: number[]; timeDeltas: number[]; startTime: number; endTime: number }
 
 /** "src/ca/authority.ts"-like place for a frame, or a package name, or a V8 pseudo-frame. */
 function place(url: string, fn: string): { group: string; where: string } {
@@ -90,4 +91,4 @@ function main(): void {
   }
 }
 
-main();
+if (isEntryPoint(import.meta.url)) main();

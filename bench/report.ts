@@ -66,7 +66,7 @@ function httpSection(r: Report): string {
     '3. HTTP issuance over keep-alive mutual TLS (CSR in, certificate out)',
     table(['target', 'endpoint', 'c', 'certs/s', 'range', 'p50 ms', 'p99 ms', 'server µs/cert', 'of it sys %', 'server CPU %', 'client CPU %', 'other CPU %', 'errors'], rows, 2),
     `   gatehouse: ${process.env.BENCH_CA_WORKERS ?? '1'} worker process(es) (BENCH_CA_WORKERS, as \`ca serve --workers\`); answers after the certificate and its audit events are committed to SQLite (WAL, synchronous=FULL, group commit),`,
-    `   log level ${r.config.caLogLevel} to a file; /enroll uses a fresh single-use join token per request (made before timing).`,
+    `   log level ${r.config.caLogLevel} to a file; /enroll uses a fresh single-use join token per request, made before timing for the bench identity's exact name (an open token may not take over a name an active certificate holds: GH_NAME_TAKEN).`,
     `   cfssl: no -db-config (nothing is recorded), -loglevel ${r.config.cfsslLogLevel} to a file. Errors = non-2xx or 2xx without a certificate.`,
     `   "of it sys %": kernel share of the server's CPU (socket I/O, fsync). CPU %: 100 = one core. "other" = every other process on the machine during the window; well above ~10 % means the run was disturbed.`,
   ].join('\n');
