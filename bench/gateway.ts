@@ -76,7 +76,7 @@ export function gatewayPreflight(): { nginx: string; ab: string } {
 function once(port: number, pki: GatewayPki, withCert: boolean, method = 'GET'): Promise<{ status: number; body: string }> {
   return new Promise((resolve, reject) => {
     const req = request({
-      host: '127.0.0.1', port, path: '/', method, agent: false, timeout: 15_000, servername: 'localhost', ca: pki.client.caPem,
+      host: '127.0.0.1', port, path: '/', method, agent: false, timeout: 15_000, servername: 'localhost', headers: { host: `localhost:${port}` }, ca: pki.client.caPem,
       ...(withCert ? { key: pki.client.keyPem, cert: pki.client.certPem } : {}),
     }, (res) => {
       let body = '';

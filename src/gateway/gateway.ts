@@ -15,7 +15,7 @@ import { STATUS_CODES, type IncomingMessage } from 'node:http';
 import type { TLSSocket } from 'node:tls';
 import type { AddressInfo } from 'node:net';
 import type { Duplex } from 'node:stream';
-import { randomBytes } from 'node:crypto';
+import { createHash, randomBytes } from 'node:crypto';
 import { GatehouseError } from '../errors/errors.js';
 import type { Logger } from '../log/logger.js';
 import { parseCertificate, identityOf, type CertificateInfo, type Identity } from '../pki/certificate.js';
@@ -175,11 +175,11 @@ export async function startGateway(config: Readonly<GatewayConfig>, deps: Gatewa
   });
 
   const peerStates = new WeakMap<object, PeerState>();
-  const chains = new Map<string, Buffer[]>();
+  const knownPeers = new Map<string, Peer>();
   const peerOf = (socket: TLSSocket): PeerState => {
     let entry = peerStates.get(socket);
     if (!entry) {
-      entry = verifyPeer(socket, chains);
+      entry = verifyPeer(socket, knownPeers);
       peerStates.set(socket, entry);
     }
     if (entry.peer) {
@@ -254,14 +254,15 @@ export async function startGateway(config: Readonly<GatewayConfig>, deps: Gatewa
         : ['UPSTREAM_UNAVAILABLE', `502 Bad Gateway: the upstream of ${label} is unavailable`];
 
   server.on('request', (req: ClientRequest, res: ClientResponse) => {
-    const requestId = randomBytes(8).toString('hex');
+    const requestId = nextRequestId();
     const started = process.hrtime.bigint();
     const socket = socketOf(req);
-    const log: Record<string, unknown> = { requestId, method: req.method, http: req.httpVersion, tls: socket.getProtocol?.(), resumed: socket.isSessionReused?.() };
+    const logging = logger.enabled('info');
+    const log: Record<string, unknown> = logging ? { requestId, method: req.method, http: req.httpVersion, tls: socket.getProtocol?.(), resumed: socket.isSessionReused?.() } : { requestId };
     res.on('finish', () => {
       const decision = (log.decision as string | undefined) ?? 'allowed';
       metrics.requests.inc({ decision, reason: (log.reason as string | undefined) ?? '', status: String(res.statusCode) });
-      logger.info('gateway.request', { ...log, decision, status: res.statusCode, durationMs: Number(process.hrtime.bigint() - started) / 1e6 });
+      if (logging) logger.info('gateway.request', { ...log, decision, status: res.statusCode, durationMs: Number(process.hrtime.bigint() - started) / 1e6 });
     });
     const refuse = (reason: RefusalReason, message: string) => {
       log.decision = refusalStatus(reason) >= 500 ? 'failed' : 'refused';
@@ -306,7 +307,7 @@ export async function startGateway(config: Readonly<GatewayConfig>, deps: Gatewa
   server.on('upgrade', (req: IncomingMessage, clientSocket: Duplex, head: Buffer) => {
     tunnels.add(clientSocket);
     clientSocket.once('close', () => tunnels.delete(clientSocket));
-    const requestId = randomBytes(8).toString('hex');
+    const requestId = nextRequestId();
     const socket = req.socket as TLSSocket;
     const log: Record<string, unknown> = { requestId, method: req.method, http: req.httpVersion, upgrade: req.headers.upgrade, tls: socket.getProtocol?.(), resumed: socket.isSessionReused?.() };
     const done = (decision: string, status: number, reason?: RefusalReason) => {
@@ -425,26 +426,34 @@ function buildRoutes(config: Readonly<GatewayConfig>, routes: readonly RouteConf
   }));
 }
 
-/**
- * Chains seen in full handshakes, by leaf fingerprint: a resumed session has no chain in Node,
- * and without it the intermediate could not be checked against the root's CRL. Bounded.
- */
-const MAX_REMEMBERED_CHAINS = 10_000;
+/** Unique across processes (random prefix) without a random draw per request. */
+const REQUEST_ID_PREFIX = randomBytes(4).toString('hex');
+let requestCounter = 0;
+function nextRequestId(): string {
+  requestCounter = (requestCounter + 1) % 0x1_0000_0000;
+  return `${REQUEST_ID_PREFIX}${requestCounter.toString(16).padStart(8, '0')}`;
+}
 
-function verifyPeer(socket: TLSSocket, chains: Map<string, Buffer[]>): PeerState {
+/**
+ * Peers seen before, by certificate fingerprint: a device reconnecting presents the same
+ * certificate, so its parsed form, identity and identity headers are built once, not per
+ * handshake. This also keeps the chain of a full handshake for resumed sessions, where Node has
+ * none and the intermediate could not otherwise be checked against the root's CRL. Bounded.
+ */
+const MAX_REMEMBERED_PEERS = 10_000;
+
+function verifyPeer(socket: TLSSocket, known: Map<string, Peer>): PeerState {
   const check = checkPeerCertificate(socket);
   if (!check.ok) return { peer: null, refusal: { reason: check.reason, detail: check.detail }, revocationGeneration: 0 };
-  const cert = parseCertificate(check.der);
-  let chainDer = check.chainDer;
-  if (chainDer.length > 1) {
-    if (!chains.has(cert.fingerprint)) {
-      if (chains.size >= MAX_REMEMBERED_CHAINS) chains.delete(chains.keys().next().value!);
-      chains.set(cert.fingerprint, chainDer);
-    }
-  } else {
-    chainDer = chains.get(cert.fingerprint) ?? chainDer;
+  const fingerprint = createHash('sha256').update(check.der).digest('hex');
+  let peer = known.get(fingerprint);
+  if (!peer || check.chainDer.length > peer.chainDer.length) {
+    const cert = parseCertificate(check.der);
+    peer = { cert, identity: identityOf(cert), chainDer: check.chainDer.length > (peer?.chainDer.length ?? 0) ? check.chainDer : peer!.chainDer };
+    if (!known.has(fingerprint) && known.size >= MAX_REMEMBERED_PEERS) known.delete(known.keys().next().value!);
+    known.set(fingerprint, peer);
   }
-  return { peer: { cert, identity: identityOf(cert), chainDer }, refusal: null, revocationGeneration: -1 };
+  return { peer, refusal: null, revocationGeneration: -1 };
 }
 
 /** The TLS socket under a request, for HTTP/1.1 and HTTP/2 alike. */

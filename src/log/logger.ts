@@ -3,6 +3,8 @@
  * Fields whose names suggest secret material are replaced before writing: keys and tokens
  * must never reach a log, and this is the last line of defence, not the first.
  */
+import { writeSync } from 'node:fs';
+
 export type LogLevel = 'debug' | 'info' | 'warn' | 'error';
 const LEVEL_RANK: Record<LogLevel, number> = { debug: 10, info: 20, warn: 30, error: 40 };
 const SECRET_FIELD = /(^|_|-)(token|secret|password|passphrase|privatekey|private_key|key_pem|csr)$/i;
@@ -12,6 +14,8 @@ export interface Logger {
   info(event: string, fields?: Record<string, unknown>): void;
   warn(event: string, fields?: Record<string, unknown>): void;
   error(event: string, fields?: Record<string, unknown>): void;
+  /** Whether a line at this level would be written: skip building costly fields when not. */
+  enabled(level: LogLevel): boolean;
   child(fields: Record<string, unknown>): Logger;
 }
 
@@ -19,11 +23,17 @@ export interface LoggerOptions {
   level?: LogLevel;
   write?: (line: string) => void;
   base?: Record<string, unknown>;
+  /**
+   * Gather the lines of one event-loop turn into one write: a busy proxy logs a line per
+   * request, and a system call per line is a large share of its time. Lines still pending at
+   * exit are written synchronously.
+   */
+  batch?: boolean;
 }
 
 export function createLogger(options: LoggerOptions = {}): Logger {
   const minRank = LEVEL_RANK[options.level ?? parseLevel(process.env.GATEHOUSE_LOG_LEVEL)];
-  const write = options.write ?? ((line: string) => process.stderr.write(line));
+  const write = options.write ?? (options.batch ? batchedStderr() : (line: string) => process.stderr.write(line));
   const base = options.base ?? {};
 
   const emit = (level: LogLevel, event: string, fields: Record<string, unknown> = {}) => {
@@ -36,14 +46,32 @@ export function createLogger(options: LoggerOptions = {}): Logger {
     info: (e, f) => emit('info', e, f),
     warn: (e, f) => emit('warn', e, f),
     error: (e, f) => emit('error', e, f),
-    child: (fields) => createLogger({ ...options, base: { ...base, ...fields } }),
+    enabled: (level) => LEVEL_RANK[level] >= minRank,
+    child: (fields) => createLogger({ ...options, write, base: { ...base, ...fields } }),
   };
 }
 
 export const silentLogger: Logger = {
-  debug() {}, info() {}, warn() {}, error() {},
+  debug() {}, info() {}, warn() {}, error() {}, enabled: () => false,
   child() { return silentLogger; },
 };
+
+function batchedStderr(): (line: string) => void {
+  let pending: string[] = [];
+  const flush = () => {
+    if (pending.length === 0) return;
+    const text = pending.join('');
+    pending = [];
+    process.stderr.write(text);
+  };
+  process.once('exit', () => {
+    if (pending.length) writeSync(2, pending.join(''));
+    pending = [];
+  });
+  return (line) => {
+    if (pending.push(line) === 1) setImmediate(flush);
+  };
+}
 
 function parseLevel(value: string | undefined): LogLevel {
   return value === 'debug' || value === 'warn' || value === 'error' ? value : 'info';

@@ -50,7 +50,7 @@ export const gatewayCommand: CommandSpec = {
     if (workers < 1 || workers > 256) throw new GatehouseError('GH_USAGE', '--workers must be a whole number from 1 to 256');
 
     // Workers say which one they are, so a reload or a failure can be traced to a process.
-    const logger = isClusterWorker() ? createLogger({ base: { worker: cluster.worker!.id } }) : createLogger();
+    const logger = isClusterWorker() ? createLogger({ batch: true, base: { worker: cluster.worker!.id } }) : createLogger({ batch: true });
     const { runGateway, loadPolicy, assertConfigUsable } = await import('../../gateway/run.js');
     assertConfigUsable(config);
     const host = config.listen.slice(0, config.listen.lastIndexOf(':'));
