@@ -6,11 +6,13 @@ import { agentEnroll, agentExport, agentRenew, agentRun, agentStatus, agentWhoam
 import { quickstart } from './quickstart.js';
 import { gatewayCommand } from './gateway.js';
 import { policyCheck } from './policy.js';
+import { auditVerify } from './audit.js';
 
 export const COMMANDS: CommandSpec[] = [
   caInit, caServe, caRootCrl,
   tokenCreate, tokenList, tokenRevoke,
   certList, certShow, certRevoke, certSign,
+  auditVerify,
   agentEnroll, agentWhoami, agentStatus, agentRenew, agentRun, agentExport,
   gatewayCommand,
   policyCheck,
