@@ -287,8 +287,9 @@ export class SqliteStore implements Store {
     if (filter.state === 'active' || filter.expiringBefore) { where.push('revoked_at IS NULL AND not_after > ?'); params.push(now); }
     if (filter.expiringBefore) { where.push('not_after < ?'); params.push(filter.expiringBefore.getTime()); }
     if (filter.excludeSuperseded) {
+      // Issue order, not notAfter: a renewal in the same second has the same notAfter (whole seconds in DER).
       where.push(`NOT EXISTS (SELECT 1 FROM certificates later WHERE later.name = certificates.name AND later.role = certificates.role
-        AND later.revoked_at IS NULL AND later.not_after > certificates.not_after)`);
+        AND later.revoked_at IS NULL AND (later.issued_at, later.rowid) > (certificates.issued_at, certificates.rowid))`);
     }
     const sql = `SELECT * FROM certificates ${where.length ? `WHERE ${where.join(' AND ')}` : ''} ORDER BY issued_at DESC, serial LIMIT ?`;
     params.push(filter.limit ?? 10_000);

@@ -84,7 +84,7 @@ export interface CertFilter {
   state?: CertState;
   /** Active certificates whose notAfter is before this instant. */
   expiringBefore?: Date;
-  /** Leave out a certificate when an unrevoked one for the same role and name expires later (it was renewed or replaced). */
+  /** Leave out a certificate when an unrevoked one for the same role and name was issued after it (it was renewed or replaced). */
   excludeSuperseded?: boolean;
   now?: Date;
   limit?: number;
