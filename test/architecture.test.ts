@@ -32,6 +32,7 @@ const FORBIDDEN: Record<string, string[]> = {
   ca: ['agent', 'cli', 'gateway'],
   policy: ['config', 'log', 'pki', 'store', 'ca', 'agent', 'cli', 'files', 'tls', 'gateway'],
   gateway: ['ca', 'agent', 'cli', 'store'],
+  metrics: ['config', 'pki', 'store', 'ca', 'agent', 'cli', 'files', 'tls', 'policy', 'gateway'],
   tls: ['ca', 'agent', 'cli', 'store', 'gateway', 'policy'],
   dashboard: ['agent', 'cli', 'gateway', 'policy', 'files'],
 };

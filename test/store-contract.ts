@@ -110,6 +110,33 @@ export function runStoreContract(kind: string, open: () => Promise<{ store: Stor
     assert.deepEqual(await serials({ expiringBefore: new Date(T0.getTime() + 7 * HOUR) }), ['01']);
   });
 
+  withStore('certs-superseded-by-a-later-certificate-for-the-same-name-excluded-on-request', async (store) => {
+    const at = (h: number) => new Date(T0.getTime() + h * HOUR);
+    await store.commitIssuance({ cert: cert('01', { name: 'a', notAfter: at(2) }), now: T0, audit: [] });
+    await store.commitIssuance({ cert: cert('02', { name: 'a', notAfter: at(3), renewedFrom: '01' }), now: T0, audit: [] });
+    await store.commitIssuance({ cert: cert('03', { name: 'b', notAfter: at(2) }), now: T0, audit: [] });
+    await store.commitIssuance({ cert: cert('04', { name: 'b', notAfter: at(5) }), now: T0, audit: [] });
+    await store.revokeCert('04', 'keyCompromise', T0, audit('ca.cert_revoked'));
+    await store.commitIssuance({ cert: cert('05', { name: 'a', role: 'gateway', notAfter: at(1) }), now: T0, audit: [] });
+    const serials = async (excludeSuperseded: boolean) => (await store.listCerts({ now: T0, expiringBefore: at(6), excludeSuperseded })).map((c) => c.serial).sort();
+    assert.deepEqual(await serials(false), ['01', '02', '03', '05']);
+    // 01 was renewed by 02; 03's successor 04 is revoked, so 03 still counts; 05 is another role.
+    assert.deepEqual(await serials(true), ['02', '03', '05']);
+  });
+
+  withStore('certs-counted-by-state', async (store) => {
+    assert.deepEqual(await store.countCertsByState(T0), { active: 0, expired: 0, revoked: 0 });
+    await store.commitIssuance({ cert: cert('01'), now: T0, audit: [] });
+    await store.commitIssuance({ cert: cert('02'), now: T0, audit: [] });
+    await store.commitIssuance({ cert: cert('03', { notAfter: new Date(T0.getTime() - HOUR) }), now: T0, audit: [] });
+    await store.commitIssuance({ cert: cert('04'), now: T0, audit: [] });
+    await store.commitIssuance({ cert: cert('05', { notAfter: new Date(T0.getTime() - HOUR) }), now: T0, audit: [] });
+    await store.revokeCert('04', 'unspecified', T0, audit('ca.cert_revoked'));
+    await store.revokeCert('05', 'unspecified', T0, audit('ca.cert_revoked'));
+    assert.deepEqual(await store.countCertsByState(T0), { active: 2, expired: 1, revoked: 2 });
+    assert.deepEqual(await store.countCertsByState(new Date(T0.getTime() + 48 * HOUR)), { active: 0, expired: 3, revoked: 2 });
+  });
+
   withStore('crl-numbers-increase-per-scope', async (store) => {
     assert.equal(await store.nextCrlNumber('intermediate'), 1n);
     assert.equal(await store.nextCrlNumber('intermediate'), 2n);
@@ -133,6 +160,20 @@ export function runStoreContract(kind: string, open: () => Promise<{ store: Stor
     assert.deepEqual((await store.listAudit({ serial: '01' })).map((e) => e.type), ['ca.cert_issued']);
     assert.deepEqual((await store.listAudit({ type: 'ca.admin_call' })).length, 1);
     assert.deepEqual((await store.listAudit({ afterSeq: events[1]!.seq })).map((e) => e.type), ['ca.admin_call']);
+  });
+
+  withStore('audit-trail-streamed-in-order-with-the-recorded-head', async (store) => {
+    assert.deepEqual(await store.readAuditTrail(() => assert.fail('no events yet')), { head: null });
+    await store.insertToken(token('a1'), audit('ca.token_created'));
+    await store.appendAudit([audit('ca.cert_issued', { n: 1 }), audit('ca.cert_issued', { n: 2 })]);
+    await store.appendAudit([]);
+    const seen: number[] = [];
+    const { head } = await store.readAuditTrail((e) => void seen.push(e.seq));
+    const events = await store.listAudit();
+    assert.deepEqual(seen, events.map((e) => e.seq));
+    assert.deepEqual(head, { seq: events[2]!.seq, hash: events[2]!.hash });
+    assert.deepEqual((await store.listAudit({ hash: events[1]!.hash })).map((e) => e.seq), [events[1]!.seq]);
+    assert.deepEqual(await store.listAudit({ hash: 'f'.repeat(64) }), []);
   });
 
   withStore('meta-round-trips', async (store) => {

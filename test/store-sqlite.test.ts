@@ -81,3 +81,25 @@ test('sqlite: modified-audit-event-breaks-chain-at-that-event', async () => {
     tmp.cleanup();
   }
 });
+
+test('sqlite: upgrade-records-the-audit-head-from-the-last-event', async () => {
+  const tmp = makeTempDir();
+  try {
+    const path = join(tmp.dir, 'g.db');
+    const store = openSqliteStore(path);
+    const t = new Date('2026-01-01T00:00:00Z');
+    for (let i = 0; i < 3; i++) await store.appendAudit([{ time: t, type: 'ca.admin_call', actor: `a${i}`, details: { i } }]);
+    const last = (await store.listAudit()).at(-1)!;
+    await store.close();
+    // Back to a store from before the head was recorded: schema version 1, no head.
+    const db = new Database(path);
+    db.prepare("DELETE FROM meta WHERE key = 'audit:head'").run();
+    db.prepare('DELETE FROM schema_migrations WHERE version > 1').run();
+    db.close();
+    const upgraded = openSqliteStore(path);
+    assert.deepEqual((await upgraded.readAuditTrail(() => undefined)).head, { seq: last.seq, hash: last.hash });
+    await upgraded.close();
+  } finally {
+    tmp.cleanup();
+  }
+});

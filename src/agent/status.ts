@@ -7,6 +7,9 @@ import { verifyChain } from '../pki/chain.js';
 import { decodePem } from '../pki/pem.js';
 import type { Identity } from '../pki/certificate.js';
 import { loadIdentity } from './agent-state.js';
+import { formatRemaining } from '../config/duration.js';
+
+export { formatRemaining };
 
 export type StatusLevel = 'OK' | 'WARNING' | 'CRITICAL' | 'UNKNOWN';
 export const STATUS_EXIT: Record<StatusLevel, number> = { OK: 0, WARNING: 1, CRITICAL: 2, UNKNOWN: 3 };
@@ -44,13 +47,4 @@ export function checkStatus(dir: string, now: Date, warnWithinMs?: number): Stat
     return { level: 'WARNING', message: `certificate expires in ${formatRemaining(remainingMs)} (at ${leaf.notAfter.toISOString()}); renewal is overdue — is \`gatehouse agent run\` running?`, identity, remainingMs };
   }
   return { level: 'OK', message: `certificate valid for ${formatRemaining(remainingMs)} (until ${leaf.notAfter.toISOString()})`, identity, remainingMs };
-}
-
-export function formatRemaining(ms: number): string {
-  const s = Math.max(0, Math.floor(ms / 1000));
-  const d = Math.floor(s / 86400), h = Math.floor((s % 86400) / 3600), m = Math.floor((s % 3600) / 60);
-  if (d > 0) return `${d}d ${h}h`;
-  if (h > 0) return `${h}h ${m}m`;
-  if (m > 0) return `${m}m ${s % 60}s`;
-  return `${s}s`;
 }

@@ -20,6 +20,14 @@ import type { AuditInput, CertRecord, Store, TokenRecord } from '../store/store.
 import { approveCsr, decideName, roleConfig, spiffeIdFor, type ApprovedRequest } from './issuance-rules.js';
 import { newJoinToken, parseJoinToken, secretMatches } from './join-token.js';
 
+export type IssuanceKind = 'enroll' | 'renew' | 'sign' | 'internal';
+
+/** Told about every issuance and every refusal, with its error code (metrics). */
+export interface IssuanceObserver {
+  issued(kind: IssuanceKind, role: string, seconds: number): void;
+  refused(kind: IssuanceKind, code: string): void;
+}
+
 export interface AuthorityDeps {
   config: Readonly<CaConfig>;
   store: Store;
@@ -28,6 +36,7 @@ export interface AuthorityDeps {
   intermediateKey: KeyObject;
   logger: Logger;
   now?: () => Date;
+  observer?: IssuanceObserver;
 }
 
 export interface IssuedCertificate {
@@ -60,6 +69,7 @@ export class Authority {
   readonly intermediatePem: string;
   private readonly logger: Logger;
   readonly now: () => Date;
+  readonly observer: IssuanceObserver | null;
 
   constructor(deps: AuthorityDeps) {
     this.config = deps.config;
@@ -71,11 +81,31 @@ export class Authority {
     this.intermediatePem = toPem('CERTIFICATE', deps.intermediateDer);
     this.logger = deps.logger;
     this.now = deps.now ?? (() => new Date());
+    this.observer = deps.observer ?? null;
+  }
+
+  /** Times an issuance from entry to the certificate on disk, and counts its outcome. */
+  private async observed(kind: IssuanceKind, issue: () => Promise<IssuedCertificate>): Promise<IssuedCertificate> {
+    const observer = this.observer;
+    if (!observer) return issue();
+    const started = process.hrtime.bigint();
+    try {
+      const issued = await issue();
+      observer.issued(kind, issued.record.role, Number(process.hrtime.bigint() - started) / 1e9);
+      return issued;
+    } catch (err) {
+      observer.refused(kind, isGatehouseError(err) ? err.code : 'GH_INTERNAL');
+      throw err;
+    }
   }
 
   // ------------------------------------------------------------------ enrollment
 
-  async enroll(tokenText: string, csrInput: string | Buffer, ctx: RequestContext, nameHint?: string | null): Promise<IssuedCertificate> {
+  enroll(tokenText: string, csrInput: string | Buffer, ctx: RequestContext, nameHint?: string | null): Promise<IssuedCertificate> {
+    return this.observed('enroll', () => this.enrollUnobserved(tokenText, csrInput, ctx, nameHint));
+  }
+
+  private async enrollUnobserved(tokenText: string, csrInput: string | Buffer, ctx: RequestContext, nameHint?: string | null): Promise<IssuedCertificate> {
     const now = this.now();
     const token = await this.checkToken(tokenText, now, ctx);
     let approved: ApprovedRequest;
@@ -131,7 +161,11 @@ export class Authority {
   // ------------------------------------------------------------------ renewal
 
   /** `peerDer` is a certificate the TLS layer verified against this CA's root. */
-  async renew(peerDer: Buffer, csrInput: string | Buffer, ctx: RequestContext): Promise<IssuedCertificate> {
+  renew(peerDer: Buffer, csrInput: string | Buffer, ctx: RequestContext): Promise<IssuedCertificate> {
+    return this.observed('renew', () => this.renewUnobserved(peerDer, csrInput, ctx));
+  }
+
+  private async renewUnobserved(peerDer: Buffer, csrInput: string | Buffer, ctx: RequestContext): Promise<IssuedCertificate> {
     const now = this.now();
     const peer = parseCertificate(peerDer);
     try {
@@ -163,25 +197,27 @@ export class Authority {
   // ------------------------------------------------------------------ offline and internal issuance
 
   /** `gatehouse cert sign`: an operator on the CA machine signs a CSR for a role. */
-  async signCsr(csrInput: string | Buffer, role: string, name: string | null, ctx: RequestContext): Promise<IssuedCertificate> {
-    const now = this.now();
-    try {
-      const csr = parseCsr(csrInput);
-      const decided = decideName(csr, role, roleConfig(this.config, role), { exact: name });
-      return await this.issue(approveCsr(this.config, csr, role, decided), csr.spkiDer, now, ctx, { tokenId: null, renewedFrom: null });
-    } catch (err) {
-      await this.auditRefusal('ca.cert_refused', err, ctx, now, { role, via: 'sign' });
-      throw err;
-    }
+  signCsr(csrInput: string | Buffer, role: string, name: string | null, ctx: RequestContext): Promise<IssuedCertificate> {
+    return this.observed('sign', async () => {
+      const now = this.now();
+      try {
+        const csr = parseCsr(csrInput);
+        const decided = decideName(csr, role, roleConfig(this.config, role), { exact: name });
+        return await this.issue(approveCsr(this.config, csr, role, decided), csr.spkiDer, now, ctx, { tokenId: null, renewedFrom: null });
+      } catch (err) {
+        await this.auditRefusal('ca.cert_refused', err, ctx, now, { role, via: 'sign' });
+        throw err;
+      }
+    });
   }
 
   /**
    * Certificates the CA issues to itself or at init (its HTTPS server, the first admin). These
    * skip the role's SAN rules, so they are not reachable from any request.
    */
-  async issueInternal(request: { role: string; name: string; profile: LeafProfile; lifetimeMs: number; dns?: string[]; ip?: string[] }, spkiDer: Buffer, ctx: RequestContext): Promise<IssuedCertificate> {
+  issueInternal(request: { role: string; name: string; profile: LeafProfile; lifetimeMs: number; dns?: string[]; ip?: string[] }, spkiDer: Buffer, ctx: RequestContext): Promise<IssuedCertificate> {
     const approved: ApprovedRequest = { name: request.name, role: request.role, spiffeId: spiffeIdFor(this.config, request.role, request.name), dns: request.dns ?? [], ip: request.ip ?? [] };
-    return this.issue(approved, spkiDer, this.now(), ctx, { tokenId: null, renewedFrom: null }, { profile: request.profile, lifetimeMs: request.lifetimeMs });
+    return this.observed('internal', () => this.issue(approved, spkiDer, this.now(), ctx, { tokenId: null, renewedFrom: null }, { profile: request.profile, lifetimeMs: request.lifetimeMs }));
   }
 
   private async issue(

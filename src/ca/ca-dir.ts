@@ -62,17 +62,40 @@ export interface CaMaterial {
   rootKey: KeyObject | null;
 }
 
+/** What monitoring needs: the config and the CA certificates, without the keys or their passphrase. */
+export interface CaPublicMaterial {
+  dir: string;
+  config: Readonly<CaConfig>;
+  rootDer: Buffer;
+  intermediateDer: Buffer;
+  /** The root key file is in the CA directory (so `ca serve` can re-sign the root CRL). */
+  rootKeyOnline: boolean;
+}
+
+export function loadCaPublic(caDir: string, options: { env?: NodeJS.ProcessEnv } = {}): CaPublicMaterial {
+  const dir = resolve(caDir);
+  assertCaDirPermissions(dir);
+  const config = loadCaConfig(join(dir, CA_FILES.config), options.env);
+  return {
+    dir, config,
+    rootDer: readCertFile(caPath(dir, CA_FILES.rootCert)),
+    intermediateDer: readCertFile(caPath(dir, CA_FILES.intermediateCert)),
+    rootKeyOnline: config.keys.root !== null && existsSync(caPath(dir, config.keys.root)),
+  };
+}
+
+function readCertFile(path: string): Buffer {
+  const [der] = decodePem(readText(path), 'CERTIFICATE');
+  if (!der) throw new GatehouseError('GH_CONFIG_INVALID', `${path} holds no certificate`);
+  return der;
+}
+
 export function loadCaMaterial(caDir: string, options: { passphraseFile?: string | undefined; env?: NodeJS.ProcessEnv } = {}): CaMaterial {
   const dir = resolve(caDir);
   assertCaDirPermissions(dir);
   const config = loadCaConfig(join(dir, CA_FILES.config), options.env);
   const passphrase = readPassphrase(options.passphraseFile ?? config.keys.passphraseFile);
-  const readCert = (file: string) => {
-    const path = caPath(dir, file);
-    const [der] = decodePem(readText(path), 'CERTIFICATE');
-    if (!der) throw new GatehouseError('GH_CONFIG_INVALID', `${path} holds no certificate`);
-    return der;
-  };
+  const readCert = (file: string) => readCertFile(caPath(dir, file));
   const readKey = (file: string) => {
     const path = caPath(dir, file);
     assertPrivateFile(path);

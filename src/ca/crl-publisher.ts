@@ -28,6 +28,24 @@ export interface PublishedCrl {
 
 export const ROOT_CRL_META_KEY = 'crl:root';
 const INTERMEDIATE_CRL_META_KEY = 'crl:intermediate';
+const META_KEY: Record<CrlScope, string> = { root: ROOT_CRL_META_KEY, intermediate: INTERMEDIATE_CRL_META_KEY };
+
+/** How long before nextUpdate a running CA replaces each CRL. */
+export function crlRenewBeforeMs(config: CaConfig, scope: CrlScope): number {
+  return scope === 'root' ? config.crl.rootLifetime / 3 : config.crl.renewBefore;
+}
+
+/** The CRL last published for a scope (by any process on this store), or null before the first. */
+export async function loadPublishedCrl(store: Store, scope: CrlScope): Promise<PublishedCrl | null> {
+  const stored = await store.getMeta(META_KEY[scope]);
+  if (!stored) return null;
+  const parsed = JSON.parse(stored) as { der: string; number: string; thisUpdate: string; nextUpdate: string; revocationVersion?: number };
+  const der = Buffer.from(parsed.der, 'base64');
+  return {
+    der, pem: toPem('X509 CRL', der), number: BigInt(parsed.number), thisUpdate: new Date(parsed.thisUpdate), nextUpdate: new Date(parsed.nextUpdate),
+    ...(parsed.revocationVersion !== undefined ? { revocationVersion: parsed.revocationVersion } : {}),
+  };
+}
 
 export async function generateRootCrl(store: Store, root: SigningAuthority, config: CaConfig, now: Date): Promise<PublishedCrl> {
   const number = await store.nextCrlNumber('root');
@@ -102,7 +120,7 @@ export class CrlPublisher {
     if (force || version !== this.seenRevocationVersion || staleAt(this.intermediate, config.crl.renewBefore)) {
       // Another worker or replica may already have published a CRL for this revocation state:
       // serve that one, so clients see one CRL number rather than one per process.
-      const shared = force ? null : await this.loadStored(INTERMEDIATE_CRL_META_KEY);
+      const shared = force ? null : await loadPublishedCrl(store, 'intermediate');
       if (shared && shared.revocationVersion === version && !staleAt(shared, config.crl.renewBefore)) {
         this.intermediate = shared;
       } else {
@@ -121,8 +139,8 @@ export class CrlPublisher {
 
   private async refreshRoot(now: Date): Promise<void> {
     const { config, store, logger } = this.deps;
-    if (!this.root) this.root = await this.loadStoredRootCrl();
-    const rootRenewBefore = config.crl.rootLifetime / 3;
+    if (!this.root) this.root = await loadPublishedCrl(store, 'root');
+    const rootRenewBefore = crlRenewBeforeMs(config, 'root');
     if (this.root && this.root.nextUpdate.getTime() - now.getTime() > rootRenewBefore) return;
     if (this.rootAuthority) {
       this.root = await generateRootCrl(store, this.rootAuthority, config, now);
@@ -131,20 +149,5 @@ export class CrlPublisher {
     }
     if (!this.root) throw new GatehouseError('GH_CA_ROOT_KEY_OFFLINE', 'no root CRL is stored and the root key is offline; run `gatehouse ca root-crl --root-key FILE`');
     logger.warn('ca.root_crl_expiring', { nextUpdate: this.root.nextUpdate.toISOString(), fix: 'run `gatehouse ca root-crl --dir DIR --root-key FILE` with the offline root key' });
-  }
-
-  private loadStoredRootCrl(): Promise<PublishedCrl | null> {
-    return this.loadStored(ROOT_CRL_META_KEY);
-  }
-
-  private async loadStored(key: string): Promise<PublishedCrl | null> {
-    const stored = await this.deps.store.getMeta(key);
-    if (!stored) return null;
-    const parsed = JSON.parse(stored) as { der: string; number: string; thisUpdate: string; nextUpdate: string; revocationVersion?: number };
-    const der = Buffer.from(parsed.der, 'base64');
-    return {
-      der, pem: toPem('X509 CRL', der), number: BigInt(parsed.number), thisUpdate: new Date(parsed.thisUpdate), nextUpdate: new Date(parsed.nextUpdate),
-      ...(parsed.revocationVersion !== undefined ? { revocationVersion: parsed.revocationVersion } : {}),
-    };
   }
 }

@@ -125,7 +125,8 @@ function configText(i: ConfigInputs): string {
   const doc = new YAML.Document(configDocument(i));
   doc.commentBefore = [
     ' Gatehouse CA configuration. Every key is described in docs/config.md.',
-    ' Environment overrides: GATEHOUSE_LISTEN, GATEHOUSE_PUBLIC_URL, GATEHOUSE_PASSPHRASE_FILE.',
+    ' Environment overrides: GATEHOUSE_LISTEN, GATEHOUSE_PUBLIC_URL, GATEHOUSE_PASSPHRASE_FILE, GATEHOUSE_METRICS_LISTEN.',
+    ' Add `metrics: { listen: 127.0.0.1:9091 }` to serve Prometheus /metrics and /healthz (docs/operations.md).',
     ' publicUrl (default https://<listen>) is the URL agents use and certificates name for the CRL.',
   ].join('\n');
   return doc.toString();

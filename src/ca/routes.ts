@@ -1,13 +1,13 @@
 /** Routing for the CA API. Public bootstrap endpoints here; admin endpoints in admin-routes.ts. */
 import type { TLSSocket } from 'node:tls';
-import { GatehouseError } from '../errors/errors.js';
+import { GatehouseError, isGatehouseError } from '../errors/errors.js';
 import { checkPeerCertificate } from '../tls/peer-certificate.js';
 import { parseCertificate } from '../pki/certificate.js';
 import { verifyChain } from '../pki/chain.js';
 import type { CertRecord } from '../store/store.js';
 import { readJsonBody, sendJson, stringField } from './http-util.js';
 import type { RequestScope } from './server.js';
-import type { IssuedCertificate } from './authority.js';
+import type { IssuanceKind, IssuedCertificate } from './authority.js';
 import { routeAdminRequest } from './admin-routes.js';
 import { isDashboardPath, routeDashboardRequest } from '../dashboard/router.js';
 
@@ -36,28 +36,47 @@ export async function routeRequest(scope: RequestScope): Promise<void> {
       return sendCrl(scope, path === '/crl' ? 'intermediate' : 'root', url);
     case '/enroll': {
       only('POST');
-      const body = await readJsonBody(req, scope.maxBodyBytes);
-      const issued = await scope.authority.enroll(stringField(body, 'token', true), stringField(body, 'csr', true), { actor: 'anonymous', requestId: scope.requestId }, stringField(body, 'nameHint') ?? null);
+      const request = await beforeAuthority(scope, 'enroll', async () => {
+        const body = await readJsonBody(req, scope.maxBodyBytes);
+        return { token: stringField(body, 'token', true), csr: stringField(body, 'csr', true), nameHint: stringField(body, 'nameHint') ?? null };
+      });
+      const issued = await scope.authority.enroll(request.token, request.csr, { actor: 'anonymous', requestId: scope.requestId }, request.nameHint);
       scope.identity = issued.record.spiffeId;
       return sendIssued(scope, issued);
     }
     case '/renew': {
       only('POST');
-      const peer = await authenticatePeer(scope, { allowServerOnly: true }).catch(async (err) => {
-        await scope.authority.store.appendAudit([{
-          time: scope.authority.now(), type: 'ca.cert_refused', actor: 'anonymous', requestId: scope.requestId,
-          details: { via: 'renew', code: (err as GatehouseError).code ?? 'GH_INTERNAL', reason: (err as Error).message },
-        }]).catch(() => undefined);
-        throw err;
+      const { peer, csr } = await beforeAuthority(scope, 'renew', async () => {
+        const peer = await authenticatePeer(scope, { allowServerOnly: true }).catch(async (err) => {
+          await scope.authority.store.appendAudit([{
+            time: scope.authority.now(), type: 'ca.cert_refused', actor: 'anonymous', requestId: scope.requestId,
+            details: { via: 'renew', code: (err as GatehouseError).code ?? 'GH_INTERNAL', reason: (err as Error).message },
+          }]).catch(() => undefined);
+          throw err;
+        });
+        const body = await readJsonBody(req, scope.maxBodyBytes);
+        return { peer, csr: stringField(body, 'csr', true) };
       });
-      const body = await readJsonBody(req, scope.maxBodyBytes);
-      const issued = await scope.authority.renew(peer.der, stringField(body, 'csr', true), { actor: peer.record.spiffeId, requestId: scope.requestId });
+      const issued = await scope.authority.renew(peer.der, csr, { actor: peer.record.spiffeId, requestId: scope.requestId });
       return sendIssued(scope, issued);
     }
   }
   if (path.startsWith('/admin/')) return routeAdminRequest(scope, method, url);
   if (isDashboardPath(path)) return routeDashboardRequest(scope, method, url);
   throw new GatehouseError('GH_NOT_FOUND', `no endpoint ${method} ${path}`);
+}
+
+/**
+ * A request refused before it reaches the authority (unreadable body, no or bad client
+ * certificate) counts as a refusal too; the authority counts its own.
+ */
+async function beforeAuthority<T>(scope: RequestScope, kind: IssuanceKind, step: () => Promise<T>): Promise<T> {
+  try {
+    return await step();
+  } catch (err) {
+    scope.authority.observer?.refused(kind, isGatehouseError(err) ? err.code : 'GH_INTERNAL');
+    throw err;
+  }
 }
 
 /**

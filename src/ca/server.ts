@@ -13,12 +13,15 @@ import type { Logger } from '../log/logger.js';
 import { publicUrlOf } from '../config/ca-config.js';
 import { generatePrivateKey, privateKeyToPem, spkiDer } from '../pki/keys.js';
 import { isIpAddress } from '../pki/ip.js';
+import { parseCertificate } from '../pki/certificate.js';
+import { startAdminServer, type AdminServer, type Health } from '../metrics/admin-server.js';
 import type { Store } from '../store/store.js';
 import { Authority } from './authority.js';
 import type { CaMaterial } from './ca-dir.js';
 import { CrlPublisher } from './crl-publisher.js';
 import { newRequestId, sendError } from './http-util.js';
 import { routeRequest } from './routes.js';
+import { createCaMetrics, type CaMetrics } from './metrics.js';
 import { pinPeerForConnection } from '../tls/peer-certificate.js';
 
 /** TLS 1.2 limited to AEAD suites; TLS 1.3 suites are all AEAD. */
@@ -33,6 +36,10 @@ export interface CaServerOptions {
   listen?: string;
   now?: () => Date;
   crlCheckIntervalMs?: number;
+  /** Count into these metrics (a cluster worker passes its own; the primary serves them). */
+  metrics?: CaMetrics | null;
+  /** Serve /metrics and /healthz on this address, plain HTTP (metrics.listen, --metrics-listen). */
+  metricsListen?: string | null;
 }
 
 export interface CaServer {
@@ -41,6 +48,9 @@ export interface CaServer {
   authority: Authority;
   crls: CrlPublisher;
   server: Server;
+  metrics: CaMetrics | null;
+  /** The admin listener's port, when this process serves one. */
+  metricsPort: number | null;
   close(): Promise<void>;
 }
 
@@ -68,7 +78,11 @@ export async function startCaServer(options: CaServerOptions): Promise<CaServer>
   const { config } = material;
   const listen = options.listen ?? config.listen;
   const { host, port } = splitHostPort(listen);
-  const authority = new Authority({ config, store, rootDer: material.rootDer, intermediateDer: material.intermediateDer, intermediateKey: material.intermediateKey, logger, now });
+  const metrics = options.metrics ?? (options.metricsListen ? createCaMetrics() : null);
+  const authority = new Authority({
+    config, store, rootDer: material.rootDer, intermediateDer: material.intermediateDer, intermediateKey: material.intermediateKey, logger, now,
+    ...(metrics ? { observer: metrics.observer } : {}),
+  });
   const crls = new CrlPublisher({ config, store, issuer: authority.issuer, rootDer: material.rootDer, rootKey: material.rootKey, logger, now });
   await crls.refresh(true);
 
@@ -136,6 +150,35 @@ export async function startCaServer(options: CaServerOptions): Promise<CaServer>
   }, 60_000);
   rotateTimer.unref();
 
+  const rootNotAfter = parseCertificate(material.rootDer).notAfter;
+  const secondsUntil = (at: Date) => (at.getTime() - now().getTime()) / 1000;
+  metrics?.setSources({
+    certificatesByState: () => store.countCertsByState(now()),
+    certificateExpirySeconds: () => [
+      { certificate: 'root', seconds: secondsUntil(rootNotAfter) },
+      { certificate: 'intermediate', seconds: secondsUntil(authority.issuer.notAfter) },
+      { certificate: 'server', seconds: secondsUntil(credentials.notAfter) },
+    ],
+    crlNextUpdateSeconds: () => (['intermediate', 'root'] as const).map((crl) => ({ crl, seconds: secondsUntil(crls.current(crl).nextUpdate) })),
+  });
+  let admin: AdminServer | null = null;
+  if (options.metricsListen && metrics) {
+    try {
+      admin = await startAdminServer({
+        listen: options.metricsListen, component: 'ca', logger,
+        metrics: async () => ({ contentType: metrics.registry.contentType, body: await metrics.registry.metrics() }),
+        health: () => caHealth(crls, credentials.notAfter, now()),
+      });
+    } catch (err) {
+      clearInterval(rotateTimer);
+      crls.stop();
+      server.close();
+      throw err;
+    }
+    if (!isLoopback(splitHostPort(options.metricsListen).host)) logger.warn('ca.metrics_not_loopback', { listen: options.metricsListen, note: 'plain HTTP without authentication: keep it on a private network' });
+    logger.info('ca.admin_started', { listen: options.metricsListen.replace(/:\d+$/, `:${admin.port}`), paths: ['/metrics', '/healthz'] });
+  }
+
   const url = config.publicUrl && !options.listen ? publicUrlOf(config) : `https://${host.includes(':') ? `[${host}]` : host}:${actualPort}`;
   logger.info('ca.started', { listen: `${host}:${actualPort}`, url, rootFingerprint: authority.rootFingerprint, rootKeyOnline: material.rootKey !== null });
   return {
@@ -144,9 +187,12 @@ export async function startCaServer(options: CaServerOptions): Promise<CaServer>
     authority,
     crls,
     server,
+    metrics,
+    metricsPort: admin?.port ?? null,
     close: async () => {
       clearInterval(rotateTimer);
       crls.stop();
+      await admin?.close();
       await new Promise<void>((resolve) => {
         // Stop accepting, let in-flight requests finish (their certificates are already being
         // recorded), drop idle keep-alive connections, and cut what remains after the drain time.
@@ -165,6 +211,22 @@ export async function startCaServer(options: CaServerOptions): Promise<CaServer>
     },
   };
 }
+
+/** Healthy while both CRLs are before their nextUpdate: past it, relying parties refuse every certificate. */
+function caHealth(crls: CrlPublisher, serverNotAfter: Date, now: Date): Health {
+  const current = { intermediate: crls.current('intermediate'), root: crls.current('root') };
+  const stale = Object.entries(current).filter(([, crl]) => crl.nextUpdate <= now).map(([scope]) => scope);
+  return {
+    healthy: stale.length === 0,
+    details: {
+      ...(stale.length ? { problem: `CRL past its nextUpdate: ${stale.join(', ')}` } : {}),
+      crls: Object.fromEntries(Object.entries(current).map(([scope, crl]) => [scope, { number: crl.number.toString(), nextUpdate: crl.nextUpdate.toISOString() }])),
+      serverCertificateNotAfter: serverNotAfter.toISOString(),
+    },
+  };
+}
+
+const isLoopback = (host: string) => host === 'localhost' || host === '::1' || host.startsWith('127.');
 
 function serverNames(listenHost: string, extra: readonly string[], publicUrl: string | undefined): { dns: string[]; ip: string[] } {
   const all = new Set(['localhost', '127.0.0.1', ...extra]);

@@ -1,7 +1,8 @@
 /**
  * The CA configuration: one YAML file in the CA directory, validated once with a strict schema
  * (an unknown key is an error naming its path), then frozen. A few keys have environment
- * overrides for containers: GATEHOUSE_LISTEN, GATEHOUSE_PUBLIC_URL, GATEHOUSE_PASSPHRASE_FILE.
+ * overrides for containers: GATEHOUSE_LISTEN, GATEHOUSE_PUBLIC_URL, GATEHOUSE_PASSPHRASE_FILE,
+ * GATEHOUSE_METRICS_LISTEN.
  */
 import { readFileSync } from 'node:fs';
 import { z } from 'zod';
@@ -55,9 +56,14 @@ export const caConfigSchema = z.strictObject({
     defaultTtl: duration('1m', '30d').default(3_600_000 as never),
     maxTtl: duration('1m', '365d').default(30 * 86_400_000 as never),
   }).prefault({}),
+  metrics: z.strictObject({
+    // Plain HTTP /metrics and /healthz; off unless set. Bind it to loopback or a private address.
+    listen: hostPort.nullable().default(null),
+  }).prefault({}),
   roles: z.record(z.string().regex(ROLE_RE, 'role: lowercase letters, digits and -'), roleSchema).refine((r) => Object.keys(r).length > 0, 'at least one role'),
 }).superRefine((c, ctx) => {
   if (c.crl.renewBefore >= c.crl.lifetime) ctx.addIssue({ code: 'custom', path: ['crl', 'renewBefore'], message: 'must be shorter than crl.lifetime' });
+  if (c.metrics.listen !== null && c.metrics.listen === c.listen && !c.listen.endsWith(':0')) ctx.addIssue({ code: 'custom', path: ['metrics', 'listen'], message: 'must differ from listen' });
 });
 
 export type CaConfig = z.output<typeof caConfigSchema>;
@@ -107,6 +113,7 @@ function applyEnvOverrides(raw: Record<string, unknown>, env: NodeJS.ProcessEnv)
   if (env.GATEHOUSE_LISTEN) out.listen = env.GATEHOUSE_LISTEN;
   if (env.GATEHOUSE_PUBLIC_URL) out.publicUrl = env.GATEHOUSE_PUBLIC_URL;
   if (env.GATEHOUSE_PASSPHRASE_FILE) out.keys = { ...(raw.keys as object), passphraseFile: env.GATEHOUSE_PASSPHRASE_FILE };
+  if (env.GATEHOUSE_METRICS_LISTEN) out.metrics = { ...(raw.metrics as object | undefined), listen: env.GATEHOUSE_METRICS_LISTEN };
   return out;
 }
 

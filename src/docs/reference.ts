@@ -16,7 +16,7 @@ export function cliReference(): string {
     GENERATED,
     '',
     'Every command prints this text with `--help`. Results go to stdout, logs (JSON lines) and errors to stderr.',
-    'Exit codes follow sysexits.h (see [errors.md](errors.md)); `agent status` uses monitoring exit codes 0–3.',
+    'Exit codes follow sysexits.h (see [errors.md](errors.md)); `agent status` and `check` use monitoring exit codes 0–3.',
     '',
     ...sections,
   ].join('\n');

@@ -50,6 +50,7 @@ export const ERRORS = {
   GH_AGENT_MUST_REENROLL: { http: 500, exit: 75, expose: false, summary: 'The identity expired or was revoked; renewal is impossible', fix: 'Enroll again with a new join token.' },
   GH_POLICY_INVALID: { http: 500, exit: 78, expose: false, summary: 'Policy document is unreadable or invalid', fix: 'Fix the rule named in the message; on reload the previous policy stays in force.' },
   GH_PATH_AMBIGUOUS: { http: 400, exit: 65, expose: true, summary: 'Request path is ambiguous (encoded slash, backslash, NUL or malformed escape)', fix: 'Send a plain, normalized path.' },
+  GH_AUDIT_BROKEN: { http: 500, exit: 65, expose: false, summary: 'The audit trail does not verify: an event was modified, deleted, inserted or reordered, or the newest events were removed', fix: 'Treat the CA database as tampered with: keep a copy, compare it with a backup or with a head recorded off the machine (`audit verify --anchor`), and find out who could write the CA directory.' },
   GH_FILE_IO: { http: 500, exit: 74, expose: false, summary: 'A file could not be read or written', fix: 'Check the path, free disk space and permissions named in the message.' },
   GH_STORE_IO: { http: 500, exit: 74, expose: false, summary: 'Store read or write failed', fix: 'Check the database file, disk space and logs.' },
   GH_DEMO_CHECK_FAILED: { http: 500, exit: 1, expose: false, summary: '`gatehouse demo --check` saw an outcome that differs from what the demo promises', fix: 'Read the FAIL lines above: each names the scenario, what was expected and what came back.' },

@@ -14,7 +14,7 @@ import { loadGatewayConfig, type GatewayConfig } from './config.js';
 import { startGateway, type Gateway, type RevocationCheck } from './gateway.js';
 import { createGatewayMetrics, type GatewayMetrics } from './metrics.js';
 import { watchFiles, type FileWatch } from './file-watch.js';
-import { startAdminServer, type AdminServer, type Health } from './admin-server.js';
+import { startAdminServer, type AdminServer, type Health } from '../metrics/admin-server.js';
 import { RevocationChecker } from './revocation.js';
 import { readFileSync } from 'node:fs';
 
@@ -103,6 +103,7 @@ export async function runGateway(options: RunOptions): Promise<RunningGateway> {
   if (options.serveAdmin && config.admin.listen) {
     admin = await startAdminServer({
       listen: config.admin.listen,
+      component: 'gateway',
       logger,
       metrics: async () => ({ contentType: metrics.registry.contentType, body: await metrics.registry.metrics() }),
       health: () => gatewayHealth(gateway, revocation ?? undefined),

@@ -10,8 +10,10 @@ import type { CrlReason } from '../pki/crl.js';
 import { GENESIS_HASH, auditHash } from './audit-chain.js';
 import { SQLITE_MIGRATIONS } from './sqlite-schema.js';
 import type {
-  AuditFilter, AuditInput, AuditRecord, CertFilter, CertRecord, IssuanceCommit, IssuanceOutcome, RevokedSerial, Store, TokenRecord,
+  AuditFilter, AuditHead, AuditInput, AuditRecord, CertFilter, CertRecord, CertState, IssuanceCommit, IssuanceOutcome, RevokedSerial, Store, TokenRecord,
 } from './store.js';
+
+const AUDIT_HEAD_KEY = 'audit:head';
 
 type Row = Record<string, unknown>;
 
@@ -105,10 +107,29 @@ function auditFromRow(r: Row): AuditRecord {
     fingerprint: (r.fingerprint as string | null) ?? null,
     tokenId: (r.token_id as string | null) ?? null,
     requestId: (r.request_id as string | null) ?? null,
-    details: JSON.parse(r.details as string) as Record<string, unknown>,
+    details: parseDetails(r.details),
     prevHash: r.prev_hash as string,
     hash: r.hash as string,
   };
+}
+
+/** Details edited into something that is not JSON still load (and then fail their hash), rather than failing every read. */
+function parseDetails(text: unknown): Record<string, unknown> {
+  try {
+    return JSON.parse(String(text)) as Record<string, unknown>;
+  } catch {
+    return { '<unparseable>': String(text) };
+  }
+}
+
+function parseHead(value: string | undefined): AuditHead | null {
+  if (value === undefined) return null;
+  try {
+    const head = JSON.parse(value) as AuditHead;
+    return { seq: Number(head.seq), hash: String(head.hash) };
+  } catch {
+    return { seq: -1, hash: value };
+  }
 }
 
 export class SqliteStore implements Store {
@@ -125,6 +146,8 @@ export class SqliteStore implements Store {
       getToken: db.prepare('SELECT * FROM tokens WHERE id = ?'),
       getCert: db.prepare('SELECT * FROM certificates WHERE serial = ?'),
       lastAudit: db.prepare('SELECT hash FROM audit_events ORDER BY seq DESC LIMIT 1'),
+      getMeta: db.prepare('SELECT value FROM meta WHERE key = ?'),
+      setMeta: db.prepare('INSERT INTO meta (key, value) VALUES (?, ?) ON CONFLICT(key) DO UPDATE SET value = excluded.value'),
       insertAudit: db.prepare(`INSERT INTO audit_events (time, type, actor, serial, fingerprint, token_id, request_id, details, prev_hash, hash)
         VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`),
     };
@@ -147,14 +170,22 @@ export class SqliteStore implements Store {
     }
   }
 
-  /** Appends inside the caller's transaction, chaining each event to the last one on disk. */
+  /**
+   * Appends inside the caller's transaction and records the new head (seq and hash of the newest
+   * event) in meta. New events chain to the recorded head rather than to the last row, so newest
+   * events deleted behind the store's back leave a lasting break instead of a silently shorter chain.
+   */
   private appendAuditInTx(events: AuditInput[]): void {
-    let prev = (this.stmt.lastAudit.get() as { hash: string } | undefined)?.hash ?? GENESIS_HASH;
+    if (events.length === 0) return;
+    const head = parseHead((this.stmt.getMeta.get(AUDIT_HEAD_KEY) as { value: string } | undefined)?.value);
+    let prev = head?.hash ?? (this.stmt.lastAudit.get() as { hash: string } | undefined)?.hash ?? GENESIS_HASH;
+    let seq = 0;
     for (const e of events) {
       const hash = auditHash(prev, e);
-      this.stmt.insertAudit.run(e.time.getTime(), e.type, e.actor, e.serial ?? null, e.fingerprint ?? null, e.tokenId ?? null, e.requestId ?? null, JSON.stringify(e.details ?? {}), prev, hash);
+      seq = Number(this.stmt.insertAudit.run(e.time.getTime(), e.type, e.actor, e.serial ?? null, e.fingerprint ?? null, e.tokenId ?? null, e.requestId ?? null, JSON.stringify(e.details ?? {}), prev, hash).lastInsertRowid);
       prev = hash;
     }
+    this.stmt.setMeta.run(AUDIT_HEAD_KEY, JSON.stringify({ seq, hash: prev }));
   }
 
   async insertToken(token: TokenRecord, audit: AuditInput): Promise<void> {
@@ -255,9 +286,27 @@ export class SqliteStore implements Store {
     if (filter.state === 'expired') { where.push('revoked_at IS NULL AND not_after <= ?'); params.push(now); }
     if (filter.state === 'active' || filter.expiringBefore) { where.push('revoked_at IS NULL AND not_after > ?'); params.push(now); }
     if (filter.expiringBefore) { where.push('not_after < ?'); params.push(filter.expiringBefore.getTime()); }
+    if (filter.excludeSuperseded) {
+      // Issue order, not notAfter: a renewal in the same second has the same notAfter (whole seconds in DER).
+      where.push(`NOT EXISTS (SELECT 1 FROM certificates later WHERE later.name = certificates.name AND later.role = certificates.role
+        AND later.revoked_at IS NULL AND (later.issued_at, later.rowid) > (certificates.issued_at, certificates.rowid))`);
+    }
     const sql = `SELECT * FROM certificates ${where.length ? `WHERE ${where.join(' AND ')}` : ''} ORDER BY issued_at DESC, serial LIMIT ?`;
     params.push(filter.limit ?? 10_000);
     return this.read(() => (this.db.prepare(sql).all(...params) as Row[]).map(certFromRow));
+  }
+
+  async countCertsByState(now: Date): Promise<Record<CertState, number>> {
+    // Counts over indexes: no certificate row is read except revoked ones (the unary + keeps the
+    // last count on the small revoked index instead of visiting every unexpired row).
+    const t = now.getTime();
+    const row = this.read(() => this.db.prepare(`SELECT
+        (SELECT COUNT(*) FROM certificates) AS total,
+        (SELECT COUNT(*) FROM certificates WHERE not_after > ?) AS unexpired,
+        (SELECT COUNT(*) FROM certificates WHERE revoked_at IS NOT NULL) AS revoked,
+        (SELECT COUNT(*) FROM certificates WHERE revoked_at IS NOT NULL AND +not_after > ?) AS revoked_unexpired`).get(t, t) as Record<string, number>);
+    const active = row.unexpired! - row.revoked_unexpired!;
+    return { active, revoked: row.revoked!, expired: row.total! - row.revoked! - active };
   }
 
   async revokeCert(serial: string, reason: CrlReason, at: Date, audit: AuditInput): Promise<CertRecord | null> {
@@ -307,9 +356,19 @@ export class SqliteStore implements Store {
     if (filter.since) { where.push('time >= ?'); params.push(filter.since.getTime()); }
     if (filter.until) { where.push('time < ?'); params.push(filter.until.getTime()); }
     if (filter.afterSeq !== undefined) { where.push('seq > ?'); params.push(filter.afterSeq); }
+    if (filter.hash) { where.push('hash = ?'); params.push(filter.hash); }
     const sql = `SELECT * FROM audit_events ${where.length ? `WHERE ${where.join(' AND ')}` : ''} ORDER BY seq LIMIT ?`;
     params.push(filter.limit ?? 1_000_000);
     return this.read(() => (this.db.prepare(sql).all(...params) as Row[]).map(auditFromRow));
+  }
+
+  async readAuditTrail(visit: (record: AuditRecord) => void): Promise<{ head: AuditHead | null }> {
+    // A deferred transaction that only reads: in WAL mode every statement in it sees one snapshot.
+    return this.read(() => this.db.transaction(() => {
+      const head = parseHead((this.stmt.getMeta.get(AUDIT_HEAD_KEY) as { value: string } | undefined)?.value);
+      for (const row of this.db.prepare('SELECT * FROM audit_events ORDER BY seq').iterate()) visit(auditFromRow(row as Row));
+      return { head };
+    })());
   }
 
   async getMeta(key: string): Promise<string | null> {

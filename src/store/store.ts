@@ -60,6 +60,12 @@ export interface AuditRecord extends Required<Omit<AuditInput, 'details'>> {
   hash: string;
 }
 
+/** The newest event of the trail, as the store recorded it on its last append. */
+export interface AuditHead {
+  seq: number;
+  hash: string;
+}
+
 export type IssuanceOutcome = { ok: true } | { ok: false; reason: 'TOKEN_UNKNOWN' | 'TOKEN_USED' | 'TOKEN_REVOKED' | 'TOKEN_EXPIRED' };
 
 export interface IssuanceCommit {
@@ -78,6 +84,8 @@ export interface CertFilter {
   state?: CertState;
   /** Active certificates whose notAfter is before this instant. */
   expiringBefore?: Date;
+  /** Leave out a certificate when an unrevoked one for the same role and name was issued after it (it was renewed or replaced). */
+  excludeSuperseded?: boolean;
   now?: Date;
   limit?: number;
 }
@@ -90,6 +98,8 @@ export interface AuditFilter {
   until?: Date;
   limit?: number;
   afterSeq?: number;
+  /** The event with this hash (a diagnosis lookup: not indexed). */
+  hash?: string;
 }
 
 export interface RevokedSerial {
@@ -111,6 +121,8 @@ export interface Store {
   commitIssuance(commit: IssuanceCommit): Promise<IssuanceOutcome>;
   getCert(serial: string): Promise<CertRecord | null>;
   listCerts(filter?: CertFilter): Promise<CertRecord[]>;
+  /** Certificates per state at `now`, counted without reading them (metrics scrape this). */
+  countCertsByState(now: Date): Promise<Record<CertState, number>>;
   /** Revokes once; a second call keeps the first reason and time. Null when unknown. */
   revokeCert(serial: string, reason: CrlReason, at: Date, audit: AuditInput): Promise<CertRecord | null>;
   /** Revoked certificates that have not yet expired: what a CRL must list (RFC 5280 §3.3). */
@@ -120,8 +132,14 @@ export interface Store {
   /** Atomically increments and returns the CRL number for a scope (RFC 5280 §5.2.3: monotonic). */
   nextCrlNumber(scope: string): Promise<bigint>;
 
+  /** Appends chained to the recorded head (not to the last row), and records the new head in the same transaction. */
   appendAudit(events: AuditInput[]): Promise<void>;
   listAudit(filter?: AuditFilter): Promise<AuditRecord[]>;
+  /**
+   * Every event in sequence order, streamed to `visit`, and the recorded head, all from one
+   * consistent snapshot (appends made meanwhile are not seen), so a live CA can be verified.
+   */
+  readAuditTrail(visit: (record: AuditRecord) => void): Promise<{ head: AuditHead | null }>;
 
   getMeta(key: string): Promise<string | null>;
   setMeta(key: string, value: string): Promise<void>;

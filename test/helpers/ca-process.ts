@@ -4,6 +4,8 @@ import { CLI_PATH } from './cli.js';
 
 export interface CaProcess {
   url: string;
+  /** http://HOST:PORT/metrics when the CA serves metrics (--metrics-listen). */
+  metricsUrl: string | null;
   child: ChildProcess;
   output: () => string;
   stop(signal?: NodeJS.Signals): Promise<number | null>;
@@ -17,11 +19,12 @@ export function startCaProcess(caDir: string, extraArgs: string[] = [], env: Nod
     const timer = setTimeout(() => { child.kill('SIGKILL'); reject(new Error(`CA did not start:\n${output}`)); }, 30_000);
     const onData = (chunk: Buffer) => {
       output += chunk.toString();
-      const m = /listening on (https:\/\/\S+)/.exec(output);
+      const m = /listening on (https:\/\/[^\s;]+)[^\n]*\n/.exec(output);
       if (m) {
         clearTimeout(timer);
         resolve({
           url: m[1]!,
+          metricsUrl: /metrics on (http:\/\/\S+)/.exec(m[0])?.[1] ?? null,
           child,
           output: () => output,
           stop: async (signal = 'SIGTERM') => {

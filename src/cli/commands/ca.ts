@@ -52,8 +52,12 @@ export const caServe: CommandSpec = {
     listen: { type: 'string', value: 'HOST:PORT', description: 'Listen address (overrides the config and GATEHOUSE_LISTEN)' },
     'passphrase-file': { type: 'string', value: 'FILE', description: 'Passphrase for encrypted CA keys (or GATEHOUSE_PASSPHRASE_FILE)' },
     workers: { type: 'string', value: 'N', description: 'Worker processes sharing the port and the store (default 1; "auto" = one per core)' },
+    'metrics-listen': { type: 'string', value: 'HOST:PORT', description: 'Serve Prometheus /metrics and /healthz over plain HTTP here, e.g. 127.0.0.1:9091 (overrides metrics.listen and GATEHOUSE_METRICS_LISTEN)' },
   },
-  notes: ['Logs JSON lines to stderr. Stops cleanly on SIGINT or SIGTERM.'],
+  notes: [
+    'Logs JSON lines to stderr. Stops cleanly on SIGINT or SIGTERM.',
+    'With --workers N and metrics on, the primary serves /metrics with every worker\'s metrics merged, and /healthz while every worker is alive.',
+  ],
   async run(ctx) {
     const dir = resolve(str(ctx, 'dir') ?? ctx.env.GATEHOUSE_CA_DIR ?? '');
     if (!str(ctx, 'dir') && !ctx.env.GATEHOUSE_CA_DIR) throw new GatehouseError('GH_USAGE', '--dir is required (or set GATEHOUSE_CA_DIR)');
@@ -66,15 +70,37 @@ export const caServe: CommandSpec = {
     const { openSqliteStore } = await import('../../store/sqlite.js');
     // Load and check everything in the primary too, so a bad config or passphrase fails once, clearly.
     const material = loadCaMaterial(dir, { passphraseFile: str(ctx, 'passphrase-file'), env: ctx.env });
+    const metricsListen = str(ctx, 'metrics-listen') ?? material.config.metrics.listen;
+    if (metricsListen) splitHostPort(metricsListen);
+    const metricsUrl = (port: number) => `http://${urlHost(splitHostPort(metricsListen!).host)}:${port}/metrics`;
     if (workers > 1 && !isClusterWorker()) {
-      return superviseWorkers({
-        workers, logger, signal: ctx.signal,
-        onListening: (port) => ctx.err(`Gatehouse CA listening on https://${splitHostPort(str(ctx, 'listen') ?? material.config.listen).host}:${port} (${workers} workers)\n`),
-      });
+      const { serveClusterAdmin } = await import('../cluster-admin.js');
+      const admin = metricsListen ? await serveClusterAdmin(metricsListen, logger, workers, 'ca') : null;
+      try {
+        return await superviseWorkers({
+          workers, logger, signal: ctx.signal,
+          onListening: (port) => ctx.err(`Gatehouse CA listening on https://${urlHost(splitHostPort(str(ctx, 'listen') ?? material.config.listen).host)}:${port} (${workers} workers)${admin ? `; metrics on ${metricsUrl(admin.port)}` : ''}\n`),
+        });
+      } finally {
+        await admin?.close();
+      }
     }
     const store = openSqliteStore(join(dir, CA_FILES.database));
-    const server = await startCaServer({ material, store, logger, ...(str(ctx, 'listen') ? { listen: str(ctx, 'listen')! } : {}) });
-    if (!isClusterWorker()) ctx.err(`Gatehouse CA listening on ${server.url} (root ${server.authority.rootFingerprint})\n`);
+    let metrics = null;
+    if (metricsListen && isClusterWorker()) {
+      // Each worker counts into its own registry and answers the primary's aggregation requests:
+      // constructing an AggregatorRegistry installs prom-client's worker-side listener.
+      const { createCaMetrics } = await import('../../ca/metrics.js');
+      const { AggregatorRegistry } = await import('prom-client');
+      metrics = createCaMetrics();
+      new AggregatorRegistry();
+      AggregatorRegistry.setRegistries([metrics.registry]);
+    }
+    const server = await startCaServer({
+      material, store, logger, metrics, metricsListen: isClusterWorker() ? null : metricsListen,
+      ...(str(ctx, 'listen') ? { listen: str(ctx, 'listen')! } : {}),
+    });
+    if (!isClusterWorker()) ctx.err(`Gatehouse CA listening on ${server.url} (root ${server.authority.rootFingerprint})${server.metricsPort ? `; metrics on ${metricsUrl(server.metricsPort)}` : ''}\n`);
     await new Promise<void>((resolveStop) => {
       ctx.signal.addEventListener('abort', () => resolveStop(), { once: true });
       // A worker whose primary is gone stops too, rather than serving unsupervised.
@@ -85,6 +111,8 @@ export const caServe: CommandSpec = {
     await store.close();
   },
 };
+
+const urlHost = (host: string) => (host.includes(':') ? `[${host}]` : host);
 
 export const caRootCrl: CommandSpec = {
   path: ['ca', 'root-crl'],

@@ -60,8 +60,8 @@ export const gatewayCommand: CommandSpec = {
       const { loadTlsMaterial } = await import('../../gateway/tls-material.js');
       loadTlsMaterial(config.tls);
       loadPolicy(config, logger);
-      const { serveClusterAdmin } = await import('../gateway-cluster-admin.js');
-      const admin = config.admin.listen ? await serveClusterAdmin(config.admin.listen, logger, workers) : null;
+      const { serveClusterAdmin } = await import('../cluster-admin.js');
+      const admin = config.admin.listen ? await serveClusterAdmin(config.admin.listen, logger, workers, 'gateway') : null;
       const forwardReload = () => {
         for (const worker of Object.values(cluster.workers ?? {})) worker?.send(RELOAD_MESSAGE);
       };

@@ -7,11 +7,14 @@ import { quickstart } from './quickstart.js';
 import { gatewayCommand } from './gateway.js';
 import { policyCheck } from './policy.js';
 import { demo } from './demo.js';
+import { auditVerify } from './audit.js';
+import { checkCommand } from './check.js';
 
 export const COMMANDS: CommandSpec[] = [
   caInit, caServe, caRootCrl,
   tokenCreate, tokenList, tokenRevoke,
   certList, certShow, certRevoke, certSign,
+  auditVerify, checkCommand,
   agentEnroll, agentWhoami, agentStatus, agentRenew, agentRun, agentExport,
   gatewayCommand,
   policyCheck,

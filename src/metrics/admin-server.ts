@@ -1,7 +1,7 @@
 /**
- * The gateway's admin listener, separate from the mTLS listener and off unless `admin.listen`
- * (or --admin-listen) is set: Prometheus `/metrics` and `/healthz`. It serves no identity and no
- * control, so it needs no client certificate; bind it to 127.0.0.1 or another private address.
+ * The admin listener of the gateway and the CA, separate from their TLS listeners: Prometheus
+ * `/metrics` and `/healthz` over plain HTTP. It serves no identity and no control, so it needs
+ * no client certificate; bind it to a private address (127.0.0.1 in the examples).
  */
 import { createServer, type Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
@@ -15,6 +15,8 @@ export interface Health {
 
 export interface AdminServerOptions {
   listen: string;
+  /** Log event prefix: `gateway` or `ca`. */
+  component: string;
   logger: Logger;
   metrics(): Promise<{ contentType: string; body: string }>;
   health(): Health;
@@ -36,8 +38,8 @@ export async function startAdminServer(options: AdminServerOptions): Promise<Adm
       options.metrics().then(
         ({ contentType, body }) => res.writeHead(200, { 'content-type': contentType, 'cache-control': 'no-store' }).end(body),
         (err: unknown) => {
-          options.logger.error('gateway.metrics_failed', { err });
-          res.writeHead(500, { 'content-type': 'text/plain' }).end('500 metrics unavailable: see the gateway log\n');
+          options.logger.error(`${options.component}.metrics_failed`, { err });
+          res.writeHead(500, { 'content-type': 'text/plain' }).end(`500 metrics unavailable: see the ${options.component} log\n`);
         },
       );
       return;

@@ -1,17 +1,18 @@
 /**
- * With --workers N the primary serves the admin listener: /metrics merges every worker's
+ * With --workers N (gateway or CA) the primary serves the admin listener: /metrics merges every worker's
  * registry (prom-client asks each worker over the cluster channel), and /healthz is healthy
  * while every worker is alive.
  */
 import cluster from 'node:cluster';
 import { AggregatorRegistry } from 'prom-client';
 import type { Logger } from '../log/logger.js';
-import { startAdminServer, type AdminServer } from '../gateway/admin-server.js';
+import { startAdminServer, type AdminServer } from '../metrics/admin-server.js';
 
-export async function serveClusterAdmin(listen: string, logger: Logger, expectedWorkers: number): Promise<AdminServer> {
+export async function serveClusterAdmin(listen: string, logger: Logger, expectedWorkers: number, component: 'gateway' | 'ca'): Promise<AdminServer> {
   const aggregator = new AggregatorRegistry();
   const admin = await startAdminServer({
     listen,
+    component,
     logger,
     metrics: async () => ({ contentType: aggregator.contentType, body: await (await aggregator.clusterMetrics()).toString() }),
     health: () => {
@@ -19,6 +20,6 @@ export async function serveClusterAdmin(listen: string, logger: Logger, expected
       return { healthy: alive === expectedWorkers, details: { workers: alive, expectedWorkers } };
     },
   });
-  logger.info('gateway.admin_started', { listen: listen.replace(/:\d+$/, `:${admin.port}`), paths: ['/metrics', '/healthz'] });
+  logger.info(`${component}.admin_started`, { listen: listen.replace(/:\d+$/, `:${admin.port}`), paths: ['/metrics', '/healthz'] });
   return admin;
 }

@@ -1,0 +1,98 @@
+/**
+ * The CA's Prometheus metrics. Label values come from closed sets: kind (enroll, renew, sign,
+ * internal), the roles of the config plus the CA's own (ca-server, admin), error codes of the
+ * registry, certificate states; never from request input, so a client cannot grow the series
+ * count. With --workers the primary merges every worker's registry (prom-client's cluster
+ * aggregation): counters and histograms sum; the store counts, which every worker reads from
+ * the same database, take the maximum; the expiry gauges take the minimum (the soonest).
+ */
+import { Counter, Gauge, Histogram, Registry, collectDefaultMetrics } from 'prom-client';
+import type { CertState } from '../store/store.js';
+import type { IssuanceKind, IssuanceObserver } from './authority.js';
+
+export interface CaGaugeSources {
+  certificatesByState(): Promise<Record<CertState, number>>;
+  /** Seconds until notAfter of the root, the intermediate and this process's HTTPS certificate. */
+  certificateExpirySeconds(): Array<{ certificate: 'root' | 'intermediate' | 'server'; seconds: number }>;
+  /** Seconds until nextUpdate of the CRLs this process serves (negative when overdue). */
+  crlNextUpdateSeconds(): Array<{ crl: 'intermediate' | 'root'; seconds: number }>;
+}
+
+export interface CaMetrics {
+  registry: Registry;
+  observer: IssuanceObserver;
+  setSources(sources: CaGaugeSources): void;
+}
+
+/** Counting the inventory reads indexes only, but a scrape from several Prometheus servers should not repeat it. */
+const STATE_CACHE_MS = 5000;
+
+export function createCaMetrics(registry = new Registry()): CaMetrics {
+  collectDefaultMetrics({ register: registry });
+  let sources: CaGaugeSources | null = null;
+  let stateCache: { at: number; value: Promise<Record<CertState, number>> } | null = null;
+
+  const issued = new Counter({ name: 'gatehouse_ca_certificates_issued_total', help: 'Certificates issued, by kind (enroll, renew, sign, internal) and role', labelNames: ['kind', 'role'], registers: [registry] });
+  const duration = new Histogram({
+    name: 'gatehouse_ca_issuance_duration_seconds',
+    help: 'Time from a request reaching the authority to its certificate being on disk, by kind',
+    labelNames: ['kind'],
+    buckets: [0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5],
+    registers: [registry],
+  });
+  const refused = new Counter({ name: 'gatehouse_ca_refusals_total', help: 'Enroll, renew and sign requests answered with an error, by kind and error code', labelNames: ['kind', 'code'], registers: [registry] });
+  new Gauge({
+    name: 'gatehouse_ca_certificates',
+    help: 'Certificates in the inventory by state (active, expired, revoked), counted from the store',
+    labelNames: ['state'],
+    registers: [registry],
+    aggregator: 'max',
+    async collect() {
+      if (!sources) return;
+      const now = Date.now();
+      if (!stateCache || now - stateCache.at > STATE_CACHE_MS) stateCache = { at: now, value: sources.certificatesByState() };
+      const counts = await stateCache.value.catch(() => null);
+      if (!counts) {
+        stateCache = null;
+        return;
+      }
+      for (const [state, count] of Object.entries(counts)) this.set({ state }, count);
+    },
+  });
+  new Gauge({
+    name: 'gatehouse_ca_certificate_expiry_seconds',
+    help: 'Seconds until the CA certificates expire: root, intermediate, and the CA server HTTPS certificate',
+    labelNames: ['certificate'],
+    registers: [registry],
+    aggregator: 'min',
+    collect() {
+      for (const { certificate, seconds } of sources?.certificateExpirySeconds() ?? []) this.set({ certificate }, seconds);
+    },
+  });
+  new Gauge({
+    name: 'gatehouse_ca_crl_next_update_seconds',
+    help: 'Seconds until the nextUpdate of each CRL the CA serves (negative when overdue)',
+    labelNames: ['crl'],
+    registers: [registry],
+    aggregator: 'min',
+    collect() {
+      for (const { crl, seconds } of sources?.crlNextUpdateSeconds() ?? []) this.set({ crl }, seconds);
+    },
+  });
+
+  return {
+    registry,
+    observer: {
+      issued(kind: IssuanceKind, role: string, seconds: number) {
+        issued.inc({ kind, role });
+        duration.observe({ kind }, seconds);
+      },
+      refused(kind: IssuanceKind, code: string) {
+        refused.inc({ kind, code });
+      },
+    },
+    setSources(next) {
+      sources = next;
+    },
+  };
+}
