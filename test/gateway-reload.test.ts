@@ -9,12 +9,11 @@ import { join } from 'node:path';
 import { readFileSync, writeFileSync, renameSync } from 'node:fs';
 import { connect } from 'node:tls';
 import { Agent, request } from 'node:https';
-import { enroll } from '../src/agent/enroll.js';
 import { renewOnce } from '../src/agent/renew.js';
 import { loadGatewayConfig } from '../src/gateway/config.js';
 import { runGateway, type RunningGateway } from '../src/gateway/run.js';
 import { createLogger } from '../src/log/logger.js';
-import { startCaFixture, type CaFixture } from './helpers/ca-fixture.js';
+import { enrollIdentity, startCaFixture, writeClientCaBundle, type CaFixture } from './helpers/ca-fixture.js';
 import { startEchoUpstream, type EchoUpstream } from './helpers/echo-upstream.js';
 
 let fixture: CaFixture;
@@ -26,12 +25,7 @@ let policyFile = '';
 const logLines: string[] = [];
 const dirs: Record<string, string> = {};
 
-async function enrollAs(role: string, name: string, extra: { dns?: string[] } = {}): Promise<string> {
-  const { token } = await fixture.server.authority.createToken({ role }, { actor: 'test' });
-  const dir = join(fixture.root, name);
-  await enroll({ caUrl: fixture.url, token, dir, name, ...extra });
-  return dir;
-}
+const enrollAs = async (role: string, name: string, extra: { dns?: string[]; ip?: string[] } = {}): Promise<string> => (await enrollIdentity(fixture, role, name, extra)).dir;
 
 /** Replace a file the way agents and editors do: write aside, then rename over. */
 function replaceFile(path: string, text: string): void {
@@ -64,7 +58,7 @@ before(async () => {
   appB = await startEchoUpstream({ name: 'B' });
   dirs.gw = await enrollAs('gateway', 'gw-1', { dns: ['localhost'] });
   dirs.device = await enrollAs('web', 'device-1');
-  writeFileSync(join(fixture.root, 'client-ca.pem'), readFileSync(join(dirs.gw, 'ca.pem'), 'utf8') + readFileSync(join(fixture.caDir, 'intermediate.pem'), 'utf8'));
+  writeClientCaBundle(fixture);
   policyFile = join(fixture.root, 'policy.json');
   writeFileSync(policyFile, ALLOW_WEB);
   configFile = join(fixture.root, 'gateway.yaml');

@@ -6,15 +6,14 @@
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
 import { join } from 'node:path';
-import { readFileSync, writeFileSync } from 'node:fs';
+import { readFileSync } from 'node:fs';
 import { Agent, request } from 'node:https';
 import { request as httpGet } from 'node:http';
-import { enroll } from '../src/agent/enroll.js';
 import type { Identity } from '../src/pki/certificate.js';
 import { parseGatewayConfig } from '../src/gateway/config.js';
 import { runGateway, type RunningGateway } from '../src/gateway/run.js';
 import { createLogger } from '../src/log/logger.js';
-import { startCaFixture, type CaFixture } from './helpers/ca-fixture.js';
+import { enrollIdentity, startCaFixture, writeClientCaBundle, type CaFixture } from './helpers/ca-fixture.js';
 import { startEchoUpstream, type EchoUpstream } from './helpers/echo-upstream.js';
 import { run } from './helpers/run.js';
 
@@ -26,9 +25,8 @@ const dirs: Record<string, string> = {};
 const identities: Record<string, Identity> = {};
 
 async function enrollAs(role: string, name: string, extra: { dns?: string[] } = {}): Promise<string> {
-  const { token } = await fixture.server.authority.createToken({ role }, { actor: 'test' });
-  const dir = join(fixture.root, name);
-  identities[name] = await enroll({ caUrl: fixture.url, token, dir, name, ...extra });
+  const { dir, identity } = await enrollIdentity(fixture, role, name, extra);
+  identities[name] = identity;
   return dir;
 }
 
@@ -39,8 +37,7 @@ before(async () => {
   dirs.keeper = await enrollAs('web', 'keeper');
   dirs.doomed = await enrollAs('web', 'doomed');
   dirs.later = await enrollAs('web', 'revoked-later');
-  const bundle = join(fixture.root, 'client-ca.pem');
-  writeFileSync(bundle, readFileSync(join(dirs.gw, 'ca.pem'), 'utf8') + readFileSync(join(fixture.caDir, 'intermediate.pem'), 'utf8'));
+  const bundle = writeClientCaBundle(fixture);
   await fixture.server.authority.revokeCertificate(identities.doomed!.serial, 'keyCompromise', { actor: 'test' });
   const config = parseGatewayConfig({
     listen: '127.0.0.1:0',

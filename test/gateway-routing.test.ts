@@ -11,11 +11,10 @@ import { connect as http2Connect } from 'node:http2';
 import { request as httpGet } from 'node:http';
 import { createServer, type Server } from 'node:net';
 import type { AddressInfo } from 'node:net';
-import { enroll } from '../src/agent/enroll.js';
 import { parseGatewayConfig } from '../src/gateway/config.js';
 import { runGateway, type RunningGateway } from '../src/gateway/run.js';
 import { createLogger } from '../src/log/logger.js';
-import { startCaFixture, type CaFixture } from './helpers/ca-fixture.js';
+import { enrollIdentity, startCaFixture, writeClientCaBundle, type CaFixture } from './helpers/ca-fixture.js';
 import { startEchoUpstream, type EchoUpstream } from './helpers/echo-upstream.js';
 import { run } from './helpers/run.js';
 
@@ -29,12 +28,7 @@ const logLines: string[] = [];
 const dirs: Record<string, string> = {};
 let deadUrl = '';
 
-async function enrollAs(role: string, name: string, extra: { dns?: string[] } = {}): Promise<string> {
-  const { token } = await fixture.server.authority.createToken({ role }, { actor: 'test' });
-  const dir = join(fixture.root, name);
-  await enroll({ caUrl: fixture.url, token, dir, name, ...extra });
-  return dir;
-}
+const enrollAs = async (role: string, name: string, extra: { dns?: string[]; ip?: string[] } = {}): Promise<string> => (await enrollIdentity(fixture, role, name, extra)).dir;
 
 before(async () => {
   fixture = await startCaFixture();
@@ -50,8 +44,7 @@ before(async () => {
   dirs.gw = await enrollAs('gateway', 'gw-1', { dns: ['localhost', 'api.test.internal', 'app.test.internal'] });
   dirs.device = await enrollAs('web', 'device-1');
   dirs.admin = await enrollAs('admin', 'ops-1');
-  const bundle = join(fixture.root, 'client-ca.pem');
-  writeFileSync(bundle, readFileSync(join(dirs.gw, 'ca.pem'), 'utf8') + readFileSync(join(fixture.caDir, 'intermediate.pem'), 'utf8'));
+  const bundle = writeClientCaBundle(fixture);
   const policyFile = join(fixture.root, 'policy.json');
   writeFileSync(policyFile, JSON.stringify([
     { permission: { method: 'GET', resource: '/.*' }, allow: ['web', 'admin'] },

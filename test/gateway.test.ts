@@ -5,13 +5,11 @@
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
 import { join } from 'node:path';
-import { readFileSync, writeFileSync } from 'node:fs';
-import { enroll } from '../src/agent/enroll.js';
 import { startGateway, type Gateway } from '../src/gateway/gateway.js';
 import { compilePolicy } from '../src/policy/index.js';
 import { createLogger } from '../src/log/logger.js';
 import { parseGatewayConfig } from '../src/gateway/config.js';
-import { startCaFixture, type CaFixture } from './helpers/ca-fixture.js';
+import { enrollIdentity, startCaFixture, writeClientCaBundle, type CaFixture } from './helpers/ca-fixture.js';
 import { startEchoUpstream, type EchoUpstream } from './helpers/echo-upstream.js';
 import { run, runSync } from './helpers/run.js';
 
@@ -21,12 +19,7 @@ let gateway: Gateway;
 const logLines: string[] = [];
 const dirs: Record<string, string> = {};
 
-async function enrollAs(role: string, name: string, extra: { dns?: string[]; ip?: string[] } = {}): Promise<string> {
-  const { token } = await fixture.server.authority.createToken({ role }, { actor: 'test' });
-  const dir = join(fixture.root, name);
-  await enroll({ caUrl: fixture.url, token, dir, name, ...extra });
-  return dir;
-}
+const enrollAs = async (role: string, name: string, extra: { dns?: string[]; ip?: string[] } = {}): Promise<string> => (await enrollIdentity(fixture, role, name, extra)).dir;
 
 before(async () => {
   fixture = await startCaFixture();
@@ -36,8 +29,7 @@ before(async () => {
   dirs.other = await enrollAs('web', 'unlisted-device');
   dirs.admin = await enrollAs('admin', 'ops-1');
   // Client certificates chain to the root through the intermediate the agent received in cert.pem.
-  const bundle = join(fixture.root, 'client-ca.pem');
-  writeFileSync(bundle, readFileSync(join(dirs.gw, 'ca.pem'), 'utf8') + readFileSync(join(fixture.caDir, 'intermediate.pem'), 'utf8'));
+  const bundle = writeClientCaBundle(fixture);
   const policy = compilePolicy({
     version: 1, name: 'demo', denyMessage: 'You shall not pass!',
     rules: [

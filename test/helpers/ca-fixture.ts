@@ -1,6 +1,8 @@
 /** A real CA for tests: `ca init` in a temp dir, then the HTTPS server on 127.0.0.1 port 0. */
 import { join } from 'node:path';
-import { writeFileSync } from 'node:fs';
+import { readFileSync, writeFileSync } from 'node:fs';
+import { enroll } from '../../src/agent/enroll.js';
+import type { Identity } from '../../src/pki/certificate.js';
 import { initCa, type InitOptions } from '../../src/ca/init.js';
 import { CA_FILES, loadCaMaterial } from '../../src/ca/ca-dir.js';
 import { startCaServer, type CaServer } from '../../src/ca/server.js';
@@ -27,7 +29,6 @@ export async function startCaFixture(options: Partial<Omit<InitOptions, 'now'>> 
   await initCa({ dir: caDir, org: 'Test Org', trustDomain: 'test.internal', ...initOptions });
   if (options.configEdit) {
     const path = join(caDir, CA_FILES.config);
-    const { readFileSync } = await import('node:fs');
     writeFileSync(path, options.configEdit(readFileSync(path, 'utf8')), { mode: 0o600 });
   }
   const logLines: string[] = [];
@@ -49,4 +50,19 @@ export async function startCaFixture(options: Partial<Omit<InitOptions, 'now'>> 
       tmp.cleanup();
     },
   };
+}
+
+/** Enrolls an identity with the agent against the fixture CA, in `fixture.root/name`. */
+export async function enrollIdentity(fixture: CaFixture, role: string, name: string, extra: { dns?: string[]; ip?: string[] } = {}): Promise<{ dir: string; identity: Identity }> {
+  const { token } = await fixture.server.authority.createToken({ role }, { actor: 'test' });
+  const dir = join(fixture.root, name);
+  const identity = await enroll({ caUrl: fixture.url, token, dir, name, ...extra });
+  return { dir, identity };
+}
+
+/** Root plus issuing intermediate: what a gateway needs to verify clients and the CA's CRLs. */
+export function writeClientCaBundle(fixture: CaFixture): string {
+  const bundle = join(fixture.root, 'client-ca.pem');
+  writeFileSync(bundle, readFileSync(join(fixture.caDir, CA_FILES.rootCert), 'utf8') + readFileSync(join(fixture.caDir, CA_FILES.intermediateCert), 'utf8'));
+  return bundle;
 }
