@@ -1,6 +1,7 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { readFileSync } from 'node:fs';
+import { execFileSync } from 'node:child_process';
 import { cliReference, errorReference } from '../src/docs/reference.js';
 import { COMMANDS } from '../src/cli/commands/index.js';
 import { ERRORS } from '../src/errors/errors.js';
@@ -28,4 +29,10 @@ test('readme-opens-with-the-two-commands', () => {
   const readme = readFileSync('README.md', 'utf8');
   const blocks = [...readme.matchAll(/```(?:sh|bash)?\n([\s\S]*?)```/g)].map((m) => m[1]!.trim());
   assert.deepEqual(blocks.slice(0, 2), ['npm ci && npm start', 'npm ci && npm test']);
+});
+
+test('docs-and-sources-hold-no-merge-conflict-markers', () => {
+  const tracked = execFileSync('git', ['ls-files', '*.md', '*.ts', '*.mjs', '*.json', '*.yml', '*.yaml'], { encoding: 'utf8' }).split('\n').filter(Boolean);
+  const offenders = tracked.filter((file) => /^(<{7}|>{7}) /m.test(readFileSync(file, 'utf8')));
+  assert.deepEqual(offenders, []);
 });
