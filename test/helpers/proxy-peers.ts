@@ -409,6 +409,18 @@ export async function sClient(port: number, cafile: string, args: string[]): Pro
   return { exit: raw.status, reused: summary?.[1] === 'Reused', protocol: summary?.[2] ?? '', http: parseHttp(raw.stdout), serverSerial, raw };
 }
 
+/**
+ * The alert a server sends when it refuses the handshake, as `openssl s_client` reports it.
+ * No request is sent: with TLS 1.3 the client finishes its side of the handshake before the
+ * server has judged its certificate, and data sent then can make the server's TCP stack answer
+ * with a reset that loses the alert (curl then reports only "connection reset" or "getpeername"),
+ * so curl shows that the request was refused and this shows why.
+ */
+export async function handshakeAlert(port: number, cafile: string, args: string[] = []): Promise<string> {
+  const r = await run('openssl', ['s_client', '-connect', `127.0.0.1:${port}`, '-servername', 'localhost', '-CAfile', cafile, '-ign_eof', ...args], { input: '', timeoutMs: 20_000 });
+  return /alert [a-z ]+/.exec(`${r.stderr}\n${r.stdout}`)?.[0] ?? `(no alert; exit ${r.status}; ${r.stderr.slice(-500)})`;
+}
+
 export const TLS_VERSIONS = [['tls13', ['-tls1_3']], ['tls12', ['-tls1_2']]] as const;
 
 // ---------------------------------------------------------------- docs
