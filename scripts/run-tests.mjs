@@ -2,8 +2,8 @@
 // Runs the compiled test suite. The external peers the tests use as oracles must be present:
 // a missing tool fails the run loudly instead of silently skipping tests.
 import { spawnSync } from 'node:child_process';
-import { readdirSync, statSync } from 'node:fs';
-import { join } from 'node:path';
+import { accessSync, constants, readdirSync, statSync } from 'node:fs';
+import { delimiter, join } from 'node:path';
 
 const REQUIRED_TOOLS = [
   ['openssl', ['version'], 'apt-get install -y openssl'],
@@ -12,8 +12,27 @@ const REQUIRED_TOOLS = [
   ['certtool', ['--version'], 'apt-get install -y gnutls-bin'],
   // The dashboard's browser tests drive Debian's Chromium (playwright-core downloads no browser).
   ['chromium', ['--version'], 'apt-get install -y chromium'],
+  // The proxies of docs/recipes, run for real by test/interop-*.test.ts.
+  ['nginx', ['-v'], 'apt-get install -y nginx'],
+  ['haproxy', ['-v'], 'apt-get install -y haproxy'],
+  ['caddy', ['version'], 'apt-get install -y caddy'],
+  ['socat', ['-V'], 'apt-get install -y socat'],
+  ['python3', ['-c', 'import requests'], 'apt-get install -y python3-requests'],
 ];
-const missing = REQUIRED_TOOLS.filter(([cmd, args]) => spawnSync(cmd, args, { stdio: 'ignore' }).status !== 0);
+
+// Debian installs nginx and haproxy in /usr/sbin, which a normal user's PATH lacks; the tests look there too.
+function resolveTool(cmd) {
+  for (const dir of [...(process.env.PATH ?? '').split(delimiter), '/usr/local/sbin', '/usr/sbin', '/sbin'].filter(Boolean)) {
+    try {
+      accessSync(join(dir, cmd), constants.X_OK);
+      return join(dir, cmd);
+    } catch {
+      // not in this directory
+    }
+  }
+  return cmd;
+}
+const missing = REQUIRED_TOOLS.filter(([cmd, args]) => spawnSync(resolveTool(cmd), args, { stdio: 'ignore' }).status !== 0);
 if (missing.length) {
   for (const [cmd, , fix] of missing) console.error(`test suite needs '${cmd}', which is not installed: ${fix}`);
   process.exit(1);

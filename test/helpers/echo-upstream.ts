@@ -4,6 +4,8 @@ import type { AddressInfo } from 'node:net';
 
 export interface EchoUpstream {
   url: string;
+  /** How many HTTP requests (not upgrades) reached the app so far. */
+  requestCount(): number;
   close(): Promise<void>;
 }
 
@@ -12,7 +14,9 @@ export interface EchoUpstream {
  * `maxHeaderSize` is Node's limit on the request head the app accepts (default 16 KiB).
  */
 export async function startEchoUpstream(options: { name?: string; delayMs?: number; maxHeaderSize?: number } = {}): Promise<EchoUpstream> {
+  let requests = 0;
   const server: Server = createServer({ ...(options.maxHeaderSize ? { maxHeaderSize: options.maxHeaderSize } : {}) }, (req, res) => {
+    requests++;
     const body = JSON.stringify({ upstream: options.name ?? 'echo', method: req.method, url: req.url, rawHeaders: req.rawHeaders, headers: req.headers });
     if (options.delayMs) {
       setTimeout(() => res.writeHead(200, { 'content-type': 'application/json', 'content-length': Buffer.byteLength(body) }).end(body), options.delayMs);
@@ -31,6 +35,7 @@ export async function startEchoUpstream(options: { name?: string; delayMs?: numb
   await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', () => resolve()));
   return {
     url: `http://127.0.0.1:${(server.address() as AddressInfo).port}`,
+    requestCount: () => requests,
     close: () => new Promise<void>((resolve) => { server.closeAllConnections(); server.close(() => resolve()); }),
   };
 }

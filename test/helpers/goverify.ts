@@ -31,7 +31,7 @@ function writable(dir: string): boolean {
 }
 
 /** Environment for `go build`: module mode, no network, no cgo, a writable build cache. */
-function goEnv(): NodeJS.ProcessEnv {
+export function goEnv(): NodeJS.ProcessEnv {
   const env: NodeJS.ProcessEnv = { ...process.env, GOFLAGS: '-mod=mod', GOPROXY: 'off', GOWORK: 'off', CGO_ENABLED: '0' };
   let cache = '';
   try {
