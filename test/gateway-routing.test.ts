@@ -270,3 +270,30 @@ test('gateway-access-log-line-has-the-fields-operators-need', async () => {
   assert.equal(line.identity, 'spiffe://test.internal/web/device-1');
   assert.equal(line.tls, 'TLSv1.3');
 });
+
+test('gateway-websocket-tunnel-closed-when-the-policy-no-longer-allows-it', async () => {
+  const { compilePolicy, loadPolicyFile } = await import('../src/policy/index.js');
+  const socket = connect({
+    host: '127.0.0.1', port: port(), servername: 'localhost', ALPNProtocols: ['http/1.1'], ca: readFileSync(join(dirs.gw!, 'ca.pem')),
+    cert: readFileSync(join(dirs.device!, 'cert.pem')), key: readFileSync(join(dirs.device!, 'key.pem')),
+  });
+  let received = '';
+  const upgraded = new Promise<void>((resolve, reject) => {
+    socket.on('data', (d: Buffer) => { received += d.toString(); if (received.includes('\r\n\r\n')) resolve(); });
+    socket.on('error', reject);
+  });
+  const closed = new Promise<number>((resolve) => socket.on('close', () => resolve(Date.now())));
+  socket.write('GET /ws-long HTTP/1.1\r\nHost: localhost\r\nConnection: Upgrade\r\nUpgrade: websocket\r\n\r\n');
+  await upgraded;
+  assert.match(received, /^HTTP\/1\.1 101 /);
+  const policyFile = join(fixture.root, 'policy.json');
+  try {
+    running.gateway.setPolicy(compilePolicy({ version: 1, rules: [{ effect: 'allow', methods: ['GET'], paths: ['/elsewhere'], roles: ['web'] }] }));
+    const closedAt = await Promise.race([closed, new Promise<number>((r) => setTimeout(() => r(-1), 8000))]);
+    assert.ok(closedAt > 0, 'the tunnel was closed after the policy stopped allowing it');
+    assert.ok(logLines.some((l) => l.includes('"event":"gateway.tunnel_closed"') && l.includes('POLICY_DENIED')));
+  } finally {
+    socket.destroy();
+    running.gateway.setPolicy(loadPolicyFile(policyFile));
+  }
+});

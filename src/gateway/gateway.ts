@@ -97,6 +97,8 @@ type Admission =
   | { ok: false; reason: RefusalReason; message: string };
 
 const NO_CERT_MESSAGE = '400 Bad Request: client certificate required';
+/** How often open WebSocket tunnels are re-checked (certificate validity, revocation, policy). */
+const TUNNEL_RECHECK_MS = 2000;
 
 export async function startGateway(config: Readonly<GatewayConfig>, deps: GatewayDeps): Promise<Gateway> {
   const { logger, revocation } = deps;
@@ -303,9 +305,29 @@ export async function startGateway(config: Readonly<GatewayConfig>, deps: Gatewa
     }
   });
 
-  const tunnels = new Set<Duplex>();
+  // Open WebSocket tunnels and what admitted them. A tunnel lives as long as its client wants,
+  // so it is re-checked like a request would be: a certificate that expires or is revoked, or a
+  // policy that no longer allows it, closes the tunnel within TUNNEL_RECHECK_MS.
+  const tunnels = new Map<Duplex, { socket: TLSSocket; method: string; path: string; requestId: string } | null>();
+  const recheckTunnels = () => {
+    for (const [clientSocket, tunnel] of tunnels) {
+      if (!tunnel) continue;
+      const { peer, refusal } = peerOf(tunnel.socket);
+      let reason: string | null = refusal?.reason ?? null;
+      if (peer) {
+        const decision = state.policy.evaluate({ name: peer.identity.name, role: peer.identity.role, spiffeId: peer.identity.spiffeId, fingerprint: peer.identity.fingerprint }, tunnel.method, tunnel.path);
+        if (!decision.allow) reason = 'POLICY_DENIED';
+      }
+      if (reason) {
+        logger.info('gateway.tunnel_closed', { requestId: tunnel.requestId, reason, ...(refusal ? { detail: refusal.detail } : {}) });
+        clientSocket.destroy();
+      }
+    }
+  };
+  const tunnelTimer = setInterval(recheckTunnels, TUNNEL_RECHECK_MS);
+  tunnelTimer.unref();
   server.on('upgrade', (req: IncomingMessage, clientSocket: Duplex, head: Buffer) => {
-    tunnels.add(clientSocket);
+    tunnels.set(clientSocket, null);
     clientSocket.once('close', () => tunnels.delete(clientSocket));
     const requestId = nextRequestId();
     const socket = req.socket as TLSSocket;
@@ -321,6 +343,7 @@ export async function startGateway(config: Readonly<GatewayConfig>, deps: Gatewa
         return done('refused', refusalStatus(admission.reason), admission.reason);
       }
       const { route } = admission;
+      tunnels.set(clientSocket, { socket, method: req.method ?? 'GET', path: String(log.path), requestId });
       forwardUpgrade({
         req, clientSocket, clientHead: head, pool: route.target.pool, headers: admission.headers, pathAndQuery: admission.pathAndQuery,
         connectTimeoutMs: config.upstream.connectTimeout,
@@ -394,11 +417,12 @@ export async function startGateway(config: Readonly<GatewayConfig>, deps: Gatewa
         const timer = setTimeout(() => {
           // Past the drain timeout: cut what is left.
           for (const session of sessions) session.destroy();
-          for (const tunnel of tunnels) tunnel.destroy();
+          for (const tunnel of tunnels.keys()) tunnel.destroy();
           (server as unknown as { closeAllConnections?: () => void }).closeAllConnections?.();
           finish();
         }, config.limits.drainTimeout);
         timer.unref();
+        clearInterval(tunnelTimer);
         server.close(() => { clearTimeout(timer); finish(); });
         // HTTP/2: GOAWAY lets streams in flight finish; HTTP/1.1: idle keep-alive sockets close
         // now, busy ones after their response (Node marks them to close).
