@@ -167,7 +167,7 @@ test('ca-metrics-with-two-workers-merged-in-the-primary', async () => {
     assert.ok(value(s, 'gatehouse_ca_certificate_expiry_seconds', { certificate: 'server' }) > 86_000);
     const health = await httpGet(ca.metricsUrl!.replace(/\/metrics$/, '/healthz'));
     assert.equal(health.status, 200);
-    assert.deepEqual(JSON.parse(health.body), { status: 'ok', workers: 2, expectedWorkers: 2 });
+    assert.deepEqual(JSON.parse(health.body), { status: 'ok', workers: 2, expectedWorkers: 2, problems: [] });
   } finally {
     assert.equal(await ca.stop(), 0);
   }

@@ -77,7 +77,9 @@ test('gateway-workers-share-the-port-reload-on-sighup-and-merge-metrics', async 
     assert.equal(total, 6, `the primary sums every worker's counters (requests served by workers ${[...served].join(', ')})`);
     const health = await adminGet(adminPort, '/healthz');
     assert.equal(health.status, 200);
-    assert.equal((JSON.parse(health.body) as { workers: number }).workers, 2);
+    const parsed = JSON.parse(health.body) as { workers: number; problems: string[] };
+    assert.equal(parsed.workers, 2);
+    assert.deepEqual(parsed.problems, [], 'the merged metrics show a valid certificate');
 
     gateway.child.kill('SIGHUP');
     await gateway.waitForLog((l) => l.event === 'gateway.reloaded' && l.what === 'tls' && l.worker === 1);

@@ -1,23 +1,39 @@
 /**
  * With --workers N (gateway or CA) the primary serves the admin listener: /metrics merges every worker's
  * registry (prom-client asks each worker over the cluster channel), and /healthz is healthy
- * while every worker is alive.
+ * while every worker is alive and the merged metrics show no expired certificate and no CRL past
+ * its limit (the primary holds neither, the workers do).
  */
 import cluster from 'node:cluster';
 import { AggregatorRegistry } from 'prom-client';
 import type { Logger } from '../log/logger.js';
 import { startAdminServer, type AdminServer } from '../metrics/admin-server.js';
 
-export async function serveClusterAdmin(listen: string, logger: Logger, expectedWorkers: number, component: 'gateway' | 'ca'): Promise<AdminServer> {
+/** What the merged metrics say is wrong; `crlGraceSeconds` is how far past nextUpdate a CRL may be. */
+export function problemsInMetrics(text: string, component: 'gateway' | 'ca', crlGraceSeconds: number): string[] {
+  const problems: string[] = [];
+  const values = (name: string) => [...text.matchAll(new RegExp(`^${name}(\\{[^}]*\\})? (\\S+)$`, 'gm'))].map((m) => ({ labels: m[1] ?? '', value: Number(m[2]) }));
+  for (const { labels, value } of values(`gatehouse_${component}_certificate_expiry_seconds`)) {
+    if (value <= 0) problems.push(`certificate ${labels || ''} expired ${Math.round(-value)} s ago`.replace('  ', ' '));
+  }
+  for (const { labels, value } of values(`gatehouse_${component}_crl_next_update_seconds`)) {
+    if (value < -crlGraceSeconds) problems.push(`CRL ${labels} is ${Math.round(-value)} s past its nextUpdate`);
+  }
+  return problems;
+}
+
+export async function serveClusterAdmin(listen: string, logger: Logger, expectedWorkers: number, component: 'gateway' | 'ca', crlGraceSeconds = 0): Promise<AdminServer> {
   const aggregator = new AggregatorRegistry();
   const admin = await startAdminServer({
     listen,
     component,
     logger,
     metrics: async () => ({ contentType: aggregator.contentType, body: await (await aggregator.clusterMetrics()).toString() }),
-    health: () => {
+    health: async () => {
       const alive = Object.values(cluster.workers ?? {}).filter((w) => w && !w.isDead()).length;
-      return { healthy: alive === expectedWorkers, details: { workers: alive, expectedWorkers } };
+      const problems = problemsInMetrics(await aggregator.clusterMetrics(), component, crlGraceSeconds);
+      if (alive !== expectedWorkers) problems.push(`${alive} of ${expectedWorkers} workers alive`);
+      return { healthy: problems.length === 0, details: { workers: alive, expectedWorkers, problems } };
     },
   });
   logger.info(`${component}.admin_started`, { listen: listen.replace(/:\d+$/, `:${admin.port}`), paths: ['/metrics', '/healthz'] });

@@ -19,7 +19,7 @@ export interface AdminServerOptions {
   component: string;
   logger: Logger;
   metrics(): Promise<{ contentType: string; body: string }>;
-  health(): Health;
+  health(): Health | Promise<Health>;
 }
 
 export interface AdminServer {
@@ -45,9 +45,13 @@ export async function startAdminServer(options: AdminServerOptions): Promise<Adm
       return;
     }
     if (path === '/healthz') {
-      const health = options.health();
-      const body = JSON.stringify({ status: health.healthy ? 'ok' : 'unhealthy', ...health.details });
-      res.writeHead(health.healthy ? 200 : 503, { 'content-type': 'application/json', 'cache-control': 'no-store' }).end(body);
+      Promise.resolve().then(() => options.health()).then((health) => {
+        const body = JSON.stringify({ status: health.healthy ? 'ok' : 'unhealthy', ...health.details });
+        res.writeHead(health.healthy ? 200 : 503, { 'content-type': 'application/json', 'cache-control': 'no-store' }).end(body);
+      }, (err: unknown) => {
+        options.logger.error('admin.health_failed', { err });
+        res.writeHead(503, { 'content-type': 'application/json', 'cache-control': 'no-store' }).end(JSON.stringify({ status: 'unhealthy', problems: ['health check failed: see the log'] }));
+      });
       return;
     }
     res.writeHead(404, { 'content-type': 'text/plain' }).end('404 Not Found: try /metrics or /healthz\n');

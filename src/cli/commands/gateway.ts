@@ -61,7 +61,7 @@ export const gatewayCommand: CommandSpec = {
       loadTlsMaterial(config.tls);
       loadPolicy(config, logger);
       const { serveClusterAdmin } = await import('../cluster-admin.js');
-      const admin = config.admin.listen ? await serveClusterAdmin(config.admin.listen, logger, workers, 'gateway') : null;
+      const admin = config.admin.listen ? await serveClusterAdmin(config.admin.listen, logger, workers, 'gateway', config.revocation.grace / 1000) : null;
       const forwardReload = () => {
         for (const worker of Object.values(cluster.workers ?? {})) worker?.send(RELOAD_MESSAGE);
       };
