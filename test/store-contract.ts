@@ -72,6 +72,49 @@ export function runStoreContract(kind: string, open: () => Promise<{ store: Stor
     assert.equal((await store.listCerts()).length, 1);
   });
 
+  withStore('exclusive-name-issuance-refused-in-the-transaction-when-another-active-cert-holds-the-name', async (store) => {
+    await store.commitIssuance({ cert: cert('01', { name: 'a', spiffeId: 'spiffe://t/web/a' }), now: T0, audit: [] });
+    await store.insertToken(token('t2'), audit('ca.token_created'));
+    const taker = cert('02', { name: 'a', spiffeId: 'spiffe://t/web/a', tokenId: 't2' });
+    assert.deepEqual(await store.commitIssuance({ cert: taker, consumeTokenId: 't2', exclusiveName: true, now: T0, audit: [{ ...audit('ca.cert_issued'), serial: '02' }] }),
+      { ok: false, reason: 'NAME_TAKEN', heldBy: '01' });
+    assert.equal(await store.getCert('02'), null, 'nothing recorded');
+    assert.equal((await store.getToken('t2'))!.uses, 0, 'the token use is not consumed');
+    assert.deepEqual((await store.listAudit({ serial: '02' })), [], 'no audit event from the refused transaction');
+
+    // Not exclusive (a token made for the exact name, or a renewal): the holder may be replaced.
+    assert.deepEqual(await store.commitIssuance({ cert: cert('03', { name: 'a', spiffeId: 'spiffe://t/web/a' }), now: T0, audit: [] }), { ok: true });
+    // Another role is another SPIFFE ID; revoked and expired holders hold nothing.
+    assert.deepEqual(await store.commitIssuance({ cert: cert('04', { name: 'a', role: 'gateway', spiffeId: 'spiffe://t/gateway/a' }), exclusiveName: true, now: T0, audit: [] }), { ok: true });
+    await store.commitIssuance({ cert: cert('05', { name: 'b', notAfter: T0 }), now: T0, audit: [] });
+    await store.commitIssuance({ cert: cert('06', { name: 'b' }), now: T0, audit: [] });
+    await store.revokeCert('06', 'superseded', T0, audit('ca.cert_revoked'));
+    assert.deepEqual(await store.commitIssuance({ cert: cert('07', { name: 'b', tokenId: 't2' }), consumeTokenId: 't2', exclusiveName: true, now: T0, audit: [] }), { ok: true });
+    assert.equal((await store.getToken('t2'))!.uses, 1);
+  });
+
+  withStore('concurrent-exclusive-issuances-of-one-name-exactly-one-wins-and-others-are-unaffected', async (store) => {
+    // Issued together (one group commit in SQLite): the check must see the earlier items of the
+    // same batch, and a refused item must not fail the others.
+    const ids = Array.from({ length: 10 }, (_, i) => `r${i}`);
+    for (const id of ids) await store.insertToken(token(id), audit('ca.token_created'));
+    await store.insertToken(token('other'), audit('ca.token_created'));
+    const outcomes = await Promise.all([
+      ...ids.map((id, i) => store.commitIssuance({ cert: cert(`1${i}`, { name: 'same', spiffeId: 'spiffe://t/web/same', tokenId: id }), consumeTokenId: id, exclusiveName: true, now: T0, audit: [] })),
+      store.commitIssuance({ cert: cert('20', { name: 'elsewhere', tokenId: 'other' }), consumeTokenId: 'other', exclusiveName: true, now: T0, audit: [] }),
+    ]);
+    const sameName = outcomes.slice(0, ids.length);
+    const winners = sameName.flatMap((o, i) => (o.ok ? [i] : []));
+    assert.equal(winners.length, 1, `exactly one wins: ${JSON.stringify(sameName)}`);
+    for (const [i, o] of sameName.entries()) {
+      if (i !== winners[0]) assert.deepEqual(o, { ok: false, reason: 'NAME_TAKEN', heldBy: `1${winners[0]}` });
+    }
+    assert.deepEqual(outcomes[ids.length], { ok: true }, 'an unrelated issuance in the same batch succeeds');
+    assert.deepEqual((await store.listCerts({ name: 'same', now: T0 })).map((c) => c.serial), [`1${winners[0]}`]);
+    for (const [i, id] of ids.entries()) assert.equal((await store.getToken(id))!.uses, i === winners[0] ? 1 : 0);
+    assert.equal((await store.getToken('other'))!.uses, 1);
+  });
+
   withStore('revoke-once-keeps-first-reason-and-bumps-version', async (store) => {
     await store.commitIssuance({ cert: cert('0b'), now: T0, audit: [] });
     const v0 = await store.revocationVersion();

@@ -119,21 +119,21 @@ export class Authority {
       await this.auditRefusal('ca.cert_refused', err, ctx, now, { tokenId: token.id, role: token.role, via: 'enroll' });
       throw err;
     }
-    return this.issue(approved, csr.spkiDer, now, ctx, { tokenId: token.id, renewedFrom: null });
+    return this.issue(approved, csr.spkiDer, now, ctx, { tokenId: token.id, renewedFrom: null, exclusiveName: !mayReplaceHolder(token) });
   }
 
   /**
    * A token that does not fix the name must not let a machine take over a name another machine
    * holds: that would let any holder of a pattern token impersonate an enrolled peer. A token
    * made for that exact name is the operator's explicit choice to replace it (a rebuilt machine).
-   * Not atomic with the commit: two simultaneous first enrollments of one new name can both pass.
+   * This early check gives a clear refusal before signing; the guard is the same check repeated
+   * by the store inside the transaction that records the certificate (`exclusiveName`), so two
+   * simultaneous first enrollments of one new name cannot both succeed.
    */
   private async refuseNameHeldByAnother(token: TokenRecord, approved: ApprovedRequest, now: Date): Promise<void> {
-    if (token.name !== null) return;
+    if (mayReplaceHolder(token)) return;
     const active = await this.store.listCerts({ name: approved.name, role: approved.role, state: 'active', now, limit: 1 });
-    if (active.length > 0) {
-      throw new GatehouseError('GH_NAME_TAKEN', `${approved.spiffeId} is held by an active certificate (serial ${active[0]!.serial}); choose another name, or revoke it and enroll with a token made for this name`);
-    }
+    if (active.length > 0) throw nameTaken(approved.spiffeId, active[0]!.serial);
   }
 
   private async checkToken(tokenText: string, now: Date, ctx: RequestContext): Promise<TokenRecord> {
@@ -225,7 +225,7 @@ export class Authority {
     spkiDer: Buffer,
     now: Date,
     ctx: RequestContext,
-    link: { tokenId: string | null; renewedFrom: string | null },
+    link: { tokenId: string | null; renewedFrom: string | null; exclusiveName?: boolean },
     override?: { profile: LeafProfile; lifetimeMs: number },
   ): Promise<IssuedCertificate> {
     const rules = override ?? { ...roleConfig(this.config, approved.role), lifetimeMs: roleConfig(this.config, approved.role).lifetime };
@@ -278,7 +278,14 @@ export class Authority {
       tokenId: link.tokenId,
       details: { name: record.name, role: record.role, spiffeId: record.spiffeId, notAfter: record.notAfter.toISOString(), renewedFrom: link.renewedFrom, dns: approved.dns, ip: approved.ip },
     });
-    const outcome = await this.store.commitIssuance({ cert: record, now, audit, ...(link.tokenId ? { consumeTokenId: link.tokenId } : {}) });
+    const outcome = await this.store.commitIssuance({ cert: record, now, audit, ...(link.tokenId ? { consumeTokenId: link.tokenId } : {}), ...(link.exclusiveName ? { exclusiveName: true } : {}) });
+    if (!outcome.ok && outcome.reason === 'NAME_TAKEN') {
+      // Another enrollment of this name committed first (after our early check); nothing was
+      // recorded and the token keeps its use. This certificate is discarded unseen.
+      const err = nameTaken(approved.spiffeId, outcome.heldBy);
+      await this.auditRefusal('ca.cert_refused', err, ctx, now, { tokenId: link.tokenId, role: approved.role, via: 'enroll' });
+      throw err;
+    }
     if (!outcome.ok) {
       // Another enrollment won the race for the token's last use; this certificate is discarded unseen.
       const code: ErrorCode = outcome.reason === 'TOKEN_REVOKED' ? 'GH_TOKEN_REVOKED' : outcome.reason === 'TOKEN_EXPIRED' ? 'GH_TOKEN_EXPIRED' : outcome.reason === 'TOKEN_UNKNOWN' ? 'GH_TOKEN_INVALID' : 'GH_TOKEN_USED';
@@ -355,4 +362,13 @@ export class Authority {
       this.logger.error('ca.audit_write_failed', { err: auditErr, requestId: ctx.requestId });
     }
   }
+}
+
+/** Only a token made for the exact name may replace an active holder of that name. */
+function mayReplaceHolder(token: TokenRecord): boolean {
+  return token.name !== null;
+}
+
+function nameTaken(spiffeId: string, heldBy: string): GatehouseError {
+  return new GatehouseError('GH_NAME_TAKEN', `${spiffeId} is held by an active certificate (serial ${heldBy}); choose another name, or revoke it and enroll with a token made for this name`);
 }

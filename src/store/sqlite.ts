@@ -145,6 +145,8 @@ export class SqliteStore implements Store {
       consumeToken: db.prepare('UPDATE tokens SET uses = uses + 1 WHERE id = ? AND uses < max_uses AND revoked_at IS NULL AND expires_at > ?'),
       getToken: db.prepare('SELECT * FROM tokens WHERE id = ?'),
       getCert: db.prepare('SELECT * FROM certificates WHERE serial = ?'),
+      // The same rows as listCerts({ name, role, state: 'active', now, limit: 1 }) (the certificates_name index).
+      activeHolder: db.prepare('SELECT serial FROM certificates WHERE name = ? AND role = ? AND revoked_at IS NULL AND not_after > ? ORDER BY issued_at DESC, serial LIMIT 1'),
       lastAudit: db.prepare('SELECT hash FROM audit_events ORDER BY seq DESC LIMIT 1'),
       getMeta: db.prepare('SELECT value FROM meta WHERE key = ?'),
       setMeta: db.prepare('INSERT INTO meta (key, value) VALUES (?, ?) ON CONFLICT(key) DO UPDATE SET value = excluded.value'),
@@ -242,7 +244,14 @@ export class SqliteStore implements Store {
     batch.forEach((p, i) => p.resolve(outcomes[i]!));
   }
 
-  private commitOneInTx({ cert, consumeTokenId, now, audit }: IssuanceCommit): IssuanceOutcome {
+  private commitOneInTx({ cert, consumeTokenId, now, audit, exclusiveName }: IssuanceCommit): IssuanceOutcome {
+    if (exclusiveName) {
+      // Checked before anything is written, so a refusal leaves this item's (and the batch's)
+      // state untouched. Items earlier in the batch were inserted on this connection in this
+      // transaction, so two enrollments of one name in the same batch see each other here.
+      const holder = this.stmt.activeHolder.get(cert.name, cert.role, now.getTime()) as { serial: string } | undefined;
+      if (holder) return { ok: false, reason: 'NAME_TAKEN', heldBy: holder.serial };
+    }
     if (consumeTokenId !== undefined) {
       // The conditional UPDATE is the race arbiter: of N concurrent enrollments on a
       // single-use token, exactly one sees a changed row.

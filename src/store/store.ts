@@ -66,7 +66,11 @@ export interface AuditHead {
   hash: string;
 }
 
-export type IssuanceOutcome = { ok: true } | { ok: false; reason: 'TOKEN_UNKNOWN' | 'TOKEN_USED' | 'TOKEN_REVOKED' | 'TOKEN_EXPIRED' };
+export type IssuanceOutcome =
+  | { ok: true }
+  | { ok: false; reason: 'TOKEN_UNKNOWN' | 'TOKEN_USED' | 'TOKEN_REVOKED' | 'TOKEN_EXPIRED' }
+  /** `exclusiveName` was set and another active certificate (serial `heldBy`) holds the name. */
+  | { ok: false; reason: 'NAME_TAKEN'; heldBy: string };
 
 export interface IssuanceCommit {
   cert: CertRecord;
@@ -74,6 +78,14 @@ export interface IssuanceCommit {
   consumeTokenId?: string;
   now: Date;
   audit: AuditInput[];
+  /**
+   * Refuse with NAME_TAKEN, in the same transaction that would record the certificate, when
+   * another certificate for the same name and role (the same SPIFFE ID) is active at `now`: not
+   * revoked, notAfter after `now`. Includes certificates committed earlier in the same batch or
+   * transaction. A refusal records nothing and consumes no token use. Unset for renewals and for
+   * enrollments whose token was made for the exact name (an operator's explicit replacement).
+   */
+  exclusiveName?: boolean;
 }
 
 export type CertState = 'active' | 'expired' | 'revoked';
