@@ -82,6 +82,9 @@ describe('dashboard in chromium', () => {
       clientCertificates: [{ origin: ca.url, certPath: join(caDir, 'admin', 'cert.pem'), keyPath: join(caDir, 'admin', 'key.pem') }],
     });
     await admin.grantPermissions(['clipboard-read', 'clipboard-write'], { origin: ca.url });
+    // The suite shares two cores with other test files: allow slow navigations rather than flake.
+    admin.setDefaultTimeout(90_000);
+    admin.setDefaultNavigationTimeout(90_000);
   });
 
   after(async () => {
@@ -92,6 +95,7 @@ describe('dashboard in chromium', () => {
 
   test('browser-without-certificate-refused-with-instructions', async () => {
     const anonymous = await browser.newContext({ ignoreHTTPSErrors: true, viewport: { width: 1280, height: 800 } });
+    anonymous.setDefaultNavigationTimeout(90_000);
     try {
       const page = await anonymous.newPage();
       const res = await page.goto(`${ca.url}/dashboard/fleet`);
