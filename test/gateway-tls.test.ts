@@ -14,6 +14,7 @@ import { run, type RunResult } from './helpers/run.js';
 import { makeCa, makeLeaf, opensslSubjectRfc2253, type OpensslCa, type OpensslLeaf } from './helpers/openssl-pki.js';
 import { startGatewayProcess, type GatewayProcess, type LogLine } from './helpers/gateway-process.js';
 import { startEchoUpstream, type EchoUpstream } from './helpers/echo-upstream.js';
+import { parseHttp } from './helpers/proxy-clients.js';
 
 const tmp = makeTempDir('gatehouse-gwtls-');
 let ca: OpensslCa;
@@ -74,23 +75,6 @@ interface HttpAnswer {
   raw: RunResult;
 }
 
-function parseHttp(text: string): { status: number; headers: Map<string, string>; body: string } | null {
-  const start = text.search(/HTTP\/1\.[01] \d{3}/);
-  if (start < 0) return null;
-  const rest = text.slice(start);
-  const end = rest.indexOf('\r\n\r\n');
-  const head = end < 0 ? rest : rest.slice(0, end);
-  const [statusLine, ...lines] = head.split('\r\n');
-  const headers = new Map<string, string>();
-  for (const line of lines) {
-    const colon = line.indexOf(':');
-    if (colon > 0) headers.set(line.slice(0, colon).toLowerCase(), line.slice(colon + 1).trim());
-  }
-  let body = end < 0 ? '' : rest.slice(end + 4);
-  const length = headers.get('content-length');
-  if (length !== undefined) body = Buffer.from(body, 'utf8').subarray(0, Number(length)).toString('utf8');
-  return { status: Number(/^HTTP\/1\.[01] (\d{3})/.exec(statusLine!)![1]), headers, body };
-}
 
 /** curl against the gateway, trusting the test CA; `client` presents that certificate. */
 async function curl(path: string, client?: OpensslLeaf, extra: string[] = [], port = gateway.port): Promise<HttpAnswer> {
