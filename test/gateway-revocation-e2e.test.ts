@@ -77,9 +77,9 @@ test('gateway-revoked-device-refused-403-naming-revocation-and-others-pass', asy
   assert.ok(line, 'the refusal is logged with reason REVOKED');
 });
 
-function keepAliveGet(agent: Agent, path: string): Promise<{ status: number; body: string; reused: boolean }> {
+function keepAliveGet(agent: Agent, path: string, port = running.gateway.port): Promise<{ status: number; body: string; reused: boolean }> {
   return new Promise((resolve, reject) => {
-    const req = request({ host: '127.0.0.1', servername: 'localhost', port: running.gateway.port, path, agent, headers: { host: 'localhost' } }, (res) => {
+    const req = request({ host: '127.0.0.1', servername: 'localhost', port, path, agent, headers: { host: 'localhost' } }, (res) => {
       let body = '';
       res.on('data', (d: Buffer) => { body += d.toString(); });
       res.on('end', () => resolve({ status: res.statusCode ?? 0, body, reused: req.reusedSocket }));
@@ -131,4 +131,35 @@ test('gateway-metrics-and-healthz-report-crl-freshness', async () => {
   const parsed = JSON.parse(health.body) as { crls: { stale: boolean; thisUpdate: string }[] };
   assert.equal(parsed.crls.length, 2);
   assert.ok(parsed.crls.every((c) => c.stale === false && c.thisUpdate));
+});
+
+test('gateway-open-connection-refused-while-the-crl-is-stale-and-let-back-in-when-fresh', async () => {
+  const { startGateway } = await import('../src/gateway/gateway.js');
+  const { allowAllPolicy } = await import('../src/policy/index.js');
+  // A checker whose verdict the test sets: the gateway's side of the contract, on a real socket.
+  let verdict: { ok: true } | { ok: false; reason: 'CRL_STALE'; detail: string } = { ok: true };
+  const checker = { generation: 1, check: () => verdict, status: () => [] };
+  const config = parseGatewayConfig({
+    listen: '127.0.0.1:0', tls: { cert: join(dirs.gw!, 'cert.pem'), key: join(dirs.gw!, 'key.pem'), clientCa: writeClientCaBundle(fixture) },
+    routes: [{ upstreams: [app.url] }],
+  }, 'test', fixture.root);
+  const gateway = await startGateway(config, { policy: allowAllPolicy(), logger: createLogger({ level: 'error', write: () => undefined }), revocation: checker });
+  const agent = new Agent({ keepAlive: true, maxSockets: 1, ca: readFileSync(join(dirs.gw!, 'ca.pem')), cert: readFileSync(join(dirs.keeper!, 'cert.pem')), key: readFileSync(join(dirs.keeper!, 'key.pem')) });
+  try {
+    assert.equal((await keepAliveGet(agent, '/1', gateway.port)).status, 200);
+    verdict = { ok: false, reason: 'CRL_STALE', detail: 'the CRL is past its nextUpdate plus grace' };
+    checker.generation++;
+    const stale = await keepAliveGet(agent, '/2', gateway.port);
+    assert.equal(stale.status, 403);
+    assert.ok(stale.reused);
+    assert.match(stale.body, /past its nextUpdate/);
+    verdict = { ok: true };
+    checker.generation++;
+    const fresh = await keepAliveGet(agent, '/3', gateway.port);
+    assert.ok(fresh.reused, 'the same connection');
+    assert.equal(fresh.status, 200, 'a fresh CRL lets the still-valid certificate back in');
+  } finally {
+    agent.destroy();
+    await gateway.close();
+  }
 });

@@ -184,16 +184,16 @@ export async function startGateway(config: Readonly<GatewayConfig>, deps: Gatewa
       entry = verifyPeer(socket, knownPeers);
       peerStates.set(socket, entry);
     }
-    if (entry.peer) {
-      // A connection can outlive its certificate or its good standing: recheck both.
-      if (entry.peer.cert.notAfter <= now()) return { peer: null, refusal: { reason: 'EXPIRED', detail: `certificate expired at ${entry.peer.cert.notAfter.toISOString()}` }, revocationGeneration: 0 };
-      if (revocation && entry.revocationGeneration !== revocation.generation) {
-        const verdict = revocation.check(entry.peer.chainDer);
-        entry = verdict.ok ? { ...entry, revocationGeneration: revocation.generation } : { peer: null, refusal: { reason: verdict.reason, detail: verdict.detail }, revocationGeneration: revocation.generation };
-        peerStates.set(socket, entry);
-      }
+    if (!entry.peer) return entry;
+    // A connection can outlive its certificate or its good standing: recheck both. The peer is
+    // kept with a revocation refusal, so a CRL that was stale and is fresh again lets it back in.
+    if (entry.peer.cert.notAfter <= now()) return { peer: null, refusal: { reason: 'EXPIRED', detail: `certificate expired at ${entry.peer.cert.notAfter.toISOString()}` }, revocationGeneration: 0 };
+    if (revocation && entry.revocationGeneration !== revocation.generation) {
+      const verdict = revocation.check(entry.peer.chainDer);
+      entry = { peer: entry.peer, refusal: verdict.ok ? null : { reason: verdict.reason, detail: verdict.detail }, revocationGeneration: revocation.generation };
+      peerStates.set(socket, entry);
     }
-    return entry;
+    return entry.refusal ? { ...entry, peer: null } : entry;
   };
 
   const admit = (req: ClientRequest, socket: TLSSocket, log: Record<string, unknown>): Admission => {
