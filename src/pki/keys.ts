@@ -2,6 +2,7 @@
 import { createPrivateKey, createPublicKey, generateKeyPairSync, sign, KeyObject } from 'node:crypto';
 import { GatehouseError } from '../errors/errors.js';
 import * as der from './der.js';
+import { decodePemBlocks } from './pem.js';
 
 export const KEY_TYPES = ['p256', 'p384', 'rsa2048', 'rsa3072', 'rsa4096', 'ed25519'] as const;
 export type KeyType = (typeof KEY_TYPES)[number];
@@ -32,8 +33,9 @@ export function privateKeyToPem(key: KeyObject, passphrase?: string): string {
   return key.export({ type: 'pkcs8', format: 'pem' }) as string;
 }
 
+/** PKCS#8 EncryptedPrivateKeyInfo (RFC 5958 §3), or a legacy OpenSSL key with a Proc-Type header. */
 export function isEncryptedKeyPem(pem: string): boolean {
-  return pem.includes('BEGIN ENCRYPTED PRIVATE KEY') || pem.includes('Proc-Type: 4,ENCRYPTED');
+  return decodePemBlocks(pem).some((block) => block.label === 'ENCRYPTED PRIVATE KEY') || pem.includes('Proc-Type: 4,ENCRYPTED');
 }
 
 export function loadPrivateKey(pem: string, passphrase?: string, source = 'key'): KeyObject {
