@@ -11,7 +11,7 @@ import { join } from 'node:path';
 import { startEchoUpstream, type EchoUpstream } from './helpers/echo-upstream.js';
 import {
   assertDocMentions, assertDocShows, clientIdentityHeaders, curlProxy, describeAnswer, echoedBy, FORGED_HEADERS, handshakeAlert, pickFreePort,
-  requireTool, runHook, sClient, sClientIdentity, setUpGatehouse, startProxyOnFreePort, toolVersion, writeConfig,
+  requireTool, runHook, sClient, sClientIdentity, setUpGatehouse, startProxyOnFreePort, writeConfig,
   type ClientCert, type CurlAnswer, type GatehousePki, type Identity, type ProxyProcess,
 } from './helpers/proxy-peers.js';
 import { CADDY_DOC, caddyfile, caddyReloadCommand, type CaddyRecipe } from './helpers/proxy-recipes.js';

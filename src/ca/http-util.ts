@@ -8,11 +8,12 @@ export function newRequestId(): string {
   return randomBytes(8).toString('hex');
 }
 
-export async function readJsonBody(req: IncomingMessage, maxBytes: number): Promise<Record<string, unknown>> {
+/** The whole body, refused with GH_BODY_TOO_LARGE past `maxBytes` (declared or as it arrives). */
+export async function readBoundedBody(req: IncomingMessage, maxBytes: number, what = 'request body'): Promise<Buffer> {
   const declared = Number(req.headers['content-length'] ?? NaN);
   if (Number.isFinite(declared) && declared > maxBytes) {
     req.resume();
-    throw new GatehouseError('GH_BODY_TOO_LARGE', `request body of ${declared} bytes exceeds the ${maxBytes}-byte limit`);
+    throw new GatehouseError('GH_BODY_TOO_LARGE', `${what} of ${declared} bytes exceeds the ${maxBytes}-byte limit`);
   }
   const chunks: Buffer[] = [];
   let size = 0;
@@ -20,13 +21,18 @@ export async function readJsonBody(req: IncomingMessage, maxBytes: number): Prom
     size += (chunk as Buffer).length;
     if (size > maxBytes) {
       req.resume();
-      throw new GatehouseError('GH_BODY_TOO_LARGE', `request body exceeds the ${maxBytes}-byte limit`);
+      throw new GatehouseError('GH_BODY_TOO_LARGE', `${what} exceeds the ${maxBytes}-byte limit`);
     }
     chunks.push(chunk as Buffer);
   }
+  return Buffer.concat(chunks);
+}
+
+export async function readJsonBody(req: IncomingMessage, maxBytes: number): Promise<Record<string, unknown>> {
+  const body = await readBoundedBody(req, maxBytes);
   let parsed: unknown;
   try {
-    parsed = JSON.parse(Buffer.concat(chunks).toString('utf8'));
+    parsed = JSON.parse(body.toString('utf8'));
   } catch {
     throw new GatehouseError('GH_BODY_INVALID', 'request body is not valid JSON');
   }

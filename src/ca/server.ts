@@ -23,6 +23,9 @@ import { newRequestId, sendError } from './http-util.js';
 import { routeRequest } from './routes.js';
 import { createCaMetrics, type CaMetrics } from './metrics.js';
 import { pinPeerForConnection } from '../tls/peer-certificate.js';
+import { isLoopbackHost, splitHostPort } from '../config/listen.js';
+
+export { splitHostPort };
 
 /** TLS 1.2 limited to AEAD suites; TLS 1.3 suites are all AEAD. */
 export const TLS12_AEAD_CIPHERS = 'ECDHE-ECDSA-AES128-GCM-SHA256:ECDHE-RSA-AES128-GCM-SHA256:ECDHE-ECDSA-AES256-GCM-SHA384:ECDHE-RSA-AES256-GCM-SHA384:ECDHE-ECDSA-CHACHA20-POLY1305:ECDHE-RSA-CHACHA20-POLY1305';
@@ -64,12 +67,6 @@ export interface RequestScope {
   maxBodyBytes: number;
   /** Set by mTLS endpoints once the peer is known, for the access log. */
   identity?: string;
-}
-
-export function splitHostPort(listen: string): { host: string; port: number } {
-  const m = /^\[?([^\]]+?)\]?:(\d+)$/.exec(listen);
-  if (!m) throw new GatehouseError('GH_USAGE', `listen address "${listen}" is not HOST:PORT`);
-  return { host: m[1]!, port: Number(m[2]) };
 }
 
 export async function startCaServer(options: CaServerOptions): Promise<CaServer> {
@@ -165,7 +162,7 @@ export async function startCaServer(options: CaServerOptions): Promise<CaServer>
   if (options.metricsListen && metrics) {
     try {
       admin = await startAdminServer({
-        listen: options.metricsListen, component: 'ca', logger,
+        listen: options.metricsListen, ...splitHostPort(options.metricsListen), component: 'ca', logger,
         metrics: async () => ({ contentType: metrics.registry.contentType, body: await metrics.registry.metrics() }),
         health: () => caHealth(crls, credentials.notAfter, now()),
       });
@@ -175,7 +172,7 @@ export async function startCaServer(options: CaServerOptions): Promise<CaServer>
       server.close();
       throw err;
     }
-    if (!isLoopback(splitHostPort(options.metricsListen).host)) logger.warn('ca.metrics_not_loopback', { listen: options.metricsListen, note: 'plain HTTP without authentication: keep it on a private network' });
+    if (!isLoopbackHost(splitHostPort(options.metricsListen).host)) logger.warn('ca.metrics_not_loopback', { listen: options.metricsListen, note: 'plain HTTP without authentication: keep it on a private network' });
     logger.info('ca.admin_started', { listen: options.metricsListen.replace(/:\d+$/, `:${admin.port}`), paths: ['/metrics', '/healthz'] });
   }
 
@@ -226,7 +223,6 @@ function caHealth(crls: CrlPublisher, serverNotAfter: Date, now: Date): Health {
   };
 }
 
-const isLoopback = (host: string) => host === 'localhost' || host === '::1' || host.startsWith('127.');
 
 function serverNames(listenHost: string, extra: readonly string[], publicUrl: string | undefined): { dns: string[]; ip: string[] } {
   const all = new Set(['localhost', '127.0.0.1', ...extra]);

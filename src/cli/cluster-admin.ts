@@ -8,6 +8,7 @@ import cluster from 'node:cluster';
 import { AggregatorRegistry } from 'prom-client';
 import type { Logger } from '../log/logger.js';
 import { startAdminServer, type AdminServer } from '../metrics/admin-server.js';
+import { splitHostPort } from '../config/listen.js';
 
 /** What the merged metrics say is wrong; `crlGraceSeconds` is how far past nextUpdate a CRL may be. */
 export function problemsInMetrics(text: string, component: 'gateway' | 'ca', crlGraceSeconds: number): string[] {
@@ -26,6 +27,7 @@ export async function serveClusterAdmin(listen: string, logger: Logger, expected
   const aggregator = new AggregatorRegistry();
   const admin = await startAdminServer({
     listen,
+    ...splitHostPort(listen),
     component,
     logger,
     metrics: async () => ({ contentType: aggregator.contentType, body: await (await aggregator.clusterMetrics()).toString() }),

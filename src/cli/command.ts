@@ -4,6 +4,7 @@
  */
 import { parseArgs } from 'node:util';
 import { GatehouseError } from '../errors/errors.js';
+import { resolve as resolvePath } from 'node:path';
 
 export interface OptionSpec {
   type: 'string' | 'boolean';
@@ -37,6 +38,13 @@ export interface CommandContext {
 export function str(ctx: CommandContext, name: string): string | undefined {
   const v = ctx.values[name];
   return typeof v === 'string' ? v : undefined;
+}
+
+/** The CA directory of a command that acts on one: --dir, else GATEHOUSE_CA_DIR, as an absolute path. */
+export function caDirOf(ctx: CommandContext): string {
+  const dir = str(ctx, 'dir') ?? ctx.env.GATEHOUSE_CA_DIR;
+  if (!dir) throw new GatehouseError('GH_USAGE', '--dir is required (or set GATEHOUSE_CA_DIR)');
+  return resolvePath(dir);
 }
 
 export function list(ctx: CommandContext, name: string): string[] {

@@ -9,24 +9,13 @@ import { z } from 'zod';
 import YAML from 'yaml';
 import { GatehouseError } from '../errors/errors.js';
 import { isIpAddress } from '../pki/ip.js';
-import { parseDurationMs } from './duration.js';
+import { durationSchema, hostPortSchema } from './schema-parts.js';
 import { DNS_PATTERN_RE, NAME_PATTERN_RE, ROLE_RE, TRUST_DOMAIN_RE } from './patterns.js';
 
-const duration = (min: string, max: string) =>
-  z.string().transform((text, ctx) => {
-    const ms = parseDurationMs(text);
-    const minMs = parseDurationMs(min)!;
-    const maxMs = parseDurationMs(max)!;
-    if (ms === null) ctx.addIssue({ code: 'custom', message: `"${text}" is not a duration like 90s, 15m, 24h or 7d` });
-    else if (ms < minMs || ms > maxMs) ctx.addIssue({ code: 'custom', message: `${text} is outside ${min}–${max}` });
-    return ms ?? 0;
-  });
-
-const hostPort = z.string().regex(/^(\[[0-9a-fA-F:.]+\]|[A-Za-z0-9.-]+):\d{1,5}$/, 'expected HOST:PORT, e.g. 127.0.0.1:8443');
 
 const roleSchema = z.strictObject({
   profile: z.enum(['client', 'server', 'both']),
-  lifetime: duration('10s', '90d').default(24 * 3_600_000 as never),
+  lifetime: durationSchema('10s', '90d').default(24 * 3_600_000 as never),
   names: z.string().regex(NAME_PATTERN_RE, 'name pattern: letters, digits, . _ - and *').default('*'),
   dns: z.array(z.string().regex(DNS_PATTERN_RE, 'DNS name or *.domain pattern')).default([]),
   ip: z.array(z.string().refine(isIpAddress, 'IP address')).default([]),
@@ -35,7 +24,7 @@ const roleSchema = z.strictObject({
 export const caConfigSchema = z.strictObject({
   org: z.string().regex(/^[A-Za-z0-9][A-Za-z0-9 ._-]{0,63}$/, 'organization: letters, digits, space . _ -'),
   trustDomain: z.string().regex(TRUST_DOMAIN_RE, 'trust domain: lowercase DNS-like name'),
-  listen: hostPort.default('127.0.0.1:8443'),
+  listen: hostPortSchema.default('127.0.0.1:8443'),
   publicUrl: z.url({ protocol: /^https$/ }).optional(),
   serverNames: z.array(z.string().min(1)).default([]),
   keys: z.strictObject({
@@ -44,21 +33,21 @@ export const caConfigSchema = z.strictObject({
     passphraseFile: z.string().min(1).nullable().default(null),
   }),
   crl: z.strictObject({
-    lifetime: duration('1m', '30d').default(24 * 3_600_000 as never),
-    renewBefore: duration('30s', '29d').default(8 * 3_600_000 as never),
-    rootLifetime: duration('1h', '400d').default(180 * 86_400_000 as never),
+    lifetime: durationSchema('1m', '30d').default(24 * 3_600_000 as never),
+    renewBefore: durationSchema('30s', '29d').default(8 * 3_600_000 as never),
+    rootLifetime: durationSchema('1h', '400d').default(180 * 86_400_000 as never),
   }).prefault({}),
   limits: z.strictObject({
     maxBodyBytes: z.number().int().min(1024).max(1024 * 1024).default(64 * 1024),
-    backdate: duration('0s', '1h').default(60_000 as never),
+    backdate: durationSchema('0s', '1h').default(60_000 as never),
   }).prefault({}),
   tokens: z.strictObject({
-    defaultTtl: duration('1m', '30d').default(3_600_000 as never),
-    maxTtl: duration('1m', '365d').default(30 * 86_400_000 as never),
+    defaultTtl: durationSchema('1m', '30d').default(3_600_000 as never),
+    maxTtl: durationSchema('1m', '365d').default(30 * 86_400_000 as never),
   }).prefault({}),
   metrics: z.strictObject({
     // Plain HTTP /metrics and /healthz; off unless set. Bind it to loopback or a private address.
-    listen: hostPort.nullable().default(null),
+    listen: hostPortSchema.nullable().default(null),
   }).prefault({}),
   roles: z.record(z.string().regex(ROLE_RE, 'role: lowercase letters, digits and -'), roleSchema).refine((r) => Object.keys(r).length > 0, 'at least one role'),
 }).superRefine((c, ctx) => {

@@ -2,6 +2,7 @@
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import { GatehouseError } from '../errors/errors.js';
 import { renderDocument, type SafeHtml } from './html.js';
+import { readBoundedBody } from '../ca/http-util.js';
 
 /**
  * No inline script or style anywhere (so an injected `<script>` or `onerror=` cannot run even if
@@ -47,20 +48,5 @@ export async function readFormBody(req: IncomingMessage, maxBytes: number): Prom
     req.resume();
     throw new GatehouseError('GH_BODY_INVALID', 'dashboard forms are sent as application/x-www-form-urlencoded');
   }
-  const declared = Number(req.headers['content-length'] ?? NaN);
-  if (Number.isFinite(declared) && declared > maxBytes) {
-    req.resume();
-    throw new GatehouseError('GH_BODY_TOO_LARGE', `form of ${declared} bytes exceeds the ${maxBytes}-byte limit`);
-  }
-  const chunks: Buffer[] = [];
-  let size = 0;
-  for await (const chunk of req) {
-    size += (chunk as Buffer).length;
-    if (size > maxBytes) {
-      req.resume();
-      throw new GatehouseError('GH_BODY_TOO_LARGE', `form exceeds the ${maxBytes}-byte limit`);
-    }
-    chunks.push(chunk as Buffer);
-  }
-  return new URLSearchParams(Buffer.concat(chunks).toString('utf8'));
+  return new URLSearchParams((await readBoundedBody(req, maxBytes, 'form')).toString('utf8'));
 }

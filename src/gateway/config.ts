@@ -9,21 +9,12 @@ import { dirname, resolve } from 'node:path';
 import { z } from 'zod';
 import YAML from 'yaml';
 import { GatehouseError } from '../errors/errors.js';
-import { parseDurationMs } from '../config/duration.js';
+import { durationSchema, hostPortSchema } from '../config/schema-parts.js';
 import { formatIssues } from '../config/ca-config.js';
 import { normalizePath } from '../policy/index.js';
+import { IDENTITY_HEADER_PRESETS } from './identity-headers.js';
 
-export const HEADER_PRESETS = ['default', 'nginx', 'envoy', 'traefik'] as const;
 
-const duration = (min: string, max: string) =>
-  z.string().transform((text, ctx) => {
-    const ms = parseDurationMs(text);
-    if (ms === null) ctx.addIssue({ code: 'custom', message: `"${text}" is not a duration like 500ms, 30s, 5m or 1h` });
-    else if (ms < parseDurationMs(min)! || ms > parseDurationMs(max)!) ctx.addIssue({ code: 'custom', message: `${text} is outside ${min}–${max}` });
-    return ms ?? 0;
-  });
-
-const hostPort = z.string().regex(/^(\[[0-9a-fA-F:.]+\]|[A-Za-z0-9.-]+):\d{1,5}$/, 'expected HOST:PORT, e.g. 127.0.0.1:8443');
 
 const upstreamUrl = z.string().transform((text, ctx) => {
   let url: URL;
@@ -50,43 +41,43 @@ const routeSchema = z.strictObject({
     .default('/'),
   upstreams: z.array(upstreamUrl).min(1, 'at least one upstream'),
   /** Per-route override of upstream.timeout. */
-  timeout: duration('100ms', '1h').optional(),
+  timeout: durationSchema('100ms', '1h').optional(),
 });
 
 export const gatewayConfigSchema = z.strictObject({
-  listen: hostPort,
+  listen: hostPortSchema,
   tls: z.strictObject({
     cert: z.string().min(1),
     key: z.string().min(1),
     clientCa: z.string().min(1),
   }),
   policy: z.string().min(1).nullable().default(null),
-  headers: z.enum(HEADER_PRESETS).default('default'),
+  headers: z.enum(IDENTITY_HEADER_PRESETS).default('default'),
   routes: z.array(routeSchema).min(1, 'at least one route'),
   upstream: z.strictObject({
-    timeout: duration('100ms', '1h').default(30_000 as never),
-    connectTimeout: duration('100ms', '5m').default(5_000 as never),
+    timeout: durationSchema('100ms', '1h').default(30_000 as never),
+    connectTimeout: durationSchema('100ms', '5m').default(5_000 as never),
     /** Passive failure detection: after this many consecutive failures an upstream rests… */
     maxFails: z.number().int().min(1).max(1000).default(3),
     /** …for this long before it is tried again. */
-    failTimeout: duration('1s', '1h').default(10_000 as never),
+    failTimeout: durationSchema('1s', '1h').default(10_000 as never),
     unsafeAllowNonLocal: z.boolean().default(false),
   }).prefault({}),
   revocation: z.strictObject({
     crl: z.array(z.string().min(1)).default([]),
-    refreshInterval: duration('1s', '24h').default(60_000 as never),
-    grace: duration('0s', '30d').default(3_600_000 as never),
+    refreshInterval: durationSchema('1s', '24h').default(60_000 as never),
+    grace: durationSchema('0s', '30d').default(3_600_000 as never),
     unsafeFailOpenOnStaleCrl: z.boolean().default(false),
   }).prefault({}),
   limits: z.strictObject({
-    headersTimeout: duration('1s', '5m').default(15_000 as never),
-    requestTimeout: duration('1s', '1h').default(60_000 as never),
-    keepAliveTimeout: duration('1s', '1h').default(65_000 as never),
+    headersTimeout: durationSchema('1s', '5m').default(15_000 as never),
+    requestTimeout: durationSchema('1s', '1h').default(60_000 as never),
+    keepAliveTimeout: durationSchema('1s', '1h').default(65_000 as never),
     maxHeaderBytes: z.number().int().min(1024).max(1024 * 1024).default(16 * 1024),
-    drainTimeout: duration('0s', '10m').default(30_000 as never),
+    drainTimeout: durationSchema('0s', '10m').default(30_000 as never),
   }).prefault({}),
   admin: z.strictObject({
-    listen: hostPort.nullable().default(null),
+    listen: hostPortSchema.nullable().default(null),
   }).prefault({}),
   http2: z.boolean().default(true),
   workers: z.number().int().min(1).max(256).nullable().default(null),

@@ -22,6 +22,7 @@ import { parseCertificate, identityOf, type CertificateInfo, type Identity } fro
 import { checkPeerCertificate, pinPeerForConnection } from '../tls/peer-certificate.js';
 import { encodePathForUpstream, normalizePath, type CompiledPolicy } from '../policy/index.js';
 import type { GatewayConfig, RouteConfig } from './config.js';
+import { splitHostPort, urlHost } from '../config/listen.js';
 import { identityHeaders, stripIdentityHeaders } from './identity-headers.js';
 import { withoutHopByHop } from './hop-by-hop.js';
 import { sendRefusal, writeRefusalToSocket, refusalStatus, type RefusalReason } from './refusal.js';
@@ -377,13 +378,13 @@ export async function startGateway(config: Readonly<GatewayConfig>, deps: Gatewa
   });
 
   await new Promise<void>((resolve, reject) => {
-    const [host, portText] = splitListen(config.listen);
+    const { host, port } = splitHostPort(config.listen);
     server.once('error', (err: NodeJS.ErrnoException) => reject(new GatehouseError('GH_USAGE', `cannot listen on ${config.listen}: ${err.code}`, { cause: err })));
-    server.listen(Number(portText), host, () => resolve());
+    server.listen(port, host, () => resolve());
   });
   const port = (server.address() as AddressInfo).port;
   logger.info('gateway.started', {
-    listen: `${splitListen(config.listen)[0]}:${port}`, routes: state.routes.routes.map((r) => `${r.host}${r.pathPrefix || '/'} → ${r.target.pool.targets.map((t) => t.url).join(',')}`),
+    listen: `${urlHost(splitHostPort(config.listen).host)}:${port}`, routes: state.routes.routes.map((r) => `${r.host}${r.pathPrefix || '/'} → ${r.target.pool.targets.map((t) => t.url).join(',')}`),
     policy: state.policy.name, rules: state.policy.ruleCount, headers: config.headers, certificate: state.tls.serverCert.serial, expires: state.tls.serverCert.notAfter.toISOString(),
   });
 
@@ -518,10 +519,6 @@ function splitTarget(target: string): [string, string | undefined] {
   return q < 0 ? [target, undefined] : [target.slice(0, q), target.slice(q + 1)];
 }
 
-function splitListen(listen: string): [string, string] {
-  const colon = listen.lastIndexOf(':');
-  return [listen.slice(0, colon).replace(/^\[|\]$/g, ''), listen.slice(colon + 1)];
-}
 
 /** A closed set of label values: OpenSSL reason codes are many, so only the common ones are named. */
 function handshakeFailureReason(err: NodeJS.ErrnoException): string {

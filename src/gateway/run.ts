@@ -17,6 +17,7 @@ import { watchFiles, type FileWatch } from './file-watch.js';
 import { startAdminServer, type AdminServer, type Health } from '../metrics/admin-server.js';
 import { RevocationChecker } from './revocation.js';
 import { readFileSync } from 'node:fs';
+import { splitHostPort } from '../config/listen.js';
 
 export interface RunOptions {
   config: Readonly<GatewayConfig>;
@@ -103,6 +104,7 @@ export async function runGateway(options: RunOptions): Promise<RunningGateway> {
   if (options.serveAdmin && config.admin.listen) {
     admin = await startAdminServer({
       listen: config.admin.listen,
+      ...splitHostPort(config.admin.listen),
       component: 'gateway',
       logger,
       metrics: async () => ({ contentType: metrics.registry.contentType, body: await metrics.registry.metrics() }),

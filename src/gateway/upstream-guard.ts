@@ -2,16 +2,10 @@
  * Upstreams are loopback by default: an app reachable directly from the network can be sent
  * forged identity headers, bypassing the gateway. Anything else is an explicit, logged opt-in.
  */
-import { isIP } from 'node:net';
+import { isLoopbackHost } from '../config/listen.js';
 import { GatehouseError } from '../errors/errors.js';
 import type { Logger } from '../log/logger.js';
 
-export function isLoopbackHost(hostname: string): boolean {
-  const host = hostname.replace(/^\[|\]$/g, '');
-  if (host === 'localhost') return true;
-  if (isIP(host) === 4) return host.startsWith('127.');
-  return host === '::1';
-}
 
 export function assertLocalUpstream(upstream: URL, unsafeAllowed: boolean, logger: Logger): void {
   if (isLoopbackHost(upstream.hostname)) return;

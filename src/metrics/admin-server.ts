@@ -14,7 +14,10 @@ export interface Health {
 }
 
 export interface AdminServerOptions {
+  /** HOST:PORT as configured, for messages; `host` and `port` are what is bound. */
   listen: string;
+  host: string;
+  port: number;
   /** Log event prefix: `gateway` or `ca`. */
   component: string;
   logger: Logger;
@@ -58,11 +61,10 @@ export async function startAdminServer(options: AdminServerOptions): Promise<Adm
   });
   server.headersTimeout = 10_000;
   server.requestTimeout = 30_000;
-  const colon = options.listen.lastIndexOf(':');
-  const host = options.listen.slice(0, colon).replace(/^\[|\]$/g, '');
+  const { host, port } = options;
   await new Promise<void>((resolve, reject) => {
     server.once('error', (err: NodeJS.ErrnoException) => reject(new GatehouseError('GH_USAGE', `cannot listen on admin address ${options.listen}: ${err.code}`, { cause: err })));
-    server.listen(Number(options.listen.slice(colon + 1)), host, () => resolve());
+    server.listen(port, host, () => resolve());
   });
   return {
     port: (server.address() as AddressInfo).port,

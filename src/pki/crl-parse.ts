@@ -10,7 +10,7 @@
 import { createPublicKey, verify } from 'node:crypto';
 import { GatehouseError } from '../errors/errors.js';
 import { DerError, TAG, children, decodeOid, expectTag, readHeader, readNode, readTime, timeValue, type DerHeader, type DerNode } from './der.js';
-import { formatDn, parseCertificate, serialHex, type CertificateInfo } from './certificate.js';
+import { formatDn, parseCertificate, type CertificateInfo } from './certificate.js';
 import { readName, type NameAttribute } from './csr.js';
 import { CRL_REASONS } from './crl.js';
 import { signatureAlgorithmByOid, signatureMatchesKey } from './keys.js';
@@ -42,7 +42,6 @@ export interface ParsedCrl {
 
 const OID_CRL_NUMBER = '2.5.29.20';
 const OID_AKI = '2.5.29.35';
-const OID_REASON_CODE = '2.5.29.21';
 const OID_INVALIDITY_DATE = '2.5.29.24';
 // Named in refusals so the operator knows what kind of CRL was given.
 const UNSUPPORTED_CRITICAL: Record<string, string> = {

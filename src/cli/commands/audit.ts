@@ -1,7 +1,7 @@
 import { existsSync } from 'node:fs';
-import { join, resolve } from 'node:path';
+import { join } from 'node:path';
 import { GatehouseError } from '../../errors/errors.js';
-import { flag, str, type CommandSpec } from '../command.js';
+import { flag, str, type CommandSpec, caDirOf } from '../command.js';
 import { json, keyValues } from '../output.js';
 
 export const auditVerify: CommandSpec = {
@@ -18,13 +18,11 @@ export const auditVerify: CommandSpec = {
     'Anyone who can write the database can rewrite the chain with recomputed hashes; only --anchor with a head kept elsewhere detects that (docs/operations.md).',
   ],
   async run(ctx) {
-    const dirText = str(ctx, 'dir') ?? ctx.env.GATEHOUSE_CA_DIR;
-    if (!dirText) throw new GatehouseError('GH_USAGE', '--dir is required (or set GATEHOUSE_CA_DIR)');
+    const dir = caDirOf(ctx);
     const anchorText = str(ctx, 'anchor');
     const anchorMatch = anchorText === undefined ? null : /^(\d+):([0-9a-f]{64})$/.exec(anchorText.trim().toLowerCase());
     if (anchorText !== undefined && !anchorMatch) throw new GatehouseError('GH_USAGE', `--anchor "${anchorText}" is not SEQ:HASH (a sequence number, a colon and 64 hex digits), as printed by \`audit verify\``);
     const anchor = anchorMatch ? { seq: Number(anchorMatch[1]), hash: anchorMatch[2]! } : null;
-    const dir = resolve(dirText);
     const { CA_FILES } = await import('../../ca/ca-dir.js');
     const dbPath = join(dir, CA_FILES.database);
     if (!existsSync(dbPath)) throw new GatehouseError('GH_CA_NOT_FOUND', `no CA database at ${dbPath}`);

@@ -1,12 +1,13 @@
-import { join, resolve } from 'node:path';
+import { join } from 'node:path';
 import { GatehouseError } from '../../errors/errors.js';
 import { availableParallelism } from 'node:os';
 import { readFileSync } from 'node:fs';
 import { isClusterWorker, superviseWorkers } from '../ca-workers.js';
 import { isKeyType, KEY_TYPES, loadPrivateKey } from '../../pki/keys.js';
 import { createLogger } from '../../log/logger.js';
-import { str, type CommandSpec } from '../command.js';
+import { str, type CommandSpec, caDirOf } from '../command.js';
 import { keyValues } from '../output.js';
+import { splitHostPort, urlHost } from '../../config/listen.js';
 
 export const caInit: CommandSpec = {
   path: ['ca', 'init'],
@@ -59,14 +60,13 @@ export const caServe: CommandSpec = {
     'With --workers N and metrics on, the primary serves /metrics with every worker\'s metrics merged, and /healthz while every worker is alive.',
   ],
   async run(ctx) {
-    const dir = resolve(str(ctx, 'dir') ?? ctx.env.GATEHOUSE_CA_DIR ?? '');
-    if (!str(ctx, 'dir') && !ctx.env.GATEHOUSE_CA_DIR) throw new GatehouseError('GH_USAGE', '--dir is required (or set GATEHOUSE_CA_DIR)');
+    const dir = caDirOf(ctx);
     const workersText = str(ctx, 'workers') ?? '1';
     const workers = workersText === 'auto' ? availableParallelism() : Number(workersText);
     if (!Number.isInteger(workers) || workers < 1 || workers > 64) throw new GatehouseError('GH_USAGE', '--workers must be a whole number from 1 to 64, or auto');
     const logger = createLogger();
     const { CA_FILES, loadCaMaterial } = await import('../../ca/ca-dir.js');
-    const { splitHostPort, startCaServer } = await import('../../ca/server.js');
+    const { startCaServer } = await import('../../ca/server.js');
     const { openSqliteStore } = await import('../../store/sqlite.js');
     // Load and check everything in the primary too, so a bad config or passphrase fails once, clearly.
     const material = loadCaMaterial(dir, { passphraseFile: str(ctx, 'passphrase-file'), env: ctx.env });
@@ -112,7 +112,6 @@ export const caServe: CommandSpec = {
   },
 };
 
-const urlHost = (host: string) => (host.includes(':') ? `[${host}]` : host);
 
 export const caRootCrl: CommandSpec = {
   path: ['ca', 'root-crl'],

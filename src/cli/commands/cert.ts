@@ -7,7 +7,7 @@ import { writeFileAtomic } from '../../files/atomic-write.js';
 import { silentLogger } from '../../log/logger.js';
 import type { CertState } from '../../store/store.js';
 import { userInfo } from 'node:os';
-import { flag, str, type CommandSpec } from '../command.js';
+import { flag, str, type CommandSpec, caDirOf } from '../command.js';
 import { openAdmin, TARGET_OPTIONS } from '../admin-target.js';
 import { json, keyValues, table } from '../output.js';
 
@@ -93,8 +93,7 @@ export const certSign: CommandSpec = {
     'passphrase-file': { type: 'string', value: 'FILE', description: 'Passphrase for encrypted CA keys' },
   },
   async run(ctx) {
-    const dir = str(ctx, 'dir') ?? ctx.env.GATEHOUSE_CA_DIR;
-    if (!dir) throw new GatehouseError('GH_USAGE', '--dir is required (or set GATEHOUSE_CA_DIR)');
+    const dir = caDirOf(ctx);
     let csr: Buffer;
     try {
       csr = readFileSync(str(ctx, 'csr')!);

@@ -1,7 +1,7 @@
-import { join, resolve } from 'node:path';
+import { join } from 'node:path';
 import { GatehouseError, toGatehouseError } from '../../errors/errors.js';
 import { formatRemaining, parseDurationMs } from '../../config/duration.js';
-import { flag, str, type CommandSpec } from '../command.js';
+import { flag, str, type CommandSpec, caDirOf } from '../command.js';
 import { json, table } from '../output.js';
 
 export const checkCommand: CommandSpec = {
@@ -20,8 +20,7 @@ export const checkCommand: CommandSpec = {
     'Renewed or replaced certificates and the CA\'s own HTTPS certificate are left out. Reads only; needs no passphrase.',
   ],
   async run(ctx) {
-    const dirText = str(ctx, 'dir') ?? ctx.env.GATEHOUSE_CA_DIR;
-    if (!dirText) throw new GatehouseError('GH_USAGE', '--dir is required (or set GATEHOUSE_CA_DIR)');
+    const dir = caDirOf(ctx);
     const within = str(ctx, 'expiring-within')!;
     const windowMs = parseDurationMs(within);
     if (windowMs === null) throw new GatehouseError('GH_USAGE', `--expiring-within "${within}" is not a duration like 8h or 7d`);
@@ -34,7 +33,7 @@ export const checkCommand: CommandSpec = {
     try {
       const { CA_FILES, loadCaPublic } = await import('../../ca/ca-dir.js');
       const { openSqliteStore } = await import('../../store/sqlite.js');
-      const ca = loadCaPublic(resolve(dirText), { env: ctx.env });
+      const ca = loadCaPublic(dir, { env: ctx.env });
       const store = openSqliteStore(join(ca.dir, CA_FILES.database), { readonly: true });
       try {
         report = await checkCa({ store, config: ca.config, rootDer: ca.rootDer, intermediateDer: ca.intermediateDer, rootKeyOnline: ca.rootKeyOnline, now, windowMs });

@@ -4,6 +4,7 @@ import { GatehouseError } from '../../errors/errors.js';
 import { createLogger } from '../../log/logger.js';
 import { str, flag, type CommandSpec } from '../command.js';
 import { isClusterWorker, superviseWorkers } from '../ca-workers.js';
+import { splitHostPort, urlHost } from '../../config/listen.js';
 
 const RELOAD_MESSAGE = 'gatehouse:reload';
 
@@ -53,7 +54,7 @@ export const gatewayCommand: CommandSpec = {
     const logger = isClusterWorker() ? createLogger({ batch: true, base: { worker: cluster.worker!.id } }) : createLogger({ batch: true });
     const { runGateway, loadPolicy, assertConfigUsable } = await import('../../gateway/run.js');
     assertConfigUsable(config);
-    const host = config.listen.slice(0, config.listen.lastIndexOf(':'));
+    const host = urlHost(splitHostPort(config.listen).host);
 
     if (workers > 1 && !isClusterWorker()) {
       // Check everything once in the primary, so a bad file fails here, clearly, and not N times.
