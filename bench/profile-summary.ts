@@ -29,9 +29,19 @@ function place(url: string, fn: string): { group: string; where: string } {
   return { group: 'other', where: url };
 }
 
-function selfTimes(profile: CpuProfile): Map<number, number> {
+/** A span of the monotonic clock in µs (`process.hrtime` / 1000: the clock V8 stamps samples with). */
+export type TimeWindow = readonly [startUs: number, endUs: number];
+
+/** Self time (µs) per node; with `windows`, only of the samples taken inside one of them. */
+function selfTimes(profile: CpuProfile, windows?: readonly TimeWindow[]): Map<number, number> {
   const selfUs = new Map<number, number>();
-  profile.samples.forEach((id, i) => selfUs.set(id, (selfUs.get(id) ?? 0) + (profile.timeDeltas[i] ?? 0)));
+  let t = profile.startTime;
+  profile.samples.forEach((id, i) => {
+    const delta = profile.timeDeltas[i] ?? 0;
+    t += delta;
+    if (windows && !windows.some(([a, b]) => t >= a && t <= b)) return;
+    selfUs.set(id, (selfUs.get(id) ?? 0) + delta);
+  });
   return selfUs;
 }
 
@@ -50,6 +60,35 @@ export function callers(profile: CpuProfile, name: string): string {
   }
   const rows = [...chains.entries()].sort((a, b) => b[1] - a[1]).map(([k, v]) => [k, fmtNum(v / 1000, 0)]);
   return table([`callers of ${name}`, 'ms'], rows);
+}
+
+/**
+ * Self time (µs) by place, as in the summary's first table: `src/gateway`, `node internals`,
+ * `(garbage collector)`, …; with `windows`, only of the samples taken inside them.
+ */
+export function selfTimeByPlace(profile: CpuProfile, windows?: readonly TimeWindow[]): Map<string, number> {
+  const byId = new Map(profile.nodes.map((n) => [n.id, n]));
+  const groups = new Map<string, number>();
+  for (const [id, us] of selfTimes(profile, windows)) {
+    const { functionName, url } = byId.get(id)!.callFrame;
+    const group = place(url, functionName || '(anonymous)').group;
+    groups.set(group, (groups.get(group) ?? 0) + us);
+  }
+  return groups;
+}
+
+/** Self time (µs) by function (`name  place:line`, as in the summary's second table); with `windows`, only inside them. */
+export function selfTimeByFunction(profile: CpuProfile, windows?: readonly TimeWindow[]): Map<string, number> {
+  const byId = new Map(profile.nodes.map((n) => [n.id, n]));
+  const fns = new Map<string, number>();
+  for (const [id, us] of selfTimes(profile, windows)) {
+    const { functionName, url, lineNumber } = byId.get(id)!.callFrame;
+    const name = functionName || '(anonymous)';
+    const p = place(url, name);
+    const key = `${name}  ${p.where ? `${p.where}:${lineNumber + 1}` : ''}`;
+    fns.set(key, (fns.get(key) ?? 0) + us);
+  }
+  return fns;
 }
 
 export function summarize(profile: CpuProfile, top: number): string {
