@@ -170,7 +170,14 @@ function h2Request(headers: Record<string, string>): Promise<{ status: number; b
 }
 
 test('gateway-http2-host-field-cannot-differ-from-the-checked-authority', async () => {
-  const r = await h2Request({ ':authority': `localhost:${port()}`, host: 'internal-admin.example', 'x-forwarded-proto': 'http', 'x-real-ip': '10.0.0.1' });
+  // RFC 9113 §8.3.1: a host field naming another entity than :authority makes the request malformed.
+  const before = appA.requestCount();
+  const refused = await h2Request({ ':authority': `localhost:${port()}`, host: 'internal-admin.example' });
+  assert.equal(refused.status, 400, refused.body);
+  assert.match(refused.body, /host "internal-admin.example" differs from :authority/);
+  assert.equal(appA.requestCount(), before, 'nothing reached the app');
+
+  const r = await h2Request({ ':authority': `localhost:${port()}`, 'x-forwarded-proto': 'http', 'x-real-ip': '10.0.0.1', forwarded: 'for=10.0.0.1;proto=http' });
   assert.equal(r.status, 200, r.body);
   const app = echoed(r.body);
   const hosts = app.rawHeaders.filter((_, i) => i % 2 === 0).filter((name) => name.toLowerCase() === 'host');
@@ -178,6 +185,7 @@ test('gateway-http2-host-field-cannot-differ-from-the-checked-authority', async 
   assert.equal(app.headers.host, `localhost:${port()}`);
   assert.equal(app.headers['x-forwarded-proto'], 'https', 'the client cannot claim another scheme');
   assert.equal(app.headers['x-real-ip'], '127.0.0.1');
+  assert.equal(app.headers.forwarded, `for=127.0.0.1;host="localhost:${port()}";proto=https`);
 });
 
 test('gateway-http2-oversized-head-gets-431', async () => {

@@ -7,20 +7,32 @@
 import type { IncomingHttpHeaders } from 'node:http';
 import type { Duplex } from 'node:stream';
 import { STATUS_CODES } from 'node:http';
-import type { ClientRequest, ClientResponse } from './proxy.js';
+import type { ClientRequest, ClientResponse } from './forward.js';
 
 export type RefusalReason =
   | 'NO_CERTIFICATE' | 'UNTRUSTED' | 'EXPIRED' | 'NOT_YET_VALID' | 'WRONG_PURPOSE' | 'REVOKED' | 'CRL_STALE' | 'CRL_MISSING'
-  | 'POLICY_DENIED' | 'PATH_AMBIGUOUS' | 'HEADERS_TOO_LARGE' | 'NO_ROUTE' | 'MISDIRECTED' | 'UPSTREAM_UNAVAILABLE' | 'UPSTREAM_HEAD_TOO_LARGE' | 'UPSTREAM_TIMEOUT' | 'INTERNAL';
+  | 'POLICY_DENIED' | 'PATH_AMBIGUOUS' | 'HEADERS_TOO_LARGE' | 'NO_ROUTE' | 'MISDIRECTED' | 'UPSTREAM_UNAVAILABLE' | 'UPSTREAM_HEAD_TOO_LARGE' | 'UPSTREAM_TIMEOUT' | 'INTERNAL'
+  | 'MALFORMED_REQUEST' | 'REQUEST_TIMEOUT' | 'HOST_INVALID' | 'FRAMING_INVALID' | 'TRANSFER_CODING_UNSUPPORTED' | 'VERSION_UNSUPPORTED' | 'METHOD_UNSUPPORTED';
 
 const STATUS: Record<RefusalReason, number> = {
-  NO_CERTIFICATE: 400, PATH_AMBIGUOUS: 400,
+  NO_CERTIFICATE: 400, PATH_AMBIGUOUS: 400, MALFORMED_REQUEST: 400, HOST_INVALID: 400, FRAMING_INVALID: 400, REQUEST_TIMEOUT: 408,
+  TRANSFER_CODING_UNSUPPORTED: 501, METHOD_UNSUPPORTED: 501, VERSION_UNSUPPORTED: 505,
   UNTRUSTED: 403, EXPIRED: 403, NOT_YET_VALID: 403, WRONG_PURPOSE: 403, REVOKED: 403, CRL_STALE: 403, CRL_MISSING: 403, POLICY_DENIED: 403,
   NO_ROUTE: 404, MISDIRECTED: 421, HEADERS_TOO_LARGE: 431, INTERNAL: 500, UPSTREAM_UNAVAILABLE: 502, UPSTREAM_HEAD_TOO_LARGE: 502, UPSTREAM_TIMEOUT: 504,
 };
 
 export function refusalStatus(reason: RefusalReason): number {
   return STATUS[reason];
+}
+
+/**
+ * Refusals after which the connection cannot be trusted to carry a next request: the
+ * framing or the head was not understood, so where this request ends is not known either.
+ */
+const CLOSES_CONNECTION: ReadonlySet<RefusalReason> = new Set(['MALFORMED_REQUEST', 'REQUEST_TIMEOUT', 'HOST_INVALID', 'FRAMING_INVALID', 'TRANSFER_CODING_UNSUPPORTED', 'VERSION_UNSUPPORTED', 'METHOD_UNSUPPORTED', 'HEADERS_TOO_LARGE']);
+
+export function refusalClosesConnection(reason: RefusalReason): boolean {
+  return CLOSES_CONNECTION.has(reason);
 }
 
 interface Refusal {
@@ -50,6 +62,8 @@ export function sendRefusal(req: ClientRequest, res: ClientResponse, reason: Ref
     return;
   }
   const refusal = buildRefusal(req.headers, reason, message, requestId);
+  // HTTP/2 streams are independent: only an HTTP/1.1 connection is closed after a refusal.
+  if (refusalClosesConnection(reason) && !('stream' in res)) refusal.headers.connection = 'close';
   res.writeHead(refusal.status, refusal.headers);
   res.end(refusal.body);
 }

@@ -1,10 +1,10 @@
 /**
- * One route's upstreams: an HTTP/1.1 keep-alive pool, round-robin, with passive failure
+ * One route's upstreams: an undici keep-alive pool per upstream, round-robin, with passive failure
  * detection as in nginx (max_fails / fail_timeout): after `maxFails` consecutive failures an
  * upstream rests for `failTimeout`. When every upstream rests, the one whose rest ends first is
  * tried anyway, so a lone upstream that comes back is used at once rather than after a pause.
  */
-import { Agent } from 'node:http';
+import { Pool } from 'undici';
 
 export interface UpstreamTarget {
   /** `http://127.0.0.1:9000` or with a base path, no trailing slash. */
@@ -12,6 +12,8 @@ export interface UpstreamTarget {
   hostname: string;
   port: number;
   basePath: string;
+  /** Keep-alive HTTP/1.1 connections to this upstream (undici writes the request framing). */
+  dispatcher: Pool;
 }
 
 interface Health {
@@ -22,11 +24,15 @@ interface Health {
 export interface PoolOptions {
   maxFails: number;
   failTimeoutMs: number;
+  /** How long a connection attempt may take (undici's connect timeout). */
+  connectTimeoutMs?: number;
   now?: () => number;
 }
 
+/** Idle upstream connections close after this, under Node's own 5 s server keep-alive default. */
+const IDLE_KEEP_ALIVE_MS = 4_000;
+
 export class UpstreamPool {
-  readonly agent = new Agent({ keepAlive: true, maxSockets: 512, maxFreeSockets: 128, scheduling: 'lifo' });
   readonly targets: readonly UpstreamTarget[];
   private readonly health: Health[];
   private next = 0;
@@ -35,7 +41,15 @@ export class UpstreamPool {
   constructor(urls: readonly string[], private readonly options: PoolOptions) {
     this.targets = urls.map((href) => {
       const url = new URL(href);
-      return { url: href, hostname: url.hostname.replace(/^\[|\]$/g, ''), port: Number(url.port || 80), basePath: url.pathname.replace(/\/$/, '') };
+      return {
+        url: href, hostname: url.hostname.replace(/^\[|\]$/g, ''), port: Number(url.port || 80), basePath: url.pathname.replace(/\/$/, ''),
+        // No pipelining: a request is written only once the previous response has been read,
+        // so a slow or non-idempotent request never holds back, or is replayed after, another.
+        dispatcher: new Pool(url.origin, {
+          connections: 512, pipelining: 1, keepAliveTimeout: IDLE_KEEP_ALIVE_MS, keepAliveMaxTimeout: 60_000,
+          connect: { timeout: options.connectTimeoutMs ?? 5_000 }, strictContentLength: true,
+        }),
+      };
     });
     this.health = this.targets.map(() => ({ consecutiveFails: 0, restingUntil: 0 }));
     this.now = options.now ?? Date.now;
@@ -79,8 +93,9 @@ export class UpstreamPool {
     return this.healthOf(target).restingUntil > this.now();
   }
 
+  /** Closes every connection; requests still in flight fail. */
   close(): void {
-    this.agent.destroy();
+    for (const target of this.targets) void target.dispatcher.destroy().catch(() => undefined);
   }
 
   private healthOf(target: UpstreamTarget): Health {
