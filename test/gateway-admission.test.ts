@@ -25,7 +25,7 @@ before(async () => {
   const ca = await makeCa(tmp.dir, 'Admission Test CA');
   const leaf = await makeLeaf(ca, { subject: '/O=acme/OU=web/CN=alice' });
   const cert = parseCertificatePem(leaf.pem)[0]!;
-  verdict = { peer: { cert, identity: identityOf(cert), chainDer: [cert.der] }, refusal: null };
+  verdict = { peer: { cert, identity: identityOf(cert), chainDer: [cert.der], fullChain: true }, refusal: null };
 });
 after(() => tmp.cleanup());
 

@@ -4,7 +4,6 @@
  * one), and re-checked on every request for what can change while a connection is open — the
  * certificate's expiry and the CRLs.
  */
-import { createHash } from 'node:crypto';
 import type { TLSSocket } from 'node:tls';
 import { parseCertificate, identityOf, type CertificateInfo, type Identity } from '../pki/certificate.js';
 import { checkPeerCertificate } from '../tls/peer-certificate.js';
@@ -23,6 +22,8 @@ export interface Peer {
   cert: CertificateInfo;
   identity: Identity;
   chainDer: Buffer[];
+  /** chainDer came from a full handshake (a resumed session has only the leaf). */
+  fullChain: boolean;
   /** The identity headers for this peer, built on its first request (they name the gateway too, hence the key). */
   headers?: { gatewaySpiffeId: string | null; list: [string, string][] };
 }
@@ -74,13 +75,15 @@ export class PeerAdmission {
   private verify(socket: TLSSocket): Entry {
     const check = checkPeerCertificate(socket);
     if (!check.ok) return { peer: null, refusal: { reason: check.reason, detail: check.detail }, revocationGeneration: 0 };
-    const fingerprint = createHash('sha256').update(check.der).digest('hex');
-    let peer = this.known.get(fingerprint);
-    if (!peer || check.chainDer.length > peer.chainDer.length) {
-      const cert = parseCertificate(check.der);
-      peer = { cert, identity: identityOf(cert), chainDer: check.chainDer.length > (peer?.chainDer.length ?? 0) ? check.chainDer : peer!.chainDer };
-      if (!this.known.has(fingerprint) && this.known.size >= MAX_REMEMBERED_PEERS) this.known.delete(this.known.keys().next().value!);
-      this.known.set(fingerprint, peer);
+    let peer = this.known.get(check.fingerprint);
+    // The chain costs more to read than the rest of the check together (Node builds an object per
+    // certificate), so it is read once per certificate, and again only to replace a leaf-only chain.
+    if (!peer || (!peer.fullChain && !check.resumed)) {
+      const chainDer = check.resumed ? [check.der] : check.chainDer();
+      const cert = peer?.cert ?? parseCertificate(check.der);
+      peer = { cert, identity: peer?.identity ?? identityOf(cert), chainDer, fullChain: !check.resumed };
+      if (!this.known.has(check.fingerprint) && this.known.size >= MAX_REMEMBERED_PEERS) this.known.delete(this.known.keys().next().value!);
+      this.known.set(check.fingerprint, peer);
     }
     return { peer, refusal: null, revocationGeneration: -1 };
   }
