@@ -60,6 +60,10 @@ export function forward(options: ForwardOptions): void {
     const onClientClose = () => { if (!res.writableFinished) controller?.abort(new Error('client closed the connection')); };
     res.once('close', onClientClose);
     const onDrain = () => controller?.resume();
+    // A response that can have no body (to HEAD, 204, 304) is written whole once undici has
+    // checked it, so an app that breaks the framing there (a 204 with a length) gets a 502 the
+    // client can read instead of a cut connection.
+    let pendingHead: (() => void) | null = null;
 
     const handler: Dispatcher.DispatchHandler = {
       onRequestStart(c) {
@@ -78,7 +82,13 @@ export function forward(options: ForwardOptions): void {
           options.onHeadTooLarge(target, headers.reduce((sum, part) => sum + Buffer.byteLength(part) + 2, 0));
           return;
         }
-        writeUpstreamHead(res, statusCode, statusMessage ?? '', rawHeaderStrings(c.rawHeaders));
+        const writeHead = () => writeUpstreamHead(res, statusCode, statusMessage ?? '', rawHeaderStrings(c.rawHeaders));
+        if (method === 'HEAD' || statusCode === 204 || statusCode === 304) {
+          responded = false;
+          pendingHead = writeHead;
+        } else {
+          writeHead();
+        }
       },
       onResponseData(c, chunk) {
         if (!(res as NodeJS.WritableStream).write(chunk)) {
@@ -88,6 +98,7 @@ export function forward(options: ForwardOptions): void {
       },
       onResponseEnd() {
         res.off('close', onClientClose);
+        pendingHead?.();
         res.end();
       },
       onResponseError(_c, err) {

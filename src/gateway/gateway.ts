@@ -185,9 +185,9 @@ export async function startGateway(config: Readonly<GatewayConfig>, deps: Gatewa
     tunnels.track(clientSocket);
     const requestId = nextRequestId();
     const log: Record<string, unknown> = { requestId, method: req.method, http: req.httpVersion, upgrade: req.headers.upgrade };
-    const done = (decision: string, status: number, reason?: RefusalReason) => {
+    const done = (decision: string, status: number, reason?: RefusalReason, aborted = false) => {
       metrics.requests.inc({ decision, reason: reason ?? '', status: String(status) });
-      logger.info('gateway.request', { ...log, decision, status, ...(reason ? { reason } : {}) });
+      logger.info('gateway.request', { ...log, decision, status, ...(reason ? { reason } : {}), ...(aborted ? { aborted: true } : {}) });
     };
     try {
       const socket = req.socket as TLSSocket;
@@ -213,6 +213,10 @@ export async function startGateway(config: Readonly<GatewayConfig>, deps: Gatewa
           const [reason, message] = upstreamGiveUpMessage(kind, route.label, config.upstream.connectTimeout);
           writeRefusalToSocket(req.headers, clientSocket, reason, message, requestId);
           done('failed', refusalStatus(reason), reason);
+        },
+        onClientGone(target) {
+          log.upstream = target.url;
+          done('allowed', 0, undefined, true);
         },
       });
     } catch (err) {

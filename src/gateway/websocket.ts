@@ -24,6 +24,8 @@ export interface UpgradeOptions {
   connectTimeoutMs: number;
   onUpgraded(target: UpstreamTarget, status: number): void;
   onGiveUp(kind: UpstreamFailure, target: UpstreamTarget, err: Error): void;
+  /** The client left before the upstream answered; the upstream request was cancelled. */
+  onClientGone(target: UpstreamTarget): void;
 }
 
 /** Response fields that frame or manage the upstream connection, not the client's. */
@@ -36,7 +38,12 @@ export function forwardUpgrade(options: UpgradeOptions): void {
   // Its own connection (agent: false), never a pooled one: an upgraded socket never returns to a pool.
   const outgoing = httpRequest({ host: target.hostname, port: target.port, method: req.method, path: `${target.basePath}${options.pathAndQuery}`, headers: headers as unknown as OutgoingHttpHeaders, timeout: options.connectTimeoutMs, agent: false });
   let settled = false;
-  clientSocket.once('close', () => { if (!settled) outgoing.destroy(); });
+  clientSocket.once('close', () => {
+    if (settled) return;
+    settled = true;
+    outgoing.destroy();
+    options.onClientGone(target);
+  });
   outgoing.on('timeout', () => outgoing.destroy(Object.assign(new Error(`no answer within ${options.connectTimeoutMs} ms`), { code: 'ETIMEDOUT' })));
   outgoing.on('upgrade', (upstreamRes, upstreamSocket, upstreamHead) => {
     settled = true;
