@@ -181,3 +181,25 @@ test('admission-order-no-certificate-then-policy', () => {
   assert.ok(allowed.ok);
   assert.equal(allowed.route.label, 'routes[0]');
 });
+
+/** The table docs/gateway.md shows, rendered from INBOUND_RULES: the docs cannot drift from the code. */
+function inboundRulesMarkdown(): string {
+  const groups = new Map<string, string[]>();
+  for (const r of INBOUND_RULES) {
+    const key = `${r.action}|${r.why}`;
+    groups.set(key, [...(groups.get(key) ?? []), r.match === 'prefix' ? `\`${r.name}*\`` : `\`${r.name}\``]);
+  }
+  const action = { frame: 'written by the gateway', strip: 'dropped', replace: "replaced by the gateway's value" } as const;
+  const rows = [...groups].map(([key, names]) => {
+    const [what, why] = key.split('|') as [keyof typeof action, string];
+    return `| ${names.join(', ')} | ${action[what]} | ${why} |`;
+  });
+  return ['| client header (case and `_`/`-` folded) | what happens | why |', '|---|---|---|', ...rows].join('\n');
+}
+
+test('admission-inbound-table-in-docs-matches-the-code', async () => {
+  const { readFileSync } = await import('node:fs');
+  const docs = readFileSync('docs/gateway.md', 'utf8');
+  const block = /<!-- inbound-headers:start -->\n([\s\S]*?)\n<!-- inbound-headers:end -->/.exec(docs)?.[1];
+  assert.equal(block, inboundRulesMarkdown(), 'docs/gateway.md between the inbound-headers markers must be exactly this table');
+});

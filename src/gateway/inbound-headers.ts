@@ -60,7 +60,7 @@ export const INBOUND_RULES: readonly InboundRule[] = [
   ...prefix('strip', 'IIS / Azure Application Request Routing', 'x-arr-clientcert', 'x-arr-ssl'),
   ...prefix('strip', 'AWS Application Load Balancer mTLS', 'x-amzn-mtls-'),
   ...prefix('strip', 'Cloudflare API Shield mTLS', 'cf-client-cert'),
-  ...prefix('strip', 'other proxies\' mTLS headers', 'x-mtls-', 'x-tls-client-', 'x-client-cert', 'x-cert-'),
+  ...prefix('strip', 'other proxies\' mTLS headers', 'x-mtls-', 'x-tls-client-', 'x-cert-'),
 ];
 
 const EXACT = new Map(INBOUND_RULES.filter((r) => r.match === 'exact').map((r) => [r.name, r]));
