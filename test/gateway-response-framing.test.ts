@@ -150,8 +150,8 @@ async function vanish(bytes: string, when: (received: string) => boolean): Promi
   await new Promise<void>((resolve) => {
     let received = '';
     const socket = connect({ host: '127.0.0.1', port: gateway.port, servername: 'localhost', ca: pki.caPem, cert: alice.cert, key: alice.key }, () => {
-      socket.write(bytes);
-      if (when('')) socket.destroy();
+      // Destroyed only once the bytes are handed to the kernel: destroy() drops pending writes.
+      socket.write(bytes, () => { if (when('')) socket.destroy(); });
     });
     socket.on('data', (d: Buffer) => {
       received += d.toString('latin1');
