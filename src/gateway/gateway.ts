@@ -24,7 +24,7 @@ import type { CertificateInfo } from '../pki/certificate.js';
 import type { CompiledPolicy } from '../policy/index.js';
 import type { GatewayConfig, RouteConfig } from './config.js';
 import { splitHostPort, urlHost } from '../config/listen.js';
-import { sendRefusal, writeRefusalToSocket, refusalClosesConnection, refusalStatus, type RefusalReason } from './refusal.js';
+import { sendRefusal, writeRefusalToSocket, refusalClosesConnection, refusalDecision, refusalStatus, type RefusalReason } from './refusal.js';
 import { assertLocalUpstream } from './upstream-guard.js';
 import { compileRoutes, type RouteTable } from './routes.js';
 import { UpstreamPool } from './upstream-pool.js';
@@ -115,7 +115,7 @@ export async function startGateway(config: Readonly<GatewayConfig>, deps: Gatewa
     res.once('finish', () => writeLog(false));
     res.once('close', () => writeLog(!res.writableFinished));
     const refuse = (reason: RefusalReason, message: string) => {
-      log.decision = refusalStatus(reason) >= 500 && reason !== 'VERSION_UNSUPPORTED' && reason !== 'TRANSFER_CODING_UNSUPPORTED' && reason !== 'METHOD_UNSUPPORTED' ? 'failed' : 'refused';
+      log.decision = refusalDecision(reason);
       log.reason = reason;
       if (refusalClosesConnection(reason) && !(req instanceof Http2ServerRequest)) closingConnections.add(req.socket);
       sendRefusal(req, res, reason, message, requestId);

@@ -25,11 +25,17 @@ export function refusalStatus(reason: RefusalReason): number {
   return STATUS[reason];
 }
 
+/** `failed` when the gateway or the app could not serve an allowed request; `refused` when the request itself was turned away. */
+export function refusalDecision(reason: RefusalReason): 'failed' | 'refused' {
+  return reason === 'INTERNAL' || reason.startsWith('UPSTREAM_') ? 'failed' : 'refused';
+}
+
 /**
  * Refusals after which the connection cannot be trusted to carry a next request: the
- * framing or the head was not understood, so where this request ends is not known either.
+ * framing or the head was not understood, so where this request ends is not known either;
+ * and INTERNAL, the last-resort guard, which closes the connection the bug was met on.
  */
-const CLOSES_CONNECTION: ReadonlySet<RefusalReason> = new Set(['MALFORMED_REQUEST', 'REQUEST_TIMEOUT', 'HOST_INVALID', 'FRAMING_INVALID', 'TRANSFER_CODING_UNSUPPORTED', 'VERSION_UNSUPPORTED', 'METHOD_UNSUPPORTED', 'HEADERS_TOO_LARGE']);
+const CLOSES_CONNECTION: ReadonlySet<RefusalReason> = new Set(['INTERNAL', 'MALFORMED_REQUEST', 'REQUEST_TIMEOUT', 'HOST_INVALID', 'FRAMING_INVALID', 'TRANSFER_CODING_UNSUPPORTED', 'VERSION_UNSUPPORTED', 'METHOD_UNSUPPORTED', 'HEADERS_TOO_LARGE']);
 
 export function refusalClosesConnection(reason: RefusalReason): boolean {
   return CLOSES_CONNECTION.has(reason);
