@@ -1,16 +1,18 @@
 /**
- * `npm run bench` = `node dist/bench/main.js [issuance|gateway]...`: runs the named benches
+ * `npm run bench` = `node dist/bench/main.js [issuance|gateway|peer-cert]...`: runs the named benches
  * (default: all) one after the other. Every bench's tools are checked first, so a missing
  * peer fails the run before minutes are spent measuring. `node dist/bench/issuance.js` and
  * `node dist/bench/gateway.js` still run one bench each.
  */
 import { gatewayPreflight, runGatewayBench } from './gateway.js';
 import { issuancePreflight, runIssuanceBench } from './issuance.js';
+import { runPeerCertBench } from './peer-cert.js';
 import { cleanupAll, installCleanupHandlers } from './procs.js';
 
 const BENCHES = {
   issuance: { preflight: issuancePreflight, run: runIssuanceBench },
   gateway: { preflight: gatewayPreflight, run: runGatewayBench },
+  'peer-cert': { preflight: () => undefined, run: runPeerCertBench },
 } as const;
 type BenchName = keyof typeof BENCHES;
 
