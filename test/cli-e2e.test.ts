@@ -5,12 +5,32 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { join } from 'node:path';
-import { readFileSync, statSync, writeFileSync, existsSync } from 'node:fs';
+import { readdirSync, readFileSync, statSync, writeFileSync, existsSync } from 'node:fs';
 import { gatehouse } from './helpers/cli.js';
 import { startCaProcess } from './helpers/ca-process.js';
 import { makeTempDir } from './helpers/tmp.js';
 import { runSync } from './helpers/run.js';
 import { decodePemBlocks } from '../src/pki/pem.js';
+
+/** Directories 0700; certificates (*.pem but keys) and agent.json 0644; every other file 0600. */
+function assertModes(dir: string): void {
+  const seen: string[] = [];
+  const walk = (path: string): void => {
+    const st = statSync(path);
+    const mode = st.mode & 0o777;
+    if (st.isDirectory()) {
+      assert.equal(mode, 0o700, `${path}: directory mode ${mode.toString(8)}`);
+      for (const entry of readdirSync(path)) walk(join(path, entry));
+      return;
+    }
+    seen.push(path);
+    const base = path.slice(path.lastIndexOf('/') + 1);
+    const isPublic = (base.endsWith('.pem') && !base.includes('key')) || base === 'agent.json';
+    assert.equal(mode, isPublic ? 0o644 : 0o600, `${path}: mode ${mode.toString(8)}`);
+  };
+  walk(dir);
+  assert.ok(seen.length > 0, `${dir} holds files`);
+}
 
 /** The PEM labels in a file, in order. */
 const pemLabels = (path: string): string[] => decodePemBlocks(readFileSync(path, 'utf8')).map((b) => b.label);
@@ -57,6 +77,10 @@ test('cli-end-to-end-init-serve-enroll-whoami-renew-revoke-list', async () => {
     assert.notEqual(previous.serial, current.serial);
     const whoamiAfter = JSON.parse((await gatehouse(['agent', 'whoami', '--dir', device, '--json'])).stdout);
     assert.equal(whoamiAfter.serial, current.serial);
+    // Every file the CA (serving, so with its -wal/-shm) and the agent created: public
+    // certificates and agent.json may be read by others; everything else is the owner's alone.
+    assertModes(caDir);
+    assertModes(device);
 
     const revoked = await gatehouse(['cert', 'revoke', current.serial, '--reason', 'keyCompromise', '--identity', join(caDir, 'admin'), '--ca', ca.url]);
     assert.equal(revoked.status, 0, revoked.stderr);

@@ -1,7 +1,7 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { join } from 'node:path';
-import { writeFileSync } from 'node:fs';
+import { chmodSync, existsSync, statSync, writeFileSync } from 'node:fs';
 import Database from 'better-sqlite3';
 import { openSqliteStore } from '../src/store/sqlite.js';
 import { verifyAuditChain } from '../src/store/audit-chain.js';
@@ -100,6 +100,31 @@ test('sqlite: upgrade-records-the-audit-head-from-the-last-event', async () => {
     assert.deepEqual((await upgraded.readAuditTrail(() => undefined)).head, { seq: last.seq, hash: last.hash });
     await upgraded.close();
   } finally {
+    tmp.cleanup();
+  }
+});
+
+test('sqlite: database-and-its-wal-and-shm-files-are-0600-and-older-wider-modes-are-narrowed', async () => {
+  const tmp = makeTempDir();
+  const previous = process.umask(0o022); // the common default, under which SQLite would make 0644 files
+  try {
+    const path = join(tmp.dir, 'g.db');
+    const store = openSqliteStore(path);
+    await store.setMeta('probe', 'x');
+    const modes = (p: string) => (statSync(p).mode & 0o777).toString(8);
+    for (const file of [path, `${path}-wal`, `${path}-shm`]) {
+      assert.ok(existsSync(file), `${file} exists while the store is open`);
+      assert.equal(modes(file), '600', file);
+    }
+    await store.close();
+    // A store created by an older Gatehouse (0644) is narrowed when it is opened.
+    chmodSync(path, 0o644);
+    const reopened = openSqliteStore(path);
+    await reopened.setMeta('probe', 'y');
+    for (const file of [path, `${path}-wal`, `${path}-shm`]) if (existsSync(file)) assert.equal(modes(file), '600', `${file} after reopening`);
+    await reopened.close();
+  } finally {
+    process.umask(previous);
     tmp.cleanup();
   }
 });

@@ -4,6 +4,7 @@
  * has it. Issuances arriving in the same event-loop turn share one transaction (group commit),
  * which keeps the fsync cost off each certificate without weakening that guarantee.
  */
+import { chmodSync, closeSync, openSync, statSync } from 'node:fs';
 import Database from 'better-sqlite3';
 import { GatehouseError } from '../errors/errors.js';
 import type { CrlReason } from '../pki/crl.js';
@@ -29,9 +30,26 @@ export interface SqliteStoreOptions {
   readonly?: boolean;
 }
 
+/**
+ * The database holds every token hash and the audit chain: 0600, like the keys beside it.
+ * SQLite creates its `-wal` and `-shm` files with the database file's own mode, so creating
+ * that file 0600 first covers all three; an older store with wider modes is narrowed here.
+ */
+function restrictStoreFiles(path: string): void {
+  closeSync(openSync(path, 'a', 0o600));
+  for (const file of [path, `${path}-wal`, `${path}-shm`]) {
+    try {
+      if ((statSync(file).mode & 0o077) !== 0) chmodSync(file, 0o600);
+    } catch (err) {
+      if ((err as NodeJS.ErrnoException).code !== 'ENOENT') throw err;
+    }
+  }
+}
+
 export function openSqliteStore(path: string, options: SqliteStoreOptions = {}): SqliteStore {
   let db: Database.Database;
   try {
+    if (!options.readonly && path !== ':memory:') restrictStoreFiles(path);
     db = new Database(path, { readonly: options.readonly ?? false, fileMustExist: false });
     db.pragma(`busy_timeout = ${options.busyTimeoutMs ?? 5000}`);
     if (!options.readonly) {
