@@ -44,7 +44,8 @@ export async function requireAdmin(scope: RequestScope, method: string, path: st
     }
     return { actor, record: peer.record };
   } catch (err) {
-    await authority.store.appendAudit([{ time: authority.now(), type: 'ca.admin_refused', actor, requestId: scope.requestId, details: { method, path, code: isGatehouseError(err) ? err.code : 'GH_INTERNAL' } }]);
+    // Bounded and rate limited per source: anyone can send these, certificate or not.
+    await authority.auditAnonymousRefusal(scope.req.socket.remoteAddress ?? 'unknown', { type: 'ca.admin_refused', actor, requestId: scope.requestId, details: { method, path, code: isGatehouseError(err) ? err.code : 'GH_INTERNAL' } });
     throw err;
   }
 }

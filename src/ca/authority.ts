@@ -4,6 +4,7 @@
  * authorize (token or current certificate) → apply the role → build and sign → record durably
  * → return. Refusals are audited with the reason and never with the token or key.
  */
+import { MAX_REFUSAL_FIELD_CHARS, RefusalAuditLimiter, boundedDetails } from './refusal-audit.js';
 import type { KeyObject } from 'node:crypto';
 import { GatehouseError, isGatehouseError, type ErrorCode } from '../errors/errors.js';
 import type { CaConfig } from '../config/ca-config.js';
@@ -17,6 +18,7 @@ import { buildLeafCertificate, prepareSigningAuthority, randomSerial, type LeafP
 import { toPem } from '../pki/pem.js';
 import type { CrlReason } from '../pki/crl.js';
 import type { AuditInput, CertRecord, Store, TokenRecord } from '../store/store.js';
+import type { AuditEventType } from '../log/audit-events.js';
 import { approveCsr, decideName, roleConfig, spiffeIdFor, type ApprovedRequest } from './issuance-rules.js';
 import { newJoinToken, parseJoinToken, secretMatches } from './join-token.js';
 
@@ -26,6 +28,8 @@ export type IssuanceKind = 'enroll' | 'renew' | 'sign' | 'internal';
 export interface IssuanceObserver {
   issued(kind: IssuanceKind, role: string, seconds: number): void;
   refused(kind: IssuanceKind, code: string): void;
+  /** A refusal's audit event was not written: its source (or all sources) passed the rate limit. */
+  auditSuppressed?(type: AuditEventType): void;
 }
 
 export interface AuthorityDeps {
@@ -49,6 +53,8 @@ export interface IssuedCertificate {
 export interface RequestContext {
   actor: string;
   requestId?: string | null;
+  /** The peer address of an unauthenticated request: its refusals are audited rate limited. */
+  source?: string;
 }
 
 export interface TokenRequest {
@@ -70,6 +76,7 @@ export class Authority {
   private readonly logger: Logger;
   readonly now: () => Date;
   readonly observer: IssuanceObserver | null;
+  private readonly refusalAudit = new RefusalAuditLimiter();
 
   constructor(deps: AuthorityDeps) {
     this.config = deps.config;
@@ -82,6 +89,19 @@ export class Authority {
     this.logger = deps.logger;
     this.now = deps.now ?? (() => new Date());
     this.observer = deps.observer ?? null;
+  }
+
+  /**
+   * The audit event of a request refused before or at authentication, from `source` (the peer
+   * address): fields bounded and rate limited per source (refusal-audit.ts), so anonymous
+   * traffic cannot fill the disk; a suppressed event is counted instead. Never throws.
+   */
+  async auditAnonymousRefusal(source: string, event: Omit<AuditInput, 'time' | 'details'> & { details: Record<string, string | number | boolean | null> }): Promise<void> {
+    if (!this.refusalAudit.allow(source)) {
+      this.observer?.auditSuppressed?.(event.type);
+      return;
+    }
+    await this.store.appendAudit([{ ...event, time: this.now(), details: boundedDetails(event.details) }]).catch(() => undefined);
   }
 
   /** Times an issuance from entry to the certificate on disk, and counts its outcome. */
@@ -352,11 +372,20 @@ export class Authority {
   private async auditRefusal(type: 'ca.cert_refused' | 'ca.token_refused', err: unknown, ctx: RequestContext, now: Date, fields: { tokenId?: string | null; serial?: string; fingerprint?: string; role?: string; via?: string }): Promise<void> {
     const code = isGatehouseError(err) ? err.code : 'GH_INTERNAL';
     const reason = isGatehouseError(err) ? err.message : 'internal error';
-    this.logger.warn(type, { code, reason, tokenId: fields.tokenId, serial: fields.serial, actor: ctx.actor, requestId: ctx.requestId });
+    this.logger.warn(type, { code, reason: reason.slice(0, MAX_REFUSAL_FIELD_CHARS), tokenId: fields.tokenId, serial: fields.serial, actor: ctx.actor, requestId: ctx.requestId });
+    const details = boundedDetails({ code, reason, role: fields.role, via: fields.via });
+    // Only refusals that prove nothing are rate limited (a token that is malformed, unknown, of
+    // another CA or with a wrong secret: anyone can make those up). A refusal that names a real
+    // token (revoked, expired, used up) needed its secret, so it is always written: it says a
+    // token leaked.
+    if (ctx.source !== undefined && code === 'GH_TOKEN_INVALID' && !this.refusalAudit.allow(ctx.source)) {
+      this.observer?.auditSuppressed?.(type);
+      return;
+    }
     try {
       await this.store.appendAudit([{
         time: now, type, actor: ctx.actor, tokenId: fields.tokenId ?? null, serial: fields.serial ?? null, fingerprint: fields.fingerprint ?? null,
-        requestId: ctx.requestId ?? null, details: { code, reason, role: fields.role, via: fields.via },
+        requestId: ctx.requestId ?? null, details,
       }]);
     } catch (auditErr) {
       this.logger.error('ca.audit_write_failed', { err: auditErr, requestId: ctx.requestId });

@@ -40,6 +40,7 @@ export function createCaMetrics(registry = new Registry()): CaMetrics {
     buckets: [0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5],
     registers: [registry],
   });
+  const suppressed = new Counter({ name: 'gatehouse_ca_audit_events_suppressed_total', help: 'Audit events of refused requests not written because their source (or all sources) passed the rate limit, by event type', labelNames: ['type'], registers: [registry] });
   const refused = new Counter({ name: 'gatehouse_ca_refusals_total', help: 'Enroll, renew and sign requests answered with an error, by kind and error code', labelNames: ['kind', 'code'], registers: [registry] });
   new Gauge({
     name: 'gatehouse_ca_certificates',
@@ -89,6 +90,9 @@ export function createCaMetrics(registry = new Registry()): CaMetrics {
       },
       refused(kind: IssuanceKind, code: string) {
         refused.inc({ kind, code });
+      },
+      auditSuppressed(type) {
+        suppressed.inc({ type });
       },
     },
     setSources(next) {

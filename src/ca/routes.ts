@@ -40,7 +40,7 @@ export async function routeRequest(scope: RequestScope): Promise<void> {
         const body = await readJsonBody(req, scope.maxBodyBytes);
         return { token: stringField(body, 'token', true), csr: stringField(body, 'csr', true), nameHint: stringField(body, 'nameHint') ?? null };
       });
-      const issued = await scope.authority.enroll(request.token, request.csr, { actor: 'anonymous', requestId: scope.requestId }, request.nameHint);
+      const issued = await scope.authority.enroll(request.token, request.csr, { actor: 'anonymous', requestId: scope.requestId, source: scope.req.socket.remoteAddress ?? 'unknown' }, request.nameHint);
       scope.identity = issued.record.spiffeId;
       return sendIssued(scope, issued);
     }
