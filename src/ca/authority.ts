@@ -97,11 +97,20 @@ export class Authority {
    * traffic cannot fill the disk; a suppressed event is counted instead. Never throws.
    */
   async auditAnonymousRefusal(source: string, event: Omit<AuditInput, 'time' | 'details'> & { details: Record<string, string | number | boolean | null> }): Promise<void> {
-    if (!this.refusalAudit.allow(source)) {
+    await this.writeRefusalAudit({ ...event, time: this.now() }, event.details, source);
+  }
+
+  /** Writes a refusal's audit event with bounded fields; with `limitSource`, only within that source's rate limit. Never throws. */
+  private async writeRefusalAudit(event: Omit<AuditInput, 'details'>, details: Record<string, string | number | boolean | null | undefined>, limitSource: string | null): Promise<void> {
+    if (limitSource !== null && !this.refusalAudit.allow(limitSource)) {
       this.observer?.auditSuppressed?.(event.type);
       return;
     }
-    await this.store.appendAudit([{ ...event, time: this.now(), details: boundedDetails(event.details) }]).catch(() => undefined);
+    try {
+      await this.store.appendAudit([{ ...event, details: boundedDetails(details) }]);
+    } catch (auditErr) {
+      this.logger.error('ca.audit_write_failed', { err: auditErr, requestId: event.requestId });
+    }
   }
 
   /** Times an issuance from entry to the certificate on disk, and counts its outcome. */
@@ -373,23 +382,14 @@ export class Authority {
     const code = isGatehouseError(err) ? err.code : 'GH_INTERNAL';
     const reason = isGatehouseError(err) ? err.message : 'internal error';
     this.logger.warn(type, { code, reason: reason.slice(0, MAX_REFUSAL_FIELD_CHARS), tokenId: fields.tokenId, serial: fields.serial, actor: ctx.actor, requestId: ctx.requestId });
-    const details = boundedDetails({ code, reason, role: fields.role, via: fields.via });
     // Only refusals that prove nothing are rate limited (a token that is malformed, unknown, of
     // another CA or with a wrong secret: anyone can make those up). A refusal that names a real
     // token (revoked, expired, used up) needed its secret, so it is always written: it says a
     // token leaked.
-    if (ctx.source !== undefined && code === 'GH_TOKEN_INVALID' && !this.refusalAudit.allow(ctx.source)) {
-      this.observer?.auditSuppressed?.(type);
-      return;
-    }
-    try {
-      await this.store.appendAudit([{
-        time: now, type, actor: ctx.actor, tokenId: fields.tokenId ?? null, serial: fields.serial ?? null, fingerprint: fields.fingerprint ?? null,
-        requestId: ctx.requestId ?? null, details,
-      }]);
-    } catch (auditErr) {
-      this.logger.error('ca.audit_write_failed', { err: auditErr, requestId: ctx.requestId });
-    }
+    const limitSource = ctx.source !== undefined && code === 'GH_TOKEN_INVALID' ? ctx.source : null;
+    await this.writeRefusalAudit({
+      time: now, type, actor: ctx.actor, tokenId: fields.tokenId ?? null, serial: fields.serial ?? null, fingerprint: fields.fingerprint ?? null, requestId: ctx.requestId ?? null,
+    }, { code, reason, role: fields.role, via: fields.via }, limitSource);
   }
 }
 
