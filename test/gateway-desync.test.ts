@@ -37,6 +37,8 @@ interface H2Case {
   note: string;
 }
 
+// transfer-encoding in HTTP/2 (RFC 9113 §8.2.2) is not here: Node's own client refuses to send
+// it, so the case could only be skipped; gateway-admission.test.ts pins the refusal instead.
 const H2_CASES: H2Case[] = [
   {
     name: 'h2-content-length-shorter-than-data', headers: { ':method': 'GET', ':path': '/hello', 'content-length': '5' }, body: smuggled('h2-content-length-shorter-than-data'),
@@ -45,10 +47,6 @@ const H2_CASES: H2Case[] = [
   {
     name: 'h2-content-length-longer-than-data', headers: { ':method': 'POST', ':path': '/submit', 'content-length': '100' }, body: 'hello',
     expect: { upstream: [[], [{ method: 'POST', target: '/submit' }]] }, note: 'RFC 9113 §8.1.1: malformed; the app must never complete a 100-byte body from 5 bytes',
-  },
-  {
-    name: 'h2-transfer-encoding', headers: { ':method': 'POST', ':path': '/submit', 'transfer-encoding': 'chunked' }, body: `0\r\n\r\n${smuggled('h2-transfer-encoding')}`,
-    expect: { upstream: [[]] }, note: 'RFC 9113 §8.2.2: connection-specific fields make the request malformed',
   },
   {
     name: 'h2-get-body-without-length', headers: { ':method': 'GET', ':path': '/hello' }, body: smuggled('h2-get-body-without-length'),
@@ -82,10 +80,9 @@ describe('gateway-desync', { concurrency: true }, () => {
       }
 
       for (const c of H2_CASES) {
-        it(`desync-${kind}-${c.name}`, async (t) => {
+        it(`desync-${kind}-${c.name}`, async () => {
           const outcome = await rig.runH2(c.name, c.headers, c.body);
-          // Node's client refuses to send some malformed requests at all; then there is nothing to test.
-          if (outcome.h2?.error?.startsWith('client refused to send')) return t.skip(`${outcome.h2.error}`);
+          assert.ok(!outcome.h2?.error?.startsWith('client refused to send'), `the case never reached the gateway: ${outcome.h2?.error}`);
           assertSafe({ name: c.name, bytes: '', expect: c.expect, note: c.note }, outcome);
         });
       }

@@ -6,7 +6,8 @@
  */
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
-import { createServer, type Server, type Socket } from 'node:net';
+import { connect as netConnect, createServer, type Server, type Socket } from 'node:net';
+import { connect as tlsConnect } from 'node:tls';
 import type { AddressInfo } from 'node:net';
 import { makeTempDir } from './helpers/tmp.js';
 import { makePki, type Pki } from './helpers/desync-harness.js';
@@ -143,22 +144,27 @@ test('gateway-response-1xx-from-the-app-not-relayed-final-answer-is', async () =
   assert.equal(responses[0]!.body.toString(), 'hints');
 });
 
-/** Connects with alice's certificate, writes `bytes`, and destroys the socket once `when` holds. */
+/**
+ * Connects with alice's certificate, writes `bytes`, and once `when` holds resets the TCP
+ * connection (RST, not FIN), so the gateway's socket errors (ECONNRESET) at whatever it was doing.
+ */
 async function vanish(bytes: string, when: (received: string) => boolean): Promise<void> {
-  const { connect } = await import('node:tls');
   const alice = pki.clients.alice;
   await new Promise<void>((resolve) => {
     let received = '';
-    const socket = connect({ host: '127.0.0.1', port: gateway.port, servername: 'localhost', ca: pki.caPem, cert: alice.cert, key: alice.key }, () => {
-      // Destroyed only once the bytes are handed to the kernel: destroy() drops pending writes.
-      socket.write(bytes, () => { if (when('')) socket.destroy(); });
+    const tcp = netConnect({ host: '127.0.0.1', port: gateway.port });
+    const kill = () => tcp.resetAndDestroy();
+    const socket = tlsConnect({ socket: tcp, servername: 'localhost', ca: pki.caPem, cert: alice.cert, key: alice.key }, () => {
+      // Reset only once the bytes are handed to the kernel: a reset drops pending writes.
+      socket.write(bytes, () => { if (when('')) kill(); });
     });
     socket.on('data', (d: Buffer) => {
       received += d.toString('latin1');
-      if (when(received)) socket.destroy();
+      if (when(received)) kill();
     });
     socket.on('error', () => undefined);
-    socket.on('close', () => resolve());
+    tcp.on('error', () => undefined);
+    tcp.on('close', () => resolve());
   });
 }
 

@@ -17,7 +17,6 @@ import type { IncomingMessage } from 'node:http';
 import type { TLSSocket } from 'node:tls';
 import type { AddressInfo } from 'node:net';
 import type { Duplex } from 'node:stream';
-import { randomBytes } from 'node:crypto';
 import { GatehouseError } from '../errors/errors.js';
 import type { Logger } from '../log/logger.js';
 import type { CertificateInfo } from '../pki/certificate.js';
@@ -33,6 +32,7 @@ import { forwardUpgrade, Tunnels } from './websocket.js';
 import { loadTlsMaterial, type TlsMaterial } from './tls-material.js';
 import { createGatewayMetrics, type GatewayMetrics } from './metrics.js';
 import { createListener, type GatewayServer } from './listener.js';
+import { nextRequestId } from './request-id.js';
 import { PeerAdmission, type RevocationCheck } from './peer-admission.js';
 import { admitRequest, type AdmissionSettings, type RequestFacts } from './request-admission.js';
 
@@ -86,7 +86,9 @@ export async function startGateway(config: Readonly<GatewayConfig>, deps: Gatewa
   };
   const { server, sessions } = createListener(config, state.tls, metrics, logger);
   const peers = new PeerAdmission(deps.revocation, now);
-  const settings = (): AdmissionSettings => ({ headers: config.headers, maxHeaderBytes: config.limits.maxHeaderBytes, denyMessage: config.denyMessage, gatewaySpiffeId: state.tls.serverSpiffeId });
+  // Rebuilt only when the gateway's own certificate (its SPIFFE ID) is reloaded, not per request.
+  const settingsFor = (tls: TlsMaterial): AdmissionSettings => ({ headers: config.headers, maxHeaderBytes: config.limits.maxHeaderBytes, denyMessage: config.denyMessage, gatewaySpiffeId: tls.serverSpiffeId });
+  let settings = settingsFor(state.tls);
 
   const upstreamGiveUpMessage = (kind: UpstreamFailure, label: string, timeoutMs: number): [RefusalReason, string] =>
     kind === 'timeout' ? ['UPSTREAM_TIMEOUT', `504 Gateway Timeout: the upstream of ${label} did not answer within ${timeoutMs} ms`]
@@ -129,7 +131,7 @@ export async function startGateway(config: Readonly<GatewayConfig>, deps: Gatewa
         return;
       }
       if (logging) Object.assign(log, { method: req.method, http: req.httpVersion, tls: socket.getProtocol?.(), resumed: socket.isSessionReused?.() });
-      const admission = admitRequest(requestFacts(req, socket, false), peers.check(socket), state.policy, state.routes, settings(), log);
+      const admission = admitRequest(requestFacts(req, socket, false), peers.check(socket), state.policy, state.routes, settings, log);
       if (!admission.ok) return refuse(admission.reason, admission.message);
       log.decision = 'allowed';
       const { route } = admission;
@@ -192,7 +194,7 @@ export async function startGateway(config: Readonly<GatewayConfig>, deps: Gatewa
     try {
       const socket = req.socket as TLSSocket;
       Object.assign(log, { tls: socket.getProtocol?.(), resumed: socket.isSessionReused?.() });
-      const admission = admitRequest(requestFacts(req, socket, true), peers.check(socket), state.policy, state.routes, settings(), log);
+      const admission = admitRequest(requestFacts(req, socket, true), peers.check(socket), state.policy, state.routes, settings, log);
       if (!admission.ok) {
         writeRefusalToSocket(req.headers, clientSocket, admission.reason, admission.message, requestId);
         return done('refused', refusalStatus(admission.reason), admission.reason);
@@ -256,6 +258,7 @@ export async function startGateway(config: Readonly<GatewayConfig>, deps: Gatewa
       const next = loadTlsMaterial(config.tls, now());
       server.setSecureContext(next.context);
       state.tls = next;
+      settings = settingsFor(next);
     },
     setPolicy(policy) {
       state.policy = policy;
@@ -307,14 +310,6 @@ function buildRoutes(config: Readonly<GatewayConfig>, routes: readonly RouteConf
     pool: new UpstreamPool(route.upstreams, { maxFails: config.upstream.maxFails, failTimeoutMs: config.upstream.failTimeout }),
     timeoutMs: route.timeout ?? config.upstream.timeout,
   }));
-}
-
-/** Unique across processes (random prefix) without a random draw per request. */
-const REQUEST_ID_PREFIX = randomBytes(4).toString('hex');
-let requestCounter = 0;
-function nextRequestId(): string {
-  requestCounter = (requestCounter + 1) % 0x1_0000_0000;
-  return `${REQUEST_ID_PREFIX}${requestCounter.toString(16).padStart(8, '0')}`;
 }
 
 /** The TLS socket under a request, for HTTP/1.1 and HTTP/2 alike. An HTTP/1 request line may

@@ -24,7 +24,7 @@ export { formatDnRfc4514, readRdns } from './identity-headers-dn.js';
 export const IDENTITY_HEADER_PRESETS = ['default', 'nginx', 'envoy', 'traefik'] as const;
 export type IdentityHeaderPreset = (typeof IDENTITY_HEADER_PRESETS)[number];
 
-/** Every header name any preset emits, lowercase, dash form. */
+/** Every header name any preset emits, lowercase, dash form; inbound-headers.ts strips them (and look-alikes) from clients. */
 export const IDENTITY_HEADER_NAMES: ReadonlySet<string> = new Set([
   'x-client-verify', 'x-client-subject', 'x-client-name', 'x-client-role', 'x-client-spiffe-id',
   'x-client-serial', 'x-client-fingerprint', 'client-cert', 'client-cert-chain',
@@ -32,27 +32,6 @@ export const IDENTITY_HEADER_NAMES: ReadonlySet<string> = new Set([
   'x-forwarded-client-cert',
   'x-forwarded-tls-client-cert', 'x-forwarded-tls-client-cert-info',
 ]);
-const IDENTITY_HEADER_PREFIXES = ['x-client-', 'x-forwarded-tls-client-', 'ssl-client-'];
-
-/**
- * True for a name an app could read as an identity header. `_` counts as `-` because CGI,
- * WSGI, PHP and nginx with `underscores_in_headers` fold both into `HTTP_X_CLIENT_ROLE`.
- */
-export function isIdentityHeaderName(name: string): boolean {
-  const normalized = name.trim().toLowerCase().replace(/_/g, '-');
-  return IDENTITY_HEADER_NAMES.has(normalized) || IDENTITY_HEADER_PREFIXES.some((p) => normalized.startsWith(p));
-}
-
-/** Node's flat `req.rawHeaders` without any identity header; order and duplicates otherwise kept. */
-export function stripIdentityHeaders(rawHeaders: readonly string[]): string[] {
-  const out: string[] = [];
-  for (let i = 0; i + 1 < rawHeaders.length; i += 2) {
-    const name = rawHeaders[i]!;
-    if (!isIdentityHeaderName(name)) out.push(name, rawHeaders[i + 1]!);
-  }
-  return out;
-}
-
 export interface VerifiedPeer {
   cert: CertificateInfo;
   identity: Identity;

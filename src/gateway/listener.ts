@@ -6,7 +6,6 @@
  */
 import { createSecureServer, type Http2SecureServer, type Http2Session } from 'node:http2';
 import { createServer as createHttpsServer, type Server as HttpsServer } from 'node:https';
-import { STATUS_CODES } from 'node:http';
 import type { Duplex } from 'node:stream';
 import type { TLSSocket } from 'node:tls';
 import type { Logger } from '../log/logger.js';
@@ -14,6 +13,8 @@ import { checkPeerCertificate, pinPeerForConnection } from '../tls/peer-certific
 import type { GatewayConfig } from './config.js';
 import type { GatewayMetrics } from './metrics.js';
 import type { TlsMaterial } from './tls-material.js';
+import { refusalStatus, writeRefusalToSocket, type RefusalReason } from './refusal.js';
+import { nextRequestId } from './request-id.js';
 
 export type GatewayServer = Http2SecureServer | HttpsServer;
 
@@ -81,18 +82,21 @@ export function createListener(config: Readonly<GatewayConfig>, tls: TlsMaterial
  * 400/408/431 with the reason, then the connection closes, as Node's own default does.
  */
 function answerClientError(err: NodeJS.ErrnoException, socket: Duplex, config: Readonly<GatewayConfig>, metrics: GatewayMetrics, logger: Logger): void {
-  const [status, reason, text] = err.code === 'HPE_HEADER_OVERFLOW' ? [431, 'HEADERS_TOO_LARGE', `431 Request Header Fields Too Large: the request head is over ${config.limits.maxHeaderBytes} bytes`]
-    : err.code === 'ERR_HTTP_REQUEST_TIMEOUT' ? [408, 'REQUEST_TIMEOUT', `408 Request Timeout: the request head did not arrive within ${config.limits.headersTimeout} ms`]
-      : [400, 'MALFORMED_REQUEST', `400 Bad Request: malformed HTTP request (${parserReason(err)})`];
+  const [reason, text]: [RefusalReason, string] = err.code === 'HPE_HEADER_OVERFLOW' ? ['HEADERS_TOO_LARGE', `431 Request Header Fields Too Large: the request head is over ${config.limits.maxHeaderBytes} bytes`]
+    : err.code === 'ERR_HTTP_REQUEST_TIMEOUT' ? ['REQUEST_TIMEOUT', `408 Request Timeout: the request head did not arrive within ${config.limits.headersTimeout} ms`]
+      : ['MALFORMED_REQUEST', `400 Bad Request: malformed HTTP request (${parserReason(err)})`];
+  const status = refusalStatus(reason);
+  const requestId = nextRequestId();
   metrics.requests.inc({ decision: 'refused', reason, status: String(status) });
-  logger.info('gateway.request', { decision: 'refused', reason, status, detail: err.code });
+  logger.info('gateway.request', { requestId, decision: 'refused', reason, status, detail: err.code });
   const inFlight = (socket as unknown as { _httpMessage?: { headersSent?: boolean } })._httpMessage;
   if (!socket.writable || inFlight?.headersSent) {
     socket.destroy();
     return;
   }
   socket.on('error', () => socket.destroy());
-  socket.end(`HTTP/1.1 ${status} ${STATUS_CODES[status]}\r\ncontent-type: text/plain; charset=utf-8\r\ncontent-length: ${text.length + 1}\r\nconnection: close\r\n\r\n${text}\n`);
+  // Node has no parsed head to offer here, so the answer is the plain-text form.
+  writeRefusalToSocket({}, socket, reason, text, requestId);
   // Read and drop what the client is still sending, so the kernel does not answer unread data
   // with a reset that would hide the status from it.
   socket.on('data', () => undefined);

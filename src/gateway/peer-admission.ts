@@ -5,7 +5,7 @@
  * certificate's expiry and the CRLs.
  */
 import type { TLSSocket } from 'node:tls';
-import { parseCertificate, identityOf, type CertificateInfo, type Identity } from '../pki/certificate.js';
+import { identityOf, type CertificateInfo, type Identity } from '../pki/certificate.js';
 import { checkPeerCertificate } from '../tls/peer-certificate.js';
 import type { RefusalReason } from './refusal.js';
 
@@ -80,8 +80,7 @@ export class PeerAdmission {
     // certificate), so it is read once per certificate, and again only to replace a leaf-only chain.
     if (!peer || (!peer.fullChain && !check.resumed)) {
       const chainDer = check.resumed ? [check.der] : check.chainDer();
-      const cert = peer?.cert ?? parseCertificate(check.der);
-      peer = { cert, identity: peer?.identity ?? identityOf(cert), chainDer, fullChain: !check.resumed };
+      peer = { cert: check.cert, identity: peer?.identity ?? identityOf(check.cert), chainDer, fullChain: !check.resumed };
       if (!this.known.has(check.fingerprint) && this.known.size >= MAX_REMEMBERED_PEERS) this.known.delete(this.known.keys().next().value!);
       this.known.set(check.fingerprint, peer);
     }

@@ -64,8 +64,7 @@ function framingOfLength(lengths: readonly string[]): { ok: true; framing: BodyF
   if (lengths.length > 1) return refuse('FRAMING_INVALID', 'more than one Content-Length');
   const text = lengths[0]!;
   if (!DIGITS.test(text)) return refuse('FRAMING_INVALID', `Content-Length "${text.slice(0, 40)}" is not a number`);
-  const length = Number(text);
-  return { ok: true, framing: length === 0 ? { kind: 'length', length: 0 } : { kind: 'length', length } };
+  return { ok: true, framing: { kind: 'length', length: Number(text) } };
 }
 
 function refuse(reason: FramingRefusal['reason'], detail: string): FramingRefusal {

@@ -4,12 +4,13 @@
  */
 import type { TLSSocket } from 'node:tls';
 import { createHash } from 'node:crypto';
-import { parseCertificate } from '../pki/certificate.js';
+import { parseCertificate, type CertificateInfo } from '../pki/certificate.js';
 import { readHeader, type DerHeader } from '../pki/der.js';
 
 export type PeerCheck =
   | {
     ok: true; der: Buffer; /** SHA-256 of the DER, lowercase hex. */ fingerprint: string;
+    /** The leaf, parsed once per distinct certificate. */ cert: CertificateInfo;
     /** Leaf first, as the handshake verified it; just the leaf on a resumed session, where Node has none. Costly: call it once per certificate, not per connection. */
     chainDer(): Buffer[];
     resumed: boolean;
@@ -57,14 +58,15 @@ function computeVerdict(socket: TLSSocket): PeerCheck {
   // expired. The leaf's validity window is therefore checked against the clock here, for every
   // connection (for a full handshake it agrees with what OpenSSL just checked).
   const fingerprint = createHash('sha256').update(der).digest('hex');
-  const window = validityWindow(fingerprint, der);
-  if (!window) return { ok: false, reason: 'UNTRUSTED', detail: 'unreadable validity dates', der };
+  const cert = parsedCertificate(fingerprint, der);
+  if (!cert) return { ok: false, reason: 'UNTRUSTED', detail: 'the client certificate cannot be parsed', der };
+  const window = { notBefore: cert.notBefore.getTime(), notAfter: cert.notAfter.getTime() };
   const now = Date.now();
   const resumed = socket.isSessionReused();
   const because = resumed ? '; the TLS session was resumed from a handshake when it was still valid' : '';
   if (now > window.notAfter) return { ok: false, reason: 'EXPIRED', detail: `CERT_HAS_EXPIRED: expired at ${new Date(window.notAfter).toISOString()}${because}`, der };
   if (now < window.notBefore) return { ok: false, reason: 'NOT_YET_VALID', detail: `CERT_NOT_YET_VALID: valid from ${new Date(window.notBefore).toISOString()}${because}`, der };
-  return { ok: true, der, fingerprint, resumed, chainDer: () => chainOf(socket, der) };
+  return { ok: true, der, fingerprint, cert, resumed, chainDer: () => chainOf(socket, der) };
 }
 
 /**
@@ -119,23 +121,22 @@ export function peerFromSession(session: Buffer): Buffer | null | undefined {
   }
 }
 
-// Validity windows by fingerprint: a device reconnecting presents the same certificate.
-const windows = new Map<string, { notBefore: number; notAfter: number } | null>();
-const MAX_REMEMBERED_WINDOWS = 10_000;
+// Parsed certificates by fingerprint: a device reconnecting presents the same certificate.
+const parsed = new Map<string, CertificateInfo | null>();
+const MAX_REMEMBERED_CERTIFICATES = 10_000;
 
-function validityWindow(fingerprint: string, der: Buffer): { notBefore: number; notAfter: number } | null {
-  let window = windows.get(fingerprint);
-  if (window === undefined) {
+function parsedCertificate(fingerprint: string, der: Buffer): CertificateInfo | null {
+  let cert = parsed.get(fingerprint);
+  if (cert === undefined) {
     try {
-      const cert = parseCertificate(der);
-      window = { notBefore: cert.notBefore.getTime(), notAfter: cert.notAfter.getTime() };
+      cert = parseCertificate(der);
     } catch {
-      window = null;
+      cert = null;
     }
-    if (windows.size >= MAX_REMEMBERED_WINDOWS) windows.delete(windows.keys().next().value!);
-    windows.set(fingerprint, window);
+    if (parsed.size >= MAX_REMEMBERED_CERTIFICATES) parsed.delete(parsed.keys().next().value!);
+    parsed.set(fingerprint, cert);
   }
-  return window;
+  return cert;
 }
 
 /**
