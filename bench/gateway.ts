@@ -190,12 +190,17 @@ function occurrences(file: string, needle: string): number {
 /**
  * With BENCH_GW_ACCESS_LOG=1, each target must have logged the functional check's requests
  * before anything is timed: a target that does not log would be measured in a cheaper setting
- * than production. The gateway and node-bare write batched, after the event-loop turn: wait a little.
+ * than production. The gateway and node-bare write batched, after the event-loop turn: wait for the lines.
  */
 async function checkAccessLogs(logs: Record<TargetName, AccessLogCheck>, on: boolean): Promise<void> {
-  await new Promise((r) => setTimeout(r, 300));
   for (const name of TARGET_NAMES) {
-    const lines = occurrences(logs[name].file, logs[name].needle);
+    // Logged lines appear within an event-loop turn or two; wait for them, up to 5 s.
+    const deadline = Date.now() + 5000;
+    let lines = occurrences(logs[name].file, logs[name].needle);
+    while (on && lines < 2 && Date.now() < deadline) {
+      await new Promise((r) => setTimeout(r, 20));
+      lines = occurrences(logs[name].file, logs[name].needle);
+    }
     if (on && lines < 2) throw new Error(`${name}: BENCH_GW_ACCESS_LOG=1, but ${logs[name].file} holds ${lines} access-log line(s) (${JSON.stringify(logs[name].needle)}) after the functional check's 3 requests: access logging is not on`);
     if (!on && lines > 0) throw new Error(`${name}: BENCH_GW_ACCESS_LOG=0, but ${logs[name].file} holds ${lines} access-log line(s)`);
   }
