@@ -1,13 +1,15 @@
 /**
  * Gatehouse as an HTTP target: `ca init` in the temp dir, the CA server in a child process
  * (ca-child.ts), and one client identity enrolled over HTTP with a join token, used for the
- * mutual-TLS /renew runs. Renewal does not revoke the old certificate, so one identity is enough.
+ * mutual-TLS /renew runs. One identity renews over and over, which only the CA child's
+ * benchmark-only `unsafeRenewWithoutLineage` allows (a real CA takes it for a copied identity).
  */
-import { closeSync, existsSync, mkdirSync, openSync, readFileSync } from 'node:fs';
+import { appendFileSync, closeSync, existsSync, mkdirSync, openSync, readFileSync } from 'node:fs';
 import { fork, type ChildProcess } from 'node:child_process';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { initCa } from '../src/ca/init.js';
+import { CA_FILES } from '../src/ca/ca-dir.js';
 import { buildCsrPem } from '../src/pki/csr-build.js';
 import { generatePrivateKey, privateKeyToPem } from '../src/pki/keys.js';
 import type { CaChildReply, CaChildRequest } from './ca-child.js';
@@ -55,6 +57,8 @@ function nextReply<T extends CaChildReply['type']>(child: ChildProcess, type: T,
 export async function startGatehouse(tmp: string, config: BenchConfig): Promise<GatehouseTarget> {
   const caDir = join(tmp, 'gatehouse-ca');
   await initCa({ dir: caDir, org: 'Bench Org', trustDomain: 'bench.internal' });
+  // The load comes from one address and one identity: measure issuance, not the rate limits.
+  appendFileSync(join(caDir, CA_FILES.config), 'limits:\n  enroll: { perSource: null, perToken: null }\n  renew: { perSource: null, perCertificate: null }\n');
   const logFile = join(tmp, 'gatehouse-ca.log');
   const fd = openSync(logFile, 'a');
   if (config.cpuProfile) mkdirSync(PROFILE_DIR, { recursive: true });

@@ -54,29 +54,37 @@ test('agent-run-renews-writes-atomically-then-runs-hook', async (t) => {
   const marker = join(fixture.root, 'hook-ran');
   const { lines, logger } = capture();
   // A clock 18 h ahead (past the latest renewal point, 73 %) puts the 24 h certificate past its renewal point.
-  await runAgent({ dir, logger, now: () => new Date(Date.now() + 18 * HOUR), maxRenewals: 1, onRenew: `echo "$GATEHOUSE_SERIAL" > '${marker}'` });
+  await runAgent({ dir, logger, now: () => new Date(Date.now() + 18 * HOUR), maxRenewals: 1, onRenew: `echo "$GATEHOUSE_SERIAL $GATEHOUSE_EVENT" > '${marker}'` });
   const after = loadIdentity(dir);
   assert.notEqual(after.leaf.serial, before.leaf.serial);
   assert.ok(!after.key.export({ type: 'pkcs8', format: 'der' }).equals(before.key.export({ type: 'pkcs8', format: 'der' })), 'a new key each renewal');
   assert.equal(statSync(join(dir, 'key.pem')).mode & 0o777, 0o600);
-  assert.equal(readFileSync(marker, 'utf8').trim(), after.leaf.serial, 'the hook ran after the new files were in place');
+  assert.equal(readFileSync(marker, 'utf8').trim(), `${after.leaf.serial} renewed`, 'the hook ran after the new files were in place');
   assert.ok(lines.some((l) => l.event === 'agent.cert_renewed' && l.serial === after.leaf.serial));
   assert.equal(existsSync(join(dir, '.staged')), false);
 });
 
-test('agent-run-revoked-certificate-says-enroll-again-and-keeps-files', async (t) => {
-  const fixture = await startCaFixture();
+test('agent-run-renewal-refused-as-revoked-says-enroll-again-runs-hook-and-keeps-files', async (t) => {
+  // The CA republishes its CRL only every 10 minutes here, so the agent learns of the
+  // revocation from the refused renewal rather than from the CRL.
+  const fixture = await startCaFixture({ crlCheckIntervalMs: 600_000 });
   t.after(() => fixture.close());
   const dir = await enrolledDevice(fixture);
   const before = snapshot(dir);
-  await fixture.server.authority.revokeCertificate(loadIdentity(dir).leaf.serial, 'keyCompromise', { actor: 'test' });
+  const serial = loadIdentity(dir).leaf.serial;
+  await fixture.server.authority.revokeCertificate(serial, 'keyCompromise', { actor: 'test' });
+  const marker = join(fixture.root, 'hook-ran');
   const { lines, logger } = capture();
   await assert.rejects(
-    runAgent({ dir, logger, now: () => new Date(Date.now() + 18 * HOUR) }),
-    (err) => isGatehouseError(err, 'GH_AGENT_MUST_REENROLL') && /enroll again/.test(err.message),
+    runAgent({ dir, logger, now: () => new Date(Date.now() + 18 * HOUR), onRenew: `echo "$GATEHOUSE_SERIAL $GATEHOUSE_EVENT" > '${marker}'` }),
+    (err) => isGatehouseError(err, 'GH_AGENT_MUST_REENROLL') && /revoked.*enroll again/.test(err.message),
   );
   assert.deepEqual(snapshot(dir), before, 'the current files are never deleted or changed');
-  assert.ok(lines.some((l) => l.event === 'agent.must_reenroll'));
+  const revoked = lines.find((l) => l.event === 'agent.cert_revoked');
+  assert.equal(revoked?.level, 'error');
+  assert.equal(revoked?.serial, serial);
+  assert.equal(revoked?.source, 'renewal-refused');
+  assert.equal(readFileSync(marker, 'utf8').trim(), `${serial} revoked`);
 });
 
 test('agent-run-expired-while-machine-was-off-says-enroll-again', async (t) => {

@@ -1,7 +1,8 @@
 /**
  * Anonymous traffic cannot fill the CA's disk (issue 11): a flood of requests without a
- * certificate, with long paths, and of enrollments with made-up tokens, over real HTTPS, leaves
- * a bounded number of small audit events, and the rest are counted as suppressed.
+ * certificate and of enrollments with made-up tokens, all with 8 KiB request targets, over real
+ * HTTPS, leaves a bounded number of small audit events (the rest are counted as suppressed) and
+ * meets the /enroll rate limit's 429s.
  */
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
@@ -16,12 +17,17 @@ function storeBytes(caDir: string): number {
   return [db, `${db}-wal`].reduce((sum, f) => sum + (existsSync(f) ? statSync(f).size : 0), 0);
 }
 
-function send(agent: Agent, url: string, ca: string, method: string, path: string, body?: string): Promise<number> {
+interface Answer {
+  status: number;
+  retryAfter: string | undefined;
+}
+
+function send(agent: Agent, url: string, ca: string, method: string, path: string, body?: string): Promise<Answer> {
   return new Promise((resolve, reject) => {
     const u = new URL(url);
     const req = request({ host: u.hostname, port: u.port, method, path, agent, ca, servername: 'localhost', headers: body ? { 'content-type': 'application/json', 'content-length': Buffer.byteLength(body) } : {} }, (res) => {
       res.resume();
-      res.on('end', () => resolve(res.statusCode ?? 0));
+      res.on('end', () => resolve({ status: res.statusCode ?? 0, retryAfter: res.headers['retry-after'] }));
     });
     req.on('error', reject);
     req.end(body);
@@ -35,24 +41,36 @@ test('ca-flood-of-anonymous-refusals-grows-the-store-by-a-bounded-amount', async
     const ca = readFileSync(join(fixture.caDir, 'root.pem'), 'utf8');
     const before = storeBytes(fixture.caDir);
     const started = Date.now();
-    const longPath = `/admin/${'x'.repeat(8 * 1024)}`;
-    const jobs: (() => Promise<number>)[] = [];
-    for (let i = 0; i < 2000; i++) jobs.push(() => send(agent, fixture.url, ca, 'GET', longPath));
-    const fakeToken = `GHTKN-1-${'0'.repeat(64)}-${'0'.repeat(16)}-${'a'.repeat(32)}`;
-    for (let i = 0; i < 500; i++) jobs.push(() => send(agent, fixture.url, ca, 'POST', '/enroll', JSON.stringify({ token: fakeToken, csr: 'y'.repeat(4000) })));
-    const statuses: number[] = [];
+    // 2 000 requests with 8 KiB request targets, half on the admin API without a certificate,
+    // half enrollments with made-up tokens (a new one each, so only the per-source limit binds).
+    const pad = 'x'.repeat(8 * 1024);
+    const jobs: (() => Promise<Answer>)[] = [];
+    for (let i = 0; i < 2000; i++) {
+      if (i % 2 === 0) jobs.push(() => send(agent, fixture.url, ca, 'GET', `/admin/${pad}`));
+      else {
+        const fakeToken = `GHTKN-1-${'0'.repeat(64)}-${i.toString(16).padStart(16, '0')}-${'a'.repeat(32)}`;
+        jobs.push(() => send(agent, fixture.url, ca, 'POST', `/enroll?pad=${pad}`, JSON.stringify({ token: fakeToken, csr: 'y'.repeat(4000) })));
+      }
+    }
+    const answers: Answer[] = [];
     let next = 0;
     await Promise.all(Array.from({ length: 16 }, async () => {
-      while (next < jobs.length) statuses.push(await jobs[next++]!());
+      while (next < jobs.length) answers.push(await jobs[next++]!());
     }));
     const seconds = (Date.now() - started) / 1000;
+    const statuses = answers.map((a) => a.status);
     assert.ok(statuses.every((s) => s >= 400 && s < 500), `every request refused: ${[...new Set(statuses)].join(',')}`);
+    // The default limit of /enroll, 20 per second per source with bursts of 50, binds the flood.
+    const limited = answers.filter((a) => a.status === 429);
+    assert.ok(limited.length > 0 && limited.length <= 1000, `${limited.length} answers were 429`);
+    assert.ok(limited.length >= 1000 - (50 + Math.ceil(seconds * 20) + 1), `at most the burst and the rate pass: ${1000 - limited.length} of 1 000 enrollments in ${seconds.toFixed(1)} s`);
+    for (const a of limited) assert.match(a.retryAfter ?? '', /^[1-9]\d*$/, 'every 429 has a Retry-After in whole seconds');
 
     const all = await fixture.store.listAudit({});
     const events = all.filter((e) => e.type === 'ca.admin_refused' || e.type === 'ca.token_refused' || e.type === 'ca.cert_refused');
     // One source (127.0.0.1): a burst of 20, then one every 2 s.
     const allowed = 20 + Math.ceil(seconds * 0.5) + 1;
-    assert.ok(events.length <= allowed, `${events.length} refusal events written for 2 500 refused requests in ${seconds.toFixed(1)} s (at most ${allowed})`);
+    assert.ok(events.length <= allowed, `${events.length} refusal events written for 2 000 refused requests in ${seconds.toFixed(1)} s (at most ${allowed})`);
     assert.ok(events.length >= 1, 'refusals are still audited, up to the limit');
     for (const e of events) {
       for (const value of Object.values(e.details)) if (typeof value === 'string') assert.ok(value.length <= MAX_REFUSAL_FIELD_CHARS + 1, `a ${value.length}-character field was stored`);
@@ -73,4 +91,5 @@ test('ca-refusal-audit-limiter-per-source-and-overall', () => {
   now += 1000;
   assert.equal(limiter.allow('a'), true, 'one token back after a second');
   assert.equal(limiter.allow('a'), false);
+  assert.deepEqual([1, 2, 3].map(() => limiter.allow('b')), [true, true, false], 'b kept the token the overall limit refused it: 1 left plus 1 earned');
 });

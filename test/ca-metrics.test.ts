@@ -207,3 +207,42 @@ test('ca-config-metrics-listen-validated-and-overridden-by-env', () => {
   refused({ ...base, metrics: { listen: '127.0.0.1:9091', path: '/m' } }, /metrics: unknown key "path"/);
   refused({ ...base, listen: '127.0.0.1:8443', metrics: { listen: '127.0.0.1:8443' } }, /metrics\.listen: must differ from listen/);
 });
+
+test('ca-metrics-count-rate-limited-requests-and-suppressed-refusal-audits', async () => {
+  const dir = await initCa('limits', (doc) => {
+    doc.limits = { enroll: { perSource: { rate: 0.1, burst: 2 }, perToken: null }, renew: { perSource: null, perCertificate: { rate: 0.1, burst: 1 } } };
+  });
+  const rootPem = readFileSync(join(dir, 'root.pem'), 'utf8');
+  const ca = await startCaProcess(dir, ['--metrics-listen', '127.0.0.1:0']);
+  try {
+    const limited = (s: Samples, endpoint: string, key: string) => value(s, 'gatehouse_ca_rate_limited_total', { endpoint, key });
+    const start = await scrape(ca);
+    assert.equal(limited(start, 'enroll', 'source'), 0);
+    assert.equal(value(start, 'gatehouse_ca_audit_events_suppressed_total', { type: 'ca.cert_refused' }), 0);
+
+    // /enroll from one source, a burst of 2: one enrollment, one bad token, then 429s.
+    const web1 = await enrollAs(ca, dir, rootPem, 'web', 'web-1');
+    const statuses: number[] = [];
+    for (let i = 0; i < 4; i++) statuses.push((await enroll(ca, rootPem, { token: 'GHTKN-1-nonsense', csr: 'x' })).status);
+    assert.deepEqual(statuses, [401, 429, 429, 429]);
+    // /renew of one certificate, a burst of 1: a refused CSR still takes the token.
+    const renewals: number[] = [];
+    for (let i = 0; i < 3; i++) renewals.push((await caRequest(ca.url, 'renew', { method: 'POST', ca: rootPem, body: { csr: 'x' }, key: web1.keyPem, cert: web1.certPem })).status);
+    assert.deepEqual(renewals, [400, 429, 429]);
+    const s = await scrape(ca);
+    assert.equal(limited(s, 'enroll', 'source'), 3, 'each 429 counted once, by endpoint and key');
+    assert.equal(limited(s, 'renew', 'certificate'), 2);
+    assert.equal(limited(s, 'renew', 'source'), 0);
+    assert.equal(value(s, 'gatehouse_ca_refusals_total', { kind: 'enroll', code: 'GH_RATE_LIMITED' }), 3, 'a 429 is a refusal too');
+    assert.equal(value(s, 'gatehouse_ca_refusals_total', { kind: 'renew', code: 'GH_RATE_LIMITED' }), 2);
+
+    // 40 renewals without a certificate (no per-source limit on /renew here): their audit
+    // events pass the refusal audit's burst of 20 per source (one already taken by the bad
+    // token), the rest are counted as suppressed.
+    for (let i = 0; i < 40; i++) assert.equal((await caRequest(ca.url, 'renew', { method: 'POST', ca: rootPem, body: { csr: 'x' } })).status, 401);
+    const suppressed = value(await scrape(ca), 'gatehouse_ca_audit_events_suppressed_total', { type: 'ca.cert_refused' });
+    assert.ok(suppressed >= 15 && suppressed <= 21, `${suppressed} of 40 refusal events suppressed`);
+  } finally {
+    await ca.stop();
+  }
+});

@@ -18,9 +18,13 @@ test('enroll-name-held-by-another-active-cert-refused-409-until-revoked', async 
   // The same name under another role is another identity.
   await authority.enroll((await authority.createToken({ role: 'admin' }, { actor: 't' })).token, await csr(), { actor: 'anonymous' });
 
+  // Revoked, the name stays reserved for the machine that enrolled it (issue 11).
   await authority.revokeCertificate(first.record.serial, 'superseded', { actor: 't' });
+  await assert.rejects(authority.enroll(taker.token, await csr(), { actor: 'anonymous' }), (err) => isGatehouseError(err, 'GH_NAME_TAKEN') && /stays reserved/.test(err.message) && err.message.includes('gatehouse name release web/web-1'));
+  await authority.releaseName('web', 'web-1', { actor: 't' });
   const after = await authority.enroll(taker.token, await csr(), { actor: 'anonymous' });
   assert.equal(after.record.spiffeId, 'spiffe://test.internal/web/web-1');
+  assert.equal((await fixture.store.listAudit({ type: 'ca.name_released' })).length, 1);
 });
 
 test('enroll-token-made-for-the-exact-name-replaces-an-active-holder', async (t) => {

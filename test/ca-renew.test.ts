@@ -182,7 +182,7 @@ test('renew-with-expired-cert-refused-401-GH_CERT_EXPIRED', async (t) => {
   const record: CertRecord = {
     serial: info.serial, fingerprint: info.fingerprint, name: 'web-old', role: 'web', spiffeId: 'spiffe://test.internal/web/web-old',
     notBefore: info.notBefore, notAfter: info.notAfter, issuedAt: info.notBefore, certPem: pki.toPem('CERTIFICATE', der),
-    tokenId: null, renewedFrom: null, revokedAt: null, revocationReason: null,
+    tokenId: null, renewedFrom: null, lineage: info.serial, supersededBy: null, supersededAt: null, revokedAt: null, revocationReason: null,
   };
   assert.deepEqual(await fixture.store.commitIssuance({ cert: record, now: new Date(now), audit: [] }), { ok: true });
   const expired = { keyPem: pki.privateKeyToPem(key), certPem: record.certPem + authority.intermediatePem };

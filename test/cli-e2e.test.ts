@@ -86,7 +86,8 @@ test('cli-end-to-end-init-serve-enroll-whoami-renew-revoke-list', async () => {
     assert.equal(revoked.status, 0, revoked.stderr);
     const list = JSON.parse((await gatehouse(['cert', 'list', '--dir', caDir, '--json'])).stdout) as Array<{ serial: string; state: string; name: string }>;
     assert.equal(list.find((c) => c.serial === current.serial)?.state, 'revoked');
-    assert.equal(list.find((c) => c.serial === previous.serial)?.state, 'active');
+    // The certificate it renewed (still unexpired) is of the same lineage: revoked with it.
+    assert.equal(list.find((c) => c.serial === previous.serial)?.state, 'revoked');
 
     // openssl judges the CRL the CA now serves.
     const crlPath = join(tmp.dir, 'crl.der');
@@ -96,6 +97,7 @@ test('cli-end-to-end-init-serve-enroll-whoami-renew-revoke-list', async () => {
     assert.equal(crl.status, 0, crl.stderr);
     assert.match(crl.stderr + crl.stdout, /verify OK/);
     assert.ok(crl.stdout.toUpperCase().includes(current.serial.toUpperCase()), 'revoked serial is in the CRL');
+    assert.ok(crl.stdout.toUpperCase().includes(previous.serial.toUpperCase()), 'and so is the one it renewed');
     assert.match(crl.stdout, /Key Compromise/);
 
     // The revoked identity can no longer renew: the agent says to enroll again (exit 75).

@@ -52,7 +52,7 @@ function cert(partial: Partial<CertRecord> & { serial: string; name: string }): 
   const notBefore = partial.notBefore ?? new Date(NOW.getTime() - 2 * H);
   return {
     fingerprint: partial.serial.padEnd(64, '0'), role: 'web', spiffeId: `spiffe://t/${partial.role ?? 'web'}/${partial.name}`, notBefore,
-    notAfter: new Date(notBefore.getTime() + 24 * H), issuedAt: notBefore, certPem: '', tokenId: null, renewedFrom: null, revokedAt: null, revocationReason: null,
+    notAfter: new Date(notBefore.getTime() + 24 * H), issuedAt: notBefore, certPem: '', tokenId: null, renewedFrom: null, lineage: partial.serial, supersededBy: null, supersededAt: null, revokedAt: null, revocationReason: null,
     ...partial,
   };
 }

@@ -14,7 +14,7 @@ function cert(serial: string, overrides: Partial<CertRecord> = {}): CertRecord {
   return {
     serial, fingerprint: `fp-${serial}`, name: `dev-${serial}`, role: 'web', spiffeId: `spiffe://t/web/dev-${serial}`,
     notBefore: T0, notAfter: new Date(T0.getTime() + 24 * HOUR), issuedAt: T0, certPem: `PEM ${serial}`,
-    tokenId: null, renewedFrom: null, revokedAt: null, revocationReason: null, ...overrides,
+    tokenId: null, renewedFrom: null, lineage: serial, supersededBy: null, supersededAt: null, revokedAt: null, revocationReason: null, ...overrides,
   };
 }
 
@@ -25,7 +25,7 @@ function token(id: string, overrides: Partial<TokenRecord> = {}): TokenRecord {
   };
 }
 
-const audit = (type: 'ca.cert_issued' | 'ca.token_created' | 'ca.token_revoked' | 'ca.cert_revoked', extra: Record<string, unknown> = {}) => ({ time: T0, type, actor: 'test', details: extra });
+const audit = (type: 'ca.cert_issued' | 'ca.token_created' | 'ca.token_revoked' | 'ca.cert_revoked' | 'ca.cert_reuse_detected' | 'ca.name_released', extra: Record<string, unknown> = {}) => ({ time: T0, type, actor: 'test', details: extra });
 
 export function runStoreContract(kind: string, open: () => Promise<{ store: Store; cleanup: () => Promise<void> }>): void {
   const withStore = (name: string, fn: (store: Store) => Promise<void>) =>
@@ -72,47 +72,109 @@ export function runStoreContract(kind: string, open: () => Promise<{ store: Stor
     assert.equal((await store.listCerts()).length, 1);
   });
 
-  withStore('exclusive-name-issuance-refused-in-the-transaction-when-another-active-cert-holds-the-name', async (store) => {
+  withStore('first-claim-refused-in-the-transaction-when-another-active-cert-holds-the-name', async (store) => {
     await store.commitIssuance({ cert: cert('01', { name: 'a', spiffeId: 'spiffe://t/web/a' }), now: T0, audit: [] });
     await store.insertToken(token('t2'), audit('ca.token_created'));
     const taker = cert('02', { name: 'a', spiffeId: 'spiffe://t/web/a', tokenId: 't2' });
-    assert.deepEqual(await store.commitIssuance({ cert: taker, consumeTokenId: 't2', exclusiveName: true, now: T0, audit: [{ ...audit('ca.cert_issued'), serial: '02' }] }),
-      { ok: false, reason: 'NAME_TAKEN', heldBy: '01' });
+    assert.deepEqual(await store.commitIssuance({ cert: taker, consumeTokenId: 't2', nameClaim: 'first', now: T0, audit: [{ ...audit('ca.cert_issued'), serial: '02' }] }),
+      { ok: false, reason: 'NAME_TAKEN', heldBy: '01', active: true });
     assert.equal(await store.getCert('02'), null, 'nothing recorded');
     assert.equal((await store.getToken('t2'))!.uses, 0, 'the token use is not consumed');
     assert.deepEqual((await store.listAudit({ serial: '02' })), [], 'no audit event from the refused transaction');
+    assert.equal((await store.getNameReservation('web', 'a'))!.lineage, '01', 'the reservation stays');
 
-    // Not exclusive (a token made for the exact name, or a renewal): the holder may be replaced.
-    assert.deepEqual(await store.commitIssuance({ cert: cert('03', { name: 'a', spiffeId: 'spiffe://t/web/a' }), now: T0, audit: [] }), { ok: true });
-    // Another role is another SPIFFE ID; revoked and expired holders hold nothing.
-    assert.deepEqual(await store.commitIssuance({ cert: cert('04', { name: 'a', role: 'gateway', spiffeId: 'spiffe://t/gateway/a' }), exclusiveName: true, now: T0, audit: [] }), { ok: true });
-    await store.commitIssuance({ cert: cert('05', { name: 'b', notAfter: T0 }), now: T0, audit: [] });
-    await store.commitIssuance({ cert: cert('06', { name: 'b' }), now: T0, audit: [] });
-    await store.revokeCert('06', 'superseded', T0, audit('ca.cert_revoked'));
-    assert.deepEqual(await store.commitIssuance({ cert: cert('07', { name: 'b', tokenId: 't2' }), consumeTokenId: 't2', exclusiveName: true, now: T0, audit: [] }), { ok: true });
-    assert.equal((await store.getToken('t2'))!.uses, 1);
+    // Another role is another SPIFFE ID.
+    assert.deepEqual(await store.commitIssuance({ cert: cert('04', { name: 'a', role: 'gateway', spiffeId: 'spiffe://t/gateway/a' }), nameClaim: 'first', now: T0, audit: [] }), { ok: true });
+    // A replacement (a token made for the exact name) takes it over, and the reservation moves.
+    assert.deepEqual(await store.commitIssuance({ cert: cert('03', { name: 'a', spiffeId: 'spiffe://t/web/a' }), nameClaim: 'replace', now: T0, audit: [] }), { ok: true });
+    assert.equal((await store.getNameReservation('web', 'a'))!.lineage, '03');
   });
 
-  withStore('concurrent-exclusive-issuances-of-one-name-exactly-one-wins-and-others-are-unaffected', async (store) => {
+  withStore('a-name-stays-reserved-after-revocation-and-expiry-until-replaced-or-released', async (store) => {
+    const later = new Date(T0.getTime() + 48 * HOUR);
+    await store.commitIssuance({ cert: cert('05', { name: 'b', notAfter: new Date(T0.getTime() + HOUR) }), now: T0, audit: [] });
+    await store.commitIssuance({ cert: cert('06', { name: 'c' }), now: T0, audit: [] });
+    await store.revokeCert('06', 'superseded', T0, audit('ca.cert_revoked'));
+    assert.deepEqual(await store.commitIssuance({ cert: cert('07', { name: 'b' }), nameClaim: 'first', now: later, audit: [] }), { ok: false, reason: 'NAME_TAKEN', heldBy: '05', active: false }, 'expired');
+    assert.deepEqual(await store.commitIssuance({ cert: cert('08', { name: 'c' }), nameClaim: 'first', now: T0, audit: [] }), { ok: false, reason: 'NAME_TAKEN', heldBy: '06', active: false }, 'revoked');
+    // The reserving lineage itself renews under its name (a renewal is `lineage`); another lineage may not.
+    assert.deepEqual(await store.commitIssuance({ cert: cert('09', { name: 'b', lineage: '05', renewedFrom: '05' }), nameClaim: 'lineage', renews: '05', now: T0, audit: [] }), { ok: true });
+    assert.deepEqual(await store.commitIssuance({ cert: cert('0a', { name: 'b', lineage: '77' }), nameClaim: 'lineage', now: T0, audit: [] }), { ok: false, reason: 'NAME_TAKEN', heldBy: '09', active: true });
+
+    const reservation = await store.getNameReservation('web', 'c');
+    assert.deepEqual(reservation, { role: 'web', name: 'c', spiffeId: 'spiffe://t/web/dev-06', lineage: '06', reservedAt: T0 });
+    assert.deepEqual((await store.listNameReservations()).map((r) => `${r.role}/${r.name}=${r.lineage}`), ['web/b=05', 'web/c=06']);
+    assert.deepEqual(await store.releaseName('web', 'c', audit('ca.name_released')), reservation);
+    assert.equal(await store.releaseName('web', 'c', audit('ca.name_released')), null, 'released once');
+    assert.equal((await store.listAudit({ type: 'ca.name_released' })).length, 1);
+    assert.deepEqual(await store.commitIssuance({ cert: cert('0b', { name: 'c' }), nameClaim: 'first', now: T0, audit: [] }), { ok: true }, 'a released name is free');
+  });
+
+  withStore('concurrent-first-claims-of-one-name-exactly-one-wins-and-others-are-unaffected', async (store) => {
     // Issued together (one group commit in SQLite): the check must see the earlier items of the
     // same batch, and a refused item must not fail the others.
     const ids = Array.from({ length: 10 }, (_, i) => `r${i}`);
     for (const id of ids) await store.insertToken(token(id), audit('ca.token_created'));
     await store.insertToken(token('other'), audit('ca.token_created'));
     const outcomes = await Promise.all([
-      ...ids.map((id, i) => store.commitIssuance({ cert: cert(`1${i}`, { name: 'same', spiffeId: 'spiffe://t/web/same', tokenId: id }), consumeTokenId: id, exclusiveName: true, now: T0, audit: [] })),
-      store.commitIssuance({ cert: cert('20', { name: 'elsewhere', tokenId: 'other' }), consumeTokenId: 'other', exclusiveName: true, now: T0, audit: [] }),
+      ...ids.map((id, i) => store.commitIssuance({ cert: cert(`1${i}`, { name: 'same', spiffeId: 'spiffe://t/web/same', tokenId: id }), consumeTokenId: id, nameClaim: 'first', now: T0, audit: [] })),
+      store.commitIssuance({ cert: cert('20', { name: 'elsewhere', tokenId: 'other' }), consumeTokenId: 'other', nameClaim: 'first', now: T0, audit: [] }),
     ]);
     const sameName = outcomes.slice(0, ids.length);
     const winners = sameName.flatMap((o, i) => (o.ok ? [i] : []));
     assert.equal(winners.length, 1, `exactly one wins: ${JSON.stringify(sameName)}`);
     for (const [i, o] of sameName.entries()) {
-      if (i !== winners[0]) assert.deepEqual(o, { ok: false, reason: 'NAME_TAKEN', heldBy: `1${winners[0]}` });
+      if (i !== winners[0]) assert.deepEqual(o, { ok: false, reason: 'NAME_TAKEN', heldBy: `1${winners[0]}`, active: true });
     }
     assert.deepEqual(outcomes[ids.length], { ok: true }, 'an unrelated issuance in the same batch succeeds');
     assert.deepEqual((await store.listCerts({ name: 'same', now: T0 })).map((c) => c.serial), [`1${winners[0]}`]);
     for (const [i, id] of ids.entries()) assert.equal((await store.getToken(id))!.uses, i === winners[0] ? 1 : 0);
     assert.equal((await store.getToken('other'))!.uses, 1);
+  });
+
+  withStore('a-renewal-supersedes-its-certificate-and-only-the-lineage-head-renews', async (store) => {
+    const t1 = new Date(T0.getTime() + HOUR);
+    await store.commitIssuance({ cert: cert('01', { name: 'd' }), now: T0, audit: [] });
+    assert.deepEqual(await store.commitIssuance({ cert: cert('02', { name: 'd', lineage: '01', renewedFrom: '01', issuedAt: t1 }), nameClaim: 'lineage', renews: '01', now: t1, audit: [] }), { ok: true });
+    const first = (await store.getCert('01'))!;
+    assert.deepEqual([first.supersededBy, first.supersededAt], ['02', t1]);
+    assert.equal((await store.getCert('02'))!.supersededBy, null);
+    assert.deepEqual(await store.commitIssuance({ cert: cert('03', { name: 'd', lineage: '01', renewedFrom: '01' }), nameClaim: 'lineage', renews: '01', now: t1, audit: [] }),
+      { ok: false, reason: 'NOT_LINEAGE_HEAD', supersededBy: '02' });
+    assert.equal(await store.getCert('03'), null, 'nothing recorded');
+    await store.revokeCert('02', 'keyCompromise', t1, audit('ca.cert_revoked'));
+    assert.deepEqual(await store.commitIssuance({ cert: cert('04', { name: 'd', lineage: '01', renewedFrom: '02' }), nameClaim: 'lineage', renews: '02', now: t1, audit: [] }),
+      { ok: false, reason: 'NOT_LINEAGE_HEAD', supersededBy: null }, 'a revoked head does not renew');
+    assert.deepEqual((await store.listCerts({ lineage: '01' })).map((c) => c.serial).sort(), ['01', '02']);
+  });
+
+  withStore('concurrent-renewals-of-one-certificate-exactly-one-wins', async (store) => {
+    await store.commitIssuance({ cert: cert('01', { name: 'e' }), now: T0, audit: [] });
+    const outcomes = await Promise.all(Array.from({ length: 8 }, (_, i) =>
+      store.commitIssuance({ cert: cert(`3${i}`, { name: 'e', lineage: '01', renewedFrom: '01' }), nameClaim: 'lineage', renews: '01', now: T0, audit: [] })));
+    const winner = outcomes.findIndex((o) => o.ok);
+    assert.equal(outcomes.filter((o) => o.ok).length, 1, JSON.stringify(outcomes));
+    for (const [i, o] of outcomes.entries()) if (i !== winner) assert.deepEqual(o, { ok: false, reason: 'NOT_LINEAGE_HEAD', supersededBy: `3${winner}` });
+    assert.equal((await store.getCert('01'))!.supersededBy, `3${winner}`);
+  });
+
+  withStore('revoke-lineage-revokes-every-unrevoked-certificate-of-it-and-no-other', async (store) => {
+    await store.commitIssuance({ cert: cert('01', { name: 'f' }), now: T0, audit: [] });
+    await store.commitIssuance({ cert: cert('02', { name: 'f', lineage: '01', renewedFrom: '01' }), renews: '01', nameClaim: 'lineage', now: T0, audit: [] });
+    await store.commitIssuance({ cert: cert('03', { name: 'f', lineage: '01', renewedFrom: '02' }), renews: '02', nameClaim: 'lineage', now: T0, audit: [] });
+    await store.commitIssuance({ cert: cert('09', { name: 'g' }), now: T0, audit: [] });
+    await store.revokeCert('02', 'superseded', T0, audit('ca.cert_revoked'));
+    const v0 = await store.revocationVersion();
+    const at = new Date(T0.getTime() + 1000);
+    const revoked = await store.revokeLineage('01', 'keyCompromise', at, (c) => ({ ...audit('ca.cert_revoked'), serial: c.serial }), [audit('ca.cert_reuse_detected')]);
+    assert.deepEqual(revoked.map((c) => [c.serial, c.revocationReason]), [['01', 'keyCompromise'], ['03', 'keyCompromise']], 'the already revoked one keeps its reason');
+    assert.equal((await store.getCert('02'))!.revocationReason, 'superseded');
+    assert.equal((await store.getCert('09'))!.revokedAt, null, 'another lineage is untouched');
+    assert.ok(await store.revocationVersion() > v0);
+    assert.deepEqual((await store.listRevokedUnexpired(T0)).map((r) => r.serial).sort(), ['01', '02', '03']);
+    const events = await store.listAudit({});
+    assert.deepEqual(events.slice(-3).map((e) => [e.type, e.serial]), [['ca.cert_reuse_detected', null], ['ca.cert_revoked', '01'], ['ca.cert_revoked', '03']]);
+    assert.deepEqual(await store.revokeLineage('01', 'keyCompromise', at, (c) => ({ ...audit('ca.cert_revoked'), serial: c.serial })), [], 'nothing left to revoke');
   });
 
   withStore('revoke-once-keeps-first-reason-and-bumps-version', async (store) => {

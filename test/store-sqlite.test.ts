@@ -94,11 +94,54 @@ test('sqlite: upgrade-records-the-audit-head-from-the-last-event', async () => {
     // Back to a store from before the head was recorded: schema version 1, no head.
     const db = new Database(path);
     db.prepare("DELETE FROM meta WHERE key = 'audit:head'").run();
+    downgradeToVersion2(db);
     db.prepare('DELETE FROM schema_migrations WHERE version > 1').run();
     db.close();
     const upgraded = openSqliteStore(path);
     assert.deepEqual((await upgraded.readAuditTrail(() => undefined)).head, { seq: last.seq, hash: last.hash });
     await upgraded.close();
+  } finally {
+    tmp.cleanup();
+  }
+});
+
+/** Undoes migration 3 (lineage and names), so an upgrade from version 2 can be replayed. */
+function downgradeToVersion2(db: Database.Database): void {
+  db.exec(`DROP TABLE names; DROP INDEX certificates_lineage;
+    ALTER TABLE certificates DROP COLUMN lineage; ALTER TABLE certificates DROP COLUMN superseded_by; ALTER TABLE certificates DROP COLUMN superseded_at;
+    DELETE FROM schema_migrations WHERE version > 2;`);
+}
+
+test('sqlite: upgrade-to-version-3-walks-renewals-into-lineages-and-reserves-each-name', async () => {
+  const tmp = makeTempDir();
+  try {
+    const path = join(tmp.dir, 'g.db');
+    await openSqliteStore(path).close();
+    const db = new Database(path);
+    downgradeToVersion2(db);
+    // A version-2 inventory: a1 renewed twice (a2, then a3), and forked once from a1 (a2b: what
+    // version 2 allowed); b1 alone, revoked.
+    const insert = db.prepare(`INSERT INTO certificates (serial, fingerprint, name, role, spiffe_id, not_before, not_after, issued_at, cert_pem, renewed_from, revoked_at, revocation_reason)
+      VALUES (?, ?, ?, 'web', ?, 0, 9999999999999, ?, '', ?, ?, ?)`);
+    insert.run('a1', 'f-a1', 'a', 'spiffe://t/web/a', 1, null, null, null);
+    insert.run('a2', 'f-a2', 'a', 'spiffe://t/web/a', 2, 'a1', null, null);
+    insert.run('a2b', 'f-a2b', 'a', 'spiffe://t/web/a', 3, 'a1', null, null);
+    insert.run('a3', 'f-a3', 'a', 'spiffe://t/web/a', 4, 'a2', null, null);
+    insert.run('b1', 'f-b1', 'b', 'spiffe://t/web/b', 5, null, 6, 'keyCompromise');
+    db.close();
+
+    const store = openSqliteStore(path);
+    const row = async (serial: string) => {
+      const c = (await store.getCert(serial))!;
+      return [c.lineage, c.supersededBy, c.supersededAt?.getTime() ?? null];
+    };
+    assert.deepEqual(await row('a1'), ['a1', 'a2b', 3], 'superseded by its newest renewal');
+    assert.deepEqual(await row('a2'), ['a1', 'a3', 4]);
+    assert.deepEqual(await row('a2b'), ['a1', null, null]);
+    assert.deepEqual(await row('a3'), ['a1', null, null]);
+    assert.deepEqual(await row('b1'), ['b1', null, null]);
+    assert.deepEqual((await store.listNameReservations()).map((r) => [r.name, r.lineage, r.reservedAt.getTime()]), [['a', 'a1', 4], ['b', 'b1', 5]], 'a revoked name is reserved too');
+    await store.close();
   } finally {
     tmp.cleanup();
   }

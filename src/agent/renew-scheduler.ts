@@ -1,13 +1,18 @@
 /**
  * `gatehouse agent run`: renew at a random point around two-thirds of the lifetime, so a fleet
  * enrolled together does not renew together; retry failures with capped, jittered exponential
- * backoff; stop only when renewal has become impossible (expired or revoked), saying so.
+ * backoff; check the certificate against the CA's CRL every few minutes; stop only when renewal
+ * has become impossible (expired or revoked), saying so.
  */
 import { spawn } from 'node:child_process';
-import { isGatehouseError } from '../errors/errors.js';
+import { GatehouseError, isGatehouseError } from '../errors/errors.js';
 import type { Logger } from '../log/logger.js';
-import { loadIdentity } from './agent-state.js';
+import { loadIdentity, type LoadedIdentity } from './agent-state.js';
 import { renewOnce } from './renew.js';
+import { checkRevocation, type CrlFetcher, type RevocationCheck } from './revocation.js';
+
+export const DEFAULT_REVOCATION_CHECK_INTERVAL_MS = 5 * 60_000;
+const MAX_SLEEP_MS = 3_600_000;
 
 /** Renew between 60 % and 73 % of the lifetime (2/3 ± 1/15). */
 export function renewalTime(notBefore: Date, notAfter: Date, random: () => number = Math.random): Date {
@@ -25,6 +30,7 @@ export function backoffMs(attempt: number, baseMs: number, capMs: number, random
 export interface RunOptions {
   dir: string;
   caUrl?: string;
+  /** Run after each renewal (GATEHOUSE_EVENT=renewed) and once on revocation (GATEHOUSE_EVENT=revoked). */
   onRenew?: string;
   logger: Logger;
   signal?: AbortSignal;
@@ -34,22 +40,40 @@ export interface RunOptions {
   retryCapMs?: number;
   /** Stop after this many successful renewals (tests, `--once`). */
   maxRenewals?: number;
+  /** How often the certificate is checked against the CA's CRL. */
+  revocationCheckIntervalMs?: number;
+  fetchCrl?: CrlFetcher;
+}
+
+interface Revocation {
+  revokedAt: Date | null;
+  reason: string | null;
+  /** What told us: a CRL (fetched or stored), or the CA refusing a renewal. */
+  source: string;
 }
 
 export async function runAgent(options: RunOptions): Promise<void> {
   const now = options.now ?? (() => new Date());
   const random = options.random ?? Math.random;
+  const intervalMs = revocationInterval(options.revocationCheckIntervalMs);
   const { logger } = options;
   let renewals = 0;
   let failures = 0;
   let identity = loadIdentity(options.dir);
   let dueAt = renewalTime(identity.leaf.notBefore, identity.leaf.notAfter, random);
-  logger.info('agent.started', { name: identity.identity.name, role: identity.identity.role, serial: identity.leaf.serial, notAfter: identity.leaf.notAfter.toISOString(), renewAt: dueAt.toISOString() });
+  let revocationCheckAt = now();
+  logger.info('agent.started', { name: identity.identity.name, role: identity.identity.role, serial: identity.leaf.serial, notAfter: identity.leaf.notAfter.toISOString(), renewAt: dueAt.toISOString(), revocationCheckIntervalMs: intervalMs });
 
   while (!options.signal?.aborted) {
-    const waitMs = dueAt.getTime() - now().getTime();
+    if (now() >= revocationCheckAt) {
+      const revocation = await revocationOf(identity, options, now());
+      if (revocation) return stopRevoked(identity, revocation, options);
+      revocationCheckAt = new Date(now().getTime() + intervalMs);
+      continue;
+    }
+    const waitMs = Math.min(dueAt.getTime(), revocationCheckAt.getTime()) - now().getTime();
     if (waitMs > 0) {
-      await sleep(Math.min(waitMs, 3_600_000), options.signal);
+      await sleep(Math.min(waitMs, MAX_SLEEP_MS), options.signal);
       continue;
     }
     try {
@@ -59,9 +83,10 @@ export async function runAgent(options: RunOptions): Promise<void> {
       identity = loadIdentity(options.dir);
       dueAt = renewalTime(identity.leaf.notBefore, identity.leaf.notAfter, random);
       logger.info('agent.cert_renewed', { name: current.name, previousSerial: previous.serial, serial: current.serial, fingerprint: current.fingerprint, notAfter: current.notAfter.toISOString(), nextRenewalAt: dueAt.toISOString() });
-      if (options.onRenew) await runHook(options.onRenew, options.dir, current.serial, logger);
+      if (options.onRenew) await runHook(options.onRenew, { GATEHOUSE_DIR: options.dir, GATEHOUSE_SERIAL: current.serial, GATEHOUSE_EVENT: 'renewed' }, logger);
       if (options.maxRenewals !== undefined && renewals >= options.maxRenewals) return;
     } catch (err) {
+      if (isRevokedRefusal(err)) return stopRevoked(identity, await revocationBehindRefusal(identity, options, now()), options, err);
       if (isGatehouseError(err, 'GH_AGENT_MUST_REENROLL')) {
         logger.error('agent.must_reenroll', { code: err.code, reason: err.message });
         throw err;
@@ -75,17 +100,78 @@ export async function runAgent(options: RunOptions): Promise<void> {
   }
 }
 
+function revocationInterval(ms: number | undefined): number {
+  const value = ms ?? DEFAULT_REVOCATION_CHECK_INTERVAL_MS;
+  // setTimeout fires at once past 2^31 − 1 ms, which would turn the interval into a busy loop.
+  if (!Number.isFinite(value) || value <= 0 || value > 2 ** 31 - 1) throw new GatehouseError('GH_USAGE', `revocation check interval ${value} ms is not a usable duration`);
+  return value;
+}
+
+/** One check against the CA's CRL. Anything short of a verified listing is logged and retried at the next interval. */
+async function revocationOf(identity: LoadedIdentity, options: RunOptions, now: Date): Promise<Revocation | null> {
+  const { logger } = options;
+  let check: RevocationCheck;
+  try {
+    check = await checkRevocation(identity, { now, ...(options.caUrl ? { caUrl: options.caUrl } : {}), ...(options.fetchCrl ? { fetchCrl: options.fetchCrl } : {}) });
+  } catch (err) {
+    logger.warn('agent.revocation_check_failed', { reason: (err as Error).message });
+    return null;
+  }
+  if (check.revoked) return { revokedAt: check.revokedAt, reason: check.reason, source: check.source === 'ca' ? 'crl' : 'stored-crl' };
+  logCheck(check, logger);
+  return null;
+}
+
+function logCheck(check: RevocationCheck, logger: Logger): void {
+  const lastCheckedAt = check.lastCheckedAt?.toISOString() ?? null;
+  if (check.refused) logger.warn('agent.crl_refused', { reason: check.refused, effect: 'the CRL is not believed and not stored' });
+  if (check.caProblem) logger.warn('agent.revocation_check_failed', { reason: check.caProblem, lastCheckedAt, effect: 'retried at the next interval' });
+  if (check.storeProblem) logger.warn('agent.crl_store_failed', { reason: check.storeProblem });
+  if (check.crlStale) logger.warn('agent.crl_stale', { crlNumber: check.crlNumber, nextUpdate: check.crlNextUpdate?.toISOString() });
+  if (check.source === 'ca') logger.debug('agent.revocation_checked', { crlNumber: check.crlNumber, thisUpdate: check.crlThisUpdate?.toISOString(), revoked: false });
+}
+
+/**
+ * renew.ts turns the CA's refusal into GH_AGENT_MUST_REENROLL, keeping it as the cause. A
+ * detected copy (GH_CERT_REUSED) revoked the whole lineage, this certificate included.
+ */
+function isRevokedRefusal(err: unknown): err is GatehouseError {
+  return isGatehouseError(err, 'GH_AGENT_MUST_REENROLL') && (isGatehouseError(err.cause, 'GH_CERT_REVOKED') || isGatehouseError(err.cause, 'GH_CERT_REUSED'));
+}
+
+/** The CA's refusal carries no dates we can verify; its CRL may already say when and why. */
+async function revocationBehindRefusal(identity: LoadedIdentity, options: RunOptions, now: Date): Promise<Revocation> {
+  const listed = await revocationOf(identity, { ...options, logger: options.logger.child({ during: 'revoked-renewal' }) }, now);
+  return listed ?? { revokedAt: null, reason: null, source: 'renewal-refused' };
+}
+
+/** Logs, runs the hook with GATEHOUSE_EVENT=revoked, and stops with exit 75: no restart can help. */
+async function stopRevoked(identity: LoadedIdentity, revocation: Revocation, options: RunOptions, refusal?: GatehouseError): Promise<never> {
+  const serial = identity.leaf.serial;
+  const revokedAt = revocation.revokedAt?.toISOString() ?? null;
+  options.logger.error('agent.cert_revoked', { serial, name: identity.identity.name, revokedAt, reason: revocation.reason, source: revocation.source, code: 'GH_AGENT_MUST_REENROLL' });
+  if (options.onRenew) {
+    await runHook(options.onRenew, {
+      GATEHOUSE_DIR: options.dir, GATEHOUSE_SERIAL: serial, GATEHOUSE_EVENT: 'revoked',
+      GATEHOUSE_REVOKED_AT: revokedAt ?? '', GATEHOUSE_REVOCATION_REASON: revocation.reason ?? '',
+    }, options.logger);
+  }
+  // The CA's refusal already says what happened and to enroll again.
+  if (!revokedAt && refusal) throw refusal;
+  throw new GatehouseError('GH_AGENT_MUST_REENROLL', `certificate ${serial} was revoked at ${revokedAt} (reason ${revocation.reason}); a revoked certificate cannot be renewed. Enroll this machine again with a new join token: gatehouse agent enroll --ca <URL> --token <TOKEN> --dir ${options.dir}`, { ...(refusal ? { cause: refusal } : {}) });
+}
+
 /** Runs the operator's hook through the shell, as certbot's --deploy-hook does. A failing hook is logged, not fatal. */
-function runHook(command: string, dir: string, serial: string, logger: Logger): Promise<void> {
+function runHook(command: string, env: Record<string, string>, logger: Logger): Promise<void> {
   return new Promise((resolve) => {
-    const child = spawn(command, { shell: true, stdio: ['ignore', 'inherit', 'inherit'], env: { ...process.env, GATEHOUSE_DIR: dir, GATEHOUSE_SERIAL: serial } });
+    const child = spawn(command, { shell: true, stdio: ['ignore', 'inherit', 'inherit'], env: { ...process.env, ...env } });
     child.on('error', (err) => {
-      logger.error('agent.hook_failed', { command, reason: err.message });
+      logger.error('agent.hook_failed', { command, trigger: env.GATEHOUSE_EVENT, reason: err.message });
       resolve();
     });
     child.on('exit', (code, sig) => {
-      if (code === 0) logger.info('agent.hook_ran', { command });
-      else logger.error('agent.hook_failed', { command, exitCode: code, signal: sig });
+      if (code === 0) logger.info('agent.hook_ran', { command, trigger: env.GATEHOUSE_EVENT });
+      else logger.error('agent.hook_failed', { command, trigger: env.GATEHOUSE_EVENT, exitCode: code, signal: sig });
       resolve();
     });
   });
@@ -103,4 +189,3 @@ function sleep(ms: number, signal?: AbortSignal): Promise<void> {
     signal?.addEventListener('abort', done, { once: true });
   });
 }
-

@@ -1,12 +1,18 @@
 /**
  * `gatehouse agent status`: a monitoring check with Nagios/Icinga exit codes
  * (0 OK, 1 WARNING, 2 CRITICAL, 3 UNKNOWN), so cron, systemd and monitoring can act on it.
+ *
+ * Revocation: a verified CRL that lists the certificate is CRITICAL, whether the CA handed it
+ * over now or it is the stored one. Not being able to ask the CA keeps the expiry-based level
+ * while the last CRL believed is within its nextUpdate (the CA's own promise of how long it
+ * holds), and is WARNING once no such CRL is at hand: gateways refuse soon after that too.
  */
 import { isGatehouseError } from '../errors/errors.js';
 import { verifyChain } from '../pki/chain.js';
 import { decodePem } from '../pki/pem.js';
 import type { Identity } from '../pki/certificate.js';
-import { loadIdentity } from './agent-state.js';
+import { loadIdentity, type LoadedIdentity } from './agent-state.js';
+import { checkRevocation, type CrlFetcher, type RevocationCheck } from './revocation.js';
 import { formatRemaining } from '../config/duration.js';
 
 export { formatRemaining };
@@ -19,17 +25,68 @@ export interface StatusReport {
   message: string;
   identity: Identity | null;
   remainingMs: number | null;
+  /** Absent when revocation was not looked at (checkStatus, or the files alone are already CRITICAL). */
+  revocation?: RevocationCheck;
 }
 
-/** `warnWithinMs` defaults to a quarter of the lifetime: the agent renews at about two-thirds. */
+/** What the files alone say: expiry, key and chain. `warnWithinMs` defaults to a quarter of the lifetime: the agent renews at about two-thirds. */
 export function checkStatus(dir: string, now: Date, warnWithinMs?: number): StatusReport {
-  let loaded;
+  return checkFiles(dir, now, warnWithinMs).report;
+}
+
+export interface StatusOptions {
+  now: Date;
+  warnWithinMs?: number;
+  caUrl?: string;
+  offline?: boolean;
+  fetchCrl?: CrlFetcher;
+}
+
+/** checkStatus, then the certificate against the CA's current CRL (or the stored one). */
+export async function checkStatusWithRevocation(dir: string, options: StatusOptions): Promise<StatusReport> {
+  const { report, loaded } = checkFiles(dir, options.now, options.warnWithinMs);
+  if (!loaded || report.level === 'CRITICAL' || report.level === 'UNKNOWN') return report;
+  const revocation = await checkRevocation(loaded, {
+    now: options.now, ...(options.caUrl ? { caUrl: options.caUrl } : {}), ...(options.offline ? { offline: true } : {}), ...(options.fetchCrl ? { fetchCrl: options.fetchCrl } : {}),
+  });
+  return { ...withRevocation(report, revocation), revocation };
+}
+
+function withRevocation(report: StatusReport, check: RevocationCheck): StatusReport {
+  if (check.revoked) {
+    const basis = check.source === 'stored' ? `${caNote(check)}, per the CRL last checked at ${check.lastCheckedAt!.toISOString()}` : null;
+    const notes = [basis, check.refused, check.storeProblem].filter(Boolean).map((n) => `; ${n}`).join('');
+    return { ...report, level: 'CRITICAL', message: `certificate revoked at ${check.revokedAt!.toISOString()} (reason ${check.reason})${notes}` };
+  }
+  const notes = [revocationNote(check), check.refused, check.storeProblem].filter(Boolean).join('; ');
+  const unsure = check.source === 'none' || check.crlStale;
+  return { ...report, level: unsure && report.level === 'OK' ? 'WARNING' : report.level, message: `${report.message}; ${notes}` };
+}
+
+function revocationNote(check: RevocationCheck): string {
+  const stale = check.crlStale ? `, but that CRL passed its nextUpdate ${check.crlNextUpdate!.toISOString()}` : '';
+  if (check.source === 'ca') return `not revoked (CRL #${check.crlNumber ?? '?'} of ${check.crlThisUpdate!.toISOString()})${stale}`;
+  if (check.source === 'stored') return `${caNote(check)}; last CRL checked at ${check.lastCheckedAt!.toISOString()}, certificate not listed${stale}`;
+  return `${caNote(check)}; no verified CRL stored, revocation unknown`;
+}
+
+function caNote(check: RevocationCheck): string {
+  if (check.offline) return 'offline (--offline)';
+  return check.caProblem ? `CA unreachable (${check.caProblem})` : "the CA's CRL was refused";
+}
+
+function checkFiles(dir: string, now: Date, warnWithinMs?: number): { report: StatusReport; loaded: LoadedIdentity | null } {
+  let loaded: LoadedIdentity;
   try {
     loaded = loadIdentity(dir);
   } catch (err) {
     const level: StatusLevel = isGatehouseError(err, 'GH_AGENT_NOT_ENROLLED') ? 'UNKNOWN' : 'CRITICAL';
-    return { level, message: (err as Error).message, identity: null, remainingMs: null };
+    return { report: { level, message: (err as Error).message, identity: null, remainingMs: null }, loaded: null };
   }
+  return { report: expiryReport(loaded, now, warnWithinMs), loaded };
+}
+
+function expiryReport(loaded: LoadedIdentity, now: Date, warnWithinMs?: number): StatusReport {
   const { leaf, identity } = loaded;
   const remainingMs = leaf.notAfter.getTime() - now.getTime();
   const lifetimeMs = leaf.notAfter.getTime() - leaf.notBefore.getTime();

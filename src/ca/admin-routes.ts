@@ -5,7 +5,8 @@
 import { GatehouseError, isGatehouseError } from '../errors/errors.js';
 import { parseDurationMs } from '../config/duration.js';
 import { isCrlReason } from '../pki/crl.js';
-import type { CertRecord, CertState, TokenRecord } from '../store/store.js';
+import type { CertRecord, CertState, NameReservation, TokenRecord } from '../store/store.js';
+import type { ReservedName } from './authority.js';
 import { readJsonBody, sendJson, stringField } from './http-util.js';
 import { authenticatePeer } from './routes.js';
 import type { RequestScope } from './server.js';
@@ -102,6 +103,14 @@ async function dispatch(scope: RequestScope, method: string, url: URL, ctx: { ac
     await scope.crls.refresh(true);
     return reply(res, 200, certView(cert, authority.now()));
   }
+  if (path === '/admin/names' && method === 'GET') {
+    return reply(res, 200, { names: (await authority.listNames()).map(nameView) });
+  }
+  if (path === '/admin/names/release' && method === 'POST') {
+    const body = await readJsonBody(scope.req, scope.maxBodyBytes);
+    const released = await authority.releaseName(stringField(body, 'role', true), stringField(body, 'name', true), ctx);
+    return reply(res, 200, releasedView(released));
+  }
   if (path === '/admin/audit' && method === 'GET') {
     const p = url.searchParams;
     const since = p.get('since');
@@ -136,6 +145,14 @@ export function tokenView(t: TokenRecord) {
   };
 }
 
+export function nameView(n: ReservedName) {
+  return { spiffeId: n.spiffeId, role: n.role, name: n.name, lineage: n.lineage, reservedAt: n.reservedAt.toISOString(), newestSerial: n.newestSerial, state: n.state };
+}
+
+export function releasedView(n: NameReservation) {
+  return { spiffeId: n.spiffeId, role: n.role, name: n.name, lineage: n.lineage, reservedAt: n.reservedAt.toISOString(), released: true };
+}
+
 export function certState(c: CertRecord, now: Date): CertState {
   return c.revokedAt ? 'revoked' : c.notAfter <= now ? 'expired' : 'active';
 }
@@ -144,6 +161,7 @@ export function certView(c: CertRecord, now: Date) {
   return {
     serial: c.serial, fingerprint: c.fingerprint, name: c.name, role: c.role, spiffeId: c.spiffeId,
     state: certState(c, now), notBefore: c.notBefore.toISOString(), notAfter: c.notAfter.toISOString(), issuedAt: c.issuedAt.toISOString(),
-    tokenId: c.tokenId, renewedFrom: c.renewedFrom, revokedAt: c.revokedAt?.toISOString() ?? null, revocationReason: c.revocationReason,
+    tokenId: c.tokenId, renewedFrom: c.renewedFrom, lineage: c.lineage, supersededBy: c.supersededBy,
+    revokedAt: c.revokedAt?.toISOString() ?? null, revocationReason: c.revocationReason,
   };
 }

@@ -15,9 +15,9 @@ import { parseCsr, type ParsedCsr } from '../pki/csr.js';
 import { parseCertificate, serialHex, sha256Hex, type CertificateInfo } from '../pki/certificate.js';
 import { encodedInstant } from '../pki/der.js';
 import { buildLeafCertificate, prepareSigningAuthority, randomSerial, type LeafProfile, type SigningAuthority } from '../pki/leaf-certificate.js';
-import { toPem } from '../pki/pem.js';
+import { decodePem, toPem } from '../pki/pem.js';
 import type { CrlReason } from '../pki/crl.js';
-import type { AuditInput, CertRecord, Store, TokenRecord } from '../store/store.js';
+import type { AuditInput, CertRecord, NameClaim, NameReservation, Store, TokenRecord } from '../store/store.js';
 import type { AuditEventType } from '../log/audit-events.js';
 import { approveCsr, decideName, roleConfig, spiffeIdFor, type ApprovedRequest } from './issuance-rules.js';
 import { newJoinToken, parseJoinToken, secretMatches } from './join-token.js';
@@ -30,6 +30,8 @@ export interface IssuanceObserver {
   refused(kind: IssuanceKind, code: string): void;
   /** A refusal's audit event was not written: its source (or all sources) passed the rate limit. */
   auditSuppressed?(type: AuditEventType): void;
+  /** A renewal presented an already-renewed certificate with another key; its lineage was revoked. */
+  reuseDetected?(role: string): void;
 }
 
 export interface AuthorityDeps {
@@ -41,6 +43,12 @@ export interface AuthorityDeps {
   logger: Logger;
   now?: () => Date;
   observer?: IssuanceObserver;
+  /**
+   * UNSAFE, for benchmarks only (one load generator renews one certificate over and over): a
+   * renewal neither needs nor takes its lineage's head, so copied identities go undetected.
+   * Reachable from no config key and no command.
+   */
+  unsafeRenewWithoutLineage?: boolean;
 }
 
 export interface IssuedCertificate {
@@ -48,6 +56,8 @@ export interface IssuedCertificate {
   /** Leaf then intermediate, PEM. */
   chainPem: string;
   rootPem: string;
+  /** A lost renewal answer sent again: nothing new was issued. */
+  replayed?: boolean;
 }
 
 export interface RequestContext {
@@ -77,6 +87,7 @@ export class Authority {
   readonly now: () => Date;
   readonly observer: IssuanceObserver | null;
   private readonly refusalAudit = new RefusalAuditLimiter();
+  private readonly unsafeRenewWithoutLineage: boolean;
 
   constructor(deps: AuthorityDeps) {
     this.config = deps.config;
@@ -89,6 +100,7 @@ export class Authority {
     this.logger = deps.logger;
     this.now = deps.now ?? (() => new Date());
     this.observer = deps.observer ?? null;
+    this.unsafeRenewWithoutLineage = deps.unsafeRenewWithoutLineage ?? false;
   }
 
   /**
@@ -120,7 +132,7 @@ export class Authority {
     const started = process.hrtime.bigint();
     try {
       const issued = await issue();
-      observer.issued(kind, issued.record.role, Number(process.hrtime.bigint() - started) / 1e9);
+      if (!issued.replayed) observer.issued(kind, issued.record.role, Number(process.hrtime.bigint() - started) / 1e9);
       return issued;
     } catch (err) {
       observer.refused(kind, isGatehouseError(err) ? err.code : 'GH_INTERNAL');
@@ -143,26 +155,32 @@ export class Authority {
       csr = parseCsr(csrInput);
       const name = decideName(csr, token.role, roleConfig(this.config, token.role), { exact: token.name, pattern: token.namePattern, hint: nameHint ?? null });
       approved = approveCsr(this.config, csr, token.role, name);
-      await this.refuseNameHeldByAnother(token, approved, now);
+      if (!mayReplaceHolder(token)) await this.refuseNameOfAnotherLineage(approved, now);
     } catch (err) {
       await this.auditRefusal('ca.cert_refused', err, ctx, now, { tokenId: token.id, role: token.role, via: 'enroll' });
       throw err;
     }
-    return this.issue(approved, csr.spkiDer, now, ctx, { tokenId: token.id, renewedFrom: null, exclusiveName: !mayReplaceHolder(token) });
+    return this.issue(approved, csr.spkiDer, now, ctx, { tokenId: token.id, renewedFrom: null, nameClaim: mayReplaceHolder(token) ? 'replace' : 'first' });
   }
 
   /**
-   * A token that does not fix the name must not let a machine take over a name another machine
-   * holds: that would let any holder of a pattern token impersonate an enrolled peer. A token
-   * made for that exact name is the operator's explicit choice to replace it (a rebuilt machine).
-   * This early check gives a clear refusal before signing; the guard is the same check repeated
-   * by the store inside the transaction that records the certificate (`exclusiveName`), so two
-   * simultaneous first enrollments of one new name cannot both succeed.
+   * A token that does not fix the name must not let a machine take over a name another
+   * enrollment has: not while its certificate is active, and not after it was revoked or expired
+   * (a laptop offline over a weekend), or any holder of a role token could become that SPIFFE ID,
+   * which gateway policies name. A token made for that exact name is the operator's explicit
+   * choice to replace it (a rebuilt machine). This early check gives a clear refusal before
+   * signing; the guard is the same check made by the store in the transaction that records the
+   * certificate (`nameClaim: 'first'`), so two simultaneous first enrollments cannot both win.
    */
-  private async refuseNameHeldByAnother(token: TokenRecord, approved: ApprovedRequest, now: Date): Promise<void> {
-    if (mayReplaceHolder(token)) return;
-    const active = await this.store.listCerts({ name: approved.name, role: approved.role, state: 'active', now, limit: 1 });
-    if (active.length > 0) throw nameTaken(approved.spiffeId, active[0]!.serial);
+  private async refuseNameOfAnotherLineage(approved: ApprovedRequest, now: Date): Promise<void> {
+    const reservation = await this.store.getNameReservation(approved.role, approved.name);
+    if (reservation) {
+      const [head] = await this.store.listCerts({ lineage: reservation.lineage, limit: 1 });
+      const active = head !== undefined && head.revokedAt === null && head.notAfter > now;
+      throw nameTaken(approved, head?.serial ?? reservation.lineage, active);
+    }
+    const [holder] = await this.store.listCerts({ name: approved.name, role: approved.role, state: 'active', now, limit: 1 });
+    if (holder) throw nameTaken(approved, holder.serial, true);
   }
 
   private async checkToken(tokenText: string, now: Date, ctx: RequestContext): Promise<TokenRecord> {
@@ -194,22 +212,78 @@ export class Authority {
     return this.observed('renew', () => this.renewUnobserved(peerDer, csrInput, ctx));
   }
 
+  /**
+   * Only the newest certificate of a lineage renews, and renewing supersedes it. An older one
+   * presented again is either a lost answer retried (same new key: the same certificate is
+   * returned) or a copy of the identity renewing on its own line (another key): the refresh
+   * token reuse detection of RFC 9700 §4.14, applied to certificates.
+   */
   private async renewUnobserved(peerDer: Buffer, csrInput: string | Buffer, ctx: RequestContext): Promise<IssuedCertificate> {
     const now = this.now();
     const peer = parseCertificate(peerDer);
     try {
-      const current = await this.requireCurrentCertificate(peer, now);
+      let current = await this.requireCurrentCertificate(peer, now);
       const csr = parseCsr(csrInput);
-      const rules = roleConfig(this.config, current.role);
-      const name = decideName(csr, current.role, rules, { exact: current.name });
-      const approved = approveCsr(this.config, csr, current.role, name);
-      return await this.issue(approved, csr.spkiDer, now, ctx, { tokenId: null, renewedFrom: current.serial });
+      if (current.supersededBy === null || this.unsafeRenewWithoutLineage) {
+        const rules = roleConfig(this.config, current.role);
+        const name = decideName(csr, current.role, rules, { exact: current.name });
+        const approved = approveCsr(this.config, csr, current.role, name);
+        try {
+          return await this.issue(approved, csr.spkiDer, now, ctx, { tokenId: null, renewedFrom: current.serial, lineage: current.lineage, nameClaim: 'lineage' });
+        } catch (err) {
+          if (!(err instanceof LostRenewalRace)) throw err;
+          // A simultaneous renewal of the same certificate committed first: judge this one against it.
+          current = await this.requireCurrentCertificate(peer, now);
+        }
+      }
+      return await this.renewalOfSuperseded(current, csr.spkiDer, now, ctx);
     } catch (err) {
       if (!isGatehouseError(err, 'GH_STORE_IO')) {
         await this.auditRefusal('ca.cert_refused', err, ctx, now, { serial: peer.serial, fingerprint: peer.fingerprint, via: 'renew' });
       }
       throw err;
     }
+  }
+
+  private async renewalOfSuperseded(current: CertRecord, spkiDer: Buffer, now: Date, ctx: RequestContext): Promise<IssuedCertificate> {
+    const successor = current.supersededBy === null ? null : await this.store.getCert(current.supersededBy);
+    if (successor === null) throw new GatehouseError('GH_INTERNAL', `certificate ${current.serial} is marked renewed by ${current.supersededBy}, which is not in the inventory`);
+    // The CSR's signature proved possession of its key: the key of the renewal already issued
+    // means the same machine asking again, not a copy (a copy would have made its own key).
+    const successorKey = parseCertificate(decodePem(successor.certPem, 'CERTIFICATE')[0]!).spkiDer;
+    if (successorKey.equals(spkiDer)) {
+      const graceMs = this.config.renewal.retryGrace;
+      const withinGrace = current.supersededAt !== null && now.getTime() - current.supersededAt.getTime() <= graceMs;
+      if (withinGrace && successor.revokedAt === null && successor.supersededBy === null && successor.notAfter > now) {
+        await this.store.appendAudit([{
+          time: now, type: 'ca.cert_renewal_replayed', actor: ctx.actor, requestId: ctx.requestId ?? null, serial: successor.serial, fingerprint: successor.fingerprint,
+          details: { renewedFrom: current.serial, spiffeId: successor.spiffeId },
+        }]);
+        this.logger.info('ca.cert_renewal_replayed', { serial: successor.serial, renewedFrom: current.serial, spiffeId: successor.spiffeId, requestId: ctx.requestId });
+        return { record: successor, chainPem: successor.certPem + this.intermediatePem, rootPem: this.rootPem, replayed: true };
+      }
+      throw new GatehouseError('GH_CERT_SUPERSEDED', `certificate ${current.serial} was renewed at ${current.supersededAt?.toISOString()} (serial ${successor.serial}); a retry with the same key is answered only within ${graceMs / 1000} s (renewal.retryGrace) while that renewal is the newest; enroll again with a new join token`);
+    }
+    const revoked = await this.revokeLineageForReuse(current, successor, now, ctx);
+    throw new GatehouseError('GH_CERT_REUSED', `certificate ${current.serial} was already renewed (serial ${successor.serial}, at ${current.supersededAt?.toISOString()}) and was presented again with another key: a copy of ${current.spiffeId} exists. All ${revoked.length} certificates of this identity are revoked (keyCompromise); check the machine, then enroll it again with a token made for this name`);
+  }
+
+  /** Revokes the whole lineage (keyCompromise), audited and logged as a detected reuse. */
+  private async revokeLineageForReuse(presented: CertRecord, successor: CertRecord, now: Date, ctx: RequestContext): Promise<CertRecord[]> {
+    const detection: AuditInput = {
+      time: now, type: 'ca.cert_reuse_detected', actor: ctx.actor, requestId: ctx.requestId ?? null, serial: presented.serial, fingerprint: presented.fingerprint,
+      details: { spiffeId: presented.spiffeId, lineage: presented.lineage, presentedSerial: presented.serial, renewedBy: successor.serial },
+    };
+    const revoked = await this.store.revokeLineage(presented.lineage, 'keyCompromise', now, (cert) => ({
+      time: now, type: 'ca.cert_revoked', actor: 'ca:reuse-detection', requestId: ctx.requestId ?? null, serial: cert.serial, fingerprint: cert.fingerprint,
+      details: { reason: 'keyCompromise', name: cert.name, role: cert.role, spiffeId: cert.spiffeId, lineage: cert.lineage },
+    }), [detection]);
+    this.observer?.reuseDetected?.(presented.role);
+    this.logger.error('ca.cert_reuse_detected', {
+      spiffeId: presented.spiffeId, presentedSerial: presented.serial, renewedBy: successor.serial, lineage: presented.lineage,
+      revokedSerials: revoked.map((c) => c.serial), requestId: ctx.requestId,
+    });
+    return revoked;
   }
 
   /** The inventory record for a presented certificate: known, same fingerprint, unrevoked, unexpired. */
@@ -232,7 +306,7 @@ export class Authority {
       try {
         const csr = parseCsr(csrInput);
         const decided = decideName(csr, role, roleConfig(this.config, role), { exact: name });
-        return await this.issue(approveCsr(this.config, csr, role, decided), csr.spkiDer, now, ctx, { tokenId: null, renewedFrom: null });
+        return await this.issue(approveCsr(this.config, csr, role, decided), csr.spkiDer, now, ctx, { tokenId: null, renewedFrom: null, nameClaim: 'replace' });
       } catch (err) {
         await this.auditRefusal('ca.cert_refused', err, ctx, now, { role, via: 'sign' });
         throw err;
@@ -246,7 +320,7 @@ export class Authority {
    */
   issueInternal(request: { role: string; name: string; profile: LeafProfile; lifetimeMs: number; dns?: string[]; ip?: string[] }, spkiDer: Buffer, ctx: RequestContext): Promise<IssuedCertificate> {
     const approved: ApprovedRequest = { name: request.name, role: request.role, spiffeId: spiffeIdFor(this.config, request.role, request.name), dns: request.dns ?? [], ip: request.ip ?? [] };
-    return this.observed('internal', () => this.issue(approved, spkiDer, this.now(), ctx, { tokenId: null, renewedFrom: null }, { profile: request.profile, lifetimeMs: request.lifetimeMs }));
+    return this.observed('internal', () => this.issue(approved, spkiDer, this.now(), ctx, { tokenId: null, renewedFrom: null, nameClaim: 'replace', internal: true }, { profile: request.profile, lifetimeMs: request.lifetimeMs }));
   }
 
   private async issue(
@@ -254,7 +328,7 @@ export class Authority {
     spkiDer: Buffer,
     now: Date,
     ctx: RequestContext,
-    link: { tokenId: string | null; renewedFrom: string | null; exclusiveName?: boolean },
+    link: { tokenId: string | null; renewedFrom: string | null; lineage?: string; nameClaim: NameClaim; internal?: boolean },
     override?: { profile: LeafProfile; lifetimeMs: number },
   ): Promise<IssuedCertificate> {
     const rules = override ?? { ...roleConfig(this.config, approved.role), lifetimeMs: roleConfig(this.config, approved.role).lifetime };
@@ -295,6 +369,9 @@ export class Authority {
       certPem: toPem('CERTIFICATE', der),
       tokenId: link.tokenId,
       renewedFrom: link.renewedFrom,
+      lineage: link.lineage ?? serialHex(serial),
+      supersededBy: null,
+      supersededAt: null,
       revokedAt: null,
       revocationReason: null,
     };
@@ -307,12 +384,23 @@ export class Authority {
       tokenId: link.tokenId,
       details: { name: record.name, role: record.role, spiffeId: record.spiffeId, notAfter: record.notAfter.toISOString(), renewedFrom: link.renewedFrom, dns: approved.dns, ip: approved.ip },
     });
-    const outcome = await this.store.commitIssuance({ cert: record, now, audit, ...(link.tokenId ? { consumeTokenId: link.tokenId } : {}), ...(link.exclusiveName ? { exclusiveName: true } : {}) });
+    if (link.nameClaim === 'replace' && !link.internal) audit.push(...await this.replacementAudit(record, base));
+    const outcome = await this.store.commitIssuance({
+      cert: record, now, audit, nameClaim: link.nameClaim,
+      ...(link.tokenId ? { consumeTokenId: link.tokenId } : {}), ...(link.renewedFrom && !this.unsafeRenewWithoutLineage ? { renews: link.renewedFrom } : {}),
+    });
+    if (!outcome.ok && outcome.reason === 'NOT_LINEAGE_HEAD') {
+      if (outcome.supersededBy !== null) throw new LostRenewalRace();
+      throw new GatehouseError('GH_CERT_REVOKED', `certificate ${link.renewedFrom} was revoked while it was being renewed; enroll again with a new join token`);
+    }
     if (!outcome.ok && outcome.reason === 'NAME_TAKEN') {
-      // Another enrollment of this name committed first (after our early check); nothing was
-      // recorded and the token keeps its use. This certificate is discarded unseen.
-      const err = nameTaken(approved.spiffeId, outcome.heldBy);
-      await this.auditRefusal('ca.cert_refused', err, ctx, now, { tokenId: link.tokenId, role: approved.role, via: 'enroll' });
+      // Another lineage holds the name: an enrollment committed first (after our early check), or
+      // a renewal whose name an operator gave to another machine. Nothing was recorded and the
+      // token keeps its use. This certificate is discarded unseen.
+      const err = link.renewedFrom
+        ? new GatehouseError('GH_NAME_TAKEN', `${approved.spiffeId} was given to another enrollment (its newest certificate is ${outcome.heldBy}); this identity can no longer renew: enroll again with a token made for the name you need`)
+        : nameTaken(approved, outcome.heldBy, outcome.active);
+      if (!link.renewedFrom) await this.auditRefusal('ca.cert_refused', err, ctx, now, { tokenId: link.tokenId, role: approved.role, via: 'enroll' });
       throw err;
     }
     if (!outcome.ok) {
@@ -364,18 +452,61 @@ export class Authority {
 
   // ------------------------------------------------------------------ revocation
 
+  /**
+   * Revokes the certificate and every other unrevoked certificate of its lineage: the renewals it
+   * superseded are still valid until they expire, and revoking an identity must not leave them
+   * (or a copy's renewals) usable. The name stays reserved for the lineage.
+   */
   async revokeCertificate(serial: string, reason: CrlReason, ctx: RequestContext): Promise<CertRecord> {
     const now = this.now();
     const normalized = serial.toLowerCase().replace(/:/g, '').replace(/^0+(?=.)/, '');
     const existing = await this.store.getCert(normalized);
     if (!existing) throw new GatehouseError('GH_CERT_NOT_FOUND', `no certificate with serial ${serial} in the inventory`);
-    const record = await this.store.revokeCert(normalized, reason, now, {
-      time: now, type: 'ca.cert_revoked', actor: ctx.actor, serial: normalized, fingerprint: existing.fingerprint, requestId: ctx.requestId ?? null,
-      details: { reason, name: existing.name, role: existing.role, spiffeId: existing.spiffeId },
-    });
-    if (!record) throw new GatehouseError('GH_CERT_NOT_FOUND', `no certificate with serial ${serial} in the inventory`);
-    this.logger.info('ca.cert_revoked', { serial: record.serial, fingerprint: record.fingerprint, name: record.name, reason, actor: ctx.actor });
+    const revoked = await this.store.revokeLineage(existing.lineage, reason, now, (cert) => ({
+      time: now, type: 'ca.cert_revoked', actor: ctx.actor, serial: cert.serial, fingerprint: cert.fingerprint, requestId: ctx.requestId ?? null,
+      details: { reason, name: cert.name, role: cert.role, spiffeId: cert.spiffeId, lineage: cert.lineage, ...(cert.serial !== normalized ? { withSerial: normalized } : {}) },
+    }));
+    const record = revoked.find((c) => c.serial === normalized) ?? (await this.store.getCert(normalized))!;
+    this.logger.info('ca.cert_revoked', { serial: record.serial, fingerprint: record.fingerprint, name: record.name, reason, actor: ctx.actor, lineage: record.lineage, revokedSerials: revoked.map((c) => c.serial) });
     return record;
+  }
+
+  // ------------------------------------------------------------------ names
+
+  /** Every reserved name with the state of its lineage's newest certificate. */
+  async listNames(now = this.now()): Promise<ReservedName[]> {
+    const reservations = await this.store.listNameReservations();
+    return Promise.all(reservations.map(async (r) => {
+      const [head] = await this.store.listCerts({ lineage: r.lineage, limit: 1 });
+      return { ...r, newestSerial: head?.serial ?? null, state: head === undefined ? 'expired' : head.revokedAt ? 'revoked' : head.notAfter <= now ? 'expired' : 'active' };
+    }));
+  }
+
+  /**
+   * Frees a reserved name, so any token for its role may enroll it again. Refused while a
+   * certificate for it is active: revoke that first, so a release never hands over a live name.
+   */
+  async releaseName(role: string, name: string, ctx: RequestContext): Promise<NameReservation> {
+    const now = this.now();
+    const spiffeId = spiffeIdFor(this.config, role, name);
+    const reservation = await this.store.getNameReservation(role, name);
+    if (!reservation) throw new GatehouseError('GH_NAME_NOT_FOUND', `${spiffeId} is not reserved (see \`gatehouse name list\`)`);
+    const [holder] = await this.store.listCerts({ role, name, state: 'active', now, limit: 1 });
+    if (holder) throw new GatehouseError('GH_NAME_TAKEN', `${spiffeId} is held by an active certificate (serial ${holder.serial}); revoke it first (gatehouse cert revoke ${holder.serial})`);
+    const released = await this.store.releaseName(role, name, {
+      time: now, type: 'ca.name_released', actor: ctx.actor, requestId: ctx.requestId ?? null, details: { spiffeId, lineage: reservation.lineage },
+    });
+    if (!released) throw new GatehouseError('GH_NAME_NOT_FOUND', `${spiffeId} is not reserved`);
+    this.logger.info('ca.name_released', { spiffeId, lineage: released.lineage, actor: ctx.actor });
+    return released;
+  }
+
+  /** An issuance that takes a name from another lineage says so in the audit trail. */
+  private async replacementAudit(record: CertRecord, base: Omit<AuditInput, 'type'>): Promise<AuditInput[]> {
+    const reservation = await this.store.getNameReservation(record.role, record.name);
+    if (!reservation || reservation.lineage === record.lineage) return [];
+    const [head] = await this.store.listCerts({ lineage: reservation.lineage, limit: 1 });
+    return [{ ...base, type: 'ca.name_replaced', details: { spiffeId: record.spiffeId, previousLineage: reservation.lineage, previousSerial: head?.serial ?? null, lineage: record.lineage } }];
   }
 
   private async auditRefusal(type: 'ca.cert_refused' | 'ca.token_refused', err: unknown, ctx: RequestContext, now: Date, fields: { tokenId?: string | null; serial?: string; fingerprint?: string; role?: string; via?: string }): Promise<void> {
@@ -398,6 +529,17 @@ function mayReplaceHolder(token: TokenRecord): boolean {
   return token.name !== null;
 }
 
-function nameTaken(spiffeId: string, heldBy: string): GatehouseError {
-  return new GatehouseError('GH_NAME_TAKEN', `${spiffeId} is held by an active certificate (serial ${heldBy}); choose another name, or revoke it and enroll with a token made for this name`);
+function nameTaken(approved: ApprovedRequest, heldBy: string, active: boolean): GatehouseError {
+  const replace = `enroll with a token made for this name (gatehouse token create --role ${approved.role} --name ${approved.name})`;
+  if (active) return new GatehouseError('GH_NAME_TAKEN', `${approved.spiffeId} is held by an active certificate (serial ${heldBy}); choose another name, or revoke it and ${replace}`);
+  return new GatehouseError('GH_NAME_TAKEN', `${approved.spiffeId} stays reserved for the machine that enrolled it (its last certificate, ${heldBy}, was revoked or expired); choose another name, ${replace}, or free it with gatehouse name release ${approved.role}/${approved.name}`);
 }
+
+/** A reserved name as listings show it. */
+export interface ReservedName extends NameReservation {
+  newestSerial: string | null;
+  state: 'active' | 'expired' | 'revoked';
+}
+
+/** The certificate being renewed was renewed by a simultaneous request that committed first. */
+class LostRenewalRace extends Error {}

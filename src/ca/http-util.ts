@@ -63,7 +63,9 @@ export function sendError(res: ServerResponse, err: unknown, requestId: string, 
   const error = toGatehouseError(err);
   const spec = error.spec;
   const message = spec.expose ? error.message : `internal error, see logs (requestId ${requestId})`;
-  (spec.expose ? logger.info : logger.error)('ca.request_failed', { requestId, code: error.code, err: error, details: error.details, cause: error.cause instanceof Error ? error.cause.stack : undefined });
+  // A 429 is logged by its limiter, once a minute (rate-limit.ts): per request, a flood would fill the log.
+  const log = error.code === 'GH_RATE_LIMITED' ? logger.debug : spec.expose ? logger.info : logger.error;
+  log('ca.request_failed', { requestId, code: error.code, err: error, details: error.details, cause: error.cause instanceof Error ? error.cause.stack : undefined });
   if (!res.headersSent) sendJson(res, spec.http, { error: { code: error.code, message, requestId } });
   else res.destroy();
   return spec.http;

@@ -9,6 +9,7 @@
 import { Counter, Gauge, Histogram, Registry, collectDefaultMetrics } from 'prom-client';
 import type { CertState } from '../store/store.js';
 import type { IssuanceKind, IssuanceObserver } from './authority.js';
+import type { LimitKey, LimitedEndpoint } from './rate-limit.js';
 
 export interface CaGaugeSources {
   certificatesByState(): Promise<Record<CertState, number>>;
@@ -21,6 +22,8 @@ export interface CaGaugeSources {
 export interface CaMetrics {
   registry: Registry;
   observer: IssuanceObserver;
+  /** A request answered 429 by the rate limit of `endpoint` keyed by `key` (rate-limit.ts). */
+  rateLimited(endpoint: LimitedEndpoint, key: LimitKey): void;
   setSources(sources: CaGaugeSources): void;
 }
 
@@ -41,6 +44,8 @@ export function createCaMetrics(registry = new Registry()): CaMetrics {
     registers: [registry],
   });
   const suppressed = new Counter({ name: 'gatehouse_ca_audit_events_suppressed_total', help: 'Audit events of refused requests not written because their source (or all sources) passed the rate limit, by event type', labelNames: ['type'], registers: [registry] });
+  const rateLimited = new Counter({ name: 'gatehouse_ca_rate_limited_total', help: 'Requests answered 429 by a rate limit, by endpoint (enroll, renew) and what the bucket is keyed by (source, token, certificate)', labelNames: ['endpoint', 'key'], registers: [registry] });
+  const reuse = new Counter({ name: 'gatehouse_ca_renewal_reuse_detected_total', help: 'Renewals that presented an already renewed certificate with another key (a copied identity), after which its whole lineage was revoked, by role', labelNames: ['role'], registers: [registry] });
   const refused = new Counter({ name: 'gatehouse_ca_refusals_total', help: 'Enroll, renew and sign requests answered with an error, by kind and error code', labelNames: ['kind', 'code'], registers: [registry] });
   new Gauge({
     name: 'gatehouse_ca_certificates',
@@ -94,6 +99,12 @@ export function createCaMetrics(registry = new Registry()): CaMetrics {
       auditSuppressed(type) {
         suppressed.inc({ type });
       },
+      reuseDetected(role) {
+        reuse.inc({ role });
+      },
+    },
+    rateLimited(endpoint, key) {
+      rateLimited.inc({ endpoint, key });
     },
     setSources(next) {
       sources = next;

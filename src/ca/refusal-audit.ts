@@ -5,6 +5,7 @@
  * grow the database by more than a bounded amount (issue 11). Events past the limit are not
  * written but counted, so the flood itself stays visible in the metrics.
  */
+import { KeyedTokenBuckets, TokenBucket } from './rate-limit.js';
 
 /** Longest text kept in any field of a refusal event (a path, a reason). */
 export const MAX_REFUSAL_FIELD_CHARS = 200;
@@ -20,47 +21,32 @@ export interface BucketSettings {
 export const DEFAULT_PER_SOURCE: BucketSettings = { burst: 20, perSecond: 0.5 };
 export const DEFAULT_OVERALL: BucketSettings = { burst: 200, perSecond: 20 };
 
-/** Sources remembered at most; the oldest are forgotten first (they start again with a full bucket). */
+/** Sources remembered at most (rate-limit.ts forgets full buckets first, then the least recently seen). */
 const MAX_SOURCES = 10_000;
 
-interface Bucket {
-  tokens: number;
-  at: number;
-}
-
 export class RefusalAuditLimiter {
-  private readonly sources = new Map<string, Bucket>();
-  private readonly overall: Bucket;
+  private readonly sources: KeyedTokenBuckets;
+  private readonly overall: TokenBucket;
 
   constructor(
-    private readonly perSource: BucketSettings = DEFAULT_PER_SOURCE,
-    private readonly all: BucketSettings = DEFAULT_OVERALL,
+    perSource: BucketSettings = DEFAULT_PER_SOURCE,
+    all: BucketSettings = DEFAULT_OVERALL,
     private readonly now: () => number = Date.now,
   ) {
-    this.overall = { tokens: all.burst, at: now() };
+    this.sources = new KeyedTokenBuckets({ rate: perSource.perSecond, burst: perSource.burst }, { now, maxKeys: MAX_SOURCES });
+    this.overall = new TokenBucket({ rate: all.perSecond, burst: all.burst }, now());
   }
 
-  /** True when an event from `source` may be written now (and takes its token). */
+  /** True when an event from `source` may be written now (and takes its token from both buckets). */
   allow(source: string): boolean {
     const t = this.now();
-    let bucket = this.sources.get(source);
-    if (!bucket) {
-      if (this.sources.size >= MAX_SOURCES) this.sources.delete(this.sources.keys().next().value!);
-      bucket = { tokens: this.perSource.burst, at: t };
-      this.sources.set(source, bucket);
-    }
-    refill(bucket, this.perSource, t);
-    refill(this.overall, this.all, t);
-    if (bucket.tokens < 1 || this.overall.tokens < 1) return false;
-    bucket.tokens -= 1;
-    this.overall.tokens -= 1;
+    const bucket = this.sources.bucket(source, t);
+    // Both must have a token before either gives one: a source refused overall keeps its own.
+    if (!bucket.ready(t) || !this.overall.ready(t)) return false;
+    bucket.take();
+    this.overall.take();
     return true;
   }
-}
-
-function refill(bucket: Bucket, settings: BucketSettings, t: number): void {
-  bucket.tokens = Math.min(settings.burst, bucket.tokens + ((t - bucket.at) / 1000) * settings.perSecond);
-  bucket.at = t;
 }
 
 /** The details of a refusal event with every string cut to MAX_REFUSAL_FIELD_CHARS (marked with `…`). */

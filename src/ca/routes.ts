@@ -1,4 +1,5 @@
 /** Routing for the CA API. Public bootstrap endpoints here; admin endpoints in admin-routes.ts. */
+import { createHash } from 'node:crypto';
 import type { TLSSocket } from 'node:tls';
 import { GatehouseError, isGatehouseError } from '../errors/errors.js';
 import { checkPeerCertificate } from '../tls/peer-certificate.js';
@@ -9,6 +10,8 @@ import { readJsonBody, sendJson, stringField } from './http-util.js';
 import type { RequestScope } from './server.js';
 import type { IssuanceKind, IssuedCertificate } from './authority.js';
 import { routeAdminRequest } from './admin-routes.js';
+import { parseJoinToken } from './join-token.js';
+import { sourceKey, type LimitKey, type LimitedEndpoint } from './rate-limit.js';
 import { isDashboardPath, routeDashboardRequest } from '../dashboard/router.js';
 
 export async function routeRequest(scope: RequestScope): Promise<void> {
@@ -37,23 +40,32 @@ export async function routeRequest(scope: RequestScope): Promise<void> {
     case '/enroll': {
       only('POST');
       const request = await beforeAuthority(scope, 'enroll', async () => {
+        // Per source before the body is read: refusing costs no more than the TLS connection.
+        enforceRateLimit(scope, 'enroll', 'source', sourceKey(req.socket.remoteAddress));
         const body = await readJsonBody(req, scope.maxBodyBytes);
-        return { token: stringField(body, 'token', true), csr: stringField(body, 'csr', true), nameHint: stringField(body, 'nameHint') ?? null };
+        const request = { token: stringField(body, 'token', true), csr: stringField(body, 'csr', true), nameHint: stringField(body, 'nameHint') ?? null };
+        const tokenKey = joinTokenKey(request.token);
+        if (tokenKey) enforceRateLimit(scope, 'enroll', 'token', tokenKey);
+        return request;
       });
-      const issued = await scope.authority.enroll(request.token, request.csr, { actor: 'anonymous', requestId: scope.requestId, source: scope.req.socket.remoteAddress ?? 'unknown' }, request.nameHint);
+      const issued = await scope.authority.enroll(request.token, request.csr, { actor: 'anonymous', requestId: scope.requestId, source: req.socket.remoteAddress ?? 'unknown' }, request.nameHint);
       scope.identity = issued.record.spiffeId;
       return sendIssued(scope, issued);
     }
     case '/renew': {
       only('POST');
       const { peer, csr } = await beforeAuthority(scope, 'renew', async () => {
+        const source = req.socket.remoteAddress ?? 'unknown';
+        enforceRateLimit(scope, 'renew', 'source', sourceKey(source));
         const peer = await authenticatePeer(scope, { allowServerOnly: true }).catch(async (err) => {
-          await scope.authority.store.appendAudit([{
-            time: scope.authority.now(), type: 'ca.cert_refused', actor: 'anonymous', requestId: scope.requestId,
-            details: { via: 'renew', code: (err as GatehouseError).code ?? 'GH_INTERNAL', reason: (err as Error).message },
-          }]).catch(() => undefined);
+          // Bounded and rate limited per source: anyone can send this, certificate or not.
+          await scope.authority.auditAnonymousRefusal(source, {
+            type: 'ca.cert_refused', actor: 'anonymous', requestId: scope.requestId,
+            details: { via: 'renew', code: isGatehouseError(err) ? err.code : 'GH_INTERNAL', reason: (err as Error).message },
+          });
           throw err;
         });
+        enforceRateLimit(scope, 'renew', 'certificate', peer.record.serial);
         const body = await readJsonBody(req, scope.maxBodyBytes);
         return { peer, csr: stringField(body, 'csr', true) };
       });
@@ -76,6 +88,32 @@ async function beforeAuthority<T>(scope: RequestScope, kind: IssuanceKind, step:
   } catch (err) {
     scope.authority.observer?.refused(kind, isGatehouseError(err) ? err.code : 'GH_INTERNAL');
     throw err;
+  }
+}
+
+/**
+ * Takes a token from a rate limit, or refuses with 429 and Retry-After (RFC 6585 §4,
+ * RFC 9110 §10.2.3). Counted and logged by the limiter, never audited: a flood must not write.
+ */
+function enforceRateLimit(scope: RequestScope, endpoint: LimitedEndpoint, key: LimitKey, value: string): void {
+  const verdict = scope.rateLimits.take(endpoint, key, value);
+  if (verdict.allowed) return;
+  const what = { source: 'from this address', token: 'with this join token', certificate: 'for this certificate' }[key];
+  scope.res.setHeader('retry-after', String(verdict.retryAfterSeconds));
+  throw new GatehouseError('GH_RATE_LIMITED', `too many /${endpoint} requests ${what}; retry after ${verdict.retryAfterSeconds} s`, { details: { endpoint, limit: key } });
+}
+
+/**
+ * The per-token key of a join token: its ID and a digest of its secret, so that someone who
+ * knows only the ID (it is in the audit trail) cannot use up the bucket of the machine holding
+ * the token. A malformed token has none; the authority refuses it.
+ */
+function joinTokenKey(token: string): string | null {
+  try {
+    const { id, secret } = parseJoinToken(token);
+    return `${id}-${createHash('sha256').update(secret).digest('hex').slice(0, 16)}`;
+  } catch {
+    return null;
   }
 }
 

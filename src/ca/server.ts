@@ -22,6 +22,7 @@ import { CrlPublisher } from './crl-publisher.js';
 import { newRequestId, sendError } from './http-util.js';
 import { routeRequest } from './routes.js';
 import { createCaMetrics, type CaMetrics } from './metrics.js';
+import { RequestRateLimits } from './rate-limit.js';
 import { pinPeerForConnection } from '../tls/peer-certificate.js';
 import { isLoopbackHost, splitHostPort } from '../config/listen.js';
 
@@ -43,6 +44,8 @@ export interface CaServerOptions {
   metrics?: CaMetrics | null;
   /** Serve /metrics and /healthz on this address, plain HTTP (metrics.listen, --metrics-listen). */
   metricsListen?: string | null;
+  /** Benchmarks only, never from config or the CLI: see AuthorityDeps.unsafeRenewWithoutLineage. */
+  unsafeRenewWithoutLineage?: boolean;
 }
 
 export interface CaServer {
@@ -65,6 +68,8 @@ export interface RequestScope {
   crls: CrlPublisher;
   logger: Logger;
   maxBodyBytes: number;
+  /** The rate limits of /enroll and /renew (limits.enroll, limits.renew). */
+  rateLimits: RequestRateLimits;
   /** Set by mTLS endpoints once the peer is known, for the access log. */
   identity?: string;
 }
@@ -78,8 +83,10 @@ export async function startCaServer(options: CaServerOptions): Promise<CaServer>
   const metrics = options.metrics ?? (options.metricsListen ? createCaMetrics() : null);
   const authority = new Authority({
     config, store, rootDer: material.rootDer, intermediateDer: material.intermediateDer, intermediateKey: material.intermediateKey, logger, now,
-    ...(metrics ? { observer: metrics.observer } : {}),
+    ...(metrics ? { observer: metrics.observer } : {}), ...(options.unsafeRenewWithoutLineage ? { unsafeRenewWithoutLineage: true } : {}),
   });
+  // Per process: with --workers N each worker keeps its own buckets (docs/config.md).
+  const rateLimits = new RequestRateLimits(config.limits, { logger, ...(metrics ? { onLimited: (endpoint, key) => metrics.rateLimited(endpoint, key) } : {}) });
   const crls = new CrlPublisher({ config, store, issuer: authority.issuer, rootDer: material.rootDer, rootKey: material.rootKey, logger, now });
   await crls.refresh(true);
 
@@ -107,7 +114,7 @@ export async function startCaServer(options: CaServerOptions): Promise<CaServer>
   server.keepAliveTimeout = 30_000;
 
   server.on('request', (req: IncomingMessage, res: ServerResponse) => {
-    const scope: RequestScope = { req, res, requestId: newRequestId(), authority, crls, logger, maxBodyBytes: config.limits.maxBodyBytes };
+    const scope: RequestScope = { req, res, requestId: newRequestId(), authority, crls, logger, maxBodyBytes: config.limits.maxBodyBytes, rateLimits };
     const started = process.hrtime.bigint();
     // Read the socket now: after an aborted body it is already detached when 'finish' fires.
     const socket = req.socket as TLSSocket;

@@ -7,7 +7,7 @@ import { userInfo } from 'node:os';
 import { GatehouseError } from '../errors/errors.js';
 import { Authority, type TokenRequest } from '../ca/authority.js';
 import { CA_FILES, loadCaMaterial } from '../ca/ca-dir.js';
-import { certView, tokenView } from '../ca/admin-routes.js';
+import { certView, nameView, releasedView, tokenView } from '../ca/admin-routes.js';
 import { silentLogger } from '../log/logger.js';
 import { openSqliteStore } from '../store/sqlite.js';
 import type { CertState } from '../store/store.js';
@@ -20,6 +20,8 @@ import { str, type CommandContext } from './command.js';
 
 export type TokenView = ReturnType<typeof tokenView>;
 export type CertView = ReturnType<typeof certView>;
+export type NameView = ReturnType<typeof nameView>;
+export type ReleasedNameView = ReturnType<typeof releasedView>;
 
 export interface CertQuery {
   role?: string;
@@ -34,6 +36,8 @@ export interface AdminOps {
   listCerts(query: CertQuery): Promise<CertView[]>;
   getCert(serial: string): Promise<CertView & { certificate: string }>;
   revokeCert(serial: string, reason: CrlReason): Promise<CertView>;
+  listNames(): Promise<NameView[]>;
+  releaseName(role: string, name: string): Promise<ReleasedNameView>;
   close(): Promise<void>;
 }
 
@@ -69,6 +73,8 @@ export async function openLocalAdmin(dir: string, passphraseFile?: string): Prom
       return { ...certView(cert, new Date()), certificate: cert.certPem };
     },
     revokeCert: async (serial, reason) => certView(await authority.revokeCertificate(serial, reason, ctx), new Date()),
+    listNames: async () => (await authority.listNames()).map(nameView),
+    releaseName: async (role, name) => releasedView(await authority.releaseName(role, name, ctx)),
     close: () => store.close(),
   };
 }
@@ -94,6 +100,8 @@ export function openRemoteAdmin(identityDir: string, caUrl?: string): AdminOps {
     },
     getCert: (serial) => client.getJson(`admin/certs/${encodeURIComponent(serial.toLowerCase().replace(/:/g, ''))}`),
     revokeCert: (serial, reason) => client.postJson(`admin/certs/${encodeURIComponent(serial.toLowerCase().replace(/:/g, ''))}/revoke`, { reason }),
+    listNames: async () => (await client.getJson<{ names: NameView[] }>('admin/names')).names,
+    releaseName: (role, name) => client.postJson('admin/names/release', { role, name }),
     close: async () => client.close(),
   };
 }

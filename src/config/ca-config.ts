@@ -13,6 +13,25 @@ import { durationSchema, hostPortSchema } from './schema-parts.js';
 import { DNS_PATTERN_RE, NAME_PATTERN_RE, ROLE_RE, TRUST_DOMAIN_RE } from './patterns.js';
 
 
+/**
+ * A request rate limit as a token bucket: `burst` requests at once, then `rate` per second
+ * (fractions allowed: 0.5 is one every 2 s). `null` turns the limit off.
+ */
+const rateLimitSchema = z.strictObject({
+  rate: z.number().positive('rate: requests per second, above 0 (write null to turn the limit off)').max(100_000),
+  burst: z.number().int().min(1).max(1_000_000),
+}).nullable();
+
+/**
+ * Per source: 20 requests per second, bursts of 50 (issue 11). Per token: the same burst, so 50
+ * machines enrolling at once with one multi-use token get through, then 5 per second. Per
+ * certificate: an agent renews once per lifetime and retries with backoff from 1 s.
+ */
+export const DEFAULT_RATE_LIMITS = {
+  enroll: { perSource: { rate: 20, burst: 50 }, perToken: { rate: 5, burst: 50 } },
+  renew: { perSource: { rate: 20, burst: 50 }, perCertificate: { rate: 1, burst: 5 } },
+} as const;
+
 const roleSchema = z.strictObject({
   profile: z.enum(['client', 'server', 'both']),
   lifetime: durationSchema('10s', '90d').default(24 * 3_600_000 as never),
@@ -40,6 +59,20 @@ export const caConfigSchema = z.strictObject({
   limits: z.strictObject({
     maxBodyBytes: z.number().int().min(1024).max(1024 * 1024).default(64 * 1024),
     backdate: durationSchema('0s', '1h').default(60_000 as never),
+    // Rate limits of POST /enroll and POST /renew, answered 429 with Retry-After past them.
+    enroll: z.strictObject({
+      perSource: rateLimitSchema.default(DEFAULT_RATE_LIMITS.enroll.perSource),
+      perToken: rateLimitSchema.default(DEFAULT_RATE_LIMITS.enroll.perToken),
+    }).prefault({}),
+    renew: z.strictObject({
+      perSource: rateLimitSchema.default(DEFAULT_RATE_LIMITS.renew.perSource),
+      perCertificate: rateLimitSchema.default(DEFAULT_RATE_LIMITS.renew.perCertificate),
+    }).prefault({}),
+  }).prefault({}),
+  renewal: z.strictObject({
+    // How long a renewal whose answer was lost may be asked again with the same new key and get
+    // the same certificate back (docs/lineage.md).
+    retryGrace: durationSchema('0s', '1h').default(600_000 as never),
   }).prefault({}),
   tokens: z.strictObject({
     defaultTtl: durationSchema('1m', '30d').default(3_600_000 as never),
@@ -57,6 +90,7 @@ export const caConfigSchema = z.strictObject({
 
 export type CaConfig = z.output<typeof caConfigSchema>;
 export type RoleConfig = CaConfig['roles'][string];
+export type RateLimitConfig = NonNullable<CaConfig['limits']['enroll']['perSource']>;
 
 export const CA_CONFIG_FILE = 'gatehouse.yaml';
 

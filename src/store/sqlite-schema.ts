@@ -50,4 +50,33 @@ export const SQLITE_MIGRATIONS: string[] = [
   // The audit head (see SqliteStore.appendAuditInTx), taken from the last event on disk at upgrade.
   `INSERT OR IGNORE INTO meta (key, value)
      SELECT 'audit:head', json_object('seq', seq, 'hash', hash) FROM audit_events WHERE seq = (SELECT MAX(seq) FROM audit_events);`,
+  // Renewal lineage and name reservations (issue 11). A lineage is named by the serial of the
+  // certificate that started it (an enrollment); renewals inherit it. Existing certificates are
+  // walked along renewed_from; each renewed certificate is marked superseded by its newest renewal.
+  `ALTER TABLE certificates ADD COLUMN lineage TEXT;
+   ALTER TABLE certificates ADD COLUMN superseded_by TEXT;
+   ALTER TABLE certificates ADD COLUMN superseded_at INTEGER;
+   WITH RECURSIVE chain(serial, lineage) AS (
+     SELECT serial, serial FROM certificates
+       WHERE renewed_from IS NULL OR renewed_from NOT IN (SELECT serial FROM certificates)
+     UNION
+     SELECT c.serial, chain.lineage FROM certificates c JOIN chain ON c.renewed_from = chain.serial
+   )
+   UPDATE certificates SET lineage = (SELECT lineage FROM chain WHERE chain.serial = certificates.serial);
+   UPDATE certificates SET lineage = serial WHERE lineage IS NULL;
+   UPDATE certificates SET
+     superseded_by = (SELECT s.serial FROM certificates s WHERE s.renewed_from = certificates.serial ORDER BY s.issued_at DESC, s.rowid DESC LIMIT 1),
+     superseded_at = (SELECT s.issued_at FROM certificates s WHERE s.renewed_from = certificates.serial ORDER BY s.issued_at DESC, s.rowid DESC LIMIT 1)
+     WHERE EXISTS (SELECT 1 FROM certificates s WHERE s.renewed_from = certificates.serial);
+   CREATE INDEX certificates_lineage ON certificates(lineage);
+   CREATE TABLE names (
+     role TEXT NOT NULL,
+     name TEXT NOT NULL,
+     spiffe_id TEXT NOT NULL,
+     lineage TEXT NOT NULL,
+     reserved_at INTEGER NOT NULL,
+     PRIMARY KEY (role, name)
+   );
+   INSERT OR IGNORE INTO names (role, name, spiffe_id, lineage, reserved_at)
+     SELECT role, name, spiffe_id, lineage, issued_at FROM certificates ORDER BY issued_at DESC, rowid DESC;`,
 ];

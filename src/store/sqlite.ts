@@ -11,7 +11,8 @@ import type { CrlReason } from '../pki/crl.js';
 import { GENESIS_HASH, auditHash } from './audit-chain.js';
 import { SQLITE_MIGRATIONS } from './sqlite-schema.js';
 import type {
-  AuditFilter, AuditHead, AuditInput, AuditRecord, CertFilter, CertRecord, CertState, IssuanceCommit, IssuanceOutcome, RevokedSerial, Store, TokenRecord,
+  AuditFilter, AuditHead, AuditInput, AuditRecord, CertFilter, CertRecord, CertState, IssuanceCommit, IssuanceOutcome, NameClaim, NameReservation,
+  RevokedSerial, Store, TokenRecord,
 } from './store.js';
 
 const AUDIT_HEAD_KEY = 'audit:head';
@@ -94,9 +95,16 @@ function certFromRow(r: Row): CertRecord {
     certPem: r.cert_pem as string,
     tokenId: (r.token_id as string | null) ?? null,
     renewedFrom: (r.renewed_from as string | null) ?? null,
+    lineage: (r.lineage as string | null) ?? (r.serial as string),
+    supersededBy: (r.superseded_by as string | null) ?? null,
+    supersededAt: dateOrNull(r.superseded_at),
     revokedAt: dateOrNull(r.revoked_at),
     revocationReason: (r.revocation_reason as CrlReason | null) ?? null,
   };
+}
+
+function reservationFromRow(r: Row): NameReservation {
+  return { role: r.role as string, name: r.name as string, spiffeId: r.spiffe_id as string, lineage: r.lineage as string, reservedAt: date(r.reserved_at) };
 }
 
 function tokenFromRow(r: Row): TokenRecord {
@@ -158,13 +166,21 @@ export class SqliteStore implements Store {
 
   constructor(private readonly db: Database.Database) {
     this.stmt = {
-      insertCert: db.prepare(`INSERT INTO certificates (serial, fingerprint, name, role, spiffe_id, not_before, not_after, issued_at, cert_pem, token_id, renewed_from)
-        VALUES (@serial, @fingerprint, @name, @role, @spiffeId, @notBefore, @notAfter, @issuedAt, @certPem, @tokenId, @renewedFrom)`),
+      insertCert: db.prepare(`INSERT INTO certificates (serial, fingerprint, name, role, spiffe_id, not_before, not_after, issued_at, cert_pem, token_id, renewed_from, lineage)
+        VALUES (@serial, @fingerprint, @name, @role, @spiffeId, @notBefore, @notAfter, @issuedAt, @certPem, @tokenId, @renewedFrom, @lineage)`),
       consumeToken: db.prepare('UPDATE tokens SET uses = uses + 1 WHERE id = ? AND uses < max_uses AND revoked_at IS NULL AND expires_at > ?'),
       getToken: db.prepare('SELECT * FROM tokens WHERE id = ?'),
       getCert: db.prepare('SELECT * FROM certificates WHERE serial = ?'),
       // The same rows as listCerts({ name, role, state: 'active', now, limit: 1 }) (the certificates_name index).
-      activeHolder: db.prepare('SELECT serial FROM certificates WHERE name = ? AND role = ? AND revoked_at IS NULL AND not_after > ? ORDER BY issued_at DESC, serial LIMIT 1'),
+      activeHolder: db.prepare('SELECT serial, lineage FROM certificates WHERE name = ? AND role = ? AND revoked_at IS NULL AND not_after > ? ORDER BY issued_at DESC, serial LIMIT 1'),
+      lineageHead: db.prepare('SELECT serial, revoked_at, not_after FROM certificates WHERE lineage = ? ORDER BY issued_at DESC, rowid DESC LIMIT 1'),
+      renewalTarget: db.prepare('SELECT superseded_by, revoked_at FROM certificates WHERE serial = ?'),
+      supersede: db.prepare('UPDATE certificates SET superseded_by = ?, superseded_at = ? WHERE serial = ?'),
+      getName: db.prepare('SELECT * FROM names WHERE role = ? AND name = ?'),
+      // A reservation keeps its date while its lineage holds it; a replacement starts a new one.
+      claimName: db.prepare(`INSERT INTO names (role, name, spiffe_id, lineage, reserved_at) VALUES (?, ?, ?, ?, ?)
+        ON CONFLICT(role, name) DO UPDATE SET spiffe_id = excluded.spiffe_id, lineage = excluded.lineage,
+          reserved_at = CASE WHEN names.lineage = excluded.lineage THEN names.reserved_at ELSE excluded.reserved_at END`),
       lastAudit: db.prepare('SELECT hash FROM audit_events ORDER BY seq DESC LIMIT 1'),
       getMeta: db.prepare('SELECT value FROM meta WHERE key = ?'),
       setMeta: db.prepare('INSERT INTO meta (key, value) VALUES (?, ?) ON CONFLICT(key) DO UPDATE SET value = excluded.value'),
@@ -262,13 +278,18 @@ export class SqliteStore implements Store {
     batch.forEach((p, i) => p.resolve(outcomes[i]!));
   }
 
-  private commitOneInTx({ cert, consumeTokenId, now, audit, exclusiveName }: IssuanceCommit): IssuanceOutcome {
-    if (exclusiveName) {
-      // Checked before anything is written, so a refusal leaves this item's (and the batch's)
-      // state untouched. Items earlier in the batch were inserted on this connection in this
-      // transaction, so two enrollments of one name in the same batch see each other here.
-      const holder = this.stmt.activeHolder.get(cert.name, cert.role, now.getTime()) as { serial: string } | undefined;
-      if (holder) return { ok: false, reason: 'NAME_TAKEN', heldBy: holder.serial };
+  private commitOneInTx({ cert, consumeTokenId, now, audit, nameClaim = 'replace', renews }: IssuanceCommit): IssuanceOutcome {
+    // Every check reads before anything is written, so a refusal leaves this item's (and the
+    // batch's) state untouched; the transaction holds SQLite's write lock, so nothing changes
+    // between a check and the writes. Items earlier in the batch were written on this
+    // connection in this transaction, so two issuances in one batch see each other here.
+    const nameRefusal = this.nameClaimRefusal(cert, nameClaim, now);
+    if (nameRefusal) return nameRefusal;
+    if (renews !== undefined) {
+      const target = this.stmt.renewalTarget.get(renews) as { superseded_by: string | null; revoked_at: number | null } | undefined;
+      if (!target || target.superseded_by !== null || target.revoked_at !== null) {
+        return { ok: false, reason: 'NOT_LINEAGE_HEAD', supersededBy: target?.superseded_by ?? null };
+      }
     }
     if (consumeTokenId !== undefined) {
       // The conditional UPDATE is the race arbiter: of N concurrent enrollments on a
@@ -293,9 +314,29 @@ export class SqliteStore implements Store {
       certPem: cert.certPem,
       tokenId: cert.tokenId,
       renewedFrom: cert.renewedFrom,
+      lineage: cert.lineage,
     });
+    if (renews !== undefined) this.stmt.supersede.run(cert.serial, cert.issuedAt.getTime(), renews);
+    this.stmt.claimName.run(cert.role, cert.name, cert.spiffeId, cert.lineage, now.getTime());
     this.appendAuditInTx(audit);
     return { ok: true };
+  }
+
+  /** Why `cert` may not take its name under `claim`, or null (store.ts NameClaim). */
+  private nameClaimRefusal(cert: CertRecord, claim: NameClaim, now: Date): IssuanceOutcome | null {
+    if (claim === 'replace') return null;
+    const reserved = this.stmt.getName.get(cert.role, cert.name) as Row | undefined;
+    if (reserved && reserved.lineage !== cert.lineage) {
+      const head = this.stmt.lineageHead.get(reserved.lineage) as { serial: string; revoked_at: number | null; not_after: number } | undefined;
+      const active = head !== undefined && head.revoked_at === null && head.not_after > now.getTime();
+      return { ok: false, reason: 'NAME_TAKEN', heldBy: head?.serial ?? (reserved.lineage as string), active };
+    }
+    if (claim === 'first') {
+      // An active holder without a reservation (a store upgraded mid-flight): still not taken over.
+      const holder = this.stmt.activeHolder.get(cert.name, cert.role, now.getTime()) as { serial: string; lineage: string | null } | undefined;
+      if (holder && (holder.lineage ?? holder.serial) !== cert.lineage) return { ok: false, reason: 'NAME_TAKEN', heldBy: holder.serial, active: true };
+    }
+    return null;
   }
 
   async getCert(serial: string): Promise<CertRecord | null> {
@@ -309,6 +350,7 @@ export class SqliteStore implements Store {
     const now = (filter.now ?? new Date()).getTime();
     if (filter.role) { where.push('role = ?'); params.push(filter.role); }
     if (filter.name) { where.push('name = ?'); params.push(filter.name); }
+    if (filter.lineage) { where.push('lineage = ?'); params.push(filter.lineage); }
     if (filter.state === 'revoked') where.push('revoked_at IS NOT NULL');
     if (filter.state === 'expired') { where.push('revoked_at IS NULL AND not_after <= ?'); params.push(now); }
     if (filter.state === 'active' || filter.expiringBefore) { where.push('revoked_at IS NULL AND not_after > ?'); params.push(now); }
@@ -348,6 +390,44 @@ export class SqliteStore implements Store {
         this.appendAuditInTx([audit]);
       }
       return certFromRow(select.get(serial) as Row);
+    });
+  }
+
+  async revokeLineage(lineage: string, reason: CrlReason, at: Date, auditFor: (cert: CertRecord) => AuditInput, leading: AuditInput[] = []): Promise<CertRecord[]> {
+    return this.write(() => {
+      const rows = this.db.prepare('SELECT * FROM certificates WHERE lineage = ? AND revoked_at IS NULL ORDER BY issued_at, rowid').all(lineage) as Row[];
+      if (rows.length === 0) {
+        this.appendAuditInTx(leading);
+        return [];
+      }
+      const revoke = this.db.prepare('UPDATE certificates SET revoked_at = ?, revocation_reason = ? WHERE serial = ?');
+      const revoked = rows.map((row) => {
+        revoke.run(at.getTime(), reason, row.serial);
+        return { ...certFromRow(row), revokedAt: at, revocationReason: reason };
+      });
+      this.db.prepare(`INSERT INTO meta (key, value) VALUES ('revocation_version', '1')
+        ON CONFLICT(key) DO UPDATE SET value = CAST(value AS INTEGER) + 1`).run();
+      this.appendAuditInTx([...leading, ...revoked.map(auditFor)]);
+      return revoked;
+    });
+  }
+
+  async getNameReservation(role: string, name: string): Promise<NameReservation | null> {
+    const row = this.read(() => this.stmt.getName.get(role, name) as Row | undefined);
+    return row ? reservationFromRow(row) : null;
+  }
+
+  async listNameReservations(): Promise<NameReservation[]> {
+    return this.read(() => (this.db.prepare('SELECT * FROM names ORDER BY role, name').all() as Row[]).map(reservationFromRow));
+  }
+
+  async releaseName(role: string, name: string, audit: AuditInput): Promise<NameReservation | null> {
+    return this.write(() => {
+      const row = this.stmt.getName.get(role, name) as Row | undefined;
+      if (!row) return null;
+      this.db.prepare('DELETE FROM names WHERE role = ? AND name = ?').run(role, name);
+      this.appendAuditInTx([audit]);
+      return reservationFromRow(row);
     });
   }
 

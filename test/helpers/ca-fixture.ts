@@ -22,8 +22,8 @@ export interface CaFixture {
   close(): Promise<void>;
 }
 
-export async function startCaFixture(options: Partial<Omit<InitOptions, 'now'>> & { configEdit?: (yaml: string) => string; now?: () => Date; crlCheckIntervalMs?: number } = {}): Promise<CaFixture> {
-  const { now, configEdit: _edit, crlCheckIntervalMs: _interval, ...initOptions } = options;
+export async function startCaFixture(options: Partial<Omit<InitOptions, 'now'>> & { configEdit?: (yaml: string) => string; now?: () => Date; crlCheckIntervalMs?: number; metricsListen?: string } = {}): Promise<CaFixture> {
+  const { now, configEdit: _edit, crlCheckIntervalMs: _interval, metricsListen, ...initOptions } = options;
   const tmp = makeTempDir();
   const caDir = join(tmp.dir, 'ca');
   await initCa({ dir: caDir, org: 'Test Org', trustDomain: 'test.internal', ...initOptions });
@@ -35,7 +35,7 @@ export async function startCaFixture(options: Partial<Omit<InitOptions, 'now'>> 
   const logger: Logger = createLogger({ level: 'debug', write: (line) => void logLines.push(line) });
   const material = loadCaMaterial(caDir, { passphraseFile: options.passphraseFile });
   const store = openSqliteStore(join(caDir, CA_FILES.database));
-  const server = await startCaServer({ material, store, logger, listen: '127.0.0.1:0', ...(now ? { now } : {}), ...(options.crlCheckIntervalMs ? { crlCheckIntervalMs: options.crlCheckIntervalMs } : {}) });
+  const server = await startCaServer({ material, store, logger, listen: '127.0.0.1:0', ...(now ? { now } : {}), ...(options.crlCheckIntervalMs ? { crlCheckIntervalMs: options.crlCheckIntervalMs } : {}), ...(metricsListen ? { metricsListen } : {}) });
   return {
     root: tmp.dir,
     caDir,

@@ -3,7 +3,7 @@ import { homedir } from 'node:os';
 import { join, resolve } from 'node:path';
 import { GatehouseError } from '../../errors/errors.js';
 import { parseDurationMs } from '../../config/duration.js';
-import { checkStatus, formatRemaining, STATUS_EXIT } from '../../agent/status.js';
+import { checkStatusWithRevocation, formatRemaining, STATUS_EXIT } from '../../agent/status.js';
 import { loadIdentity } from '../../agent/agent-state.js';
 import { writeFileAtomic } from '../../files/atomic-write.js';
 import { readPassphraseFile } from '../passphrase.js';
@@ -87,21 +87,36 @@ export const agentWhoami: CommandSpec = {
 
 export const agentStatus: CommandSpec = {
   path: ['agent', 'status'],
-  summary: 'Check the identity for monitoring. Exit 0 OK, 1 WARNING (close to expiry), 2 CRITICAL (expired, invalid), 3 UNKNOWN (not enrolled).',
+  summary: 'Check the identity for monitoring, revocation included. Exit 0 OK, 1 WARNING (close to expiry, revocation unknown), 2 CRITICAL (expired, revoked, invalid), 3 UNKNOWN (not enrolled).',
   options: {
     dir: DIR_OPTION,
     'warn-within': { type: 'string', value: 'DURATION', description: 'Warn when less than DURATION remains (default: a quarter of the lifetime)' },
+    ca: { type: 'string', value: 'URL', description: 'CA URL to fetch the CRL from (default: the one recorded at enrollment)' },
+    offline: { type: 'boolean', description: 'Do not contact the CA: judge revocation by the stored CRL (crl.pem) alone' },
     json: { type: 'boolean', description: 'Print JSON' },
   },
+  notes: [
+    "Fetches the CA's CRL (GET /crl, over the pinned connection) each time, verifies it (signed by the issuing CA in cert.pem, which chains to ca.pem) and keeps it in DIR/crl.pem.",
+    'A CRL that lists the certificate is CRITICAL, whether fetched now or stored. With the CA unreachable the stored CRL decides: not listed and within its nextUpdate keeps the expiry-based level; no usable CRL, or one past its nextUpdate, is WARNING.',
+  ],
   async run(ctx) {
-    const within = str(ctx, 'warn-within');
-    const withinMs = within === undefined ? undefined : parseDurationMs(within);
-    if (withinMs === null) throw new GatehouseError('GH_USAGE', `--warn-within "${within}" is not a duration like 6h`);
-    const report = checkStatus(agentDir(ctx), new Date(), withinMs);
+    const report = await checkStatusWithRevocation(agentDir(ctx), {
+      now: new Date(), ...optionalDuration(ctx, 'warn-within', 'warnWithinMs'),
+      ...(str(ctx, 'ca') ? { caUrl: str(ctx, 'ca')! } : {}), ...(flag(ctx, 'offline') ? { offline: true } : {}),
+    });
     ctx.out(flag(ctx, 'json') ? json(report) : `${report.level}: ${report.message}\n`);
     return STATUS_EXIT[report.level];
   },
 };
+
+/** `--NAME DURATION` as `{ [key]: ms }`, or nothing when absent. */
+function optionalDuration<K extends string>(ctx: CommandContext, name: string, key: K): Partial<Record<K, number>> {
+  const text = str(ctx, name);
+  if (text === undefined) return {};
+  const ms = parseDurationMs(text);
+  if (ms === null) throw new GatehouseError('GH_USAGE', `--${name} "${text}" is not a duration like 6h`);
+  return { [key]: ms } as Partial<Record<K, number>>;
+}
 
 export const agentRenew: CommandSpec = {
   path: ['agent', 'renew'],
@@ -120,17 +135,25 @@ export const agentRenew: CommandSpec = {
 
 export const agentRun: CommandSpec = {
   path: ['agent', 'run'],
-  summary: 'Keep the identity fresh: renew at ~2/3 of the lifetime with jitter and a new key, retry with backoff, run a hook after each renewal.',
+  summary: "Keep the identity fresh: renew at ~2/3 of the lifetime with jitter and a new key, retry with backoff, check the CA's CRL every few minutes, run a hook after each renewal and on revocation.",
   options: {
     dir: DIR_OPTION,
     ca: { type: 'string', value: 'URL', description: 'CA URL (default: the one recorded at enrollment)' },
-    'on-renew': { type: 'string', value: 'CMD', description: 'Shell command run after the new files are in place (e.g. "systemctl reload nginx")' },
+    'on-renew': { type: 'string', value: 'CMD', description: 'Shell command run after the new files are in place (e.g. "systemctl reload nginx"), and once on revocation' },
+    'revocation-check-interval': { type: 'string', value: 'DURATION', description: "How often to check the certificate against the CA's CRL (default 5m)" },
   },
-  notes: ['Exit 75 when renewal has become impossible (expired or revoked): the machine must enroll again with a new token.', 'Logs JSON lines to stderr. Stops on SIGINT or SIGTERM.'],
+  notes: [
+    'The hook gets GATEHOUSE_DIR, GATEHOUSE_SERIAL and GATEHOUSE_EVENT (renewed or revoked; on revoked also GATEHOUSE_REVOKED_AT and GATEHOUSE_REVOCATION_REASON).',
+    'A CA that cannot be reached for a revocation check is logged (agent.revocation_check_failed) and asked again at the next interval; the last CRL believed stays in DIR/crl.pem.',
+    'Exit 75 when renewal has become impossible: expired, or revoked (agent.cert_revoked, seen in the CRL or in a refused renewal). The machine must enroll again with a new token.',
+    'Logs JSON lines to stderr. Stops on SIGINT or SIGTERM.',
+  ],
   async run(ctx) {
     const { runAgent } = await import('../../agent/renew-scheduler.js');
+    const interval = optionalDuration(ctx, 'revocation-check-interval', 'revocationCheckIntervalMs');
+    if (interval.revocationCheckIntervalMs === 0) throw new GatehouseError('GH_USAGE', '--revocation-check-interval must be longer than 0');
     await runAgent({
-      dir: agentDir(ctx), logger: createLogger(), signal: ctx.signal,
+      dir: agentDir(ctx), logger: createLogger(), signal: ctx.signal, ...interval,
       ...(str(ctx, 'ca') ? { caUrl: str(ctx, 'ca')! } : {}), ...(str(ctx, 'on-renew') ? { onRenew: str(ctx, 'on-renew')! } : {}),
     });
   },

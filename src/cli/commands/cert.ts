@@ -13,7 +13,7 @@ import { json, keyValues, table } from '../output.js';
 
 export const certList: CommandSpec = {
   path: ['cert', 'list'],
-  summary: 'List issued certificates from the inventory.',
+  summary: 'List issued certificates from the inventory, and the reserved names that have no active certificate.',
   options: {
     'expiring-within': { type: 'string', value: 'DURATION', description: 'Only active certificates expiring within DURATION (e.g. 7d)' },
     role: { type: 'string', value: 'ROLE', description: 'Only this role' },
@@ -30,7 +30,11 @@ export const certList: CommandSpec = {
     const admin = await openAdmin(ctx);
     try {
       const certs = await admin.listCerts({ ...(str(ctx, 'role') ? { role: str(ctx, 'role')! } : {}), ...(state ? { state: state as CertState } : {}), ...(withinMs !== undefined ? { expiringWithinMs: withinMs } : {}) });
-      ctx.out(flag(ctx, 'json') ? json(certs) : table(certs, ['serial', 'name', 'role', 'state', 'notAfter']));
+      if (flag(ctx, 'json')) return void ctx.out(json(certs));
+      ctx.out(table(certs, ['serial', 'name', 'role', 'state', 'notAfter']));
+      // Names whose certificates are all revoked or expired are still taken: say so beside the list.
+      const reserved = (await admin.listNames()).filter((n) => n.state !== 'active' && (!str(ctx, 'role') || n.role === str(ctx, 'role')));
+      if (reserved.length) ctx.out(`\nreserved names with no active certificate (re-enroll with \`token create --name\`, or \`name release\`):\n${table(reserved, ['spiffeId', 'state', 'newestSerial'])}`);
     } finally {
       await admin.close();
     }
@@ -51,7 +55,8 @@ export const certShow: CommandSpec = {
       else ctx.out(keyValues([
         ['serial', cert.serial], ['fingerprint', cert.fingerprint], ['name', cert.name], ['role', cert.role], ['spiffe id', cert.spiffeId],
         ['state', cert.state], ['not before', cert.notBefore], ['not after', cert.notAfter], ['issued at', cert.issuedAt],
-        ['token', cert.tokenId], ['renewed from', cert.renewedFrom], ['revoked at', cert.revokedAt], ['revocation reason', cert.revocationReason],
+        ['token', cert.tokenId], ['renewed from', cert.renewedFrom], ['lineage', cert.lineage], ['renewed by', cert.supersededBy],
+        ['revoked at', cert.revokedAt], ['revocation reason', cert.revocationReason],
       ]));
     } finally {
       await admin.close();
@@ -61,7 +66,7 @@ export const certShow: CommandSpec = {
 
 export const certRevoke: CommandSpec = {
   path: ['cert', 'revoke'],
-  summary: 'Revoke a certificate. The CRL is regenerated at once (remote) or within seconds by the running CA (local).',
+  summary: 'Revoke a certificate and the rest of its lineage (the certificates it renewed and that renewed it). The CRL is regenerated at once (remote) or within seconds by the running CA (local).',
   positionals: [{ name: 'SERIAL', description: 'Serial in hex (colons allowed)', required: true }],
   options: {
     reason: { type: 'string', value: 'REASON', description: `RFC 5280 reason: ${CRL_REASONS.filter(Boolean).join(', ')} (default unspecified)` },

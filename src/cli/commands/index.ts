@@ -2,6 +2,7 @@ import type { CommandSpec } from '../command.js';
 import { caInit, caRootCrl, caServe } from './ca.js';
 import { tokenCreate, tokenList, tokenRevoke } from './token.js';
 import { certList, certRevoke, certShow, certSign } from './cert.js';
+import { nameList, nameRelease } from './name.js';
 import { agentEnroll, agentExport, agentRenew, agentRun, agentStatus, agentWhoami } from './agent.js';
 import { quickstart } from './quickstart.js';
 import { gatewayCommand } from './gateway.js';
@@ -14,6 +15,7 @@ export const COMMANDS: CommandSpec[] = [
   caInit, caServe, caRootCrl,
   tokenCreate, tokenList, tokenRevoke,
   certList, certShow, certRevoke, certSign,
+  nameList, nameRelease,
   auditVerify, checkCommand,
   agentEnroll, agentWhoami, agentStatus, agentRenew, agentRun, agentExport,
   gatewayCommand,

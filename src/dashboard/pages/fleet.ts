@@ -12,6 +12,7 @@ export async function fleetPage(ctx: DashboardContext): Promise<SafeHtml> {
   const stateParam = p.get('state') ?? '';
   const state = (IDENTITY_STATES as readonly string[]).includes(stateParam) ? stateParam as IdentityState : undefined;
   const all = groupIdentities(await loadInventory(ctx), ctx.now);
+  const reserved = new Set((await ctx.scope.authority.store.listNameReservations()).map((r) => `${r.role}/${r.name}`));
   const shown = filterIdentities(all, { q, role, ...(state ? { state } : {}) });
   const roles = [...new Set([...Object.keys(ctx.scope.authority.config.roles), ...all.map((i) => i.role)])].sort();
 
@@ -26,11 +27,12 @@ ${field('state', 'State', html`<select id="state" name="state">${options([{ valu
 ${q || role || state ? html`<a href="${dashboardUrl(['fleet'])}">Clear filters</a>` : ''}
 </form>
 <p id="fleet-summary">Showing ${shown.length} of ${all.length} identities. "Expiring soon" means less than ${EXPIRING_FRACTION * 100} % of the certificate's lifetime is left (agents renew with at least 27 % left).</p>
-${shown.length === 0 ? html`<p class="notice">No identity matches these filters.</p>` : fleetTable(ctx, shown)}`,
+<p>A name stays reserved for the enrollment that took it after its certificates are revoked or expire: enrolling it again needs a join token made for that name, or <code>gatehouse name release ROLE/NAME</code>.</p>
+${shown.length === 0 ? html`<p class="notice">No identity matches these filters.</p>` : fleetTable(ctx, shown, reserved)}`,
   });
 }
 
-function fleetTable(ctx: DashboardContext, identities: IdentityView[]): SafeHtml {
+function fleetTable(ctx: DashboardContext, identities: IdentityView[], reserved: ReadonlySet<string>): SafeHtml {
   return html`<table aria-describedby="fleet-summary">
 <caption>Identities and their current certificates</caption>
 <thead><tr><th scope="col">Name</th><th scope="col">Role</th><th scope="col">SPIFFE ID</th><th scope="col">Current serial</th><th scope="col">Last renewal</th><th scope="col">Expires</th><th scope="col">State</th><th scope="col">Actions</th></tr></thead>
@@ -42,7 +44,7 @@ ${identities.map((i) => html`<tr>
 <td class="mono">${i.current.serial}</td>
 <td>${i.lastRenewal ? formatTime(i.lastRenewal) : html`<span class="muted">none (enrolled ${formatTime(i.current.issuedAt)})</span>`}</td>
 <td>${formatTime(i.current.notAfter)}<br><span class="muted">${formatRelative(i.current.notAfter, ctx.now)}</span></td>
-<td>${stateBadge(i.state)}</td>
+<td>${stateBadge(i.state)}${(i.state === 'revoked' || i.state === 'expired') && reserved.has(`${i.role}/${i.name}`) ? html`<br><span class="muted">name reserved</span>` : ''}</td>
 <td>${i.state === 'revoked' || i.state === 'expired' ? html`<span class="muted">—</span>` : html`<a href="${dashboardUrl(['certs', i.current.serial, 'revoke'])}">Revoke<span class="visually-hidden"> the certificate of ${i.name} (${i.role})</span>…</a>`}</td>
 </tr>`)}
 </tbody>

@@ -17,6 +17,7 @@ export async function identityPage(ctx: DashboardContext, role: string, name: st
   if (!identity) throw new GatehouseError('GH_NOT_FOUND', `no certificate was ever issued to ${name} (${role})`);
   const current = identity.current;
   const chain = chainOf(ctx, current);
+  const reservation = await ctx.scope.authority.store.getNameReservation(role, name);
   const pemId = `pem-${current.serial}`;
 
   return page({
@@ -31,6 +32,9 @@ ${revokedNotice(ctx, identity.history)}
 <dt>SHA-256 fingerprint</dt><dd class="mono">${current.fingerprint}</dd>
 <dt>Valid</dt><dd>${formatTime(current.notBefore)} to ${formatTime(current.notAfter)} <span class="muted">(${formatRelative(current.notAfter, ctx.now)})</span></dd>
 <dt>Last renewal</dt><dd>${identity.lastRenewal ? formatTime(identity.lastRenewal) : 'none since enrollment'}</dd>
+<dt>Name</dt><dd>${reservation
+  ? html`reserved for the enrollment <span class="mono">${reservation.lineage}</span> since ${formatTime(reservation.reservedAt)}${identity.state === 'revoked' || identity.state === 'expired' ? html` <span class="muted">(enrolling it again needs a join token made for this name, or <code>gatehouse name release ${role}/${name}</code>)</span>` : ''}`
+  : html`not reserved <span class="muted">(released: any token for role ${role} may enroll it)</span>`}</dd>
 <dt>Audit trail</dt><dd><a href="${dashboardUrl(['audit'], { identity: identity.spiffeId })}">Events for this identity</a></dd>
 </dl>
 ${identity.state === 'active' || identity.state === 'expiring' ? html`<p><a class="button" href="${dashboardUrl(['certs', current.serial, 'revoke'])}">Revoke the current certificate…</a></p>` : ''}
@@ -49,18 +53,18 @@ ${identity.state === 'active' || identity.state === 'expiring' ? html`<p><a clas
 <h2 id="history">Renewal history</h2>
 <table aria-labelledby="history">
 <thead><tr><th scope="col">Serial</th><th scope="col">Issued</th><th scope="col">Valid from</th><th scope="col">Valid until</th><th scope="col">How</th><th scope="col">State</th><th scope="col">Actions</th></tr></thead>
-<tbody>${identity.history.map((c, i) => historyRow(ctx, c, i === 0))}</tbody>
+<tbody>${identity.history.map((c) => historyRow(ctx, c))}</tbody>
 </table>`,
   });
 }
 
-function historyRow(ctx: DashboardContext, c: CertRecord, current: boolean): SafeHtml {
+function historyRow(ctx: DashboardContext, c: CertRecord): SafeHtml {
   const state = certificateState(c, ctx.now);
   const how = c.renewedFrom ? html`renewed from <span class="mono">${c.renewedFrom}</span>`
     : c.tokenId ? html`enrolled with join token <span class="mono">${c.tokenId}</span>`
       : html`issued by the CA`;
   return html`<tr><th scope="row" class="mono">${c.serial}</th><td>${formatTime(c.issuedAt)}</td><td>${formatTime(c.notBefore)}</td><td>${formatTime(c.notAfter)}</td><td>${how}</td>
-<td>${stateBadge(state)}${c.revokedAt ? html`<br><span class="muted">${c.revocationReason} at ${formatTime(c.revokedAt)}</span>` : ''}${!current && (state === 'active' || state === 'expiring') ? html`<br><span class="muted">superseded, valid until it expires</span>` : ''}</td>
+<td>${stateBadge(state)}${c.revokedAt ? html`<br><span class="muted">${c.revocationReason} at ${formatTime(c.revokedAt)}</span>` : ''}${c.supersededBy && (state === 'active' || state === 'expiring') ? html`<br><span class="muted">renewed by <span class="mono">${c.supersededBy}</span>, valid until it expires</span>` : ''}</td>
 <td>${state === 'revoked' || state === 'expired' ? html`<span class="muted">—</span>` : html`<a href="${dashboardUrl(['certs', c.serial, 'revoke'])}">Revoke<span class="visually-hidden"> certificate ${c.serial}</span>…</a>`}</td></tr>`;
 }
 

@@ -31,6 +31,7 @@ export async function revokeConfirmPage(ctx: DashboardContext, serial: string): 
   const cert = await certOrNotFound(ctx, serial);
   const state = certificateState(cert, ctx.now);
   const own = cert.serial === ctx.admin.serial;
+  const alsoRevoked = (await ctx.scope.authority.store.listCerts({ lineage: cert.lineage })).filter((c) => c.serial !== cert.serial && !c.revokedAt && c.notAfter > ctx.now);
   return page({
     title: `Revoke certificate ${cert.serial}`, section: 'fleet', viewer: ctx.viewer,
     body: html`<p><a href="${dashboardUrl(['identity', cert.role, cert.name])}">← ${cert.name} (${cert.role})</a></p>
@@ -43,7 +44,8 @@ export async function revokeConfirmPage(ctx: DashboardContext, serial: string): 
 </dl>
 ${state === 'revoked'
   ? html`<p class="notice" role="status">This certificate is already revoked (${cert.revocationReason}).</p>`
-  : html`<p>Revocation cannot be undone. The serial goes into the CRL at <code>/crl</code> at once; the machine can no longer renew and must enroll again with a new join token.</p>
+  : html`<p>Revocation cannot be undone. The serial goes into the CRL at <code>/crl</code> at once; the machine can no longer renew and must enroll again with a join token made for its name (the name stays reserved for it).</p>
+${alsoRevoked.length ? html`<p>The other unexpired ${alsoRevoked.length === 1 ? 'certificate' : `${alsoRevoked.length} certificates`} of this enrollment (renewed from one another) ${alsoRevoked.length === 1 ? 'is' : 'are'} revoked with it: <span class="mono">${alsoRevoked.map((c) => c.serial).join(', ')}</span>.</p>` : ''}
 ${own ? html`<p class="error" role="alert"><strong>This is the certificate you are signed in with.</strong> The dashboard will refuse it from the next request on.</p>` : ''}
 <form class="stack" method="post" action="${dashboardUrl(['certs', cert.serial, 'revoke'])}">
 ${csrfInput(ctx)}
