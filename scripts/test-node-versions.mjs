@@ -27,7 +27,7 @@ for (const major of majors) {
   }
   const version = spawnSync(node, ['--version'], { encoding: 'utf8' }).stdout.trim();
   console.log(`\n== Node ${version}: ${files.length} test files that need no native addon ==`);
-  const r = spawnSync(node, ['--test', '--test-concurrency=2', '--test-timeout=180000', '--test-reporter=dot', ...files], { stdio: 'inherit', env: { ...process.env, PATH: `${join(dir, 'node_modules', `node-linux-${arch()}`, 'bin')}:${process.env.PATH}` } });
+  const r = spawnSync(node, ['--test', '--test-concurrency=2', '--test-timeout=600000', '--test-reporter=dot', ...files], { stdio: 'inherit', env: { ...process.env, PATH: `${join(dir, 'node_modules', `node-linux-${arch()}`, 'bin')}:${process.env.PATH}` } });
   if (r.status !== 0) {
     console.error(`tests failed on Node ${version}`);
     failed = true;

@@ -1,9 +1,10 @@
 /**
  * The deployment files and copy-paste commands that no test can run here (systemd units, the
- * Dockerfile and docker-compose.yml: there is no Docker daemon or systemd in the test
- * environment), checked for what can be checked without running them: every `gatehouse …`
+ * Dockerfile and docker-compose.yml: there is no Docker daemon, and systemd is not PID 1, in the
+ * test environment), checked for what can be checked without running them: every `gatehouse …`
  * command they show parses with the CLI's own option definitions and has its required options,
- * and the Dockerfile copies paths that exist.
+ * the Dockerfile copies paths that exist and is based on a supported Node.js line.
+ * test/deploy-systemd.test.ts checks the units with systemd-analyze.
  */
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
@@ -126,12 +127,18 @@ test('docs-gatehouse-commands-parse-with-the-cli-options', () => {
 });
 
 test('systemd-units-run-valid-gatehouse-commands', () => {
-  const units = readdirSync('docs/deploy').filter((f) => /\.(service|timer)$/.test(f));
-  assert.deepEqual(units.sort(), ['gatehouse-agent.service', 'gatehouse-crl-refresh.service', 'gatehouse-crl-refresh.timer']);
-  const agent = readFileSync('docs/deploy/gatehouse-agent.service', 'utf8');
-  const execStart = /^ExecStart=(.+)$/m.exec(agent)![1]!;
-  assert.equal(assertAllValid('gatehouse-agent.service', gatehouseInvocations(execStart)), 1);
-  assert.match(agent, /^RestartPreventExitStatus=75$/m, 'exit 75 (enroll again) is not restarted');
+  const units = readdirSync('docs/deploy').filter((f) => /\.(service|timer|path)$/.test(f));
+  assert.deepEqual(units.sort(), [
+    'gatehouse-agent-reload.path', 'gatehouse-agent-reload.service', 'gatehouse-agent.service', 'gatehouse-ca.service',
+    'gatehouse-crl-refresh.service', 'gatehouse-crl-refresh.timer', 'gatehouse-gateway.service',
+  ]);
+  // Every ExecStart= of the CA, gateway and agent units runs a valid `gatehouse …` command
+  // (test/deploy-systemd.test.ts checks the units themselves with systemd-analyze).
+  for (const unit of ['gatehouse-agent.service', 'gatehouse-ca.service', 'gatehouse-gateway.service']) {
+    const execStart = /^ExecStart=(.+)$/m.exec(readFileSync(join('docs/deploy', unit), 'utf8'))![1]!;
+    assert.equal(assertAllValid(unit, gatehouseInvocations(execStart)), 1, unit);
+  }
+  assert.match(readFileSync('docs/deploy/gatehouse-agent.service', 'utf8'), /^RestartPreventExitStatus=75$/m, 'exit 75 (enroll again) is not restarted');
   // The CRL refresh unit calls the script with the four arguments it takes.
   const refresh = /^ExecStart=(.+)$/m.exec(readFileSync('docs/deploy/gatehouse-crl-refresh.service', 'utf8'))![1]!;
   assert.equal(shellWords(refresh).length, 5, refresh);
@@ -173,6 +180,45 @@ test('dockerfile-copies-paths-that-exist-and-runs-as-non-root', () => {
   assert.match(dockerfile, /exec node \/app\/dist\/src\/cli\/main\.js/);
   const stages = dockerfile.split(/^FROM /m).slice(1);
   assert.equal(stages.length, 2, 'a build stage and a runtime stage');
+  // Both stages on the same image, so the native addon built in one runs in the other.
+  const images = stages.map((stage) => stage.split(/\s/)[0]!);
+  assert.equal(images[0], images[1], 'the build and runtime stages use the same base image');
   assert.match(stages[1]!, /^USER node$/m, 'the runtime stage drops root');
   assert.doesNotMatch(stages[1]!.split(/^USER node$/m)[1]!, /^USER /m, 'and does not take it back');
+});
+
+/**
+ * End of life of the Node.js release lines (https://github.com/nodejs/Release, schedule.json):
+ * up to Node 26, odd lines are never LTS and end two months after the next even line is out;
+ * from Node 27 every line becomes LTS.
+ *   18 LTS       2025-04-30      21 current   2024-06-01
+ *   20 LTS       2026-04-30      23 current   2025-06-01
+ *   22 LTS       2027-04-30      25 current   2026-06-01
+ *   24 LTS       2028-04-30      26 LTS       2029-04-30 (LTS from 2026-10-28)
+ * A line newer than the table passes; one in it must not have reached its end of life.
+ */
+const NODE_END_OF_LIFE: Record<number, string> = {
+  18: '2025-04-30', 19: '2023-06-01', 20: '2026-04-30', 21: '2024-06-01', 22: '2027-04-30',
+  23: '2025-06-01', 24: '2028-04-30', 25: '2026-06-01', 26: '2029-04-30',
+};
+
+function nodeLineProblem(image: string, now: Date): string | null {
+  const m = /^node:(\d+)(?:[.-]|$)/.exec(image);
+  if (!m) return `${image} is not an official node image with a major version`;
+  const major = Number(m[1]);
+  const end = NODE_END_OF_LIFE[major];
+  if (end === undefined) return major > Math.max(...Object.keys(NODE_END_OF_LIFE).map(Number)) ? null : `Node ${major} is long past its end of life`;
+  if (new Date(`${end}T23:59:59Z`) <= now) return `Node ${major} reached its end of life on ${end}`;
+  if (major % 2 === 1) return `Node ${major} is an odd, non-LTS line`;
+  return null;
+}
+
+test('dockerfile-base-image-is-a-supported-node-lts-line', () => {
+  assert.equal(nodeLineProblem('node:20-bookworm-slim', new Date('2026-12-02')), 'Node 20 reached its end of life on 2026-04-30');
+  assert.equal(nodeLineProblem('node:25-trixie-slim', new Date('2026-05-02')), 'Node 25 is an odd, non-LTS line');
+  assert.equal(nodeLineProblem('node:26-trixie-slim', new Date('2026-12-02')), null);
+  assert.equal(nodeLineProblem('node:28-trixie-slim', new Date('2028-12-02')), null);
+  const images = [...readFileSync('Dockerfile', 'utf8').matchAll(/^FROM (\S+)/gm)].map((m) => m[1]!);
+  assert.ok(images.length > 0);
+  for (const image of images) assert.equal(nodeLineProblem(image, new Date()), null, `Dockerfile: FROM ${image}`);
 });
