@@ -6,6 +6,7 @@
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
 import { readFileSync, writeFileSync } from 'node:fs';
+import { X509Certificate } from 'node:crypto';
 import { get } from 'node:http';
 import { join } from 'node:path';
 import YAML from 'yaml';
@@ -97,12 +98,17 @@ test('ca-metrics-count-issuance-refusals-states-and-expiry-from-a-real-ca-serve'
   assert.equal(value(start, 'gatehouse_ca_certificates_issued_total', { kind: 'internal', role: 'ca-server' }), 1, 'the CA server certificate issued at start');
   assert.equal(value(start, 'gatehouse_ca_certificates', { state: 'active' }), 2, 'admin and CA server certificates');
   const day = 86_400;
-  const expiry = (certificate: string) => value(start, 'gatehouse_ca_certificate_expiry_seconds', { certificate });
+  // Unix timestamps: seconds from now to each.
+  const nowSeconds = Date.now() / 1000;
+  const expiry = (certificate: string) => value(start, 'gatehouse_ca_certificate_expiry_timestamp_seconds', { certificate }) - nowSeconds;
   assert.ok(expiry('root') > 3649 * day && expiry('root') <= 3650 * day, `root ${expiry('root')}`);
   assert.ok(expiry('intermediate') > 1824 * day && expiry('intermediate') <= 1826 * day, `intermediate ${expiry('intermediate')}`);
   assert.ok(expiry('server') > day - 120 && expiry('server') <= day, `server ${expiry('server')}`);
-  assert.ok(value(start, 'gatehouse_ca_crl_next_update_seconds', { crl: 'intermediate' }) > day - 120);
-  assert.ok(value(start, 'gatehouse_ca_crl_next_update_seconds', { crl: 'root' }) > 179 * day);
+  assert.equal(value(start, 'gatehouse_ca_certificate_expiry_timestamp_seconds', { certificate: 'root' }), Date.parse(new X509Certificate(rootPem).validTo) / 1000, 'the notAfter of root.pem');
+  assert.ok(value(start, 'gatehouse_ca_crl_next_update_timestamp_seconds', { crl: 'intermediate' }) - nowSeconds > day - 120);
+  assert.ok(value(start, 'gatehouse_ca_crl_next_update_timestamp_seconds', { crl: 'root' }) - nowSeconds > 179 * day);
+  assert.equal(start.filter((s) => s.name === 'gatehouse_build_info').length, 1);
+  assert.equal(start.find((s) => s.name === 'gatehouse_build_info')?.labels.component, 'ca');
   assert.ok(start.some((s) => s.name === 'process_cpu_user_seconds_total') && start.some((s) => s.name === 'nodejs_eventloop_lag_seconds'), 'default process metrics');
 
   await enrollAs(ca, dir, rootPem, 'brief', 'brief-1');
@@ -127,6 +133,13 @@ test('ca-metrics-count-issuance-refusals-states-and-expiry-from-a-real-ca-serve'
   assert.equal(value(after, 'gatehouse_ca_issuance_duration_seconds_count', { kind: 'renew' }), 1);
   assert.ok(value(after, 'gatehouse_ca_issuance_duration_seconds_sum', { kind: 'enroll' }) > 0);
   assert.equal(value(after, 'gatehouse_ca_issuance_duration_seconds_bucket', { kind: 'enroll', le: '+Inf' }), 3);
+  // Every response of the HTTPS API, by route (a closed set, not the path) and status code.
+  const requests = (route: string, code: string, method = 'POST') => value(after, 'gatehouse_ca_http_request_duration_seconds_count', { method, route, code });
+  assert.equal(requests('enroll', '201'), 3);
+  assert.deepEqual([requests('enroll', '409'), requests('enroll', '401'), requests('enroll', '400')], [1, 1, 1]);
+  assert.equal(requests('renew', '401'), 1);
+  assert.equal(requests('renew', '201'), 1);
+  assert.ok(value(after, 'gatehouse_ca_http_request_duration_seconds_sum', { method: 'POST', route: 'enroll', code: '201' }) > 0);
   assert.deepEqual(
     after.filter((s) => s.name === 'gatehouse_ca_refusals_total').map((s) => [s.labels.kind, s.labels.code, s.value]).sort(),
     [['enroll', 'GH_BODY_INVALID', 1], ['enroll', 'GH_TOKEN_INVALID', 1], ['enroll', 'GH_TOKEN_USED', 1], ['renew', 'GH_AUTH_REQUIRED', 1]],
@@ -148,6 +161,19 @@ test('ca-metrics-count-issuance-refusals-states-and-expiry-from-a-real-ca-serve'
   assert.equal(body.status, 'ok');
   assert.ok(Date.parse(body.crls.intermediate!.nextUpdate) > Date.now());
   assert.equal((await httpGet(ca.metricsUrl!.replace(/\/metrics$/, '/nope'))).status, 404);
+
+  // The HTTPS API's health check answers on /healthz and on /health, its earlier name.
+  for (const path of ['healthz', 'health']) {
+    const r = await caRequest(ca.url, path, { ca: rootPem });
+    assert.equal(r.status, 200, r.text);
+    assert.deepEqual(r.json, { status: 'ok' });
+  }
+  assert.equal((await caRequest(ca.url, 'dashboard/', { ca: rootPem })).status > 0, true);
+  assert.equal((await caRequest(ca.url, 'no/such/path', { ca: rootPem })).status, 404);
+  const routes = await scrape(ca);
+  assert.equal(value(routes, 'gatehouse_ca_http_request_duration_seconds_count', { method: 'GET', route: 'health', code: '200' }), 2);
+  assert.equal(value(routes, 'gatehouse_ca_http_request_duration_seconds_count', { method: 'GET', route: 'other', code: '404' }), 1, 'an unknown path is `other`, never itself');
+  assert.equal(routes.filter((s) => s.name === 'gatehouse_ca_http_request_duration_seconds_count' && s.labels.route === 'dashboard').length, 1);
 });
 
 test('ca-metrics-with-two-workers-merged-in-the-primary', async () => {
@@ -164,7 +190,10 @@ test('ca-metrics-with-two-workers-merged-in-the-primary', async () => {
     assert.equal(value(s, 'gatehouse_ca_issuance_duration_seconds_count', { kind: 'enroll' }), 6);
     assert.equal(value(s, 'gatehouse_ca_refusals_total', { kind: 'enroll', code: 'GH_TOKEN_INVALID' }), 2);
     assert.equal(value(s, 'gatehouse_ca_certificates', { state: 'active' }), 9, 'store counts are not multiplied by the worker count (admin, 2 CA servers, 6 web)');
-    assert.ok(value(s, 'gatehouse_ca_certificate_expiry_seconds', { certificate: 'server' }) > 86_000);
+    assert.ok(value(s, 'gatehouse_ca_certificate_expiry_timestamp_seconds', { certificate: 'server' }) - Date.now() / 1000 > 86_000);
+    assert.equal(value(s, 'gatehouse_ca_http_request_duration_seconds_count', { method: 'POST', route: 'enroll', code: '201' }), 6, 'histograms sum over the workers');
+    assert.equal(s.filter((x) => x.name === 'gatehouse_build_info').length, 1, 'one build_info, not one per worker');
+    assert.equal(value(s, 'gatehouse_build_info', s.find((x) => x.name === 'gatehouse_build_info')!.labels), 1, 'not summed over the workers');
     const health = await httpGet(ca.metricsUrl!.replace(/\/metrics$/, '/healthz'));
     assert.equal(health.status, 200);
     assert.deepEqual(JSON.parse(health.body), { status: 'ok', workers: 2, expectedWorkers: 2, problems: [] });

@@ -129,12 +129,17 @@ test('gateway-pool-all-resting-still-tries-the-one-back-soonest', () => {
 
 test('cluster-healthz-reads-expired-certificates-and-overdue-crls-from-merged-metrics', async () => {
   const { problemsInMetrics } = await import('../src/cli/cluster-admin.js');
-  const healthy = 'gatehouse_gateway_certificate_expiry_seconds 3600\ngatehouse_gateway_crl_next_update_seconds{issuer="O=Acme, CN=Acme Issuing CA"} -10\n';
-  assert.deepEqual(problemsInMetrics(healthy, 'gateway', 3600), [], 'a CRL 10 s late is within the grace');
-  const sick = 'gatehouse_gateway_certificate_expiry_seconds -5\ngatehouse_gateway_crl_next_update_seconds{issuer="O=Acme, CN=Acme Issuing CA"} -7200\n';
-  const problems = problemsInMetrics(sick, 'gateway', 3600);
+  const now = 1_800_000_000;
+  const healthy = `gatehouse_gateway_certificate_expiry_timestamp_seconds ${now + 3600}\ngatehouse_gateway_crl_next_update_timestamp_seconds{issuer="O=Acme, CN=Acme Issuing CA"} ${now - 10}\n`;
+  assert.deepEqual(problemsInMetrics(healthy, 'gateway', 3600, now), [], 'a CRL 10 s late is within the grace');
+  const sick = `gatehouse_gateway_certificate_expiry_timestamp_seconds ${now - 5}\ngatehouse_gateway_crl_next_update_timestamp_seconds{issuer="O=Acme, CN=Acme Issuing CA"} ${now - 7200}\n`;
+  const problems = problemsInMetrics(sick, 'gateway', 3600, now);
   assert.equal(problems.length, 2);
   assert.match(problems[0]!, /certificate +expired 5 s ago/);
   assert.match(problems[1]!, /CRL \{issuer="O=Acme, CN=Acme Issuing CA"\} is 7200 s past its nextUpdate/);
-  assert.deepEqual(problemsInMetrics('gatehouse_ca_crl_next_update_seconds{crl="root"} -1\n', 'ca', 0), ['CRL {crl="root"} is 1 s past its nextUpdate']);
+  assert.deepEqual(problemsInMetrics(`gatehouse_ca_crl_next_update_timestamp_seconds{crl="root"} ${now - 1}\n`, 'ca', 0, now), ['CRL {crl="root"} is 1 s past its nextUpdate']);
+  // As prom-client writes large values, and with the clock of the call.
+  const [expired, ...rest] = problemsInMetrics('gatehouse_ca_certificate_expiry_timestamp_seconds{certificate="server"} 1.7e+9\n', 'ca', 0);
+  assert.match(expired ?? '', /^certificate \{certificate="server"\} expired \d+ s ago$/);
+  assert.deepEqual(rest, []);
 });

@@ -122,10 +122,15 @@ test('gateway-metrics-and-healthz-report-crl-freshness', async () => {
     }).on('error', reject).end();
   });
   const metrics = await get('/metrics');
-  const ages = [...metrics.body.matchAll(/^gatehouse_gateway_crl_age_seconds\{issuer="([^"]+)"\} (\S+)$/gm)];
-  assert.equal(ages.length, 2, 'one age per CRL (intermediate and root)');
-  for (const [, , age] of ages) assert.ok(Number(age) >= 0 && Number(age) < 3600, `CRL age ${age}`);
-  assert.match(metrics.body, /^gatehouse_gateway_crl_next_update_seconds\{issuer="[^"]+"\} \d/m);
+  const thisUpdates = [...metrics.body.matchAll(/^gatehouse_gateway_crl_this_update_timestamp_seconds\{issuer="([^"]+)"\} (\S+)$/gm)];
+  assert.equal(thisUpdates.length, 2, 'one thisUpdate per CRL (intermediate and root)');
+  for (const [, , at] of thisUpdates) {
+    const age = Date.now() / 1000 - Number(at);
+    assert.ok(age >= -1 && age < 3600, `CRL age ${age}`);
+  }
+  const nextUpdates = [...metrics.body.matchAll(/^gatehouse_gateway_crl_next_update_timestamp_seconds\{issuer="[^"]+"\} (\S+)$/gm)];
+  assert.equal(nextUpdates.length, 2);
+  for (const [, at] of nextUpdates) assert.ok(Number(at) > Date.now() / 1000, `nextUpdate ${at} is ahead`);
   const health = await get('/healthz');
   assert.equal(health.status, 200, health.body);
   const parsed = JSON.parse(health.body) as { crls: { stale: boolean; thisUpdate: string }[] };

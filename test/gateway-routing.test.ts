@@ -254,8 +254,11 @@ test('gateway-admin-metrics-count-handshakes-requests-and-latency', async () => 
   assert.ok(value(/^gatehouse_gateway_requests_total\{decision="allowed",reason="",status="200"\} (\d+)/m) >= 1);
   assert.ok(value(/^gatehouse_gateway_requests_total\{decision="refused",reason="NO_CERTIFICATE",status="400"\} (\d+)/m) >= 1);
   assert.ok(value(/^gatehouse_gateway_upstream_latency_seconds_count\{route="routes\[6\]"\} (\d+)/m) >= 1);
-  const expiry = value(/^gatehouse_gateway_certificate_expiry_seconds (\S+)/m);
-  assert.ok(expiry > 3600 && expiry <= 86_400, `certificate expiry gauge ${expiry}`);
+  assert.ok(value(/^gatehouse_gateway_request_duration_seconds_count\{route="routes\[6\]",code="2xx"\} (\d+)/m) >= 1, 'the configured route and the status class');
+  assert.ok(value(/^gatehouse_gateway_request_duration_seconds_count\{route="none",code="4xx"\} (\d+)/m) >= 1, 'refused before routing (no certificate)');
+  const expiry = value(/^gatehouse_gateway_certificate_expiry_timestamp_seconds (\S+)/m) - Date.now() / 1000;
+  assert.ok(expiry > 3600 && expiry <= 86_400, `certificate expiry timestamp ${expiry} s ahead`);
+  assert.match(body, /^gatehouse_build_info\{version="\d+\.\d+\.\d+[^"]*",node_version="v\d+[^"]*",component="gateway"\} 1$/m);
   assert.match(body, /^process_cpu_seconds_total /m);
 });
 

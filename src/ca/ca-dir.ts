@@ -74,6 +74,7 @@ export interface CaPublicMaterial {
 
 export function loadCaPublic(caDir: string, options: { env?: NodeJS.ProcessEnv } = {}): CaPublicMaterial {
   const dir = resolve(caDir);
+  assertIsCaDir(dir);
   assertCaDirPermissions(dir);
   const config = loadCaConfig(join(dir, CA_FILES.config), options.env);
   return {
@@ -92,6 +93,7 @@ function readCertFile(path: string): Buffer {
 
 export function loadCaMaterial(caDir: string, options: { passphraseFile?: string | undefined; env?: NodeJS.ProcessEnv } = {}): CaMaterial {
   const dir = resolve(caDir);
+  assertIsCaDir(dir);
   assertCaDirPermissions(dir);
   const config = loadCaConfig(join(dir, CA_FILES.config), options.env);
   const passphrase = readPassphrase(options.passphraseFile ?? config.keys.passphraseFile);
@@ -110,6 +112,13 @@ export function loadCaMaterial(caDir: string, options: { passphraseFile?: string
     intermediateKey: readKey(config.keys.intermediate),
     rootKey: rootKeyPath && existsSync(rootKeyPath) ? readKey(rootKeyPath) : null,
   };
+}
+
+/** Before any advice about modes: a wrong --dir is a wrong directory, not a chmod away from a CA. */
+function assertIsCaDir(dir: string): void {
+  if (!existsSync(dir)) throw new GatehouseError('GH_CA_NOT_FOUND', `CA directory ${dir} does not exist; pass the directory made by \`gatehouse ca init --dir DIR\``);
+  if (!statSync(dir).isDirectory()) throw new GatehouseError('GH_CA_NOT_FOUND', `CA directory ${dir} is not a directory; pass the directory made by \`gatehouse ca init --dir DIR\``);
+  if (!existsSync(join(dir, CA_FILES.config))) throw new GatehouseError('GH_CA_NOT_FOUND', `${dir} is not a Gatehouse CA directory (it has no ${CA_FILES.config}); pass the directory made by \`gatehouse ca init --dir DIR\``);
 }
 
 function readText(path: string): string {

@@ -4,26 +4,54 @@
  * registry, certificate states; never from request input, so a client cannot grow the series
  * count. With --workers the primary merges every worker's registry (prom-client's cluster
  * aggregation): counters and histograms sum; the store counts, which every worker reads from
- * the same database, take the maximum; the expiry gauges take the minimum (the soonest).
+ * the same database, take the maximum; the expiry timestamps take the minimum (the soonest).
+ * Times to come (expiry, nextUpdate) are Unix timestamps, `*_timestamp_seconds`, as Prometheus
+ * advises: `… - time()` is how far off they are, and a stalled scrape cannot make them look fresh.
  */
-import { Counter, Gauge, Histogram, Registry, collectDefaultMetrics } from 'prom-client';
+import { Counter, Gauge, Histogram, Registry } from 'prom-client';
+import { registerProcessMetrics, unixSeconds } from '../metrics/process-metrics.js';
 import type { CertState } from '../store/store.js';
 import type { IssuanceKind, IssuanceObserver } from './authority.js';
 import type { LimitKey, LimitedEndpoint } from './rate-limit.js';
 
 export interface CaGaugeSources {
   certificatesByState(): Promise<Record<CertState, number>>;
-  /** Seconds until notAfter of the root, the intermediate and this process's HTTPS certificate. */
-  certificateExpirySeconds(): Array<{ certificate: 'root' | 'intermediate' | 'server'; seconds: number }>;
-  /** Seconds until nextUpdate of the CRLs this process serves (negative when overdue). */
-  crlNextUpdateSeconds(): Array<{ crl: 'intermediate' | 'root'; seconds: number }>;
+  /** notAfter of the root, the intermediate and this process's HTTPS certificate. */
+  certificateNotAfter(): Array<{ certificate: 'root' | 'intermediate' | 'server'; notAfter: Date }>;
+  /** nextUpdate of the CRLs this process serves. */
+  crlNextUpdate(): Array<{ crl: 'intermediate' | 'root'; nextUpdate: Date }>;
 }
+
+/**
+ * The `route` label of the request histogram: a closed set, never the raw path (a client
+ * choosing paths would otherwise choose the series count).
+ */
+export type CaRoute = 'enroll' | 'renew' | 'roots' | 'crl' | 'admin' | 'dashboard' | 'health' | 'other';
+export function caRouteOf(path: string): CaRoute {
+  switch (path) {
+    case '/enroll': return 'enroll';
+    case '/renew': return 'renew';
+    case '/roots': return 'roots';
+    case '/crl':
+    case '/crl/root': return 'crl';
+    case '/healthz':
+    case '/health': return 'health';
+  }
+  if (path.startsWith('/admin/')) return 'admin';
+  // DASHBOARD_PREFIX of src/dashboard/router.ts, which only routes.ts may import (test/architecture.test.ts).
+  if (path === '/dashboard' || path.startsWith('/dashboard/')) return 'dashboard';
+  return 'other';
+}
+/** The `method` label: the methods the API answers, the rest (Node's parser accepts some 30) as `other`. */
+const METHODS = new Set(['GET', 'HEAD', 'POST', 'PUT', 'PATCH', 'DELETE', 'OPTIONS']);
 
 export interface CaMetrics {
   registry: Registry;
   observer: IssuanceObserver;
   /** A request answered 429 by the rate limit of `endpoint` keyed by `key` (rate-limit.ts). */
   rateLimited(endpoint: LimitedEndpoint, key: LimitKey): void;
+  /** A response of the HTTPS API finished: `path` without the query, `seconds` since the request arrived. */
+  requestFinished(method: string | undefined, path: string, status: number, seconds: number): void;
   setSources(sources: CaGaugeSources): void;
 }
 
@@ -31,7 +59,7 @@ export interface CaMetrics {
 const STATE_CACHE_MS = 5000;
 
 export function createCaMetrics(registry = new Registry()): CaMetrics {
-  collectDefaultMetrics({ register: registry });
+  registerProcessMetrics(registry, 'ca');
   let sources: CaGaugeSources | null = null;
   let stateCache: { at: number; value: Promise<Record<CertState, number>> } | null = null;
 
@@ -41,6 +69,13 @@ export function createCaMetrics(registry = new Registry()): CaMetrics {
     help: 'Time from a request reaching the authority to its certificate being on disk, by kind',
     labelNames: ['kind'],
     buckets: [0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5],
+    registers: [registry],
+  });
+  const requests = new Histogram({
+    name: 'gatehouse_ca_http_request_duration_seconds',
+    help: 'Time from a request of the HTTPS API arriving to its response finished, by method, route (enroll, renew, roots, crl, admin, dashboard, health, other) and status code',
+    labelNames: ['method', 'route', 'code'],
+    buckets: [0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10],
     registers: [registry],
   });
   const suppressed = new Counter({ name: 'gatehouse_ca_audit_events_suppressed_total', help: 'Audit events of refused requests not written because their source (or all sources) passed the rate limit, by event type', labelNames: ['type'], registers: [registry] });
@@ -66,23 +101,24 @@ export function createCaMetrics(registry = new Registry()): CaMetrics {
     },
   });
   new Gauge({
-    name: 'gatehouse_ca_certificate_expiry_seconds',
-    help: 'Seconds until the CA certificates expire: root, intermediate, and the CA server HTTPS certificate',
+    name: 'gatehouse_ca_certificate_expiry_timestamp_seconds',
+    help: 'Unix time of the notAfter of the CA certificates: root, intermediate, and the CA server HTTPS certificate',
     labelNames: ['certificate'],
     registers: [registry],
+    // Merged over --workers: the soonest, i.e. the worker whose server certificate expires first.
     aggregator: 'min',
     collect() {
-      for (const { certificate, seconds } of sources?.certificateExpirySeconds() ?? []) this.set({ certificate }, seconds);
+      for (const { certificate, notAfter } of sources?.certificateNotAfter() ?? []) this.set({ certificate }, unixSeconds(notAfter));
     },
   });
   new Gauge({
-    name: 'gatehouse_ca_crl_next_update_seconds',
-    help: 'Seconds until the nextUpdate of each CRL the CA serves (negative when overdue)',
+    name: 'gatehouse_ca_crl_next_update_timestamp_seconds',
+    help: 'Unix time of the nextUpdate of each CRL the CA serves',
     labelNames: ['crl'],
     registers: [registry],
     aggregator: 'min',
     collect() {
-      for (const { crl, seconds } of sources?.crlNextUpdateSeconds() ?? []) this.set({ crl }, seconds);
+      for (const { crl, nextUpdate } of sources?.crlNextUpdate() ?? []) this.set({ crl }, unixSeconds(nextUpdate));
     },
   });
 
@@ -105,6 +141,9 @@ export function createCaMetrics(registry = new Registry()): CaMetrics {
     },
     rateLimited(endpoint, key) {
       rateLimited.inc({ endpoint, key });
+    },
+    requestFinished(method, path, status, seconds) {
+      requests.observe({ method: method && METHODS.has(method) ? method : 'other', route: caRouteOf(path), code: String(status) }, seconds);
     },
     setSources(next) {
       sources = next;

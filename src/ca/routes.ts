@@ -30,7 +30,8 @@ export async function routeRequest(scope: RequestScope): Promise<void> {
     case '/roots':
       only('GET');
       return sendPem(scope, 'application/pem-certificate-chain', scope.authority.rootPem);
-    case '/health':
+    case '/healthz':
+    case '/health': // the earlier name, kept for existing users (docs/api.md)
       only('GET');
       return sendJson(res, 200, { status: 'ok' });
     case '/crl':

@@ -8,7 +8,7 @@ import { createServer, type Server } from 'node:https';
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import type { TLSSocket } from 'node:tls';
 import type { AddressInfo } from 'node:net';
-import { GatehouseError } from '../errors/errors.js';
+import { listenOn } from '../errors/listen.js';
 import type { Logger } from '../log/logger.js';
 import { publicUrlOf } from '../config/ca-config.js';
 import { generatePrivateKey, privateKeyToPem, spkiDer } from '../pki/keys.js';
@@ -88,7 +88,6 @@ export async function startCaServer(options: CaServerOptions): Promise<CaServer>
   // Per process: with --workers N each worker keeps its own buckets (docs/config.md).
   const rateLimits = new RequestRateLimits(config.limits, { logger, ...(metrics ? { onLimited: (endpoint, key) => metrics.rateLimited(endpoint, key) } : {}) });
   const crls = new CrlPublisher({ config, store, issuer: authority.issuer, rootDer: material.rootDer, rootKey: material.rootKey, logger, now });
-  await crls.refresh(true);
 
   const names = serverNames(host, config.serverNames, config.publicUrl);
   const issueServerCredentials = async () => {
@@ -96,7 +95,8 @@ export async function startCaServer(options: CaServerOptions): Promise<CaServer>
     const issued = await authority.issueInternal({ role: 'ca-server', name: 'gatehouse-ca', profile: 'server', lifetimeMs: SERVER_CERT_LIFETIME_MS, dns: names.dns, ip: names.ip }, spkiDer(key), { actor: 'ca:self' });
     return { key: privateKeyToPem(key), cert: issued.chainPem, notAfter: issued.record.notAfter };
   };
-  let credentials = await issueServerCredentials();
+  // Set once every listener is bound (below); until then the server holds no certificate.
+  let credentials!: Awaited<ReturnType<typeof issueServerCredentials>>;
   const tlsOptions = {
     minVersion: 'TLSv1.2' as const,
     ciphers: TLS12_AEAD_CIPHERS,
@@ -107,7 +107,9 @@ export async function startCaServer(options: CaServerOptions): Promise<CaServer>
     // clients sending just their leaf still verify; chains must still end at the root.
     ca: [authority.rootPem, authority.intermediatePem],
   };
-  const server = createServer({ ...tlsOptions, key: credentials.key, cert: credentials.cert, handshakeTimeout: 10_000 });
+  // No key and no certificate yet: until setSecureContext below, OpenSSL has nothing to sign a
+  // handshake with, so every TLS connection fails at the handshake and no request can be served.
+  const server = createServer({ ...tlsOptions, handshakeTimeout: 10_000 });
   // Bounded waits so slow or stalled clients cannot hold connections open (slowloris).
   server.headersTimeout = 15_000;
   server.requestTimeout = 30_000;
@@ -122,9 +124,12 @@ export async function startCaServer(options: CaServerOptions): Promise<CaServer>
     const tlsVersion = socket.getProtocol?.();
     res.setHeader('x-request-id', scope.requestId);
     res.on('finish', () => {
+      const path = (req.url ?? '').split('?')[0]!;
+      const seconds = Number(process.hrtime.bigint() - started) / 1e9;
+      metrics?.requestFinished(req.method, path, res.statusCode, seconds);
       logger.info('ca.request', {
-        requestId: scope.requestId, method: req.method, path: (req.url ?? '').split('?')[0], status: res.statusCode,
-        identity: scope.identity ?? null, remote, tls: tlsVersion, durationMs: Number(process.hrtime.bigint() - started) / 1e6,
+        requestId: scope.requestId, method: req.method, path, status: res.statusCode,
+        identity: scope.identity ?? null, remote, tls: tlsVersion, durationMs: seconds * 1000,
       });
     });
     routeRequest(scope).catch((err) => sendError(res, err, scope.requestId, logger));
@@ -132,10 +137,27 @@ export async function startCaServer(options: CaServerOptions): Promise<CaServer>
   server.on('secureConnection', pinPeerForConnection);
   server.on('tlsClientError', (err, socket) => logger.debug('ca.tls_error', { err, remote: socket.remoteAddress }));
 
-  await new Promise<void>((resolve, reject) => {
-    server.once('error', (err: NodeJS.ErrnoException) => reject(new GatehouseError('GH_USAGE', `cannot listen on ${listen}: ${err.code}`, { cause: err })));
-    server.listen(port, host, () => resolve());
-  });
+  // Every listener is bound first, so a port in use or an address not on this machine fails here
+  // (GH_LISTEN_FAILED) before anything is recorded: the CRLs signed below and the server
+  // certificate (issueInternal) each go to the store and the audit trail.
+  await listenOn(server, { listen, host, port, what: "the CA's HTTPS API" });
+  let admin: AdminServer | null = null;
+  try {
+    if (options.metricsListen && metrics) {
+      admin = await startAdminServer({
+        listen: options.metricsListen, ...splitHostPort(options.metricsListen), component: 'ca', logger,
+        metrics: async () => ({ contentType: metrics.registry.contentType, body: await metrics.registry.metrics() }),
+        health: () => (credentials ? caHealth(crls, credentials.notAfter, now()) : { healthy: false, details: { problem: 'starting' } }),
+      });
+    }
+    await crls.refresh(true);
+    credentials = await issueServerCredentials();
+    server.setSecureContext({ ...tlsOptions, key: credentials.key, cert: credentials.cert });
+  } catch (err) {
+    await admin?.close();
+    await new Promise<void>((resolve) => server.close(() => resolve()));
+    throw err;
+  }
   const actualPort = (server.address() as AddressInfo).port;
   crls.start(options.crlCheckIntervalMs);
 
@@ -155,30 +177,16 @@ export async function startCaServer(options: CaServerOptions): Promise<CaServer>
   rotateTimer.unref();
 
   const rootNotAfter = parseCertificate(material.rootDer).notAfter;
-  const secondsUntil = (at: Date) => (at.getTime() - now().getTime()) / 1000;
   metrics?.setSources({
     certificatesByState: () => store.countCertsByState(now()),
-    certificateExpirySeconds: () => [
-      { certificate: 'root', seconds: secondsUntil(rootNotAfter) },
-      { certificate: 'intermediate', seconds: secondsUntil(authority.issuer.notAfter) },
-      { certificate: 'server', seconds: secondsUntil(credentials.notAfter) },
+    certificateNotAfter: () => [
+      { certificate: 'root', notAfter: rootNotAfter },
+      { certificate: 'intermediate', notAfter: authority.issuer.notAfter },
+      { certificate: 'server', notAfter: credentials.notAfter },
     ],
-    crlNextUpdateSeconds: () => (['intermediate', 'root'] as const).map((crl) => ({ crl, seconds: secondsUntil(crls.current(crl).nextUpdate) })),
+    crlNextUpdate: () => (['intermediate', 'root'] as const).map((crl) => ({ crl, nextUpdate: crls.current(crl).nextUpdate })),
   });
-  let admin: AdminServer | null = null;
-  if (options.metricsListen && metrics) {
-    try {
-      admin = await startAdminServer({
-        listen: options.metricsListen, ...splitHostPort(options.metricsListen), component: 'ca', logger,
-        metrics: async () => ({ contentType: metrics.registry.contentType, body: await metrics.registry.metrics() }),
-        health: () => caHealth(crls, credentials.notAfter, now()),
-      });
-    } catch (err) {
-      clearInterval(rotateTimer);
-      crls.stop();
-      server.close();
-      throw err;
-    }
+  if (options.metricsListen && admin) {
     if (!isLoopbackHost(splitHostPort(options.metricsListen).host)) logger.warn('ca.metrics_not_loopback', { listen: options.metricsListen, note: 'plain HTTP without authentication: keep it on a private network' });
     logger.info('ca.admin_started', { listen: options.metricsListen.replace(/:\d+$/, `:${admin.port}`), paths: ['/metrics', '/healthz'] });
   }
@@ -202,6 +210,7 @@ export async function startCaServer(options: CaServerOptions): Promise<CaServer>
         // recorded), drop idle keep-alive connections, and cut what remains after the drain time.
         // The bound also covers a cluster worker whose primary is gone, where close() never calls back.
         const timer = setTimeout(() => {
+          logger.warn('ca.drain_timeout', { afterMs: DRAIN_MS, effect: 'the connections still open were closed' });
           server.closeAllConnections();
           resolve();
         }, DRAIN_MS);

@@ -17,6 +17,9 @@ import { CaClient } from '../agent/ca-client.js';
 import { readAgentSettings } from '../agent/agent-state.js';
 import { readIdentityDir } from '../files/identity-dir.js';
 import { str, type CommandContext } from './command.js';
+import { activeContext } from './contexts.js';
+import { decodePem } from '../pki/pem.js';
+import { sha256Hex } from '../pki/certificate.js';
 
 export type TokenView = ReturnType<typeof tokenView>;
 export type CertView = ReturnType<typeof certView>;
@@ -41,13 +44,20 @@ export interface AdminOps {
   close(): Promise<void>;
 }
 
+/**
+ * Local (--dir, GATEHOUSE_CA_DIR) or remote (--identity [--ca], else a saved context): explicit
+ * flags first, then the environment, then the current context.
+ */
 export async function openAdmin(ctx: CommandContext): Promise<AdminOps> {
   const identityDir = str(ctx, 'identity');
-  const dir = str(ctx, 'dir') ?? (identityDir ? undefined : ctx.env.GATEHOUSE_CA_DIR);
-  if (dir && identityDir) throw new GatehouseError('GH_USAGE', 'give either --dir (local) or --identity (remote), not both');
+  const contextName = str(ctx, 'context');
+  const dir = str(ctx, 'dir') ?? (identityDir || contextName ? undefined : ctx.env.GATEHOUSE_CA_DIR);
+  if (dir && (identityDir || contextName)) throw new GatehouseError('GH_USAGE', 'give either --dir (local) or --identity/--context (remote), not both');
   if (dir) return openLocalAdmin(dir, str(ctx, 'passphrase-file'));
   if (identityDir) return openRemoteAdmin(identityDir, str(ctx, 'ca'));
-  throw new GatehouseError('GH_USAGE', 'say where the CA is: --dir CA_DIR on the CA machine, or --identity ADMIN_DIR [--ca URL] remotely');
+  const context = activeContext(ctx.env, contextName);
+  if (context) return openRemoteAdmin(context.identityDir, str(ctx, 'ca') ?? context.caUrl, context.rootFingerprint);
+  throw new GatehouseError('GH_USAGE', 'say where the CA is: --dir CA_DIR on the CA machine, or --identity ADMIN_DIR [--ca URL] remotely, or save that once with `gatehouse context add NAME --ca URL --identity ADMIN_DIR`');
 }
 
 export async function openLocalAdmin(dir: string, passphraseFile?: string): Promise<AdminOps> {
@@ -79,8 +89,14 @@ export async function openLocalAdmin(dir: string, passphraseFile?: string): Prom
   };
 }
 
-export function openRemoteAdmin(identityDir: string, caUrl?: string): AdminOps {
+/** `pinnedRoot`: a context's root fingerprint; the identity's ca.pem must still hold that root. */
+export function openRemoteAdmin(identityDir: string, caUrl?: string, pinnedRoot?: string): AdminOps {
   const files = readIdentityDir(identityDir);
+  if (pinnedRoot !== undefined) {
+    const [root] = decodePem(files.caPem, 'CERTIFICATE');
+    const actual = root ? sha256Hex(root) : 'none';
+    if (actual !== pinnedRoot) throw new GatehouseError('GH_CA_PIN_MISMATCH', `${identityDir}/ca.pem holds root ${actual}, but the context was saved with root ${pinnedRoot}; if the CA's root really changed, add the context again with --force`);
+  }
   const baseUrl = caUrl ?? readAgentSettings(identityDir)?.caUrl;
   if (!baseUrl) throw new GatehouseError('GH_USAGE', `no CA URL: pass --ca URL (no agent.json in ${identityDir})`);
   const client = new CaClient({ baseUrl, rootPem: files.caPem, identity: { keyPem: files.keyPem, certPem: files.certPem } });

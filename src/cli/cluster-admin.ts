@@ -10,15 +10,18 @@ import type { Logger } from '../log/logger.js';
 import { startAdminServer, type AdminServer } from '../metrics/admin-server.js';
 import { splitHostPort } from '../config/listen.js';
 
-/** What the merged metrics say is wrong; `crlGraceSeconds` is how far past nextUpdate a CRL may be. */
-export function problemsInMetrics(text: string, component: 'gateway' | 'ca', crlGraceSeconds: number): string[] {
+/**
+ * What the merged metrics say is wrong; `crlGraceSeconds` is how far past nextUpdate a CRL may be.
+ * The gauges are Unix timestamps, the minimum over the workers (the soonest).
+ */
+export function problemsInMetrics(text: string, component: 'gateway' | 'ca', crlGraceSeconds: number, nowSeconds = Date.now() / 1000): string[] {
   const problems: string[] = [];
   const values = (name: string) => [...text.matchAll(new RegExp(`^${name}(\\{[^}]*\\})? (\\S+)$`, 'gm'))].map((m) => ({ labels: m[1] ?? '', value: Number(m[2]) }));
-  for (const { labels, value } of values(`gatehouse_${component}_certificate_expiry_seconds`)) {
-    if (value <= 0) problems.push(`certificate ${labels || ''} expired ${Math.round(-value)} s ago`.replace('  ', ' '));
+  for (const { labels, value } of values(`gatehouse_${component}_certificate_expiry_timestamp_seconds`)) {
+    if (value <= nowSeconds) problems.push(`certificate ${labels || ''} expired ${Math.round(nowSeconds - value)} s ago`.replace('  ', ' '));
   }
-  for (const { labels, value } of values(`gatehouse_${component}_crl_next_update_seconds`)) {
-    if (value < -crlGraceSeconds) problems.push(`CRL ${labels} is ${Math.round(-value)} s past its nextUpdate`);
+  for (const { labels, value } of values(`gatehouse_${component}_crl_next_update_timestamp_seconds`)) {
+    if (value < nowSeconds - crlGraceSeconds) problems.push(`CRL ${labels} is ${Math.round(nowSeconds - value)} s past its nextUpdate`);
   }
   return problems;
 }

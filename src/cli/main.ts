@@ -7,6 +7,7 @@ import { readFileSync } from 'node:fs';
 import { ERRORS, toGatehouseError } from '../errors/errors.js';
 import { helpText, parseCommandArgs, type CommandSpec } from './command.js';
 import { COMMANDS } from './commands/index.js';
+import { listenFailedInWorker } from './ca-workers.js';
 
 function version(): string {
   const pkg = JSON.parse(readFileSync(new URL('../../../package.json', import.meta.url), 'utf8')) as { version: string };
@@ -45,10 +46,17 @@ export async function main(argv: string[]): Promise<number> {
     err(`error: unknown command "${argv.slice(0, 2).join(' ')}"; run \`gatehouse --help\`\n`);
     return ERRORS.GH_USAGE.exit;
   }
+  // The first SIGINT or SIGTERM starts the command's stop, which is bounded (src/cli/stop.ts).
+  // Later ones are ignored, not fatal: dying on a second signal would leave the stop half done
+  // (a port held by a child, a state folder half removed). Ctrl-C under `npm start` always
+  // brings two, the terminal's and the one npm forwards.
   const controller = new AbortController();
-  const stop = () => controller.abort();
-  process.once('SIGINT', stop);
-  process.once('SIGTERM', stop);
+  const stop = (signal: NodeJS.Signals) => {
+    if (!controller.signal.aborted) return controller.abort();
+    err(`${JSON.stringify({ time: new Date().toISOString(), level: 'info', event: 'cli.signal_ignored', signal, reason: 'already stopping; the stop has a deadline' })}\n`);
+  };
+  process.on('SIGINT', stop);
+  process.on('SIGTERM', stop);
   try {
     const { values, positionals } = parseCommandArgs(spec, argv.slice(spec.path.length));
     if (values.help) {
@@ -59,6 +67,8 @@ export async function main(argv: string[]): Promise<number> {
     return typeof code === 'number' ? code : 0;
   } catch (caught) {
     const error = toGatehouseError(caught);
+    // A cluster worker's listen failure is reported once, by the primary.
+    if (await listenFailedInWorker(error)) return error.spec.exit;
     err(`error: ${error.message} [${error.code}]\n`);
     if (error.code === 'GH_INTERNAL' && caught instanceof Error && caught.stack) err(`${caught.stack}\n`);
     else if (!error.message.includes('--help')) err(`hint: ${error.spec.fix}\n`);

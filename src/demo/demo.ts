@@ -10,9 +10,12 @@
 import { rmSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { spawn } from 'node:child_process';
+import { createServer as createNetServer } from 'node:net';
 import YAML from 'yaml';
 import type { Logger } from '../log/logger.js';
 import { GatehouseError } from '../errors/errors.js';
+import { listenOn } from '../errors/listen.js';
+import { splitHostPort } from '../config/listen.js';
 import { initCa } from '../ca/init.js';
 import { CA_FILES, loadCaMaterial } from '../ca/ca-dir.js';
 import { startCaServer } from '../ca/server.js';
@@ -59,6 +62,21 @@ export interface DemoWorld {
   close(): Promise<void>;
 }
 
+/**
+ * Run before the state folder is emptied: the demo's addresses can be bound. A second `npm start`
+ * while one runs then fails here, with GH_LISTEN_FAILED, instead of first wiping the running
+ * demo's CA keys and identities. (The servers bind again in startDemo; an address taken in
+ * between fails there, with the same error.)
+ */
+export async function checkDemoAddresses(options: Pick<DemoOptions, 'caListen' | 'gatewayListen' | 'adminListen'>): Promise<void> {
+  const addresses = [[options.caListen, "the CA's HTTPS API"], [options.gatewayListen, 'the gateway'], [options.adminListen, "the gateway's /metrics and /healthz listener"]] as const;
+  for (const [listen, what] of addresses) {
+    const probe = createNetServer();
+    await listenOn(probe, { listen, ...splitHostPort(listen), what });
+    await new Promise<void>((resolve) => probe.close(() => resolve()));
+  }
+}
+
 /** Builds the whole demo from scratch in `stateDir` and starts it. */
 export async function startDemo(options: DemoOptions): Promise<DemoWorld> {
   const { stateDir, logger } = options;
@@ -100,6 +118,8 @@ export async function startDemo(options: DemoOptions): Promise<DemoWorld> {
       policy: policyFile,
       routes: [{ upstreams: [app.url] }],
       revocation: { crl: [`${ca.url}/crl`, `${ca.url}/crl/root`], refreshInterval: '5s' },
+      // A demo stops in seconds, not the 30 s a production gateway gives requests in flight.
+      limits: { drainTimeout: '3s' },
       admin: { listen: options.adminListen },
     }, 'demo', stateDir);
     const gateway = await runGateway({ config, configFile: null, logger: logger.child({ component: 'gateway' }), serveAdmin: true });

@@ -57,6 +57,11 @@ export const ERRORS = {
   GH_AUDIT_BROKEN: { http: 500, exit: 65, expose: false, summary: 'The audit trail does not verify: an event was modified, deleted, inserted or reordered, or the newest events were removed', fix: 'Treat the CA database as tampered with: keep a copy, compare it with a backup or with a head recorded off the machine (`audit verify --anchor`), and find out who could write the CA directory.' },
   GH_FILE_IO: { http: 500, exit: 74, expose: false, summary: 'A file could not be read or written', fix: 'Check the path, free disk space and permissions named in the message.' },
   GH_STORE_IO: { http: 500, exit: 74, expose: false, summary: 'Store read or write failed', fix: 'Check the database file, disk space and logs.' },
+  // Exit 71, EX_OSERR ("an operating system error has been detected"): the kernel refused the
+  // socket (bind), not the arguments' form (64) or the config (78). 71 is used by no other code,
+  // so a supervisor can tell "the port is taken" from every other failure; 69 (EX_UNAVAILABLE)
+  // already means a CA that is unreachable or a root key kept offline, 73 a name or CA that exists.
+  GH_LISTEN_FAILED: { http: 500, exit: 71, expose: false, summary: 'A listening address could not be bound: in use by another process, a port below 1024 without the privilege, or an address not on this machine', fix: 'Stop the process holding the address or choose another one (--listen, --metrics-listen, --admin-listen or the config), as the message says. Nothing was issued or written.' },
   GH_DEMO_CHECK_FAILED: { http: 500, exit: 1, expose: false, summary: '`gatehouse demo --check` saw an outcome that differs from what the demo promises', fix: 'Read the FAIL lines above: each names the scenario, what was expected and what came back.' },
   GH_INTERNAL: { http: 500, exit: 70, expose: false, summary: 'Unexpected internal error', fix: 'Report it with the requestId and the log lines around it.' },
 } as const satisfies Record<string, ErrorSpec>;

@@ -50,6 +50,10 @@ export const gatewayConfigSchema = z.strictObject({
     cert: z.string().min(1),
     key: z.string().min(1),
     clientCa: z.string().min(1),
+    /** DNS names and IPs clients use to reach the gateway: its certificate must cover each. */
+    serverNames: z.array(z.string().min(1)).default([]),
+    /** The server certificate may come from a CA outside clientCa (a public or corporate CA). */
+    serverCertFromOtherCa: z.boolean().default(false),
   }),
   policy: z.string().min(1).nullable().default(null),
   headers: z.enum(IDENTITY_HEADER_PRESETS).default('default'),
@@ -167,7 +171,7 @@ function resolvePaths(config: GatewayConfig, baseDir: string): GatewayConfig {
   const file = (p: string) => resolve(baseDir, p);
   return {
     ...config,
-    tls: { cert: file(config.tls.cert), key: file(config.tls.key), clientCa: file(config.tls.clientCa) },
+    tls: { ...config.tls, cert: file(config.tls.cert), key: file(config.tls.key), clientCa: file(config.tls.clientCa) },
     policy: config.policy === null ? null : file(config.policy),
     revocation: { ...config.revocation, crl: config.revocation.crl.map((s) => (/^https?:\/\//.test(s) ? s : file(s))) },
   };

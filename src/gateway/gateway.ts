@@ -18,6 +18,7 @@ import type { TLSSocket } from 'node:tls';
 import type { AddressInfo } from 'node:net';
 import type { Duplex } from 'node:stream';
 import { GatehouseError } from '../errors/errors.js';
+import { listenOn } from '../errors/listen.js';
 import type { Logger } from '../log/logger.js';
 import type { CertificateInfo } from '../pki/certificate.js';
 import type { CompiledPolicy } from '../policy/index.js';
@@ -30,7 +31,7 @@ import { UpstreamPool } from './upstream-pool.js';
 import { forward, type ClientRequest, type ClientResponse, type UpstreamFailure } from './forward.js';
 import { forwardUpgrade, Tunnels } from './websocket.js';
 import { loadTlsMaterial, type TlsMaterial } from './tls-material.js';
-import { createGatewayMetrics, type GatewayMetrics } from './metrics.js';
+import { createGatewayMetrics, statusClass, type GatewayMetrics } from './metrics.js';
 import { createListener, type GatewayServer } from './listener.js';
 import { nextRequestId } from './request-id.js';
 import { PeerAdmission, type RevocationCheck } from './peer-admission.js';
@@ -80,7 +81,7 @@ export async function startGateway(config: Readonly<GatewayConfig>, deps: Gatewa
   const now = deps.now ?? (() => new Date());
   const metrics = deps.metrics ?? createGatewayMetrics();
   const state: State = {
-    tls: loadTlsMaterial(config.tls, now()),
+    tls: loadTlsMaterial(config.tls, now(), config.listen),
     policy: deps.policy,
     routes: buildRoutes(config, config.routes, logger),
   };
@@ -110,8 +111,10 @@ export async function startGateway(config: Readonly<GatewayConfig>, deps: Gatewa
       logged = true;
       const decision = (log.decision as string | undefined) ?? 'allowed';
       const status = aborted && !res.headersSent ? 0 : res.statusCode;
+      const seconds = Number(process.hrtime.bigint() - started) / 1e9;
       metrics.requests.inc({ decision, reason: (log.reason as string | undefined) ?? '', status: String(status) });
-      if (logging) logger.info('gateway.request', { ...log, decision, status, ...(aborted ? { aborted: true } : {}), durationMs: Number(process.hrtime.bigint() - started) / 1e6 });
+      metrics.requestDuration.observe({ route: (log.route as string | undefined) ?? 'none', code: statusClass(status) }, seconds);
+      if (logging) logger.info('gateway.request', { ...log, decision, status, ...(aborted ? { aborted: true } : {}), durationMs: seconds * 1000 });
     };
     // A response cut short (the client or the upstream went away) is logged too: the app may have acted on it.
     res.once('finish', () => writeLog(false));
@@ -186,9 +189,11 @@ export async function startGateway(config: Readonly<GatewayConfig>, deps: Gatewa
     clientSocket.on('error', () => clientSocket.destroy());
     tunnels.track(clientSocket);
     const requestId = nextRequestId();
+    const started = process.hrtime.bigint();
     const log: Record<string, unknown> = { requestId, method: req.method, http: req.httpVersion, upgrade: req.headers.upgrade };
     const done = (decision: string, status: number, reason?: RefusalReason, aborted = false) => {
       metrics.requests.inc({ decision, reason: reason ?? '', status: String(status) });
+      metrics.requestDuration.observe({ route: (log.route as string | undefined) ?? 'none', code: statusClass(status) }, Number(process.hrtime.bigint() - started) / 1e9);
       logger.info('gateway.request', { ...log, decision, status, ...(reason ? { reason } : {}), ...(aborted ? { aborted: true } : {}) });
     };
     try {
@@ -229,19 +234,13 @@ export async function startGateway(config: Readonly<GatewayConfig>, deps: Gatewa
   });
 
   metrics.setGauges({
-    certificateExpirySeconds: () => (state.tls.serverCert.notAfter.getTime() - now().getTime()) / 1000,
+    certificateNotAfter: () => state.tls.serverCert.notAfter,
     crls: () => (deps.revocation?.status() ?? []).filter((s) => s.thisUpdate !== null).map((s) => ({
-      issuer: s.issuer ?? s.source,
-      ageSeconds: (now().getTime() - s.thisUpdate!.getTime()) / 1000,
-      nextUpdateSeconds: s.nextUpdate === null ? null : (s.nextUpdate.getTime() - now().getTime()) / 1000,
+      issuer: s.issuer ?? s.source, thisUpdate: s.thisUpdate!, nextUpdate: s.nextUpdate,
     })),
   });
 
-  await new Promise<void>((resolve, reject) => {
-    const { host, port } = splitHostPort(config.listen);
-    server.once('error', (err: NodeJS.ErrnoException) => reject(new GatehouseError('GH_USAGE', `cannot listen on ${config.listen}: ${err.code}`, { cause: err })));
-    server.listen(port, host, () => resolve());
-  });
+  await listenOn(server, { listen: config.listen, ...splitHostPort(config.listen), what: 'the gateway' });
   const port = (server.address() as AddressInfo).port;
   logger.info('gateway.started', {
     listen: `${urlHost(splitHostPort(config.listen).host)}:${port}`, routes: state.routes.routes.map((r) => `${r.host}${r.pathPrefix || '/'} → ${r.target.pool.targets.map((t) => t.url).join(',')}`),
@@ -255,7 +254,7 @@ export async function startGateway(config: Readonly<GatewayConfig>, deps: Gatewa
     metrics,
     serverCertificate: () => state.tls.serverCert,
     reloadTls() {
-      const next = loadTlsMaterial(config.tls, now());
+      const next = loadTlsMaterial(config.tls, now(), config.listen);
       server.setSecureContext(next.context);
       state.tls = next;
       settings = settingsFor(next);
@@ -278,6 +277,7 @@ export async function startGateway(config: Readonly<GatewayConfig>, deps: Gatewa
         };
         const timer = setTimeout(() => {
           // Past the drain timeout: cut what is left.
+          logger.warn('gateway.drain_timeout', { afterMs: config.limits.drainTimeout, effect: 'the requests and connections still open were cut' });
           for (const session of sessions) session.destroy();
           tunnels.destroyAll();
           (server as unknown as { closeAllConnections?: () => void }).closeAllConnections?.();

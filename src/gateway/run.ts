@@ -102,14 +102,24 @@ export async function runGateway(options: RunOptions): Promise<RunningGateway> {
 
   let admin: AdminServer | null = null;
   if (options.serveAdmin && config.admin.listen) {
-    admin = await startAdminServer({
-      listen: config.admin.listen,
-      ...splitHostPort(config.admin.listen),
-      component: 'gateway',
-      logger,
-      metrics: async () => ({ contentType: metrics.registry.contentType, body: await metrics.registry.metrics() }),
-      health: () => gatewayHealth(gateway, revocation ?? undefined),
-    });
+    try {
+      admin = await startAdminServer({
+        listen: config.admin.listen,
+        ...splitHostPort(config.admin.listen),
+        component: 'gateway',
+        logger,
+        metrics: async () => ({ contentType: metrics.registry.contentType, body: await metrics.registry.metrics() }),
+        health: () => gatewayHealth(gateway, revocation ?? undefined),
+      });
+    } catch (err) {
+      // GH_LISTEN_FAILED: nothing of this start stays behind, the gateway's own port included.
+      tlsWatch.close();
+      policyWatch?.close();
+      configWatch?.close();
+      await gateway.close();
+      revocation?.close();
+      throw err;
+    }
     logger.info('gateway.admin_started', { listen: config.admin.listen.replace(/:\d+$/, `:${admin.port}`), paths: ['/metrics', '/healthz'] });
   }
 

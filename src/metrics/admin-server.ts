@@ -5,7 +5,7 @@
  */
 import { createServer, type Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
-import { GatehouseError } from '../errors/errors.js';
+import { listenOn } from '../errors/listen.js';
 import type { Logger } from '../log/logger.js';
 
 export interface Health {
@@ -62,10 +62,7 @@ export async function startAdminServer(options: AdminServerOptions): Promise<Adm
   server.headersTimeout = 10_000;
   server.requestTimeout = 30_000;
   const { host, port } = options;
-  await new Promise<void>((resolve, reject) => {
-    server.once('error', (err: NodeJS.ErrnoException) => reject(new GatehouseError('GH_USAGE', `cannot listen on admin address ${options.listen}: ${err.code}`, { cause: err })));
-    server.listen(port, host, () => resolve());
-  });
+  await listenOn(server, { listen: options.listen, host, port, what: `the ${options.component === 'ca' ? 'CA' : options.component}'s /metrics and /healthz listener` });
   return {
     port: (server.address() as AddressInfo).port,
     close: () => new Promise<void>((resolve) => { server.closeAllConnections(); server.close(() => resolve()); }),

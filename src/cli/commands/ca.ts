@@ -3,6 +3,7 @@ import { GatehouseError } from '../../errors/errors.js';
 import { availableParallelism } from 'node:os';
 import { readFileSync } from 'node:fs';
 import { isClusterWorker, superviseWorkers } from '../ca-workers.js';
+import { untilStopped } from '../stop.js';
 import { isKeyType, KEY_TYPES, loadPrivateKey } from '../../pki/keys.js';
 import { createLogger } from '../../log/logger.js';
 import { str, type CommandSpec, caDirOf } from '../command.js';
@@ -56,7 +57,8 @@ export const caServe: CommandSpec = {
     'metrics-listen': { type: 'string', value: 'HOST:PORT', description: 'Serve Prometheus /metrics and /healthz over plain HTTP here, e.g. 127.0.0.1:9091 (overrides metrics.listen and GATEHOUSE_METRICS_LISTEN)' },
   },
   notes: [
-    'Logs JSON lines to stderr. Stops cleanly on SIGINT or SIGTERM.',
+    'Logs JSON lines to stderr. Stops cleanly on SIGINT or SIGTERM: requests in flight get 5 s to finish, then their connections are cut (ca.drain_timeout); with --workers, a worker still running after 15 s is killed (ca.worker_killed).',
+    'Every listener is bound before anything is issued or written: an address in use, a port below 1024 without the privilege or an address not on this machine fails with GH_LISTEN_FAILED (exit 71), leaving the store and the audit trail as they were.',
     'With --workers N and metrics on, the primary serves /metrics with every worker\'s metrics merged, and /healthz while every worker is alive.',
   ],
   async run(ctx) {
@@ -99,13 +101,13 @@ export const caServe: CommandSpec = {
     const server = await startCaServer({
       material, store, logger, metrics, metricsListen: isClusterWorker() ? null : metricsListen,
       ...(str(ctx, 'listen') ? { listen: str(ctx, 'listen')! } : {}),
+    }).catch(async (err: unknown) => {
+      await store.close();
+      throw err;
     });
     if (!isClusterWorker()) ctx.err(`Gatehouse CA listening on ${server.url} (root ${server.authority.rootFingerprint})${server.metricsPort ? `; metrics on ${metricsUrl(server.metricsPort)}` : ''}\n`);
-    await new Promise<void>((resolveStop) => {
-      ctx.signal.addEventListener('abort', () => resolveStop(), { once: true });
-      // A worker whose primary is gone stops too, rather than serving unsupervised.
-      if (isClusterWorker()) process.once('disconnect', () => resolveStop());
-    });
+    // Also a worker whose primary is gone stops, rather than serving unsupervised.
+    await untilStopped(ctx.signal);
     logger.info('ca.stopping', {});
     await server.close();
     await store.close();

@@ -4,6 +4,7 @@ import { GatehouseError } from '../../errors/errors.js';
 import { createLogger } from '../../log/logger.js';
 import { str, flag, type CommandSpec } from '../command.js';
 import { isClusterWorker, superviseWorkers } from '../ca-workers.js';
+import { untilStopped } from '../stop.js';
 import { splitHostPort, urlHost } from '../../config/listen.js';
 
 const RELOAD_MESSAGE = 'gatehouse:reload';
@@ -28,7 +29,8 @@ export const gatewayCommand: CommandSpec = {
   notes: [
     'Logs one JSON line per request to stderr.',
     'Reloads the certificate, key and client CA bundle when their files change (an agent renewal) and on SIGHUP; the policy when its file changes; routes when the config file changes. A file that does not load keeps the previous state.',
-    'On SIGTERM or SIGINT it stops accepting connections and lets requests in flight finish (limits.drainTimeout, default 30s).',
+    'On SIGTERM or SIGINT it stops accepting connections and lets requests in flight finish (limits.drainTimeout, default 30s), then cuts the rest (gateway.drain_timeout).',
+    'Every listener (listen, admin.listen) is bound at start: an address in use, a port below 1024 without the privilege or an address not on this machine fails with GH_LISTEN_FAILED (exit 71).',
     'Environment: GATEHOUSE_GATEWAY_LISTEN, GATEHOUSE_GATEWAY_ADMIN_LISTEN, GATEHOUSE_GATEWAY_WORKERS override the config.',
   ],
   async run(ctx) {
@@ -59,7 +61,7 @@ export const gatewayCommand: CommandSpec = {
     if (workers > 1 && !isClusterWorker()) {
       // Check everything once in the primary, so a bad file fails here, clearly, and not N times.
       const { loadTlsMaterial } = await import('../../gateway/tls-material.js');
-      loadTlsMaterial(config.tls);
+      loadTlsMaterial(config.tls, new Date(), config.listen);
       loadPolicy(config, logger);
       const { serveClusterAdmin } = await import('../cluster-admin.js');
       const admin = config.admin.listen ? await serveClusterAdmin(config.admin.listen, logger, workers, 'gateway', config.revocation.grace / 1000) : null;
@@ -69,7 +71,7 @@ export const gatewayCommand: CommandSpec = {
       process.on('SIGHUP', forwardReload);
       try {
         return await superviseWorkers({
-          workers, logger, signal: ctx.signal, component: 'gateway',
+          workers, logger, signal: ctx.signal, component: 'gateway', stopTimeoutMs: config.limits.drainTimeout + 5000,
           onListening: (port) => ctx.err(`Gatehouse gateway listening on https://${host}:${port} (${workers} workers)\n`),
         });
       } finally {
@@ -90,10 +92,7 @@ export const gatewayCommand: CommandSpec = {
     }
     const onHup = () => running.reload();
     process.on('SIGHUP', onHup);
-    await new Promise<void>((resolve) => {
-      ctx.signal.addEventListener('abort', () => resolve(), { once: true });
-      if (isClusterWorker()) process.once('disconnect', () => resolve());
-    });
+    await untilStopped(ctx.signal);
     process.off('SIGHUP', onHup);
     logger.info('gateway.stopping', { drainTimeoutMs: config.limits.drainTimeout });
     await running.close();

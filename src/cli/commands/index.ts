@@ -3,6 +3,7 @@ import { caInit, caRootCrl, caServe } from './ca.js';
 import { tokenCreate, tokenList, tokenRevoke } from './token.js';
 import { certList, certRevoke, certShow, certSign } from './cert.js';
 import { nameList, nameRelease } from './name.js';
+import { contextAdd, contextList, contextRemove, contextUse } from './context.js';
 import { agentEnroll, agentExport, agentRenew, agentRun, agentStatus, agentWhoami } from './agent.js';
 import { quickstart } from './quickstart.js';
 import { gatewayCommand } from './gateway.js';
@@ -16,6 +17,7 @@ export const COMMANDS: CommandSpec[] = [
   tokenCreate, tokenList, tokenRevoke,
   certList, certShow, certRevoke, certSign,
   nameList, nameRelease,
+  contextAdd, contextUse, contextList, contextRemove,
   auditVerify, checkCommand,
   agentEnroll, agentWhoami, agentStatus, agentRenew, agentRun, agentExport,
   gatewayCommand,

@@ -2,6 +2,7 @@ import { existsSync, rmSync } from 'node:fs';
 import { join, resolve, relative } from 'node:path';
 import { createLogger } from '../../log/logger.js';
 import { str, type CommandSpec } from '../command.js';
+import { untilStopped } from '../stop.js';
 
 export const quickstart: CommandSpec = {
   path: ['quickstart'],
@@ -57,7 +58,7 @@ export const quickstart: CommandSpec = {
         'Ctrl-C stops the CA. State stays in ' + rel(state) + '.',
         '',
       ].join('\n'));
-      await new Promise<void>((done) => ctx.signal.addEventListener('abort', () => done(), { once: true }));
+      await untilStopped(ctx.signal);
     } finally {
       await server.close();
       await store.close();
