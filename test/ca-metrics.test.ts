@@ -7,7 +7,6 @@ import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
 import { readFileSync, writeFileSync } from 'node:fs';
 import { X509Certificate } from 'node:crypto';
-import { get } from 'node:http';
 import { join } from 'node:path';
 import YAML from 'yaml';
 import { parseCaConfig } from '../src/config/ca-config.js';
@@ -16,6 +15,7 @@ import { caRequest, newCsr, pollUntil, type HttpResult } from './helpers/ca-http
 import { startCaProcess, type CaProcess } from './helpers/ca-process.js';
 import { gatehouse } from './helpers/cli.js';
 import { makeTempDir } from './helpers/tmp.js';
+import { httpGet } from './helpers/http-get.js';
 
 const tmp = makeTempDir();
 after(() => tmp.cleanup());
@@ -31,16 +31,6 @@ async function initCa(name: string, edit: (doc: Record<string, any>) => void = (
   edit(doc);
   writeFileSync(path, YAML.stringify(doc), { mode: 0o600 });
   return dir;
-}
-
-function httpGet(url: string): Promise<{ status: number; body: string }> {
-  return new Promise((resolve, reject) => {
-    get(url, (res) => {
-      let body = '';
-      res.on('data', (d: Buffer) => { body += d.toString(); });
-      res.on('end', () => resolve({ status: res.statusCode ?? 0, body }));
-    }).on('error', reject);
-  });
 }
 
 type Samples = Array<{ name: string; labels: Record<string, string>; value: number }>;

@@ -252,6 +252,16 @@ test('cli-usage-errors-exit-64-and-every-command-has-help', async () => {
   const help = await gatehouse(['agent', 'enroll', '--help']);
   assert.equal(help.status, 0);
   assert.match(help.stdout, /^Usage: gatehouse agent enroll --ca URL/);
+  // `help CMD` is `CMD --help`, not the top-level help.
+  const helpCmd = await gatehouse(['help', 'agent', 'enroll']);
+  assert.equal(helpCmd.status, 0);
+  assert.equal(helpCmd.stdout, help.stdout);
+  const helpGroup = await gatehouse(['help', 'name']);
+  assert.equal(helpGroup.status, 0);
+  assert.match(helpGroup.stdout, /^Usage: gatehouse name <list\|release>/);
+  const helpUnknown = await gatehouse(['help', 'frobnicate']);
+  assert.equal(helpUnknown.status, 64);
+  assert.match(helpUnknown.stderr, /unknown command "frobnicate";/);
 });
 
 test('cli-agent-run-renews-on-schedule-runs-hook-and-stops-on-sigterm', async () => {

@@ -9,7 +9,6 @@
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
 import { readFileSync, writeFileSync } from 'node:fs';
-import { get } from 'node:http';
 import { connect } from 'node:tls';
 import { join } from 'node:path';
 import YAML from 'yaml';
@@ -21,19 +20,10 @@ import { startGatewayProcess, type GatewayProcess } from './helpers/gateway-proc
 import { gatehouse } from './helpers/cli.js';
 import { run } from './helpers/run.js';
 import { makeTempDir } from './helpers/tmp.js';
+import { httpGet } from './helpers/http-get.js';
 
 const tmp = makeTempDir();
 after(() => tmp.cleanup());
-
-function httpGet(url: string): Promise<{ status: number; body: string }> {
-  return new Promise((resolve, reject) => {
-    get(url, (res) => {
-      let body = '';
-      res.on('data', (d: Buffer) => { body += d.toString(); });
-      res.on('end', () => resolve({ status: res.statusCode ?? 0, body }));
-    }).on('error', reject);
-  });
-}
 
 async function promtool(exposition: string): Promise<{ status: number | null; output: string }> {
   const r = await run('promtool', ['check', 'metrics'], { input: exposition });

@@ -28,6 +28,8 @@ export function topLevelHelp(): string {
 export async function main(argv: string[]): Promise<number> {
   const out = (t: string) => void process.stdout.write(t);
   const err = (t: string) => void process.stderr.write(t);
+  // `gatehouse help CMD…` is `gatehouse CMD… --help`, as git and kubectl take it.
+  if (argv[0] === 'help' && argv.length > 1) return main([...argv.slice(1), '--help']);
   if (argv.length === 0 || argv[0] === '--help' || argv[0] === '-h' || argv[0] === 'help') {
     out(topLevelHelp());
     return argv.length === 0 ? ERRORS.GH_USAGE.exit : 0;
@@ -43,7 +45,7 @@ export async function main(argv: string[]): Promise<number> {
       out(`Usage: gatehouse ${argv[0]} <${group.map((c) => c.path[1]).join('|')}> [options]\n\n${group.map((c) => `  ${c.path.join(' ').padEnd(18)} ${c.summary}`).join('\n')}\n`);
       return argv.length === 1 ? ERRORS.GH_USAGE.exit : 0;
     }
-    err(`error: unknown command "${argv.slice(0, 2).join(' ')}"; run \`gatehouse --help\`\n`);
+    err(`error: unknown command "${argv.slice(0, 2).filter((a) => !a.startsWith('-')).join(' ')}"; run \`gatehouse --help\`\n`);
     return ERRORS.GH_USAGE.exit;
   }
   // The first SIGINT or SIGTERM starts the command's stop, which is bounded (src/cli/stop.ts).
