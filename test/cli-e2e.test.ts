@@ -11,6 +11,7 @@ import { startCaProcess } from './helpers/ca-process.js';
 import { makeTempDir } from './helpers/tmp.js';
 import { runSync } from './helpers/run.js';
 import { decodePemBlocks } from '../src/pki/pem.js';
+import * as pki from '../src/pki/index.js';
 
 /** Directories 0700; certificates (*.pem but keys) and agent.json 0644; every other file 0600. */
 function assertModes(dir: string): void {
@@ -259,6 +260,29 @@ test('cli-usage-errors-exit-64-and-every-command-has-help', async () => {
   const helpGroup = await gatehouse(['help', 'name']);
   assert.equal(helpGroup.status, 0);
   assert.match(helpGroup.stdout, /^Usage: gatehouse name <list\|release>/);
+  // --json: data as JSON, and a failure as one JSON object on stderr with nothing on stdout.
+  const jsonError = await gatehouse(['token', 'list', '--dir', '/nonexistent', '--json']);
+  assert.equal(jsonError.status, 66);
+  assert.equal(jsonError.stdout, '');
+  assert.deepEqual(Object.keys(JSON.parse(jsonError.stderr).error), ['code', 'message', 'fix', 'exit']);
+  assert.equal(JSON.parse(jsonError.stderr).error.code, 'GH_CA_NOT_FOUND');
+  const tmp = makeTempDir();
+  try {
+    const init = await gatehouse(['ca', 'init', '--dir', join(tmp.dir, 'ca'), '--json']);
+    assert.equal(init.status, 0, init.stderr);
+    const created = JSON.parse(init.stdout) as { rootFingerprint: string; adminDir: string };
+    assert.match(created.rootFingerprint, /^[0-9a-f]{64}$/);
+    assert.equal(created.adminDir, join(tmp.dir, 'ca', 'admin'));
+    writeFileSync(join(tmp.dir, 'csr.pem'), await pki.buildCsrPem(pki.generatePrivateKey('p256'), { commonName: 'printer-1' }));
+    const signed = await gatehouse(['cert', 'sign', '--dir', join(tmp.dir, 'ca'), '--csr', join(tmp.dir, 'csr.pem'), '--role', 'web', '--json']);
+    assert.equal(signed.status, 0, signed.stderr);
+    const record = JSON.parse(signed.stdout) as { spiffeId: string; chain: string; state: string };
+    assert.equal(record.spiffeId, 'spiffe://gatehouse.internal/web/printer-1');
+    assert.equal(record.state, 'active');
+    assert.match(record.chain, /^-----BEGIN CERTIFICATE-----/);
+  } finally {
+    tmp.cleanup();
+  }
   const helpUnknown = await gatehouse(['help', 'frobnicate']);
   assert.equal(helpUnknown.status, 64);
   assert.match(helpUnknown.stderr, /unknown command "frobnicate";/);

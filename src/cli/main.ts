@@ -71,6 +71,11 @@ export async function main(argv: string[]): Promise<number> {
     const error = toGatehouseError(caught);
     // A cluster worker's listen failure is reported once, by the primary.
     if (await listenFailedInWorker(error)) return error.spec.exit;
+    // With --json a script parses the failure too: one JSON object on stderr, stdout left empty.
+    if (argv.includes('--json')) {
+      err(`${JSON.stringify({ error: { code: error.code, message: error.message, fix: error.spec.fix, exit: error.spec.exit } })}\n`);
+      return error.spec.exit;
+    }
     err(`error: ${error.message} [${error.code}]\n`);
     if (error.code === 'GH_INTERNAL' && caught instanceof Error && caught.stack) err(`${caught.stack}\n`);
     else if (!error.message.includes('--help')) err(`hint: ${error.spec.fix}\n`);

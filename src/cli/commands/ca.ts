@@ -6,8 +6,8 @@ import { isClusterWorker, superviseWorkers } from '../ca-workers.js';
 import { untilStopped } from '../stop.js';
 import { isKeyType, KEY_TYPES, loadPrivateKey } from '../../pki/keys.js';
 import { createLogger } from '../../log/logger.js';
-import { str, type CommandSpec, caDirOf } from '../command.js';
-import { keyValues } from '../output.js';
+import { flag, str, type CommandSpec, caDirOf } from '../command.js';
+import { json, keyValues } from '../output.js';
 import { splitHostPort, urlHost } from '../../config/listen.js';
 
 export const caInit: CommandSpec = {
@@ -21,6 +21,7 @@ export const caInit: CommandSpec = {
     'root-key-out': { type: 'string', value: 'FILE', description: 'Write the root key here instead of DIR, to keep it offline' },
     'passphrase-file': { type: 'string', value: 'FILE', description: 'Encrypt the CA keys at rest with the passphrase in FILE' },
     listen: { type: 'string', value: 'HOST:PORT', description: 'Address `ca serve` listens on (default 127.0.0.1:8443)' },
+    json: { type: 'boolean', description: 'Print what was created as JSON' },
   },
   notes: ['Refuses a directory that is not empty: an existing CA is never overwritten.'],
   async run(ctx) {
@@ -35,6 +36,9 @@ export const caInit: CommandSpec = {
       ...(str(ctx, 'passphrase-file') ? { passphraseFile: str(ctx, 'passphrase-file')! } : {}),
       ...(str(ctx, 'listen') ? { listen: str(ctx, 'listen')! } : {}),
     });
+    if (flag(ctx, 'json')) {
+      return void ctx.out(json({ dir: result.dir, rootFingerprint: result.rootFingerprint, rootKey: result.rootKeyPath, rootKeyOffline: Boolean(str(ctx, 'root-key-out')), adminDir: result.adminDir, config: result.configPath }));
+    }
     ctx.out(`Created a CA in ${result.dir}\n\n`);
     ctx.out(keyValues([
       ['root fingerprint (SHA-256)', result.rootFingerprint],
@@ -122,6 +126,7 @@ export const caRootCrl: CommandSpec = {
     dir: { type: 'string', value: 'DIR', required: true, description: 'CA directory' },
     'root-key': { type: 'string', value: 'FILE', required: true, description: 'The offline root key' },
     'passphrase-file': { type: 'string', value: 'FILE', description: 'Passphrase for encrypted CA keys' },
+    json: { type: 'boolean', description: 'Print the new CRL\'s number and dates as JSON' },
   },
   async run(ctx) {
     const dir = str(ctx, 'dir')!;
@@ -135,6 +140,7 @@ export const caRootCrl: CommandSpec = {
     const store = openSqliteStore(join(dir, CA_FILES.database));
     try {
       const crl = await generateRootCrl(store, prepareSigningAuthority(material.rootDer, rootKey), material.config, new Date());
+      if (flag(ctx, 'json')) return void ctx.out(json({ number: crl.number.toString(), thisUpdate: crl.thisUpdate.toISOString(), nextUpdate: crl.nextUpdate.toISOString() }));
       ctx.out(`root CRL #${crl.number} valid until ${crl.nextUpdate.toISOString()}; a running CA picks it up when its copy nears nextUpdate (restart it to serve it now)\n`);
     } finally {
       await store.close();

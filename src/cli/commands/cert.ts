@@ -96,6 +96,7 @@ export const certSign: CommandSpec = {
     name: { type: 'string', value: 'NAME', description: "Identity name (default: the CSR's CN)" },
     out: { type: 'string', value: 'FILE', description: 'Write the chain (leaf then intermediate) here instead of stdout' },
     'passphrase-file': { type: 'string', value: 'FILE', description: 'Passphrase for encrypted CA keys' },
+    json: { type: 'boolean', description: 'Print the certificate record and the chain as JSON' },
   },
   async run(ctx) {
     const dir = caDirOf(ctx);
@@ -113,7 +114,11 @@ export const certSign: CommandSpec = {
     try {
       const authority = new Authority({ ...material, store, logger: silentLogger });
       const issued = await authority.signCsr(csr, str(ctx, 'role')!, str(ctx, 'name') ?? null, { actor: `local:${userInfo().username}` });
-      if (str(ctx, 'out')) {
+      if (flag(ctx, 'json')) {
+        if (str(ctx, 'out')) writeFileAtomic(str(ctx, 'out')!, issued.chainPem, 0o644);
+        const { certView } = await import('../../ca/admin-routes.js');
+        ctx.out(json({ ...certView(issued.record, new Date()), chain: issued.chainPem, ...(str(ctx, 'out') ? { out: str(ctx, 'out') } : {}) }));
+      } else if (str(ctx, 'out')) {
         writeFileAtomic(str(ctx, 'out')!, issued.chainPem, 0o644);
         ctx.err(`wrote ${str(ctx, 'out')}: serial ${issued.record.serial}, ${issued.record.spiffeId}, expires ${issued.record.notAfter.toISOString()}\n`);
       } else ctx.out(issued.chainPem);
