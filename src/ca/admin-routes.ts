@@ -5,7 +5,7 @@
 import { GatehouseError, isGatehouseError } from '../errors/errors.js';
 import { parseDurationMs } from '../config/duration.js';
 import { isCrlReason } from '../pki/crl.js';
-import type { CertRecord, CertState, NameReservation, TokenRecord } from '../store/store.js';
+import { certStateAt, type CertRecord, type CertState, type NameReservation, type TokenRecord } from '../store/store.js';
 import type { ReservedName } from './authority.js';
 import { readJsonBody, sendJson, stringField } from './http-util.js';
 import { authenticatePeer } from './routes.js';
@@ -153,9 +153,7 @@ export function releasedView(n: NameReservation) {
   return { spiffeId: n.spiffeId, role: n.role, name: n.name, lineage: n.lineage, reservedAt: n.reservedAt.toISOString(), released: true };
 }
 
-export function certState(c: CertRecord, now: Date): CertState {
-  return c.revokedAt ? 'revoked' : c.notAfter <= now ? 'expired' : 'active';
-}
+export const certState: (c: CertRecord, now: Date) => CertState = certStateAt;
 
 export function certView(c: CertRecord, now: Date) {
   return {

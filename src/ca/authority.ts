@@ -17,7 +17,7 @@ import { encodedInstant } from '../pki/der.js';
 import { buildLeafCertificate, prepareSigningAuthority, randomSerial, type LeafProfile, type SigningAuthority } from '../pki/leaf-certificate.js';
 import { decodePem, toPem } from '../pki/pem.js';
 import type { CrlReason } from '../pki/crl.js';
-import type { AuditInput, CertRecord, NameClaim, NameReservation, Store, TokenRecord } from '../store/store.js';
+import { certStateAt, type AuditInput, type CertRecord, type NameClaim, type NameReservation, type Store, type TokenRecord } from '../store/store.js';
 import type { AuditEventType } from '../log/audit-events.js';
 import { approveCsr, decideName, roleConfig, spiffeIdFor, type ApprovedRequest } from './issuance-rules.js';
 import { newJoinToken, parseJoinToken, secretMatches } from './join-token.js';
@@ -175,9 +175,8 @@ export class Authority {
   private async refuseNameOfAnotherLineage(approved: ApprovedRequest, now: Date): Promise<void> {
     const reservation = await this.store.getNameReservation(approved.role, approved.name);
     if (reservation) {
-      const [head] = await this.store.listCerts({ lineage: reservation.lineage, limit: 1 });
-      const active = head !== undefined && head.revokedAt === null && head.notAfter > now;
-      throw nameTaken(approved, head?.serial ?? reservation.lineage, active);
+      const head = await this.lineageHead(reservation.lineage);
+      throw nameTaken(approved, head?.serial ?? reservation.lineage, head !== undefined && certStateAt(head, now) === 'active');
     }
     const [holder] = await this.store.listCerts({ name: approved.name, role: approved.role, state: 'active', now, limit: 1 });
     if (holder) throw nameTaken(approved, holder.serial, true);
@@ -477,8 +476,8 @@ export class Authority {
   async listNames(now = this.now()): Promise<ReservedName[]> {
     const reservations = await this.store.listNameReservations();
     return Promise.all(reservations.map(async (r) => {
-      const [head] = await this.store.listCerts({ lineage: r.lineage, limit: 1 });
-      return { ...r, newestSerial: head?.serial ?? null, state: head === undefined ? 'expired' : head.revokedAt ? 'revoked' : head.notAfter <= now ? 'expired' : 'active' };
+      const head = await this.lineageHead(r.lineage);
+      return { ...r, newestSerial: head?.serial ?? null, state: head === undefined ? 'expired' : certStateAt(head, now) };
     }));
   }
 
@@ -501,11 +500,16 @@ export class Authority {
     return released;
   }
 
+  /** The newest certificate of a lineage (listCerts orders by issue time, newest first). */
+  private async lineageHead(lineage: string): Promise<CertRecord | undefined> {
+    return (await this.store.listCerts({ lineage, limit: 1 }))[0];
+  }
+
   /** An issuance that takes a name from another lineage says so in the audit trail. */
   private async replacementAudit(record: CertRecord, base: Omit<AuditInput, 'type'>): Promise<AuditInput[]> {
     const reservation = await this.store.getNameReservation(record.role, record.name);
     if (!reservation || reservation.lineage === record.lineage) return [];
-    const [head] = await this.store.listCerts({ lineage: reservation.lineage, limit: 1 });
+    const head = await this.lineageHead(reservation.lineage);
     return [{ ...base, type: 'ca.name_replaced', details: { spiffeId: record.spiffeId, previousLineage: reservation.lineage, previousSerial: head?.serial ?? null, lineage: record.lineage } }];
   }
 

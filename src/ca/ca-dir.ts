@@ -26,14 +26,20 @@ export function caPath(dir: string, file: string): string {
   return isAbsolute(file) ? file : join(dir, file);
 }
 
-/** A CA directory must not be readable by others: it holds the online issuing key. */
+/**
+ * A CA directory is a directory holding gatehouse.yaml, and must not be readable by others: it
+ * holds the online issuing key. A wrong --dir is said to be wrong before any advice about modes.
+ */
 export function assertCaDirPermissions(dir: string): void {
-  let mode: number;
+  let stat;
   try {
-    mode = statSync(dir).mode & 0o777;
+    stat = statSync(dir);
   } catch (cause) {
     throw new GatehouseError('GH_CA_NOT_FOUND', `CA directory ${dir} does not exist; run \`gatehouse ca init --dir ${dir}\``, { cause });
   }
+  if (!stat.isDirectory()) throw new GatehouseError('GH_CA_NOT_FOUND', `CA directory ${dir} is not a directory; pass the directory made by \`gatehouse ca init --dir DIR\``);
+  if (!existsSync(join(dir, CA_FILES.config))) throw new GatehouseError('GH_CA_NOT_FOUND', `${dir} is not a Gatehouse CA directory (it has no ${CA_FILES.config}); pass the directory made by \`gatehouse ca init --dir DIR\``);
+  const mode = stat.mode & 0o777;
   if ((mode & 0o077) !== 0) {
     throw new GatehouseError('GH_CA_DIR_PERMS', `CA directory ${dir} has mode ${mode.toString(8).padStart(4, '0')}; it must not be accessible to other users (chmod 700 ${dir})`);
   }
@@ -74,7 +80,6 @@ export interface CaPublicMaterial {
 
 export function loadCaPublic(caDir: string, options: { env?: NodeJS.ProcessEnv } = {}): CaPublicMaterial {
   const dir = resolve(caDir);
-  assertIsCaDir(dir);
   assertCaDirPermissions(dir);
   const config = loadCaConfig(join(dir, CA_FILES.config), options.env);
   return {
@@ -93,7 +98,6 @@ function readCertFile(path: string): Buffer {
 
 export function loadCaMaterial(caDir: string, options: { passphraseFile?: string | undefined; env?: NodeJS.ProcessEnv } = {}): CaMaterial {
   const dir = resolve(caDir);
-  assertIsCaDir(dir);
   assertCaDirPermissions(dir);
   const config = loadCaConfig(join(dir, CA_FILES.config), options.env);
   const passphrase = readPassphrase(options.passphraseFile ?? config.keys.passphraseFile);
@@ -112,13 +116,6 @@ export function loadCaMaterial(caDir: string, options: { passphraseFile?: string
     intermediateKey: readKey(config.keys.intermediate),
     rootKey: rootKeyPath && existsSync(rootKeyPath) ? readKey(rootKeyPath) : null,
   };
-}
-
-/** Before any advice about modes: a wrong --dir is a wrong directory, not a chmod away from a CA. */
-function assertIsCaDir(dir: string): void {
-  if (!existsSync(dir)) throw new GatehouseError('GH_CA_NOT_FOUND', `CA directory ${dir} does not exist; pass the directory made by \`gatehouse ca init --dir DIR\``);
-  if (!statSync(dir).isDirectory()) throw new GatehouseError('GH_CA_NOT_FOUND', `CA directory ${dir} is not a directory; pass the directory made by \`gatehouse ca init --dir DIR\``);
-  if (!existsSync(join(dir, CA_FILES.config))) throw new GatehouseError('GH_CA_NOT_FOUND', `${dir} is not a Gatehouse CA directory (it has no ${CA_FILES.config}); pass the directory made by \`gatehouse ca init --dir DIR\``);
 }
 
 function readText(path: string): string {

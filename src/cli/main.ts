@@ -7,7 +7,6 @@ import { readFileSync } from 'node:fs';
 import { ERRORS, toGatehouseError } from '../errors/errors.js';
 import { helpText, parseCommandArgs, type CommandSpec } from './command.js';
 import { COMMANDS } from './commands/index.js';
-import { listenFailedInWorker } from './ca-workers.js';
 
 function version(): string {
   const pkg = JSON.parse(readFileSync(new URL('../../../package.json', import.meta.url), 'utf8')) as { version: string };
@@ -70,7 +69,7 @@ export async function main(argv: string[]): Promise<number> {
   } catch (caught) {
     const error = toGatehouseError(caught);
     // A cluster worker's listen failure is reported once, by the primary.
-    if (await listenFailedInWorker(error)) return error.spec.exit;
+    if (error.code === 'GH_LISTEN_FAILED' && await (await import('./ca-workers.js')).listenFailedInWorker(error)) return error.spec.exit;
     // With --json a script parses the failure too: one JSON object on stderr, stdout left empty.
     if (argv.includes('--json')) {
       err(`${JSON.stringify({ error: { code: error.code, message: error.message, fix: error.spec.fix, exit: error.spec.exit } })}\n`);

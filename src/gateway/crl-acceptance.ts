@@ -3,6 +3,7 @@
  * (the same bundle that verifies client certificates), with a nextUpdate, and not older than
  * the CRL already in force. Anything else is refused and the previous CRL stays.
  */
+import { assertCrlNotOlder } from '../pki/crl-verify.js';
 import { GatehouseError } from '../errors/errors.js';
 import { formatDn, parseCertificate, parseCertificatePem, type CertificateInfo } from '../pki/certificate.js';
 import { parseCrl, verifyCrlSignature, type ParsedCrl } from '../pki/crl-parse.js';
@@ -78,11 +79,5 @@ export function acceptCrl(raw: Buffer, issuers: CrlIssuers, graceMs: number): Lo
  */
 export function assertNotOlder(next: LoadedCrl, current: LoadedCrl | null): void {
   if (!current || current.issuerKey !== next.issuerKey) return;
-  const [a, b] = [next.crl, current.crl];
-  if (a.crlNumber !== null && b.crlNumber !== null && a.crlNumber < b.crlNumber) {
-    throw new GatehouseError('GH_CRL_INVALID', `CRL number ${a.crlNumber} is older than the CRL in force (number ${b.crlNumber}); a rolled-back CRL is refused`);
-  }
-  if (a.thisUpdate < b.thisUpdate) {
-    throw new GatehouseError('GH_CRL_INVALID', `CRL thisUpdate ${a.thisUpdate.toISOString()} is older than the CRL in force (${b.thisUpdate.toISOString()}); a rolled-back CRL is refused`);
-  }
+  assertCrlNotOlder(next.crl, current.crl, 'the CRL in force');
 }

@@ -63,14 +63,15 @@ export function assertCrlDatesSane(crl: ParsedCrl, now: Date): void {
 
 /**
  * Refuses a CRL older than one already believed from the same issuer: a replayed old CRL would
- * un-revoke everything revoked since (RFC 5280 §5.2.3: CRL numbers only increase).
+ * un-revoke everything revoked since (RFC 5280 §5.2.3: CRL numbers only increase). `believedAs`
+ * names the older CRL in the message ("the CRL already seen", "the CRL in force").
  */
-export function assertCrlNotOlder(next: ParsedCrl, believed: ParsedCrl): void {
+export function assertCrlNotOlder(next: ParsedCrl, believed: ParsedCrl, believedAs = 'the CRL already seen'): void {
   if (!next.issuerNameDer.equals(believed.issuerNameDer)) return;
   if (next.crlNumber !== null && believed.crlNumber !== null && next.crlNumber < believed.crlNumber) {
-    throw new GatehouseError('GH_CRL_INVALID', `CRL number ${next.crlNumber} is older than the CRL already seen (number ${believed.crlNumber}); a rolled-back CRL is refused`);
+    throw new GatehouseError('GH_CRL_INVALID', `CRL number ${next.crlNumber} is older than ${believedAs} (number ${believed.crlNumber}); a rolled-back CRL is refused`);
   }
   if (next.thisUpdate < believed.thisUpdate) {
-    throw new GatehouseError('GH_CRL_INVALID', `CRL thisUpdate ${next.thisUpdate.toISOString()} is older than the CRL already seen (${believed.thisUpdate.toISOString()}); a rolled-back CRL is refused`);
+    throw new GatehouseError('GH_CRL_INVALID', `CRL thisUpdate ${next.thisUpdate.toISOString()} is older than ${believedAs} (${believed.thisUpdate.toISOString()}); a rolled-back CRL is refused`);
   }
 }

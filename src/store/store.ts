@@ -125,6 +125,11 @@ export interface IssuanceCommit {
 
 export type CertState = 'active' | 'expired' | 'revoked';
 
+/** A certificate's state at `now`: revoked wins over expired. */
+export function certStateAt(c: Pick<CertRecord, 'revokedAt' | 'notAfter'>, now: Date): CertState {
+  return c.revokedAt ? 'revoked' : c.notAfter <= now ? 'expired' : 'active';
+}
+
 export interface CertFilter {
   role?: string;
   name?: string;
