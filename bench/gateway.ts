@@ -210,7 +210,7 @@ function countLevels(file: string): { bytes: number; warnings: number; errors: n
   if (!existsSync(file)) return { bytes: 0, warnings: 0, errors: 0, events: [] };
   const text = readFileSync(file, 'utf8');
   // Which warnings and errors, once each: a count alone does not say whether they matter.
-  const events = [...new Set([...text.matchAll(/"level":"(?:warn|error)","event":"([^"]+)"/g)].map((m) => m[1]!))];
+  const events = [...new Set([...text.matchAll(/^\{"level":"(?:warn|error)".*"msg":"([^"]+)"\}$/gm)].map((m) => m[1]!))];
   return { bytes: Buffer.byteLength(text), warnings: (text.match(/"level":"warn"/g) ?? []).length, errors: (text.match(/"level":"error"/g) ?? []).length, events };
 }
 
@@ -255,8 +255,8 @@ export async function runGatewayBench(): Promise<void> {
     for (const t of targets) await functionalCheck(t, pki);
     logs = {
       nginx: { file: nginx.accessLog ?? join(tmp, 'nginx-proxy-access.log'), needle: '\n' },
-      gatehouse: { file: gateway.logFile, needle: '"event":"gateway.request"' },
-      'node-bare': { file: bare.logFile, needle: '"event":"bare.request"' },
+      gatehouse: { file: gateway.logFile, needle: '"msg":"gateway.request"' },
+      'node-bare': { file: bare.logFile, needle: '"msg":"bare.request"' },
     };
     await checkAccessLogs(logs, config.accessLog);
     progress(`gateway: all three answer 200 "ok" to an allowed GET, refuse a request without a client certificate and answer 403 to POST${config.accessLog ? ', and logged those requests' : ''}; ${config.runs} run(s) of ${config.durationS} s (+${config.warmupS} s warm-up) per target and mode`);

@@ -17,6 +17,8 @@ const REQUIRED_TOOLS = [
   ['haproxy', ['-v'], 'apt-get install -y haproxy'],
   ['caddy', ['version'], 'apt-get install -y caddy'],
   ['socat', ['-V'], 'apt-get install -y socat'],
+  // The README and docs' shell blocks (test/docs-shell.test.ts) pick fields out of --json output with jq.
+  ['jq', ['--version'], 'apt-get install -y jq'],
   ['python3', ['-c', 'import requests'], 'apt-get install -y python3-requests'],
   // promtool, Prometheus' own parser and linter, checks every metrics endpoint (test/promtool.test.ts).
   ['promtool', ['--version'], 'apt-get install -y prometheus'],

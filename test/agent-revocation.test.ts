@@ -247,10 +247,10 @@ test('agent-run-sees-revocation-at-the-next-check-logs-runs-hook-and-stops', asy
   const controller = new AbortController();
   t.after(() => controller.abort());
   const running = runAgent({ dir, logger, signal: controller.signal, revocationCheckIntervalMs: 50, onRenew: `env > '${envFile}'` });
-  await pollUntil('a first revocation check', async () => lines.find((l) => l.event === 'agent.revocation_checked'), 10_000);
+  await pollUntil('a first revocation check', async () => lines.find((l) => l.msg === 'agent.revocation_checked'), 10_000);
   await revoke(fixture, serial);
   await assert.rejects(within(running, 10_000, 'agent run stopping on revocation'), (err) => isGatehouseError(err, 'GH_AGENT_MUST_REENROLL') && /revoked at .* \(reason keyCompromise\).*enroll/i.test(err.message));
-  const revoked = lines.find((l) => l.event === 'agent.cert_revoked');
+  const revoked = lines.find((l) => l.msg === 'agent.cert_revoked');
   assert.ok(revoked, 'agent.cert_revoked is logged');
   assert.equal(revoked.level, 'error');
   assert.equal(revoked.serial, serial);
@@ -272,12 +272,12 @@ test('agent-run-ca-unreachable-for-a-check-warns-and-keeps-running', async (t) =
   const controller = new AbortController();
   t.after(() => controller.abort());
   const running = runAgent({ dir, logger, signal: controller.signal, revocationCheckIntervalMs: 20 });
-  await pollUntil('three failed revocation checks', async () => (lines.filter((l) => l.event === 'agent.revocation_check_failed').length >= 3 ? true : undefined), 10_000);
+  await pollUntil('three failed revocation checks', async () => (lines.filter((l) => l.msg === 'agent.revocation_check_failed').length >= 3 ? true : undefined), 10_000);
   controller.abort();
   await within(running, 5_000, 'agent run stopping on abort'); // resolves: an unreachable CA never stops the agent
-  const failed = lines.filter((l) => l.event === 'agent.revocation_check_failed');
+  const failed = lines.filter((l) => l.msg === 'agent.revocation_check_failed');
   assert.ok(failed.every((l) => l.level === 'warn' && /cannot reach the CA/.test(String(l.reason))));
-  assert.ok(!lines.some((l) => l.event === 'agent.cert_revoked'));
+  assert.ok(!lines.some((l) => l.msg === 'agent.cert_revoked'));
 });
 
 test('cli-agent-run-exits-75-on-revocation-and-runs-the-hook', async (t) => {
@@ -293,7 +293,7 @@ test('cli-agent-run-exits-75-on-revocation-and-runs-the-hook', async (t) => {
   await revoke(fixture, serial);
   const code = await within(exited, 15_000, 'agent run exiting on revocation').catch((err: Error) => assert.fail(`${err.message}\n${stderr}`));
   assert.equal(code, 75, stderr);
-  const event = stderr.split('\n').filter((l) => l.startsWith('{')).map((l) => JSON.parse(l) as Record<string, unknown>).find((l) => l.event === 'agent.cert_revoked');
+  const event = stderr.split('\n').filter((l) => l.startsWith('{')).map((l) => JSON.parse(l) as Record<string, unknown>).find((l) => l.msg === 'agent.cert_revoked');
   assert.equal(event?.serial, serial, stderr);
   assert.match(stderr, /GH_AGENT_MUST_REENROLL/);
   assert.equal(readEnv(envFile).GATEHOUSE_EVENT, 'revoked');

@@ -60,7 +60,7 @@ test('agent-run-renews-writes-atomically-then-runs-hook', async (t) => {
   assert.ok(!after.key.export({ type: 'pkcs8', format: 'der' }).equals(before.key.export({ type: 'pkcs8', format: 'der' })), 'a new key each renewal');
   assert.equal(statSync(join(dir, 'key.pem')).mode & 0o777, 0o600);
   assert.equal(readFileSync(marker, 'utf8').trim(), `${after.leaf.serial} renewed`, 'the hook ran after the new files were in place');
-  assert.ok(lines.some((l) => l.event === 'agent.cert_renewed' && l.serial === after.leaf.serial));
+  assert.ok(lines.some((l) => l.msg === 'agent.cert_renewed' && l.serial === after.leaf.serial));
   assert.equal(existsSync(join(dir, '.staged')), false);
 });
 
@@ -80,7 +80,7 @@ test('agent-run-renewal-refused-as-revoked-says-enroll-again-runs-hook-and-keeps
     (err) => isGatehouseError(err, 'GH_AGENT_MUST_REENROLL') && /revoked.*enroll again/.test(err.message),
   );
   assert.deepEqual(snapshot(dir), before, 'the current files are never deleted or changed');
-  const revoked = lines.find((l) => l.event === 'agent.cert_revoked');
+  const revoked = lines.find((l) => l.msg === 'agent.cert_revoked');
   assert.equal(revoked?.level, 'error');
   assert.equal(revoked?.serial, serial);
   assert.equal(revoked?.source, 'renewal-refused');
@@ -107,11 +107,11 @@ test('agent-run-ca-down-retries-with-backoff-and-keeps-current-cert', async (t) 
   const { lines, logger } = capture();
   const controller = new AbortController();
   const watcher = setInterval(() => {
-    if (lines.filter((l) => l.event === 'agent.renew_failed').length >= 4) controller.abort();
+    if (lines.filter((l) => l.msg === 'agent.renew_failed').length >= 4) controller.abort();
   }, 5);
   await runAgent({ dir, logger, signal: controller.signal, now: () => new Date(Date.now() + 18 * HOUR), retryBaseMs: 5, retryCapMs: 40 });
   clearInterval(watcher);
-  const failures = lines.filter((l) => l.event === 'agent.renew_failed');
+  const failures = lines.filter((l) => l.msg === 'agent.renew_failed');
   assert.ok(failures.length >= 4);
   assert.deepEqual(failures.slice(0, 4).map((l) => l.attempt), [1, 2, 3, 4]);
   assert.ok(failures.every((l) => l.code === 'GH_CA_UNREACHABLE' && Number(l.retryInMs) <= 40));

@@ -383,7 +383,7 @@ describe('ca-enroll refusals', () => {
     return pollUntil(`access log line for request ${requestId}`, async () => {
       for (const line of fixture.logLines) {
         const parsed = JSON.parse(line) as Record<string, unknown>;
-        if (parsed.event === 'ca.request' && parsed.requestId === requestId) return parsed;
+        if (parsed.msg === 'ca.request' && parsed.requestId === requestId) return parsed;
       }
       return undefined;
     }, 3000, 20);

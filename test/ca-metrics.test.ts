@@ -16,6 +16,7 @@ import { startCaProcess, type CaProcess } from './helpers/ca-process.js';
 import { gatehouse } from './helpers/cli.js';
 import { makeTempDir } from './helpers/tmp.js';
 import { httpGet } from './helpers/http-get.js';
+import { findLog } from './helpers/log-lines.js';
 
 const tmp = makeTempDir();
 after(() => tmp.cleanup());
@@ -171,7 +172,9 @@ test('ca-metrics-with-two-workers-merged-in-the-primary', async () => {
   const rootPem = readFileSync(join(dir, 'root.pem'), 'utf8');
   const ca = await startCaProcess(dir, ['--workers', '2', '--metrics-listen', '127.0.0.1:0']);
   try {
-    assert.match(ca.output(), /listening on https:\/\/127\.0\.0\.1:\d+ \(2 workers\); metrics on http:\/\/127\.0\.0\.1:\d+\/metrics/);
+    const listening = findLog(ca.output(), 'ca.listening')!;
+    assert.equal(listening.workers, 2);
+    assert.match(String(listening.metrics), /^http:\/\/127\.0\.0\.1:\d+\/metrics$/);
     for (let i = 0; i < 6; i++) await enrollAs(ca, dir, rootPem, 'web', `w-${i}`);
     for (let i = 0; i < 2; i++) assert.equal((await enroll(ca, rootPem, { token: 'GHTKN-1-nonsense', csr: 'x' })).status, 401);
     const s = await scrape(ca);

@@ -15,6 +15,7 @@ import { isGatehouseError } from '../src/errors/errors.js';
 import { createLogger } from '../src/log/logger.js';
 import { startCaFixture, type CaFixture } from './helpers/ca-fixture.js';
 import { enrollIdentity, expectError, newCsr, pollUntil, rootPemOf, type HttpResult } from './helpers/ca-http.js';
+import { findLog } from './helpers/log-lines.js';
 
 // ---- the buckets, with an injected clock ----
 
@@ -72,7 +73,7 @@ test('rate-limit-request-limits-off-with-null-counted-and-logged-once-a-minute',
   for (let i = 0; i < 100; i++) assert.equal(rl.take('enroll', 'token', 't').allowed, true, 'perToken: null is no limit');
   assert.deepEqual(counted, Array(5).fill('enroll:source'), 'every refusal counted');
   assert.equal(lines.length, 1, 'one log line for five refusals');
-  assert.equal(JSON.parse(lines[0]!).event, 'ca.rate_limited');
+  assert.equal(JSON.parse(lines[0]!).msg, 'ca.rate_limited');
   now += 60_000;
   rl.take('enroll', 'source', 's');
   rl.take('enroll', 'source', 's');
@@ -178,8 +179,8 @@ test('ca-enroll-per-source-limit-429-with-retry-after-isolated-per-address-and-r
     }, 5_000, 100);
     expectError(recovered, 401, 'GH_TOKEN_INVALID', 'after the wait');
     assert.ok(Date.now() - started <= (first + 1) * 1000, 'admitted within Retry-After (and one poll)');
-    assert.ok(fixture.logLines.some((l) => /"event":"ca\.rate_limited".*"endpoint":"enroll","limit":"source"/.test(l)), 'one warn line names the limit');
-    assert.ok(!fixture.logLines.some((l) => /"level":"info","event":"ca\.request_failed".*GH_RATE_LIMITED/.test(l)), 'no info line per 429');
+    assert.ok(findLog(fixture.logLines, 'ca.rate_limited', { endpoint: 'enroll', limit: 'source' }), 'one warn line names the limit');
+    assert.ok(!fixture.logLines.some((l) => { const r = JSON.parse(l) as Record<string, unknown>; return r.level === 'info' && r.msg === 'ca.request_failed' && l.includes('GH_RATE_LIMITED'); }), 'no info line per 429');
   } finally {
     await fixture.close();
   }

@@ -19,6 +19,7 @@ import { startEchoUpstream, type EchoUpstream } from './helpers/echo-upstream.js
 import { run } from './helpers/run.js';
 import { createServer as createHttpServer } from 'node:http';
 import { connect, type AddressInfo } from 'node:net';
+import { findLog } from './helpers/log-lines.js';
 
 /** Every process a test started: one left running by a failed test would keep this file from ending. */
 const spawned: ChildProcess[] = [];
@@ -129,13 +130,13 @@ test('npm-start-stops-on-sigterm-and-sigint-frees-everything-and-starts-again', 
     hold.on('error', () => undefined);
     const stopping = Date.now();
     second.child.kill('SIGINT');
-    await waitFor(() => /"event":"demo\.stopping"/.test(second.output()), 10_000, 'the demo to start stopping');
+    await waitFor(() => !!findLog(second.output(), 'demo.stopping'), 10_000, 'the demo to start stopping');
     process.kill(Number(second.match[1]), 'SIGINT');
     const byInt = await second.exited;
     hold.destroy();
     assert.deepEqual(byInt, { code: 0, signal: null }, second.output().slice(-3000));
-    assert.match(second.output(), /"event":"cli\.signal_ignored","signal":"SIGINT"/, 'the extra SIGINT is ignored, not fatal');
-    assert.match(second.output(), /"event":"ca\.drain_timeout"/, 'the connection still open was cut at the deadline');
+    assert.ok(findLog(second.output(), 'cli.signal_ignored', { signal: 'SIGINT' }), 'the extra SIGINT is ignored, not fatal');
+    assert.ok(findLog(second.output(), 'ca.drain_timeout'), 'the connection still open was cut at the deadline');
     assert.match(second.output(), /Gatehouse demo stopped\./, 'the stop ran to its end');
     assert.ok(Date.now() - stopping < 15_000, `stopped within the demo's deadline (${Date.now() - stopping} ms)`);
     await assertDemoGone(second, pkg.dir, ports, 'npm start stopped by SIGINT');
@@ -207,8 +208,10 @@ after(async () => {
   scratch?.cleanup();
 });
 
-const CA_READY = /Gatehouse CA listening on https:\/\/127\.0\.0\.1:(\d+)/;
-const GATEWAY_READY = /Gatehouse gateway listening on https:\/\/127\.0\.0\.1:(\d+)/;
+// A log line with this msg, and the port from its url field (in whichever order pino wrote the keys).
+const listeningOn = (msg: string) => new RegExp(`^(?=.*"msg":"${msg.replace('.', '\\.')}").*"url":"https://127\\.0\\.0\\.1:(\\d+)"`, 'm');
+const CA_READY = listeningOn('ca.listening');
+const GATEWAY_READY = listeningOn('gateway.listening');
 const cli = (args: string[], ready: RegExp) => startUntil(process.execPath, [CLI_PATH, ...args], ready, { timeoutMs: 30_000 });
 const gatewayArgs = (listen: string, upstream: string, extra: string[] = []) => ['gateway', '--listen', listen, '--cert', join(gw, 'cert.pem'), '--key', join(gw, 'key.pem'), '--client-ca', bundle, '--upstream', upstream, ...extra];
 
@@ -228,7 +231,7 @@ for (const signal of ['SIGINT', 'SIGTERM'] as const) {
       const gateway = await cli(gatewayArgs('127.0.0.1:0', app.url, ['--workers', workers, '--admin-listen', '127.0.0.1:0']), GATEWAY_READY);
       const port = Number(gateway.match[1]);
       // The ready line and the admin listener's log line are written separately: wait for both.
-      const adminLine = /"event":"gateway\.admin_started"[^\n]*"listen":"127\.0\.0\.1:(\d+)"/;
+      const adminLine = /^(?=.*"msg":"gateway\.admin_started").*"listen":"127\.0\.0\.1:(\d+)"/m;
       await waitFor(() => adminLine.test(gateway.output()), 10_000, 'the admin listener to be logged').catch((err: unknown) => {
         gateway.child.kill('SIGKILL');
         throw err;
@@ -245,7 +248,7 @@ for (const signal of ['SIGINT', 'SIGTERM'] as const) {
 test('ca-serve-with-workers-stops-on-sigterm-with-no-worker-left', async () => {
   const ca = await cli(['ca', 'serve', '--dir', caDir, '--listen', '127.0.0.1:0', '--workers', '2', '--metrics-listen', '127.0.0.1:0'], CA_READY);
   const port = Number(ca.match[1]);
-  const metrics = Number(/metrics on http:\/\/127\.0\.0\.1:(\d+)/.exec(ca.output())?.[1]);
+  const metrics = Number(/^(?=.*"msg":"ca\.listening").*"metrics":"http:\/\/127\.0\.0\.1:(\d+)/m.exec(ca.output())?.[1]);
   assert.equal(ca.tree.length, 3, 'a primary and two workers');
   assert.deepEqual(await stopWith(ca, 'SIGTERM'), { code: 0, signal: null }, ca.output());
   await assertAllGone(ca, [port, metrics], 'ca serve --workers 2');
@@ -253,7 +256,7 @@ test('ca-serve-with-workers-stops-on-sigterm-with-no-worker-left', async () => {
 
 test('agent-run-stops-on-sigint-and-sigterm', async () => {
   for (const signal of ['SIGINT', 'SIGTERM'] as const) {
-    const agent = await cli(['agent', 'run', '--dir', device], /"event":"agent\.started"/);
+    const agent = await cli(['agent', 'run', '--dir', device], /"msg":"agent\.started"/);
     assert.deepEqual(await stopWith(agent, signal, 10_000), { code: 0, signal: null }, agent.output());
     await assertAllGone(agent, [], 'agent run');
   }
@@ -269,11 +272,11 @@ test('gateway-second-sigterm-while-draining-does-not-cut-the-stop-short', async 
   const inFlight = curl(port, '/slow');
   await waitFor(() => slowApp.requestCount() > 0, 10_000, 'the request to reach the app');
   gateway.child.kill('SIGTERM');
-  await waitFor(() => /"event":"gateway\.stopping"/.test(gateway.output()), 10_000, 'the gateway to start stopping');
+  await waitFor(() => !!findLog(gateway.output(), 'gateway.stopping'), 10_000, 'the gateway to start stopping');
   const result = await stopWith(gateway, 'SIGTERM');
   assert.equal((await inFlight).stdout, '200', 'the request in flight still finished');
   assert.deepEqual(result, { code: 0, signal: null }, gateway.output());
-  assert.match(gateway.output(), /"event":"cli\.signal_ignored","signal":"SIGTERM"/);
+  assert.ok(findLog(gateway.output(), 'cli.signal_ignored', { signal: 'SIGTERM' }), gateway.output());
   await assertAllGone(gateway, [port], 'the gateway');
 });
 
@@ -295,7 +298,7 @@ test('gateway-stop-has-a-deadline-and-logs-what-it-cut', async () => {
   const result = await stopWith(gateway, 'SIGTERM');
   assert.deepEqual(result, { code: 0, signal: null }, gateway.output());
   assert.ok(Date.now() - started < 8000, `stopped within the 1 s drain timeout plus margin (${Date.now() - started} ms)`);
-  assert.match(gateway.output(), /"event":"gateway\.drain_timeout"[^\n]*"afterMs":1000/);
+  assert.ok(findLog(gateway.output(), 'gateway.drain_timeout', { afterMs: 1000 }), gateway.output());
   await stuck;
   await assertAllGone(gateway, [port], 'the gateway');
 });

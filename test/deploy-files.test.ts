@@ -54,6 +54,8 @@ function shellWords(line: string): string[] {
       i += placeholder[0].length;
       inWord = true;
     } else if ('|;&<>)'.includes(c) || (c === '#' && !inWord)) {
+      // `2> ca.log`: the digits name the file descriptor of the redirection, not an argument.
+      if ('<>'.includes(c) && /^\d+$/.test(word)) inWord = false;
       break;
     } else if (c === '\\' && i + 1 < line.length) {
       word += line[i + 1];
@@ -110,6 +112,7 @@ test('shell-words-split-like-a-shell-for-the-doc-commands', () => {
   assert.deepEqual(shellWords(` agent run --on-renew 'a "b" c' --dir x | jq .`), ['agent', 'run', '--on-renew', 'a "b" c', '--dir', 'x']);
   assert.deepEqual(shellWords(' cert revoke "$(gatehouse agent whoami --json | jq -r .serial)" --dir ./ca # note'), ['cert', 'revoke', '$(gatehouse agent whoami --json | jq -r .serial)', '--dir', './ca']);
   assert.deepEqual(shellWords(' cert revoke <SERIAL> --dir ./ca > out'), ['cert', 'revoke', '<SERIAL>', '--dir', './ca']);
+  assert.deepEqual(shellWords(' ca serve --dir ./ca 2> ca.log &'), ['ca', 'serve', '--dir', './ca']);
   assert.match(checkInvocation(['agent', 'run', '--frobnicate']) ?? '', /frobnicate/);
   assert.match(checkInvocation(['agent', 'enroll', '--dir', 'x']) ?? '', /--ca is required/);
   assert.match(checkInvocation(['agnet', 'run']) ?? '', /no command/);

@@ -173,4 +173,8 @@ test('deploy-systemd-services-keep-what-node-and-the-cli-need', () => {
   assert.deepEqual(agent.get('ReadWritePaths'), ['/etc/gatehouse/gateway']);
   assert.ok(agent.get('Environment')?.includes('GATEHOUSE_AGENT_DIR=/etc/gatehouse/gateway'));
   assert.deepEqual(settings('gatehouse-agent-reload.path').get('PathChanged'), ['/etc/gatehouse/gateway/cert.pem']);
+  // Its secrets live on the tmpfs systemd gives it, never on a disk (issue 13).
+  assert.equal(agent.get('RuntimeDirectory')?.at(-1), 'gatehouse-agent');
+  assert.equal(agent.get('RuntimeDirectoryMode')?.at(-1), '0700');
+  assert.match(agent.get('ExecStart')!.at(-1)!, / --secrets-dir \/run\/gatehouse-agent\/secrets /);
 });

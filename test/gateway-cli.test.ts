@@ -11,6 +11,7 @@ import { enrollIdentity, startCaFixture, writeClientCaBundle, type CaFixture } f
 import { startEchoUpstream, type EchoUpstream } from './helpers/echo-upstream.js';
 import { startGatewayProcess, type GatewayProcess } from './helpers/gateway-process.js';
 import { run } from './helpers/run.js';
+import { findLog } from './helpers/log-lines.js';
 
 let fixture: CaFixture;
 let slowApp: EchoUpstream;
@@ -45,7 +46,7 @@ test('gateway-sigterm-drains-the-request-in-flight-and-stops-accepting', async (
   const inFlight = curl(gateway, '/slow');
   await new Promise((r) => setTimeout(r, 400));
   const stopped = gateway.stop('SIGTERM');
-  await gateway.waitForLog((l) => l.event === 'gateway.stopping');
+  await gateway.waitForLog((l) => l.msg === 'gateway.stopping');
   const refused = await curl(gateway, '/new');
   assert.equal(refused.status, 7, `a new connection is refused while draining (curl exit ${refused.status}: ${refused.stderr})`);
   const r = await inFlight;
@@ -66,11 +67,15 @@ function adminGet(port: number, path: string): Promise<{ status: number; body: s
 test('gateway-workers-share-the-port-reload-on-sighup-and-merge-metrics', async () => {
   const gateway = await start(app.url, ['--workers', '2', '--admin-listen', '127.0.0.1:0']);
   try {
-    assert.match(gateway.stderr(), /listening on https:\/\/127\.0\.0\.1:\d+ \(2 workers\)/);
-    const admin = await gateway.waitForLog((l) => l.event === 'gateway.admin_started');
+    const listening = await gateway.waitForLog((l) => l.msg === 'gateway.listening');
+    assert.match(String(listening.url), /^https:\/\/127\.0\.0\.1:\d+$/);
+    assert.equal(listening.workers, 2);
+    assert.equal(listening.level, 'info');
+    assert.ok(!/Gatehouse gateway listening/.test(gateway.stderr()), 'no sentence for a person when stderr is not a terminal: one JSON stream');
+    const admin = await gateway.waitForLog((l) => l.msg === 'gateway.admin_started');
     const adminPort = Number(String(admin.listen).split(':').pop());
     for (let i = 0; i < 6; i++) assert.equal((await curl(gateway, `/w${i}`)).stdout, '200');
-    const served = new Set(gateway.logs().filter((l) => l.event === 'gateway.request').map((l) => l.worker));
+    const served = new Set(gateway.logs().filter((l) => l.msg === 'gateway.request').map((l) => l.worker));
     const metrics = await adminGet(adminPort, '/metrics');
     assert.equal(metrics.status, 200);
     const total = Number(/^gatehouse_gateway_requests_total\{decision="allowed",reason="",status="200"\} (\d+)/m.exec(metrics.body)?.[1]);
@@ -82,8 +87,8 @@ test('gateway-workers-share-the-port-reload-on-sighup-and-merge-metrics', async 
     assert.deepEqual(parsed.problems, [], 'the merged metrics show a valid certificate');
 
     gateway.child.kill('SIGHUP');
-    await gateway.waitForLog((l) => l.event === 'gateway.reloaded' && l.what === 'tls' && l.worker === 1);
-    await gateway.waitForLog((l) => l.event === 'gateway.reloaded' && l.what === 'tls' && l.worker === 2);
+    await gateway.waitForLog((l) => l.msg === 'gateway.reloaded' && l.what === 'tls' && l.worker === 1);
+    await gateway.waitForLog((l) => l.msg === 'gateway.reloaded' && l.what === 'tls' && l.worker === 2);
     assert.equal((await curl(gateway, '/after-hup')).stdout, '200');
   } finally {
     assert.equal(await gateway.stop('SIGTERM'), 0);
@@ -114,8 +119,12 @@ test('gateway-slowloris-gets-408-after-headers-timeout-and-is-logged', async () 
   let stderr = '';
   child.stderr.on('data', (d: Buffer) => { stderr += d.toString(); });
   try {
-    while (!/listening on https:\/\/127\.0\.0\.1:(\d+)/.test(stderr)) await new Promise((r) => setTimeout(r, 50));
-    const port = Number(/listening on https:\/\/127\.0\.0\.1:(\d+)/.exec(stderr)![1]);
+    const deadline = Date.now() + 30_000;
+    while (!findLog(stderr, 'gateway.listening')) {
+      if (Date.now() > deadline) throw new Error(`the gateway did not listen:\n${stderr}`);
+      await new Promise((r) => setTimeout(r, 50));
+    }
+    const port = Number(String(findLog(stderr, 'gateway.listening')!.url).split(':').pop());
     const { connect } = await import('node:tls');
     const started = Date.now();
     const answer = await new Promise<{ text: string; ms: number }>((resolve, reject) => {

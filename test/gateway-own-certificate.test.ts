@@ -105,7 +105,7 @@ test('gateway-own-certificate-bad-on-reload-keeps-the-last-good-one', async () =
     // A client identity written over the gateway's files (a wrong `agent enroll --dir`).
     copyFileSync(leaf.clientOnly!.keyPath, key);
     copyFileSync(leaf.clientOnly!.certPath, cert);
-    const failed = await gateway.waitForLog((l) => l.event === 'gateway.reload_failed' && /lacks serverAuth/.test(String(l.reason)));
+    const failed = await gateway.waitForLog((l) => l.msg === 'gateway.reload_failed' && /lacks serverAuth/.test(String(l.reason)));
     assert.match(String(failed.effect), /previous state stays in force/);
     const served = await servedCertificateDer(gateway.port);
     assert.ok(served.equals(pemToDer(readFileSync(leaf.good!.certPath, 'utf8'))), 'the good certificate is still served');

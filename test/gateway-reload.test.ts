@@ -119,7 +119,7 @@ test('gateway-own-certificate-renewed-under-load-not-one-request-fails', async (
   await new Promise((r) => setTimeout(r, 500));
   const mark = logLines.length;
   const { current } = await renewOnce({ dir: dirs.gw! });
-  await waitForLog((l) => l.event === 'gateway.reloaded' && l.what === 'tls', mark);
+  await waitForLog((l) => l.msg === 'gateway.reloaded' && l.what === 'tls', mark);
   await new Promise((r) => setTimeout(r, 500));
   stop = true;
   await Promise.all(loops);
@@ -137,31 +137,31 @@ test('gateway-broken-certificate-file-keeps-the-last-good-one', async () => {
   const serial = await servedSerial();
   const mark = logLines.length;
   replaceFile(certPath, '-----BEGIN CERTIFICATE-----\nnot base64 at all\n-----END CERTIFICATE-----\n');
-  const failure = await waitForLog((l) => l.event === 'gateway.reload_failed' && l.what === 'tls', mark);
+  const failure = await waitForLog((l) => l.msg === 'gateway.reload_failed' && l.what === 'tls', mark);
   assert.match(String(failure.reason), /cert\.pem/);
   assert.equal(await servedSerial(), serial, 'the previous certificate is still served');
   assert.equal((await get(false, '/still-up')).status, 200);
   const mark2 = logLines.length;
   running.reload(); // SIGHUP with the file still broken: same outcome, nothing torn down.
-  await waitForLog((l) => l.event === 'gateway.reload_failed' && l.what === 'tls', mark2);
+  await waitForLog((l) => l.msg === 'gateway.reload_failed' && l.what === 'tls', mark2);
   replaceFile(certPath, good);
-  await waitForLog((l) => l.event === 'gateway.reloaded' && l.what === 'tls', mark2);
+  await waitForLog((l) => l.msg === 'gateway.reloaded' && l.what === 'tls', mark2);
 });
 
 test('gateway-policy-file-change-applies-and-broken-policy-keeps-the-old', async () => {
   assert.equal((await get(false, '/p')).status, 200);
   let mark = logLines.length;
   replaceFile(policyFile, ALLOW_NOBODY);
-  await waitForLog((l) => l.event === 'gateway.reloaded' && l.what === 'policy', mark);
+  await waitForLog((l) => l.msg === 'gateway.reloaded' && l.what === 'policy', mark);
   assert.equal((await get(false, '/p')).status, 403, 'the new policy is in force');
   mark = logLines.length;
   replaceFile(policyFile, '[{"permission": {"method": "GET"}, "allow": ');
-  const failure = await waitForLog((l) => l.event === 'gateway.reload_failed' && l.what === 'policy', mark);
+  const failure = await waitForLog((l) => l.msg === 'gateway.reload_failed' && l.what === 'policy', mark);
   assert.match(String(failure.reason), /policy\.json/);
   assert.equal((await get(false, '/p')).status, 403, 'the last good policy stays in force');
   mark = logLines.length;
   replaceFile(policyFile, ALLOW_WEB);
-  await waitForLog((l) => l.event === 'gateway.reloaded' && l.what === 'policy', mark);
+  await waitForLog((l) => l.msg === 'gateway.reloaded' && l.what === 'policy', mark);
   assert.equal((await get(false, '/p')).status, 200);
 });
 
@@ -169,16 +169,16 @@ test('gateway-routes-reloaded-from-config-file-and-broken-config-keeps-the-old',
   assert.equal((JSON.parse((await get(false, '/r')).body) as { upstream: string }).upstream, 'A');
   let mark = logLines.length;
   replaceFile(configFile, configYaml(appB.url));
-  await waitForLog((l) => l.event === 'gateway.reloaded' && l.what === 'routes', mark);
+  await waitForLog((l) => l.msg === 'gateway.reloaded' && l.what === 'routes', mark);
   assert.equal((JSON.parse((await get(false, '/r')).body) as { upstream: string }).upstream, 'B');
   mark = logLines.length;
   replaceFile(configFile, `${configYaml(appA.url)}routse: []\n`);
-  const failure = await waitForLog((l) => l.event === 'gateway.reload_failed' && l.what === 'routes', mark);
+  const failure = await waitForLog((l) => l.msg === 'gateway.reload_failed' && l.what === 'routes', mark);
   assert.match(String(failure.reason), /unknown key "routse"/);
   assert.equal((JSON.parse((await get(false, '/r')).body) as { upstream: string }).upstream, 'B', 'the last good routes stay');
   mark = logLines.length;
   replaceFile(configFile, configYaml(appA.url).replace('listen: 127.0.0.1:0', 'listen: 127.0.0.1:1'));
-  const warning = await waitForLog((l) => l.event === 'gateway.restart_needed', mark);
+  const warning = await waitForLog((l) => l.msg === 'gateway.restart_needed', mark);
   assert.deepEqual(warning.keys, ['listen']);
   assert.equal((JSON.parse((await get(false, '/r')).body) as { upstream: string }).upstream, 'A', 'routes still apply');
 });

@@ -73,7 +73,7 @@ test('gateway-revoked-device-refused-403-naming-revocation-and-others-pass', asy
   assert.equal(refused.status, 403);
   assert.match(refused.body, /client certificate refused \(.*revoked.*keyCompromise/i);
   assert.equal((await curl(dirs.keeper!)).status, 200);
-  const line = logLines.map((l) => JSON.parse(l) as Record<string, unknown>).find((l) => l.event === 'gateway.request' && l.reason === 'REVOKED');
+  const line = logLines.map((l) => JSON.parse(l) as Record<string, unknown>).find((l) => l.msg === 'gateway.request' && l.reason === 'REVOKED');
   assert.ok(line, 'the refusal is logged with reason REVOKED');
 });
 

@@ -30,7 +30,7 @@ function newChecker(t: TestContext, options: Omit<RevocationOptions, 'logger'>):
   const lines: string[] = [];
   const checker = new RevocationChecker({ logger: createLogger({ level: 'debug', write: (line) => void lines.push(line) }), ...options });
   t.after(() => checker.close());
-  return { checker, lines, events: (name) => lines.map((l) => JSON.parse(l) as Record<string, unknown>).filter((e) => e.event === name) };
+  return { checker, lines, events: (name) => lines.map((l) => JSON.parse(l) as Record<string, unknown>).filter((e) => e.msg === name) };
 }
 
 async function startChecker(t: TestContext, options: Omit<RevocationOptions, 'logger'>): Promise<Started> {

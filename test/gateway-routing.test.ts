@@ -119,7 +119,7 @@ test('gateway-refused-upstream-retried-then-rested-passively', async () => {
     assert.equal(r.status, 200, 'a GET whose upstream refused the connection goes to the next one');
     assert.equal(echoed(r.body).upstream, 'A');
   }
-  const failures = logLines.map((l) => JSON.parse(l) as Record<string, unknown>).filter((l) => l.event === 'gateway.upstream_failed' && l.upstream === deadUrl && l.route === 'routes[2]');
+  const failures = logLines.map((l) => JSON.parse(l) as Record<string, unknown>).filter((l) => l.msg === 'gateway.upstream_failed' && l.upstream === deadUrl && l.route === 'routes[2]');
   assert.equal(failures.length, 2, 'after maxFails (2) the dead upstream rests and is not tried again');
   assert.equal(failures[1]!.resting, true);
 });
@@ -273,7 +273,7 @@ test('gateway-admin-healthz-and-unknown-path', async () => {
 
 test('gateway-access-log-line-has-the-fields-operators-need', async () => {
   await curl([`https://localhost:${port()}/logged`]);
-  const line = logLines.map((l) => JSON.parse(l) as Record<string, unknown>).filter((l) => l.event === 'gateway.request' && l.path === '/logged').pop();
+  const line = logLines.map((l) => JSON.parse(l) as Record<string, unknown>).filter((l) => l.msg === 'gateway.request' && l.path === '/logged').pop();
   assert.ok(line);
   for (const key of ['requestId', 'identity', 'role', 'method', 'path', 'decision', 'rule', 'status', 'upstreamMs', 'tls', 'resumed', 'route', 'upstream', 'durationMs']) {
     assert.ok(key in line, `access log has ${key}`);
@@ -302,7 +302,7 @@ test('gateway-websocket-tunnel-closed-when-the-policy-no-longer-allows-it', asyn
     running.gateway.setPolicy(compilePolicy({ version: 1, rules: [{ effect: 'allow', methods: ['GET'], paths: ['/elsewhere'], roles: ['web'] }] }));
     const closedAt = await Promise.race([closed, new Promise<number>((r) => setTimeout(() => r(-1), 8000))]);
     assert.ok(closedAt > 0, 'the tunnel was closed after the policy stopped allowing it');
-    assert.ok(logLines.some((l) => l.includes('"event":"gateway.tunnel_closed"') && l.includes('POLICY_DENIED')));
+    assert.ok(logLines.some((l) => (JSON.parse(l) as { msg?: string }).msg === 'gateway.tunnel_closed' && l.includes('POLICY_DENIED')));
   } finally {
     socket.destroy();
     running.gateway.setPolicy(loadPolicyFile(policyFile));

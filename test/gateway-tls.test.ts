@@ -137,7 +137,7 @@ async function assertRefused(answer: HttpAnswer, status: number, bodyPattern: Re
   assert.match(answer.headers.get('content-type') ?? '', /^text\/plain/);
   const requestId = answer.headers.get('x-request-id');
   assert.match(requestId ?? '', /^[0-9a-f]{16}$/, 'x-request-id');
-  const line = await gateway.waitForLog((l) => l.event === 'gateway.request' && l.requestId === requestId);
+  const line = await gateway.waitForLog((l) => l.msg === 'gateway.request' && l.requestId === requestId);
   assert.equal(line.status, status);
   assert.equal(line.decision, 'refused');
   assert.equal(line.reason, logReason);
@@ -168,10 +168,10 @@ function assertAuthenticatedAsOrRefused(answer: SClientAnswer, owner: OpensslLea
 
 test('gateway-tls-cli-listens-on-port-0-and-reports-the-port', async () => {
   assert.ok(gateway.port > 0);
-  const started = await gateway.waitForLog((l) => l.event === 'gateway.started');
+  const started = await gateway.waitForLog((l) => l.msg === 'gateway.started');
   assert.equal(started.listen, `127.0.0.1:${gateway.port}`);
   assert.deepEqual(started.routes, [`*/ → ${upstream.url}`]);
-  assert.ok(gateway.logs().some((l) => l.event === 'gateway.no_policy' && l.level === 'warn'), 'running without --policy warns');
+  assert.ok(gateway.logs().some((l) => l.msg === 'gateway.no_policy' && l.level === 'warn'), 'running without --policy warns');
 });
 
 test('gateway-tls-openssl-made-client-reaches-app-as-itself', async () => {
@@ -185,7 +185,7 @@ test('gateway-tls-openssl-made-client-reaches-app-as-itself', async () => {
   assert.deepEqual(headerValues(e, 'x-client-role'), ['web']);
   assert.deepEqual(headerValues(e, 'x-client-fingerprint'), [fingerprint(leaves.alice!)]);
   assert.deepEqual(headerValues(e, 'client-cert'), [`:${leaves.alice!.der.toString('base64')}:`]);
-  const line = await gateway.waitForLog((l) => l.event === 'gateway.request' && l.path === '/hello');
+  const line = await gateway.waitForLog((l) => l.msg === 'gateway.request' && l.path === '/hello');
   assert.equal(line.decision, 'allowed');
   assert.equal(line.identity, 'alice');
 });
@@ -404,7 +404,7 @@ for (const [label, version, protocol] of [['tls13', [] as string[], 'TLSv1.3'], 
     // one stored in the session, so the request is alice's. A refusal would also be acceptable.
     assert.equal(resumed.reused, true, 'the gateway resumes sessions (if this changes, the assertion below still guards)');
     assert.equal(assertAuthenticatedAsOrRefused(resumed, leaves.alice!, 'alice', 'resumed without a certificate'), 'forwarded');
-    const line = await gateway.waitForLog((l) => l.event === 'gateway.request' && l.resumed === true && l.tls === protocol && l.identity === 'alice');
+    const line = await gateway.waitForLog((l) => l.msg === 'gateway.request' && l.resumed === true && l.tls === protocol && l.identity === 'alice');
     assert.equal(line.status, 200);
   });
 
@@ -475,9 +475,9 @@ test('gateway-tls-oversized-header-431-readable-never-forwarded-and-gateway-surv
   if (huge.status === 0) assert.equal(huge.stdout, '431');
   else assert.match(huge.stderr, /Connection reset by peer|Broken pipe|Send failure|Recv failure|Connection died/, huge.stderr);
   assert.equal((await curl('/after-big', leaves.alice)).status, 200, 'the gateway still serves');
-  await gateway.waitForLog((l) => l.event === 'gateway.request' && l.path === '/after-big');
+  await gateway.waitForLog((l) => l.msg === 'gateway.request' && l.path === '/after-big');
   assert.ok(!gateway.logs().some((l) => typeof l.path === 'string' && l.path.startsWith('/big')), 'neither request reached the request handler');
-  assert.ok(gateway.logs().filter((l) => l.event === 'gateway.request' && l.reason === 'HEADERS_TOO_LARGE' && l.status === 431).length >= 1, 'the refusal is logged');
+  assert.ok(gateway.logs().filter((l) => l.msg === 'gateway.request' && l.reason === 'HEADERS_TOO_LARGE' && l.status === 431).length >= 1, 'the refusal is logged');
 });
 
 test('gateway-tls-upstream-down-502-readable-and-logged', async () => {
@@ -490,10 +490,10 @@ test('gateway-tls-upstream-down-502-readable-and-logged', async () => {
     assert.equal(r.status, 502);
     assert.equal(r.body, '502 Bad Gateway: the upstream of routes[0] is unavailable\n');
     const requestId = r.headers.get('x-request-id');
-    const line = await g.waitForLog((l) => l.event === 'gateway.request' && l.requestId === requestId);
+    const line = await g.waitForLog((l) => l.msg === 'gateway.request' && l.requestId === requestId);
     assert.equal(line.reason, 'UPSTREAM_UNAVAILABLE');
     assert.equal(line.identity, 'alice', 'the refusal is logged with who was refused');
-    const failed = await g.waitForLog((l) => l.event === 'gateway.upstream_failed' && l.requestId === requestId);
+    const failed = await g.waitForLog((l) => l.msg === 'gateway.upstream_failed' && l.requestId === requestId);
     assert.match(String(failed.reason), /ECONNREFUSED/);
   } finally {
     assert.equal(await g.stop(), 0, 'SIGTERM stops the gateway with exit code 0');

@@ -142,7 +142,7 @@ test('gateway-upstream-down-answers-502-and-logs-every-request', async () => {
   } finally {
     await g2.close();
   }
-  const lines = logLines.map((l) => JSON.parse(l) as Record<string, unknown>).filter((l) => l.event === 'gateway.request');
+  const lines = logLines.map((l) => JSON.parse(l) as Record<string, unknown>).filter((l) => l.msg === 'gateway.request');
   assert.ok(lines.length >= 5);
   assert.ok(lines.some((l) => l.status === 403 && l.reason === 'POLICY_DENIED' && l.identity === 'spiffe://test.internal/web/unlisted-device'));
 });

@@ -124,7 +124,12 @@ async function enrollAs(ca: CaProcess, dir: string, rootPem: string, name: strin
 /** Traffic touching every metric of the CA: issuance, refusals, a rate limit, suppressed audits, a copied identity, every route. */
 async function caTraffic(ca: CaProcess, dir: string, rootPem: string): Promise<void> {
   const web1 = await enrollAs(ca, dir, rootPem, 'web-1');
-  await enrollAs(ca, dir, rootPem, 'web-2');
+  const web2 = await enrollAs(ca, dir, rootPem, 'web-2');
+  // A secret read and a refused one (gatehouse_ca_secret_reads_total, route secrets).
+  const created = await gatehouse(['secret', 'create', 'db-password', '--from-stdin', '--grant', 'role:web', '--dir', dir], { input: 'hunter2' });
+  assert.equal(created.status, 0, created.stderr);
+  assert.equal((await caRequest(ca.url, 'v1/secrets/db-password', { ca: rootPem, key: web2.keyPem, cert: web2.certPem })).status, 200);
+  assert.equal((await caRequest(ca.url, 'v1/secrets/not-granted', { ca: rootPem, key: web2.keyPem, cert: web2.certPem })).status, 403);
   assert.equal((await caRequest(ca.url, 'enroll', { ca: rootPem, body: { token: 'GHTKN-1-nonsense', csr: 'x' } })).status, 401);
   assert.equal((await caRequest(ca.url, 'enroll', { ca: rootPem, body: '{not json' })).status, 400);
   assert.equal((await caRequest(ca.url, 'enroll', { ca: rootPem, body: { token: 'GHTKN-1-nonsense', csr: 'x' } })).status, 429);
@@ -180,7 +185,7 @@ test('promtool-passes-on-a-live-ca-metrics-endpoint-with-build-info-timestamps-a
     assert.equal(sample(s, 'gatehouse_ca_http_request_duration_seconds_count', { method: 'POST', route: 'enroll', code: '201' }), 2);
     assert.equal(sample(s, 'gatehouse_ca_http_request_duration_seconds_bucket', { method: 'POST', route: 'enroll', code: '201', le: '+Inf' }), 2);
     const routes = new Set(s.filter((x) => x.name === 'gatehouse_ca_http_request_duration_seconds_count').map((x) => x.labels.route));
-    assert.deepEqual([...routes].sort(), ['admin', 'crl', 'dashboard', 'enroll', 'health', 'other', 'renew', 'roots'], 'the closed set of routes, never a raw path');
+    assert.deepEqual([...routes].sort(), ['admin', 'crl', 'dashboard', 'enroll', 'health', 'other', 'renew', 'roots', 'secrets'], 'the closed set of routes, never a raw path');
   } finally {
     await ca.stop();
   }
@@ -231,14 +236,14 @@ async function startGateway(extraArgs: string[]): Promise<{ gateway: GatewayProc
     cert: join(gwDir, 'cert.pem'), key: join(gwDir, 'key.pem'), clientCa: bundle, upstream: app.url,
     extraArgs: ['--admin-listen', '127.0.0.1:0', '--crl', `${fixture.url}/crl`, '--crl', `${fixture.url}/crl/root`, ...extraArgs],
   });
-  const admin = await gateway.waitForLog((l) => l.event === 'gateway.admin_started');
+  const admin = await gateway.waitForLog((l) => l.msg === 'gateway.admin_started');
   return { gateway, metricsUrl: `http://127.0.0.1:${String(admin.listen).split(':').pop()}/metrics` };
 }
 
 /** Once every process has loaded both CRLs (until then the devices are refused as CRL_MISSING): allowed requests, one without a certificate, a refused TLS 1.1 handshake. */
 async function gatewayTraffic(gateway: GatewayProcess, processes: number): Promise<void> {
   const deadline = Date.now() + 15_000;
-  while (gateway.logs().filter((l) => l.event === 'gateway.crl_loaded').length < 2 * processes) {
+  while (gateway.logs().filter((l) => l.msg === 'gateway.crl_loaded').length < 2 * processes) {
     assert.ok(Date.now() < deadline, `CRLs not loaded:\n${gateway.stderr().slice(-4000)}`);
     await new Promise((r) => setTimeout(r, 50));
   }
@@ -253,7 +258,7 @@ test('promtool-passes-on-a-live-gateway-metrics-endpoint-with-build-info-timesta
   try {
     await gatewayTraffic(gateway, 1);
     gateway.child.kill('SIGHUP');
-    await gateway.waitForLog((l) => l.event === 'gateway.reloaded');
+    await gateway.waitForLog((l) => l.msg === 'gateway.reloaded');
     const { body } = await httpGet(metricsUrl);
     const missing = familiesWithoutSamples(body, 'gatehouse_');
     assert.deepEqual(missing, ['gatehouse_gateway_upstream_failures_total'], 'every family has samples but upstream failures (the one upstream is up)');

@@ -4,7 +4,7 @@
  */
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import type { CertRecord, Store, TokenRecord } from '../src/store/store.js';
+import { SECRETS_KEY_ID_META, type AuditInput, type CertRecord, type NewSecretVersion, type Store, type TokenRecord } from '../src/store/store.js';
 import { verifyAuditChain } from '../src/store/audit-chain.js';
 
 const T0 = new Date('2026-01-01T00:00:00Z');
@@ -286,5 +286,142 @@ export function runStoreContract(kind: string, open: () => Promise<{ store: Stor
     await store.setMeta('k', 'v1');
     await store.setMeta('k', 'v2');
     assert.equal(await store.getMeta('k'), 'v2');
+  });
+  // ------------------------------------------------------------------ secrets (issue 13)
+
+  const sealed = (name: string, version: number, overrides: Partial<NewSecretVersion> = {}): NewSecretVersion => ({
+    name, version, createdAt: T0, keyId: 'k1', sealedKey: Buffer.from(`sk-${name}-${version}`), iv: Buffer.alloc(12, version),
+    ciphertext: Buffer.from([0, 255, version, 0]), tag: Buffer.alloc(16, 7), checksum: `hmac-sha256:${name}-${version}`, size: 4, ...overrides,
+  });
+  const secretAudit = (type: AuditInput['type'], details: Record<string, unknown> = {}): AuditInput => ({ time: T0, type, actor: 'test', details });
+  const later = (ms: number) => new Date(T0.getTime() + ms);
+
+  withStore('secret-created-with-its-version-and-grants-and-refused-twice-whatever-the-case', async (store) => {
+    assert.deepEqual(await store.createSecret({ version: sealed('db', 1), grants: ['role:web', 'role:web', 'name:a'], at: T0 }, secretAudit('ca.secret_created')), { ok: true });
+    assert.deepEqual(await store.getSecret('db'), { name: 'db', createdAt: T0, updatedAt: T0, currentVersion: 1 });
+    const [v] = await store.listSecretVersions('db', T0);
+    assert.deepEqual(v, { ...sealed('db', 1), expiresAt: null, lastReadAt: null, lastReadBy: null }, 'every field, the blobs byte for byte');
+    assert.deepEqual((await store.listSecretGrants('db')).map((g) => g.subject), ['name:a', 'role:web']);
+    assert.equal(await store.getMeta(SECRETS_KEY_ID_META), 'k1', 'the first sealed version names the store\'s master key');
+    assert.deepEqual(await store.createSecret({ version: sealed('db', 1), grants: [], at: T0 }, secretAudit('ca.secret_created')), { ok: false, reason: 'EXISTS', existing: 'db' });
+    assert.deepEqual(await store.createSecret({ version: sealed('DB', 1), grants: [], at: T0 }, secretAudit('ca.secret_created')), { ok: false, reason: 'EXISTS', existing: 'db' });
+    assert.equal((await store.listAudit({ type: 'ca.secret_created' })).length, 1, 'a refused create writes no event');
+    assert.deepEqual((await store.listSecrets()).map((s) => s.name), ['db']);
+  });
+
+  withStore('secret-sealed-under-another-master-key-than-the-stores-is-refused-and-nothing-recorded', async (store) => {
+    await store.createSecret({ version: sealed('a', 1), grants: [], at: T0 }, secretAudit('ca.secret_created'));
+    assert.deepEqual(await store.createSecret({ version: sealed('b', 1, { keyId: 'k0' }), grants: [], at: T0 }, secretAudit('ca.secret_created')), { ok: false, reason: 'KEY_CHANGED', keyId: 'k1' });
+    assert.deepEqual(await store.rotateSecret({ version: sealed('a', 2, { keyId: 'k0' }), at: T0, previousExpiresAt: null }, secretAudit('ca.secret_rotated')), { ok: false, reason: 'KEY_CHANGED', keyId: 'k1' });
+    assert.equal(await store.getSecret('b'), null);
+    assert.equal((await store.getSecret('a'))!.currentVersion, 1);
+    assert.equal((await store.listSecretVersions('a', T0)).length, 1);
+  });
+
+  withStore('secret-rotation-keeps-the-old-version-for-the-overlap-or-deletes-it-and-refuses-a-stale-version', async (store) => {
+    await store.createSecret({ version: sealed('db', 1), grants: [], at: T0 }, secretAudit('ca.secret_created'));
+    assert.deepEqual(await store.rotateSecret({ version: sealed('db', 2), at: later(1), previousExpiresAt: later(HOUR) }, secretAudit('ca.secret_rotated')), { ok: true });
+    assert.deepEqual(await store.rotateSecret({ version: sealed('db', 2), at: later(2), previousExpiresAt: null }, secretAudit('ca.secret_rotated')), { ok: false, reason: 'VERSION_CHANGED', currentVersion: 2 });
+    assert.deepEqual(await store.rotateSecret({ version: sealed('nope', 2), at: T0, previousExpiresAt: null }, secretAudit('ca.secret_rotated')), { ok: false, reason: 'NOT_FOUND' });
+    assert.deepEqual((await store.listSecretVersions('db', later(2))).map((v) => [v.version, v.expiresAt?.getTime() ?? null]), [[2, null], [1, later(HOUR).getTime()]]);
+    assert.equal((await store.getSecretVersion('db', 1, later(HOUR - 1)))?.version, 1, 'readable during the overlap');
+    assert.equal(await store.getSecretVersion('db', 1, later(HOUR)), null, 'not at its end, even before it is purged');
+    assert.deepEqual(await store.rotateSecret({ version: sealed('db', 3), at: later(3), previousExpiresAt: null }, secretAudit('ca.secret_rotated')), { ok: true });
+    assert.deepEqual((await store.listSecretVersions('db', later(3))).map((v) => v.version), [3, 1], 'overlap 0: version 2 is gone at once; version 1 keeps its own end');
+    assert.deepEqual(await store.getSecret('db'), { name: 'db', createdAt: T0, updatedAt: later(3), currentVersion: 3 });
+    assert.equal((await store.listAudit({ type: 'ca.secret_rotated' })).length, 2);
+  });
+
+  withStore('secret-versions-past-their-overlap-purged-once-each-with-an-audit-event', async (store) => {
+    await store.createSecret({ version: sealed('db', 1), grants: [], at: T0 }, secretAudit('ca.secret_created'));
+    await store.rotateSecret({ version: sealed('db', 2), at: T0, previousExpiresAt: later(HOUR) }, secretAudit('ca.secret_rotated'));
+    const auditFor = (v: { name: string; version: number; expiresAt: Date }) => secretAudit('ca.secret_version_expired', { secret: v.name, version: v.version, expiredAt: v.expiresAt.toISOString() });
+    assert.deepEqual(await store.purgeExpiredSecretVersions(later(HOUR - 1), auditFor), []);
+    const [a, b] = await Promise.all([store.purgeExpiredSecretVersions(later(HOUR), auditFor), store.purgeExpiredSecretVersions(later(HOUR), auditFor)]);
+    assert.deepEqual([...a!, ...b!], [{ name: 'db', version: 1 }], 'two purges at once delete (and audit) it once');
+    assert.deepEqual((await store.listAudit({ type: 'ca.secret_version_expired' })).map((e) => e.details), [{ secret: 'db', version: 1, expiredAt: later(HOUR).toISOString() }]);
+    assert.deepEqual((await store.listSecretVersions('db', T0)).map((v) => v.version), [2]);
+  });
+
+  withStore('secret-grants-added-once-and-ungrant-is-all-or-nothing', async (store) => {
+    await store.createSecret({ version: sealed('db', 1), grants: ['role:web'], at: T0 }, secretAudit('ca.secret_created'));
+    const granted = (changed: string[]) => [secretAudit('ca.secret_granted', { subjects: changed })];
+    assert.deepEqual(await store.grantSecret('db', ['role:web', 'name:a'], later(1), 10, granted), { ok: true, changed: ['name:a'] });
+    assert.deepEqual(await store.grantSecret('db', ['role:web'], later(2), 10, granted), { ok: true, changed: [] });
+    assert.equal((await store.listAudit({ type: 'ca.secret_granted' })).length, 1, 'a grant that changes nothing writes nothing');
+    assert.deepEqual(await store.grantSecret('db', ['id:x', 'id:y'], later(3), 3, granted), { ok: false, reason: 'TOO_MANY_GRANTS', limit: 3 });
+    assert.deepEqual(await store.grantSecret('nope', ['role:web'], T0, 10, granted), { ok: false, reason: 'NOT_FOUND' });
+    const ungranted = (changed: string[]) => [secretAudit('ca.secret_ungranted', { subjects: changed })];
+    assert.deepEqual(await store.ungrantSecret('db', ['name:a', 'role:wbe'], later(4), ungranted), { ok: false, reason: 'NOT_GRANTED', subjects: ['role:wbe'], granted: ['name:a', 'role:web'] });
+    assert.deepEqual((await store.listSecretGrants('db')).map((g) => g.subject), ['name:a', 'role:web'], 'nothing removed');
+    assert.deepEqual(await store.ungrantSecret('db', ['name:a'], later(5), ungranted), { ok: true, changed: ['name:a'] });
+    assert.equal(await store.isSecretGranted('db', ['name:a', 'id:z']), false);
+    assert.equal(await store.isSecretGranted('db', ['name:b', 'role:web']), true);
+    assert.equal(await store.isSecretGranted('db', []), false);
+  });
+
+  withStore('secrets-listed-for-the-subjects-of-an-identity-with-their-current-version', async (store) => {
+    await store.createSecret({ version: sealed('a', 1), grants: ['role:web'], at: T0 }, secretAudit('ca.secret_created'));
+    await store.createSecret({ version: sealed('b', 1), grants: ['id:spiffe://t/web/w1'], at: T0 }, secretAudit('ca.secret_created'));
+    await store.createSecret({ version: sealed('c', 1), grants: ['role:gateway'], at: T0 }, secretAudit('ca.secret_created'));
+    await store.rotateSecret({ version: sealed('a', 2, { size: 9, checksum: 'hmac-sha256:a2' }), at: later(5), previousExpiresAt: later(HOUR) }, secretAudit('ca.secret_rotated'));
+    assert.deepEqual(await store.listSecretsGranted(['role:web', 'name:w1', 'id:spiffe://t/web/w1']), [
+      { name: 'a', version: 2, checksum: 'hmac-sha256:a2', size: 9, updatedAt: later(5) },
+      { name: 'b', version: 1, checksum: 'hmac-sha256:b-1', size: 4, updatedAt: T0 },
+    ]);
+    assert.deepEqual(await store.listSecretsGranted(['role:admin']), []);
+  });
+
+  withStore('secret-read-committed-only-while-granted-and-unchanged-with-its-audit-event', async (store) => {
+    await store.createSecret({ version: sealed('db', 1), grants: ['role:web'], at: T0 }, secretAudit('ca.secret_created'));
+    const read = { name: 'db', version: 1, checksum: 'hmac-sha256:db-1', subjects: ['role:web', 'name:w1'], at: later(1), by: 'spiffe://t/web/w1' };
+    assert.equal(await store.commitSecretRead(read, secretAudit('ca.secret_read')), 'OK');
+    const [v] = await store.listSecretVersions('db', T0);
+    assert.deepEqual([v!.lastReadAt, v!.lastReadBy], [later(1), 'spiffe://t/web/w1']);
+    assert.equal(await store.commitSecretRead({ ...read, subjects: ['role:gateway'] }, secretAudit('ca.secret_read')), 'NOT_GRANTED');
+    assert.equal(await store.commitSecretRead({ ...read, checksum: 'hmac-sha256:other' }, secretAudit('ca.secret_read')), 'GONE', 'another value under the same name and version');
+    assert.equal(await store.commitSecretRead({ ...read, version: 2 }, secretAudit('ca.secret_read')), 'GONE');
+    await store.rotateSecret({ version: sealed('db', 2), at: later(2), previousExpiresAt: later(HOUR) }, secretAudit('ca.secret_rotated'));
+    assert.equal(await store.commitSecretRead({ ...read, at: later(HOUR) }, secretAudit('ca.secret_read')), 'GONE', 'past its overlap, even before the purge');
+    assert.equal((await store.listAudit({ type: 'ca.secret_read' })).length, 1, 'only the delivered read is audited as one');
+  });
+
+  withStore('secret-deleted-with-its-versions-and-grants', async (store) => {
+    await store.createSecret({ version: sealed('db', 1), grants: ['role:web'], at: T0 }, secretAudit('ca.secret_created'));
+    await store.rotateSecret({ version: sealed('db', 2), at: T0, previousExpiresAt: later(HOUR) }, secretAudit('ca.secret_rotated'));
+    const deleted = await store.deleteSecret('db', (versions) => secretAudit('ca.secret_deleted', { versions: versions.map((v) => v.version) }));
+    assert.deepEqual(deleted, { secret: { name: 'db', createdAt: T0, updatedAt: T0, currentVersion: 2 }, versions: 2 });
+    assert.equal(await store.deleteSecret('db', () => secretAudit('ca.secret_deleted')), null);
+    assert.deepEqual([await store.getSecret('db'), await store.listSecretVersions('db', T0), await store.listSecretGrants('db')], [null, [], []]);
+    assert.deepEqual((await store.listAudit({ type: 'ca.secret_deleted' })).map((e) => e.details), [{ versions: [1, 2] }]);
+    // The name is free again, and starts over at version 1.
+    assert.deepEqual(await store.createSecret({ version: sealed('db', 1), grants: [], at: T0 }, secretAudit('ca.secret_created')), { ok: true });
+  });
+
+  withStore('secrets-rekeyed-in-one-transaction-or-not-at-all', async (store) => {
+    await store.createSecret({ version: sealed('a', 1), grants: [], at: T0 }, secretAudit('ca.secret_created'));
+    await store.rotateSecret({ version: sealed('a', 2), at: T0, previousExpiresAt: later(HOUR) }, secretAudit('ca.secret_rotated'));
+    await store.createSecret({ version: sealed('b', 1), grants: [], at: T0 }, secretAudit('ca.secret_created'));
+    const before = await store.listSecretVersions('a', T0);
+    await assert.rejects(store.rekeySecrets('k2', (v) => {
+      if (v.name === 'b') throw new Error('cannot open this one');
+      return Buffer.from(`k2-${v.name}-${v.version}`);
+    }, (n) => secretAudit('ca.secret_rekeyed', { resealed: n })), /cannot open this one/);
+    assert.deepEqual(await store.listSecretVersions('a', T0), before, 'a failed rekey changes no row');
+    assert.equal(await store.getMeta(SECRETS_KEY_ID_META), 'k1');
+    assert.equal((await store.listAudit({ type: 'ca.secret_rekeyed' })).length, 0);
+
+    const seen: string[] = [];
+    assert.equal(await store.rekeySecrets('k2', (v) => {
+      seen.push(`${v.name}/${v.version}/${v.keyId}/${v.sealedKey.toString()}`);
+      return Buffer.from(`k2-${v.name}-${v.version}`);
+    }, (n) => secretAudit('ca.secret_rekeyed', { resealed: n })), 3);
+    assert.deepEqual(seen, ['a/1/k1/sk-a-1', 'a/2/k1/sk-a-2', 'b/1/k1/sk-b-1']);
+    const after = await store.listSecretVersions('a', T0);
+    assert.deepEqual(after.map((v) => [v.keyId, v.sealedKey.toString()]), [['k2', 'k2-a-2'], ['k2', 'k2-a-1']]);
+    assert.deepEqual(after.map((v) => [v.iv, v.ciphertext, v.tag, v.checksum]), before.map((v) => [v.iv, v.ciphertext, v.tag, v.checksum]), 'values untouched');
+    assert.equal(await store.getMeta(SECRETS_KEY_ID_META), 'k2');
+    assert.deepEqual((await store.listAudit({ type: 'ca.secret_rekeyed' })).map((e) => e.details), [{ resealed: 3 }]);
+    assert.deepEqual(verifyAuditChain(await store.listAudit()), { ok: true, count: (await store.listAudit()).length });
   });
 }

@@ -105,9 +105,10 @@ test('sqlite: upgrade-records-the-audit-head-from-the-last-event', async () => {
   }
 });
 
-/** Undoes migration 3 (lineage and names), so an upgrade from version 2 can be replayed. */
+/** Undoes migrations 4 (secrets) and 3 (lineage and names), so an upgrade from version 2 can be replayed. */
 function downgradeToVersion2(db: Database.Database): void {
-  db.exec(`DROP TABLE names; DROP INDEX certificates_lineage;
+  db.exec(`DROP TABLE secret_grants; DROP TABLE secret_versions; DROP TABLE secrets;
+    DROP TABLE names; DROP INDEX certificates_lineage;
     ALTER TABLE certificates DROP COLUMN lineage; ALTER TABLE certificates DROP COLUMN superseded_by; ALTER TABLE certificates DROP COLUMN superseded_at;
     DELETE FROM schema_migrations WHERE version > 2;`);
 }
@@ -168,6 +169,36 @@ test('sqlite: database-and-its-wal-and-shm-files-are-0600-and-older-wider-modes-
     await reopened.close();
   } finally {
     process.umask(previous);
+    tmp.cleanup();
+  }
+});
+
+test('sqlite: processes-upgrading-one-store-at-once-take-turns', async () => {
+  // `ca serve --workers N` after an upgrade: N processes open the old store together. Each must
+  // read the schema version inside its write transaction, or two apply the same migration.
+  const { spawn } = await import('node:child_process');
+  const tmp = makeTempDir();
+  try {
+    const path = join(tmp.dir, 'g.db');
+    await openSqliteStore(path).close();
+    const db = new Database(path);
+    downgradeToVersion2(db);
+    db.close();
+    const program = `import('${join(process.cwd(), 'dist/src/store/sqlite.js')}').then(async ({ openSqliteStore }) => {
+      await openSqliteStore(process.argv[1]).close();
+    }).catch((err) => { console.error(err.message); process.exit(1); });`;
+    const results = await Promise.all(Array.from({ length: 6 }, () => new Promise<{ code: number | null; stderr: string }>((resolve) => {
+      const child = spawn(process.execPath, ['-e', program, path], { stdio: ['ignore', 'ignore', 'pipe'] });
+      let stderr = '';
+      child.stderr.on('data', (d: Buffer) => { stderr += d.toString(); });
+      child.once('exit', (code) => resolve({ code, stderr }));
+    })));
+    assert.deepEqual(results.map((r) => r.code), [0, 0, 0, 0, 0, 0], results.map((r) => r.stderr).join('\n'));
+    const check = new Database(path, { readonly: true });
+    const versions = (check.prepare('SELECT version FROM schema_migrations ORDER BY version').all() as Array<{ version: number }>).map((r) => r.version);
+    check.close();
+    assert.deepEqual(versions, Array.from({ length: versions.length }, (_, i) => i + 1), 'each migration recorded once');
+  } finally {
     tmp.cleanup();
   }
 });

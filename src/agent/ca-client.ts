@@ -111,6 +111,14 @@ export class CaClient {
     return res.body;
   }
 
+  /** The body of a 200, with the secret's version header (GET /v1/secrets/NAME). */
+  async getBytesWithHeaders(path: string, accept: string): Promise<{ body: Buffer; version: string | null }> {
+    const res = await send(parseUrl(this.options.baseUrl, path), 'GET', this.agent, undefined, this.timeoutMs, accept);
+    if (res.status !== 200) this.decode(res, path);
+    const version = res.headers['gatehouse-secret-version'];
+    return { body: res.body, version: typeof version === 'string' ? version : null };
+  }
+
   close(): void {
     this.agent.destroy();
   }

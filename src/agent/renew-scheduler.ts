@@ -10,8 +10,10 @@ import type { Logger } from '../log/logger.js';
 import { loadIdentity, type LoadedIdentity } from './agent-state.js';
 import { renewOnce } from './renew.js';
 import { checkRevocation, type CrlFetcher, type RevocationCheck } from './revocation.js';
+import { syncSecrets } from './secrets-sync.js';
 
 export const DEFAULT_REVOCATION_CHECK_INTERVAL_MS = 5 * 60_000;
+export const DEFAULT_SECRETS_SYNC_INTERVAL_MS = 5 * 60_000;
 const MAX_SLEEP_MS = 3_600_000;
 
 /** Renew between 60 % and 73 % of the lifetime (2/3 ± 1/15). */
@@ -30,7 +32,7 @@ export function backoffMs(attempt: number, baseMs: number, capMs: number, random
 export interface RunOptions {
   dir: string;
   caUrl?: string;
-  /** Run after each renewal (GATEHOUSE_EVENT=renewed) and once on revocation (GATEHOUSE_EVENT=revoked). */
+  /** Run after each renewal (GATEHOUSE_EVENT=renewed), when the secrets folder changed (secrets-changed) and once on revocation (revoked). */
   onRenew?: string;
   logger: Logger;
   signal?: AbortSignal;
@@ -43,6 +45,8 @@ export interface RunOptions {
   /** How often the certificate is checked against the CA's CRL. */
   revocationCheckIntervalMs?: number;
   fetchCrl?: CrlFetcher;
+  /** Keep a secrets folder in sync: at start, on this interval and after each renewal. Null: no secrets. */
+  secrets?: { dir?: string; intervalMs?: number; linkIdentity?: boolean } | null;
 }
 
 interface Revocation {
@@ -55,13 +59,16 @@ interface Revocation {
 export async function runAgent(options: RunOptions): Promise<void> {
   const now = options.now ?? (() => new Date());
   const random = options.random ?? Math.random;
-  const intervalMs = revocationInterval(options.revocationCheckIntervalMs);
+  const intervalMs = usableInterval(options.revocationCheckIntervalMs ?? DEFAULT_REVOCATION_CHECK_INTERVAL_MS, 'revocation check interval');
   const { logger } = options;
   let renewals = 0;
   let failures = 0;
   let identity = loadIdentity(options.dir);
   let dueAt = renewalTime(identity.leaf.notBefore, identity.leaf.notAfter, random);
   let revocationCheckAt = now();
+  const secrets = options.secrets ?? null;
+  const secretsInterval = secrets ? usableInterval(secrets.intervalMs ?? DEFAULT_SECRETS_SYNC_INTERVAL_MS, 'secrets sync interval') : 0;
+  let secretsSyncAt = secrets ? now() : null;
   logger.info('agent.started', { name: identity.identity.name, role: identity.identity.role, serial: identity.leaf.serial, notAfter: identity.leaf.notAfter.toISOString(), renewAt: dueAt.toISOString(), revocationCheckIntervalMs: intervalMs });
 
   while (!options.signal?.aborted) {
@@ -71,7 +78,12 @@ export async function runAgent(options: RunOptions): Promise<void> {
       revocationCheckAt = new Date(now().getTime() + intervalMs);
       continue;
     }
-    const waitMs = Math.min(dueAt.getTime(), revocationCheckAt.getTime()) - now().getTime();
+    if (secretsSyncAt && now() >= secretsSyncAt) {
+      await syncSecretsLogged(options);
+      secretsSyncAt = new Date(now().getTime() + secretsInterval);
+      continue;
+    }
+    const waitMs = Math.min(dueAt.getTime(), revocationCheckAt.getTime(), secretsSyncAt?.getTime() ?? Infinity) - now().getTime();
     if (waitMs > 0) {
       await sleep(Math.min(waitMs, MAX_SLEEP_MS), options.signal);
       continue;
@@ -84,6 +96,8 @@ export async function runAgent(options: RunOptions): Promise<void> {
       dueAt = renewalTime(identity.leaf.notBefore, identity.leaf.notAfter, random);
       logger.info('agent.cert_renewed', { name: current.name, previousSerial: previous.serial, serial: current.serial, fingerprint: current.fingerprint, notAfter: current.notAfter.toISOString(), nextRenewalAt: dueAt.toISOString() });
       if (options.onRenew) await runHook(options.onRenew, { GATEHOUSE_DIR: options.dir, GATEHOUSE_SERIAL: current.serial, GATEHOUSE_EVENT: 'renewed' }, logger);
+      // The CA re-applies grants to the renewed identity; a role change shows up now, not at the next interval.
+      if (secretsSyncAt) secretsSyncAt = now();
       if (options.maxRenewals !== undefined && renewals >= options.maxRenewals) return;
     } catch (err) {
       if (isRevokedRefusal(err)) return stopRevoked(identity, await revocationBehindRefusal(identity, options, now()), options, err);
@@ -100,10 +114,28 @@ export async function runAgent(options: RunOptions): Promise<void> {
   }
 }
 
-function revocationInterval(ms: number | undefined): number {
-  const value = ms ?? DEFAULT_REVOCATION_CHECK_INTERVAL_MS;
+/** One sync; a failure keeps the folder as it was and is retried at the next interval. */
+async function syncSecretsLogged(options: RunOptions): Promise<void> {
+  const { logger } = options;
+  try {
+    const result = await syncSecrets({
+      dir: options.dir, ...(options.caUrl ? { caUrl: options.caUrl } : {}),
+      ...(options.secrets?.dir ? { secretsDir: options.secrets.dir } : {}), linkIdentity: options.secrets?.linkIdentity ?? false,
+    });
+    if (!result.changed) return logger.debug('agent.secrets_synced', { secretsDir: result.secretsDir, unchanged: result.unchanged.length });
+    logger.info('agent.secrets_changed', { secretsDir: result.secretsDir, written: result.written, removed: result.removed, unchanged: result.unchanged.length });
+    if (options.onRenew) {
+      const identity = loadIdentity(options.dir);
+      await runHook(options.onRenew, { GATEHOUSE_DIR: options.dir, GATEHOUSE_SERIAL: identity.leaf.serial, GATEHOUSE_EVENT: 'secrets-changed', GATEHOUSE_SECRETS_DIR: result.secretsDir }, logger);
+    }
+  } catch (err) {
+    logger.warn('agent.secrets_sync_failed', { code: isGatehouseError(err) ? err.code : 'GH_INTERNAL', reason: (err as Error).message, effect: 'the secrets folder stays as it was; retried at the next interval' });
+  }
+}
+
+function usableInterval(value: number, what: string): number {
   // setTimeout fires at once past 2^31 − 1 ms, which would turn the interval into a busy loop.
-  if (!Number.isFinite(value) || value <= 0 || value > 2 ** 31 - 1) throw new GatehouseError('GH_USAGE', `revocation check interval ${value} ms is not a usable duration`);
+  if (!Number.isFinite(value) || value <= 0 || value > 2 ** 31 - 1) throw new GatehouseError('GH_USAGE', `${what} ${value} ms is not a usable duration`);
   return value;
 }
 

@@ -10,6 +10,7 @@ import type { ReservedName } from './authority.js';
 import { readJsonBody, sendJson, stringField } from './http-util.js';
 import { authenticatePeer } from './routes.js';
 import type { RequestScope } from './server.js';
+import { MAX_SECRET_BODY_BYTES, decodeBase64Value, parseOverlap } from '../secrets/names.js';
 
 export const ADMIN_ROLE = 'admin';
 
@@ -128,7 +129,57 @@ async function dispatch(scope: RequestScope, method: string, url: URL, ctx: { ac
     });
     return reply(res, 200, { events });
   }
+  if (path === '/admin/secrets' || path.startsWith('/admin/secrets/')) {
+    const status = await dispatchSecrets(scope, method, path, ctx);
+    if (status !== null) return status;
+  }
   throw new GatehouseError('GH_NOT_FOUND', `no admin endpoint ${method} ${path}`);
+}
+
+/** The admin API of secrets (docs/secrets.md). Values arrive in base64 and never leave: every answer is metadata. */
+async function dispatchSecrets(scope: RequestScope, method: string, path: string, ctx: { actor: string; requestId: string }): Promise<number | null> {
+  const { secrets, res } = scope;
+  const valueBody = () => readJsonBody(scope.req, Math.max(scope.maxBodyBytes, MAX_SECRET_BODY_BYTES));
+  const subjectsOf = (body: Record<string, unknown>, field: string, required: boolean): string[] => {
+    const value = body[field];
+    if (value === undefined && !required) return [];
+    if (!Array.isArray(value) || value.some((v) => typeof v !== 'string')) throw new GatehouseError('GH_BODY_INVALID', `field "${field}" must be an array of subjects (role:ROLE, name:NAME, id:SPIFFE_ID)`);
+    return value as string[];
+  };
+  if (path === '/admin/secrets' && method === 'POST') {
+    const body = await valueBody();
+    const value = decodeBase64Value(body.value);
+    try {
+      return reply(res, 201, await secrets.create({ name: stringField(body, 'name', true), value, grants: subjectsOf(body, 'grants', false) }, ctx));
+    } finally {
+      value.fill(0);
+    }
+  }
+  if (path === '/admin/secrets' && method === 'GET') return reply(res, 200, { secrets: await secrets.list() });
+  const m = /^\/admin\/secrets\/([^/]+)(?:\/(grant|ungrant|rotate|delete))?$/.exec(path);
+  if (!m) return null;
+  const [, name, action] = m as unknown as [string, string, string | undefined];
+  if (action === undefined && method === 'GET') return reply(res, 200, await secrets.show(name));
+  if (method !== 'POST' || action === undefined) return null;
+  switch (action) {
+    case 'grant':
+      return reply(res, 200, await secrets.grant(name, subjectsOf(await readJsonBody(scope.req, scope.maxBodyBytes), 'subjects', true), ctx));
+    case 'ungrant':
+      return reply(res, 200, await secrets.ungrant(name, subjectsOf(await readJsonBody(scope.req, scope.maxBodyBytes), 'subjects', true), ctx));
+    case 'rotate': {
+      const body = await valueBody();
+      const overlap = stringField(body, 'overlap');
+      const value = decodeBase64Value(body.value);
+      try {
+        return reply(res, 200, await secrets.rotate(name, value, overlap === undefined ? undefined : parseOverlap(overlap), ctx));
+      } finally {
+        value.fill(0);
+      }
+    }
+    case 'delete':
+      return reply(res, 200, await secrets.delete(name, ctx));
+  }
+  return null;
 }
 
 function reply(res: RequestScope['res'], status: number, body: unknown): number {

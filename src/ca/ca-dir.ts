@@ -2,6 +2,7 @@
  * The CA directory: config, certificates, keys and the database, all in one 0700 folder.
  *
  *   gatehouse.yaml  root.pem  intermediate.pem  intermediate-key.pem  [root-key.pem]  gatehouse.db  admin/
+ *   secrets-master-key.json (src/secrets/master-key.ts)
  */
 import { existsSync, readFileSync, statSync } from 'node:fs';
 import { isAbsolute, join, resolve } from 'node:path';
@@ -66,6 +67,8 @@ export interface CaMaterial {
   intermediateKey: KeyObject;
   /** Null when the root key is kept offline. */
   rootKey: KeyObject | null;
+  /** The passphrase of the CA keys, when they are encrypted: it also opens the secrets master key (src/secrets/master-key.ts). */
+  passphrase?: string;
 }
 
 /** What monitoring needs: the config and the CA certificates, without the keys or their passphrase. */
@@ -115,6 +118,7 @@ export function loadCaMaterial(caDir: string, options: { passphraseFile?: string
     intermediateDer: readCert(CA_FILES.intermediateCert),
     intermediateKey: readKey(config.keys.intermediate),
     rootKey: rootKeyPath && existsSync(rootKeyPath) ? readKey(rootKeyPath) : null,
+    ...(passphrase !== undefined ? { passphrase } : {}),
   };
 }
 

@@ -21,6 +21,7 @@ import { openSqliteStore } from '../store/sqlite.js';
 import { Authority } from './authority.js';
 import { CA_FILES, readPassphrase } from './ca-dir.js';
 import { generateRootCrl } from './crl-publisher.js';
+import { createMasterKeyFile } from '../secrets/master-key.js';
 
 export interface InitOptions {
   dir: string;
@@ -80,6 +81,8 @@ export async function initCa(options: InitOptions): Promise<InitResult> {
     writeNewFile(join(dir, CA_FILES.rootCert), toPem('CERTIFICATE', rootDer), 0o644);
     writeNewFile(join(dir, CA_FILES.intermediateCert), toPem('CERTIFICATE', intermediateDer), 0o644);
     writeNewFile(join(dir, CA_FILES.config), configText(inputs), 0o600);
+    // The secrets master key, encrypted with the passphrase like the CA keys (src/secrets/master-key.ts).
+    const secretsKey = createMasterKeyFile(dir, passphrase, now);
 
     const store = openSqliteStore(join(dir, CA_FILES.database));
     try {
@@ -90,7 +93,7 @@ export async function initCa(options: InitOptions): Promise<InitResult> {
       const admin = await authority.issueInternal({ role: 'admin', name: 'admin', profile: 'client', lifetimeMs: config.roles.admin!.lifetime }, spkiDer(adminKey), { actor });
       writeIdentityDir(join(dir, CA_FILES.adminDir), { keyPem: privateKeyToPem(adminKey), certPem: admin.chainPem, caPem: authority.rootPem });
       writeAgentSettings(join(dir, CA_FILES.adminDir), { caUrl: publicUrlOf(config), rootFingerprint: authority.rootFingerprint });
-      await store.appendAudit([{ time: now, type: 'ca.initialized', actor, details: { org, trustDomain, keyType, rootFingerprint: sha256Hex(rootDer), rootKeyOffline: Boolean(options.rootKeyOut), keysEncrypted: passphrase !== undefined } }]);
+      await store.appendAudit([{ time: now, type: 'ca.initialized', actor, details: { org, trustDomain, keyType, rootFingerprint: sha256Hex(rootDer), rootKeyOffline: Boolean(options.rootKeyOut), keysEncrypted: passphrase !== undefined, secretsMasterKeyId: secretsKey.current.id } }]);
     } finally {
       await store.close();
     }

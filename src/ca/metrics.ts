@@ -13,6 +13,7 @@ import { registerProcessMetrics, unixSeconds } from '../metrics/process-metrics.
 import type { CertState } from '../store/store.js';
 import type { IssuanceKind, IssuanceObserver } from './authority.js';
 import type { LimitKey, LimitedEndpoint } from './rate-limit.js';
+import { SECRET_READ_RESULTS, type SecretObserver } from '../secrets/service.js';
 
 export interface CaGaugeSources {
   certificatesByState(): Promise<Record<CertState, number>>;
@@ -26,7 +27,7 @@ export interface CaGaugeSources {
  * The `route` label of the request histogram: a closed set, never the raw path (a client
  * choosing paths would otherwise choose the series count).
  */
-export type CaRoute = 'enroll' | 'renew' | 'roots' | 'crl' | 'admin' | 'dashboard' | 'health' | 'other';
+export type CaRoute = 'enroll' | 'renew' | 'roots' | 'crl' | 'secrets' | 'admin' | 'dashboard' | 'health' | 'other';
 export function caRouteOf(path: string): CaRoute {
   switch (path) {
     case '/enroll': return 'enroll';
@@ -37,6 +38,7 @@ export function caRouteOf(path: string): CaRoute {
     case '/healthz':
     case '/health': return 'health';
   }
+  if (path === '/v1/secrets' || path.startsWith('/v1/secrets/')) return 'secrets';
   if (path.startsWith('/admin/')) return 'admin';
   // DASHBOARD_PREFIX of src/dashboard/router.ts, which only routes.ts may import (test/architecture.test.ts).
   if (path === '/dashboard' || path.startsWith('/dashboard/')) return 'dashboard';
@@ -48,6 +50,8 @@ const METHODS = new Set(['GET', 'HEAD', 'POST', 'PUT', 'PATCH', 'DELETE', 'OPTIO
 export interface CaMetrics {
   registry: Registry;
   observer: IssuanceObserver;
+  /** Told about every `/v1/secrets` request by its outcome (`gatehouse_ca_secret_reads_total{result}`). */
+  secrets: SecretObserver;
   /** A request answered 429 by the rate limit of `endpoint` keyed by `key` (rate-limit.ts). */
   rateLimited(endpoint: LimitedEndpoint, key: LimitKey): void;
   /** A response of the HTTPS API finished: `path` without the query, `seconds` since the request arrived. */
@@ -73,7 +77,7 @@ export function createCaMetrics(registry = new Registry()): CaMetrics {
   });
   const requests = new Histogram({
     name: 'gatehouse_ca_http_request_duration_seconds',
-    help: 'Time from a request of the HTTPS API arriving to its response finished, by method, route (enroll, renew, roots, crl, admin, dashboard, health, other) and status code',
+    help: 'Time from a request of the HTTPS API arriving to its response finished, by method, route (enroll, renew, roots, crl, secrets, admin, dashboard, health, other) and status code',
     labelNames: ['method', 'route', 'code'],
     buckets: [0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10],
     registers: [registry],
@@ -81,6 +85,7 @@ export function createCaMetrics(registry = new Registry()): CaMetrics {
   const suppressed = new Counter({ name: 'gatehouse_ca_audit_events_suppressed_total', help: 'Audit events of refused requests not written because their source (or all sources) passed the rate limit, by event type', labelNames: ['type'], registers: [registry] });
   const rateLimited = new Counter({ name: 'gatehouse_ca_rate_limited_total', help: 'Requests answered 429 by a rate limit, by endpoint (enroll, renew) and what the bucket is keyed by (source, token, certificate)', labelNames: ['endpoint', 'key'], registers: [registry] });
   const reuse = new Counter({ name: 'gatehouse_ca_renewal_reuse_detected_total', help: 'Renewals that presented an already renewed certificate with another key (a copied identity), after which its whole lineage was revoked, by role', labelNames: ['role'], registers: [registry] });
+  const secretReads = new Counter({ name: 'gatehouse_ca_secret_reads_total', help: 'Requests of identities to /v1/secrets, by result: delivered, listed, or why refused (not_granted, unknown, version_gone, invalid, revoked, expired, untrusted, sealed_invalid, error)', labelNames: ['result'], registers: [registry] });
   const refused = new Counter({ name: 'gatehouse_ca_refusals_total', help: 'Enroll, renew and sign requests answered with an error, by kind and error code', labelNames: ['kind', 'code'], registers: [registry] });
   new Gauge({
     name: 'gatehouse_ca_certificates',
@@ -137,6 +142,12 @@ export function createCaMetrics(registry = new Registry()): CaMetrics {
       },
       reuseDetected(role) {
         reuse.inc({ role });
+      },
+    },
+    secrets: {
+      read(result) {
+        // A closed set: anything else is a bug, counted as an error rather than as a new series.
+        secretReads.inc({ result: (SECRET_READ_RESULTS as readonly string[]).includes(result) ? result : 'error' });
       },
     },
     rateLimited(endpoint, key) {

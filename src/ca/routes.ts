@@ -13,6 +13,7 @@ import { routeAdminRequest } from './admin-routes.js';
 import { parseJoinToken } from './join-token.js';
 import { sourceKey, type LimitKey, type LimitedEndpoint } from './rate-limit.js';
 import { isDashboardPath, routeDashboardRequest } from '../dashboard/router.js';
+import { isSecretsPath, routeSecretRequest } from './secret-routes.js';
 
 export async function routeRequest(scope: RequestScope): Promise<void> {
   const { req, res } = scope;
@@ -74,6 +75,7 @@ export async function routeRequest(scope: RequestScope): Promise<void> {
       return sendIssued(scope, issued);
     }
   }
+  if (isSecretsPath(path)) return routeSecretRequest(scope, method, url);
   if (path.startsWith('/admin/')) return routeAdminRequest(scope, method, url);
   if (isDashboardPath(path)) return routeDashboardRequest(scope, method, url);
   throw new GatehouseError('GH_NOT_FOUND', `no endpoint ${method} ${path}`);

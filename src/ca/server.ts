@@ -25,6 +25,8 @@ import { createCaMetrics, type CaMetrics } from './metrics.js';
 import { RequestRateLimits } from './rate-limit.js';
 import { pinPeerForConnection } from '../tls/peer-certificate.js';
 import { isLoopbackHost, splitHostPort } from '../config/listen.js';
+import { MasterKeyRing } from '../secrets/master-key.js';
+import { SecretService } from '../secrets/service.js';
 
 export { splitHostPort };
 
@@ -32,6 +34,8 @@ export { splitHostPort };
 export const TLS12_AEAD_CIPHERS = 'ECDHE-ECDSA-AES128-GCM-SHA256:ECDHE-RSA-AES128-GCM-SHA256:ECDHE-ECDSA-AES256-GCM-SHA384:ECDHE-RSA-AES256-GCM-SHA384:ECDHE-ECDSA-CHACHA20-POLY1305:ECDHE-RSA-CHACHA20-POLY1305';
 const SERVER_CERT_LIFETIME_MS = 24 * 3_600_000;
 const DRAIN_MS = 5000;
+/** How often `ca serve` deletes secret versions whose rotation overlap ended (reads never serve them meanwhile). */
+const SECRET_PURGE_INTERVAL_MS = 30_000;
 
 export interface CaServerOptions {
   material: CaMaterial;
@@ -46,12 +50,15 @@ export interface CaServerOptions {
   metricsListen?: string | null;
   /** Benchmarks only, never from config or the CLI: see AuthorityDeps.unsafeRenewWithoutLineage. */
   unsafeRenewWithoutLineage?: boolean;
+  /** How often expired secret versions are deleted (default 30 s). */
+  secretPurgeIntervalMs?: number;
 }
 
 export interface CaServer {
   url: string;
   port: number;
   authority: Authority;
+  secrets: SecretService;
   crls: CrlPublisher;
   server: Server;
   metrics: CaMetrics | null;
@@ -65,6 +72,7 @@ export interface RequestScope {
   res: ServerResponse;
   requestId: string;
   authority: Authority;
+  secrets: SecretService;
   crls: CrlPublisher;
   logger: Logger;
   maxBodyBytes: number;
@@ -84,6 +92,11 @@ export async function startCaServer(options: CaServerOptions): Promise<CaServer>
   const authority = new Authority({
     config, store, rootDer: material.rootDer, intermediateDer: material.intermediateDer, intermediateKey: material.intermediateKey, logger, now,
     ...(metrics ? { observer: metrics.observer } : {}), ...(options.unsafeRenewWithoutLineage ? { unsafeRenewWithoutLineage: true } : {}),
+  });
+  const secrets = new SecretService({
+    store, config, logger, now, keys: new MasterKeyRing(material.dir, material.passphrase),
+    ...(metrics ? { observer: metrics.secrets } : {}),
+    auditRefusal: (source, event) => authority.auditAnonymousRefusal(source, event),
   });
   // Per process: with --workers N each worker keeps its own buckets (docs/config.md).
   const rateLimits = new RequestRateLimits(config.limits, { logger, ...(metrics ? { onLimited: (endpoint, key) => metrics.rateLimited(endpoint, key) } : {}) });
@@ -116,7 +129,7 @@ export async function startCaServer(options: CaServerOptions): Promise<CaServer>
   server.keepAliveTimeout = 30_000;
 
   server.on('request', (req: IncomingMessage, res: ServerResponse) => {
-    const scope: RequestScope = { req, res, requestId: newRequestId(), authority, crls, logger, maxBodyBytes: config.limits.maxBodyBytes, rateLimits };
+    const scope: RequestScope = { req, res, requestId: newRequestId(), authority, secrets, crls, logger, maxBodyBytes: config.limits.maxBodyBytes, rateLimits };
     const started = process.hrtime.bigint();
     // Read the socket now: after an aborted body it is already detached when 'finish' fires.
     const socket = req.socket as TLSSocket;
@@ -175,6 +188,13 @@ export async function startCaServer(options: CaServerOptions): Promise<CaServer>
     }
   }, 60_000);
   rotateTimer.unref();
+  // Old secret versions past their rotation overlap are deleted (and audited) here too, not only
+  // at the next read or change. With --workers N every worker runs it; the store deletes each once.
+  const purgeTimer = setInterval(() => {
+    secrets.purgeExpired().catch((err: unknown) => logger.error('ca.secret_purge_failed', { err }));
+  }, options.secretPurgeIntervalMs ?? SECRET_PURGE_INTERVAL_MS);
+  purgeTimer.unref();
+  warnAboutSecretsKey(secrets, logger);
 
   const rootNotAfter = parseCertificate(material.rootDer).notAfter;
   metrics?.setSources({
@@ -197,12 +217,14 @@ export async function startCaServer(options: CaServerOptions): Promise<CaServer>
     url,
     port: actualPort,
     authority,
+    secrets,
     crls,
     server,
     metrics,
     metricsPort: admin?.port ?? null,
     close: async () => {
       clearInterval(rotateTimer);
+      clearInterval(purgeTimer);
       crls.stop();
       await admin?.close();
       await new Promise<void>((resolve) => {
@@ -223,6 +245,18 @@ export async function startCaServer(options: CaServerOptions): Promise<CaServer>
       });
     },
   };
+}
+
+/** Says at start what an operator should know about the secrets master key; never stops the CA (secrets are one feature of it). */
+function warnAboutSecretsKey(secrets: SecretService, logger: Logger): void {
+  try {
+    const file = secrets.keys.file();
+    if (!file) return;
+    if (secrets.keys.hasPassphrase && !file.encrypted) logger.warn('ca.secrets_master_key_unencrypted', { fix: 'run `gatehouse secret rekey --dir DIR --passphrase-file FILE` to store it encrypted with the CA passphrase' });
+    if (file.keys.length > 1) logger.warn('ca.secrets_rekey_unfinished', { keyIds: file.keys.map((k) => k.id), fix: 'run `gatehouse secret rekey --dir DIR` again: it finishes with one key' });
+  } catch (err) {
+    logger.error('ca.secrets_master_key_unreadable', { err, effect: 'secrets cannot be read or written until the key file is fixed' });
+  }
 }
 
 /** Healthy while both CRLs are before their nextUpdate: past it, relying parties refuse every certificate. */

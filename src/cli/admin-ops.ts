@@ -20,6 +20,8 @@ import { str, type CommandContext } from './command.js';
 import { activeContext } from './contexts.js';
 import { decodePem } from '../pki/pem.js';
 import { sha256Hex } from '../pki/certificate.js';
+import { MasterKeyRing } from '../secrets/master-key.js';
+import { SecretService, type RekeyResult, type SecretSummaryView, type SecretView } from '../secrets/service.js';
 
 export type TokenView = ReturnType<typeof tokenView>;
 export type CertView = ReturnType<typeof certView>;
@@ -41,6 +43,15 @@ export interface AdminOps {
   revokeCert(serial: string, reason: CrlReason): Promise<CertView>;
   listNames(): Promise<NameView[]>;
   releaseName(role: string, name: string): Promise<ReleasedNameView>;
+  createSecret(name: string, value: Buffer, grants: string[]): Promise<SecretView>;
+  listSecrets(): Promise<SecretSummaryView[]>;
+  showSecret(name: string): Promise<SecretView>;
+  grantSecret(name: string, subjects: string[]): Promise<SecretView>;
+  ungrantSecret(name: string, subjects: string[]): Promise<SecretView>;
+  rotateSecret(name: string, value: Buffer, overlapMs: number | undefined): Promise<SecretView>;
+  deleteSecret(name: string): Promise<{ name: string; deleted: true; versions: number }>;
+  /** Local only: it rewrites the key file in the CA directory. */
+  rekeySecrets(): Promise<RekeyResult>;
   close(): Promise<void>;
 }
 
@@ -66,6 +77,7 @@ export async function openLocalAdmin(dir: string, passphraseFile?: string): Prom
   const authority = new Authority({ ...material, store, logger: silentLogger });
   const user = (() => { try { return userInfo().username; } catch { return String(process.getuid?.() ?? 'unknown'); } })();
   const ctx = { actor: `local:${user}` };
+  const secrets = new SecretService({ store, config: material.config, keys: new MasterKeyRing(material.dir, material.passphrase), logger: silentLogger });
   return {
     createToken: async (request) => {
       const { token, record } = await authority.createToken(request, ctx);
@@ -85,6 +97,14 @@ export async function openLocalAdmin(dir: string, passphraseFile?: string): Prom
     revokeCert: async (serial, reason) => certView(await authority.revokeCertificate(serial, reason, ctx), new Date()),
     listNames: async () => (await authority.listNames()).map(nameView),
     releaseName: async (role, name) => releasedView(await authority.releaseName(role, name, ctx)),
+    createSecret: (name, value, grants) => secrets.create({ name, value, grants }, ctx),
+    listSecrets: () => secrets.list(),
+    showSecret: (name) => secrets.show(name),
+    grantSecret: (name, subjects) => secrets.grant(name, subjects, ctx),
+    ungrantSecret: (name, subjects) => secrets.ungrant(name, subjects, ctx),
+    rotateSecret: (name, value, overlapMs) => secrets.rotate(name, value, overlapMs, ctx),
+    deleteSecret: (name) => secrets.delete(name, ctx),
+    rekeySecrets: () => secrets.rekey(ctx),
     close: () => store.close(),
   };
 }
@@ -118,6 +138,18 @@ export function openRemoteAdmin(identityDir: string, caUrl?: string, pinnedRoot?
     revokeCert: (serial, reason) => client.postJson(`admin/certs/${encodeURIComponent(serial.toLowerCase().replace(/:/g, ''))}/revoke`, { reason }),
     listNames: async () => (await client.getJson<{ names: NameView[] }>('admin/names')).names,
     releaseName: (role, name) => client.postJson('admin/names/release', { role, name }),
+    createSecret: (name, value, grants) => client.postJson('admin/secrets', { name, value: value.toString('base64'), grants }),
+    listSecrets: async () => (await client.getJson<{ secrets: SecretSummaryView[] }>('admin/secrets')).secrets,
+    showSecret: (name) => client.getJson(`admin/secrets/${encodeURIComponent(name)}`),
+    grantSecret: (name, subjects) => client.postJson(`admin/secrets/${encodeURIComponent(name)}/grant`, { subjects }),
+    ungrantSecret: (name, subjects) => client.postJson(`admin/secrets/${encodeURIComponent(name)}/ungrant`, { subjects }),
+    rotateSecret: (name, value, overlapMs) => client.postJson(`admin/secrets/${encodeURIComponent(name)}/rotate`, {
+      value: value.toString('base64'), ...(overlapMs !== undefined ? { overlap: overlapMs === 0 ? '0' : formatDuration(overlapMs) } : {}),
+    }),
+    deleteSecret: (name) => client.postJson(`admin/secrets/${encodeURIComponent(name)}/delete`, {}),
+    rekeySecrets: async () => {
+      throw new GatehouseError('GH_USAGE', '`secret rekey` works only on the CA machine, on the CA directory (--dir): it rewrites the master key file there');
+    },
     close: async () => client.close(),
   };
 }

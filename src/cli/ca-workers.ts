@@ -60,7 +60,7 @@ export function superviseWorkers(options: SupervisorOptions): Promise<number> {
       for (const w of alive()) w.kill('SIGTERM');
       killTimer ??= setTimeout(() => {
         for (const w of alive()) {
-          logger.warn(`${component}.worker_killed`, { pid: w.process.pid, afterMs: options.stopTimeoutMs ?? 15_000, effect: 'did not stop in time after SIGTERM: SIGKILL' });
+          logger.warn(`${component}.worker_killed`, { workerPid: w.process.pid, afterMs: options.stopTimeoutMs ?? 15_000, effect: 'did not stop in time after SIGTERM: SIGKILL' });
           w.process.kill('SIGKILL');
         }
       }, options.stopTimeoutMs ?? 15_000);
@@ -89,7 +89,7 @@ export function superviseWorkers(options: SupervisorOptions): Promise<number> {
       const now = Date.now();
       crashes.push(now);
       while (crashes.length && now - crashes[0]! > CRASH_WINDOW_MS) crashes.shift();
-      logger.error(`${component}.worker_exited`, { pid: worker.process.pid, code, signal, restarting: crashes.length < MAX_CRASHES_IN_WINDOW });
+      logger.error(`${component}.worker_exited`, { workerPid: worker.process.pid, code, signal, restarting: crashes.length < MAX_CRASHES_IN_WINDOW });
       if (crashes.length >= MAX_CRASHES_IN_WINDOW) {
         exitCode = 70;
         stopAll();

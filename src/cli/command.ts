@@ -19,7 +19,8 @@ export interface OptionSpec {
 export interface CommandSpec {
   path: string[];
   summary: string;
-  positionals?: Array<{ name: string; description: string; required: boolean }>;
+  /** The last one may be `variadic`: it takes every argument left (shown as `NAME...`). */
+  positionals?: Array<{ name: string; description: string; required: boolean; variadic?: boolean }>;
   options: Record<string, OptionSpec>;
   /** Extra help lines: exit codes, examples. */
   notes?: string[];
@@ -68,7 +69,7 @@ export function parseCommandArgs(spec: CommandSpec, argv: string[]): { values: C
   const values = parsed.values as CommandContext['values'];
   if (values.help) return { values, positionals: parsed.positionals };
   const maxPositionals = spec.positionals?.length ?? 0;
-  if (parsed.positionals.length > maxPositionals) throw new GatehouseError('GH_USAGE', `unexpected argument "${parsed.positionals[maxPositionals]}"; see \`gatehouse ${spec.path.join(' ')} --help\``);
+  if (parsed.positionals.length > maxPositionals && !spec.positionals?.at(-1)?.variadic) throw new GatehouseError('GH_USAGE', `unexpected argument "${parsed.positionals[maxPositionals]}"; see \`gatehouse ${spec.path.join(' ')} --help\``);
   const missingPositional = spec.positionals?.find((p, i) => p.required && parsed.positionals[i] === undefined);
   if (missingPositional) throw new GatehouseError('GH_USAGE', `missing ${missingPositional.name}; see \`gatehouse ${spec.path.join(' ')} --help\``);
   for (const [name, o] of Object.entries(spec.options)) {
@@ -83,7 +84,10 @@ export function synopsis(spec: CommandSpec): string {
     const value = o.type === 'string' ? ` ${o.value ?? 'VALUE'}` : '';
     parts.push(o.required ? `--${name}${value}` : `[--${name}${value}]`);
   }
-  for (const p of spec.positionals ?? []) parts.push(p.required ? p.name : `[${p.name}]`);
+  for (const p of spec.positionals ?? []) {
+    const name = p.variadic ? `${p.name}...` : p.name;
+    parts.push(p.required ? name : `[${name}]`);
+  }
   return parts.join(' ');
 }
 

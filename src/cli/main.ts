@@ -54,7 +54,8 @@ export async function main(argv: string[]): Promise<number> {
   const controller = new AbortController();
   const stop = (signal: NodeJS.Signals) => {
     if (!controller.signal.aborted) return controller.abort();
-    err(`${JSON.stringify({ time: new Date().toISOString(), level: 'info', event: 'cli.signal_ignored', signal, reason: 'already stopping; the stop has a deadline' })}\n`);
+    void import('../log/logger.js').then(({ createLogger }) => createLogger({ level: 'info' })
+      .info('cli.signal_ignored', { signal, reason: 'already stopping; the stop has a deadline' }));
   };
   process.on('SIGINT', stop);
   process.on('SIGTERM', stop);

@@ -78,6 +78,11 @@ export const caConfigSchema = z.strictObject({
     defaultTtl: durationSchema('1m', '30d').default(3_600_000 as never),
     maxTtl: durationSchema('1m', '365d').default(30 * 86_400_000 as never),
   }).prefault({}),
+  secrets: z.strictObject({
+    // How long the previous version of a rotated secret stays readable (`secret rotate --overlap`);
+    // 0s deletes it at once (docs/secrets.md).
+    rotationOverlap: durationSchema('0s', '30d').default(3_600_000 as never),
+  }).prefault({}),
   metrics: z.strictObject({
     // Plain HTTP /metrics and /healthz; off unless set. Bind it to loopback or a private address.
     listen: hostPortSchema.nullable().default(null),

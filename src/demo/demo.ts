@@ -7,7 +7,7 @@
  * `--check` runs the same story unattended with curl as the client, forces one rotation of the
  * gateway's certificate, and reports every outcome that differs from what the demo promises.
  */
-import { rmSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
+import { existsSync, rmSync, mkdirSync, readFileSync, statSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { spawn } from 'node:child_process';
 import { createServer as createNetServer } from 'node:net';
@@ -30,6 +30,8 @@ import { startDemoApp } from './demo-app.js';
 export const ALLOWED_DEVICE = 'x.d.wott.local';
 export const UNLISTED_DEVICE = 'y.d.wott.local';
 export const DENY_MESSAGE = 'You shall not pass!';
+/** The microservices talk's closing demo: the app's third-party credentials, delivered to its identity. */
+export const DEMO_SECRET = { name: 'aws-credentials.yml', value: '---\nsecret:\n- T0t411yR4ND0M$TR1N9\n', grant: 'role:web' } as const;
 
 export interface DemoOptions {
   stateDir: string;
@@ -129,10 +131,14 @@ export async function startDemo(options: DemoOptions): Promise<DemoWorld> {
     await enroll({ caUrl: ca.url, token: await token('web', ALLOWED_DEVICE), dir: dirs.allowed, name: ALLOWED_DEVICE });
     await enroll({ caUrl: ca.url, token: await token('web', UNLISTED_DEVICE), dir: dirs.unlisted, name: UNLISTED_DEVICE });
 
+    // 6. A secret for the devices' role; each agent keeps it in its secrets folder, the
+    // allowlisted one with its identity files beside it, as in the talk's `ls /var/secrets/`.
+    await ca.secrets.create({ name: DEMO_SECRET.name, value: Buffer.from(DEMO_SECRET.value), grants: [DEMO_SECRET.grant] }, { actor: 'local:demo' });
+
     // Agents keep every identity fresh; the gateway reloads its own certificate when it changes.
     const agents = new AbortController();
     options.signal.addEventListener('abort', () => agents.abort(), { once: true });
-    const running = [dirs.gateway, dirs.allowed, dirs.unlisted].map((dir) => runAgent({ dir, caUrl: ca.url, logger: logger.child({ component: 'agent', dir: options.rel(dir) }), signal: agents.signal })
+    const running = [dirs.gateway, dirs.allowed, dirs.unlisted].map((dir) => runAgent({ dir, caUrl: ca.url, logger: logger.child({ component: 'agent', dir: options.rel(dir) }), signal: agents.signal, secrets: { linkIdentity: dir === dirs.allowed } })
       .catch((err: unknown) => logger.error('demo.agent_stopped', { dir: options.rel(dir), reason: (err as Error).message })));
     closers.push(async () => { agents.abort(); await Promise.all(running); });
 
@@ -173,7 +179,12 @@ export function demoCommands(world: DemoWorld, rel: (p: string) => string, cli: 
     `   curl ${cacert} ${as(world.dirs.allowed)} -H 'X-Client-Name: admin' -H 'X-Client-Role: admin' ${url}/`,
     `   → 200, and the app sees X-Client-Name: ${ALLOWED_DEVICE}: the forged values never reach it`,
     '',
-    '5. Revoke the allowlisted device and watch it lose access within seconds',
+    `5. The allowlisted device's secrets, delivered to its identity by its agent (role ${DEMO_SECRET.grant.slice(5)}, mode 0400)`,
+    `   ls -l ${rel(join(world.dirs.allowed, 'secrets'))}/`,
+    `   cat ${rel(join(world.dirs.allowed, 'secrets', DEMO_SECRET.name))}`,
+    `   → ${DEMO_SECRET.value.trim().split('\n').join(' ')}`,
+    '',
+    '6. Revoke the allowlisted device and watch it lose access within seconds',
     `   ${cli} cert revoke --ca ${world.caUrl} --identity ${rel(join(world.dirs.ca, 'admin'))} $(${cli} agent whoami --dir ${rel(world.dirs.allowed)} --json | node -pe 'JSON.parse(require("fs").readFileSync(0)).serial')`,
     `   curl ${cacert} ${as(world.dirs.allowed)} ${url}/`,
     '   → 403 client certificate refused (… revoked …)',
@@ -222,6 +233,21 @@ export async function checkDemo(world: DemoWorld): Promise<Outcome[]> {
   const forged = await curl([...cacert, ...as(world.dirs.allowed), '-H', 'X-Client-Name: admin', '-H', 'X-Client-Role: admin', '-H', 'x_client_spiffe_id: spiffe://evil/admin', url]);
   const leaked = /admin|spiffe:\/\/evil/i.test(forged.body.split('\n').filter((l) => /x[-_]client/i.test(l)).join('\n'));
   expect('forged identity headers', `200, the app sees only ${ALLOWED_DEVICE}`, forged, forged.status === 200 && forged.body.startsWith(welcome) && !leaked);
+
+  // The secret the allowlisted device's agent fetched over mutual TLS; none for the gateway's role.
+  const secretFile = join(world.dirs.allowed, 'secrets', DEMO_SECRET.name);
+  const secretDeadline = Date.now() + 15_000;
+  while (!existsSync(secretFile) && Date.now() < secretDeadline) await new Promise((r) => setTimeout(r, 100));
+  const delivered = existsSync(secretFile) ? readFileSync(secretFile, 'utf8') : null;
+  const secretMode = delivered === null ? null : statSync(secretFile).mode & 0o777;
+  const linked = existsSync(join(world.dirs.allowed, 'secrets', 'cert.pem'));
+  const gatewayHasIt = existsSync(join(world.dirs.gateway, 'secrets', DEMO_SECRET.name));
+  outcomes.push({
+    scenario: `secret ${DEMO_SECRET.name} delivered to ${ALLOWED_DEVICE}`,
+    expected: 'the exact value, mode 0400, identity files linked beside it; nothing for the gateway',
+    actual: delivered === null ? 'no file within 15 s' : `${delivered === DEMO_SECRET.value ? 'exact value' : 'a different value'}, mode ${secretMode!.toString(8)}, ${linked ? 'identity linked' : 'no identity links'}, gateway ${gatewayHasIt ? 'has it too' : 'has none'}`,
+    ok: delivered === DEMO_SECRET.value && secretMode === 0o400 && linked && !gatewayHasIt,
+  });
 
   // A rotation of the gateway's own certificate, as its agent will do on schedule.
   const before = world.gateway.gateway.serverCertificate().serial;

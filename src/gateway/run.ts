@@ -32,7 +32,7 @@ export interface RunOptions {
 export interface RunningGateway {
   gateway: Gateway;
   admin: AdminServer | null;
-  /** SIGHUP: reload TLS material and policy now. */
+  /** SIGHUP: reload TLS material and policy now, and fetch every CRL source again. */
   reload(): void;
   close(): Promise<void>;
 }

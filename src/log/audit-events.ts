@@ -16,6 +16,16 @@ export const AUDIT_EVENTS = [
   'ca.crl_generated',
   'ca.admin_call',
   'ca.admin_refused',
+  'ca.backup_created',
+  'ca.secret_created',
+  'ca.secret_rotated',
+  'ca.secret_granted',
+  'ca.secret_ungranted',
+  'ca.secret_deleted',
+  'ca.secret_rekeyed',
+  'ca.secret_read',
+  'ca.secret_read_refused',
+  'ca.secret_version_expired',
 ] as const;
 
 export type AuditEventType = (typeof AUDIT_EVENTS)[number];

@@ -79,4 +79,37 @@ export const SQLITE_MIGRATIONS: string[] = [
    );
    INSERT OR IGNORE INTO names (role, name, spiffe_id, lineage, reserved_at)
      SELECT role, name, spiffe_id, lineage, issued_at FROM certificates ORDER BY issued_at DESC, rowid DESC;`,
+  // Secrets (issue 13): values only sealed (src/secrets/seal.ts), one row per version, grants by
+  // subject. A name is unique regardless of letter case, since it becomes a file name on agents.
+  `CREATE TABLE secrets (
+     name TEXT PRIMARY KEY,
+     created_at INTEGER NOT NULL,
+     updated_at INTEGER NOT NULL,
+     current_version INTEGER NOT NULL
+   );
+   CREATE UNIQUE INDEX secrets_name_nocase ON secrets(lower(name));
+   CREATE TABLE secret_versions (
+     name TEXT NOT NULL REFERENCES secrets(name) ON DELETE CASCADE,
+     version INTEGER NOT NULL,
+     created_at INTEGER NOT NULL,
+     expires_at INTEGER,
+     key_id TEXT NOT NULL,
+     sealed_key BLOB NOT NULL,
+     iv BLOB NOT NULL,
+     ciphertext BLOB NOT NULL,
+     tag BLOB NOT NULL,
+     checksum TEXT NOT NULL,
+     size INTEGER NOT NULL,
+     last_read_at INTEGER,
+     last_read_by TEXT,
+     PRIMARY KEY (name, version)
+   );
+   CREATE INDEX secret_versions_expires ON secret_versions(expires_at) WHERE expires_at IS NOT NULL;
+   CREATE TABLE secret_grants (
+     name TEXT NOT NULL REFERENCES secrets(name) ON DELETE CASCADE,
+     subject TEXT NOT NULL,
+     granted_at INTEGER NOT NULL,
+     PRIMARY KEY (name, subject)
+   );
+   CREATE INDEX secret_grants_subject ON secret_grants(subject);`,
 ];

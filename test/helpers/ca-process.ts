@@ -1,6 +1,7 @@
-/** `gatehouse ca serve` as a real child process on port 0; resolves once it prints its URL. */
+/** `gatehouse ca serve` as a real child process on port 0; resolves once it logs ca.listening. */
 import { spawn, type ChildProcess } from 'node:child_process';
 import { CLI_PATH } from './cli.js';
+import { findLog } from './log-lines.js';
 
 export interface CaProcess {
   url: string;
@@ -19,12 +20,16 @@ export function startCaProcess(caDir: string, extraArgs: string[] = [], env: Nod
     const timer = setTimeout(() => { child.kill('SIGKILL'); reject(new Error(`CA did not start:\n${output}`)); }, 30_000);
     const onData = (chunk: Buffer) => {
       output += chunk.toString();
-      const m = /listening on (https:\/\/[^\s;]+)[^\n]*\n/.exec(output);
-      if (m) {
+      const listening = findLog(output, 'ca.listening');
+      if (listening) {
+        child.stdout!.off('data', onData);
+        child.stderr!.off('data', onData);
+        child.stdout!.on('data', (more: Buffer) => void (output += more.toString()));
+        child.stderr!.on('data', (more: Buffer) => void (output += more.toString()));
         clearTimeout(timer);
         resolve({
-          url: m[1]!,
-          metricsUrl: /metrics on (http:\/\/\S+)/.exec(m[0])?.[1] ?? null,
+          url: String(listening.url),
+          metricsUrl: typeof listening.metrics === 'string' ? listening.metrics : null,
           child,
           output: () => output,
           stop: async (signal = 'SIGTERM') => {

@@ -183,7 +183,7 @@ export class DesyncRig {
     }
     const upstream = this.upstream.requests().slice(upMark).filter((r) => !r.target.startsWith('/hello?sentinel='));
     const lines = sentinel.ok ? this.gateway.logs().slice(logMark, sentinel.logIndex) : this.gateway.logs().slice(logMark);
-    return { exchange: result, upstream, gatewayLines: lines.filter((l) => l.event === 'gateway.request'), gatewayDown };
+    return { exchange: result, upstream, gatewayLines: lines.filter((l) => l.msg === 'gateway.request'), gatewayDown };
   }
 
   /** An allowed request on a new connection, by bob; its app record and log line mark the case's end. */
@@ -200,7 +200,7 @@ export class DesyncRig {
       if (status !== 200) return { ok: false, why: `the next allowed request on a new connection got ${status ?? `no answer (${x.endedBy}, ${x.error ?? 'no error'})`}` };
       await this.upstream.waitFor((r) => r.target === target, 3000);
       const index = await waitUntil(() => {
-        const i = gateway.logs().findIndex((l, k) => k >= logMark && l.event === 'gateway.request' && l.identity === 'bob');
+        const i = gateway.logs().findIndex((l, k) => k >= logMark && l.msg === 'gateway.request' && l.identity === 'bob');
         return i >= 0 ? i : undefined;
       }, 3000, 'the sentinel access-log line');
       return { ok: true, logIndex: index };

@@ -87,7 +87,8 @@ export function startGatewayProcess(options: GatewayProcessOptions): Promise<Gat
     };
     child.once('exit', onExit);
     const onData = () => {
-      const m = /Gatehouse gateway listening on https:\/\/([^\s:]+|\[[^\]]+\]):(\d+)/.exec(stderr);
+      const listening = lines.find((l) => l.msg === 'gateway.listening');
+      const m = listening && /^https:\/\/([^\s:]+|\[[^\]]+\]):(\d+)$/.exec(String(listening.url));
       if (!m) return;
       clearTimeout(timer);
       child.off('exit', onExit);

@@ -7,7 +7,7 @@ import { checkStatusWithRevocation, formatRemaining, STATUS_EXIT } from '../../a
 import { loadIdentity } from '../../agent/agent-state.js';
 import { writeFileAtomic } from '../../files/atomic-write.js';
 import { readPassphraseFile } from '../passphrase.js';
-import { createLogger } from '../../log/logger.js';
+import { serverLogger, logLevelOption } from '../server-log.js';
 import { isKeyType, KEY_TYPES } from '../../pki/keys.js';
 import { formatDn } from '../../pki/certificate.js';
 import { decodePem } from '../../pki/pem.js';
@@ -15,6 +15,8 @@ import { flag, list, str, type CommandContext, type CommandSpec } from '../comma
 import { json, keyValues } from '../output.js';
 
 const DIR_OPTION = { type: 'string' as const, value: 'DIR', description: 'Identity directory (default GATEHOUSE_AGENT_DIR or ~/.gatehouse/identity)' };
+const SECRETS_DIR_OPTION = { type: 'string' as const, value: 'DIR', description: 'Secrets folder (default DIR/secrets; e.g. /run/gatehouse/secrets, a tmpfs)' };
+const LINK_IDENTITY_OPTION = { type: 'boolean' as const, description: 'Also link cert.pem, key.pem and ca.pem into the secrets folder' };
 
 export function agentDir(ctx: CommandContext): string {
   return resolve(str(ctx, 'dir') ?? ctx.env.GATEHOUSE_AGENT_DIR ?? join(homedir(), '.gatehouse', 'identity'));
@@ -141,21 +143,64 @@ export const agentRun: CommandSpec = {
     ca: { type: 'string', value: 'URL', description: 'CA URL (default: the one recorded at enrollment)' },
     'on-renew': { type: 'string', value: 'CMD', description: 'Shell command run after the new files are in place (e.g. "systemctl reload nginx"), and once on revocation' },
     'revocation-check-interval': { type: 'string', value: 'DURATION', description: "How often to check the certificate against the CA's CRL (default 5m)" },
+    'secrets-dir': SECRETS_DIR_OPTION,
+    'secrets-interval': { type: 'string', value: 'DURATION', description: 'How often to sync the secrets folder (default 5m; also at start and after each renewal)' },
+    'link-identity': LINK_IDENTITY_OPTION,
+    'no-secrets': { type: 'boolean', description: 'Do not sync secrets' },
+    'log-level': logLevelOption(),
   },
   notes: [
-    'The hook gets GATEHOUSE_DIR, GATEHOUSE_SERIAL and GATEHOUSE_EVENT (renewed or revoked; on revoked also GATEHOUSE_REVOKED_AT and GATEHOUSE_REVOCATION_REASON).',
+    'The hook gets GATEHOUSE_DIR, GATEHOUSE_SERIAL and GATEHOUSE_EVENT (renewed, secrets-changed or revoked; on secrets-changed also GATEHOUSE_SECRETS_DIR; on revoked also GATEHOUSE_REVOKED_AT and GATEHOUSE_REVOCATION_REASON).',
+    'Secrets granted to this identity (gatehouse secret grant) are kept as files, mode 0400, in the secrets folder; a secret no longer granted is removed at the next sync. A failed sync (agent.secrets_sync_failed) leaves the folder as it was. Put the folder on a tmpfs so values never touch a disk (docs/secrets.md).',
     'A CA that cannot be reached for a revocation check is logged (agent.revocation_check_failed) and asked again at the next interval; the last CRL believed stays in DIR/crl.pem.',
     'Exit 75 when renewal has become impossible: expired, or revoked (agent.cert_revoked, seen in the CRL or in a refused renewal). The machine must enroll again with a new token.',
-    'Logs JSON lines to stderr. Stops on SIGINT or SIGTERM.',
+    'Logs JSON lines to stderr (time, level, msg, fields). Stops on SIGINT or SIGTERM.',
   ],
   async run(ctx) {
+    const logger = serverLogger(ctx);
     const { runAgent } = await import('../../agent/renew-scheduler.js');
     const interval = optionalDuration(ctx, 'revocation-check-interval', 'revocationCheckIntervalMs');
     if (interval.revocationCheckIntervalMs === 0) throw new GatehouseError('GH_USAGE', '--revocation-check-interval must be longer than 0');
+    const secretsInterval = optionalDuration(ctx, 'secrets-interval', 'intervalMs');
+    if (secretsInterval.intervalMs === 0) throw new GatehouseError('GH_USAGE', '--secrets-interval must be longer than 0');
+    if (flag(ctx, 'no-secrets') && (str(ctx, 'secrets-dir') || secretsInterval.intervalMs || flag(ctx, 'link-identity'))) {
+      throw new GatehouseError('GH_USAGE', '--no-secrets cannot be combined with --secrets-dir, --secrets-interval or --link-identity');
+    }
+    const secrets = flag(ctx, 'no-secrets') ? null : { ...secretsInterval, ...(str(ctx, 'secrets-dir') ? { dir: str(ctx, 'secrets-dir')! } : {}), linkIdentity: flag(ctx, 'link-identity') };
     await runAgent({
-      dir: agentDir(ctx), logger: createLogger(), signal: ctx.signal, ...interval,
+      dir: agentDir(ctx), logger, signal: ctx.signal, ...interval, secrets,
       ...(str(ctx, 'ca') ? { caUrl: str(ctx, 'ca')! } : {}), ...(str(ctx, 'on-renew') ? { onRenew: str(ctx, 'on-renew')! } : {}),
     });
+  },
+};
+
+export const agentSecretsSync: CommandSpec = {
+  path: ['agent', 'secrets', 'sync'],
+  summary: 'Sync the secrets folder once: write every secret granted to this identity (0400), remove those no longer granted.',
+  options: {
+    dir: DIR_OPTION,
+    ca: { type: 'string', value: 'URL', description: 'CA URL (default: the one recorded at enrollment)' },
+    'secrets-dir': SECRETS_DIR_OPTION,
+    'link-identity': LINK_IDENTITY_OPTION,
+    json: { type: 'boolean', description: 'Print JSON' },
+  },
+  notes: [
+    'Only files the agent wrote are removed (it records them in .gatehouse-secrets.json in the folder). Values are never printed.',
+    'Exit 0 also when nothing changed; `agent run` does the same sync on a schedule and runs its hook with GATEHOUSE_EVENT=secrets-changed.',
+  ],
+  async run(ctx) {
+    const { syncSecrets } = await import('../../agent/secrets-sync.js');
+    const result = await syncSecrets({
+      dir: agentDir(ctx), ...(str(ctx, 'ca') ? { caUrl: str(ctx, 'ca')! } : {}),
+      ...(str(ctx, 'secrets-dir') ? { secretsDir: str(ctx, 'secrets-dir')! } : {}), linkIdentity: flag(ctx, 'link-identity'),
+    });
+    if (flag(ctx, 'json')) return void ctx.out(json(result));
+    const lines = [
+      ...result.written.map((w) => `wrote ${w.name} (version ${w.version})`),
+      ...result.removed.map((name) => `removed ${name} (no longer granted)`),
+      `${result.changed ? 'changed' : 'unchanged'}: ${result.written.length + result.unchanged.length} secret(s) in ${result.secretsDir}`,
+    ];
+    ctx.out(`${lines.join('\n')}\n`);
   },
 };
 

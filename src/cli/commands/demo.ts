@@ -1,6 +1,7 @@
 import { relative, resolve } from 'node:path';
 import { GatehouseError } from '../../errors/errors.js';
 import { createLogger } from '../../log/logger.js';
+import { serverLogger, logLevelOption } from '../server-log.js';
 import { flag, str, type CommandSpec } from '../command.js';
 import { closeWithin, untilStopped } from '../stop.js';
 import type { DemoWorld } from '../../demo/demo.js';
@@ -19,6 +20,7 @@ export const demo: CommandSpec = {
     lifetime: { type: 'string', value: 'DURATION', description: 'Certificate lifetime, so renewals happen while you watch (default 2m)' },
     check: { type: 'boolean', description: 'Run the story unattended with curl, rotate the gateway certificate once, exit 1 if any outcome differs' },
     keep: { type: 'boolean', description: 'Keep the state folder at exit' },
+    'log-level': logLevelOption(),
   },
   notes: [
     'Runs until Ctrl-C or SIGTERM (also when started by `npm start`, or by a process manager signalling npm), then stops everything within 15 s, frees its ports and removes the state folder (unless --keep); a second signal while it stops is ignored. `npm start` again right after works.',
@@ -33,7 +35,7 @@ export const demo: CommandSpec = {
     const rel = (p: string) => relative(process.cwd(), p) || '.';
     const { checkDemoAddresses, startDemo, demoCommands, checkDemo, formatOutcomes } = await import('../../demo/demo.js');
     const { rmSync } = await import('node:fs');
-    const logger = createLogger({ level: check ? 'warn' : ((ctx.env.GATEHOUSE_LOG_LEVEL as 'info' | undefined) ?? 'info') });
+    const logger = serverLogger(ctx, { fallback: check ? 'warn' : 'info' });
     const addresses = {
       caListen: str(ctx, 'ca-listen') ?? (check ? '127.0.0.1:0' : '127.0.0.1:8443'),
       gatewayListen: str(ctx, 'gateway-listen') ?? (check ? '127.0.0.1:0' : '127.0.0.1:9443'),

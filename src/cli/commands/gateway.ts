@@ -1,7 +1,7 @@
 import { availableParallelism } from 'node:os';
 import cluster from 'node:cluster';
 import { GatehouseError } from '../../errors/errors.js';
-import { createLogger } from '../../log/logger.js';
+import { serverLogger, announce, logLevelOption } from '../server-log.js';
 import { str, flag, type CommandSpec } from '../command.js';
 import { isClusterWorker, superviseWorkers } from '../ca-workers.js';
 import { untilStopped } from '../stop.js';
@@ -25,15 +25,18 @@ export const gatewayCommand: CommandSpec = {
     'admin-listen': { type: 'string', value: 'HOST:PORT', description: 'Serve /metrics and /healthz here, e.g. 127.0.0.1:9090' },
     workers: { type: 'string', value: 'N', description: 'Worker processes sharing the port (default: one per core; 1 runs in-process)' },
     'unsafe-allow-non-local-upstream': { type: 'boolean', description: 'Allow an upstream not on loopback (the app must accept connections only from the gateway)' },
+    'log-level': logLevelOption(),
   },
   notes: [
-    'Logs one JSON line per request to stderr.',
-    'Reloads the certificate, key and client CA bundle when their files change (an agent renewal) and on SIGHUP; the policy when its file changes; routes when the config file changes. A file that does not load keeps the previous state.',
+    'Logs JSON lines to stderr (time, level, msg, fields), one per request (gateway.request); once listening, a gateway.listening line with url and metrics (and a sentence for a person when stderr is a terminal).',
+    'Reloads the certificate, key and client CA bundle when their files change (an agent renewal); the policy when its file changes; routes when the config file changes. SIGHUP reloads the certificate, key, bundle and policy at once and fetches every CRL source again. A file that does not load keeps the previous state.',
     'On SIGTERM or SIGINT it stops accepting connections and lets requests in flight finish (limits.drainTimeout, default 30s), then cuts the rest (gateway.drain_timeout).',
     'Every listener (listen, admin.listen) is bound at start: an address in use, a port below 1024 without the privilege or an address not on this machine fails with GH_LISTEN_FAILED (exit 71).',
     'Environment: GATEHOUSE_GATEWAY_LISTEN, GATEHOUSE_GATEWAY_ADMIN_LISTEN, GATEHOUSE_GATEWAY_WORKERS override the config.',
   ],
   async run(ctx) {
+    // Workers say which one they are, so a reload or a failure can be traced to a process.
+    const logger = serverLogger(ctx, { batch: true, ...(isClusterWorker() ? { base: { worker: cluster.worker!.id } } : {}) });
     const { gatewayConfigFromFlags, loadGatewayConfig } = await import('../../gateway/config.js');
     const configFile = str(ctx, 'config') ?? null;
     const flagNames = ['listen', 'cert', 'key', 'client-ca', 'upstream', 'policy', 'crl', 'headers', 'admin-listen', 'unsafe-allow-non-local-upstream'];
@@ -52,8 +55,6 @@ export const gatewayCommand: CommandSpec = {
     const workers = workersText !== undefined ? Number(workersText) : config.workers ?? availableParallelism();
     if (workers < 1 || workers > 256) throw new GatehouseError('GH_USAGE', '--workers must be a whole number from 1 to 256');
 
-    // Workers say which one they are, so a reload or a failure can be traced to a process.
-    const logger = isClusterWorker() ? createLogger({ batch: true, base: { worker: cluster.worker!.id } }) : createLogger({ batch: true });
     const { runGateway, loadPolicy, assertConfigUsable } = await import('../../gateway/run.js');
     assertConfigUsable(config);
     const host = urlHost(splitHostPort(config.listen).host);
@@ -72,7 +73,11 @@ export const gatewayCommand: CommandSpec = {
       try {
         return await superviseWorkers({
           workers, logger, signal: ctx.signal, component: 'gateway', stopTimeoutMs: config.limits.drainTimeout + 5000,
-          onListening: (port) => ctx.err(`Gatehouse gateway listening on https://${host}:${port} (${workers} workers)\n`),
+          onListening: (port) => {
+            const url = `https://${host}:${port}`;
+            const metrics = admin ? `http://${config.admin.listen!.replace(/:\d+$/, `:${admin.port}`)}/metrics` : null;
+            announce(ctx, logger, 'gateway.listening', { url, metrics, workers }, `Gatehouse gateway listening on ${url} (${workers} workers)`);
+          },
         });
       } finally {
         process.off('SIGHUP', forwardReload);
@@ -88,7 +93,9 @@ export const gatewayCommand: CommandSpec = {
       AggregatorRegistry.setRegistries([running.gateway.metrics.registry]);
       process.on('message', (message) => { if (message === RELOAD_MESSAGE) running.reload(); });
     } else {
-      ctx.err(`Gatehouse gateway listening on https://${host}:${running.gateway.port}${running.admin ? ` (metrics on http://${config.admin.listen!.replace(/:\d+$/, `:${running.admin.port}`)}/metrics)` : ''}\n`);
+      const url = `https://${host}:${running.gateway.port}`;
+      const metrics = running.admin ? `http://${config.admin.listen!.replace(/:\d+$/, `:${running.admin.port}`)}/metrics` : null;
+      announce(ctx, logger, 'gateway.listening', { url, metrics, workers: 1 }, `Gatehouse gateway listening on ${url}${metrics ? ` (metrics on ${metrics})` : ''}`);
     }
     const onHup = () => running.reload();
     process.on('SIGHUP', onHup);

@@ -1,10 +1,11 @@
 import type { CommandSpec } from '../command.js';
-import { caInit, caRootCrl, caServe } from './ca.js';
+import { caBackup, caInit, caRestore, caRootCrl, caServe } from './ca.js';
 import { tokenCreate, tokenList, tokenRevoke } from './token.js';
 import { certList, certRevoke, certShow, certSign } from './cert.js';
 import { nameList, nameRelease } from './name.js';
+import { secretCreate, secretDelete, secretGrant, secretList, secretRekey, secretRotate, secretShow, secretUngrant } from './secret.js';
 import { contextAdd, contextList, contextRemove, contextUse } from './context.js';
-import { agentEnroll, agentExport, agentRenew, agentRun, agentStatus, agentWhoami } from './agent.js';
+import { agentEnroll, agentExport, agentRenew, agentRun, agentSecretsSync, agentStatus, agentWhoami } from './agent.js';
 import { quickstart } from './quickstart.js';
 import { gatewayCommand } from './gateway.js';
 import { policyCheck } from './policy.js';
@@ -13,13 +14,14 @@ import { auditVerify } from './audit.js';
 import { checkCommand } from './check.js';
 
 export const COMMANDS: CommandSpec[] = [
-  caInit, caServe, caRootCrl,
+  caInit, caServe, caRootCrl, caBackup, caRestore,
   tokenCreate, tokenList, tokenRevoke,
   certList, certShow, certRevoke, certSign,
   nameList, nameRelease,
+  secretCreate, secretList, secretShow, secretGrant, secretUngrant, secretRotate, secretDelete, secretRekey,
   contextAdd, contextUse, contextList, contextRemove,
   auditVerify, checkCommand,
-  agentEnroll, agentWhoami, agentStatus, agentRenew, agentRun, agentExport,
+  agentEnroll, agentWhoami, agentStatus, agentRenew, agentRun, agentSecretsSync, agentExport,
   gatewayCommand,
   policyCheck,
   demo,

@@ -1,6 +1,6 @@
 import { existsSync, rmSync } from 'node:fs';
 import { join, resolve, relative } from 'node:path';
-import { createLogger } from '../../log/logger.js';
+import { serverLogger, logLevelOption } from '../server-log.js';
 import { str, type CommandSpec } from '../command.js';
 import { untilStopped } from '../stop.js';
 
@@ -10,9 +10,11 @@ export const quickstart: CommandSpec = {
   options: {
     'state-dir': { type: 'string', value: 'DIR', description: 'Where the CA and demo identities live (default ./.gatehouse)' },
     listen: { type: 'string', value: 'HOST:PORT', description: 'CA listen address (default 127.0.0.1:8443, or GATEHOUSE_LISTEN)' },
+    'log-level': logLevelOption('warn'),
   },
   notes: ['Runs until Ctrl-C. Delete the state directory to start from scratch.'],
   async run(ctx) {
+    const logger = serverLogger(ctx, { fallback: 'warn' });
     const { initCa } = await import('../../ca/init.js');
     const { CA_FILES, loadCaMaterial } = await import('../../ca/ca-dir.js');
     const { startCaServer } = await import('../../ca/server.js');
@@ -26,7 +28,6 @@ export const quickstart: CommandSpec = {
       const created = await initCa({ dir: caDir, org: 'Gatehouse Demo', trustDomain: 'demo.gatehouse.internal', listen });
       ctx.out(`Created a CA in ${rel(caDir)} (root fingerprint ${created.rootFingerprint})\n`);
     }
-    const logger = createLogger({ level: (ctx.env.GATEHOUSE_LOG_LEVEL as 'info' | undefined) ?? 'warn' });
     const material = loadCaMaterial(caDir);
     const store = openSqliteStore(join(caDir, CA_FILES.database));
     const server = await startCaServer({ material, store, logger, listen });
