@@ -247,6 +247,52 @@ describe('dashboard in chromium', () => {
     await page.close();
   });
 
+  test('browser-secret-created-granted-ungranted-and-deleted-never-shows-the-value', async () => {
+    const value = `browser-secret-${Date.now()}-Qv7`;
+    const page = await newPage(admin);
+    const neverTheValue = async (where: string) => assert.ok(!(await page.content()).includes(value), `${where}: the value is not in the page`);
+    await page.goto(`${ca.url}/dashboard/`);
+    await page.click('nav >> text=Secrets');
+    assert.equal(await page.textContent('h1'), 'Secrets');
+    await page.fill('#secret-name', 'db-password');
+    await page.fill('#secret-value', `${value}\nline two`);
+    await Promise.all([page.waitForURL(/\/dashboard\/secrets\/db-password\?created=1$/), page.click('button:has-text("Create secret")')]);
+    assert.ok(!page.url().includes(value));
+    assert.match(await page.textContent('p.notice') ?? '', /Secret db-password was created/);
+    await neverTheValue('after create');
+
+    await page.fill('#grant-subject', 'role:web');
+    await Promise.all([page.waitForURL(/granted=role%3Aweb$/), page.click('button:has-text("Grant")')]);
+    assert.deepEqual(await page.locator('h2:has-text("Granted to") + table tbody th').allTextContents(), ['role:web']);
+    await neverTheValue('after grant');
+
+    await page.click('nav >> text=Secrets');
+    const row = page.locator('tbody tr', { has: page.locator('a:has-text("db-password")') });
+    assert.equal(await row.count(), 1, 'listed');
+    assert.match(await row.textContent() ?? '', /role:web/);
+    assert.match(await row.textContent() ?? '', /never/, 'not read yet');
+    await neverTheValue('list');
+
+    await page.click('a:has-text("db-password")');
+    // The script asks before an ungrant; the browser's dialog is accepted here.
+    const dialog = new Promise<string>((resolve) => page.once('dialog', (d) => { resolve(d.message()); void d.accept(); }));
+    await Promise.all([page.waitForURL(/ungranted=role%3Aweb$/), page.click('button:has-text("Ungrant")')]);
+    assert.equal(await dialog, 'Stop role:web from reading secret db-password?');
+    assert.match(await page.textContent('main') ?? '', /Nobody may read this secret\./);
+    await neverTheValue('after ungrant');
+
+    await Promise.all([page.waitForURL(/\/dashboard\/secrets\/db-password\/delete$/), page.click('a:has-text("Delete secret")')]);
+    assert.equal(await page.textContent('h1'), 'Delete secret db-password?');
+    await neverTheValue('confirmation');
+    await Promise.all([page.waitForURL(/\/dashboard\/secrets\?deleted=db-password$/), page.click('button:has-text("Delete secret")')]);
+    assert.match(await page.textContent('p.notice') ?? '', /Secret db-password was deleted/);
+    assert.match(await page.textContent('main') ?? '', /No secrets yet\./);
+    await neverTheValue('after delete');
+    const listed = JSON.parse(await cli(['secret', 'list', '--dir', caDir, '--json']));
+    assert.deepEqual(listed.secrets ?? listed, [], 'gone from the CA');
+    await page.close();
+  });
+
   test('browser-no-csp-violations-or-script-errors-and-script-ran', async () => {
     const page = await newPage(admin);
     await page.goto(`${ca.url}/dashboard/identity/web/build-7`);

@@ -387,4 +387,177 @@ describe('dashboard over https', () => {
     assert.match(badTime.text, /&quot;From&quot; must be a time like/);
     for (const id of ['identity', 'type', 'from', 'until']) assert.match(first.text, new RegExp(`<label for="${id}">`), `label for ${id}`);
   });
+
+  // ------------------------------------------------------------------ secrets (issue 13)
+
+  /** Fails if any form of a secret value is in a page: raw, HTML-escaped, URL-encoded, or its unique plain-text start. */
+  const assertNoValue = (res: HttpResult, values: string[], what: string) => {
+    for (const v of values) {
+      const start = /^[A-Za-z0-9-]+/.exec(v)![0];
+      assert.ok(start.length >= 20, 'values in these tests start with a unique marker');
+      for (const form of [v, start, encodeURIComponent(v)]) {
+        assert.ok(!res.text.includes(form), `${what}: the value is not in the page`);
+        assert.ok(!String(res.headers.location ?? '').includes(form), `${what}: the value is not in the redirect`);
+      }
+    }
+  };
+
+  test('dashboard-secrets-list-detail-and-confirm-show-grants-and-readers-never-a-value', async () => {
+    const secrets = fixture.server.secrets;
+    const v1 = `planted-v1-${Date.now()}-Zq8`;
+    const v2 = `planted-v2-${Date.now()}-Wx3`;
+    await secrets.create({ name: 'db-password', value: Buffer.from(v1), grants: ['role:web', 'name:laptop-1'] }, { actor: 'test' });
+    const read = await caRequest(fixture.url, 'v1/secrets/db-password', { ca: rootPemOf(fixture), key: web.keyPem, cert: web.certPem });
+    assert.equal(read.status, 200, read.text);
+    assert.equal(read.text, v1);
+    await secrets.rotate('db-password', Buffer.from(v2), 3_600_000, { actor: 'test' });
+
+    const list = await dash('/dashboard/secrets');
+    assert.equal(list.status, 200, list.text.slice(0, 400));
+    assertSecurityHeaders(list, 'secrets list');
+    assertNoInjectedMarkup(list, 'secrets list');
+    assert.match(list.text, /<a href="\/dashboard\/secrets" aria-current="page">Secrets<\/a>/, 'in the navigation');
+    assert.match(list.text, /<th scope="row" class="mono"><a href="\/dashboard\/secrets\/db-password">db-password<\/a><\/th><td class="num">2<\/td>/);
+    assert.match(list.text, /<li class="mono">role:web<\/li>/);
+    assert.match(list.text, /<li class="mono">name:laptop-1<\/li>/);
+    assert.match(list.text, /<li>1 until <time/, 'the old version with its expiry');
+    assert.ok(list.text.includes(`by <span class="mono">${web.spiffeId}</span> <span class="muted">(version 1)</span>`), 'last read and by whom');
+
+    const detail = await dash('/dashboard/secrets/db-password');
+    assert.equal(detail.status, 200);
+    assertNoInjectedMarkup(detail, 'secret detail');
+    assert.equal((detail.text.match(/action="\/dashboard\/secrets\/db-password\/ungrant"/g) ?? []).length, 2, 'one ungrant button per grant');
+    assert.match(detail.text, /<input type="hidden" name="subject" value="role:web">/);
+    assert.ok(detail.text.includes(`<td class="mono">${web.spiffeId}</td>`), 'the reader of version 1');
+    assert.match(detail.text, /hmac-sha256:/, 'checksums, not values');
+
+    const confirm = await dash('/dashboard/secrets/db-password/delete');
+    assert.equal(confirm.status, 200);
+    assert.match(confirm.text, /<h1>Delete secret <span class="mono">db-password<\/span>\?<\/h1>/);
+    assert.match(confirm.text, /These subjects lose access at once:<\/p><ul><li class="mono">name:laptop-1<\/li><li class="mono">role:web<\/li><\/ul>/);
+    assert.match(confirm.text, /<dt>Versions deleted<\/dt><dd>2, 1<\/dd>/);
+    assert.ok(await secrets.show('db-password'), 'a GET of the confirmation deletes nothing');
+
+    for (const [what, res] of [['list', list], ['detail', detail], ['confirm', confirm]] as const) assertNoValue(res, [v1, v2], what);
+    for (const path of ['/dashboard/secrets/nope', `/dashboard/secrets/${encodeURIComponent(HOSTILE)}`, `/dashboard/secrets/${encodeURIComponent(HOSTILE)}/delete`]) {
+      const res = await dash(path);
+      assert.ok([400, 404].includes(res.status), `${path}: ${res.status}`);
+      assertNoInjectedMarkup(res, path);
+      assert.ok(!res.text.includes(HOSTILE), `${path}: raw value absent`);
+    }
+  });
+
+  test('dashboard-secret-created-through-the-form-value-never-rendered-even-on-refusal', async () => {
+    const page = await dash('/dashboard/secrets');
+    for (const id of ['secret-name', 'secret-value', 'secret-grants']) assert.match(page.text, new RegExp(`<label for="${id}">`), `label for ${id}`);
+    const csrf = csrfOf(page);
+    const value = `form-value-${Date.now()}-<b>&"'`;
+    const created = await dash('/dashboard/secrets', { form: { name: 'api-key', value: `${value}\r\nsecond line`, grants: 'role:web\r\nid:spiffe://test.internal/web/laptop-1', csrf } });
+    assert.equal(created.status, 303, created.text.slice(0, 400));
+    assert.equal(created.headers.location, '/dashboard/secrets/api-key?created=1');
+    assertNoValue(created, [value], 'create response');
+    const after = await dash(created.headers.location!);
+    assert.match(after.text, /Secret <span class="mono">api-key<\/span> was created\./);
+    assertNoValue(after, [value], 'page after create');
+    const view = await fixture.server.secrets.show('api-key');
+    assert.deepEqual(view.grants.map((g) => g.subject).sort(), ['id:spiffe://test.internal/web/laptop-1', 'role:web']);
+    const read = await caRequest(fixture.url, 'v1/secrets/api-key', { ca: rootPemOf(fixture), key: web.keyPem, cert: web.certPem });
+    assert.equal(read.text, `${value}\nsecond line`, 'stored as posted, line breaks as LF');
+    const event = (await fixture.store.listAudit({ type: 'ca.secret_created' })).find((e) => e.details.secret === 'api-key');
+    assert.equal(event?.actor, 'spiffe://test.internal/admin/admin');
+    assert.equal(event?.requestId, created.headers['x-request-id']);
+    assert.ok(!JSON.stringify(event).includes(value), 'nor in the audit trail');
+
+    // Refused creates: the form comes back with the name and grants, never the value.
+    const refusals: Array<[string, Record<string, string>, number, RegExp]> = [
+      ['bad name', { name: '../etc', grants: '' }, 400, /secret name is not allowed/],
+      ['reserved name', { name: 'cert.pem', grants: '' }, 400, /reserved/],
+      ['existing name', { name: 'api-key', grants: '' }, 409, /already exists/],
+      ['unknown role', { name: 'other', grants: 'role:nosuch' }, 400, /names a role this CA does not have/],
+      ['hostile subject', { name: 'other', grants: HOSTILE }, 400, /grant subject/],
+    ];
+    for (const [what, fields, status, message] of refusals) {
+      const res = await dash('/dashboard/secrets', { form: { ...fields, value, csrf } });
+      assert.equal(res.status, status, `${what}: ${res.text.slice(0, 400)}`);
+      assert.match(res.text, /<p class="error" role="alert" id="create-error">/, what);
+      assert.match(res.text, message, what);
+      assert.match(res.text, /The value was not kept: enter it again\./, what);
+      assert.match(res.text, /<textarea id="secret-value" name="value"[^>]*><\/textarea>/, `${what}: the value box is empty`);
+      assertNoValue(res, [value], what);
+      assertNoInjectedMarkup(res, what);
+      assert.ok(!res.text.includes(HOSTILE), `${what}: hostile text escaped`);
+    }
+    assert.equal((await fixture.server.secrets.list()).filter((s) => s.name === 'other').length, 0, 'nothing created');
+    const empty = await dash('/dashboard/secrets', { form: { name: 'empty-one', value: '', grants: '', csrf } });
+    assert.equal(empty.status, 400);
+    assert.match(empty.text, /the secret value is empty/);
+  });
+
+  test('dashboard-secret-changes-need-csrf-and-delete-needs-the-confirmation-post', async () => {
+    const secrets = fixture.server.secrets;
+    const value = `csrf-secret-${Date.now()}`;
+    await secrets.create({ name: 'csrf-target', value: Buffer.from(value), grants: ['role:web'] }, { actor: 'test' });
+    const detail = await dash('/dashboard/secrets/csrf-target');
+    const token = csrfOf(detail);
+    const grants = async () => (await secrets.show('csrf-target')).grants.map((g) => g.subject).sort();
+    const forged = `${Math.floor(Date.now() / 1000)}.${'a'.repeat(64)}`;
+    const posts: Array<[string, Record<string, string>]> = [
+      ['/dashboard/secrets/csrf-target/grant', { subject: 'role:gateway' }],
+      ['/dashboard/secrets/csrf-target/ungrant', { subject: 'role:web' }],
+      ['/dashboard/secrets/csrf-target/delete', {}],
+      ['/dashboard/secrets', { name: 'csrf-created', value, grants: '' }],
+    ];
+    for (const [path, form] of posts) {
+      for (const [what, extra, headers] of [
+        ['no token', {}, {}], ['forged token', { csrf: forged }, {}], ['cross-site', { csrf: token }, { 'sec-fetch-site': 'cross-site', origin: 'https://evil.example' }],
+      ] as Array<[string, Record<string, string>, Record<string, string>]>) {
+        const res = await dash(path, { form: { ...form, ...extra }, headers });
+        assert.equal(res.status, 403, `${path} ${what}: ${res.text.slice(0, 300)}`);
+        assert.match(res.text, /form refused: .*Nothing was changed\./);
+        assertNoValue(res, [value], `${path} ${what}`);
+        assert.deepEqual(await grants(), ['role:web'], `${path} ${what}: grants unchanged`);
+        assert.equal((await secrets.list()).filter((s) => s.name === 'csrf-created').length, 0, `${path} ${what}: nothing created`);
+      }
+    }
+    // GET never changes anything: grant and ungrant are POST only, GET on delete is the confirmation page.
+    for (const path of ['/dashboard/secrets/csrf-target/grant', '/dashboard/secrets/csrf-target/ungrant']) {
+      const res = await dash(path);
+      assert.equal(res.status, 405, path);
+      assert.equal(res.headers.allow, 'POST');
+    }
+    assert.equal((await dash('/dashboard/secrets/csrf-target', { method: 'POST', form: { csrf: token } })).status, 405);
+    assert.equal((await dash('/dashboard/secrets/csrf-target/delete')).status, 200);
+    assert.deepEqual(await grants(), ['role:web']);
+
+    // With the token: grant, a refused grant (shown on the page), ungrant, delete.
+    const granted = await dash('/dashboard/secrets/csrf-target/grant', { form: { subject: 'role:gateway', csrf: token } });
+    assert.equal(granted.status, 303, granted.text.slice(0, 300));
+    assert.equal(granted.headers.location, '/dashboard/secrets/csrf-target?granted=role%3Agateway');
+    assert.deepEqual(await grants(), ['role:gateway', 'role:web']);
+    assert.match((await dash(granted.headers.location!)).text, /<span class="mono">role:gateway<\/span> may now read/);
+    const badGrant = await dash('/dashboard/secrets/csrf-target/grant', { form: { subject: HOSTILE, csrf: token } });
+    assert.equal(badGrant.status, 400);
+    assert.match(badGrant.text, /<p class="error" role="alert" id="grant-error">grant subject/);
+    assertNoInjectedMarkup(badGrant, 'refused grant');
+    assert.ok(!badGrant.text.includes(HOSTILE));
+    assertNoValue(badGrant, [value], 'refused grant');
+    const ungranted = await dash('/dashboard/secrets/csrf-target/ungrant', { form: { subject: 'role:web', csrf: token } });
+    assert.equal(ungranted.status, 303);
+    assert.deepEqual(await grants(), ['role:gateway']);
+    const notGranted = await dash('/dashboard/secrets/csrf-target/ungrant', { form: { subject: 'role:web', csrf: token } });
+    assert.equal(notGranted.status, 400);
+    assert.match(notGranted.text, /is not granted to role:web/);
+
+    const deleted = await dash('/dashboard/secrets/csrf-target/delete', { form: { csrf: token } });
+    assert.equal(deleted.status, 303, deleted.text.slice(0, 300));
+    assert.equal(deleted.headers.location, '/dashboard/secrets?deleted=csrf-target');
+    assert.equal((await secrets.list()).filter((s) => s.name === 'csrf-target').length, 0, 'deleted');
+    assert.match((await dash(deleted.headers.location!)).text, /Secret <span class="mono">csrf-target<\/span> was deleted/);
+    for (const type of ['ca.secret_granted', 'ca.secret_ungranted', 'ca.secret_deleted'] as const) {
+      const event = (await fixture.store.listAudit({ type })).filter((e) => e.details.secret === 'csrf-target').at(-1);
+      assert.equal(event?.actor, 'spiffe://test.internal/admin/admin', type);
+    }
+    const refused = (await fixture.store.listAudit({ type: 'ca.admin_refused' })).filter((e) => String(e.details.path).startsWith('/dashboard/secrets'));
+    assert.equal(refused.length, posts.length * 3, 'every refused form audited');
+  });
 });

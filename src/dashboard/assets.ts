@@ -13,7 +13,7 @@ export const DASHBOARD_CSS = `
 body { margin: 0; font: 16px/1.5 system-ui, -apple-system, "Segoe UI", Roboto, sans-serif; color: var(--fg); background: var(--bg); }
 a { color: var(--accent); }
 :focus-visible { outline: 3px solid var(--accent); outline-offset: 2px; }
-a:focus, button:focus, input:focus, select:focus, summary:focus { outline: 3px solid var(--accent); outline-offset: 2px; }
+a:focus, button:focus, input:focus, select:focus, textarea:focus, summary:focus { outline: 3px solid var(--accent); outline-offset: 2px; }
 .skip { position: absolute; left: -9999px; top: 0; padding: .5rem 1rem; background: var(--bg); z-index: 10; }
 .skip:focus { left: .5rem; }
 .visually-hidden { position: absolute; width: 1px; height: 1px; margin: -1px; padding: 0; overflow: hidden; clip: rect(0 0 0 0); white-space: nowrap; border: 0; }
@@ -43,7 +43,7 @@ form.stack { display: grid; gap: .75rem; max-width: 36rem; }
 .field { display: flex; flex-direction: column; gap: .2rem; }
 .field .hint { color: var(--muted); font-size: .85rem; }
 label { font-weight: 600; }
-input, select { font: inherit; padding: .35rem .5rem; border: 1px solid #6b6b6b; border-radius: .25rem; background: #fff; color: var(--fg); }
+input, select, textarea { font: inherit; padding: .35rem .5rem; border: 1px solid #6b6b6b; border-radius: .25rem; background: #fff; color: var(--fg); }
 button, .button { font: inherit; font-weight: 600; padding: .4rem .9rem; border: 2px solid var(--accent); border-radius: .25rem; background: var(--accent); color: #fff; cursor: pointer; text-decoration: none; display: inline-block; }
 button.secondary, .button.secondary { background: #fff; color: var(--accent); }
 button.danger { background: #a4161a; border-color: #a4161a; }

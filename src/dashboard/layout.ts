@@ -6,12 +6,13 @@ export const CSS_PATH = '/dashboard/static/dashboard.css';
 export const JS_PATH = '/dashboard/static/dashboard.js';
 export const ICON_PATH = '/dashboard/static/icon.svg';
 
-export type Section = 'overview' | 'fleet' | 'tokens' | 'audit' | null;
+export type Section = 'overview' | 'fleet' | 'tokens' | 'secrets' | 'audit' | null;
 
 const NAV: Array<{ section: Exclude<Section, null>; label: string; href: string }> = [
   { section: 'overview', label: 'Overview', href: '/dashboard/' },
   { section: 'fleet', label: 'Fleet', href: dashboardUrl(['fleet']) },
   { section: 'tokens', label: 'Join tokens', href: dashboardUrl(['tokens']) },
+  { section: 'secrets', label: 'Secrets', href: dashboardUrl(['secrets']) },
   { section: 'audit', label: 'Audit', href: dashboardUrl(['audit']) },
 ];
 

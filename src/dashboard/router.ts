@@ -21,6 +21,7 @@ import { fleetPage } from './pages/fleet.js';
 import { identityPage } from './pages/identity.js';
 import { overviewPage } from './pages/overview.js';
 import { revokeAction, revokeConfirmPage } from './pages/revoke.js';
+import { createSecretAction, deleteAction, deleteConfirmPage, grantAction, MAX_SECRET_FORM_BYTES, readSecretForm, readSubject, secretPage, secretsPage, ungrantAction } from './pages/secrets.js';
 import { createTokenAction, readTokenForm, revokeTokenAction, tokensPage } from './pages/tokens.js';
 
 export const DASHBOARD_PREFIX = '/dashboard';
@@ -108,6 +109,45 @@ async function dispatch(ctx: DashboardContext, method: string, url: URL): Promis
       only('POST');
       return action(ctx, method, async () => redirect(res, await revokeTokenAction(ctx, m![0]!)));
     }
+    if (match(rest, ['secrets'])) {
+      if (get) return show(await secretsPage(ctx));
+      only('POST');
+      return action(ctx, method, async (form) => {
+        const values = readSecretForm(form);
+        try {
+          redirect(res, await createSecretAction(ctx, values));
+        } catch (err) {
+          if (!isGatehouseError(err) || !err.spec.expose || err.spec.http >= 500) throw err;
+          // Shown with the name and grants as filled in, never the value (the service's messages never hold it).
+          show(await secretsPage(ctx, { form: { name: values.name, grants: values.grants }, error: err.message }), err.spec.http);
+          return err.spec.http;
+        }
+        return 303;
+      }, Math.max(ctx.scope.maxBodyBytes, MAX_SECRET_FORM_BYTES));
+    }
+    if ((m = match(rest, ['secrets', '*']))) return only('GET'), show(await secretPage(ctx, m[0]!));
+    if ((m = match(rest, ['secrets', '*', 'grant']))) {
+      only('POST');
+      return action(ctx, method, async (form) => {
+        try {
+          redirect(res, await grantAction(ctx, m![0]!, form));
+        } catch (err) {
+          if (!isGatehouseError(err, 'GH_SECRET_INVALID')) throw err;
+          show(await secretPage(ctx, m![0]!, { error: err.message, subject: readSubject(form) }), err.spec.http);
+          return err.spec.http;
+        }
+        return 303;
+      });
+    }
+    if ((m = match(rest, ['secrets', '*', 'ungrant']))) {
+      only('POST');
+      return action(ctx, method, async (form) => redirect(res, await ungrantAction(ctx, m![0]!, form)));
+    }
+    if ((m = match(rest, ['secrets', '*', 'delete']))) {
+      if (get) return show(await deleteConfirmPage(ctx, m[0]!));
+      only('POST');
+      return action(ctx, method, async () => redirect(res, await deleteAction(ctx, m![0]!)));
+    }
     if (match(rest, ['audit'])) {
       only('GET');
       const { status, body } = await auditPage(ctx);
@@ -125,7 +165,7 @@ async function dispatch(ctx: DashboardContext, method: string, url: URL): Promis
  * form's CSRF token. Refusals are audited as ca.admin_refused and every attempted action as
  * ca.admin_call (like the admin API), next to the event the Authority records for the change itself.
  */
-async function action(ctx: DashboardContext, method: string, run: (form: URLSearchParams) => Promise<number | void>): Promise<void> {
+async function action(ctx: DashboardContext, method: string, run: (form: URLSearchParams) => Promise<number | void>, maxBodyBytes = ctx.scope.maxBodyBytes): Promise<void> {
   const { scope } = ctx;
   const path = ctx.url.pathname;
   const audit = (type: 'ca.admin_call' | 'ca.admin_refused', details: Record<string, unknown>) =>
@@ -135,7 +175,7 @@ async function action(ctx: DashboardContext, method: string, run: (form: URLSear
   let form: URLSearchParams | null = null;
   let refusal = origin.ok ? null : origin.reason;
   if (!refusal) {
-    form = await readFormBody(scope.req, scope.maxBodyBytes);
+    form = await readFormBody(scope.req, maxBodyBytes);
     const token = verifyCsrfToken(csrfKeyFor(scope.authority.issuer.privateKey), ctx.admin.fingerprint, form.get(CSRF_FIELD), scope.authority.now());
     if (!token.ok) refusal = token.reason;
   } else {
