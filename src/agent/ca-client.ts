@@ -23,6 +23,12 @@ export interface CaClientOptions {
 }
 
 const DEFAULT_TIMEOUT_MS = 15_000;
+/**
+ * The largest answer read from a CA: a secret (500 KiB) and a certificate chain fit many times
+ * over. A pinned CA is trusted for what it says, not for how much: a broken or hostile one must
+ * not make an agent buffer without end.
+ */
+export const MAX_RESPONSE_BYTES = 4 * 1024 * 1024;
 
 interface RawResponse {
   status: number;
@@ -30,14 +36,21 @@ interface RawResponse {
   body: Buffer;
 }
 
-function send(url: URL, method: string, agent: Agent, body: string | undefined, timeoutMs: number, accept = 'application/json'): Promise<RawResponse> {
+function send(url: URL, method: string, agent: Agent, body: string | undefined, timeoutMs: number, accept = 'application/json', maxBytes = MAX_RESPONSE_BYTES): Promise<RawResponse> {
   return new Promise((resolve, reject) => {
     const req = request(url, {
       method, agent, timeout: timeoutMs,
       headers: { accept, ...(body !== undefined ? { 'content-type': 'application/json', 'content-length': Buffer.byteLength(body) } : {}) },
     }, (res) => {
       const chunks: Buffer[] = [];
-      res.on('data', (c: Buffer) => chunks.push(c));
+      let received = 0;
+      res.on('data', (c: Buffer) => {
+        received += c.length;
+        if (received <= maxBytes) return void chunks.push(c);
+        chunks.length = 0;
+        reject(new GatehouseError('GH_CA_UNREACHABLE', `the CA at ${url.origin} answered ${url.pathname} with more than ${maxBytes} bytes; refusing to read on`));
+        req.destroy();
+      });
       res.on('end', () => resolve({ status: res.statusCode ?? 0, headers: res.headers, body: Buffer.concat(chunks) }));
       res.on('error', reject);
     });
