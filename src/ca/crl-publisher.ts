@@ -83,7 +83,15 @@ export class CrlPublisher {
     this.rootAuthority = deps.rootKey ? prepareSigningAuthority(deps.rootDer, deps.rootKey) : null;
   }
 
+  /** The CRLs this CA publishes: the root's is left out when its own PKI publishes it (crl.rootCrl: external). */
+  scopes(): CrlScope[] {
+    return this.deps.config.crl.rootCrl === 'external' ? ['intermediate'] : ['intermediate', 'root'];
+  }
+
   current(scope: CrlScope): PublishedCrl {
+    if (!this.scopes().includes(scope)) {
+      throw new GatehouseError('GH_NOT_FOUND', "this CA does not publish the root's CRL: the root was imported and its own PKI publishes it (crl.rootCrl: external)");
+    }
     const crl = scope === 'root' ? this.root : this.intermediate;
     if (!crl) throw new GatehouseError('GH_INTERNAL', `the ${scope} CRL has not been generated yet`);
     return crl;
@@ -134,7 +142,7 @@ export class CrlPublisher {
       }
       this.seenRevocationVersion = version;
     }
-    await this.refreshRoot(now);
+    if (this.scopes().includes('root')) await this.refreshRoot(now);
   }
 
   private async refreshRoot(now: Date): Promise<void> {

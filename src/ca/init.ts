@@ -15,13 +15,15 @@ import { silentLogger, type Logger } from '../log/logger.js';
 import { buildIntermediateCertificate, buildRootCertificate } from '../pki/ca-certificates.js';
 import { generatePrivateKey, privateKeyToPem, spkiDer, type KeyType } from '../pki/keys.js';
 import { prepareSigningAuthority } from '../pki/leaf-certificate.js';
-import { sha256Hex } from '../pki/certificate.js';
+import { parseCertificate, sha256Hex } from '../pki/certificate.js';
+import type { KeyObject } from 'node:crypto';
 import { toPem } from '../pki/pem.js';
 import { openSqliteStore } from '../store/sqlite.js';
 import { Authority } from './authority.js';
 import { CA_FILES, readPassphrase } from './ca-dir.js';
 import { generateRootCrl } from './crl-publisher.js';
 import { createMasterKeyFile } from '../secrets/master-key.js';
+import { readImportedPki, type ImportPaths } from './import-pki.js';
 
 export interface InitOptions {
   dir: string;
@@ -34,12 +36,17 @@ export interface InitOptions {
   now?: Date;
   actor?: string;
   logger?: Logger;
+  /** An existing PKI to use instead of a new root (and intermediate): import-pki.ts checks it first. */
+  importPaths?: ImportPaths;
 }
 
 export interface InitResult {
   dir: string;
   rootFingerprint: string;
-  rootKeyPath: string;
+  /** Null when the root was imported: its key, if given, was used once and never copied. */
+  rootKeyPath: string | null;
+  /** What was imported, when anything was. */
+  imported: { root: boolean; intermediate: boolean };
   adminDir: string;
   configPath: string;
 }
@@ -53,30 +60,45 @@ export async function initCa(options: InitOptions): Promise<InitResult> {
   const keyType = options.keyType ?? 'p256';
   const now = options.now ?? new Date();
   const passphrase = readPassphrase(options.passphraseFile);
-  const rootKeyPath = options.rootKeyOut ? resolve(options.rootKeyOut) : join(dir, CA_FILES.rootKey);
+  const imports = options.importPaths;
+  if (imports && options.rootKeyOut) throw new GatehouseError('GH_USAGE', '--root-key-out applies to a new root; an imported root key is used where it is and never copied');
+  const rootKeyPath = imports ? null : options.rootKeyOut ? resolve(options.rootKeyOut) : join(dir, CA_FILES.rootKey);
 
   if (existsSync(dir) && readdirSync(dir).length > 0) {
     throw new GatehouseError('GH_CA_EXISTS', existsSync(join(dir, CA_FILES.config))
       ? `a CA already exists in ${dir}; Gatehouse never overwrites a CA`
       : `${dir} is not empty; choose an empty or new directory`);
   }
-  if (options.rootKeyOut && existsSync(rootKeyPath)) throw new GatehouseError('GH_CA_EXISTS', `${rootKeyPath} already exists; refusing to overwrite a key`);
+  if (options.rootKeyOut && rootKeyPath && existsSync(rootKeyPath)) throw new GatehouseError('GH_CA_EXISTS', `${rootKeyPath} already exists; refusing to overwrite a key`);
 
-  const inputs: ConfigInputs = { org, trustDomain, listen: options.listen, rootKeyOffline: Boolean(options.rootKeyOut), passphraseFile: options.passphraseFile };
+  const inputs: ConfigInputs = {
+    org, trustDomain, listen: options.listen, rootKeyOffline: Boolean(options.rootKeyOut) || Boolean(imports), passphraseFile: options.passphraseFile,
+    rootCrlExternal: Boolean(imports && !imports.rootKey),
+  };
   const config = parseCaConfig(configText(inputs), 'generated config');
+  // Everything imported is checked before the directory exists: a refusal leaves nothing behind.
+  const imported = imports ? readImportedPki(imports, passphrase, config, now) : null;
   const createdDir = !existsSync(dir);
   mkdirSync(dir, { recursive: true, mode: 0o700 });
   chmodSync(dir, 0o700);
   try {
-    const rootKey = generatePrivateKey(keyType);
-    const intermediateKey = generatePrivateKey(keyType);
     const skewed = new Date(now.getTime() - config.limits.backdate);
-    const rootDer = await buildRootCertificate(rootKey, { commonName: `${org} Root CA`, organization: org, notBefore: skewed, notAfter: new Date(now.getTime() + 10 * YEAR_MS) });
-    const intermediateDer = await buildIntermediateCertificate(intermediateKey, { certDer: rootDer, key: rootKey }, {
-      commonName: `${org} Issuing CA`, organization: org, notBefore: skewed, notAfter: new Date(now.getTime() + 5 * YEAR_MS),
-    });
+    const rootKey = imported ? imported.rootKey : generatePrivateKey(keyType);
+    const rootDer = imported?.rootDer ?? await buildRootCertificate(rootKey!, { commonName: `${org} Root CA`, organization: org, notBefore: skewed, notAfter: new Date(now.getTime() + 10 * YEAR_MS) });
+    let intermediateKey: KeyObject;
+    let intermediateDer: Buffer;
+    if (imported?.intermediate) {
+      ({ key: intermediateKey, der: intermediateDer } = imported.intermediate);
+    } else {
+      intermediateKey = generatePrivateKey(keyType);
+      // Never beyond the root: a chain is valid only while every certificate in it is.
+      const notAfter = new Date(Math.min(now.getTime() + 5 * YEAR_MS, parseCertificate(rootDer).notAfter.getTime()));
+      intermediateDer = await buildIntermediateCertificate(intermediateKey, { certDer: rootDer, key: rootKey! }, {
+        commonName: `${org} Issuing CA`, organization: org, notBefore: skewed, notAfter,
+      });
+    }
 
-    writeNewFile(rootKeyPath, privateKeyToPem(rootKey, passphrase), 0o600);
+    if (rootKeyPath) writeNewFile(rootKeyPath, privateKeyToPem(rootKey!, passphrase), 0o600);
     writeNewFile(join(dir, CA_FILES.intermediateKey), privateKeyToPem(intermediateKey, passphrase), 0o600);
     writeNewFile(join(dir, CA_FILES.rootCert), toPem('CERTIFICATE', rootDer), 0o644);
     writeNewFile(join(dir, CA_FILES.intermediateCert), toPem('CERTIFICATE', intermediateDer), 0o644);
@@ -87,21 +109,21 @@ export async function initCa(options: InitOptions): Promise<InitResult> {
     const store = openSqliteStore(join(dir, CA_FILES.database));
     try {
       const actor = options.actor ?? 'local:init';
-      await generateRootCrl(store, prepareSigningAuthority(rootDer, rootKey), config, now);
+      if (rootKey) await generateRootCrl(store, prepareSigningAuthority(rootDer, rootKey), config, now);
       const authority = new Authority({ config, store, rootDer, intermediateDer, intermediateKey, logger: options.logger ?? silentLogger, now: () => now });
       const adminKey = generatePrivateKey('p256');
       const admin = await authority.issueInternal({ role: 'admin', name: 'admin', profile: 'client', lifetimeMs: config.roles.admin!.lifetime }, spkiDer(adminKey), { actor });
       writeIdentityDir(join(dir, CA_FILES.adminDir), { keyPem: privateKeyToPem(adminKey), certPem: admin.chainPem, caPem: authority.rootPem });
       writeAgentSettings(join(dir, CA_FILES.adminDir), { caUrl: publicUrlOf(config), rootFingerprint: authority.rootFingerprint });
-      await store.appendAudit([{ time: now, type: 'ca.initialized', actor, details: { org, trustDomain, keyType, rootFingerprint: sha256Hex(rootDer), rootKeyOffline: Boolean(options.rootKeyOut), keysEncrypted: passphrase !== undefined, secretsMasterKeyId: secretsKey.current.id } }]);
+      await store.appendAudit([{ time: now, type: 'ca.initialized', actor, details: { org, trustDomain, keyType, rootFingerprint: sha256Hex(rootDer), rootKeyOffline: inputs.rootKeyOffline, imported: { root: Boolean(imports), intermediate: Boolean(imported?.intermediate) }, keysEncrypted: passphrase !== undefined, secretsMasterKeyId: secretsKey.current.id } }]);
     } finally {
       await store.close();
     }
-    return { dir, rootFingerprint: sha256Hex(rootDer), rootKeyPath, adminDir: join(dir, CA_FILES.adminDir), configPath: join(dir, CA_FILES.config) };
+    return { dir, rootFingerprint: sha256Hex(rootDer), rootKeyPath, imported: { root: Boolean(imports), intermediate: Boolean(imported?.intermediate) }, adminDir: join(dir, CA_FILES.adminDir), configPath: join(dir, CA_FILES.config) };
   } catch (err) {
     if (createdDir) rmSync(dir, { recursive: true, force: true });
     else for (const entry of readdirSync(dir)) rmSync(join(dir, entry), { recursive: true, force: true });
-    if (options.rootKeyOut) rmSync(rootKeyPath, { force: true });
+    if (options.rootKeyOut && rootKeyPath) rmSync(rootKeyPath, { force: true });
     throw err;
   }
 }
@@ -112,6 +134,7 @@ interface ConfigInputs {
   listen: string | undefined;
   rootKeyOffline: boolean;
   passphraseFile: string | undefined;
+  rootCrlExternal: boolean;
 }
 
 function configDocument(i: ConfigInputs): Record<string, unknown> {
@@ -120,6 +143,7 @@ function configDocument(i: ConfigInputs): Record<string, unknown> {
     trustDomain: i.trustDomain,
     listen: i.listen ?? '127.0.0.1:8443',
     keys: { root: i.rootKeyOffline ? null : CA_FILES.rootKey, intermediate: CA_FILES.intermediateKey, passphraseFile: i.passphraseFile ? resolve(i.passphraseFile) : null },
+    ...(i.rootCrlExternal ? { crl: { rootCrl: 'external' } } : {}),
     roles: defaultRoles(i.trustDomain),
   };
 }

@@ -204,7 +204,7 @@ export async function startCaServer(options: CaServerOptions): Promise<CaServer>
       { certificate: 'intermediate', notAfter: authority.issuer.notAfter },
       { certificate: 'server', notAfter: credentials.notAfter },
     ],
-    crlNextUpdate: () => (['intermediate', 'root'] as const).map((crl) => ({ crl, nextUpdate: crls.current(crl).nextUpdate })),
+    crlNextUpdate: () => crls.scopes().map((crl) => ({ crl, nextUpdate: crls.current(crl).nextUpdate })),
   });
   if (options.metricsListen && admin) {
     if (!isLoopbackHost(splitHostPort(options.metricsListen).host)) logger.warn('ca.metrics_not_loopback', { listen: options.metricsListen, note: 'plain HTTP without authentication: keep it on a private network' });
@@ -261,7 +261,7 @@ function warnAboutSecretsKey(secrets: SecretService, logger: Logger): void {
 
 /** Healthy while both CRLs are before their nextUpdate: past it, relying parties refuse every certificate. */
 function caHealth(crls: CrlPublisher, serverNotAfter: Date, now: Date): Health {
-  const current = { intermediate: crls.current('intermediate'), root: crls.current('root') };
+  const current = Object.fromEntries(crls.scopes().map((scope) => [scope, crls.current(scope)]));
   const stale = Object.entries(current).filter(([, crl]) => crl.nextUpdate <= now).map(([scope]) => scope);
   return {
     healthy: stale.length === 0,

@@ -55,6 +55,9 @@ export const caConfigSchema = z.strictObject({
     lifetime: durationSchema('1m', '30d').default(24 * 3_600_000 as never),
     renewBefore: durationSchema('30s', '29d').default(8 * 3_600_000 as never),
     rootLifetime: durationSchema('1h', '400d').default(180 * 86_400_000 as never),
+    // Who publishes the root's CRL: this CA (with the root key, online or by `ca root-crl`), or
+    // the PKI an imported root belongs to, when Gatehouse never holds that root's key.
+    rootCrl: z.enum(['gatehouse', 'external']).default('gatehouse'),
   }).prefault({}),
   limits: z.strictObject({
     maxBodyBytes: z.number().int().min(1024).max(1024 * 1024).default(64 * 1024),

@@ -26,6 +26,8 @@ export interface CertificateInfo {
   spkiDer: Buffer;
   sans: SubjectAltNames;
   isCa: boolean;
+  /** basicConstraints pathLenConstraint (RFC 5280 §4.2.1.9), or null when absent (no limit). */
+  pathLen: number | null;
   /** RFC 5280 §4.2.1.3 bit names asserted, or null when the extension is absent (no restriction). */
   keyUsage: KeyUsage[] | null;
   extKeyUsage: string[];
@@ -79,6 +81,7 @@ function readCertificate(der: Buffer): CertificateInfo {
     spkiDer: Buffer.from(spki.raw),
     sans: { dns: [], ip: [], uri: [], email: [], other: [] },
     isCa: false,
+    pathLen: null,
     keyUsage: null,
     extKeyUsage: [],
     subjectKeyId: null,
@@ -100,8 +103,11 @@ function readExtensions(list: DerNode | undefined, info: CertificateInfo): void 
     switch (oid) {
       case OID.subjectAltName: info.sans = readGeneralNames(value); break;
       case OID.basicConstraints: {
-        const first = children(value)[0];
+        const fields = children(value);
+        const first = fields[0];
         info.isCa = first?.tag === TAG.BOOLEAN && first.content[0] !== 0;
+        const pathLen = fields.find((n) => n.tag === TAG.INTEGER);
+        info.pathLen = pathLen && pathLen.content.length <= 4 ? pathLen.content.reduce((n, b) => n * 256 + b, 0) : null;
         break;
       }
       case OID.keyUsage: info.keyUsage = readKeyUsage(value); break;

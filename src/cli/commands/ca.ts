@@ -22,9 +22,16 @@ export const caInit: CommandSpec = {
     'root-key-out': { type: 'string', value: 'FILE', description: 'Write the root key here instead of DIR, to keep it offline' },
     'passphrase-file': { type: 'string', value: 'FILE', description: 'Encrypt the CA keys at rest with the passphrase in FILE' },
     listen: { type: 'string', value: 'HOST:PORT', description: 'Address `ca serve` listens on (default 127.0.0.1:8443)' },
+    'import-root': { type: 'string', value: 'FILE', description: 'Use this existing root certificate (PEM) instead of making one' },
+    'import-root-key': { type: 'string', value: 'FILE', description: 'Its key: used once to sign the issuing CA and the first root CRL, never copied' },
+    'import-intermediate': { type: 'string', value: 'FILE', description: 'Use this existing issuing CA certificate (PEM), signed by the imported root' },
+    'import-intermediate-key': { type: 'string', value: 'FILE', description: 'Its key, stored in DIR (encrypted with --passphrase-file when given)' },
     json: { type: 'boolean', description: 'Print what was created as JSON' },
   },
-  notes: ['Refuses a directory that is not empty: an existing CA is never overwritten.'],
+  notes: [
+    'Refuses a directory that is not empty: an existing CA is never overwritten.',
+    'Importing (docs/operations.md, "Bringing your own CA"): --import-root with --import-root-key makes a new issuing CA under that root; --import-root with --import-intermediate and --import-intermediate-key uses both as they are. Everything is checked first (chain, CA flags, key usages, path length, extended key usage, keys, lifetimes against the roles); a problem exits 65 (GH_CA_IMPORT_INVALID) and creates nothing. Encrypted imported keys are read with --passphrase-file. Without --import-root-key, the root CRL is left to the root\'s own PKI (crl.rootCrl: external).',
+  ],
   async run(ctx) {
     const keyType = str(ctx, 'key-type') ?? 'p256';
     if (!isKeyType(keyType)) throw new GatehouseError('GH_USAGE', `--key-type must be one of ${KEY_TYPES.join(', ')}`);
@@ -36,20 +43,38 @@ export const caInit: CommandSpec = {
       ...(str(ctx, 'root-key-out') ? { rootKeyOut: str(ctx, 'root-key-out')! } : {}),
       ...(str(ctx, 'passphrase-file') ? { passphraseFile: str(ctx, 'passphrase-file')! } : {}),
       ...(str(ctx, 'listen') ? { listen: str(ctx, 'listen')! } : {}),
+      ...(str(ctx, 'import-root') || str(ctx, 'import-intermediate') || str(ctx, 'import-root-key') || str(ctx, 'import-intermediate-key') ? { importPaths: importPathsOf(ctx) } : {}),
     });
     if (flag(ctx, 'json')) {
-      return void ctx.out(json({ dir: result.dir, rootFingerprint: result.rootFingerprint, rootKey: result.rootKeyPath, rootKeyOffline: Boolean(str(ctx, 'root-key-out')), adminDir: result.adminDir, config: result.configPath }));
+      return void ctx.out(json({
+        dir: result.dir, rootFingerprint: result.rootFingerprint, rootKey: result.rootKeyPath, rootKeyOffline: result.rootKeyPath === null || Boolean(str(ctx, 'root-key-out')),
+        imported: result.imported, adminDir: result.adminDir, config: result.configPath,
+      }));
     }
-    ctx.out(`Created a CA in ${result.dir}\n\n`);
+    ctx.out(`Created a CA in ${result.dir}${result.imported.root ? ` with the imported root${result.imported.intermediate ? ' and issuing CA' : ''}` : ''}\n\n`);
+    const rootKeyLine = result.rootKeyPath === null
+      ? (str(ctx, 'import-root-key') ? `${str(ctx, 'import-root-key')}  (used once, not copied: keep it offline)` : 'not held by this CA (its own PKI publishes the root CRL)')
+      : `${result.rootKeyPath}${str(ctx, 'root-key-out') ? '  (offline: keep it away from this machine)' : ''}`;
     ctx.out(keyValues([
       ['root fingerprint (SHA-256)', result.rootFingerprint],
-      ['root key', `${result.rootKeyPath}${str(ctx, 'root-key-out') ? '  (offline: keep it away from this machine)' : ''}`],
+      ['root key', rootKeyLine],
       ['admin identity', result.adminDir],
       ['config', result.configPath],
     ]));
     ctx.out(`\nNext:\n  gatehouse ca serve --dir ${result.dir}\n  gatehouse token create --dir ${result.dir} --role web\n`);
   },
 };
+
+function importPathsOf(ctx: Parameters<CommandSpec['run']>[0]): { root: string; rootKey?: string; intermediate?: string; intermediateKey?: string } {
+  const root = str(ctx, 'import-root');
+  if (!root) throw new GatehouseError('GH_USAGE', '--import-root FILE is needed with the other --import-* options: the root the imported PKI chains to');
+  return {
+    root,
+    ...(str(ctx, 'import-root-key') ? { rootKey: str(ctx, 'import-root-key')! } : {}),
+    ...(str(ctx, 'import-intermediate') ? { intermediate: str(ctx, 'import-intermediate')! } : {}),
+    ...(str(ctx, 'import-intermediate-key') ? { intermediateKey: str(ctx, 'import-intermediate-key')! } : {}),
+  };
+}
 
 export const caServe: CommandSpec = {
   path: ['ca', 'serve'],
