@@ -24,6 +24,8 @@ const REQUIRED_TOOLS = [
   ['promtool', ['--version'], 'apt-get install -y prometheus'],
   // systemd's own checks of docs/deploy's units (test/deploy-systemd.test.ts): verify and security.
   ['systemd-analyze', ['--version'], 'apt-get install -y systemd'],
+  // A real `cfssl serve` is the external signing CA of test/external-signer.test.ts.
+  ['cfssl', ['version'], 'apt-get install -y golang-cfssl'],
 ];
 
 // Debian installs nginx and haproxy in /usr/sbin, which a normal user's PATH lacks; the tests look there too.
