@@ -53,7 +53,7 @@ export class CrlRefreshSchedule {
   private scheduleNext(source: CrlSource): void {
     const { intervalMs } = this.options;
     let delayMs = intervalMs;
-    if (!source.current) {
+    if (source.crls.length === 0) {
       delayMs = Math.min(this.retryMs.get(source) ?? FIRST_RETRY_MS, intervalMs);
       this.retryMs.set(source, delayMs * 2);
     }

@@ -1,6 +1,6 @@
 /**
- * The gateway's revocation checker: CRLs from files and URLs, each verified against the client
- * CA bundle, refreshed on an interval and when files change, and looked up in O(1) per
+ * The gateway's revocation checker: CRLs from files and URLs (a source may bundle several, with
+ * their signer certificates: crl-set.ts), each verified against the client CA bundle, refreshed on an interval and when files change, and looked up in O(1) per
  * certificate (issuer Name → CRL → serial in a Map), however long the CRLs are.
  *
  * Fails closed: once any source is configured, a leaf whose issuer has no CRL loaded is refused
@@ -21,9 +21,9 @@ import { CrlSource } from './crl-source.js';
 import { CrlRefreshSchedule } from './crl-schedule.js';
 
 export interface RevocationOptions {
-  /** File paths and http(s):// URLs, one CRL (PEM or DER) each. */
+  /** File paths and http(s):// URLs: one CRL (DER or PEM), or PEM with several CRLs and their signer certificates (crl-set.ts). */
   sources: readonly string[];
-  /** The CA certificates that verify client certificates (PEM text, or DER each); CRLs must be signed by one. */
+  /** The CA certificates that verify client certificates (PEM text, or DER each); CRLs must be signed by one or by a signer certificate it signed. */
   trustBundle: TrustBundleInput;
   /** Trust anchors (PEM) for https:// sources, such as the Gatehouse root; Node's default CAs otherwise. */
   ca?: string;
@@ -178,17 +178,17 @@ export class RevocationChecker {
     return OK;
   }
 
+  /** One row per CRL in force, with its source; a source with none yet has one row without a CRL. */
   status(): RevocationSourceStatus[] {
     const nowMs = this.now().getTime();
-    return this.sources.map((s) => {
-      const c = s.current;
+    return this.sources.flatMap((s) => (s.crls.length > 0 ? s.crls : [null]).map((c) => {
       return {
         source: s.name, kind: s.kind, issuer: c?.issuerDn ?? null, crlNumber: c?.crl.crlNumber?.toString() ?? null,
         thisUpdate: c?.crl.thisUpdate ?? null, nextUpdate: c?.crl.nextUpdate ?? null,
         ageSeconds: c ? Math.floor((nowMs - c.crl.thisUpdate.getTime()) / 1000) : null, stale: c ? nowMs > c.staleAtMs : null,
         entries: c?.crl.revoked.size ?? 0, lastError: s.lastError, lastErrorAt: s.lastErrorAt, lastSuccessAt: s.lastSuccessAt,
       };
-    });
+    }));
   }
 
   /** CRLs of the certificate's issuer: same Name bytes, and the same key when both identify it (RFC 5280 §4.2.1.1). */
@@ -201,7 +201,7 @@ export class RevocationChecker {
 
   private reindex(): void {
     const byIssuer = new Map<string, LoadedCrl[]>();
-    for (const { current } of this.sources) if (current) byIssuer.set(current.issuerKey, [...(byIssuer.get(current.issuerKey) ?? []), current]);
+    for (const { crls } of this.sources) for (const loaded of crls) byIssuer.set(loaded.issuerKey, [...(byIssuer.get(loaded.issuerKey) ?? []), loaded]);
     this.byIssuer = byIssuer;
     this.generationCount++;
     this.scanStaleness(this.now().getTime());
@@ -217,14 +217,13 @@ export class RevocationChecker {
   /** Logs each CRL once when it is found stale, and finds the next one to go stale. */
   private scanStaleness(nowMs: number): void {
     let next = Infinity;
-    for (const { current, name } of this.sources) {
-      if (!current) continue;
-      if (nowMs <= current.staleAtMs) {
-        next = Math.min(next, current.staleAtMs);
-      } else if (!this.reportedStale.has(current)) {
-        this.reportedStale.add(current);
+    for (const { crls, name } of this.sources) for (const loaded of crls) {
+      if (nowMs <= loaded.staleAtMs) {
+        next = Math.min(next, loaded.staleAtMs);
+      } else if (!this.reportedStale.has(loaded)) {
+        this.reportedStale.add(loaded);
         this.logger.warn('gateway.crl_stale', {
-          source: name, issuer: current.issuerDn, nextUpdate: current.crl.nextUpdate?.toISOString(), graceMs: this.graceMs,
+          source: name, issuer: loaded.issuerDn, nextUpdate: loaded.crl.nextUpdate?.toISOString(), graceMs: this.graceMs,
           effect: this.failOpen ? 'allowed anyway (unsafeFailOpenOnStaleCrl)' : 'certificates of this issuer are refused (CRL_STALE)',
         });
       }
