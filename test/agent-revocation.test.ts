@@ -57,7 +57,7 @@ async function startImpostor(fixture: CaFixture, t: { after(fn: () => unknown): 
   const { dir } = await enrollIdentity(fixture, 'gateway', 'impostor', { ip: ['127.0.0.1'] });
   let body: Buffer = Buffer.alloc(0);
   const server: Server = createServer({ key: readFileSync(join(dir, 'key.pem')), cert: readFileSync(join(dir, 'cert.pem')) }, (req, res) => {
-    res.writeHead(req.url === '/crl' ? 200 : 404, { 'content-type': 'application/pkix-crl' });
+    res.writeHead(/^\/crl(\/[0-9a-f]{16})?$/.test(req.url ?? '') ? 200 : 404, { 'content-type': 'application/pkix-crl' });
     res.end(body);
   });
   await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));

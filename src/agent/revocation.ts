@@ -18,13 +18,17 @@ import { CaClient } from './ca-client.js';
 export const CRL_FILE = 'crl.pem';
 const CRL_FETCH_TIMEOUT_MS = 10_000;
 
-/** Fetches the issuing CA's CRL (`GET /crl`, DER) over a connection that trusts only the pinned root. */
-export type CrlFetcher = (caUrl: string, rootPem: string) => Promise<Buffer>;
+/**
+ * Fetches the CRL of the CA that issued this certificate (DER) over a connection that trusts only
+ * the pinned root: `path` is its CRL distribution point on the CA (`crl/<issuer id>`, which stays
+ * right after an intermediate rotation), or `crl` for certificates that name none.
+ */
+export type CrlFetcher = (caUrl: string, rootPem: string, path?: string) => Promise<Buffer>;
 
-export const fetchCaCrl: CrlFetcher = async (caUrl, rootPem) => {
+export const fetchCaCrl: CrlFetcher = async (caUrl, rootPem, path = 'crl') => {
   const client = new CaClient({ baseUrl: caUrl, rootPem, timeoutMs: CRL_FETCH_TIMEOUT_MS });
   try {
-    return await client.getBytes('crl', 'application/pkix-crl');
+    return await client.getBytes(path, 'application/pkix-crl');
   } finally {
     client.close();
   }
@@ -83,7 +87,7 @@ export async function checkRevocation(identity: LoadedIdentity, options: Revocat
 
   let raw: Buffer;
   try {
-    raw = await (options.fetchCrl ?? fetchCaCrl)(caUrl, identity.caPem);
+    raw = await (options.fetchCrl ?? fetchCaCrl)(caUrl, identity.caPem, crlPathOn(identity.leaf.crlUrls));
   } catch (err) {
     return fromStored(stored, (err as Error).message, null);
   }
@@ -147,4 +151,16 @@ function storeCrl(dir: string, der: Buffer, now: Date): string | null {
   } catch (err) {
     return `cannot store ${path}: ${(err as Error).message}`;
   }
+}
+
+/**
+ * The certificate's own CRL path on the CA (`crl/<issuer id>`, from its distribution point), else
+ * `crl`. Only the issuer ID is taken: the CRL is always fetched from the agent's own CA URL.
+ */
+function crlPathOn(crlUrls: readonly string[]): string {
+  for (const candidate of crlUrls) {
+    const match = /\/crl\/([0-9a-f]{16})$/.exec(candidate);
+    if (match) return `crl/${match[1]}`;
+  }
+  return 'crl';
 }

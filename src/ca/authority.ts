@@ -40,6 +40,8 @@ export interface AuthorityDeps {
   rootDer: Buffer;
   intermediateDer: Buffer;
   intermediateKey: KeyObject;
+  /** Retired issuing CAs (issuers.ts): they sign no new certificate. */
+  retired?: ReadonlyArray<{ der: Buffer; key: KeyObject }>;
   logger: Logger;
   now?: () => Date;
   observer?: IssuanceObserver;
@@ -78,11 +80,14 @@ export interface TokenRequest {
 export class Authority {
   readonly config: Readonly<CaConfig>;
   readonly store: Store;
-  readonly issuer: SigningAuthority;
+  /** The current issuing CA: signs every new certificate. Replaced by useIssuers on a rotation. */
+  issuer: SigningAuthority;
+  /** Retired issuing CAs whose certificates may still be in use (issuers.ts). */
+  retiredIssuers: SigningAuthority[] = [];
   readonly rootDer: Buffer;
   readonly rootPem: string;
   readonly rootFingerprint: string;
-  readonly intermediatePem: string;
+  intermediatePem: string;
   private readonly logger: Logger;
   readonly now: () => Date;
   readonly observer: IssuanceObserver | null;
@@ -101,6 +106,27 @@ export class Authority {
     this.now = deps.now ?? (() => new Date());
     this.observer = deps.observer ?? null;
     this.unsafeRenewWithoutLineage = deps.unsafeRenewWithoutLineage ?? false;
+    if (deps.retired) this.retiredIssuers = deps.retired.map((r) => prepareSigningAuthority(r.der, r.key));
+  }
+
+  /** Puts a rotated set of issuing CAs in force (a rotation made by `ca rotate intermediate`). */
+  useIssuers(intermediateDer: Buffer, intermediateKey: KeyObject, retired: ReadonlyArray<{ der: Buffer; key: KeyObject }>): void {
+    const issuer = prepareSigningAuthority(intermediateDer, intermediateKey);
+    this.retiredIssuers = retired.map((r) => prepareSigningAuthority(r.der, r.key));
+    this.issuer = issuer;
+    this.intermediatePem = toPem('CERTIFICATE', intermediateDer);
+  }
+
+  /** The issuing CA, current or retired, that signed `cert`: matched by issuer name and key identifier. */
+  issuerOf(cert: CertificateInfo): SigningAuthority | null {
+    return [this.issuer, ...this.retiredIssuers].find((ca) => ca.subjectNameDer.equals(cert.issuerNameDer)
+      && (cert.authorityKeyId === null || cert.authorityKeyId.equals(ca.keyIdentifier))) ?? null;
+  }
+
+  /** A stored certificate with the issuing CA that signed it, PEM: what clients are sent. */
+  private chainOf(certPem: string): string {
+    const issuer = this.issuerOf(parseCertificate(decodePem(certPem, 'CERTIFICATE')[0]!));
+    return certPem + (issuer && issuer !== this.issuer ? toPem('CERTIFICATE', issuer.certDer) : this.intermediatePem);
   }
 
   /**
@@ -259,7 +285,7 @@ export class Authority {
           details: { renewedFrom: current.serial, spiffeId: successor.spiffeId },
         }]);
         this.logger.info('ca.cert_renewal_replayed', { serial: successor.serial, renewedFrom: current.serial, spiffeId: successor.spiffeId, requestId: ctx.requestId });
-        return { record: successor, chainPem: successor.certPem + this.intermediatePem, rootPem: this.rootPem, replayed: true };
+        return { record: successor, chainPem: this.chainOf(successor.certPem), rootPem: this.rootPem, replayed: true };
       }
       throw new GatehouseError('GH_CERT_SUPERSEDED', `certificate ${current.serial} was renewed at ${current.supersededAt?.toISOString()} (serial ${successor.serial}); a retry with the same key is answered only within ${graceMs / 1000} s (renewal.retryGrace) while that renewal is the newest; enroll again with a new join token`);
     }
@@ -331,16 +357,19 @@ export class Authority {
     override?: { profile: LeafProfile; lifetimeMs: number },
   ): Promise<IssuedCertificate> {
     const rules = override ?? { ...roleConfig(this.config, approved.role), lifetimeMs: roleConfig(this.config, approved.role).lifetime };
-    if (this.issuer.notAfter.getTime() - now.getTime() < 60_000) {
-      throw new GatehouseError('GH_INTERNAL', 'the issuing intermediate expires within a minute; rotate it', { details: { intermediateNotAfter: this.issuer.notAfter } });
+    // One issuer for the whole issuance, even if a rotation is put in force meanwhile.
+    const issuer = this.issuer;
+    const intermediatePem = this.intermediatePem;
+    if (issuer.notAfter.getTime() - now.getTime() < 60_000) {
+      throw new GatehouseError('GH_INTERNAL', 'the issuing intermediate expires within a minute; rotate it', { details: { intermediateNotAfter: issuer.notAfter } });
     }
     // The backdate absorbs clock skew; capped at a tenth of the lifetime so that very short
     // lifetimes keep their renewal point (2/3 of notBefore→notAfter) in the future.
     const backdateMs = Math.min(this.config.limits.backdate, rules.lifetimeMs / 10);
-    const notBefore = new Date(Math.max(now.getTime() - backdateMs, this.issuer.notBefore.getTime()));
-    const notAfter = new Date(Math.min(now.getTime() + rules.lifetimeMs, this.issuer.notAfter.getTime()));
+    const notBefore = new Date(Math.max(now.getTime() - backdateMs, issuer.notBefore.getTime()));
+    const notAfter = new Date(Math.min(now.getTime() + rules.lifetimeMs, issuer.notAfter.getTime()));
     const serial = randomSerial();
-    const der = buildLeafCertificate(this.issuer, {
+    const der = buildLeafCertificate(issuer, {
       serial,
       commonName: approved.name,
       organizationalUnit: approved.role,
@@ -353,7 +382,8 @@ export class Authority {
       ip: approved.ip,
       uri: [approved.spiffeId],
       email: [],
-      crlUrl: `${publicUrlOf(this.config)}/crl`,
+      // Each issuing CA's own CRL, so the URL stays right after a rotation (/crl is the current one's).
+      crlUrl: `${publicUrlOf(this.config)}/crl/${issuer.keyIdentifier.toString('hex').slice(0, 16)}`,
     });
     // Fields are known from the spec; parsing the certificate back would cost more than building it.
     const record: CertRecord = {
@@ -410,7 +440,7 @@ export class Authority {
       throw err;
     }
     this.logger.info(link.renewedFrom ? 'ca.cert_renewed' : 'ca.cert_issued', { serial: record.serial, fingerprint: record.fingerprint, name: record.name, role: record.role, notAfter: record.notAfter.toISOString(), requestId: ctx.requestId });
-    return { record, chainPem: record.certPem + this.intermediatePem, rootPem: this.rootPem };
+    return { record, chainPem: record.certPem + intermediatePem, rootPem: this.rootPem };
   }
 
   // ------------------------------------------------------------------ tokens

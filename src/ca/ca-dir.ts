@@ -12,6 +12,7 @@ import { CA_CONFIG_FILE, loadCaConfig, type CaConfig } from '../config/ca-config
 import { assertPrivateFile } from '../files/identity-dir.js';
 import { loadPrivateKey } from '../pki/keys.js';
 import { decodePem } from '../pki/pem.js';
+import { loadRetiredIssuers, type RetiredIssuer } from './issuers.js';
 
 export const CA_FILES = {
   config: CA_CONFIG_FILE,
@@ -65,6 +66,8 @@ export interface CaMaterial {
   rootDer: Buffer;
   intermediateDer: Buffer;
   intermediateKey: KeyObject;
+  /** Retired issuing CAs whose CRL is still needed (issuers.ts). */
+  retired: RetiredIssuer[];
   /** Null when the root key is kept offline. */
   rootKey: KeyObject | null;
   /** The passphrase of the CA keys, when they are encrypted: it also opens the secrets master key (src/secrets/master-key.ts). */
@@ -117,6 +120,7 @@ export function loadCaMaterial(caDir: string, options: { passphraseFile?: string
     rootDer: readCert(CA_FILES.rootCert),
     intermediateDer: readCert(CA_FILES.intermediateCert),
     intermediateKey: readKey(config.keys.intermediate),
+    retired: loadRetiredIssuers(dir, passphrase, new Date()),
     rootKey: rootKeyPath && existsSync(rootKeyPath) ? readKey(rootKeyPath) : null,
     ...(passphrase !== undefined ? { passphrase } : {}),
   };
@@ -129,4 +133,16 @@ function readText(path: string): string {
     const code = (cause as NodeJS.ErrnoException).code;
     throw new GatehouseError(code === 'ENOENT' ? 'GH_CA_NOT_FOUND' : 'GH_FILE_IO', `cannot read ${path}: ${code}`, { cause });
   }
+}
+
+/** The issuing CAs as the CA directory holds them now: what a running `ca serve` reloads after a rotation. */
+export function loadIssuerMaterial(material: CaMaterial, now = new Date()): Pick<CaMaterial, 'intermediateDer' | 'intermediateKey' | 'retired'> {
+  const { dir, config, passphrase } = material;
+  const keyPath = caPath(dir, config.keys.intermediate);
+  assertPrivateFile(keyPath);
+  return {
+    intermediateDer: readCertFile(caPath(dir, CA_FILES.intermediateCert)),
+    intermediateKey: loadPrivateKey(readText(keyPath), passphrase, keyPath),
+    retired: loadRetiredIssuers(dir, passphrase, now),
+  };
 }

@@ -13,6 +13,7 @@ import { buildCrl } from '../pki/crl.js';
 import { prepareSigningAuthority, type SigningAuthority } from '../pki/leaf-certificate.js';
 import { toPem } from '../pki/pem.js';
 import type { Store } from '../store/store.js';
+import { issuerIdOf } from './issuers.js';
 
 export type CrlScope = 'intermediate' | 'root';
 
@@ -24,6 +25,15 @@ export interface PublishedCrl {
   nextUpdate: Date;
   /** The store's revocation version this CRL reflects (intermediate CRL only). */
   revocationVersion?: number;
+  /** issuerIdOf the signing intermediate (intermediate CRLs written since rotation exists). */
+  issuerId?: string;
+}
+
+/** A CA certificate and the CRL it signs: one entry of /crls. */
+export interface CrlOfIssuer {
+  issuerDer: Buffer;
+  issuerId: string;
+  crl: PublishedCrl;
 }
 
 export const ROOT_CRL_META_KEY = 'crl:root';
@@ -36,14 +46,15 @@ export function crlRenewBeforeMs(config: CaConfig, scope: CrlScope): number {
 }
 
 /** The CRL last published for a scope (by any process on this store), or null before the first. */
-export async function loadPublishedCrl(store: Store, scope: CrlScope): Promise<PublishedCrl | null> {
-  const stored = await store.getMeta(META_KEY[scope]);
+export async function loadPublishedCrl(store: Store, scope: CrlScope, metaKey = META_KEY[scope]): Promise<PublishedCrl | null> {
+  const stored = await store.getMeta(metaKey);
   if (!stored) return null;
-  const parsed = JSON.parse(stored) as { der: string; number: string; thisUpdate: string; nextUpdate: string; revocationVersion?: number };
+  const parsed = JSON.parse(stored) as { der: string; number: string; thisUpdate: string; nextUpdate: string; revocationVersion?: number; issuerId?: string };
   const der = Buffer.from(parsed.der, 'base64');
   return {
     der, pem: toPem('X509 CRL', der), number: BigInt(parsed.number), thisUpdate: new Date(parsed.thisUpdate), nextUpdate: new Date(parsed.nextUpdate),
     ...(parsed.revocationVersion !== undefined ? { revocationVersion: parsed.revocationVersion } : {}),
+    ...(parsed.issuerId !== undefined ? { issuerId: parsed.issuerId } : {}),
   };
 }
 
@@ -58,13 +69,13 @@ export async function generateRootCrl(store: Store, root: SigningAuthority, conf
 }
 
 function serializeCrl(crl: PublishedCrl): string {
-  return JSON.stringify({ der: crl.der.toString('base64'), number: crl.number.toString(), thisUpdate: crl.thisUpdate.toISOString(), nextUpdate: crl.nextUpdate.toISOString(), revocationVersion: crl.revocationVersion });
+  return JSON.stringify({ der: crl.der.toString('base64'), number: crl.number.toString(), thisUpdate: crl.thisUpdate.toISOString(), nextUpdate: crl.nextUpdate.toISOString(), revocationVersion: crl.revocationVersion, issuerId: crl.issuerId });
 }
 
 export class CrlPublisher {
-  private intermediate: PublishedCrl | null = null;
+  /** By issuerIdOf: the current issuing CA's CRL and those of retired ones still needed. */
+  private intermediates = new Map<string, { issuer: SigningAuthority; crl: PublishedCrl; seenVersion: number }>();
   private root: PublishedCrl | null = null;
-  private seenRevocationVersion = -1;
   private timer: NodeJS.Timeout | null = null;
   private refreshing: Promise<void> | null = null;
   private readonly rootAuthority: SigningAuthority | null;
@@ -73,7 +84,8 @@ export class CrlPublisher {
     private readonly deps: {
       config: Readonly<CaConfig>;
       store: Store;
-      issuer: SigningAuthority;
+      /** The issuing CAs now: the current one first, then retired ones (issuers.ts). Read on every refresh. */
+      issuers: () => { current: SigningAuthority; retired: readonly SigningAuthority[] };
       rootDer: Buffer;
       rootKey: KeyObject | null;
       logger: Logger;
@@ -88,13 +100,26 @@ export class CrlPublisher {
     return this.deps.config.crl.rootCrl === 'external' ? ['intermediate'] : ['intermediate', 'root'];
   }
 
+  /** The root's CRL, or the current issuing CA's. */
   current(scope: CrlScope): PublishedCrl {
     if (!this.scopes().includes(scope)) {
       throw new GatehouseError('GH_NOT_FOUND', "this CA does not publish the root's CRL: the root was imported and its own PKI publishes it (crl.rootCrl: external)");
     }
-    const crl = scope === 'root' ? this.root : this.intermediate;
+    const crl = scope === 'root' ? this.root : this.intermediates.get(issuerIdOf(this.deps.issuers().current.certDer))?.crl;
     if (!crl) throw new GatehouseError('GH_INTERNAL', `the ${scope} CRL has not been generated yet`);
     return crl;
+  }
+
+  /** The CRL of one issuing CA, current or retired, by its ID (/crl/<id>), or null. */
+  ofIssuer(issuerId: string): PublishedCrl | null {
+    return this.intermediates.get(issuerId)?.crl ?? null;
+  }
+
+  /** Every CRL this CA signs, each with its signer's certificate: the issuing CAs', then the root's (/crls). */
+  all(): CrlOfIssuer[] {
+    const list: CrlOfIssuer[] = [...this.intermediates.entries()].map(([issuerId, e]) => ({ issuerDer: e.issuer.certDer, issuerId, crl: e.crl }));
+    if (this.scopes().includes('root') && this.root) list.push({ issuerDer: this.deps.rootDer, issuerId: issuerIdOf(this.deps.rootDer), crl: this.root });
+    return list;
   }
 
   start(checkIntervalMs = 2000): void {
@@ -121,28 +146,41 @@ export class CrlPublisher {
   }
 
   private async doRefresh(force: boolean): Promise<void> {
-    const { config, store, logger } = this.deps;
     const now = this.deps.now();
-    const version = await store.revocationVersion();
-    const staleAt = (crl: PublishedCrl | null, renewBeforeMs: number) => !crl || crl.nextUpdate.getTime() - now.getTime() <= renewBeforeMs;
-    if (force || version !== this.seenRevocationVersion || staleAt(this.intermediate, config.crl.renewBefore)) {
-      // Another worker or replica may already have published a CRL for this revocation state:
-      // serve that one, so clients see one CRL number rather than one per process.
-      const shared = force ? null : await loadPublishedCrl(store, 'intermediate');
-      if (shared && shared.revocationVersion === version && !staleAt(shared, config.crl.renewBefore)) {
-        this.intermediate = shared;
-      } else {
-        const entries = await store.listRevokedUnexpired(now);
-        const number = await store.nextCrlNumber('intermediate');
-        const nextUpdate = new Date(now.getTime() + config.crl.lifetime);
-        const der = buildCrl(this.deps.issuer, { crlNumber: number, thisUpdate: now, nextUpdate, entries });
-        this.intermediate = { der, pem: toPem('X509 CRL', der), number, thisUpdate: now, nextUpdate, revocationVersion: version };
-        await store.setMeta(INTERMEDIATE_CRL_META_KEY, serializeCrl(this.intermediate));
-        logger.info('ca.crl_generated', { scope: 'intermediate', number: number.toString(), entries: entries.length, nextUpdate: nextUpdate.toISOString() });
-      }
-      this.seenRevocationVersion = version;
+    const version = await this.deps.store.revocationVersion();
+    const { current, retired } = this.deps.issuers();
+    const wanted = new Map([current, ...retired].map((issuer) => [issuerIdOf(issuer.certDer), issuer]));
+    for (const id of this.intermediates.keys()) if (!wanted.has(id)) this.intermediates.delete(id);
+    for (const [id, issuer] of wanted) {
+      // The current issuer's CRL keeps the meta key it always had; a retired one's gets its own.
+      await this.refreshIntermediate(issuer, id, issuer === current ? INTERMEDIATE_CRL_META_KEY : `${INTERMEDIATE_CRL_META_KEY}:${id}`, version, now, force);
     }
     if (this.scopes().includes('root')) await this.refreshRoot(now);
+  }
+
+  private async refreshIntermediate(issuer: SigningAuthority, issuerId: string, metaKey: string, version: number, now: Date, force: boolean): Promise<void> {
+    const { config, store, logger } = this.deps;
+    const staleAt = (crl: PublishedCrl | undefined) => !crl || crl.nextUpdate.getTime() - now.getTime() <= config.crl.renewBefore;
+    const have = this.intermediates.get(issuerId);
+    if (!force && have && have.seenVersion === version && !staleAt(have.crl)) return;
+    // Another worker or replica may already have published a CRL for this revocation state:
+    // serve that one, so clients see one CRL number rather than one per process.
+    const shared = force ? null : await loadPublishedCrl(store, 'intermediate', metaKey);
+    if (shared && shared.revocationVersion === version && shared.issuerId === issuerId && !staleAt(shared)) {
+      this.intermediates.set(issuerId, { issuer, crl: shared, seenVersion: version });
+      return;
+    }
+    // Serials are random and unique in this store, so every issuing CA's CRL lists every revoked,
+    // unexpired serial: an entry a CA never issued matches nothing it signed (RFC 5280 §5.3).
+    const entries = await store.listRevokedUnexpired(now);
+    // One counter for all issuing CAs: still strictly increasing for each of them (RFC 5280 §5.2.3).
+    const number = await store.nextCrlNumber('intermediate');
+    const nextUpdate = new Date(now.getTime() + config.crl.lifetime);
+    const der = buildCrl(issuer, { crlNumber: number, thisUpdate: now, nextUpdate, entries });
+    const crl: PublishedCrl = { der, pem: toPem('X509 CRL', der), number, thisUpdate: now, nextUpdate, revocationVersion: version, issuerId };
+    this.intermediates.set(issuerId, { issuer, crl, seenVersion: version });
+    await store.setMeta(metaKey, serializeCrl(crl));
+    logger.info('ca.crl_generated', { scope: 'intermediate', issuerId, number: number.toString(), entries: entries.length, nextUpdate: nextUpdate.toISOString() });
   }
 
   private async refreshRoot(now: Date): Promise<void> {

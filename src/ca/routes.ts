@@ -11,6 +11,8 @@ import type { RequestScope } from './server.js';
 import type { IssuanceKind, IssuedCertificate } from './authority.js';
 import { routeAdminRequest } from './admin-routes.js';
 import { parseJoinToken } from './join-token.js';
+import type { PublishedCrl } from './crl-publisher.js';
+import { toPem } from '../pki/pem.js';
 import { sourceKey, type LimitKey, type LimitedEndpoint } from './rate-limit.js';
 import { isDashboardPath, routeDashboardRequest } from '../dashboard/router.js';
 import { isSecretsPath, routeSecretRequest } from './secret-routes.js';
@@ -38,7 +40,16 @@ export async function routeRequest(scope: RequestScope): Promise<void> {
     case '/crl':
     case '/crl/root':
       only('GET');
-      return sendCrl(scope, path === '/crl' ? 'intermediate' : 'root', url);
+      return sendCrl(scope, scope.crls.current(path === '/crl' ? 'intermediate' : 'root'), url);
+    case '/crls': {
+      // Every CRL this CA signs, each after its signer's certificate, in one PEM body: one gateway
+      // source that stays right across rotations (docs/gateway.md, revocation).
+      only('GET');
+      const all = scope.crls.all();
+      const oldest = Math.min(...all.map((e) => e.crl.nextUpdate.getTime()));
+      scope.res.setHeader('cache-control', `max-age=${Math.max(0, Math.floor((oldest - Date.now()) / 2000))}`);
+      return sendPem(scope, 'application/x-pem-file', all.map((e) => toPem('CERTIFICATE', e.issuerDer) + e.crl.pem).join(''));
+    }
     case '/enroll': {
       only('POST');
       const request = await beforeAuthority(scope, 'enroll', async () => {
@@ -74,6 +85,13 @@ export async function routeRequest(scope: RequestScope): Promise<void> {
       const issued = await scope.authority.renew(peer.der, csr, { actor: peer.record.spiffeId, requestId: scope.requestId });
       return sendIssued(scope, issued);
     }
+  }
+  const issuerCrl = /^\/crl\/([0-9a-f]{16})$/.exec(path);
+  if (issuerCrl) {
+    only('GET');
+    const crl = scope.crls.ofIssuer(issuerCrl[1]!);
+    if (!crl) throw new GatehouseError('GH_NOT_FOUND', `no issuing CA ${issuerCrl[1]} publishes a CRL here (retired ones stop once their last certificate expired)`);
+    return sendCrl(scope, crl, url);
   }
   if (isSecretsPath(path)) return routeSecretRequest(scope, method, url);
   if (path.startsWith('/admin/')) return routeAdminRequest(scope, method, url);
@@ -133,7 +151,8 @@ export async function authenticatePeer(scope: RequestScope, options: { allowServ
     // chain is verified against this CA's root, and below the exact certificate must be in the
     // inventory, unrevoked and unexpired.
     try {
-      verifyChain([check.der, scope.authority.issuer.certDer], scope.authority.rootDer);
+      const issuer = scope.authority.issuerOf(parseCertificate(check.der));
+      verifyChain([check.der, (issuer ?? scope.authority.issuer).certDer], scope.authority.rootDer);
     } catch (cause) {
       throw new GatehouseError('GH_CERT_UNTRUSTED', `the client certificate does not verify against this CA (${(cause as Error).message})`, { cause });
     }
@@ -169,8 +188,7 @@ function wantsPem(scope: RequestScope, url: URL): boolean {
   return /application\/x-pem-file|text\/plain/.test(scope.req.headers.accept ?? '');
 }
 
-function sendCrl(scope: RequestScope, which: 'intermediate' | 'root', url: URL): void {
-  const crl = scope.crls.current(which);
+function sendCrl(scope: RequestScope, crl: PublishedCrl, url: URL): void {
   const headers = { 'cache-control': `max-age=${Math.max(0, Math.floor((crl.nextUpdate.getTime() - Date.now()) / 2000))}`, 'last-modified': crl.thisUpdate.toUTCString() };
   if (wantsPem(scope, url)) {
     scope.res.writeHead(200, { ...headers, 'content-type': 'application/x-pem-file' });

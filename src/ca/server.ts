@@ -17,7 +17,9 @@ import { parseCertificate } from '../pki/certificate.js';
 import { startAdminServer, type AdminServer, type Health } from '../metrics/admin-server.js';
 import type { Store } from '../store/store.js';
 import { Authority } from './authority.js';
-import type { CaMaterial } from './ca-dir.js';
+import { CA_FILES, caPath, loadIssuerMaterial, type CaMaterial } from './ca-dir.js';
+import { issuerFilesStamp, issuerIdOf } from './issuers.js';
+import { toPem } from '../pki/pem.js';
 import { CrlPublisher } from './crl-publisher.js';
 import { newRequestId, sendError } from './http-util.js';
 import { routeRequest } from './routes.js';
@@ -36,6 +38,7 @@ const SERVER_CERT_LIFETIME_MS = 24 * 3_600_000;
 const DRAIN_MS = 5000;
 /** How often `ca serve` deletes secret versions whose rotation overlap ended (reads never serve them meanwhile). */
 const SECRET_PURGE_INTERVAL_MS = 30_000;
+const ISSUER_CHECK_INTERVAL_MS = 2000;
 
 export interface CaServerOptions {
   material: CaMaterial;
@@ -50,6 +53,8 @@ export interface CaServerOptions {
   metricsListen?: string | null;
   /** Benchmarks only, never from config or the CLI: see AuthorityDeps.unsafeRenewWithoutLineage. */
   unsafeRenewWithoutLineage?: boolean;
+  /** How often the CA directory is checked for a rotated issuing CA (default 2 s). */
+  issuerCheckIntervalMs?: number;
   /** How often expired secret versions are deleted (default 30 s). */
   secretPurgeIntervalMs?: number;
 }
@@ -90,7 +95,7 @@ export async function startCaServer(options: CaServerOptions): Promise<CaServer>
   const { host, port } = splitHostPort(listen);
   const metrics = options.metrics ?? (options.metricsListen ? createCaMetrics() : null);
   const authority = new Authority({
-    config, store, rootDer: material.rootDer, intermediateDer: material.intermediateDer, intermediateKey: material.intermediateKey, logger, now,
+    config, store, rootDer: material.rootDer, intermediateDer: material.intermediateDer, intermediateKey: material.intermediateKey, retired: material.retired, logger, now,
     ...(metrics ? { observer: metrics.observer } : {}), ...(options.unsafeRenewWithoutLineage ? { unsafeRenewWithoutLineage: true } : {}),
   });
   const secrets = new SecretService({
@@ -100,7 +105,7 @@ export async function startCaServer(options: CaServerOptions): Promise<CaServer>
   });
   // Per process: with --workers N each worker keeps its own buckets (docs/config.md).
   const rateLimits = new RequestRateLimits(config.limits, { logger, ...(metrics ? { onLimited: (endpoint, key) => metrics.rateLimited(endpoint, key) } : {}) });
-  const crls = new CrlPublisher({ config, store, issuer: authority.issuer, rootDer: material.rootDer, rootKey: material.rootKey, logger, now });
+  const crls = new CrlPublisher({ config, store, issuers: () => ({ current: authority.issuer, retired: authority.retiredIssuers }), rootDer: material.rootDer, rootKey: material.rootKey, logger, now });
 
   const names = serverNames(host, config.serverNames, config.publicUrl);
   const issueServerCredentials = async () => {
@@ -110,7 +115,7 @@ export async function startCaServer(options: CaServerOptions): Promise<CaServer>
   };
   // Set once every listener is bound (below); until then the server holds no certificate.
   let credentials!: Awaited<ReturnType<typeof issueServerCredentials>>;
-  const tlsOptions = {
+  const tlsOptions = () => ({
     minVersion: 'TLSv1.2' as const,
     ciphers: TLS12_AEAD_CIPHERS,
     honorCipherOrder: true,
@@ -118,11 +123,11 @@ export async function startCaServer(options: CaServerOptions): Promise<CaServer>
     rejectUnauthorized: false,
     // Trust anchors for client certificates: only this CA. The intermediate is listed so that
     // clients sending just their leaf still verify; chains must still end at the root.
-    ca: [authority.rootPem, authority.intermediatePem],
-  };
+    ca: [authority.rootPem, authority.intermediatePem, ...authority.retiredIssuers.map((r) => toPem('CERTIFICATE', r.certDer))],
+  });
   // No key and no certificate yet: until setSecureContext below, OpenSSL has nothing to sign a
   // handshake with, so every TLS connection fails at the handshake and no request can be served.
-  const server = createServer({ ...tlsOptions, handshakeTimeout: 10_000 });
+  const server = createServer({ ...tlsOptions(), handshakeTimeout: 10_000 });
   // Bounded waits so slow or stalled clients cannot hold connections open (slowloris).
   server.headersTimeout = 15_000;
   server.requestTimeout = 30_000;
@@ -165,7 +170,7 @@ export async function startCaServer(options: CaServerOptions): Promise<CaServer>
     }
     await crls.refresh(true);
     credentials = await issueServerCredentials();
-    server.setSecureContext({ ...tlsOptions, key: credentials.key, cert: credentials.cert });
+    server.setSecureContext({ ...tlsOptions(), key: credentials.key, cert: credentials.cert });
   } catch (err) {
     await admin?.close();
     await new Promise<void>((resolve) => server.close(() => resolve()));
@@ -181,13 +186,35 @@ export async function startCaServer(options: CaServerOptions): Promise<CaServer>
     if (remaining > SERVER_CERT_LIFETIME_MS / 3) return;
     try {
       credentials = await issueServerCredentials();
-      server.setSecureContext({ ...tlsOptions, key: credentials.key, cert: credentials.cert });
+      server.setSecureContext({ ...tlsOptions(), key: credentials.key, cert: credentials.cert });
       logger.info('ca.server_cert_rotated', { notAfter: credentials.notAfter.toISOString() });
     } catch (err) {
       logger.error('ca.server_cert_rotation_failed', { err });
     }
   }, 60_000);
   rotateTimer.unref();
+  // A rotation made on the CA directory by another process (`ca rotate intermediate`) is put in
+  // force here within seconds: new certificates, this server's own included, come from the new
+  // issuing CA, and the retired one keeps signing its CRL. A half-written rotation (the new key
+  // beside the old certificate) does not load and is tried again on the next tick.
+  let issuerStamp = issuerFilesStamp(material.dir, caPath(material.dir, CA_FILES.intermediateCert), caPath(material.dir, config.keys.intermediate));
+  const issuerTimer = setInterval(async () => {
+    const stamp = issuerFilesStamp(material.dir, caPath(material.dir, CA_FILES.intermediateCert), caPath(material.dir, config.keys.intermediate));
+    if (stamp === issuerStamp) return;
+    try {
+      const next = loadIssuerMaterial(material, now());
+      const previous = authority.issuer;
+      authority.useIssuers(next.intermediateDer, next.intermediateKey, next.retired);
+      issuerStamp = stamp;
+      await crls.refresh();
+      if (!previous.certDer.equals(next.intermediateDer)) credentials = await issueServerCredentials();
+      server.setSecureContext({ ...tlsOptions(), key: credentials.key, cert: credentials.cert });
+      logger.info('ca.issuers_reloaded', { issuerId: issuerIdOf(next.intermediateDer), retired: next.retired.map((r) => issuerIdOf(r.der)) });
+    } catch (err) {
+      logger.warn('ca.issuers_reload_failed', { err, effect: 'the issuing CAs in force stay; tried again in a moment' });
+    }
+  }, options.issuerCheckIntervalMs ?? ISSUER_CHECK_INTERVAL_MS);
+  issuerTimer.unref();
   // Old secret versions past their rotation overlap are deleted (and audited) here too, not only
   // at the next read or change. With --workers N every worker runs it; the store deletes each once.
   const purgeTimer = setInterval(() => {
@@ -224,6 +251,7 @@ export async function startCaServer(options: CaServerOptions): Promise<CaServer>
     metricsPort: admin?.port ?? null,
     close: async () => {
       clearInterval(rotateTimer);
+      clearInterval(issuerTimer);
       clearInterval(purgeTimer);
       crls.stop();
       await admin?.close();

@@ -17,6 +17,7 @@ export const AUDIT_EVENTS = [
   'ca.admin_call',
   'ca.admin_refused',
   'ca.backup_created',
+  'ca.intermediate_rotated',
   'ca.secret_created',
   'ca.secret_rotated',
   'ca.secret_granted',

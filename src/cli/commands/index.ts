@@ -1,5 +1,6 @@
 import type { CommandSpec } from '../command.js';
 import { caBackup, caInit, caRestore, caRootCrl, caServe } from './ca.js';
+import { caRotateIntermediate } from './ca-rotate.js';
 import { tokenCreate, tokenList, tokenRevoke } from './token.js';
 import { certList, certRevoke, certShow, certSign } from './cert.js';
 import { nameList, nameRelease } from './name.js';
@@ -14,7 +15,7 @@ import { auditVerify } from './audit.js';
 import { checkCommand } from './check.js';
 
 export const COMMANDS: CommandSpec[] = [
-  caInit, caServe, caRootCrl, caBackup, caRestore,
+  caInit, caServe, caRootCrl, caBackup, caRestore, caRotateIntermediate,
   tokenCreate, tokenList, tokenRevoke,
   certList, certShow, certRevoke, certSign,
   nameList, nameRelease,
