@@ -115,9 +115,11 @@ export class CrlPublisher {
     return this.intermediates.get(issuerId)?.crl ?? null;
   }
 
-  /** Every CRL this CA signs, each with its signer's certificate: the issuing CAs', then the root's (/crls). */
+  /** Every CRL this CA signs, each with its signer's certificate: the current issuing CA's, retired ones', then the root's (/crls). */
   all(): CrlOfIssuer[] {
-    const list: CrlOfIssuer[] = [...this.intermediates.entries()].map(([issuerId, e]) => ({ issuerDer: e.issuer.certDer, issuerId, crl: e.crl }));
+    const currentId = issuerIdOf(this.deps.issuers().current.certDer);
+    const list: CrlOfIssuer[] = [...this.intermediates.entries()].map(([issuerId, e]) => ({ issuerDer: e.issuer.certDer, issuerId, crl: e.crl }))
+      .sort((a, b) => Number(b.issuerId === currentId) - Number(a.issuerId === currentId));
     if (this.scopes().includes('root') && this.root) list.push({ issuerDer: this.deps.rootDer, issuerId: issuerIdOf(this.deps.rootDer), crl: this.root });
     return list;
   }

@@ -55,9 +55,16 @@ ${expiryChart('expiry', buckets, later)}
 <h2 id="crls">Certificate revocation lists</h2>
 <table aria-labelledby="crls">
 <thead><tr><th scope="col">CRL</th><th scope="col">URL</th><th scope="col" class="num">Number</th><th scope="col" class="num">Entries</th><th scope="col">This update</th><th scope="col">Next update</th><th scope="col">Freshness</th></tr></thead>
-<tbody>${crlRow(ctx, 'Issuing CA', '/crl', () => ctx.scope.crls.current('intermediate'))}${crlRow(ctx, 'Root', '/crl/root', () => ctx.scope.crls.current('root'))}</tbody>
+<tbody>${crlRow(ctx, 'Issuing CA', '/crl', () => ctx.scope.crls.current('intermediate'))}${retiredCrlRows(ctx)}${crlRow(ctx, 'Root', '/crl/root', () => ctx.scope.crls.current('root'))}</tbody>
 </table>`,
   });
+}
+
+/** Issuing CAs retired by `ca rotate intermediate` that still sign the CRL of their certificates. */
+function retiredCrlRows(ctx: DashboardContext): SafeHtml[] {
+  const { authority } = ctx.scope;
+  return ctx.scope.crls.all().filter((e) => !e.issuerDer.equals(authority.issuer.certDer) && !e.issuerDer.equals(authority.rootDer))
+    .map((e) => crlRow(ctx, `Retired issuing CA ${e.issuerId}`, `/crl/${e.issuerId}`, () => e.crl));
 }
 
 function crlRow(ctx: DashboardContext, label: string, path: string, get: () => PublishedCrl): SafeHtml {
