@@ -10,7 +10,7 @@ import { Authority } from '../src/ca/authority.js';
 import { CA_FILES, loadCaMaterial } from '../src/ca/ca-dir.js';
 import { initCa } from '../src/ca/init.js';
 import { silentLogger } from '../src/log/logger.js';
-import { generatePrivateKey, privateKeyToPem, spkiDer } from '../src/pki/keys.js';
+import { generatePrivateKey, privateKeyToPem } from '../src/pki/keys.js';
 import { openSqliteStore } from '../src/store/sqlite.js';
 
 export const CLIENT_ROLE = 'web';
@@ -37,9 +37,9 @@ export async function makeGatewayPki(dir: string): Promise<GatewayPki> {
     const ctx = { actor: 'bench' };
     const day = 86_400_000;
     const serverKey = generatePrivateKey('p256');
-    const server = await authority.issueInternal({ role: 'gateway', name: 'localhost', profile: 'server', lifetimeMs: day, dns: ['localhost'], ip: ['127.0.0.1'] }, spkiDer(serverKey), ctx);
+    const server = await authority.issueInternal({ role: 'gateway', name: 'localhost', profile: 'server', lifetimeMs: day, dns: ['localhost'], ip: ['127.0.0.1'] }, serverKey, ctx);
     const clientKey = generatePrivateKey('p256');
-    const client = await authority.issueInternal({ role: CLIENT_ROLE, name: CLIENT_NAME, profile: 'client', lifetimeMs: day }, spkiDer(clientKey), ctx);
+    const client = await authority.issueInternal({ role: CLIENT_ROLE, name: CLIENT_NAME, profile: 'client', lifetimeMs: day }, clientKey, ctx);
     const files: GatewayPki = {
       serverCert: join(dir, 'server-chain.pem'), serverKey: join(dir, 'server-key.pem'),
       clientCaBundle: join(dir, 'client-ca.pem'), clientPem: join(dir, 'client.pem'),

@@ -173,7 +173,7 @@ test('renew-with-expired-cert-refused-401-GH_CERT_EXPIRED', async (t) => {
   const authority = fixture.server.authority;
   const key = pki.generatePrivateKey('p256');
   const now = Date.now();
-  const der = pki.buildLeafCertificate(authority.issuer, {
+  const der = pki.buildLeafCertificate(authority.issuer as pki.SigningAuthority, {
     serial: pki.randomSerial(), commonName: 'web-old', organizationalUnit: 'web', organization: 'Test Org', spkiDer: pki.spkiDer(key),
     notBefore: new Date(now - 2 * 86_400_000), notAfter: new Date(now - 3_600_000), profile: 'client',
     dns: [], ip: [], uri: ['spiffe://test.internal/web/web-old'], email: [],

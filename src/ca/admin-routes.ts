@@ -5,6 +5,7 @@
 import { GatehouseError, isGatehouseError } from '../errors/errors.js';
 import { parseDurationMs } from '../config/duration.js';
 import { isCrlReason } from '../pki/crl.js';
+import { normalizeSerial } from '../pki/certificate.js';
 import { certStateAt, type CertRecord, type CertState, type NameReservation, type TokenRecord } from '../store/store.js';
 import type { ReservedName } from './authority.js';
 import { readJsonBody, sendJson, stringField } from './http-util.js';
@@ -92,7 +93,7 @@ async function dispatch(scope: RequestScope, method: string, url: URL, ctx: { ac
     return reply(res, 200, { certificates: certs.map((c) => certView(c, authority.now())) });
   }
   if ((m = /^\/admin\/certs\/([0-9a-f]{1,40})$/.exec(path)) && method === 'GET') {
-    const cert = await authority.store.getCert(m[1]!);
+    const cert = await authority.store.getCert(normalizeSerial(m[1]!));
     if (!cert) throw new GatehouseError('GH_CERT_NOT_FOUND', `no certificate with serial ${m[1]}`);
     return reply(res, 200, { ...certView(cert, authority.now()), certificate: cert.certPem });
   }

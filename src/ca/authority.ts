@@ -12,15 +12,19 @@ import { publicUrlOf } from '../config/ca-config.js';
 import { compileNamePattern, isSafeName, NAME_PATTERN_RE } from '../config/patterns.js';
 import type { Logger } from '../log/logger.js';
 import { parseCsr, type ParsedCsr } from '../pki/csr.js';
-import { parseCertificate, serialHex, sha256Hex, type CertificateInfo } from '../pki/certificate.js';
+import { normalizeSerial, parseCertificate, serialHex, sha256Hex, type CertificateInfo } from '../pki/certificate.js';
 import { encodedInstant } from '../pki/der.js';
-import { buildLeafCertificate, prepareSigningAuthority, randomSerial, type LeafProfile, type SigningAuthority } from '../pki/leaf-certificate.js';
+import { buildLeafCertificate, describeIssuingCa, holdsKey, prepareSigningAuthority, randomSerial, type IssuingCa, type LeafProfile, type SigningAuthority } from '../pki/leaf-certificate.js';
+import { buildCsrPem } from '../pki/csr-build.js';
+import { spkiDer as spkiOf } from '../pki/keys.js';
 import { decodePem, toPem } from '../pki/pem.js';
 import type { CrlReason } from '../pki/crl.js';
 import { certStateAt, type AuditInput, type CertRecord, type NameClaim, type NameReservation, type Store, type TokenRecord } from '../store/store.js';
 import type { AuditEventType } from '../log/audit-events.js';
 import { approveCsr, decideName, roleConfig, spiffeIdFor, type ApprovedRequest } from './issuance-rules.js';
 import { newJoinToken, parseJoinToken, secretMatches } from './join-token.js';
+import { checkExternalCertificate } from './external-check.js';
+import type { ExternalCa } from './external-ca.js';
 
 export type IssuanceKind = 'enroll' | 'renew' | 'sign' | 'internal';
 
@@ -39,7 +43,9 @@ export interface AuthorityDeps {
   store: Store;
   rootDer: Buffer;
   intermediateDer: Buffer;
-  intermediateKey: KeyObject;
+  /** Null in registration-authority mode: `externalCa` signs, with the key of intermediateDer. */
+  intermediateKey: KeyObject | null;
+  externalCa?: ExternalCa | null;
   /** Retired issuing CAs (issuers.ts): they sign no new certificate. */
   retired?: ReadonlyArray<{ der: Buffer; key: KeyObject }>;
   logger: Logger;
@@ -80,8 +86,12 @@ export interface TokenRequest {
 export class Authority {
   readonly config: Readonly<CaConfig>;
   readonly store: Store;
-  /** The current issuing CA: signs every new certificate. Replaced by useIssuers on a rotation. */
-  issuer: SigningAuthority;
+  /**
+   * The current issuing CA: signs every new certificate. Replaced by useIssuers on a rotation.
+   * Without its key (holdsKey false) in registration-authority mode, where `externalCa` signs.
+   */
+  issuer: IssuingCa;
+  readonly externalCa: ExternalCa | null;
   /** Retired issuing CAs whose certificates may still be in use (issuers.ts). */
   retiredIssuers: SigningAuthority[] = [];
   readonly rootDer: Buffer;
@@ -97,11 +107,13 @@ export class Authority {
   constructor(deps: AuthorityDeps) {
     this.config = deps.config;
     this.store = deps.store;
-    this.issuer = prepareSigningAuthority(deps.intermediateDer, deps.intermediateKey);
+    this.externalCa = deps.externalCa ?? null;
+    if (!deps.intermediateKey && !this.externalCa) throw new GatehouseError('GH_CONFIG_INVALID', 'no issuing key and no external CA: nothing can sign certificates');
+    this.issuer = deps.intermediateKey ? prepareSigningAuthority(deps.intermediateDer, deps.intermediateKey) : describeIssuingCa(deps.intermediateDer);
     this.rootDer = deps.rootDer;
     this.rootPem = toPem('CERTIFICATE', deps.rootDer);
     this.rootFingerprint = sha256Hex(deps.rootDer);
-    this.intermediatePem = toPem('CERTIFICATE', deps.intermediateDer);
+    this.intermediatePem = chainPartOf(deps.intermediateDer, deps.rootDer);
     this.logger = deps.logger;
     this.now = deps.now ?? (() => new Date());
     this.observer = deps.observer ?? null;
@@ -114,11 +126,11 @@ export class Authority {
     const issuer = prepareSigningAuthority(intermediateDer, intermediateKey);
     this.retiredIssuers = retired.map((r) => prepareSigningAuthority(r.der, r.key));
     this.issuer = issuer;
-    this.intermediatePem = toPem('CERTIFICATE', intermediateDer);
+    this.intermediatePem = chainPartOf(intermediateDer, this.rootDer);
   }
 
   /** The issuing CA, current or retired, that signed `cert`: matched by issuer name and key identifier. */
-  issuerOf(cert: CertificateInfo): SigningAuthority | null {
+  issuerOf(cert: CertificateInfo): IssuingCa | null {
     return [this.issuer, ...this.retiredIssuers].find((ca) => ca.subjectNameDer.equals(cert.issuerNameDer)
       && (cert.authorityKeyId === null || cert.authorityKeyId.equals(ca.keyIdentifier))) ?? null;
   }
@@ -126,7 +138,7 @@ export class Authority {
   /** A stored certificate with the issuing CA that signed it, PEM: what clients are sent. */
   private chainOf(certPem: string): string {
     const issuer = this.issuerOf(parseCertificate(decodePem(certPem, 'CERTIFICATE')[0]!));
-    return certPem + (issuer && issuer !== this.issuer ? toPem('CERTIFICATE', issuer.certDer) : this.intermediatePem);
+    return certPem + (issuer && issuer !== this.issuer ? chainPartOf(issuer.certDer, this.rootDer) : this.intermediatePem);
   }
 
   /**
@@ -186,7 +198,7 @@ export class Authority {
       await this.auditRefusal('ca.cert_refused', err, ctx, now, { tokenId: token.id, role: token.role, via: 'enroll' });
       throw err;
     }
-    return this.issue(approved, csr.spkiDer, now, ctx, { tokenId: token.id, renewedFrom: null, nameClaim: mayReplaceHolder(token) ? 'replace' : 'first' });
+    return this.issue(approved, keyOfCsr(csr), now, ctx, { tokenId: token.id, renewedFrom: null, nameClaim: mayReplaceHolder(token) ? 'replace' : 'first', via: 'enroll' });
   }
 
   /**
@@ -254,7 +266,7 @@ export class Authority {
         const name = decideName(csr, current.role, rules, { exact: current.name });
         const approved = approveCsr(this.config, csr, current.role, name);
         try {
-          return await this.issue(approved, csr.spkiDer, now, ctx, { tokenId: null, renewedFrom: current.serial, lineage: current.lineage, nameClaim: 'lineage' });
+          return await this.issue(approved, keyOfCsr(csr), now, ctx, { tokenId: null, renewedFrom: current.serial, lineage: current.lineage, nameClaim: 'lineage', via: 'renew' });
         } catch (err) {
           if (!(err instanceof LostRenewalRace)) throw err;
           // A simultaneous renewal of the same certificate committed first: judge this one against it.
@@ -263,7 +275,7 @@ export class Authority {
       }
       return await this.renewalOfSuperseded(current, csr.spkiDer, now, ctx);
     } catch (err) {
-      if (!isGatehouseError(err, 'GH_STORE_IO')) {
+      if (!isGatehouseError(err, 'GH_STORE_IO') && !isExternalCaFailure(err)) {
         await this.auditRefusal('ca.cert_refused', err, ctx, now, { serial: peer.serial, fingerprint: peer.fingerprint, via: 'renew' });
       }
       throw err;
@@ -331,9 +343,9 @@ export class Authority {
       try {
         const csr = parseCsr(csrInput);
         const decided = decideName(csr, role, roleConfig(this.config, role), { exact: name });
-        return await this.issue(approveCsr(this.config, csr, role, decided), csr.spkiDer, now, ctx, { tokenId: null, renewedFrom: null, nameClaim: 'replace' });
+        return await this.issue(approveCsr(this.config, csr, role, decided), keyOfCsr(csr), now, ctx, { tokenId: null, renewedFrom: null, nameClaim: 'replace', via: 'sign' });
       } catch (err) {
-        await this.auditRefusal('ca.cert_refused', err, ctx, now, { role, via: 'sign' });
+        if (!isExternalCaFailure(err)) await this.auditRefusal('ca.cert_refused', err, ctx, now, { role, via: 'sign' });
         throw err;
       }
     });
@@ -343,17 +355,18 @@ export class Authority {
    * Certificates the CA issues to itself or at init (its HTTPS server, the first admin). These
    * skip the role's SAN rules, so they are not reachable from any request.
    */
-  issueInternal(request: { role: string; name: string; profile: LeafProfile; lifetimeMs: number; dns?: string[]; ip?: string[] }, spkiDer: Buffer, ctx: RequestContext): Promise<IssuedCertificate> {
+  issueInternal(request: { role: string; name: string; profile: LeafProfile; lifetimeMs: number; dns?: string[]; ip?: string[] }, key: KeyObject, ctx: RequestContext): Promise<IssuedCertificate> {
     const approved: ApprovedRequest = { name: request.name, role: request.role, spiffeId: spiffeIdFor(this.config, request.role, request.name), dns: request.dns ?? [], ip: request.ip ?? [] };
-    return this.observed('internal', () => this.issue(approved, spkiDer, this.now(), ctx, { tokenId: null, renewedFrom: null, nameClaim: 'replace', internal: true }, { profile: request.profile, lifetimeMs: request.lifetimeMs }));
+    const subjectKey: SubjectKey = { spkiDer: spkiOf(key), csrPem: () => buildCsrPem(key, { commonName: request.name }) };
+    return this.observed('internal', () => this.issue(approved, subjectKey, this.now(), ctx, { tokenId: null, renewedFrom: null, nameClaim: 'replace', internal: true, via: 'internal' }, { profile: request.profile, lifetimeMs: request.lifetimeMs }));
   }
 
   private async issue(
     approved: ApprovedRequest,
-    spkiDer: Buffer,
+    subjectKey: SubjectKey,
     now: Date,
     ctx: RequestContext,
-    link: { tokenId: string | null; renewedFrom: string | null; lineage?: string; nameClaim: NameClaim; internal?: boolean },
+    link: { tokenId: string | null; renewedFrom: string | null; lineage?: string; nameClaim: NameClaim; internal?: boolean; via: IssuanceKind },
     override?: { profile: LeafProfile; lifetimeMs: number },
   ): Promise<IssuedCertificate> {
     const rules = override ?? { ...roleConfig(this.config, approved.role), lifetimeMs: roleConfig(this.config, approved.role).lifetime };
@@ -363,42 +376,24 @@ export class Authority {
     if (issuer.notAfter.getTime() - now.getTime() < 60_000) {
       throw new GatehouseError('GH_INTERNAL', 'the issuing intermediate expires within a minute; rotate it', { details: { intermediateNotAfter: issuer.notAfter } });
     }
-    // The backdate absorbs clock skew; capped at a tenth of the lifetime so that very short
-    // lifetimes keep their renewal point (2/3 of notBefore→notAfter) in the future.
-    const backdateMs = Math.min(this.config.limits.backdate, rules.lifetimeMs / 10);
-    const notBefore = new Date(Math.max(now.getTime() - backdateMs, issuer.notBefore.getTime()));
-    const notAfter = new Date(Math.min(now.getTime() + rules.lifetimeMs, issuer.notAfter.getTime()));
-    const serial = randomSerial();
-    const der = buildLeafCertificate(issuer, {
-      serial,
-      commonName: approved.name,
-      organizationalUnit: approved.role,
-      organization: this.config.org,
-      spkiDer,
-      notBefore,
-      notAfter,
-      profile: rules.profile,
-      dns: approved.dns,
-      ip: approved.ip,
-      uri: [approved.spiffeId],
-      email: [],
-      // Each issuing CA's own CRL, so the URL stays right after a rotation (/crl is the current one's).
-      crlUrl: `${publicUrlOf(this.config)}/crl/${issuer.keyIdentifier.toString('hex').slice(0, 16)}`,
-    });
-    // Fields are known from the spec; parsing the certificate back would cost more than building it.
+    const signed = holdsKey(issuer)
+      ? this.signHere(issuer, approved, subjectKey.spkiDer, rules, now)
+      : await this.signExternally(issuer, approved, subjectKey, rules, now, ctx, link);
+    // Serial and dates as signed: from the spec when signed here (parsing back would cost more
+    // than building), from the checked certificate when an external CA signed.
     const record: CertRecord = {
-      serial: serialHex(serial),
-      fingerprint: sha256Hex(der),
+      serial: signed.serial,
+      fingerprint: sha256Hex(signed.der),
       name: approved.name,
       role: approved.role,
       spiffeId: approved.spiffeId,
-      notBefore: encodedInstant(notBefore),
-      notAfter: encodedInstant(notAfter),
+      notBefore: signed.notBefore,
+      notAfter: signed.notAfter,
       issuedAt: now,
-      certPem: toPem('CERTIFICATE', der),
+      certPem: toPem('CERTIFICATE', signed.der),
       tokenId: link.tokenId,
       renewedFrom: link.renewedFrom,
-      lineage: link.lineage ?? serialHex(serial),
+      lineage: link.lineage ?? signed.serial,
       supersededBy: null,
       supersededAt: null,
       revokedAt: null,
@@ -441,6 +436,62 @@ export class Authority {
     }
     this.logger.info(link.renewedFrom ? 'ca.cert_renewed' : 'ca.cert_issued', { serial: record.serial, fingerprint: record.fingerprint, name: record.name, role: record.role, notAfter: record.notAfter.toISOString(), requestId: ctx.requestId });
     return { record, chainPem: record.certPem + intermediatePem, rootPem: this.rootPem };
+  }
+
+  /** Builds and signs the certificate with the issuing key this process holds. */
+  private signHere(issuer: SigningAuthority, approved: ApprovedRequest, spkiDer: Buffer, rules: { profile: LeafProfile; lifetimeMs: number }, now: Date): SignedLeaf {
+    // The backdate absorbs clock skew; capped at a tenth of the lifetime so that very short
+    // lifetimes keep their renewal point (2/3 of notBefore→notAfter) in the future.
+    const backdateMs = Math.min(this.config.limits.backdate, rules.lifetimeMs / 10);
+    const notBefore = new Date(Math.max(now.getTime() - backdateMs, issuer.notBefore.getTime()));
+    const notAfter = new Date(Math.min(now.getTime() + rules.lifetimeMs, issuer.notAfter.getTime()));
+    const serial = randomSerial();
+    const der = buildLeafCertificate(issuer, {
+      serial,
+      commonName: approved.name,
+      organizationalUnit: approved.role,
+      organization: this.config.org,
+      spkiDer,
+      notBefore,
+      notAfter,
+      profile: rules.profile,
+      dns: approved.dns,
+      ip: approved.ip,
+      uri: [approved.spiffeId],
+      email: [],
+      // Each issuing CA's own CRL, so the URL stays right after a rotation (/crl is the current one's).
+      crlUrl: `${publicUrlOf(this.config)}/crl/${issuer.keyIdentifier.toString('hex').slice(0, 16)}`,
+    });
+    return { der, serial: serialHex(serial), notBefore: encodedInstant(notBefore), notAfter: encodedInstant(notAfter) };
+  }
+
+  /**
+   * Registration-authority mode: the external CA signs what this CA decided (subject, SANs,
+   * profile), and what it returns is checked to be exactly that before anything is recorded or
+   * returned (external-check.ts). A failure is audited here, once, with the signer's answer.
+   */
+  private async signExternally(issuer: IssuingCa, approved: ApprovedRequest, subjectKey: SubjectKey, rules: { profile: LeafProfile; lifetimeMs: number }, now: Date, ctx: RequestContext, link: { tokenId: string | null; renewedFrom: string | null; via: IssuanceKind }): Promise<SignedLeaf> {
+    const externalCa = this.externalCa!;
+    const subject = { commonName: approved.name, organization: this.config.org, organizationalUnit: approved.role };
+    const profile = externalCa.profileFor(approved.role, rules.profile);
+    try {
+      const der = await externalCa.sign({ csrPem: await subjectKey.csrPem(), profile, subject, hosts: [...approved.dns, ...approved.ip, approved.spiffeId] });
+      const cert = checkExternalCertificate(der, {
+        spkiDer: subjectKey.spkiDer, subject, sans: { dns: approved.dns, ip: approved.ip, uri: [approved.spiffeId] }, profile: rules.profile,
+        maxLifetimeMs: rules.lifetimeMs, rootDer: this.rootDer, issuerDers: issuer.certDer.equals(this.rootDer) ? [] : [issuer.certDer], now,
+      });
+      // A serial is the inventory's key and the CRL's entry: a signer repeating one would make two certificates one.
+      if (await this.store.getCert(cert.serial)) throw new GatehouseError('GH_EXTERNAL_CA_MISMATCH', `the external CA returned a certificate with serial ${cert.serial}, which another certificate in the inventory already has`);
+      return { der, serial: cert.serial, notBefore: cert.notBefore, notAfter: cert.notAfter };
+    } catch (err) {
+      const code = isGatehouseError(err) ? err.code : 'GH_INTERNAL';
+      const reason = err instanceof Error ? err.message : String(err);
+      this.logger.error('ca.external_ca_failed', { code, reason: reason.slice(0, MAX_REFUSAL_FIELD_CHARS), signer: externalCa.displayUrl, profile, spiffeId: approved.spiffeId, requestId: ctx.requestId });
+      await this.writeRefusalAudit({
+        time: now, type: 'ca.external_ca_failed', actor: ctx.actor, tokenId: link.tokenId, serial: link.renewedFrom, fingerprint: null, requestId: ctx.requestId ?? null,
+      }, { code, reason, signer: externalCa.displayUrl, profile, role: approved.role, name: approved.name, spiffeId: approved.spiffeId, via: link.via }, null);
+      throw isGatehouseError(err) ? err : new GatehouseError('GH_EXTERNAL_CA_MISMATCH', `the external CA's answer could not be used: ${reason}`, { cause: err });
+    }
   }
 
   // ------------------------------------------------------------------ tokens
@@ -488,7 +539,7 @@ export class Authority {
    */
   async revokeCertificate(serial: string, reason: CrlReason, ctx: RequestContext): Promise<CertRecord> {
     const now = this.now();
-    const normalized = serial.toLowerCase().replace(/:/g, '').replace(/^0+(?=.)/, '');
+    const normalized = normalizeSerial(serial);
     const existing = await this.store.getCert(normalized);
     if (!existing) throw new GatehouseError('GH_CERT_NOT_FOUND', `no certificate with serial ${serial} in the inventory`);
     const revoked = await this.store.revokeLineage(existing.lineage, reason, now, (cert) => ({
@@ -577,3 +628,30 @@ export interface ReservedName extends NameReservation {
 
 /** The certificate being renewed was renewed by a simultaneous request that committed first. */
 class LostRenewalRace extends Error {}
+
+/** The key a certificate is for, and its CSR when an external CA needs one. */
+interface SubjectKey {
+  spkiDer: Buffer;
+  csrPem(): Promise<string>;
+}
+
+function keyOfCsr(csr: ParsedCsr): SubjectKey {
+  return { spkiDer: csr.spkiDer, csrPem: async () => toPem('CERTIFICATE REQUEST', csr.der) };
+}
+
+interface SignedLeaf {
+  der: Buffer;
+  serial: string;
+  notBefore: Date;
+  notAfter: Date;
+}
+
+/** Failures of the external CA are audited where they happen (signExternally), not again by callers. */
+function isExternalCaFailure(err: unknown): boolean {
+  return isGatehouseError(err) && err.code.startsWith('GH_EXTERNAL_CA_');
+}
+
+/** The issuing CA's certificate as a chain sends it: nothing when the root itself signs (external CAs may). */
+function chainPartOf(issuerDer: Buffer, rootDer: Buffer): string {
+  return issuerDer.equals(rootDer) ? '' : toPem('CERTIFICATE', issuerDer);
+}

@@ -352,7 +352,7 @@ export async function createCaBackup(options: BackupOptions): Promise<BackupResu
     } finally {
       await store.close();
     }
-    const intermediateKey = caPath(dir, ca.config.keys.intermediate);
+    const intermediateKey = ca.config.keys.intermediate === null ? null : caPath(dir, ca.config.keys.intermediate);
     const rootKeyRel = ca.config.keys.root ? relInside(dir, caPath(dir, ca.config.keys.root)) : null;
     const files = [...digests].map(([rel, d]) => ({ path: `${CA_SUBDIR}/${rel}`, size: d.size, sha256: d.sha256 })).sort((a, b) => (a.path < b.path ? -1 : 1));
     bytes = files.reduce((sum, f) => sum + f.size, 0);
@@ -366,7 +366,7 @@ export async function createCaBackup(options: BackupOptions): Promise<BackupResu
       audit: { head: audit.last ? `${audit.last.seq}:${audit.last.hash}` : null, events: audit.count, intact: audit.ok, problem: audit.broken?.reason ?? null },
       rows: report.rows,
       keys: {
-        encrypted: existsSync(intermediateKey) && isEncryptedKeyPem(readFileSync(intermediateKey, 'utf8')),
+        encrypted: intermediateKey !== null ? existsSync(intermediateKey) && isEncryptedKeyPem(readFileSync(intermediateKey, 'utf8')) : ca.config.keys.passphraseFile !== null,
         rootKeyIncluded: rootKeyRel !== null && digests.has(rootKeyRel),
         passphraseFile: ca.config.keys.passphraseFile,
       },

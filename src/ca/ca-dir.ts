@@ -64,8 +64,10 @@ export interface CaMaterial {
   dir: string;
   config: Readonly<CaConfig>;
   rootDer: Buffer;
+  /** The certificate the issuing CA signs with: the external CA's in registration-authority mode (the root itself, when it signs with its root). */
   intermediateDer: Buffer;
-  intermediateKey: KeyObject;
+  /** Null in registration-authority mode (config.externalCa): the external CA holds it. */
+  intermediateKey: KeyObject | null;
   /** Retired issuing CAs whose CRL is still needed (issuers.ts). */
   retired: RetiredIssuer[];
   /** Null when the root key is kept offline. */
@@ -119,7 +121,7 @@ export function loadCaMaterial(caDir: string, options: { passphraseFile?: string
     config,
     rootDer: readCert(CA_FILES.rootCert),
     intermediateDer: readCert(CA_FILES.intermediateCert),
-    intermediateKey: readKey(config.keys.intermediate),
+    intermediateKey: config.keys.intermediate ? readKey(config.keys.intermediate) : null,
     retired: loadRetiredIssuers(dir, passphrase, new Date()),
     rootKey: rootKeyPath && existsSync(rootKeyPath) ? readKey(rootKeyPath) : null,
     ...(passphrase !== undefined ? { passphrase } : {}),
@@ -136,8 +138,9 @@ function readText(path: string): string {
 }
 
 /** The issuing CAs as the CA directory holds them now: what a running `ca serve` reloads after a rotation. */
-export function loadIssuerMaterial(material: CaMaterial, now = new Date()): Pick<CaMaterial, 'intermediateDer' | 'intermediateKey' | 'retired'> {
+export function loadIssuerMaterial(material: CaMaterial, now = new Date()): { intermediateDer: Buffer; intermediateKey: KeyObject; retired: RetiredIssuer[] } {
   const { dir, config, passphrase } = material;
+  if (config.keys.intermediate === null) throw new GatehouseError('GH_CA_ROTATION', 'the external CA holds the issuing key (externalCa): there is no issuing CA here to reload');
   const keyPath = caPath(dir, config.keys.intermediate);
   assertPrivateFile(keyPath);
   return {

@@ -84,8 +84,11 @@ export class CrlPublisher {
     private readonly deps: {
       config: Readonly<CaConfig>;
       store: Store;
-      /** The issuing CAs now: the current one first, then retired ones (issuers.ts). Read on every refresh. */
-      issuers: () => { current: SigningAuthority; retired: readonly SigningAuthority[] };
+      /**
+       * The issuing CAs now: the current one first, then retired ones (issuers.ts). Read on every
+       * refresh. `current` is null when this CA does not hold the issuing key (an external CA).
+       */
+      issuers: () => { current: SigningAuthority | null; retired: readonly SigningAuthority[] };
       rootDer: Buffer;
       rootKey: KeyObject | null;
       logger: Logger;
@@ -97,15 +100,19 @@ export class CrlPublisher {
 
   /** The CRLs this CA publishes: the root's is left out when its own PKI publishes it (crl.rootCrl: external). */
   scopes(): CrlScope[] {
-    return this.deps.config.crl.rootCrl === 'external' ? ['intermediate'] : ['intermediate', 'root'];
+    const scopes: CrlScope[] = this.deps.issuers().current ? ['intermediate'] : [];
+    return this.deps.config.crl.rootCrl === 'external' ? scopes : [...scopes, 'root'];
   }
 
   /** The root's CRL, or the current issuing CA's. */
   current(scope: CrlScope): PublishedCrl {
     if (!this.scopes().includes(scope)) {
-      throw new GatehouseError('GH_NOT_FOUND', "this CA does not publish the root's CRL: the root was imported and its own PKI publishes it (crl.rootCrl: external)");
+      throw new GatehouseError('GH_NOT_FOUND', scope === 'root'
+        ? "this CA does not publish the root's CRL: the root was imported and its own PKI publishes it (crl.rootCrl: external)"
+        : 'this CA does not publish a CRL for its certificates: an external CA signs them and holds the issuing key, so its CRL is the one to use');
     }
-    const crl = scope === 'root' ? this.root : this.intermediates.get(issuerIdOf(this.deps.issuers().current.certDer))?.crl;
+    const current = this.deps.issuers().current;
+    const crl = scope === 'root' ? this.root : current && this.intermediates.get(issuerIdOf(current.certDer))?.crl;
     if (!crl) throw new GatehouseError('GH_INTERNAL', `the ${scope} CRL has not been generated yet`);
     return crl;
   }
@@ -117,7 +124,8 @@ export class CrlPublisher {
 
   /** Every CRL this CA signs, each with its signer's certificate: the current issuing CA's, retired ones', then the root's (/crls). */
   all(): CrlOfIssuer[] {
-    const currentId = issuerIdOf(this.deps.issuers().current.certDer);
+    const current = this.deps.issuers().current;
+    const currentId = current ? issuerIdOf(current.certDer) : null;
     const list: CrlOfIssuer[] = [...this.intermediates.entries()].map(([issuerId, e]) => ({ issuerDer: e.issuer.certDer, issuerId, crl: e.crl }))
       .sort((a, b) => Number(b.issuerId === currentId) - Number(a.issuerId === currentId));
     if (this.scopes().includes('root') && this.root) list.push({ issuerDer: this.deps.rootDer, issuerId: issuerIdOf(this.deps.rootDer), crl: this.root });
@@ -151,7 +159,7 @@ export class CrlPublisher {
     const now = this.deps.now();
     const version = await this.deps.store.revocationVersion();
     const { current, retired } = this.deps.issuers();
-    const wanted = new Map([current, ...retired].map((issuer) => [issuerIdOf(issuer.certDer), issuer]));
+    const wanted = new Map([...(current ? [current] : []), ...retired].map((issuer) => [issuerIdOf(issuer.certDer), issuer]));
     for (const id of this.intermediates.keys()) if (!wanted.has(id)) this.intermediates.delete(id);
     for (const [id, issuer] of wanted) {
       // The current issuer's CRL keeps the meta key it always had; a retired one's gets its own.

@@ -86,7 +86,10 @@ export async function checkCa(input: CheckInput): Promise<CheckReport> {
     });
   }
 
-  for (const scope of ['intermediate', 'root'] as const) findings.push(...(await checkCrl(input, scope, checked)));
+  // Only the CRLs this CA signs: none for its certificates when an external CA signs them, and
+  // not the root's when an imported root's own PKI publishes it.
+  const scopes: CrlScope[] = [...(input.config.keys.intermediate !== null ? ['intermediate' as const] : []), ...(input.config.crl.rootCrl !== 'external' ? ['root' as const] : [])];
+  for (const scope of scopes) findings.push(...(await checkCrl(input, scope, checked)));
 
   const expiring = await input.store.listCerts({ expiringBefore: new Date(now.getTime() + windowMs), excludeSuperseded: true, now });
   for (const cert of expiring.sort((a, b) => a.notAfter.getTime() - b.notAfter.getTime())) {

@@ -18,6 +18,8 @@ export interface ImportPaths {
   rootKey?: string | undefined;
   intermediate?: string | undefined;
   intermediateKey?: string | undefined;
+  /** Registration-authority mode: an external CA signs with the root or this intermediate, and keeps the keys. */
+  external?: boolean;
 }
 
 export interface ImportedPki {
@@ -26,12 +28,15 @@ export interface ImportedPki {
   rootKey: KeyObject | null;
   /** Null when Gatehouse is to make its own intermediate under the imported root. */
   intermediate: { der: Buffer; key: KeyObject } | null;
+  /** Registration-authority mode: the certificate the external CA signs with (the imported intermediate, or the root). */
+  externalIssuerDer: Buffer | null;
 }
 
 /** The server certificate `ca serve` issues itself lives 24 h; the issuing CA must outlive it too. */
 const SERVER_CERT_LIFETIME_MS = 24 * 3_600_000;
 
 export function readImportedPki(paths: ImportPaths, passphrase: string | undefined, config: Readonly<CaConfig>, now: Date): ImportedPki {
+  if (paths.external) return readExternalPki(paths, config, now);
   if (paths.intermediate && !paths.intermediateKey) {
     throw importError(`--import-intermediate needs --import-intermediate-key: Gatehouse signs certificates and CRLs with the issuing CA's key`);
   }
@@ -53,10 +58,33 @@ export function readImportedPki(paths: ImportPaths, passphrase: string | undefin
     checkLifetime(intermediate, paths.intermediate!, now, longest, root);
   }
   checkLifetime(root, paths.root, now, longest, null);
-  return { rootDer: root.der, rootKey, intermediate: intermediate && intermediateKey ? { der: intermediate.der, key: intermediateKey } : null };
+  return { rootDer: root.der, rootKey, intermediate: intermediate && intermediateKey ? { der: intermediate.der, key: intermediateKey } : null, externalIssuerDer: null };
 }
 
-function checkRoot(root: CertificateInfo, path: string, need: { signsCrl: boolean }): void {
+/**
+ * `--external-ca` with `--import-root` (and the signer's `--import-intermediate`): certificates
+ * only, since the external CA keeps its keys. The chain a leaf will have is checked as for an
+ * import with keys, less what only a key holder does (sign the CRL).
+ */
+function readExternalPki(paths: ImportPaths, config: Readonly<CaConfig>, now: Date): ImportedPki {
+  if (paths.rootKey || paths.intermediateKey) {
+    throw importError(`--external-ca: the external CA holds the signing keys; give its certificates only (leave out ${paths.rootKey ? '--import-root-key' : '--import-intermediate-key'})`);
+  }
+  const root = readOneCertificate(paths.root, 'root');
+  const intermediate = paths.intermediate ? readOneCertificate(paths.intermediate, 'issuing CA') : null;
+  checkRoot(root, paths.root, { signsCrl: false, signsCa: intermediate !== null });
+  const longest = longestLeafLifetime(config);
+  if (intermediate) {
+    checkIntermediate(intermediate, root, paths.intermediate!, paths.root, config, { signsCrl: false });
+    checkLifetime(intermediate, paths.intermediate!, now, longest, root);
+  } else {
+    checkLeafEku(root, paths.root, config);
+  }
+  checkLifetime(root, paths.root, now, longest, null);
+  return { rootDer: root.der, rootKey: null, intermediate: null, externalIssuerDer: (intermediate ?? root).der };
+}
+
+function checkRoot(root: CertificateInfo, path: string, need: { signsCrl: boolean; signsCa?: boolean }): void {
   const what = `${path} (${formatDn(root.subject)})`;
   // A trust anchor is self-issued and self-signed (RFC 5280 §3.2, §6.1.1 (d)).
   if (!root.issuerNameDer.equals(root.subjectNameDer) || !signedBy(root, root)) {
@@ -66,10 +94,10 @@ function checkRoot(root: CertificateInfo, path: string, need: { signsCrl: boolea
   if (root.keyUsage && !root.keyUsage.includes('keyCertSign')) throw importError(`${what} lacks the keyCertSign key usage, so it cannot sign an issuing CA (RFC 5280 §4.2.1.3)`);
   if (need.signsCrl && root.keyUsage && !root.keyUsage.includes('cRLSign')) throw importError(`${what} lacks the cRLSign key usage, so it cannot sign the root CRL (RFC 5280 §4.2.1.3)`);
   // An issuing CA sits below the root, so the root must allow at least one CA under it.
-  if (root.pathLen === 0) throw importError(`${what} has pathLenConstraint 0: it may sign only end-entity certificates, not an issuing CA (RFC 5280 §4.2.1.9)`);
+  if (need.signsCa !== false && root.pathLen === 0) throw importError(`${what} has pathLenConstraint 0: it may sign only end-entity certificates, not an issuing CA (RFC 5280 §4.2.1.9)`);
 }
 
-function checkIntermediate(cert: CertificateInfo, root: CertificateInfo, path: string, rootPath: string, config: Readonly<CaConfig>): void {
+function checkIntermediate(cert: CertificateInfo, root: CertificateInfo, path: string, rootPath: string, config: Readonly<CaConfig>, need: { signsCrl: boolean } = { signsCrl: true }): void {
   const what = `${path} (${formatDn(cert.subject)})`;
   if (!cert.isCa) throw importError(`${what} is not a CA certificate (basicConstraints cA is not TRUE, RFC 5280 §4.2.1.9)`);
   if (cert.issuerNameDer.equals(cert.subjectNameDer) && signedBy(cert, cert)) throw importError(`${what} is a self-signed root, not an issuing CA under ${rootPath}`);
@@ -79,11 +107,16 @@ function checkIntermediate(cert: CertificateInfo, root: CertificateInfo, path: s
   if (cert.authorityKeyId && root.subjectKeyId && !cert.authorityKeyId.equals(root.subjectKeyId)) {
     throw importError(`${what} names another key of its issuer (authorityKeyIdentifier ${cert.authorityKeyId.toString('hex')}, the root's is ${root.subjectKeyId.toString('hex')})`);
   }
-  for (const usage of ['keyCertSign', 'cRLSign'] as const) {
+  for (const usage of need.signsCrl ? ['keyCertSign', 'cRLSign'] as const : ['keyCertSign'] as const) {
     if (cert.keyUsage && !cert.keyUsage.includes(usage)) {
-      throw importError(`${what} lacks the ${usage} key usage; Gatehouse signs ${usage === 'keyCertSign' ? 'certificates' : 'the CRL of its certificates'} with it (RFC 5280 §4.2.1.3)`);
+      throw importError(`${what} lacks the ${usage} key usage; ${need.signsCrl ? 'Gatehouse' : 'the external CA'} signs ${usage === 'keyCertSign' ? 'certificates' : 'the CRL of its certificates'} with it (RFC 5280 §4.2.1.3)`);
     }
   }
+  checkLeafEku(cert, path, config);
+}
+
+function checkLeafEku(cert: CertificateInfo, path: string, config: Readonly<CaConfig>): void {
+  const what = `${path} (${formatDn(cert.subject)})`;
   // TLS verifiers (OpenSSL among them) refuse a chain whose CA restricts its extended key
   // usage to purposes that exclude the leaf's: it must list what the roles issue.
   if (cert.extKeyUsage.length > 0) {

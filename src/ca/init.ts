@@ -13,7 +13,7 @@ import { writeIdentityDir } from '../files/identity-dir.js';
 import { writeAgentSettings } from '../files/agent-settings.js';
 import { silentLogger, type Logger } from '../log/logger.js';
 import { buildIntermediateCertificate, buildRootCertificate } from '../pki/ca-certificates.js';
-import { generatePrivateKey, privateKeyToPem, spkiDer, type KeyType } from '../pki/keys.js';
+import { generatePrivateKey, privateKeyToPem, type KeyType } from '../pki/keys.js';
 import { prepareSigningAuthority } from '../pki/leaf-certificate.js';
 import { parseCertificate, sha256Hex } from '../pki/certificate.js';
 import type { KeyObject } from 'node:crypto';
@@ -24,6 +24,7 @@ import { CA_FILES, readPassphrase } from './ca-dir.js';
 import { generateRootCrl } from './crl-publisher.js';
 import { createMasterKeyFile } from '../secrets/master-key.js';
 import { readImportedPki, type ImportPaths } from './import-pki.js';
+import { externalCaFrom } from './external-ca.js';
 
 export interface InitOptions {
   dir: string;
@@ -38,6 +39,17 @@ export interface InitOptions {
   logger?: Logger;
   /** An existing PKI to use instead of a new root (and intermediate): import-pki.ts checks it first. */
   importPaths?: ImportPaths;
+  /** Registration-authority mode: this signer signs every certificate (needs importPaths: its root). */
+  externalCa?: ExternalCaOptions;
+}
+
+/** `ca init --external-ca …`: written to gatehouse.yaml's externalCa with absolute paths. */
+export interface ExternalCaOptions {
+  url: string;
+  authKeyFile?: string;
+  tlsCa?: string;
+  tlsCert?: string;
+  tlsKey?: string;
 }
 
 export interface InitResult {
@@ -47,6 +59,8 @@ export interface InitResult {
   rootKeyPath: string | null;
   /** What was imported, when anything was. */
   imported: { root: boolean; intermediate: boolean };
+  /** The external CA's endpoint in registration-authority mode. */
+  externalCa: string | null;
   adminDir: string;
   configPath: string;
 }
@@ -60,7 +74,9 @@ export async function initCa(options: InitOptions): Promise<InitResult> {
   const keyType = options.keyType ?? 'p256';
   const now = options.now ?? new Date();
   const passphrase = readPassphrase(options.passphraseFile);
-  const imports = options.importPaths;
+  const external = options.externalCa ?? null;
+  if (external && !options.importPaths) throw new GatehouseError('GH_USAGE', '--external-ca needs --import-root FILE: the root of the external CA, which join tokens pin and every certificate must chain to');
+  const imports = options.importPaths && external ? { ...options.importPaths, external: true } : options.importPaths;
   if (imports && options.rootKeyOut) throw new GatehouseError('GH_USAGE', '--root-key-out applies to a new root; an imported root key is used where it is and never copied');
   const rootKeyPath = imports ? null : options.rootKeyOut ? resolve(options.rootKeyOut) : join(dir, CA_FILES.rootKey);
 
@@ -74,10 +90,12 @@ export async function initCa(options: InitOptions): Promise<InitResult> {
   const inputs: ConfigInputs = {
     org, trustDomain, listen: options.listen, rootKeyOffline: Boolean(options.rootKeyOut) || Boolean(imports), passphraseFile: options.passphraseFile,
     rootCrlExternal: Boolean(imports && !imports.rootKey),
+    externalCa: external,
   };
   const config = parseCaConfig(configText(inputs), 'generated config');
   // Everything imported is checked before the directory exists: a refusal leaves nothing behind.
   const imported = imports ? readImportedPki(imports, passphrase, config, now) : null;
+  const externalCa = externalCaFrom(config, dir);
   const createdDir = !existsSync(dir);
   mkdirSync(dir, { recursive: true, mode: 0o700 });
   chmodSync(dir, 0o700);
@@ -85,9 +103,12 @@ export async function initCa(options: InitOptions): Promise<InitResult> {
     const skewed = new Date(now.getTime() - config.limits.backdate);
     const rootKey = imported ? imported.rootKey : generatePrivateKey(keyType);
     const rootDer = imported?.rootDer ?? await buildRootCertificate(rootKey!, { commonName: `${org} Root CA`, organization: org, notBefore: skewed, notAfter: new Date(now.getTime() + 10 * YEAR_MS) });
-    let intermediateKey: KeyObject;
+    let intermediateKey: KeyObject | null;
     let intermediateDer: Buffer;
-    if (imported?.intermediate) {
+    if (imported?.externalIssuerDer) {
+      intermediateKey = null;
+      intermediateDer = imported.externalIssuerDer;
+    } else if (imported?.intermediate) {
       ({ key: intermediateKey, der: intermediateDer } = imported.intermediate);
     } else {
       intermediateKey = generatePrivateKey(keyType);
@@ -99,7 +120,7 @@ export async function initCa(options: InitOptions): Promise<InitResult> {
     }
 
     if (rootKeyPath) writeNewFile(rootKeyPath, privateKeyToPem(rootKey!, passphrase), 0o600);
-    writeNewFile(join(dir, CA_FILES.intermediateKey), privateKeyToPem(intermediateKey, passphrase), 0o600);
+    if (intermediateKey) writeNewFile(join(dir, CA_FILES.intermediateKey), privateKeyToPem(intermediateKey, passphrase), 0o600);
     writeNewFile(join(dir, CA_FILES.rootCert), toPem('CERTIFICATE', rootDer), 0o644);
     writeNewFile(join(dir, CA_FILES.intermediateCert), toPem('CERTIFICATE', intermediateDer), 0o644);
     writeNewFile(join(dir, CA_FILES.config), configText(inputs), 0o600);
@@ -110,16 +131,16 @@ export async function initCa(options: InitOptions): Promise<InitResult> {
     try {
       const actor = options.actor ?? 'local:init';
       if (rootKey) await generateRootCrl(store, prepareSigningAuthority(rootDer, rootKey), config, now);
-      const authority = new Authority({ config, store, rootDer, intermediateDer, intermediateKey, logger: options.logger ?? silentLogger, now: () => now });
+      const authority = new Authority({ config, store, rootDer, intermediateDer, intermediateKey, externalCa, logger: options.logger ?? silentLogger, now: () => now });
       const adminKey = generatePrivateKey('p256');
-      const admin = await authority.issueInternal({ role: 'admin', name: 'admin', profile: 'client', lifetimeMs: config.roles.admin!.lifetime }, spkiDer(adminKey), { actor });
+      const admin = await authority.issueInternal({ role: 'admin', name: 'admin', profile: 'client', lifetimeMs: config.roles.admin!.lifetime }, adminKey, { actor });
       writeIdentityDir(join(dir, CA_FILES.adminDir), { keyPem: privateKeyToPem(adminKey), certPem: admin.chainPem, caPem: authority.rootPem });
       writeAgentSettings(join(dir, CA_FILES.adminDir), { caUrl: publicUrlOf(config), rootFingerprint: authority.rootFingerprint });
-      await store.appendAudit([{ time: now, type: 'ca.initialized', actor, details: { org, trustDomain, keyType, rootFingerprint: sha256Hex(rootDer), rootKeyOffline: inputs.rootKeyOffline, imported: { root: Boolean(imports), intermediate: Boolean(imported?.intermediate) }, keysEncrypted: passphrase !== undefined, secretsMasterKeyId: secretsKey.current.id } }]);
+      await store.appendAudit([{ time: now, type: 'ca.initialized', actor, details: { org, trustDomain, keyType, rootFingerprint: sha256Hex(rootDer), rootKeyOffline: inputs.rootKeyOffline, imported: { root: Boolean(imports), intermediate: Boolean(imported?.intermediate) || Boolean(imports?.intermediate) }, externalCa: externalCa?.displayUrl ?? null, keysEncrypted: passphrase !== undefined, secretsMasterKeyId: secretsKey.current.id } }]);
     } finally {
       await store.close();
     }
-    return { dir, rootFingerprint: sha256Hex(rootDer), rootKeyPath, imported: { root: Boolean(imports), intermediate: Boolean(imported?.intermediate) }, adminDir: join(dir, CA_FILES.adminDir), configPath: join(dir, CA_FILES.config) };
+    return { dir, rootFingerprint: sha256Hex(rootDer), rootKeyPath, imported: { root: Boolean(imports), intermediate: Boolean(imported?.intermediate) || Boolean(imports?.intermediate) }, externalCa: externalCa?.displayUrl ?? null, adminDir: join(dir, CA_FILES.adminDir), configPath: join(dir, CA_FILES.config) };
   } catch (err) {
     if (createdDir) rmSync(dir, { recursive: true, force: true });
     else for (const entry of readdirSync(dir)) rmSync(join(dir, entry), { recursive: true, force: true });
@@ -135,6 +156,7 @@ interface ConfigInputs {
   rootKeyOffline: boolean;
   passphraseFile: string | undefined;
   rootCrlExternal: boolean;
+  externalCa: ExternalCaOptions | null;
 }
 
 function configDocument(i: ConfigInputs): Record<string, unknown> {
@@ -142,9 +164,24 @@ function configDocument(i: ConfigInputs): Record<string, unknown> {
     org: i.org,
     trustDomain: i.trustDomain,
     listen: i.listen ?? '127.0.0.1:8443',
-    keys: { root: i.rootKeyOffline ? null : CA_FILES.rootKey, intermediate: CA_FILES.intermediateKey, passphraseFile: i.passphraseFile ? resolve(i.passphraseFile) : null },
+    keys: { root: i.rootKeyOffline ? null : CA_FILES.rootKey, intermediate: i.externalCa ? null : CA_FILES.intermediateKey, passphraseFile: i.passphraseFile ? resolve(i.passphraseFile) : null },
     ...(i.rootCrlExternal ? { crl: { rootCrl: 'external' } } : {}),
+    ...(i.externalCa ? { externalCa: externalCaDocument(i.externalCa) } : {}),
     roles: defaultRoles(i.trustDomain),
+  };
+}
+
+function externalCaDocument(e: ExternalCaOptions): Record<string, unknown> {
+  const abs = (file: string | undefined) => (file ? resolve(file) : null);
+  if (Boolean(e.tlsCert) !== Boolean(e.tlsKey)) throw new GatehouseError('GH_USAGE', '--external-ca-tls-cert and --external-ca-tls-key go together (mutual TLS to the signer)');
+  if (e.tlsCert && !e.tlsCa) throw new GatehouseError('GH_USAGE', '--external-ca-tls-cert needs --external-ca-tls-ca: the CA that signed the signer\'s HTTPS certificate');
+  return {
+    url: e.url,
+    authKeyFile: abs(e.authKeyFile),
+    tls: e.tlsCa ? { ca: abs(e.tlsCa), cert: abs(e.tlsCert), key: abs(e.tlsKey) } : null,
+    // Role → the signer's profile; a role not listed uses its profile name (client, server, both).
+    profiles: {},
+    timeout: '5s',
   };
 }
 

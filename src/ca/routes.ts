@@ -46,6 +46,7 @@ export async function routeRequest(scope: RequestScope): Promise<void> {
       // source that stays right across rotations (docs/gateway.md, revocation).
       only('GET');
       const all = scope.crls.all();
+      if (all.length === 0) throw new GatehouseError('GH_NOT_FOUND', 'this CA signs no CRL: an external CA signs its certificates and publishes their CRL, and the root\'s CRL is published by its own PKI');
       const oldest = Math.min(...all.map((e) => e.crl.nextUpdate.getTime()));
       scope.res.setHeader('cache-control', `max-age=${Math.max(0, Math.floor((oldest - Date.now()) / 2000))}`);
       return sendPem(scope, 'application/x-pem-file', all.map((e) => toPem('CERTIFICATE', e.issuerDer) + e.crl.pem).join(''));

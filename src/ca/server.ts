@@ -11,7 +11,9 @@ import type { AddressInfo } from 'node:net';
 import { listenOn } from '../errors/listen.js';
 import type { Logger } from '../log/logger.js';
 import { publicUrlOf } from '../config/ca-config.js';
-import { generatePrivateKey, privateKeyToPem, spkiDer } from '../pki/keys.js';
+import { generatePrivateKey, privateKeyToPem } from '../pki/keys.js';
+import { holdsKey } from '../pki/leaf-certificate.js';
+import { externalCaFrom, type ExternalCa } from './external-ca.js';
 import { isIpAddress } from '../pki/ip.js';
 import { parseCertificate } from '../pki/certificate.js';
 import { startAdminServer, type AdminServer, type Health } from '../metrics/admin-server.js';
@@ -53,6 +55,8 @@ export interface CaServerOptions {
   metricsListen?: string | null;
   /** Benchmarks only, never from config or the CLI: see AuthorityDeps.unsafeRenewWithoutLineage. */
   unsafeRenewWithoutLineage?: boolean;
+  /** The external signer, instead of the one config.externalCa describes (tests wrap it to misbehave). */
+  externalCa?: ExternalCa | null;
   /** How often the CA directory is checked for a rotated issuing CA (default 2 s). */
   issuerCheckIntervalMs?: number;
   /** How often expired secret versions are deleted (default 30 s). */
@@ -96,6 +100,7 @@ export async function startCaServer(options: CaServerOptions): Promise<CaServer>
   const metrics = options.metrics ?? (options.metricsListen ? createCaMetrics() : null);
   const authority = new Authority({
     config, store, rootDer: material.rootDer, intermediateDer: material.intermediateDer, intermediateKey: material.intermediateKey, retired: material.retired, logger, now,
+    externalCa: options.externalCa !== undefined ? options.externalCa : externalCaFrom(config, material.dir),
     ...(metrics ? { observer: metrics.observer } : {}), ...(options.unsafeRenewWithoutLineage ? { unsafeRenewWithoutLineage: true } : {}),
   });
   const secrets = new SecretService({
@@ -105,12 +110,12 @@ export async function startCaServer(options: CaServerOptions): Promise<CaServer>
   });
   // Per process: with --workers N each worker keeps its own buckets (docs/config.md).
   const rateLimits = new RequestRateLimits(config.limits, { logger, ...(metrics ? { onLimited: (endpoint, key) => metrics.rateLimited(endpoint, key) } : {}) });
-  const crls = new CrlPublisher({ config, store, issuers: () => ({ current: authority.issuer, retired: authority.retiredIssuers }), rootDer: material.rootDer, rootKey: material.rootKey, logger, now });
+  const crls = new CrlPublisher({ config, store, issuers: () => ({ current: holdsKey(authority.issuer) ? authority.issuer : null, retired: authority.retiredIssuers }), rootDer: material.rootDer, rootKey: material.rootKey, logger, now });
 
   const names = serverNames(host, config.serverNames, config.publicUrl);
   const issueServerCredentials = async () => {
     const key = generatePrivateKey('p256');
-    const issued = await authority.issueInternal({ role: 'ca-server', name: 'gatehouse-ca', profile: 'server', lifetimeMs: SERVER_CERT_LIFETIME_MS, dns: names.dns, ip: names.ip }, spkiDer(key), { actor: 'ca:self' });
+    const issued = await authority.issueInternal({ role: 'ca-server', name: 'gatehouse-ca', profile: 'server', lifetimeMs: SERVER_CERT_LIFETIME_MS, dns: names.dns, ip: names.ip }, key, { actor: 'ca:self' });
     return { key: privateKeyToPem(key), cert: issued.chainPem, notAfter: issued.record.notAfter };
   };
   // Set once every listener is bound (below); until then the server holds no certificate.
@@ -123,7 +128,7 @@ export async function startCaServer(options: CaServerOptions): Promise<CaServer>
     rejectUnauthorized: false,
     // Trust anchors for client certificates: only this CA. The intermediate is listed so that
     // clients sending just their leaf still verify; chains must still end at the root.
-    ca: [authority.rootPem, authority.intermediatePem, ...authority.retiredIssuers.map((r) => toPem('CERTIFICATE', r.certDer))],
+    ca: [authority.rootPem, authority.intermediatePem, ...authority.retiredIssuers.map((r) => toPem('CERTIFICATE', r.certDer))].filter((pem) => pem !== ''),
   });
   // No key and no certificate yet: until setSecureContext below, OpenSSL has nothing to sign a
   // handshake with, so every TLS connection fails at the handshake and no request can be served.
@@ -197,9 +202,12 @@ export async function startCaServer(options: CaServerOptions): Promise<CaServer>
   // force here within seconds: new certificates, this server's own included, come from the new
   // issuing CA, and the retired one keeps signing its CRL. A half-written rotation (the new key
   // beside the old certificate) does not load and is tried again on the next tick.
-  let issuerStamp = issuerFilesStamp(material.dir, caPath(material.dir, CA_FILES.intermediateCert), caPath(material.dir, config.keys.intermediate));
+  // In registration-authority mode the external CA's issuing CA is not rotated from here.
+  const issuerKeyFile = config.keys.intermediate;
+  const issuerFiles = () => (issuerKeyFile === null ? null : issuerFilesStamp(material.dir, caPath(material.dir, CA_FILES.intermediateCert), caPath(material.dir, issuerKeyFile)));
+  let issuerStamp = issuerFiles();
   const issuerTimer = setInterval(async () => {
-    const stamp = issuerFilesStamp(material.dir, caPath(material.dir, CA_FILES.intermediateCert), caPath(material.dir, config.keys.intermediate));
+    const stamp = issuerFiles();
     if (stamp === issuerStamp) return;
     try {
       const next = loadIssuerMaterial(material, now());

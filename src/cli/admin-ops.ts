@@ -7,6 +7,7 @@ import { userInfo } from 'node:os';
 import { GatehouseError } from '../errors/errors.js';
 import { Authority, type TokenRequest } from '../ca/authority.js';
 import { CA_FILES, loadCaMaterial } from '../ca/ca-dir.js';
+import { externalCaFrom } from '../ca/external-ca.js';
 import { certView, nameView, releasedView, tokenView } from '../ca/admin-routes.js';
 import { silentLogger } from '../log/logger.js';
 import { openSqliteStore } from '../store/sqlite.js';
@@ -19,7 +20,7 @@ import { readIdentityDir } from '../files/identity-dir.js';
 import { str, type CommandContext } from './command.js';
 import { activeContext } from './contexts.js';
 import { decodePem } from '../pki/pem.js';
-import { sha256Hex } from '../pki/certificate.js';
+import { normalizeSerial, sha256Hex } from '../pki/certificate.js';
 import { MasterKeyRing } from '../secrets/master-key.js';
 import { SecretService, type RekeyResult, type SecretSummaryView, type SecretView } from '../secrets/service.js';
 
@@ -74,7 +75,7 @@ export async function openAdmin(ctx: CommandContext): Promise<AdminOps> {
 export async function openLocalAdmin(dir: string, passphraseFile?: string): Promise<AdminOps> {
   const material = loadCaMaterial(dir, { passphraseFile });
   const store = openSqliteStore(join(dir, CA_FILES.database));
-  const authority = new Authority({ ...material, store, logger: silentLogger });
+  const authority = new Authority({ ...material, externalCa: externalCaFrom(material.config, material.dir), store, logger: silentLogger });
   const user = (() => { try { return userInfo().username; } catch { return String(process.getuid?.() ?? 'unknown'); } })();
   const ctx = { actor: `local:${user}` };
   const secrets = new SecretService({ store, config: material.config, keys: new MasterKeyRing(material.dir, material.passphrase), logger: silentLogger });
@@ -90,7 +91,7 @@ export async function openLocalAdmin(dir: string, passphraseFile?: string): Prom
       ...(q.expiringWithinMs !== undefined ? { expiringBefore: new Date(Date.now() + q.expiringWithinMs) } : {}),
     })).map((c) => certView(c, new Date())),
     getCert: async (serial) => {
-      const cert = await store.getCert(serial.toLowerCase().replace(/:/g, ''));
+      const cert = await store.getCert(normalizeSerial(serial));
       if (!cert) throw new GatehouseError('GH_CERT_NOT_FOUND', `no certificate with serial ${serial} in the inventory`);
       return { ...certView(cert, new Date()), certificate: cert.certPem };
     },

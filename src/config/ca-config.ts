@@ -48,7 +48,8 @@ export const caConfigSchema = z.strictObject({
   serverNames: z.array(z.string().min(1)).default([]),
   keys: z.strictObject({
     root: z.string().min(1).nullable(),
-    intermediate: z.string().min(1),
+    // null in registration-authority mode: the external CA (externalCa) holds the issuing key.
+    intermediate: z.string().min(1).nullable(),
     passphraseFile: z.string().min(1).nullable().default(null),
   }),
   crl: z.strictObject({
@@ -86,6 +87,21 @@ export const caConfigSchema = z.strictObject({
     // 0s deletes it at once (docs/secrets.md).
     rotationOverlap: durationSchema('0s', '30d').default(3_600_000 as never),
   }).prefault({}),
+  // Registration-authority mode (docs/operations.md#external-signer): a cfssl-compatible signer
+  // signs every certificate; Gatehouse decides what it asks for and checks what comes back.
+  externalCa: z.strictObject({
+    url: z.url({ protocol: /^https?$/ }),
+    // A hex HMAC key shared with the signer (cfssl auth_keys): requests go to /authsign.
+    authKeyFile: z.string().min(1).nullable().default(null),
+    tls: z.strictObject({
+      ca: z.string().min(1),
+      cert: z.string().min(1).nullable().default(null),
+      key: z.string().min(1).nullable().default(null),
+    }).nullable().default(null),
+    // The signer's profile for each role; a role not listed uses its profile name (client, server, both).
+    profiles: z.record(z.string(), z.string().regex(/^[A-Za-z0-9_.-]{1,64}$/, 'cfssl profile name')).default({}),
+    timeout: durationSchema('1s', '60s').default(5000 as never),
+  }).nullable().default(null),
   metrics: z.strictObject({
     // Plain HTTP /metrics and /healthz; off unless set. Bind it to loopback or a private address.
     listen: hostPortSchema.nullable().default(null),
@@ -93,6 +109,9 @@ export const caConfigSchema = z.strictObject({
   roles: z.record(z.string().regex(ROLE_RE, 'role: lowercase letters, digits and -'), roleSchema).refine((r) => Object.keys(r).length > 0, 'at least one role'),
 }).superRefine((c, ctx) => {
   if (c.crl.renewBefore >= c.crl.lifetime) ctx.addIssue({ code: 'custom', path: ['crl', 'renewBefore'], message: 'must be shorter than crl.lifetime' });
+  if (c.externalCa !== null && c.keys.intermediate !== null) ctx.addIssue({ code: 'custom', path: ['keys', 'intermediate'], message: 'must be null when externalCa is set: the external CA holds the issuing key' });
+  if (c.externalCa === null && c.keys.intermediate === null) ctx.addIssue({ code: 'custom', path: ['keys', 'intermediate'], message: 'the issuing key file is needed unless externalCa is set' });
+  if (c.externalCa?.tls && (c.externalCa.tls.cert === null) !== (c.externalCa.tls.key === null)) ctx.addIssue({ code: 'custom', path: ['externalCa', 'tls'], message: 'give both cert and key (mutual TLS to the signer), or neither' });
   if (c.metrics.listen !== null && c.metrics.listen === c.listen && !c.listen.endsWith(':0')) ctx.addIssue({ code: 'custom', path: ['metrics', 'listen'], message: 'must differ from listen' });
 });
 

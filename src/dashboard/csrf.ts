@@ -14,6 +14,8 @@
  * The HMAC key is derived (HKDF) from the issuing intermediate's private key, so every
  * `ca serve --workers` process computes the same key without sharing state, and it changes
  * when the intermediate does. HKDF with its own label reveals nothing about the signing key.
+ * In registration-authority mode, where no issuing key is held, it is derived from the secrets
+ * master key instead (shared the same way, by the CA directory).
  */
 import { createHmac, hkdfSync, timingSafeEqual, type KeyObject } from 'node:crypto';
 import type { IncomingHttpHeaders } from 'node:http';
@@ -24,14 +26,15 @@ export const TOKEN_LIFETIME_MS = 8 * 3_600_000;
 const FUTURE_SKEW_MS = 60_000;
 const TOKEN_RE = /^(\d{1,12})\.([0-9a-f]{64})$/;
 
-const keys = new WeakMap<KeyObject, Buffer>();
+const keys = new WeakMap<KeyObject | Buffer, Buffer>();
 
-export function csrfKeyFor(signingKey: KeyObject): Buffer {
-  let key = keys.get(signingKey);
+/** `secret`: the issuing CA's private key, or a secret key's bytes. */
+export function csrfKeyFor(secret: KeyObject | Buffer): Buffer {
+  let key = keys.get(secret);
   if (!key) {
-    const ikm = signingKey.export({ format: 'der', type: 'pkcs8' });
+    const ikm = Buffer.isBuffer(secret) ? secret : secret.export({ format: 'der', type: 'pkcs8' });
     key = Buffer.from(hkdfSync('sha256', ikm, Buffer.alloc(0), 'gatehouse dashboard csrf v1', 32));
-    keys.set(signingKey, key);
+    keys.set(secret, key);
   }
   return key;
 }

@@ -10,6 +10,7 @@
 import { GatehouseError, isGatehouseError, toGatehouseError } from '../errors/errors.js';
 import { requireAdmin } from '../ca/admin-routes.js';
 import type { RequestScope } from '../ca/server.js';
+import { holdsKey } from '../pki/leaf-certificate.js';
 import { DASHBOARD_CSS, DASHBOARD_ICON_SVG, DASHBOARD_JS } from './assets.js';
 import { checkFetchMetadata, csrfKeyFor, CSRF_FIELD, issueCsrfToken, verifyCsrfToken } from './csrf.js';
 import type { DashboardContext } from './context.js';
@@ -53,7 +54,7 @@ export async function routeDashboardRequest(scope: RequestScope, method: string,
     const now = scope.authority.now();
     ctx = {
       scope, url, admin: record, actor, now, viewer: { spiffeId: record.spiffeId, serial: record.serial },
-      csrfToken: issueCsrfToken(csrfKeyFor(scope.authority.issuer.privateKey), record.fingerprint, now),
+      csrfToken: issueCsrfToken(dashboardCsrfKey(scope), record.fingerprint, now),
     };
   } catch (err) {
     const error = toGatehouseError(err);
@@ -176,7 +177,7 @@ async function action(ctx: DashboardContext, method: string, run: (form: URLSear
   let refusal = origin.ok ? null : origin.reason;
   if (!refusal) {
     form = await readFormBody(scope.req, maxBodyBytes);
-    const token = verifyCsrfToken(csrfKeyFor(scope.authority.issuer.privateKey), ctx.admin.fingerprint, form.get(CSRF_FIELD), scope.authority.now());
+    const token = verifyCsrfToken(dashboardCsrfKey(scope), ctx.admin.fingerprint, form.get(CSRF_FIELD), scope.authority.now());
     if (!token.ok) refusal = token.reason;
   } else {
     scope.req.resume();
@@ -239,4 +240,10 @@ function decodeSegment(segment: string): string {
   } catch {
     return '\u0000invalid';
   }
+}
+
+/** The issuing key when this CA holds it; in registration-authority mode, the secrets master key. */
+function dashboardCsrfKey(scope: RequestScope): Buffer {
+  const issuer = scope.authority.issuer;
+  return csrfKeyFor(holdsKey(issuer) ? issuer.privateKey : scope.secrets.keys.fileOrCreate().current.key);
 }

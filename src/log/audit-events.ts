@@ -8,6 +8,7 @@ export const AUDIT_EVENTS = [
   'ca.cert_issued',
   'ca.cert_renewed',
   'ca.cert_refused',
+  'ca.external_ca_failed',
   'ca.cert_revoked',
   'ca.cert_renewal_replayed',
   'ca.cert_reuse_detected',

@@ -138,6 +138,15 @@ function readKeyUsage(bits: DerNode): KeyUsage[] {
   return KEY_USAGES.filter((_, i) => i < bytes.length * 8 && (bytes[i >> 3]! & (0x80 >> (i & 7))) !== 0);
 }
 
+/**
+ * A serial as people type it (any case, with colons, with or without leading zeros) in the form
+ * serialHex gives: whole octets, no leading zero octet. External CAs' serials may start 0x0….
+ */
+export function normalizeSerial(text: string): string {
+  const digits = text.toLowerCase().replace(/:/g, '').replace(/^0+/, '');
+  return digits.length % 2 === 1 ? `0${digits}` : digits || '00';
+}
+
 export function serialHex(integerContent: Buffer): string {
   let start = 0;
   while (start < integerContent.length - 1 && integerContent[start] === 0) start++;

@@ -13,15 +13,29 @@ import { OID } from './oids.js';
 
 export type LeafProfile = 'client' | 'server' | 'both';
 
-/** The CA's issuing key and certificate, prepared once at start. */
-export interface SigningAuthority {
+/** An issuing CA as certificates name it: enough to match a certificate to its issuer and build chains. */
+export interface IssuingCa {
   certDer: Buffer;
   subjectNameDer: Buffer;
   keyIdentifier: Buffer;
   notBefore: Date;
   notAfter: Date;
+}
+
+/** The CA's issuing key and certificate, prepared once at start. */
+export interface SigningAuthority extends IssuingCa {
   privateKey: KeyObject;
   algorithm: SignatureAlgorithm;
+}
+
+/** An issuing CA whose key this process does not hold (an external signer's). */
+export function describeIssuingCa(certDer: Buffer): IssuingCa {
+  const cert = parseCertificate(certDer);
+  return { certDer, subjectNameDer: cert.subjectNameDer, keyIdentifier: cert.subjectKeyId ?? keyIdentifier(cert.spkiDer), notBefore: cert.notBefore, notAfter: cert.notAfter };
+}
+
+export function holdsKey(ca: IssuingCa): ca is SigningAuthority {
+  return (ca as Partial<SigningAuthority>).privateKey !== undefined;
 }
 
 export function prepareSigningAuthority(certDer: Buffer, privateKey: KeyObject): SigningAuthority {
@@ -30,11 +44,7 @@ export function prepareSigningAuthority(certDer: Buffer, privateKey: KeyObject):
     throw new GatehouseError('GH_CONFIG_INVALID', `the CA key does not match the certificate "${cert.subject.map((a) => `${a.type}=${a.value}`).join(', ')}"`);
   }
   return {
-    certDer,
-    subjectNameDer: cert.subjectNameDer,
-    keyIdentifier: cert.subjectKeyId ?? keyIdentifier(cert.spkiDer),
-    notBefore: cert.notBefore,
-    notAfter: cert.notAfter,
+    ...describeIssuingCa(certDer),
     privateKey,
     algorithm: signatureAlgorithmFor(privateKey),
   };

@@ -25,6 +25,11 @@ export const caRotateIntermediate: CommandSpec = {
     const { loadPrivateKey } = await import('../../pki/keys.js');
     const { openSqliteStore } = await import('../../store/sqlite.js');
     const material = loadCaMaterial(dir, { passphraseFile: str(ctx, 'passphrase-file') });
+    const currentKey = material.intermediateKey;
+    const currentKeyFile = material.config.keys.intermediate;
+    if (currentKey === null || currentKeyFile === null) {
+      throw new GatehouseError('GH_CA_ROTATION', `the external CA at ${material.config.externalCa?.url ?? '?'} signs this CA's certificates and holds the issuing key: rotate its issuing CA there (docs/operations.md, "External signer")`);
+    }
     const rootKeyFile = str(ctx, 'root-key');
     const rootKey = rootKeyFile ? loadPrivateKey(readFileSync(rootKeyFile, 'utf8'), material.passphrase, rootKeyFile) : material.rootKey;
     if (!rootKey) {
@@ -39,7 +44,7 @@ export const caRotateIntermediate: CommandSpec = {
       const lastLeafNotAfter = (await store.listCerts({})).reduce((max, c) => (c.notAfter > max ? c.notAfter : max), now);
       const result = await rotateIntermediate({
         dir: material.dir, config: material.config, rootDer: material.rootDer, rootKey, passphrase: material.passphrase, lastLeafNotAfter, now,
-        current: { der: material.intermediateDer, key: material.intermediateKey, certPath: caPath(material.dir, CA_FILES.intermediateCert), keyPath: caPath(material.dir, material.config.keys.intermediate) },
+        current: { der: material.intermediateDer, key: currentKey, certPath: caPath(material.dir, CA_FILES.intermediateCert), keyPath: caPath(material.dir, currentKeyFile) },
       });
       await store.appendAudit([{
         time: now, type: 'ca.intermediate_rotated', actor: 'local:cli',

@@ -26,11 +26,17 @@ export const caInit: CommandSpec = {
     'import-root-key': { type: 'string', value: 'FILE', description: 'Its key: used once to sign the issuing CA and the first root CRL, never copied' },
     'import-intermediate': { type: 'string', value: 'FILE', description: 'Use this existing issuing CA certificate (PEM), signed by the imported root' },
     'import-intermediate-key': { type: 'string', value: 'FILE', description: 'Its key, stored in DIR (encrypted with --passphrase-file when given)' },
+    'external-ca': { type: 'string', value: 'URL', description: 'Registration-authority mode: a cfssl-compatible signer at URL signs every certificate (needs --import-root)' },
+    'external-ca-auth-key': { type: 'string', value: 'FILE', description: 'Hex HMAC key shared with the signer (0600): requests go to /api/v1/cfssl/authsign' },
+    'external-ca-tls-ca': { type: 'string', value: 'FILE', description: "CA certificate (PEM) of the signer's HTTPS certificate" },
+    'external-ca-tls-cert': { type: 'string', value: 'FILE', description: 'Client certificate (PEM) for mutual TLS to the signer' },
+    'external-ca-tls-key': { type: 'string', value: 'FILE', description: 'Its key (0600)' },
     json: { type: 'boolean', description: 'Print what was created as JSON' },
   },
   notes: [
     'Refuses a directory that is not empty: an existing CA is never overwritten.',
     'Importing (docs/operations.md, "Bringing your own CA"): --import-root with --import-root-key makes a new issuing CA under that root; --import-root with --import-intermediate and --import-intermediate-key uses both as they are. Everything is checked first (chain, CA flags, key usages, path length, extended key usage, keys, lifetimes against the roles); a problem exits 65 (GH_CA_IMPORT_INVALID) and creates nothing. Encrypted imported keys are read with --passphrase-file. Without --import-root-key, the root CRL is left to the root\'s own PKI (crl.rootCrl: external).',
+    'External signer (docs/operations.md, "External signer"): --external-ca URL --import-root ROOT [--import-intermediate CERT] keeps enrollment, names, inventory, revocation and audit here and sends each prepared request to the signer; every certificate it returns is checked (key, subject, SANs, EKU, CA:FALSE, lifetime, chain) before it is recorded. The admin certificate is signed by it during init, so an unreachable signer exits 69 and creates nothing. Its file paths are written to gatehouse.yaml as absolute paths.',
   ],
   async run(ctx) {
     const keyType = str(ctx, 'key-type') ?? 'p256';
@@ -44,11 +50,12 @@ export const caInit: CommandSpec = {
       ...(str(ctx, 'passphrase-file') ? { passphraseFile: str(ctx, 'passphrase-file')! } : {}),
       ...(str(ctx, 'listen') ? { listen: str(ctx, 'listen')! } : {}),
       ...(str(ctx, 'import-root') || str(ctx, 'import-intermediate') || str(ctx, 'import-root-key') || str(ctx, 'import-intermediate-key') ? { importPaths: importPathsOf(ctx) } : {}),
+      ...externalCaOf(ctx),
     });
     if (flag(ctx, 'json')) {
       return void ctx.out(json({
         dir: result.dir, rootFingerprint: result.rootFingerprint, rootKey: result.rootKeyPath, rootKeyOffline: result.rootKeyPath === null || Boolean(str(ctx, 'root-key-out')),
-        imported: result.imported, adminDir: result.adminDir, config: result.configPath,
+        imported: result.imported, externalCa: result.externalCa, adminDir: result.adminDir, config: result.configPath,
       }));
     }
     ctx.out(`Created a CA in ${result.dir}${result.imported.root ? ` with the imported root${result.imported.intermediate ? ' and issuing CA' : ''}` : ''}\n\n`);
@@ -58,12 +65,30 @@ export const caInit: CommandSpec = {
     ctx.out(keyValues([
       ['root fingerprint (SHA-256)', result.rootFingerprint],
       ['root key', rootKeyLine],
+      ...(result.externalCa ? [['signer', `${result.externalCa}  (external CA: it signs every certificate, Gatehouse checks each one)`] as [string, string]] : []),
       ['admin identity', result.adminDir],
       ['config', result.configPath],
     ]));
     ctx.out(`\nNext:\n  gatehouse ca serve --dir ${result.dir}\n  gatehouse token create --dir ${result.dir} --role web\n`);
   },
 };
+
+function externalCaOf(ctx: Parameters<CommandSpec['run']>[0]): { externalCa?: import('../../ca/init.js').ExternalCaOptions } {
+  const url = str(ctx, 'external-ca');
+  const files = { authKeyFile: str(ctx, 'external-ca-auth-key'), tlsCa: str(ctx, 'external-ca-tls-ca'), tlsCert: str(ctx, 'external-ca-tls-cert'), tlsKey: str(ctx, 'external-ca-tls-key') };
+  if (!url) {
+    if (Object.values(files).some(Boolean)) throw new GatehouseError('GH_USAGE', 'the --external-ca-* options need --external-ca URL');
+    return {};
+  }
+  let parsed: URL;
+  try {
+    parsed = new URL(url);
+  } catch {
+    throw new GatehouseError('GH_USAGE', `--external-ca ${JSON.stringify(url)} is not a URL; give the signer's base URL, e.g. https://signer.example.internal:8888`);
+  }
+  if (parsed.protocol !== 'https:' && parsed.protocol !== 'http:') throw new GatehouseError('GH_USAGE', `--external-ca must be an http:// or https:// URL, not ${parsed.protocol}`);
+  return { externalCa: { url, ...Object.fromEntries(Object.entries(files).filter(([, v]) => v)) } };
+}
 
 function importPathsOf(ctx: Parameters<CommandSpec['run']>[0]): { root: string; rootKey?: string; intermediate?: string; intermediateKey?: string } {
   const root = str(ctx, 'import-root');
@@ -171,6 +196,9 @@ export const caRootCrl: CommandSpec = {
     const { prepareSigningAuthority } = await import('../../pki/leaf-certificate.js');
     const { openSqliteStore } = await import('../../store/sqlite.js');
     const material = loadCaMaterial(dir, { passphraseFile: str(ctx, 'passphrase-file') });
+    if (material.config.crl.rootCrl === 'external') {
+      throw new GatehouseError('GH_USAGE', "this CA does not publish the root's CRL (crl.rootCrl: external in gatehouse.yaml): the imported root's own PKI does; a CRL signed here would never be served");
+    }
     const passphrase = readPassphrase(str(ctx, 'passphrase-file') ?? material.config.keys.passphraseFile);
     const rootKey = loadPrivateKey(readFileSync(str(ctx, 'root-key')!, 'utf8'), passphrase, str(ctx, 'root-key'));
     const store = openSqliteStore(join(dir, CA_FILES.database));

@@ -108,11 +108,12 @@ export const certSign: CommandSpec = {
     }
     const { CA_FILES, loadCaMaterial } = await import('../../ca/ca-dir.js');
     const { Authority } = await import('../../ca/authority.js');
+    const { externalCaFrom } = await import('../../ca/external-ca.js');
     const { openSqliteStore } = await import('../../store/sqlite.js');
     const material = loadCaMaterial(dir, { passphraseFile: str(ctx, 'passphrase-file') });
     const store = openSqliteStore(join(dir, CA_FILES.database));
     try {
-      const authority = new Authority({ ...material, store, logger: silentLogger });
+      const authority = new Authority({ ...material, externalCa: externalCaFrom(material.config, material.dir), store, logger: silentLogger });
       const issued = await authority.signCsr(csr, str(ctx, 'role')!, str(ctx, 'name') ?? null, { actor: `local:${userInfo().username}` });
       if (flag(ctx, 'json')) {
         if (str(ctx, 'out')) writeFileAtomic(str(ctx, 'out')!, issued.chainPem, 0o644);

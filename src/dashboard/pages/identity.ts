@@ -83,6 +83,9 @@ function revokedNotice(ctx: DashboardContext, history: CertRecord[]): SafeHtml {
   const serial = ctx.url.searchParams.get('revoked');
   const cert = serial ? history.find((c) => c.serial === serial && c.revokedAt) : undefined;
   if (!cert) return html``;
+  if (!ctx.scope.crls.scopes().includes('intermediate')) {
+    return html`<p class="notice" role="status">Certificate <span class="mono">${cert.serial}</span> was revoked (${cert.revocationReason}) at ${formatTime(cert.revokedAt)}. It can no longer renew; the external CA that signed it publishes the CRL, so revoke it there too.</p>`;
+  }
   const crl = ctx.scope.crls.current('intermediate');
   const listed = parseCrl(crl.der).revoked.has(cert.serial);
   return html`<p class="notice" role="status">Certificate <span class="mono">${cert.serial}</span> was revoked (${cert.revocationReason}) at ${formatTime(cert.revokedAt)}.
