@@ -7,7 +7,8 @@ import { GatehouseError } from '../errors/errors.js';
 import { writeIdentityDir, ensurePrivateDir } from '../files/identity-dir.js';
 import { buildCsrPem } from '../pki/csr-build.js';
 import { generatePrivateKey, privateKeyToPem, spkiDer, type KeyType } from '../pki/keys.js';
-import { verifyChain } from '../pki/chain.js';
+import { verifyChainToOneOf } from '../pki/chain.js';
+import { nextTrustBundle, type BundleUpdate } from './trust-bundle.js';
 import { decodePem } from '../pki/pem.js';
 import { identityOf, type Identity } from '../pki/certificate.js';
 import type { KeyObject } from 'node:crypto';
@@ -30,6 +31,10 @@ export interface IssuedChain {
   certificate: string;
   chain: string;
   root: string;
+  /** The CA's trust bundle (PEM), its cross-certificates and retired root fingerprints: trust-bundle.ts. Absent from CAs before 0.2. */
+  roots?: string;
+  crossCertificates?: string;
+  retiredRoots?: string[];
 }
 
 /** The token's pin is its third dash-separated field; the agent needs nothing else from it. */
@@ -39,17 +44,21 @@ export function pinFromToken(token: string): string {
   return m[1]!;
 }
 
-/** Checks a returned chain against the pinned root and our own key before anything is written. */
-export function acceptIssuedChain(response: IssuedChain, rootDer: Buffer, key: KeyObject, now: Date): { chainDer: Buffer[]; identity: Identity } {
+/**
+ * Checks a returned chain against the roots this agent trusts (one of them: during a root
+ * rotation ca.pem holds two) and our own key before anything is written.
+ */
+export function acceptIssuedChain(response: IssuedChain, trustedPem: string, key: KeyObject, now: Date): { chainDer: Buffer[]; identity: Identity } {
   const chainDer = decodePem(response.chain, 'CERTIFICATE');
-  const path = verifyChain(chainDer, rootDer, now);
+  const roots = decodePem(trustedPem, 'CERTIFICATE');
+  const path = verifyChainToOneOf(chainDer, roots, now);
   if (!spkiDer(key).equals(path[0]!.spkiDer)) throw new GatehouseError('GH_CHAIN_INVALID', 'the CA returned a certificate for a different key');
   return { chainDer, identity: identityOf(path[0]!) };
 }
 
 export async function enroll(options: EnrollOptions): Promise<Identity> {
   const pin = pinFromToken(options.token);
-  const { rootDer, rootPem } = await fetchPinnedRoot(options.caUrl, pin);
+  const { rootPem } = await fetchPinnedRoot(options.caUrl, pin);
   const key = generatePrivateKey(options.keyType ?? 'p256');
   // Without --name the CSR carries no CN: a token that fixes the name decides it, else the host name is the hint.
   const csr = await buildCsrPem(key, { ...(options.name ? { commonName: options.name } : {}), dns: options.dns ?? [], ip: options.ip ?? [] });
@@ -60,11 +69,24 @@ export async function enroll(options: EnrollOptions): Promise<Identity> {
   } finally {
     client.close();
   }
-  const { identity } = acceptIssuedChain(response, rootDer, key, (options.now ?? (() => new Date()))());
+  const now = (options.now ?? (() => new Date()))();
+  const { identity, chainDer } = acceptIssuedChain(response, rootPem, key, now);
+  // During a root rotation the CA also hands out the next root, vouched for by the pinned one.
+  const bundle = trustBundleAfter(response, rootPem, chainDer, now);
   ensurePrivateDir(options.dir);
-  writeIdentityDir(options.dir, { keyPem: privateKeyToPem(key), certPem: response.chain, caPem: rootPem });
+  writeIdentityDir(options.dir, { keyPem: privateKeyToPem(key), certPem: response.chain, caPem: bundle.pem });
   writeAgentSettings(options.dir, { caUrl: options.caUrl, rootFingerprint: pin });
   return identity;
+}
+
+/** The trust bundle to write with an issued chain: ca.pem updated as the CA's answer allows (trust-bundle.ts). */
+export function trustBundleAfter(response: IssuedChain, currentPem: string, chainDer: Buffer[], now: Date): BundleUpdate {
+  if (response.roots === undefined) return { pem: currentPem, changed: false, added: [], removed: [], refused: [] };
+  return nextTrustBundle(currentPem, {
+    roots: decodePem(response.roots, 'CERTIFICATE'),
+    cross: decodePem(response.crossCertificates ?? '', 'CERTIFICATE'),
+    retired: Array.isArray(response.retiredRoots) ? response.retiredRoots.filter((f) => typeof f === 'string') : [],
+  }, chainDer, now);
 }
 
 /** The host name reduced to the safe name alphabet, like Docker Swarm's node names. */

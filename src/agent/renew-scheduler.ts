@@ -89,7 +89,9 @@ export async function runAgent(options: RunOptions): Promise<void> {
       continue;
     }
     try {
-      const { previous, current } = await renewOnce({ dir: options.dir, ...(options.caUrl ? { caUrl: options.caUrl } : {}), now });
+      const { previous, current, bundle } = await renewOnce({ dir: options.dir, ...(options.caUrl ? { caUrl: options.caUrl } : {}), now });
+      if (bundle.changed) logger.info('agent.trust_bundle_updated', { added: bundle.added, removed: bundle.removed });
+      if (bundle.refused.length) logger.warn('agent.trust_bundle_refused', { refused: bundle.refused, effect: 'ca.pem keeps the roots it had' });
       failures = 0;
       renewals++;
       identity = loadIdentity(options.dir);

@@ -18,7 +18,8 @@ import { loadIdentity, readAgentSettings, type LoadedIdentity } from './agent-st
 
 /** The key of a renewal in flight, in the identity directory. */
 export const PENDING_KEY_FILE = 'renewal-key.pem';
-import { acceptIssuedChain, type IssuedChain } from './enroll.js';
+import { acceptIssuedChain, trustBundleAfter, type IssuedChain } from './enroll.js';
+import type { BundleUpdate } from './trust-bundle.js';
 
 export interface RenewOptions {
   dir: string;
@@ -27,14 +28,13 @@ export interface RenewOptions {
   now?: () => Date;
 }
 
-export async function renewOnce(options: RenewOptions): Promise<{ previous: Identity; current: Identity }> {
+export async function renewOnce(options: RenewOptions): Promise<{ previous: Identity; current: Identity; bundle: BundleUpdate }> {
   const now = options.now ?? (() => new Date());
   const current = loadIdentity(options.dir);
   const settings = readAgentSettings(options.dir);
   const caUrl = options.caUrl ?? settings?.caUrl;
   if (!caUrl) throw new GatehouseError('GH_USAGE', `no CA URL: pass --ca, or enroll ${options.dir} with \`gatehouse agent enroll\` so agent.json records it`);
-  const [rootDer] = decodePem(current.caPem, 'CERTIFICATE');
-  if (!rootDer) throw new GatehouseError('GH_FILE_IO', `${options.dir}/ca.pem holds no root certificate`);
+  if (decodePem(current.caPem, 'CERTIFICATE').length === 0) throw new GatehouseError('GH_FILE_IO', `${options.dir}/ca.pem holds no root certificate`);
   if (current.leaf.notAfter <= now()) {
     throw new GatehouseError('GH_AGENT_MUST_REENROLL', `the certificate expired at ${current.leaf.notAfter.toISOString()}; an expired certificate cannot be renewed. Enroll this machine again with a new join token: gatehouse agent enroll --ca ${caUrl} --token <TOKEN> --dir ${options.dir}`);
   }
@@ -54,10 +54,12 @@ export async function renewOnce(options: RenewOptions): Promise<{ previous: Iden
   } finally {
     client.close();
   }
-  const { identity } = acceptIssuedChain(response, rootDer, key, now());
-  writeIdentityDir(options.dir, { keyPem: privateKeyToPem(key), certPem: response.chain, caPem: current.caPem });
+  const { identity, chainDer } = acceptIssuedChain(response, current.caPem, key, now());
+  // The trust bundle is written with the certificate, in the same atomic identity write.
+  const bundle = trustBundleAfter(response, current.caPem, chainDer, now());
+  writeIdentityDir(options.dir, { keyPem: privateKeyToPem(key), certPem: response.chain, caPem: bundle.pem });
   rmSync(join(options.dir, PENDING_KEY_FILE), { force: true });
-  return { previous: current.identity, current: identity };
+  return { previous: current.identity, current: identity, bundle };
 }
 
 /** Refusals after which this certificate can never renew again. */

@@ -68,6 +68,16 @@ export interface IssuedCertificate {
   replayed?: boolean;
 }
 
+/** What agents may take into their ca.pem with an issuance (src/agent/trust-bundle.ts). */
+export interface TrustBundle {
+  /** The roots this CA serves, PEM. */
+  rootsPem: string;
+  /** Cross-certificates vouching for a new root with a root agents already trust, PEM. */
+  crossPem: string;
+  /** SHA-256 fingerprints of roots agents should drop. */
+  retired: string[];
+}
+
 export interface RequestContext {
   actor: string;
   requestId?: string | null;
@@ -127,6 +137,11 @@ export class Authority {
     this.retiredIssuers = retired.map((r) => prepareSigningAuthority(r.der, r.key));
     this.issuer = issuer;
     this.intermediatePem = chainPartOf(intermediateDer, this.rootDer);
+  }
+
+  /** One root, until a root rotation. */
+  trustBundle(): TrustBundle {
+    return { rootsPem: this.rootPem, crossPem: '', retired: [] };
   }
 
   /** The issuing CA, current or retired, that signed `cert`: matched by issuer name and key identifier. */

@@ -8,7 +8,7 @@ import { verifyChain } from '../pki/chain.js';
 import type { CertRecord } from '../store/store.js';
 import { readJsonBody, sendJson, stringField } from './http-util.js';
 import type { RequestScope } from './server.js';
-import type { IssuanceKind, IssuedCertificate } from './authority.js';
+import type { IssuanceKind, IssuedCertificate, TrustBundle } from './authority.js';
 import { routeAdminRequest } from './admin-routes.js';
 import { parseJoinToken } from './join-token.js';
 import type { PublishedCrl } from './crl-publisher.js';
@@ -180,7 +180,13 @@ function sendIssued(scope: RequestScope, issued: IssuedCertificate): void {
     serial: r.serial, fingerprint: r.fingerprint, name: r.name, role: r.role, spiffeId: r.spiffeId,
     notBefore: r.notBefore.toISOString(), notAfter: r.notAfter.toISOString(),
     certificate: r.certPem, chain: issued.chainPem, root: issued.rootPem,
+    // What an agent may take into its ca.pem (src/agent/trust-bundle.ts).
+    ...trustBundleFields(scope.authority.trustBundle()),
   });
+}
+
+function trustBundleFields(bundle: TrustBundle): { roots: string; crossCertificates: string; retiredRoots: string[] } {
+  return { roots: bundle.rootsPem, crossCertificates: bundle.crossPem, retiredRoots: bundle.retired };
 }
 
 function wantsPem(scope: RequestScope, url: URL): boolean {

@@ -63,3 +63,32 @@ export async function buildIntermediateCertificate(
   });
   return Buffer.from(cert.rawData);
 }
+
+/**
+ * A cross-certificate for a root rotation: the new root's name, key and key identifier, issued
+ * and signed by the old root, so a verifier that trusts only the old root accepts the new chain
+ * (leaf → new intermediate → this → old root), and an agent that trusts the old root can tell the
+ * new one is genuine. CA:TRUE with pathLen 1, as a root made here: it sits where the root did.
+ */
+export async function buildCrossCertificate(newRootDer: Buffer, oldRoot: { certDer: Buffer; key: KeyObject }, validity: { notBefore: Date; notAfter: Date }): Promise<Buffer> {
+  const next = parseCertificate(newRootDer);
+  const old = parseCertificate(oldRoot.certDer);
+  const oldKeys = await toCryptoKeys(oldRoot.key);
+  const cert = await x509.X509CertificateGenerator.create({
+    serialNumber: randomSerial().toString('hex'),
+    subject: new x509.Name(new Uint8Array(next.subjectNameDer)),
+    issuer: new x509.Name(new Uint8Array(old.subjectNameDer)),
+    notBefore: validity.notBefore,
+    notAfter: validity.notAfter,
+    publicKey: new x509.PublicKey(new Uint8Array(next.spkiDer)),
+    signingKey: oldKeys.privateKey,
+    signingAlgorithm: webAlgorithmFor(oldRoot.key).signing,
+    extensions: [
+      new x509.BasicConstraintsExtension(true, 1, true),
+      new x509.KeyUsagesExtension(x509.KeyUsageFlags.keyCertSign | x509.KeyUsageFlags.cRLSign, true),
+      new x509.SubjectKeyIdentifierExtension((next.subjectKeyId ?? keyIdentifier(next.spkiDer)).toString('hex')),
+      new x509.AuthorityKeyIdentifierExtension((old.subjectKeyId ?? keyIdentifier(old.spkiDer)).toString('hex')),
+    ],
+  });
+  return Buffer.from(cert.rawData);
+}

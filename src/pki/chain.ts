@@ -22,6 +22,20 @@ export function signedBy(child: CertificateInfo, issuer: CertificateInfo): boole
 }
 
 /** Verifies leaf → intermediates → root. Throws GH_CHAIN_INVALID naming the broken link. */
+/** verifyChain against each root in turn (a trust bundle during a root rotation); the last refusal when none fits. */
+export function verifyChainToOneOf(chainDer: Buffer[], rootDers: Buffer[], now = new Date()): CertificateInfo[] {
+  if (rootDers.length === 0) throw new GatehouseError('GH_CHAIN_INVALID', 'no trusted root to verify the chain with');
+  let last: unknown;
+  for (const rootDer of rootDers) {
+    try {
+      return verifyChain(chainDer, rootDer, now);
+    } catch (err) {
+      last = err;
+    }
+  }
+  throw last;
+}
+
 export function verifyChain(chainDer: Buffer[], rootDer: Buffer, now = new Date()): CertificateInfo[] {
   if (chainDer.length === 0) throw new GatehouseError('GH_CHAIN_INVALID', 'the CA returned no certificate');
   const chain = chainDer.map(parseCertificate);
