@@ -195,19 +195,21 @@ function adminGet(r: Running, path: string): Promise<string> {
   });
 }
 
-/** A small https server for the URL source; `body` is what `/crls` answers now. */
-async function startCrlServer(t: TestContext, initial: string): Promise<{ url: string; set(body: string): void }> {
+/** A small https server for the URL source; `body` is what `/crls` answers now, `fetches` how often it was asked. */
+async function startCrlServer(t: TestContext, initial: string): Promise<{ url: string; set(body: string): void; fetches(): number }> {
   let body = initial;
+  let fetches = 0;
   const server: Server = createHttpsServer({ cert: serverPems.cert, key: serverPems.key }, (req, res) => {
     if (req.url !== '/crls') {
       res.writeHead(404).end();
       return;
     }
+    fetches++;
     res.writeHead(200, { 'content-type': 'application/x-pem-file' }).end(body);
   });
   await new Promise<void>((res) => server.listen(0, '127.0.0.1', res));
   t.after(() => new Promise<void>((res) => server.close(() => res())));
-  return { url: `https://localhost:${(server.address() as AddressInfo).port}/crls`, set: (next) => void (body = next) };
+  return { url: `https://localhost:${(server.address() as AddressInfo).port}/crls`, set: (next) => void (body = next), fetches: () => fetches };
 }
 
 test('crl-bundle-url-source-lets-in-clients-of-both-intermediates-and-refuses-one-revoked-by-b', async (t) => {
@@ -329,3 +331,30 @@ async function waitFor(done: () => boolean, what: string): Promise<void> {
     await new Promise((res) => setTimeout(res, 20));
   }
 }
+
+test('crl-bundle-client-of-an-issuer-without-crl-makes-the-gateway-ask-the-source-once-more-at-most-every-5-s', async (t) => {
+  // The CA began issuing from B (a rotation) after the gateway's last fetch; the next one is an hour away.
+  const source = await startCrlServer(t, bundle(intA, crlPem(intA, 1n), root, crlPem(root, 1n)));
+  const r = await startGateway(t, [source.url]);
+  assert.equal(source.fetches(), 1);
+  source.set(bundle(intA, crlPem(intA, 1n), intB, crlPem(intB, 1n), root, crlPem(root, 1n)));
+  await assertAllowed(r, clients.b!, 'a client of B, admitted after one more fetch instead of refused for an hour');
+  assert.equal(source.fetches(), 2);
+  assert.equal(r.events('gateway.crl_refresh_on_demand').length, 1);
+  // B's CRL is loaded now: no further fetch for B's clients.
+  await assertAllowed(r, clients.b!, 'again');
+  assert.equal(source.fetches(), 2);
+
+  // A flood from clients whose issuer has no CRL anywhere costs at most one fetch per 5 s, and they are refused.
+  source.set(bundle(intA, crlPem(intA, 2n), root, crlPem(root, 2n)));
+  r.gw.reload();
+  const deadline = Date.now() + 5000;
+  while (!r.events('gateway.crl_dropped').length) {
+    if (Date.now() > deadline) throw new Error('B was not dropped');
+    await new Promise((res) => setTimeout(res, 20));
+  }
+  const before = source.fetches();
+  const answers = await Promise.all(Array.from({ length: 20 }, () => get(r, clients.b!)));
+  assert.deepEqual([...new Set(answers.map((a) => a.status))], [403]);
+  assert.ok(source.fetches() - before <= 1, `${source.fetches() - before} fetches for 20 requests`);
+});

@@ -25,6 +25,7 @@ import { approveCsr, decideName, roleConfig, spiffeIdFor, type ApprovedRequest }
 import { newJoinToken, parseJoinToken, secretMatches } from './join-token.js';
 import { checkExternalCertificate } from './external-check.js';
 import type { ExternalCa } from './external-ca.js';
+import { rotationBundle, type RootRotation } from './root-rotation.js';
 
 export type IssuanceKind = 'enroll' | 'renew' | 'sign' | 'internal';
 
@@ -48,6 +49,8 @@ export interface AuthorityDeps {
   externalCa?: ExternalCa | null;
   /** Retired issuing CAs (issuers.ts): they sign no new certificate. */
   retired?: ReadonlyArray<{ der: Buffer; key: KeyObject }>;
+  /** A root rotation recorded in the CA directory (root-rotation.ts). */
+  rotation?: RootRotation | null;
   logger: Logger;
   now?: () => Date;
   observer?: IssuanceObserver;
@@ -104,9 +107,11 @@ export class Authority {
   readonly externalCa: ExternalCa | null;
   /** Retired issuing CAs whose certificates may still be in use (issuers.ts). */
   retiredIssuers: SigningAuthority[] = [];
-  readonly rootDer: Buffer;
-  readonly rootPem: string;
-  readonly rootFingerprint: string;
+  /** The root in force (root.pem); replaced by useRoot when a root rotation finishes. */
+  rootDer: Buffer;
+  rootPem: string;
+  rootFingerprint: string;
+  rotation: RootRotation | null;
   intermediatePem: string;
   private readonly logger: Logger;
   readonly now: () => Date;
@@ -129,6 +134,27 @@ export class Authority {
     this.observer = deps.observer ?? null;
     this.unsafeRenewWithoutLineage = deps.unsafeRenewWithoutLineage ?? false;
     if (deps.retired) this.retiredIssuers = deps.retired.map((r) => prepareSigningAuthority(r.der, r.key));
+    this.rotation = deps.rotation ?? null;
+  }
+
+  /** Puts a root (and the state of a root rotation) in force: what `ca rotate root|finish|abort` changed on disk. */
+  useRoot(rootDer: Buffer, rotation: RootRotation | null): void {
+    this.rootDer = rootDer;
+    this.rootPem = toPem('CERTIFICATE', rootDer);
+    this.rootFingerprint = sha256Hex(rootDer);
+    this.rotation = rotation;
+    this.intermediatePem = chainPartOf(this.issuer.certDer, rootDer);
+  }
+
+  /** The roots /roots serves: during a rotation the previous and the next; afterwards the one in force. */
+  servedRoots(): Buffer[] {
+    return this.rotation?.state.phase === 'rotating' ? [this.rotation.previousRootDer, this.rotation.nextRootDer] : [this.rootDer];
+  }
+
+  /** Every root a presented certificate may chain to now: the one in force and those still in agents' bundles. */
+  trustedRoots(now = this.now()): Buffer[] {
+    const roots = [this.rootDer, ...(this.rotation ? rotationBundle(this.rotation, now).roots : [])];
+    return roots.filter((der, i) => roots.findIndex((d) => d.equals(der)) === i);
   }
 
   /** Puts a rotated set of issuing CAs in force (a rotation made by `ca rotate intermediate`). */
@@ -139,9 +165,12 @@ export class Authority {
     this.intermediatePem = chainPartOf(intermediateDer, this.rootDer);
   }
 
-  /** One root, until a root rotation. */
-  trustBundle(): TrustBundle {
-    return { rootsPem: this.rootPem, crossPem: '', retired: [] };
+  /** One root, until a root rotation (root-rotation.ts, rotationBundle). */
+  trustBundle(now = this.now()): TrustBundle {
+    if (!this.rotation) return { rootsPem: this.rootPem, crossPem: '', retired: [] };
+    const bundle = rotationBundle(this.rotation, now);
+    const pem = (ders: Buffer[]) => ders.map((d) => toPem('CERTIFICATE', d)).join('');
+    return { rootsPem: pem(bundle.roots), crossPem: pem(bundle.cross), retired: bundle.retired };
   }
 
   /** The issuing CA, current or retired, that signed `cert`: matched by issuer name and key identifier. */
@@ -241,6 +270,10 @@ export class Authority {
       const parsed = parseJoinToken(tokenText);
       tokenId = parsed.id;
       if (parsed.rootFingerprint !== this.rootFingerprint) {
+        const rotation = this.rotation?.state;
+        if (rotation?.phase === 'finished' && parsed.rootFingerprint === rotation.previousRoot) {
+          throw new GatehouseError('GH_TOKEN_INVALID', `join token pins the root ${rotation.previousRoot}, which the root rotation finished at ${rotation.finishedAt} replaced with ${rotation.nextRoot}; make a new token (gatehouse token create), which pins the new root`);
+        }
         throw new GatehouseError('GH_TOKEN_INVALID', 'join token was made for a different CA (its root fingerprint does not match this CA)');
       }
       const record = await this.store.getToken(parsed.id);

@@ -10,7 +10,9 @@ import type { KeyObject } from 'node:crypto';
 import { GatehouseError } from '../errors/errors.js';
 import { CA_CONFIG_FILE, loadCaConfig, type CaConfig } from '../config/ca-config.js';
 import { assertPrivateFile } from '../files/identity-dir.js';
-import { loadPrivateKey } from '../pki/keys.js';
+import { loadPrivateKey, spkiDer } from '../pki/keys.js';
+import { parseCertificate } from '../pki/certificate.js';
+import { loadRootRotation, type RootRotation } from './root-rotation.js';
 import { decodePem } from '../pki/pem.js';
 import { loadRetiredIssuers, type RetiredIssuer } from './issuers.js';
 
@@ -148,4 +150,21 @@ export function loadIssuerMaterial(material: CaMaterial, now = new Date()): { in
     intermediateKey: loadPrivateKey(readText(keyPath), passphrase, keyPath),
     retired: loadRetiredIssuers(dir, passphrase, now),
   };
+}
+
+/** The root in force, its key when kept here, and the state of a root rotation: what a running `ca serve` reloads. */
+export function loadRootMaterial(material: CaMaterial): { rootDer: Buffer; rootKey: KeyObject | null; rotation: RootRotation | null } {
+  const { dir, config, passphrase } = material;
+  const rootKeyPath = config.keys.root ? caPath(dir, config.keys.root) : null;
+  let rootKey: KeyObject | null = null;
+  if (rootKeyPath && existsSync(rootKeyPath)) {
+    assertPrivateFile(rootKeyPath);
+    rootKey = loadPrivateKey(readText(rootKeyPath), passphrase, rootKeyPath);
+  }
+  const rootDer = readCertFile(caPath(dir, CA_FILES.rootCert));
+  // A finish in progress (root.pem written before root.json, or the other way round): the key must match.
+  if (rootKey && !spkiDer(rootKey).equals(parseCertificate(rootDer).spkiDer)) {
+    throw new GatehouseError('GH_CA_ROTATION', `${rootKeyPath} is not the key of ${caPath(dir, CA_FILES.rootCert)} (a root rotation finishing?); tried again`);
+  }
+  return { rootDer, rootKey, rotation: loadRootRotation(dir) };
 }

@@ -14,6 +14,18 @@ import { prepareSigningAuthority, type SigningAuthority } from '../pki/leaf-cert
 import { toPem } from '../pki/pem.js';
 import type { Store } from '../store/store.js';
 import { issuerIdOf } from './issuers.js';
+import { parseCrl, verifyCrlSignature } from '../pki/crl-parse.js';
+
+/** A stored root CRL only if this root signed it: after a root rotation the store may still hold the previous one's. */
+function signedByRoot(crl: PublishedCrl | null, rootDer: Buffer): PublishedCrl | null {
+  if (!crl) return null;
+  try {
+    verifyCrlSignature(parseCrl(crl.der), rootDer);
+    return crl;
+  } catch {
+    return null;
+  }
+}
 
 export type CrlScope = 'intermediate' | 'root';
 
@@ -78,7 +90,8 @@ export class CrlPublisher {
   private root: PublishedCrl | null = null;
   private timer: NodeJS.Timeout | null = null;
   private refreshing: Promise<void> | null = null;
-  private readonly rootAuthority: SigningAuthority | null;
+  private rootAuthority: SigningAuthority | null;
+  private rootDer: Buffer;
 
   constructor(
     private readonly deps: {
@@ -96,6 +109,15 @@ export class CrlPublisher {
     },
   ) {
     this.rootAuthority = deps.rootKey ? prepareSigningAuthority(deps.rootDer, deps.rootKey) : null;
+    this.rootDer = deps.rootDer;
+  }
+
+  /** A finished root rotation: the next root's CRL (written by `ca rotate finish`) is read from the store. */
+  useRoot(rootDer: Buffer, rootKey: KeyObject | null): void {
+    if (rootDer.equals(this.rootDer)) return;
+    this.rootDer = rootDer;
+    this.rootAuthority = rootKey ? prepareSigningAuthority(rootDer, rootKey) : null;
+    this.root = null;
   }
 
   /** The CRLs this CA publishes: the root's is left out when its own PKI publishes it (crl.rootCrl: external). */
@@ -128,7 +150,7 @@ export class CrlPublisher {
     const currentId = current ? issuerIdOf(current.certDer) : null;
     const list: CrlOfIssuer[] = [...this.intermediates.entries()].map(([issuerId, e]) => ({ issuerDer: e.issuer.certDer, issuerId, crl: e.crl }))
       .sort((a, b) => Number(b.issuerId === currentId) - Number(a.issuerId === currentId));
-    if (this.scopes().includes('root') && this.root) list.push({ issuerDer: this.deps.rootDer, issuerId: issuerIdOf(this.deps.rootDer), crl: this.root });
+    if (this.scopes().includes('root') && this.root) list.push({ issuerDer: this.rootDer, issuerId: issuerIdOf(this.rootDer), crl: this.root });
     return list;
   }
 
@@ -147,7 +169,7 @@ export class CrlPublisher {
   /** Regenerates what is stale. Concurrent callers share one run. */
   refresh(force = false): Promise<void> {
     if (!this.refreshing) {
-      this.refreshing = this.doRefresh(force).finally(() => {
+      this.refreshing = this.doRefresh(force, this.deps.issuers()).finally(() => {
         this.refreshing = null;
       });
       return this.refreshing;
@@ -155,10 +177,22 @@ export class CrlPublisher {
     return force ? this.refreshing.then(() => this.refresh(true)) : this.refreshing;
   }
 
-  private async doRefresh(force: boolean): Promise<void> {
+  /**
+   * Publishes the CRLs of a set of issuing CAs about to be put in force, before it is: a gateway
+   * that fetches /crls when it first sees a certificate of the new one must find its CRL there.
+   */
+  async prepare(issuers: { current: SigningAuthority | null; retired: readonly SigningAuthority[] }): Promise<void> {
+    await this.refreshing?.catch(() => undefined);
+    this.refreshing = this.doRefresh(false, issuers).finally(() => {
+      this.refreshing = null;
+    });
+    return this.refreshing;
+  }
+
+  private async doRefresh(force: boolean, issuers: { current: SigningAuthority | null; retired: readonly SigningAuthority[] }): Promise<void> {
     const now = this.deps.now();
     const version = await this.deps.store.revocationVersion();
-    const { current, retired } = this.deps.issuers();
+    const { current, retired } = issuers;
     const wanted = new Map([...(current ? [current] : []), ...retired].map((issuer) => [issuerIdOf(issuer.certDer), issuer]));
     for (const id of this.intermediates.keys()) if (!wanted.has(id)) this.intermediates.delete(id);
     for (const [id, issuer] of wanted) {
@@ -172,6 +206,8 @@ export class CrlPublisher {
     const { config, store, logger } = this.deps;
     const staleAt = (crl: PublishedCrl | undefined) => !crl || crl.nextUpdate.getTime() - now.getTime() <= config.crl.renewBefore;
     const have = this.intermediates.get(issuerId);
+    // The same key with another certificate (a root rotation's finish): /crls must carry the one in force.
+    if (have && !have.issuer.certDer.equals(issuer.certDer)) this.intermediates.set(issuerId, { ...have, issuer });
     if (!force && have && have.seenVersion === version && !staleAt(have.crl)) return;
     // Another worker or replica may already have published a CRL for this revocation state:
     // serve that one, so clients see one CRL number rather than one per process.
@@ -195,7 +231,7 @@ export class CrlPublisher {
 
   private async refreshRoot(now: Date): Promise<void> {
     const { config, store, logger } = this.deps;
-    if (!this.root) this.root = await loadPublishedCrl(store, 'root');
+    if (!this.root) this.root = signedByRoot(await loadPublishedCrl(store, 'root'), this.rootDer);
     const rootRenewBefore = crlRenewBeforeMs(config, 'root');
     if (this.root && this.root.nextUpdate.getTime() - now.getTime() > rootRenewBefore) return;
     if (this.rootAuthority) {

@@ -86,7 +86,7 @@ export interface RotationInput {
 
 export interface RotationResult {
   previous: { id: string; fingerprint: string; crlUntil: Date };
-  next: { id: string; fingerprint: string; notAfter: Date; der: Buffer };
+  next: { id: string; fingerprint: string; notAfter: Date; der: Buffer; key: KeyObject };
 }
 
 const YEAR_MS = 365 * 86_400_000;
@@ -126,11 +126,11 @@ export async function rotateIntermediate(input: RotationInput): Promise<Rotation
   writeFileAtomic(current.certPath, toPem('CERTIFICATE', provisional), 0o644);
   return {
     previous: { id: previousId, fingerprint: sha256Hex(current.der), crlUntil },
-    next: { id: nextId, fingerprint: sha256Hex(provisional), notAfter, der: provisional },
+    next: { id: nextId, fingerprint: sha256Hex(provisional), notAfter, der: provisional, key },
   };
 }
 
-function keyTypeOf(key: KeyObject): KeyType {
+export function keyTypeOf(key: KeyObject): KeyType {
   const details = key.asymmetricKeyDetails ?? {};
   switch (key.asymmetricKeyType) {
     case 'ec': return details.namedCurve === 'secp384r1' ? 'p384' : 'p256';

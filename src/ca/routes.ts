@@ -4,7 +4,7 @@ import type { TLSSocket } from 'node:tls';
 import { GatehouseError, isGatehouseError } from '../errors/errors.js';
 import { checkPeerCertificate } from '../tls/peer-certificate.js';
 import { parseCertificate } from '../pki/certificate.js';
-import { verifyChain } from '../pki/chain.js';
+import { verifyChainToOneOf } from '../pki/chain.js';
 import type { CertRecord } from '../store/store.js';
 import { readJsonBody, sendJson, stringField } from './http-util.js';
 import type { RequestScope } from './server.js';
@@ -30,9 +30,25 @@ export async function routeRequest(scope: RequestScope): Promise<void> {
   };
 
   switch (path) {
-    case '/roots':
+    case '/roots': {
       only('GET');
-      return sendPem(scope, 'application/pem-certificate-chain', scope.authority.rootPem);
+      // During a root rotation: the root in force first, then the next one, named in a header and
+      // in ?format=json (docs/operations.md, "Rotating the root").
+      const roots = scope.authority.servedRoots();
+      const rotation = scope.authority.rotation?.state;
+      const next = rotation?.phase === 'rotating' ? rotation.nextRoot : null;
+      if (url.searchParams.get('format') === 'json') {
+        return sendJson(res, 200, {
+          roots: roots.map((der) => {
+            const fingerprint = createHash('sha256').update(der).digest('hex');
+            return { fingerprint, status: fingerprint === next ? 'next' : 'current', pem: toPem('CERTIFICATE', der) };
+          }),
+          rotation: rotation ? { phase: rotation.phase, startedAt: rotation.startedAt, finishedAt: rotation.finishedAt, abortedAt: rotation.abortedAt } : null,
+        });
+      }
+      if (next) res.setHeader('gatehouse-next-root', next);
+      return sendPem(scope, 'application/pem-certificate-chain', roots.map((der) => toPem('CERTIFICATE', der)).join(''));
+    }
     case '/healthz':
     case '/health': // the earlier name, kept for existing users (docs/api.md)
       only('GET');
@@ -153,7 +169,7 @@ export async function authenticatePeer(scope: RequestScope, options: { allowServ
     // inventory, unrevoked and unexpired.
     try {
       const issuer = scope.authority.issuerOf(parseCertificate(check.der));
-      verifyChain([check.der, (issuer ?? scope.authority.issuer).certDer], scope.authority.rootDer);
+      verifyChainToOneOf([check.der, (issuer ?? scope.authority.issuer).certDer], scope.authority.trustedRoots());
     } catch (cause) {
       throw new GatehouseError('GH_CERT_UNTRUSTED', `the client certificate does not verify against this CA (${(cause as Error).message})`, { cause });
     }

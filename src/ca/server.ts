@@ -12,15 +12,16 @@ import { listenOn } from '../errors/listen.js';
 import type { Logger } from '../log/logger.js';
 import { publicUrlOf } from '../config/ca-config.js';
 import { generatePrivateKey, privateKeyToPem } from '../pki/keys.js';
-import { holdsKey } from '../pki/leaf-certificate.js';
+import { holdsKey, prepareSigningAuthority } from '../pki/leaf-certificate.js';
 import { externalCaFrom, type ExternalCa } from './external-ca.js';
 import { isIpAddress } from '../pki/ip.js';
 import { parseCertificate } from '../pki/certificate.js';
 import { startAdminServer, type AdminServer, type Health } from '../metrics/admin-server.js';
 import type { Store } from '../store/store.js';
 import { Authority } from './authority.js';
-import { CA_FILES, caPath, loadIssuerMaterial, type CaMaterial } from './ca-dir.js';
+import { CA_FILES, caPath, loadIssuerMaterial, loadRootMaterial, type CaMaterial } from './ca-dir.js';
 import { issuerFilesStamp, issuerIdOf } from './issuers.js';
+import { loadRootRotation, rootFilesStamp } from './root-rotation.js';
 import { toPem } from '../pki/pem.js';
 import { CrlPublisher } from './crl-publisher.js';
 import { newRequestId, sendError } from './http-util.js';
@@ -101,6 +102,7 @@ export async function startCaServer(options: CaServerOptions): Promise<CaServer>
   const authority = new Authority({
     config, store, rootDer: material.rootDer, intermediateDer: material.intermediateDer, intermediateKey: material.intermediateKey, retired: material.retired, logger, now,
     externalCa: options.externalCa !== undefined ? options.externalCa : externalCaFrom(config, material.dir),
+    rotation: loadRootRotation(material.dir),
     ...(metrics ? { observer: metrics.observer } : {}), ...(options.unsafeRenewWithoutLineage ? { unsafeRenewWithoutLineage: true } : {}),
   });
   const secrets = new SecretService({
@@ -128,7 +130,8 @@ export async function startCaServer(options: CaServerOptions): Promise<CaServer>
     rejectUnauthorized: false,
     // Trust anchors for client certificates: only this CA. The intermediate is listed so that
     // clients sending just their leaf still verify; chains must still end at the root.
-    ca: [authority.rootPem, authority.intermediatePem, ...authority.retiredIssuers.map((r) => toPem('CERTIFICATE', r.certDer))].filter((pem) => pem !== ''),
+    // During a root rotation both roots (root-rotation.ts): chains run to either.
+    ca: [...authority.trustedRoots().map((der) => toPem('CERTIFICATE', der)), authority.intermediatePem, ...authority.retiredIssuers.map((r) => toPem('CERTIFICATE', r.certDer))].filter((pem) => pem !== ''),
   });
   // No key and no certificate yet: until setSecureContext below, OpenSSL has nothing to sign a
   // handshake with, so every TLS connection fails at the handshake and no request can be served.
@@ -203,23 +206,40 @@ export async function startCaServer(options: CaServerOptions): Promise<CaServer>
   // issuing CA, and the retired one keeps signing its CRL. A half-written rotation (the new key
   // beside the old certificate) does not load and is tried again on the next tick.
   // In registration-authority mode the external CA's issuing CA is not rotated from here.
+  // A root rotation (`ca rotate root|finish|abort`) is noticed the same way: root.pem and
+  // rotation/root.json; the issuing CA's certificate changes with it at the finish.
   const issuerKeyFile = config.keys.intermediate;
+  const rootCertPath = caPath(material.dir, CA_FILES.rootCert);
   const issuerFiles = () => (issuerKeyFile === null ? null : issuerFilesStamp(material.dir, caPath(material.dir, CA_FILES.intermediateCert), caPath(material.dir, issuerKeyFile)));
   let issuerStamp = issuerFiles();
+  let rootStamp = rootFilesStamp(material.dir, rootCertPath);
   const issuerTimer = setInterval(async () => {
     const stamp = issuerFiles();
-    if (stamp === issuerStamp) return;
+    const nextRootStamp = rootFilesStamp(material.dir, rootCertPath);
+    if (stamp === issuerStamp && nextRootStamp === rootStamp) return;
     try {
-      const next = loadIssuerMaterial(material, now());
-      const previous = authority.issuer;
-      authority.useIssuers(next.intermediateDer, next.intermediateKey, next.retired);
-      issuerStamp = stamp;
+      const previousIssuer = authority.issuer;
+      const previousRoot = authority.rootDer;
+      if (nextRootStamp !== rootStamp) {
+        const root = loadRootMaterial(material);
+        authority.useRoot(root.rootDer, root.rotation);
+        crls.useRoot(root.rootDer, root.rootKey);
+        rootStamp = nextRootStamp;
+        logger.info('ca.root_reloaded', { rootFingerprint: authority.rootFingerprint, rotation: root.rotation?.state.phase ?? null });
+      }
+      if (stamp !== issuerStamp) {
+        const next = loadIssuerMaterial(material, now());
+        // The new issuing CA's CRL is in /crls before its first certificate is handed out.
+        await crls.prepare({ current: prepareSigningAuthority(next.intermediateDer, next.intermediateKey), retired: next.retired.map((r) => prepareSigningAuthority(r.der, r.key)) });
+        authority.useIssuers(next.intermediateDer, next.intermediateKey, next.retired);
+        issuerStamp = stamp;
+        logger.info('ca.issuers_reloaded', { issuerId: issuerIdOf(next.intermediateDer), retired: next.retired.map((r) => issuerIdOf(r.der)) });
+      }
       await crls.refresh();
-      if (!previous.certDer.equals(next.intermediateDer)) credentials = await issueServerCredentials();
+      if (!previousIssuer.certDer.equals(authority.issuer.certDer) || !previousRoot.equals(authority.rootDer)) credentials = await issueServerCredentials();
       server.setSecureContext({ ...tlsOptions(), key: credentials.key, cert: credentials.cert });
-      logger.info('ca.issuers_reloaded', { issuerId: issuerIdOf(next.intermediateDer), retired: next.retired.map((r) => issuerIdOf(r.der)) });
     } catch (err) {
-      logger.warn('ca.issuers_reload_failed', { err, effect: 'the issuing CAs in force stay; tried again in a moment' });
+      logger.warn('ca.issuers_reload_failed', { err, effect: 'the issuing CAs and roots in force stay; tried again in a moment' });
     }
   }, options.issuerCheckIntervalMs ?? ISSUER_CHECK_INTERVAL_MS);
   issuerTimer.unref();

@@ -134,7 +134,27 @@ export async function startGateway(config: Readonly<GatewayConfig>, deps: Gatewa
         return;
       }
       if (logging) Object.assign(log, { method: req.method, http: req.httpVersion, tls: socket.getProtocol?.(), resumed: socket.isSessionReused?.() });
-      const admission = admitRequest(requestFacts(req, socket, false), peers.check(socket), state.policy, state.routes, settings, log);
+      const verdict = peers.check(socket);
+      if (verdict.refusal?.reason === 'CRL_MISSING' && deps.revocation?.refreshForMissingCrl) {
+        // Asked once more before refusing: the CA may have just begun issuing from a new CA.
+        const decide = () => {
+          try {
+            admitAndForward(peers.check(socket));
+          } catch (err) {
+            internalError(err);
+          }
+        };
+        deps.revocation.refreshForMissingCrl().then(decide, decide);
+        return;
+      }
+      admitAndForward(verdict);
+    } catch (err) {
+      internalError(err);
+    }
+
+    function admitAndForward(verdict: ReturnType<PeerAdmission['check']>): void {
+      const socket = socketOf(req);
+      const admission = admitRequest(requestFacts(req, socket, false), verdict, state.policy, state.routes, settings, log);
       if (!admission.ok) return refuse(admission.reason, admission.message);
       log.decision = 'allowed';
       const { route } = admission;
@@ -162,7 +182,9 @@ export async function startGateway(config: Readonly<GatewayConfig>, deps: Gatewa
           refuse('UPSTREAM_HEAD_TOO_LARGE', `502 Bad Gateway: the app refused the request head (431); with the identity headers it was about ${headBytes} bytes. Raise the app's header size limit (Node: --max-http-header-size) or use a smaller certificate`);
         },
       });
-    } catch (err) {
+    }
+
+    function internalError(err: unknown): void {
       // Last resort, for a bug: nothing was forwarded, the client gets a 500 and the connection
       // closes, the process lives. The cause is a defect to fix, found from this log line.
       logger.error('gateway.internal_error', { requestId, err });

@@ -15,6 +15,12 @@ export interface RevocationCheck {
   readonly generation: number;
   /** `chainDer` is leaf first. */
   check(chainDer: readonly Buffer[]): { ok: true } | { ok: false; reason: 'REVOKED' | 'CRL_STALE' | 'CRL_MISSING'; detail: string };
+  /**
+   * Fetches the sources again now, at most once per few seconds however often it is called: a
+   * verified client of an issuer with no CRL yet (a CA that just rotated) is refused only after
+   * the sources were asked once more.
+   */
+  refreshForMissingCrl?(): Promise<void>;
   status(): { source: string; issuer: string | null; thisUpdate: Date | null; nextUpdate: Date | null; stale: boolean | null; lastError: string | null }[];
 }
 

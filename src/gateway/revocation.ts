@@ -66,6 +66,8 @@ export const REVOCATION_DEFAULTS = {
 } as const;
 
 const OK: RevocationVerdict = Object.freeze({ ok: true });
+/** The least time between two on-demand refreshes (refreshForMissingCrl). */
+const ON_DEMAND_MIN_INTERVAL_MS = 5_000;
 const MAX_TIMER_MS = 2 ** 31 - 1;
 
 export class RevocationChecker {
@@ -81,6 +83,8 @@ export class RevocationChecker {
   private nextStaleAtMs = Infinity;
   private readonly reportedStale = new WeakSet<LoadedCrl>();
   private started = false;
+  private onDemand: Promise<void> | null = null;
+  private lastOnDemandMs = -Infinity;
   /** Cancels in-flight fetches on close(). */
   private readonly abort = new AbortController();
 
@@ -126,6 +130,22 @@ export class RevocationChecker {
       this.logger.warn('gateway.crl_pending', { source: source.name, reason: source.lastError, effect: 'retrying in the background; clients of an issuer without a CRL are refused (CRL_MISSING) meanwhile' });
     }
     this.schedule.start();
+  }
+
+  /**
+   * A verified client of an issuer with no CRL loaded: the CA may have just rotated its issuing
+   * CA or root, and the next scheduled refresh may be a minute away. Fetches every source now,
+   * shared by all callers meanwhile and at most once per ON_DEMAND_MIN_INTERVAL_MS, so only holders
+   * of certificates the trust bundle verified can ask, and they cannot make the gateway hammer a CA.
+   */
+  refreshForMissingCrl(): Promise<void> {
+    if (this.onDemand) return this.onDemand;
+    const nowMs = Date.now();
+    if (nowMs - this.lastOnDemandMs < ON_DEMAND_MIN_INTERVAL_MS) return Promise.resolve();
+    this.lastOnDemandMs = nowMs;
+    this.logger.info('gateway.crl_refresh_on_demand', { reason: 'a client certificate\'s issuer has no CRL loaded' });
+    this.onDemand = this.refresh().finally(() => { this.onDemand = null; });
+    return this.onDemand;
   }
 
   /** Refreshes every source now (a reload signal, tests). */

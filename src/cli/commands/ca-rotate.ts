@@ -30,6 +30,8 @@ export const caRotateIntermediate: CommandSpec = {
     if (currentKey === null || currentKeyFile === null) {
       throw new GatehouseError('GH_CA_ROTATION', `the external CA at ${material.config.externalCa?.url ?? '?'} signs this CA's certificates and holds the issuing key: rotate its issuing CA there (docs/operations.md, "External signer")`);
     }
+    const { loadRootRotation } = await import('../../ca/root-rotation.js');
+    if (loadRootRotation(material.dir)?.state.phase === 'rotating') throw new GatehouseError('GH_CA_ROTATION', 'a root rotation is in progress, and it made a new issuing CA already: finish or abort it first (gatehouse ca rotate status)');
     const rootKeyFile = str(ctx, 'root-key');
     const rootKey = rootKeyFile ? loadPrivateKey(readFileSync(rootKeyFile, 'utf8'), material.passphrase, rootKeyFile) : material.rootKey;
     if (!rootKey) {

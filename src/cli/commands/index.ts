@@ -1,6 +1,7 @@
 import type { CommandSpec } from '../command.js';
 import { caBackup, caInit, caRestore, caRootCrl, caServe } from './ca.js';
 import { caRotateIntermediate } from './ca-rotate.js';
+import { caRotateAbort, caRotateFinish, caRotateRoot, caRotateStatus } from './ca-rotate-root.js';
 import { tokenCreate, tokenList, tokenRevoke } from './token.js';
 import { certList, certRevoke, certShow, certSign } from './cert.js';
 import { nameList, nameRelease } from './name.js';
@@ -15,7 +16,7 @@ import { auditVerify } from './audit.js';
 import { checkCommand } from './check.js';
 
 export const COMMANDS: CommandSpec[] = [
-  caInit, caServe, caRootCrl, caBackup, caRestore, caRotateIntermediate,
+  caInit, caServe, caRootCrl, caBackup, caRestore, caRotateIntermediate, caRotateRoot, caRotateStatus, caRotateFinish, caRotateAbort,
   tokenCreate, tokenList, tokenRevoke,
   certList, certShow, certRevoke, certSign,
   nameList, nameRelease,

@@ -1,0 +1,204 @@
+/**
+ * `ca rotate root|status|finish|abort` on the directory of a running CA, with a gateway and
+ * agents under continuous requests (new connections and kept-alive ones): no request fails from
+ * start to finish, agents take the next root only as the cross-certificate allows, status counts
+ * reach 100 %, a token pinning the old root is refused after the finish and a new one works, and
+ * an abort puts everything back. Chains are checked by openssl against one root at a time.
+ */
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import { existsSync, readFileSync, writeFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { Agent, request as httpsRequest } from 'node:https';
+import { startCaFixture, enrollIdentity, type CaFixture } from './helpers/ca-fixture.js';
+import { gatehouse } from './helpers/cli.js';
+import { run } from './helpers/run.js';
+import { waitFor } from './helpers/procs.js';
+import { CA_FILES } from '../src/ca/ca-dir.js';
+import { parseGatewayConfig } from '../src/gateway/config.js';
+import { runGateway } from '../src/gateway/run.js';
+import { createLogger } from '../src/log/logger.js';
+import { startEchoUpstream } from './helpers/echo-upstream.js';
+import { renewOnce } from '../src/agent/renew.js';
+import { enroll } from '../src/agent/enroll.js';
+import { isGatehouseError } from '../src/errors/errors.js';
+import { parseCertificatePem, sha256Hex } from '../src/pki/certificate.js';
+import { decodePem, toPem } from '../src/pki/pem.js';
+
+const rootsIn = (dir: string) => decodePem(readFileSync(join(dir, 'ca.pem'), 'utf8'), 'CERTIFICATE').map((d) => sha256Hex(d));
+
+/** openssl verifies DIR's leaf with only ROOT trusted and the chain DIR's cert.pem carries. */
+async function chainVerifiesTo(fixture: CaFixture, dir: string, rootPem: string, purpose = 'sslclient'): Promise<boolean> {
+  const chain = parseCertificatePem(readFileSync(join(dir, 'cert.pem'), 'utf8'));
+  const tag = `${Date.now()}-${Math.random().toString(16).slice(2)}`;
+  const leaf = join(fixture.root, `leaf-${tag}.pem`);
+  const anchor = join(fixture.root, `anchor-${tag}.pem`);
+  const untrusted = join(fixture.root, `untrusted-${tag}.pem`);
+  writeFileSync(leaf, toPem('CERTIFICATE', chain[0]!.der));
+  writeFileSync(anchor, rootPem);
+  writeFileSync(untrusted, chain.slice(1).map((c) => toPem('CERTIFICATE', c.der)).join(''));
+  const r = await run('openssl', ['verify', '-x509_strict', '-purpose', purpose, '-CAfile', anchor, ...(chain.length > 1 ? ['-untrusted', untrusted] : []), leaf]);
+  return r.status === 0;
+}
+
+async function cli(args: string[], expectExit = 0): Promise<{ stdout: string; stderr: string }> {
+  const r = await gatehouse(args);
+  assert.equal(r.status, expectExit, `gatehouse ${args.join(' ')}: ${r.stdout}${r.stderr}`);
+  return r;
+}
+
+interface Load {
+  ok: number;
+  failed: string[];
+  stop(): Promise<void>;
+}
+
+/**
+ * Requests in a loop from one client through the gateway until stopped, each reading the
+ * identity files as they are now (an app that reloads), on a new connection or a kept-alive one.
+ */
+function startLoad(port: number, dir: string, keepAlive: boolean): Load {
+  let stopped = false;
+  const load: Load = { ok: 0, failed: [], stop: async () => { stopped = true; await loop; agent?.destroy(); } };
+  const files = () => ({ cert: readFileSync(join(dir, 'cert.pem')), key: readFileSync(join(dir, 'key.pem')), ca: readFileSync(join(dir, 'ca.pem')) });
+  // A kept-alive client keeps the files it started with, as a long-running process would.
+  const agent = keepAlive ? new Agent({ keepAlive: true, maxSockets: 1, ...files() }) : null;
+  const once = () => new Promise<void>((resolve) => {
+    const req = httpsRequest({ host: '127.0.0.1', port, path: '/', ...(agent ? { agent } : { agent: false, ...files() }), timeout: 10_000 }, (res) => {
+      res.resume();
+      res.on('end', () => {
+        if (res.statusCode === 200) load.ok++;
+        else load.failed.push(`${dir} HTTP ${res.statusCode}`);
+        resolve();
+      });
+    });
+    req.on('timeout', () => req.destroy(new Error('no answer within 10 s')));
+    req.on('error', (err) => { load.failed.push(`${dir} ${keepAlive ? 'kept-alive' : 'new connection'}: ${err.message}`); resolve(); });
+    req.end();
+  });
+  const loop = (async () => { while (!stopped) await once(); })();
+  return load;
+}
+
+test('a root rotation under continuous requests: no request fails, status reaches 100 %, old-pin tokens are refused after the finish', async () => {
+  const fixture = await startCaFixture();
+  const app = await startEchoUpstream();
+  const gatewayLog: string[] = [];
+  let loads: Load[] = [];
+  let gateway: Awaited<ReturnType<typeof runGateway>> | null = null;
+  try {
+    const oldRootPem = readFileSync(join(fixture.caDir, CA_FILES.rootCert), 'utf8');
+    const oldRoot = sha256Hex(decodePem(oldRootPem, 'CERTIFICATE')[0]!);
+    const gw = await enrollIdentity(fixture, 'gateway', 'gw-1', { dns: ['localhost'], ip: ['127.0.0.1'] });
+    const clients = [await enrollIdentity(fixture, 'web', 'web-1'), await enrollIdentity(fixture, 'web', 'web-2'), await enrollIdentity(fixture, 'web', 'web-3')];
+    const oldPinToken = (await fixture.server.authority.createToken({ role: 'web', name: 'late-1' }, { actor: 'test' })).token;
+    gateway = await runGateway({
+      config: parseGatewayConfig({
+        listen: '127.0.0.1:0', tls: { cert: join(gw.dir, 'cert.pem'), key: join(gw.dir, 'key.pem'), clientCa: join(gw.dir, 'ca.pem') }, routes: [{ upstreams: [app.url] }],
+        revocation: { crl: [`${fixture.url}/crls`], refreshInterval: '1h' },
+      }, 'test', fixture.root),
+      configFile: null, logger: createLogger({ level: 'info', write: (l) => void gatewayLog.push(l) }), serveAdmin: false,
+    });
+    const port = gateway.gateway.port;
+    loads = clients.flatMap((c) => [startLoad(port, c.dir, false), startLoad(port, c.dir, true)]);
+    const served = () => loads.reduce((n, l) => n + l.ok, 0);
+    const progressed = async (what: string) => { const mark = served(); await waitFor(() => served() >= mark + 30, 20_000, `requests to keep flowing ${what}`); };
+    await progressed('before the rotation');
+
+    // Start: the running CA serves both roots and issues from the new issuing CA.
+    const started = JSON.parse((await cli(['ca', 'rotate', 'root', '--dir', fixture.caDir, '--json'])).stdout);
+    assert.equal(started.previousRoot, oldRoot);
+    await waitFor(() => fixture.server.authority.rotation?.state.phase === 'rotating', 10_000, 'the running CA to take up the rotation');
+    const roots = JSON.parse((await run('curl', ['-sS', '--fail', '--cacert', join(fixture.caDir, CA_FILES.rootCert), `${fixture.url}/roots?format=json`])).stdout);
+    assert.deepEqual(roots.roots.map((r: { fingerprint: string; status: string }) => [r.fingerprint, r.status]), [[oldRoot, 'current'], [started.nextRoot, 'next']]);
+    const before = JSON.parse((await cli(['ca', 'rotate', 'status', '--dir', fixture.caDir, '--json'])).stdout);
+    assert.deepEqual(before.identities, { total: 5, moved: 0 }, 'admin, gateway and three clients');
+    await progressed('after the start');
+
+    // Every identity renews (as its agent would at two thirds of its lifetime) and takes the next root.
+    const finishRefused = await gatehouse(['ca', 'rotate', 'finish', '--dir', fixture.caDir]);
+    assert.equal(finishRefused.status, 75, finishRefused.stderr);
+    assert.match(finishRefused.stderr, /5 of 5 active identities have not moved to the new chain yet/);
+    for (const dir of [fixture.adminDir, gw.dir, ...clients.map((c) => c.dir)]) {
+      const { bundle } = await renewOnce({ dir, caUrl: fixture.url });
+      assert.deepEqual(bundle.added, [started.nextRoot], dir);
+      assert.deepEqual(rootsIn(dir), [oldRoot, started.nextRoot]);
+      assert.ok(await chainVerifiesTo(fixture, dir, oldRootPem, dir === gw.dir ? 'sslserver' : 'sslclient'), `${dir}: its new chain verifies with the old root alone`);
+      await progressed(`after renewing ${dir}`);
+    }
+    await waitFor(() => gatewayLog.some((l) => l.includes('"gateway.reloaded"')), 10_000, 'the gateway to reload its certificate and trust bundle');
+    const moved = JSON.parse((await cli(['ca', 'rotate', 'status', '--dir', fixture.caDir, '--json'])).stdout);
+    assert.deepEqual(moved.identities, { total: 5, moved: 5 });
+    assert.deepEqual(moved.trustBundles, { total: 5, updated: 5 });
+
+    // Finish: the next root is the root; chains now run to it.
+    const finished = JSON.parse((await cli(['ca', 'rotate', 'finish', '--dir', fixture.caDir, '--json'])).stdout);
+    assert.equal(finished.phase, 'finished');
+    await waitFor(() => fixture.server.authority.rootFingerprint === started.nextRoot, 10_000, 'the running CA to take up the finish');
+    const nextRootPem = readFileSync(join(fixture.caDir, CA_FILES.rootCert), 'utf8');
+    assert.equal(sha256Hex(decodePem(nextRootPem, 'CERTIFICATE')[0]!), started.nextRoot);
+    await progressed('after the finish');
+    for (const dir of [gw.dir, ...clients.map((c) => c.dir)]) {
+      await renewOnce({ dir, caUrl: fixture.url });
+      assert.ok(await chainVerifiesTo(fixture, dir, nextRootPem, dir === gw.dir ? 'sslserver' : 'sslclient'), `${dir}: its chain verifies with the next root alone`);
+      // The previous root stays until the chains handed out before the finish have expired.
+      assert.deepEqual(rootsIn(dir), [oldRoot, started.nextRoot]);
+      await progressed(`after renewing ${dir} on the new chain`);
+    }
+    const served1 = JSON.parse((await run('curl', ['-sS', '--fail', '--cacert', join(fixture.caDir, CA_FILES.rootCert), `${fixture.url}/roots?format=json`])).stdout);
+    assert.deepEqual(served1.roots.map((r: { fingerprint: string }) => r.fingerprint), [started.nextRoot], '/roots serves only the new root');
+
+    // The old pin is refused, naming the rotation; a new token pins the new root and works.
+    await assert.rejects(enroll({ caUrl: fixture.url, token: oldPinToken, dir: join(fixture.root, 'late-1'), name: 'late-1' }), (err: unknown) => isGatehouseError(err) && /root rotation finished/.test((err as Error).message) || /pins/.test(String(err)));
+    const fresh = (await fixture.server.authority.createToken({ role: 'web', name: 'late-2' }, { actor: 'test' })).token;
+    assert.ok(fresh.startsWith(`GHTKN-1-${started.nextRoot}-`));
+    await enroll({ caUrl: fixture.url, token: fresh, dir: join(fixture.root, 'late-2'), name: 'late-2' });
+    assert.deepEqual(rootsIn(join(fixture.root, 'late-2')), [started.nextRoot, oldRoot], 'a machine enrolled now also trusts the old root while older chains run (vouched for by the new one)');
+    const late = startLoad(port, join(fixture.root, 'late-2'), false);
+    loads.push(late);
+    await waitFor(() => late.ok >= 5, 20_000, 'the late machine to get through the gateway').catch((err) => { throw new Error(`${(err as Error).message}: ${late.failed.slice(0, 3).join('; ')}; others failed ${loads.flatMap((l) => l.failed).length}`); });
+    await progressed('at the end');
+  } finally {
+    await Promise.all(loads.map((l) => l.stop()));
+    await gateway?.close();
+    await app.close();
+    await fixture.close();
+  }
+  const failed = loads.flatMap((l) => l.failed);
+  assert.deepEqual(failed.slice(0, 10), [], `${failed.length} of ${failed.length + loads.reduce((n, l) => n + l.ok, 0)} requests failed`);
+  assert.ok(loads.every((l) => l.ok > 0), 'every loop ran');
+});
+
+test('an aborted root rotation: agents drop the next root, old tokens keep working, nothing issued during it stops verifying', async () => {
+  const fixture = await startCaFixture();
+  try {
+    const oldRootPem = readFileSync(join(fixture.caDir, CA_FILES.rootCert), 'utf8');
+    const oldRoot = sha256Hex(decodePem(oldRootPem, 'CERTIFICATE')[0]!);
+    const client = await enrollIdentity(fixture, 'web', 'web-1');
+    const token = (await fixture.server.authority.createToken({ role: 'web', name: 'later-1' }, { actor: 'test' })).token;
+    const started = JSON.parse((await cli(['ca', 'rotate', 'root', '--dir', fixture.caDir, '--json'])).stdout);
+    assert.ok(existsSync(started.nextRootKeyFile));
+    await waitFor(() => fixture.server.authority.rotation?.state.phase === 'rotating', 10_000, 'the running CA to take up the rotation');
+    await renewOnce({ dir: client.dir });
+    assert.deepEqual(rootsIn(client.dir), [oldRoot, started.nextRoot]);
+
+    // Twice, or an intermediate rotation meanwhile: refused.
+    assert.match((await cli(['ca', 'rotate', 'root', '--dir', fixture.caDir], 75)).stderr, /a root rotation is in progress since/);
+    assert.match((await cli(['ca', 'rotate', 'intermediate', '--dir', fixture.caDir], 75)).stderr, /a root rotation is in progress/);
+
+    await cli(['ca', 'rotate', 'abort', '--dir', fixture.caDir]);
+    assert.equal(existsSync(started.nextRootKeyFile), false, 'the next root key is deleted');
+    await waitFor(() => fixture.server.authority.rotation?.state.phase === 'aborted', 10_000, 'the running CA to take up the abort');
+    const { bundle } = await renewOnce({ dir: client.dir });
+    assert.deepEqual(bundle.removed, [started.nextRoot]);
+    assert.deepEqual(rootsIn(client.dir), [oldRoot]);
+    assert.ok(await chainVerifiesTo(fixture, client.dir, oldRootPem), 'the chain still runs to the old root');
+    await enroll({ caUrl: fixture.url, token, dir: join(fixture.root, 'later-1'), name: 'later-1' });
+    assert.equal(readFileSync(join(fixture.caDir, CA_FILES.rootCert), 'utf8'), oldRootPem);
+    assert.match((await cli(['ca', 'rotate', 'finish', '--dir', fixture.caDir], 75)).stderr, /already aborted/);
+    const events = (await fixture.store.listAudit({})).map((e) => e.type);
+    assert.ok(events.includes('ca.root_rotation_started') && events.includes('ca.root_rotation_aborted'));
+  } finally {
+    await fixture.close();
+  }
+});
