@@ -7,7 +7,7 @@
  */
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { existsSync, readFileSync, writeFileSync } from 'node:fs';
+import { existsSync, readFileSync, statSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { Agent, request as httpsRequest } from 'node:https';
 import { startCaFixture, enrollIdentity, type CaFixture } from './helpers/ca-fixture.js';
@@ -24,6 +24,8 @@ import { enroll } from '../src/agent/enroll.js';
 import { isGatehouseError } from '../src/errors/errors.js';
 import { parseCertificatePem, sha256Hex } from '../src/pki/certificate.js';
 import { decodePem, toPem } from '../src/pki/pem.js';
+import { initCa } from '../src/ca/init.js';
+import { makeTempDir } from './helpers/tmp.js';
 
 const rootsIn = (dir: string) => decodePem(readFileSync(join(dir, 'ca.pem'), 'utf8'), 'CERTIFICATE').map((d) => sha256Hex(d));
 
@@ -149,7 +151,11 @@ test('a root rotation under continuous requests: no request fails, status reache
     assert.deepEqual(served1.roots.map((r: { fingerprint: string }) => r.fingerprint), [started.nextRoot], '/roots serves only the new root');
 
     // The old pin is refused, naming the rotation; a new token pins the new root and works.
-    await assert.rejects(enroll({ caUrl: fixture.url, token: oldPinToken, dir: join(fixture.root, 'late-1'), name: 'late-1' }), (err: unknown) => isGatehouseError(err) && /root rotation finished/.test((err as Error).message) || /pins/.test(String(err)));
+    await assert.rejects(enroll({ caUrl: fixture.url, token: oldPinToken, dir: join(fixture.root, 'late-1'), name: 'late-1' }), (err: unknown) =>
+      isGatehouseError(err, 'GH_CA_PIN_MISMATCH') && err.message.includes(`pins the root ${oldRoot}, which the CA at ${fixture.url} says it replaced with ${started.nextRoot} in a root rotation finished at`));
+    // An agent that skipped the pin check would meet the same explanation at the CA.
+    await assert.rejects(fixture.server.authority.enroll(oldPinToken, 'not a csr', { actor: 'test' }), (err: unknown) =>
+      isGatehouseError(err, 'GH_TOKEN_INVALID') && err.message.includes(`which the root rotation finished at ${finished.finishedAt} replaced with ${started.nextRoot}`));
     const fresh = (await fixture.server.authority.createToken({ role: 'web', name: 'late-2' }, { actor: 'test' })).token;
     assert.ok(fresh.startsWith(`GHTKN-1-${started.nextRoot}-`));
     await enroll({ caUrl: fixture.url, token: fresh, dir: join(fixture.root, 'late-2'), name: 'late-2' });
@@ -181,6 +187,11 @@ test('an aborted root rotation: agents drop the next root, old tokens keep worki
     await waitFor(() => fixture.server.authority.rotation?.state.phase === 'rotating', 10_000, 'the running CA to take up the rotation');
     await renewOnce({ dir: client.dir });
     assert.deepEqual(rootsIn(client.dir), [oldRoot, started.nextRoot]);
+    // The dashboard's overview says how far it has come (admin and web-1: one of two moved).
+    const admin = fixture.adminDir;
+    const overview = await run('curl', ['-sS', '--fail', '--cacert', join(fixture.caDir, CA_FILES.rootCert), '--cert', join(admin, 'cert.pem'), '--key', join(admin, 'key.pem'), `${fixture.url}/dashboard/`]);
+    assert.equal(overview.status, 0, overview.stderr);
+    assert.match(overview.stdout, /Root rotation in progress since .*<strong>1 of 2<\/strong> identities have moved/);
 
     // Twice, or an intermediate rotation meanwhile: refused.
     assert.match((await cli(['ca', 'rotate', 'root', '--dir', fixture.caDir], 75)).stderr, /a root rotation is in progress since/);
@@ -200,5 +211,75 @@ test('an aborted root rotation: agents drop the next root, old tokens keep worki
     assert.ok(events.includes('ca.root_rotation_started') && events.includes('ca.root_rotation_aborted'));
   } finally {
     await fixture.close();
+  }
+});
+
+test('rotating to an imported root (made by openssl): its key is used, never copied, and asked for again at the finish', async () => {
+  const fixture = await startCaFixture();
+  try {
+    const dir = fixture.root;
+    writeFileSync(join(dir, 'next.cnf'), '[req]\ndistinguished_name=dn\nprompt=no\nx509_extensions=v3\n[dn]\nO=Corp\nCN=Corp Root 2031\n[v3]\nbasicConstraints=critical,CA:TRUE,pathlen:1\nkeyUsage=critical,keyCertSign,cRLSign\nsubjectKeyIdentifier=hash\n');
+    const made = await run('openssl', ['req', '-x509', '-newkey', 'ec', '-pkeyopt', 'ec_paramgen_curve:P-256', '-nodes', '-keyout', join(dir, 'next-key.pem'), '-out', join(dir, 'next.pem'), '-days', '3650', '-config', join(dir, 'next.cnf')]);
+    assert.equal(made.status, 0, made.stderr);
+    const nextFingerprint = sha256Hex(decodePem(readFileSync(join(dir, 'next.pem'), 'utf8'), 'CERTIFICATE')[0]!);
+
+    // The current root given as the next one: refused, nothing started.
+    const same = await gatehouse(['ca', 'rotate', 'root', '--dir', fixture.caDir, '--import-root', join(fixture.caDir, CA_FILES.rootCert), '--import-root-key', join(fixture.caDir, CA_FILES.rootKey)]);
+    assert.equal(same.status, 75, same.stderr);
+    assert.match(same.stderr, /the next root has the same name as the current one/);
+    assert.match((await cli(['ca', 'rotate', 'root', '--dir', fixture.caDir, '--import-root', join(dir, 'next.pem')], 64)).stderr, /go together/);
+
+    const started = JSON.parse((await cli(['ca', 'rotate', 'root', '--dir', fixture.caDir, '--json', '--import-root', join(dir, 'next.pem'), '--import-root-key', join(dir, 'next-key.pem')])).stdout);
+    assert.equal(started.nextRoot, nextFingerprint);
+    assert.equal(started.nextRootKey, 'offline');
+    assert.equal(existsSync(join(fixture.caDir, 'rotation', 'next-root-key.pem')), false, 'the imported key is not copied');
+    await waitFor(() => fixture.server.authority.rotation?.state.phase === 'rotating', 10_000, 'the running CA to take up the rotation');
+    await renewOnce({ dir: fixture.adminDir, caUrl: fixture.url });
+
+    const noKey = await gatehouse(['ca', 'rotate', 'finish', '--dir', fixture.caDir]);
+    assert.equal(noKey.status, 69, noKey.stderr);
+    assert.match(noKey.stderr, /pass --next-root-key FILE/);
+    await cli(['ca', 'rotate', 'finish', '--dir', fixture.caDir, '--next-root-key', join(dir, 'next-key.pem')]);
+    assert.equal(readFileSync(join(fixture.caDir, CA_FILES.rootCert), 'utf8').replace(/\r\n/g, '\n'), readFileSync(join(dir, 'next.pem'), 'utf8').replace(/\r\n/g, '\n'));
+    assert.equal(existsSync(join(fixture.caDir, CA_FILES.rootKey)), false, 'the root key is offline from now on');
+    assert.ok(existsSync(join(fixture.caDir, 'rotation', 'previous-root-key.pem')), 'the previous key is kept aside');
+    await waitFor(() => fixture.server.authority.rootFingerprint === nextFingerprint, 10_000, 'the running CA to take up the finish');
+    // The next root's first CRL, signed with the imported key, verified by openssl.
+    const crlPath = join(dir, 'root-crl.der');
+    const fetched = await run('curl', ['-sS', '--fail', '--cacert', join(dir, 'next.pem'), '-o', crlPath, `${fixture.url}/crl/root`]);
+    assert.equal(fetched.status, 0, fetched.stderr);
+    const crl = await run('openssl', ['crl', '-inform', 'DER', '-in', crlPath, '-CAfile', join(dir, 'next.pem'), '-noout']);
+    assert.match(crl.stdout + crl.stderr, /verify OK/);
+    await renewOnce({ dir: fixture.adminDir, caUrl: fixture.url });
+    assert.ok(await chainVerifiesTo(fixture, fixture.adminDir, readFileSync(join(dir, 'next.pem'), 'utf8')), 'the admin now chains to the imported root');
+  } finally {
+    await fixture.close();
+  }
+});
+
+test('with the root key offline: the rotation needs it, writes the next key where told (0600), and the finish asks for that', async () => {
+  const tmp = makeTempDir();
+  try {
+    const caDir = join(tmp.dir, 'ca');
+    const rootKey = join(tmp.dir, 'offline-root-key.pem');
+    const nextKey = join(tmp.dir, 'next-root-key.pem');
+    await initCa({ dir: caDir, org: 'Test Org', rootKeyOut: rootKey });
+    const before = readFileSync(join(caDir, CA_FILES.intermediateCert), 'utf8');
+    assert.match((await cli(['ca', 'rotate', 'root', '--dir', caDir], 69)).stderr, /root key is kept offline; pass --root-key FILE/);
+    assert.match((await cli(['ca', 'rotate', 'root', '--dir', caDir, '--root-key', rootKey], 64)).stderr, /pass --next-root-key-out FILE/);
+    assert.equal(readFileSync(join(caDir, CA_FILES.intermediateCert), 'utf8'), before, 'nothing changed');
+    assert.equal(existsSync(join(caDir, 'rotation', 'root.json')), false);
+    const started = JSON.parse((await cli(['ca', 'rotate', 'root', '--dir', caDir, '--root-key', rootKey, '--next-root-key-out', nextKey, '--json'])).stdout);
+    assert.equal(statSync(nextKey).mode & 0o777, 0o600);
+    assert.equal(started.nextRootKeyFile, nextKey);
+    assert.match((await cli(['ca', 'rotate', 'finish', '--dir', caDir, '--force'], 69)).stderr, /pass --next-root-key FILE/);
+    const finished = JSON.parse((await cli(['ca', 'rotate', 'finish', '--dir', caDir, '--force', '--next-root-key', nextKey, '--json'])).stdout);
+    assert.deepEqual(finished.notMoved, ['spiffe://gatehouse.internal/admin/admin']);
+    assert.equal(sha256Hex(decodePem(readFileSync(join(caDir, CA_FILES.rootCert), 'utf8'), 'CERTIFICATE')[0]!), started.nextRoot);
+    assert.equal(existsSync(join(caDir, CA_FILES.rootKey)), false, 'no root key in the CA directory, before or after');
+    const verify = await run('openssl', ['verify', '-x509_strict', '-CAfile', join(caDir, CA_FILES.rootCert), join(caDir, CA_FILES.intermediateCert)]);
+    assert.equal(verify.status, 0, verify.stdout + verify.stderr);
+  } finally {
+    tmp.cleanup();
   }
 });

@@ -87,11 +87,31 @@ export async function fetchPinnedRoot(baseUrl: string, pinnedFingerprint: string
     const match = roots.find((der) => sha256Hex(der) === pinnedFingerprint.toLowerCase());
     if (!match) {
       const seen = roots.map((der) => sha256Hex(der)).join(', ') || 'none';
+      const rotated = await replacedInRotation(baseUrl, pinnedFingerprint, agent, timeoutMs);
+      if (rotated) {
+        throw new GatehouseError('GH_CA_PIN_MISMATCH', `the join token pins the root ${pinnedFingerprint}, which the CA at ${baseUrl} says it replaced with ${rotated.nextRoot} in a root rotation finished at ${rotated.finishedAt}; make a new token (gatehouse token create), which pins the new root. Refusing to continue`);
+      }
       throw new GatehouseError('GH_CA_PIN_MISMATCH', `the CA at ${baseUrl} presented root(s) ${seen}, but the join token pins ${pinnedFingerprint}; refusing to continue (wrong URL, or someone in the middle)`);
     }
     return { rootDer: match, rootPem: toPem('CERTIFICATE', match) };
   } finally {
     agent.destroy();
+  }
+}
+
+/**
+ * For the message only, never for trust (the connection is not authenticated yet): whether the
+ * CA says the pinned root is the one a finished root rotation replaced.
+ */
+async function replacedInRotation(baseUrl: string, pin: string, agent: Agent, timeoutMs: number): Promise<{ nextRoot: string; finishedAt: string } | null> {
+  try {
+    const res = await send(parseUrl(baseUrl, 'roots?format=json'), 'GET', agent, undefined, timeoutMs, 'application/json');
+    const rotation = (JSON.parse(res.body.toString('utf8')) as { rotation?: { phase?: unknown; previousRoot?: unknown; nextRoot?: unknown; finishedAt?: unknown } | null }).rotation;
+    if (rotation?.phase !== 'finished' || rotation.previousRoot !== pin.toLowerCase()) return null;
+    const hex = (v: unknown) => (typeof v === 'string' && /^[0-9a-f]{64}$/.test(v) ? v : '?');
+    return { nextRoot: hex(rotation.nextRoot), finishedAt: typeof rotation.finishedAt === 'string' ? rotation.finishedAt.slice(0, 40) : '?' };
+  } catch {
+    return null;
   }
 }
 

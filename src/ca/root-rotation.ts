@@ -155,6 +155,8 @@ export interface StartInput {
   rootKey: KeyObject;
   /** Where the next root's key goes: the CA directory (when the root key lives there) or this file, kept offline. */
   nextRootKeyOut: string | null;
+  /** An existing root to rotate to (`--import-root`, checked by import-pki.ts): its key is used here once and stays where it is. */
+  imported?: { der: Buffer; key: KeyObject; keyPath: string } | null;
   current: { der: Buffer; key: KeyObject; certPath: string; keyPath: string };
   passphrase: string | undefined;
   lastLeafNotAfter: Date;
@@ -181,6 +183,16 @@ export async function startRootRotation(input: StartInput): Promise<StartResult>
   const existing = loadRootRotation(dir);
   if (existing?.state.phase === 'rotating') throw rotationError(`a root rotation is in progress since ${existing.state.startedAt}: see \`gatehouse ca rotate status --dir ${dir}\``);
   const previous = parseCertificate(rootDer);
+  const backdated = new Date(now.getTime() - config.limits.backdate);
+  const nextKey = input.imported?.key ?? generatePrivateKey(keyTypeOf(rootKey));
+  // A distinct name: relying parties hold both roots for a while and match issuers by name first.
+  const nextRootDer = input.imported?.der ?? await buildRootCertificate(nextKey, {
+    commonName: `${config.org} Root CA ${keyIdentifier(spkiDer(nextKey)).toString('hex').slice(0, 8)}`, organization: config.org,
+    notBefore: backdated, notAfter: new Date(now.getTime() + 10 * YEAR_MS),
+  });
+  const next = parseCertificate(nextRootDer);
+  if (next.subjectNameDer.equals(previous.subjectNameDer)) throw rotationError(`the next root has the same name as the current one (${formatDn(next.subject)}): relying parties holding both would match the wrong one; give it another name`);
+  if (!input.imported && input.nextRootKeyOut && existsSync(input.nextRootKeyOut)) throw rotationError(`${input.nextRootKeyOut} already exists; refusing to overwrite a key`);
   const rotationDir = join(dir, ROTATION_DIR);
   if (existing) {
     // A finished or aborted rotation is history once a new one starts: keep it beside, dated.
@@ -190,21 +202,12 @@ export async function startRootRotation(input: StartInput): Promise<StartResult>
   }
   mkdirSync(rotationDir, { recursive: true, mode: 0o700 });
 
-  const backdated = new Date(now.getTime() - config.limits.backdate);
-  const nextKey = generatePrivateKey(keyTypeOf(rootKey));
-  // A distinct name: relying parties hold both roots for a while and match issuers by name first.
-  const nextRootDer = await buildRootCertificate(nextKey, {
-    commonName: `${config.org} Root CA ${keyIdentifier(spkiDer(nextKey)).toString('hex').slice(0, 8)}`, organization: config.org,
-    notBefore: backdated, notAfter: new Date(now.getTime() + 10 * YEAR_MS),
-  });
-  const next = parseCertificate(nextRootDer);
   const crossUntil = new Date(Math.min(previous.notAfter.getTime(), next.notAfter.getTime()));
   const crossNextDer = await buildCrossCertificate(nextRootDer, { certDer: rootDer, key: rootKey }, { notBefore: backdated, notAfter: crossUntil });
   const crossPreviousDer = await buildCrossCertificate(rootDer, { certDer: nextRootDer, key: nextKey }, { notBefore: backdated, notAfter: crossUntil });
 
-  const nextRootKeyPath = input.nextRootKeyOut ?? path(dir, 'nextRootKey');
-  if (input.nextRootKeyOut && existsSync(input.nextRootKeyOut)) throw rotationError(`${input.nextRootKeyOut} already exists; refusing to overwrite a key`);
-  writeNewFile(nextRootKeyPath, privateKeyToPem(nextKey, passphrase), 0o600);
+  const nextRootKeyPath = input.imported?.keyPath ?? input.nextRootKeyOut ?? path(dir, 'nextRootKey');
+  if (!input.imported) writeNewFile(nextRootKeyPath, privateKeyToPem(nextKey, passphrase), 0o600);
   writeNewFile(path(dir, 'previousRoot'), toPem('CERTIFICATE', rootDer), 0o644);
   writeNewFile(path(dir, 'nextRoot'), toPem('CERTIFICATE', nextRootDer), 0o644);
   writeNewFile(path(dir, 'crossNext'), toPem('CERTIFICATE', crossNextDer), 0o644);
@@ -221,7 +224,7 @@ export async function startRootRotation(input: StartInput): Promise<StartResult>
 
   const state: RootRotationState = {
     format: 1, phase: 'rotating', startedAt: now.toISOString(), previousRoot: sha256Hex(rootDer), nextRoot: sha256Hex(nextRootDer),
-    issuerId: rotated.next.id, nextRootKey: input.nextRootKeyOut ? 'offline' : 'ca-dir', finishedAt: null, abortedAt: null, bundleUntil: null, forced: false,
+    issuerId: rotated.next.id, nextRootKey: input.nextRootKeyOut || input.imported ? 'offline' : 'ca-dir', finishedAt: null, abortedAt: null, bundleUntil: null, forced: false,
   };
   writeState(dir, state);
   return { state, nextRootDer, nextRootKeyPath, issuer: { id: rotated.next.id, notAfter: rotated.next.notAfter }, retiredIssuerId: rotated.previous.id };
@@ -261,7 +264,7 @@ export function finishRootRotation(input: FinishInput): { state: RootRotationSta
   } else if (input.nextRootKey) {
     nextRootKey = input.nextRootKey;
   } else {
-    throw new GatehouseError('GH_CA_ROOT_KEY_OFFLINE', 'the next root key is kept offline: pass --next-root-key FILE (the file `ca rotate root --next-root-key-out` wrote)');
+    throw new GatehouseError('GH_CA_ROOT_KEY_OFFLINE', 'the next root key is kept offline: pass --next-root-key FILE (the file `ca rotate root` wrote with --next-root-key-out, or read with --import-root-key) to sign the next root\'s first CRL');
   }
   if (!spkiDer(nextRootKey).equals(parseCertificate(rotation.nextRootDer).spkiDer)) throw rotationError('the key given is not the key of the next root');
 
@@ -269,9 +272,11 @@ export function finishRootRotation(input: FinishInput): { state: RootRotationSta
   const intermediatePath = join(dir, 'intermediate.pem');
   const intermediateNextPath = path(dir, 'intermediateNext');
   if (existsSync(intermediateNextPath)) writeFileAtomic(intermediatePath, readFileSync(intermediateNextPath, 'utf8'), 0o644);
-  if (keyInDir && rootKeyPath && existsSync(nextKeyPath)) {
-    if (existsSync(rootKeyPath)) renameSync(rootKeyPath, path(dir, 'previousRootKey'));
-    renameSync(nextKeyPath, rootKeyPath);
+  if (keyInDir && rootKeyPath) {
+    // While root.pem is the previous root, the key beside it is the previous key: keep it aside.
+    // A next key kept offline (imported, or --next-root-key-out) leaves the root key offline from now on.
+    if (existsSync(rootKeyPath) && sha256Hex(readCert(rootPath)) === rotation.state.previousRoot) renameSync(rootKeyPath, path(dir, 'previousRootKey'));
+    if (existsSync(nextKeyPath)) renameSync(nextKeyPath, rootKeyPath);
   }
   writeFileAtomic(rootPath, toPem('CERTIFICATE', rotation.nextRootDer), 0o644);
   const state: RootRotationState = {

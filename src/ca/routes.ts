@@ -43,7 +43,7 @@ export async function routeRequest(scope: RequestScope): Promise<void> {
             const fingerprint = createHash('sha256').update(der).digest('hex');
             return { fingerprint, status: fingerprint === next ? 'next' : 'current', pem: toPem('CERTIFICATE', der) };
           }),
-          rotation: rotation ? { phase: rotation.phase, startedAt: rotation.startedAt, finishedAt: rotation.finishedAt, abortedAt: rotation.abortedAt } : null,
+          rotation: rotation ? { phase: rotation.phase, startedAt: rotation.startedAt, finishedAt: rotation.finishedAt, abortedAt: rotation.abortedAt, previousRoot: rotation.previousRoot, nextRoot: rotation.nextRoot } : null,
         });
       }
       if (next) res.setHeader('gatehouse-next-root', next);

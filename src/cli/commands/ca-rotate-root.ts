@@ -36,6 +36,8 @@ export const caRotateRoot: CommandSpec = {
     ...COMMON,
     'root-key': { type: 'string', value: 'FILE', description: 'The current root key, when it is kept offline (not in DIR)' },
     'next-root-key-out': { type: 'string', value: 'FILE', description: 'With an offline root: write the next root key here (keep it offline too)' },
+    'import-root': { type: 'string', value: 'FILE', description: 'Rotate to this existing root certificate (PEM) instead of making one' },
+    'import-root-key': { type: 'string', value: 'FILE', description: 'Its key: used once here, never copied (the root is offline from the finish on)' },
   },
   notes: [
     'Safe while `ca serve` runs: within about 2 seconds it serves both roots at /roots, and every certificate it issues (its own included) comes from the new issuing CA, certified by the current root so every peer keeps verifying it. Each agent gets the next root in its trust bundle with its next certificate, and takes it only because the current root vouches for it (a cross-certificate).',
@@ -58,25 +60,35 @@ export const caRotateRoot: CommandSpec = {
       }
       const offline = material.config.keys.root === null;
       const keyOut = str(ctx, 'next-root-key-out');
-      if (offline && !keyOut) throw new GatehouseError('GH_USAGE', 'the root key is kept offline, so the next one is too: pass --next-root-key-out FILE');
+      const importRoot = str(ctx, 'import-root');
+      const importKey = str(ctx, 'import-root-key');
+      if (Boolean(importRoot) !== Boolean(importKey)) throw new GatehouseError('GH_USAGE', '--import-root and --import-root-key go together: the cross-certificates and the new issuing CA are signed with the key');
+      if (importRoot && keyOut) throw new GatehouseError('GH_USAGE', '--next-root-key-out makes a new key; an imported root\'s key stays where it is');
+      if (offline && !keyOut && !importRoot) throw new GatehouseError('GH_USAGE', 'the root key is kept offline, so the next one is too: pass --next-root-key-out FILE');
       if (!offline && keyOut) throw new GatehouseError('GH_USAGE', '--next-root-key-out is for a CA whose root key is kept offline; this one keeps it in DIR, and so will the next');
+      let imported = null;
+      if (importRoot && importKey) {
+        const { readImportedPki } = await import('../../ca/import-pki.js');
+        const checked = readImportedPki({ root: importRoot, rootKey: importKey }, material.passphrase, material.config, new Date());
+        imported = { der: checked.rootDer, key: checked.rootKey!, keyPath: resolve(importKey) };
+      }
       if (material.intermediateKey === null || material.config.keys.intermediate === null) throw new GatehouseError('GH_CA_ROTATION', 'this CA holds no issuing key');
       const now = new Date();
       const result = await startRootRotation({
         dir: material.dir, config: material.config, rootDer: material.rootDer, rootKey, passphrase: material.passphrase, now,
-        nextRootKeyOut: keyOut ? resolve(keyOut) : null, lastLeafNotAfter: await lastLeafNotAfter(store, now),
+        nextRootKeyOut: keyOut ? resolve(keyOut) : null, imported, lastLeafNotAfter: await lastLeafNotAfter(store, now),
         current: { der: material.intermediateDer, key: material.intermediateKey, certPath: caPath(material.dir, CA_FILES.intermediateCert), keyPath: caPath(material.dir, material.config.keys.intermediate) },
       });
       await store.appendAudit([{
         time: now, type: 'ca.root_rotation_started', actor: 'local:cli',
-        details: { previousRoot: result.state.previousRoot, nextRoot: result.state.nextRoot, issuerId: result.issuer.id, retiredIssuerId: result.retiredIssuerId, nextRootKeyOffline: offline },
+        details: { previousRoot: result.state.previousRoot, nextRoot: result.state.nextRoot, issuerId: result.issuer.id, retiredIssuerId: result.retiredIssuerId, nextRootKeyOffline: result.state.nextRootKey === 'offline', imported: imported !== null },
       }]);
       if (flag(ctx, 'json')) return void ctx.out(json({ ...result.state, nextRootKeyFile: result.nextRootKeyPath, nextRootFingerprint: sha256Hex(result.nextRootDer) }));
       ctx.out('Started a root rotation\n\n');
       ctx.out(keyValues([
         ['current root', result.state.previousRoot],
         ['next root', result.state.nextRoot],
-        ['next root key', `${result.nextRootKeyPath}${offline ? '  (offline: keep it away from this machine)' : ''}`],
+        ['next root key', `${result.nextRootKeyPath}${result.state.nextRootKey === 'offline' ? '  (offline: keep it away from this machine; `ca rotate finish` asks for it)' : ''}`],
         ['new issuing CA', `${result.issuer.id} (certified by both roots; by the current one until the finish)`],
       ]));
       ctx.out(`\nA running \`ca serve\` serves both roots within seconds. Agents take the next root with their next certificate.\nFollow it:  gatehouse ca rotate status --dir ${material.dir}\n`);

@@ -7,6 +7,7 @@ import { countByRoleAndState, expiryBuckets, groupIdentities, IDENTITY_STATES, i
 import { dashboardUrl, html, type SafeHtml } from '../html.js';
 import { formatRelative, formatTime, page } from '../layout.js';
 import { loadInventory } from './inventory.js';
+import { rotationProgress } from '../../ca/rotation-progress.js';
 
 export async function overviewPage(ctx: DashboardContext): Promise<SafeHtml> {
   const { now } = ctx;
@@ -30,6 +31,7 @@ export async function overviewPage(ctx: DashboardContext): Promise<SafeHtml> {
 <div class="card"><div class="big">${rates[0]!.enrolled + rates[0]!.renewed}</div><div>certificates issued in the last 24 h</div></div>
 <div class="card"><div class="big">${usableTokens}</div><div>usable join tokens</div></div>
 </div>
+${await rootRotationNotice(ctx)}
 
 <h2 id="by-role">Identities by role and state</h2>
 <table aria-labelledby="by-role">
@@ -80,4 +82,12 @@ function crlRow(ctx: DashboardContext, label: string, path: string, get: () => P
 <td>${formatTime(crl.thisUpdate)} <span class="muted">(${formatRelative(crl.thisUpdate, ctx.now)})</span></td>
 <td>${formatTime(crl.nextUpdate)} <span class="muted">(${formatRelative(crl.nextUpdate, ctx.now)})</span></td>
 <td>${fresh ? html`<span class="badge fresh">Fresh</span>` : html`<span class="badge stale">Stale: past next update</span>`}</td></tr>`;
+}
+
+/** A root rotation in progress, with how far it has come (the same count as `gatehouse ca rotate status`). */
+async function rootRotationNotice(ctx: DashboardContext): Promise<SafeHtml> {
+  const state = ctx.scope.authority.rotation?.state;
+  if (state?.phase !== 'rotating') return html``;
+  const progress = await rotationProgress(ctx.scope.authority.store, state.issuerId, ctx.now);
+  return html`<p class="notice" role="status" id="root-rotation">Root rotation in progress since ${formatTime(new Date(state.startedAt))}: <strong>${progress.moved} of ${progress.total}</strong> identities have moved to the new chain. <code>gatehouse ca rotate finish</code> is refused until all have.</p>`;
 }
