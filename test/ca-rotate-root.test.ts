@@ -164,6 +164,22 @@ test('a root rotation under continuous requests: no request fails, status reache
     loads.push(late);
     await waitFor(() => late.ok >= 5, 20_000, 'the late machine to get through the gateway').catch((err) => { throw new Error(`${(err as Error).message}: ${late.failed.slice(0, 3).join('; ')}; others failed ${loads.flatMap((l) => l.failed).length}`); });
     await progressed('at the end');
+
+    // A revocation after the finish reaches the gateway: /crls now carries the issuing CA
+    // certified by the next root, which the gateway believes because its trust bundle has it.
+    const doomed = await enrollIdentity(fixture, 'web', 'doomed-1');
+    const ask = () => new Promise<number>((resolve) => {
+      const files = { cert: readFileSync(join(doomed.dir, 'cert.pem')), key: readFileSync(join(doomed.dir, 'key.pem')), ca: readFileSync(join(doomed.dir, 'ca.pem')) };
+      const req = httpsRequest({ host: '127.0.0.1', port, path: '/', agent: false, ...files, timeout: 10_000 }, (res) => { res.resume(); res.on('end', () => resolve(res.statusCode ?? 0)); });
+      req.on('error', () => resolve(0));
+      req.end();
+    });
+    assert.equal(await ask(), 200);
+    await fixture.server.authority.revokeCertificate(doomed.identity.serial, 'keyCompromise', { actor: 'test' });
+    await fixture.server.crls.refresh();
+    gateway.reload();
+    await waitFor(async () => (await ask()) === 403, 10_000, 'the gateway to refuse the certificate revoked after the finish');
+    assert.ok(!gatewayLog.some((l) => l.includes('"gateway.crl_refused"')), `no CRL fetch was refused: ${gatewayLog.filter((l) => l.includes('crl_refused')).join('\n')}`);
   } finally {
     await Promise.all(loads.map((l) => l.stop()));
     await gateway?.close();

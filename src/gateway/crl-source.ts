@@ -84,6 +84,11 @@ export class CrlSource {
     return this.succeed(true);
   }
 
+  /** The next fetch is judged in full even if its bytes are the same (the trust bundle changed). */
+  judgeAgain(): void {
+    this.lastRaw = null;
+  }
+
   /** Puts `next` in force and logs what changed: each CRL loaded, each issuer no longer in the source. */
   private install(next: LoadedCrl[]): void {
     const previous = new Map(this.crls.map((l) => [issuerIdOf(l), l]));

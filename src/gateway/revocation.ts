@@ -17,7 +17,7 @@ import { GatehouseError } from '../errors/errors.js';
 import { silentLogger, type Logger } from '../log/logger.js';
 import { formatDn, parseCertificate, type CertificateInfo } from '../pki/certificate.js';
 import { CrlIssuers, type LoadedCrl, type TrustBundleInput } from './crl-acceptance.js';
-import { CrlSource } from './crl-source.js';
+import { CrlSource, type CrlSourceDeps } from './crl-source.js';
 import { CrlRefreshSchedule } from './crl-schedule.js';
 
 export interface RevocationOptions {
@@ -83,6 +83,8 @@ export class RevocationChecker {
   private nextStaleAtMs = Infinity;
   private readonly reportedStale = new WeakSet<LoadedCrl>();
   private started = false;
+  private readonly deps: CrlSourceDeps;
+  private readonly httpsTrustFollowsBundle: boolean;
   private onDemand: Promise<void> | null = null;
   private lastOnDemandMs = -Infinity;
   /** Cancels in-flight fetches on close(). */
@@ -106,11 +108,13 @@ export class RevocationChecker {
     } catch (cause) {
       throw new GatehouseError('GH_CONFIG_INVALID', `revocation trust bundle: ${(cause as Error).message}`, { cause });
     }
-    const deps = {
+    // Shared by every source: useTrustBundle replaces the issuers and the https:// trust for all at once.
+    this.deps = {
       issuers, graceMs: this.graceMs, logger: this.logger, now: this.now, onChange: () => this.reindex(),
       limits: { ...(options.ca ? { ca: options.ca } : {}), timeoutMs: settings.fetchTimeoutMs, maxBytes: settings.maxCrlBytes, signal: this.abort.signal },
     };
-    this.sources = validateSources(options.sources).map((location) => new CrlSource(location, deps));
+    this.httpsTrustFollowsBundle = options.ca !== undefined && options.ca === options.trustBundle;
+    this.sources = validateSources(options.sources).map((location) => new CrlSource(location, this.deps));
     this.schedule = new CrlRefreshSchedule(this.sources, { intervalMs: settings.refreshIntervalMs, watchFiles: options.watchFiles !== false, logger: this.logger });
   }
 
@@ -146,6 +150,29 @@ export class RevocationChecker {
     this.logger.info('gateway.crl_refresh_on_demand', { reason: 'a client certificate\'s issuer has no CRL loaded' });
     this.onDemand = this.refresh().finally(() => { this.onDemand = null; });
     return this.onDemand;
+  }
+
+  /**
+   * A changed tls.clientCa (an agent wrote a new trust bundle: a root rotation). Checked first;
+   * the returned function puts it in force, so the caller can apply it together with the TLS
+   * reload. Every source is then judged again against it: CRLs a root no longer in the bundle
+   * vouched for are dropped, and those of a new root's CAs are accepted.
+   */
+  prepareTrustBundle(pem: string): () => void {
+    let issuers: CrlIssuers;
+    try {
+      issuers = new CrlIssuers(pem);
+    } catch (cause) {
+      throw new GatehouseError('GH_CONFIG_INVALID', `revocation trust bundle: ${(cause as Error).message}`, { cause });
+    }
+    return () => {
+      if (issuers.bundle.length === this.deps.issuers.bundle.length && issuers.bundle.every((c, i) => c.fingerprint === this.deps.issuers.bundle[i]!.fingerprint)) return;
+      this.deps.issuers = issuers;
+      if (this.httpsTrustFollowsBundle) this.deps.limits.ca = pem;
+      for (const source of this.sources) source.judgeAgain();
+      this.logger.info('gateway.crl_trust_reloaded', { cas: issuers.bundle.length });
+      void this.refresh();
+    };
   }
 
   /** Refreshes every source now (a reload signal, tests). */

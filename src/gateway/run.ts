@@ -70,11 +70,17 @@ export async function runGateway(options: RunOptions): Promise<RunningGateway> {
     }
   };
   let tlsRetry: NodeJS.Timeout | null = null;
+  // The client CA bundle also decides which CRLs are believed: it changes with them (root rotation).
+  const reloadTlsAndCrlTrust = () => {
+    const applyCrlTrust = revocation?.prepareTrustBundle(readFileSync(config.tls.clientCa, 'utf8'));
+    gateway.reloadTls();
+    applyCrlTrust?.();
+  };
   const reloadTls = () => {
-    if (attempt('tls', () => gateway.reloadTls())) return;
+    if (attempt('tls', reloadTlsAndCrlTrust)) return;
     // An agent writes cert.pem and key.pem one after the other; the half-written pair fails
     // the key check, so try once more after the writer is done.
-    tlsRetry ??= setTimeout(() => { tlsRetry = null; attempt('tls', () => gateway.reloadTls()); }, 1000);
+    tlsRetry ??= setTimeout(() => { tlsRetry = null; attempt('tls', reloadTlsAndCrlTrust); }, 1000);
     tlsRetry.unref();
   };
   const reloadPolicy = () => attempt('policy', () => gateway.setPolicy(loadPolicy(config, logger)));
