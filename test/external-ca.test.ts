@@ -13,7 +13,7 @@ import { createServer, type Server } from 'node:net';
 import { run, runSync } from './helpers/run.js';
 import { gatehouse } from './helpers/cli.js';
 import { makeTempDir } from './helpers/tmp.js';
-import { startCfsslServer, type CfsslServer } from './helpers/cfssl-server.js';
+import { AUTHED_PROFILE, AUTHED_SERVER_PROFILE, issueTlsCredential, makeTestCa, startCfsslServer, type CfsslServer } from './helpers/cfssl-server.js';
 import { startCaServerOnDir, type DirServer } from './helpers/ca-dir-server.js';
 import { CA_FILES, loadCaMaterial } from '../src/ca/ca-dir.js';
 import { externalCaFrom, type ExternalCa } from '../src/ca/external-ca.js';
@@ -259,6 +259,47 @@ test('init refuses what cannot work and creates nothing: no root, a key given, a
       assert.equal(existsSync(dir), false, `${c.args.join(' ')}: nothing created`);
     }
   } finally {
+    await cfssl.close();
+    tmp.cleanup();
+  }
+});
+
+test('over https with mutual TLS and authsign, as gatehouse.yaml configures them: enroll works; a client certificate the signer does not trust fails init', async () => {
+  const tmp = makeTempDir('gatehouse-ra-tls-');
+  const tlsCa = await makeTestCa('signer TLS CA');
+  const clientCa = await makeTestCa('signer client CA');
+  const cfssl = await startCfsslServer({ dir: tmp.dir, tls: issueTlsCredential(tlsCa, 'signer', 'server'), mutualTlsCaPem: clientCa.certPem });
+  let ca: DirServer | null = null;
+  try {
+    const file = (name: string, text: string, mode = 0o644) => { const path = join(tmp.dir, name); writeFileSync(path, text, { mode }); return path; };
+    const rootPath = file('cfssl-root.pem', cfssl.ca.certPem);
+    const client = issueTlsCredential(clientCa, 'gatehouse', 'client');
+    const stranger = issueTlsCredential(await makeTestCa('someone else'), 'gatehouse', 'client');
+    const args = (dir: string, cred: { certPem: string; keyPem: string }) => ['ca', 'init', '--dir', dir, '--trust-domain', TRUST_DOMAIN, '--import-root', rootPath,
+      '--external-ca', cfssl.url, '--external-ca-auth-key', file('auth.key', cfssl.authKeyHex, 0o600),
+      '--external-ca-tls-ca', file('tls-ca.pem', tlsCa.certPem), '--external-ca-tls-cert', file(`${dir.split('/').pop()}-client.pem`, cred.certPem),
+      '--external-ca-tls-key', file(`${dir.split('/').pop()}-client-key.pem`, cred.keyPem, 0o600),
+      '--external-ca-profile', `admin=${AUTHED_PROFILE}`, '--external-ca-profile', `web=${AUTHED_PROFILE}`, '--external-ca-profile', `ca-server=${AUTHED_SERVER_PROFILE}`];
+
+    const refused = await gatehouse(args(join(tmp.dir, 'ca-stranger'), stranger));
+    assert.equal(refused.status, 69, refused.stderr);
+    assert.match(refused.stderr, /GH_EXTERNAL_CA_UNREACHABLE/);
+    assert.equal(existsSync(join(tmp.dir, 'ca-stranger')), false);
+
+    const caDir = join(tmp.dir, 'ca');
+    const init = await gatehouse([...args(caDir, client), '--json']);
+    assert.equal(init.status, 0, init.stderr);
+    assert.equal(JSON.parse(init.stdout).externalCa, `${cfssl.url}/api/v1/cfssl/authsign`);
+    const config = readFileSync(join(caDir, CA_FILES.config), 'utf8');
+    assert.match(config, /profiles:\n\s+admin: authed\n\s+web: authed\n\s+ca-server: authed-server/);
+    ca = await startCaServerOnDir(caDir);
+    const { token } = await ca.server.authority.createToken({ role: 'web' }, { actor: 'test' });
+    const dir = join(tmp.dir, 'laptop');
+    await enroll({ caUrl: ca.url, token, dir, name: 'laptop-9' });
+    opensslVerifies(tmp.dir, rootPath, readFileSync(join(dir, 'cert.pem'), 'utf8'), 'sslclient');
+    assert.deepEqual(leafOf(dir).sans.uri, [`spiffe://${TRUST_DOMAIN}/web/laptop-9`]);
+  } finally {
+    await ca?.close();
     await cfssl.close();
     tmp.cleanup();
   }

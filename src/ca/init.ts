@@ -50,6 +50,8 @@ export interface ExternalCaOptions {
   tlsCa?: string;
   tlsCert?: string;
   tlsKey?: string;
+  /** Role → signer profile; a role not listed uses its profile name. */
+  profiles?: Record<string, string>;
 }
 
 export interface InitResult {
@@ -180,7 +182,7 @@ function externalCaDocument(e: ExternalCaOptions): Record<string, unknown> {
     authKeyFile: abs(e.authKeyFile),
     tls: e.tlsCa ? { ca: abs(e.tlsCa), cert: abs(e.tlsCert), key: abs(e.tlsKey) } : null,
     // Role → the signer's profile; a role not listed uses its profile name (client, server, both).
-    profiles: {},
+    profiles: e.profiles ?? {},
     timeout: '5s',
   };
 }

@@ -15,6 +15,8 @@ import { requireTool, startProxyOnFreePort, type ProxyProcess } from './proxy-pe
 
 export const CFSSL_EXPIRY_HOURS = 24;
 export const AUTHED_PROFILE = 'authed';
+/** serverAuth, HMAC-authenticated: for the CA's own HTTPS certificate in registration-authority mode. */
+export const AUTHED_SERVER_PROFILE = 'authed-server';
 
 export interface TestCa {
   certDer: Buffer;
@@ -74,6 +76,7 @@ function cfsslConfig(authKeyHex: string): object {
         server: profile(['server auth']),
         both: profile(['server auth', 'client auth']),
         [AUTHED_PROFILE]: { ...profile(['client auth']), auth_key: 'gatehouse' },
+        [AUTHED_SERVER_PROFILE]: { ...profile(['server auth']), auth_key: 'gatehouse' },
       },
     },
     auth_keys: { gatehouse: { type: 'standard', key: authKeyHex }, nobody: { type: 'standard', key: randomBytes(32).toString('hex') } },

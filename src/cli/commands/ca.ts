@@ -7,7 +7,7 @@ import { untilStopped } from '../stop.js';
 import { isKeyType, KEY_TYPES, loadPrivateKey } from '../../pki/keys.js';
 import { serverLogger, announce, logLevelOption } from '../server-log.js';
 import { sha256Hex } from '../../pki/certificate.js';
-import { flag, str, type CommandSpec, caDirOf } from '../command.js';
+import { flag, list, str, type CommandSpec, caDirOf } from '../command.js';
 import { json, keyValues } from '../output.js';
 import { splitHostPort, urlHost } from '../../config/listen.js';
 
@@ -31,6 +31,7 @@ export const caInit: CommandSpec = {
     'external-ca-tls-ca': { type: 'string', value: 'FILE', description: "CA certificate (PEM) of the signer's HTTPS certificate" },
     'external-ca-tls-cert': { type: 'string', value: 'FILE', description: 'Client certificate (PEM) for mutual TLS to the signer' },
     'external-ca-tls-key': { type: 'string', value: 'FILE', description: 'Its key (0600)' },
+    'external-ca-profile': { type: 'string', multiple: true, value: 'ROLE=PROFILE', description: 'The signer profile for a role (default: the role\'s profile name); ca-server is the CA\'s own HTTPS certificate' },
     json: { type: 'boolean', description: 'Print what was created as JSON' },
   },
   notes: [
@@ -76,9 +77,16 @@ export const caInit: CommandSpec = {
 function externalCaOf(ctx: Parameters<CommandSpec['run']>[0]): { externalCa?: import('../../ca/init.js').ExternalCaOptions } {
   const url = str(ctx, 'external-ca');
   const files = { authKeyFile: str(ctx, 'external-ca-auth-key'), tlsCa: str(ctx, 'external-ca-tls-ca'), tlsCert: str(ctx, 'external-ca-tls-cert'), tlsKey: str(ctx, 'external-ca-tls-key') };
+  const profileArgs = list(ctx, 'external-ca-profile');
   if (!url) {
-    if (Object.values(files).some(Boolean)) throw new GatehouseError('GH_USAGE', 'the --external-ca-* options need --external-ca URL');
+    if (Object.values(files).some(Boolean) || profileArgs.length) throw new GatehouseError('GH_USAGE', 'the --external-ca-* options need --external-ca URL');
     return {};
+  }
+  const profiles: Record<string, string> = {};
+  for (const arg of profileArgs) {
+    const m = /^([a-z0-9-]+)=([A-Za-z0-9_.-]{1,64})$/.exec(arg);
+    if (!m) throw new GatehouseError('GH_USAGE', `--external-ca-profile ${JSON.stringify(arg)}: write ROLE=PROFILE, e.g. web=corp-client`);
+    profiles[m[1]!] = m[2]!;
   }
   let parsed: URL;
   try {
@@ -87,7 +95,7 @@ function externalCaOf(ctx: Parameters<CommandSpec['run']>[0]): { externalCa?: im
     throw new GatehouseError('GH_USAGE', `--external-ca ${JSON.stringify(url)} is not a URL; give the signer's base URL, e.g. https://signer.example.internal:8888`);
   }
   if (parsed.protocol !== 'https:' && parsed.protocol !== 'http:') throw new GatehouseError('GH_USAGE', `--external-ca must be an http:// or https:// URL, not ${parsed.protocol}`);
-  return { externalCa: { url, ...Object.fromEntries(Object.entries(files).filter(([, v]) => v)) } };
+  return { externalCa: { url, ...Object.fromEntries(Object.entries(files).filter(([, v]) => v)), ...(profileArgs.length ? { profiles } : {}) } };
 }
 
 function importPathsOf(ctx: Parameters<CommandSpec['run']>[0]): { root: string; rootKey?: string; intermediate?: string; intermediateKey?: string } {
