@@ -299,3 +299,27 @@ test('with the root key offline: the rotation needs it, writes the next key wher
     tmp.cleanup();
   }
 });
+
+test('through the admin API with an admin identity: start, status, finish refused, abort; key options stay on the CA machine', async () => {
+  const fixture = await startCaFixture();
+  try {
+    const remote = ['--identity', fixture.adminDir, '--ca', fixture.url];
+    assert.equal(JSON.parse((await cli(['ca', 'rotate', 'status', ...remote, '--json'])).stdout).phase, 'none');
+    assert.match((await cli(['ca', 'rotate', 'root', ...remote, '--root-key', join(fixture.caDir, CA_FILES.rootKey)], 64)).stderr, /work only on the CA machine \(--dir\): keys never travel to the admin API/);
+    const started = JSON.parse((await cli(['ca', 'rotate', 'root', ...remote, '--json'])).stdout);
+    assert.equal(started.phase, 'rotating');
+    await waitFor(() => fixture.server.authority.rotation?.state.phase === 'rotating', 10_000, 'the running CA to take up the rotation');
+    const status = JSON.parse((await cli(['ca', 'rotate', 'status', ...remote, '--json'])).stdout);
+    assert.deepEqual(status.identities, { total: 1, moved: 0 });
+    assert.deepEqual(status.pending.map((p: { spiffeId: string }) => p.spiffeId), ['spiffe://test.internal/admin/admin']);
+    const refused = await gatehouse(['ca', 'rotate', 'finish', ...remote]);
+    assert.equal(refused.status, 75, refused.stderr);
+    assert.match(refused.stderr, /1 of 1 active identities have not moved/);
+    await cli(['ca', 'rotate', 'abort', ...remote]);
+    await waitFor(() => fixture.server.authority.rotation?.state.phase === 'aborted', 10_000, 'the running CA to take up the abort');
+    const calls = (await fixture.store.listAudit({ type: 'ca.root_rotation_started' }));
+    assert.equal(calls[0]!.actor, 'spiffe://test.internal/admin/admin', 'audited with the admin identity');
+  } finally {
+    await fixture.close();
+  }
+});

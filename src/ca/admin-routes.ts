@@ -8,6 +8,7 @@ import { isCrlReason } from '../pki/crl.js';
 import { normalizeSerial } from '../pki/certificate.js';
 import { certStateAt, type CertRecord, type CertState, type NameReservation, type TokenRecord } from '../store/store.js';
 import type { ReservedName } from './authority.js';
+import { abortRotation, finishRotation, rotationStatus, startRotation } from './root-rotation-ops.js';
 import { readJsonBody, sendJson, stringField } from './http-util.js';
 import { authenticatePeer } from './routes.js';
 import type { RequestScope } from './server.js';
@@ -57,6 +58,25 @@ async function dispatch(scope: RequestScope, method: string, url: URL, ctx: { ac
   const { authority, res } = scope;
   const path = url.pathname;
   let m: RegExpExecArray | null;
+
+  // Root rotation (root-rotation-ops.ts): keys never travel here, so a CA whose root key is
+  // offline is rotated on the CA machine only. The running servers take it up from the files.
+  if (path === '/admin/rotation/root' && method === 'GET') {
+    return reply(res, 200, await rotationStatus({ material: scope.material, store: authority.store, ...ctx }));
+  }
+  if (path === '/admin/rotation/root' && method === 'POST') {
+    await readJsonBody(scope.req, scope.maxBodyBytes);
+    return reply(res, 201, await startRotation({ material: scope.material, store: authority.store, ...ctx }));
+  }
+  if (path === '/admin/rotation/root/finish' && method === 'POST') {
+    const body = await readJsonBody(scope.req, scope.maxBodyBytes);
+    if (body.force !== undefined && typeof body.force !== 'boolean') throw new GatehouseError('GH_BODY_INVALID', 'field "force" must be true or false');
+    return reply(res, 200, await finishRotation({ material: scope.material, store: authority.store, ...ctx }, { force: body.force === true }));
+  }
+  if (path === '/admin/rotation/root/abort' && method === 'POST') {
+    await readJsonBody(scope.req, scope.maxBodyBytes);
+    return reply(res, 200, await abortRotation({ material: scope.material, store: authority.store, ...ctx }));
+  }
 
   if (path === '/admin/tokens' && method === 'POST') {
     const body = await readJsonBody(scope.req, scope.maxBodyBytes);

@@ -90,6 +90,8 @@ export interface RequestScope {
   rateLimits: RequestRateLimits;
   /** Set by mTLS endpoints once the peer is known, for the access log. */
   identity?: string;
+  /** The CA directory as loaded at start (root rotations through the admin API read it afresh). */
+  material: CaMaterial;
 }
 
 export async function startCaServer(options: CaServerOptions): Promise<CaServer> {
@@ -142,7 +144,7 @@ export async function startCaServer(options: CaServerOptions): Promise<CaServer>
   server.keepAliveTimeout = 30_000;
 
   server.on('request', (req: IncomingMessage, res: ServerResponse) => {
-    const scope: RequestScope = { req, res, requestId: newRequestId(), authority, secrets, crls, logger, maxBodyBytes: config.limits.maxBodyBytes, rateLimits };
+    const scope: RequestScope = { req, res, requestId: newRequestId(), authority, secrets, crls, logger, maxBodyBytes: config.limits.maxBodyBytes, rateLimits, material };
     const started = process.hrtime.bigint();
     // Read the socket now: after an aborted body it is already detached when 'finish' fires.
     const socket = req.socket as TLSSocket;

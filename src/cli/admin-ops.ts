@@ -22,6 +22,8 @@ import { activeContext } from './contexts.js';
 import { decodePem } from '../pki/pem.js';
 import { normalizeSerial, sha256Hex } from '../pki/certificate.js';
 import { MasterKeyRing } from '../secrets/master-key.js';
+import { abortRotation, finishRotation, rotationStatus, startRotation, type FinishView, type StartOptions, type StartView, type StatusView } from '../ca/root-rotation-ops.js';
+import type { RootRotationState } from '../ca/root-rotation.js';
 import { SecretService, type RekeyResult, type SecretSummaryView, type SecretView } from '../secrets/service.js';
 
 export type TokenView = ReturnType<typeof tokenView>;
@@ -53,6 +55,11 @@ export interface AdminOps {
   deleteSecret(name: string): Promise<{ name: string; deleted: true; versions: number }>;
   /** Local only: it rewrites the key file in the CA directory. */
   rekeySecrets(): Promise<RekeyResult>;
+  /** Key options (an offline or imported root key) are local only: keys never travel to the admin API. */
+  rootRotationStart(options: StartOptions): Promise<StartView>;
+  rootRotationStatus(): Promise<StatusView>;
+  rootRotationFinish(options: { force: boolean; nextRootKeyFile?: string | null }): Promise<FinishView>;
+  rootRotationAbort(): Promise<RootRotationState>;
   close(): Promise<void>;
 }
 
@@ -106,6 +113,10 @@ export async function openLocalAdmin(dir: string, passphraseFile?: string): Prom
     rotateSecret: (name, value, overlapMs) => secrets.rotate(name, value, overlapMs, ctx),
     deleteSecret: (name) => secrets.delete(name, ctx),
     rekeySecrets: () => secrets.rekey(ctx),
+    rootRotationStart: (options) => startRotation({ material, store, ...ctx }, options),
+    rootRotationStatus: () => rotationStatus({ material, store, ...ctx }),
+    rootRotationFinish: (options) => finishRotation({ material, store, ...ctx }, options),
+    rootRotationAbort: () => abortRotation({ material, store, ...ctx }),
     close: () => store.close(),
   };
 }
@@ -151,6 +162,16 @@ export function openRemoteAdmin(identityDir: string, caUrl?: string, pinnedRoot?
     rekeySecrets: async () => {
       throw new GatehouseError('GH_USAGE', '`secret rekey` works only on the CA machine, on the CA directory (--dir): it rewrites the master key file there');
     },
+    rootRotationStart: (options) => {
+      if (options.rootKeyFile || options.nextRootKeyOut || options.importRoot) throw new GatehouseError('GH_USAGE', '--root-key, --next-root-key-out and --import-root work only on the CA machine (--dir): keys never travel to the admin API');
+      return client.postJson('admin/rotation/root', {});
+    },
+    rootRotationStatus: () => client.getJson('admin/rotation/root'),
+    rootRotationFinish: (options) => {
+      if (options.nextRootKeyFile) throw new GatehouseError('GH_USAGE', '--next-root-key works only on the CA machine (--dir): keys never travel to the admin API');
+      return client.postJson('admin/rotation/root/finish', { force: options.force });
+    },
+    rootRotationAbort: () => client.postJson('admin/rotation/root/abort', {}),
     close: async () => client.close(),
   };
 }
