@@ -20,6 +20,8 @@ import { runGateway } from '../src/gateway/run.js';
 import { createLogger } from '../src/log/logger.js';
 import { startEchoUpstream } from './helpers/echo-upstream.js';
 import { renewOnce } from '../src/agent/renew.js';
+import { checkRevocation } from '../src/agent/revocation.js';
+import { loadIdentity } from '../src/agent/agent-state.js';
 import { enroll } from '../src/agent/enroll.js';
 import { isGatehouseError } from '../src/errors/errors.js';
 import { parseCertificatePem, sha256Hex } from '../src/pki/certificate.js';
@@ -147,6 +149,12 @@ test('a root rotation under continuous requests: no request fails, status reache
       assert.deepEqual(rootsIn(dir), [oldRoot, started.nextRoot]);
       await progressed(`after renewing ${dir} on the new chain`);
     }
+    // The agent's own revocation check follows the chain to whichever root of ca.pem it runs to.
+    const check = await checkRevocation(loadIdentity(clients[0]!.dir), { now: new Date(), caUrl: fixture.url });
+    assert.equal(check.source, 'ca', `${check.caProblem ?? ''} ${check.refused ?? ''}`);
+    assert.equal(check.revoked, false);
+    const agentStatus = await gatehouse(['agent', 'status', '--dir', clients[0]!.dir, '--ca', fixture.url]);
+    assert.equal(agentStatus.status, 0, `agent status after the finish: ${agentStatus.stdout}${agentStatus.stderr}`);
     const served1 = JSON.parse((await run('curl', ['-sS', '--fail', '--cacert', join(fixture.caDir, CA_FILES.rootCert), `${fixture.url}/roots?format=json`])).stdout);
     assert.deepEqual(served1.roots.map((r: { fingerprint: string }) => r.fingerprint), [started.nextRoot], '/roots serves only the new root');
 

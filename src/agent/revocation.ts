@@ -74,8 +74,8 @@ interface StoredCrl {
 
 export async function checkRevocation(identity: LoadedIdentity, options: RevocationCheckOptions): Promise<RevocationCheck> {
   const { now } = options;
-  const rootDer = pinnedRootOf(identity);
-  const stored = readStoredCrl(identity, rootDer, now);
+  const roots = trustedRootsOf(identity);
+  const stored = readStoredCrl(identity, roots, now);
   if (options.offline) return { ...fromStored(stored, null, null), offline: true };
   let caUrl: string | undefined;
   try {
@@ -93,7 +93,7 @@ export async function checkRevocation(identity: LoadedIdentity, options: Revocat
   }
   let fresh: CrlForCertificate;
   try {
-    fresh = verifyCrlForCertificate(raw, identity.chainDer, rootDer, now);
+    fresh = verifyCrlForAnyRoot(raw, identity.chainDer, roots, now);
     if (stored.verified) assertCrlNotOlder(fresh.crl, stored.verified.crl);
   } catch (err) {
     return fromStored(stored, null, `the CRL from ${caUrl} was refused: ${(err as Error).message}`);
@@ -102,18 +102,31 @@ export async function checkRevocation(identity: LoadedIdentity, options: Revocat
   return { ...verdict('ca', fresh, now), offline: false, caProblem: null, refused: null, storeProblem };
 }
 
-function pinnedRootOf(identity: LoadedIdentity): Buffer {
-  const [rootDer] = decodePem(identity.caPem, 'CERTIFICATE');
-  if (!rootDer) throw new GatehouseError('GH_FILE_IO', `${join(identity.dir, 'ca.pem')} holds no root certificate`);
-  return rootDer;
+/** Every root in ca.pem: two during a root rotation, and the chain may run to either. */
+function trustedRootsOf(identity: LoadedIdentity): Buffer[] {
+  const roots = decodePem(identity.caPem, 'CERTIFICATE');
+  if (roots.length === 0) throw new GatehouseError('GH_FILE_IO', `${join(identity.dir, 'ca.pem')} holds no root certificate`);
+  return roots;
+}
+
+function verifyCrlForAnyRoot(crl: Buffer, chainDer: readonly Buffer[], roots: Buffer[], now: Date): CrlForCertificate {
+  let last: unknown;
+  for (const rootDer of roots) {
+    try {
+      return verifyCrlForCertificate(crl, chainDer, rootDer, now);
+    } catch (err) {
+      last = err;
+    }
+  }
+  throw last;
 }
 
 /** The stored CRL is verified again on every read: the file is only as trustworthy as its signature. */
-function readStoredCrl(identity: LoadedIdentity, rootDer: Buffer, now: Date): StoredCrl {
+function readStoredCrl(identity: LoadedIdentity, roots: Buffer[], now: Date): StoredCrl {
   const path = join(identity.dir, CRL_FILE);
   if (!existsSync(path)) return { verified: null, checkedAt: null, refused: null };
   try {
-    const verified = verifyCrlForCertificate(readFileSync(path), identity.chainDer, rootDer, now);
+    const verified = verifyCrlForAnyRoot(readFileSync(path), identity.chainDer, roots, now);
     return { verified, checkedAt: statSync(path).mtime, refused: null };
   } catch (err) {
     return { verified: null, checkedAt: null, refused: `the stored ${CRL_FILE} was ignored: ${(err as Error).message}` };

@@ -8,7 +8,7 @@
  * holds), and is WARNING once no such CRL is at hand: gateways refuse soon after that too.
  */
 import { isGatehouseError } from '../errors/errors.js';
-import { verifyChain } from '../pki/chain.js';
+import { verifyChainToOneOf } from '../pki/chain.js';
 import { decodePem } from '../pki/pem.js';
 import type { Identity } from '../pki/certificate.js';
 import { loadIdentity, type LoadedIdentity } from './agent-state.js';
@@ -91,12 +91,13 @@ function expiryReport(loaded: LoadedIdentity, now: Date, warnWithinMs?: number):
   const remainingMs = leaf.notAfter.getTime() - now.getTime();
   const lifetimeMs = leaf.notAfter.getTime() - leaf.notBefore.getTime();
   const threshold = warnWithinMs ?? lifetimeMs / 4;
-  const [rootDer] = decodePem(loaded.caPem, 'CERTIFICATE');
+  // Every root of ca.pem: during a root rotation it holds two and the chain may run to either.
+  const roots = decodePem(loaded.caPem, 'CERTIFICATE');
   if (remainingMs <= 0) return { level: 'CRITICAL', message: `certificate expired at ${leaf.notAfter.toISOString()}; enroll again with a new join token`, identity, remainingMs };
   if (now < leaf.notBefore) return { level: 'CRITICAL', message: `certificate is not valid until ${leaf.notBefore.toISOString()} (clock skew?)`, identity, remainingMs };
-  if (!rootDer) return { level: 'CRITICAL', message: 'ca.pem holds no root certificate', identity, remainingMs };
+  if (roots.length === 0) return { level: 'CRITICAL', message: 'ca.pem holds no root certificate', identity, remainingMs };
   try {
-    verifyChain(loaded.chainDer, rootDer, now);
+    verifyChainToOneOf(loaded.chainDer, roots, now);
   } catch (err) {
     return { level: 'CRITICAL', message: (err as Error).message, identity, remainingMs };
   }
