@@ -331,3 +331,22 @@ test('through the admin API with an admin identity: start, status, finish refuse
     await fixture.close();
   }
 });
+
+test('one rotation command at a time: a live holder of the lock refuses the next, a dead one is taken over', async () => {
+  const tmp = makeTempDir();
+  try {
+    const caDir = join(tmp.dir, 'ca');
+    await initCa({ dir: caDir, org: 'Test Org' });
+    const lock = join(caDir, '.root-rotation.lock');
+    const { hostname } = await import('node:os');
+    writeFileSync(lock, JSON.stringify({ pid: process.pid, host: hostname(), since: '2026-01-01T00:00:00.000Z' }));
+    assert.match((await cli(['ca', 'rotate', 'root', '--dir', caDir], 75)).stderr, new RegExp(`another root rotation command holds .*\\.root-rotation\\.lock \\(pid ${process.pid}`));
+    assert.equal(existsSync(join(caDir, 'rotation', 'root.json')), false, 'nothing started');
+    // A holder that is gone (a crash): its lock is taken over.
+    writeFileSync(lock, JSON.stringify({ pid: 2 ** 22 + 12345, host: hostname(), since: '2026-01-01T00:00:00.000Z' }));
+    await cli(['ca', 'rotate', 'root', '--dir', caDir]);
+    assert.equal(existsSync(lock), false, 'released');
+  } finally {
+    tmp.cleanup();
+  }
+});

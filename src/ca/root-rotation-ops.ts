@@ -5,7 +5,8 @@
  */
 import type { KeyObject } from 'node:crypto';
 import { readFileSync } from 'node:fs';
-import { resolve } from 'node:path';
+import { join, resolve } from 'node:path';
+import { withDirLock } from '../files/dir-lock.js';
 import { loadPrivateKey } from '../pki/keys.js';
 import { readImportedPki } from './import-pki.js';
 import { GatehouseError } from '../errors/errors.js';
@@ -15,6 +16,8 @@ import { CA_FILES, caPath, loadIssuerMaterial, loadRootMaterial, type CaMaterial
 import { generateRootCrl } from './crl-publisher.js';
 import { abortRootRotation, finishRootRotation, loadRootRotation, startRootRotation, type RootRotationState } from './root-rotation.js';
 import { rotationProgress } from './rotation-progress.js';
+
+const ROTATION_LOCK = '.root-rotation.lock';
 
 export interface RotationDeps {
   material: CaMaterial;
@@ -40,7 +43,17 @@ export interface StartOptions {
   importRoot?: { certPath: string; keyPath: string } | null;
 }
 
-export async function startRotation(deps: RotationDeps, options: StartOptions = {}): Promise<StartView> {
+/** One rotation command at a time per CA directory: the CLI and a running CA's admin API share it. */
+function locked<T>(deps: RotationDeps, fn: () => Promise<T>): Promise<T> {
+  const path = join(deps.material.dir, ROTATION_LOCK);
+  return withDirLock(path, (holder) => new GatehouseError('GH_CA_ROTATION', `another root rotation command holds ${path} (pid ${holder.pid ?? '?'} on ${holder.host ?? '?'} since ${holder.since ?? '?'}); wait for it, or remove the file if none is running`), fn);
+}
+
+export function startRotation(deps: RotationDeps, options: StartOptions = {}): Promise<StartView> {
+  return locked(deps, () => startRotationLocked(deps, options));
+}
+
+async function startRotationLocked(deps: RotationDeps, options: StartOptions): Promise<StartView> {
   const { material, store } = deps;
   refuseExternal(material);
   const current = loadRootRotation(material.dir);
@@ -80,7 +93,11 @@ export async function rotationStatus(deps: RotationDeps): Promise<StatusView> {
   };
 }
 
-export async function finishRotation(deps: RotationDeps, options: { force: boolean; nextRootKeyFile?: string | null }): Promise<FinishView> {
+export function finishRotation(deps: RotationDeps, options: { force: boolean; nextRootKeyFile?: string | null }): Promise<FinishView> {
+  return locked(deps, () => finishRotationLocked(deps, options));
+}
+
+async function finishRotationLocked(deps: RotationDeps, options: { force: boolean; nextRootKeyFile?: string | null }): Promise<FinishView> {
   const { material, store } = deps;
   refuseExternal(material);
   const rotation = loadRootRotation(material.dir);
@@ -104,7 +121,11 @@ export async function finishRotation(deps: RotationDeps, options: { force: boole
   return { ...state, notMoved: progress.pending.map((p) => p.spiffeId) };
 }
 
-export async function abortRotation(deps: RotationDeps): Promise<RootRotationState> {
+export function abortRotation(deps: RotationDeps): Promise<RootRotationState> {
+  return locked(deps, () => abortRotationLocked(deps));
+}
+
+async function abortRotationLocked(deps: RotationDeps): Promise<RootRotationState> {
   const { material, store } = deps;
   const rotation = loadRootRotation(material.dir);
   if (!rotation || rotation.state.phase !== 'rotating') throw new GatehouseError('GH_CA_ROTATION', rotation ? `the root rotation started at ${rotation.state.startedAt} is already ${rotation.state.phase}` : 'no root rotation is in progress');

@@ -17,12 +17,12 @@
  * key openable; the rekey then rewrites it with the new key alone.
  */
 import { linkSync, readFileSync, rmSync, statSync } from 'node:fs';
-import { hostname } from 'node:os';
 import { join } from 'node:path';
 import { createCipheriv, createDecipheriv, randomBytes, scryptSync } from 'node:crypto';
 import { z } from 'zod';
 import { GatehouseError } from '../errors/errors.js';
 import { fsyncDir, tempPathFor, writeFileAtomic, writeNewFile } from '../files/atomic-write.js';
+import { withDirLock } from '../files/dir-lock.js';
 import { assertPrivateFile } from '../files/identity-dir.js';
 import type { MasterKey } from './seal.js';
 
@@ -259,39 +259,5 @@ const REKEY_LOCK = '.secrets-master-key.lock';
  */
 export async function withRekeyLock<T>(caDir: string, fn: () => Promise<T>): Promise<T> {
   const path = join(caDir, REKEY_LOCK);
-  const mine = JSON.stringify({ pid: process.pid, host: hostname(), since: new Date().toISOString() });
-  for (let attempt = 0; ; attempt++) {
-    try {
-      writeNewFile(path, mine, 0o600);
-      break;
-    } catch (err) {
-      if (((err as Error).cause as NodeJS.ErrnoException | undefined)?.code !== 'EEXIST') throw err;
-      let holder: { pid?: number; host?: string; since?: string } = {};
-      try {
-        holder = JSON.parse(readFileSync(path, 'utf8')) as typeof holder;
-      } catch {
-        // gone meanwhile, or half written: look again
-      }
-      if (attempt === 0 && holder.host === hostname() && typeof holder.pid === 'number' && !processAlive(holder.pid)) {
-        rmSync(path, { force: true });
-        continue;
-      }
-      if (attempt < 1) continue;
-      throw new GatehouseError('GH_SECRET_MASTER_KEY', `another \`secret rekey\` holds ${path} (pid ${holder.pid ?? '?'} on ${holder.host ?? '?'} since ${holder.since ?? '?'}); wait for it, or remove the file if no rekey is running`, { cause: err });
-    }
-  }
-  try {
-    return await fn();
-  } finally {
-    rmSync(path, { force: true });
-  }
-}
-
-function processAlive(pid: number): boolean {
-  try {
-    process.kill(pid, 0);
-    return true;
-  } catch (err) {
-    return (err as NodeJS.ErrnoException).code === 'EPERM';
-  }
+  return withDirLock(path, (holder) => new GatehouseError('GH_SECRET_MASTER_KEY', `another \`secret rekey\` holds ${path} (pid ${holder.pid ?? '?'} on ${holder.host ?? '?'} since ${holder.since ?? '?'}); wait for it, or remove the file if no rekey is running`), fn);
 }
