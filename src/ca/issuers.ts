@@ -58,17 +58,19 @@ export function loadRetiredIssuers(dir: string, passphrase: string | undefined, 
  * notice a rotation made by another process (the CLI) without a restart.
  */
 export function issuerFilesStamp(dir: string, intermediateCert: string, intermediateKey: string): string {
-  const stamp = (path: string) => {
-    try {
-      const s = statSync(path);
-      return `${s.mtimeMs}:${s.size}:${s.ino}`;
-    } catch {
-      return 'missing';
-    }
-  };
   const retiredDir = join(dir, RETIRED_DIR);
   const retired = existsSync(retiredDir) ? readdirSync(retiredDir).sort().join(',') : '';
-  return [stamp(intermediateCert), stamp(intermediateKey), retired].join('|');
+  return [fileStamp(intermediateCert), fileStamp(intermediateKey), retired].join('|');
+}
+
+/** A file's modification time, size and inode, or "missing": changes whenever it is rewritten or replaced. */
+export function fileStamp(path: string): string {
+  try {
+    const s = statSync(path);
+    return `${s.mtimeMs}:${s.size}:${s.ino}`;
+  } catch {
+    return 'missing';
+  }
 }
 
 export interface RotationInput {

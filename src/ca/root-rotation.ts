@@ -19,7 +19,7 @@
  * moved machine received in its trust bundle. The previous root stays in the bundles agents get
  * until the last certificate issued before the finish has expired (bundleUntil), then is retired.
  */
-import { existsSync, mkdirSync, readFileSync, renameSync, rmSync, statSync } from 'node:fs';
+import { existsSync, mkdirSync, readFileSync, renameSync, rmSync } from 'node:fs';
 import { join } from 'node:path';
 import type { KeyObject } from 'node:crypto';
 import { z } from 'zod';
@@ -32,7 +32,7 @@ import { formatDn, parseCertificate, sha256Hex } from '../pki/certificate.js';
 import { generatePrivateKey, loadPrivateKey, privateKeyToPem, spkiDer } from '../pki/keys.js';
 import { keyIdentifier } from '../pki/leaf-certificate.js';
 import { decodePem, toPem } from '../pki/pem.js';
-import { keyTypeOf, rotateIntermediate } from './issuers.js';
+import { fileStamp, keyTypeOf, rotateIntermediate } from './issuers.js';
 
 export const ROTATION_DIR = 'rotation';
 const FILES = {
@@ -115,17 +115,9 @@ export function loadRootRotation(dir: string): RootRotation | null {
   return rotation;
 }
 
-/** Cheap signature of the files a running CA reloads: the rotation state, the root and the issuing CA. */
+/** Cheap signature of the files a running CA reloads for a root rotation: its state and the root. */
 export function rootFilesStamp(dir: string, rootCert: string): string {
-  const stamp = (file: string) => {
-    try {
-      const s = statSync(file);
-      return `${s.mtimeMs}:${s.size}:${s.ino}`;
-    } catch {
-      return 'missing';
-    }
-  };
-  return [stamp(path(dir, 'state')), stamp(rootCert)].join('|');
+  return [fileStamp(path(dir, 'state')), fileStamp(rootCert)].join('|');
 }
 
 /**
