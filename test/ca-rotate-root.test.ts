@@ -7,7 +7,8 @@
  */
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { existsSync, readFileSync, statSync, writeFileSync } from 'node:fs';
+import { existsSync, readFileSync, renameSync, statSync, writeFileSync } from 'node:fs';
+import { createPublicKey } from 'node:crypto';
 import { join } from 'node:path';
 import { Agent, request as httpsRequest } from 'node:https';
 import { startCaFixture, enrollIdentity, type CaFixture } from './helpers/ca-fixture.js';
@@ -346,6 +347,37 @@ test('one rotation command at a time: a live holder of the lock refuses the next
     writeFileSync(lock, JSON.stringify({ pid: 2 ** 22 + 12345, host: hostname(), since: '2026-01-01T00:00:00.000Z' }));
     await cli(['ca', 'rotate', 'root', '--dir', caDir]);
     assert.equal(existsSync(lock), false, 'released');
+  } finally {
+    tmp.cleanup();
+  }
+});
+
+test('a finish cut short completes when run again and loses no key; a new start waits for the previous root to leave; an aborted root stays retired', async () => {
+  const tmp = makeTempDir();
+  try {
+    const caDir = join(tmp.dir, 'ca');
+    await initCa({ dir: caDir, org: 'Test Org' });
+    const keyFingerprint = (file: string) => sha256Hex(createPublicKey(readFileSync(file, 'utf8')).export({ type: 'spki', format: 'der' }));
+    // An aborted rotation first: its next root must stay retired through the next start.
+    const aborted = JSON.parse((await cli(['ca', 'rotate', 'root', '--dir', caDir, '--json'])).stdout);
+    await cli(['ca', 'rotate', 'abort', '--dir', caDir]);
+    const started = JSON.parse((await cli(['ca', 'rotate', 'root', '--dir', caDir, '--json'])).stdout);
+    assert.deepEqual(started.retiredRoots, [aborted.nextRoot]);
+    const rootKey = join(caDir, CA_FILES.rootKey);
+    const nextKey = join(caDir, 'rotation', 'next-root-key.pem');
+    const previousKey = join(caDir, 'rotation', 'previous-root-key.pem');
+    const previousFp = keyFingerprint(rootKey);
+    const nextFp = keyFingerprint(nextKey);
+    // A finish killed after moving both keys, before root.pem and root.json (what kill -9 leaves).
+    renameSync(rootKey, previousKey);
+    renameSync(nextKey, rootKey);
+    const finished = JSON.parse((await cli(['ca', 'rotate', 'finish', '--dir', caDir, '--force', '--json'])).stdout);
+    assert.equal(finished.phase, 'finished');
+    assert.equal(keyFingerprint(rootKey), nextFp, 'root-key.pem is the next root\'s key');
+    assert.equal(keyFingerprint(previousKey), previousFp, 'the previous key is kept, not overwritten');
+    assert.equal(sha256Hex(decodePem(readFileSync(join(caDir, CA_FILES.rootCert), 'utf8'), 'CERTIFICATE')[0]!), started.nextRoot);
+    // The previous root is still in agents' bundles: no new rotation until it has left them.
+    assert.match((await cli(['ca', 'rotate', 'root', '--dir', caDir], 75)).stderr, /is still moving agents off its previous root \(until /);
   } finally {
     tmp.cleanup();
   }

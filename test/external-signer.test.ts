@@ -260,7 +260,7 @@ function leafSpec(key: KeyObject, overrides: Partial<LeafSpec> = {}): LeafSpec {
 }
 
 /** For what buildLeafCertificate never writes: CA:TRUE, keyCertSign, an extra subject attribute. */
-async function x509Leaf(issuer: Issuer, key: KeyObject, options: { name: string; ca?: boolean; usages?: number }): Promise<Buffer> {
+async function x509Leaf(issuer: Issuer, key: KeyObject, options: { name: string; ca?: boolean; usages?: number; extra?: x509.Extension[] }): Promise<Buffer> {
   const keys = await toCryptoKeys(key);
   const issuerKeys = await toCryptoKeys(issuer.key);
   const cert = await x509.X509CertificateGenerator.create({
@@ -272,6 +272,7 @@ async function x509Leaf(issuer: Issuer, key: KeyObject, options: { name: string;
       new x509.KeyUsagesExtension(options.usages ?? x509.KeyUsageFlags.digitalSignature, true),
       new x509.ExtendedKeyUsageExtension([OID.clientAuth]),
       new x509.SubjectAlternativeNameExtension([{ type: 'dns', value: 'web-01.gatehouse.test' }, { type: 'ip', value: '10.0.0.7' }, { type: 'url', value: SPIFFE_ID }]),
+      ...(options.extra ?? []),
     ],
   });
   return Buffer.from(cert.rawData);
@@ -360,6 +361,21 @@ describe('checkExternalCertificate', () => {
     const usages = x509.KeyUsageFlags.digitalSignature | x509.KeyUsageFlags.keyCertSign;
     await refused(await x509Leaf(intermediate, key, { name: 'O=Gatehouse, OU=web, CN=web-01', usages }), /keyUsage keyCertSign, which only a CA may have/);
     await refused(await x509Leaf(intermediate, key, { name: 'O=Gatehouse, OU=web, CN=web-01', usages: x509.KeyUsageFlags.keyEncipherment }), /lacks digitalSignature/);
+  });
+
+  test('check-refuses-duplicate-unknown-critical-and-name-constraint-extensions', async () => {
+    const name = 'O=Gatehouse, OU=web, CN=web-01';
+    // A second SAN extension: parsers disagree on which one counts (Go refuses, Node shows the first).
+    const evilSan = new x509.SubjectAlternativeNameExtension([{ type: 'dns', value: 'evil.example' }, { type: 'url', value: 'spiffe://gatehouse.test/admin/admin' }]);
+    await refused(await x509Leaf(intermediate, key, { name, extra: [evilSan] }), /malformed certificate: .*extension 2\.5\.29\.17 appears twice/);
+    await refused(await x509Leaf(intermediate, key, { name, extra: [new x509.BasicConstraintsExtension(true, 0, true)] }), /extension 2\.5\.29\.19 appears twice/);
+    // A private critical extension: openssl refuses the certificate ("unsupported certificate extension").
+    const privateCritical = new x509.Extension('1.3.6.1.4.1.55555.1', true, new Uint8Array([0x05, 0x00]));
+    await refused(await x509Leaf(intermediate, key, { name, extra: [privateCritical] }), /critical extension 1\.3\.6\.1\.4\.1\.55555\.1, which was not requested/);
+    // The same extension not critical is tolerated (peers ignore what they do not know).
+    checkExternalCertificate(await x509Leaf(intermediate, key, { name, extra: [new x509.Extension('1.3.6.1.4.1.55555.1', false, new Uint8Array([0x05, 0x00]))] }), expected);
+    const nameConstraints = new x509.Extension('2.5.29.30', true, new Uint8Array([0x30, 0x00]));
+    await refused(await x509Leaf(intermediate, key, { name, extra: [nameConstraints] }), /nameConstraints extension, which only a CA certificate may have/);
   });
 
   test('check-refuses-wrong-eku', async () => {

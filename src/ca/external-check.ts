@@ -41,6 +41,7 @@ export function checkExternalCertificate(der: Buffer, expected: ExternalCertific
   checkSans(cert, expected.sans);
   checkEku(cert, expected.profile);
   checkConstraints(cert);
+  checkExtensions(cert);
   checkValidity(cert, expected, now);
   checkChain(cert, expected, now);
   return cert;
@@ -113,6 +114,20 @@ function checkConstraints(cert: CertificateInfo): void {
   if (!cert.keyUsage.includes('digitalSignature')) throw mismatch(`whose keyUsage lacks digitalSignature (it has ${cert.keyUsage.join(', ') || 'none'})`);
   const forbidden = cert.keyUsage.find((u) => u === 'keyCertSign' || u === 'cRLSign');
   if (forbidden) throw mismatch(`with keyUsage ${forbidden}, which only a CA may have`);
+}
+
+/** Extensions a TLS peer must understand when critical (RFC 5280 §4.2: it refuses a critical one it does not). */
+const KNOWN_CRITICAL: ReadonlySet<string> = new Set([OID.basicConstraints, OID.keyUsage, OID.extKeyUsage, OID.subjectAltName]);
+
+/**
+ * A critical extension the requested profile does not have makes the certificate unusable for
+ * peers that do not know it (openssl refuses it), or restricts it in ways nobody asked for; name
+ * constraints belong in CA certificates only (RFC 5280 §4.2.1.10).
+ */
+function checkExtensions(cert: CertificateInfo): void {
+  if (cert.extensions.some((e) => e.oid === OID.nameConstraints)) throw mismatch('with a nameConstraints extension, which only a CA certificate may have');
+  const unknown = cert.extensions.find((e) => e.critical && !KNOWN_CRITICAL.has(e.oid));
+  if (unknown) throw mismatch(`with the critical extension ${unknown.oid}, which was not requested and which TLS peers that do not know it refuse`);
 }
 
 function checkValidity(cert: CertificateInfo, expected: ExternalCertificateExpectation, now: Date): void {

@@ -19,7 +19,7 @@
  * moved machine received in its trust bundle. The previous root stays in the bundles agents get
  * until the last certificate issued before the finish has expired (bundleUntil), then is retired.
  */
-import { existsSync, mkdirSync, readFileSync, renameSync, rmSync } from 'node:fs';
+import { existsSync, linkSync, mkdirSync, readFileSync, renameSync, rmSync, unlinkSync } from 'node:fs';
 import { join } from 'node:path';
 import type { KeyObject } from 'node:crypto';
 import { z } from 'zod';
@@ -62,6 +62,8 @@ const stateSchema = z.strictObject({
   /** After a finish or abort: until then agents still get the root being left in their bundle. */
   bundleUntil: z.string().nullable(),
   forced: z.boolean().default(false),
+  /** Roots of earlier rotations agents must still drop (an aborted next root, a finished rotation's previous root). */
+  retiredRoots: z.array(z.string().regex(/^[0-9a-f]{64}$/)).default([]),
 });
 
 export type RootRotationState = z.output<typeof stateSchema>;
@@ -126,6 +128,12 @@ export function rootFilesStamp(dir: string, rootCert: string): string {
  * since get it vouched for by the next), then the previous one retired. Aborted: the next retired.
  */
 export function rotationBundle(rotation: RootRotation, now: Date): RotationBundle {
+  const bundle = phaseBundle(rotation, now);
+  const retired = [...new Set([...bundle.retired, ...rotation.state.retiredRoots])];
+  return { ...bundle, retired };
+}
+
+function phaseBundle(rotation: RootRotation, now: Date): RotationBundle {
   const { state } = rotation;
   const inGrace = state.bundleUntil !== null && now < new Date(state.bundleUntil);
   switch (state.phase) {
@@ -174,6 +182,13 @@ export async function startRootRotation(input: StartInput): Promise<StartResult>
   const { dir, config, rootDer, rootKey, now, passphrase } = input;
   const existing = loadRootRotation(dir);
   if (existing?.state.phase === 'rotating') throw rotationError(`a root rotation is in progress since ${existing.state.startedAt}: see \`gatehouse ca rotate status --dir ${dir}\``);
+  // Agents hold the previous root of a finished rotation until bundleUntil; a new rotation now
+  // would leave them three roots and no state that ever retires the oldest.
+  if (existing?.state.phase === 'finished' && existing.state.bundleUntil && now < new Date(existing.state.bundleUntil)) {
+    throw rotationError(`the root rotation finished at ${existing.state.finishedAt} is still moving agents off its previous root (until ${existing.state.bundleUntil}); start the next one after that`);
+  }
+  // What earlier rotations retired stays retired: an agent that took an aborted next root drops it even after a new start.
+  const carriedRetired = existing ? [...new Set([...existing.state.retiredRoots, existing.state.phase === 'aborted' ? existing.state.nextRoot : existing.state.previousRoot])] : [];
   const previous = parseCertificate(rootDer);
   const backdated = new Date(now.getTime() - config.limits.backdate);
   const nextKey = input.imported?.key ?? generatePrivateKey(keyTypeOf(rootKey));
@@ -217,6 +232,7 @@ export async function startRootRotation(input: StartInput): Promise<StartResult>
   const state: RootRotationState = {
     format: 1, phase: 'rotating', startedAt: now.toISOString(), previousRoot: sha256Hex(rootDer), nextRoot: sha256Hex(nextRootDer),
     issuerId: rotated.next.id, nextRootKey: input.nextRootKeyOut || input.imported ? 'offline' : 'ca-dir', finishedAt: null, abortedAt: null, bundleUntil: null, forced: false,
+    retiredRoots: carriedRetired.filter((f) => f !== sha256Hex(rootDer) && f !== sha256Hex(nextRootDer)),
   };
   writeState(dir, state);
   return { state, nextRootDer, nextRootKeyPath, issuer: { id: rotated.next.id, notAfter: rotated.next.notAfter }, retiredIssuerId: rotated.previous.id };
@@ -247,28 +263,34 @@ export function finishRootRotation(input: FinishInput): { state: RootRotationSta
   const keyInDir = config.keys.root !== null;
   const rootKeyPath = keyInDir ? join(dir, config.keys.root!) : null;
   const nextKeyPath = path(dir, 'nextRootKey');
-  let nextRootKey: KeyObject;
-  if (rotation.state.nextRootKey === 'ca-dir' && existsSync(nextKeyPath)) {
-    assertPrivateFile(nextKeyPath);
-    nextRootKey = loadPrivateKey(readFileSync(nextKeyPath, 'utf8'), passphrase, nextKeyPath);
-  } else if (rotation.state.nextRootKey === 'ca-dir' && rootKeyPath && existsSync(rootKeyPath) && sha256Hex(readCert(rootPath)) === rotation.state.nextRoot) {
-    nextRootKey = loadPrivateKey(readFileSync(rootKeyPath, 'utf8'), passphrase, rootKeyPath); // an earlier finish moved it already
-  } else if (input.nextRootKey) {
-    nextRootKey = input.nextRootKey;
-  } else {
+  const nextSpki = parseCertificate(rotation.nextRootDer).spkiDer;
+  const previousSpki = parseCertificate(rotation.previousRootDer).spkiDer;
+  // Keys are told apart by what they are, never by file names alone: a finish cut short may have
+  // moved some of them already, and running it again must complete it without losing one.
+  const readKey = (file: string) => {
+    assertPrivateFile(file);
+    return loadPrivateKey(readFileSync(file, 'utf8'), passphrase, file);
+  };
+  const keyIn = (file: string | null, spki: Buffer): KeyObject | null => {
+    if (!file || !existsSync(file)) return null;
+    const key = readKey(file);
+    return spkiDer(key).equals(spki) ? key : null;
+  };
+  const nextRootKey = (rotation.state.nextRootKey === 'ca-dir' ? keyIn(nextKeyPath, nextSpki) ?? keyIn(rootKeyPath, nextSpki) : null) ?? input.nextRootKey;
+  if (!nextRootKey) {
     throw new GatehouseError('GH_CA_ROOT_KEY_OFFLINE', 'the next root key is kept offline: pass --next-root-key FILE (the file `ca rotate root` wrote with --next-root-key-out, or read with --import-root-key) to sign the next root\'s first CRL');
   }
-  if (!spkiDer(nextRootKey).equals(parseCertificate(rotation.nextRootDer).spkiDer)) throw rotationError('the key given is not the key of the next root');
+  if (!spkiDer(nextRootKey).equals(nextSpki)) throw rotationError('the key given is not the key of the next root');
 
   // 1. the issuing CA's certificate from the next root, 2. the root key, 3. the root.
   const intermediatePath = join(dir, 'intermediate.pem');
   const intermediateNextPath = path(dir, 'intermediateNext');
   if (existsSync(intermediateNextPath)) writeFileAtomic(intermediatePath, readFileSync(intermediateNextPath, 'utf8'), 0o644);
   if (keyInDir && rootKeyPath) {
-    // While root.pem is the previous root, the key beside it is the previous key: keep it aside.
-    // A next key kept offline (imported, or --next-root-key-out) leaves the root key offline from now on.
-    if (existsSync(rootKeyPath) && sha256Hex(readCert(rootPath)) === rotation.state.previousRoot) renameSync(rootKeyPath, path(dir, 'previousRootKey'));
-    if (existsSync(nextKeyPath)) renameSync(nextKeyPath, rootKeyPath);
+    // The previous key is kept aside; a next key kept offline (imported, or --next-root-key-out)
+    // leaves the root key offline from now on.
+    if (keyIn(rootKeyPath, previousSpki)) moveWithoutOverwriting(rootKeyPath, path(dir, 'previousRootKey'));
+    if (existsSync(nextKeyPath) && !existsSync(rootKeyPath)) moveWithoutOverwriting(nextKeyPath, rootKeyPath);
   }
   writeFileAtomic(rootPath, toPem('CERTIFICATE', rotation.nextRootDer), 0o644);
   const state: RootRotationState = {
@@ -295,6 +317,17 @@ export function abortRootRotation(dir: string, rotation: RootRotation, lastLeafN
   };
   writeState(dir, state);
   return state;
+}
+
+/** rename(2) replaces its target; a key file must never be lost that way. link(2) refuses an existing one. */
+function moveWithoutOverwriting(from: string, to: string): void {
+  try {
+    linkSync(from, to);
+  } catch (cause) {
+    if ((cause as NodeJS.ErrnoException).code === 'EEXIST') throw rotationError(`${to} already exists; refusing to overwrite a key (move it away, then run the command again)`);
+    throw cause;
+  }
+  unlinkSync(from);
 }
 
 function writeState(dir: string, state: RootRotationState): void {

@@ -34,6 +34,8 @@ export interface CertificateInfo {
   subjectKeyId: Buffer | null;
   authorityKeyId: Buffer | null;
   crlUrls: string[];
+  /** Every extension's OID and criticality, in order (what checks of unknown extensions need). */
+  extensions: Array<{ oid: string; critical: boolean }>;
   tbsDer: Buffer;
   signatureAlgorithmOid: string;
   signature: Buffer;
@@ -87,6 +89,7 @@ function readCertificate(der: Buffer): CertificateInfo {
     subjectKeyId: null,
     authorityKeyId: null,
     crlUrls: [],
+    extensions: [],
     tbsDer: tbs!.raw,
     signatureAlgorithmOid: decodeOid(expectTag(children(expectTag(sigAlg, TAG.SEQUENCE, 'signatureAlgorithm'))[0], TAG.OID, 'algorithm').content),
     signature: expectTag(sig, TAG.BIT_STRING, 'signature').content.subarray(1),
@@ -99,6 +102,11 @@ function readExtensions(list: DerNode | undefined, info: CertificateInfo): void 
   for (const extension of children(expectTag(list, TAG.SEQUENCE, 'extensions'))) {
     const parts = children(expectTag(extension, TAG.SEQUENCE, 'extension'));
     const oid = decodeOid(expectTag(parts[0], TAG.OID, 'extnID').content);
+    // RFC 5280 §4.2: at most one instance of an extension. Parsers disagree on which of two wins
+    // (Go refuses, Node shows the first, a last-wins reader the last), so two is malformed.
+    if (info.extensions.some((e) => e.oid === oid)) throw new DerError(`extension ${oid} appears twice (RFC 5280 §4.2 allows one instance)`);
+    const critical = parts.length === 3 && parts[1]?.tag === TAG.BOOLEAN && parts[1].content[0] !== 0;
+    info.extensions.push({ oid, critical });
     const value = readNode(expectTag(parts[parts.length - 1], TAG.OCTET_STRING, 'extnValue').content);
     switch (oid) {
       case OID.subjectAltName: info.sans = readGeneralNames(value); break;
