@@ -83,28 +83,42 @@ test('a root without a valid cross-certificate is refused and ca.pem stays as it
   }
 });
 
-test('a root is dropped only when the CA retires it and the new chain verifies without it', async () => {
+test('a root is dropped only when the CA retires it, it came from the CA, and the new chain verifies without it', async () => {
   const p = await pki();
   const both = pem(p.oldRoot, p.newRoot);
+  const fromCa = new Set([fp(p.oldRoot), fp(p.newRoot)]);
   // After the rotation finished: the chain runs to the new root, so the retired old one goes.
-  const finished = nextTrustBundle(both, { roots: [p.newRoot], cross: [], retired: [fp(p.oldRoot)] }, [p.leaf, p.intByNew], now);
+  const finished = nextTrustBundle(both, { roots: [p.newRoot], cross: [], retired: [fp(p.oldRoot)] }, [p.leaf, p.intByNew], now, fromCa);
   assert.deepEqual(finished.removed, [fp(p.oldRoot)]);
   assert.equal(finished.pem, pem(p.newRoot));
   // The same offer with a chain that still needs the old root: kept.
-  const stillNeeded = nextTrustBundle(both, { roots: [p.newRoot], cross: [], retired: [fp(p.oldRoot)] }, [p.leaf, p.intByOld], now);
+  const stillNeeded = nextTrustBundle(both, { roots: [p.newRoot], cross: [], retired: [fp(p.oldRoot)] }, [p.leaf, p.intByOld], now, fromCa);
   assert.equal(stillNeeded.changed, false);
   assert.equal(stillNeeded.pem, both);
   // A root the CA does not list but never retired (put there by someone else) stays.
-  const unlisted = nextTrustBundle(both, { roots: [p.newRoot], cross: [], retired: [] }, [p.leaf, p.intByNew], now);
+  const unlisted = nextTrustBundle(both, { roots: [p.newRoot], cross: [], retired: [] }, [p.leaf, p.intByNew], now, fromCa);
   assert.equal(unlisted.changed, false);
+  // A root someone else put in ca.pem (a partner's) is not the CA's to retire.
+  const partner = nextTrustBundle(both, { roots: [p.newRoot], cross: [], retired: [fp(p.oldRoot)] }, [p.leaf, p.intByNew], now, new Set([fp(p.newRoot)]));
+  assert.equal(partner.changed, false);
   // Everything retired: the bundle is never left empty.
-  const everything = nextTrustBundle(pem(p.oldRoot), { roots: [], cross: [], retired: [fp(p.oldRoot)] }, [p.leaf, p.intByOld], now);
+  const everything = nextTrustBundle(pem(p.oldRoot), { roots: [], cross: [], retired: [fp(p.oldRoot)] }, [p.leaf, p.intByOld], now, fromCa);
   assert.equal(everything.pem, pem(p.oldRoot));
   // An aborted rotation: the CA retires the new root, which goes; it is not re-added from the offer.
-  const aborted = nextTrustBundle(both, { roots: [p.oldRoot, p.newRoot], cross: [p.cross], retired: [fp(p.newRoot)] }, [p.leaf, p.intByOld], now);
+  const aborted = nextTrustBundle(both, { roots: [p.oldRoot, p.newRoot], cross: [p.cross], retired: [fp(p.newRoot).toUpperCase()] }, [p.leaf, p.intByOld], now, fromCa);
   assert.deepEqual(aborted.removed, [fp(p.newRoot)]);
   assert.deepEqual(aborted.added, []);
   assert.equal(aborted.pem, pem(p.oldRoot));
+});
+
+test('an offer is bounded and duplicates count once', async () => {
+  const p = await pki();
+  const twice = nextTrustBundle(pem(p.oldRoot), { roots: [p.oldRoot, p.newRoot, p.newRoot], cross: [p.cross, p.cross], retired: [] }, [p.leaf, p.intByOld], now);
+  assert.equal(twice.pem, pem(p.oldRoot, p.newRoot), 'the new root once');
+  // Many roots and cross-certificates (each a signature check): refused before any is checked.
+  const flood = nextTrustBundle(pem(p.oldRoot), { roots: Array(9).fill(p.newRoot), cross: [p.cross], retired: [] }, [p.leaf, p.intByOld], now);
+  assert.equal(flood.changed, false);
+  assert.match(flood.refused[0]!, /at most 8 of each are considered/);
 });
 
 test('independent verifiers: the cross-certificate is valid, and which chains old- and new-root peers accept', async () => {

@@ -75,18 +75,24 @@ export async function enroll(options: EnrollOptions): Promise<Identity> {
   const bundle = trustBundleAfter(response, rootPem, chainDer, now);
   ensurePrivateDir(options.dir);
   writeIdentityDir(options.dir, { keyPem: privateKeyToPem(key), certPem: response.chain, caPem: bundle.pem });
-  writeAgentSettings(options.dir, { caUrl: options.caUrl, rootFingerprint: pin });
+  writeAgentSettings(options.dir, { caUrl: options.caUrl, rootFingerprint: pin, caRoots: caRootsAfter({ rootFingerprint: pin }, bundle) });
   return identity;
 }
 
 /** The trust bundle to write with an issued chain: ca.pem updated as the CA's answer allows (trust-bundle.ts). */
-export function trustBundleAfter(response: IssuedChain, currentPem: string, chainDer: Buffer[], now: Date): BundleUpdate {
-  if (response.roots === undefined) return { pem: currentPem, changed: false, added: [], removed: [], refused: [] };
+export function trustBundleAfter(response: IssuedChain, currentPem: string, chainDer: Buffer[], now: Date, caRoots: readonly string[] = []): BundleUpdate {
+  if (typeof response.roots !== 'string') return { pem: currentPem, changed: false, added: [], removed: [], refused: [] };
   return nextTrustBundle(currentPem, {
     roots: decodePem(response.roots, 'CERTIFICATE'),
-    cross: decodePem(response.crossCertificates ?? '', 'CERTIFICATE'),
+    cross: decodePem(typeof response.crossCertificates === 'string' ? response.crossCertificates : '', 'CERTIFICATE'),
     retired: Array.isArray(response.retiredRoots) ? response.retiredRoots.filter((f) => typeof f === 'string') : [],
-  }, chainDer, now);
+  }, chainDer, now, new Set(caRoots));
+}
+
+/** agent.json's caRoots after a bundle update: what the CA gave, less what it retired. */
+export function caRootsAfter(settings: { rootFingerprint: string; caRoots?: string[] } | null, bundle: BundleUpdate): string[] {
+  const before = settings?.caRoots ?? (settings ? [settings.rootFingerprint.toLowerCase()] : []);
+  return [...new Set([...before, ...bundle.added])].filter((f) => !bundle.removed.includes(f));
 }
 
 /** The host name reduced to the safe name alphabet, like Docker Swarm's node names. */

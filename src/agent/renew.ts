@@ -14,11 +14,11 @@ import { generatePrivateKey, privateKeyToPem, type KeyType } from '../pki/keys.j
 import { decodePem } from '../pki/pem.js';
 import type { Identity } from '../pki/certificate.js';
 import { CaClient } from './ca-client.js';
-import { loadIdentity, readAgentSettings, type LoadedIdentity } from './agent-state.js';
+import { loadIdentity, readAgentSettings, writeAgentSettings, type LoadedIdentity } from './agent-state.js';
 
 /** The key of a renewal in flight, in the identity directory. */
 export const PENDING_KEY_FILE = 'renewal-key.pem';
-import { acceptIssuedChain, trustBundleAfter, type IssuedChain } from './enroll.js';
+import { acceptIssuedChain, caRootsAfter, trustBundleAfter, type IssuedChain } from './enroll.js';
 import type { BundleUpdate } from './trust-bundle.js';
 
 export interface RenewOptions {
@@ -56,8 +56,12 @@ export async function renewOnce(options: RenewOptions): Promise<{ previous: Iden
   }
   const { identity, chainDer } = acceptIssuedChain(response, current.caPem, key, now());
   // The trust bundle is written with the certificate, in the same atomic identity write.
-  const bundle = trustBundleAfter(response, current.caPem, chainDer, now());
+  const caRoots = caRootsAfter(settings, { pem: '', changed: false, added: [], removed: [], refused: [] });
+  const bundle = trustBundleAfter(response, current.caPem, chainDer, now(), caRoots);
   writeIdentityDir(options.dir, { keyPem: privateKeyToPem(key), certPem: response.chain, caPem: bundle.pem });
+  // Which roots came from the CA, for the next answer that retires one (after the identity: a
+  // crash between the two leaves a taken root unrecorded, which only means it is never dropped).
+  if (bundle.changed && settings) writeAgentSettings(options.dir, { ...settings, caRoots: caRootsAfter(settings, bundle) });
   rmSync(join(options.dir, PENDING_KEY_FILE), { force: true });
   return { previous: current.identity, current: identity, bundle };
 }

@@ -5,8 +5,10 @@
  * connection authenticates the answer, and the cross-certificate authenticates the root itself,
  * so a new root is never accepted on the strength of the channel alone. A root is dropped only
  * when the CA names it retired (the old root after a finished rotation, the new one after an
- * aborted one) and the agent's own new chain still verifies to what remains; a root someone else
- * put in ca.pem is left alone, and the bundle is never left empty.
+ * aborted one), it is one the CA gave this agent (`managed`: the pin and roots taken from the CA,
+ * kept in agent.json), and the agent's own new chain still verifies to what remains; a root
+ * someone else put in ca.pem is left alone, and the bundle is never left empty. An offer is
+ * bounded (MAX_OFFERED): a CA answer must not cost the agent unbounded signature checks.
  */
 import { GatehouseError } from '../errors/errors.js';
 import { parseCertificate, type CertificateInfo } from '../pki/certificate.js';
@@ -32,23 +34,30 @@ export interface BundleUpdate {
   refused: string[];
 }
 
-export function nextTrustBundle(currentPem: string, offer: OfferedBundle, chainDer: Buffer[], now: Date): BundleUpdate {
+/** A rotation offers two roots and one cross-certificate; anything far beyond is not a rotation. */
+export const MAX_OFFERED = 8;
+
+export function nextTrustBundle(currentPem: string, offer: OfferedBundle, chainDer: Buffer[], now: Date, managed: ReadonlySet<string> = new Set()): BundleUpdate {
   const trusted = decodePem(currentPem, 'CERTIFICATE').map(parseCertificate);
   if (trusted.length === 0) throw new GatehouseError('GH_FILE_IO', 'ca.pem holds no root certificate');
-  const offered = offer.roots.map(parseCertificate);
-  const cross = offer.cross.map(parseCertificate);
+  if (offer.roots.length > MAX_OFFERED || offer.cross.length > MAX_OFFERED || offer.retired.length > MAX_OFFERED) {
+    const why = `the CA offered ${offer.roots.length} roots, ${offer.cross.length} cross-certificates and ${offer.retired.length} retired roots; at most ${MAX_OFFERED} of each are considered, so ca.pem stays as it is`;
+    return { pem: currentPem, changed: false, added: [], removed: [], refused: [why] };
+  }
+  const offered = uniqueByFingerprint(offer.roots.map(parseCertificate));
+  const cross = uniqueByFingerprint(offer.cross.map(parseCertificate));
+  const retiredSet = new Set(offer.retired.map((f) => f.toLowerCase()));
   const isTrusted = (c: CertificateInfo) => trusted.some((t) => t.fingerprint === c.fingerprint);
 
   const added: CertificateInfo[] = [];
   const refused: string[] = [];
-  for (const root of offered.filter((r) => !isTrusted(r) && !offer.retired.includes(r.fingerprint))) {
+  for (const root of offered.filter((r) => !isTrusted(r) && !retiredSet.has(r.fingerprint))) {
     const why = whyNotAcceptable(root, cross, trusted, now);
     if (why) refused.push(`${root.fingerprint}: ${why}`);
     else added.push(root);
   }
   // Dropping a retired root is safe only if this identity still verifies without it.
-  const retired = new Set(offer.retired.map((f) => f.toLowerCase()));
-  const kept = trusted.filter((t) => !retired.has(t.fingerprint));
+  const kept = trusted.filter((t) => !(retiredSet.has(t.fingerprint) && managed.has(t.fingerprint)));
   const candidate = [...kept, ...added];
   const dropOk = kept.length > 0 && verifiesToOneOf(chainDer, candidate, now);
   const next = dropOk ? candidate : [...trusted, ...added];
@@ -58,6 +67,10 @@ export function nextTrustBundle(currentPem: string, offer: OfferedBundle, chainD
     pem: changed ? next.map((c) => toPem('CERTIFICATE', c.der)).join('') : currentPem,
     changed, added: added.map((c) => c.fingerprint), removed: removed.map((c) => c.fingerprint), refused,
   };
+}
+
+function uniqueByFingerprint(certs: CertificateInfo[]): CertificateInfo[] {
+  return certs.filter((c, i) => certs.findIndex((d) => d.fingerprint === c.fingerprint) === i);
 }
 
 function whyNotAcceptable(root: CertificateInfo, cross: CertificateInfo[], trusted: CertificateInfo[], now: Date): string | null {

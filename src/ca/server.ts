@@ -224,6 +224,9 @@ export async function startCaServer(options: CaServerOptions): Promise<CaServer>
       const previousRoot = authority.rootDer;
       if (nextRootStamp !== rootStamp) {
         const root = loadRootMaterial(material);
+        if (authority.rotation?.state.phase === 'rotating' && root.rotation === null) {
+          logger.warn('ca.root_rotation_state_missing', { effect: 'the root rotation in progress is no longer served: one root again, agents keep the next root they took', fix: 'restore rotation/root.json from a backup, or abort the rotation' });
+        }
         authority.useRoot(root.rootDer, root.rotation);
         crls.useRoot(root.rootDer, root.rootKey);
         rootStamp = nextRootStamp;

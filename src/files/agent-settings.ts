@@ -8,7 +8,13 @@ export const AGENT_SETTINGS_FILE = 'agent.json';
 
 export interface AgentSettings {
   caUrl: string;
+  /** The root the join token pinned at enrollment. */
   rootFingerprint: string;
+  /**
+   * The roots of ca.pem that came from the CA (the pin, and those taken in a root rotation):
+   * the only ones a CA's answer may retire. Absent in older files: the pin alone.
+   */
+  caRoots?: string[];
 }
 
 export function readAgentSettings(dir: string): AgentSettings | null {
@@ -17,7 +23,8 @@ export function readAgentSettings(dir: string): AgentSettings | null {
   try {
     const parsed = JSON.parse(readFileSync(path, 'utf8')) as Partial<AgentSettings>;
     if (typeof parsed.caUrl !== 'string' || typeof parsed.rootFingerprint !== 'string') throw new Error('missing caUrl or rootFingerprint');
-    return { caUrl: parsed.caUrl, rootFingerprint: parsed.rootFingerprint };
+    const caRoots = Array.isArray(parsed.caRoots) ? parsed.caRoots.filter((f): f is string => typeof f === 'string' && /^[0-9a-f]{64}$/.test(f)) : undefined;
+    return { caUrl: parsed.caUrl, rootFingerprint: parsed.rootFingerprint, ...(caRoots ? { caRoots } : {}) };
   } catch (cause) {
     throw new GatehouseError('GH_CONFIG_INVALID', `${path} is unreadable: ${(cause as Error).message}`, { cause });
   }
