@@ -1,0 +1,45 @@
+/**
+ * One posture check's result: a verdict, the weight it carries in the score, and one line a
+ * person can act on. Collectors read everything below `root` (default `/`), so tests point them
+ * at a fixture tree, and they never run external programs.
+ */
+import { readFileSync } from 'node:fs';
+import { join } from 'node:path';
+
+export type Verdict = 'pass' | 'fail' | 'unknown';
+
+export interface CheckResult {
+  id: string;
+  verdict: Verdict;
+  weight: number;
+  reason: string;
+  /** What was seen, for the report (bounded, never secrets). */
+  details?: Record<string, unknown>;
+}
+
+export interface CollectContext {
+  /** The file system root to read from: `/` on a machine, a fixture tree in tests. */
+  root: string;
+  now: Date;
+}
+
+export interface Collector {
+  id: string;
+  weight: number;
+  collect(ctx: CollectContext): CheckResult;
+}
+
+/** A file below the root, or null when it does not exist or cannot be read (a collector then says unknown). */
+export function readUnderRoot(ctx: CollectContext, path: string, maxBytes = 1024 * 1024): string | null {
+  try {
+    const text = readFileSync(join(ctx.root, path), 'utf8');
+    return text.length > maxBytes ? text.slice(0, maxBytes) : text;
+  } catch {
+    return null;
+  }
+}
+
+/** A collector from its id, weight and check; the result carries the id and weight. */
+export function defineCollector(id: string, weight: number, check: (ctx: CollectContext) => Omit<CheckResult, 'id' | 'weight'>): Collector {
+  return { id, weight, collect: (ctx) => ({ id, weight, ...check(ctx) }) };
+}

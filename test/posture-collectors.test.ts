@@ -1,0 +1,147 @@
+/**
+ * Posture collectors against fixture trees (an old OS release, an sshd_config with root login on
+ * and includes, a /proc/net/tcp with a telnet listener owned by a process) and once against this
+ * machine, where a socket this test opens must be found with this process as its owner.
+ */
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import { mkdirSync, symlinkSync, writeFileSync } from 'node:fs';
+import { createServer, type AddressInfo } from 'node:net';
+import { dirname, join } from 'node:path';
+import { osReleaseCollector, parseOsRelease } from '../src/posture/collectors/os-release.js';
+import { sshdPasswordCollector, sshdRootLoginCollector } from '../src/posture/collectors/sshd.js';
+import { listeningSocketsCollector, readListeners } from '../src/posture/collectors/listening-sockets.js';
+import { makeTempDir } from './helpers/tmp.js';
+
+function tree(files: Record<string, string>, links: Record<string, string> = {}): { root: string; cleanup(): void } {
+  const tmp = makeTempDir('gatehouse-posture-');
+  for (const [path, text] of Object.entries(files)) {
+    mkdirSync(dirname(join(tmp.dir, path)), { recursive: true });
+    writeFileSync(join(tmp.dir, path), text);
+  }
+  for (const [path, target] of Object.entries(links)) {
+    mkdirSync(dirname(join(tmp.dir, path)), { recursive: true });
+    symlinkSync(target, join(tmp.dir, path));
+  }
+  return { root: tmp.dir, cleanup: tmp.cleanup };
+}
+
+const at = (iso: string) => new Date(iso);
+
+test('posture-os-release-old-release-fails-current-passes-unknown-is-unknown', () => {
+  const cases: Array<[string | null, string, string, RegExp]> = [
+    ['PRETTY_NAME="Debian GNU/Linux 10 (buster)"\nID=debian\nVERSION_ID="10"\n', '2026-12-01', 'fail', /Debian GNU\/Linux 10 \(buster\) no longer gets security updates \(support ended 2022-09-10\)/],
+    ['PRETTY_NAME="Debian GNU/Linux 12 (bookworm)"\nID=debian\nVERSION_ID="12"\n', '2026-01-01', 'pass', /gets security updates until 2026-06-10/],
+    ["NAME='Ubuntu'\nID=ubuntu\nVERSION_ID='24.04'\n", '2026-12-01', 'pass', /until 2029-05-31/],
+    ['ID=plan9\nVERSION_ID=4\n', '2026-12-01', 'unknown', /does not know when its security support ends/],
+    [null, '2026-12-01', 'unknown', /no \/etc\/os-release/],
+  ];
+  for (const [text, now, verdict, reason] of cases) {
+    const t = tree(text === null ? {} : { 'etc/os-release': text });
+    try {
+      const result = osReleaseCollector.collect({ root: t.root, now: at(now) });
+      assert.equal(result.verdict, verdict, `${text}: ${result.reason}`);
+      assert.match(result.reason, reason);
+      assert.equal(result.id, 'os-supported');
+    } finally {
+      t.cleanup();
+    }
+  }
+  assert.deepEqual(parseOsRelease('A="x \\"y\\""\n# comment\nB=z\nbad line\n'), { A: 'x "y"', B: 'z' });
+});
+
+test('posture-sshd-root-login-and-passwords-from-config-and-includes', () => {
+  const now = at('2026-12-01');
+  // Root login on, set in an included file, which comes before the main file's later setting (first wins).
+  const t = tree({
+    'etc/ssh/sshd_config': 'Include /etc/ssh/sshd_config.d/*.conf\nPermitRootLogin no\n# PasswordAuthentication yes\nMatch User backup\n  PasswordAuthentication no\n',
+    'etc/ssh/sshd_config.d/10-root.conf': 'PermitRootLogin yes\n',
+    'etc/ssh/sshd_config.d/20-other.conf': 'X11Forwarding no\n',
+  });
+  try {
+    const root = sshdRootLoginCollector.collect({ root: t.root, now });
+    assert.equal(root.verdict, 'fail');
+    assert.match(root.reason, /PermitRootLogin yes/);
+    // PasswordAuthentication only in a Match block: the global default (yes) applies.
+    const password = sshdPasswordCollector.collect({ root: t.root, now });
+    assert.equal(password.verdict, 'fail');
+    assert.match(password.reason, /PasswordAuthentication yes, the default/);
+  } finally {
+    t.cleanup();
+  }
+  const hardened = tree({ 'etc/ssh/sshd_config': 'Include sshd_config.d/*.conf\n', 'etc/ssh/sshd_config.d/50-keys.conf': 'PasswordAuthentication = no\nPermitRootLogin prohibit-password\n' });
+  try {
+    assert.equal(sshdPasswordCollector.collect({ root: hardened.root, now }).verdict, 'pass', 'a relative Include is under /etc/ssh');
+    assert.equal(sshdRootLoginCollector.collect({ root: hardened.root, now }).verdict, 'pass');
+  } finally {
+    hardened.cleanup();
+  }
+  const none = tree({});
+  try {
+    assert.match(sshdRootLoginCollector.collect({ root: none.root, now }).reason, /no SSH server configuration/);
+  } finally {
+    none.cleanup();
+  }
+});
+
+const TCP_HEADER = '  sl  local_address rem_address   st tx_queue rx_queue tr tm->when retrnsmt   uid  timeout inode\n';
+const tcpLine = (n: number, local: string, state: string, inode: number) => `   ${n}: ${local} 00000000:0000 ${state} 00000000:00000000 00:00000000 00000000     0        0 ${inode} 1 0000000000000000 100 0 0 10 0\n`;
+
+test('posture-listening-sockets-telnet-with-its-process-and-databases-beyond-loopback', () => {
+  const now = at('2026-12-01');
+  const t = tree({
+    // 0.0.0.0:23 LISTEN (telnet), 127.0.0.1:6379 LISTEN (redis on loopback), an ESTABLISHED one (01), ignored.
+    'proc/net/tcp': TCP_HEADER + tcpLine(0, '00000000:0017', '0A', 4242) + tcpLine(1, '0100007F:18EB', '0A', 4343) + tcpLine(2, '0100007F:1F90', '01', 4444),
+    'proc/net/tcp6': TCP_HEADER + tcpLine(0, '00000000000000000000000001000000:01BB', '0A', 4545),
+    'proc/412/comm': 'inetd\n',
+  }, { 'proc/412/fd/3': 'socket:[4242]', 'proc/412/fd/4': '/dev/null' });
+  try {
+    const listeners = readListeners({ root: t.root, now })!;
+    assert.deepEqual(listeners.map((l) => [l.proto, l.address, l.port, l.process]), [
+      ['tcp', '0.0.0.0', 23, 'inetd (pid 412)'], ['tcp', '127.0.0.1', 6379, null], ['tcp', '::1', 443, null],
+    ]);
+    const result = listeningSocketsCollector.collect({ root: t.root, now });
+    assert.equal(result.verdict, 'fail');
+    assert.equal(result.reason, 'telnet on 0.0.0.0:23/tcp (inetd (pid 412)), which sends credentials in clear');
+  } finally {
+    t.cleanup();
+  }
+  const redis = tree({ 'proc/net/tcp': TCP_HEADER + tcpLine(0, '00000000:18EB', '0A', 7) });
+  try {
+    assert.match(listeningSocketsCollector.collect({ root: redis.root, now }).reason, /Redis on 0\.0\.0\.0:6379, reachable beyond this machine/);
+  } finally {
+    redis.cleanup();
+  }
+  const quiet = tree({ 'proc/net/tcp': TCP_HEADER + tcpLine(0, '0100007F:18EB', '0A', 7) });
+  try {
+    assert.equal(listeningSocketsCollector.collect({ root: quiet.root, now }).verdict, 'pass');
+  } finally {
+    quiet.cleanup();
+  }
+  const none = tree({});
+  try {
+    assert.equal(listeningSocketsCollector.collect({ root: none.root, now }).verdict, 'unknown');
+  } finally {
+    none.cleanup();
+  }
+});
+
+test('posture-collectors-on-this-machine: a socket this test opens is found with this process', async () => {
+  const server = createServer();
+  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+  try {
+    const port = (server.address() as AddressInfo).port;
+    const ctx = { root: '/', now: new Date() };
+    const mine = readListeners(ctx)!.find((l) => l.proto === 'tcp' && l.port === port);
+    assert.ok(mine, `port ${port} listed`);
+    assert.equal(mine.address, '127.0.0.1');
+    assert.match(mine.process ?? '', new RegExp(`\\(pid ${process.pid}\\)$`));
+    for (const collector of [osReleaseCollector, sshdRootLoginCollector, sshdPasswordCollector, listeningSocketsCollector]) {
+      const result = collector.collect(ctx);
+      assert.ok(['pass', 'fail', 'unknown'].includes(result.verdict), `${collector.id}: ${result.verdict}`);
+      assert.ok(result.reason.length > 0 && !result.reason.includes('\n'), `${collector.id}: one line`);
+    }
+  } finally {
+    await new Promise<void>((resolve) => server.close(() => resolve()));
+  }
+});
