@@ -5,13 +5,16 @@
  */
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { mkdirSync, symlinkSync, writeFileSync } from 'node:fs';
+import { chmodSync, mkdirSync, symlinkSync, writeFileSync } from 'node:fs';
 import { createServer, type AddressInfo } from 'node:net';
 import { dirname, join } from 'node:path';
 import { osReleaseCollector, parseOsRelease } from '../src/posture/collectors/os-release.js';
 import { sshdPasswordCollector, sshdRootLoginCollector } from '../src/posture/collectors/sshd.js';
 import { listeningSocketsCollector, readListeners } from '../src/posture/collectors/listening-sockets.js';
 import { makeTempDir } from './helpers/tmp.js';
+import { installedPackages } from '../src/posture/collectors/packages.js';
+import { autoUpdatesCollector, timeSyncCollector } from '../src/posture/collectors/system.js';
+import { identityFilesCollector } from '../src/posture/collectors/identity-files.js';
 
 function tree(files: Record<string, string>, links: Record<string, string> = {}): { root: string; cleanup(): void } {
   const tmp = makeTempDir('gatehouse-posture-');
@@ -136,12 +139,98 @@ test('posture-collectors-on-this-machine: a socket this test opens is found with
     assert.ok(mine, `port ${port} listed`);
     assert.equal(mine.address, '127.0.0.1');
     assert.match(mine.process ?? '', new RegExp(`\\(pid ${process.pid}\\)$`));
-    for (const collector of [osReleaseCollector, sshdRootLoginCollector, sshdPasswordCollector, listeningSocketsCollector]) {
+    for (const collector of [osReleaseCollector, sshdRootLoginCollector, sshdPasswordCollector, listeningSocketsCollector, autoUpdatesCollector, timeSyncCollector, identityFilesCollector]) {
       const result = collector.collect(ctx);
       assert.ok(['pass', 'fail', 'unknown'].includes(result.verdict), `${collector.id}: ${result.verdict}`);
       assert.ok(result.reason.length > 0 && !result.reason.includes('\n'), `${collector.id}: one line`);
     }
   } finally {
     await new Promise<void>((resolve) => server.close(() => resolve()));
+  }
+});
+
+const DPKG_STATUS = `Package: openssl
+Status: install ok installed
+Priority: optional
+Architecture: amd64
+Source: openssl
+Version: 3.0.15-1~deb12u1
+Description: Secure Sockets Layer toolkit
+ a continuation line: Version: 9.9
+
+Package: libssl3
+Status: install ok installed
+Architecture: amd64
+Source: openssl (3.0.15-1~deb12u1)
+Version: 3.0.15-1~deb12u1+b1
+
+Package: telnetd
+Status: deinstall ok config-files
+Version: 0.17+2.4-2
+
+Package: half
+Status: install ok half-installed
+Version: 1.0
+`;
+
+test('posture-installed-packages-from-the-dpkg-database-with-their-source', () => {
+  const t = tree({ 'var/lib/dpkg/status': DPKG_STATUS });
+  try {
+    assert.deepEqual(installedPackages({ root: t.root, now: new Date() }), [
+      { name: 'openssl', version: '3.0.15-1~deb12u1', source: 'openssl', sourceVersion: '3.0.15-1~deb12u1', architecture: 'amd64' },
+      { name: 'libssl3', version: '3.0.15-1~deb12u1+b1', source: 'openssl', sourceVersion: '3.0.15-1~deb12u1', architecture: 'amd64' },
+    ]);
+  } finally {
+    t.cleanup();
+  }
+  const real = installedPackages({ root: '/', now: new Date() });
+  assert.ok(real && real.some((p) => p.name === 'dpkg'), 'this Debian machine has dpkg installed');
+});
+
+test('posture-auto-updates-time-sync-and-identity-files', () => {
+  const now = new Date();
+  const withUu = `${DPKG_STATUS}\nPackage: unattended-upgrades\nStatus: install ok installed\nVersion: 2.9.1+nmu3\n`;
+  const cases: Array<[Record<string, string>, string, RegExp]> = [
+    [{ 'var/lib/dpkg/status': DPKG_STATUS }, 'fail', /unattended-upgrades is not installed/],
+    [{ 'var/lib/dpkg/status': withUu, 'etc/apt/apt.conf.d/20auto-upgrades': 'APT::Periodic::Update-Package-Lists "1";\n' }, 'fail', /not switched on \(APT::Periodic::Unattended-Upgrade unset\)/],
+    [{ 'var/lib/dpkg/status': withUu, 'etc/apt/apt.conf.d/20auto-upgrades': 'APT::Periodic::Unattended-Upgrade "1";\n', 'etc/apt/apt.conf.d/99off': 'APT::Periodic::Unattended-Upgrade "0";\n' }, 'fail', /"0"/],
+    [{ 'var/lib/dpkg/status': withUu, 'etc/apt/apt.conf.d/20auto-upgrades': 'APT::Periodic::Unattended-Upgrade "1";\n' }, 'pass', /runs/],
+    [{}, 'unknown', /no dpkg database/],
+  ];
+  for (const [files, verdict, reason] of cases) {
+    const t = tree(files);
+    try {
+      const result = autoUpdatesCollector.collect({ root: t.root, now });
+      assert.equal(result.verdict, verdict, result.reason);
+      assert.match(result.reason, reason);
+    } finally {
+      t.cleanup();
+    }
+  }
+  const synced = tree({ 'run/systemd/timesync/synchronized': '' });
+  const chrony = tree({ 'proc/77/comm': 'chronyd\n' });
+  const drifting = tree({ 'proc/77/comm': 'bash\n' });
+  try {
+    assert.equal(timeSyncCollector.collect({ root: synced.root, now }).verdict, 'pass');
+    assert.match(timeSyncCollector.collect({ root: chrony.root, now }).reason, /chronyd keeps the clock \(pid 77\)/);
+    assert.equal(timeSyncCollector.collect({ root: drifting.root, now }).verdict, 'fail');
+  } finally {
+    synced.cleanup();
+    chrony.cleanup();
+    drifting.cleanup();
+  }
+  const id = makeTempDir('gatehouse-posture-id-');
+  try {
+    writeFileSync(join(id.dir, 'key.pem'), 'not a real key', { mode: 0o600 });
+    chmodSync(id.dir, 0o700);
+    assert.equal(identityFilesCollector.collect({ root: '/', now, identityDir: id.dir }).verdict, 'pass');
+    chmodSync(join(id.dir, 'key.pem'), 0o644);
+    assert.match(identityFilesCollector.collect({ root: '/', now, identityDir: id.dir }).reason, /key\.pem has mode 0644: other users can read/);
+    chmodSync(join(id.dir, 'key.pem'), 0o600);
+    chmodSync(id.dir, 0o777);
+    assert.match(identityFilesCollector.collect({ root: '/', now, identityDir: id.dir }).reason, /directory has mode 0777/);
+  } finally {
+    chmodSync(id.dir, 0o700);
+    id.cleanup();
   }
 });

@@ -21,6 +21,8 @@ export interface CollectContext {
   /** The file system root to read from: `/` on a machine, a fixture tree in tests. */
   root: string;
   now: Date;
+  /** The agent's identity directory (its key and certificate), when the agent collects. */
+  identityDir?: string;
 }
 
 export interface Collector {
