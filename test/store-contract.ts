@@ -424,4 +424,17 @@ export function runStoreContract(kind: string, open: () => Promise<{ store: Stor
     assert.deepEqual((await store.listAudit({ type: 'ca.secret_rekeyed' })).map((e) => e.details), [{ resealed: 3 }]);
     assert.deepEqual(verifyAuditChain(await store.listAudit()), { ok: true, count: (await store.listAudit()).length });
   });
+
+  withStore('posture-reports-keep-a-bounded-history-per-identity-and-the-newest-of-each', async (store) => {
+    const report = (spiffeId: string, score: number | null, minutes: number) => ({ spiffeId, serial: `s-${minutes}`, receivedAt: new Date(T0.getTime() + minutes * 60_000), score, report: JSON.stringify({ score, minutes }) });
+    const posture = (spiffeId: string) => ({ time: T0, type: 'ca.posture_reported' as const, actor: spiffeId, details: {} });
+    for (let i = 1; i <= 5; i++) await store.recordPosture(report('spiffe://t/web/a', 50 + i, i), 3, posture('spiffe://t/web/a'));
+    const b = await store.recordPosture(report('spiffe://t/web/b', null, 10), 3, posture('spiffe://t/web/b'));
+    assert.equal(b.score, null);
+    const history = await store.postureHistory('spiffe://t/web/a', 10);
+    assert.deepEqual(history.map((r) => r.score), [55, 54, 53], 'the newest 3, newest first');
+    assert.deepEqual((await store.latestPosture()).map((r) => [r.spiffeId, r.score, JSON.parse(r.report).minutes]), [['spiffe://t/web/a', 55, 5], ['spiffe://t/web/b', null, 10]]);
+    assert.deepEqual(await store.postureHistory('spiffe://t/web/none', 10), []);
+    assert.equal((await store.listAudit({ type: 'ca.posture_reported' })).length, 6, 'each report audited with it');
+  });
 }

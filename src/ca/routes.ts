@@ -16,6 +16,7 @@ import { toPem } from '../pki/pem.js';
 import { sourceKey, type LimitKey, type LimitedEndpoint } from './rate-limit.js';
 import { isDashboardPath, routeDashboardRequest } from '../dashboard/router.js';
 import { isSecretsPath, routeSecretRequest } from './secret-routes.js';
+import { POSTURE_PATH, routePostureRequest } from './posture-routes.js';
 
 export async function routeRequest(scope: RequestScope): Promise<void> {
   const { req, res } = scope;
@@ -111,6 +112,7 @@ export async function routeRequest(scope: RequestScope): Promise<void> {
     return sendCrl(scope, crl, url);
   }
   if (isSecretsPath(path)) return routeSecretRequest(scope, method, url);
+  if (path === POSTURE_PATH) return routePostureRequest(scope, method);
   if (path.startsWith('/admin/')) return routeAdminRequest(scope, method, url);
   if (isDashboardPath(path)) return routeDashboardRequest(scope, method, url);
   throw new GatehouseError('GH_NOT_FOUND', `no endpoint ${method} ${path}`);

@@ -22,6 +22,8 @@ export const AUDIT_EVENTS = [
   'ca.root_rotation_started',
   'ca.root_rotation_finished',
   'ca.root_rotation_aborted',
+  'ca.posture_reported',
+  'ca.posture_refused',
   'ca.secret_created',
   'ca.secret_rotated',
   'ca.secret_granted',

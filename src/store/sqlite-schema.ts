@@ -112,4 +112,14 @@ export const SQLITE_MIGRATIONS: string[] = [
      PRIMARY KEY (name, subject)
    );
    CREATE INDEX secret_grants_subject ON secret_grants(subject);`,
+  // Device posture reports (issue 15): a bounded history per identity, the report as JSON.
+  `CREATE TABLE posture_reports (
+     id INTEGER PRIMARY KEY AUTOINCREMENT,
+     spiffe_id TEXT NOT NULL,
+     serial TEXT NOT NULL,
+     received_at INTEGER NOT NULL,
+     score INTEGER,
+     report TEXT NOT NULL
+   );
+   CREATE INDEX posture_reports_identity ON posture_reports(spiffe_id, id);`,
 ];

@@ -13,7 +13,7 @@ import { SQLITE_MIGRATIONS } from './sqlite-schema.js';
 import {
   SECRETS_KEY_ID_META,
   type AuditFilter, type AuditHead, type AuditInput, type AuditRecord, type CertFilter, type CertRecord, type CertState, type IssuanceCommit, type IssuanceOutcome,
-  type NameClaim, type NameReservation, type NewSecretVersion, type RevokedSerial, type SecretGrantOutcome, type SecretGrantRecord, type SecretListing,
+  type NameClaim, type NameReservation, type NewSecretVersion, type PostureRecord, type RevokedSerial, type SecretGrantOutcome, type SecretGrantRecord, type SecretListing,
   type SecretReadCommit, type SecretRecord, type SecretVersionRecord, type SecretWriteOutcome, type Store, type TokenRecord,
 } from './store.js';
 
@@ -691,6 +691,28 @@ export class SqliteStore implements Store {
     });
   }
 
+  async recordPosture(record: Omit<PostureRecord, 'id'>, keep: number, audit: AuditInput): Promise<PostureRecord> {
+    return this.write(() => {
+      const { lastInsertRowid } = this.db.prepare('INSERT INTO posture_reports (spiffe_id, serial, received_at, score, report) VALUES (?, ?, ?, ?, ?)')
+        .run(record.spiffeId, record.serial, record.receivedAt.getTime(), record.score, record.report);
+      // The history is bounded per identity: the oldest beyond `keep` go in the same transaction.
+      this.db.prepare(`DELETE FROM posture_reports WHERE spiffe_id = ? AND id NOT IN (
+        SELECT id FROM posture_reports WHERE spiffe_id = ? ORDER BY id DESC LIMIT ?)`).run(record.spiffeId, record.spiffeId, Math.max(1, keep));
+      this.appendAuditInTx([audit]);
+      return { ...record, id: Number(lastInsertRowid) };
+    });
+  }
+
+  async latestPosture(): Promise<PostureRecord[]> {
+    return this.read(() => (this.db.prepare(`SELECT p.* FROM posture_reports p
+      JOIN (SELECT spiffe_id, MAX(id) AS id FROM posture_reports GROUP BY spiffe_id) newest ON newest.id = p.id
+      ORDER BY p.spiffe_id`).all() as Row[]).map(postureFromRow));
+  }
+
+  async postureHistory(spiffeId: string, limit: number): Promise<PostureRecord[]> {
+    return this.read(() => (this.db.prepare('SELECT * FROM posture_reports WHERE spiffe_id = ? ORDER BY id DESC LIMIT ?').all(spiffeId, limit) as Row[]).map(postureFromRow));
+  }
+
   async getMeta(key: string): Promise<string | null> {
     const row = this.read(() => this.db.prepare('SELECT value FROM meta WHERE key = ?').get(key) as { value: string } | undefined);
     return row?.value ?? null;
@@ -704,4 +726,11 @@ export class SqliteStore implements Store {
     if (this.pending.length) this.flushIssuances();
     this.db.close();
   }
+}
+
+function postureFromRow(row: Row): PostureRecord {
+  return {
+    id: Number(row.id), spiffeId: String(row.spiffe_id), serial: String(row.serial), receivedAt: new Date(Number(row.received_at)),
+    score: row.score === null ? null : Number(row.score), report: String(row.report),
+  };
 }

@@ -239,6 +239,17 @@ export interface SecretReadCommit {
   by: string;
 }
 
+/** A device's posture report as received (issue 15); `report` is the JSON the agent sent, validated. */
+export interface PostureRecord {
+  id: number;
+  spiffeId: string;
+  /** The certificate that sent it. */
+  serial: string;
+  receivedAt: Date;
+  score: number | null;
+  report: string;
+}
+
 export interface Store {
   readonly kind: string;
 
@@ -318,6 +329,14 @@ export interface Store {
    * the transaction; a throw changes nothing), records `toKeyId` as the store's key, and audits.
    */
   rekeySecrets(toKeyId: string, reseal: (v: Pick<SecretVersionRecord, 'name' | 'version' | 'keyId' | 'sealedKey'>) => Buffer, audit: (resealed: number) => AuditInput): Promise<number>;
+
+  // Device posture (issue 15).
+  /** Records a report and its audit event in one transaction, keeping the newest `keep` of that identity. */
+  recordPosture(record: Omit<PostureRecord, 'id'>, keep: number, audit: AuditInput): Promise<PostureRecord>;
+  /** The newest report of every identity that sent one, by SPIFFE ID. */
+  latestPosture(): Promise<PostureRecord[]>;
+  /** One identity's reports, newest first. */
+  postureHistory(spiffeId: string, limit: number): Promise<PostureRecord[]>;
 
   getMeta(key: string): Promise<string | null>;
   setMeta(key: string, value: string): Promise<void>;

@@ -135,6 +135,32 @@ export const agentRenew: CommandSpec = {
   },
 };
 
+export const agentReport: CommandSpec = {
+  path: ['agent', 'report'],
+  summary: "Check this machine's security posture (OS support, automatic updates, SSH settings, risky listening services, time sync, the key's file modes) and send the report to the CA now.",
+  options: {
+    dir: DIR_OPTION,
+    ca: { type: 'string', value: 'URL', description: 'CA URL (default: the one recorded at enrollment)' },
+    'dry-run': { type: 'boolean', description: 'Print the report without sending it' },
+    root: { type: 'string', value: 'DIR', description: 'Read the system below DIR instead of / (an image or a test tree)' },
+    json: { type: 'boolean', description: 'Print the report (and the CA\'s answer) as JSON' },
+  },
+  notes: [
+    'The score is 100 × the weight of passing checks over the weight of decided ones; checks that cannot tell (another OS, not readable without root) count neither way. The CA computes it again from the checks. Installed packages (from the dpkg database) go with the report for the CVE audit. Run as root for the full picture (other users\' sockets, firewall files).',
+  ],
+  async run(ctx) {
+    const { reportPosture } = await import('../../agent/posture-report.js');
+    const outcome = await reportPosture({
+      dir: agentDir(ctx), ...(str(ctx, 'ca') ? { caUrl: str(ctx, 'ca')! } : {}), ...(str(ctx, 'root') ? { root: str(ctx, 'root')! } : {}), dryRun: flag(ctx, 'dry-run'),
+    });
+    if (flag(ctx, 'json')) return void ctx.out(json({ ...outcome.report, ...(outcome.received ? { received: outcome.received } : {}) }));
+    const { report, received } = outcome;
+    ctx.out(`score ${report.score ?? 'none (no check could decide)'}${received ? `, recorded by the CA at ${received.receivedAt}` : ' (dry run: not sent)'}\n`);
+    for (const c of report.checks) ctx.out(`  ${c.verdict.toUpperCase().padEnd(7)} ${c.id.padEnd(18)} ${c.reason}\n`);
+    if (report.packages) ctx.out(`  ${report.packages.length} installed packages listed for the CVE audit\n`);
+  },
+};
+
 export const agentRun: CommandSpec = {
   path: ['agent', 'run'],
   summary: "Keep the identity fresh: renew at ~2/3 of the lifetime with jitter and a new key, retry with backoff, check the CA's CRL every few minutes, run a hook after each renewal and on revocation.",

@@ -7,7 +7,7 @@ import { certList, certRevoke, certShow, certSign } from './cert.js';
 import { nameList, nameRelease } from './name.js';
 import { secretCreate, secretDelete, secretGrant, secretList, secretRekey, secretRotate, secretShow, secretUngrant } from './secret.js';
 import { contextAdd, contextList, contextRemove, contextUse } from './context.js';
-import { agentEnroll, agentExport, agentRenew, agentRun, agentSecretsSync, agentStatus, agentWhoami } from './agent.js';
+import { agentEnroll, agentExport, agentRenew, agentReport, agentRun, agentSecretsSync, agentStatus, agentWhoami } from './agent.js';
 import { quickstart } from './quickstart.js';
 import { gatewayCommand } from './gateway.js';
 import { policyCheck } from './policy.js';
@@ -23,7 +23,7 @@ export const COMMANDS: CommandSpec[] = [
   secretCreate, secretList, secretShow, secretGrant, secretUngrant, secretRotate, secretDelete, secretRekey,
   contextAdd, contextUse, contextList, contextRemove,
   auditVerify, checkCommand,
-  agentEnroll, agentWhoami, agentStatus, agentRenew, agentRun, agentSecretsSync, agentExport,
+  agentEnroll, agentWhoami, agentStatus, agentRenew, agentReport, agentRun, agentSecretsSync, agentExport,
   gatewayCommand,
   policyCheck,
   demo,

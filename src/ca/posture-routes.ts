@@ -1,0 +1,58 @@
+/**
+ * `POST /v1/posture`: a device's posture report (src/posture), over mutual TLS with its current
+ * certificate. The CA validates it, computes the score itself, keeps the newest POSTURE_HISTORY
+ * per identity and audits the receipt; a malformed or oversized report is refused, audited
+ * (rate limited per source) and stores nothing.
+ */
+import { GatehouseError, isGatehouseError } from '../errors/errors.js';
+import { validatePostureReport } from '../posture/report-schema.js';
+import { scoreOf } from '../posture/report.js';
+import { readBoundedBody, sendJson } from './http-util.js';
+import { authenticatePeer } from './routes.js';
+import type { RequestScope } from './server.js';
+
+export const POSTURE_PATH = '/v1/posture';
+/** A report with the package list of a large server is a few hundred KiB. */
+export const MAX_POSTURE_BYTES = 2 * 1024 * 1024;
+/** Reports kept per identity (hourly reports: two days). */
+export const POSTURE_HISTORY = 48;
+
+export async function routePostureRequest(scope: RequestScope, method: string): Promise<void> {
+  const { res, authority } = scope;
+  if (method !== 'POST') {
+    res.setHeader('allow', 'POST');
+    throw new GatehouseError('GH_METHOD_NOT_ALLOWED', `${method} is not allowed on ${POSTURE_PATH}; use POST`);
+  }
+  const peer = await authenticatePeer(scope, { allowServerOnly: true });
+  const source = scope.req.socket.remoteAddress ?? 'unknown';
+  let report;
+  try {
+    const body = await readBoundedBody(scope.req, MAX_POSTURE_BYTES, 'posture report');
+    let parsed: unknown;
+    try {
+      parsed = JSON.parse(body.toString('utf8'));
+    } catch {
+      throw new GatehouseError('GH_POSTURE_INVALID', 'the posture report is not valid JSON');
+    }
+    const checked = validatePostureReport(parsed);
+    if (!checked.ok) throw new GatehouseError('GH_POSTURE_INVALID', `the posture report is not acceptable: ${checked.problems.join('; ')}`);
+    report = checked.report;
+  } catch (err) {
+    await authority.auditAnonymousRefusal(source, {
+      type: 'ca.posture_refused', actor: peer.record.spiffeId, requestId: scope.requestId, serial: peer.record.serial,
+      details: { code: isGatehouseError(err) ? err.code : 'GH_INTERNAL' },
+    });
+    throw err;
+  }
+  const now = authority.now();
+  // The CA's own score and failing list: an agent's claim about itself is not taken.
+  const score = scoreOf(report.checks);
+  const failing = report.checks.filter((c) => c.verdict === 'fail').sort((a, b) => b.weight - a.weight).map((c) => c.id);
+  const stored = { ...report, score, failing };
+  const record = await authority.store.recordPosture(
+    { spiffeId: peer.record.spiffeId, serial: peer.record.serial, receivedAt: now, score, report: JSON.stringify(stored) },
+    POSTURE_HISTORY,
+    { time: now, type: 'ca.posture_reported', actor: peer.record.spiffeId, requestId: scope.requestId, serial: peer.record.serial, details: { score, failing, checks: report.checks.length, packages: report.packages?.length ?? null } },
+  );
+  sendJson(res, 201, { spiffeId: record.spiffeId, receivedAt: record.receivedAt.toISOString(), score, failing });
+}

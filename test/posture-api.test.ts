@@ -1,0 +1,99 @@
+/**
+ * POST /v1/posture and `agent report` against a real CA over mutual TLS: a device reports a
+ * fixture system (root login on), the CA stores its own score (not the one the agent claims) and
+ * audits it; malformed, oversized and anonymous reports are refused and store nothing.
+ */
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import { mkdirSync, readFileSync, writeFileSync } from 'node:fs';
+import { dirname, join } from 'node:path';
+import { enrollIdentity, startCaFixture } from './helpers/ca-fixture.js';
+import { caRequest } from './helpers/ca-http.js';
+import { gatehouse } from './helpers/cli.js';
+import { reportPosture } from '../src/agent/posture-report.js';
+import { isGatehouseError } from '../src/errors/errors.js';
+
+function fixtureRoot(dir: string): string {
+  const files: Record<string, string> = {
+    'etc/os-release': 'PRETTY_NAME="Debian GNU/Linux 12 (bookworm)"\nID=debian\nVERSION_ID="12"\n',
+    'etc/ssh/sshd_config': 'PermitRootLogin yes\nPasswordAuthentication no\n',
+    'run/systemd/timesync/synchronized': '',
+    'var/lib/dpkg/status': 'Package: openssl\nStatus: install ok installed\nVersion: 3.0.11-1~deb12u2\n',
+  };
+  for (const [path, text] of Object.entries(files)) {
+    mkdirSync(dirname(join(dir, path)), { recursive: true });
+    writeFileSync(join(dir, path), text);
+  }
+  return dir;
+}
+
+test('posture-a-device-reports-over-mtls-the-ca-scores-stores-and-audits-it', async () => {
+  const fixture = await startCaFixture();
+  try {
+    const device = await enrollIdentity(fixture, 'web', 'laptop-1');
+    const root = fixtureRoot(join(fixture.root, 'system'));
+    const { report, received } = await reportPosture({ dir: device.dir, root, now: new Date('2026-03-01T00:00:00Z') });
+    assert.ok(received);
+    assert.equal(received.spiffeId, 'spiffe://test.internal/web/laptop-1');
+    assert.equal(received.score, report.score);
+    assert.ok(received.failing.includes('ssh-root-login'));
+    const [stored] = await fixture.store.latestPosture();
+    assert.equal(stored!.spiffeId, received.spiffeId);
+    assert.equal(stored!.serial, device.identity.serial);
+    assert.deepEqual(JSON.parse(stored!.report).packages, [{ name: 'openssl', version: '3.0.11-1~deb12u2', source: 'openssl', sourceVersion: '3.0.11-1~deb12u2', architecture: null }]);
+    const events = await fixture.store.listAudit({ type: 'ca.posture_reported' });
+    assert.equal(events.length, 1);
+    assert.equal(events[0]!.actor, received.spiffeId);
+
+    // An agent claiming a perfect score is not believed: the CA scores the checks it sent.
+    const identity = { ca: readFileSync(join(device.dir, 'ca.pem'), 'utf8'), key: readFileSync(join(device.dir, 'key.pem'), 'utf8'), cert: readFileSync(join(device.dir, 'cert.pem'), 'utf8') };
+    const boastful = await caRequest(fixture.url, 'v1/posture', { ...identity, body: { ...report, score: 100, failing: [] } });
+    assert.equal(boastful.status, 201, boastful.text);
+    assert.equal(boastful.json.score, report.score);
+    assert.ok(boastful.json.failing.includes('ssh-root-login'));
+
+    // Refused, audited, nothing stored: malformed, another format, oversized, no certificate.
+    const before = (await fixture.store.postureHistory(received.spiffeId, 100)).length;
+    const bad = await caRequest(fixture.url, 'v1/posture', { ...identity, body: { ...report, checks: [{ id: 'x', verdict: 'maybe', weight: 5, reason: 'r' }] } });
+    assert.equal(bad.status, 400, bad.text);
+    assert.equal(bad.json.error.code, 'GH_POSTURE_INVALID');
+    assert.match(bad.json.error.message, /checks\.0\.verdict/);
+    assert.equal((await caRequest(fixture.url, 'v1/posture', { ...identity, body: { ...report, format: 2 } })).json.error.code, 'GH_POSTURE_INVALID');
+    assert.equal((await caRequest(fixture.url, 'v1/posture', { ...identity, body: 'not json' })).json.error.code, 'GH_POSTURE_INVALID');
+    const huge = await caRequest(fixture.url, 'v1/posture', { ...identity, body: Buffer.alloc(3 * 1024 * 1024, 0x20) });
+    assert.equal(huge.status, 413, huge.text);
+    const anonymous = await caRequest(fixture.url, 'v1/posture', { ca: identity.ca, body: report });
+    assert.equal(anonymous.status, 401, anonymous.text);
+    assert.equal((await caRequest(fixture.url, 'v1/posture', { ...identity, method: 'GET' })).status, 405);
+    assert.equal((await fixture.store.postureHistory(received.spiffeId, 100)).length, before, 'nothing stored');
+    assert.ok((await fixture.store.listAudit({ type: 'ca.posture_refused' })).length >= 4, 'refusals audited');
+
+    // A revoked device cannot report.
+    await fixture.server.authority.revokeCertificate(device.identity.serial, 'keyCompromise', { actor: 'test' });
+    await assert.rejects(reportPosture({ dir: device.dir, root }), (err: unknown) => isGatehouseError(err) && /revoked/.test((err as Error).message));
+  } finally {
+    await fixture.close();
+  }
+});
+
+test('posture-agent-report-dry-run-prints-and-sends-nothing; without it the CA records the report', async () => {
+  const fixture = await startCaFixture();
+  try {
+    const device = await enrollIdentity(fixture, 'web', 'laptop-2');
+    const root = fixtureRoot(join(fixture.root, 'system'));
+    const dry = await gatehouse(['agent', 'report', '--dir', device.dir, '--root', root, '--dry-run', '--json']);
+    assert.equal(dry.status, 0, dry.stderr);
+    const printed = JSON.parse(dry.stdout);
+    assert.equal(printed.format, 1);
+    assert.ok(printed.failing.includes('ssh-root-login'));
+    assert.equal(printed.received, undefined);
+    assert.deepEqual(await fixture.store.latestPosture(), [], 'a dry run sends nothing');
+    const sent = await gatehouse(['agent', 'report', '--dir', device.dir, '--root', root, '--ca', fixture.url]);
+    assert.equal(sent.status, 0, sent.stderr);
+    assert.match(sent.stdout, /^score \d+, recorded by the CA at /);
+    assert.match(sent.stdout, /FAIL +ssh-root-login +sshd allows root to log in with a password/);
+    assert.equal((await fixture.store.latestPosture()).length, 1);
+  } finally {
+    await fixture.close();
+  }
+});
