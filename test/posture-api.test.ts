@@ -12,6 +12,9 @@ import { caRequest } from './helpers/ca-http.js';
 import { gatehouse } from './helpers/cli.js';
 import { reportPosture } from '../src/agent/posture-report.js';
 import { isGatehouseError } from '../src/errors/errors.js';
+import { runAgent } from '../src/agent/renew-scheduler.js';
+import { createLogger } from '../src/log/logger.js';
+import { waitFor } from './helpers/procs.js';
 
 function fixtureRoot(dir: string): string {
   const files: Record<string, string> = {
@@ -93,6 +96,46 @@ test('posture-agent-report-dry-run-prints-and-sends-nothing; without it the CA r
     assert.match(sent.stdout, /^score \d+, recorded by the CA at /);
     assert.match(sent.stdout, /FAIL +ssh-root-login +sshd allows root to log in with a password/);
     assert.equal((await fixture.store.latestPosture()).length, 1);
+  } finally {
+    await fixture.close();
+  }
+});
+
+test('posture-agent-run-reports-at-start-on-its-interval-and-after-a-renewal', async () => {
+  const fixture = await startCaFixture();
+  try {
+    const device = await enrollIdentity(fixture, 'web', 'laptop-3');
+    const root = fixtureRoot(join(fixture.root, 'system'));
+    const lines: Array<Record<string, unknown>> = [];
+    const logger = createLogger({ level: 'debug', write: (l) => void lines.push(JSON.parse(l) as Record<string, unknown>) });
+    const controller = new AbortController();
+    // random 0: the first report at once, then every 0.9 × 300 ms; no renewal is due yet.
+    const running = runAgent({ dir: device.dir, logger, signal: controller.signal, random: () => 0, posture: { intervalMs: 300, root }, secrets: null });
+    try {
+      await waitFor(() => lines.filter((l) => l.msg === 'agent.posture_reported').length >= 2, 10_000, 'two scheduled reports');
+    } finally {
+      controller.abort();
+      await running;
+    }
+    const reported = lines.filter((l) => l.msg === 'agent.posture_reported');
+    assert.ok((reported[0]!.failing as string[]).includes('ssh-root-login'));
+    assert.ok((await fixture.store.postureHistory('spiffe://test.internal/web/laptop-3', 100)).length >= 2);
+
+    // With reports an hour apart, a renewal makes the next one happen at once.
+    const after: Array<Record<string, unknown>> = [];
+    const renewLogger = createLogger({ level: 'debug', write: (l) => void after.push(JSON.parse(l) as Record<string, unknown>) });
+    const later = () => new Date(Date.now() + 18 * 3_600_000);
+    const second = new AbortController();
+    const run2 = runAgent({ dir: device.dir, logger: renewLogger, signal: second.signal, now: later, random: () => 0.99, posture: { intervalMs: 3_600_000, root }, secrets: null });
+    try {
+      await waitFor(() => after.some((l) => l.msg === 'agent.posture_reported'), 10_000, 'a report right after the renewal');
+    } finally {
+      second.abort();
+      await run2;
+    }
+    const renewedAt = after.findIndex((l) => l.msg === 'agent.cert_renewed');
+    const reportedAt = after.findIndex((l) => l.msg === 'agent.posture_reported');
+    assert.ok(renewedAt >= 0 && reportedAt > renewedAt, 'the report follows the renewal');
   } finally {
     await fixture.close();
   }

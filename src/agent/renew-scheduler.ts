@@ -11,9 +11,11 @@ import { loadIdentity, type LoadedIdentity } from './agent-state.js';
 import { renewOnce } from './renew.js';
 import { checkRevocation, type CrlFetcher, type RevocationCheck } from './revocation.js';
 import { syncSecrets } from './secrets-sync.js';
+import { reportPosture } from './posture-report.js';
 
 export const DEFAULT_REVOCATION_CHECK_INTERVAL_MS = 5 * 60_000;
 export const DEFAULT_SECRETS_SYNC_INTERVAL_MS = 5 * 60_000;
+export const DEFAULT_POSTURE_INTERVAL_MS = 3_600_000;
 const MAX_SLEEP_MS = 3_600_000;
 
 /** Renew between 60 % and 73 % of the lifetime (2/3 ± 1/15). */
@@ -47,6 +49,11 @@ export interface RunOptions {
   fetchCrl?: CrlFetcher;
   /** Keep a secrets folder in sync: at start, on this interval and after each renewal. Null: no secrets. */
   secrets?: { dir?: string; intervalMs?: number; linkIdentity?: boolean } | null;
+  /**
+   * Report the machine's posture (agent/posture-report.ts) at a random point of the first
+   * interval, then every interval ± 10 %, and after each renewal. Null: no reports.
+   */
+  posture?: { intervalMs?: number; root?: string } | null;
 }
 
 interface Revocation {
@@ -69,6 +76,10 @@ export async function runAgent(options: RunOptions): Promise<void> {
   const secrets = options.secrets ?? null;
   const secretsInterval = secrets ? usableInterval(secrets.intervalMs ?? DEFAULT_SECRETS_SYNC_INTERVAL_MS, 'secrets sync interval') : 0;
   let secretsSyncAt = secrets ? now() : null;
+  const posture = options.posture === undefined ? {} : options.posture;
+  const postureInterval = posture ? usableInterval(posture.intervalMs ?? DEFAULT_POSTURE_INTERVAL_MS, 'posture report interval') : 0;
+  // Spread over the first interval, so a fleet started together does not report together.
+  let postureAt = posture ? new Date(now().getTime() + Math.floor(random() * postureInterval)) : null;
   logger.info('agent.started', { name: identity.identity.name, role: identity.identity.role, serial: identity.leaf.serial, notAfter: identity.leaf.notAfter.toISOString(), renewAt: dueAt.toISOString(), revocationCheckIntervalMs: intervalMs });
 
   while (!options.signal?.aborted) {
@@ -83,7 +94,12 @@ export async function runAgent(options: RunOptions): Promise<void> {
       secretsSyncAt = new Date(now().getTime() + secretsInterval);
       continue;
     }
-    const waitMs = Math.min(dueAt.getTime(), revocationCheckAt.getTime(), secretsSyncAt?.getTime() ?? Infinity) - now().getTime();
+    if (postureAt && posture && now() >= postureAt) {
+      await reportPostureLogged(options, posture);
+      postureAt = new Date(now().getTime() + Math.floor(postureInterval * (0.9 + random() * 0.2)));
+      continue;
+    }
+    const waitMs = Math.min(dueAt.getTime(), revocationCheckAt.getTime(), secretsSyncAt?.getTime() ?? Infinity, postureAt?.getTime() ?? Infinity) - now().getTime();
     if (waitMs > 0) {
       await sleep(Math.min(waitMs, MAX_SLEEP_MS), options.signal);
       continue;
@@ -100,6 +116,8 @@ export async function runAgent(options: RunOptions): Promise<void> {
       if (options.onRenew) await runHook(options.onRenew, { GATEHOUSE_DIR: options.dir, GATEHOUSE_SERIAL: current.serial, GATEHOUSE_EVENT: 'renewed' }, logger);
       // The CA re-applies grants to the renewed identity; a role change shows up now, not at the next interval.
       if (secretsSyncAt) secretsSyncAt = now();
+      // A renewal is a change worth reporting on: the CA sees the machine's state with its new certificate.
+      if (postureAt) postureAt = now();
       if (options.maxRenewals !== undefined && renewals >= options.maxRenewals) return;
     } catch (err) {
       if (isRevokedRefusal(err)) return stopRevoked(identity, await revocationBehindRefusal(identity, options, now()), options, err);
@@ -113,6 +131,16 @@ export async function runAgent(options: RunOptions): Promise<void> {
       dueAt = new Date(now().getTime() + delay);
       logger.warn('agent.renew_failed', { attempt: failures, code: isGatehouseError(err) ? err.code : 'GH_INTERNAL', reason: (err as Error).message, retryInMs: delay, certExpiresAt: identity.leaf.notAfter.toISOString() });
     }
+  }
+}
+
+/** One report; a failure is logged and the next interval tries again. */
+async function reportPostureLogged(options: RunOptions, posture: { root?: string }): Promise<void> {
+  try {
+    const { received } = await reportPosture({ dir: options.dir, ...(options.caUrl ? { caUrl: options.caUrl } : {}), ...(posture.root ? { root: posture.root } : {}) });
+    options.logger.info('agent.posture_reported', { score: received?.score ?? null, failing: received?.failing ?? [] });
+  } catch (err) {
+    options.logger.warn('agent.posture_report_failed', { code: isGatehouseError(err) ? err.code : 'GH_INTERNAL', reason: (err as Error).message, effect: 'tried again at the next interval' });
   }
 }
 

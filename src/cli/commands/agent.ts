@@ -173,6 +173,8 @@ export const agentRun: CommandSpec = {
     'secrets-interval': { type: 'string', value: 'DURATION', description: 'How often to sync the secrets folder (default 5m; also at start and after each renewal)' },
     'link-identity': LINK_IDENTITY_OPTION,
     'no-secrets': { type: 'boolean', description: 'Do not sync secrets' },
+    'posture-interval': { type: 'string', value: 'DURATION', description: 'How often to report the machine\'s posture to the CA (default 1h, jittered; also after each renewal)' },
+    'no-posture': { type: 'boolean', description: 'Do not report the machine\'s posture' },
     'log-level': logLevelOption(),
   },
   notes: [
@@ -193,8 +195,11 @@ export const agentRun: CommandSpec = {
       throw new GatehouseError('GH_USAGE', '--no-secrets cannot be combined with --secrets-dir, --secrets-interval or --link-identity');
     }
     const secrets = flag(ctx, 'no-secrets') ? null : { ...secretsInterval, ...(str(ctx, 'secrets-dir') ? { dir: str(ctx, 'secrets-dir')! } : {}), linkIdentity: flag(ctx, 'link-identity') };
+    const postureInterval = optionalDuration(ctx, 'posture-interval', 'intervalMs');
+    if (postureInterval.intervalMs === 0) throw new GatehouseError('GH_USAGE', '--posture-interval must be longer than 0 (use --no-posture to turn reports off)');
+    if (flag(ctx, 'no-posture') && postureInterval.intervalMs) throw new GatehouseError('GH_USAGE', '--no-posture cannot be combined with --posture-interval');
     await runAgent({
-      dir: agentDir(ctx), logger, signal: ctx.signal, ...interval, secrets,
+      dir: agentDir(ctx), logger, signal: ctx.signal, ...interval, secrets, posture: flag(ctx, 'no-posture') ? null : postureInterval,
       ...(str(ctx, 'ca') ? { caUrl: str(ctx, 'ca')! } : {}), ...(str(ctx, 'on-renew') ? { onRenew: str(ctx, 'on-renew')! } : {}),
     });
   },
