@@ -140,3 +140,34 @@ test('posture-agent-run-reports-at-start-on-its-interval-and-after-a-renewal', a
     await fixture.close();
   }
 });
+
+test('posture-fleet-posture-lists-scores-worst-first-locally-and-remotely-with-filters', async () => {
+  const fixture = await startCaFixture();
+  try {
+    const weak = await enrollIdentity(fixture, 'web', 'weak-1');
+    const strong = await enrollIdentity(fixture, 'web', 'strong-1');
+    const weakRoot = fixtureRoot(join(fixture.root, 'weak'));
+    const strongRoot = fixtureRoot(join(fixture.root, 'strong'));
+    writeFileSync(join(strongRoot, 'etc/ssh/sshd_config'), 'PermitRootLogin no\nPasswordAuthentication no\n');
+    await reportPosture({ dir: weak.dir, root: weakRoot });
+    await reportPosture({ dir: strong.dir, root: strongRoot });
+    const local = await gatehouse(['fleet', 'posture', '--dir', fixture.caDir, '--json']);
+    assert.equal(local.status, 0, local.stderr);
+    const rows = JSON.parse(local.stdout) as Array<{ name: string; spiffeId: string; score: number | null; reportedAt: string | null; failing: string[] }>;
+    // The admin never reported: no score, listed first; then the weak device, then the strong one.
+    assert.deepEqual(rows.map((r) => r.name), ['admin', 'weak-1', 'strong-1']);
+    assert.equal(rows[0]!.reportedAt, null);
+    assert.ok(rows[1]!.failing.includes('ssh-root-login'));
+    assert.ok(rows[1]!.score! < rows[2]!.score!);
+    const remote = await gatehouse(['fleet', 'posture', '--identity', fixture.adminDir, '--ca', fixture.url, '--below', String(rows[2]!.score), '--json']);
+    assert.equal(remote.status, 0, remote.stderr);
+    assert.deepEqual(JSON.parse(remote.stdout).map((r: { name: string }) => r.name), ['admin', 'weak-1'], 'below the strong one: the weak one and the one without a score');
+    const stale = await gatehouse(['fleet', 'posture', '--dir', fixture.caDir, '--stale', '1h']);
+    assert.equal(stale.status, 0, stale.stderr);
+    assert.match(stale.stdout, /spiffe:\/\/test\.internal\/admin\/admin +- +never/);
+    assert.doesNotMatch(stale.stdout, /weak-1/);
+    assert.equal((await gatehouse(['fleet', 'posture', '--dir', fixture.caDir, '--below', 'x'])).status, 64);
+  } finally {
+    await fixture.close();
+  }
+});

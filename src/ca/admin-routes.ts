@@ -9,6 +9,7 @@ import { normalizeSerial } from '../pki/certificate.js';
 import { certStateAt, type CertRecord, type CertState, type NameReservation, type TokenRecord } from '../store/store.js';
 import type { ReservedName } from './authority.js';
 import { abortRotation, finishRotation, rotationStatus, startRotation } from './root-rotation-ops.js';
+import { fleetPosture } from './posture-views.js';
 import { readJsonBody, sendJson, stringField } from './http-util.js';
 import { authenticatePeer } from './routes.js';
 import type { RequestScope } from './server.js';
@@ -124,6 +125,16 @@ async function dispatch(scope: RequestScope, method: string, url: URL, ctx: { ac
     const cert = await authority.revokeCertificate(m[1]!, reason, ctx);
     await scope.crls.refresh(true);
     return reply(res, 200, certView(cert, authority.now()));
+  }
+  if (path === '/admin/posture' && method === 'GET') {
+    const belowText = url.searchParams.get('below');
+    const below = belowText === null ? undefined : Number(belowText);
+    if (below !== undefined && (!Number.isInteger(below) || below < 0 || below > 101)) throw new GatehouseError('GH_USAGE', 'below must be a whole number from 0 to 101');
+    const staleText = url.searchParams.get('stale');
+    const staleMs = staleText === null ? undefined : parseDurationMs(staleText);
+    if (staleMs === null) throw new GatehouseError('GH_USAGE', `stale "${staleText}" is not a duration like 2h`);
+    const identities = await fleetPosture(authority.store, { ...(below !== undefined ? { below } : {}), ...(staleMs !== undefined ? { staleMs } : {}) }, authority.now());
+    return reply(res, 200, { identities });
   }
   if (path === '/admin/names' && method === 'GET') {
     return reply(res, 200, { names: (await authority.listNames()).map(nameView) });

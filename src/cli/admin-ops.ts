@@ -24,6 +24,7 @@ import { normalizeSerial, sha256Hex } from '../pki/certificate.js';
 import { MasterKeyRing } from '../secrets/master-key.js';
 import { abortRotation, finishRotation, rotationStatus, startRotation, type FinishView, type StartOptions, type StartView, type StatusView } from '../ca/root-rotation-ops.js';
 import type { RootRotationState } from '../ca/root-rotation.js';
+import { fleetPosture, type PostureQuery, type PostureView } from '../ca/posture-views.js';
 import { SecretService, type RekeyResult, type SecretSummaryView, type SecretView } from '../secrets/service.js';
 
 export type TokenView = ReturnType<typeof tokenView>;
@@ -60,6 +61,7 @@ export interface AdminOps {
   rootRotationStatus(): Promise<StatusView>;
   rootRotationFinish(options: { force: boolean; nextRootKeyFile?: string | null }): Promise<FinishView>;
   rootRotationAbort(): Promise<RootRotationState>;
+  fleetPosture(query: PostureQuery): Promise<PostureView[]>;
   close(): Promise<void>;
 }
 
@@ -117,6 +119,7 @@ export async function openLocalAdmin(dir: string, passphraseFile?: string): Prom
     rootRotationStatus: () => rotationStatus({ material, store, ...ctx }),
     rootRotationFinish: (options) => finishRotation({ material, store, ...ctx }, options),
     rootRotationAbort: () => abortRotation({ material, store, ...ctx }),
+    fleetPosture: (query) => fleetPosture(store, query, new Date()),
     close: () => store.close(),
   };
 }
@@ -172,6 +175,12 @@ export function openRemoteAdmin(identityDir: string, caUrl?: string, pinnedRoot?
       return client.postJson('admin/rotation/root/finish', { force: options.force });
     },
     rootRotationAbort: () => client.postJson('admin/rotation/root/abort', {}),
+    fleetPosture: async (query) => {
+      const params = new URLSearchParams();
+      if (query.below !== undefined) params.set('below', String(query.below));
+      if (query.staleMs !== undefined) params.set('stale', formatDuration(query.staleMs));
+      return (await client.getJson<{ identities: PostureView[] }>(`admin/posture?${params}`)).identities;
+    },
     close: async () => client.close(),
   };
 }
