@@ -171,3 +171,19 @@ test('posture-fleet-posture-lists-scores-worst-first-locally-and-remotely-with-f
     await fixture.close();
   }
 });
+
+test('posture-a-report-larger-than-a-pipe-buffer-reaches-the-reader-whole (the CLI waits for stdout before it exits)', async () => {
+  const tmp = await startCaFixture();
+  try {
+    const device = await enrollIdentity(tmp, 'web', 'big-1');
+    const root = fixtureRoot(join(tmp.root, 'big'));
+    const many = Array.from({ length: 3000 }, (_, i) => `Package: pkg-${i}\nStatus: install ok installed\nVersion: 1.${i}-1\n`).join('\n');
+    writeFileSync(join(root, 'var/lib/dpkg/status'), many);
+    const r = await gatehouse(['agent', 'report', '--dir', device.dir, '--root', root, '--dry-run', '--json']);
+    assert.equal(r.status, 0, r.stderr);
+    assert.ok(r.stdout.length > 200_000, `${r.stdout.length} bytes`);
+    assert.equal(JSON.parse(r.stdout).packages.length, 3000, 'the whole report, not the first 64 KiB');
+  } finally {
+    await tmp.close();
+  }
+});

@@ -88,5 +88,15 @@ export async function main(argv: string[]): Promise<number> {
 
 const code = await main(process.argv.slice(2));
 // Exit explicitly: a finished command must not linger on a stray handle (a cluster worker's
-// shared socket, a keep-alive agent). stdout and stderr are synchronous for files and pipes.
+// shared socket, a keep-alive agent). But only once stdout and stderr are written out: a pipe
+// can be asynchronous, and exiting with output queued cut `… --json | jq` at 64 KiB.
+await Promise.all([drained(process.stdout), drained(process.stderr)]);
 process.exit(code);
+
+function drained(stream: NodeJS.WriteStream): Promise<void> {
+  return new Promise((resolve) => {
+    if (stream.writableLength === 0) return resolve();
+    stream.once('error', () => resolve()); // a reader that went away (EPIPE): nothing more to wait for
+    stream.write('', () => resolve());
+  });
+}
