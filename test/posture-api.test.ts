@@ -142,7 +142,7 @@ test('posture-agent-run-reports-at-start-on-its-interval-and-after-a-renewal', a
 });
 
 test('posture-fleet-posture-lists-scores-worst-first-locally-and-remotely-with-filters', async () => {
-  const fixture = await startCaFixture();
+  const fixture = await startCaFixture({ metricsListen: '127.0.0.1:0' });
   try {
     const weak = await enrollIdentity(fixture, 'web', 'weak-1');
     const strong = await enrollIdentity(fixture, 'web', 'strong-1');
@@ -167,6 +167,15 @@ test('posture-fleet-posture-lists-scores-worst-first-locally-and-remotely-with-f
     assert.match(stale.stdout, /spiffe:\/\/test\.internal\/admin\/admin +- +never/);
     assert.doesNotMatch(stale.stdout, /weak-1/);
     assert.equal((await gatehouse(['fleet', 'posture', '--dir', fixture.caDir, '--below', 'x'])).status, 64);
+
+    // Prometheus: identities per score band and the stale ones (the admin never reported).
+    const band = (score: number) => (score < 50 ? '0-49' : score < 70 ? '50-69' : score < 90 ? '70-89' : '90-100');
+    const bands = await fixture.server.metrics!.registry.getSingleMetricAsString('gatehouse_ca_posture_identities');
+    assert.match(bands, /gatehouse_ca_posture_identities\{band="none"\} 1/);
+    const expected = new Map<string, number>();
+    for (const r of rows.slice(1)) expected.set(band(r.score!), (expected.get(band(r.score!)) ?? 0) + 1);
+    for (const [b, n] of expected) assert.match(bands, new RegExp(`gatehouse_ca_posture_identities\\{band="${b}"\\} ${n}`));
+    assert.match(await fixture.server.metrics!.registry.getSingleMetricAsString('gatehouse_ca_posture_stale_identities'), /gatehouse_ca_posture_stale_identities 1/);
   } finally {
     await fixture.close();
   }

@@ -21,7 +21,14 @@ export interface CaGaugeSources {
   certificateNotAfter(): Array<{ certificate: 'root' | 'intermediate' | 'server'; notAfter: Date }>;
   /** nextUpdate of the CRLs this process serves. */
   crlNextUpdate(): Array<{ crl: 'intermediate' | 'root'; nextUpdate: Date }>;
+  /** Active identities' latest posture scores (null: no score or never reported) and report times. */
+  posture?(): Promise<Array<{ score: number | null; reportedAt: string | null }>>;
 }
+
+/** Score bands of gatehouse_ca_posture_identities: what a dashboard colours, what an alert counts. */
+export const POSTURE_BANDS = [['0-49', 0, 49], ['50-69', 50, 69], ['70-89', 70, 89], ['90-100', 90, 100]] as const;
+/** A report older than this is stale (the agent reports hourly). */
+export const POSTURE_STALE_MS = 2 * 3_600_000;
 
 /**
  * The `route` label of the request histogram: a closed set, never the raw path (a client
@@ -103,6 +110,40 @@ export function createCaMetrics(registry = new Registry()): CaMetrics {
         return;
       }
       for (const [state, count] of Object.entries(counts)) this.set({ state }, count);
+    },
+  });
+  let postureCache: { at: number; value: Promise<Array<{ score: number | null; reportedAt: string | null }>> } | null = null;
+  const postureNow = () => {
+    const now = Date.now();
+    if (!postureCache || now - postureCache.at > STATE_CACHE_MS) postureCache = { at: now, value: sources?.posture?.() ?? Promise.resolve([]) };
+    return postureCache.value.catch(() => {
+      postureCache = null;
+      return null;
+    });
+  };
+  new Gauge({
+    name: 'gatehouse_ca_posture_identities',
+    help: 'Active identities by the score band of their latest posture report (0-49, 50-69, 70-89, 90-100), or none (never reported, or nothing decided)',
+    labelNames: ['band'],
+    registers: [registry],
+    aggregator: 'max',
+    async collect() {
+      const rows = await postureNow();
+      if (!rows) return;
+      for (const [band, low, high] of POSTURE_BANDS) this.set({ band }, rows.filter((r) => r.score !== null && r.score >= low && r.score <= high).length);
+      this.set({ band: 'none' }, rows.filter((r) => r.score === null).length);
+    },
+  });
+  new Gauge({
+    name: 'gatehouse_ca_posture_stale_identities',
+    help: 'Active identities whose latest posture report is older than 2 h, or that never reported',
+    registers: [registry],
+    aggregator: 'max',
+    async collect() {
+      const rows = await postureNow();
+      if (!rows) return;
+      const now = Date.now();
+      this.set(rows.filter((r) => r.reportedAt === null || now - new Date(r.reportedAt).getTime() > POSTURE_STALE_MS).length);
     },
   });
   new Gauge({

@@ -22,6 +22,7 @@ import { Authority } from './authority.js';
 import { CA_FILES, caPath, loadIssuerMaterial, loadRootMaterial, type CaMaterial } from './ca-dir.js';
 import { issuerFilesStamp, issuerIdOf } from './issuers.js';
 import { loadRootRotation, rootFilesStamp } from './root-rotation.js';
+import { fleetPosture } from './posture-views.js';
 import { toPem } from '../pki/pem.js';
 import { CrlPublisher } from './crl-publisher.js';
 import { newRequestId, sendError } from './http-util.js';
@@ -259,6 +260,7 @@ export async function startCaServer(options: CaServerOptions): Promise<CaServer>
   const rootNotAfter = parseCertificate(material.rootDer).notAfter;
   metrics?.setSources({
     certificatesByState: () => store.countCertsByState(now()),
+    posture: () => fleetPosture(store, {}, now()),
     certificateNotAfter: () => [
       { certificate: 'root', notAfter: rootNotAfter },
       { certificate: 'intermediate', notAfter: authority.issuer.notAfter },
