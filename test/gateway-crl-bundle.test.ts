@@ -11,12 +11,13 @@ import { createServer as createHttpsServer, request as httpsRequest, type Server
 import { request as httpRequest } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { join } from 'node:path';
-import { mkdirSync, writeFileSync } from 'node:fs';
+import { mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import type { KeyObject } from 'node:crypto';
 import * as pki from '../src/pki/index.js';
 import { x509, toCryptoKeys, webAlgorithmFor } from '../src/pki/x509-library.js';
 import { parseGatewayConfig } from '../src/gateway/config.js';
 import { runGateway, type RunningGateway } from '../src/gateway/run.js';
+import { RevocationChecker } from '../src/gateway/revocation.js';
 import { createLogger } from '../src/log/logger.js';
 import { buildTestPki, makeCrl, replaceFile, type TestCa } from './helpers/crl-pki.js';
 import { startEchoUpstream, type EchoUpstream } from './helpers/echo-upstream.js';
@@ -357,4 +358,22 @@ test('crl-bundle-client-of-an-issuer-without-crl-makes-the-gateway-ask-the-sourc
   const answers = await Promise.all(Array.from({ length: 20 }, () => get(r, clients.b!)));
   assert.deepEqual([...new Set(answers.map((a) => a.status))], [403]);
   assert.ok(source.fetches() - before <= 1, `${source.fetches() - before} fetches for 20 requests`);
+});
+
+test('crl-bundle-on-demand-refresh-is-shared-while-running-and-at-most-once-per-5-s', async (t) => {
+  const source = await startCrlServer(t, bundle(intA, crlPem(intA, 1n), root, crlPem(root, 1n)));
+  let clock = Date.now();
+  const checker = new RevocationChecker({ sources: [source.url], trustBundle: readFileSync(clientCa, 'utf8'), ca: readFileSync(clientCa, 'utf8'), refreshIntervalMs: 3_600_000, now: () => new Date(clock) });
+  t.after(() => checker.close());
+  await checker.start();
+  assert.equal(source.fetches(), 1);
+  // Twenty clients at once: one fetch, which they all wait for.
+  await Promise.all(Array.from({ length: 20 }, () => checker.refreshForMissingCrl()));
+  assert.equal(source.fetches(), 2);
+  clock += 4_000;
+  await checker.refreshForMissingCrl();
+  assert.equal(source.fetches(), 2, 'within 5 s of the last: no fetch');
+  clock += 1_500;
+  await checker.refreshForMissingCrl();
+  assert.equal(source.fetches(), 3, 'past 5 s: one more');
 });

@@ -435,6 +435,8 @@ export function runStoreContract(kind: string, open: () => Promise<{ store: Stor
     assert.deepEqual(history.map((r) => r.score), [55, 54, 53], 'the newest 3, newest first');
     assert.deepEqual((await store.latestPosture()).map((r) => [r.spiffeId, r.score, JSON.parse(r.report).minutes]), [['spiffe://t/web/a', 55, 5], ['spiffe://t/web/b', null, 10]]);
     assert.deepEqual(await store.postureHistory('spiffe://t/web/none', 10), []);
+    assert.deepEqual((await store.latestPostureScores()).map((r) => [r.spiffeId, r.score, r.receivedAt.getTime()]),
+      [['spiffe://t/web/a', 55, T0.getTime() + 5 * 60_000], ['spiffe://t/web/b', null, T0.getTime() + 10 * 60_000]]);
     assert.equal((await store.listAudit({ type: 'ca.posture_reported' })).length, 6, 'each report audited with it');
   });
 }

@@ -168,3 +168,8 @@ export function loadRootMaterial(material: CaMaterial): { rootDer: Buffer; rootK
   }
   return { rootDer, rootKey, rotation: loadRootRotation(dir) };
 }
+
+/** A key file named on the command line (an offline root key), read with the CA's passphrase; a missing file is a clear error. */
+export function readKeyFile(path: string, passphrase: string | undefined): KeyObject {
+  return loadPrivateKey(readText(path), passphrase, path);
+}

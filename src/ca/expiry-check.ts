@@ -20,6 +20,7 @@ import type { CaConfig } from '../config/ca-config.js';
 import { parseCertificate } from '../pki/certificate.js';
 import { parseCrl, verifyCrlSignature } from '../pki/crl-parse.js';
 import type { Store } from '../store/store.js';
+import { SELF_RENEWED_ROLES } from './active-identities.js';
 import { crlRenewBeforeMs, loadPublishedCrl, type CrlScope } from './crl-publisher.js';
 
 export type CheckLevel = 'OK' | 'WARNING' | 'CRITICAL' | 'UNKNOWN';
@@ -63,8 +64,6 @@ export interface CheckReport {
   };
 }
 
-/** Roles the CA issues to itself and renews itself. */
-const SELF_RENEWED_ROLES = new Set(['ca-server']);
 
 export async function checkCa(input: CheckInput): Promise<CheckReport> {
   const { now, windowMs } = input;

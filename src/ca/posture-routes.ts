@@ -6,7 +6,7 @@
  */
 import { GatehouseError, isGatehouseError } from '../errors/errors.js';
 import { validatePostureReport } from '../posture/report-schema.js';
-import { scoreOf } from '../posture/report.js';
+import { failingOf, scoreOf } from '../posture/report.js';
 import { readBoundedBody, sendJson } from './http-util.js';
 import { authenticatePeer } from './routes.js';
 import type { RequestScope } from './server.js';
@@ -47,7 +47,7 @@ export async function routePostureRequest(scope: RequestScope, method: string): 
   const now = authority.now();
   // The CA's own score and failing list: an agent's claim about itself is not taken.
   const score = scoreOf(report.checks);
-  const failing = report.checks.filter((c) => c.verdict === 'fail').sort((a, b) => b.weight - a.weight).map((c) => c.id);
+  const failing = failingOf(report.checks);
   const stored = { ...report, score, failing };
   const record = await authority.store.recordPosture(
     { spiffeId: peer.record.spiffeId, serial: peer.record.serial, receivedAt: now, score, report: JSON.stringify(stored) },

@@ -4,18 +4,17 @@
  * Their results are plain JSON views: what `--json` prints and what the admin API answers.
  */
 import type { KeyObject } from 'node:crypto';
-import { readFileSync } from 'node:fs';
 import { join, resolve } from 'node:path';
 import { withDirLock } from '../files/dir-lock.js';
-import { loadPrivateKey } from '../pki/keys.js';
 import { readImportedPki } from './import-pki.js';
 import { GatehouseError } from '../errors/errors.js';
 import { prepareSigningAuthority } from '../pki/leaf-certificate.js';
 import type { Store } from '../store/store.js';
-import { CA_FILES, caPath, loadIssuerMaterial, loadRootMaterial, type CaMaterial } from './ca-dir.js';
+import { CA_FILES, caPath, loadIssuerMaterial, loadRootMaterial, readKeyFile, type CaMaterial } from './ca-dir.js';
 import { generateRootCrl } from './crl-publisher.js';
-import { abortRootRotation, finishRootRotation, loadRootRotation, startRootRotation, type RootRotationState } from './root-rotation.js';
+import { abortRootRotation, assertRotationCanStart, finishRootRotation, loadRootRotation, startRootRotation, type RootRotationState } from './root-rotation.js';
 import { rotationProgress } from './rotation-progress.js';
+import { lastNotAfter } from './active-identities.js';
 
 const ROTATION_LOCK = '.root-rotation.lock';
 
@@ -56,10 +55,10 @@ export function startRotation(deps: RotationDeps, options: StartOptions = {}): P
 async function startRotationLocked(deps: RotationDeps, options: StartOptions): Promise<StartView> {
   const { material, store } = deps;
   refuseExternal(material);
-  const current = loadRootRotation(material.dir);
-  if (current?.state.phase === 'rotating') throw new GatehouseError('GH_CA_ROTATION', `a root rotation is in progress since ${current.state.startedAt}: see \`gatehouse ca rotate status\``);
+  // Before any key is asked for: an operator told "pass --root-key" would find out only then.
+  assertRotationCanStart(material.dir, new Date());
   const root = loadRootMaterial(material);
-  const rootKey = options.rootKeyFile ? readKeyFile(options.rootKeyFile, material) : root.rootKey;
+  const rootKey = options.rootKeyFile ? readKeyFile(options.rootKeyFile, material.passphrase) : root.rootKey;
   const imported = options.importRoot ? importedRoot(options.importRoot, material) : null;
   if (!rootKey) {
     throw new GatehouseError('GH_CA_ROOT_KEY_OFFLINE', material.config.crl.rootCrl === 'external'
@@ -73,7 +72,7 @@ async function startRotationLocked(deps: RotationDeps, options: StartOptions): P
   const now = new Date();
   const result = await startRootRotation({
     dir: material.dir, config: material.config, rootDer: root.rootDer, rootKey, passphrase: material.passphrase, now,
-    nextRootKeyOut: options.nextRootKeyOut ? resolve(options.nextRootKeyOut) : null, imported, lastLeafNotAfter: await lastLeafNotAfter(store, now),
+    nextRootKeyOut: options.nextRootKeyOut ? resolve(options.nextRootKeyOut) : null, imported, lastLeafNotAfter: await lastNotAfter(store, now),
     current: { der: issuer.intermediateDer, key: issuer.intermediateKey, certPath: caPath(material.dir, CA_FILES.intermediateCert), keyPath: caPath(material.dir, material.config.keys.intermediate!) },
   });
   await store.appendAudit([{
@@ -109,8 +108,8 @@ async function finishRotationLocked(deps: RotationDeps, options: { force: boolea
     throw new GatehouseError('GH_CA_ROTATION', `${progress.pending.length} of ${progress.total} active identities have not moved to the new chain yet (${list}${progress.pending.length > 5 ? ', …' : ''}); they move at their next renewal. Wait (gatehouse ca rotate status), or pass --force: those machines must then enroll again`);
   }
   const { state, nextRootKey } = finishRootRotation({
-    dir: material.dir, config: material.config, rotation, nextRootKey: options.nextRootKeyFile ? readKeyFile(options.nextRootKeyFile, material) : null, passphrase: material.passphrase,
-    lastLeafNotAfter: await lastLeafNotAfter(store, now), forced: options.force, now,
+    dir: material.dir, config: material.config, rotation, nextRootKey: options.nextRootKeyFile ? readKeyFile(options.nextRootKeyFile, material.passphrase) : null, passphrase: material.passphrase,
+    lastLeafNotAfter: await lastNotAfter(store, now), forced: options.force, now,
   });
   // The next root's first CRL, so /crl/root is signed by the root in force from the start.
   if (material.config.crl.rootCrl !== 'external') await generateRootCrl(store, prepareSigningAuthority(rotation.nextRootDer, nextRootKey), material.config, now);
@@ -130,19 +129,9 @@ async function abortRotationLocked(deps: RotationDeps): Promise<RootRotationStat
   const rotation = loadRootRotation(material.dir);
   if (!rotation || rotation.state.phase !== 'rotating') throw new GatehouseError('GH_CA_ROTATION', rotation ? `the root rotation started at ${rotation.state.startedAt} is already ${rotation.state.phase}` : 'no root rotation is in progress');
   const now = new Date();
-  const state = abortRootRotation(material.dir, rotation, await lastLeafNotAfter(store, now), now);
+  const state = abortRootRotation(material.dir, rotation, await lastNotAfter(store, now), now);
   await store.appendAudit([{ time: now, type: 'ca.root_rotation_aborted', actor: deps.actor, requestId: deps.requestId ?? null, details: { previousRoot: state.previousRoot, nextRoot: state.nextRoot } }]);
   return state;
-}
-
-function readKeyFile(file: string, material: CaMaterial): KeyObject {
-  let text: string;
-  try {
-    text = readFileSync(file, 'utf8');
-  } catch (cause) {
-    throw new GatehouseError('GH_FILE_IO', `cannot read ${file}: ${(cause as NodeJS.ErrnoException).code}`, { cause });
-  }
-  return loadPrivateKey(text, material.passphrase, file);
 }
 
 function importedRoot(paths: { certPath: string; keyPath: string }, material: CaMaterial): { der: Buffer; key: KeyObject; keyPath: string } {
@@ -155,7 +144,3 @@ function refuseExternal(material: CaMaterial): void {
   if (material.config.keys.intermediate === null) throw new GatehouseError('GH_CA_ROTATION', 'this CA holds no issuing key');
 }
 
-/** When the newest certificate handed out so far expires: the CRL and bundle horizons of a rotation. */
-async function lastLeafNotAfter(store: Store, now: Date): Promise<Date> {
-  return (await store.listCerts({})).reduce((max, c) => (c.notAfter > max ? c.notAfter : max), now);
-}

@@ -178,8 +178,8 @@ export interface StartResult {
  * Everything is written before root.json, which is what makes it a rotation: a crash before
  * leaves files that the next start replaces.
  */
-export async function startRootRotation(input: StartInput): Promise<StartResult> {
-  const { dir, config, rootDer, rootKey, now, passphrase } = input;
+/** The rotation on record, when a new one may start now; else why not (GH_CA_ROTATION). */
+export function assertRotationCanStart(dir: string, now: Date): RootRotation | null {
   const existing = loadRootRotation(dir);
   if (existing?.state.phase === 'rotating') throw rotationError(`a root rotation is in progress since ${existing.state.startedAt}: see \`gatehouse ca rotate status --dir ${dir}\``);
   // Agents hold the previous root of a finished rotation until bundleUntil; a new rotation now
@@ -187,6 +187,12 @@ export async function startRootRotation(input: StartInput): Promise<StartResult>
   if (existing?.state.phase === 'finished' && existing.state.bundleUntil && now < new Date(existing.state.bundleUntil)) {
     throw rotationError(`the root rotation finished at ${existing.state.finishedAt} is still moving agents off its previous root (until ${existing.state.bundleUntil}); start the next one after that`);
   }
+  return existing;
+}
+
+export async function startRootRotation(input: StartInput): Promise<StartResult> {
+  const { dir, config, rootDer, rootKey, now, passphrase } = input;
+  const existing = assertRotationCanStart(dir, now);
   // What earlier rotations retired stays retired: an agent that took an aborted next root drops it even after a new start.
   const carriedRetired = existing ? [...new Set([...existing.state.retiredRoots, existing.state.phase === 'aborted' ? existing.state.nextRoot : existing.state.previousRoot])] : [];
   const previous = parseCertificate(rootDer);
@@ -337,9 +343,3 @@ function writeState(dir: string, state: RootRotationState): void {
 function rotationError(message: string): GatehouseError {
   return new GatehouseError('GH_CA_ROTATION', message);
 }
-
-/** For messages: the root's name and fingerprint. */
-export function describeRoot(der: Buffer): string {
-  return `${formatDn(parseCertificate(der).subject)} (SHA-256 ${sha256Hex(der)})`;
-}
-

@@ -6,9 +6,8 @@
  */
 import { parseCertificate } from '../pki/certificate.js';
 import { decodePem } from '../pki/pem.js';
-import type { CertRecord, Store } from '../store/store.js';
-
-const SELF_RENEWED_ROLES = new Set(['ca-server']);
+import type { Store } from '../store/store.js';
+import { activeIdentities } from './active-identities.js';
 
 export interface PendingIdentity {
   spiffeId: string;
@@ -24,18 +23,12 @@ export interface RotationProgress {
 }
 
 export async function rotationProgress(store: Store, issuerId: string, now: Date): Promise<RotationProgress> {
-  const newest = new Map<string, CertRecord>();
-  for (const cert of await store.listCerts({ state: 'active', now, excludeSuperseded: true })) {
-    if (SELF_RENEWED_ROLES.has(cert.role)) continue;
-    const key = `${cert.role}/${cert.name}`;
-    const held = newest.get(key);
-    if (!held || cert.issuedAt > held.issuedAt) newest.set(key, cert);
-  }
+  const identities = await activeIdentities(store, now);
   const pending: PendingIdentity[] = [];
-  for (const cert of newest.values()) {
+  for (const cert of identities) {
     const info = parseCertificate(decodePem(cert.certPem, 'CERTIFICATE')[0]!);
     if (info.authorityKeyId?.toString('hex').slice(0, 16) !== issuerId) pending.push({ spiffeId: cert.spiffeId, serial: cert.serial, notAfter: cert.notAfter });
   }
   pending.sort((a, b) => a.notAfter.getTime() - b.notAfter.getTime());
-  return { total: newest.size, moved: newest.size - pending.length, pending };
+  return { total: identities.length, moved: identities.length - pending.length, pending };
 }

@@ -22,7 +22,8 @@ import { Authority } from './authority.js';
 import { CA_FILES, caPath, loadIssuerMaterial, loadRootMaterial, type CaMaterial } from './ca-dir.js';
 import { issuerFilesStamp, issuerIdOf } from './issuers.js';
 import { loadRootRotation, rootFilesStamp } from './root-rotation.js';
-import { fleetPosture } from './posture-views.js';
+import { postureScores } from './posture-views.js';
+import { CA_SERVER_ROLE } from './active-identities.js';
 import { toPem } from '../pki/pem.js';
 import { CrlPublisher } from './crl-publisher.js';
 import { newRequestId, sendError } from './http-util.js';
@@ -120,7 +121,7 @@ export async function startCaServer(options: CaServerOptions): Promise<CaServer>
   const names = serverNames(host, config.serverNames, config.publicUrl);
   const issueServerCredentials = async () => {
     const key = generatePrivateKey('p256');
-    const issued = await authority.issueInternal({ role: 'ca-server', name: 'gatehouse-ca', profile: 'server', lifetimeMs: SERVER_CERT_LIFETIME_MS, dns: names.dns, ip: names.ip }, key, { actor: 'ca:self' });
+    const issued = await authority.issueInternal({ role: CA_SERVER_ROLE, name: 'gatehouse-ca', profile: 'server', lifetimeMs: SERVER_CERT_LIFETIME_MS, dns: names.dns, ip: names.ip }, key, { actor: 'ca:self' });
     return { key: privateKeyToPem(key), cert: issued.chainPem, notAfter: issued.record.notAfter };
   };
   // Set once every listener is bound (below); until then the server holds no certificate.
@@ -260,7 +261,7 @@ export async function startCaServer(options: CaServerOptions): Promise<CaServer>
   const rootNotAfter = parseCertificate(material.rootDer).notAfter;
   metrics?.setSources({
     certificatesByState: () => store.countCertsByState(now()),
-    posture: () => fleetPosture(store, {}, now()),
+    posture: () => postureScores(store, now()),
     certificateNotAfter: () => [
       { certificate: 'root', notAfter: rootNotAfter },
       { certificate: 'intermediate', notAfter: authority.issuer.notAfter },

@@ -144,7 +144,7 @@ export class RevocationChecker {
    */
   refreshForMissingCrl(): Promise<void> {
     if (this.onDemand) return this.onDemand;
-    const nowMs = Date.now();
+    const nowMs = this.now().getTime();
     if (nowMs - this.lastOnDemandMs < ON_DEMAND_MIN_INTERVAL_MS) return Promise.resolve();
     this.lastOnDemandMs = nowMs;
     this.logger.info('gateway.crl_refresh_on_demand', { reason: 'a client certificate\'s issuer has no CRL loaded' });

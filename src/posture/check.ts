@@ -3,7 +3,7 @@
  * person can act on. Collectors read everything below `root` (default `/`), so tests point them
  * at a fixture tree, and they never run external programs.
  */
-import { readFileSync } from 'node:fs';
+import { readdirSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
 
 export type Verdict = 'pass' | 'fail' | 'unknown';
@@ -44,4 +44,18 @@ export function readUnderRoot(ctx: CollectContext, path: string, maxBytes = 1024
 /** A collector from its id, weight and check; the result carries the id and weight. */
 export function defineCollector(id: string, weight: number, check: (ctx: CollectContext) => Omit<CheckResult, 'id' | 'weight'>): Collector {
   return { id, weight, collect: (ctx) => ({ id, weight, ...check(ctx) }) };
+}
+
+/** The process IDs under <root>/proc, or null without a /proc. */
+export function processIds(ctx: CollectContext): string[] | null {
+  try {
+    return readdirSync(join(ctx.root, 'proc')).filter((e) => /^\d+$/.test(e));
+  } catch {
+    return null;
+  }
+}
+
+/** A process's command name (proc(5) `comm`), or null when it is gone or unreadable. */
+export function processName(ctx: CollectContext, pid: string): string | null {
+  return (readUnderRoot(ctx, `proc/${pid}/comm`) ?? '').trim() || null;
 }

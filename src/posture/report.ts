@@ -43,6 +43,11 @@ export interface PostureReport {
   packages: InstalledPackage[] | null;
 }
 
+/** The failing checks' ids, heaviest first: what to fix first. */
+export function failingOf(checks: readonly CheckResult[]): string[] {
+  return checks.filter((c) => c.verdict === 'fail').sort((a, b) => b.weight - a.weight).map((c) => c.id);
+}
+
 export function scoreOf(checks: readonly CheckResult[]): number | null {
   const decided = checks.filter((c) => c.verdict !== 'unknown');
   const total = decided.reduce((n, c) => n + c.weight, 0);
@@ -59,8 +64,7 @@ export function collectPosture(ctx: CollectContext, collectors: readonly Collect
       return { id: collector.id, weight: collector.weight, verdict: 'unknown' as const, reason: `the check failed: ${(err as Error).message.split('\n')[0]!.slice(0, 200)}` };
     }
   });
-  const failing = checks.filter((c) => c.verdict === 'fail').sort((a, b) => b.weight - a.weight).map((c) => c.id);
-  return { format: REPORT_FORMAT, collectedAt: ctx.now.toISOString(), score: scoreOf(checks), failing, checks, facts: factsOf(ctx), packages: installedPackages(ctx) };
+  return { format: REPORT_FORMAT, collectedAt: ctx.now.toISOString(), score: scoreOf(checks), failing: failingOf(checks), checks, facts: factsOf(ctx), packages: installedPackages(ctx) };
 }
 
 function factsOf(ctx: CollectContext): PostureFacts {

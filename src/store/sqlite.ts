@@ -709,6 +709,12 @@ export class SqliteStore implements Store {
       ORDER BY p.spiffe_id`).all() as Row[]).map(postureFromRow));
   }
 
+  async latestPostureScores(): Promise<Array<Pick<PostureRecord, 'spiffeId' | 'score' | 'receivedAt'>>> {
+    return this.read(() => (this.db.prepare(`SELECT p.spiffe_id, p.score, p.received_at FROM posture_reports p
+      JOIN (SELECT spiffe_id, MAX(id) AS id FROM posture_reports GROUP BY spiffe_id) newest ON newest.id = p.id
+      ORDER BY p.spiffe_id`).all() as Row[]).map((row) => ({ spiffeId: String(row.spiffe_id), score: row.score === null ? null : Number(row.score), receivedAt: new Date(Number(row.received_at)) })));
+  }
+
   async postureHistory(spiffeId: string, limit: number): Promise<PostureRecord[]> {
     return this.read(() => (this.db.prepare('SELECT * FROM posture_reports WHERE spiffe_id = ? ORDER BY id DESC LIMIT ?').all(spiffeId, limit) as Row[]).map(postureFromRow));
   }

@@ -335,6 +335,8 @@ export interface Store {
   recordPosture(record: Omit<PostureRecord, 'id'>, keep: number, audit: AuditInput): Promise<PostureRecord>;
   /** The newest report of every identity that sent one, by SPIFFE ID. */
   latestPosture(): Promise<PostureRecord[]>;
+  /** The same without the reports themselves (which carry package lists): what a metrics scrape needs. */
+  latestPostureScores(): Promise<Array<Pick<PostureRecord, 'spiffeId' | 'score' | 'receivedAt'>>>;
   /** One identity's reports, newest first. */
   postureHistory(spiffeId: string, limit: number): Promise<PostureRecord[]>;
 

@@ -1,5 +1,4 @@
 /** `gatehouse ca rotate intermediate`: a new issuing CA under the same root, with no outage. */
-import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { GatehouseError } from '../../errors/errors.js';
 import { flag, str, type CommandSpec } from '../command.js';
@@ -20,9 +19,8 @@ export const caRotateIntermediate: CommandSpec = {
   ],
   async run(ctx) {
     const dir = str(ctx, 'dir')!;
-    const { CA_FILES, caPath, loadCaMaterial } = await import('../../ca/ca-dir.js');
+    const { CA_FILES, caPath, loadCaMaterial, readKeyFile } = await import('../../ca/ca-dir.js');
     const { rotateIntermediate } = await import('../../ca/issuers.js');
-    const { loadPrivateKey } = await import('../../pki/keys.js');
     const { openSqliteStore } = await import('../../store/sqlite.js');
     const material = loadCaMaterial(dir, { passphraseFile: str(ctx, 'passphrase-file') });
     const currentKey = material.intermediateKey;
@@ -33,7 +31,7 @@ export const caRotateIntermediate: CommandSpec = {
     const { loadRootRotation } = await import('../../ca/root-rotation.js');
     if (loadRootRotation(material.dir)?.state.phase === 'rotating') throw new GatehouseError('GH_CA_ROTATION', 'a root rotation is in progress, and it made a new issuing CA already: finish or abort it first (gatehouse ca rotate status)');
     const rootKeyFile = str(ctx, 'root-key');
-    const rootKey = rootKeyFile ? loadPrivateKey(readFileSync(rootKeyFile, 'utf8'), material.passphrase, rootKeyFile) : material.rootKey;
+    const rootKey = rootKeyFile ? readKeyFile(rootKeyFile, material.passphrase) : material.rootKey;
     if (!rootKey) {
       throw new GatehouseError('GH_CA_ROOT_KEY_OFFLINE', material.config.keys.root === null && material.config.crl.rootCrl === 'external'
         ? 'the root was imported without its key: ask its PKI for a new issuing CA certificate instead'
@@ -43,7 +41,8 @@ export const caRotateIntermediate: CommandSpec = {
     try {
       const now = new Date();
       // The retired issuer's CRL must outlive every certificate it signed, revoked ones included.
-      const lastLeafNotAfter = (await store.listCerts({})).reduce((max, c) => (c.notAfter > max ? c.notAfter : max), now);
+      const { lastNotAfter } = await import('../../ca/active-identities.js');
+      const lastLeafNotAfter = await lastNotAfter(store, now);
       const result = await rotateIntermediate({
         dir: material.dir, config: material.config, rootDer: material.rootDer, rootKey, passphrase: material.passphrase, lastLeafNotAfter, now,
         current: { der: material.intermediateDer, key: currentKey, certPath: caPath(material.dir, CA_FILES.intermediateCert), keyPath: caPath(material.dir, currentKeyFile) },

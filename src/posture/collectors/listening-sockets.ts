@@ -8,7 +8,7 @@
 import { readdirSync, readlinkSync } from 'node:fs';
 import { join } from 'node:path';
 import type { CollectContext, Collector } from '../check.js';
-import { defineCollector, readUnderRoot } from '../check.js';
+import { defineCollector, processIds, processName, readUnderRoot } from '../check.js';
 
 export interface Listener {
   proto: 'tcp' | 'udp';
@@ -64,24 +64,18 @@ export function readListeners(ctx: CollectContext): Listener[] | null {
 /** socket inode → process name, from the fd links of every process (unreadable ones skipped: not root). */
 function socketOwners(ctx: CollectContext): Map<string, string> {
   const owners = new Map<string, string>();
-  let pids: string[];
-  try {
-    pids = readdirSync(join(ctx.root, 'proc')).filter((e) => /^\d+$/.test(e));
-  } catch {
-    return owners;
-  }
-  for (const pid of pids) {
+  for (const pid of processIds(ctx) ?? []) {
     let fds: string[];
     try {
       fds = readdirSync(join(ctx.root, 'proc', pid, 'fd'));
     } catch {
       continue;
     }
-    const name = (readUnderRoot(ctx, `proc/${pid}/comm`) ?? '').trim() || `pid ${pid}`;
+    let owner: string | null = null; // read only for a process that holds a socket
     for (const fd of fds) {
       try {
         const m = /^socket:\[(\d+)\]$/.exec(readlinkSync(join(ctx.root, 'proc', pid, 'fd', fd)));
-        if (m && !owners.has(m[1]!)) owners.set(m[1]!, `${name} (pid ${pid})`);
+        if (m && !owners.has(m[1]!)) owners.set(m[1]!, (owner ??= `${processName(ctx, pid) ?? `pid ${pid}`} (pid ${pid})`));
       } catch {
         // gone meanwhile
       }

@@ -16,8 +16,18 @@ export interface InstalledPackage {
   architecture: string | null;
 }
 
+/** Per collection: the auto-updates check and the report both need the list, and the file can be tens of MiB. */
+const parsed = new WeakMap<CollectContext, InstalledPackage[] | null>();
+
 /** Null when there is no dpkg database (not a Debian-family system). */
 export function installedPackages(ctx: CollectContext): InstalledPackage[] | null {
+  if (parsed.has(ctx)) return parsed.get(ctx)!;
+  const packages = readInstalledPackages(ctx);
+  parsed.set(ctx, packages);
+  return packages;
+}
+
+function readInstalledPackages(ctx: CollectContext): InstalledPackage[] | null {
   const text = readUnderRoot(ctx, 'var/lib/dpkg/status', 64 * 1024 * 1024);
   if (text === null) return null;
   const packages: InstalledPackage[] = [];

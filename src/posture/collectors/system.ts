@@ -7,7 +7,7 @@
 import { readdirSync } from 'node:fs';
 import { join } from 'node:path';
 import type { CollectContext, Collector } from '../check.js';
-import { defineCollector, readUnderRoot } from '../check.js';
+import { defineCollector, processIds, processName, readUnderRoot } from '../check.js';
 import { installedPackages } from './packages.js';
 
 /** APT::Periodic::Unattended-Upgrade "1"; in apt.conf.d, the last file (in name order) that sets it wins. */
@@ -40,15 +40,11 @@ const TIME_DAEMONS = new Set(['chronyd', 'ntpd', 'openntpd', 'systemd-timesyn', 
 
 export const timeSyncCollector: Collector = defineCollector('time-sync', 5, (ctx) => {
   if (readUnderRoot(ctx, 'run/systemd/timesync/synchronized') !== null) return { verdict: 'pass', reason: 'systemd-timesyncd says the clock is synchronized' };
-  let pids: string[];
-  try {
-    pids = readdirSync(join(ctx.root, 'proc')).filter((e) => /^\d+$/.test(e));
-  } catch {
-    return { verdict: 'unknown', reason: 'no /proc: running time daemons cannot be seen here' };
-  }
+  const pids = processIds(ctx);
+  if (pids === null) return { verdict: 'unknown', reason: 'no /proc: running time daemons cannot be seen here' };
   for (const pid of pids) {
-    const comm = (readUnderRoot(ctx, `proc/${pid}/comm`) ?? '').trim();
-    if (TIME_DAEMONS.has(comm)) return { verdict: 'pass', reason: `${comm} keeps the clock (pid ${pid})` };
+    const comm = processName(ctx, pid);
+    if (comm && TIME_DAEMONS.has(comm)) return { verdict: 'pass', reason: `${comm} keeps the clock (pid ${pid})` };
   }
   return { verdict: 'fail', reason: 'no time daemon runs (chrony, ntpd, systemd-timesyncd): the clock drifts, and certificates are judged by it' };
 });
