@@ -12,7 +12,7 @@ import { existsSync, lstatSync, readFileSync, readlinkSync, readdirSync, statSyn
 import { join } from 'node:path';
 import { enrollIdentity, startCaFixture, type CaFixture } from './helpers/ca-fixture.js';
 import { CLI_PATH, gatehouse } from './helpers/cli.js';
-import { parseLogLines } from './helpers/log-lines.js';
+import { completeLines, parseLogLines } from './helpers/log-lines.js';
 import { waitFor } from './helpers/procs.js';
 
 let fixture: CaFixture;
@@ -96,7 +96,7 @@ test('agent-run-syncs-on-schedule-and-runs-the-hook-once-per-change', async () =
   child.stderr!.on('data', (d: Buffer) => { stderr += d.toString(); });
   const exited = new Promise((resolve) => child.once('exit', resolve));
   const synced = () => parseLogLines(stderr).filter((l) => l.msg === 'agent.secrets_synced' || l.msg === 'agent.secrets_changed').length;
-  const hookLines = () => (existsSync(hookLog) ? readFileSync(hookLog, 'utf8').trim().split('\n') : []);
+  const hookLines = () => (existsSync(hookLog) ? completeLines(readFileSync(hookLog, 'utf8')) : []);
   try {
     await waitFor(() => hookLines().length === 1, 30_000, 'the first sync to run the hook');
     assert.equal(hookLines()[0], `secrets-changed ${dir}`);

@@ -12,7 +12,7 @@ import { makeTempDir } from './helpers/tmp.js';
 import { runSync } from './helpers/run.js';
 import { decodePemBlocks } from '../src/pki/pem.js';
 import * as pki from '../src/pki/index.js';
-import { findLog } from './helpers/log-lines.js';
+import { completeLines, findLog } from './helpers/log-lines.js';
 
 /** Directories 0700; certificates (*.pem but keys) and agent.json 0644; every other file 0600. */
 function assertModes(dir: string): void {
@@ -307,10 +307,11 @@ test('cli-agent-run-renews-on-schedule-runs-hook-and-stops-on-sigterm', async ()
     child.stderr!.on('data', (d) => (logs += d));
     const exited = new Promise<number | null>((resolve) => child.once('exit', (code) => resolve(code)));
     const deadline = Date.now() + 60_000;
-    while (!existsSync(hookLog) && Date.now() < deadline) await new Promise((r) => setTimeout(r, 200));
+    const hookLines = () => (existsSync(hookLog) ? completeLines(readFileSync(hookLog, 'utf8')) : []);
+    while (hookLines().length === 0 && Date.now() < deadline) await new Promise((r) => setTimeout(r, 200));
     child.kill('SIGTERM');
     assert.equal(await exited, 0, logs.slice(-3000));
-    const renewedSerial = readFileSync(hookLog, 'utf8').trim().split('\n')[0];
+    const renewedSerial = hookLines()[0];
     const now = JSON.parse((await gatehouse(['agent', 'whoami', '--dir', dir, '--json'])).stdout);
     assert.notEqual(now.serial, first.serial);
     assert.equal(renewedSerial, now.serial);

@@ -11,6 +11,7 @@ import { enrollIdentity, startCaFixture, writeClientCaBundle, type CaFixture } f
 import { startEchoUpstream, type EchoUpstream } from './helpers/echo-upstream.js';
 import { startGatewayProcess, type GatewayProcess } from './helpers/gateway-process.js';
 import { run } from './helpers/run.js';
+import { waitFor } from './helpers/procs.js';
 import { findLog } from './helpers/log-lines.js';
 
 let fixture: CaFixture;
@@ -75,11 +76,16 @@ test('gateway-workers-share-the-port-reload-on-sighup-and-merge-metrics', async 
     const admin = await gateway.waitForLog((l) => l.msg === 'gateway.admin_started');
     const adminPort = Number(String(admin.listen).split(':').pop());
     for (let i = 0; i < 6; i++) assert.equal((await curl(gateway, `/w${i}`)).stdout, '200');
+    // A worker counts a request when its response has finished, which may be just after curl
+    // has read it: wait for the six, then check that no more than six were counted.
+    const allowed = async () => {
+      const metrics = await adminGet(adminPort, '/metrics');
+      assert.equal(metrics.status, 200);
+      return Number(/^gatehouse_gateway_requests_total\{decision="allowed",reason="",status="200"\} (\d+)/m.exec(metrics.body)?.[1] ?? 0);
+    };
+    await waitFor(async () => (await allowed()) >= 6, 10_000, 'the six requests in the merged counters');
     const served = new Set(gateway.logs().filter((l) => l.msg === 'gateway.request').map((l) => l.worker));
-    const metrics = await adminGet(adminPort, '/metrics');
-    assert.equal(metrics.status, 200);
-    const total = Number(/^gatehouse_gateway_requests_total\{decision="allowed",reason="",status="200"\} (\d+)/m.exec(metrics.body)?.[1]);
-    assert.equal(total, 6, `the primary sums every worker's counters (requests served by workers ${[...served].join(', ')})`);
+    assert.equal(await allowed(), 6, `the primary sums every worker's counters (requests served by workers ${[...served].join(', ')})`);
     const health = await adminGet(adminPort, '/healthz');
     assert.equal(health.status, 200);
     const parsed = JSON.parse(health.body) as { workers: number; problems: string[] };

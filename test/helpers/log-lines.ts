@@ -23,3 +23,13 @@ export function parseLogLines(text: string | string[]): LogRecord[] {
 export function findLog(text: string | string[], msg: string, fields: LogRecord = {}): LogRecord | undefined {
   return parseLogLines(text).find((r) => r.msg === msg && Object.entries(fields).every(([k, v]) => r[k] === v));
 }
+
+/**
+ * The lines of a file that another process appends to, each ended by its newline: a line being
+ * written (a shell's `echo >> file` opens the file before it writes) is not yet one of them.
+ */
+export function completeLines(text: string): string[] {
+  const lines = text.split('\n');
+  lines.pop();
+  return lines;
+}
