@@ -439,4 +439,18 @@ export function runStoreContract(kind: string, open: () => Promise<{ store: Stor
       [['spiffe://t/web/a', 55, T0.getTime() + 5 * 60_000], ['spiffe://t/web/b', null, T0.getTime() + 10 * 60_000]]);
     assert.equal((await store.listAudit({ type: 'ca.posture_reported' })).length, 6, 'each report audited with it');
   });
+
+  withStore('advisories-imported-once-replaced-only-by-a-newer-modification-and-all-or-nothing', async (store) => {
+    const adv = (id: string, modified: string, severity = 'high') => ({ id, modified, severity, record: JSON.stringify({ id, modified }) });
+    const audit = (counts: { added: number; updated: number; unchanged: number }) => ({ time: T0, type: 'ca.advisories_imported' as const, actor: 'test', details: counts });
+    assert.deepEqual(await store.importAdvisories([adv('DSA-1', '2024-01-01T00:00:00.000Z'), adv('DSA-2', '2024-01-01T00:00:00.000Z')], audit), { added: 2, updated: 0, unchanged: 0 });
+    const again = await store.importAdvisories([adv('DSA-1', '2024-01-01T00:00:00.000Z'), adv('DSA-2', '2023-06-01T00:00:00.000Z', 'low'), adv('DSA-3', '2024-02-01T00:00:00.000Z')], audit);
+    assert.deepEqual(again, { added: 1, updated: 0, unchanged: 2 }, 'the same or an older modification changes nothing');
+    assert.deepEqual(await store.importAdvisories([adv('DSA-2', '2024-03-01T00:00:00.000Z', 'critical')], audit), { added: 0, updated: 1, unchanged: 0 });
+    const held = await store.listAdvisories();
+    assert.deepEqual(held.map((a) => [a.id, a.severity, a.modified]), [['DSA-1', 'high', '2024-01-01T00:00:00.000Z'], ['DSA-2', 'critical', '2024-03-01T00:00:00.000Z'], ['DSA-3', 'high', '2024-02-01T00:00:00.000Z']]);
+    await assert.rejects(store.importAdvisories([adv('DSA-9', '2024-01-01T00:00:00.000Z')], () => { throw new Error('audit failed'); }), /audit failed/);
+    assert.equal((await store.listAdvisories()).length, 3, 'an import whose audit fails writes nothing');
+    assert.deepEqual((await store.listAudit({ type: 'ca.advisories_imported' })).map((e) => e.details), [{ added: 2, updated: 0, unchanged: 0 }, { added: 1, updated: 0, unchanged: 2 }, { added: 0, updated: 1, unchanged: 0 }]);
+  });
 }

@@ -105,9 +105,9 @@ test('sqlite: upgrade-records-the-audit-head-from-the-last-event', async () => {
   }
 });
 
-/** Undoes migrations 5 (posture), 4 (secrets) and 3 (lineage and names), so an upgrade from version 2 can be replayed. */
+/** Undoes migrations 6 (advisories), 5 (posture), 4 (secrets) and 3 (lineage and names), so an upgrade from version 2 can be replayed. */
 function downgradeToVersion2(db: Database.Database): void {
-  db.exec(`DROP TABLE posture_reports; DROP TABLE secret_grants; DROP TABLE secret_versions; DROP TABLE secrets;
+  db.exec(`DROP TABLE advisories; DROP TABLE posture_reports; DROP TABLE secret_grants; DROP TABLE secret_versions; DROP TABLE secrets;
     DROP TABLE names; DROP INDEX certificates_lineage;
     ALTER TABLE certificates DROP COLUMN lineage; ALTER TABLE certificates DROP COLUMN superseded_by; ALTER TABLE certificates DROP COLUMN superseded_at;
     DELETE FROM schema_migrations WHERE version > 2;`);

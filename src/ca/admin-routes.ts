@@ -10,6 +10,8 @@ import { certStateAt, type CertRecord, type CertState, type NameReservation, typ
 import type { ReservedName } from './authority.js';
 import { abortRotation, finishRotation, rotationStatus, startRotation } from './root-rotation-ops.js';
 import { fleetPosture } from './posture-views.js';
+import { importAdvisories, MAX_ADVISORY_BATCH_BYTES, parseAdvisories } from './vuln-import.js';
+import { fleetVulns } from './vuln-views.js';
 import { readJsonBody, sendJson, stringField } from './http-util.js';
 import { authenticatePeer } from './routes.js';
 import type { RequestScope } from './server.js';
@@ -135,6 +137,15 @@ async function dispatch(scope: RequestScope, method: string, url: URL, ctx: { ac
     if (staleMs === null) throw new GatehouseError('GH_USAGE', `stale "${staleText}" is not a duration like 2h`);
     const identities = await fleetPosture(authority.store, { ...(below !== undefined ? { below } : {}), ...(staleMs !== undefined ? { staleMs } : {}) }, authority.now());
     return reply(res, 200, { identities });
+  }
+  if (path === '/admin/vulns' && method === 'GET') {
+    return reply(res, 200, { advisories: await fleetVulns(authority.store, authority.now()) });
+  }
+  if (path === '/admin/vulns' && method === 'POST') {
+    const body = await readJsonBody(scope.req, MAX_ADVISORY_BATCH_BYTES);
+    if (!Array.isArray(body.advisories)) throw new GatehouseError('GH_ADVISORY_INVALID', 'the body must be {"advisories": [OSV records]}');
+    const advisories = parseAdvisories(body.advisories, (i) => `advisories[${i}]`);
+    return reply(res, 200, await importAdvisories(authority.store, advisories, ctx, authority.now()));
   }
   if (path === '/admin/names' && method === 'GET') {
     return reply(res, 200, { names: (await authority.listNames()).map(nameView) });

@@ -25,6 +25,10 @@ import { MasterKeyRing } from '../secrets/master-key.js';
 import { abortRotation, finishRotation, rotationStatus, startRotation, type FinishView, type StartOptions, type StartView, type StatusView } from '../ca/root-rotation-ops.js';
 import type { RootRotationState } from '../ca/root-rotation.js';
 import { fleetPosture, type PostureQuery, type PostureView } from '../ca/posture-views.js';
+import { fleetVulns, type FleetVuln } from '../ca/vuln-views.js';
+import { ADVISORY_BATCH, importAdvisories, parseAdvisories } from '../ca/vuln-import.js';
+import type { FeedRecord } from '../posture/vulns/feed.js';
+import type { AdvisoryImport } from '../store/store.js';
 import { SecretService, type RekeyResult, type SecretSummaryView, type SecretView } from '../secrets/service.js';
 
 export type TokenView = ReturnType<typeof tokenView>;
@@ -62,6 +66,9 @@ export interface AdminOps {
   rootRotationFinish(options: { force: boolean; nextRootKeyFile?: string | null }): Promise<FinishView>;
   rootRotationAbort(): Promise<RootRotationState>;
   fleetPosture(query: PostureQuery): Promise<PostureView[]>;
+  /** Checks every record first; locally one transaction, remotely one per batch of ADVISORY_BATCH. */
+  importAdvisories(records: readonly FeedRecord[]): Promise<AdvisoryImport>;
+  fleetVulns(): Promise<FleetVuln[]>;
   close(): Promise<void>;
 }
 
@@ -120,6 +127,8 @@ export async function openLocalAdmin(dir: string, passphraseFile?: string): Prom
     rootRotationFinish: (options) => finishRotation({ material, store, ...ctx }, options),
     rootRotationAbort: () => abortRotation({ material, store, ...ctx }),
     fleetPosture: (query) => fleetPosture(store, query, new Date()),
+    importAdvisories: (records) => importAdvisories(store, parseAdvisories(records.map((r) => r.value), (i) => records[i]!.where), ctx, new Date()),
+    fleetVulns: () => fleetVulns(store, new Date()),
     close: () => store.close(),
   };
 }
@@ -181,6 +190,18 @@ export function openRemoteAdmin(identityDir: string, caUrl?: string, pinnedRoot?
       if (query.staleMs !== undefined) params.set('stale', formatDuration(query.staleMs));
       return (await client.getJson<{ identities: PostureView[] }>(`admin/posture?${params}`)).identities;
     },
+    importAdvisories: async (records) => {
+      parseAdvisories(records.map((r) => r.value), (i) => records[i]!.where); // every record checked before any is sent
+      const total: AdvisoryImport = { added: 0, updated: 0, unchanged: 0 };
+      for (let i = 0; i < records.length; i += ADVISORY_BATCH) {
+        const counts = await client.postJson<AdvisoryImport>('admin/vulns', { advisories: records.slice(i, i + ADVISORY_BATCH).map((r) => r.value) });
+        total.added += counts.added;
+        total.updated += counts.updated;
+        total.unchanged += counts.unchanged;
+      }
+      return total;
+    },
+    fleetVulns: async () => (await client.getJson<{ advisories: FleetVuln[] }>('admin/vulns')).advisories,
     close: async () => client.close(),
   };
 }

@@ -24,6 +24,7 @@ export const AUDIT_EVENTS = [
   'ca.root_rotation_aborted',
   'ca.posture_reported',
   'ca.posture_refused',
+  'ca.advisories_imported',
   'ca.secret_created',
   'ca.secret_rotated',
   'ca.secret_granted',

@@ -122,4 +122,12 @@ export const SQLITE_MIGRATIONS: string[] = [
      report TEXT NOT NULL
    );
    CREATE INDEX posture_reports_identity ON posture_reports(spiffe_id, id);`,
+  // Security advisories for the CVE audit (issue 15), normalized from OSV; one row per ID.
+  `CREATE TABLE advisories (
+     id TEXT PRIMARY KEY,
+     modified TEXT NOT NULL,
+     severity TEXT NOT NULL,
+     record TEXT NOT NULL,
+     imported_at INTEGER NOT NULL
+   );`,
 ];

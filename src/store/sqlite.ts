@@ -13,7 +13,7 @@ import { SQLITE_MIGRATIONS } from './sqlite-schema.js';
 import {
   SECRETS_KEY_ID_META,
   type AuditFilter, type AuditHead, type AuditInput, type AuditRecord, type CertFilter, type CertRecord, type CertState, type IssuanceCommit, type IssuanceOutcome,
-  type NameClaim, type NameReservation, type NewSecretVersion, type PostureRecord, type RevokedSerial, type SecretGrantOutcome, type SecretGrantRecord, type SecretListing,
+  type NameClaim, type NameReservation, type NewSecretVersion, type PostureRecord, type AdvisoryImport, type AdvisoryRecord, type RevokedSerial, type SecretGrantOutcome, type SecretGrantRecord, type SecretListing,
   type SecretReadCommit, type SecretRecord, type SecretVersionRecord, type SecretWriteOutcome, type Store, type TokenRecord,
 } from './store.js';
 
@@ -717,6 +717,33 @@ export class SqliteStore implements Store {
 
   async postureHistory(spiffeId: string, limit: number): Promise<PostureRecord[]> {
     return this.read(() => (this.db.prepare('SELECT * FROM posture_reports WHERE spiffe_id = ? ORDER BY id DESC LIMIT ?').all(spiffeId, limit) as Row[]).map(postureFromRow));
+  }
+
+  async importAdvisories(records: readonly AdvisoryRecord[], audit: (counts: AdvisoryImport) => AuditInput): Promise<AdvisoryImport> {
+    return this.write(() => {
+      const held = this.db.prepare('SELECT modified FROM advisories WHERE id = ?');
+      const upsert = this.db.prepare(`INSERT INTO advisories (id, modified, severity, record, imported_at) VALUES (?, ?, ?, ?, ?)
+        ON CONFLICT(id) DO UPDATE SET modified = excluded.modified, severity = excluded.severity, record = excluded.record, imported_at = excluded.imported_at`);
+      const counts = { added: 0, updated: 0, unchanged: 0 };
+      const now = Date.now();
+      for (const r of records) {
+        const row = held.get(r.id) as { modified: string } | undefined;
+        if (row && Date.parse(row.modified) >= Date.parse(r.modified)) { // a feed older than what is held changes nothing
+          counts.unchanged++;
+          continue;
+        }
+        upsert.run(r.id, r.modified, r.severity, r.record, now);
+        if (row) counts.updated++;
+        else counts.added++;
+      }
+      this.appendAuditInTx([audit(counts)]);
+      return counts;
+    });
+  }
+
+  async listAdvisories(): Promise<AdvisoryRecord[]> {
+    return this.read(() => (this.db.prepare('SELECT id, modified, severity, record FROM advisories ORDER BY id').all() as Row[])
+      .map((row) => ({ id: String(row.id), modified: String(row.modified), severity: String(row.severity), record: String(row.record) })));
   }
 
   async getMeta(key: string): Promise<string | null> {

@@ -250,6 +250,24 @@ export interface PostureRecord {
   report: string;
 }
 
+/**
+ * A security advisory as imported (issue 15): `record` is the normalized advisory as JSON
+ * (src/posture/vulns/osv.ts), opaque to the store; `modified` decides whether a re-import replaces it.
+ */
+export interface AdvisoryRecord {
+  id: string;
+  modified: string;
+  severity: string;
+  record: string;
+}
+
+export interface AdvisoryImport {
+  added: number;
+  updated: number;
+  /** Already held, as modified or newer. */
+  unchanged: number;
+}
+
 export interface Store {
   readonly kind: string;
 
@@ -339,6 +357,13 @@ export interface Store {
   latestPostureScores(): Promise<Array<Pick<PostureRecord, 'spiffeId' | 'score' | 'receivedAt'>>>;
   /** One identity's reports, newest first. */
   postureHistory(spiffeId: string, limit: number): Promise<PostureRecord[]>;
+  /**
+   * Adds advisories and replaces those held with an older `modified`, all in one transaction
+   * with the audit event `audit(counts)` (a throw changes nothing).
+   */
+  importAdvisories(records: readonly AdvisoryRecord[], audit: (counts: AdvisoryImport) => AuditInput): Promise<AdvisoryImport>;
+  /** Every advisory held, by ID. */
+  listAdvisories(): Promise<AdvisoryRecord[]>;
 
   getMeta(key: string): Promise<string | null>;
   setMeta(key: string, value: string): Promise<void>;

@@ -1,4 +1,4 @@
-/** `gatehouse fleet posture`: the devices' posture scores, locally (--dir) or through the admin API. */
+/** `gatehouse fleet posture` and `fleet vulns`: the devices' posture scores and the advisories that affect them, locally (--dir) or through the admin API. */
 import { GatehouseError } from '../../errors/errors.js';
 import { parseDurationMs } from '../../config/duration.js';
 import { flag, str, type CommandSpec } from '../command.js';
@@ -26,6 +26,28 @@ export const fleetPostureCommand: CommandSpec = {
       const rows = await admin.fleetPosture({ ...(below !== undefined ? { below } : {}), ...(staleMs !== undefined ? { staleMs } : {}) });
       if (flag(ctx, 'json')) return void ctx.out(json(rows));
       ctx.out(table(rows.map((r) => ({ ...r, score: r.score ?? (r.reportedAt ? 'none' : null), reportedAt: r.reportedAt ?? 'never', failing: r.failing.join(',') || null })), ['spiffeId', 'score', 'reportedAt', 'failing']));
+    } finally {
+      await admin.close();
+    }
+  },
+};
+
+export const fleetVulnsCommand: CommandSpec = {
+  path: ['fleet', 'vulns'],
+  summary: 'List imported advisories that affect active identities (their latest posture report\'s packages), most severe first.',
+  options: {
+    json: { type: 'boolean', description: 'Print JSON: per advisory id, severity, summary, aliases and the affected identities (name, spiffeId, package, installed, fixed)' },
+    ...TARGET_OPTIONS,
+  },
+  async run(ctx) {
+    const admin = await openAdmin(ctx);
+    try {
+      const rows = await admin.fleetVulns();
+      if (flag(ctx, 'json')) return void ctx.out(json(rows));
+      ctx.out(table(rows.map((r) => ({
+        id: r.id, severity: r.severity, identities: r.identities.length,
+        affected: r.identities.map((i) => `${i.name} (${i.package} ${i.installed}${i.fixed ? ` < ${i.fixed}` : ', no fix yet'})`).join(', '),
+      })), ['id', 'severity', 'identities', 'affected']));
     } finally {
       await admin.close();
     }

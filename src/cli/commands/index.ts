@@ -1,7 +1,8 @@
 import type { CommandSpec } from '../command.js';
 import { caBackup, caInit, caRestore, caRootCrl, caServe } from './ca.js';
 import { caRotateIntermediate } from './ca-rotate.js';
-import { fleetPostureCommand } from './fleet.js';
+import { fleetPostureCommand, fleetVulnsCommand } from './fleet.js';
+import { vulnImport } from './vuln.js';
 import { caRotateAbort, caRotateFinish, caRotateRoot, caRotateStatus } from './ca-rotate-root.js';
 import { tokenCreate, tokenList, tokenRevoke } from './token.js';
 import { certList, certRevoke, certShow, certSign } from './cert.js';
@@ -20,7 +21,7 @@ export const COMMANDS: CommandSpec[] = [
   caInit, caServe, caRootCrl, caBackup, caRestore, caRotateIntermediate, caRotateRoot, caRotateStatus, caRotateFinish, caRotateAbort,
   tokenCreate, tokenList, tokenRevoke,
   certList, certShow, certRevoke, certSign,
-  fleetPostureCommand,
+  fleetPostureCommand, fleetVulnsCommand, vulnImport,
   nameList, nameRelease,
   secretCreate, secretList, secretShow, secretGrant, secretUngrant, secretRotate, secretDelete, secretRekey,
   contextAdd, contextUse, contextList, contextRemove,
