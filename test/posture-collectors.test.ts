@@ -1,7 +1,8 @@
 /**
  * Posture collectors against fixture trees (an old OS release, an sshd_config with root login on
- * and includes, a /proc/net/tcp with a telnet listener owned by a process) and once against this
- * machine, where a socket this test opens must be found with this process as its owner.
+ * and includes, a /proc/net/tcp with a telnet listener owned by a process, firewall
+ * configurations, APT lists with pending upgrades) and once against this machine, where a socket
+ * this test opens must be found with this process as its owner.
  */
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
@@ -15,6 +16,8 @@ import { makeTempDir } from './helpers/tmp.js';
 import { installedPackages } from '../src/posture/collectors/packages.js';
 import { autoUpdatesCollector, timeSyncCollector } from '../src/posture/collectors/system.js';
 import { identityFilesCollector } from '../src/posture/collectors/identity-files.js';
+import { firewallCollector } from '../src/posture/collectors/firewall.js';
+import { pendingUpgradesCollector } from '../src/posture/collectors/pending-upgrades.js';
 
 function tree(files: Record<string, string>, links: Record<string, string> = {}): { root: string; cleanup(): void } {
   const tmp = makeTempDir('gatehouse-posture-');
@@ -139,7 +142,7 @@ test('posture-collectors-on-this-machine: a socket this test opens is found with
     assert.ok(mine, `port ${port} listed`);
     assert.equal(mine.address, '127.0.0.1');
     assert.match(mine.process ?? '', new RegExp(`\\(pid ${process.pid}\\)$`));
-    for (const collector of [osReleaseCollector, sshdRootLoginCollector, sshdPasswordCollector, listeningSocketsCollector, autoUpdatesCollector, timeSyncCollector, identityFilesCollector]) {
+    for (const collector of [osReleaseCollector, sshdRootLoginCollector, sshdPasswordCollector, listeningSocketsCollector, autoUpdatesCollector, timeSyncCollector, identityFilesCollector, firewallCollector, pendingUpgradesCollector]) {
       const result = collector.collect(ctx);
       assert.ok(['pass', 'fail', 'unknown'].includes(result.verdict), `${collector.id}: ${result.verdict}`);
       assert.ok(result.reason.length > 0 && !result.reason.includes('\n'), `${collector.id}: one line`);
@@ -232,5 +235,117 @@ test('posture-auto-updates-time-sync-and-identity-files', () => {
   } finally {
     chmodSync(id.dir, 0o700);
     id.cleanup();
+  }
+});
+
+const NFT_DROP = `#!/usr/sbin/nft -f
+flush ruleset
+table inet filter {
+  set blocked { type ipv4_addr; elements = { 192.0.2.1, 192.0.2.2 } }
+  chain input {
+    type filter hook input priority filter; policy drop; # default deny
+    ct state established,related accept
+    tcp dport { 22, 443 } accept
+  }
+  chain forward { type filter hook forward priority 0; policy drop; }
+  chain output { type filter hook output priority 0; policy accept; }
+}
+`;
+const NFT_ENABLED = { 'etc/systemd/system/sysinit.target.wants/nftables.service': '/lib/systemd/system/nftables.service' };
+
+test('posture-firewall-from-the-boot-configuration: nftables, includes, iptables-persistent, ufw, firewalld', () => {
+  const now = new Date();
+  const cases: Array<[string, Record<string, string>, Record<string, string>, string, RegExp]> = [
+    ['nftables drop, enabled', { 'etc/nftables.conf': NFT_DROP }, NFT_ENABLED, 'pass', /nftables: input chain inet filter\/input has policy drop \(from the configuration the boot loads/],
+    ['nftables accept', { 'etc/nftables.conf': NFT_DROP.replace('policy drop; # default', 'policy accept; # default') }, NFT_ENABLED, 'fail', /^\/etc\/nftables\.conf: input chain inet filter\/input has policy accept/],
+    ['nftables no policy', { 'etc/nftables.conf': 'table inet filter {\n  chain input {\n    type filter hook input priority 0;\n  }\n}\n' }, NFT_ENABLED, 'fail', /policy accept \(the default when unset\)/],
+    ['nftables drop, not enabled', { 'etc/nftables.conf': NFT_DROP }, {}, 'fail', /nftables\.service is not enabled/],
+    ['nftables drop in a netdev table only', { 'etc/nftables.conf': 'table netdev edge {\n chain input { type filter hook input priority 0; policy drop; }\n}\n' }, NFT_ENABLED, 'fail', /no input chain/],
+    ['nftables include (glob, relative to /etc)', {
+      'etc/nftables.conf': 'flush ruleset\ninclude "nftables.d/*.nft"\n',
+      'etc/nftables.d/10-input.nft': 'table ip filter {\n  include "/etc/nftables.d/chains/input.inc"\n}\n',
+      'etc/nftables.d/chains/input.inc': 'chain input {\n  type filter hook input priority 0\n  policy drop\n}\n',
+    }, { 'etc/systemd/system/multi-user.target.wants/nftables.service': '/lib/systemd/system/nftables.service' }, 'pass', /ip filter\/input has policy drop/],
+    ['nftables add chain', { 'etc/nftables.conf': 'add table inet fw\nadd chain inet fw in { type filter hook input priority 0 ; policy drop ; }\n' }, NFT_ENABLED, 'pass', /inet fw\/in has policy drop/],
+    ['ufw enabled, DROP', { 'etc/ufw/ufw.conf': 'ENABLED=yes\nLOGLEVEL=low\n', 'etc/default/ufw': 'IPV6=yes\nDEFAULT_INPUT_POLICY="DROP"\nDEFAULT_OUTPUT_POLICY="ACCEPT"\n' }, {}, 'pass', /ufw is enabled with DEFAULT_INPUT_POLICY="DROP"/],
+    ['ufw disabled', { 'etc/ufw/ufw.conf': 'ENABLED=no\n', 'etc/default/ufw': 'DEFAULT_INPUT_POLICY="DROP"\n' }, {}, 'fail', /ufw is installed but not enabled \(ENABLED=no in \/etc\/ufw\/ufw\.conf/],
+    ['ufw enabled, ACCEPT', { 'etc/ufw/ufw.conf': 'ENABLED=yes\n', 'etc/default/ufw': 'DEFAULT_INPUT_POLICY="ACCEPT"\n' }, {}, 'fail', /\/etc\/default\/ufw has DEFAULT_INPUT_POLICY "ACCEPT"/],
+    ['iptables DROP', { 'etc/iptables/rules.v4': '*nat\n:INPUT ACCEPT [0:0]\nCOMMIT\n*filter\n:INPUT DROP [0:0]\n:FORWARD DROP [0:0]\n:OUTPUT ACCEPT [0:0]\n-A INPUT -i lo -j ACCEPT\nCOMMIT\n' }, {}, 'pass', /rules\.v4 sets INPUT policy DROP/],
+    ['iptables ACCEPT', { 'etc/iptables/rules.v4': '*filter\n:INPUT ACCEPT [0:0]\nCOMMIT\n*raw\n:INPUT DROP [0:0]\nCOMMIT\n' }, {}, 'fail', /\/etc\/iptables\/rules\.v4 sets INPUT policy ACCEPT/],
+    ['firewalld enabled', { 'etc/firewalld/firewalld.conf': 'DefaultZone=public\n' }, { 'etc/systemd/system/multi-user.target.wants/firewalld.service': '/usr/lib/systemd/system/firewalld.service' }, 'pass', /firewalld is enabled with default zone public/],
+    ['firewalld trusted', { 'etc/firewalld/firewalld.conf': 'DefaultZone=trusted\n', 'usr/lib/firewalld/zones/trusted.xml': '<?xml version="1.0"?>\n<zone target="ACCEPT"><short>Trusted</short></zone>\n' }, { 'etc/systemd/system/multi-user.target.wants/firewalld.service': '/x' }, 'fail', /default zone trusted has target ACCEPT/],
+    ['firewalld not enabled', { 'etc/firewalld/firewalld.conf': 'DefaultZone=public\n' }, {}, 'fail', /firewalld\.service is not enabled/],
+    // Debian's stock nftables.conf (accept) next to an enabled ufw: ufw's drop decides, as in the kernel.
+    ['nftables accept but ufw drops', { 'etc/nftables.conf': NFT_DROP.replace('policy drop; # default', 'policy accept; # default'), 'etc/ufw/ufw.conf': 'ENABLED=yes\n', 'etc/default/ufw': "DEFAULT_INPUT_POLICY='REJECT'\n" }, NFT_ENABLED, 'pass', /ufw is enabled with DEFAULT_INPUT_POLICY="REJECT"/],
+    ['nothing', { 'etc/hostname': 'web-01\n' }, {}, 'fail', /^no firewall configuration found \(nftables, iptables-persistent, ufw, firewalld\)$/],
+  ];
+  for (const [name, files, links, verdict, reason] of cases) {
+    const t = tree({ ...files, 'proc/net/ip_tables_names': 'filter\n' }, links);
+    try {
+      const result = firewallCollector.collect({ root: t.root, now });
+      assert.equal(result.verdict, verdict, `${name}: ${result.reason}`);
+      assert.match(result.reason, reason, name);
+      assert.equal(result.id, 'firewall');
+      assert.deepEqual(result.details?.legacyIptablesLoaded, ['filter'], name);
+      if (name === 'nftables drop, enabled') assert.equal(result.details?.source, 'nftables');
+      if (name === 'nftables accept but ufw drops') assert.equal(result.details?.source, 'ufw');
+    } finally {
+      t.cleanup();
+    }
+  }
+  const noEtc = tree({ 'proc/net/ip_tables_names': '' });
+  try {
+    const result = firewallCollector.collect({ root: noEtc.root, now });
+    assert.equal(result.verdict, 'unknown');
+    assert.match(result.reason, /no readable \/etc/);
+  } finally {
+    noEtc.cleanup();
+  }
+});
+
+const SECURITY_LIST = 'var/lib/apt/lists/deb.debian.org_debian-security_dists_bookworm-security_main_binary-amd64_Packages';
+const MAIN_LIST = 'var/lib/apt/lists/deb.debian.org_debian_dists_bookworm_main_binary-amd64_Packages';
+const installed = (name: string, version: string, architecture = 'amd64') => `Package: ${name}\nStatus: install ok installed\nArchitecture: ${architecture}\nVersion: ${version}\nDescription: x\n continued\n`;
+const indexed = (name: string, version: string, architecture = 'amd64') => `Package: ${name}\nSource: ${name}\nVersion: ${version}\nInstalled-Size: 1\nArchitecture: ${architecture}\nDescription: x\n Version: 99\n`;
+const STATUS = [installed('openssl', '3.0.11-1~deb12u1'), installed('libssl3', '3.0.11-1~deb12u1'), installed('tzdata', '2024a-0+deb12u1', 'all'), installed('curl', '1:7.88.1-10+deb12u5')].join('\n');
+
+test('posture-pending-upgrades-from-the-dpkg-database-and-apt-lists', () => {
+  const now = new Date();
+  const cases: Array<[string, Record<string, string>, string, RegExp, number]> = [
+    ['a security fix', { [SECURITY_LIST]: [indexed('openssl', '3.0.15-1~deb12u1'), indexed('libssl3', '3.0.15-1~deb12u1'), indexed('unrelated', '9.9')].join('\n') }, 'fail', /^2 security upgrades pending: openssl, libssl3 \(lists from \d{4}-\d\d-\d\d\); apt-get upgrade$/, 2],
+    ['newer, not security', { [MAIN_LIST]: [indexed('openssl', '3.0.15-1~deb12u1'), indexed('tzdata', '2024b-0+deb12u1', 'all')].join('\n') }, 'pass', /^no security upgrades pending, 2 non-security upgrades pending/, 2],
+    ['equal or older', { [MAIN_LIST]: [indexed('openssl', '3.0.11-1~deb12u1'), indexed('libssl3', '3.0.9-1')].join('\n\n\n'), [SECURITY_LIST]: indexed('openssl', '3.0.11-1~deb11u1') }, 'pass', /, 0 non-security upgrades pending/, 0],
+    // ~deb12u1 sorts before the release without it; the epoch outweighs any upstream version.
+    ['tilde and epoch', { [SECURITY_LIST]: [indexed('openssl', '3.0.11-1~deb12u0'), indexed('curl', '8.5.0-2')].join('\n'), [MAIN_LIST]: [indexed('libssl3', '3.0.11-1'), indexed('curl', '1:7.88.1-10+deb12u6')].join('\n') }, 'pass', /, 2 non-security upgrades pending/, 2],
+    ['other architecture', { [SECURITY_LIST]: [indexed('openssl', '3.0.15-1~deb12u1', 'arm64'), indexed('tzdata', '2025a-0+deb12u1', 'arm64')].join('\n') }, 'pass', /, 0 non-security/, 0],
+    ['lists compressed only', { [`${SECURITY_LIST}.lz4`]: 'binary' }, 'unknown', /lists are compressed \(1 in \/var\/lib\/apt\/lists\)/, -1],
+    ['no lists', { 'var/lib/apt/lists/lock': '' }, 'unknown', /`apt-get update` has not run/, -1],
+  ];
+  for (const [name, files, verdict, reason, pending] of cases) {
+    const t = tree({ 'var/lib/dpkg/status': STATUS, ...files });
+    try {
+      const result = pendingUpgradesCollector.collect({ root: t.root, now });
+      assert.equal(result.verdict, verdict, `${name}: ${result.reason}`);
+      assert.match(result.reason, reason, name);
+      assert.equal(result.id, 'pending-upgrades');
+      if (pending >= 0) {
+        assert.equal(result.details?.pending, pending, name);
+        assert.match(String(result.details?.listsUpdatedAt), /^\d{4}-\d\d-\d\dT/, name);
+      }
+      if (name === 'a security fix') {
+        assert.deepEqual((result.details?.upgrades as unknown[])[0], { name: 'openssl', architecture: 'amd64', installed: '3.0.11-1~deb12u1', candidate: '3.0.15-1~deb12u1', security: true });
+      }
+      if (name === 'tilde and epoch') {
+        assert.deepEqual((result.details?.upgrades as Array<{ name: string; candidate: string }>).map((u) => [u.name, u.candidate]), [['libssl3', '3.0.11-1'], ['curl', '1:7.88.1-10+deb12u6']]);
+      }
+    } finally {
+      t.cleanup();
+    }
+  }
+  const noDpkg = tree({ [MAIN_LIST]: indexed('openssl', '3.0.15-1') });
+  try {
+    assert.match(pendingUpgradesCollector.collect({ root: noDpkg.root, now }).reason, /no dpkg database/);
+  } finally {
+    noDpkg.cleanup();
   }
 });

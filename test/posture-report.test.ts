@@ -34,10 +34,11 @@ test('posture-report-on-a-fixture-tree: failing heaviest first, facts, a throwin
     }
     const now = new Date('2026-12-01T12:00:00Z');
     const report = collectPosture({ root: tmp.dir, now });
-    assert.deepEqual(report.failing, ['os-supported', 'ssh-root-login'], 'heaviest first');
+    // The fixture has an /etc but no firewall configuration: firewall fails too (as heavy as ssh-root-login, listed after it).
+    assert.deepEqual(report.failing, ['os-supported', 'ssh-root-login', 'firewall'], 'heaviest first');
     const decided = report.checks.filter((c) => c.verdict !== 'unknown');
-    assert.deepEqual(decided.map((c) => [c.id, c.verdict]), [['os-supported', 'fail'], ['ssh-root-login', 'fail'], ['ssh-password-auth', 'pass'], ['time-sync', 'pass']]);
-    assert.equal(report.score, Math.round((100 * (10 + 5)) / (20 + 15 + 10 + 5)));
+    assert.deepEqual(decided.map((c) => [c.id, c.verdict]), [['os-supported', 'fail'], ['ssh-root-login', 'fail'], ['ssh-password-auth', 'pass'], ['firewall', 'fail'], ['time-sync', 'pass']]);
+    assert.equal(report.score, Math.round((100 * (10 + 5)) / (20 + 15 + 10 + 15 + 5)));
     assert.deepEqual(report.facts, { hostname: 'web-01', kernel: '6.1.0-28-amd64', uptimeSeconds: 3600, bootedAt: '2026-12-01T11:00:00.000Z' });
     assert.equal(report.packages, null);
     const broken = collectPosture({ root: tmp.dir, now }, [defineCollector('boom', 5, () => { throw new Error('bad\nsecond line'); })]);

@@ -3,7 +3,8 @@
  * person can act on. Collectors read everything below `root` (default `/`), so tests point them
  * at a fixture tree, and they never run external programs.
  */
-import { readdirSync, readFileSync } from 'node:fs';
+import { closeSync, openSync, readdirSync, readFileSync, readSync } from 'node:fs';
+import { StringDecoder } from 'node:string_decoder';
 import { join } from 'node:path';
 
 export type Verdict = 'pass' | 'fail' | 'unknown';
@@ -38,6 +39,37 @@ export function readUnderRoot(ctx: CollectContext, path: string, maxBytes = 1024
     return text.length > maxBytes ? text.slice(0, maxBytes) : text;
   } catch {
     return null;
+  }
+}
+
+/**
+ * A file below the root line by line, read in 64 KiB chunks so a file of tens of MiB (APT's lists)
+ * is never held whole; at most maxBytes are read. False when it does not exist or cannot be read.
+ */
+export function readLinesUnderRoot(ctx: CollectContext, path: string, onLine: (line: string) => void, maxBytes = 512 * 1024 * 1024): boolean {
+  let fd: number;
+  try {
+    fd = openSync(join(ctx.root, path), 'r');
+  } catch {
+    return false;
+  }
+  try {
+    const chunk = Buffer.alloc(64 * 1024);
+    const decoder = new StringDecoder('utf8');
+    let rest = '';
+    let total = 0;
+    for (let n: number; total < maxBytes && (n = readSync(fd, chunk, 0, Math.min(chunk.length, maxBytes - total), null)) > 0; total += n) {
+      const lines = (rest + decoder.write(chunk.subarray(0, n))).split('\n');
+      rest = lines.pop()!;
+      for (const line of lines) onLine(line);
+    }
+    rest += decoder.end();
+    if (rest) onLine(rest);
+    return true;
+  } catch {
+    return false;
+  } finally {
+    closeSync(fd);
   }
 }
 

@@ -10,18 +10,20 @@
  */
 import type { CheckResult, CollectContext, Collector } from './check.js';
 import { readUnderRoot } from './check.js';
+import { firewallCollector } from './collectors/firewall.js';
 import { identityFilesCollector } from './collectors/identity-files.js';
 import { listeningSocketsCollector } from './collectors/listening-sockets.js';
 import { osReleaseCollector } from './collectors/os-release.js';
 import { installedPackages, type InstalledPackage } from './collectors/packages.js';
+import { pendingUpgradesCollector } from './collectors/pending-upgrades.js';
 import { sshdPasswordCollector, sshdRootLoginCollector } from './collectors/sshd.js';
 import { autoUpdatesCollector, timeSyncCollector } from './collectors/system.js';
 
 export const REPORT_FORMAT = 1;
 
 export const COLLECTORS: readonly Collector[] = [
-  osReleaseCollector, autoUpdatesCollector, sshdRootLoginCollector, sshdPasswordCollector,
-  listeningSocketsCollector, timeSyncCollector, identityFilesCollector,
+  osReleaseCollector, autoUpdatesCollector, pendingUpgradesCollector, sshdRootLoginCollector, sshdPasswordCollector,
+  listeningSocketsCollector, firewallCollector, timeSyncCollector, identityFilesCollector,
 ];
 
 export interface PostureFacts {
