@@ -320,6 +320,13 @@ test('posture-pending-upgrades-from-the-dpkg-database-and-apt-lists', () => {
     ['other architecture', { [SECURITY_LIST]: [indexed('openssl', '3.0.15-1~deb12u1', 'arm64'), indexed('tzdata', '2025a-0+deb12u1', 'arm64')].join('\n') }, 'pass', /, 0 non-security/, 0],
     ['lists compressed only', { [`${SECURITY_LIST}.lz4`]: 'binary' }, 'unknown', /lists are compressed \(1 in \/var\/lib\/apt\/lists\)/, -1],
     ['no lists', { 'var/lib/apt/lists/lock': '' }, 'unknown', /`apt-get update` has not run/, -1],
+    // A pinned source of the next release and backports are not what `apt-get upgrade` installs.
+    ['another release', {
+      'etc/os-release': 'ID=debian\nVERSION_ID="12"\nVERSION_CODENAME=bookworm\n',
+      'var/lib/apt/lists/deb.debian.org_debian-security_dists_trixie-security_main_binary-amd64_Packages': indexed('openssl', '3.5.1-1+deb13u1'),
+      'var/lib/apt/lists/deb.debian.org_debian_dists_bookworm-backports_main_binary-amd64_Packages': indexed('curl', '1:8.14.1-2~bpo12+1'),
+      [MAIN_LIST]: indexed('tzdata', '2024b-0+deb12u1', 'all'),
+    }, 'pass', /^no security upgrades pending, 1 non-security upgrade pending/, 1],
   ];
   for (const [name, files, verdict, reason, pending] of cases) {
     const t = tree({ 'var/lib/dpkg/status': STATUS, ...files });

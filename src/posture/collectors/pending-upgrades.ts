@@ -5,12 +5,14 @@
  * that fails; newer versions elsewhere are listed but pass. The lists are read line by line,
  * keeping only Package, Version and Architecture of installed names. Compressed lists
  * (Acquire::GzipIndexes, lz4) are skipped: decompressing them needs more than reading files.
- * Pinning and phased updates are not modelled: this is what a plain `apt-get upgrade` could see.
+ * Only lists of the machine's own release count (os-release's VERSION_CODENAME, with -updates and
+ * -security); finer pinning, holds and phased updates are not modelled.
  */
 import { readdirSync, statSync } from 'node:fs';
 import { join } from 'node:path';
 import type { Collector } from '../check.js';
-import { defineCollector, readLinesUnderRoot } from '../check.js';
+import { defineCollector, readLinesUnderRoot, readUnderRoot } from '../check.js';
+import { parseOsRelease } from './os-release.js';
 import { compareDebianVersions } from '../debian-version.js';
 import { installedPackages, type InstalledPackage } from './packages.js';
 
@@ -44,7 +46,12 @@ export const pendingUpgradesCollector: Collector = defineCollector('pending-upgr
   } catch {
     names = [];
   }
-  const plain = names.filter((n) => n.endsWith('_Packages'));
+  // Lists of another release (a pinned trixie source on bookworm) or of backports are not what
+  // `apt-get upgrade` installs by default: only the machine's own codename and its -updates and
+  // -security suites count, when os-release names the codename.
+  const codename = parseOsRelease(readUnderRoot(ctx, 'etc/os-release') ?? '').VERSION_CODENAME;
+  const ownRelease = (n: string) => !codename || new RegExp(`_dists_${codename.replace(/[^a-z0-9]/g, '')}(-updates|-security)?_`).test(n);
+  const plain = names.filter((n) => n.endsWith('_Packages') && ownRelease(n));
   const compressed = names.length - plain.length;
   let newest = 0;
   for (const n of names) {
