@@ -8,7 +8,7 @@
 import { describe, test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
 import { mkdirSync, readFileSync, writeFileSync } from 'node:fs';
-import { join, resolve } from 'node:path';
+import { dirname, join, resolve } from 'node:path';
 import { chromium, type Browser, type BrowserContext, type Page } from 'playwright-core';
 import * as pki from '../src/pki/index.js';
 import { gatehouse } from './helpers/cli.js';
@@ -290,6 +290,44 @@ describe('dashboard in chromium', () => {
     await neverTheValue('after delete');
     const listed = JSON.parse(await cli(['secret', 'list', '--dir', caDir, '--json']));
     assert.deepEqual(listed.secrets ?? listed, [], 'gone from the CA');
+    await page.close();
+  });
+
+  test('browser-device-reports-with-the-agent-and-the-fleet-and-identity-pages-show-it', async () => {
+    // A fixed system tree, so the score is too: Debian 10 (support ended 2022), root may log in over
+    // SSH, keys only, the clock synchronized; no dpkg database or /proc (those checks cannot tell).
+    const root = join(tmp.dir, 'system-build-7');
+    for (const [path, text] of Object.entries({
+      'etc/os-release': 'PRETTY_NAME="Debian GNU/Linux 10 (buster)"\nID=debian\nVERSION_ID="10"\n',
+      'etc/ssh/sshd_config': 'PermitRootLogin yes\nPasswordAuthentication no\n',
+      'run/systemd/timesync/synchronized': '',
+      'etc/hostname': 'build-7.acme.test\n',
+    })) {
+      mkdirSync(dirname(join(root, path)), { recursive: true });
+      writeFileSync(join(root, path), text);
+    }
+    const sent = await cli(['agent', 'report', '--dir', join(tmp.dir, 'device-build-7'), '--root', root]);
+    // Passing: ssh-password-auth 10, time-sync 5, identity-files 15; failing: os-supported 20, ssh-root-login 15.
+    assert.match(sent, /^score 46, recorded by the CA at /, sent);
+
+    const page = await newPage(admin);
+    await page.goto(`${ca.url}/dashboard/fleet?q=build-7`);
+    assert.equal(await page.textContent('tbody td:has(.badge.poor) .badge'), '46 (poor)');
+    assert.match(await page.textContent('tbody td:has(.badge.poor)') ?? '', /reported \d+ s ago/);
+    await page.goto(`${ca.url}/dashboard/fleet?below=70`);
+    assert.ok((await page.locator('tbody th[scope="row"] a').allTextContents()).includes('build-7'), 'listed below 70');
+    await page.goto(`${ca.url}/dashboard/fleet?below=abc`);
+    assert.match(await page.textContent('#filter-error') ?? '', /"abc" was ignored/);
+
+    await page.click('a:has-text("build-7")');
+    await page.waitForURL(/\/dashboard\/identity\/web\/build-7$/);
+    assert.equal(await page.textContent('#posture-facts dt:has-text("Hostname") + dd'), 'build-7.acme.test');
+    const rows = page.locator('#posture-checks tbody tr');
+    const checks = await rows.locator('th').allTextContents();
+    assert.deepEqual(checks.slice(0, 2), ['os-supported', 'ssh-root-login'], 'the failing checks first, heaviest first');
+    assert.deepEqual(await rows.locator('.badge').allTextContents(), ['Fail', 'Fail', 'Unknown', 'Unknown', 'Pass', 'Pass', 'Pass']);
+    assert.match(await rows.nth(1).textContent() ?? '', /sshd allows root to log in with a password/);
+    for (const id of ['ssh-password-auth', 'time-sync', 'identity-files', 'auto-updates', 'risky-listeners']) assert.ok(checks.includes(id), `${id} in ${checks.join(', ')}`);
     await page.close();
   });
 

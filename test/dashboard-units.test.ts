@@ -1,6 +1,7 @@
 /**
  * The dashboard's pure parts: the escaping `html` template, the fleet model (states, expiring
- * soon, counts, expiry buckets, issuance rate), CSRF tokens and fetch-metadata checks.
+ * soon, counts, expiry buckets, issuance rate), the posture model (bands, filters, check order),
+ * CSRF tokens and fetch-metadata checks.
  */
 import { describe, test } from 'node:test';
 import assert from 'node:assert/strict';
@@ -8,6 +9,9 @@ import { dashboardUrl, escapeHtml, html, isSafeHtml, renderDocument } from '../s
 import { certificateState, countByRoleAndState, expiryBuckets, filterIdentities, groupIdentities, issuanceRates } from '../src/dashboard/fleet-model.js';
 import { checkFetchMetadata, issueCsrfToken, TOKEN_LIFETIME_MS, verifyCsrfToken } from '../src/dashboard/csrf.js';
 import { parseUtcTime } from '../src/dashboard/pages/audit.js';
+import { checksFailingFirst, countByRating, filterByPosture, ratingOf, readPostureFilter, STALE_CHOICES } from '../src/dashboard/posture-model.js';
+import { POSTURE_BANDS, POSTURE_STALE_MS, ratingRange } from '../src/ca/posture-views.js';
+import { formatDuration } from '../src/config/duration.js';
 import type { CertRecord } from '../src/store/store.js';
 
 const HOSTILE = `<script>alert("x")</script><img src=x onerror='alert(1)'>&amp;\`${'${x}'}`;
@@ -103,6 +107,50 @@ describe('dashboard fleet model', () => {
     const issued = (h: number, renewed = false) => cert({ serial: `i${h}${renewed}`, name: 'x', issuedAt: new Date(NOW.getTime() - h * H), ...(renewed ? { renewedFrom: 'p' } : {}) });
     const rates = issuanceRates([issued(1), issued(2, true), issued(23, true), issued(25), issued(24 * 8)], NOW);
     assert.deepEqual(rates.map((r) => [r.enrolled, r.renewed]), [[1, 2], [2, 2]]);
+  });
+});
+
+describe('dashboard posture model', () => {
+  test('posture-ratings-come-from-the-metric-bands-and-cover-every-score-once', () => {
+    for (let score = 0; score <= 100; score++) assert.equal(POSTURE_BANDS.filter((b) => score >= b.low && score <= b.high).length, 1, String(score));
+    assert.deepEqual([89, 90, 69, 70, 0, 100, null, undefined].map(ratingOf), ['fair', 'good', 'poor', 'fair', 'poor', 'good', 'none', 'none']);
+    assert.deepEqual(ratingRange('poor'), { low: 0, high: 69 });
+    assert.deepEqual(countByRating([{ score: 95 }, { score: 75 }, { score: 10 }, { score: 55 }, { score: null }]), { good: 1, fair: 1, poor: 2, none: 1 });
+    assert.ok(STALE_CHOICES.some((c) => c.value === formatDuration(POSTURE_STALE_MS)), 'the overview links the metric threshold as a choice');
+  });
+
+  test('posture-filter-reads-below-1-to-100-and-the-stale-choices-and-names-what-it-ignored', () => {
+    const read = (qs: string) => readPostureFilter(new URLSearchParams(qs));
+    assert.deepEqual(read('below=70&stale=24h'), { below: '70', stale: '24h', query: { below: 70, staleMs: 24 * H }, problems: [] });
+    assert.deepEqual(read(''), { below: '', stale: '', query: {}, problems: [] });
+    for (const bad of ['abc', '0', '101', '5.5', '-1', '1e2', ' 7', '0070']) {
+      const r = read(`below=${encodeURIComponent(bad)}`);
+      assert.deepEqual(r.query, {}, bad);
+      assert.equal(r.problems.length, 1, bad);
+    }
+    assert.deepEqual(read('stale=3h').problems, ['"Report older than" must be one of 1h, 2h, 24h, 7d; "3h" was ignored.']);
+  });
+
+  test('posture-filter-counts-never-reported-as-below-and-stale-and-skips-identities-that-cannot-report', () => {
+    const ids = groupIdentities([
+      cert({ serial: 'p1', name: 'fresh' }), cert({ serial: 'p2', name: 'old' }), cert({ serial: 'p3', name: 'never' }),
+      cert({ serial: 'p4', name: 'gone', revokedAt: NOW }), cert({ serial: 'p5', name: 'ca', role: 'ca-server' }),
+    ], NOW);
+    const scores = new Map([
+      ['spiffe://t/web/fresh', { score: 95, receivedAt: new Date(NOW.getTime() - 60_000) }],
+      ['spiffe://t/web/old', { score: 40, receivedAt: new Date(NOW.getTime() - 3 * H) }],
+    ]);
+    const names = (query: { below?: number; staleMs?: number }) => filterByPosture(ids, scores, query, NOW).map((i) => i.name).sort();
+    assert.deepEqual(names({}), ['ca', 'fresh', 'gone', 'never', 'old'], 'no posture filter: everything');
+    assert.deepEqual(names({ below: 70 }), ['never', 'old']);
+    assert.deepEqual(names({ below: 96 }), ['fresh', 'never', 'old']);
+    assert.deepEqual(names({ staleMs: 2 * H }), ['never', 'old']);
+    assert.deepEqual(names({ below: 70, staleMs: 4 * H }), ['never']);
+  });
+
+  test('posture-checks-failing-first-then-unknown-then-passing-heaviest-first', () => {
+    const c = (id: string, verdict: 'pass' | 'fail' | 'unknown', weight: number) => ({ id, verdict, weight, reason: '' });
+    assert.deepEqual(checksFailingFirst([c('a', 'pass', 50), c('b', 'fail', 5), c('c', 'unknown', 9), c('d', 'fail', 20), c('e', 'pass', 50)]).map((x) => x.id), ['d', 'b', 'c', 'a', 'e']);
   });
 });
 

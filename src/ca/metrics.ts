@@ -12,6 +12,7 @@ import { Counter, Gauge, Histogram, Registry } from 'prom-client';
 import { registerProcessMetrics, unixSeconds } from '../metrics/process-metrics.js';
 import type { CertState } from '../store/store.js';
 import type { IssuanceKind, IssuanceObserver } from './authority.js';
+import { isStale, POSTURE_BANDS, POSTURE_STALE_MS, postureBand } from './posture-views.js';
 import type { LimitKey, LimitedEndpoint } from './rate-limit.js';
 import { SECRET_READ_RESULTS, type SecretObserver } from '../secrets/service.js';
 
@@ -25,10 +26,6 @@ export interface CaGaugeSources {
   posture?(): Promise<Array<{ score: number | null; reportedAt: string | null }>>;
 }
 
-/** Score bands of gatehouse_ca_posture_identities: what a dashboard colours, what an alert counts. */
-export const POSTURE_BANDS = [['0-49', 0, 49], ['50-69', 50, 69], ['70-89', 70, 89], ['90-100', 90, 100]] as const;
-/** A report older than this is stale (the agent reports hourly). */
-export const POSTURE_STALE_MS = 2 * 3_600_000;
 
 /**
  * The `route` label of the request histogram: a closed set, never the raw path (a client
@@ -123,15 +120,15 @@ export function createCaMetrics(registry = new Registry()): CaMetrics {
   };
   new Gauge({
     name: 'gatehouse_ca_posture_identities',
-    help: 'Active identities by the score band of their latest posture report (0-49, 50-69, 70-89, 90-100), or none (never reported, or nothing decided)',
+    help: `Active identities by the score band of their latest posture report (${POSTURE_BANDS.map((b) => b.band).reverse().join(', ')}), or none (never reported, or nothing decided)`,
     labelNames: ['band'],
     registers: [registry],
     aggregator: 'max',
     async collect() {
       const rows = await postureNow();
       if (!rows) return;
-      for (const [band, low, high] of POSTURE_BANDS) this.set({ band }, rows.filter((r) => r.score !== null && r.score >= low && r.score <= high).length);
-      this.set({ band: 'none' }, rows.filter((r) => r.score === null).length);
+      for (const { band } of POSTURE_BANDS) this.set({ band }, rows.filter((r) => postureBand(r.score)?.band === band).length);
+      this.set({ band: 'none' }, rows.filter((r) => postureBand(r.score) === null).length);
     },
   });
   new Gauge({
@@ -142,8 +139,8 @@ export function createCaMetrics(registry = new Registry()): CaMetrics {
     async collect() {
       const rows = await postureNow();
       if (!rows) return;
-      const now = Date.now();
-      this.set(rows.filter((r) => r.reportedAt === null || now - new Date(r.reportedAt).getTime() > POSTURE_STALE_MS).length);
+      const now = new Date();
+      this.set(rows.filter((r) => isStale(r.reportedAt, POSTURE_STALE_MS, now)).length);
     },
   });
   new Gauge({

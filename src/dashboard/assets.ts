@@ -4,7 +4,7 @@
  * page a browser without one gets is styled too.
  *
  * Colours: body text #1b1b1b on #ffffff (17:1); links and focus #0b57d0 (6.4:1 on white, 5.9:1 on the
- * panel grey); muted text #4a4a4a (8.2:1 or more); every state badge
+ * panel grey); muted text #4a4a4a (8.2:1 or more); every state, score and verdict badge
  * has text of at least 7:1 on its background, and says its state in words.
  */
 export const DASHBOARD_CSS = `
@@ -38,6 +38,10 @@ code, .mono { font-family: ui-monospace, "DejaVu Sans Mono", Menlo, monospace; f
 .badge.revoked { color: #ffffff; background: #7a1111; }
 .badge.stale { color: #7a1111; background: #fde7e7; }
 .badge.fresh { color: #0a4d24; background: #e3f3e8; }
+.badge.good, .badge.pass { color: #0a4d24; background: #e3f3e8; }
+.badge.fair { color: #5c3500; background: #fff1d6; }
+.badge.poor, .badge.fail { color: #7a1111; background: #fde7e7; }
+.badge.none, .badge.unknown { color: #3a3a3a; background: #ececec; }
 form.filters { display: flex; flex-wrap: wrap; align-items: flex-end; gap: .75rem 1rem; padding: .75rem; background: var(--panel); border: 1px solid var(--line); }
 form.stack { display: grid; gap: .75rem; max-width: 36rem; }
 .field { display: flex; flex-direction: column; gap: .2rem; }

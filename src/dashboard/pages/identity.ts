@@ -1,4 +1,7 @@
-/** One identity: its current certificate's chain and every certificate it has held (renewal history). */
+/**
+ * One identity: its current certificate's chain, every certificate it has held (renewal history)
+ * and its device's latest posture report. Each section is its own function.
+ */
 import { GatehouseError } from '../../errors/errors.js';
 import { NAME_RE, ROLE_RE } from '../../config/patterns.js';
 import { formatDn, parseCertificate, parseCertificatePem, type CertificateInfo } from '../../pki/certificate.js';
@@ -8,6 +11,7 @@ import type { DashboardContext } from '../context.js';
 import { certificateState, groupIdentities } from '../fleet-model.js';
 import { dashboardUrl, html, type SafeHtml } from '../html.js';
 import { formatRelative, formatTime, page, stateBadge } from '../layout.js';
+import { postureSection } from './identity-posture.js';
 import { loadInventory } from './inventory.js';
 
 export async function identityPage(ctx: DashboardContext, role: string, name: string): Promise<SafeHtml> {
@@ -19,6 +23,7 @@ export async function identityPage(ctx: DashboardContext, role: string, name: st
   const chain = chainOf(ctx, current);
   const reservation = await ctx.scope.authority.store.getNameReservation(role, name);
   const pemId = `pem-${current.serial}`;
+  const posture = await postureSection(ctx, identity.spiffeId);
 
   return page({
     title: `${name} (${role})`, section: 'fleet', viewer: ctx.viewer,
@@ -38,6 +43,8 @@ ${revokedNotice(ctx, identity.history)}
 <dt>Audit trail</dt><dd><a href="${dashboardUrl(['audit'], { identity: identity.spiffeId })}">Events for this identity</a></dd>
 </dl>
 ${identity.state === 'active' || identity.state === 'expiring' ? html`<p><a class="button" href="${dashboardUrl(['certs', current.serial, 'revoke'])}">Revoke the current certificate…</a></p>` : ''}
+
+${posture}
 
 <h2 id="chain">Certificate chain</h2>
 <table aria-labelledby="chain">

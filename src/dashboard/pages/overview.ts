@@ -1,4 +1,4 @@
-/** Overview: identities by role and state, upcoming expiries, issuance rate, CRL freshness. */
+/** Overview: identities by role and state, device posture, upcoming expiries, issuance rate, CRL freshness. */
 import { parseCrl } from '../../pki/crl-parse.js';
 import type { PublishedCrl } from '../../ca/crl-publisher.js';
 import type { DashboardContext } from '../context.js';
@@ -8,6 +8,9 @@ import { dashboardUrl, html, type SafeHtml } from '../html.js';
 import { formatRelative, formatTime, page } from '../layout.js';
 import { loadInventory } from './inventory.js';
 import { rotationProgress } from '../../ca/rotation-progress.js';
+import { isStale, POSTURE_STALE_MS, postureScores, ratingRange } from '../../ca/posture-views.js';
+import { formatDuration } from '../../config/duration.js';
+import { countByRating, RATING_LABELS, RATINGS, type RatingOrNone } from '../posture-model.js';
 
 export async function overviewPage(ctx: DashboardContext): Promise<SafeHtml> {
   const { now } = ctx;
@@ -18,6 +21,7 @@ export async function overviewPage(ctx: DashboardContext): Promise<SafeHtml> {
   const rates = issuanceRates(certs, now);
   const tokens = await ctx.scope.authority.store.listTokens();
   const usableTokens = tokens.filter((t) => !t.revokedAt && t.expiresAt > now && t.uses < t.maxUses).length;
+  const posture = await postureOverview(ctx);
 
   const stateLink = (state: string, role: string | null, count: number) =>
     count === 0 ? html`${count}` : html`<a href="${dashboardUrl(['fleet'], { state, role })}">${count}</a>`;
@@ -45,6 +49,8 @@ ${roles.map((role) => {
 <tfoot><tr><th scope="row">All roles</th>${IDENTITY_STATES.map((s) => html`<td class="num">${stateLink(s, null, totals[s])}</td>`)}<td class="num">${identities.length}</td></tr></tfoot>
 </table>
 
+${posture}
+
 <h2>Expiring in the next 30 days</h2>
 ${expiryChart('expiry', buckets, later)}
 
@@ -60,6 +66,33 @@ ${expiryChart('expiry', buckets, later)}
 <tbody>${crlRow(ctx, 'Issuing CA', '/crl', () => ctx.scope.crls.current('intermediate'))}${retiredCrlRows(ctx)}${crlRow(ctx, 'Root', '/crl/root', () => ctx.scope.crls.current('root'))}</tbody>
 </table>`,
   });
+}
+
+/**
+ * Active identities by the rating of their latest score, the same set `gatehouse fleet posture`
+ * and the metrics count. A count links to the fleet page where a filter selects it: "Score
+ * below" also lists the identities without a score, as it does everywhere.
+ */
+async function postureOverview(ctx: DashboardContext): Promise<SafeHtml> {
+  const scores = await postureScores(ctx.scope.authority.store, ctx.now);
+  const counts = countByRating(scores);
+  const stale = scores.filter((s) => isStale(s.reportedAt, POSTURE_STALE_MS, ctx.now)).length;
+  const staleText = formatDuration(POSTURE_STALE_MS);
+  const below = ratingRange('poor').high + 1;
+  const range = (r: RatingOrNone) => {
+    if (r === 'none') return 'never reported, or no check decided';
+    const { low, high } = ratingRange(r);
+    return `${low}–${high}`;
+  };
+  const count = (r: RatingOrNone) => r === 'poor' && counts.poor > 0
+    ? html`<a href="${dashboardUrl(['fleet'], { below })}">${counts.poor}<span class="visually-hidden"> poor: identities with a score below ${below} or none</span></a>`
+    : html`${counts[r]}`;
+  return html`<h2 id="posture">Device posture</h2>
+<table aria-labelledby="posture" aria-describedby="posture-stale">
+<thead><tr><th scope="col">Latest score</th><th scope="col">Scores</th><th scope="col" class="num">Identities</th></tr></thead>
+<tbody>${RATINGS.map((r) => html`<tr><th scope="row"><span class="badge ${r}">${RATING_LABELS[r]}</span></th><td>${range(r)}</td><td class="num">${count(r)}</td></tr>`)}</tbody>
+</table>
+<p id="posture-stale">${stale === 0 ? `Every active identity reported in the last ${staleText}.` : html`<a href="${dashboardUrl(['fleet'], { stale: staleText })}">${stale} active ${stale === 1 ? 'identity has' : 'identities have'} not reported in ${staleText}</a> (or never).`}</p>`;
 }
 
 /** Issuing CAs retired by `ca rotate intermediate` that still sign the CRL of their certificates. */
