@@ -14,11 +14,15 @@ function sources(dir: string): string[] {
   });
 }
 
+/** Modules that import nothing of Gatehouse, which any layer may use (durations as operators write them). */
+const SHARED_LEAVES = new Set(['config/duration.js']);
+
 const files = sources('src').map((file) => {
   const text = readFileSync(file, 'utf8');
   const specifiers = [...text.matchAll(/(?:import|export)[^'"]*?from\s+'([^']+)'|import\(\s*'([^']+)'\s*\)|^import\s+'([^']+)'/gm)].map((m) => m[1] ?? m[2] ?? m[3]!);
   const area = relative('src', file).split('/')[0]!;
-  const internal = specifiers.filter((s) => s.startsWith('.')).map((s) => relative('src', resolve(dirname(file), s)).split('/')[0]!);
+  const internal = specifiers.filter((s) => s.startsWith('.')).map((s) => relative('src', resolve(dirname(file), s)))
+    .filter((target) => !SHARED_LEAVES.has(target)).map((target) => target.split('/')[0]!);
   return { file, text, area, specifiers, internal };
 });
 
@@ -38,6 +42,14 @@ const FORBIDDEN: Record<string, string[]> = {
   // Device posture (issue 15): read by the agent, scored by the CA; depends on nothing of theirs.
   posture: ['config', 'log', 'pki', 'store', 'ca', 'agent', 'cli', 'files', 'tls', 'gateway', 'policy', 'metrics', 'dashboard', 'secrets'],
 };
+
+test('architecture-shared-leaves-import-nothing-of-gatehouse', () => {
+  for (const leaf of SHARED_LEAVES) {
+    const source = files.find((f) => relative('src', f.file) === leaf.replace(/\.js$/, '.ts'));
+    assert.ok(source, leaf);
+    assert.deepEqual(source.specifiers.filter((s) => s.startsWith('.')), [], `${leaf} must stay a leaf`);
+  }
+});
 
 test('architecture-imports-point-only-down', () => {
   const violations = files.flatMap((f) => f.internal.filter((target) => FORBIDDEN[f.area]?.includes(target)).map((t) => `${f.file} imports ${t}/`));

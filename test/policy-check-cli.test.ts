@@ -90,7 +90,7 @@ test('policy-check-json-output', async () => {
   const allowed = await check(['--policy', files.talkYaml!, '--cert', web.certPath, '--json', 'DELETE', '/user/42?x=1']);
   assert.equal(allowed.status, 0, allowed.stderr);
   assert.deepEqual(JSON.parse(allowed.stdout), {
-    allowed: true, decision: 'allow', reason: null, rule: 'permission[1] DELETE /user/.*', ruleSummary: 'allow DELETE /user/.* roles=web',
+    allowed: true, decision: 'allow', reason: null, posture: null, rule: 'permission[1] DELETE /user/.*', ruleSummary: 'allow DELETE /user/.* roles=web',
     policy: { name: files.talkYaml, rules: 2, denyMessage: null },
     request: { method: 'DELETE', path: '/user/42?x=1' },
     path: { normalized: '/user/42', forwarded: '/user/42' },
@@ -105,7 +105,7 @@ test('policy-check-json-output', async () => {
   const refused = await check(['--policy', files.talkYaml!, '--cert', web.certPath, '--json', 'GET', '/a\\b']);
   assert.equal(refused.status, 1);
   assert.deepEqual({ ...JSON.parse(refused.stdout), identity: undefined, certificate: undefined, policy: undefined }, {
-    allowed: false, decision: 'refused', reason: 'GH_PATH_AMBIGUOUS', rule: null, ruleSummary: null,
+    allowed: false, decision: 'refused', reason: 'GH_PATH_AMBIGUOUS', posture: null, rule: null, ruleSummary: null,
     request: { method: 'GET', path: '/a\\b' }, path: { refused: 'BACKSLASH' }, identity: undefined, certificate: undefined, policy: undefined,
   });
 });
@@ -162,6 +162,6 @@ test('policy-check-bad-files-clear-errors', async () => {
 test('policy-check-help-documents-exit-codes', async () => {
   const r = await gatehouse(['policy', 'check', '--help']);
   assert.equal(r.status, 0);
-  assert.match(r.stdout, /^Usage: gatehouse policy check --policy FILE --cert FILE \[--json\] METHOD PATH$/m);
+  assert.match(r.stdout, /^Usage: gatehouse policy check --policy FILE --cert FILE \[--posture FILE\] \[--ca URL\] \[--identity DIR\] \[--json\] METHOD PATH$/m);
   assert.match(r.stdout, /Exit codes: 0 allowed; 1 refused/);
 });

@@ -67,7 +67,7 @@ test('posture-a-device-reports-over-mtls-the-ca-scores-stores-and-audits-it', as
     assert.equal(huge.status, 413, huge.text);
     const anonymous = await caRequest(fixture.url, 'v1/posture', { ca: identity.ca, body: report });
     assert.equal(anonymous.status, 401, anonymous.text);
-    assert.equal((await caRequest(fixture.url, 'v1/posture', { ...identity, method: 'GET' })).status, 405);
+    assert.equal((await caRequest(fixture.url, 'v1/posture', { ...identity, method: 'PUT' })).status, 405);
     assert.equal((await fixture.store.postureHistory(received.spiffeId, 100)).length, before, 'nothing stored');
     assert.ok((await fixture.store.listAudit({ type: 'ca.posture_refused' })).length >= 4, 'refusals audited');
 

@@ -261,7 +261,7 @@ test('promtool-passes-on-a-live-gateway-metrics-endpoint-with-build-info-timesta
     await gateway.waitForLog((l) => l.msg === 'gateway.reloaded');
     const { body } = await httpGet(metricsUrl);
     const missing = familiesWithoutSamples(body, 'gatehouse_');
-    assert.deepEqual(missing, ['gatehouse_gateway_upstream_failures_total'], 'every family has samples but upstream failures (the one upstream is up)');
+    assert.deepEqual(missing, ['gatehouse_gateway_upstream_failures_total', 'gatehouse_gateway_posture_lookups_total'], 'every family has samples but posture lookups (no posture rule) and upstream failures (the one upstream is up)');
     await assertPromtoolPasses('gateway /metrics', body);
 
     assertDocumented(body, 'docs/gateway.md');

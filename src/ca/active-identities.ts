@@ -7,6 +7,8 @@
 import type { CertRecord, Store } from '../store/store.js';
 
 export const CA_SERVER_ROLE = 'ca-server';
+/** The role the admin API, the dashboard and posture reads let in. */
+export const ADMIN_ROLE = 'admin';
 /** Roles the CA issues to itself and renews itself: no machine to watch. */
 export const SELF_RENEWED_ROLES: ReadonlySet<string> = new Set([CA_SERVER_ROLE]);
 const WHOLE_INVENTORY = 2_147_483_647;

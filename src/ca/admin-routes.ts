@@ -10,14 +10,13 @@ import { certStateAt, type CertRecord, type CertState, type NameReservation, typ
 import type { ReservedName } from './authority.js';
 import { abortRotation, finishRotation, rotationStatus, startRotation } from './root-rotation-ops.js';
 import { fleetPosture } from './posture-views.js';
+import { ADMIN_ROLE } from './active-identities.js';
 import { importAdvisories, MAX_ADVISORY_BATCH_BYTES, parseAdvisories } from './vuln-import.js';
 import { fleetVulns } from './vuln-views.js';
 import { readJsonBody, sendJson, stringField } from './http-util.js';
 import { authenticatePeer } from './routes.js';
 import type { RequestScope } from './server.js';
 import { MAX_SECRET_BODY_BYTES, decodeBase64Value, parseOverlap } from '../secrets/names.js';
-
-export const ADMIN_ROLE = 'admin';
 
 export async function routeAdminRequest(scope: RequestScope, method: string, url: URL): Promise<void> {
   const { authority } = scope;

@@ -26,6 +26,7 @@ import { newJoinToken, parseJoinToken, secretMatches } from './join-token.js';
 import { checkExternalCertificate } from './external-check.js';
 import type { ExternalCa } from './external-ca.js';
 import { rotationBundle, type RootRotation } from './root-rotation.js';
+import { requirePosture } from './posture-standing.js';
 
 export type IssuanceKind = 'enroll' | 'renew' | 'sign' | 'internal';
 
@@ -313,6 +314,7 @@ export class Authority {
         const rules = roleConfig(this.config, current.role);
         const name = decideName(csr, current.role, rules, { exact: current.name });
         const approved = approveCsr(this.config, csr, current.role, name);
+        if (rules.posture) await requirePosture(this.store, current, rules.posture, now);
         try {
           return await this.issue(approved, keyOfCsr(csr), now, ctx, { tokenId: null, renewedFrom: current.serial, lineage: current.lineage, nameClaim: 'lineage', via: 'renew' });
         } catch (err) {

@@ -112,7 +112,7 @@ export async function routeRequest(scope: RequestScope): Promise<void> {
     return sendCrl(scope, crl, url);
   }
   if (isSecretsPath(path)) return routeSecretRequest(scope, method, url);
-  if (path === POSTURE_PATH) return routePostureRequest(scope, method);
+  if (path === POSTURE_PATH) return routePostureRequest(scope, method, url);
   if (path.startsWith('/admin/')) return routeAdminRequest(scope, method, url);
   if (isDashboardPath(path)) return routeDashboardRequest(scope, method, url);
   throw new GatehouseError('GH_NOT_FOUND', `no endpoint ${method} ${path}`);

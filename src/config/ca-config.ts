@@ -10,6 +10,7 @@ import YAML from 'yaml';
 import { GatehouseError } from '../errors/errors.js';
 import { isIpAddress } from '../pki/ip.js';
 import { durationSchema, hostPortSchema } from './schema-parts.js';
+import { postureRequirementSchema } from '../posture/requirement.js';
 import { DNS_PATTERN_RE, NAME_PATTERN_RE, ROLE_RE, TRUST_DOMAIN_RE } from './patterns.js';
 
 
@@ -38,6 +39,8 @@ const roleSchema = z.strictObject({
   names: z.string().regex(NAME_PATTERN_RE, 'name pattern: letters, digits, . _ - and *').default('*'),
   dns: z.array(z.string().regex(DNS_PATTERN_RE, 'DNS name or *.domain pattern')).default([]),
   ip: z.array(z.string().refine(isIpAddress, 'IP address')).default([]),
+  /** Renewal needs a posture that meets this (posture/requirement.ts); enrollment does not (no report yet). */
+  posture: postureRequirementSchema.optional(),
 });
 
 export const caConfigSchema = z.strictObject({

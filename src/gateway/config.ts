@@ -83,6 +83,19 @@ export const gatewayConfigSchema = z.strictObject({
   admin: z.strictObject({
     listen: hostPortSchema.nullable().default(null),
   }).prefault({}),
+  /** Where posture rules ask for a device's standing (gateway.md, "Posture"). */
+  posture: z.strictObject({
+    /** The CA's URL (https://); needed when a policy rule requires posture. */
+    ca: z.string().regex(/^https:\/\/[^\s?#]+$/, 'an https:// URL of the CA, like https://ca.example.internal:8443').nullable().default(null),
+    /** The CA's root bundle for its HTTPS certificate; the client CA bundle (tls.clientCa) when unset. */
+    trust: z.string().min(1).nullable().default(null),
+    /** A standing is reused for this long before the CA is asked again. */
+    refresh: durationSchema('1s', '1h').default(30_000 as never),
+    /** When the CA cannot be reached, a standing fetched no longer ago than this still decides; then: refused. */
+    staleFor: durationSchema('0s', '24h').default(300_000 as never),
+    timeout: durationSchema('100ms', '30s').default(2_000 as never),
+    unsafeAllowWhenUnavailable: z.boolean().default(false),
+  }).prefault({}),
   http2: z.boolean().default(true),
   workers: z.number().int().min(1).max(256).nullable().default(null),
   /** The refusal body for policy denials, e.g. the WoTT demo's "You shall not pass!". */
@@ -101,6 +114,7 @@ export interface GatewayFlags {
   upstream?: string[];
   policy?: string;
   crl?: string[];
+  postureCa?: string;
   headers?: string;
   adminListen?: string;
   workers?: number;
@@ -150,6 +164,7 @@ export function gatewayConfigFromFlags(flags: GatewayFlags, env: NodeJS.ProcessE
     routes: [{ upstreams: flags.upstream }],
     upstream: { unsafeAllowNonLocal: flags.unsafeAllowNonLocalUpstream === true },
     revocation: { crl: flags.crl ?? [] },
+    ...(flags.postureCa !== undefined ? { posture: { ca: flags.postureCa } } : {}),
     admin: { listen: flags.adminListen ?? fromEnv.admin?.listen ?? null },
     ...(flags.policy !== undefined ? { policy: flags.policy } : {}),
     ...(flags.headers !== undefined ? { headers: flags.headers } : {}),
@@ -174,5 +189,6 @@ function resolvePaths(config: GatewayConfig, baseDir: string): GatewayConfig {
     tls: { ...config.tls, cert: file(config.tls.cert), key: file(config.tls.key), clientCa: file(config.tls.clientCa) },
     policy: config.policy === null ? null : file(config.policy),
     revocation: { ...config.revocation, crl: config.revocation.crl.map((s) => (/^https?:\/\//.test(s) ? s : file(s))) },
+    posture: { ...config.posture, trust: config.posture.trust === null ? null : file(config.posture.trust) },
   };
 }

@@ -22,6 +22,7 @@ import { listenOn } from '../errors/listen.js';
 import type { Logger } from '../log/logger.js';
 import type { CertificateInfo } from '../pki/certificate.js';
 import type { CompiledPolicy } from '../policy/index.js';
+import type { PostureRequirement } from '../posture/requirement.js';
 import type { GatewayConfig, RouteConfig } from './config.js';
 import { splitHostPort, urlHost } from '../config/listen.js';
 import { sendRefusal, writeRefusalToSocket, refusalClosesConnection, refusalDecision, refusalStatus, type RefusalReason } from './refusal.js';
@@ -35,7 +36,8 @@ import { createGatewayMetrics, statusClass, type GatewayMetrics } from './metric
 import { createListener, type GatewayServer } from './listener.js';
 import { nextRequestId } from './request-id.js';
 import { PeerAdmission, type RevocationCheck } from './peer-admission.js';
-import { admitRequest, type AdmissionSettings, type RequestFacts } from './request-admission.js';
+import { admitRequest, type Admission, type AdmissionSettings, type RequestFacts } from './request-admission.js';
+import type { PostureGate, PostureVerdict } from './posture-gate.js';
 
 export type { RevocationCheck } from './peer-admission.js';
 
@@ -44,6 +46,8 @@ export interface GatewayDeps {
   policy: CompiledPolicy;
   metrics?: GatewayMetrics;
   revocation?: RevocationCheck;
+  /** Judges rules that require posture; the policy is refused at load when it has such rules and this is missing. */
+  posture?: PostureGate;
   now?: () => Date;
 }
 
@@ -66,6 +70,8 @@ interface RouteTarget {
   pool: UpstreamPool;
   timeoutMs: number;
 }
+
+type Admitted = Extract<Admission<RouteTarget>, { ok: true }>;
 
 interface State {
   tls: TlsMaterial;
@@ -90,6 +96,9 @@ export async function startGateway(config: Readonly<GatewayConfig>, deps: Gatewa
   // Rebuilt only when the gateway's own certificate (its SPIFFE ID) is reloaded, not per request.
   const settingsFor = (tls: TlsMaterial): AdmissionSettings => ({ headers: config.headers, maxHeaderBytes: config.limits.maxHeaderBytes, denyMessage: config.denyMessage, gatewaySpiffeId: tls.serverSpiffeId });
   let settings = settingsFor(state.tls);
+  const postureOf = (spiffeId: string | null, posture: { rule: string; requirement: PostureRequirement }): PostureVerdict | Promise<PostureVerdict> =>
+    deps.posture ? deps.posture.check(spiffeId, posture.requirement, posture.rule)
+      : { ok: false, reason: 'POSTURE_UNAVAILABLE', message: `503 Service Unavailable: rule ${posture.rule} requires posture, and this gateway has no CA to ask (posture.ca)` };
 
   const upstreamGiveUpMessage = (kind: UpstreamFailure, label: string, timeoutMs: number): [RefusalReason, string] =>
     kind === 'timeout' ? ['UPSTREAM_TIMEOUT', `504 Gateway Timeout: the upstream of ${label} did not answer within ${timeoutMs} ms`]
@@ -156,6 +165,18 @@ export async function startGateway(config: Readonly<GatewayConfig>, deps: Gatewa
       const socket = socketOf(req);
       const admission = admitRequest(requestFacts(req, socket, false), verdict, state.policy, state.routes, settings, log);
       if (!admission.ok) return refuse(admission.reason, admission.message);
+      if (admission.posture) {
+        const judged = postureOf(admission.peer.identity.spiffeId, admission.posture);
+        if (judged instanceof Promise) {
+          judged.then((v) => (v.ok ? forwardAdmitted(admission) : refuse(v.reason, v.message))).catch(internalError);
+          return;
+        }
+        if (!judged.ok) return refuse(judged.reason, judged.message);
+      }
+      forwardAdmitted(admission);
+    }
+
+    function forwardAdmitted(admission: Admitted): void {
       log.decision = 'allowed';
       const { route } = admission;
       // Only now, with the request allowed, is the client told to send its body (RFC 9110 §10.1.1).
@@ -226,6 +247,33 @@ export async function startGateway(config: Readonly<GatewayConfig>, deps: Gatewa
         writeRefusalToSocket(req.headers, clientSocket, admission.reason, admission.message, requestId);
         return done('refused', refusalStatus(admission.reason), admission.reason);
       }
+      if (admission.posture) {
+        // Posture is judged when the tunnel opens; the periodic recheck covers certificate, CRL and policy.
+        const refused = (v: PostureVerdict) => {
+          if (v.ok) return false;
+          writeRefusalToSocket(req.headers, clientSocket, v.reason, v.message, requestId);
+          done('refused', refusalStatus(v.reason), v.reason);
+          return true;
+        };
+        const judged = postureOf(admission.peer.identity.spiffeId, admission.posture);
+        if (judged instanceof Promise) {
+          judged.then((v) => { if (!refused(v)) openTunnel(admission); }).catch((err: unknown) => {
+            logger.error('gateway.internal_error', { requestId, err });
+            clientSocket.destroy();
+          });
+          return;
+        }
+        if (refused(judged)) return;
+      }
+      openTunnel(admission);
+    } catch (err) {
+      logger.error('gateway.internal_error', { requestId, err });
+      writeRefusalToSocket(req.headers, clientSocket, 'INTERNAL', '500 Internal Server Error: see the gateway log', requestId);
+      done('failed', 500, 'INTERNAL');
+    }
+
+    function openTunnel(admission: Admitted): void {
+      const socket = req.socket as TLSSocket;
       const { route } = admission;
       tunnels.admitted(clientSocket, { socket, method: req.method ?? 'GET', path: admission.path, requestId });
       forwardUpgrade({
@@ -248,10 +296,6 @@ export async function startGateway(config: Readonly<GatewayConfig>, deps: Gatewa
           done('allowed', 0, undefined, true);
         },
       });
-    } catch (err) {
-      logger.error('gateway.internal_error', { requestId, err });
-      writeRefusalToSocket(req.headers, clientSocket, 'INTERNAL', '500 Internal Server Error: see the gateway log', requestId);
-      done('failed', 500, 'INTERNAL');
     }
   });
 

@@ -30,6 +30,7 @@ export interface GatewayMetrics {
   requestDuration: Histogram<'route' | 'code'>;
   upstreamLatency: Histogram<'route'>;
   upstreamFailures: Counter<'route' | 'upstream' | 'kind'>;
+  postureLookups: Counter<'result'>;
   reloads: Counter<'what' | 'result'>;
   setGauges(gauges: GatewayGauges): void;
 }
@@ -89,6 +90,7 @@ export function createGatewayMetrics(registry = new Registry()): GatewayMetrics 
       registers: [registry],
     }),
     upstreamFailures: new Counter({ name: 'gatehouse_gateway_upstream_failures_total', help: 'Failed upstream attempts by route, upstream and kind', labelNames: ['route', 'upstream', 'kind'], registers: [registry] }),
+    postureLookups: new Counter({ name: 'gatehouse_gateway_posture_lookups_total', help: 'Posture standings looked up for rules that require posture, by result (cached, fetched, stale, unavailable, allowed_unsafe)', labelNames: ['result'], registers: [registry] }),
     reloads: new Counter({ name: 'gatehouse_gateway_reloads_total', help: 'Reloads of certificates, trust bundle, policy and routes, by result', labelNames: ['what', 'result'], registers: [registry] }),
     setGauges(next) {
       gauges = next;

@@ -5,6 +5,9 @@
  *   protocol version → body framing → Host → client certificate → TLS name vs Host →
  *   normalized path → route → policy → the exact head the upstream gets
  *
+ * A rule that requires posture is not judged here (that needs the CA): the admission names it,
+ * and gateway.ts asks posture-gate.ts before forwarding.
+ *
  * The checks that say the message itself cannot be read safely come first, before any
  * identity, because their refusal also closes the connection.
  */
@@ -14,6 +17,7 @@ import { identityHeaders, type IdentityHeaderPreset } from './identity-headers.j
 import { forwardableRequestHeaders } from './inbound-headers.js';
 import type { Peer, PeerVerdict } from './peer-admission.js';
 import type { RefusalReason } from './refusal.js';
+import type { PostureRequirement } from '../posture/requirement.js';
 import { framingOfHttp1, framingOfHttp2, type BodyFraming } from './request-framing.js';
 import { checkHttp1Host, checkHttp2Host } from './request-host.js';
 import { hostWithoutPort, type Route, type RouteTable } from './routes.js';
@@ -47,7 +51,7 @@ export interface AdmissionSettings {
 }
 
 export type Admission<T> =
-  | { ok: true; peer: Peer; route: Route<T>; headers: string[]; pathAndQuery: string; framing: BodyFraming; path: string }
+  | { ok: true; peer: Peer; route: Route<T>; headers: string[]; pathAndQuery: string; framing: BodyFraming; path: string; posture: { rule: string; requirement: PostureRequirement } | null }
   | { ok: false; reason: RefusalReason; message: string };
 
 const NO_CERT_MESSAGE = '400 Bad Request: client certificate required';
@@ -124,7 +128,8 @@ export function admitRequest<T>(
     // RFC 7239 §4, §6: an IPv6 address is quoted and bracketed.
     'Forwarded', `for=${ip.includes(':') ? `"[${ip}]"` : ip};host=${JSON.stringify(upstreamHost)};proto=https`,
   );
-  return { ok: true, peer, route, headers, framing, path: normalized.path, pathAndQuery: `${encodePathForUpstream(normalized.path)}${query !== undefined ? `?${query}` : ''}` };
+  const posture = decision.posture ? { rule: decision.rule, requirement: decision.posture } : null;
+  return { ok: true, peer, route, headers, framing, path: normalized.path, posture, pathAndQuery: `${encodePathForUpstream(normalized.path)}${query !== undefined ? `?${query}` : ''}` };
 }
 
 /** A route's exact host, else the TLS name, else a name that says the client gave none. */

@@ -16,6 +16,7 @@ import { createGatewayMetrics, type GatewayMetrics } from './metrics.js';
 import { watchFiles, type FileWatch } from './file-watch.js';
 import { startAdminServer, type AdminServer, type Health } from '../metrics/admin-server.js';
 import { RevocationChecker } from './revocation.js';
+import { PostureGate } from './posture-gate.js';
 import { readFileSync } from 'node:fs';
 import { splitHostPort } from '../config/listen.js';
 
@@ -38,7 +39,14 @@ export interface RunningGateway {
 }
 
 export function loadPolicy(config: Readonly<GatewayConfig>, logger: Logger): CompiledPolicy {
-  if (config.policy) return loadPolicyFile(config.policy);
+  if (config.policy) {
+    const policy = loadPolicyFile(config.policy);
+    // Refused at start and at reload (the last good policy stays): every request under such a rule would fail.
+    if (policy.requiresPosture && config.posture.ca === null) {
+      throw new GatehouseError('GH_CONFIG_INVALID', `${config.policy} has rules that require posture (${policy.rules.filter((r) => r.summary.includes(' posture(')).map((r) => r.label).join(', ')}): set posture.ca in the gateway config (or pass --posture-ca URL) to the CA that holds the reports`);
+    }
+    return policy;
+  }
   logger.warn('gateway.no_policy', { effect: 'any client certificate that verifies against the client CA bundle is allowed', fix: 'set policy in the config or pass --policy FILE' });
   return allowAllPolicy();
 }
@@ -50,10 +58,21 @@ export async function runGateway(options: RunOptions): Promise<RunningGateway> {
   const policy = loadPolicy(config, logger);
   const revocation = await startRevocation(config, logger);
   let gateway: Gateway;
+  const posture = config.posture.ca === null ? null : new PostureGate({
+    caUrl: config.posture.ca,
+    trust: () => readFileSync(config.posture.trust ?? config.tls.clientCa, 'utf8'),
+    // The files the agent renews: a connection made after a renewal presents the new certificate.
+    identity: () => ({ cert: readFileSync(config.tls.cert, 'utf8'), key: readFileSync(config.tls.key, 'utf8') }),
+    refreshMs: config.posture.refresh, staleForMs: config.posture.staleFor, timeoutMs: config.posture.timeout,
+    unsafeAllowWhenUnavailable: config.posture.unsafeAllowWhenUnavailable, logger,
+    onLookup: (result) => metrics.postureLookups.inc({ result }),
+  });
+  if (config.posture.unsafeAllowWhenUnavailable) logger.warn('gateway.posture_unsafe', { effect: 'requests under posture rules are allowed when the CA cannot be asked', fix: 'unset posture.unsafeAllowWhenUnavailable' });
   try {
-    gateway = await startGateway(config, { logger, policy, metrics, ...(revocation ? { revocation } : {}) });
+    gateway = await startGateway(config, { logger, policy, metrics, ...(revocation ? { revocation } : {}), ...(posture ? { posture } : {}) });
   } catch (err) {
     revocation?.close();
+    posture?.close();
     throw err;
   }
 
@@ -88,7 +107,7 @@ export async function runGateway(options: RunOptions): Promise<RunningGateway> {
     if (!options.configFile) return;
     attempt('routes', () => {
       const next = loadGatewayConfig(options.configFile!);
-      const restartNeeded = (['listen', 'tls', 'headers', 'upstream', 'revocation', 'limits', 'admin', 'http2', 'workers', 'denyMessage'] as const)
+      const restartNeeded = (['listen', 'tls', 'headers', 'upstream', 'revocation', 'posture', 'limits', 'admin', 'http2', 'workers', 'denyMessage'] as const)
         .filter((key) => JSON.stringify(next[key]) !== JSON.stringify(config[key]));
       if (restartNeeded.length) logger.warn('gateway.restart_needed', { keys: restartNeeded, effect: 'only routes and policy are reloaded; restart the gateway for the rest' });
       gateway.setRoutes(next.routes);
@@ -144,6 +163,7 @@ export async function runGateway(options: RunOptions): Promise<RunningGateway> {
       if (tlsRetry) clearTimeout(tlsRetry);
       await gateway.close();
       revocation?.close();
+      posture?.close();
       await admin?.close();
     },
   };

@@ -12,6 +12,7 @@ import type { CompiledPolicy, Decision, PathPattern, PolicyIdentity, PolicySpec,
 import { readPolicyDocument } from './document.js';
 import { exactKey, formatPathPattern, prefixMatches } from './path-pattern.js';
 import { describeSubjects, matchesSubjects, readIdentity, type SafeIdentity } from './subjects.js';
+import { describeRequirement } from '../posture/requirement.js';
 
 export const ALLOW_ANY_RULE = 'allow-any-verified-client';
 
@@ -44,6 +45,7 @@ export function allowAllPolicy(): CompiledPolicy {
     ruleCount: 1,
     denyMessage: null,
     rules: Object.freeze([rule]),
+    requiresPosture: false,
     evaluate: () => decision,
   });
 }
@@ -64,6 +66,7 @@ export function buildPolicy(spec: PolicySpec): CompiledPolicy {
     ruleCount: spec.rules.length,
     denyMessage: spec.denyMessage,
     rules: Object.freeze(summaries),
+    requiresPosture: spec.rules.some((r) => r.posture !== undefined),
     evaluate(identity: PolicyIdentity, method: string, normalizedPath: string): Decision {
       // Evaluation never throws; should a bug make it, the request is refused, not allowed.
       try {
@@ -104,12 +107,12 @@ function addPattern(index: RuleIndex, rule: RuleSpec, pattern: PathPattern): voi
 }
 
 function decideByRules(index: RuleIndex, who: SafeIdentity, method: string, path: string): Decision {
-  let allowedBy: string | null = null;
+  let allowedBy: RuleSpec | null = null;
   // Returns true when a deny rule matched, which ends the search.
   const visit = (rule: RuleSpec): boolean => {
     if (!methodApplies(rule, method) || !matchesSubjects(rule.subjects, who)) return false;
     if (rule.effect === 'deny') return true;
-    allowedBy ??= rule.label;
+    allowedBy ??= rule;
     return false;
   };
   for (const rule of index.exact.get(exactKey(path)) ?? []) {
@@ -121,7 +124,10 @@ function decideByRules(index: RuleIndex, who: SafeIdentity, method: string, path
   for (const rule of index.everywhere) {
     if (visit(rule)) return { allow: false, reason: 'DENIED_BY_RULE', rule: rule.label };
   }
-  return allowedBy === null ? NO_MATCH : { allow: true, rule: allowedBy };
+  if (allowedBy === null) return NO_MATCH;
+  // The most specific allow decides, with its posture requirement (a broader allow's does not apply).
+  const { label, posture } = allowedBy as RuleSpec;
+  return posture ? { allow: true, rule: label, posture } : { allow: true, rule: label };
 }
 
 function methodApplies(rule: RuleSpec, method: string): boolean {
@@ -139,5 +145,6 @@ function upperAscii(method: unknown): string {
 
 function describeRule(rule: RuleSpec): string {
   const methods = rule.methods === '*' ? '*' : [...rule.methods].join(',');
-  return `${rule.effect} ${methods} ${rule.paths.map(formatPathPattern).join(',')} ${describeSubjects(rule.subjects)}`;
+  const posture = rule.posture ? ` posture(${describeRequirement(rule.posture)})` : '';
+  return `${rule.effect} ${methods} ${rule.paths.map(formatPathPattern).join(',')} ${describeSubjects(rule.subjects)}${posture}`;
 }

@@ -14,7 +14,8 @@
  *         { "effect": "deny", "methods": "*", "paths": ["/admin/*"], "roles": ["web"] } ] }
  *
  * `allowlist` (the WoTT demo's "whitelist the device") names the only identities that may pass
- * at all. In YAML, quote a lone star: `methods: '*'` (a bare `*` is a YAML alias).
+ * at all. An allow rule may add `"posture": {"minScore": 70, "maxAge": "2h", "noCritical": true}`:
+ * the device's latest report, as the CA scored it, must meet it. In YAML, quote a lone star: `methods: '*'` (a bare `*` is a YAML alias).
  */
 import { z } from 'zod';
 import type { PolicySpec, RuleSpec } from './model.js';
@@ -23,6 +24,7 @@ import {
   policyInvalid, roleSchema, ruleIdSchema, textSchema, toPattern,
 } from './schema.js';
 import { buildSubjects } from './subjects.js';
+import { postureRequirementSchema } from '../posture/requirement.js';
 import { isTalkFormat, readTalkFormat } from './talk-format.js';
 
 const ruleSchema = z.strictObject({
@@ -33,7 +35,10 @@ const ruleSchema = z.strictObject({
   roles: nonEmptyList(roleSchema).optional(),
   identities: nonEmptyList(identitySchema).optional(),
   fingerprints: nonEmptyList(fingerprintSchema).optional(),
+  posture: postureRequirementSchema.optional(),
 }).superRefine((rule, ctx) => {
+  // A deny needs no proof of health; a posture on one would read as "deny unless healthy".
+  if (rule.posture && rule.effect === 'deny') ctx.addIssue({ code: 'custom', path: ['posture'], message: 'only an allow rule can require posture' });
   // A rule about nobody is a mistake; a rule about everybody must say so (a role list, or
   // the gateway without --policy), never by leaving subjects out.
   if (!rule.roles && !rule.identities && !rule.fingerprints) {
@@ -77,6 +82,7 @@ function fromNative(doc: NativeDocument, source: string): PolicySpec {
     methods: expandMethods(rule.methods),
     paths: rule.paths.map((p) => toPattern(p)),
     subjects: buildSubjects(rule),
+    ...(rule.posture ? { posture: rule.posture } : {}),
   }));
   return {
     name: doc.name ?? source,

@@ -12,6 +12,7 @@ import { GatehouseError } from '../errors/errors.js';
 import type { CompiledPolicy, PolicyIdentity } from './model.js';
 import { compilePolicy } from './compile.js';
 import { encodePathForUpstream, normalizePath } from './path.js';
+import { describeRequirement, judgePosture, type PostureRequirement, type PostureStanding } from '../posture/requirement.js';
 
 // A policy is a few kilobytes; a far larger file is a wrong path or a mistake, not a policy.
 const MAX_POLICY_BYTES = 4 * 1024 * 1024;
@@ -80,7 +81,13 @@ const REASONS = {
  * `rawPath` is a request target as a client would send it; anything from `?` on is ignored,
  * as the gateway forwards the query untouched and the policy does not look at it.
  */
-export function explainDecision(policy: CompiledPolicy, identity: PolicyIdentity, method: string, rawPath: string): string {
+/** What `policy check` knows of the device's posture: the CA's standing (--posture, --ca), or nothing. */
+export interface PostureContext {
+  standing: PostureStanding | null;
+  now: Date;
+}
+
+export function explainDecision(policy: CompiledPolicy, identity: PolicyIdentity, method: string, rawPath: string, posture: PostureContext = { standing: null, now: new Date() }): string {
   const cut = rawPath.indexOf('?');
   const pathPart = cut === -1 ? rawPath : rawPath.slice(0, cut);
   const lines = [
@@ -97,7 +104,9 @@ export function explainDecision(policy: CompiledPolicy, identity: PolicyIdentity
   const forwarded = encodePathForUpstream(normalized.path);
   lines.push(`path:     ${show(normalized.path)}${forwarded === normalized.path ? '' : ` (sent to the app as ${forwarded})`}`);
   const decision = policy.evaluate(identity, method, normalized.path);
-  if (decision.allow) {
+  if (decision.allow && decision.posture) {
+    lines.push(...explainPosture(decision.posture, posture));
+  } else if (decision.allow) {
     lines.push('decision: ALLOW');
   } else {
     lines.push(`decision: DENY (${decision.reason}): ${REASONS[decision.reason]}`);
@@ -108,6 +117,16 @@ export function explainDecision(policy: CompiledPolicy, identity: PolicyIdentity
     lines.push(`rule:     ${decision.rule}${rule ? ` (${rule.summary})` : ''}`);
   }
   return lines.join('\n');
+}
+
+function explainPosture(requirement: PostureRequirement, { standing, now }: PostureContext): string[] {
+  const required = `posture:  the rule requires ${describeRequirement(requirement)}`;
+  if (standing === null) {
+    return [required, 'decision: ALLOW only if the posture meets it: the gateway asks the CA (pass --posture FILE or --ca URL --identity DIR to judge it here)'];
+  }
+  const seen = `standing: score ${standing.score ?? 'none'}, reported ${standing.reportedAt ?? 'never'}${standing.failing.length ? `, failing ${standing.failing.map((f) => f.id).join(', ')}` : ''}${standing.critical.length ? `, critical ${standing.critical.join(', ')}` : ''}`;
+  const judged = judgePosture(requirement, standing, now);
+  return [required, seen, judged.met ? 'decision: ALLOW (the posture meets the rule)' : `decision: REFUSED (POSTURE_FAILED): ${judged.problems.join('; ')}`];
 }
 
 function describeIdentity(identity: PolicyIdentity): string {

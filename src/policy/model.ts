@@ -2,6 +2,7 @@
  * The policy model both document shapes are read into, and the decision types the gateway
  * acts on. A decision is a value, never an exception: the gateway turns a refusal into a 403.
  */
+import type { PostureRequirement } from '../posture/requirement.js';
 
 /** What the policy sees of a verified client certificate (see pki/certificate.ts Identity). */
 export interface PolicyIdentity {
@@ -17,7 +18,11 @@ export interface PolicyIdentity {
 
 export type DenyReason = 'NO_MATCHING_RULE' | 'DENIED_BY_RULE' | 'NOT_ALLOWLISTED';
 
-export type Decision = { allow: true; rule: string } | { allow: false; reason: DenyReason; rule: string | null };
+/**
+ * An allow may come with the posture the deciding rule requires of the device (gateway.md,
+ * "Posture"): the gateway then asks the CA before it forwards.
+ */
+export type Decision = { allow: true; rule: string; posture?: PostureRequirement } | { allow: false; reason: DenyReason; rule: string | null };
 
 export interface RuleSummary {
   /** The rule's id, `rules[i]`, or `permission[i] GET /user` for the talk format. */
@@ -33,6 +38,8 @@ export interface CompiledPolicy {
   /** Body for policy refusals (e.g. "You shall not pass!"); null lets the gateway explain. */
   readonly denyMessage: string | null;
   readonly rules: readonly RuleSummary[];
+  /** Some rule requires posture: the gateway needs a CA to ask (`posture.ca`). */
+  readonly requiresPosture: boolean;
   /** `normalizedPath` must come from normalizePath. Never throws. */
   evaluate(identity: PolicyIdentity, method: string, normalizedPath: string): Decision;
 }
@@ -61,6 +68,8 @@ export interface RuleSpec {
   methods: ReadonlySet<string> | '*';
   paths: readonly PathPattern[];
   subjects: Subjects;
+  /** Allow rules only: what the device's posture must meet for the allow to stand. */
+  posture?: PostureRequirement;
 }
 
 export interface PolicySpec {

@@ -21,6 +21,7 @@ export const gatewayCommand: CommandSpec = {
     upstream: { type: 'string', multiple: true, value: 'URL', description: 'The app, e.g. http://127.0.0.1:9000 (loopback unless --unsafe-allow-non-local-upstream); repeat for round-robin' },
     policy: { type: 'string', value: 'FILE', description: 'Policy (JSON or YAML). Without it any verified client is allowed, with a warning' },
     crl: { type: 'string', multiple: true, value: 'FILE|URL', description: "CRL file or URL (e.g. the CA's https://…/crl); repeat for each issuer. Revoked clients are refused" },
+    'posture-ca': { type: 'string', value: 'URL', description: "The CA (https://…) that policy rules with posture: ask for a device's standing, with this gateway's certificate" },
     headers: { type: 'string', value: 'PRESET', description: 'Identity headers for the app: default, nginx, envoy, traefik (default default)' },
     'admin-listen': { type: 'string', value: 'HOST:PORT', description: 'Serve /metrics and /healthz here, e.g. 127.0.0.1:9090' },
     workers: { type: 'string', value: 'N', description: 'Worker processes sharing the port (default: one per core; 1 runs in-process)' },
@@ -39,7 +40,7 @@ export const gatewayCommand: CommandSpec = {
     const logger = serverLogger(ctx, { batch: true, ...(isClusterWorker() ? { base: { worker: cluster.worker!.id } } : {}) });
     const { gatewayConfigFromFlags, loadGatewayConfig } = await import('../../gateway/config.js');
     const configFile = str(ctx, 'config') ?? null;
-    const flagNames = ['listen', 'cert', 'key', 'client-ca', 'upstream', 'policy', 'crl', 'headers', 'admin-listen', 'unsafe-allow-non-local-upstream'];
+    const flagNames = ['listen', 'cert', 'key', 'client-ca', 'upstream', 'policy', 'crl', 'posture-ca', 'headers', 'admin-listen', 'unsafe-allow-non-local-upstream'];
     if (configFile && flagNames.some((name) => ctx.values[name] !== undefined)) {
       throw new GatehouseError('GH_USAGE', `--config replaces ${flagNames.filter((n) => ctx.values[n] !== undefined).map((n) => `--${n}`).join(', ')}: put those settings in the file`);
     }
@@ -50,6 +51,7 @@ export const gatewayCommand: CommandSpec = {
       : gatewayConfigFromFlags({
         listen: str(ctx, 'listen'), cert: str(ctx, 'cert'), key: str(ctx, 'key'), clientCa: str(ctx, 'client-ca'),
         upstream: ctx.values.upstream as string[] | undefined, policy: str(ctx, 'policy'), crl: ctx.values.crl as string[] | undefined,
+        ...(str(ctx, 'posture-ca') !== undefined ? { postureCa: str(ctx, 'posture-ca')! } : {}),
         headers: str(ctx, 'headers'), adminListen: str(ctx, 'admin-listen'), unsafeAllowNonLocalUpstream: flag(ctx, 'unsafe-allow-non-local-upstream'),
       }, ctx.env);
     const workers = workersText !== undefined ? Number(workersText) : config.workers ?? availableParallelism();
