@@ -307,12 +307,13 @@ describe('dashboard in chromium', () => {
       writeFileSync(join(root, path), text);
     }
     const sent = await cli(['agent', 'report', '--dir', join(tmp.dir, 'device-build-7'), '--root', root]);
-    // Passing: ssh-password-auth 10, time-sync 5, identity-files 15; failing: os-supported 20, ssh-root-login 15.
-    assert.match(sent, /^score 46, recorded by the CA at /, sent);
+    // Passing: ssh-password-auth 10, time-sync 5, identity-files 15; failing: os-supported 20,
+    // ssh-root-login 15, firewall 15 (no firewall configuration in the tree): 30 of 80.
+    assert.match(sent, /^score 38, recorded by the CA at /, sent);
 
     const page = await newPage(admin);
     await page.goto(`${ca.url}/dashboard/fleet?q=build-7`);
-    assert.equal(await page.textContent('tbody td:has(.badge.poor) .badge'), '46 (poor)');
+    assert.equal(await page.textContent('tbody td:has(.badge.poor) .badge'), '38 (poor)');
     assert.match(await page.textContent('tbody td:has(.badge.poor)') ?? '', /reported \d+ s ago/);
     await page.goto(`${ca.url}/dashboard/fleet?below=70`);
     assert.ok((await page.locator('tbody th[scope="row"] a').allTextContents()).includes('build-7'), 'listed below 70');
@@ -324,10 +325,10 @@ describe('dashboard in chromium', () => {
     assert.equal(await page.textContent('#posture-facts dt:has-text("Hostname") + dd'), 'build-7.acme.test');
     const rows = page.locator('#posture-checks tbody tr');
     const checks = await rows.locator('th').allTextContents();
-    assert.deepEqual(checks.slice(0, 2), ['os-supported', 'ssh-root-login'], 'the failing checks first, heaviest first');
-    assert.deepEqual(await rows.locator('.badge').allTextContents(), ['Fail', 'Fail', 'Unknown', 'Unknown', 'Pass', 'Pass', 'Pass']);
-    assert.match(await rows.nth(1).textContent() ?? '', /sshd allows root to log in with a password/);
-    for (const id of ['ssh-password-auth', 'time-sync', 'identity-files', 'auto-updates', 'risky-listeners']) assert.ok(checks.includes(id), `${id} in ${checks.join(', ')}`);
+    assert.deepEqual(checks.slice(0, 3), ['os-supported', 'firewall', 'ssh-root-login'], 'the failing checks first, heaviest first, then by ID');
+    assert.deepEqual(await rows.locator('.badge').allTextContents(), ['Fail', 'Fail', 'Fail', 'Unknown', 'Unknown', 'Unknown', 'Pass', 'Pass', 'Pass']);
+    assert.match(await rows.nth(2).textContent() ?? '', /sshd allows root to log in with a password/);
+    for (const id of ['ssh-password-auth', 'time-sync', 'identity-files', 'auto-updates', 'risky-listeners', 'pending-upgrades']) assert.ok(checks.includes(id), `${id} in ${checks.join(', ')}`);
     await page.close();
   });
 
