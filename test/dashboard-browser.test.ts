@@ -332,6 +332,37 @@ describe('dashboard in chromium', () => {
     await page.close();
   });
 
+  test('browser-advisories-imported-with-the-cli-show-on-the-identity-page', async () => {
+    // A second device, so build-7 keeps its date-independent Debian 10 score: Debian 12 with an
+    // openssl that the fixture feed's GATEHOUSE-TEST-0001 (critical) affects.
+    await enrollDevice('web', 'db-3');
+    const root = join(tmp.dir, 'system-db-3');
+    for (const [path, text] of Object.entries({
+      'etc/os-release': 'PRETTY_NAME="Debian GNU/Linux 12 (bookworm)"\nID=debian\nVERSION_ID="12"\n',
+      'var/lib/dpkg/status': 'Package: openssl\nStatus: install ok installed\nVersion: 3.0.11-1~deb12u2\nArchitecture: amd64\n',
+    })) {
+      mkdirSync(dirname(join(root, path)), { recursive: true });
+      writeFileSync(join(root, path), text);
+    }
+    await cli(['agent', 'report', '--dir', join(tmp.dir, 'device-db-3'), '--root', root]);
+    assert.match(await cli(['vuln', 'import', resolve('docs/examples/osv-fixture.json'), '--dir', caDir]), /added: +6/);
+
+    // The import ran in another process: `ca serve` sees it within 30 s (its advisory index is cached).
+    const page = await newPage(admin);
+    const deadline = Date.now() + 40_000;
+    for (;;) {
+      await page.goto(`${ca.url}/dashboard/identity/web/db-3`);
+      if (await page.locator('#advisories-table').count() > 0 || Date.now() > deadline) break;
+      await new Promise((r) => setTimeout(r, 1000));
+    }
+    const row = page.locator('#advisories-table tbody tr', { has: page.locator('th', { hasText: 'GATEHOUSE-TEST-0001' }) });
+    assert.equal(await row.locator('.badge').textContent(), 'Critical');
+    assert.match(await row.textContent() ?? '', /openssl\s*3\.0\.11-1~deb12u2\s*3\.0\.15-1~deb12u1/);
+    await page.goto(`${ca.url}/dashboard/fleet?severity=critical`);
+    assert.deepEqual(await page.locator('tbody th[scope="row"] a').allTextContents(), ['db-3']);
+    await page.close();
+  });
+
   test('browser-no-csp-violations-or-script-errors-and-script-ran', async () => {
     const page = await newPage(admin);
     await page.goto(`${ca.url}/dashboard/identity/web/build-7`);

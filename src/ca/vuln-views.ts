@@ -60,6 +60,11 @@ export function matchReport(index: AdvisoryIndex, report: string): AdvisoryMatch
   return index.match(ecosystem, parsed.packages);
 }
 
+/** How many advisories the store holds (from the cached index): 0 until a feed is imported. */
+export async function importedAdvisoryCount(store: Store): Promise<number> {
+  return (await advisoryIndex(store)).imported;
+}
+
 /** One identity's matching advisories, from its latest report (none without one). */
 export async function identityAdvisories(store: Store, spiffeId: string): Promise<AdvisoryMatch[]> {
   const [latest] = await store.postureHistory(spiffeId, 1);

@@ -4,8 +4,9 @@
  * page a browser without one gets is styled too.
  *
  * Colours: body text #1b1b1b on #ffffff (17:1); links and focus #0b57d0 (6.4:1 on white, 5.9:1 on the
- * panel grey); muted text #4a4a4a (8.2:1 or more); every state, score and verdict badge
- * has text of at least 7:1 on its background, and says its state in words.
+ * panel grey); muted text #4a4a4a (8.2:1 or more); every state, score, verdict and advisory severity badge
+ * has text of at least 7:1 on its background (severity: critical 11:1, high 9.2:1, medium 9.6:1,
+ * low 10:1, none and unknown 9.6:1), and says its state in words.
  */
 export const DASHBOARD_CSS = `
 :root { color-scheme: light; --fg: #1b1b1b; --muted: #4a4a4a; --bg: #ffffff; --line: #c4c4c4; --accent: #0b57d0; --panel: #f4f6f8; }
@@ -42,6 +43,11 @@ code, .mono { font-family: ui-monospace, "DejaVu Sans Mono", Menlo, monospace; f
 .badge.fair { color: #5c3500; background: #fff1d6; }
 .badge.poor, .badge.fail { color: #7a1111; background: #fde7e7; }
 .badge.none, .badge.unknown { color: #3a3a3a; background: #ececec; }
+.badge.severity-critical { color: #ffffff; background: #7a1111; }
+.badge.severity-high { color: #6b2400; background: #ffe4d1; }
+.badge.severity-medium { color: #5c3500; background: #fff1d6; }
+.badge.severity-low { color: #0b3a66; background: #e6f0fa; }
+.badge.severity-none, .badge.severity-unknown { color: #3a3a3a; background: #ececec; }
 form.filters { display: flex; flex-wrap: wrap; align-items: flex-end; gap: .75rem 1rem; padding: .75rem; background: var(--panel); border: 1px solid var(--line); }
 form.stack { display: grid; gap: .75rem; max-width: 36rem; }
 .field { display: flex; flex-direction: column; gap: .2rem; }

@@ -1,8 +1,10 @@
-/** The small pieces of posture the pages share: score and verdict badges, a report's age. */
+/** The small pieces of posture the pages share: score, verdict and severity badges, a report's age. */
 import type { Verdict } from '../posture/check.js';
+import type { Severity } from '../posture/vulns/cvss.js';
 import { html, type SafeHtml } from './html.js';
 import { formatRelative } from './layout.js';
 import { RATING_LABELS, ratingOf, type LatestScore } from './posture-model.js';
+import { SEVERITY_LABELS } from './vuln-model.js';
 
 const VERDICT_LABELS: Record<Verdict, string> = { pass: 'Pass', fail: 'Fail', unknown: 'Unknown' };
 
@@ -21,4 +23,9 @@ export function postureCell(latest: LatestScore | undefined, now: Date): SafeHtm
 
 export function verdictBadge(verdict: Verdict): SafeHtml {
   return html`<span class="badge ${verdict}">${VERDICT_LABELS[verdict]}</span>`;
+}
+
+/** An advisory's severity in words, coloured by it; `text` replaces the word (as in "2 (critical)"). */
+export function severityBadge(severity: Severity, text: string = SEVERITY_LABELS[severity]): SafeHtml {
+  return html`<span class="badge severity-${severity}">${text}</span>`;
 }

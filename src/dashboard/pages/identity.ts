@@ -1,6 +1,7 @@
 /**
- * One identity: its current certificate's chain, every certificate it has held (renewal history)
- * and its device's latest posture report. Each section is its own function.
+ * One identity: its current certificate's chain, every certificate it has held (renewal history),
+ * its device's latest posture report and the imported advisories that affect it. Each section is
+ * its own function.
  */
 import { GatehouseError } from '../../errors/errors.js';
 import { NAME_RE, ROLE_RE } from '../../config/patterns.js';
@@ -11,6 +12,7 @@ import type { DashboardContext } from '../context.js';
 import { certificateState, groupIdentities } from '../fleet-model.js';
 import { dashboardUrl, html, type SafeHtml } from '../html.js';
 import { formatRelative, formatTime, page, stateBadge } from '../layout.js';
+import { advisoriesSection } from './identity-advisories.js';
 import { postureSection } from './identity-posture.js';
 import { loadInventory } from './inventory.js';
 
@@ -24,6 +26,7 @@ export async function identityPage(ctx: DashboardContext, role: string, name: st
   const reservation = await ctx.scope.authority.store.getNameReservation(role, name);
   const pemId = `pem-${current.serial}`;
   const posture = await postureSection(ctx, identity.spiffeId);
+  const advisories = await advisoriesSection(ctx, identity.spiffeId);
 
   return page({
     title: `${name} (${role})`, section: 'fleet', viewer: ctx.viewer,
@@ -45,6 +48,8 @@ ${revokedNotice(ctx, identity.history)}
 ${identity.state === 'active' || identity.state === 'expiring' ? html`<p><a class="button" href="${dashboardUrl(['certs', current.serial, 'revoke'])}">Revoke the current certificate…</a></p>` : ''}
 
 ${posture}
+
+${advisories}
 
 <h2 id="chain">Certificate chain</h2>
 <table aria-labelledby="chain">

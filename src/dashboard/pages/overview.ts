@@ -1,4 +1,4 @@
-/** Overview: identities by role and state, device posture, upcoming expiries, issuance rate, CRL freshness. */
+/** Overview: identities by role and state, device posture and advisories, upcoming expiries, issuance rate, CRL freshness. */
 import { parseCrl } from '../../pki/crl-parse.js';
 import type { PublishedCrl } from '../../ca/crl-publisher.js';
 import type { DashboardContext } from '../context.js';
@@ -11,6 +11,8 @@ import { rotationProgress } from '../../ca/rotation-progress.js';
 import { isStale, POSTURE_STALE_MS, postureScores, ratingRange } from '../../ca/posture-views.js';
 import { formatDuration } from '../../config/duration.js';
 import { countByRating, RATING_LABELS, RATINGS, type RatingOrNone } from '../posture-model.js';
+import { fleetVulns, importedAdvisoryCount } from '../../ca/vuln-views.js';
+import { countAtLeast, indexVulns } from '../vuln-model.js';
 
 export async function overviewPage(ctx: DashboardContext): Promise<SafeHtml> {
   const { now } = ctx;
@@ -22,6 +24,7 @@ export async function overviewPage(ctx: DashboardContext): Promise<SafeHtml> {
   const tokens = await ctx.scope.authority.store.listTokens();
   const usableTokens = tokens.filter((t) => !t.revokedAt && t.expiresAt > now && t.uses < t.maxUses).length;
   const posture = await postureOverview(ctx);
+  const advisories = await advisoryOverview(ctx);
 
   const stateLink = (state: string, role: string | null, count: number) =>
     count === 0 ? html`${count}` : html`<a href="${dashboardUrl(['fleet'], { state, role })}">${count}</a>`;
@@ -50,6 +53,7 @@ ${roles.map((role) => {
 </table>
 
 ${posture}
+${advisories}
 
 <h2>Expiring in the next 30 days</h2>
 ${expiryChart('expiry', buckets, later)}
@@ -93,6 +97,17 @@ async function postureOverview(ctx: DashboardContext): Promise<SafeHtml> {
 <tbody>${RATINGS.map((r) => html`<tr><th scope="row"><span class="badge ${r}">${RATING_LABELS[r]}</span></th><td>${range(r)}</td><td class="num">${count(r)}</td></tr>`)}</tbody>
 </table>
 <p id="posture-stale">${stale === 0 ? `Every active identity reported in the last ${staleText}.` : html`<a href="${dashboardUrl(['fleet'], { stale: staleText })}">${stale} active ${stale === 1 ? 'identity has' : 'identities have'} not reported in ${staleText}</a> (or never).`}</p>`;
+}
+
+/** Active identities with at least one critical advisory, linked to the fleet page filtered the same way. */
+async function advisoryOverview(ctx: DashboardContext): Promise<SafeHtml> {
+  const { store } = ctx.scope.authority;
+  if (await importedAdvisoryCount(store) === 0) {
+    return html`<p id="advisories-critical">No advisories imported yet: <code>gatehouse vuln import FILE --dir CA_DIR</code> loads a feed for the CVE audit (docs/operations.md, "CVE audit").</p>`;
+  }
+  const critical = countAtLeast(indexVulns(await fleetVulns(store, ctx.now)), 'critical');
+  return html`<p id="advisories-critical">${critical === 0 ? 'No active identity is affected by a critical advisory.'
+    : html`<a href="${dashboardUrl(['fleet'], { severity: 'critical' })}">${critical} active ${critical === 1 ? 'identity is' : 'identities are'} affected by at least one critical advisory</a>.`}</p>`;
 }
 
 /** Issuing CAs retired by `ca rotate intermediate` that still sign the CRL of their certificates. */

@@ -46,9 +46,12 @@ type Entry = { advisory: Advisory; affected: AffectedPackage };
 /** Advisories indexed by ecosystem and package, built once per listing. */
 export class AdvisoryIndex {
   private readonly byPackage = new Map<string, Entry[]>();
+  /** Advisories given, withdrawn ones and other ecosystems' included: 0 means nothing was imported. */
+  readonly imported: number = 0;
 
   constructor(advisories: Iterable<Advisory>) {
     for (const advisory of advisories) {
+      this.imported++;
       if (advisory.withdrawn) continue;
       for (const affected of advisory.affected) {
         const ecosystem = deviceEcosystem(affected.ecosystem);
