@@ -12,12 +12,12 @@ test('demo-check-runs-the-whole-story-and-cleans-up', async () => {
     const state = join(dir, 'state');
     const r = await gatehouse(['demo', '--check', '--state-dir', state], { env: { GATEHOUSE_LOG_LEVEL: 'warn' }, timeoutMs: 90_000 });
     assert.equal(r.status, 0, r.stdout + r.stderr);
-    for (const scenario of ['no certificate', 'unlisted device y.d.wott.local', 'allowlisted device x.d.wott.local', 'forged identity headers', 'secret aws-credentials.yml delivered to x.d.wott.local', 'gateway certificate rotated by the agent']) {
+    for (const scenario of ['no certificate', 'unlisted device y.d.wott.local', 'allowlisted device x.d.wott.local', 'forged identity headers', 'posture rule refuses x.d.wott.local on /reports/', 'secret aws-credentials.yml delivered to x.d.wott.local', 'gateway certificate rotated by the agent']) {
       assert.match(r.stdout, new RegExp(`^ok  +${scenario.replace(/\./g, '\\.')}$`, 'm'), `${scenario} passed`);
     }
     assert.match(r.stdout, /got: +403 You shall not pass!/);
     assert.match(r.stdout, /got: +200 Welcome x\.d\.wott\.local\. We've been expecting you\./);
-    assert.match(r.stdout, /All 6 outcomes as promised/);
+    assert.match(r.stdout, /All 7 outcomes as promised/);
     assert.ok(!existsSync(state), 'the state folder is removed at exit');
   } finally {
     cleanup();

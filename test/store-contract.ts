@@ -446,11 +446,16 @@ export function runStoreContract(kind: string, open: () => Promise<{ store: Stor
     assert.deepEqual(await store.importAdvisories([adv('DSA-1', '2024-01-01T00:00:00.000Z'), adv('DSA-2', '2024-01-01T00:00:00.000Z')], audit), { added: 2, updated: 0, unchanged: 0 });
     const again = await store.importAdvisories([adv('DSA-1', '2024-01-01T00:00:00.000Z'), adv('DSA-2', '2023-06-01T00:00:00.000Z', 'low'), adv('DSA-3', '2024-02-01T00:00:00.000Z')], audit);
     assert.deepEqual(again, { added: 1, updated: 0, unchanged: 2 }, 'the same or an older modification changes nothing');
+    const before = await store.advisoriesVersion();
     assert.deepEqual(await store.importAdvisories([adv('DSA-2', '2024-03-01T00:00:00.000Z', 'critical')], audit), { added: 0, updated: 1, unchanged: 0 });
+    const after = await store.advisoriesVersion();
+    assert.notEqual(after, before, 'an update changes the version, even within the same millisecond');
+    await store.importAdvisories([adv('DSA-2', '2024-03-01T00:00:00.000Z')], audit);
+    assert.equal(await store.advisoriesVersion(), after, 'an import that changes nothing keeps it');
     const held = await store.listAdvisories();
     assert.deepEqual(held.map((a) => [a.id, a.severity, a.modified]), [['DSA-1', 'high', '2024-01-01T00:00:00.000Z'], ['DSA-2', 'critical', '2024-03-01T00:00:00.000Z'], ['DSA-3', 'high', '2024-02-01T00:00:00.000Z']]);
     await assert.rejects(store.importAdvisories([adv('DSA-9', '2024-01-01T00:00:00.000Z')], () => { throw new Error('audit failed'); }), /audit failed/);
     assert.equal((await store.listAdvisories()).length, 3, 'an import whose audit fails writes nothing');
-    assert.deepEqual((await store.listAudit({ type: 'ca.advisories_imported' })).map((e) => e.details), [{ added: 2, updated: 0, unchanged: 0 }, { added: 1, updated: 0, unchanged: 2 }, { added: 0, updated: 1, unchanged: 0 }]);
+    assert.deepEqual((await store.listAudit({ type: 'ca.advisories_imported' })).map((e) => e.details), [{ added: 2, updated: 0, unchanged: 0 }, { added: 1, updated: 0, unchanged: 2 }, { added: 0, updated: 1, unchanged: 0 }, { added: 0, updated: 0, unchanged: 1 }]);
   });
 }

@@ -5,7 +5,6 @@
 import { GatehouseError } from '../errors/errors.js';
 import type { AdvisoryImport, Store } from '../store/store.js';
 import { parseOsv, type Advisory } from '../posture/vulns/osv.js';
-import { forgetAdvisoryIndex } from './vuln-views.js';
 
 /** Records per admin request: a batch of Debian's feed is a few MiB. */
 export const ADVISORY_BATCH = 500;
@@ -25,6 +24,5 @@ export async function importAdvisories(store: Store, advisories: readonly Adviso
     advisories.map((a) => ({ id: a.id, modified: a.modified, severity: a.severity, record: JSON.stringify(a) })),
     (c) => ({ time: now, type: 'ca.advisories_imported', actor: ctx.actor, ...(ctx.requestId ? { requestId: ctx.requestId } : {}), details: { ...c, received: advisories.length } }),
   );
-  forgetAdvisoryIndex(store);
   return counts;
 }

@@ -27,23 +27,21 @@ export interface FleetVuln {
   identities: AffectedIdentity[];
 }
 
-/** How long an index is reused: advisories imported by another process show within this. */
-const INDEX_TTL_MS = 30_000;
-const indexes = new WeakMap<Store, { at: number; index: Promise<AdvisoryIndex> }>();
+const indexes = new WeakMap<Store, { version: string; index: Promise<AdvisoryIndex> }>();
 
-/** The advisories indexed for matching, rebuilt at most every INDEX_TTL_MS (feeds hold thousands). */
-export function advisoryIndex(store: Store, now = Date.now()): Promise<AdvisoryIndex> {
+/**
+ * The advisories indexed for matching (feeds hold thousands), rebuilt only when the store's
+ * advisories changed: an import by any process, `vuln import --dir` beside a running `ca serve`
+ * included, is seen by the next lookup.
+ */
+export async function advisoryIndex(store: Store): Promise<AdvisoryIndex> {
+  const version = await store.advisoriesVersion();
   const cached = indexes.get(store);
-  if (cached && now - cached.at < INDEX_TTL_MS) return cached.index;
+  if (cached && cached.version === version) return cached.index;
   const index = store.listAdvisories().then((records) => new AdvisoryIndex(records.map((r) => JSON.parse(r.record) as Advisory)));
-  indexes.set(store, { at: now, index });
+  indexes.set(store, { version, index });
   index.catch(() => indexes.delete(store));
   return index;
-}
-
-/** After an import in this process: the next listing sees it at once. */
-export function forgetAdvisoryIndex(store: Store): void {
-  indexes.delete(store);
 }
 
 /** The advisories that affect the device that sent `report` (its stored JSON). */

@@ -8,7 +8,7 @@
  * gateway's certificate, and reports every outcome that differs from what the demo promises.
  */
 import { existsSync, rmSync, mkdirSync, readFileSync, statSync, writeFileSync } from 'node:fs';
-import { join } from 'node:path';
+import { dirname, join } from 'node:path';
 import { spawn } from 'node:child_process';
 import { createServer as createNetServer } from 'node:net';
 import YAML from 'yaml';
@@ -23,6 +23,7 @@ import { openSqliteStore } from '../store/sqlite.js';
 import { enroll } from '../agent/enroll.js';
 import { renewOnce } from '../agent/renew.js';
 import { runAgent } from '../agent/renew-scheduler.js';
+import { reportPosture } from '../agent/posture-report.js';
 import { parseGatewayConfig } from '../gateway/config.js';
 import { runGateway, type RunningGateway } from '../gateway/run.js';
 import { startDemoApp } from './demo-app.js';
@@ -30,6 +31,8 @@ import { startDemoApp } from './demo-app.js';
 export const ALLOWED_DEVICE = 'x.d.wott.local';
 export const UNLISTED_DEVICE = 'y.d.wott.local';
 export const DENY_MESSAGE = 'You shall not pass!';
+/** The reports rule's posture requirement; the sample system scores below it. */
+export const REPORTS_MIN_SCORE = 90;
 /** The microservices talk's closing demo: the app's third-party credentials, delivered to its identity. */
 export const DEMO_SECRET = { name: 'aws-credentials.yml', value: '---\nsecret:\n- T0t411yR4ND0M$TR1N9\n', grant: 'role:web' } as const;
 
@@ -112,7 +115,11 @@ export async function startDemo(options: DemoOptions): Promise<DemoWorld> {
     const policyFile = join(stateDir, 'policy.json');
     writeFileSync(policyFile, `${JSON.stringify({
       version: 1, name: 'demo', denyMessage: DENY_MESSAGE, allowlist: [ALLOWED_DEVICE],
-      rules: [{ id: 'devices', effect: 'allow', methods: ['GET', 'POST'], paths: ['/*'], roles: ['web'] }],
+      rules: [
+        { id: 'devices', effect: 'allow', methods: ['GET', 'POST'], paths: ['/*'], roles: ['web'] },
+        // Issue 15's posture rule: the reports need a well-kept machine.
+        { id: 'reports', effect: 'allow', methods: ['GET'], paths: ['/reports/*'], roles: ['web'], posture: { minScore: REPORTS_MIN_SCORE } },
+      ],
     }, null, 2)}\n`);
     const config = parseGatewayConfig({
       listen: options.gatewayListen,
@@ -123,6 +130,7 @@ export async function startDemo(options: DemoOptions): Promise<DemoWorld> {
       // A demo stops in seconds, not the 30 s a production gateway gives requests in flight.
       limits: { drainTimeout: '3s' },
       admin: { listen: options.adminListen },
+      posture: { ca: ca.url, refresh: '5s' },
     }, 'demo', stateDir);
     const gateway = await runGateway({ config, configFile: null, logger: logger.child({ component: 'gateway' }), serveAdmin: true });
     closers.push(() => gateway.close());
@@ -130,6 +138,9 @@ export async function startDemo(options: DemoOptions): Promise<DemoWorld> {
     // 5. Two devices, one on the allowlist and one not.
     await enroll({ caUrl: ca.url, token: await token('web', ALLOWED_DEVICE), dir: dirs.allowed, name: ALLOWED_DEVICE });
     await enroll({ caUrl: ca.url, token: await token('web', UNLISTED_DEVICE), dir: dirs.unlisted, name: UNLISTED_DEVICE });
+    // The allowlisted device reports the posture of a sample system (this machine's would make the demo differ from one host to the next).
+    const sampleSystem = writeSampleSystem(join(stateDir, 'sample-system'));
+    await reportPosture({ dir: dirs.allowed, caUrl: ca.url, root: sampleSystem });
 
     // 6. A secret for the devices' role; each agent keeps it in its secrets folder, the
     // allowlisted one with its identity files beside it, as in the talk's `ls /var/secrets/`.
@@ -138,7 +149,10 @@ export async function startDemo(options: DemoOptions): Promise<DemoWorld> {
     // Agents keep every identity fresh; the gateway reloads its own certificate when it changes.
     const agents = new AbortController();
     options.signal.addEventListener('abort', () => agents.abort(), { once: true });
-    const running = [dirs.gateway, dirs.allowed, dirs.unlisted].map((dir) => runAgent({ dir, caUrl: ca.url, logger: logger.child({ component: 'agent', dir: options.rel(dir) }), signal: agents.signal, secrets: { linkIdentity: dir === dirs.allowed } })
+    const running = [dirs.gateway, dirs.allowed, dirs.unlisted].map((dir) => runAgent({
+      dir, caUrl: ca.url, logger: logger.child({ component: 'agent', dir: options.rel(dir) }), signal: agents.signal, secrets: { linkIdentity: dir === dirs.allowed },
+      posture: dir === dirs.allowed ? { root: sampleSystem } : null,
+    })
       .catch((err: unknown) => logger.error('demo.agent_stopped', { dir: options.rel(dir), reason: (err as Error).message })));
     closers.push(async () => { agents.abort(); await Promise.all(running); });
 
@@ -147,6 +161,25 @@ export async function startDemo(options: DemoOptions): Promise<DemoWorld> {
     await close();
     throw err;
   }
+}
+
+/**
+ * A well-kept Debian 13 machine without a firewall: every check it can decide passes but
+ * `firewall`, which makes a score of 83, short of the reports rule's 90.
+ */
+function writeSampleSystem(root: string): string {
+  const files: Record<string, string> = {
+    'etc/os-release': 'PRETTY_NAME="Debian GNU/Linux 13 (trixie)"\nID=debian\nVERSION_ID="13"\nVERSION_CODENAME=trixie\n',
+    'etc/ssh/sshd_config': 'PermitRootLogin no\nPasswordAuthentication no\n',
+    'etc/apt/apt.conf.d/20auto-upgrades': 'APT::Periodic::Update-Package-Lists "1";\nAPT::Periodic::Unattended-Upgrade "1";\n',
+    'run/systemd/timesync/synchronized': '',
+    'var/lib/dpkg/status': 'Package: unattended-upgrades\nStatus: install ok installed\nVersion: 2.12\nArchitecture: all\n\nPackage: openssl\nStatus: install ok installed\nVersion: 3.5.1-1\nArchitecture: amd64\n',
+  };
+  for (const [path, text] of Object.entries(files)) {
+    mkdirSync(dirname(join(root, path)), { recursive: true });
+    writeFileSync(join(root, path), text);
+  }
+  return root;
 }
 
 function shortenLifetimes(configPath: string, lifetime: string): void {
@@ -184,7 +217,12 @@ export function demoCommands(world: DemoWorld, rel: (p: string) => string, cli: 
     `   cat ${rel(join(world.dirs.allowed, 'secrets', DEMO_SECRET.name))}`,
     `   → ${DEMO_SECRET.value.trim().split('\n').join(' ')}`,
     '',
-    '6. Revoke the allowlisted device and watch it lose access within seconds',
+    `6. The allowlisted device on /reports/, whose rule requires a posture score of ${REPORTS_MIN_SCORE}: its agent reported a sample system with no firewall`,
+    `   curl ${cacert} ${as(world.dirs.allowed)} ${url}/reports/q3`,
+    `   → 403 … posture score 83 is below ${REPORTS_MIN_SCORE}; failing: firewall`,
+    `   ${cli} fleet posture --dir ${rel(world.dirs.ca)}      (also on ${world.caUrl}/dashboard/fleet, with the admin identity: docs/dashboard.md)`,
+    '',
+    '7. Revoke the allowlisted device and watch it lose access within seconds',
     `   ${cli} cert revoke --ca ${world.caUrl} --identity ${rel(join(world.dirs.ca, 'admin'))} $(${cli} agent whoami --dir ${rel(world.dirs.allowed)} --json | node -pe 'JSON.parse(require("fs").readFileSync(0)).serial')`,
     `   curl ${cacert} ${as(world.dirs.allowed)} ${url}/`,
     '   → 403 client certificate refused (… revoked …)',
@@ -233,6 +271,10 @@ export async function checkDemo(world: DemoWorld): Promise<Outcome[]> {
   const forged = await curl([...cacert, ...as(world.dirs.allowed), '-H', 'X-Client-Name: admin', '-H', 'X-Client-Role: admin', '-H', 'x_client_spiffe_id: spiffe://evil/admin', url]);
   const leaked = /admin|spiffe:\/\/evil/i.test(forged.body.split('\n').filter((l) => /x[-_]client/i.test(l)).join('\n'));
   expect('forged identity headers', `200, the app sees only ${ALLOWED_DEVICE}`, forged, forged.status === 200 && forged.body.startsWith(welcome) && !leaked);
+
+  const weak = await curl([...cacert, ...as(world.dirs.allowed), `${url}reports/q3`]);
+  expect(`posture rule refuses ${ALLOWED_DEVICE} on /reports/`, `403 naming the failing check (score below ${REPORTS_MIN_SCORE}, failing: firewall)`, weak,
+    weak.status === 403 && new RegExp(`posture score \\d+ is below ${REPORTS_MIN_SCORE}; failing: firewall$`).test(weak.body.trim()));
 
   // The secret the allowlisted device's agent fetched over mutual TLS; none for the gateway's role.
   const secretFile = join(world.dirs.allowed, 'secrets', DEMO_SECRET.name);

@@ -736,6 +736,11 @@ export class SqliteStore implements Store {
         if (row) counts.updated++;
         else counts.added++;
       }
+      // A counter, not a time: two imports within one millisecond still differ.
+      if (counts.added + counts.updated > 0) {
+        const version = Number((this.db.prepare('SELECT value FROM meta WHERE key = ?').get(ADVISORIES_VERSION_META) as { value: string } | undefined)?.value ?? 0);
+        this.stmt.setMeta.run(ADVISORIES_VERSION_META, String(version + 1));
+      }
       this.appendAuditInTx([audit(counts)]);
       return counts;
     });
@@ -744,6 +749,10 @@ export class SqliteStore implements Store {
   async listAdvisories(): Promise<AdvisoryRecord[]> {
     return this.read(() => (this.db.prepare('SELECT id, modified, severity, record FROM advisories ORDER BY id').all() as Row[])
       .map((row) => ({ id: String(row.id), modified: String(row.modified), severity: String(row.severity), record: String(row.record) })));
+  }
+
+  async advisoriesVersion(): Promise<string> {
+    return (await this.getMeta(ADVISORIES_VERSION_META)) ?? '0';
   }
 
   async getMeta(key: string): Promise<string | null> {
@@ -760,6 +769,8 @@ export class SqliteStore implements Store {
     this.db.close();
   }
 }
+
+const ADVISORIES_VERSION_META = 'advisories:version';
 
 function postureFromRow(row: Row): PostureRecord {
   return {

@@ -364,6 +364,8 @@ export interface Store {
   importAdvisories(records: readonly AdvisoryRecord[], audit: (counts: AdvisoryImport) => AuditInput): Promise<AdvisoryImport>;
   /** Every advisory held, by ID. */
   listAdvisories(): Promise<AdvisoryRecord[]>;
+  /** Changes whenever an import adds or replaces an advisory: what a cache of them is keyed on. */
+  advisoriesVersion(): Promise<string>;
 
   getMeta(key: string): Promise<string | null>;
   setMeta(key: string, value: string): Promise<void>;
