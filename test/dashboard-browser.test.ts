@@ -8,7 +8,7 @@
 import { describe, test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
 import { mkdirSync, readFileSync, writeFileSync } from 'node:fs';
-import { dirname, join, resolve } from 'node:path';
+import { join, resolve } from 'node:path';
 import { chromium, type Browser, type BrowserContext, type Page } from 'playwright-core';
 import * as pki from '../src/pki/index.js';
 import { gatehouse } from './helpers/cli.js';
@@ -16,6 +16,7 @@ import { startCaProcess, type CaProcess } from './helpers/ca-process.js';
 import { caRequest, output } from './helpers/ca-http.js';
 import { run } from './helpers/run.js';
 import { makeTempDir } from './helpers/tmp.js';
+import { writeTree } from './helpers/system-tree.js';
 
 const CHROMIUM = process.env.GATEHOUSE_CHROMIUM ?? '/usr/bin/chromium';
 
@@ -297,15 +298,12 @@ describe('dashboard in chromium', () => {
     // A fixed system tree, so the score is too: Debian 10 (support ended 2022), root may log in over
     // SSH, keys only, the clock synchronized; no dpkg database or /proc (those checks cannot tell).
     const root = join(tmp.dir, 'system-build-7');
-    for (const [path, text] of Object.entries({
+    writeTree(root, {
       'etc/os-release': 'PRETTY_NAME="Debian GNU/Linux 10 (buster)"\nID=debian\nVERSION_ID="10"\n',
       'etc/ssh/sshd_config': 'PermitRootLogin yes\nPasswordAuthentication no\n',
       'run/systemd/timesync/synchronized': '',
       'etc/hostname': 'build-7.acme.test\n',
-    })) {
-      mkdirSync(dirname(join(root, path)), { recursive: true });
-      writeFileSync(join(root, path), text);
-    }
+    });
     const sent = await cli(['agent', 'report', '--dir', join(tmp.dir, 'device-build-7'), '--root', root]);
     // Passing: ssh-password-auth 10, time-sync 5, identity-files 15; failing: os-supported 20,
     // ssh-root-login 15, firewall 15 (no firewall configuration in the tree): 30 of 80.
@@ -337,13 +335,10 @@ describe('dashboard in chromium', () => {
     // openssl that the fixture feed's GATEHOUSE-TEST-0001 (critical) affects.
     await enrollDevice('web', 'db-3');
     const root = join(tmp.dir, 'system-db-3');
-    for (const [path, text] of Object.entries({
+    writeTree(root, {
       'etc/os-release': 'PRETTY_NAME="Debian GNU/Linux 12 (bookworm)"\nID=debian\nVERSION_ID="12"\n',
       'var/lib/dpkg/status': 'Package: openssl\nStatus: install ok installed\nVersion: 3.0.11-1~deb12u2\nArchitecture: amd64\n',
-    })) {
-      mkdirSync(dirname(join(root, path)), { recursive: true });
-      writeFileSync(join(root, path), text);
-    }
+    });
     await cli(['agent', 'report', '--dir', join(tmp.dir, 'device-db-3'), '--root', root]);
     assert.match(await cli(['vuln', 'import', resolve('docs/examples/osv-fixture.json'), '--dir', caDir]), /added: +6/);
 

@@ -8,10 +8,10 @@
 import { describe, test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
 import { startCaFixture, type CaFixture } from './helpers/ca-fixture.js';
-import { caRequest, enrollIdentity, readIdentityPem, rootPemOf, type EnrolledIdentity, type HttpResult } from './helpers/ca-http.js';
+import { caRequest, enrollIdentity, readIdentityPem, rootPemOf, type EnrolledIdentity } from './helpers/ca-http.js';
+import { assertNoInjectedMarkup, HOSTILE, rowNames, rowOf } from './helpers/dashboard-page.js';
 
 const H = 3_600_000;
-const HOSTILE = `<script>alert(1)</script><img src=x onerror=alert(1)>"'\`&`;
 
 type Check = { id: string; verdict: 'pass' | 'fail' | 'unknown'; weight: number; reason: string };
 
@@ -34,24 +34,6 @@ const WEAK: Check[] = [
   { id: 'ssh-root-login', verdict: 'fail', weight: 20, reason: 'sshd allows root to log in with a password' },
   { id: 'os-supported', verdict: 'fail', weight: 30, reason: 'Debian 9 is no longer supported' },
 ];
-
-/** Only the dashboard's own script tag, no injected element or handler outside quoted attributes. */
-function assertNoInjectedMarkup(res: HttpResult, what: string): void {
-  assert.deepEqual(res.text.match(/<script\b[^>]*>/gi) ?? [], ['<script src="/dashboard/static/dashboard.js" defer>'], what);
-  assert.doesNotMatch(res.text.replace(/"[^"]*"/g, '""'), /<img\b|<[a-z][^>]*\son[a-z]+\s*=|javascript:/i, what);
-}
-
-/** The names in the fleet table's rows. */
-function rowNames(res: HttpResult): string[] {
-  return [...res.text.matchAll(/<th scope="row"><a href="\/dashboard\/identity\/[^"]+">([^<]+)<\/a><\/th>/g)].map((m) => m[1]!).sort();
-}
-
-/** The fleet table row of one identity. */
-function rowOf(res: HttpResult, name: string): string {
-  const row = res.text.split('<tr>').find((r) => r.includes(`>${name}</a></th>`));
-  assert.ok(row, `a row for ${name}`);
-  return row;
-}
 
 describe('dashboard posture over https', () => {
   let fixture: CaFixture;
@@ -128,7 +110,6 @@ describe('dashboard posture over https', () => {
       assert.match(res.text, message, query);
       assert.deepEqual(rowNames(res), all, `${query}: the unfiltered list`);
       assertNoInjectedMarkup(res, query);
-      assert.ok(!res.text.includes(HOSTILE), `${query}: raw value absent`);
     }
     const half = await dash('/dashboard/fleet?below=abc&stale=2h');
     assert.deepEqual(rowNames(half), ['admin', 'never-1', 'old-1'], 'the valid filter still applies');
@@ -165,7 +146,6 @@ describe('dashboard posture over https', () => {
     const page = await dash('/dashboard/identity/web/hostile-1');
     assert.equal(page.status, 200);
     assertNoInjectedMarkup(page, 'identity page with a hostile report');
-    assert.ok(!page.text.includes(HOSTILE), 'raw value absent');
     const escaped = '&lt;script&gt;alert(1)&lt;/script&gt;&lt;img src=x onerror=alert(1)&gt;&quot;&#39;&#96;&amp;';
     assert.ok(page.text.includes(`<td>${escaped}</td></tr>`), 'the reason, as text');
     assert.ok(page.text.includes(`<td>fine ${escaped}</td></tr>`));

@@ -8,43 +8,25 @@
  */
 import { describe, test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
-import { mkdirSync, readFileSync, writeFileSync } from 'node:fs';
-import { dirname, join, resolve } from 'node:path';
+import { readFileSync } from 'node:fs';
+import { join, resolve } from 'node:path';
 import { importAdvisories, parseAdvisories } from '../src/ca/vuln-import.js';
 import { reportPosture } from '../src/agent/posture-report.js';
 import { enrollIdentity, startCaFixture, type CaFixture } from './helpers/ca-fixture.js';
 import { caRequest, readIdentityPem, rootPemOf, type HttpResult } from './helpers/ca-http.js';
+import { assertNoInjectedMarkup, HOSTILE, rowNames, rowOf } from './helpers/dashboard-page.js';
+import { dpkgStatus, writeTree } from './helpers/system-tree.js';
 
 const FEED = resolve('docs/examples/osv-fixture.json');
-const HOSTILE = `<script>alert(1)</script><img src=x onerror=alert(1)>"'\`&`;
 /** Every identity of the fixture: the CA's own two and the devices. */
 const ALL = ['admin', 'gatehouse-ca', 'hostile-1', 'never-1', 'old-1', 'patched-1', 'sudo-1'];
 const ESCAPED = '&lt;script&gt;alert(1)&lt;/script&gt;&lt;img src=x onerror=alert(1)&gt;&quot;&#39;&#96;&amp;';
 
 /** A Debian 12 root with these packages in dpkg's database ([name, version, source?]). */
 function systemTree(dir: string, packages: Array<[string, string, string?]>): string {
-  const status = packages.map(([name, version, source]) => `Package: ${name}\n${source ? `Source: ${source}\n` : ''}Status: install ok installed\nVersion: ${version}\nArchitecture: amd64\n`).join('\n');
-  for (const [path, text] of Object.entries({ 'etc/os-release': 'PRETTY_NAME="Debian GNU/Linux 12 (bookworm)"\nID=debian\nVERSION_ID="12"\n', 'var/lib/dpkg/status': status })) {
-    mkdirSync(dirname(join(dir, path)), { recursive: true });
-    writeFileSync(join(dir, path), text);
-  }
+  const status = dpkgStatus(packages);
+  writeTree(dir, { 'etc/os-release': 'PRETTY_NAME="Debian GNU/Linux 12 (bookworm)"\nID=debian\nVERSION_ID="12"\n', 'var/lib/dpkg/status': status });
   return dir;
-}
-
-function assertNoInjectedMarkup(res: HttpResult, what: string): void {
-  assert.deepEqual(res.text.match(/<script\b[^>]*>/gi) ?? [], ['<script src="/dashboard/static/dashboard.js" defer>'], what);
-  assert.doesNotMatch(res.text.replace(/"[^"]*"/g, '""'), /<img\b|<[a-z][^>]*\son[a-z]+\s*=|javascript:/i, what);
-  assert.ok(!res.text.includes(HOSTILE), `${what}: raw value absent`);
-}
-
-function rowNames(res: HttpResult): string[] {
-  return [...res.text.matchAll(/<th scope="row"><a href="\/dashboard\/identity\/[^"]+">([^<]+)<\/a><\/th>/g)].map((m) => m[1]!).sort();
-}
-
-function rowOf(res: HttpResult, name: string): string {
-  const row = res.text.split('<tr>').find((r) => r.includes(`>${name}</a></th>`));
-  assert.ok(row, `a row for ${name}`);
-  return row;
 }
 
 /** The advisories table of an identity page: [id, aliases, severity class, severity, package, installed, fixed]. */

@@ -8,10 +8,10 @@
  */
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
-import { mkdirSync, readFileSync, writeFileSync } from 'node:fs';
+import { readFileSync, writeFileSync } from 'node:fs';
 import { createServer, connect, type Server, type Socket } from 'node:net';
 import type { AddressInfo } from 'node:net';
-import { dirname, join, resolve } from 'node:path';
+import { join, resolve } from 'node:path';
 import { parseGatewayConfig, type GatewayConfig } from '../src/gateway/config.js';
 import { loadPolicy, runGateway, type RunningGateway } from '../src/gateway/run.js';
 import { createLogger, silentLogger } from '../src/log/logger.js';
@@ -24,6 +24,7 @@ import { caRequest } from './helpers/ca-http.js';
 import { gatehouse } from './helpers/cli.js';
 import { run } from './helpers/run.js';
 import { waitFor } from './helpers/procs.js';
+import { writeTree } from './helpers/system-tree.js';
 
 let fixture: CaFixture;
 let app: EchoUpstream;
@@ -40,10 +41,7 @@ function systemTree(dir: string, weak: boolean, packages: Array<[string, string]
     'run/systemd/timesync/synchronized': '',
     'var/lib/dpkg/status': packages.map(([name, version]) => `Package: ${name}\nStatus: install ok installed\nVersion: ${version}\n`).join('\n'),
   };
-  for (const [path, text] of Object.entries(files)) {
-    mkdirSync(dirname(join(dir, path)), { recursive: true });
-    writeFileSync(join(dir, path), text);
-  }
+  writeTree(dir, files);
   return dir;
 }
 

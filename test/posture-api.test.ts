@@ -5,8 +5,8 @@
  */
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { mkdirSync, readFileSync, writeFileSync } from 'node:fs';
-import { dirname, join } from 'node:path';
+import { readFileSync, writeFileSync } from 'node:fs';
+import { join } from 'node:path';
 import { enrollIdentity, startCaFixture } from './helpers/ca-fixture.js';
 import { caRequest } from './helpers/ca-http.js';
 import { gatehouse } from './helpers/cli.js';
@@ -15,6 +15,7 @@ import { isGatehouseError } from '../src/errors/errors.js';
 import { runAgent } from '../src/agent/renew-scheduler.js';
 import { createLogger } from '../src/log/logger.js';
 import { waitFor } from './helpers/procs.js';
+import { writeTree } from './helpers/system-tree.js';
 
 function fixtureRoot(dir: string): string {
   const files: Record<string, string> = {
@@ -23,10 +24,7 @@ function fixtureRoot(dir: string): string {
     'run/systemd/timesync/synchronized': '',
     'var/lib/dpkg/status': 'Package: openssl\nStatus: install ok installed\nVersion: 3.0.11-1~deb12u2\n',
   };
-  for (const [path, text] of Object.entries(files)) {
-    mkdirSync(dirname(join(dir, path)), { recursive: true });
-    writeFileSync(join(dir, path), text);
-  }
+  writeTree(dir, files);
   return dir;
 }
 

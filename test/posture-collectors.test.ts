@@ -18,13 +18,11 @@ import { autoUpdatesCollector, timeSyncCollector } from '../src/posture/collecto
 import { identityFilesCollector } from '../src/posture/collectors/identity-files.js';
 import { firewallCollector } from '../src/posture/collectors/firewall.js';
 import { pendingUpgradesCollector } from '../src/posture/collectors/pending-upgrades.js';
+import { writeTree } from './helpers/system-tree.js';
 
 function tree(files: Record<string, string>, links: Record<string, string> = {}): { root: string; cleanup(): void } {
   const tmp = makeTempDir('gatehouse-posture-');
-  for (const [path, text] of Object.entries(files)) {
-    mkdirSync(dirname(join(tmp.dir, path)), { recursive: true });
-    writeFileSync(join(tmp.dir, path), text);
-  }
+  writeTree(tmp.dir, files);
   for (const [path, target] of Object.entries(links)) {
     mkdirSync(dirname(join(tmp.dir, path)), { recursive: true });
     symlinkSync(target, join(tmp.dir, path));

@@ -1,11 +1,10 @@
 /** The posture report: the documented score formula, failing checks heaviest first, facts, and a collector that throws. */
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { mkdirSync, writeFileSync } from 'node:fs';
-import { dirname, join } from 'node:path';
 import { collectPosture, scoreOf } from '../src/posture/report.js';
 import { defineCollector, type CheckResult } from '../src/posture/check.js';
 import { makeTempDir } from './helpers/tmp.js';
+import { writeTree } from './helpers/system-tree.js';
 
 const check = (id: string, weight: number, verdict: CheckResult['verdict']): CheckResult => ({ id, weight, verdict, reason: id });
 
@@ -28,10 +27,7 @@ test('posture-report-on-a-fixture-tree: failing heaviest first, facts, a throwin
       'proc/sys/kernel/hostname': 'web-01\n',
       'run/systemd/timesync/synchronized': '',
     };
-    for (const [path, text] of Object.entries(files)) {
-      mkdirSync(dirname(join(tmp.dir, path)), { recursive: true });
-      writeFileSync(join(tmp.dir, path), text);
-    }
+    writeTree(tmp.dir, files);
     const now = new Date('2026-12-01T12:00:00Z');
     const report = collectPosture({ root: tmp.dir, now });
     // The fixture has an /etc but no firewall configuration: firewall fails too (as heavy as ssh-root-login, listed after it).

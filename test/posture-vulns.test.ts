@@ -6,8 +6,8 @@
  */
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { mkdirSync, readFileSync, writeFileSync } from 'node:fs';
-import { dirname, join, resolve } from 'node:path';
+import { readFileSync, writeFileSync } from 'node:fs';
+import { join, resolve } from 'node:path';
 import { cvss3BaseScore, ratingOf } from '../src/posture/vulns/cvss.js';
 import { parseOsv, type Advisory } from '../src/posture/vulns/osv.js';
 import { affects, AdvisoryIndex, ecosystemOf } from '../src/posture/vulns/match.js';
@@ -16,6 +16,7 @@ import { caRequest } from './helpers/ca-http.js';
 import { gatehouse } from './helpers/cli.js';
 import { reportPosture } from '../src/agent/posture-report.js';
 import { run } from './helpers/run.js';
+import { dpkgStatus, writeTree } from './helpers/system-tree.js';
 
 const FEED = resolve('docs/examples/osv-fixture.json');
 
@@ -118,11 +119,8 @@ test('an-index-matches-source-packages-of-the-devices-ecosystem-and-skips-withdr
 });
 
 function systemTree(dir: string, packages: Array<[string, string]>): string {
-  const status = packages.map(([name, version]) => `Package: ${name}\nStatus: install ok installed\nVersion: ${version}\nArchitecture: amd64\n`).join('\n');
-  for (const [path, text] of Object.entries({ 'etc/os-release': 'PRETTY_NAME="Debian GNU/Linux 12 (bookworm)"\nID=debian\nVERSION_ID="12"\n', 'var/lib/dpkg/status': status })) {
-    mkdirSync(dirname(join(dir, path)), { recursive: true });
-    writeFileSync(join(dir, path), text);
-  }
+  const status = dpkgStatus(packages);
+  writeTree(dir, { 'etc/os-release': 'PRETTY_NAME="Debian GNU/Linux 12 (bookworm)"\nID=debian\nVERSION_ID="12"\n', 'var/lib/dpkg/status': status });
   return dir;
 }
 

@@ -42,8 +42,8 @@ export function loadPolicy(config: Readonly<GatewayConfig>, logger: Logger): Com
   if (config.policy) {
     const policy = loadPolicyFile(config.policy);
     // Refused at start and at reload (the last good policy stays): every request under such a rule would fail.
-    if (policy.requiresPosture && config.posture.ca === null) {
-      throw new GatehouseError('GH_CONFIG_INVALID', `${config.policy} has rules that require posture (${policy.rules.filter((r) => r.summary.includes(' posture(')).map((r) => r.label).join(', ')}): set posture.ca in the gateway config (or pass --posture-ca URL) to the CA that holds the reports`);
+    if (policy.postureRules.length > 0 && config.posture.ca === null) {
+      throw new GatehouseError('GH_CONFIG_INVALID', `${config.policy} has rules that require posture (${policy.postureRules.join(', ')}): set posture.ca in the gateway config (or pass --posture-ca URL) to the CA that holds the reports`);
     }
     return policy;
   }

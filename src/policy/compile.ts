@@ -45,7 +45,7 @@ export function allowAllPolicy(): CompiledPolicy {
     ruleCount: 1,
     denyMessage: null,
     rules: Object.freeze([rule]),
-    requiresPosture: false,
+    postureRules: Object.freeze([]),
     evaluate: () => decision,
   });
 }
@@ -66,7 +66,7 @@ export function buildPolicy(spec: PolicySpec): CompiledPolicy {
     ruleCount: spec.rules.length,
     denyMessage: spec.denyMessage,
     rules: Object.freeze(summaries),
-    requiresPosture: spec.rules.some((r) => r.posture !== undefined),
+    postureRules: Object.freeze(spec.rules.filter((r) => r.posture !== undefined).map((r) => r.label)),
     evaluate(identity: PolicyIdentity, method: string, normalizedPath: string): Decision {
       // Evaluation never throws; should a bug make it, the request is refused, not allowed.
       try {

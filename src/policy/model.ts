@@ -38,8 +38,8 @@ export interface CompiledPolicy {
   /** Body for policy refusals (e.g. "You shall not pass!"); null lets the gateway explain. */
   readonly denyMessage: string | null;
   readonly rules: readonly RuleSummary[];
-  /** Some rule requires posture: the gateway needs a CA to ask (`posture.ca`). */
-  readonly requiresPosture: boolean;
+  /** Labels of the rules that require posture: the gateway then needs a CA to ask (`posture.ca`). */
+  readonly postureRules: readonly string[];
   /** `normalizedPath` must come from normalizePath. Never throws. */
   evaluate(identity: PolicyIdentity, method: string, normalizedPath: string): Decision;
 }
