@@ -16,6 +16,7 @@ import { parseGatewayConfig, type GatewayConfig } from '../src/gateway/config.js
 import { loadPolicy, runGateway, type RunningGateway } from '../src/gateway/run.js';
 import { createLogger, silentLogger } from '../src/log/logger.js';
 import { reportPosture } from '../src/agent/posture-report.js';
+import { runAgent } from '../src/agent/renew-scheduler.js';
 import { importAdvisories, parseAdvisories } from '../src/ca/vuln-import.js';
 import { isGatehouseError } from '../src/errors/errors.js';
 import { enrollIdentity, startCaFixture, writeClientCaBundle, type CaFixture } from './helpers/ca-fixture.js';
@@ -235,6 +236,25 @@ test('ca-role-with-posture-renews-only-a-device-that-meets-it', async () => {
     assert.match(refused.stderr, /role web renews only with posture \(score ≥ 70\), and spiffe:\/\/test\.internal\/web\/weak does not meet it: posture score \d+ is below 70; failing: .*ssh-root-login.*\[GH_POSTURE_REQUIRED\]/s);
     const audited = await ca.store.listAudit({ type: 'ca.cert_refused' });
     assert.ok(audited.some((e) => e.details.code === 'GH_POSTURE_REQUIRED'), 'the refusal is audited');
+
+    // The machine is fixed; its agent, refused for posture, reports at once and renews at the
+    // retry instead of waiting for its hourly report. Its clock is 18 h on: the renewal is due.
+    const lines: Array<Record<string, unknown>> = [];
+    const controller = new AbortController();
+    const running = runAgent({
+      dir: weak, logger: createLogger({ level: 'debug', write: (l) => void lines.push(JSON.parse(l) as Record<string, unknown>) }), signal: controller.signal,
+      now: () => new Date(Date.now() + 18 * 3_600_000), random: () => 0.99, retryBaseMs: 100, secrets: null,
+      posture: { intervalMs: 3_600_000, root: systemTree(join(ca.root, 'weak-system-fixed'), false) },
+    });
+    try {
+      await waitFor(() => lines.some((l) => l.msg === 'agent.cert_renewed'), 20_000, 'the fixed machine to renew');
+    } finally {
+      controller.abort();
+      await running;
+    }
+    const order = ['agent.renew_failed', 'agent.posture_reported', 'agent.cert_renewed'].map((msg) => lines.findIndex((l) => l.msg === msg));
+    assert.ok(order[0]! >= 0 && order[0]! < order[1]! && order[1]! < order[2]!, `refused, reported, renewed: ${lines.map((l) => l.msg).join(', ')}`);
+    assert.equal(lines.find((l) => l.msg === 'agent.renew_failed')!.code, 'GH_POSTURE_REQUIRED');
   } finally {
     await ca.close();
   }

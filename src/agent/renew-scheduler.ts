@@ -125,6 +125,9 @@ export async function runAgent(options: RunOptions): Promise<void> {
         logger.error('agent.must_reenroll', { code: err.code, reason: err.message });
         throw err;
       }
+      // Refused for posture (a role that requires it): report now, so a machine fixed since its
+      // last report renews at the retry instead of at the next hourly report.
+      if (isGatehouseError(err, 'GH_POSTURE_REQUIRED') && postureAt) postureAt = now();
       failures++;
       const remainingMs = identity.leaf.notAfter.getTime() - now().getTime();
       const delay = backoffMs(failures - 1, options.retryBaseMs ?? 1000, Math.min(options.retryCapMs ?? 300_000, Math.max(1000, remainingMs / 4)), random);
