@@ -10,6 +10,7 @@ import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
 import { readFileSync, writeFileSync } from 'node:fs';
 import { createServer, connect, type Server, type Socket } from 'node:net';
+import { connect as tlsConnect, type TLSSocket } from 'node:tls';
 import type { AddressInfo } from 'node:net';
 import { join, resolve } from 'node:path';
 import { parseGatewayConfig, type GatewayConfig } from '../src/gateway/config.js';
@@ -108,6 +109,42 @@ test('gateway-posture-rule-refuses-a-weak-device-naming-its-failing-checks-and-a
   const refusals = logLines.map((l) => JSON.parse(l) as Record<string, unknown>).filter((l) => l.msg === 'gateway.request' && l.reason === 'POSTURE_FAILED');
   assert.ok(refusals.length >= 2, 'refusals logged with reason POSTURE_FAILED');
   assert.ok(refusals.every((l) => l.status === 403 && l.rule !== undefined));
+});
+
+/** An upgrade through the gateway: resolves with the socket once the app answered 101. */
+function openTunnel(name: string, path: string): Promise<{ socket: TLSSocket; closed: Promise<void> }> {
+  return new Promise((resolve, reject) => {
+    const socket = tlsConnect({
+      host: '127.0.0.1', port: gateway.gateway.port, servername: 'localhost', ALPNProtocols: ['http/1.1'],
+      ca: readFileSync(join(dirs.gw!, 'ca.pem')), cert: readFileSync(join(dirs[name]!, 'cert.pem')), key: readFileSync(join(dirs[name]!, 'key.pem')),
+    }, () => socket.write(`GET ${path} HTTP/1.1\r\nHost: localhost\r\nConnection: Upgrade\r\nUpgrade: websocket\r\n\r\n`));
+    const closed = new Promise<void>((r) => socket.once('close', () => r()));
+    let head = '';
+    socket.on('data', (d: Buffer) => {
+      head += d.toString();
+      if (!head.includes('\r\n\r\n')) return;
+      if (head.startsWith('HTTP/1.1 101')) resolve({ socket, closed });
+      else reject(new Error(`not upgraded: ${head.split('\r\n')[0]}`));
+    });
+    socket.on('error', () => undefined);
+  });
+}
+
+test('gateway-posture-an-open-websocket-tunnel-is-closed-when-the-device-falls-below-the-rule', async () => {
+  await report('good', false);
+  const { socket, closed } = await openTunnel('good', '/api/ws');
+  try {
+    await new Promise((r) => setTimeout(r, 2500));
+    assert.ok(!socket.destroyed, 'open while the posture meets the rule (two rechecks)');
+    await report('good', true);
+    const gone = await Promise.race([closed.then(() => true), new Promise<boolean>((r) => setTimeout(() => r(false), 10_000))]);
+    assert.ok(gone, 'closed within the refresh and the recheck period');
+    const line = logLines.map((l) => JSON.parse(l) as Record<string, unknown>).find((l) => l.msg === 'gateway.tunnel_closed' && l.reason === 'POSTURE_FAILED');
+    assert.match(String(line?.detail), /does not meet it: posture score \d+ is below 70/);
+  } finally {
+    socket.destroy();
+    await report('good', false);
+  }
 });
 
 test('gateway-posture-no-critical-refuses-a-device-a-critical-advisory-affects', async () => {

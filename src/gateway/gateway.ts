@@ -224,7 +224,10 @@ export async function startGateway(config: Readonly<GatewayConfig>, deps: Gatewa
     const { peer, refusal } = peers.check(tunnel.socket);
     if (!peer) return { reason: refusal.reason, detail: refusal.detail };
     const decision = state.policy.evaluate({ name: peer.identity.name, role: peer.identity.role, spiffeId: peer.identity.spiffeId, fingerprint: peer.identity.fingerprint }, tunnel.method, tunnel.path);
-    return decision.allow ? null : { reason: 'POLICY_DENIED' };
+    if (!decision.allow) return { reason: 'POLICY_DENIED' };
+    if (!decision.posture) return null;
+    const judged = deps.posture ? deps.posture.peek(peer.identity.spiffeId, decision.posture, decision.rule) : { ok: false as const, reason: 'POSTURE_UNAVAILABLE', message: 'no posture.ca' };
+    return judged === null || judged.ok ? null : { reason: judged.reason, detail: judged.message };
   }, (requestId, reason, detail) => logger.info('gateway.tunnel_closed', { requestId, reason, ...(detail ? { detail } : {}) }));
 
   server.on('upgrade', (req: IncomingMessage, clientSocket: Duplex, head: Buffer) => {
@@ -248,7 +251,7 @@ export async function startGateway(config: Readonly<GatewayConfig>, deps: Gatewa
         return done('refused', refusalStatus(admission.reason), admission.reason);
       }
       if (admission.posture) {
-        // Posture is judged when the tunnel opens; the periodic recheck covers certificate, CRL and policy.
+        // Judged before the tunnel opens; while it is open the periodic recheck uses the cached standing.
         const refused = (v: PostureVerdict) => {
           if (v.ok) return false;
           writeRefusalToSocket(req.headers, clientSocket, v.reason, v.message, requestId);

@@ -79,6 +79,23 @@ export class PostureGate {
     );
   }
 
+  /**
+   * For open WebSocket tunnels, rechecked every few seconds without waiting: the cached verdict,
+   * fetching a newer standing in the background once `refresh` has passed. Null when nothing is
+   * cached yet (the tunnel stays until an answer comes). Past `staleFor` without a new answer the
+   * tunnel fails closed, as a new request would.
+   */
+  peek(spiffeId: string | null, requirement: PostureRequirement, rule: string): PostureVerdict | null {
+    if (spiffeId === null) return { ok: false, reason: 'POSTURE_FAILED', message: `rule ${rule} requires posture, and this certificate has no SPIFFE ID` };
+    const cached = this.cache.get(spiffeId);
+    const age = cached ? this.now() - cached.fetchedAt : Infinity;
+    if (age >= this.options.refreshMs) this.fetch(spiffeId).catch(() => undefined);
+    if (!cached) return null;
+    if (age < this.options.refreshMs || age < this.options.staleForMs) return this.judge(cached.standing, requirement, rule);
+    if (this.options.unsafeAllowWhenUnavailable) return null;
+    return { ok: false, reason: 'POSTURE_UNAVAILABLE', message: `rule ${rule} requires posture, and the CA has not answered for ${Math.round(age / 1000)} s` };
+  }
+
   close(): void {
     this.agent.destroy();
   }
