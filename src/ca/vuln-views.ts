@@ -3,7 +3,7 @@
  * as posture rules need it: the imported advisories matched against each active identity's
  * latest report (its OS and installed packages).
  */
-import type { Store } from '../store/store.js';
+import type { PostureRecord, Store } from '../store/store.js';
 import type { PostureReport } from '../posture/report.js';
 import type { Advisory } from '../posture/vulns/osv.js';
 import { SEVERITY_ORDER } from '../posture/vulns/cvss.js';
@@ -58,6 +58,31 @@ export function matchReport(index: AdvisoryIndex, report: string): AdvisoryMatch
   return index.match(ecosystem, parsed.packages);
 }
 
+/**
+ * Matches per report, kept with the index they were made with: a device reports hourly and
+ * advisories change at imports, so the fleet page and posture lookups mostly find them here
+ * instead of parsing a report with its package list again.
+ */
+const memos = new WeakMap<AdvisoryIndex, Map<string, AdvisoryMatch[]>>();
+const MEMO_MAX = 50_000;
+
+type ReportKey = Pick<PostureRecord, 'spiffeId' | 'receivedAt'>;
+const keyOf = (r: ReportKey) => `${r.spiffeId}\0${r.receivedAt.getTime()}`;
+
+/** The matches of an identity's latest report, read from the store only when not already matched. */
+async function matchLatest(store: Store, index: AdvisoryIndex, latest: ReportKey): Promise<AdvisoryMatch[]> {
+  let memo = memos.get(index);
+  if (!memo) memos.set(index, (memo = new Map()));
+  const key = keyOf(latest);
+  const known = memo.get(key);
+  if (known) return known;
+  const [record] = await store.postureHistory(latest.spiffeId, 1);
+  const matches = record ? matchReport(index, record.report) : [];
+  if (memo.size >= MEMO_MAX) memo.clear();
+  memo.set(record ? keyOf(record) : key, matches);
+  return matches;
+}
+
 /** How many advisories the store holds (from the cached index): 0 until a feed is imported. */
 export async function importedAdvisoryCount(store: Store): Promise<number> {
   return (await advisoryIndex(store)).imported;
@@ -67,23 +92,24 @@ export async function importedAdvisoryCount(store: Store): Promise<number> {
 export async function identityAdvisories(store: Store, spiffeId: string): Promise<AdvisoryMatch[]> {
   const [latest] = await store.postureHistory(spiffeId, 1);
   if (!latest) return [];
-  return matchReport(await advisoryIndex(store), latest.report);
+  return matchLatest(store, await advisoryIndex(store), latest);
 }
 
 /** Every advisory that affects at least one active identity, most severe and widest first. */
 export async function fleetVulns(store: Store, now: Date): Promise<FleetVuln[]> {
   const index = await advisoryIndex(store);
-  const reports = new Map((await store.latestPosture()).map((r) => [r.spiffeId, r.report]));
+  if (index.imported === 0) return [];
+  const latest = new Map((await store.latestPostureScores()).map((r) => [r.spiffeId, r]));
   const byAdvisory = new Map<string, FleetVuln>();
   for (const identity of await activeIdentities(store, now)) {
-    const report = reports.get(identity.spiffeId);
+    const report = latest.get(identity.spiffeId);
     if (!report) continue;
-    for (const m of matchReport(index, report)) {
+    for (const m of await matchLatest(store, index, report)) {
       const vuln = byAdvisory.get(m.id) ?? { id: m.id, severity: m.severity, summary: m.summary, aliases: m.aliases, identities: [] };
       vuln.identities.push({ name: identity.name, role: identity.role, spiffeId: identity.spiffeId, package: m.package, installed: m.installed, fixed: m.fixed });
       byAdvisory.set(m.id, vuln);
     }
   }
   const rank = (s: Advisory['severity']) => SEVERITY_ORDER.indexOf(s);
-  return [...byAdvisory.values()].sort((a, b) => rank(a.severity) - rank(b.severity) || b.identities.length - a.identities.length || a.id.localeCompare(b.id));
+  return [...byAdvisory.values()].sort((a, b) => rank(a.severity) - rank(b.severity) || b.identities.length - a.identities.length || (a.id < b.id ? -1 : a.id > b.id ? 1 : 0));
 }

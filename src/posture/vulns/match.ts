@@ -4,7 +4,7 @@
  * versions compared by dpkg's rules. Only dpkg ecosystems are matched: a device reports dpkg's
  * database and nothing else.
  */
-import { compareDebianVersions } from '../debian-version.js';
+import { compareDebianVersions, parseDebianVersion, type DebianVersion } from '../debian-version.js';
 import type { InstalledPackage } from '../collectors/packages.js';
 import { SEVERITY_ORDER } from './cvss.js';
 import type { Advisory, AffectedPackage, RangeEvent } from './osv.js';
@@ -78,19 +78,37 @@ export class AdvisoryIndex {
         matches.push({ id: advisory.id, severity: advisory.severity, summary: advisory.summary, aliases: advisory.aliases, package: p.source, installed: p.sourceVersion, fixed: verdict.fixed });
       }
     }
-    return matches.sort((a, b) => severityRank(a.severity) - severityRank(b.severity) || a.id.localeCompare(b.id) || a.package.localeCompare(b.package));
+    return matches.sort((a, b) => severityRank(a.severity) - severityRank(b.severity) || (a.id < b.id ? -1 : a.id > b.id ? 1 : 0) || (a.package < b.package ? -1 : a.package > b.package ? 1 : 0));
   }
 }
 
 const severityRank = (s: Advisory['severity']) => SEVERITY_ORDER.indexOf(s);
 
+/**
+ * Parsed versions, shared by every match: a fleet installs the same few versions of each
+ * package, and parsing dominated matching a fleet against a feed. Null: dpkg cannot parse it.
+ */
+const parsedVersions = new Map<string, DebianVersion | null>();
+const PARSED_MAX = 100_000;
+
+function parsed(text: string): DebianVersion | null {
+  let version = parsedVersions.get(text);
+  if (version !== undefined) return version;
+  try {
+    version = parseDebianVersion(text);
+  } catch {
+    version = null;
+  }
+  if (parsedVersions.size >= PARSED_MAX) parsedVersions.clear();
+  parsedVersions.set(text, version);
+  return version;
+}
+
 /** A version compare that treats a version dpkg cannot parse as matching nothing. */
 function compare(a: string, b: string): number | null {
-  try {
-    return compareDebianVersions(a, b);
-  } catch {
-    return null;
-  }
+  const pa = parsed(a);
+  const pb = parsed(b);
+  return pa === null || pb === null ? null : compareDebianVersions(pa, pb);
 }
 
 /** Whether `version` is affected, and the fix of the range it falls in. */
