@@ -26,7 +26,21 @@ const REQUIRED_TOOLS = [
   ['systemd-analyze', ['--version'], 'apt-get install -y systemd'],
   // A real `cfssl serve` is the external signing CA of test/external-signer.test.ts.
   ['cfssl', ['version'], 'apt-get install -y golang-cfssl'],
+  // test/store-postgres.test.ts starts its own throwaway PostgreSQL server with initdb and pg_ctl.
+  [postgresTool('initdb'), ['--version'], 'apt-get install -y postgresql'],
 ];
+
+// Debian keeps the server's tools off PATH, in /usr/lib/postgresql/N/bin: the newest one.
+function postgresTool(cmd) {
+  const root = '/usr/lib/postgresql';
+  let versions = [];
+  try {
+    versions = readdirSync(root).filter((v) => statSync(join(root, v, 'bin', cmd), { throwIfNoEntry: false })).sort((a, b) => Number(b) - Number(a));
+  } catch {
+    // no PostgreSQL installed
+  }
+  return versions.length ? join(root, versions[0], 'bin', cmd) : cmd;
+}
 
 // Debian installs nginx and haproxy in /usr/sbin, which a normal user's PATH lacks; the tests look there too.
 function resolveTool(cmd) {

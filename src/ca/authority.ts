@@ -325,7 +325,7 @@ export class Authority {
       }
       return await this.renewalOfSuperseded(current, csr.spkiDer, now, ctx);
     } catch (err) {
-      if (!isGatehouseError(err, 'GH_STORE_IO') && !isExternalCaFailure(err)) {
+      if (!isGatehouseError(err, 'GH_STORE_IO') && !isGatehouseError(err, 'GH_STORE_UNAVAILABLE') && !isExternalCaFailure(err)) {
         await this.auditRefusal('ca.cert_refused', err, ctx, now, { serial: peer.serial, fingerprint: peer.fingerprint, via: 'renew' });
       }
       throw err;

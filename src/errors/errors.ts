@@ -63,7 +63,11 @@ export const ERRORS = {
   GH_BACKUP_EXISTS: { http: 409, exit: 73, expose: false, summary: 'The output path of `gatehouse ca backup` already exists', fix: 'Choose a new --out path (for example with the date in it); a backup never overwrites or adds to anything.' },
   GH_BACKUP_CORRUPT: { http: 500, exit: 65, expose: false, summary: 'A backup is incomplete, or its manifest or one of its files does not match the checksum recorded when it was made', fix: 'Do not restore from it: the file named was changed or damaged after the backup. Use another copy of this backup or an older backup, and compare the manifest SHA-256 with the one printed (and audited as ca.backup_created) when it was made. Nothing was written.' },
   GH_FILE_IO: { http: 500, exit: 74, expose: false, summary: 'A file could not be read or written', fix: 'Check the path, free disk space and permissions named in the message.' },
-  GH_STORE_IO: { http: 500, exit: 74, expose: false, summary: 'Store read or write failed', fix: 'Check the database file, disk space and logs.' },
+  GH_STORE_IO: { http: 500, exit: 74, expose: false, summary: 'Store read or write failed', fix: 'Check the database file (or the PostgreSQL server the message names), disk space and logs.' },
+  // 503 and 69 (EX_UNAVAILABLE), as for a signer that cannot be reached: the database server is
+  // down, refuses the login or is out of connections, and a client may retry. Not exposed: the
+  // message names the database's host and user, which a remote caller has no business knowing.
+  GH_STORE_UNAVAILABLE: { http: 503, exit: 69, expose: false, summary: 'The PostgreSQL store could not be reached, refused the connection or login, or timed out connecting', fix: 'Check that PostgreSQL runs at the host:port/db the message names, the store URL (user, password, sslmode) and the server\'s max_connections; nothing was written and the request may be retried.' },
   // Exit 71, EX_OSERR ("an operating system error has been detected"): the kernel refused the
   // socket (bind), not the arguments' form (64) or the config (78). 71 is used by no other code,
   // so a supervisor can tell "the port is taken" from every other failure; 69 (EX_UNAVAILABLE)
