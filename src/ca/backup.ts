@@ -36,6 +36,7 @@ import { SQLITE_SCHEMA_VERSION, inspectSqliteFile, raiseCrlNumbers, snapshotSqli
 import { openSqliteStore } from '../store/sqlite.js';
 import type { CertState } from '../store/store.js';
 import { CA_FILES, caPath, loadCaPublic } from './ca-dir.js';
+import { describeStore } from './store-open.js';
 
 export const BACKUP_FORMAT = 'gatehouse-ca-backup/1';
 export const BACKUP_MANIFEST = 'manifest.json';
@@ -310,6 +311,9 @@ export async function createCaBackup(options: BackupOptions): Promise<BackupResu
   const started = process.hrtime.bigint();
   const now = options.now ?? (() => new Date());
   const ca = loadCaPublic(options.dir, options.env ? { env: options.env } : {});
+  if (ca.config.store.kind === 'postgres') {
+    throw new GatehouseError('GH_USAGE', `this CA's state is in PostgreSQL (${describeStore(ca.dir, ca.config, options.env)}): back the database up with PostgreSQL's own tools (pg_dump, or base backups with WAL archiving), and the CA directory's keys and config as files; \`ca backup\` snapshots the embedded SQLite store only`);
+  }
   const dir = ca.dir;
   const dbPath = join(dir, CA_FILES.database);
   if (!existsSync(dbPath)) throw new GatehouseError('GH_CA_NOT_FOUND', `no CA database at ${dbPath}`);

@@ -58,14 +58,22 @@ export function sendJson(res: ServerResponse, status: number, body: unknown): vo
   res.end(text);
 }
 
+/** Seconds a client waits after a 503 (the database unreachable) before trying again. */
+export const STORE_RETRY_AFTER_S = 5;
+
 /** Public errors carry their message; internal ones only the request ID. The log gets everything. */
 export function sendError(res: ServerResponse, err: unknown, requestId: string, logger: Logger): number {
   const error = toGatehouseError(err);
   const spec = error.spec;
-  const message = spec.expose ? error.message : `internal error, see logs (requestId ${requestId})`;
+  // A 503 (the database unreachable) says so without naming the database, which stays in the log.
+  const message = spec.expose ? error.message
+    : spec.http === 503 ? `service unavailable: the CA cannot reach its store; retry after ${STORE_RETRY_AFTER_S} s (requestId ${requestId})`
+      : `internal error, see logs (requestId ${requestId})`;
   // A 429 is logged by its limiter, once a minute (rate-limit.ts): per request, a flood would fill the log.
   const log = error.code === 'GH_RATE_LIMITED' ? logger.debug : spec.expose ? logger.info : logger.error;
   log('ca.request_failed', { requestId, code: error.code, err: error, details: error.details, cause: error.cause instanceof Error ? error.cause.stack : undefined });
+  // RFC 9110 §10.2.3: a 503 says when to come back; agents and gateways honour it.
+  if (!res.headersSent && spec.http === 503 && !res.hasHeader('retry-after')) res.setHeader('retry-after', String(STORE_RETRY_AFTER_S));
   if (!res.headersSent) sendJson(res, spec.http, { error: { code: error.code, message, requestId } });
   else res.destroy();
   return spec.http;

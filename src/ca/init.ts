@@ -18,7 +18,8 @@ import { prepareSigningAuthority } from '../pki/leaf-certificate.js';
 import { parseCertificate, sha256Hex } from '../pki/certificate.js';
 import type { KeyObject } from 'node:crypto';
 import { toPem } from '../pki/pem.js';
-import { openSqliteStore } from '../store/sqlite.js';
+import { describeStore, openCaStore, urlWithoutPassword } from './store-open.js';
+import type { Store } from '../store/store.js';
 import { Authority } from './authority.js';
 import { CA_FILES, readPassphrase } from './ca-dir.js';
 import { generateRootCrl } from './crl-publisher.js';
@@ -41,6 +42,8 @@ export interface InitOptions {
   importPaths?: ImportPaths;
   /** Registration-authority mode: this signer signs every certificate (needs importPaths: its root). */
   externalCa?: ExternalCaOptions;
+  /** A postgres:// URL: the state lives there from the start (written to gatehouse.yaml without its password); `sqlite` or none: the file in DIR. */
+  storeUrl?: string;
 }
 
 /** `ca init --external-ca …`: written to gatehouse.yaml's externalCa with absolute paths. */
@@ -93,8 +96,11 @@ export async function initCa(options: InitOptions): Promise<InitResult> {
     org, trustDomain, listen: options.listen, rootKeyOffline: Boolean(options.rootKeyOut) || Boolean(imports), passphraseFile: options.passphraseFile,
     rootCrlExternal: Boolean(imports && !imports.rootKey),
     externalCa: external,
+    storeUrl: options.storeUrl && options.storeUrl !== 'sqlite' ? options.storeUrl : null,
   };
-  const config = parseCaConfig(configText(inputs), 'generated config');
+  // The generated file says where the store is; the environment must not make this run differ from it.
+  const { GATEHOUSE_STORE_URL: _ignored, ...env } = process.env;
+  const config = parseCaConfig(configText(inputs), 'generated config', env);
   // Everything imported is checked before the directory exists: a refusal leaves nothing behind.
   const imported = imports ? readImportedPki(imports, passphrase, config, now) : null;
   const externalCa = externalCaFrom(config, dir);
@@ -129,8 +135,9 @@ export async function initCa(options: InitOptions): Promise<InitResult> {
     // The secrets master key, encrypted with the passphrase like the CA keys (src/secrets/master-key.ts).
     const secretsKey = createMasterKeyFile(dir, passphrase, now);
 
-    const store = openSqliteStore(join(dir, CA_FILES.database));
+    const store = await openCaStore(dir, config, { migrate: true });
     try {
+      await assertStoreEmpty(store, dir, config);
       const actor = options.actor ?? 'local:init';
       if (rootKey) await generateRootCrl(store, prepareSigningAuthority(rootDer, rootKey), config, now);
       const authority = new Authority({ config, store, rootDer, intermediateDer, intermediateKey, externalCa, logger: options.logger ?? silentLogger, now: () => now });
@@ -159,6 +166,7 @@ interface ConfigInputs {
   passphraseFile: string | undefined;
   rootCrlExternal: boolean;
   externalCa: ExternalCaOptions | null;
+  storeUrl: string | null;
 }
 
 function configDocument(i: ConfigInputs): Record<string, unknown> {
@@ -169,6 +177,7 @@ function configDocument(i: ConfigInputs): Record<string, unknown> {
     keys: { root: i.rootKeyOffline ? null : CA_FILES.rootKey, intermediate: i.externalCa ? null : CA_FILES.intermediateKey, passphraseFile: i.passphraseFile ? resolve(i.passphraseFile) : null },
     ...(i.rootCrlExternal ? { crl: { rootCrl: 'external' } } : {}),
     ...(i.externalCa ? { externalCa: externalCaDocument(i.externalCa) } : {}),
+    ...(i.storeUrl ? { store: { kind: 'postgres', url: urlWithoutPassword(i.storeUrl) } } : {}),
     roles: defaultRoles(i.trustDomain),
   };
 }
@@ -196,4 +205,16 @@ function configText(i: ConfigInputs): string {
     ' publicUrl (default https://<listen>) is the URL agents use and certificates name for the CRL.',
   ].join('\n');
   return doc.toString();
+}
+
+/**
+ * A shared PostgreSQL may already hold a CA (this one's replicas use copies of its directory, not
+ * `ca init`) or what a failed init left: either way, a new CA there would mix two inventories.
+ */
+async function assertStoreEmpty(store: Store, dir: string, config: Parameters<typeof describeStore>[1]): Promise<void> {
+  if (store.kind === 'sqlite') return;
+  const [first] = await store.listAudit({ limit: 1 });
+  if (first || (await store.listCerts({ limit: 1 })).length > 0) {
+    throw new GatehouseError('GH_CA_EXISTS', `${describeStore(dir, config)} already holds a CA's state (first event ${first ? `${first.type} at ${first.time.toISOString()}` : 'none'}): a replica of that CA needs a copy of its directory, not \`ca init\`; for a new CA, create an empty database`);
+  }
 }

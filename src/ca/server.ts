@@ -177,7 +177,7 @@ export async function startCaServer(options: CaServerOptions): Promise<CaServer>
       admin = await startAdminServer({
         listen: options.metricsListen, ...splitHostPort(options.metricsListen), component: 'ca', logger,
         metrics: async () => ({ contentType: metrics.registry.contentType, body: await metrics.registry.metrics() }),
-        health: () => (credentials ? caHealth(crls, credentials.notAfter, now()) : { healthy: false, details: { problem: 'starting' } }),
+        health: async () => withStoreHealth(options.store, credentials ? caHealth(crls, credentials.notAfter, now()) : { healthy: false, details: { problem: 'starting' } }),
       });
     }
     await crls.refresh(true);
@@ -320,6 +320,21 @@ function warnAboutSecretsKey(secrets: SecretService, logger: Logger): void {
     if (file.keys.length > 1) logger.warn('ca.secrets_rekey_unfinished', { keyIds: file.keys.map((k) => k.id), fix: 'run `gatehouse secret rekey --dir DIR` again: it finishes with one key' });
   } catch (err) {
     logger.error('ca.secrets_master_key_unreadable', { err, effect: 'secrets cannot be read or written until the key file is fixed' });
+  }
+}
+
+/** Unhealthy too when the store does not answer within 2 s (PostgreSQL down or unreachable): say why. */
+async function withStoreHealth(store: Store, health: Health): Promise<Health> {
+  let timer: NodeJS.Timeout | undefined;
+  const deadline = new Promise<never>((_, reject) => { timer = setTimeout(() => reject(new Error('no answer within 2 s')), 2000); });
+  try {
+    await Promise.race([store.getMeta('audit:head'), deadline]);
+    return { ...health, details: { ...health.details, store: { kind: store.kind, reachable: true } } };
+  } catch (err) {
+    const problem = [health.details.problem, `the ${store.kind} store does not answer: ${(err as Error).message}`].filter(Boolean).join('; ');
+    return { healthy: false, details: { ...health.details, problem, store: { kind: store.kind, reachable: false } } };
+  } finally {
+    clearTimeout(timer);
   }
 }
 

@@ -2,15 +2,14 @@
  * Admin operations run either locally on the CA directory or remotely through the admin API
  * with an admin identity. Both return the same views, so commands print them the same way.
  */
-import { join } from 'node:path';
 import { userInfo } from 'node:os';
 import { GatehouseError } from '../errors/errors.js';
 import { Authority, type TokenRequest } from '../ca/authority.js';
-import { CA_FILES, loadCaMaterial } from '../ca/ca-dir.js';
+import { loadCaMaterial } from '../ca/ca-dir.js';
 import { externalCaFrom } from '../ca/external-ca.js';
 import { certView, nameView, releasedView, tokenView } from '../ca/admin-routes.js';
 import { silentLogger } from '../log/logger.js';
-import { openSqliteStore } from '../store/sqlite.js';
+import { openCaStore } from '../ca/store-open.js';
 import type { CertState } from '../store/store.js';
 import type { CrlReason } from '../pki/crl.js';
 import { formatDuration } from '../config/duration.js';
@@ -90,7 +89,7 @@ export async function openAdmin(ctx: CommandContext): Promise<AdminOps> {
 
 export async function openLocalAdmin(dir: string, passphraseFile?: string): Promise<AdminOps> {
   const material = loadCaMaterial(dir, { passphraseFile });
-  const store = openSqliteStore(join(dir, CA_FILES.database));
+  const store = await openCaStore(material.dir, material.config);
   const authority = new Authority({ ...material, externalCa: externalCaFrom(material.config, material.dir), store, logger: silentLogger });
   const user = (() => { try { return userInfo().username; } catch { return String(process.getuid?.() ?? 'unknown'); } })();
   const ctx = { actor: `local:${user}` };

@@ -105,6 +105,15 @@ export const caConfigSchema = z.strictObject({
     profiles: z.record(z.string(), z.string().regex(/^[A-Za-z0-9_.-]{1,64}$/, 'cfssl profile name')).default({}),
     timeout: durationSchema('1s', '60s').default(5000 as never),
   }).nullable().default(null),
+  // Where the CA's state lives (docs/operations.md#postgresql): the embedded SQLite file in the
+  // CA directory, or a PostgreSQL several `ca serve` replicas share.
+  store: z.strictObject({
+    kind: z.enum(['sqlite', 'postgres']).default('sqlite'),
+    // postgres://user@host:port/db?sslmode=verify-full; the PG* variables fill what it leaves out.
+    // Keep the password out of it: PGPASSWORD or ~/.pgpass.
+    url: z.string().regex(/^postgres(ql)?:\/\/\S*$/, 'a postgres:// URL').nullable().default(null),
+    poolMax: z.number().int().min(1).max(200).default(10),
+  }).prefault({}),
   metrics: z.strictObject({
     // Plain HTTP /metrics and /healthz; off unless set. Bind it to loopback or a private address.
     listen: hostPortSchema.nullable().default(null),
@@ -115,6 +124,7 @@ export const caConfigSchema = z.strictObject({
   if (c.externalCa !== null && c.keys.intermediate !== null) ctx.addIssue({ code: 'custom', path: ['keys', 'intermediate'], message: 'must be null when externalCa is set: the external CA holds the issuing key' });
   if (c.externalCa === null && c.keys.intermediate === null) ctx.addIssue({ code: 'custom', path: ['keys', 'intermediate'], message: 'the issuing key file is needed unless externalCa is set' });
   if (c.externalCa?.tls && (c.externalCa.tls.cert === null) !== (c.externalCa.tls.key === null)) ctx.addIssue({ code: 'custom', path: ['externalCa', 'tls'], message: 'give both cert and key (mutual TLS to the signer), or neither' });
+  if (c.store.kind === 'sqlite' && c.store.url !== null) ctx.addIssue({ code: 'custom', path: ['store', 'url'], message: 'is for kind: postgres' });
   if (c.metrics.listen !== null && c.metrics.listen === c.listen && !c.listen.endsWith(':0')) ctx.addIssue({ code: 'custom', path: ['metrics', 'listen'], message: 'must differ from listen' });
 });
 
@@ -167,6 +177,10 @@ function applyEnvOverrides(raw: Record<string, unknown>, env: NodeJS.ProcessEnv)
   if (env.GATEHOUSE_PUBLIC_URL) out.publicUrl = env.GATEHOUSE_PUBLIC_URL;
   if (env.GATEHOUSE_PASSPHRASE_FILE) out.keys = { ...(raw.keys as object), passphraseFile: env.GATEHOUSE_PASSPHRASE_FILE };
   if (env.GATEHOUSE_METRICS_LISTEN) out.metrics = { ...(raw.metrics as object | undefined), listen: env.GATEHOUSE_METRICS_LISTEN };
+  // `sqlite` names the embedded store; anything else is a PostgreSQL URL.
+  if (env.GATEHOUSE_STORE_URL) {
+    out.store = env.GATEHOUSE_STORE_URL === 'sqlite' ? { ...(raw.store as object | undefined), kind: 'sqlite', url: null } : { ...(raw.store as object | undefined), kind: 'postgres', url: env.GATEHOUSE_STORE_URL };
+  }
   return out;
 }
 

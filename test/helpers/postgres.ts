@@ -17,6 +17,9 @@ export interface TestPostgres {
   createDatabase(): Promise<string>;
   /** A role that must log in with this password over TCP (scram-sha-256), for the redaction tests. */
   passwordRole: { user: string; password: string };
+  /** Stops the server and keeps its data, as an outage does; `resume()` starts it again on the same port. */
+  halt(): Promise<void>;
+  resume(): Promise<void>;
   stop(): Promise<void>;
 }
 
@@ -74,8 +77,13 @@ export async function startPostgres(): Promise<TestPostgres> {
         if (attempt === 3) throw err; // another process took the port meanwhile: try another
       }
     }
-    const admin = new pg.Client({ host: '127.0.0.1', port, user: SUPERUSER, database: 'postgres' });
-    await admin.connect();
+    const connectAdmin = async () => {
+      const client = new pg.Client({ host: '127.0.0.1', port, user: SUPERUSER, database: 'postgres' });
+      client.on('error', () => undefined); // the connection dies with a halt: the next use reports it
+      await client.connect();
+      return client;
+    };
+    let admin = await connectAdmin();
     await admin.query(`CREATE ROLE ${PASSWORD_ROLE.user} LOGIN PASSWORD '${PASSWORD_ROLE.password}'`);
     let databases = 0;
     return {
@@ -86,9 +94,17 @@ export async function startPostgres(): Promise<TestPostgres> {
         await admin.query(`CREATE DATABASE ${name} OWNER ${PASSWORD_ROLE.user}`);
         return `postgres://${SUPERUSER}@127.0.0.1:${port}/${name}`;
       },
-      async stop() {
+      async halt() {
         await admin.end().catch(() => undefined);
         run(bin, 'pg_ctl', ['-D', data, '-m', 'fast', '-w', 'stop'], dir);
+      },
+      async resume() {
+        run(bin, 'pg_ctl', ['-D', data, '-l', join(dir, 'server.log'), '-w', '-t', '60', 'start'], dir);
+        admin = await connectAdmin();
+      },
+      async stop() {
+        await admin.end().catch(() => undefined);
+        if (existsSync(join(data, 'postmaster.pid'))) run(bin, 'pg_ctl', ['-D', data, '-m', 'fast', '-w', 'stop'], dir);
         rmSync(dir, { recursive: true, force: true });
       },
     };

@@ -24,11 +24,15 @@ export const auditVerify: CommandSpec = {
     if (anchorText !== undefined && !anchorMatch) throw new GatehouseError('GH_USAGE', `--anchor "${anchorText}" is not SEQ:HASH (a sequence number, a colon and 64 hex digits), as printed by \`audit verify\``);
     const anchor = anchorMatch ? { seq: Number(anchorMatch[1]), hash: anchorMatch[2]! } : null;
     const { CA_FILES } = await import('../../ca/ca-dir.js');
-    const dbPath = join(dir, CA_FILES.database);
-    if (!existsSync(dbPath)) throw new GatehouseError('GH_CA_NOT_FOUND', `no CA database at ${dbPath}`);
-    const { openSqliteStore } = await import('../../store/sqlite.js');
+    const { CA_CONFIG_FILE, loadCaConfig } = await import('../../config/ca-config.js');
+    const { openCaStore } = await import('../../ca/store-open.js');
     const { verifyAuditTrail } = await import('../../store/audit-verify.js');
-    const store = openSqliteStore(dbPath);
+    // The config says where the store is; a database file alone (copied off a CA) is SQLite.
+    const configPath = join(dir, CA_CONFIG_FILE);
+    const config = existsSync(configPath) ? loadCaConfig(configPath, ctx.env) : null;
+    const dbPath = join(dir, CA_FILES.database);
+    if ((config === null || config.store.kind === 'sqlite') && !existsSync(dbPath)) throw new GatehouseError('GH_CA_NOT_FOUND', `no CA database at ${dbPath}`);
+    const store = await openCaStore(dir, config ?? { store: { kind: 'sqlite', url: null, poolMax: 1 } });
     let report;
     try {
       report = await verifyAuditTrail(store, { anchor });

@@ -1,5 +1,4 @@
 /** `gatehouse ca rotate intermediate`: a new issuing CA under the same root, with no outage. */
-import { join } from 'node:path';
 import { GatehouseError } from '../../errors/errors.js';
 import { flag, str, type CommandSpec } from '../command.js';
 import { json, keyValues } from '../output.js';
@@ -21,7 +20,7 @@ export const caRotateIntermediate: CommandSpec = {
     const dir = str(ctx, 'dir')!;
     const { CA_FILES, caPath, loadCaMaterial, readKeyFile } = await import('../../ca/ca-dir.js');
     const { rotateIntermediate } = await import('../../ca/issuers.js');
-    const { openSqliteStore } = await import('../../store/sqlite.js');
+    const { openCaStore } = await import('../../ca/store-open.js');
     const material = loadCaMaterial(dir, { passphraseFile: str(ctx, 'passphrase-file') });
     const currentKey = material.intermediateKey;
     const currentKeyFile = material.config.keys.intermediate;
@@ -37,7 +36,7 @@ export const caRotateIntermediate: CommandSpec = {
         ? 'the root was imported without its key: ask its PKI for a new issuing CA certificate instead'
         : 'the root key is kept offline; pass --root-key FILE');
     }
-    const store = openSqliteStore(join(material.dir, CA_FILES.database));
+    const store = await openCaStore(material.dir, material.config);
     try {
       const now = new Date();
       // The retired issuer's CRL must outlive every certificate it signed, revoked ones included.

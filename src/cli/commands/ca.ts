@@ -1,4 +1,3 @@
-import { join } from 'node:path';
 import { GatehouseError } from '../../errors/errors.js';
 import { availableParallelism, userInfo } from 'node:os';
 import { readFileSync } from 'node:fs';
@@ -22,6 +21,7 @@ export const caInit: CommandSpec = {
     'root-key-out': { type: 'string', value: 'FILE', description: 'Write the root key here instead of DIR, to keep it offline' },
     'passphrase-file': { type: 'string', value: 'FILE', description: 'Encrypt the CA keys at rest with the passphrase in FILE' },
     listen: { type: 'string', value: 'HOST:PORT', description: 'Address `ca serve` listens on (default 127.0.0.1:8443)' },
+    'store-url': { type: 'string', value: 'URL', description: 'Keep the state in PostgreSQL (postgres://user@host:port/db; default GATEHOUSE_STORE_URL, else SQLite in DIR); the password goes in PGPASSWORD or ~/.pgpass, never in gatehouse.yaml' },
     'import-root': { type: 'string', value: 'FILE', description: 'Use this existing root certificate (PEM) instead of making one' },
     'import-root-key': { type: 'string', value: 'FILE', description: 'Its key: used once to sign the issuing CA and the first root CRL, never copied' },
     'import-intermediate': { type: 'string', value: 'FILE', description: 'Use this existing issuing CA certificate (PEM), signed by the imported root' },
@@ -50,6 +50,7 @@ export const caInit: CommandSpec = {
       ...(str(ctx, 'root-key-out') ? { rootKeyOut: str(ctx, 'root-key-out')! } : {}),
       ...(str(ctx, 'passphrase-file') ? { passphraseFile: str(ctx, 'passphrase-file')! } : {}),
       ...(str(ctx, 'listen') ? { listen: str(ctx, 'listen')! } : {}),
+      ...((str(ctx, 'store-url') ?? ctx.env.GATEHOUSE_STORE_URL) ? { storeUrl: (str(ctx, 'store-url') ?? ctx.env.GATEHOUSE_STORE_URL)! } : {}),
       ...(str(ctx, 'import-root') || str(ctx, 'import-intermediate') || str(ctx, 'import-root-key') || str(ctx, 'import-intermediate-key') ? { importPaths: importPathsOf(ctx) } : {}),
       ...externalCaOf(ctx),
     });
@@ -131,9 +132,9 @@ export const caServe: CommandSpec = {
     const workersText = str(ctx, 'workers') ?? '1';
     const workers = workersText === 'auto' ? availableParallelism() : Number(workersText);
     if (!Number.isInteger(workers) || workers < 1 || workers > 64) throw new GatehouseError('GH_USAGE', '--workers must be a whole number from 1 to 64, or auto');
-    const { CA_FILES, loadCaMaterial } = await import('../../ca/ca-dir.js');
+    const { loadCaMaterial } = await import('../../ca/ca-dir.js');
     const { startCaServer } = await import('../../ca/server.js');
-    const { openSqliteStore } = await import('../../store/sqlite.js');
+    const { openCaStore } = await import('../../ca/store-open.js');
     // Load and check everything in the primary too, so a bad config or passphrase fails once, clearly.
     const material = loadCaMaterial(dir, { passphraseFile: str(ctx, 'passphrase-file'), env: ctx.env });
     const metricsListen = str(ctx, 'metrics-listen') ?? material.config.metrics.listen;
@@ -156,7 +157,7 @@ export const caServe: CommandSpec = {
         await admin?.close();
       }
     }
-    const store = openSqliteStore(join(dir, CA_FILES.database));
+    const store = await openCaStore(material.dir, material.config);
     let metrics = null;
     if (metricsListen && isClusterWorker()) {
       // Each worker counts into its own registry and answers the primary's aggregation requests:
@@ -199,17 +200,17 @@ export const caRootCrl: CommandSpec = {
   },
   async run(ctx) {
     const dir = str(ctx, 'dir')!;
-    const { CA_FILES, loadCaMaterial, readPassphrase } = await import('../../ca/ca-dir.js');
+    const { loadCaMaterial, readPassphrase } = await import('../../ca/ca-dir.js');
     const { generateRootCrl } = await import('../../ca/crl-publisher.js');
     const { prepareSigningAuthority } = await import('../../pki/leaf-certificate.js');
-    const { openSqliteStore } = await import('../../store/sqlite.js');
+    const { openCaStore } = await import('../../ca/store-open.js');
     const material = loadCaMaterial(dir, { passphraseFile: str(ctx, 'passphrase-file') });
     if (material.config.crl.rootCrl === 'external') {
       throw new GatehouseError('GH_USAGE', "this CA does not publish the root's CRL (crl.rootCrl: external in gatehouse.yaml): the imported root's own PKI does; a CRL signed here would never be served");
     }
     const passphrase = readPassphrase(str(ctx, 'passphrase-file') ?? material.config.keys.passphraseFile);
     const rootKey = loadPrivateKey(readFileSync(str(ctx, 'root-key')!, 'utf8'), passphrase, str(ctx, 'root-key'));
-    const store = openSqliteStore(join(dir, CA_FILES.database));
+    const store = await openCaStore(material.dir, material.config);
     try {
       const crl = await generateRootCrl(store, prepareSigningAuthority(material.rootDer, rootKey), material.config, new Date());
       if (flag(ctx, 'json')) return void ctx.out(json({ number: crl.number.toString(), thisUpdate: crl.thisUpdate.toISOString(), nextUpdate: crl.nextUpdate.toISOString() }));

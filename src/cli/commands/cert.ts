@@ -1,5 +1,4 @@
 import { readFileSync } from 'node:fs';
-import { join } from 'node:path';
 import { GatehouseError } from '../../errors/errors.js';
 import { parseDurationMs } from '../../config/duration.js';
 import { isCrlReason, CRL_REASONS } from '../../pki/crl.js';
@@ -106,12 +105,12 @@ export const certSign: CommandSpec = {
     } catch (cause) {
       throw new GatehouseError('GH_FILE_IO', `cannot read ${str(ctx, 'csr')}: ${(cause as NodeJS.ErrnoException).code}`, { cause });
     }
-    const { CA_FILES, loadCaMaterial } = await import('../../ca/ca-dir.js');
+    const { loadCaMaterial } = await import('../../ca/ca-dir.js');
     const { Authority } = await import('../../ca/authority.js');
     const { externalCaFrom } = await import('../../ca/external-ca.js');
-    const { openSqliteStore } = await import('../../store/sqlite.js');
+    const { openCaStore } = await import('../../ca/store-open.js');
     const material = loadCaMaterial(dir, { passphraseFile: str(ctx, 'passphrase-file') });
-    const store = openSqliteStore(join(dir, CA_FILES.database));
+    const store = await openCaStore(dir, material.config);
     try {
       const authority = new Authority({ ...material, externalCa: externalCaFrom(material.config, material.dir), store, logger: silentLogger });
       const issued = await authority.signCsr(csr, str(ctx, 'role')!, str(ctx, 'name') ?? null, { actor: `local:${userInfo().username}` });

@@ -1,4 +1,3 @@
-import { join } from 'node:path';
 import { GatehouseError, toGatehouseError } from '../../errors/errors.js';
 import { formatRemaining, parseDurationMs } from '../../config/duration.js';
 import { flag, str, type CommandSpec, caDirOf } from '../command.js';
@@ -31,10 +30,10 @@ export const checkCommand: CommandSpec = {
     const { CHECK_EXIT, checkCa } = await import('../../ca/expiry-check.js');
     let report;
     try {
-      const { CA_FILES, loadCaPublic } = await import('../../ca/ca-dir.js');
-      const { openSqliteStore } = await import('../../store/sqlite.js');
+      const { loadCaPublic } = await import('../../ca/ca-dir.js');
+      const { openCaStore } = await import('../../ca/store-open.js');
       const ca = loadCaPublic(dir, { env: ctx.env });
-      const store = openSqliteStore(join(ca.dir, CA_FILES.database), { readonly: true });
+      const store = await openCaStore(ca.dir, ca.config, { readonly: true });
       try {
         report = await checkCa({ store, config: ca.config, rootDer: ca.rootDer, intermediateDer: ca.intermediateDer, rootKeyOnline: ca.rootKeyOnline, now, windowMs });
       } finally {

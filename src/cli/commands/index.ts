@@ -1,6 +1,7 @@
 import type { CommandSpec } from '../command.js';
 import { caBackup, caInit, caRestore, caRootCrl, caServe } from './ca.js';
 import { caRotateIntermediate } from './ca-rotate.js';
+import { caMigrate } from './ca-migrate.js';
 import { fleetPostureCommand, fleetVulnsCommand } from './fleet.js';
 import { vulnImport } from './vuln.js';
 import { caRotateAbort, caRotateFinish, caRotateRoot, caRotateStatus } from './ca-rotate-root.js';
@@ -18,7 +19,7 @@ import { auditVerify } from './audit.js';
 import { checkCommand } from './check.js';
 
 export const COMMANDS: CommandSpec[] = [
-  caInit, caServe, caRootCrl, caBackup, caRestore, caRotateIntermediate, caRotateRoot, caRotateStatus, caRotateFinish, caRotateAbort,
+  caInit, caServe, caMigrate, caRootCrl, caBackup, caRestore, caRotateIntermediate, caRotateRoot, caRotateStatus, caRotateFinish, caRotateAbort,
   tokenCreate, tokenList, tokenRevoke,
   certList, certShow, certRevoke, certSign,
   fleetPostureCommand, fleetVulnsCommand, vulnImport,

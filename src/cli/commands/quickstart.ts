@@ -19,7 +19,7 @@ export const quickstart: CommandSpec = {
     const { CA_FILES, loadCaMaterial } = await import('../../ca/ca-dir.js');
     const { startCaServer } = await import('../../ca/server.js');
     const { enroll } = await import('../../agent/enroll.js');
-    const { openSqliteStore } = await import('../../store/sqlite.js');
+    const { openCaStore } = await import('../../ca/store-open.js');
     const state = resolve(str(ctx, 'state-dir') ?? '.gatehouse');
     const caDir = join(state, 'ca');
     const listen = str(ctx, 'listen') ?? ctx.env.GATEHOUSE_LISTEN ?? '127.0.0.1:8443';
@@ -29,7 +29,7 @@ export const quickstart: CommandSpec = {
       ctx.out(`Created a CA in ${rel(caDir)} (root fingerprint ${created.rootFingerprint})\n`);
     }
     const material = loadCaMaterial(caDir);
-    const store = openSqliteStore(join(caDir, CA_FILES.database));
+    const store = await openCaStore(caDir, material.config);
     const server = await startCaServer({ material, store, logger, listen });
     const ca = server.url;
     try {
