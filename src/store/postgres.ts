@@ -9,6 +9,8 @@ import type { CrlReason } from '../pki/crl.js';
 import { PgDb, checkSchema, migrateDb, parseRecordedHead, type PostgresOptions, type Row, type Tx } from './postgres-db.js';
 import { PostgresSecrets } from './postgres-secrets.js';
 import { ADVISORIES_VERSION_META, AUDIT_HEAD_KEY, auditFromRow, certFromRow, postureFromRow, reservationFromRow, tokenFromRow } from './rows.js';
+import { postgresTables } from './postgres-tables.js';
+import type { TableAccess } from './table-copy.js';
 import type {
   AdvisoryImport, AdvisoryRecord, AuditFilter, AuditHead, AuditInput, AuditRecord, CertFilter, CertRecord, CertState, IssuanceCommit, IssuanceOutcome,
   NameClaim, NameReservation, PostureRecord, RevokedSerial, Store, TokenRecord,
@@ -382,6 +384,11 @@ export class PostgresStore implements Store {
 
   async setMeta(key: string, value: string): Promise<void> {
     await this.db.query('INSERT INTO meta (key, value) VALUES ($1, $2) ON CONFLICT (key) DO UPDATE SET value = excluded.value', [key, value], 'write');
+  }
+
+  /** Whole tables, for `store copy` (not part of Store: a copy is between two stores). */
+  tableAccess(): TableAccess {
+    return postgresTables(this.db);
   }
 
   async close(): Promise<void> {

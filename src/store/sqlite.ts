@@ -13,6 +13,8 @@ import { SQLITE_MIGRATIONS } from './sqlite-schema.js';
 import {
   ADVISORIES_VERSION_META, AUDIT_HEAD_KEY, auditFromRow, certFromRow, date, parseHead, postureFromRow, reservationFromRow, secretFromRow, secretVersionFromRow, tokenFromRow, type Row,
 } from './rows.js';
+import { sqliteTables } from './sqlite-tables.js';
+import type { TableAccess } from './table-copy.js';
 import {
   SECRETS_KEY_ID_META,
   type AuditFilter, type AuditHead, type AuditInput, type AuditRecord, type CertFilter, type CertRecord, type CertState, type IssuanceCommit, type IssuanceOutcome,
@@ -660,6 +662,12 @@ export class SqliteStore implements Store {
 
   async setMeta(key: string, value: string): Promise<void> {
     this.write(() => this.db.prepare('INSERT INTO meta (key, value) VALUES (?, ?) ON CONFLICT(key) DO UPDATE SET value = excluded.value').run(key, value));
+  }
+
+  /** Whole tables, for `store copy` (not part of Store: a copy is between two stores' files or servers). */
+  tableAccess(): TableAccess {
+    if (this.pending.length) this.flushIssuances();
+    return sqliteTables(this.db);
   }
 
   async close(): Promise<void> {

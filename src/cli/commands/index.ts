@@ -2,6 +2,7 @@ import type { CommandSpec } from '../command.js';
 import { caBackup, caInit, caRestore, caRootCrl, caServe } from './ca.js';
 import { caRotateIntermediate } from './ca-rotate.js';
 import { caMigrate } from './ca-migrate.js';
+import { storeCopy } from './store.js';
 import { fleetPostureCommand, fleetVulnsCommand } from './fleet.js';
 import { vulnImport } from './vuln.js';
 import { caRotateAbort, caRotateFinish, caRotateRoot, caRotateStatus } from './ca-rotate-root.js';
@@ -26,7 +27,7 @@ export const COMMANDS: CommandSpec[] = [
   nameList, nameRelease,
   secretCreate, secretList, secretShow, secretGrant, secretUngrant, secretRotate, secretDelete, secretRekey,
   contextAdd, contextUse, contextList, contextRemove,
-  auditVerify, checkCommand,
+  auditVerify, checkCommand, storeCopy,
   agentEnroll, agentWhoami, agentStatus, agentRenew, agentReport, agentRun, agentSecretsSync, agentExport,
   gatewayCommand,
   policyCheck,
