@@ -1,17 +1,17 @@
 /**
  * The Gatehouse CA under test, in its own process (forked by gatehouse-target.ts) so its CPU
  * time can be read from /proc and it does not share an event loop with the load generator.
- * It runs what `gatehouse ca serve` runs: loadCaMaterial + openSqliteStore + startCaServer with
+ * It runs what `gatehouse ca serve` runs: loadCaMaterial + openCaStore (the SQLite file, or the
+ * PostgreSQL database gatehouse.yaml names: replicas are copies of one CA dir) + startCaServer with
  * the default JSON logger on stderr (the parent points stderr at a file).
  *
  * IPC: -> {type:'ready', pid, url, port, rootPem}; <- {type:'tokens', count} -> {type:'tokens', tokens};
  *      <- {type:'stop'} closes the server and the store and exits (which also writes --cpu-prof).
  */
-import { join } from 'node:path';
-import { CA_FILES, loadCaMaterial } from '../src/ca/ca-dir.js';
+import { loadCaMaterial } from '../src/ca/ca-dir.js';
+import { openCaStore } from '../src/ca/store-open.js';
 import { startCaServer } from '../src/ca/server.js';
 import { createLogger } from '../src/log/logger.js';
-import { openSqliteStore } from '../src/store/sqlite.js';
 import { Authority } from '../src/ca/authority.js';
 import { silentLogger } from '../src/log/logger.js';
 import cluster from 'node:cluster';
@@ -37,7 +37,7 @@ function reply(msg: CaChildReply): void {
  */
 async function primary(caDir: string, workers: number): Promise<void> {
   const material = loadCaMaterial(caDir);
-  const store = openSqliteStore(join(caDir, CA_FILES.database));
+  const store = await openCaStore(material.dir, material.config);
   const authority = new Authority({ ...material, store, logger: silentLogger });
   let port = 0;
   await new Promise<void>((resolve) => {
@@ -72,7 +72,7 @@ async function main(): Promise<void> {
   const workers = Number(process.env.BENCH_CA_WORKERS ?? 1);
   if (workers > 1 && cluster.isPrimary) return primary(caDir, workers);
   const material = loadCaMaterial(caDir);
-  const store = openSqliteStore(join(caDir, CA_FILES.database));
+  const store = await openCaStore(material.dir, material.config);
   // One load generator renews the bench identity's one certificate over and over, which lineage
   // enforcement takes for a copied identity (docs/lineage.md); docs/benchmarks.md says what that leaves out.
   const server = await startCaServer({ material, store, logger: createLogger(), listen: '127.0.0.1:0', unsafeRenewWithoutLineage: true });

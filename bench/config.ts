@@ -10,6 +10,10 @@ export interface BenchConfig {
   /** Target wall time of one micro run; the iteration count is calibrated to it. */
   microRunS: number;
   concurrencies: number[];
+  /** Which Gatehouse stores /renew is measured on: sqlite (the CA dir's file), postgres (one replica), postgres2 (two replicas on one database). */
+  stores: BenchStore[];
+  /** Concurrency levels of the PostgreSQL variants (cfssl is measured at these too). */
+  pgConcurrencies: number[];
   /** 0 skips the /enroll runs (e.g. for a renew-only CPU profile). */
   enrollConcurrency: number;
   csrPoolSize: number;
@@ -19,6 +23,16 @@ export interface BenchConfig {
   cfsslLogLevel: number;
   /** When set, the CA child runs with --cpu-prof and writes its profile here. */
   cpuProfile: boolean;
+}
+
+export const BENCH_STORES = ['sqlite', 'postgres', 'postgres2'] as const;
+export type BenchStore = (typeof BENCH_STORES)[number];
+
+function stores(raw: string | undefined): BenchStore[] {
+  if (!raw) return [...BENCH_STORES];
+  const names = raw.split(/[ ,]+/).filter(Boolean);
+  for (const n of names) if (!(BENCH_STORES as readonly string[]).includes(n)) throw new Error(`BENCH_STORES: "${n}" is not one of ${BENCH_STORES.join(', ')}`);
+  return BENCH_STORES.filter((s) => names.includes(s));
 }
 
 function num(name: string, fallback: number, allowZero = false): number {
@@ -48,6 +62,8 @@ export function loadConfig(): BenchConfig {
     microRuns: runs ?? 5,
     microRunS: num('BENCH_MICRO_RUN_S', 0.5),
     concurrencies: list('BENCH_CONCURRENCY', [1, 16, 50]),
+    stores: stores(process.env.BENCH_STORES),
+    pgConcurrencies: list('BENCH_PG_CONCURRENCY', [16, 50]),
     enrollConcurrency: Math.round(num('BENCH_ENROLL_CONCURRENCY', 16, true)),
     csrPoolSize: Math.round(num('BENCH_CSR_POOL', 200)),
     caLogLevel: process.env.BENCH_CA_LOG_LEVEL ?? 'info',

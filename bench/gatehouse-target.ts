@@ -5,7 +5,7 @@
  * benchmark-only `unsafeRenewWithoutLineage` allows (a real CA takes it for a copied identity).
  */
 import { appendFileSync, closeSync, existsSync, mkdirSync, openSync, readFileSync } from 'node:fs';
-import { fork, type ChildProcess } from 'node:child_process';
+import { fork, spawnSync, type ChildProcess } from 'node:child_process';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { initCa } from '../src/ca/init.js';
@@ -25,6 +25,20 @@ export interface HttpTarget {
   tls: { keyPem: string; certPem: string; caPem: string };
   logFile: string;
   stop(): Promise<void>;
+  /** Several servers behind one target (CA replicas on one database); the first is pid/baseUrl. The load spreads its connections over them. */
+  replicas?: { baseUrl: string; pid: number }[];
+  /** A database server (the postmaster) whose CPU is reported apart from the target's. */
+  dbPid?: number;
+}
+
+export interface GatehouseOptions {
+  /** Target name in the report (default gatehouse). */
+  name?: string;
+  /** postgres:// URL for `ca init --store`; none: the SQLite file in the CA dir. */
+  storeUrl?: string;
+  /** CA processes, each on its own copy of the CA dir (default 1); more than one needs a shared (PostgreSQL) store. */
+  replicas?: number;
+  dbPid?: number;
 }
 
 export interface GatehouseTarget extends HttpTarget {
@@ -54,12 +68,7 @@ function nextReply<T extends CaChildReply['type']>(child: ChildProcess, type: T,
   });
 }
 
-export async function startGatehouse(tmp: string, config: BenchConfig): Promise<GatehouseTarget> {
-  const caDir = join(tmp, 'gatehouse-ca');
-  await initCa({ dir: caDir, org: 'Bench Org', trustDomain: 'bench.internal' });
-  // The load comes from one address and one identity: measure issuance, not the rate limits.
-  appendFileSync(join(caDir, CA_FILES.config), 'limits:\n  enroll: { perSource: null, perToken: null }\n  renew: { perSource: null, perCertificate: null }\n');
-  const logFile = join(tmp, 'gatehouse-ca.log');
+function forkCa(caDir: string, logFile: string, config: BenchConfig): ChildProcess {
   const fd = openSync(logFile, 'a');
   if (config.cpuProfile) mkdirSync(PROFILE_DIR, { recursive: true });
   const child = track(fork(CHILD, [caDir], {
@@ -68,7 +77,30 @@ export async function startGatehouse(tmp: string, config: BenchConfig): Promise<
     execArgv: config.cpuProfile ? ['--cpu-prof', `--cpu-prof-dir=${PROFILE_DIR}`] : [],
   }));
   closeSync(fd);
-  const ready = await nextReply(child, 'ready', 60_000, logFile);
+  return child;
+}
+
+export async function startGatehouse(tmp: string, config: BenchConfig, options: GatehouseOptions = {}): Promise<GatehouseTarget> {
+  const name = options.name ?? 'gatehouse';
+  const replicas = options.replicas ?? 1;
+  const caDir = join(tmp, `${name}-ca`);
+  await initCa({ dir: caDir, org: 'Bench Org', trustDomain: 'bench.internal', ...(options.storeUrl ? { storeUrl: options.storeUrl } : {}) });
+  // The load comes from one address and one identity: measure issuance, not the rate limits.
+  appendFileSync(join(caDir, CA_FILES.config), 'limits:\n  enroll: { perSource: null, perToken: null }\n  renew: { perSource: null, perCertificate: null }\n');
+  // Replicas as an operator makes them: copies of the CA directory (keys, gatehouse.yaml naming the shared database).
+  const dirs = [caDir];
+  for (let i = 2; i <= replicas; i++) {
+    const copy = `${caDir}-r${i}`;
+    const cp = spawnSync('cp', ['-a', caDir, copy], { encoding: 'utf8' });
+    if (cp.status !== 0) throw new Error(`cp -a ${caDir} ${copy}: ${cp.stderr}`);
+    dirs.push(copy);
+  }
+  const logFiles = dirs.map((_, i) => join(tmp, `${name}-ca${i ? `-r${i + 1}` : ''}.log`));
+  const children = dirs.map((dir, i) => forkCa(dir, logFiles[i]!, config));
+  const readies = await Promise.all(children.map((child, i) => nextReply(child, 'ready', 60_000, logFiles[i]!)));
+  const child = children[0]!;
+  const logFile = logFiles[0]!;
+  const ready = readies[0]!;
 
   const createTokens = async (count: number) => {
     const reply = nextReply(child, 'tokens', 600_000, logFile);
@@ -77,7 +109,7 @@ export async function startGatehouse(tmp: string, config: BenchConfig): Promise<
     return { tokens, ms };
   };
 
-  // The client identity, enrolled through the public API as an agent would.
+  // The client identity, enrolled through the public API as an agent would (replicas share it through the store).
   const [token] = (await createTokens(1)).tokens;
   const key = generatePrivateKey('p256');
   const answer = await postJson(`${ready.url}/enroll`, { token, csr: await buildCsrPem(key, { commonName: IDENTITY_NAME }) }, { caPem: ready.rootPem });
@@ -85,7 +117,9 @@ export async function startGatehouse(tmp: string, config: BenchConfig): Promise<
   const tls = { keyPem: privateKeyToPem(key), certPem: (JSON.parse(answer.text) as { chain: string }).chain, caPem: ready.rootPem };
 
   return {
-    name: 'gatehouse', pid: ready.pid, baseUrl: ready.url, tls, logFile, createTokens,
-    stop: () => stopChild(child, { message: { type: 'stop' } satisfies CaChildRequest }, 10_000),
+    name, pid: ready.pid, baseUrl: ready.url, tls, logFile, createTokens,
+    ...(replicas > 1 ? { replicas: readies.map((r) => ({ baseUrl: r.url, pid: r.pid })) } : {}),
+    ...(options.dbPid !== undefined ? { dbPid: options.dbPid } : {}),
+    stop: async () => { await Promise.all(children.map((c) => stopChild(c, { message: { type: 'stop' } satisfies CaChildRequest }, 10_000))); },
   };
 }

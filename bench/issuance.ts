@@ -6,6 +6,8 @@
  *
  * Env: BENCH_DURATION_S (8), BENCH_WARMUP_S (1), BENCH_RUNS (3 HTTP / 5 micro),
  * BENCH_CONCURRENCY ("1,16,50"), BENCH_ENROLL_CONCURRENCY (16; 0 skips /enroll),
+ * BENCH_STORES ("sqlite,postgres,postgres2": the CA on its SQLite file, on PostgreSQL with one
+ * replica, and two replicas on one database), BENCH_PG_CONCURRENCY ("16,50"),
  * BENCH_CSR_POOL (200), BENCH_MICRO_RUN_S (0.5), BENCH_CA_LOG_LEVEL (info),
  * BENCH_CFSSL_LOGLEVEL (1), BENCH_CPU_PROF=1 (profile the CA child into
  * bench/results/profiles/; summarize with `node dist/bench/profile-summary.js FILE`).
@@ -13,7 +15,8 @@
 import { loadConfig } from './config.js';
 import { csrPool, makeTempRoot } from './fixtures.js';
 import { cfsslVersion, startCfssl } from './cfssl-target.js';
-import { startGatehouse } from './gatehouse-target.js';
+import { startGatehouse, type HttpTarget } from './gatehouse-target.js';
+import { postgresPreflight, startBenchPostgres, type BenchPostgres } from './postgres-target.js';
 import { runHttp } from './http-bench.js';
 import { runMicro } from './micro.js';
 import { runOpensslSpeed } from './openssl-speed.js';
@@ -24,6 +27,8 @@ const progress = (line: string) => process.stderr.write(`${line}\n`);
 
 /** Fails before anything is measured if a peer this bench needs is missing. */
 export function issuancePreflight(): string {
+  const config = loadConfig();
+  if (config.stores.some((s) => s !== 'sqlite')) postgresPreflight();
   return cfsslVersion();
 }
 
@@ -40,17 +45,32 @@ export async function runIssuanceBench(): Promise<void> {
   const tmp = makeTempRoot();
   progress(`http: generating ${config.csrPoolSize} CSRs (P-256, one key each), starting Gatehouse and cfssl`);
   const csrs = await csrPool(config.csrPoolSize);
-  const gatehouse = await startGatehouse(tmp, config);
-  const peer = await startCfssl(tmp, config, csrs[0]!);
+  const stopping: (() => Promise<void>)[] = [];
   let http;
+  let postgres: BenchPostgres | null = null;
   try {
-    http = await runHttp(config, gatehouse, peer, csrs, tmp);
+    const gatehouse = config.stores.includes('sqlite') ? await startGatehouse(tmp, config) : null;
+    if (gatehouse) stopping.push(gatehouse.stop);
+    const pg: HttpTarget[] = [];
+    const pgStores = config.stores.filter((s) => s !== 'sqlite');
+    if (pgStores.length) {
+      progress(`postgres: initdb and start (default durability: fsync, synchronous_commit on); CA on it: ${pgStores.join(', ')}`);
+      postgres = await startBenchPostgres(tmp, 200);
+      stopping.push(postgres.stop);
+      // One database for both variants: "postgres" is replica 1 alone, "postgres2" replicas 1 and 2.
+      const both = await startGatehouse(tmp, config, { name: 'gatehouse-pg', storeUrl: postgres.url, replicas: pgStores.includes('postgres2') ? 2 : 1, dbPid: postgres.pid });
+      stopping.unshift(both.stop);
+      if (pgStores.includes('postgres')) pg.push({ ...both, name: 'gatehouse-pg', replicas: undefined } as HttpTarget);
+      if (pgStores.includes('postgres2')) pg.push({ ...both, name: 'gatehouse-pg×2' });
+    }
+    const peer = await startCfssl(tmp, config, csrs[0]!);
+    stopping.push(peer.stop);
+    http = await runHttp(config, gatehouse, peer, csrs, tmp, pg);
   } finally {
-    await gatehouse.stop();
-    await peer.stop();
+    for (const stop of stopping) await stop();
   }
 
-  const report: Report = { startedAt, machine: machineInfo(opensslSpeed.version, cfssl), config, micro, opensslSpeed, http };
+  const report: Report = { startedAt, machine: machineInfo(opensslSpeed.version, cfssl, postgres?.version), config, micro, opensslSpeed, http };
   printReport(report, writeJson(report));
 }
 

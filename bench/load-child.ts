@@ -33,12 +33,13 @@ const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 
 async function runLoad(spec: LoadSpec): Promise<LoadResult> {
   const bodies = JSON.parse(readFileSync(spec.bodiesFile, 'utf8')) as string[];
-  const url = new URL(spec.url);
+  const urls = spec.urls.map((u) => new URL(u));
   const agent = new Agent({ keepAlive: true, maxSockets: spec.concurrency, maxFreeSockets: spec.concurrency, key: spec.tls.keyPem, cert: spec.tls.certPem, ca: spec.tls.caPem });
   const latencies: number[] = [];
   const statuses: Record<string, number> = {};
   const errorKinds: Record<string, number> = {};
   let ok = 0, errors = 0, cursor = 0, exhausted = false;
+  const okPer = urls.map(() => 0);
   let firstError: string | null = null;
   let phase: 'warmup' | 'measure' | 'done' = 'warmup';
 
@@ -53,21 +54,24 @@ async function runLoad(spec: LoadSpec): Promise<LoadResult> {
     errorKinds[kind] = (errorKinds[kind] ?? 0) + 1;
     firstError ??= detail;
   };
-  const record = (t0: number, answer: Answer) => {
+  const record = (t0: number, answer: Answer, server: number) => {
     if (phase !== 'measure') return;
     statuses[answer.status] = (statuses[answer.status] ?? 0) + 1;
     if (answer.status < 200 || answer.status > 299) return countError(`HTTP ${answer.status}`, `HTTP ${answer.status}: ${answer.text.slice(0, 300)}`);
     if (!answer.text.includes('BEGIN CERTIFICATE')) return countError('2xx without a certificate', answer.text.slice(0, 300));
     ok++;
+    okPer[server]!++;
     latencies.push(performance.now() - t0);
   };
-  const loop = async () => {
+  const loop = async (_: unknown, i: number) => {
+    const server = i % urls.length;
+    const url = urls[server]!;
     while (phase !== 'done') {
       const body = nextBody();
       if (body === null) return;
       const t0 = performance.now();
       try {
-        record(t0, await post(agent, url, body));
+        record(t0, await post(agent, url, body), server);
       } catch (err) {
         const e = err as NodeJS.ErrnoException;
         if (phase === 'measure') countError(e.code ?? e.message, `${e.code ?? ''} ${e.message}`);
@@ -78,15 +82,17 @@ async function runLoad(spec: LoadSpec): Promise<LoadResult> {
 
   // The window's edges: CPU of the server (from /proc) and of this client, with the actual times.
   let t0 = 0, t1 = 0, machine0 = 0, machine1 = 0;
-  let server0 = { user: 0, system: 0 }, server1 = { user: 0, system: 0 };
+  const cpuOf = (pid: number | undefined) => (pid === undefined ? { user: NaN, system: NaN } : processCpuUs(pid, spec.clkTck));
+  let server0 = spec.serverPids.map(() => ({ user: 0, system: 0 })), server1 = server0;
+  let db0 = { user: 0, system: 0 }, db1 = db0;
   let client0 = process.cpuUsage(), client: NodeJS.CpuUsage = { user: 0, system: 0 };
   const windowDone = new Promise<void>((resolve) => {
     setTimeout(() => {
       phase = 'measure';
-      t0 = performance.now(); server0 = processCpuUs(spec.serverPid, spec.clkTck); machine0 = machineBusyUs(spec.clkTck); client0 = process.cpuUsage();
+      t0 = performance.now(); server0 = spec.serverPids.map((p) => cpuOf(p)); db0 = cpuOf(spec.dbPid); machine0 = machineBusyUs(spec.clkTck); client0 = process.cpuUsage();
       setTimeout(() => {
         phase = 'done';
-        t1 = performance.now(); server1 = processCpuUs(spec.serverPid, spec.clkTck); machine1 = machineBusyUs(spec.clkTck); client = process.cpuUsage(client0);
+        t1 = performance.now(); server1 = spec.serverPids.map((p) => cpuOf(p)); db1 = cpuOf(spec.dbPid); machine1 = machineBusyUs(spec.clkTck); client = process.cpuUsage(client0);
         resolve();
       }, spec.durationS * 1000);
     }, spec.warmupS * 1000);
@@ -97,8 +103,10 @@ async function runLoad(spec: LoadSpec): Promise<LoadResult> {
   agent.destroy();
 
   const windowS = (t1 - t0) / 1000;
-  const serverSysUs = server1.system - server0.system;
-  const serverCpuUs = server1.user - server0.user + serverSysUs;
+  const replicaUs = server1.map((s1, i) => s1.user - server0[i]!.user + s1.system - server0[i]!.system);
+  const serverSysUs = server1.reduce((n, s1, i) => n + s1.system - server0[i]!.system, 0);
+  const serverCpuUs = replicaUs.reduce((n, us) => n + us, 0);
+  const dbCpuUs = db1.user - db0.user + db1.system - db0.system;
   const clientCpuUs = client.user + client.system;
   latencies.sort((a, b) => a - b);
   return {
@@ -109,10 +117,15 @@ async function runLoad(spec: LoadSpec): Promise<LoadResult> {
     maxMs: latencies[latencies.length - 1] ?? NaN,
     serverCpuUsPerCert: ok ? serverCpuUs / ok : NaN,
     serverCpuPct: (serverCpuUs / 1e6 / windowS) * 100,
+    replicaCpuUsPerCert: replicaUs.map((us, i) => (okPer[i] ? us / okPer[i]! : NaN)),
+    replicaCpuPct: replicaUs.map((us) => (us / 1e6 / windowS) * 100),
+    replicaCertsPerS: okPer.map((n) => n / windowS),
+    dbCpuUsPerCert: ok ? dbCpuUs / ok : NaN,
+    dbCpuPct: (dbCpuUs / 1e6 / windowS) * 100,
     serverSysShare: serverCpuUs ? (serverSysUs / serverCpuUs) * 100 : NaN,
     clientCpuPct: (clientCpuUs / 1e6 / windowS) * 100,
     // Everything else that ran on the machine meanwhile: a noise flag (other jobs on the box).
-    otherCpuPct: Math.max(0, ((machine1 - machine0 - serverCpuUs - clientCpuUs) / 1e6 / windowS) * 100),
+    otherCpuPct: Math.max(0, ((machine1 - machine0 - serverCpuUs - (Number.isFinite(dbCpuUs) ? dbCpuUs : 0) - clientCpuUs) / 1e6 / windowS) * 100),
     bodiesExhausted: exhausted,
   };
 }

@@ -8,8 +8,8 @@ import { stopChild, track } from './procs.js';
 
 export interface LoadSpec {
   label: string;
-  /** https://127.0.0.1:PORT/path; always POST with a JSON body. */
-  url: string;
+  /** https://127.0.0.1:PORT/path, one per server (CA replicas): connection loop i uses urls[i % n]; always POST with a JSON body. */
+  urls: string[];
   /** JSON file holding an array of request bodies (strings), used round-robin. */
   bodiesFile: string;
   /** Each body at most once (single-use join tokens); the run is flagged if they run out. */
@@ -18,8 +18,10 @@ export interface LoadSpec {
   warmupS: number;
   durationS: number;
   tls: { keyPem: string; certPem: string; caPem: string };
-  /** The server process whose CPU time is read at the window's edges. */
-  serverPid: number;
+  /** The server processes (one per URL) whose CPU time (each with its descendants) is read at the window's edges. */
+  serverPids: number[];
+  /** A database server (the postmaster) whose tree's CPU is read too and reported apart from the servers'. */
+  dbPid?: number;
   clkTck: number;
 }
 
@@ -34,12 +36,20 @@ export interface LoadResult {
   p50Ms: number;
   p99Ms: number;
   maxMs: number;
+  /** All server processes together (every replica). */
   serverCpuUsPerCert: number;
   serverCpuPct: number;
+  /** Per server (replica), in spec.serverPids order: its CPU per certificate it issued itself, its CPU %, its own certs/s. */
+  replicaCpuUsPerCert: number[];
+  replicaCpuPct: number[];
+  replicaCertsPerS: number[];
+  /** The database server's CPU (postmaster and all its children) per certificate and in %; NaN without dbPid. */
+  dbCpuUsPerCert: number;
+  dbCpuPct: number;
   /** Kernel (stime) share of the server's CPU, %: syscalls, TLS socket I/O, fsync. */
   serverSysShare: number;
   clientCpuPct: number;
-  /** Busy CPU of all other processes on the machine during the window (100 = one core). */
+  /** Busy CPU of all other processes (not server, database or client) on the machine during the window (100 = one core). */
   otherCpuPct: number;
   bodiesExhausted: boolean;
 }
