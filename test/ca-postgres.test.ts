@@ -19,6 +19,7 @@ import { run } from './helpers/run.js';
 import { makeTempDir } from './helpers/tmp.js';
 import { waitFor } from './helpers/procs.js';
 import { startPostgres, type TestPostgres } from './helpers/postgres.js';
+import { POSTGRES_SCHEMA_VERSION } from '../src/store/postgres.js';
 
 let pgServer: TestPostgres;
 const tmp = makeTempDir();
@@ -49,7 +50,9 @@ test('ca-init-with-a-postgres-url-keeps-the-state-there-from-the-start', async (
   const verified = JSON.parse(await cli(['audit', 'verify', '--dir', dir, '--json']));
   assert.equal(verified.ok, true);
   assert.equal(verified.count, 2, 'the admin identity and ca.initialized were recorded there');
-  assert.deepEqual(JSON.parse(await cli(['ca', 'migrate', '--dir', dir, '--json'])).to, JSON.parse(await cli(['ca', 'migrate', '--dir', dir, '--json'])).from, 'nothing left to apply');
+  const migrated = JSON.parse(await cli(['ca', 'migrate', '--dir', dir, '--json']));
+  assert.deepEqual([migrated.from, migrated.to], [POSTGRES_SCHEMA_VERSION, POSTGRES_SCHEMA_VERSION], 'init applied every migration: nothing left');
+  assert.match(migrated.store, /^postgres 127\.0\.0\.1:\d+\/t_\d+$/);
   // A second CA into the same database is refused, and leaves nothing behind.
   const again = await gatehouse(['ca', 'init', '--dir', join(tmp.dir, 'ca-init-2')], { env: { GATEHOUSE_STORE_URL: url } });
   assert.equal(again.status, 73, again.stderr);

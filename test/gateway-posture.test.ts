@@ -217,7 +217,7 @@ test('gateway-posture-when-the-ca-is-unreachable-decides-from-a-recent-answer-th
 
 test('gateway-posture-rules-without-a-ca-to-ask-are-refused-at-load', () => {
   assert.throws(() => loadPolicy(gatewayConfig({}), silentLogger), (err: unknown) => isGatehouseError(err, 'GH_CONFIG_INVALID') && /rules that require posture \(api, strict\): set posture\.ca/.test((err as Error).message));
-  assert.throws(() => parseGatewayConfig({ ...JSON.parse(JSON.stringify({ listen: '127.0.0.1:0', tls: { cert: 'c', key: 'k', clientCa: 'a' }, routes: [{ upstreams: [app.url] }] })), posture: { ca: 'http://ca:8443' } }, 'test', '/'), /posture\.ca: an https:\/\/ URL/);
+  assert.throws(() => parseGatewayConfig({ listen: '127.0.0.1:0', tls: { cert: 'c', key: 'k', clientCa: 'a' }, routes: [{ upstreams: [app.url] }], posture: { ca: 'http://ca:8443' } }, 'test', '/'), /posture\.ca: an https:\/\/ URL/);
 });
 
 test('posture-standing-readable-by-itself-admins-and-server-roles-only', async () => {

@@ -6,12 +6,12 @@
 import { GatehouseError } from '../errors/errors.js';
 import type { CertRecord, Store } from '../store/store.js';
 import { describeRequirement, judgePosture, type PostureRequirement, type PostureStanding } from '../posture/requirement.js';
-import { identityAdvisories } from './vuln-views.js';
+import { reportAdvisories } from './vuln-views.js';
 
 export async function postureStanding(store: Store, spiffeId: string): Promise<PostureStanding> {
   const [latest] = await store.postureHistory(spiffeId, 1);
   if (!latest) return { spiffeId, score: null, reportedAt: null, failing: [], critical: [] };
-  const matches = await identityAdvisories(store, spiffeId);
+  const matches = await reportAdvisories(store, latest);
   return {
     spiffeId,
     score: latest.score,

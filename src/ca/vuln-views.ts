@@ -69,14 +69,14 @@ const MEMO_MAX = 50_000;
 type ReportKey = Pick<PostureRecord, 'spiffeId' | 'receivedAt'>;
 const keyOf = (r: ReportKey) => `${r.spiffeId}\0${r.receivedAt.getTime()}`;
 
-/** The matches of an identity's latest report, read from the store only when not already matched. */
-async function matchLatest(store: Store, index: AdvisoryIndex, latest: ReportKey): Promise<AdvisoryMatch[]> {
+/** The matches of an identity's latest report, read from the store only when not already matched (or given). */
+async function matchLatest(store: Store, index: AdvisoryIndex, latest: ReportKey & { report?: string }): Promise<AdvisoryMatch[]> {
   let memo = memos.get(index);
   if (!memo) memos.set(index, (memo = new Map()));
   const key = keyOf(latest);
   const known = memo.get(key);
   if (known) return known;
-  const [record] = await store.postureHistory(latest.spiffeId, 1);
+  const [record] = latest.report !== undefined ? [latest as PostureRecord] : await store.postureHistory(latest.spiffeId, 1);
   const matches = record ? matchReport(index, record.report) : [];
   if (memo.size >= MEMO_MAX) memo.clear();
   memo.set(record ? keyOf(record) : key, matches);
@@ -91,8 +91,12 @@ export async function importedAdvisoryCount(store: Store): Promise<number> {
 /** One identity's matching advisories, from its latest report (none without one). */
 export async function identityAdvisories(store: Store, spiffeId: string): Promise<AdvisoryMatch[]> {
   const [latest] = await store.postureHistory(spiffeId, 1);
-  if (!latest) return [];
-  return matchLatest(store, await advisoryIndex(store), latest);
+  return latest ? reportAdvisories(store, latest) : [];
+}
+
+/** The advisories matching a report already read (the identity's latest). */
+export async function reportAdvisories(store: Store, record: PostureRecord): Promise<AdvisoryMatch[]> {
+  return matchLatest(store, await advisoryIndex(store), record);
 }
 
 /** Every advisory that affects at least one active identity, most severe and widest first. */

@@ -57,6 +57,8 @@ export interface Gateway {
   metrics: GatewayMetrics;
   /** The server certificate in use now. */
   serverCertificate(): CertificateInfo;
+  /** The certificate chain, key and client CA bundle in force (PEM): what the gateway presents when it calls the CA. */
+  tlsFiles(): { cert: string; key: string; ca: string };
   /** Re-reads the certificate, key and trust bundle; throws (keeping the old ones) when they are unusable. */
   reloadTls(): void;
   setPolicy(policy: CompiledPolicy): void;
@@ -322,6 +324,7 @@ export async function startGateway(config: Readonly<GatewayConfig>, deps: Gatewa
     server,
     metrics,
     serverCertificate: () => state.tls.serverCert,
+    tlsFiles: () => ({ cert: String(state.tls.context.cert), key: String(state.tls.context.key), ca: String(state.tls.context.ca) }),
     reloadTls() {
       const next = loadTlsMaterial(config.tls, now(), config.listen);
       server.setSecureContext(next.context);

@@ -58,11 +58,13 @@ export async function runGateway(options: RunOptions): Promise<RunningGateway> {
   const policy = loadPolicy(config, logger);
   const revocation = await startRevocation(config, logger);
   let gateway: Gateway;
+  // posture.trust is read once (a restart key); by default the client CA bundle the gateway holds.
+  const postureTrust = config.posture.trust === null ? null : readFileSync(config.posture.trust, 'utf8');
   const posture = config.posture.ca === null ? null : new PostureGate({
     caUrl: config.posture.ca,
-    trust: () => readFileSync(config.posture.trust ?? config.tls.clientCa, 'utf8'),
-    // The files the agent renews: a connection made after a renewal presents the new certificate.
-    identity: () => ({ cert: readFileSync(config.tls.cert, 'utf8'), key: readFileSync(config.tls.key, 'utf8') }),
+    // The material the gateway reloads when its agent renews, not the files again per lookup.
+    trust: () => postureTrust ?? gateway.tlsFiles().ca,
+    identity: () => gateway.tlsFiles(),
     refreshMs: config.posture.refresh, staleForMs: config.posture.staleFor, timeoutMs: config.posture.timeout,
     unsafeAllowWhenUnavailable: config.posture.unsafeAllowWhenUnavailable, logger,
     onLookup: (result) => metrics.postureLookups.inc({ result }),

@@ -94,6 +94,23 @@ export class PgDb {
     }
   }
 
+  /** Runs `fn` on one pooled client, released after; its errors become store errors naming `doing`. */
+  async withClient<T>(fn: (client: pg.PoolClient) => Promise<T>, doing: string): Promise<T> {
+    let client: pg.PoolClient;
+    try {
+      client = await this.pool.connect();
+    } catch (cause) {
+      throw this.fail(cause, 'connection');
+    }
+    try {
+      return await fn(client);
+    } catch (cause) {
+      throw this.fail(cause, doing);
+    } finally {
+      client.release();
+    }
+  }
+
   /**
    * Runs `fn` in one transaction on one pooled client: COMMIT when it returns, ROLLBACK when it
    * throws or when `commit(result)` says no (a refusal records nothing). A serialization failure
@@ -212,21 +229,11 @@ export async function checkSchema(db: PgDb, migrate: boolean): Promise<void> {
     await migrateDb(db);
     return;
   }
-  let client: pg.PoolClient;
-  try {
-    client = await db.pool.connect();
-  } catch (cause) {
-    throw db.fail(cause, 'connection');
-  }
-  try {
+  await db.withClient(async (client) => {
     const applied = await appliedVersion(client);
     if (applied > POSTGRES_SCHEMA_VERSION) throw newerRefusal(applied, db.target);
     if (applied < POSTGRES_SCHEMA_VERSION) {
       throw new GatehouseError('GH_STORE_IO', `the PostgreSQL store at ${db.target} has schema version ${applied} and this Gatehouse uses ${POSTGRES_SCHEMA_VERSION}: run \`gatehouse ca migrate\` first`);
     }
-  } catch (cause) {
-    throw db.fail(cause, 'schema check');
-  } finally {
-    client.release();
-  }
+  }, 'schema check');
 }

@@ -27,22 +27,15 @@ export function postgresTables(db: PgDb): TableAccess {
     for (const t of COPIED_TABLES) out[t] = Number((await client.query(`SELECT COUNT(*) AS n FROM ${t}`)).rows[0].n);
     return out as Record<CopiedTable, number>;
   };
-  const withClient = async <T>(fn: (client: pg.PoolClient) => Promise<T>, doing: string): Promise<T> => {
-    let client: pg.PoolClient;
-    try {
-      client = await db.pool.connect();
-    } catch (cause) {
-      throw db.fail(cause, 'connection');
-    }
+  // One client per snapshot or load; a failure rolls back before the client goes back to the pool.
+  const withClient = <T>(fn: (client: pg.PoolClient) => Promise<T>, doing: string): Promise<T> => db.withClient(async (client) => {
     try {
       return await fn(client);
-    } catch (cause) {
+    } catch (err) {
       await client.query('ROLLBACK').catch(() => undefined);
-      throw db.fail(cause, doing);
-    } finally {
-      client.release();
+      throw err;
     }
-  };
+  }, doing);
   return {
     kind: 'postgres',
     knownSchemaVersion: POSTGRES_SCHEMA_VERSION,
