@@ -132,6 +132,29 @@ export function runStoreContract(kind: string, open: () => Promise<{ store: Stor
     assert.equal((await store.getToken('other'))!.uses, 1);
   });
 
+  withStore('refusals-decided-after-a-write-leave-nothing-behind-in-a-shared-batch', async (store) => {
+    // Each refusal below comes after its item has written (a new reservation, a supersededBy):
+    // issued together, as one group, those writes must be undone while the others commit.
+    await store.commitIssuance({ cert: cert('01', { name: 'held' }), now: T0, audit: [] });
+    await store.releaseName('web', 'held', audit('ca.name_released'));
+    await store.commitIssuance({ cert: cert('02', { name: 'renewed' }), now: T0, audit: [] });
+    await store.insertToken(token('spent', { uses: 1 }), audit('ca.token_created'));
+    const event = (serial: string) => ({ ...audit('ca.cert_issued'), serial });
+    const outcomes = await Promise.all([
+      // No reservation, so the name is inserted first; then its active holder refuses the claim.
+      store.commitIssuance({ cert: cert('10', { name: 'held', lineage: '10' }), nameClaim: 'first', now: T0, audit: [event('10')] }),
+      // Marked supersededBy first; then the token has no use left.
+      store.commitIssuance({ cert: cert('11', { name: 'renewed', lineage: '02', renewedFrom: '02', tokenId: 'spent' }), renews: '02', consumeTokenId: 'spent', nameClaim: 'lineage', now: T0, audit: [event('11')] }),
+      store.commitIssuance({ cert: cert('12', { name: 'fresh' }), nameClaim: 'first', now: T0, audit: [event('12')] }),
+    ]);
+    assert.deepEqual(outcomes, [{ ok: false, reason: 'NAME_TAKEN', heldBy: '01', active: true }, { ok: false, reason: 'TOKEN_USED' }, { ok: true }]);
+    assert.equal(await store.getNameReservation('web', 'held'), null, 'the refused claim reserved nothing');
+    assert.equal((await store.getCert('02'))!.supersededBy, null, 'the refused renewal superseded nothing');
+    assert.equal((await store.getToken('spent'))!.uses, 1);
+    assert.deepEqual((await store.listAudit({ type: 'ca.cert_issued' })).map((e) => e.serial), ['12'], 'only the issued one is audited');
+    assert.deepEqual(await store.commitIssuance({ cert: cert('13', { name: 'renewed', lineage: '02', renewedFrom: '02' }), renews: '02', nameClaim: 'lineage', now: T0, audit: [] }), { ok: true }, 'the head still renews');
+  });
+
   withStore('a-renewal-supersedes-its-certificate-and-only-the-lineage-head-renews', async (store) => {
     const t1 = new Date(T0.getTime() + HOUR);
     await store.commitIssuance({ cert: cert('01', { name: 'd' }), now: T0, audit: [] });

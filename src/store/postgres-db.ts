@@ -29,6 +29,8 @@ export const POSTGRES_SCHEMA_VERSION = POSTGRES_MIGRATIONS.length;
 /** Replicas migrating one database at once take turns on this session lock (any constant; "GHMIGRAT"). */
 const MIGRATION_LOCK = '4753574d49475241';
 const TX_ATTEMPTS = 5;
+/** Ten parameters a row, well under the protocol's 65 535 per statement. */
+const AUDIT_ROWS_PER_INSERT = 1000;
 const NETWORK_ERRORS = new Set(['ECONNREFUSED', 'ECONNRESET', 'ENOTFOUND', 'EAI_AGAIN', 'ETIMEDOUT', 'EHOSTUNREACH', 'ENETUNREACH', 'EPIPE', 'ENOENT']);
 // Class 08 (connection exception), 28 (authorization), 3D000 (no such database), 53300 (too many
 // connections), 57P01–57P03 (server shutting down or starting): the server, not the statement.
@@ -153,14 +155,21 @@ export class PgDb {
     const locked = await tx.query(`INSERT INTO meta (key, value) VALUES ($1, 'null') ON CONFLICT (key) DO UPDATE SET value = meta.value RETURNING value`, [AUDIT_HEAD_KEY]);
     let prev = parseRecordedHead(locked.rows[0].value as string)?.hash
       ?? ((await tx.query('SELECT hash FROM audit_events ORDER BY seq DESC LIMIT 1')).rows[0]?.hash as string | undefined) ?? GENESIS_HASH;
+    // Multi-row INSERTs: rows take their seq in VALUES order, the order they are chained in.
     let seq = 0;
-    for (const e of events) {
-      const hash = auditHash(prev, e);
+    for (let start = 0; start < events.length; start += AUDIT_ROWS_PER_INSERT) {
+      const values: unknown[] = [];
+      const tuples: string[] = [];
+      for (const e of events.slice(start, start + AUDIT_ROWS_PER_INSERT)) {
+        const hash = auditHash(prev, e);
+        const at = values.length;
+        tuples.push(`(${Array.from({ length: 10 }, (_, i) => `$${at + i + 1}`).join(', ')})`);
+        values.push(e.time.getTime(), e.type, e.actor, e.serial ?? null, e.fingerprint ?? null, e.tokenId ?? null, e.requestId ?? null, JSON.stringify(e.details ?? {}), prev, hash);
+        prev = hash;
+      }
       const inserted = await tx.query(`INSERT INTO audit_events (time, type, actor, serial, fingerprint, token_id, request_id, details, prev_hash, hash)
-        VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10) RETURNING seq`,
-      [e.time.getTime(), e.type, e.actor, e.serial ?? null, e.fingerprint ?? null, e.tokenId ?? null, e.requestId ?? null, JSON.stringify(e.details ?? {}), prev, hash]);
-      seq = Number(inserted.rows[0].seq);
-      prev = hash;
+        VALUES ${tuples.join(', ')} RETURNING seq`, values);
+      seq = Math.max(seq, ...inserted.rows.map((r: Row) => Number(r.seq)));
     }
     await tx.query('UPDATE meta SET value = $2 WHERE key = $1', [AUDIT_HEAD_KEY, JSON.stringify({ seq, hash: prev })]);
   }

@@ -6,14 +6,15 @@
  * a row lock in the database, so each later statement sees what the winner committed.
  */
 import type { CrlReason } from '../pki/crl.js';
-import { PgDb, checkSchema, migrateDb, parseRecordedHead, type PostgresOptions, type Row, type Tx } from './postgres-db.js';
+import { PgDb, checkSchema, migrateDb, parseRecordedHead, type PostgresOptions, type Row } from './postgres-db.js';
+import { PgIssuanceQueue } from './postgres-issuance.js';
 import { PostgresSecrets } from './postgres-secrets.js';
 import { ADVISORIES_VERSION_META, AUDIT_HEAD_KEY, auditFromRow, certFromRow, postureFromRow, reservationFromRow, tokenFromRow } from './rows.js';
 import { postgresTables } from './postgres-tables.js';
 import type { TableAccess } from './table-copy.js';
 import type {
   AdvisoryImport, AdvisoryRecord, AuditFilter, AuditHead, AuditInput, AuditRecord, CertFilter, CertRecord, CertState, IssuanceCommit, IssuanceOutcome,
-  NameClaim, NameReservation, PostureRecord, RevokedSerial, Store, TokenRecord,
+  NameReservation, PostureRecord, RevokedSerial, Store, TokenRecord,
 } from './store.js';
 
 export { POSTGRES_SCHEMA_VERSION, type PostgresOptions } from './postgres-db.js';
@@ -43,14 +44,15 @@ export async function migratePostgres(options: PostgresOptions): Promise<{ from:
 const AUDIT_PAGE = 1000;
 const REVOCATION_VERSION_BUMP = `INSERT INTO meta (key, value) VALUES ('revocation_version', '1')
   ON CONFLICT (key) DO UPDATE SET value = (meta.value::bigint + 1)::text`;
-const okOnly = { commit: (o: { ok: boolean }) => o.ok };
 
 export class PostgresStore implements Store {
   readonly kind = 'postgres';
   private readonly secrets: PostgresSecrets;
+  private readonly issuance: PgIssuanceQueue;
 
   constructor(private readonly db: PgDb) {
     this.secrets = new PostgresSecrets(db);
+    this.issuance = new PgIssuanceQueue(db);
   }
 
   async insertToken(token: TokenRecord, audit: AuditInput): Promise<void> {
@@ -82,78 +84,9 @@ export class PostgresStore implements Store {
     });
   }
 
-  /** One transaction per issuance: a refusal rolls back, so it records nothing and consumes no use. */
+  /** Issuances share transactions with those waiting beside them (postgres-issuance.ts); a refusal records nothing and consumes no use. */
   commitIssuance(commit: IssuanceCommit): Promise<IssuanceOutcome> {
-    return this.db.transaction((tx) => this.commitOne(tx, commit), okOnly);
-  }
-
-  private async commitOne(tx: Tx, { cert, consumeTokenId, now, audit, nameClaim = 'replace', renews }: IssuanceCommit): Promise<IssuanceOutcome> {
-    const reserved = await this.lockName(tx, cert, now);
-    const nameRefusal = await this.nameClaimRefusal(tx, cert, nameClaim, reserved, now);
-    if (nameRefusal) return nameRefusal;
-    if (renews !== undefined) {
-      // Locked: of two renewals of one certificate, the second reads the first's supersededBy.
-      const target = (await tx.query('SELECT superseded_by, revoked_at FROM certificates WHERE serial = $1 FOR UPDATE', [renews])).rows[0] as Row | undefined;
-      if (!target || target.superseded_by !== null || target.revoked_at !== null) {
-        return { ok: false, reason: 'NOT_LINEAGE_HEAD', supersededBy: (target?.superseded_by as string | null | undefined) ?? null };
-      }
-    }
-    if (consumeTokenId !== undefined) {
-      // The conditional UPDATE is the race arbiter: a concurrent one waits for the row and
-      // re-checks its condition on the committed uses, so of N enrollments exactly one wins.
-      const consumed = await tx.query('UPDATE tokens SET uses = uses + 1 WHERE id = $1 AND uses < max_uses AND revoked_at IS NULL AND expires_at > $2', [consumeTokenId, now.getTime()]);
-      if (consumed.rowCount !== 1) {
-        const row = (await tx.query('SELECT revoked_at, expires_at FROM tokens WHERE id = $1', [consumeTokenId])).rows[0] as Row | undefined;
-        if (!row) return { ok: false, reason: 'TOKEN_UNKNOWN' };
-        if (row.revoked_at !== null) return { ok: false, reason: 'TOKEN_REVOKED' };
-        if (Number(row.expires_at) <= now.getTime()) return { ok: false, reason: 'TOKEN_EXPIRED' };
-        return { ok: false, reason: 'TOKEN_USED' };
-      }
-    }
-    await tx.query(`INSERT INTO certificates (serial, fingerprint, name, role, spiffe_id, not_before, not_after, issued_at, cert_pem, token_id, renewed_from, lineage)
-      VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12)`, [cert.serial, cert.fingerprint, cert.name, cert.role, cert.spiffeId, cert.notBefore.getTime(),
-      cert.notAfter.getTime(), cert.issuedAt.getTime(), cert.certPem, cert.tokenId, cert.renewedFrom, cert.lineage]);
-    if (renews !== undefined) await tx.query('UPDATE certificates SET superseded_by = $2, superseded_at = $3 WHERE serial = $1', [renews, cert.serial, cert.issuedAt.getTime()]);
-    // A reservation keeps its date while its lineage holds it; a replacement starts a new one.
-    if (reserved) {
-      await tx.query(`UPDATE names SET spiffe_id = $3, lineage = $4, reserved_at = CASE WHEN lineage = $4 THEN reserved_at ELSE $5 END WHERE role = $1 AND name = $2`,
-        [cert.role, cert.name, cert.spiffeId, cert.lineage, now.getTime()]);
-    }
-    await this.db.appendAudit(tx, audit);
-    return { ok: true };
-  }
-
-  /**
-   * Locks the name's reservation row until commit, so every issuance of one name, on every
-   * replica, takes turns from here on. Returns the reservation held before, or null when there
-   * was none and this issuance inserted it (undone with the rest on a refusal).
-   */
-  private async lockName(tx: Tx, cert: CertRecord, now: Date): Promise<Row | null> {
-    for (;;) {
-      const inserted = await tx.query('INSERT INTO names (role, name, spiffe_id, lineage, reserved_at) VALUES ($1, $2, $3, $4, $5) ON CONFLICT (role, name) DO NOTHING',
-        [cert.role, cert.name, cert.spiffeId, cert.lineage, now.getTime()]);
-      if (inserted.rowCount === 1) return null;
-      const held = (await tx.query('SELECT * FROM names WHERE role = $1 AND name = $2 FOR UPDATE', [cert.role, cert.name])).rows[0] as Row | undefined;
-      if (held) return held;
-      // Released between the two statements: insert again.
-    }
-  }
-
-  /** Why `cert` may not take its name under `claim`, or null (store.ts NameClaim). */
-  private async nameClaimRefusal(tx: Tx, cert: CertRecord, claim: NameClaim, reserved: Row | null, now: Date): Promise<IssuanceOutcome | null> {
-    if (claim === 'replace') return null;
-    if (reserved && reserved.lineage !== cert.lineage) {
-      const head = (await tx.query('SELECT serial, revoked_at, not_after FROM certificates WHERE lineage = $1 ORDER BY issued_at DESC, seq DESC LIMIT 1', [reserved.lineage])).rows[0] as Row | undefined;
-      const active = head !== undefined && head.revoked_at === null && Number(head.not_after) > now.getTime();
-      return { ok: false, reason: 'NAME_TAKEN', heldBy: (head?.serial as string | undefined) ?? (reserved.lineage as string), active };
-    }
-    if (claim === 'first') {
-      // An active holder without a reservation (one released while its certificate lives): still not taken over.
-      const holder = (await tx.query('SELECT serial, lineage FROM certificates WHERE name = $1 AND role = $2 AND revoked_at IS NULL AND not_after > $3 ORDER BY issued_at DESC, serial LIMIT 1',
-        [cert.name, cert.role, now.getTime()])).rows[0] as Row | undefined;
-      if (holder && holder.lineage !== cert.lineage) return { ok: false, reason: 'NAME_TAKEN', heldBy: holder.serial as string, active: true };
-    }
-    return null;
+    return this.issuance.submit(commit);
   }
 
   async getCert(serial: string): Promise<CertRecord | null> {
