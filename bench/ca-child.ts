@@ -73,7 +73,7 @@ async function main(): Promise<void> {
   if (workers > 1 && cluster.isPrimary) return primary(caDir, workers);
   const material = loadCaMaterial(caDir);
   const store = await openCaStore(material.dir, material.config);
-  // One load generator renews the bench identity's one certificate over and over, which lineage
+  // Each bench identity renews its one certificate over and over, which lineage
   // enforcement takes for a copied identity (docs/lineage.md); docs/benchmarks.md says what that leaves out.
   const server = await startCaServer({ material, store, logger: createLogger(), listen: '127.0.0.1:0', unsafeRenewWithoutLineage: true });
   if (cluster.isWorker) {

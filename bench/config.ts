@@ -17,6 +17,8 @@ export interface BenchConfig {
   /** 0 skips the /enroll runs (e.g. for a renew-only CPU profile). */
   enrollConcurrency: number;
   csrPoolSize: number;
+  /** Gatehouse /renew: client identities the load's connections spread over (connection i renews as identity i mod n), as a fleet renews. */
+  fleetSize: number;
   /** GATEHOUSE_LOG_LEVEL for the CA child (its own default, info, unless overridden). */
   caLogLevel: string;
   /** cfssl -loglevel (its own default, 1 = info, unless overridden). */
@@ -66,6 +68,7 @@ export function loadConfig(): BenchConfig {
     pgConcurrencies: list('BENCH_PG_CONCURRENCY', [16, 50]),
     enrollConcurrency: Math.round(num('BENCH_ENROLL_CONCURRENCY', 16, true)),
     csrPoolSize: Math.round(num('BENCH_CSR_POOL', 200)),
+    fleetSize: Math.round(num('BENCH_FLEET', 64)),
     caLogLevel: process.env.BENCH_CA_LOG_LEVEL ?? 'info',
     cfsslLogLevel: Math.round(num('BENCH_CFSSL_LOGLEVEL', 1, true)),
     cpuProfile: process.env.BENCH_CPU_PROF === '1',

@@ -8,7 +8,7 @@ import type { BenchConfig } from './config.js';
 import { CFSSL_SIGN_PATH } from './cfssl-target.js';
 import { writeBodies } from './fixtures.js';
 import type { GatehouseTarget, HttpTarget } from './gatehouse-target.js';
-import { runLoad, type LoadResult, type LoadSpec } from './loadgen.js';
+import { runLoad, type FleetIdentity, type LoadResult, type LoadSpec } from './loadgen.js';
 import { clkTck } from './procs.js';
 import { fmtInt, fmtNum, median } from './stats.js';
 
@@ -31,7 +31,7 @@ export interface HttpRow {
   tokensExhausted: boolean;
 }
 
-interface Plan { target: HttpTarget; endpoint: string; path: string; bodiesFile: string; useOnce: boolean; concurrency: number }
+interface Plan { target: HttpTarget; endpoint: string; path: string; bodiesFile: string; useOnce: boolean; concurrency: number; identities?: FleetIdentity[] }
 
 function summarize(plan: Plan, runs: LoadResult[]): HttpRow {
   const m = (f: (r: LoadResult) => number) => median(runs.map(f));
@@ -54,6 +54,7 @@ async function measure(plan: Plan, config: BenchConfig, tag: string): Promise<Lo
     label: `${plan.target.name} ${plan.endpoint} c=${plan.concurrency}`, bodiesFile: plan.bodiesFile,
     urls: (plan.target.replicas ?? [plan.target]).map((r) => `${r.baseUrl}${plan.path}`),
     useOnce: plan.useOnce, concurrency: plan.concurrency, warmupS: config.warmupS, durationS: config.durationS, tls: plan.target.tls,
+    ...(plan.identities ? { identities: plan.identities } : {}),
     serverPids: (plan.target.replicas ?? [plan.target]).map((r) => r.pid), clkTck: clkTck(),
     ...(plan.target.dbPid !== undefined ? { dbPid: plan.target.dbPid } : {}),
   };
@@ -83,7 +84,7 @@ export async function runHttp(config: BenchConfig, gatehouse: GatehouseTarget | 
   for (let run = 1; run <= config.httpRuns; run++) {
     const tag = `[run ${run}/${config.httpRuns}]`;
     for (const c of levels) {
-      const renew = (target: HttpTarget): Plan => ({ target, endpoint: 'POST /renew', path: '/renew', bodiesFile: renewBodies, useOnce: false, concurrency: c });
+      const renew = (target: HttpTarget): Plan => ({ target, endpoint: 'POST /renew', path: '/renew', bodiesFile: renewBodies, useOnce: false, concurrency: c, ...(target.identities ? { identities: target.identities } : {}) });
       const group: Plan[] = [
         ...(gatehouse && config.concurrencies.includes(c) ? [renew(gatehouse)] : []),
         { target: cfssl, endpoint: `POST ${CFSSL_SIGN_PATH}`, path: CFSSL_SIGN_PATH, bodiesFile: signBodies, useOnce: false, concurrency: c },

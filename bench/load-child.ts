@@ -34,7 +34,9 @@ const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 async function runLoad(spec: LoadSpec): Promise<LoadResult> {
   const bodies = JSON.parse(readFileSync(spec.bodiesFile, 'utf8')) as string[];
   const urls = spec.urls.map((u) => new URL(u));
-  const agent = new Agent({ keepAlive: true, maxSockets: spec.concurrency, maxFreeSockets: spec.concurrency, key: spec.tls.keyPem, cert: spec.tls.certPem, ca: spec.tls.caPem });
+  const identities = spec.identities?.length ? spec.identities : [{ ...spec.tls, bodies: [] }];
+  const perAgent = Math.ceil(spec.concurrency / identities.length);
+  const agents = identities.map((id) => new Agent({ keepAlive: true, maxSockets: perAgent, maxFreeSockets: perAgent, key: id.keyPem, cert: id.certPem, ca: spec.tls.caPem }));
   const latencies: number[] = [];
   const statuses: Record<string, number> = {};
   const errorKinds: Record<string, number> = {};
@@ -66,8 +68,11 @@ async function runLoad(spec: LoadSpec): Promise<LoadResult> {
   const loop = async (_: unknown, i: number) => {
     const server = i % urls.length;
     const url = urls[server]!;
+    const agent = agents[i % agents.length]!;
+    const own = identities[i % identities.length]!.bodies;
+    let ownCursor = 0;
     while (phase !== 'done') {
-      const body = nextBody();
+      const body = own.length ? own[ownCursor++ % own.length]! : nextBody();
       if (body === null) return;
       const t0 = performance.now();
       try {
@@ -100,7 +105,7 @@ async function runLoad(spec: LoadSpec): Promise<LoadResult> {
   const loops = Array.from({ length: spec.concurrency }, loop);
   await windowDone;
   await Promise.all(loops); // drain in-flight requests (not counted) before closing
-  agent.destroy();
+  for (const agent of agents) agent.destroy();
 
   const windowS = (t1 - t0) / 1000;
   const replicaUs = server1.map((s1, i) => s1.user - server0[i]!.user + s1.system - server0[i]!.system);

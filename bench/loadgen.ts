@@ -6,6 +6,13 @@ import { fork } from 'node:child_process';
 import { fileURLToPath } from 'node:url';
 import { stopChild, track } from './procs.js';
 
+/** A client identity of a fleet, with the request bodies it sends (a renewal's CSR must carry its own name). */
+export interface FleetIdentity {
+  keyPem: string;
+  certPem: string;
+  bodies: string[];
+}
+
 export interface LoadSpec {
   label: string;
   /** https://127.0.0.1:PORT/path, one per server (CA replicas): connection loop i uses urls[i % n]; always POST with a JSON body. */
@@ -18,6 +25,8 @@ export interface LoadSpec {
   warmupS: number;
   durationS: number;
   tls: { keyPem: string; certPem: string; caPem: string };
+  /** Client identities: connection loop i uses identities[i % n] and its own bodies (default: tls and bodiesFile). */
+  identities?: FleetIdentity[];
   /** The server processes (one per URL) whose CPU time (each with its descendants) is read at the window's edges. */
   serverPids: number[];
   /** A database server (the postmaster) whose tree's CPU is read too and reported apart from the servers'. */

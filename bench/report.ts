@@ -65,7 +65,8 @@ function httpSection(r: Report): string {
   return [
     '3. HTTP issuance over keep-alive mutual TLS (CSR in, certificate out)',
     table(['target', 'endpoint', 'c', 'certs/s', 'range', 'p50 ms', 'p99 ms', 'server µs/cert', 'of it sys %', 'server CPU %', 'client CPU %', 'other CPU %', 'errors'], rows, 2),
-    `   gatehouse-pg: the same CA on PostgreSQL (one transaction per issuance, pool of 10); gatehouse-pg×2: two CA processes (copies of one CA dir) on that database, connections split over both.`,
+    `   gatehouse-pg: the same CA on PostgreSQL (issuances waiting together share a transaction, pool of 10); gatehouse-pg×2: two CA processes (copies of one CA dir) on that database, connections split over both.`,
+    `   /renew: connection i renews as bench identity i mod ${r.config.fleetSize} (BENCH_FLEET), each its own certificate, as a fleet renews.`,
     `   gatehouse: ${process.env.BENCH_CA_WORKERS ?? '1'} worker process(es) (BENCH_CA_WORKERS, as \`ca serve --workers\`); answers after the certificate and its audit events are committed to SQLite (WAL, synchronous=FULL, group commit),`,
     `   log level ${r.config.caLogLevel} to a file; /enroll uses a fresh single-use join token per request, made before timing for the bench identity's exact name (an open token may not take over a name an active certificate holds: GH_NAME_TAKEN).`,
     `   cfssl: no -db-config (nothing is recorded), -loglevel ${r.config.cfsslLogLevel} to a file. Errors = non-2xx or 2xx without a certificate.`,
