@@ -3,9 +3,12 @@
  * 127.0.0.1 at a free port (its socket inside that dir), one fresh database per test, removed
  * by stop(). Durability is switched off here only, for speed: these clusters die with the test.
  * A missing PostgreSQL fails loudly; the tests that need it are never skipped.
+ * With `tls`, the server speaks TLS with a certificate made by real openssl (makeTestCa,
+ * issueServerCert), and with `requireTls` refuses every TCP connection without it.
  */
 import { spawnSync } from 'node:child_process';
-import { appendFileSync, chownSync, existsSync, mkdirSync, mkdtempSync, readdirSync, rmSync, writeFileSync } from 'node:fs';
+import { appendFileSync, chmodSync, chownSync, copyFileSync, existsSync, mkdirSync, mkdtempSync, readdirSync, rmSync, writeFileSync } from 'node:fs';
+import { randomBytes } from 'node:crypto';
 import { createServer } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -21,6 +24,18 @@ export interface TestPostgres {
   halt(): Promise<void>;
   resume(): Promise<void>;
   stop(): Promise<void>;
+}
+
+export interface PostgresTls {
+  /** PEM server certificate (its chain, if any, after it) and its unencrypted key: copied into the cluster, the key 0600 and owned by the server's user, as PostgreSQL requires. */
+  certFile: string;
+  keyFile: string;
+  /** `hostnossl … reject` first in pg_hba.conf: every TCP connection without TLS is refused (28000 "no encryption"). The helper's own admin connection then goes over the Unix socket. */
+  requireTls?: boolean;
+}
+
+export interface StartPostgresOptions {
+  tls?: PostgresTls;
 }
 
 const SUPERUSER = 'gatehouse';
@@ -53,7 +68,8 @@ function run(bin: string, tool: string, args: string[], cwd: string): void {
   if (r.status !== 0) throw new Error(`${tool} ${args.join(' ')} failed (${r.status ?? r.signal}): ${r.stderr || r.stdout || r.error?.message}`);
 }
 
-export async function startPostgres(): Promise<TestPostgres> {
+export async function startPostgres(options: StartPostgresOptions = {}): Promise<TestPostgres> {
+  const { tls } = options;
   const bin = postgresBinDir();
   const dir = mkdtempSync(join(tmpdir(), 'gatehouse-pg-'));
   const data = join(dir, 'data');
@@ -63,7 +79,18 @@ export async function startPostgres(): Promise<TestPostgres> {
   try {
     run(bin, 'initdb', ['-D', data, '-U', SUPERUSER, '-A', 'trust', '-E', 'UTF8', '--locale=C', '--no-sync'], dir);
     // First match wins: the password role must authenticate over TCP; everyone else is trusted.
-    writeFileSync(join(data, 'pg_hba.conf'), `local all all trust\nhost all ${PASSWORD_ROLE.user} 127.0.0.1/32 scram-sha-256\nhost all all 127.0.0.1/32 trust\n`);
+    // `host` lines match TLS and plain TCP alike; with requireTls plain TCP is rejected first.
+    const host = tls?.requireTls ? 'hostssl' : 'host';
+    writeFileSync(join(data, 'pg_hba.conf'), `local all all trust\n${tls?.requireTls ? 'hostnossl all all 127.0.0.1/32 reject\n' : ''}`
+      + `${host} all ${PASSWORD_ROLE.user} 127.0.0.1/32 scram-sha-256\n${host} all all 127.0.0.1/32 trust\n`);
+    if (tls) {
+      // PostgreSQL refuses a key file that its group or others can read, or that another user owns.
+      copyFileSync(tls.certFile, join(data, 'server.crt'));
+      copyFileSync(tls.keyFile, join(data, 'server.key'));
+      chmodSync(join(data, 'server.key'), 0o600);
+      if (process.getuid?.() === 0) for (const file of ['server.crt', 'server.key']) chownSync(join(data, file), Number(idOf('-u')), Number(idOf('-g')));
+      appendFileSync(join(data, 'postgresql.conf'), `\nssl = on\nssl_cert_file = 'server.crt'\nssl_key_file = 'server.key'\n`);
+    }
     let port = 0;
     for (let attempt = 1; ; attempt++) {
       port = await freePort();
@@ -78,7 +105,8 @@ export async function startPostgres(): Promise<TestPostgres> {
       }
     }
     const connectAdmin = async () => {
-      const client = new pg.Client({ host: '127.0.0.1', port, user: SUPERUSER, database: 'postgres' });
+      // requireTls refuses plain TCP: the admin then uses the Unix socket, which pg_hba trusts.
+      const client = new pg.Client({ host: tls?.requireTls ? sockets : '127.0.0.1', port, user: SUPERUSER, database: 'postgres' });
       client.on('error', () => undefined); // the connection dies with a halt: the next use reports it
       await client.connect();
       return client;
@@ -115,6 +143,39 @@ export async function startPostgres(): Promise<TestPostgres> {
     rmSync(dir, { recursive: true, force: true });
     throw err;
   }
+}
+
+/** Runs openssl in `dir`; a failure throws with its stderr. */
+function openssl(args: string[], dir: string): void {
+  const r = spawnSync('openssl', args, { cwd: dir, encoding: 'utf8', timeout: 60_000 });
+  if (r.status !== 0) throw new Error(`openssl ${args.join(' ')} failed (${r.status ?? r.signal}): ${r.stderr || r.error?.message}`);
+}
+
+export interface PemPair { certFile: string; keyFile: string }
+
+/** A throwaway root CA (P-256, one day) made by openssl in `dir`: `<name>.pem` and `<name>-key.pem`. */
+export function makeTestCa(dir: string, name: string): PemPair {
+  const cnf = join(dir, `${name}.cnf`);
+  writeFileSync(cnf, `[req]\ndistinguished_name = dn\nprompt = no\n[dn]\nCN = ${name}\n`
+    + '[ca]\nbasicConstraints = critical,CA:TRUE\nkeyUsage = critical,keyCertSign,cRLSign\nsubjectKeyIdentifier = hash\n');
+  const pair = { certFile: join(dir, `${name}.pem`), keyFile: join(dir, `${name}-key.pem`) };
+  openssl(['req', '-x509', '-config', cnf, '-extensions', 'ca', '-newkey', 'ec', '-pkeyopt', 'ec_paramgen_curve:P-256', '-nodes', '-days', '1',
+    '-keyout', pair.keyFile, '-out', pair.certFile], dir);
+  return pair;
+}
+
+/** A TLS server certificate signed by `ca` for `san` (openssl syntax: `IP:127.0.0.1,DNS:localhost`); the key is 0600. */
+export function issueServerCert(ca: PemPair, dir: string, name: string, san: string): PemPair {
+  const ext = join(dir, `${name}.ext`);
+  writeFileSync(ext, `basicConstraints = CA:FALSE\nkeyUsage = critical,digitalSignature\nextendedKeyUsage = serverAuth\nsubjectAltName = ${san}\n`
+    + 'authorityKeyIdentifier = keyid\n');
+  const pair = { certFile: join(dir, `${name}.pem`), keyFile: join(dir, `${name}-key.pem`) };
+  const csr = join(dir, `${name}.csr`);
+  openssl(['req', '-new', '-newkey', 'ec', '-pkeyopt', 'ec_paramgen_curve:P-256', '-nodes', '-subj', `/CN=${name}`, '-keyout', pair.keyFile, '-out', csr], dir);
+  openssl(['x509', '-req', '-in', csr, '-CA', ca.certFile, '-CAkey', ca.keyFile, '-set_serial', `0x${randomBytes(8).toString('hex')}`, '-days', '1',
+    '-extfile', ext, '-out', pair.certFile], dir);
+  chmodSync(pair.keyFile, 0o600);
+  return pair;
 }
 
 function idOf(flag: '-u' | '-g'): string {
