@@ -36,9 +36,22 @@ const NETWORK_ERRORS = new Set(['ECONNREFUSED', 'ECONNRESET', 'ENOTFOUND', 'EAI_
 // connections), 57P01–57P03 (server shutting down or starting): the server, not the statement.
 const SERVER_UNAVAILABLE = /^(08|28|3D000$|53300$|57P0[123]$)/;
 
+// TLS to the server failed: Node's certificate checks (OpenSSL's verify codes such as
+// UNABLE_TO_VERIFY_LEAF_SIGNATURE or CERT_HAS_EXPIRED, ERR_TLS_CERT_ALTNAME_INVALID for a host the
+// certificate does not name), handshake errors (ERR_SSL_*), and node-postgres's own when the server
+// answers its SSLRequest with no. SQLSTATEs are five characters and never match.
+const TLS_CODES = /^(ERR_TLS_|ERR_SSL_|UNABLE_TO_)|CERT|^(INVALID_CA|INVALID_PURPOSE|PATH_LENGTH_EXCEEDED|HOSTNAME_MISMATCH)$/;
+const TLS_MESSAGES = /^(The server does not support SSL connections|There was an error establishing an SSL connection)/;
+
+function isTlsFailure(err: unknown): boolean {
+  const code = (err as { code?: unknown }).code;
+  return (typeof code === 'string' && code.length > 5 && TLS_CODES.test(code)) || TLS_MESSAGES.test(String((err as Error).message));
+}
+
 function isConnectionFailure(err: unknown): boolean {
   const code = (err as { code?: unknown }).code;
   if (typeof code === 'string' && (NETWORK_ERRORS.has(code) || SERVER_UNAVAILABLE.test(code))) return true;
+  if (isTlsFailure(err)) return true;
   return /timeout exceeded when trying to connect|Connection terminated|connection timeout/i.test(String((err as Error).message));
 }
 
@@ -65,8 +78,14 @@ export class PgDb {
       statement_timeout: options.statementTimeoutMs ?? 30_000,
       application_name: 'gatehouse',
     };
-    // A Client resolves the connection parameters when constructed, without connecting.
-    const params = new pg.Client(config);
+    // A Client resolves the connection parameters when constructed, without connecting; it reads
+    // the URL's sslrootcert, sslcert and sslkey files then, and throws when one is unreadable.
+    let params: pg.Client;
+    try {
+      params = new pg.Client(config);
+    } catch (cause) {
+      throw new GatehouseError('GH_CONFIG_INVALID', `the PostgreSQL store URL cannot be used: ${describe(cause)} (sslrootcert, sslcert and sslkey name files this process must be able to read)`, { cause });
+    }
     this.target = `${params.host}:${params.port}/${params.database}`;
     this.user = params.user ?? '';
     this.password = typeof params.password === 'string' && params.password !== '' ? params.password : undefined;
@@ -81,6 +100,10 @@ export class PgDb {
     if (cause instanceof GatehouseError) return cause;
     let text = describe(cause);
     if (this.password) text = text.split(this.password).join('***');
+    if (isTlsFailure(cause)) {
+      const code = (cause as { code?: string }).code;
+      text = `TLS to the database failed: ${text}${code ? ` (${code})` : ''}; check the URL's sslmode, that sslrootcert is the CA that signed the server's certificate, and that the certificate names the URL's host`;
+    }
     if (isConnectionFailure(cause)) {
       return new GatehouseError('GH_STORE_UNAVAILABLE', `cannot use the PostgreSQL store at ${this.target} as user ${this.user}: ${text}`, { cause });
     }
