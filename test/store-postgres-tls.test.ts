@@ -60,7 +60,7 @@ async function refused(url: string): Promise<GatehouseError> {
     async (store) => { await store.close(); return null; },
     (e: unknown) => e,
   );
-  assert.ok(err instanceof GatehouseError, `expected a refusal of ${url}, got ${err === null ? 'a working store' : String(err)}`);
+  assert.ok(err instanceof GatehouseError, `expected a refusal of ${url.replace(encodeURIComponent(password), '***')}, got ${err === null ? 'a working store' : String(err)}`);
   return err;
 }
 
