@@ -2,7 +2,7 @@
  * Admin operations run either locally on the CA directory or remotely through the admin API
  * with an admin identity. Both return the same views, so commands print them the same way.
  */
-import { userInfo } from 'node:os';
+import { localActor } from './local-actor.js';
 import { GatehouseError } from '../errors/errors.js';
 import { Authority, type TokenRequest } from '../ca/authority.js';
 import { loadCaMaterial } from '../ca/ca-dir.js';
@@ -91,8 +91,7 @@ export async function openLocalAdmin(dir: string, passphraseFile?: string): Prom
   const material = loadCaMaterial(dir, { passphraseFile });
   const store = await openCaStore(material.dir, material.config);
   const authority = new Authority({ ...material, externalCa: externalCaFrom(material.config, material.dir), store, logger: silentLogger });
-  const user = (() => { try { return userInfo().username; } catch { return String(process.getuid?.() ?? 'unknown'); } })();
-  const ctx = { actor: `local:${user}` };
+  const ctx = { actor: localActor() };
   const secrets = new SecretService({ store, config: material.config, keys: new MasterKeyRing(material.dir, material.passphrase), logger: silentLogger });
   return {
     createToken: async (request) => {

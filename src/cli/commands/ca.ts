@@ -1,5 +1,5 @@
 import { GatehouseError } from '../../errors/errors.js';
-import { availableParallelism, userInfo } from 'node:os';
+import { availableParallelism } from 'node:os';
 import { readFileSync } from 'node:fs';
 import { isClusterWorker, superviseWorkers } from '../ca-workers.js';
 import { untilStopped } from '../stop.js';
@@ -8,6 +8,7 @@ import { serverLogger, announce, logLevelOption } from '../server-log.js';
 import { sha256Hex } from '../../pki/certificate.js';
 import { flag, list, str, type CommandSpec, caDirOf } from '../command.js';
 import { json, keyValues } from '../output.js';
+import { localActor } from '../local-actor.js';
 import { splitHostPort, urlHost } from '../../config/listen.js';
 
 export const caInit: CommandSpec = {
@@ -301,11 +302,3 @@ export const caRestore: CommandSpec = {
   },
 };
 
-/** The actor of local CLI use on the CA directory, as admin-ops.ts names it. */
-function localActor(): string {
-  try {
-    return `local:${userInfo().username}`;
-  } catch {
-    return `local:${process.getuid?.() ?? 'unknown'}`;
-  }
-}

@@ -5,7 +5,7 @@ import { isCrlReason, CRL_REASONS } from '../../pki/crl.js';
 import { writeFileAtomic } from '../../files/atomic-write.js';
 import { silentLogger } from '../../log/logger.js';
 import type { CertState } from '../../store/store.js';
-import { userInfo } from 'node:os';
+import { localActor } from '../local-actor.js';
 import { flag, str, type CommandSpec, caDirOf } from '../command.js';
 import { openAdmin, TARGET_OPTIONS } from '../admin-target.js';
 import { json, keyValues, table } from '../output.js';
@@ -113,7 +113,7 @@ export const certSign: CommandSpec = {
     const store = await openCaStore(dir, material.config);
     try {
       const authority = new Authority({ ...material, externalCa: externalCaFrom(material.config, material.dir), store, logger: silentLogger });
-      const issued = await authority.signCsr(csr, str(ctx, 'role')!, str(ctx, 'name') ?? null, { actor: `local:${userInfo().username}` });
+      const issued = await authority.signCsr(csr, str(ctx, 'role')!, str(ctx, 'name') ?? null, { actor: localActor() });
       if (flag(ctx, 'json')) {
         if (str(ctx, 'out')) writeFileAtomic(str(ctx, 'out')!, issued.chainPem, 0o644);
         const { certView } = await import('../../ca/admin-routes.js');
