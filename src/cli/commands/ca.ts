@@ -1,5 +1,5 @@
 import { GatehouseError } from '../../errors/errors.js';
-import { availableParallelism } from 'node:os';
+import { parseWorkers } from '../workers-option.js';
 import { readFileSync } from 'node:fs';
 import { isClusterWorker, superviseWorkers } from '../ca-workers.js';
 import { untilStopped } from '../stop.js';
@@ -130,9 +130,7 @@ export const caServe: CommandSpec = {
   async run(ctx) {
     const logger = serverLogger(ctx);
     const dir = caDirOf(ctx);
-    const workersText = str(ctx, 'workers') ?? '1';
-    const workers = workersText === 'auto' ? availableParallelism() : Number(workersText);
-    if (!Number.isInteger(workers) || workers < 1 || workers > 64) throw new GatehouseError('GH_USAGE', '--workers must be a whole number from 1 to 64, or auto');
+    const workers = parseWorkers(str(ctx, 'workers') ?? '1', 64);
     const { loadCaMaterial } = await import('../../ca/ca-dir.js');
     const { startCaServer } = await import('../../ca/server.js');
     const { openCaStore } = await import('../../ca/store-open.js');

@@ -4,6 +4,7 @@ import { GatehouseError } from '../../errors/errors.js';
 import { serverLogger, announce, logLevelOption } from '../server-log.js';
 import { str, flag, type CommandSpec } from '../command.js';
 import { isClusterWorker, superviseWorkers } from '../ca-workers.js';
+import { parseWorkers } from '../workers-option.js';
 import { untilStopped } from '../stop.js';
 import { splitHostPort, urlHost } from '../../config/listen.js';
 
@@ -24,7 +25,7 @@ export const gatewayCommand: CommandSpec = {
     'posture-ca': { type: 'string', value: 'URL', description: "The CA (https://…) that policy rules with posture: ask for a device's standing, with this gateway's certificate" },
     headers: { type: 'string', value: 'PRESET', description: 'Identity headers for the app: default, nginx, envoy, traefik (default default)' },
     'admin-listen': { type: 'string', value: 'HOST:PORT', description: 'Serve /metrics and /healthz here, e.g. 127.0.0.1:9090' },
-    workers: { type: 'string', value: 'N', description: 'Worker processes sharing the port (default: one per core; 1 runs in-process)' },
+    workers: { type: 'string', value: 'N', description: 'Worker processes sharing the port (default: one per core, as "auto"; 1 runs in-process)' },
     'unsafe-allow-non-local-upstream': { type: 'boolean', description: 'Allow an upstream not on loopback (the app must accept connections only from the gateway)' },
     'log-level': logLevelOption(),
   },
@@ -45,7 +46,7 @@ export const gatewayCommand: CommandSpec = {
       throw new GatehouseError('GH_USAGE', `--config replaces ${flagNames.filter((n) => ctx.values[n] !== undefined).map((n) => `--${n}`).join(', ')}: put those settings in the file`);
     }
     const workersText = str(ctx, 'workers');
-    if (workersText !== undefined && !/^\d+$/.test(workersText)) throw new GatehouseError('GH_USAGE', '--workers must be a whole number from 1 to 256');
+    const workersFlag = workersText !== undefined ? parseWorkers(workersText, 256) : undefined;
     const config = configFile
       ? loadGatewayConfig(configFile, ctx.env)
       : gatewayConfigFromFlags({
@@ -54,8 +55,8 @@ export const gatewayCommand: CommandSpec = {
         ...(str(ctx, 'posture-ca') !== undefined ? { postureCa: str(ctx, 'posture-ca')! } : {}),
         headers: str(ctx, 'headers'), adminListen: str(ctx, 'admin-listen'), unsafeAllowNonLocalUpstream: flag(ctx, 'unsafe-allow-non-local-upstream'),
       }, ctx.env);
-    const workers = workersText !== undefined ? Number(workersText) : config.workers ?? availableParallelism();
-    if (workers < 1 || workers > 256) throw new GatehouseError('GH_USAGE', '--workers must be a whole number from 1 to 256');
+    // The file's workers is bounded by its schema (1–256).
+    const workers = workersFlag ?? config.workers ?? availableParallelism();
 
     const { runGateway, loadPolicy, assertConfigUsable } = await import('../../gateway/run.js');
     assertConfigUsable(config);
