@@ -7,7 +7,7 @@
  * replacement is staged first in `.staged/`, sealed with a COMMIT marker, then moved into place;
  * `recoverIdentityDir` finishes a sealed stage or discards an unsealed one (a redo log).
  */
-import { existsSync, mkdirSync, readFileSync, readdirSync, renameSync, rmSync, statSync, chmodSync } from 'node:fs';
+import { existsSync, mkdirSync, readFileSync, renameSync, rmSync, statSync, chmodSync } from 'node:fs';
 import { join } from 'node:path';
 import { GatehouseError } from '../errors/errors.js';
 import { fsyncDir, writeNewFile } from './atomic-write.js';
@@ -99,8 +99,4 @@ export function assertPrivateFile(path: string): void {
   if ((mode & 0o077) !== 0) {
     throw new GatehouseError('GH_CA_DIR_PERMS', `${path} has mode ${mode.toString(8).padStart(4, '0')}; private keys must not be readable by others (chmod 600 ${path})`);
   }
-}
-
-export function listDir(dir: string): string[] {
-  return existsSync(dir) ? readdirSync(dir) : [];
 }

@@ -38,7 +38,6 @@ export const set = (...items: Buffer[]): Buffer => tlv(TAG.SET, ...items);
 export const octetString = (b: Buffer): Buffer => tlv(TAG.OCTET_STRING, b);
 export const bitString = (b: Buffer): Buffer => tlv(TAG.BIT_STRING, Buffer.from([0]), b);
 export const utf8 = (s: string): Buffer => tlv(TAG.UTF8_STRING, Buffer.from(s, 'utf8'));
-export const ia5 = (s: string): Buffer => tlv(TAG.IA5_STRING, Buffer.from(s, 'ascii'));
 export const bool = (v: boolean): Buffer => tlv(TAG.BOOLEAN, Buffer.from([v ? 0xff : 0x00]));
 /** Context-specific tag: constructed for EXPLICIT wrappers, primitive for IMPLICIT strings. */
 export const ctx = (n: number, constructed: boolean, ...content: Buffer[]): Buffer =>
