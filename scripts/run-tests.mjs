@@ -1,9 +1,10 @@
 #!/usr/bin/env node
-// Runs the compiled test suite. The external peers the tests use as oracles must be present:
-// a missing tool fails the run loudly instead of silently skipping tests.
+// Runs the compiled test suite (all of it, or the files whose path contains an argument). The
+// external peers the selected tests use as oracles must be present: a missing tool fails the run
+// loudly instead of silently skipping tests.
 import { spawnSync } from 'node:child_process';
-import { accessSync, constants, readdirSync, statSync } from 'node:fs';
-import { delimiter, join } from 'node:path';
+import { accessSync, constants, readdirSync, readFileSync, statSync } from 'node:fs';
+import { basename, delimiter, dirname, join, resolve } from 'node:path';
 
 const REQUIRED_TOOLS = [
   ['openssl', ['version'], 'apt-get install -y openssl'],
@@ -54,12 +55,6 @@ function resolveTool(cmd) {
   }
   return cmd;
 }
-const missing = REQUIRED_TOOLS.filter(([cmd, args]) => spawnSync(resolveTool(cmd), args, { stdio: 'ignore' }).status !== 0);
-if (missing.length) {
-  for (const [cmd, , fix] of missing) console.error(`test suite needs '${cmd}', which is not installed: ${fix}`);
-  process.exit(1);
-}
-
 function findTests(dir) {
   return readdirSync(dir).flatMap((entry) => {
     const path = join(dir, entry);
@@ -67,10 +62,39 @@ function findTests(dir) {
     return entry.endsWith('.test.js') ? [path] : [];
   });
 }
-const filter = process.argv.slice(2);
+// --tools: print the system tools the selected tests need, and run nothing.
+const listTools = process.argv.includes('--tools');
+const filter = process.argv.slice(2).filter((a) => a !== '--tools');
 const files = findTests('dist/test').filter((f) => filter.length === 0 || filter.some((s) => f.includes(s))).sort();
 if (files.length === 0) {
   console.error('no test files found under dist/test');
+  process.exit(1);
+}
+
+// Only the tools the selected tests use are demanded (`npm test -- policy` needs no Chromium): a
+// test file uses a tool when it or a helper it imports names it in a string. The docs' shell
+// blocks may run any of them. A tool missed here still fails its test loudly (ENOENT), never skips it.
+const sources = new Map();
+function sourceWithImports(path, seen = new Set()) {
+  if (seen.has(path)) return '';
+  seen.add(path);
+  if (!sources.has(path)) sources.set(path, statSync(path, { throwIfNoEntry: false }) ? readFileSync(path, 'utf8') : '');
+  const text = sources.get(path);
+  const imported = [...text.matchAll(/from\s+['"](\.{1,2}\/[^'"]+)['"]/g)].map((m) => resolve(dirname(path), m[1])).filter((p) => p.startsWith(resolve('dist/test')));
+  return [text, ...imported.map((p) => sourceWithImports(p, seen))].join('\n');
+}
+const usesTool = (text, cmd) => new RegExp(`['"\`/ ]${basename(cmd).replace(/[.*+?^${}()|[\]\\]/g, '\\$&')}['"\` ]`).test(text);
+const selected = files.map((f) => sourceWithImports(resolve(f)));
+const needed = filter.length === 0 || selected.some((text) => text.includes('doc-blocks.js'))
+  ? REQUIRED_TOOLS
+  : REQUIRED_TOOLS.filter(([cmd]) => selected.some((text) => usesTool(text, cmd)));
+if (listTools) {
+  for (const [cmd, , fix] of needed) console.log(`${basename(cmd).padEnd(16)} ${fix}`);
+  process.exit(0);
+}
+const missing = needed.filter(([cmd, args]) => spawnSync(resolveTool(cmd), args, { stdio: 'ignore' }).status !== 0);
+if (missing.length) {
+  for (const [cmd, , fix] of missing) console.error(`the selected tests need '${cmd}', which is not installed: ${fix}`);
   process.exit(1);
 }
 // A test that hangs fails after 10 minutes instead of holding the run until CI's hard limit.
