@@ -24,7 +24,8 @@ import { parseCrl } from '../src/pki/crl-parse.js';
 import { generatePrivateKey, signatureAlgorithmFor } from '../src/pki/keys.js';
 import { decodePem } from '../src/pki/pem.js';
 import { enrollIdentity, startCaFixture, type CaFixture } from './helpers/ca-fixture.js';
-import { pollUntil } from './helpers/ca-http.js';
+import {  } from './helpers/ca-http.js';
+import { pollUntil } from './helpers/poll.js';
 import { CLI_PATH, gatehouse } from './helpers/cli.js';
 import { buildTestPki, issueLeaf, makeCrl, makeCrlWithoutNextUpdate } from './helpers/crl-pki.js';
 

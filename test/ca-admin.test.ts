@@ -15,9 +15,9 @@ import { CA_FILES } from '../src/ca/ca-dir.js';
 import { openSqliteStore } from '../src/store/sqlite.js';
 import { startCaFixture, type CaFixture } from './helpers/ca-fixture.js';
 import {
-  caRequest, enrollIdentity, enrollRequest, expectError, intermediatePemOf, newCsr, output, pollUntil, readIdentityPem, rootPemOf, writeText,
-  type EnrolledIdentity, type HttpResult, type IdentityFilesPem,
+  caRequest, enrollIdentity, enrollRequest, expectError, intermediatePemOf, newCsr, output, readIdentityPem, rootPemOf, writeText, type EnrolledIdentity, type HttpResult, type IdentityFilesPem,
 } from './helpers/ca-http.js';
+import { pollUntil } from './helpers/poll.js';
 import { run } from './helpers/run.js';
 import { makeTempDir } from './helpers/tmp.js';
 

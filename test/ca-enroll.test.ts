@@ -13,8 +13,9 @@ import { join } from 'node:path';
 import * as pki from '../src/pki/index.js';
 import { startCaFixture, type CaFixture } from './helpers/ca-fixture.js';
 import {
-  caRequest, enrollRequest, expectError, intermediatePemOf, newCsr, opensslCsr, output, pollUntil, rootPemOf, splitCertificates, writeText, type HttpResult,
+  caRequest, enrollRequest, expectError, intermediatePemOf, newCsr, opensslCsr, output, rootPemOf, splitCertificates, writeText, type HttpResult,
 } from './helpers/ca-http.js';
+import { pollUntil } from './helpers/poll.js';
 import { run } from './helpers/run.js';
 import { makeTempDir } from './helpers/tmp.js';
 

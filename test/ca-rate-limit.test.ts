@@ -14,7 +14,8 @@ import { DEFAULT_RATE_LIMITS, parseCaConfig } from '../src/config/ca-config.js';
 import { isGatehouseError } from '../src/errors/errors.js';
 import { createLogger } from '../src/log/logger.js';
 import { startCaFixture, type CaFixture } from './helpers/ca-fixture.js';
-import { enrollIdentity, expectError, newCsr, pollUntil, rootPemOf, type HttpResult } from './helpers/ca-http.js';
+import { enrollIdentity, expectError, newCsr, rootPemOf, type HttpResult } from './helpers/ca-http.js';
+import { pollUntil } from './helpers/poll.js';
 import { findLog } from './helpers/log-lines.js';
 
 // ---- the buckets, with an injected clock ----

@@ -9,7 +9,8 @@ import { existsSync, readdirSync, readFileSync, statSync, unlinkSync, writeFileS
 import { randomBytes } from 'node:crypto';
 import { join } from 'node:path';
 import Database from 'better-sqlite3';
-import { caRequest, expectError, newCsr, pollUntil, type HttpResult } from './helpers/ca-http.js';
+import { caRequest, expectError, newCsr, type HttpResult } from './helpers/ca-http.js';
+import { pollUntil } from './helpers/poll.js';
 import { startCaProcess, type CaProcess } from './helpers/ca-process.js';
 import { CLI_PATH } from './helpers/cli.js';
 import { findLog, parseLogLines } from './helpers/log-lines.js';

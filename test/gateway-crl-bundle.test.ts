@@ -22,6 +22,7 @@ import { createLogger } from '../src/log/logger.js';
 import { buildTestPki, makeCrl, replaceFile, type TestCa } from './helpers/crl-pki.js';
 import { startEchoUpstream, type EchoUpstream } from './helpers/echo-upstream.js';
 import { makeTempDir } from './helpers/tmp.js';
+import { waitFor } from './helpers/poll.js';
 
 const VALIDITY = { notBefore: new Date('2020-01-01T00:00:00Z'), notAfter: new Date('2060-01-01T00:00:00Z') };
 
@@ -300,7 +301,7 @@ test('crl-bundle-older-crl-number-for-one-issuer-refused-and-previous-kept', asy
   source.set(bundle(intA, crlPem(intA, 4n), intB, crlPem(intB, 2n, [clients.b!.serial]), root, crlPem(root, 2n)));
   const before = r.events('gateway.crl_refused').length;
   r.gw.reload();
-  await waitFor(() => r.events('gateway.crl_refused').length > before, 'gateway.crl_refused');
+  await waitFor(() => r.events('gateway.crl_refused').length > before, 5000, 'gateway.crl_refused', 20);
   const refused = r.events('gateway.crl_refused').at(-1)!;
   assert.equal(refused.reason, 'CRL 1 (issuer "O=Gatehouse Test, CN=Bundle Issuing"): CRL number 4 is older than the CRL in force (number 5); a rolled-back CRL is refused');
   await assertRefused(r, clients.a!, 'REVOKED', /was revoked/);
@@ -324,14 +325,6 @@ test('crl-bundle-issuer-gone-from-a-later-fetch-dropped-once-and-its-clients-crl
   const refused = await refreshAfter(r, path, bundle(intA, oldA, intB, crlPem(intB, 4n), root, crlPem(root, 4n)), 'gateway.crl_refused');
   assert.match(String(refused.reason), /CRL number 0 is older than the CRL last seen from this issuer \(number 1\)/);
 });
-
-async function waitFor(done: () => boolean, what: string): Promise<void> {
-  const deadline = Date.now() + 5000;
-  while (!done()) {
-    if (Date.now() > deadline) throw new Error(`${what} not seen within 5 s`);
-    await new Promise((res) => setTimeout(res, 20));
-  }
-}
 
 test('crl-bundle-client-of-an-issuer-without-crl-makes-the-gateway-ask-the-source-once-more-at-most-every-5-s', async (t) => {
   // The CA began issuing from B (a rotation) after the gateway's last fetch; the next one is an hour away.

@@ -17,7 +17,8 @@ import { RevocationChecker, type RevocationOptions } from '../src/gateway/revoca
 import { buildTestPki, issueLeaf, makeCrl, makeCrlWithoutNextUpdate, replaceFile, type TestCa, type TestLeaf } from './helpers/crl-pki.js';
 import { makeOpensslCa } from './helpers/openssl-ca.js';
 import { startCaFixture, type CaFixture } from './helpers/ca-fixture.js';
-import { enrollIdentity, pollUntil } from './helpers/ca-http.js';
+import { enrollIdentity } from './helpers/ca-http.js';
+import { pollUntil } from './helpers/poll.js';
 import { makeTempDir } from './helpers/tmp.js';
 
 interface Started {

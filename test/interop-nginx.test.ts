@@ -9,10 +9,9 @@ import { mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { startEchoUpstream, type EchoUpstream } from './helpers/echo-upstream.js';
 import {
-  assertDocMentions, assertDocShows, clientIdentityHeaders, curlProxy, describeAnswer, echoedBy, envWithGatehouse, fencedBlocks, FORGED_HEADERS, pollUntil,
-  requireTool, runHook, sClient, sClientIdentity, setUpGatehouse, startProxyOnFreePort, TLS_VERSIONS, toolVersion, writeConfig,
-  type GatehousePki, type Identity, type ProxyProcess,
+  assertDocMentions, assertDocShows, clientIdentityHeaders, curlProxy, describeAnswer, echoedBy, envWithGatehouse, fencedBlocks, FORGED_HEADERS, requireTool, runHook, sClient, sClientIdentity, setUpGatehouse, startProxyOnFreePort, TLS_VERSIONS, toolVersion, writeConfig, type GatehousePki, type Identity, type ProxyProcess,
 } from './helpers/proxy-peers.js';
+import { pollUntil } from './helpers/poll.js';
 import { NGINX_DOC, nginxServerBlock, nginxTestConfig, type NginxRecipe } from './helpers/proxy-recipes.js';
 import { goEnv } from './helpers/goverify.js';
 import { run } from './helpers/run.js';
@@ -39,8 +38,8 @@ const workerExits = () => errorLog().match(/worker process \d+ exited with code 
 async function reloaded(reload: () => Promise<unknown>): Promise<void> {
   const before = workerExits();
   await reload();
-  const exits = await pollUntil(async () => workerExits(), (n) => n > before);
-  assert.ok(exits > before, `the old nginx worker did not exit after the reload:\n${errorLog().slice(-3000)}`);
+  await pollUntil('the old nginx worker exits after the reload', () => (workerExits() > before ? true : undefined), 15_000, 200)
+    .catch((err: Error) => assert.fail(`${err.message}:\n${errorLog().slice(-3000)}`));
 }
 
 async function reloadNginx(): Promise<void> {

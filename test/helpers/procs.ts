@@ -75,11 +75,4 @@ export async function occupyPort(host = '127.0.0.1'): Promise<{ port: number; se
   return { port: (server.address() as AddressInfo).port, server, close: () => new Promise<void>((resolve) => server.close(() => resolve())) };
 }
 
-/** Polls `condition` until true, or fails naming `what` after `timeoutMs`. */
-export async function waitFor(condition: () => boolean | Promise<boolean>, timeoutMs: number, what: string): Promise<void> {
-  const deadline = Date.now() + timeoutMs;
-  while (!(await condition())) {
-    if (Date.now() > deadline) throw new Error(`timed out after ${timeoutMs} ms waiting for ${what}`);
-    await new Promise((r) => setTimeout(r, 50));
-  }
-}
+export { waitFor } from './poll.js';

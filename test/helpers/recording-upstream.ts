@@ -18,6 +18,7 @@ import type { AddressInfo } from 'node:net';
 import { existsSync } from 'node:fs';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
+import { pollUntil } from './poll.js';
 
 export type UpstreamKind = 'node' | 'python';
 
@@ -53,14 +54,8 @@ export function startRecordingUpstream(kind: UpstreamKind): Promise<RecordingUps
 }
 
 /** Polls `check` every 10 ms until it returns a value, or fails after `deadlineMs`. */
-export async function waitUntil<T>(check: () => T | undefined, deadlineMs: number, what: string): Promise<T> {
-  const deadline = Date.now() + deadlineMs;
-  for (;;) {
-    const value = check();
-    if (value !== undefined) return value;
-    if (Date.now() > deadline) throw new Error(`timed out after ${deadlineMs} ms waiting for ${what}`);
-    await new Promise((r) => setTimeout(r, 10));
-  }
+export function waitUntil<T>(check: () => T | undefined, deadlineMs: number, what: string): Promise<T> {
+  return pollUntil(what, check, deadlineMs, 10);
 }
 
 function withWaits(kind: UpstreamKind, url: string, log: RecordedRequest[], close: () => Promise<void>): RecordingUpstream {
