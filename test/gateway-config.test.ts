@@ -143,3 +143,14 @@ test('cluster-healthz-reads-expired-certificates-and-overdue-crls-from-merged-me
   assert.match(expired ?? '', /^certificate \{certificate="server"\} expired \d+ s ago$/);
   assert.deepEqual(rest, []);
 });
+
+test('gateway-config-is-frozen-all-the-way-down-as-the-ca-config-is', () => {
+  const config = parseGatewayConfig(base, 'gw.yaml', '/etc/gatehouse');
+  const flags = gatewayConfigFromFlags({ listen: '127.0.0.1:8443', cert: 'c.pem', key: 'k.pem', clientCa: 'ca.pem', upstream: ['http://127.0.0.1:9000'] }, {});
+  for (const c of [config, flags]) {
+    assert.throws(() => { (c.upstream as { timeout: number }).timeout = 1; }, TypeError);
+    assert.throws(() => { (c.routes as unknown[]).push({}); }, TypeError);
+    assert.throws(() => { (c.routes[0]!.upstreams as string[])[0] = 'http://evil'; }, TypeError);
+    assert.throws(() => { (c.tls as { cert: string }).cert = '/tmp/x'; }, TypeError);
+  }
+});

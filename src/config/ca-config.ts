@@ -12,6 +12,7 @@ import { isIpAddress } from '../pki/ip.js';
 import { durationSchema, hostPortSchema } from './schema-parts.js';
 import { postureRequirementSchema } from '../posture/requirement.js';
 import { DNS_PATTERN_RE, NAME_PATTERN_RE, ROLE_RE, TRUST_DOMAIN_RE } from './patterns.js';
+import { deepFreeze } from './deep-freeze.js';
 
 
 /**
@@ -182,14 +183,6 @@ function applyEnvOverrides(raw: Record<string, unknown>, env: NodeJS.ProcessEnv)
     out.store = env.GATEHOUSE_STORE_URL === 'sqlite' ? { ...(raw.store as object | undefined), kind: 'sqlite', url: null } : { ...(raw.store as object | undefined), kind: 'postgres', url: env.GATEHOUSE_STORE_URL };
   }
   return out;
-}
-
-function deepFreeze<T>(value: T): T {
-  if (value && typeof value === 'object') {
-    for (const v of Object.values(value)) deepFreeze(v);
-    Object.freeze(value);
-  }
-  return value;
 }
 
 /** The URL agents use and CRL distribution points name. */

@@ -11,6 +11,7 @@ import YAML from 'yaml';
 import { GatehouseError } from '../errors/errors.js';
 import { durationSchema, hostPortSchema } from '../config/schema-parts.js';
 import { formatIssues } from '../config/ca-config.js';
+import { deepFreeze } from '../config/deep-freeze.js';
 import { normalizePath } from '../policy/index.js';
 import { IDENTITY_HEADER_PRESETS } from './identity-headers.js';
 
@@ -128,7 +129,7 @@ export function parseGatewayConfig(raw: unknown, source: string, baseDir: string
   const withEnv = applyEnvOverrides(raw as Record<string, unknown>, env);
   const parsed = gatewayConfigSchema.safeParse(withEnv);
   if (!parsed.success) throw new GatehouseError('GH_CONFIG_INVALID', `${source}: ${formatIssues(parsed.error.issues)}`);
-  return Object.freeze(resolvePaths(parsed.data, baseDir));
+  return deepFreeze(resolvePaths(parsed.data, baseDir));
 }
 
 export function loadGatewayConfig(path: string, env: NodeJS.ProcessEnv = process.env): Readonly<GatewayConfig> {
