@@ -23,7 +23,7 @@ import { assertCrlNotOlder, verifyCrlForCertificate } from '../src/pki/crl-verif
 import { parseCrl } from '../src/pki/crl-parse.js';
 import { generatePrivateKey, signatureAlgorithmFor } from '../src/pki/keys.js';
 import { decodePem } from '../src/pki/pem.js';
-import { enrollIdentity, startCaFixture, type CaFixture } from './helpers/ca-fixture.js';
+import { enrollAgent, startCaFixture, type CaFixture } from './helpers/ca-fixture.js';
 import {  } from './helpers/ca-http.js';
 import { pollUntil } from './helpers/poll.js';
 import { CLI_PATH, gatehouse } from './helpers/cli.js';
@@ -39,7 +39,7 @@ async function withCa(t: { after(fn: () => unknown): void }, options: Parameters
 }
 
 async function device(fixture: CaFixture, name = 'dev-1'): Promise<{ dir: string; serial: string }> {
-  const { dir, identity } = await enrollIdentity(fixture, 'web', name);
+  const { dir, identity } = await enrollAgent(fixture, 'web', name);
   return { dir, serial: identity.serial };
 }
 
@@ -55,7 +55,7 @@ function status(dir: string, ...args: string[]) {
 
 /** An HTTPS server with a genuine server certificate of the same CA, serving whatever CRL it is given. */
 async function startImpostor(fixture: CaFixture, t: { after(fn: () => unknown): void }): Promise<{ url: string; serve(body: Buffer): void }> {
-  const { dir } = await enrollIdentity(fixture, 'gateway', 'impostor', { ip: ['127.0.0.1'] });
+  const { dir } = await enrollAgent(fixture, 'gateway', 'impostor', { ip: ['127.0.0.1'] });
   let body: Buffer = Buffer.alloc(0);
   const server: Server = createServer({ key: readFileSync(join(dir, 'key.pem')), cert: readFileSync(join(dir, 'cert.pem')) }, (req, res) => {
     res.writeHead(/^\/crl(\/[0-9a-f]{16})?$/.test(req.url ?? '') ? 200 : 404, { 'content-type': 'application/pkix-crl' });

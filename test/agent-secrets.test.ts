@@ -10,7 +10,7 @@ import assert from 'node:assert/strict';
 import { spawn } from 'node:child_process';
 import { existsSync, lstatSync, readFileSync, readlinkSync, readdirSync, statSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { enrollIdentity, startCaFixture, type CaFixture } from './helpers/ca-fixture.js';
+import { enrollAgent, startCaFixture, type CaFixture } from './helpers/ca-fixture.js';
 import { CLI_PATH, gatehouse } from './helpers/cli.js';
 import { completeLines, parseLogLines } from './helpers/log-lines.js';
 import { waitFor } from './helpers/procs.js';
@@ -24,8 +24,8 @@ const AWS = Buffer.concat([Buffer.from('---\nsecret:\n- T0t411yR4ND0M$TR1N9\n'),
 
 before(async () => {
   fixture = await startCaFixture();
-  web = (await enrollIdentity(fixture, 'web', 'images-app')).dir;
-  other = (await enrollIdentity(fixture, 'admin', 'someone-else')).dir;
+  web = (await enrollAgent(fixture, 'web', 'images-app')).dir;
+  other = (await enrollAgent(fixture, 'admin', 'someone-else')).dir;
   await fixture.server.secrets.create({ name: 'aws-credentials.yml', value: AWS, grants: ['role:web'] }, actor);
   await fixture.server.secrets.create({ name: 'db-password', value: Buffer.from('hunter2'), grants: ['name:images-app'] }, actor);
 });
@@ -115,7 +115,7 @@ test('agent-run-syncs-on-schedule-and-runs-the-hook-once-per-change', async () =
 });
 
 test('agent-secrets-sync-of-a-revoked-certificate-fails-and-keeps-the-folder', async () => {
-  const victim = (await enrollIdentity(fixture, 'web', 'revoked-app')).dir;
+  const victim = (await enrollAgent(fixture, 'web', 'revoked-app')).dir;
   assert.equal((await sync(victim)).status, 0);
   const serial = JSON.parse((await gatehouse(['agent', 'whoami', '--dir', victim, '--json'])).stdout).serial as string;
   await fixture.server.authority.revokeCertificate(serial, 'keyCompromise', { actor: 'test' } as never);

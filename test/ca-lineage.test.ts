@@ -13,7 +13,7 @@ import * as pki from '../src/pki/index.js';
 import { renewOnce, PENDING_KEY_FILE } from '../src/agent/renew.js';
 import { loadIdentity } from '../src/agent/agent-state.js';
 import { isGatehouseError } from '../src/errors/errors.js';
-import { startCaFixture, enrollIdentity as agentEnroll, type CaFixture } from './helpers/ca-fixture.js';
+import { startCaFixture, enrollAgent as agentEnroll, type CaFixture } from './helpers/ca-fixture.js';
 import { caRequest, enrollRequest, expectError, newCsr, rootPemOf, type HttpResult } from './helpers/ca-http.js';
 import { pollUntil } from './helpers/poll.js';
 import { gatehouse } from './helpers/cli.js';

@@ -8,7 +8,7 @@ import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { existsSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { startCaFixture, enrollIdentity } from './helpers/ca-fixture.js';
+import { startCaFixture, enrollAgent } from './helpers/ca-fixture.js';
 import { gatehouse } from './helpers/cli.js';
 import { run } from './helpers/run.js';
 import { waitFor } from './helpers/procs.js';
@@ -39,8 +39,8 @@ test('rotating the issuing CA of a running CA: new certificates from the new one
     const rootPath = join(fixture.caDir, CA_FILES.rootCert);
     const oldIntermediatePem = readFileSync(join(fixture.caDir, CA_FILES.intermediateCert), 'utf8');
     const oldId = issuerIdOf(parseCertificatePem(oldIntermediatePem)[0]!.der);
-    const before = await enrollIdentity(fixture, 'web', 'before-1');
-    const revokedLater = await enrollIdentity(fixture, 'web', 'before-2');
+    const before = await enrollAgent(fixture, 'web', 'before-1');
+    const revokedLater = await enrollAgent(fixture, 'web', 'before-2');
     assert.match(parseCertificatePem(readFileSync(join(before.dir, 'cert.pem'), 'utf8'))[0]!.crlUrls[0]!, new RegExp(`/crl/${oldId}$`));
 
     const rotated = await gatehouse(['ca', 'rotate', 'intermediate', '--dir', fixture.caDir, '--json']);
@@ -56,7 +56,7 @@ test('rotating the issuing CA of a running CA: new certificates from the new one
     await waitFor(() => issuerIdOf(fixture.server.authority.issuer.certDer) === result.next.id, 10_000, 'the running CA to use the new issuing CA');
     assert.ok(fixture.logLines.some((l) => l.includes('"ca.issuers_reloaded"')));
 
-    const after = await enrollIdentity(fixture, 'web', 'after-1');
+    const after = await enrollAgent(fixture, 'web', 'after-1');
     const chain = parseCertificatePem(readFileSync(join(after.dir, 'cert.pem'), 'utf8'));
     assert.equal(chain[1]!.fingerprint, parseCertificatePem(newIntermediatePem)[0]!.fingerprint, 'the chain sent is leaf + new issuing CA');
     assert.match(chain[0]!.crlUrls[0]!, new RegExp(`/crl/${result.next.id}$`));
@@ -87,7 +87,7 @@ test('rotating the issuing CA of a running CA: new certificates from the new one
 
     // A gateway that trusts only the root and reads /crls lets in clients of both issuing CAs and
     // refuses the revoked one: the new CA's CRL verifies with the signer certificate /crls carries.
-    const gw = await enrollIdentity(fixture, 'gateway', 'gw-1', { dns: ['localhost'], ip: ['127.0.0.1'] });
+    const gw = await enrollAgent(fixture, 'gateway', 'gw-1', { dns: ['localhost'], ip: ['127.0.0.1'] });
     const app = await startEchoUpstream();
     const gatewayLog: string[] = [];
     const gateway = await runGateway({

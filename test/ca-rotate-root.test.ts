@@ -11,7 +11,7 @@ import { existsSync, readFileSync, renameSync, statSync, writeFileSync } from 'n
 import { createPublicKey } from 'node:crypto';
 import { join } from 'node:path';
 import { Agent, request as httpsRequest } from 'node:https';
-import { startCaFixture, enrollIdentity, type CaFixture } from './helpers/ca-fixture.js';
+import { startCaFixture, enrollAgent, type CaFixture } from './helpers/ca-fixture.js';
 import { gatehouse } from './helpers/cli.js';
 import { run } from './helpers/run.js';
 import { waitFor } from './helpers/procs.js';
@@ -94,8 +94,8 @@ test('a root rotation under continuous requests: no request fails, status reache
   try {
     const oldRootPem = readFileSync(join(fixture.caDir, CA_FILES.rootCert), 'utf8');
     const oldRoot = sha256Hex(decodePem(oldRootPem, 'CERTIFICATE')[0]!);
-    const gw = await enrollIdentity(fixture, 'gateway', 'gw-1', { dns: ['localhost'], ip: ['127.0.0.1'] });
-    const clients = [await enrollIdentity(fixture, 'web', 'web-1'), await enrollIdentity(fixture, 'web', 'web-2'), await enrollIdentity(fixture, 'web', 'web-3')];
+    const gw = await enrollAgent(fixture, 'gateway', 'gw-1', { dns: ['localhost'], ip: ['127.0.0.1'] });
+    const clients = [await enrollAgent(fixture, 'web', 'web-1'), await enrollAgent(fixture, 'web', 'web-2'), await enrollAgent(fixture, 'web', 'web-3')];
     const oldPinToken = (await fixture.server.authority.createToken({ role: 'web', name: 'late-1' }, { actor: 'test' })).token;
     gateway = await runGateway({
       config: parseGatewayConfig({
@@ -176,7 +176,7 @@ test('a root rotation under continuous requests: no request fails, status reache
 
     // A revocation after the finish reaches the gateway: /crls now carries the issuing CA
     // certified by the next root, which the gateway believes because its trust bundle has it.
-    const doomed = await enrollIdentity(fixture, 'web', 'doomed-1');
+    const doomed = await enrollAgent(fixture, 'web', 'doomed-1');
     const ask = () => new Promise<number>((resolve) => {
       const files = { cert: readFileSync(join(doomed.dir, 'cert.pem')), key: readFileSync(join(doomed.dir, 'key.pem')), ca: readFileSync(join(doomed.dir, 'ca.pem')) };
       const req = httpsRequest({ host: '127.0.0.1', port, path: '/', agent: false, ...files, timeout: 10_000 }, (res) => { res.resume(); res.on('end', () => resolve(res.statusCode ?? 0)); });
@@ -205,7 +205,7 @@ test('an aborted root rotation: agents drop the next root, old tokens keep worki
   try {
     const oldRootPem = readFileSync(join(fixture.caDir, CA_FILES.rootCert), 'utf8');
     const oldRoot = sha256Hex(decodePem(oldRootPem, 'CERTIFICATE')[0]!);
-    const client = await enrollIdentity(fixture, 'web', 'web-1');
+    const client = await enrollAgent(fixture, 'web', 'web-1');
     const token = (await fixture.server.authority.createToken({ role: 'web', name: 'later-1' }, { actor: 'test' })).token;
     const started = JSON.parse((await cli(['ca', 'rotate', 'root', '--dir', fixture.caDir, '--json'])).stdout);
     assert.ok(existsSync(started.nextRootKeyFile));

@@ -12,7 +12,7 @@ import { readFileSync } from 'node:fs';
 import { join, resolve } from 'node:path';
 import { importAdvisories, parseAdvisories } from '../src/ca/vuln-import.js';
 import { reportPosture } from '../src/agent/posture-report.js';
-import { enrollIdentity, startCaFixture, type CaFixture } from './helpers/ca-fixture.js';
+import { enrollAgent, startCaFixture, type CaFixture } from './helpers/ca-fixture.js';
 import { caRequest, readIdentityPem, rootPemOf, type HttpResult } from './helpers/ca-http.js';
 import { assertNoInjectedMarkup, HOSTILE, rowNames, rowOf } from './helpers/dashboard-page.js';
 import { dpkgStatus, writeTree } from './helpers/system-tree.js';
@@ -53,11 +53,11 @@ describe('dashboard advisories over https', () => {
       'hostile-1': [['hostile-pkg', '1.0-1']],
     };
     for (const [name, packages] of Object.entries(systems)) {
-      const { dir } = await enrollIdentity(fixture, 'web', name);
+      const { dir } = await enrollAgent(fixture, 'web', name);
       const sent = await reportPosture({ dir, root: systemTree(join(fixture.root, `system-${name}`), packages) });
       assert.equal(sent.received?.spiffeId, `spiffe://test.internal/web/${name}`, 'reported over mTLS with its own certificate');
     }
-    await enrollIdentity(fixture, 'gateway', 'never-1', { dns: ['localhost'] });
+    await enrollAgent(fixture, 'gateway', 'never-1', { dns: ['localhost'] });
     for (const page of ['/dashboard/', '/dashboard/fleet', '/dashboard/identity/web/old-1']) before_[page] = await dash(page);
 
     const records = JSON.parse(readFileSync(FEED, 'utf8')) as Array<Record<string, unknown>>;

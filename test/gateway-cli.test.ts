@@ -7,7 +7,7 @@ import assert from 'node:assert/strict';
 import { join } from 'node:path';
 import { readFileSync, writeFileSync } from 'node:fs';
 import { request as httpGet } from 'node:http';
-import { enrollIdentity, startCaFixture, writeClientCaBundle, type CaFixture } from './helpers/ca-fixture.js';
+import { enrollAgent, startCaFixture, writeClientCaBundle, type CaFixture } from './helpers/ca-fixture.js';
 import { startEchoUpstream, type EchoUpstream } from './helpers/echo-upstream.js';
 import { startGatewayProcess, type GatewayProcess } from './helpers/gateway-process.js';
 import { run } from './helpers/run.js';
@@ -20,7 +20,7 @@ let app: EchoUpstream;
 const dirs: Record<string, string> = {};
 let bundle = '';
 
-const enrollAs = async (role: string, name: string, extra: { dns?: string[]; ip?: string[] } = {}): Promise<string> => (await enrollIdentity(fixture, role, name, extra)).dir;
+const enrollAs = async (role: string, name: string, extra: { dns?: string[]; ip?: string[] } = {}): Promise<string> => (await enrollAgent(fixture, role, name, extra)).dir;
 
 before(async () => {
   fixture = await startCaFixture();

@@ -18,7 +18,7 @@ import { join } from 'node:path';
 import * as pki from '../src/pki/index.js';
 import { IDENTITY_HEADER_PRESETS } from '../src/gateway/identity-headers.js';
 import { inboundRule } from '../src/gateway/inbound-headers.js';
-import { enrollIdentity, startCaFixture, writeClientCaBundle, type CaFixture } from './helpers/ca-fixture.js';
+import { enrollAgent, startCaFixture, writeClientCaBundle, type CaFixture } from './helpers/ca-fixture.js';
 import { startEchoUpstream, type EchoUpstream } from './helpers/echo-upstream.js';
 import { startGatewayProcess, type GatewayProcess } from './helpers/gateway-process.js';
 
@@ -145,8 +145,8 @@ const gateways = new Map<string, GatewayProcess>();
 before(async () => {
   // The quick start's names, so the doc's example values are the values expected here.
   fixture = await startCaFixture({ org: 'Acme', trustDomain: 'acme.internal' });
-  gatewayDir = (await enrollIdentity(fixture, 'gateway', 'gw-1', { dns: ['localhost'], ip: ['127.0.0.1'] })).dir;
-  clientDir = (await enrollIdentity(fixture, 'web', 'laptop-1')).dir;
+  gatewayDir = (await enrollAgent(fixture, 'gateway', 'gw-1', { dns: ['localhost'], ip: ['127.0.0.1'] })).dir;
+  clientDir = (await enrollAgent(fixture, 'web', 'laptop-1')).dir;
   const bundle = writeClientCaBundle(fixture);
   echo = await startEchoUpstream();
   for (const preset of IDENTITY_HEADER_PRESETS) {

@@ -20,7 +20,7 @@ import { reportPosture } from '../src/agent/posture-report.js';
 import { runAgent } from '../src/agent/renew-scheduler.js';
 import { importAdvisories, parseAdvisories } from '../src/ca/vuln-import.js';
 import { isGatehouseError } from '../src/errors/errors.js';
-import { enrollIdentity, startCaFixture, writeClientCaBundle, type CaFixture } from './helpers/ca-fixture.js';
+import { enrollAgent, startCaFixture, writeClientCaBundle, type CaFixture } from './helpers/ca-fixture.js';
 import { startEchoUpstream, type EchoUpstream } from './helpers/echo-upstream.js';
 import { caRequest } from './helpers/ca-http.js';
 import { gatehouse } from './helpers/cli.js';
@@ -65,8 +65,8 @@ function gatewayConfig(posture: Record<string, unknown>): Readonly<GatewayConfig
 before(async () => {
   fixture = await startCaFixture();
   app = await startEchoUpstream();
-  for (const name of ['good', 'weak', 'silent', 'patched-late']) dirs[name] = (await enrollIdentity(fixture, 'web', name)).dir;
-  dirs.gw = (await enrollIdentity(fixture, 'gateway', 'gw-1', { dns: ['localhost'] })).dir;
+  for (const name of ['good', 'weak', 'silent', 'patched-late']) dirs[name] = (await enrollAgent(fixture, 'web', name)).dir;
+  dirs.gw = (await enrollAgent(fixture, 'gateway', 'gw-1', { dns: ['localhost'] })).dir;
   policyFile = join(fixture.root, 'policy.yaml');
   writeFileSync(policyFile, `version: 1
 rules:
@@ -262,8 +262,8 @@ test('policy-check-judges-posture-from-a-standing-file-or-the-ca', async () => {
 test('ca-role-with-posture-renews-only-a-device-that-meets-it', async () => {
   const ca = await startCaFixture({ configEdit: (yaml) => yaml.replace(/(web:\n\s+profile: client\n)/, '$1    posture: { minScore: 70 }\n') });
   try {
-    const good = (await enrollIdentity(ca, 'web', 'good')).dir;
-    const weak = (await enrollIdentity(ca, 'web', 'weak')).dir;
+    const good = (await enrollAgent(ca, 'web', 'good')).dir;
+    const weak = (await enrollAgent(ca, 'web', 'weak')).dir;
     assert.ok(((await reportPosture({ dir: good, root: systemTree(join(ca.root, 'good-system'), false) })).received!.score ?? 0) >= 70);
     await reportPosture({ dir: weak, root: systemTree(join(ca.root, 'weak-system'), true) });
     const renewed = await gatehouse(['agent', 'renew', '--dir', good]);

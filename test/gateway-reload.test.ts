@@ -13,7 +13,7 @@ import { renewOnce } from '../src/agent/renew.js';
 import { loadGatewayConfig } from '../src/gateway/config.js';
 import { runGateway, type RunningGateway } from '../src/gateway/run.js';
 import { createLogger } from '../src/log/logger.js';
-import { enrollIdentity, startCaFixture, writeClientCaBundle, type CaFixture } from './helpers/ca-fixture.js';
+import { enrollAgent, startCaFixture, writeClientCaBundle, type CaFixture } from './helpers/ca-fixture.js';
 import { startEchoUpstream, type EchoUpstream } from './helpers/echo-upstream.js';
 
 let fixture: CaFixture;
@@ -25,7 +25,7 @@ let policyFile = '';
 const logLines: string[] = [];
 const dirs: Record<string, string> = {};
 
-const enrollAs = async (role: string, name: string, extra: { dns?: string[]; ip?: string[] } = {}): Promise<string> => (await enrollIdentity(fixture, role, name, extra)).dir;
+const enrollAs = async (role: string, name: string, extra: { dns?: string[]; ip?: string[] } = {}): Promise<string> => (await enrollAgent(fixture, role, name, extra)).dir;
 
 /** Replace a file the way agents and editors do: write aside, then rename over. */
 function replaceFile(path: string, text: string): void {

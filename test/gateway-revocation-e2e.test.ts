@@ -13,7 +13,7 @@ import type { Identity } from '../src/pki/certificate.js';
 import { parseGatewayConfig } from '../src/gateway/config.js';
 import { runGateway, type RunningGateway } from '../src/gateway/run.js';
 import { createLogger } from '../src/log/logger.js';
-import { enrollIdentity, startCaFixture, writeClientCaBundle, type CaFixture } from './helpers/ca-fixture.js';
+import { enrollAgent, startCaFixture, writeClientCaBundle, type CaFixture } from './helpers/ca-fixture.js';
 import { startEchoUpstream, type EchoUpstream } from './helpers/echo-upstream.js';
 import { run } from './helpers/run.js';
 
@@ -25,7 +25,7 @@ const dirs: Record<string, string> = {};
 const identities: Record<string, Identity> = {};
 
 async function enrollAs(role: string, name: string, extra: { dns?: string[] } = {}): Promise<string> {
-  const { dir, identity } = await enrollIdentity(fixture, role, name, extra);
+  const { dir, identity } = await enrollAgent(fixture, role, name, extra);
   identities[name] = identity;
   return dir;
 }

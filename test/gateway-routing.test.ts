@@ -14,7 +14,7 @@ import type { AddressInfo } from 'node:net';
 import { parseGatewayConfig } from '../src/gateway/config.js';
 import { runGateway, type RunningGateway } from '../src/gateway/run.js';
 import { createLogger } from '../src/log/logger.js';
-import { enrollIdentity, startCaFixture, writeClientCaBundle, type CaFixture } from './helpers/ca-fixture.js';
+import { enrollAgent, startCaFixture, writeClientCaBundle, type CaFixture } from './helpers/ca-fixture.js';
 import { startEchoUpstream, type EchoUpstream } from './helpers/echo-upstream.js';
 import { run } from './helpers/run.js';
 
@@ -28,7 +28,7 @@ const logLines: string[] = [];
 const dirs: Record<string, string> = {};
 let deadUrl = '';
 
-const enrollAs = async (role: string, name: string, extra: { dns?: string[]; ip?: string[] } = {}): Promise<string> => (await enrollIdentity(fixture, role, name, extra)).dir;
+const enrollAs = async (role: string, name: string, extra: { dns?: string[]; ip?: string[] } = {}): Promise<string> => (await enrollAgent(fixture, role, name, extra)).dir;
 
 before(async () => {
   fixture = await startCaFixture();

@@ -9,7 +9,7 @@ import { startGateway, type Gateway } from '../src/gateway/gateway.js';
 import { compilePolicy } from '../src/policy/index.js';
 import { createLogger } from '../src/log/logger.js';
 import { parseGatewayConfig } from '../src/gateway/config.js';
-import { enrollIdentity, startCaFixture, writeClientCaBundle, type CaFixture } from './helpers/ca-fixture.js';
+import { enrollAgent, startCaFixture, writeClientCaBundle, type CaFixture } from './helpers/ca-fixture.js';
 import { startEchoUpstream, type EchoUpstream } from './helpers/echo-upstream.js';
 import { run, runSync } from './helpers/run.js';
 
@@ -19,7 +19,7 @@ let gateway: Gateway;
 const logLines: string[] = [];
 const dirs: Record<string, string> = {};
 
-const enrollAs = async (role: string, name: string, extra: { dns?: string[]; ip?: string[] } = {}): Promise<string> => (await enrollIdentity(fixture, role, name, extra)).dir;
+const enrollAs = async (role: string, name: string, extra: { dns?: string[]; ip?: string[] } = {}): Promise<string> => (await enrollAgent(fixture, role, name, extra)).dir;
 
 before(async () => {
   fixture = await startCaFixture();

@@ -13,7 +13,7 @@ import { listenFailed } from '../src/errors/listen.js';
 import { gatehouse } from './helpers/cli.js';
 import { makeTempDir } from './helpers/tmp.js';
 import { allProcs, occupyPort } from './helpers/procs.js';
-import { enrollIdentity, startCaFixture, writeClientCaBundle, type CaFixture } from './helpers/ca-fixture.js';
+import { enrollAgent, startCaFixture, writeClientCaBundle, type CaFixture } from './helpers/ca-fixture.js';
 
 const EXIT = ERRORS.GH_LISTEN_FAILED.exit;
 let scratch: { dir: string; cleanup: () => void };
@@ -30,7 +30,7 @@ before(async () => {
   assert.equal(init.status, 0, init.stderr);
   taken = await occupyPort();
   fixture = await startCaFixture();
-  gw = (await enrollIdentity(fixture, 'gateway', 'gw-listen', { dns: ['localhost'] })).dir;
+  gw = (await enrollAgent(fixture, 'gateway', 'gw-listen', { dns: ['localhost'] })).dir;
   bundle = writeClientCaBundle(fixture);
 });
 

@@ -7,7 +7,7 @@ import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { enrollIdentity, startCaFixture } from './helpers/ca-fixture.js';
+import { enrollAgent, startCaFixture } from './helpers/ca-fixture.js';
 import { caRequest } from './helpers/ca-http.js';
 import { gatehouse } from './helpers/cli.js';
 import { reportPosture } from '../src/agent/posture-report.js';
@@ -31,7 +31,7 @@ function fixtureRoot(dir: string): string {
 test('posture-a-device-reports-over-mtls-the-ca-scores-stores-and-audits-it', async () => {
   const fixture = await startCaFixture();
   try {
-    const device = await enrollIdentity(fixture, 'web', 'laptop-1');
+    const device = await enrollAgent(fixture, 'web', 'laptop-1');
     const root = fixtureRoot(join(fixture.root, 'system'));
     const { report, received } = await reportPosture({ dir: device.dir, root, now: new Date('2026-03-01T00:00:00Z') });
     assert.ok(received);
@@ -80,7 +80,7 @@ test('posture-a-device-reports-over-mtls-the-ca-scores-stores-and-audits-it', as
 test('posture-agent-report-dry-run-prints-and-sends-nothing; without it the CA records the report', async () => {
   const fixture = await startCaFixture();
   try {
-    const device = await enrollIdentity(fixture, 'web', 'laptop-2');
+    const device = await enrollAgent(fixture, 'web', 'laptop-2');
     const root = fixtureRoot(join(fixture.root, 'system'));
     const dry = await gatehouse(['agent', 'report', '--dir', device.dir, '--root', root, '--dry-run', '--json']);
     assert.equal(dry.status, 0, dry.stderr);
@@ -102,7 +102,7 @@ test('posture-agent-report-dry-run-prints-and-sends-nothing; without it the CA r
 test('posture-agent-run-reports-at-start-on-its-interval-and-after-a-renewal', async () => {
   const fixture = await startCaFixture();
   try {
-    const device = await enrollIdentity(fixture, 'web', 'laptop-3');
+    const device = await enrollAgent(fixture, 'web', 'laptop-3');
     const root = fixtureRoot(join(fixture.root, 'system'));
     const lines: Array<Record<string, unknown>> = [];
     const logger = createLogger({ level: 'debug', write: (l) => void lines.push(JSON.parse(l) as Record<string, unknown>) });
@@ -142,8 +142,8 @@ test('posture-agent-run-reports-at-start-on-its-interval-and-after-a-renewal', a
 test('posture-fleet-posture-lists-scores-worst-first-locally-and-remotely-with-filters', async () => {
   const fixture = await startCaFixture({ metricsListen: '127.0.0.1:0' });
   try {
-    const weak = await enrollIdentity(fixture, 'web', 'weak-1');
-    const strong = await enrollIdentity(fixture, 'web', 'strong-1');
+    const weak = await enrollAgent(fixture, 'web', 'weak-1');
+    const strong = await enrollAgent(fixture, 'web', 'strong-1');
     const weakRoot = fixtureRoot(join(fixture.root, 'weak'));
     const strongRoot = fixtureRoot(join(fixture.root, 'strong'));
     writeFileSync(join(strongRoot, 'etc/ssh/sshd_config'), 'PermitRootLogin no\nPasswordAuthentication no\n');
@@ -182,7 +182,7 @@ test('posture-fleet-posture-lists-scores-worst-first-locally-and-remotely-with-f
 test('posture-a-report-larger-than-a-pipe-buffer-reaches-the-reader-whole (the CLI waits for stdout before it exits)', async () => {
   const tmp = await startCaFixture();
   try {
-    const device = await enrollIdentity(tmp, 'web', 'big-1');
+    const device = await enrollAgent(tmp, 'web', 'big-1');
     const root = fixtureRoot(join(tmp.root, 'big'));
     const many = Array.from({ length: 3000 }, (_, i) => `Package: pkg-${i}\nStatus: install ok installed\nVersion: 1.${i}-1\n`).join('\n');
     writeFileSync(join(root, 'var/lib/dpkg/status'), many);

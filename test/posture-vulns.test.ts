@@ -11,7 +11,7 @@ import { join, resolve } from 'node:path';
 import { cvss3BaseScore, ratingOf } from '../src/posture/vulns/cvss.js';
 import { parseOsv, type Advisory } from '../src/posture/vulns/osv.js';
 import { affects, AdvisoryIndex, ecosystemOf } from '../src/posture/vulns/match.js';
-import { enrollIdentity, startCaFixture } from './helpers/ca-fixture.js';
+import { enrollAgent, startCaFixture } from './helpers/ca-fixture.js';
 import { caRequest } from './helpers/ca-http.js';
 import { gatehouse } from './helpers/cli.js';
 import { reportPosture } from '../src/agent/posture-report.js';
@@ -127,8 +127,8 @@ function systemTree(dir: string, packages: Array<[string, string]>): string {
 test('vuln-import-loads-the-fixture-feed-and-fleet-vulns-names-the-affected-devices', async () => {
   const fixture = await startCaFixture();
   try {
-    const old = await enrollIdentity(fixture, 'web', 'old-server');
-    const patched = await enrollIdentity(fixture, 'web', 'patched-server');
+    const old = await enrollAgent(fixture, 'web', 'old-server');
+    const patched = await enrollAgent(fixture, 'web', 'patched-server');
     await reportPosture({ dir: old.dir, root: systemTree(join(fixture.root, 'old'), [['openssl', '3.0.11-1~deb12u2'], ['sudo', '1.9.13p3-1+deb12u1'], ['zlib1g', '1:1.2.13.dfsg-1'], ['bash', '5.2.15-2+b2'], ['curl', '7.88.1-10+deb12u5']]) });
     await reportPosture({ dir: patched.dir, root: systemTree(join(fixture.root, 'patched'), [['openssl', '3.0.15-1~deb12u1'], ['sudo', '1.9.13p3-1+deb12u2']]) });
     // zlib1g is built from source zlib: the advisory names the source.
@@ -155,7 +155,7 @@ test('vuln-import-loads-the-fixture-feed-and-fleet-vulns-names-the-affected-devi
     assert.match(text.stdout, /GATEHOUSE-TEST-0003 +medium +1 +old-server \(zlib 1:1\.2\.13\.dfsg-1, no fix yet\)/);
 
     // Through the admin API, with an admin identity: the same view, and imports in batches.
-    const admin = await enrollIdentity(fixture, 'admin', 'ops');
+    const admin = await enrollAgent(fixture, 'admin', 'ops');
     const remote = await gatehouse(['fleet', 'vulns', '--identity', admin.dir, '--ca', fixture.url, '--json']);
     assert.equal(remote.status, 0, remote.stderr);
     assert.deepEqual(JSON.parse(remote.stdout), vulns);

@@ -14,7 +14,7 @@ import { join } from 'node:path';
 import YAML from 'yaml';
 import { caRequest, newCsr } from './helpers/ca-http.js';
 import { startCaProcess, type CaProcess } from './helpers/ca-process.js';
-import { enrollIdentity, startCaFixture, writeClientCaBundle, type CaFixture } from './helpers/ca-fixture.js';
+import { enrollAgent, startCaFixture, writeClientCaBundle, type CaFixture } from './helpers/ca-fixture.js';
 import { startEchoUpstream, type EchoUpstream } from './helpers/echo-upstream.js';
 import { startGatewayProcess, type GatewayProcess } from './helpers/gateway-process.js';
 import { gatehouse } from './helpers/cli.js';
@@ -222,8 +222,8 @@ let bundle = '';
 before(async () => {
   fixture = await startCaFixture({ crlCheckIntervalMs: 200 });
   app = await startEchoUpstream();
-  gwDir = (await enrollIdentity(fixture, 'gateway', 'gw-1', { dns: ['localhost'], ip: ['127.0.0.1'] })).dir;
-  deviceDir = (await enrollIdentity(fixture, 'web', 'device-1')).dir;
+  gwDir = (await enrollAgent(fixture, 'gateway', 'gw-1', { dns: ['localhost'], ip: ['127.0.0.1'] })).dir;
+  deviceDir = (await enrollAgent(fixture, 'web', 'device-1')).dir;
   bundle = writeClientCaBundle(fixture);
 });
 after(async () => {

@@ -8,7 +8,7 @@ import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
 import { mkdirSync, readFileSync, rmSync } from 'node:fs';
 import { join, resolve } from 'node:path';
-import { enrollIdentity, startCaFixture } from './helpers/ca-fixture.js';
+import { enrollAgent, startCaFixture } from './helpers/ca-fixture.js';
 import { gatehouse } from './helpers/cli.js';
 import { startCaProcess } from './helpers/ca-process.js';
 import { startPostgres, type TestPostgres } from './helpers/postgres.js';
@@ -52,8 +52,8 @@ test('store-copy-sqlite-to-postgres-and-back-gives-identical-contents-and-the-ca
   const caDir = fixture.caDir;
   try {
     // A CA that has done everything once.
-    const web = await enrollIdentity(fixture, 'web', 'web-1');
-    const doomed = await enrollIdentity(fixture, 'web', 'doomed-1');
+    const web = await enrollAgent(fixture, 'web', 'web-1');
+    const doomed = await enrollAgent(fixture, 'web', 'doomed-1');
     await renewOnce({ dir: web.dir });
     await fixture.server.authority.revokeCertificate(doomed.identity.serial, 'keyCompromise', { actor: 'test' });
     await fixture.server.authority.createToken({ role: 'web', name: 'later' }, { actor: 'test' });

@@ -18,7 +18,7 @@ import { parseCertificate } from '../src/pki/certificate.js';
 import { runSync } from './helpers/run.js';
 import { makeTempDir } from './helpers/tmp.js';
 import { goVerify } from './helpers/goverify.js';
-import { enrollIdentity, startCaFixture } from './helpers/ca-fixture.js';
+import { enrollAgent, startCaFixture } from './helpers/ca-fixture.js';
 import { loadCaMaterial } from '../src/ca/ca-dir.js';
 import { renewOnce } from '../src/agent/renew.js';
 
@@ -168,7 +168,7 @@ test('independent verifiers: the cross-certificate is valid, and which chains ol
 test('an agent renewing against a real CA takes the vouched root into ca.pem with the certificate, and drops it when retired', async () => {
   const fixture = await startCaFixture();
   try {
-    const { dir } = await enrollIdentity(fixture, 'web', 'laptop-1');
+    const { dir } = await enrollAgent(fixture, 'web', 'laptop-1');
     const material = loadCaMaterial(fixture.caDir);
     const oldRoot = material.rootDer;
     const newKey = generatePrivateKey('p256');

@@ -52,8 +52,8 @@ export async function startCaFixture(options: Partial<Omit<InitOptions, 'now'>> 
   };
 }
 
-/** Enrolls an identity with the agent against the fixture CA, in `fixture.root/name`. */
-export async function enrollIdentity(fixture: CaFixture, role: string, name: string, extra: { dns?: string[]; ip?: string[] } = {}): Promise<{ dir: string; identity: Identity }> {
+/** Enrolls an identity with the agent's own code (an identity dir in `fixture.root/name`); ca-http's enrollIdentity enrolls over HTTP, in memory. */
+export async function enrollAgent(fixture: CaFixture, role: string, name: string, extra: { dns?: string[]; ip?: string[] } = {}): Promise<{ dir: string; identity: Identity }> {
   const { token } = await fixture.server.authority.createToken({ role }, { actor: 'test' });
   const dir = join(fixture.root, name);
   const identity = await enroll({ caUrl: fixture.url, token, dir, name, ...extra });
