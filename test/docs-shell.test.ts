@@ -22,6 +22,7 @@ const REPO = resolve('.');
 
 const DOCUMENTS = [
   'README.md',
+  'CONTRIBUTING.md',
   'docs/gateway.md',
   'docs/agent.md',
   'docs/lineage.md',
