@@ -1,4 +1,4 @@
-/** The closed list of audit event names (`area.noun_verb`). Documented in docs/audit.md. */
+/** The closed list of audit event names (`area.noun_verb`). Listed in docs/errors.md, "Audit events". */
 export const AUDIT_EVENTS = [
   'ca.initialized',
   'ca.token_created',
