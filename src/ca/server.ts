@@ -34,11 +34,10 @@ import { pinPeerForConnection } from '../tls/peer-certificate.js';
 import { isLoopbackHost, splitHostPort } from '../config/listen.js';
 import { MasterKeyRing } from '../secrets/master-key.js';
 import { SecretService } from '../secrets/service.js';
+import { TLS12_AEAD_CIPHERS } from '../tls/ciphers.js';
 
 export { splitHostPort };
 
-/** TLS 1.2 limited to AEAD suites; TLS 1.3 suites are all AEAD. */
-export const TLS12_AEAD_CIPHERS = 'ECDHE-ECDSA-AES128-GCM-SHA256:ECDHE-RSA-AES128-GCM-SHA256:ECDHE-ECDSA-AES256-GCM-SHA384:ECDHE-RSA-AES256-GCM-SHA384:ECDHE-ECDSA-CHACHA20-POLY1305:ECDHE-RSA-CHACHA20-POLY1305';
 const SERVER_CERT_LIFETIME_MS = 24 * 3_600_000;
 const DRAIN_MS = 5000;
 /** How often `ca serve` deletes secret versions whose rotation overlap ended (reads never serve them meanwhile). */

@@ -13,9 +13,8 @@ import { verifyChain } from '../pki/chain.js';
 import { OID } from '../pki/oids.js';
 import { dnsMatches } from '../config/patterns.js';
 import { isLoopbackHost, splitHostPort } from '../config/listen.js';
+import { TLS12_AEAD_CIPHERS } from '../tls/ciphers.js';
 
-/** TLS 1.2 limited to AEAD suites; TLS 1.3 suites are all AEAD. */
-export const TLS12_AEAD_CIPHERS = 'ECDHE-ECDSA-AES128-GCM-SHA256:ECDHE-RSA-AES128-GCM-SHA256:ECDHE-ECDSA-AES256-GCM-SHA384:ECDHE-RSA-AES256-GCM-SHA384:ECDHE-ECDSA-CHACHA20-POLY1305:ECDHE-RSA-CHACHA20-POLY1305';
 
 export interface TlsFiles {
   cert: string;
