@@ -3,6 +3,7 @@
  * from the error registry. `npm run docs` writes them; a test fails when they are stale.
  */
 import { ERRORS } from '../errors/errors.js';
+import { GATEWAY_REFUSALS } from '../errors/gateway-refusals.js';
 import { AUDIT_EVENTS } from '../log/audit-events.js';
 import { helpText } from '../cli/command.js';
 import { COMMANDS } from '../cli/commands/index.js';
@@ -36,6 +37,15 @@ export function errorReference(): string {
     '| code | HTTP | exit | shown | meaning | fix |',
     '|---|---|---|---|---|---|',
     ...rows,
+    '',
+    '## Gateway refusals',
+    '',
+    'The gateway answers a refused request with one of these codes: in the JSON body, in its access log, and as the `reason` label of `gatehouse_gateway_requests_total`.',
+    '[gateway.md, "Refusals"](gateway.md#refusals) shows each one\'s message. "closes" means the HTTP/1.1 connection is closed after the answer.',
+    '',
+    '| code | HTTP | closes | meaning |',
+    '|---|---|---|---|',
+    ...Object.entries(GATEWAY_REFUSALS).map(([code, r]) => `| \`${code}\` | ${r.status} | ${r.closes ? 'yes' : 'no'} | ${r.summary} |`),
     '',
     '## Audit events',
     '',

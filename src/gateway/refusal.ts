@@ -8,21 +8,12 @@ import type { IncomingHttpHeaders } from 'node:http';
 import type { Duplex } from 'node:stream';
 import { STATUS_CODES } from 'node:http';
 import type { ClientRequest, ClientResponse } from './forward.js';
+import { GATEWAY_REFUSALS, type RefusalReason } from '../errors/gateway-refusals.js';
 
-export type RefusalReason =
-  | 'NO_CERTIFICATE' | 'UNTRUSTED' | 'EXPIRED' | 'NOT_YET_VALID' | 'WRONG_PURPOSE' | 'REVOKED' | 'CRL_STALE' | 'CRL_MISSING'
-  | 'POLICY_DENIED' | 'POSTURE_FAILED' | 'POSTURE_UNAVAILABLE' | 'PATH_AMBIGUOUS' | 'HEADERS_TOO_LARGE' | 'NO_ROUTE' | 'MISDIRECTED' | 'UPSTREAM_UNAVAILABLE' | 'UPSTREAM_HEAD_TOO_LARGE' | 'UPSTREAM_TIMEOUT' | 'INTERNAL'
-  | 'MALFORMED_REQUEST' | 'REQUEST_TIMEOUT' | 'HOST_INVALID' | 'FRAMING_INVALID' | 'TRANSFER_CODING_UNSUPPORTED' | 'VERSION_UNSUPPORTED' | 'METHOD_UNSUPPORTED';
-
-const STATUS: Record<RefusalReason, number> = {
-  NO_CERTIFICATE: 400, PATH_AMBIGUOUS: 400, MALFORMED_REQUEST: 400, HOST_INVALID: 400, FRAMING_INVALID: 400, REQUEST_TIMEOUT: 408,
-  TRANSFER_CODING_UNSUPPORTED: 501, METHOD_UNSUPPORTED: 501, VERSION_UNSUPPORTED: 505,
-  UNTRUSTED: 403, EXPIRED: 403, NOT_YET_VALID: 403, WRONG_PURPOSE: 403, REVOKED: 403, CRL_STALE: 403, CRL_MISSING: 403, POLICY_DENIED: 403, POSTURE_FAILED: 403, POSTURE_UNAVAILABLE: 503,
-  NO_ROUTE: 404, MISDIRECTED: 421, HEADERS_TOO_LARGE: 431, INTERNAL: 500, UPSTREAM_UNAVAILABLE: 502, UPSTREAM_HEAD_TOO_LARGE: 502, UPSTREAM_TIMEOUT: 504,
-};
+export type { RefusalReason };
 
 export function refusalStatus(reason: RefusalReason): number {
-  return STATUS[reason];
+  return GATEWAY_REFUSALS[reason].status;
 }
 
 /** `failed` when the gateway or the app could not serve an allowed request; `refused` when the request itself was turned away. */
@@ -30,15 +21,9 @@ export function refusalDecision(reason: RefusalReason): 'failed' | 'refused' {
   return reason === 'INTERNAL' || reason.startsWith('UPSTREAM_') ? 'failed' : 'refused';
 }
 
-/**
- * Refusals after which the connection cannot be trusted to carry a next request: the
- * framing or the head was not understood, so where this request ends is not known either;
- * and INTERNAL, the last-resort guard, which closes the connection the bug was met on.
- */
-const CLOSES_CONNECTION: ReadonlySet<RefusalReason> = new Set(['INTERNAL', 'MALFORMED_REQUEST', 'REQUEST_TIMEOUT', 'HOST_INVALID', 'FRAMING_INVALID', 'TRANSFER_CODING_UNSUPPORTED', 'VERSION_UNSUPPORTED', 'METHOD_UNSUPPORTED', 'HEADERS_TOO_LARGE']);
-
+/** INTERNAL, the last-resort guard, also closes the connection the bug was met on. */
 export function refusalClosesConnection(reason: RefusalReason): boolean {
-  return CLOSES_CONNECTION.has(reason);
+  return GATEWAY_REFUSALS[reason].closes;
 }
 
 interface Refusal {
@@ -51,7 +36,7 @@ function buildRefusal(headers: IncomingHttpHeaders, reason: RefusalReason, messa
   const wantsJson = /\bapplication\/json\b/.test(headers.accept ?? '');
   const body = wantsJson ? JSON.stringify({ error: { code: reason, message, requestId } }) : `${message}\n`;
   return {
-    status: STATUS[reason],
+    status: GATEWAY_REFUSALS[reason].status,
     body,
     headers: {
       'content-type': wantsJson ? 'application/json' : 'text/plain; charset=utf-8',
