@@ -30,6 +30,58 @@ const DEFAULT_TIMEOUT_MS = 15_000;
  */
 export const MAX_RESPONSE_BYTES = 4 * 1024 * 1024;
 
+/**
+ * The longest Retry-After taken from a CA: the agent's default retry cap (renew-scheduler.ts).
+ * A CA asking for longer (or a garbled header read as a huge number) is waited for this long.
+ */
+export const MAX_RETRY_AFTER_MS = 300_000;
+
+const MONTHS = ['Jan', 'Feb', 'Mar', 'Apr', 'May', 'Jun', 'Jul', 'Aug', 'Sep', 'Oct', 'Nov', 'Dec'];
+const DAY = '(?:Mon|Tue|Wed|Thu|Fri|Sat|Sun)';
+const LONG_DAY = '(?:Monday|Tuesday|Wednesday|Thursday|Friday|Saturday|Sunday)';
+const MONTH = `(${MONTHS.join('|')})`;
+const TIME = '(\\d{2}):(\\d{2}):(\\d{2})';
+// RFC 9110 §5.6.7: IMF-fixdate, and the obsolete RFC 850 and asctime forms a recipient must accept.
+const IMF_FIXDATE = new RegExp(`^${DAY}, (\\d{2}) ${MONTH} (\\d{4}) ${TIME} GMT$`);
+const RFC850_DATE = new RegExp(`^${LONG_DAY}, (\\d{2})-${MONTH}-(\\d{2}) ${TIME} GMT$`);
+const ASCTIME_DATE = new RegExp(`^${DAY} ${MONTH} ([ \\d]\\d) ${TIME} (\\d{4})$`);
+
+function httpDate(text: string): number | null {
+  let m = IMF_FIXDATE.exec(text);
+  let parts: [string, string, string, string, string, string] | null = m ? [m[3]!, m[2]!, m[1]!, m[4]!, m[5]!, m[6]!] : null;
+  if (!parts && (m = RFC850_DATE.exec(text))) {
+    // Two-digit years: within 50 years from now (RFC 9110 §5.6.7).
+    const yy = Number(m[3]);
+    const century = Math.floor(new Date().getUTCFullYear() / 100) * 100;
+    const year = century + yy > new Date().getUTCFullYear() + 50 ? century - 100 + yy : century + yy;
+    parts = [String(year), m[2]!, m[1]!, m[4]!, m[5]!, m[6]!];
+  }
+  if (!parts && (m = ASCTIME_DATE.exec(text))) parts = [m[6]!, m[1]!, m[2]!.trim(), m[3]!, m[4]!, m[5]!];
+  if (!parts) return null;
+  const [year, month, day, hh, mm, ss] = parts;
+  const time = Date.UTC(Number(year), MONTHS.indexOf(month), Number(day), Number(hh), Number(mm), Number(ss));
+  // Date.UTC rolls 31 Feb over into March: such a date is garbage, not a date.
+  const check = new Date(time);
+  if (check.getUTCDate() !== Number(day) || Number(hh) > 23 || Number(mm) > 59 || Number(ss) > 60) return null;
+  return time;
+}
+
+/**
+ * A Retry-After header (RFC 9110 §10.2.3) as milliseconds from `now`: delay-seconds or an
+ * HTTP-date, at most `capMs`; a date already past is 0. Anything else (empty, negative,
+ * fractional, a date in another format, several differing values) is null: ignored, the
+ * caller's own backoff applies.
+ */
+export function parseRetryAfter(header: string | string[] | undefined, now: Date = new Date(), capMs = MAX_RETRY_AFTER_MS): number | null {
+  const values = header === undefined ? [] : Array.isArray(header) ? header : [header];
+  if (values.length === 0 || values.some((v) => v !== values[0])) return null;
+  const text = values[0]!.trim();
+  if (/^\d+$/.test(text)) return Math.min(capMs, Number(text) * 1000);
+  const at = httpDate(text);
+  if (at === null) return null;
+  return Math.min(capMs, Math.max(0, at - now.getTime()));
+}
+
 interface RawResponse {
   status: number;
   headers: Record<string, string | string[] | undefined>;
@@ -156,17 +208,29 @@ export class CaClient {
     this.agent.destroy();
   }
 
-  /** A CA refusal keeps the CA's error code, so callers and exit codes can tell why. */
+  /**
+   * A CA refusal keeps the CA's error code, so callers and exit codes can tell why. A 503 (the
+   * CA cannot reach its store) or 429 (rate limited) keeps the CA's Retry-After as
+   * details.retryAfterMs, which `agent run` waits for at least before it asks again.
+   */
   private decode<T>(res: RawResponse, path: string): T {
+    const retryAfterMs = res.status === 503 || res.status === 429 ? parseRetryAfter(res.headers['retry-after']) : null;
+    const details = { status: res.status, ...(retryAfterMs !== null ? { retryAfterMs } : {}) };
     let parsed: unknown;
     try {
       parsed = JSON.parse(res.body.toString('utf8'));
     } catch {
-      throw new GatehouseError('GH_CA_UNREACHABLE', `the CA answered ${path} with HTTP ${res.status} and a body that is not JSON`);
+      throw new GatehouseError('GH_CA_UNREACHABLE', `the CA answered ${path} with HTTP ${res.status} and a body that is not JSON`, { details });
     }
     if (res.status >= 200 && res.status < 300) return parsed as T;
     const error = (parsed as { error?: { code?: string; message?: string; requestId?: string } }).error;
     const code = error?.code && Object.hasOwn(ERRORS, error.code) ? (error.code as ErrorCode) : 'GH_CA_UNREACHABLE';
-    throw new GatehouseError(code, `CA refused ${path}: ${error?.message ?? `HTTP ${res.status}`}${error?.requestId && !error.message?.includes(error.requestId) ? ` (requestId ${error.requestId})` : ''}`, { details: { status: res.status } });
+    throw new GatehouseError(code, `CA refused ${path}: ${error?.message ?? `HTTP ${res.status}`}${error?.requestId && !error.message?.includes(error.requestId) ? ` (requestId ${error.requestId})` : ''}`, { details });
   }
+}
+
+/** The Retry-After a CA sent with this refusal, in ms (already capped), or null. */
+export function retryAfterOf(err: unknown): number | null {
+  const value = err instanceof GatehouseError ? err.details?.retryAfterMs : undefined;
+  return typeof value === 'number' && Number.isFinite(value) && value >= 0 ? value : null;
 }

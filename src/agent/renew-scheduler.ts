@@ -1,13 +1,14 @@
 /**
  * `gatehouse agent run`: renew at a random point around two-thirds of the lifetime, so a fleet
  * enrolled together does not renew together; retry failures with capped, jittered exponential
- * backoff; check the certificate against the CA's CRL every few minutes; stop only when renewal
+ * backoff, waiting at least the CA's Retry-After; check the certificate against the CA's CRL every few minutes; stop only when renewal
  * has become impossible (expired or revoked), saying so.
  */
 import { spawn } from 'node:child_process';
 import { GatehouseError, isGatehouseError } from '../errors/errors.js';
 import type { Logger } from '../log/logger.js';
 import { loadIdentity, type LoadedIdentity } from './agent-state.js';
+import { retryAfterOf } from './ca-client.js';
 import { renewOnce } from './renew.js';
 import { checkRevocation, type CrlFetcher, type RevocationCheck } from './revocation.js';
 import { syncSecrets } from './secrets-sync.js';
@@ -29,6 +30,19 @@ export function renewalTime(notBefore: Date, notAfter: Date, random: () => numbe
 export function backoffMs(attempt: number, baseMs: number, capMs: number, random: () => number = Math.random): number {
   const ceiling = Math.min(capMs, baseMs * 2 ** Math.min(attempt, 30));
   return Math.max(baseMs, Math.floor(ceiling * random()));
+}
+
+/**
+ * How long to wait before renewal attempt `attempt + 1` fails again: full-jitter backoff, but
+ * at least the Retry-After the CA sent with its refusal (RFC 9110 §10.2.3: a CA that cannot
+ * reach its store says 5 s, a rate limit says when a token is back). Either way never past the
+ * cap: retryCapMs, and a quarter of what is left of the certificate, so a CA asking for too
+ * long (or a hostile one) cannot park the agent until its certificate expires.
+ */
+export function retryDelayMs(attempt: number, options: { baseMs: number; capMs: number; remainingMs: number; retryAfterMs: number | null }, random: () => number = Math.random): number {
+  const capMs = Math.min(options.capMs, Math.max(1000, options.remainingMs / 4));
+  const backoff = backoffMs(attempt, options.baseMs, capMs, random);
+  return Math.max(backoff, Math.min(options.retryAfterMs ?? 0, capMs));
 }
 
 export interface RunOptions {
@@ -130,9 +144,10 @@ export async function runAgent(options: RunOptions): Promise<void> {
       if (isGatehouseError(err, 'GH_POSTURE_REQUIRED') && postureAt) postureAt = now();
       failures++;
       const remainingMs = identity.leaf.notAfter.getTime() - now().getTime();
-      const delay = backoffMs(failures - 1, options.retryBaseMs ?? 1000, Math.min(options.retryCapMs ?? 300_000, Math.max(1000, remainingMs / 4)), random);
+      const retryAfterMs = retryAfterOf(err);
+      const delay = retryDelayMs(failures - 1, { baseMs: options.retryBaseMs ?? 1000, capMs: options.retryCapMs ?? 300_000, remainingMs, retryAfterMs }, random);
       dueAt = new Date(now().getTime() + delay);
-      logger.warn('agent.renew_failed', { attempt: failures, code: isGatehouseError(err) ? err.code : 'GH_INTERNAL', reason: (err as Error).message, retryInMs: delay, certExpiresAt: identity.leaf.notAfter.toISOString() });
+      logger.warn('agent.renew_failed', { attempt: failures, code: isGatehouseError(err) ? err.code : 'GH_INTERNAL', reason: (err as Error).message, retryInMs: delay, retryAfterMs, certExpiresAt: identity.leaf.notAfter.toISOString() });
     }
   }
 }
