@@ -46,14 +46,15 @@ const IMF_FIXDATE = new RegExp(`^${DAY}, (\\d{2}) ${MONTH} (\\d{4}) ${TIME} GMT$
 const RFC850_DATE = new RegExp(`^${LONG_DAY}, (\\d{2})-${MONTH}-(\\d{2}) ${TIME} GMT$`);
 const ASCTIME_DATE = new RegExp(`^${DAY} ${MONTH} ([ \\d]\\d) ${TIME} (\\d{4})$`);
 
-function httpDate(text: string): number | null {
+function httpDate(text: string, now: Date): number | null {
   let m = IMF_FIXDATE.exec(text);
   let parts: [string, string, string, string, string, string] | null = m ? [m[3]!, m[2]!, m[1]!, m[4]!, m[5]!, m[6]!] : null;
   if (!parts && (m = RFC850_DATE.exec(text))) {
     // Two-digit years: within 50 years from now (RFC 9110 §5.6.7).
     const yy = Number(m[3]);
-    const century = Math.floor(new Date().getUTCFullYear() / 100) * 100;
-    const year = century + yy > new Date().getUTCFullYear() + 50 ? century - 100 + yy : century + yy;
+    const thisYear = now.getUTCFullYear();
+    const century = Math.floor(thisYear / 100) * 100;
+    const year = century + yy > thisYear + 50 ? century - 100 + yy : century + yy;
     parts = [String(year), m[2]!, m[1]!, m[4]!, m[5]!, m[6]!];
   }
   if (!parts && (m = ASCTIME_DATE.exec(text))) parts = [m[6]!, m[1]!, m[2]!.trim(), m[3]!, m[4]!, m[5]!];
@@ -77,7 +78,7 @@ export function parseRetryAfter(header: string | string[] | undefined, now: Date
   if (values.length === 0 || values.some((v) => v !== values[0])) return null;
   const text = values[0]!.trim();
   if (/^\d+$/.test(text)) return Math.min(capMs, Number(text) * 1000);
-  const at = httpDate(text);
+  const at = httpDate(text, now);
   if (at === null) return null;
   return Math.min(capMs, Math.max(0, at - now.getTime()));
 }
