@@ -52,7 +52,8 @@ function isConnectionFailure(err: unknown): boolean {
   const code = (err as { code?: unknown }).code;
   if (typeof code === 'string' && (NETWORK_ERRORS.has(code) || SERVER_UNAVAILABLE.test(code))) return true;
   if (isTlsFailure(err)) return true;
-  return /timeout exceeded when trying to connect|Connection terminated|connection timeout/i.test(String((err as Error).message));
+  // The last two: a pooled client whose connection died mid-request (the server shut down) refuses further queries.
+  return /timeout exceeded when trying to connect|Connection terminated|connection timeout|connection error and is not queryable|Client was closed and is not queryable/i.test(String((err as Error).message));
 }
 
 /** Node's AggregateError (every address of a host refused) has an empty message of its own. */
@@ -127,12 +128,18 @@ export class PgDb {
     } catch (cause) {
       throw this.fail(cause, 'connection');
     }
+    // A checked-out client has no 'error' listener of the pool's: without this one, the server
+    // shutting down between two statements would be an unhandled 'error' that ends the process.
+    let broken = false;
+    const onError = () => { broken = true; };
+    client.on('error', onError);
     try {
       return await fn(client);
     } catch (cause) {
       throw this.fail(cause, doing);
     } finally {
-      client.release();
+      client.off('error', onError);
+      client.release(broken);
     }
   }
 
@@ -150,6 +157,8 @@ export class PgDb {
         throw this.fail(cause, 'connection');
       }
       let broken = false;
+      const onError = () => { broken = true; }; // as in withClient
+      client.on('error', onError);
       try {
         await client.query(options.begin ?? 'BEGIN');
         const result = await fn(client);
@@ -163,6 +172,7 @@ export class PgDb {
         }
         throw this.fail(cause, options.doing ?? 'write');
       } finally {
+        client.off('error', onError);
         client.release(broken);
       }
     }
