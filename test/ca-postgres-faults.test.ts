@@ -10,7 +10,7 @@
  *   with the CA's Retry-After, waits at least that long, keeps its files, and renews once the
  *   database is back.
  */
-import { test, before, after } from 'node:test';
+import { test, after } from 'node:test';
 import assert from 'node:assert/strict';
 import { spawn } from 'node:child_process';
 import { cpSync, readFileSync, writeFileSync } from 'node:fs';
@@ -18,35 +18,22 @@ import { join } from 'node:path';
 import pg from 'pg';
 import { decodePem } from '../src/pki/pem.js';
 import { sha256Hex } from '../src/pki/certificate.js';
-import { gatehouse, CLI_PATH } from './helpers/cli.js';
+import { gatehouseOk, CLI_PATH } from './helpers/cli.js';
 import { startCaProcess, type CaProcess } from './helpers/ca-process.js';
 import { caRequest, newCsr } from './helpers/ca-http.js';
 import { parseLogLines, type LogRecord } from './helpers/log-lines.js';
 import { makeTempDir } from './helpers/tmp.js';
 import { waitFor } from './helpers/procs.js';
-import { startPostgres, type TestPostgres } from './helpers/postgres.js';
+import { postgresForFile } from './helpers/postgres.js';
 
-let pgServer: TestPostgres;
+const postgres = postgresForFile();
 const tmp = makeTempDir();
-
-before(async () => {
-  pgServer = await startPostgres();
-});
-
-after(async () => {
-  await pgServer?.stop();
-  tmp.cleanup();
-});
-
-async function cli(args: string[], env: NodeJS.ProcessEnv = {}): Promise<string> {
-  const r = await gatehouse(args, { env });
-  assert.equal(r.status, 0, `gatehouse ${args.join(' ')}:\n${r.stderr}`);
-  return r.stdout;
-}
+after(() => tmp.cleanup());
+const cli = gatehouseOk;
 
 /** A CA on a fresh database, with the enrollment rate limits off (the load is the point here). */
 async function initCa(name: string, editYaml: (yaml: string) => string = (y) => y): Promise<{ dir: string; url: string; rootPem: string }> {
-  const url = await pgServer.createDatabase();
+  const url = await postgres.server.createDatabase();
   const dir = join(tmp.dir, name);
   await cli(['ca', 'init', '--dir', dir, '--name', 'Acme', '--trust-domain', 'acme.internal'], { GATEHOUSE_STORE_URL: url });
   const yamlPath = join(dir, 'gatehouse.yaml');
@@ -238,12 +225,12 @@ test('postgres-stopped-10s-under-load-gives-503s-then-recovers-losing-nothing', 
       await waitFor(() => outcomes.filter((o) => o.status === 201).length >= 12, 20_000, 'a dozen enrollments before the outage');
       const haltStartedAt = Date.now();
       down = true;
-      await pgServer.halt();
+      await postgres.server.halt();
       const haltedAt = Date.now();
       // The outage itself: ten seconds with PostgreSQL stopped (the one fixed wait, by design).
       await new Promise((r) => setTimeout(r, 10_000));
       const resumeStartedAt = Date.now();
-      await pgServer.resume();
+      await postgres.server.resume();
       down = false;
       // The outage must not have killed a replica (a dead connection's 'error' event, unhandled).
       for (const [i, r] of replicas.entries()) {
@@ -291,7 +278,7 @@ test('postgres-stopped-10s-under-load-gives-503s-then-recovers-losing-nothing', 
       await load;
     }
   } finally {
-    if (down) await pgServer.resume().catch(() => undefined);
+    if (down) await postgres.server.resume().catch(() => undefined);
     for (const r of replicas) await r.stop();
   }
 });
@@ -319,7 +306,7 @@ test('agent-renewing-while-postgres-is-down-honours-retry-after-keeps-its-files-
     assert.ok(renewAt - Date.now() > 20_000, 'the renewal is still ahead: time to take the database down first');
 
     down = true;
-    await pgServer.halt();
+    await postgres.server.halt();
     await waitFor(() => logs('agent.renew_failed').length >= 1, renewAt - Date.now() + 15_000, `the agent's renewal at ${new Date(renewAt).toISOString()} to fail\n${stderr}`);
     const first = logs('agent.renew_failed')[0]!;
     assert.equal(first.code, 'GH_STORE_UNAVAILABLE', JSON.stringify(first));
@@ -336,7 +323,7 @@ test('agent-renewing-while-postgres-is-down-honours-retry-after-keeps-its-files-
     assert.deepEqual(files(), before, 'still the old certificate, key and roots');
     assert.equal(logs('agent.cert_renewed').length, 0);
 
-    await pgServer.resume();
+    await postgres.server.resume();
     down = false;
     await waitFor(() => logs('agent.cert_renewed').length >= 1, Number(second.retryInMs) + 20_000, `the renewal once PostgreSQL is back\n${stderr}`);
     const renewed = logs('agent.cert_renewed')[0]!;
@@ -354,7 +341,7 @@ test('agent-renewing-while-postgres-is-down-honours-retry-after-keeps-its-files-
       agent.kill('SIGTERM');
       await exited;
     }
-    if (down) await pgServer.resume().catch(() => undefined);
+    if (down) await postgres.server.resume().catch(() => undefined);
     await caProcess.stop();
   }
 });

@@ -5,42 +5,29 @@
  * replica is in the other's CRL (checked with openssl) within its refresh, CRL numbers never go
  * back across replicas, and the audit chain that both appended to verifies.
  */
-import { test, before, after } from 'node:test';
+import { test, after } from 'node:test';
 import assert from 'node:assert/strict';
 import { cpSync, existsSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { enroll } from '../src/agent/enroll.js';
 import { isGatehouseError } from '../src/errors/errors.js';
-import { gatehouse } from './helpers/cli.js';
+import { gatehouse, gatehouseOk } from './helpers/cli.js';
 import { startCaProcess, type CaProcess } from './helpers/ca-process.js';
 import { caRequest, newCsr } from './helpers/ca-http.js';
 import { findLog } from './helpers/log-lines.js';
 import { run } from './helpers/run.js';
 import { makeTempDir } from './helpers/tmp.js';
 import { waitFor } from './helpers/procs.js';
-import { startPostgres, type TestPostgres } from './helpers/postgres.js';
+import { postgresForFile } from './helpers/postgres.js';
 import { POSTGRES_SCHEMA_VERSION } from '../src/store/postgres.js';
 
-let pgServer: TestPostgres;
+const postgres = postgresForFile();
 const tmp = makeTempDir();
-
-before(async () => {
-  pgServer = await startPostgres();
-});
-
-after(async () => {
-  await pgServer?.stop();
-  tmp.cleanup();
-});
-
-async function cli(args: string[], env: NodeJS.ProcessEnv = {}): Promise<string> {
-  const r = await gatehouse(args, { env });
-  assert.equal(r.status, 0, `gatehouse ${args.join(' ')}:\n${r.stderr}`);
-  return r.stdout;
-}
+after(() => tmp.cleanup());
+const cli = gatehouseOk;
 
 test('ca-init-with-a-postgres-url-keeps-the-state-there-from-the-start', async () => {
-  const url = await pgServer.createDatabase();
+  const url = await postgres.server.createDatabase();
   const dir = join(tmp.dir, 'ca-init');
   await cli(['ca', 'init', '--dir', dir, '--name', 'Acme', '--trust-domain', 'acme.internal'], { GATEHOUSE_STORE_URL: url });
   const yaml = readFileSync(join(dir, 'gatehouse.yaml'), 'utf8');
@@ -69,7 +56,7 @@ test('ca-serve-on-postgres-refuses-an-unreachable-store-clearly', async () => {
 });
 
 test('two-replicas-on-one-postgres-decide-tokens-names-revocations-and-the-audit-chain-together', async () => {
-  const url = await pgServer.createDatabase();
+  const url = await postgres.server.createDatabase();
   const dirA = join(tmp.dir, 'replica-a');
   await cli(['ca', 'init', '--dir', dirA, '--name', 'Acme', '--trust-domain', 'acme.internal'], { GATEHOUSE_STORE_URL: url });
   // A replica is a copy of the CA directory (keys, config, admin identity) on another machine.
@@ -124,7 +111,7 @@ test('two-replicas-on-one-postgres-decide-tokens-names-revocations-and-the-audit
 });
 
 test('postgres-down-gives-503-with-retry-after-healthz-says-why-and-the-ca-recovers-by-itself', async () => {
-  const url = await pgServer.createDatabase();
+  const url = await postgres.server.createDatabase();
   const dir = join(tmp.dir, 'outage');
   await cli(['ca', 'init', '--dir', dir], { GATEHOUSE_STORE_URL: url });
   const ca = await startCaProcess(dir, ['--metrics-listen', '127.0.0.1:0']);
@@ -136,7 +123,7 @@ test('postgres-down-gives-503-with-retry-after-healthz-says-why-and-the-ca-recov
   try {
     const token = (await cli(['token', 'create', '--dir', dir, '--role', 'web', '--name', 'after-outage', '--ttl', '10m'])).trim();
     assert.equal((await health()).status, 200);
-    await pgServer.halt();
+    await postgres.server.halt();
     try {
       const { csr } = await newCsr({ commonName: 'after-outage' });
       const refused = await caRequest(ca.url, 'enroll', { ca: rootPem, body: { token, csr } });
@@ -151,7 +138,7 @@ test('postgres-down-gives-503-with-retry-after-healthz-says-why-and-the-ca-recov
       assert.equal(down.body.store?.reachable, false);
       assert.ok(findLog(ca.output(), 'ca.request_failed', { code: 'GH_STORE_UNAVAILABLE' }), 'a clear log line');
     } finally {
-      await pgServer.resume();
+      await postgres.server.resume();
     }
     // Back by itself: the token was not consumed by the refused attempt.
     await waitFor(async () => (await health()).status === 200, 20_000, 'the CA to see its store again');

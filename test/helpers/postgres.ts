@@ -13,6 +13,7 @@ import { createServer } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import pg from 'pg';
+import { after, before } from 'node:test';
 
 export interface TestPostgres {
   port: number;
@@ -182,4 +183,17 @@ function idOf(flag: '-u' | '-g'): string {
   const r = spawnSync('id', [flag, 'postgres'], { encoding: 'utf8' });
   if (r.status !== 0) throw new Error('running as root, PostgreSQL needs the `postgres` system user to run as: apt-get install -y postgresql');
   return r.stdout.trim();
+}
+
+/** One PostgreSQL server for the calling test file: started before its tests, stopped after them. */
+export function postgresForFile(options: StartPostgresOptions = {}): { readonly server: TestPostgres } {
+  let server: TestPostgres | undefined;
+  before(async () => { server = await startPostgres(options); });
+  after(async () => { await server?.stop(); });
+  return {
+    get server(): TestPostgres {
+      if (!server) throw new Error('the PostgreSQL server is not started yet: use it inside a test');
+      return server;
+    },
+  };
 }
