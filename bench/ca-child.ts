@@ -11,6 +11,7 @@
 import { loadCaMaterial } from '../src/ca/ca-dir.js';
 import { openCaStore } from '../src/ca/store-open.js';
 import { startCaServer } from '../src/ca/server.js';
+import { dashboardMount } from '../src/dashboard/router.js';
 import { createLogger } from '../src/log/logger.js';
 import { Authority } from '../src/ca/authority.js';
 import { silentLogger } from '../src/log/logger.js';
@@ -75,7 +76,7 @@ async function main(): Promise<void> {
   const store = await openCaStore(material.dir, material.config);
   // Each bench identity renews its one certificate over and over, which lineage
   // enforcement takes for a copied identity (docs/lineage.md); docs/benchmarks.md says what that leaves out.
-  const server = await startCaServer({ material, store, logger: createLogger(), listen: '127.0.0.1:0', unsafeRenewWithoutLineage: true });
+  const server = await startCaServer({ material, store, logger: createLogger(), listen: '127.0.0.1:0', unsafeRenewWithoutLineage: true, mounts: [dashboardMount] });
   if (cluster.isWorker) {
     process.on('SIGTERM', () => void server.close().then(() => store.close()).then(() => process.exit(0)));
     return;

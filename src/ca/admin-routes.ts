@@ -10,12 +10,11 @@ import { certStateAt, type CertRecord, type CertState, type NameReservation, typ
 import type { ReservedName } from './authority.js';
 import { abortRotation, finishRotation, rotationStatus, startRotation } from './root-rotation-ops.js';
 import { fleetPosture } from './posture-views.js';
-import { ADMIN_ROLE } from './active-identities.js';
 import { importAdvisories, MAX_ADVISORY_BATCH_BYTES, parseAdvisories } from './vuln-import.js';
 import { fleetVulns } from './vuln-views.js';
 import { readJsonBody, sendJson, stringField } from './http-util.js';
-import { authenticatePeer } from './routes.js';
-import type { RequestScope } from './server.js';
+import { requireAdmin } from './peer-auth.js';
+import type { RequestScope } from './request-scope.js';
 import { MAX_SECRET_BODY_BYTES, decodeBase64Value, parseOverlap } from '../secrets/names.js';
 
 export async function routeAdminRequest(scope: RequestScope, method: string, url: URL): Promise<void> {
@@ -31,28 +30,6 @@ export async function routeAdminRequest(scope: RequestScope, method: string, url
     throw err;
   } finally {
     await authority.store.appendAudit([{ time: authority.now(), type: 'ca.admin_call', actor, requestId: scope.requestId, details: { method, path, status } }]).catch(() => undefined);
-  }
-}
-
-/**
- * The peer must present a certificate this CA issued, current in the inventory (so a revoked or
- * superseded-and-revoked admin certificate is refused on its next request), of role admin.
- * Refusals are audited as `ca.admin_refused`; the dashboard uses the same check.
- */
-export async function requireAdmin(scope: RequestScope, method: string, path: string, what = 'the admin API'): Promise<{ actor: string; record: CertRecord }> {
-  const { authority } = scope;
-  let actor = 'anonymous';
-  try {
-    const peer = await authenticatePeer(scope);
-    actor = peer.record.spiffeId;
-    if (peer.record.role !== ADMIN_ROLE) {
-      throw new GatehouseError('GH_AUTH_FORBIDDEN', `identity ${peer.record.spiffeId} has role ${peer.record.role}; ${what} needs role ${ADMIN_ROLE}`);
-    }
-    return { actor, record: peer.record };
-  } catch (err) {
-    // Bounded and rate limited per source: anyone can send these, certificate or not.
-    await authority.auditAnonymousRefusal(scope.req.socket.remoteAddress ?? 'unknown', { type: 'ca.admin_refused', actor, requestId: scope.requestId, details: { method, path, code: isGatehouseError(err) ? err.code : 'GH_INTERNAL' } });
-    throw err;
   }
 }
 

@@ -8,10 +8,10 @@ import { GatehouseError, isGatehouseError } from '../errors/errors.js';
 import { validatePostureReport } from '../posture/report-schema.js';
 import { failingOf, scoreOf } from '../posture/report.js';
 import { readBoundedBody, sendJson } from './http-util.js';
-import { authenticatePeer } from './routes.js';
+import { authenticatePeer } from './peer-auth.js';
 import { ADMIN_ROLE } from './active-identities.js';
 import { postureStanding } from './posture-standing.js';
-import type { RequestScope } from './server.js';
+import type { RequestScope } from './request-scope.js';
 
 export const POSTURE_PATH = '/v1/posture';
 /** A report with the package list of a large server is a few hundred KiB. */

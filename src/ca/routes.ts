@@ -1,24 +1,22 @@
-/** Routing for the CA API. Public bootstrap endpoints here; admin endpoints in admin-routes.ts. */
+/**
+ * Routing for the CA API. Public bootstrap endpoints here; admin endpoints in admin-routes.ts,
+ * secrets and posture in their own; then the mounts startCaServer was given (the dashboard).
+ */
 import { createHash } from 'node:crypto';
-import type { TLSSocket } from 'node:tls';
 import { GatehouseError, isGatehouseError } from '../errors/errors.js';
-import { checkPeerCertificate } from '../tls/peer-certificate.js';
-import { parseCertificate } from '../pki/certificate.js';
-import { verifyChainToOneOf } from '../pki/chain.js';
-import type { CertRecord } from '../store/store.js';
 import { readJsonBody, sendJson, stringField } from './http-util.js';
-import type { RequestScope } from './server.js';
+import type { CaMount, RequestScope } from './request-scope.js';
+import { authenticatePeer } from './peer-auth.js';
 import type { IssuanceKind, IssuedCertificate, TrustBundle } from './authority.js';
 import { routeAdminRequest } from './admin-routes.js';
 import { parseJoinToken } from './join-token.js';
 import type { PublishedCrl } from './crl-publisher.js';
 import { toPem } from '../pki/pem.js';
 import { sourceKey, type LimitKey, type LimitedEndpoint } from './rate-limit.js';
-import { isDashboardPath, routeDashboardRequest } from '../dashboard/router.js';
 import { isSecretsPath, routeSecretRequest } from './secret-routes.js';
 import { POSTURE_PATH, routePostureRequest } from './posture-routes.js';
 
-export async function routeRequest(scope: RequestScope): Promise<void> {
+export async function routeRequest(scope: RequestScope, mounts: readonly CaMount[] = []): Promise<void> {
   const { req, res } = scope;
   const url = new URL(req.url ?? '/', 'https://ca.invalid');
   const path = url.pathname;
@@ -114,7 +112,8 @@ export async function routeRequest(scope: RequestScope): Promise<void> {
   if (isSecretsPath(path)) return routeSecretRequest(scope, method, url);
   if (path === POSTURE_PATH) return routePostureRequest(scope, method, url);
   if (path.startsWith('/admin/')) return routeAdminRequest(scope, method, url);
-  if (isDashboardPath(path)) return routeDashboardRequest(scope, method, url);
+  const mount = mounts.find((m) => m.owns(path));
+  if (mount) return mount.route(scope, method, url);
   throw new GatehouseError('GH_NOT_FOUND', `no endpoint ${method} ${path}`);
 }
 
@@ -155,41 +154,6 @@ function joinTokenKey(token: string): string | null {
   } catch {
     return null;
   }
-}
-
-/**
- * The presented client certificate, verified by TLS against this CA's root and then checked
- * against the inventory (known, unrevoked, unexpired). Anything else fails closed.
- */
-export async function authenticatePeer(scope: RequestScope, options: { allowServerOnly?: boolean } = {}): Promise<{ record: CertRecord; der: Buffer }> {
-  const socket = scope.req.socket as TLSSocket;
-  const check = checkPeerCertificate(socket);
-  if (!check.ok && check.reason === 'WRONG_PURPOSE' && options.allowServerOnly && check.der) {
-    // A server-profile certificate (serverAuth only) fails OpenSSL's client purpose check, yet a
-    // gateway must renew with it. The handshake already proved possession of its key; here the
-    // chain is verified against this CA's root, and below the exact certificate must be in the
-    // inventory, unrevoked and unexpired.
-    try {
-      const issuer = scope.authority.issuerOf(parseCertificate(check.der));
-      verifyChainToOneOf([check.der, (issuer ?? scope.authority.issuer).certDer], scope.authority.trustedRoots());
-    } catch (cause) {
-      throw new GatehouseError('GH_CERT_UNTRUSTED', `the client certificate does not verify against this CA (${(cause as Error).message})`, { cause });
-    }
-    const record = await scope.authority.requireCurrentCertificate(parseCertificate(check.der));
-    scope.identity = record.spiffeId;
-    return { record, der: check.der };
-  }
-  if (!check.ok) {
-    switch (check.reason) {
-      case 'NO_CERTIFICATE': throw new GatehouseError('GH_AUTH_REQUIRED', 'this endpoint needs mutual TLS: connect with your current certificate and key');
-      case 'EXPIRED': throw new GatehouseError('GH_CERT_EXPIRED', 'the client certificate has expired; it cannot be renewed: enroll again with a new join token');
-      case 'WRONG_PURPOSE': throw new GatehouseError('GH_CERT_UNTRUSTED', 'the client certificate is not valid for client authentication');
-      default: throw new GatehouseError('GH_CERT_UNTRUSTED', `the client certificate does not verify against this CA (${check.detail})`);
-    }
-  }
-  const record = await scope.authority.requireCurrentCertificate(parseCertificate(check.der));
-  scope.identity = record.spiffeId;
-  return { record, der: check.der };
 }
 
 function sendIssued(scope: RequestScope, issued: IssuedCertificate): void {

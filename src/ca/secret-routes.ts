@@ -12,8 +12,8 @@ import { secretNameProblem } from '../secrets/names.js';
 import type { RefusalReason } from '../secrets/service.js';
 import type { CertRecord } from '../store/store.js';
 import { sendJson } from './http-util.js';
-import { authenticatePeer } from './routes.js';
-import type { RequestScope } from './server.js';
+import { authenticatePeer } from './peer-auth.js';
+import type { RequestScope } from './request-scope.js';
 
 export const SECRETS_PATH = '/v1/secrets';
 

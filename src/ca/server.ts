@@ -28,6 +28,7 @@ import { toPem } from '../pki/pem.js';
 import { CrlPublisher } from './crl-publisher.js';
 import { newRequestId, sendError } from './http-util.js';
 import { routeRequest } from './routes.js';
+import type { CaMount, RequestScope } from './request-scope.js';
 import { createCaMetrics, type CaMetrics } from './metrics.js';
 import { RequestRateLimits } from './rate-limit.js';
 import { pinPeerForConnection } from '../tls/peer-certificate.js';
@@ -63,6 +64,11 @@ export interface CaServerOptions {
   issuerCheckIntervalMs?: number;
   /** How often expired secret versions are deleted (default 30 s). */
   secretPurgeIntervalMs?: number;
+  /**
+   * Served on the same listener after the CA's own endpoints: `gatehouse ca serve` mounts the
+   * dashboard (dashboardMount), which ca/ does not import. Default: none.
+   */
+  mounts?: readonly CaMount[];
 }
 
 export interface CaServer {
@@ -78,25 +84,9 @@ export interface CaServer {
   close(): Promise<void>;
 }
 
-export interface RequestScope {
-  req: IncomingMessage;
-  res: ServerResponse;
-  requestId: string;
-  authority: Authority;
-  secrets: SecretService;
-  crls: CrlPublisher;
-  logger: Logger;
-  maxBodyBytes: number;
-  /** The rate limits of /enroll and /renew (limits.enroll, limits.renew). */
-  rateLimits: RequestRateLimits;
-  /** Set by mTLS endpoints once the peer is known, for the access log. */
-  identity?: string;
-  /** The CA directory as loaded at start (root rotations through the admin API read it afresh). */
-  material: CaMaterial;
-}
-
 export async function startCaServer(options: CaServerOptions): Promise<CaServer> {
   const { material, store, logger } = options;
+  const mounts = options.mounts ?? [];
   const now = options.now ?? (() => new Date());
   const { config } = material;
   const listen = options.listen ?? config.listen;
@@ -161,7 +151,7 @@ export async function startCaServer(options: CaServerOptions): Promise<CaServer>
         identity: scope.identity ?? null, remote, tls: tlsVersion, durationMs: seconds * 1000,
       });
     });
-    routeRequest(scope).catch((err) => sendError(res, err, scope.requestId, logger));
+    routeRequest(scope, mounts).catch((err) => sendError(res, err, scope.requestId, logger));
   });
   server.on('secureConnection', pinPeerForConnection);
   server.on('tlsClientError', (err, socket) => logger.debug('ca.tls_error', { err, remote: socket.remoteAddress }));

@@ -1,5 +1,5 @@
 /** What a dashboard page handler gets: the request, the verified admin, the clock and its form token. */
-import type { RequestScope } from '../ca/server.js';
+import type { RequestScope } from '../ca/request-scope.js';
 import type { CertRecord } from '../store/store.js';
 import { CSRF_FIELD } from './csrf.js';
 import { html, type SafeHtml } from './html.js';

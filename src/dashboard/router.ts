@@ -2,14 +2,16 @@
  * The web dashboard at /dashboard/ on the CA's HTTPS listener. Zero trust like the admin API it
  * sits beside: every request (except the constant stylesheet and script) must come with a
  * verified client certificate of role admin that is current in the inventory, checked by the
- * admin API's own `requireAdmin` on each request, so a certificate revoked mid-session is
+ * admin API's own `requireAdmin` (ca/peer-auth.ts) on each request, so a certificate revoked mid-session is
  * refused on its next click. State changes are POST only, carry a CSRF token bound to the admin
  * certificate, must come from this origin, and go through the Authority, which audits them with
  * the admin's identity as the actor.
+ *
+ * ca/ does not import the dashboard: the CLI mounts it on the CA's listener (dashboardMount).
  */
 import { GatehouseError, isGatehouseError, toGatehouseError } from '../errors/errors.js';
-import { requireAdmin } from '../ca/admin-routes.js';
-import type { RequestScope } from '../ca/server.js';
+import { requireAdmin } from '../ca/peer-auth.js';
+import type { CaMount, RequestScope } from '../ca/request-scope.js';
 import { holdsKey } from '../pki/leaf-certificate.js';
 import { DASHBOARD_CSS, DASHBOARD_ICON_SVG, DASHBOARD_JS } from './assets.js';
 import { checkFetchMetadata, csrfKeyFor, CSRF_FIELD, issueCsrfToken, verifyCsrfToken } from './csrf.js';
@@ -37,6 +39,9 @@ const STATIC_ASSETS = new Map<string, { type: string; body: string }>([
 export function isDashboardPath(path: string): boolean {
   return path === DASHBOARD_PREFIX || path.startsWith(`${DASHBOARD_PREFIX}/`);
 }
+
+/** The dashboard on the CA's HTTPS listener: startCaServer({ mounts: [dashboardMount] }). */
+export const dashboardMount: CaMount = { owns: isDashboardPath, route: (scope, method, url) => routeDashboardRequest(scope, method, url) };
 
 export async function routeDashboardRequest(scope: RequestScope, method: string, url: URL): Promise<void> {
   const path = url.pathname;

@@ -19,6 +19,7 @@ import { splitHostPort } from '../config/listen.js';
 import { initCa } from '../ca/init.js';
 import { CA_FILES, loadCaMaterial } from '../ca/ca-dir.js';
 import { startCaServer } from '../ca/server.js';
+import { dashboardMount } from '../dashboard/router.js';
 import { openSqliteStore } from '../store/sqlite.js';
 import { enroll } from '../agent/enroll.js';
 import { renewOnce } from '../agent/renew.js';
@@ -98,7 +99,7 @@ export async function startDemo(options: DemoOptions): Promise<DemoWorld> {
     shortenLifetimes(join(dirs.ca, CA_FILES.config), options.lifetime);
     const store = openSqliteStore(join(dirs.ca, CA_FILES.database));
     closers.push(() => store.close());
-    const ca = await startCaServer({ material: loadCaMaterial(dirs.ca), store, logger: options.caLogger, listen: options.caListen });
+    const ca = await startCaServer({ material: loadCaMaterial(dirs.ca), store, logger: options.caLogger, listen: options.caListen, mounts: [dashboardMount] });
     closers.push(() => ca.close());
     const token = async (role: string, name: string) => (await ca.authority.createToken({ role, name, ttlMs: 600_000 }, { actor: 'local:demo' })).token;
 

@@ -6,6 +6,7 @@
 import { join } from 'node:path';
 import { CA_FILES, loadCaMaterial } from '../../src/ca/ca-dir.js';
 import { startCaServer, type CaServer } from '../../src/ca/server.js';
+import { dashboardMount } from '../../src/dashboard/router.js';
 import { openSqliteStore, type SqliteStore } from '../../src/store/sqlite.js';
 import { createLogger } from '../../src/log/logger.js';
 
@@ -25,7 +26,7 @@ export async function startCaServerOnDir(caDir: string, options: { now?: () => D
   let server: CaServer;
   try {
     server = await startCaServer({
-      material, store, logger, listen: '127.0.0.1:0',
+      material, store, logger, listen: '127.0.0.1:0', mounts: [dashboardMount],
       ...(options.now ? { now: options.now } : {}),
       ...(options.crlCheckIntervalMs ? { crlCheckIntervalMs: options.crlCheckIntervalMs } : {}),
     });

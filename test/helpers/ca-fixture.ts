@@ -6,6 +6,7 @@ import type { Identity } from '../../src/pki/certificate.js';
 import { initCa, type InitOptions } from '../../src/ca/init.js';
 import { CA_FILES, loadCaMaterial } from '../../src/ca/ca-dir.js';
 import { startCaServer, type CaServer } from '../../src/ca/server.js';
+import { dashboardMount } from '../../src/dashboard/router.js';
 import { openSqliteStore, type SqliteStore } from '../../src/store/sqlite.js';
 import { createLogger, type Logger } from '../../src/log/logger.js';
 import { makeTempDir } from './tmp.js';
@@ -35,7 +36,7 @@ export async function startCaFixture(options: Partial<Omit<InitOptions, 'now'>> 
   const logger: Logger = createLogger({ level: 'debug', write: (line) => void logLines.push(line) });
   const material = loadCaMaterial(caDir, { passphraseFile: options.passphraseFile });
   const store = openSqliteStore(join(caDir, CA_FILES.database));
-  const server = await startCaServer({ material, store, logger, listen: '127.0.0.1:0', ...(now ? { now } : {}), ...(options.crlCheckIntervalMs ? { crlCheckIntervalMs: options.crlCheckIntervalMs } : {}), ...(metricsListen ? { metricsListen } : {}) });
+  const server = await startCaServer({ material, store, logger, listen: '127.0.0.1:0', mounts: [dashboardMount], ...(now ? { now } : {}), ...(options.crlCheckIntervalMs ? { crlCheckIntervalMs: options.crlCheckIntervalMs } : {}), ...(metricsListen ? { metricsListen } : {}) });
   return {
     root: tmp.dir,
     caDir,

@@ -134,6 +134,7 @@ export const caServe: CommandSpec = {
     const { loadCaMaterial } = await import('../../ca/ca-dir.js');
     const { startCaServer } = await import('../../ca/server.js');
     const { openCaStore } = await import('../../ca/store-open.js');
+    const { dashboardMount } = await import('../../dashboard/router.js');
     // Load and check everything in the primary too, so a bad config or passphrase fails once, clearly.
     const material = loadCaMaterial(dir, { passphraseFile: str(ctx, 'passphrase-file'), env: ctx.env });
     const metricsListen = str(ctx, 'metrics-listen') ?? material.config.metrics.listen;
@@ -168,7 +169,7 @@ export const caServe: CommandSpec = {
       AggregatorRegistry.setRegistries([metrics.registry]);
     }
     const server = await startCaServer({
-      material, store, logger, metrics, metricsListen: isClusterWorker() ? null : metricsListen,
+      material, store, logger, metrics, metricsListen: isClusterWorker() ? null : metricsListen, mounts: [dashboardMount],
       ...(str(ctx, 'listen') ? { listen: str(ctx, 'listen')! } : {}),
     }).catch(async (err: unknown) => {
       await store.close();

@@ -20,6 +20,7 @@ export const quickstart: CommandSpec = {
     const { startCaServer } = await import('../../ca/server.js');
     const { enroll } = await import('../../agent/enroll.js');
     const { openCaStore } = await import('../../ca/store-open.js');
+    const { dashboardMount } = await import('../../dashboard/router.js');
     const state = resolve(str(ctx, 'state-dir') ?? '.gatehouse');
     const caDir = join(state, 'ca');
     const listen = str(ctx, 'listen') ?? ctx.env.GATEHOUSE_LISTEN ?? '127.0.0.1:8443';
@@ -30,7 +31,7 @@ export const quickstart: CommandSpec = {
     }
     const material = loadCaMaterial(caDir);
     const store = await openCaStore(caDir, material.config);
-    const server = await startCaServer({ material, store, logger, listen });
+    const server = await startCaServer({ material, store, logger, listen, mounts: [dashboardMount] });
     const ca = server.url;
     try {
       const device = join(state, 'device-1');
