@@ -40,7 +40,7 @@ const FORBIDDEN: Record<string, string[]> = {
   tls: ['ca', 'agent', 'cli', 'store', 'gateway', 'policy'],
   dashboard: ['agent', 'cli', 'gateway', 'policy', 'files'],
   // Device posture (issue 15): read by the agent, scored by the CA; depends on nothing of theirs.
-  posture: ['config', 'log', 'pki', 'store', 'ca', 'agent', 'cli', 'files', 'tls', 'gateway', 'policy', 'metrics', 'dashboard', 'secrets'],
+  posture: ['log', 'pki', 'store', 'ca', 'agent', 'cli', 'files', 'tls', 'gateway', 'policy', 'metrics', 'dashboard', 'secrets'],
 };
 
 test('architecture-shared-leaves-import-nothing-of-gatehouse', () => {

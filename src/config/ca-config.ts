@@ -5,12 +5,11 @@
  * GATEHOUSE_METRICS_LISTEN.
  */
 import { readFileSync } from 'node:fs';
+import { isIP } from 'node:net';
 import { z } from 'zod';
 import YAML from 'yaml';
 import { GatehouseError } from '../errors/errors.js';
-import { isIpAddress } from '../pki/ip.js';
-import { durationSchema, hostPortSchema } from './schema-parts.js';
-import { postureRequirementSchema } from '../posture/requirement.js';
+import { durationSchema, hostPortSchema, postureRequirementSchema } from './schema-parts.js';
 import { DNS_PATTERN_RE, NAME_PATTERN_RE, ROLE_RE, TRUST_DOMAIN_RE } from './patterns.js';
 import { deepFreeze } from './deep-freeze.js';
 
@@ -39,7 +38,7 @@ const roleSchema = z.strictObject({
   lifetime: durationSchema('10s', '90d').default(24 * 3_600_000 as never),
   names: z.string().regex(NAME_PATTERN_RE, 'name pattern: letters, digits, . _ - and *').default('*'),
   dns: z.array(z.string().regex(DNS_PATTERN_RE, 'DNS name or *.domain pattern')).default([]),
-  ip: z.array(z.string().refine(isIpAddress, 'IP address')).default([]),
+  ip: z.array(z.string().refine((v) => isIP(v) !== 0, 'IP address')).default([]),
   /** Renewal needs a posture that meets this (posture/requirement.ts); enrollment does not (no report yet). */
   posture: postureRequirementSchema.optional(),
 });

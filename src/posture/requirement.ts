@@ -1,19 +1,13 @@
 /**
- * A posture requirement (a gateway rule's or a CA role's `posture:`) and the judgement of a
- * device's standing against it. Both the gateway and the CA judge with this one function, so a
+ * A posture requirement (a gateway rule's or a CA role's `posture:`, parsed by the schema in
+ * config/schema-parts.ts) and the judgement of a device's standing against it. Both the gateway and the CA judge with this one function, so a
  * device refused at one is refused for the same reasons at the other.
  */
 import { z } from 'zod';
-import { parseDurationMs } from '../config/duration.js';
+import type { PostureRequirement } from '../config/schema-parts.js';
 
-export interface PostureRequirement {
-  /** The CA's score of the latest report must be at least this (no score: not met). */
-  minScore?: number;
-  /** The latest report must be at most this old. */
-  maxAgeMs?: number;
-  /** No imported advisory of severity critical may affect the device. */
-  noCritical?: boolean;
-}
+/** The `posture:` block as operators write it: a config schema part, read by the CA's config and the gateway's policy. */
+export { postureRequirementSchema, type PostureRequirement } from '../config/schema-parts.js';
 
 /** What the CA says of one identity (GET /v1/posture?identity=…). */
 export interface PostureStanding {
@@ -37,25 +31,6 @@ export const postureStandingSchema = z.object({
 });
 
 export type PostureJudgement = { met: true } | { met: false; problems: string[] };
-
-const MAX_AGE_MIN_MS = 60_000;
-const MAX_AGE_MAX_MS = 90 * 86_400_000;
-
-/** `posture: { minScore: 70, maxAge: 2h, noCritical: true }`, at least one of them. */
-export const postureRequirementSchema = z.strictObject({
-  minScore: z.number().int().min(0).max(100).optional(),
-  maxAge: z.string().transform((text, ctx) => {
-    const ms = parseDurationMs(text);
-    if (ms === null || ms < MAX_AGE_MIN_MS || ms > MAX_AGE_MAX_MS) ctx.addIssue({ code: 'custom', message: `"${text}" is not a duration from 1m to 90d, like 2h` });
-    return ms ?? 0;
-  }).optional(),
-  noCritical: z.boolean().optional(),
-}).refine((p) => p.minScore !== undefined || p.maxAge !== undefined || p.noCritical !== undefined, 'needs at least one of minScore, maxAge, noCritical')
-  .transform((p): PostureRequirement => ({
-    ...(p.minScore !== undefined ? { minScore: p.minScore } : {}),
-    ...(p.maxAge !== undefined ? { maxAgeMs: p.maxAge } : {}),
-    ...(p.noCritical ? { noCritical: true } : {}),
-  }));
 
 export function judgePosture(requirement: PostureRequirement, standing: PostureStanding, now: Date): PostureJudgement {
   if (standing.reportedAt === null) return { met: false, problems: ['the device has never sent a posture report (gatehouse agent report)'] };
