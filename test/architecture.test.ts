@@ -9,15 +9,15 @@
  *   domain         policy → posture    store → pki ← tls    metrics    files
  *   leaves         config → errors     log
  *
- * A folder imports only from its left in the same row or from rows below, never up; ALLOWED
- * says exactly which, and a test keeps ALLOWED itself free of cycles. On top of the folders, the
+ * A folder imports along an arrow of its row or from rows below, never up; ALLOWED says
+ * exactly which, and a test keeps ALLOWED itself free of cycles. On top of the folders, the
  * file-level import graph of src/ has no cycle. Type-only imports count like value imports for
  * both (test/helpers/architecture.ts says why). The checker also runs on fixture trees
  * (test/fixtures/architecture/, not compiled), so these tests are shown to be able to fail.
  */
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { readdirSync, statSync } from 'node:fs';
+import { readdirSync, readFileSync, statSync } from 'node:fs';
 import { join } from 'node:path';
 import { checkArchitecture, findCycles, readSources, type ArchitectureRules } from './helpers/architecture.js';
 
@@ -100,6 +100,15 @@ test('architecture-checker-reports-stale-exceptions-and-honours-used-ones', () =
   assert.ok(!violations.some((v) => v.startsWith('layer: pki/')), violations.join('\n'));
   assert.ok(!violations.some((v) => v.startsWith('no rule:')), violations.join('\n'));
   assert.ok(violations.includes('exception: store → ca is allowed as an exception, but no import needs it; remove it'), violations.join('\n'));
+});
+
+test('architecture-docs-map-names-every-folder-in-its-table-and-its-picture', () => {
+  const doc = readFileSync(join('docs', 'architecture.md'), 'utf8');
+  const picture = /```text\n([\s\S]*?)```/.exec(doc)?.[1] ?? '';
+  for (const folder of Object.keys(ALLOWED)) {
+    assert.ok(doc.includes(`| \`${folder}/\` |`), `docs/architecture.md has no row for ${folder}/`);
+    assert.match(picture, new RegExp(`\\b${folder}\\b`), `the layer picture in docs/architecture.md lacks ${folder}`);
+  }
 });
 
 test('architecture-only-pki-imports-x509-libraries', () => {
