@@ -120,26 +120,39 @@ export class PgDb {
     }
   }
 
-  /** Runs `fn` on one pooled client, released after; its errors become store errors naming `doing`. */
-  async withClient<T>(fn: (client: pg.PoolClient) => Promise<T>, doing: string): Promise<T> {
+  /**
+   * A pooled client for one job, and its release. A checked-out client has no 'error' listener
+   * of the pool's: without this one, the server shutting down between two statements would be
+   * an unhandled 'error' that ends the process. A client that saw one is discarded, not pooled.
+   */
+  async checkout(): Promise<{ client: pg.PoolClient; release(broken?: boolean): void }> {
     let client: pg.PoolClient;
     try {
       client = await this.pool.connect();
     } catch (cause) {
       throw this.fail(cause, 'connection');
     }
-    // A checked-out client has no 'error' listener of the pool's: without this one, the server
-    // shutting down between two statements would be an unhandled 'error' that ends the process.
-    let broken = false;
-    const onError = () => { broken = true; };
+    let errored = false;
+    const onError = () => { errored = true; };
     client.on('error', onError);
+    return {
+      client,
+      release: (broken = false) => {
+        client.off('error', onError);
+        client.release(broken || errored);
+      },
+    };
+  }
+
+  /** Runs `fn` on one pooled client, released after; its errors become store errors naming `doing`. */
+  async withClient<T>(fn: (client: pg.PoolClient) => Promise<T>, doing: string): Promise<T> {
+    const { client, release } = await this.checkout();
     try {
       return await fn(client);
     } catch (cause) {
       throw this.fail(cause, doing);
     } finally {
-      client.off('error', onError);
-      client.release(broken);
+      release();
     }
   }
 
@@ -150,15 +163,8 @@ export class PgDb {
    */
   async transaction<T>(fn: (tx: Tx) => Promise<T>, options: { begin?: string; commit?: (result: T) => boolean; doing?: string } = {}): Promise<T> {
     for (let attempt = 1; ; attempt++) {
-      let client: pg.PoolClient;
-      try {
-        client = await this.pool.connect();
-      } catch (cause) {
-        throw this.fail(cause, 'connection');
-      }
+      const { client, release } = await this.checkout();
       let broken = false;
-      const onError = () => { broken = true; }; // as in withClient
-      client.on('error', onError);
       try {
         await client.query(options.begin ?? 'BEGIN');
         const result = await fn(client);
@@ -172,8 +178,7 @@ export class PgDb {
         }
         throw this.fail(cause, options.doing ?? 'write');
       } finally {
-        client.off('error', onError);
-        client.release(broken);
+        release(broken);
       }
     }
   }
@@ -229,12 +234,7 @@ function newerRefusal(applied: number, target: string): GatehouseError {
 
 /** Applies the missing migrations, each in its own transaction, under the migration lock. */
 export async function migrateDb(db: PgDb): Promise<{ from: number; to: number }> {
-  let client: pg.PoolClient;
-  try {
-    client = await db.pool.connect();
-  } catch (cause) {
-    throw db.fail(cause, 'connection');
-  }
+  const { client, release } = await db.checkout();
   let broken = false;
   try {
     await client.query(`SELECT pg_advisory_lock(x'${MIGRATION_LOCK}'::bigint)`);
@@ -261,7 +261,7 @@ export async function migrateDb(db: PgDb): Promise<{ from: number; to: number }>
     broken = isConnectionFailure(cause);
     throw db.fail(cause, 'migration');
   } finally {
-    client.release(broken);
+    release(broken);
   }
 }
 
