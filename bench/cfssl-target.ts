@@ -95,7 +95,7 @@ export async function startCfssl(tmp: string, config: BenchConfig, sampleCsr: st
   try {
     await waitForPort(port, 15_000, () => exited, 'cfssl serve');
   } catch (err) {
-    throw new Error(`${(err as Error).message}; log:\n${readFileSync(logFile, 'utf8').slice(-2000)}`);
+    throw new Error(`${(err as Error).message}; log:\n${readFileSync(logFile, 'utf8').slice(-2000)}`, { cause: err });
   }
   const baseUrl = `https://127.0.0.1:${port}`;
   const tls = { keyPem: client.keyPem, certPem: client.certPem, caPem };

@@ -63,7 +63,7 @@ export async function startGatewayProcess(dir: string, options: { upstreamPort: 
   try {
     await waitForPort(port, 30_000, () => exited, 'gatehouse gateway');
   } catch (err) {
-    throw new Error(`${(err as Error).message}; log:\n${existsSync(logFile) ? readFileSync(logFile, 'utf8').slice(-3000) : '(none)'}`);
+    throw new Error(`${(err as Error).message}; log:\n${existsSync(logFile) ? readFileSync(logFile, 'utf8').slice(-3000) : '(none)'}`, { cause: err });
   }
   return {
     pid: child.pid!, port, logFile, logLevel, workersFlag,

@@ -60,7 +60,10 @@ export async function runIssuanceBench(): Promise<void> {
       // One database for both variants: "postgres" is replica 1 alone, "postgres2" replicas 1 and 2.
       const both = await startGatehouse(tmp, config, { name: 'gatehouse-pg', storeUrl: postgres.url, replicas: pgStores.includes('postgres2') ? 2 : 1, dbPid: postgres.pid });
       stopping.unshift(both.stop);
-      if (pgStores.includes('postgres')) pg.push({ ...both, name: 'gatehouse-pg', replicas: undefined } as HttpTarget);
+      if (pgStores.includes('postgres')) {
+        const { replicas: _both, ...alone } = both;
+        pg.push({ ...alone, name: 'gatehouse-pg' });
+      }
       if (pgStores.includes('postgres2')) pg.push({ ...both, name: 'gatehouse-pg×2' });
     }
     const peer = await startCfssl(tmp, config, csrs[0]!);

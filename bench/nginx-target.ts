@@ -118,7 +118,7 @@ async function startNginx(dir: string, name: string, port: number, config: strin
     await waitForPort(port, 15_000, () => exited, `nginx (${name})`);
   } catch (err) {
     const tail = (f: string) => (existsSync(f) ? readFileSync(f, 'utf8').slice(-2000) : '');
-    throw new Error(`${(err as Error).message}\n${tail(errorLog)}${tail(outFile)}`);
+    throw new Error(`${(err as Error).message}\n${tail(errorLog)}${tail(outFile)}`, { cause: err });
   }
   return { name, pid: child.pid!, port, configFile, accessLog, errorLog, stop: () => stopChild(child, { signal: 'SIGTERM' }, 10_000) };
 }

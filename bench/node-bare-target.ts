@@ -43,7 +43,7 @@ export async function startNodeBare(dir: string, options: { pki: GatewayPki; wor
   try {
     await waitForPort(port, 30_000, () => exited, 'node-bare server');
   } catch (err) {
-    throw new Error(`${(err as Error).message}; log:\n${existsSync(logFile) ? readFileSync(logFile, 'utf8').slice(-3000) : '(none)'}`);
+    throw new Error(`${(err as Error).message}; log:\n${existsSync(logFile) ? readFileSync(logFile, 'utf8').slice(-3000) : '(none)'}`, { cause: err });
   }
   return {
     pid: child.pid!, port, logFile,

@@ -72,7 +72,7 @@ export async function startBenchPostgres(tmp: string, maxConnections: number): P
   // --no-sync only skips initdb's own flush of the new cluster; the server below runs with its defaults.
   run(bin, 'initdb', ['-D', data, '-U', SUPERUSER, '-A', 'trust', '-E', 'UTF8', '--locale=C', '--no-sync'], dir);
   writeFileSync(join(data, 'pg_hba.conf'), 'local all all trust\nhost all all 127.0.0.1/32 trust\n');
-  let port = 0;
+  let port: number;
   for (let attempt = 1; ; attempt++) {
     port = await freePort();
     // Durability stays at the defaults (fsync, synchronous_commit, full_page_writes all on).

@@ -46,7 +46,7 @@ async function startUntil(cmd: string, args: string[], ready: RegExp, options: {
     await waitFor(() => gone || ready.test(output), options.timeoutMs ?? 60_000, `${cmd} ${args.join(' ')} to match ${ready}`);
   } catch (err) {
     child.kill('SIGKILL');
-    throw new Error(`${(err as Error).message}; output so far:\n${output.slice(-4000)}`);
+    throw new Error(`${(err as Error).message}; output so far:\n${output.slice(-4000)}`, { cause: err });
   }
   if (gone) throw new Error(`${cmd} ${args.join(' ')} exited before it was ready:\n${output.slice(-4000)}`);
   return { child, output: () => output, exited, tree: processTree(child.pid!), match: ready.exec(output)! };

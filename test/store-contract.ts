@@ -28,7 +28,7 @@ function token(id: string, overrides: Partial<TokenRecord> = {}): TokenRecord {
 const audit = (type: 'ca.cert_issued' | 'ca.token_created' | 'ca.token_revoked' | 'ca.cert_revoked' | 'ca.cert_reuse_detected' | 'ca.name_released', extra: Record<string, unknown> = {}) => ({ time: T0, type, actor: 'test', details: extra });
 
 export function runStoreContract(kind: string, open: () => Promise<{ store: Store; cleanup: () => Promise<void> }>): void {
-  const withStore = (name: string, fn: (store: Store) => Promise<void>) =>
+  const withStore = (name: string, fn: (store: Store) => Promise<void>): void => {
     test(`${kind}: ${name}`, async () => {
       const { store, cleanup } = await open();
       try {
@@ -38,6 +38,7 @@ export function runStoreContract(kind: string, open: () => Promise<{ store: Stor
         await cleanup();
       }
     });
+  };
 
   withStore('issued-cert-round-trips-every-field', async (store) => {
     const c = cert('0a', { tokenId: null, renewedFrom: '09' });

@@ -22,6 +22,8 @@ const tmp = makeTempDir();
 const dbCa = makeTestCa(tmp.dir, 'db-ca');
 const otherCa = makeTestCa(tmp.dir, 'other-ca');
 const strict = await startPostgres({ tls: { ...issueServerCert(dbCa, tmp.dir, 'db', 'IP:127.0.0.1,DNS:localhost'), requireTls: true } });
+// Declared before after() so a failed start of `loose` still stops `strict`.
+// eslint-disable-next-line prefer-const -- assigned once, but after the hook that reads it
 let loose: TestPostgres | undefined;
 after(async () => {
   await strict.stop();

@@ -338,7 +338,7 @@ export async function createCaBackup(options: BackupOptions): Promise<BackupResu
   let manifest: BackupManifest;
   let manifestSha256: string;
   let audit: TrailReport;
-  let bytes = 0;
+  let bytes: number;
   try {
     const caCopy = join(temp, CA_SUBDIR);
     const { plan, digests } = copyConsistently(dir, caCopy, passphrasePath);

@@ -29,7 +29,7 @@ export function describeStore(dir: string, config: Pick<CaConfig, 'store'>, env:
 
 /** host:port/database of a postgres:// URL (the PG* variables filling what it leaves out), without user info. */
 export function redactedStoreUrl(url: string, env: NodeJS.ProcessEnv = process.env): string {
-  let parsed: URL | null = null;
+  let parsed: URL | null;
   try {
     parsed = url ? new URL(url) : null;
   } catch {

@@ -33,7 +33,7 @@ export async function serveClusterAdmin(listen: string, logger: Logger, expected
     ...splitHostPort(listen),
     component,
     logger,
-    metrics: async () => ({ contentType: aggregator.contentType, body: await (await aggregator.clusterMetrics()).toString() }),
+    metrics: async () => ({ contentType: aggregator.contentType, body: await aggregator.clusterMetrics() }),
     health: async () => {
       const alive = Object.values(cluster.workers ?? {}).filter((w) => w && !w.isDead()).length;
       const problems = problemsInMetrics(await aggregator.clusterMetrics(), component, crlGraceSeconds);

@@ -108,18 +108,18 @@ export type RouteConfig = GatewayConfig['routes'][number];
 
 /** Flags for the simple case; the same keys as the file. */
 export interface GatewayFlags {
-  listen?: string;
-  cert?: string;
-  key?: string;
-  clientCa?: string;
-  upstream?: string[];
-  policy?: string;
-  crl?: string[];
-  postureCa?: string;
-  headers?: string;
-  adminListen?: string;
-  workers?: number;
-  unsafeAllowNonLocalUpstream?: boolean;
+  listen?: string | undefined;
+  cert?: string | undefined;
+  key?: string | undefined;
+  clientCa?: string | undefined;
+  upstream?: string[] | undefined;
+  policy?: string | undefined;
+  crl?: string[] | undefined;
+  postureCa?: string | undefined;
+  headers?: string | undefined;
+  adminListen?: string | undefined;
+  workers?: number | undefined;
+  unsafeAllowNonLocalUpstream?: boolean | undefined;
 }
 
 export function parseGatewayConfig(raw: unknown, source: string, baseDir: string, env: NodeJS.ProcessEnv = process.env): Readonly<GatewayConfig> {

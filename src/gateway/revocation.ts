@@ -130,7 +130,7 @@ export class RevocationChecker {
       const more = badFiles.length > 1 ? ` (and ${badFiles.length - 1} more, see the log)` : '';
       throw new GatehouseError('GH_CONFIG_INVALID', `CRL source ${badFiles[0]!.name} cannot be used: ${badFiles[0]!.lastError}${more}`);
     }
-    for (const source of this.sources.filter((s, i) => !loaded[i])) {
+    for (const source of this.sources.filter((_source, i) => !loaded[i])) {
       this.logger.warn('gateway.crl_pending', { source: source.name, reason: source.lastError, effect: 'retrying in the background; clients of an issuer without a CRL are refused (CRL_MISSING) meanwhile' });
     }
     this.schedule.start();

@@ -225,7 +225,7 @@ export function verifyCrlSignature(crl: ParsedCrl, issuerCert: Buffer | Certific
   if (issuer.keyUsage && !issuer.keyUsage.includes('cRLSign')) refuse(`"${issuerDn}" may not sign CRLs: its keyUsage lacks cRLSign (RFC 5280 §4.2.1.3)`);
   const alg = signatureAlgorithmByOid(crl.signatureAlgorithm);
   if (!alg) return refuse(`CRL signature algorithm ${crl.signatureAlgorithm} is not supported (ECDSA SHA-256/384, RSA PKCS#1 v1.5 SHA-256/384, Ed25519)`);
-  let valid = false;
+  let valid: boolean;
   try {
     const key = createPublicKey({ key: issuer.spkiDer, format: 'der', type: 'spki' });
     valid = signatureMatchesKey(alg.oid, key) && verify(alg.hash, crl.tbsDer, key, crl.signature);

@@ -3,7 +3,7 @@
  * library path costs ~1 ms per CSR on the issuance hot path (bench/issuance.ts).
  * Cross-checked against @peculiar/x509 and `openssl req -verify` in test/pki-csr.test.ts.
  */
-import { createPublicKey, verify, KeyObject } from 'node:crypto';
+import { createPublicKey, verify, type KeyObject } from 'node:crypto';
 import { GatehouseError } from '../errors/errors.js';
 import { DerError, TAG, children, decodeOid, expectTag, readNode, type DerNode } from './der.js';
 import { describeKey, signatureAlgorithmByOid, signatureMatchesKey, unacceptableKeyReason } from './keys.js';
@@ -67,7 +67,7 @@ export function parseCsr(input: string | Buffer): ParsedCsr {
   if (!signatureMatchesKey(alg.oid, publicKey)) {
     throw new GatehouseError('GH_CSR_SIGNATURE', `CSR signature algorithm ${alg.name} does not fit its ${describeKey(publicKey, details)} key`);
   }
-  let valid = false;
+  let valid: boolean;
   try {
     valid = verify(alg.hash, parsed.criRaw, publicKey, parsed.signature);
   } catch {

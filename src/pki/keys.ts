@@ -1,5 +1,5 @@
 /** Key generation, key files and signing. Keys are Node KeyObjects; PEM is PKCS#8. */
-import { createPrivateKey, createPublicKey, generateKeyPairSync, sign, KeyObject } from 'node:crypto';
+import { createPrivateKey, createPublicKey, generateKeyPairSync, sign, type KeyObject } from 'node:crypto';
 import { GatehouseError } from '../errors/errors.js';
 import * as der from './der.js';
 import { decodePemBlocks } from './pem.js';

@@ -46,7 +46,7 @@ export function fingerprintProblem(text: string): string | null {
   return normalizeFingerprint(text) === null ? 'must be a SHA-256 fingerprint: 64 hex digits, colons allowed' : null;
 }
 
-export function buildSubjects(input: { roles?: readonly string[]; identities?: readonly string[]; fingerprints?: readonly string[] }): Subjects {
+export function buildSubjects(input: { roles?: readonly string[] | undefined; identities?: readonly string[] | undefined; fingerprints?: readonly string[] | undefined }): Subjects {
   const identities = input.identities ?? [];
   return {
     roles: new Set(input.roles ?? []),

@@ -193,7 +193,7 @@ export class SecretService {
       throw new GatehouseError('GH_SECRET_INVALID', 'the rotation overlap must be from 0 (the old version is deleted at once) to 30d');
     }
     await this.purgeExpired();
-    let version = 0;
+    let version: number;
     for (let attempt = 1; ; attempt++) {
       const now = this.now();
       const secret = await this.store.getSecret(name);

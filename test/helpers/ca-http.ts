@@ -61,7 +61,7 @@ export function caRequest(baseUrl: string, path: string, options: CaRequestOptio
       res.on('end', () => {
         const body = Buffer.concat(chunks);
         const text = body.toString('utf8');
-        let json: unknown = undefined;
+        let json: unknown;
         try {
           json = JSON.parse(text);
         } catch {

@@ -46,7 +46,7 @@ export interface RawOptions {
   /** Hard limit for the whole exchange. Default 4 s. */
   maxMs?: number;
   /** Responses carry no body whatever their headers say (answers to HEAD). */
-  bodiless?: boolean;
+  bodiless?: boolean | undefined;
 }
 
 export function header(r: RawResponse, name: string): string | undefined {

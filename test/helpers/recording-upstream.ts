@@ -165,7 +165,7 @@ async function startPythonUpstream(): Promise<RecordingUpstream> {
     await waitUntil(() => listening.port ?? (child.exitCode !== null ? -1 : undefined), 10_000, 'the Python upstream to listen');
   } catch (err) {
     child.kill('SIGKILL');
-    throw new Error(`${(err as Error).message}\n${stderr}`);
+    throw new Error(`${(err as Error).message}\n${stderr}`, { cause: err });
   }
   const port = listening.port;
   if (port === null || port < 0) throw new Error(`the Python upstream exited before listening:\n${stderr}`);

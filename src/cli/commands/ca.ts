@@ -10,6 +10,7 @@ import { flag, list, str, type CommandSpec, caDirOf } from '../command.js';
 import { json, keyValues } from '../output.js';
 import { localActor } from '../local-actor.js';
 import { splitHostPort, urlHost } from '../../config/listen.js';
+import type { ExternalCaOptions } from '../../ca/init.js';
 
 export const caInit: CommandSpec = {
   path: ['ca', 'init'],
@@ -76,7 +77,7 @@ export const caInit: CommandSpec = {
   },
 };
 
-function externalCaOf(ctx: Parameters<CommandSpec['run']>[0]): { externalCa?: import('../../ca/init.js').ExternalCaOptions } {
+function externalCaOf(ctx: Parameters<CommandSpec['run']>[0]): { externalCa?: ExternalCaOptions } {
   const url = str(ctx, 'external-ca');
   const files = { authKeyFile: str(ctx, 'external-ca-auth-key'), tlsCa: str(ctx, 'external-ca-tls-ca'), tlsCert: str(ctx, 'external-ca-tls-cert'), tlsKey: str(ctx, 'external-ca-tls-key') };
   const profileArgs = list(ctx, 'external-ca-profile');
