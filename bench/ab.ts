@@ -12,9 +12,13 @@ import { machineBusyUs, processCpuUs, reapedChildrenCpuUs } from './procs.js';
 export function abVersion(): string {
   const out = spawnSync('ab', ['-V'], { encoding: 'utf8' });
   if (out.error || out.status !== 0) {
-    throw new Error(`ab (ApacheBench, the gateway benchmark's load generator) is not installed. Install it with:\n  ${INSTALL_HINT}`);
+    throw new Error(
+      `ab (ApacheBench, the gateway benchmark's load generator) is not installed. Install it with:\n  ${INSTALL_HINT}`,
+    );
   }
-  return /Version\s+(\S+)/.exec(out.stdout)?.[1] ? `ab ${/Version\s+(\S+)/.exec(out.stdout)![1]}` : out.stdout.trim().split('\n')[0]!;
+  return /Version\s+(\S+)/.exec(out.stdout)?.[1]
+    ? `ab ${/Version\s+(\S+)/.exec(out.stdout)![1]}`
+    : out.stdout.trim().split('\n')[0]!;
 }
 
 export interface AbSpec {
@@ -66,24 +70,46 @@ function percentiles(csvFile: string): Map<number, number> {
 }
 
 export async function runAb(spec: AbSpec): Promise<AbResult> {
-  const args = ['-q', ...(spec.keepAlive ? ['-k'] : []), '-E', spec.clientPem, '-c', String(spec.concurrency),
-    '-t', String(spec.durationS), '-n', '100000000', '-e', spec.csvFile, spec.url];
+  const args = [
+    '-q',
+    ...(spec.keepAlive ? ['-k'] : []),
+    '-E',
+    spec.clientPem,
+    '-c',
+    String(spec.concurrency),
+    '-t',
+    String(spec.durationS),
+    '-n',
+    '100000000',
+    '-e',
+    spec.csvFile,
+    spec.url,
+  ];
   rmSync(spec.csvFile, { force: true });
   const server0 = processCpuUs(spec.serverPid);
   const upstream0 = processCpuUs(spec.upstreamPid);
   const busy0 = machineBusyUs();
   const ab0 = reapedChildrenCpuUs();
   const t0 = process.hrtime.bigint();
-  const { code, stdout, stderr } = await new Promise<{ code: number | null; stdout: string; stderr: string }>((resolve, reject) => {
-    const child = spawn('ab', args, { stdio: ['ignore', 'pipe', 'pipe'] });
-    let out = '';
-    let err = '';
-    child.stdout.setEncoding('utf8').on('data', (d: string) => { out += d; });
-    child.stderr.setEncoding('utf8').on('data', (d: string) => { err += d; });
-    const timer = setTimeout(() => child.kill('SIGKILL'), (spec.durationS + 60) * 1000);
-    child.once('error', reject);
-    child.once('exit', (c) => { clearTimeout(timer); resolve({ code: c, stdout: out, stderr: err }); });
-  });
+  const { code, stdout, stderr } = await new Promise<{ code: number | null; stdout: string; stderr: string }>(
+    (resolve, reject) => {
+      const child = spawn('ab', args, { stdio: ['ignore', 'pipe', 'pipe'] });
+      let out = '';
+      let err = '';
+      child.stdout.setEncoding('utf8').on('data', (d: string) => {
+        out += d;
+      });
+      child.stderr.setEncoding('utf8').on('data', (d: string) => {
+        err += d;
+      });
+      const timer = setTimeout(() => child.kill('SIGKILL'), (spec.durationS + 60) * 1000);
+      child.once('error', reject);
+      child.once('exit', (c) => {
+        clearTimeout(timer);
+        resolve({ code: c, stdout: out, stderr: err });
+      });
+    },
+  );
   const wallS = Number(process.hrtime.bigint() - t0) / 1e9;
   const server1 = processCpuUs(spec.serverPid);
   const upstream1 = processCpuUs(spec.upstreamPid);
@@ -128,6 +154,7 @@ export function problemsOf(r: AbResult, keepAlive: boolean): string | null {
   if (r.failed > 0) problems.push(`${r.failed} failed requests ${r.failedDetail}`);
   if (r.non2xx > 0) problems.push(`${r.non2xx} non-2xx responses (refused or upstream errors)`);
   // A proxy that closes keep-alive connections would turn the keep-alive run into a handshake run.
-  if (keepAlive && r.keepAliveRequests < r.complete * 0.99) problems.push(`only ${r.keepAliveRequests} of ${r.complete} requests were on kept-alive connections`);
+  if (keepAlive && r.keepAliveRequests < r.complete * 0.99)
+    problems.push(`only ${r.keepAliveRequests} of ${r.complete} requests were on kept-alive connections`);
   return problems.length ? problems.join('; ') : null;
 }

@@ -60,9 +60,15 @@ async function primary(caDir: string, workers: number): Promise<void> {
     const started = Date.now();
     (async () => {
       const tokens: string[] = [];
-      for (let i = 0; i < msg.count; i++) tokens.push((await authority.createToken({ role: msg.role, name: msg.name, uses: 1 }, { actor: 'bench' })).token);
+      for (let i = 0; i < msg.count; i++)
+        tokens.push(
+          (await authority.createToken({ role: msg.role, name: msg.name, uses: 1 }, { actor: 'bench' })).token,
+        );
       return tokens;
-    })().then((tokens) => reply({ type: 'tokens', tokens, ms: Date.now() - started }), (err: Error) => reply({ type: 'error', message: err.message }));
+    })().then(
+      (tokens) => reply({ type: 'tokens', tokens, ms: Date.now() - started }),
+      (err: Error) => reply({ type: 'error', message: err.message }),
+    );
   });
   reply({ type: 'ready', pid: process.pid, url: `https://127.0.0.1:${port}`, port, rootPem: authority.rootPem });
 }
@@ -76,9 +82,23 @@ async function main(): Promise<void> {
   const store = await openCaStore(material.dir, material.config);
   // Each bench identity renews its one certificate over and over, which lineage
   // enforcement takes for a copied identity (docs/lineage.md); docs/benchmarks.md says what that leaves out.
-  const server = await startCaServer({ material, store, logger: createLogger(), listen: '127.0.0.1:0', unsafeRenewWithoutLineage: true, mounts: [dashboardMount] });
+  const server = await startCaServer({
+    material,
+    store,
+    logger: createLogger(),
+    listen: '127.0.0.1:0',
+    unsafeRenewWithoutLineage: true,
+    mounts: [dashboardMount],
+  });
   if (cluster.isWorker) {
-    process.on('SIGTERM', () => void server.close().then(() => store.close()).then(() => process.exit(0)));
+    process.on(
+      'SIGTERM',
+      () =>
+        void server
+          .close()
+          .then(() => store.close())
+          .then(() => process.exit(0)),
+    );
     return;
   }
   let stopping = false;
@@ -96,10 +116,16 @@ async function main(): Promise<void> {
     const started = Date.now();
     const make = async () => {
       const tokens: string[] = [];
-      for (let i = 0; i < msg.count; i++) tokens.push((await server.authority.createToken({ role: msg.role, name: msg.name, uses: 1 }, { actor: 'bench' })).token);
+      for (let i = 0; i < msg.count; i++)
+        tokens.push(
+          (await server.authority.createToken({ role: msg.role, name: msg.name, uses: 1 }, { actor: 'bench' })).token,
+        );
       return tokens;
     };
-    make().then((tokens) => reply({ type: 'tokens', tokens, ms: Date.now() - started }), (err: Error) => reply({ type: 'error', message: err.message }));
+    make().then(
+      (tokens) => reply({ type: 'tokens', tokens, ms: Date.now() - started }),
+      (err: Error) => reply({ type: 'error', message: err.message }),
+    );
   });
   reply({ type: 'ready', pid: process.pid, url: server.url, port: server.port, rootPem: server.authority.rootPem });
 }

@@ -33,7 +33,9 @@ export type BenchStore = (typeof BENCH_STORES)[number];
 function stores(raw: string | undefined): BenchStore[] {
   if (!raw) return [...BENCH_STORES];
   const names = raw.split(/[ ,]+/).filter(Boolean);
-  for (const n of names) if (!(BENCH_STORES as readonly string[]).includes(n)) throw new Error(`BENCH_STORES: "${n}" is not one of ${BENCH_STORES.join(', ')}`);
+  for (const n of names)
+    if (!(BENCH_STORES as readonly string[]).includes(n))
+      throw new Error(`BENCH_STORES: "${n}" is not one of ${BENCH_STORES.join(', ')}`);
   return BENCH_STORES.filter((s) => names.includes(s));
 }
 
@@ -41,18 +43,22 @@ function num(name: string, fallback: number, allowZero = false): number {
   const raw = process.env[name];
   if (raw === undefined || raw === '') return fallback;
   const value = Number(raw);
-  if (!Number.isFinite(value) || value < 0 || (value === 0 && !allowZero)) throw new Error(`${name}=${raw}: expected a ${allowZero ? 'non-negative' : 'positive'} number`);
+  if (!Number.isFinite(value) || value < 0 || (value === 0 && !allowZero))
+    throw new Error(`${name}=${raw}: expected a ${allowZero ? 'non-negative' : 'positive'} number`);
   return value;
 }
 
 function list(name: string, fallback: number[]): number[] {
   const raw = process.env[name];
   if (!raw) return fallback;
-  return raw.split(/[ ,]+/).filter(Boolean).map((v) => {
-    const n = Number(v);
-    if (!Number.isInteger(n) || n < 1) throw new Error(`${name}: "${v}" is not a positive integer`);
-    return n;
-  });
+  return raw
+    .split(/[ ,]+/)
+    .filter(Boolean)
+    .map((v) => {
+      const n = Number(v);
+      if (!Number.isInteger(n) || n < 1) throw new Error(`${name}: "${v}" is not a positive integer`);
+      return n;
+    });
 }
 
 export function loadConfig(): BenchConfig {

@@ -19,16 +19,29 @@ const withLibrary = process.argv.includes('--library');
 
 const key = pki.generatePrivateKey('p256');
 const validity = { notBefore: new Date('2020-01-01T00:00:00Z'), notAfter: new Date('2060-01-01T00:00:00Z') };
-const caDer = await pki.buildRootCertificate(key, { commonName: 'Bench CA', organization: 'Gatehouse Bench', ...validity });
+const caDer = await pki.buildRootCertificate(key, {
+  commonName: 'Bench CA',
+  organization: 'Gatehouse Bench',
+  ...validity,
+});
 const authority = pki.prepareSigningAuthority(caDer, key);
 const reasons: pki.CrlReason[] = ['unspecified', 'keyCompromise', 'superseded', 'cessationOfOperation'];
 const entries = Array.from({ length: entriesArg }, (_, i) => ({
-  serial: pki.randomSerial().toString('hex'), revokedAt: new Date(Date.UTC(2024, 0, 1) + i * 1000), reason: reasons[i % reasons.length]!,
+  serial: pki.randomSerial().toString('hex'),
+  revokedAt: new Date(Date.UTC(2024, 0, 1) + i * 1000),
+  reason: reasons[i % reasons.length]!,
 }));
 let t = performance.now();
-const der = pki.buildCrl(authority, { crlNumber: 1n, thisUpdate: new Date(), nextUpdate: new Date(Date.now() + 86_400_000), entries });
+const der = pki.buildCrl(authority, {
+  crlNumber: 1n,
+  thisUpdate: new Date(),
+  nextUpdate: new Date(Date.now() + 86_400_000),
+  entries,
+});
 const pem = pki.toPem('X509 CRL', der);
-console.log(`built ${entriesArg} entries: ${(der.length / 1e6).toFixed(1)} MB DER in ${(performance.now() - t).toFixed(0)} ms`);
+console.log(
+  `built ${entriesArg} entries: ${(der.length / 1e6).toFixed(1)} MB DER in ${(performance.now() - t).toFixed(0)} ms`,
+);
 
 const runs: number[] = [];
 let crl: pki.ParsedCrl | undefined;
@@ -38,7 +51,9 @@ for (let i = 0; i < 5; i++) {
   runs.push(performance.now() - t);
 }
 const sorted = [...runs].sort((a, b) => a - b);
-console.log(`parseCrl DER: median ${sorted[2]!.toFixed(0)} ms, min ${sorted[0]!.toFixed(0)} ms, max ${sorted[4]!.toFixed(0)} ms (5 runs; first ${runs[0]!.toFixed(0)} ms)`);
+console.log(
+  `parseCrl DER: median ${sorted[2]!.toFixed(0)} ms, min ${sorted[0]!.toFixed(0)} ms, max ${sorted[4]!.toFixed(0)} ms (5 runs; first ${runs[0]!.toFixed(0)} ms)`,
+);
 t = performance.now();
 pki.parseCrl(pem);
 console.log(`parseCrl PEM: ${(performance.now() - t).toFixed(0)} ms`);
@@ -51,7 +66,9 @@ const probes = entries.map((e) => e.serial.replace(/^(00)+(?=.)/, ''));
 t = performance.now();
 let hits = 0;
 for (let round = 0; round < 10; round++) for (const serial of probes) if (crl!.revoked.has(serial)) hits++;
-console.log(`lookup: ${(((performance.now() - t) * 1e6) / (probes.length * 10)).toFixed(0)} ns per serial (${hits} hits)`);
+console.log(
+  `lookup: ${(((performance.now() - t) * 1e6) / (probes.length * 10)).toFixed(0)} ns per serial (${hits} hits)`,
+);
 const gc = (globalThis as { gc?: () => void }).gc;
 if (gc) {
   crl = undefined; // eslint-disable-line no-useless-assignment -- drops the reference so gc() frees it
@@ -59,7 +76,9 @@ if (gc) {
   const before = process.memoryUsage().heapUsed;
   crl = pki.parseCrl(der);
   gc();
-  console.log(`heap held by one parsed CRL: ${((process.memoryUsage().heapUsed - before) / 1e6).toFixed(1)} MB (${crl.revoked.size} entries)`);
+  console.log(
+    `heap held by one parsed CRL: ${((process.memoryUsage().heapUsed - before) / 1e6).toFixed(1)} MB (${crl.revoked.size} entries)`,
+  );
 }
 
 const dir = mkdtempSync(join(tmpdir(), 'gatehouse-bench-crl-'));
@@ -68,7 +87,9 @@ try {
   writeFileSync(file, der);
   t = performance.now();
   const r = spawnSync('openssl', ['crl', '-inform', 'DER', '-in', file, '-noout']);
-  console.log(`openssl crl -noout (peer, process included): ${(performance.now() - t).toFixed(0)} ms, exit ${r.status}`);
+  console.log(
+    `openssl crl -noout (peer, process included): ${(performance.now() - t).toFixed(0)} ms, exit ${r.status}`,
+  );
 } finally {
   rmSync(dir, { recursive: true, force: true });
 }

@@ -33,21 +33,34 @@ export function writeBodies(path: string, bodies: string[]): string {
   return path;
 }
 
-export interface TlsClient { keyPem?: string; certPem?: string; caPem: string }
+export interface TlsClient {
+  keyPem?: string;
+  certPem?: string;
+  caPem: string;
+}
 
 /** One POST on its own connection: functional checks before timing, not load. */
 export function postJson(url: string, body: unknown, tls: TlsClient): Promise<{ status: number; text: string }> {
   const text = JSON.stringify(body);
   return new Promise((resolve, reject) => {
-    const req = request(url, {
-      method: 'POST', agent: false, timeout: 15_000, ca: tls.caPem, key: tls.keyPem, cert: tls.certPem,
-      headers: { 'content-type': 'application/json', 'content-length': Buffer.byteLength(text) },
-    }, (res) => {
-      const chunks: Buffer[] = [];
-      res.on('data', (c: Buffer) => chunks.push(c));
-      res.on('end', () => resolve({ status: res.statusCode ?? 0, text: Buffer.concat(chunks).toString('utf8') }));
-      res.on('error', reject);
-    });
+    const req = request(
+      url,
+      {
+        method: 'POST',
+        agent: false,
+        timeout: 15_000,
+        ca: tls.caPem,
+        key: tls.keyPem,
+        cert: tls.certPem,
+        headers: { 'content-type': 'application/json', 'content-length': Buffer.byteLength(text) },
+      },
+      (res) => {
+        const chunks: Buffer[] = [];
+        res.on('data', (c: Buffer) => chunks.push(c));
+        res.on('end', () => resolve({ status: res.statusCode ?? 0, text: Buffer.concat(chunks).toString('utf8') }));
+        res.on('error', reject);
+      },
+    );
     req.on('timeout', () => req.destroy(new Error(`no answer from ${url} within 15 s`)));
     req.on('error', reject);
     req.end(text);

@@ -59,15 +59,29 @@ function logTail(file: string): string {
 }
 
 /** The next reply of `type` from the CA child; its errors and an early exit reject. */
-function nextReply<T extends CaChildReply['type']>(child: ChildProcess, type: T, timeoutMs: number, logFile: string): Promise<Extract<CaChildReply, { type: T }>> {
+function nextReply<T extends CaChildReply['type']>(
+  child: ChildProcess,
+  type: T,
+  timeoutMs: number,
+  logFile: string,
+): Promise<Extract<CaChildReply, { type: T }>> {
   return new Promise((resolve, reject) => {
-    const done = (fn: () => void) => { clearTimeout(timer); child.off('message', onMessage); child.off('exit', onExit); fn(); };
+    const done = (fn: () => void) => {
+      clearTimeout(timer);
+      child.off('message', onMessage);
+      child.off('exit', onExit);
+      fn();
+    };
     const onMessage = (msg: CaChildReply) => {
       if (msg.type === type) done(() => resolve(msg as Extract<CaChildReply, { type: T }>));
       else if (msg.type === 'error') done(() => reject(new Error(`Gatehouse CA child: ${msg.message}`)));
     };
-    const onExit = (code: number | null) => done(() => reject(new Error(`Gatehouse CA child exited (code ${code}); log tail:\n${logTail(logFile)}`)));
-    const timer = setTimeout(() => done(() => reject(new Error(`Gatehouse CA child: no "${type}" within ${timeoutMs / 1000} s`))), timeoutMs);
+    const onExit = (code: number | null) =>
+      done(() => reject(new Error(`Gatehouse CA child exited (code ${code}); log tail:\n${logTail(logFile)}`)));
+    const timer = setTimeout(
+      () => done(() => reject(new Error(`Gatehouse CA child: no "${type}" within ${timeoutMs / 1000} s`))),
+      timeoutMs,
+    );
     child.on('message', onMessage);
     child.once('exit', onExit);
   });
@@ -76,22 +90,36 @@ function nextReply<T extends CaChildReply['type']>(child: ChildProcess, type: T,
 function forkCa(caDir: string, logFile: string, config: BenchConfig): ChildProcess {
   const fd = openSync(logFile, 'a');
   if (config.cpuProfile) mkdirSync(PROFILE_DIR, { recursive: true });
-  const child = track(fork(CHILD, [caDir], {
-    stdio: ['ignore', fd, fd, 'ipc'],
-    env: { ...process.env, GATEHOUSE_LOG_LEVEL: config.caLogLevel },
-    execArgv: config.cpuProfile ? ['--cpu-prof', `--cpu-prof-dir=${PROFILE_DIR}`] : [],
-  }));
+  const child = track(
+    fork(CHILD, [caDir], {
+      stdio: ['ignore', fd, fd, 'ipc'],
+      env: { ...process.env, GATEHOUSE_LOG_LEVEL: config.caLogLevel },
+      execArgv: config.cpuProfile ? ['--cpu-prof', `--cpu-prof-dir=${PROFILE_DIR}`] : [],
+    }),
+  );
   closeSync(fd);
   return child;
 }
 
-export async function startGatehouse(tmp: string, config: BenchConfig, options: GatehouseOptions = {}): Promise<GatehouseTarget> {
+export async function startGatehouse(
+  tmp: string,
+  config: BenchConfig,
+  options: GatehouseOptions = {},
+): Promise<GatehouseTarget> {
   const name = options.name ?? 'gatehouse';
   const replicas = options.replicas ?? 1;
   const caDir = join(tmp, `${name}-ca`);
-  await initCa({ dir: caDir, org: 'Bench Org', trustDomain: 'bench.internal', ...(options.storeUrl ? { storeUrl: options.storeUrl } : {}) });
+  await initCa({
+    dir: caDir,
+    org: 'Bench Org',
+    trustDomain: 'bench.internal',
+    ...(options.storeUrl ? { storeUrl: options.storeUrl } : {}),
+  });
   // The load comes from one address and a few identities: measure issuance, not the rate limits.
-  appendFileSync(join(caDir, CA_FILES.config), 'limits:\n  enroll: { perSource: null, perToken: null }\n  renew: { perSource: null, perCertificate: null }\n');
+  appendFileSync(
+    join(caDir, CA_FILES.config),
+    'limits:\n  enroll: { perSource: null, perToken: null }\n  renew: { perSource: null, perCertificate: null }\n',
+  );
   // Replicas as an operator makes them: copies of the CA directory (keys, gatehouse.yaml naming the shared database).
   const dirs = [caDir];
   for (let i = 2; i <= replicas; i++) {
@@ -120,10 +148,19 @@ export async function startGatehouse(tmp: string, config: BenchConfig, options: 
   const enrollOne = async (identity: string) => {
     const [token] = (await createTokens(1, identity)).tokens;
     const key = generatePrivateKey('p256');
-    const answer = await postJson(`${ready.url}/enroll`, { token, csr: await buildCsrPem(key, { commonName: identity }) }, { caPem: ready.rootPem });
-    if (answer.status !== 201) throw new Error(`Gatehouse /enroll for the bench identity ${identity} answered ${answer.status}: ${answer.text}`);
+    const answer = await postJson(
+      `${ready.url}/enroll`,
+      { token, csr: await buildCsrPem(key, { commonName: identity }) },
+      { caPem: ready.rootPem },
+    );
+    if (answer.status !== 201)
+      throw new Error(`Gatehouse /enroll for the bench identity ${identity} answered ${answer.status}: ${answer.text}`);
     // A renewal's CSR must carry the identity's own name: a few per identity, each a fresh key.
-    const bodies = await Promise.all(Array.from({ length: RENEW_CSRS_PER_IDENTITY }, async () => JSON.stringify({ csr: await buildCsrPem(generatePrivateKey('p256'), { commonName: identity }) })));
+    const bodies = await Promise.all(
+      Array.from({ length: RENEW_CSRS_PER_IDENTITY }, async () =>
+        JSON.stringify({ csr: await buildCsrPem(generatePrivateKey('p256'), { commonName: identity }) }),
+      ),
+    );
     return { keyPem: privateKeyToPem(key), certPem: (JSON.parse(answer.text) as { chain: string }).chain, bodies };
   };
   const identities = [await enrollOne(IDENTITY_NAME)];
@@ -131,9 +168,19 @@ export async function startGatehouse(tmp: string, config: BenchConfig, options: 
   const tls = { keyPem: identities[0]!.keyPem, certPem: identities[0]!.certPem, caPem: ready.rootPem };
 
   return {
-    name, pid: ready.pid, baseUrl: ready.url, tls, identities, logFile, createTokens,
+    name,
+    pid: ready.pid,
+    baseUrl: ready.url,
+    tls,
+    identities,
+    logFile,
+    createTokens,
     ...(replicas > 1 ? { replicas: readies.map((r) => ({ baseUrl: r.url, pid: r.pid })) } : {}),
     ...(options.dbPid !== undefined ? { dbPid: options.dbPid } : {}),
-    stop: async () => { await Promise.all(children.map((c) => stopChild(c, { message: { type: 'stop' } satisfies CaChildRequest }, 10_000))); },
+    stop: async () => {
+      await Promise.all(
+        children.map((c) => stopChild(c, { message: { type: 'stop' } satisfies CaChildRequest }, 10_000)),
+      );
+    },
   };
 }

@@ -29,7 +29,8 @@ function positive(name: string, fallback: number, allowZero = false): number {
   const raw = process.env[name];
   if (raw === undefined || raw === '') return fallback;
   const value = Number(raw);
-  if (!Number.isFinite(value) || value < 0 || (value === 0 && !allowZero)) throw new Error(`${name}=${raw}: expected a ${allowZero ? 'non-negative' : 'positive'} number`);
+  if (!Number.isFinite(value) || value < 0 || (value === 0 && !allowZero))
+    throw new Error(`${name}=${raw}: expected a ${allowZero ? 'non-negative' : 'positive'} number`);
   return value;
 }
 
@@ -43,7 +44,8 @@ function modes(): GatewayMode[] {
   const raw = process.env.BENCH_GW_MODES;
   if (!raw) return ['keepalive', 'handshake'];
   const list = raw.split(/[ ,]+/).filter(Boolean);
-  for (const m of list) if (m !== 'keepalive' && m !== 'handshake') throw new Error(`BENCH_GW_MODES: "${m}" is not keepalive or handshake`);
+  for (const m of list)
+    if (m !== 'keepalive' && m !== 'handshake') throw new Error(`BENCH_GW_MODES: "${m}" is not keepalive or handshake`);
   return [...new Set(list)] as GatewayMode[];
 }
 

@@ -37,12 +37,22 @@ export async function makeGatewayPki(dir: string): Promise<GatewayPki> {
     const ctx = { actor: 'bench' };
     const day = 86_400_000;
     const serverKey = generatePrivateKey('p256');
-    const server = await authority.issueInternal({ role: 'gateway', name: 'localhost', profile: 'server', lifetimeMs: day, dns: ['localhost'], ip: ['127.0.0.1'] }, serverKey, ctx);
+    const server = await authority.issueInternal(
+      { role: 'gateway', name: 'localhost', profile: 'server', lifetimeMs: day, dns: ['localhost'], ip: ['127.0.0.1'] },
+      serverKey,
+      ctx,
+    );
     const clientKey = generatePrivateKey('p256');
-    const client = await authority.issueInternal({ role: CLIENT_ROLE, name: CLIENT_NAME, profile: 'client', lifetimeMs: day }, clientKey, ctx);
+    const client = await authority.issueInternal(
+      { role: CLIENT_ROLE, name: CLIENT_NAME, profile: 'client', lifetimeMs: day },
+      clientKey,
+      ctx,
+    );
     const files: GatewayPki = {
-      serverCert: join(dir, 'server-chain.pem'), serverKey: join(dir, 'server-key.pem'),
-      clientCaBundle: join(dir, 'client-ca.pem'), clientPem: join(dir, 'client.pem'),
+      serverCert: join(dir, 'server-chain.pem'),
+      serverKey: join(dir, 'server-key.pem'),
+      clientCaBundle: join(dir, 'client-ca.pem'),
+      clientPem: join(dir, 'client.pem'),
       client: { keyPem: privateKeyToPem(clientKey), certPem: client.chainPem, caPem: server.rootPem },
     };
     writeFileSync(files.serverCert, server.chainPem);

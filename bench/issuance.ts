@@ -54,11 +54,18 @@ export async function runIssuanceBench(): Promise<void> {
     const pg: HttpTarget[] = [];
     const pgStores = config.stores.filter((s) => s !== 'sqlite');
     if (pgStores.length) {
-      progress(`postgres: initdb and start (default durability: fsync, synchronous_commit on); CA on it: ${pgStores.join(', ')}`);
+      progress(
+        `postgres: initdb and start (default durability: fsync, synchronous_commit on); CA on it: ${pgStores.join(', ')}`,
+      );
       postgres = await startBenchPostgres(tmp, 200);
       stopping.push(postgres.stop);
       // One database for both variants: "postgres" is replica 1 alone, "postgres2" replicas 1 and 2.
-      const both = await startGatehouse(tmp, config, { name: 'gatehouse-pg', storeUrl: postgres.url, replicas: pgStores.includes('postgres2') ? 2 : 1, dbPid: postgres.pid });
+      const both = await startGatehouse(tmp, config, {
+        name: 'gatehouse-pg',
+        storeUrl: postgres.url,
+        replicas: pgStores.includes('postgres2') ? 2 : 1,
+        dbPid: postgres.pid,
+      });
       stopping.unshift(both.stop);
       if (pgStores.includes('postgres')) {
         const { replicas: _both, ...alone } = both;
@@ -73,7 +80,14 @@ export async function runIssuanceBench(): Promise<void> {
     for (const stop of stopping) await stop();
   }
 
-  const report: Report = { startedAt, machine: machineInfo(opensslSpeed.version, cfssl, postgres?.version), config, micro, opensslSpeed, http };
+  const report: Report = {
+    startedAt,
+    machine: machineInfo(opensslSpeed.version, cfssl, postgres?.version),
+    config,
+    micro,
+    opensslSpeed,
+    http,
+  };
   printReport(report, writeJson(report));
 }
 

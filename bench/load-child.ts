@@ -10,19 +10,30 @@ import type { LoadResult, LoadSpec } from './loadgen.js';
 import { machineBusyUs, processCpuUs } from './procs.js';
 import { percentile } from './stats.js';
 
-interface Answer { status: number; text: string }
+interface Answer {
+  status: number;
+  text: string;
+}
 
 function post(agent: Agent, url: URL, body: string): Promise<Answer> {
   return new Promise((resolve, reject) => {
-    const req = request({
-      agent, host: url.hostname, port: url.port, path: url.pathname, method: 'POST', timeout: 30_000,
-      headers: { 'content-type': 'application/json', 'content-length': Buffer.byteLength(body) },
-    }, (res) => {
-      const chunks: Buffer[] = [];
-      res.on('data', (c: Buffer) => chunks.push(c));
-      res.on('end', () => resolve({ status: res.statusCode ?? 0, text: Buffer.concat(chunks).toString('utf8') }));
-      res.on('error', reject);
-    });
+    const req = request(
+      {
+        agent,
+        host: url.hostname,
+        port: url.port,
+        path: url.pathname,
+        method: 'POST',
+        timeout: 30_000,
+        headers: { 'content-type': 'application/json', 'content-length': Buffer.byteLength(body) },
+      },
+      (res) => {
+        const chunks: Buffer[] = [];
+        res.on('data', (c: Buffer) => chunks.push(c));
+        res.on('end', () => resolve({ status: res.statusCode ?? 0, text: Buffer.concat(chunks).toString('utf8') }));
+        res.on('error', reject);
+      },
+    );
     req.on('timeout', () => req.destroy(new Error('request timeout')));
     req.on('error', reject);
     req.end(body);
@@ -36,11 +47,24 @@ async function runLoad(spec: LoadSpec): Promise<LoadResult> {
   const urls = spec.urls.map((u) => new URL(u));
   const identities = spec.identities?.length ? spec.identities : [{ ...spec.tls, bodies: [] }];
   const perAgent = Math.ceil(spec.concurrency / identities.length);
-  const agents = identities.map((id) => new Agent({ keepAlive: true, maxSockets: perAgent, maxFreeSockets: perAgent, key: id.keyPem, cert: id.certPem, ca: spec.tls.caPem }));
+  const agents = identities.map(
+    (id) =>
+      new Agent({
+        keepAlive: true,
+        maxSockets: perAgent,
+        maxFreeSockets: perAgent,
+        key: id.keyPem,
+        cert: id.certPem,
+        ca: spec.tls.caPem,
+      }),
+  );
   const latencies: number[] = [];
   const statuses: Record<string, number> = {};
   const errorKinds: Record<string, number> = {};
-  let ok = 0, errors = 0, cursor = 0, exhausted = false;
+  let ok = 0,
+    errors = 0,
+    cursor = 0,
+    exhausted = false;
   const okPer = urls.map(() => 0);
   let firstError: string | null = null;
   let phase: 'warmup' | 'measure' | 'done' = 'warmup';
@@ -59,8 +83,10 @@ async function runLoad(spec: LoadSpec): Promise<LoadResult> {
   const record = (t0: number, answer: Answer, server: number) => {
     if (phase !== 'measure') return;
     statuses[answer.status] = (statuses[answer.status] ?? 0) + 1;
-    if (answer.status < 200 || answer.status > 299) return countError(`HTTP ${answer.status}`, `HTTP ${answer.status}: ${answer.text.slice(0, 300)}`);
-    if (!answer.text.includes('BEGIN CERTIFICATE')) return countError('2xx without a certificate', answer.text.slice(0, 300));
+    if (answer.status < 200 || answer.status > 299)
+      return countError(`HTTP ${answer.status}`, `HTTP ${answer.status}: ${answer.text.slice(0, 300)}`);
+    if (!answer.text.includes('BEGIN CERTIFICATE'))
+      return countError('2xx without a certificate', answer.text.slice(0, 300));
     ok++;
     okPer[server]!++;
     latencies.push(performance.now() - t0);
@@ -86,18 +112,33 @@ async function runLoad(spec: LoadSpec): Promise<LoadResult> {
   };
 
   // The window's edges: CPU of the server (from /proc) and of this client, with the actual times.
-  let t0 = 0, t1 = 0, machine0 = 0, machine1 = 0;
-  const cpuOf = (pid: number | undefined) => (pid === undefined ? { user: NaN, system: NaN } : processCpuUs(pid, spec.clkTck));
-  let server0 = spec.serverPids.map(() => ({ user: 0, system: 0 })), server1 = server0;
-  let db0 = { user: 0, system: 0 }, db1 = db0;
-  let client0 = process.cpuUsage(), client: NodeJS.CpuUsage = { user: 0, system: 0 };
+  let t0 = 0,
+    t1 = 0,
+    machine0 = 0,
+    machine1 = 0;
+  const cpuOf = (pid: number | undefined) =>
+    pid === undefined ? { user: NaN, system: NaN } : processCpuUs(pid, spec.clkTck);
+  let server0 = spec.serverPids.map(() => ({ user: 0, system: 0 })),
+    server1 = server0;
+  let db0 = { user: 0, system: 0 },
+    db1 = db0;
+  let client0 = process.cpuUsage(),
+    client: NodeJS.CpuUsage = { user: 0, system: 0 };
   const windowDone = new Promise<void>((resolve) => {
     setTimeout(() => {
       phase = 'measure';
-      t0 = performance.now(); server0 = spec.serverPids.map((p) => cpuOf(p)); db0 = cpuOf(spec.dbPid); machine0 = machineBusyUs(spec.clkTck); client0 = process.cpuUsage();
+      t0 = performance.now();
+      server0 = spec.serverPids.map((p) => cpuOf(p));
+      db0 = cpuOf(spec.dbPid);
+      machine0 = machineBusyUs(spec.clkTck);
+      client0 = process.cpuUsage();
       setTimeout(() => {
         phase = 'done';
-        t1 = performance.now(); server1 = spec.serverPids.map((p) => cpuOf(p)); db1 = cpuOf(spec.dbPid); machine1 = machineBusyUs(spec.clkTck); client = process.cpuUsage(client0);
+        t1 = performance.now();
+        server1 = spec.serverPids.map((p) => cpuOf(p));
+        db1 = cpuOf(spec.dbPid);
+        machine1 = machineBusyUs(spec.clkTck);
+        client = process.cpuUsage(client0);
         resolve();
       }, spec.durationS * 1000);
     }, spec.warmupS * 1000);
@@ -115,7 +156,12 @@ async function runLoad(spec: LoadSpec): Promise<LoadResult> {
   const clientCpuUs = client.user + client.system;
   latencies.sort((a, b) => a - b);
   return {
-    ok, errors, statuses, errorKinds, firstError, windowS,
+    ok,
+    errors,
+    statuses,
+    errorKinds,
+    firstError,
+    windowS,
     certsPerS: ok / windowS,
     p50Ms: percentile(latencies, 50),
     p99Ms: percentile(latencies, 99),
@@ -130,7 +176,11 @@ async function runLoad(spec: LoadSpec): Promise<LoadResult> {
     serverSysShare: serverCpuUs ? (serverSysUs / serverCpuUs) * 100 : NaN,
     clientCpuPct: (clientCpuUs / 1e6 / windowS) * 100,
     // Everything else that ran on the machine meanwhile: a noise flag (other jobs on the box).
-    otherCpuPct: Math.max(0, ((machine1 - machine0 - serverCpuUs - (Number.isFinite(dbCpuUs) ? dbCpuUs : 0) - clientCpuUs) / 1e6 / windowS) * 100),
+    otherCpuPct: Math.max(
+      0,
+      ((machine1 - machine0 - serverCpuUs - (Number.isFinite(dbCpuUs) ? dbCpuUs : 0) - clientCpuUs) / 1e6 / windowS) *
+        100,
+    ),
     bodiesExhausted: exhausted,
   };
 }

@@ -70,7 +70,10 @@ export async function runLoad(spec: LoadSpec): Promise<LoadResult> {
   const limitMs = (spec.warmupS + spec.durationS + 60) * 1000;
   try {
     return await new Promise<LoadResult>((resolve, reject) => {
-      const timer = setTimeout(() => reject(new Error(`${spec.label}: load generator did not finish within ${limitMs / 1000} s`)), limitMs);
+      const timer = setTimeout(
+        () => reject(new Error(`${spec.label}: load generator did not finish within ${limitMs / 1000} s`)),
+        limitMs,
+      );
       child.once('message', (msg: { result?: LoadResult; error?: string }) => {
         clearTimeout(timer);
         if (msg.result) resolve(msg.result);

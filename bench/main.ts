@@ -20,7 +20,8 @@ async function main(): Promise<void> {
   installCleanupHandlers();
   const args = process.argv.slice(2);
   for (const a of args) {
-    if (!Object.hasOwn(BENCHES, a)) throw new Error(`unknown bench "${a}"; usage: node dist/bench/main.js [${Object.keys(BENCHES).join('|')}]...`);
+    if (!Object.hasOwn(BENCHES, a))
+      throw new Error(`unknown bench "${a}"; usage: node dist/bench/main.js [${Object.keys(BENCHES).join('|')}]...`);
   }
   const names = (args.length ? [...new Set(args)] : Object.keys(BENCHES)) as BenchName[];
   for (const name of names) BENCHES[name].preflight();

@@ -10,7 +10,13 @@ import { parseCsr } from '../src/pki/csr.js';
 import { decodePem } from '../src/pki/pem.js';
 import { parseCertificate } from '../src/pki/certificate.js';
 import { buildRootCertificate } from '../src/pki/ca-certificates.js';
-import { buildLeafCertificate, prepareSigningAuthority, randomSerial, type LeafSpec, type SigningAuthority } from '../src/pki/leaf-certificate.js';
+import {
+  buildLeafCertificate,
+  prepareSigningAuthority,
+  randomSerial,
+  type LeafSpec,
+  type SigningAuthority,
+} from '../src/pki/leaf-certificate.js';
 import { buildLeafWithLibrary, parseCsrWithLibrary, prepareLibraryIssuer } from './x509-reference.js';
 import { median } from './stats.js';
 
@@ -39,7 +45,14 @@ async function timeOps(fn: Op | AsyncOp, isAsync: boolean, n: number): Promise<n
 }
 
 /** Warm up (JIT, lazy init), pick N so a run takes ~targetS, then time `runs` runs. */
-async function measure(id: string, label: string, fn: Op | AsyncOp, isAsync: boolean, runs: number, targetS: number): Promise<MicroCase> {
+async function measure(
+  id: string,
+  label: string,
+  fn: Op | AsyncOp,
+  isAsync: boolean,
+  runs: number,
+  targetS: number,
+): Promise<MicroCase> {
   let warmOps = 10;
   let usPerOp = await timeOps(fn, isAsync, warmOps);
   while (warmOps * usPerOp < 200_000 && warmOps < 5000) {
@@ -76,10 +89,18 @@ function compareBuilders(ca: SigningAuthority, fast: Buffer, library: Buffer): {
   const a = parseCertificate(fast);
   const b = parseCertificate(library);
   const issuerKey = createPublicKey(ca.privateKey);
-  const view = (c: typeof a) => JSON.stringify({
-    subject: c.subject.map((x) => [x.type, x.value]), issuer: c.issuer.map((x) => [x.type, x.value]), sans: c.sans, isCa: c.isCa,
-    eku: c.extKeyUsage, ski: c.subjectKeyId?.toString('hex'), aki: c.authorityKeyId?.toString('hex'), crl: c.crlUrls, spki: c.spkiDer.toString('hex'),
-  });
+  const view = (c: typeof a) =>
+    JSON.stringify({
+      subject: c.subject.map((x) => [x.type, x.value]),
+      issuer: c.issuer.map((x) => [x.type, x.value]),
+      sans: c.sans,
+      isCa: c.isCa,
+      eku: c.extKeyUsage,
+      ski: c.subjectKeyId?.toString('hex'),
+      aki: c.authorityKeyId?.toString('hex'),
+      crl: c.crlUrls,
+      spki: c.spkiDer.toString('hex'),
+    });
   const sigOk = (c: typeof a) => verify('sha256', c.tbsDer, issuerKey, c.signature);
   if (!sigOk(a) || !sigOk(b)) return { ok: false, detail: 'a signature does not verify' };
   if (view(a) !== view(b)) return { ok: false, detail: `fields differ:\n  fast    ${view(a)}\n  library ${view(b)}` };
@@ -89,7 +110,12 @@ function compareBuilders(ca: SigningAuthority, fast: Buffer, library: Buffer): {
 export async function runMicro(runs: number, targetS: number): Promise<MicroResults> {
   const caKey = generatePrivateKey('p256');
   const now = Date.now();
-  const caDer = await buildRootCertificate(caKey, { commonName: 'Bench Issuing CA', organization: 'Bench Org', notBefore: new Date(now - 3_600_000), notAfter: new Date(now + 365 * 86_400_000) });
+  const caDer = await buildRootCertificate(caKey, {
+    commonName: 'Bench Issuing CA',
+    organization: 'Bench Org',
+    notBefore: new Date(now - 3_600_000),
+    notAfter: new Date(now + 365 * 86_400_000),
+  });
   const ca = prepareSigningAuthority(caDer, caKey);
   const library = await prepareLibraryIssuer(ca);
   const leafKey = generatePrivateKey('p256');
@@ -99,14 +125,60 @@ export async function runMicro(runs: number, targetS: number): Promise<MicroResu
   const tbsSignature = sign('sha256', tbs, caKey);
   const caPublic = createPublicKey(caKey);
 
-  const equivalent = compareBuilders(ca, buildLeafCertificate(ca, leafSpec(leafSpki)), await buildLeafWithLibrary(library, leafSpec(leafSpki)));
+  const equivalent = compareBuilders(
+    ca,
+    buildLeafCertificate(ca, leafSpec(leafSpki)),
+    await buildLeafWithLibrary(library, leafSpec(leafSpki)),
+  );
   const cases = [
-    await measure('build.fast', 'build leaf: buildLeafCertificate (hand-written DER)', () => buildLeafCertificate(ca, leafSpec(leafSpki)), false, runs, targetS),
-    await measure('build.library', 'build leaf: @peculiar/x509 X509CertificateGenerator.create', () => buildLeafWithLibrary(library, leafSpec(leafSpki)), true, runs, targetS),
-    await measure('csr.fast', 'CSR parse+verify: parseCsr (hand-written DER)', () => parseCsr(csrDer), false, runs, targetS),
-    await measure('csr.library', 'CSR parse+verify: new Pkcs10CertificateRequest().verify()', () => parseCsrWithLibrary(csrDer), true, runs, targetS),
-    await measure('floor.sign', 'floor: crypto.sign(sha256, tbs, P-256)', () => sign('sha256', tbs, caKey), false, runs, targetS),
-    await measure('floor.verify', 'floor: crypto.verify(sha256, tbs, P-256)', () => verify('sha256', tbs, caPublic, tbsSignature), false, runs, targetS),
+    await measure(
+      'build.fast',
+      'build leaf: buildLeafCertificate (hand-written DER)',
+      () => buildLeafCertificate(ca, leafSpec(leafSpki)),
+      false,
+      runs,
+      targetS,
+    ),
+    await measure(
+      'build.library',
+      'build leaf: @peculiar/x509 X509CertificateGenerator.create',
+      () => buildLeafWithLibrary(library, leafSpec(leafSpki)),
+      true,
+      runs,
+      targetS,
+    ),
+    await measure(
+      'csr.fast',
+      'CSR parse+verify: parseCsr (hand-written DER)',
+      () => parseCsr(csrDer),
+      false,
+      runs,
+      targetS,
+    ),
+    await measure(
+      'csr.library',
+      'CSR parse+verify: new Pkcs10CertificateRequest().verify()',
+      () => parseCsrWithLibrary(csrDer),
+      true,
+      runs,
+      targetS,
+    ),
+    await measure(
+      'floor.sign',
+      'floor: crypto.sign(sha256, tbs, P-256)',
+      () => sign('sha256', tbs, caKey),
+      false,
+      runs,
+      targetS,
+    ),
+    await measure(
+      'floor.verify',
+      'floor: crypto.verify(sha256, tbs, P-256)',
+      () => verify('sha256', tbs, caPublic, tbsSignature),
+      false,
+      runs,
+      targetS,
+    ),
   ];
   return { cases: Object.fromEntries(cases.map((c) => [c.id, c])), equivalent };
 }

@@ -30,7 +30,9 @@ export interface NginxProcess {
 export function nginxVersion(): string {
   const out = spawnSync('nginx', ['-v'], { encoding: 'utf8' });
   if (out.error || out.status !== 0) {
-    throw new Error(`nginx is not installed (the gateway benchmark's peer proxy and upstream app). Install it with:\n  ${INSTALL_HINT}\n(installing does not start it: the bench runs its own nginx with a generated config)`);
+    throw new Error(
+      `nginx is not installed (the gateway benchmark's peer proxy and upstream app). Install it with:\n  ${INSTALL_HINT}\n(installing does not start it: the bench runs its own nginx with a generated config)`,
+    );
   }
   return /nginx\/\S+/.exec(`${out.stderr}${out.stdout}`)?.[0] ?? `${out.stderr}${out.stdout}`.trim();
 }
@@ -70,7 +72,14 @@ export function upstreamConfig(dir: string, port: number): string {
  * gateway's policy as a role check on the client certificate's OU plus GET-only, and the
  * gateway's default identity headers as far as nginx has variables for them.
  */
-export function proxyConfig(dir: string, port: number, upstreamPort: number, workers: number, pki: GatewayPki, accessLog: string | null): string {
+export function proxyConfig(
+  dir: string,
+  port: number,
+  upstreamPort: number,
+  workers: number,
+  pki: GatewayPki,
+  accessLog: string | null,
+): string {
   return `${common(dir, 'nginx-proxy', workers, accessLog)}
   # The policy: role (OU) ${CLIENT_ROLE} may GET; everything else 403.
   map $ssl_client_s_dn $bench_role_allowed { "~(^|,)OU=${CLIENT_ROLE}(,|$)" 1; default 0; }
@@ -102,25 +111,45 @@ export function proxyConfig(dir: string, port: number, upstreamPort: number, wor
 `;
 }
 
-async function startNginx(dir: string, name: string, port: number, config: string, accessLog: string | null): Promise<NginxProcess> {
+async function startNginx(
+  dir: string,
+  name: string,
+  port: number,
+  config: string,
+  accessLog: string | null,
+): Promise<NginxProcess> {
   const configFile = join(dir, `${name}.conf`);
   const errorLog = join(dir, `${name}.err`);
   writeFileSync(configFile, config);
-  const test = spawnSync('nginx', ['-t', '-q', '-p', `${dir}/`, '-c', configFile, '-e', errorLog], { encoding: 'utf8' });
+  const test = spawnSync('nginx', ['-t', '-q', '-p', `${dir}/`, '-c', configFile, '-e', errorLog], {
+    encoding: 'utf8',
+  });
   if (test.status !== 0) throw new Error(`nginx -t refused ${configFile}:\n${test.stderr}${test.stdout}`);
   const outFile = join(dir, `${name}.out`);
   const fd = openSync(outFile, 'a');
-  const child = track(spawn('nginx', ['-p', `${dir}/`, '-c', configFile, '-e', errorLog], { stdio: ['ignore', fd, fd] }));
+  const child = track(
+    spawn('nginx', ['-p', `${dir}/`, '-c', configFile, '-e', errorLog], { stdio: ['ignore', fd, fd] }),
+  );
   closeSync(fd);
   let exited = false;
-  child.once('exit', () => { exited = true; });
+  child.once('exit', () => {
+    exited = true;
+  });
   try {
     await waitForPort(port, 15_000, () => exited, `nginx (${name})`);
   } catch (err) {
     const tail = (f: string) => (existsSync(f) ? readFileSync(f, 'utf8').slice(-2000) : '');
     throw new Error(`${(err as Error).message}\n${tail(errorLog)}${tail(outFile)}`, { cause: err });
   }
-  return { name, pid: child.pid!, port, configFile, accessLog, errorLog, stop: () => stopChild(child, { signal: 'SIGTERM' }, 10_000) };
+  return {
+    name,
+    pid: child.pid!,
+    port,
+    configFile,
+    accessLog,
+    errorLog,
+    stop: () => stopChild(child, { signal: 'SIGTERM' }, 10_000),
+  };
 }
 
 export async function startUpstream(dir: string): Promise<NginxProcess> {
@@ -128,7 +157,13 @@ export async function startUpstream(dir: string): Promise<NginxProcess> {
   return startNginx(dir, 'upstream', port, upstreamConfig(dir, port), null);
 }
 
-export async function startNginxProxy(dir: string, upstreamPort: number, workers: number, pki: GatewayPki, accessLog: boolean): Promise<NginxProcess> {
+export async function startNginxProxy(
+  dir: string,
+  upstreamPort: number,
+  workers: number,
+  pki: GatewayPki,
+  accessLog: boolean,
+): Promise<NginxProcess> {
   const port = await freePort();
   const log = accessLog ? join(dir, 'nginx-proxy-access.log') : null;
   return startNginx(dir, 'nginx-proxy', port, proxyConfig(dir, port, upstreamPort, workers, pki, log), log);

@@ -33,30 +33,53 @@ export interface NodeBareOptions {
   workers: number;
 }
 
-const BODIES = { 200: 'ok', 400: '400 Bad Request: client certificate required', 403: '403 Forbidden: only GET is allowed' } as const;
+const BODIES = {
+  200: 'ok',
+  400: '400 Bad Request: client certificate required',
+  403: '403 Forbidden: only GET is allowed',
+} as const;
 
 function serve(o: NodeBareOptions): void {
-  const logger = createLogger({ batch: true, level: o.accessLog ? 'info' : 'warn', ...(cluster.isWorker ? { base: { worker: cluster.worker!.id } } : {}) });
+  const logger = createLogger({
+    batch: true,
+    level: o.accessLog ? 'info' : 'warn',
+    ...(cluster.isWorker ? { base: { worker: cluster.worker!.id } } : {}),
+  });
   const logging = logger.enabled('info');
   const { context } = loadTlsMaterial({ cert: o.cert, key: o.key, clientCa: o.clientCa });
   let requests = 0;
-  const server = createServer({
-    ...context, requestCert: true, rejectUnauthorized: false,
-    keepAliveTimeout: 65_000, headersTimeout: 15_000, requestTimeout: 60_000, maxHeaderSize: 16 * 1024, connectionsCheckingInterval: 1000,
-  }, (req, res) => {
-    const started = logging ? process.hrtime.bigint() : 0n;
-    const socket = req.socket as TLSSocket;
-    const status = !socket.authorized ? 400 : req.method === 'GET' ? 200 : 403;
-    const body = BODIES[status];
-    res.writeHead(status, { 'content-type': 'text/plain; charset=utf-8', 'content-length': Buffer.byteLength(body) });
-    res.end(body);
-    if (logging) {
-      logger.info('bare.request', {
-        requestId: ++requests, method: req.method, path: req.url, http: req.httpVersion, tls: socket.getProtocol(), resumed: socket.isSessionReused(),
-        status, durationMs: Number(process.hrtime.bigint() - started) / 1e6,
-      });
-    }
-  });
+  const server = createServer(
+    {
+      ...context,
+      requestCert: true,
+      rejectUnauthorized: false,
+      keepAliveTimeout: 65_000,
+      headersTimeout: 15_000,
+      requestTimeout: 60_000,
+      maxHeaderSize: 16 * 1024,
+      connectionsCheckingInterval: 1000,
+    },
+    (req, res) => {
+      const started = logging ? process.hrtime.bigint() : 0n;
+      const socket = req.socket as TLSSocket;
+      const status = !socket.authorized ? 400 : req.method === 'GET' ? 200 : 403;
+      const body = BODIES[status];
+      res.writeHead(status, { 'content-type': 'text/plain; charset=utf-8', 'content-length': Buffer.byteLength(body) });
+      res.end(body);
+      if (logging) {
+        logger.info('bare.request', {
+          requestId: ++requests,
+          method: req.method,
+          path: req.url,
+          http: req.httpVersion,
+          tls: socket.getProtocol(),
+          resumed: socket.isSessionReused(),
+          status,
+          durationMs: Number(process.hrtime.bigint() - started) / 1e6,
+        });
+      }
+    },
+  );
   server.listen(o.port, '127.0.0.1');
   process.once('SIGTERM', () => {
     server.close();
@@ -67,7 +90,10 @@ function serve(o: NodeBareOptions): void {
 
 function main(): void {
   const raw = process.argv[2];
-  if (!raw) throw new Error('usage: node-bare-server.js \'{"port":…,"cert":…,"key":…,"clientCa":…,"accessLog":true,"workers":1}\'');
+  if (!raw)
+    throw new Error(
+      'usage: node-bare-server.js \'{"port":…,"cert":…,"key":…,"clientCa":…,"accessLog":true,"workers":1}\'',
+    );
   const o = JSON.parse(raw) as NodeBareOptions;
   if (o.workers > 1 && cluster.isPrimary) {
     for (let i = 0; i < o.workers; i++) cluster.fork();
@@ -76,7 +102,9 @@ function main(): void {
       let left = workers.length;
       if (left === 0) process.exit(0);
       for (const w of workers) {
-        w?.once('exit', () => { if (--left === 0) process.exit(0); });
+        w?.once('exit', () => {
+          if (--left === 0) process.exit(0);
+        });
         w?.process.kill('SIGTERM');
       }
     });

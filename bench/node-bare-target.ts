@@ -23,10 +23,18 @@ export interface NodeBareProcess {
   stop(): Promise<void>;
 }
 
-export async function startNodeBare(dir: string, options: { pki: GatewayPki; workers: number; accessLog: boolean; profileDir: string | null }): Promise<NodeBareProcess> {
+export async function startNodeBare(
+  dir: string,
+  options: { pki: GatewayPki; workers: number; accessLog: boolean; profileDir: string | null },
+): Promise<NodeBareProcess> {
   const port = await freePort();
   const serverOptions: NodeBareOptions = {
-    port, cert: options.pki.serverCert, key: options.pki.serverKey, clientCa: options.pki.clientCaBundle, accessLog: options.accessLog, workers: options.workers,
+    port,
+    cert: options.pki.serverCert,
+    key: options.pki.serverKey,
+    clientCa: options.pki.clientCaBundle,
+    accessLog: options.accessLog,
+    workers: options.workers,
   };
   const execArgv: string[] = [];
   if (options.profileDir) {
@@ -39,14 +47,21 @@ export async function startNodeBare(dir: string, options: { pki: GatewayPki; wor
   const child = track(spawn(process.execPath, args, { stdio: ['ignore', fd, fd] }));
   closeSync(fd);
   let exited = false;
-  child.once('exit', () => { exited = true; });
+  child.once('exit', () => {
+    exited = true;
+  });
   try {
     await waitForPort(port, 30_000, () => exited, 'node-bare server');
   } catch (err) {
-    throw new Error(`${(err as Error).message}; log:\n${existsSync(logFile) ? readFileSync(logFile, 'utf8').slice(-3000) : '(none)'}`, { cause: err });
+    throw new Error(
+      `${(err as Error).message}; log:\n${existsSync(logFile) ? readFileSync(logFile, 'utf8').slice(-3000) : '(none)'}`,
+      { cause: err },
+    );
   }
   return {
-    pid: child.pid!, port, logFile,
+    pid: child.pid!,
+    port,
+    logFile,
     command: `node ${[...execArgv, 'dist/bench/node-bare-server.js', `'${JSON.stringify(serverOptions)}'`].join(' ').replaceAll(dir, '$TMP')}`,
     stop: () => stopChild(child, { signal: 'SIGTERM' }, 10_000),
   };

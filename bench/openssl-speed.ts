@@ -18,5 +18,11 @@ export function runOpensslSpeed(seconds = 3): OpensslSpeed {
   const m = /\(nistp256\)\s+\S+\s+\S+\s+([\d.]+)\s+([\d.]+)/.exec(line);
   if (!m) throw new Error(`cannot read sign/s from openssl speed output:\n${out.stdout}\n${out.stderr}`);
   const version = spawnSync('openssl', ['version'], { encoding: 'utf8' }).stdout.trim();
-  return { version, command: `openssl ${args.join(' ')}`, signPerS: Number(m[1]), verifyPerS: Number(m[2]), line: line.trim() };
+  return {
+    version,
+    command: `openssl ${args.join(' ')}`,
+    signPerS: Number(m[1]),
+    verifyPerS: Number(m[2]),
+    line: line.trim(),
+  };
 }

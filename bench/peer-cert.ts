@@ -30,17 +30,33 @@ export async function runPeerCertBench(): Promise<void> {
   const rows: [string, number][] = [];
   for (const [name, call] of Object.entries(MODES)) {
     const samples: number[] = [];
-    const server = createServer({ cert: readFileSync(pki.serverCert), key: readFileSync(pki.serverKey), ca: readFileSync(pki.clientCaBundle), requestCert: true, rejectUnauthorized: false }, (socket) => {
-      const t = process.hrtime.bigint();
-      call(socket);
-      samples.push(Number(process.hrtime.bigint() - t) / 1000);
-      socket.end();
-    });
+    const server = createServer(
+      {
+        cert: readFileSync(pki.serverCert),
+        key: readFileSync(pki.serverKey),
+        ca: readFileSync(pki.clientCaBundle),
+        requestCert: true,
+        rejectUnauthorized: false,
+      },
+      (socket) => {
+        const t = process.hrtime.bigint();
+        call(socket);
+        samples.push(Number(process.hrtime.bigint() - t) / 1000);
+        socket.end();
+      },
+    );
     await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', () => resolve()));
     const port = (server.address() as AddressInfo).port;
     for (let i = 0; i < connections; i++) {
       await new Promise<void>((resolve) => {
-        const c = connect({ port, host: '127.0.0.1', servername: 'localhost', ca: pki.client.caPem, cert: pki.client.certPem, key: pki.client.keyPem });
+        const c = connect({
+          port,
+          host: '127.0.0.1',
+          servername: 'localhost',
+          ca: pki.client.caPem,
+          cert: pki.client.certPem,
+          key: pki.client.keyPem,
+        });
         c.on('data', () => undefined);
         c.on('error', () => resolve());
         c.on('close', () => resolve());
@@ -49,7 +65,9 @@ export async function runPeerCertBench(): Promise<void> {
     await new Promise<void>((resolve) => server.close(() => resolve()));
     rows.push([name, median(samples)]);
   }
-  process.stdout.write(`Peer certificate DER per connection, ${connections} mutual-TLS connections each, Node ${process.version}, median µs of the call:\n`);
+  process.stdout.write(
+    `Peer certificate DER per connection, ${connections} mutual-TLS connections each, Node ${process.version}, median µs of the call:\n`,
+  );
   for (const [name, us] of rows) process.stdout.write(`  ${name.padEnd(40)} ${us.toFixed(1).padStart(8)} µs\n`);
 }
 

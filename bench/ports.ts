@@ -17,7 +17,10 @@ export async function waitForPort(port: number, timeoutMs: number, exited: () =>
   while (Date.now() < deadline) {
     if (exited()) throw new Error(`${what} exited during start-up`);
     const open = await new Promise<boolean>((resolve) => {
-      const s = connect(port, '127.0.0.1', () => { s.destroy(); resolve(true); });
+      const s = connect(port, '127.0.0.1', () => {
+        s.destroy();
+        resolve(true);
+      });
       s.once('error', () => resolve(false));
     });
     if (open) return;

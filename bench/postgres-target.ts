@@ -32,16 +32,23 @@ function asRoot(): boolean {
 
 function postgresIds(): { uid: number; gid: number } {
   const id = (flag: string) => spawnSync('id', [flag, 'postgres'], { encoding: 'utf8' });
-  const u = id('-u'), g = id('-g');
-  if (u.status !== 0 || g.status !== 0) throw new Error(`running as root, PostgreSQL needs the \`postgres\` system user to run as: ${INSTALL}`);
+  const u = id('-u'),
+    g = id('-g');
+  if (u.status !== 0 || g.status !== 0)
+    throw new Error(`running as root, PostgreSQL needs the \`postgres\` system user to run as: ${INSTALL}`);
   return { uid: Number(u.stdout.trim()), gid: Number(g.stdout.trim()) };
 }
 
 /** PostgreSQL refuses to run as root: then its tools run as the `postgres` user the Debian package creates. */
 function run(bin: string, tool: string, args: string[], cwd: string): string {
-  const [cmd, argv] = asRoot() ? ['runuser', ['-u', 'postgres', '--', join(bin, tool), ...args]] : [join(bin, tool), args];
+  const [cmd, argv] = asRoot()
+    ? ['runuser', ['-u', 'postgres', '--', join(bin, tool), ...args]]
+    : [join(bin, tool), args];
   const r = spawnSync(cmd, argv, { cwd, encoding: 'utf8', timeout: 60_000 });
-  if (r.status !== 0) throw new Error(`${tool} ${args.join(' ')} failed (${r.status ?? r.signal}): ${r.stderr || r.stdout || r.error?.message}`);
+  if (r.status !== 0)
+    throw new Error(
+      `${tool} ${args.join(' ')} failed (${r.status ?? r.signal}): ${r.stderr || r.stdout || r.error?.message}`,
+    );
   return r.stdout;
 }
 
@@ -51,7 +58,9 @@ export function postgresPreflight(): string {
   try {
     bin = postgresBinDir();
   } catch {
-    throw new Error(`the PostgreSQL store variants need the PostgreSQL server (initdb, pg_ctl under /usr/lib/postgresql/*/bin): ${INSTALL}  (or leave postgres out of BENCH_STORES)`);
+    throw new Error(
+      `the PostgreSQL store variants need the PostgreSQL server (initdb, pg_ctl under /usr/lib/postgresql/*/bin): ${INSTALL}  (or leave postgres out of BENCH_STORES)`,
+    );
   }
   if (asRoot()) postgresIds();
   return spawnSync(join(bin, 'postgres'), ['--version'], { encoding: 'utf8' }).stdout.trim();
@@ -76,7 +85,10 @@ export async function startBenchPostgres(tmp: string, maxConnections: number): P
   for (let attempt = 1; ; attempt++) {
     port = await freePort();
     // Durability stays at the defaults (fsync, synchronous_commit, full_page_writes all on).
-    appendFileSync(join(data, 'postgresql.conf'), `\nlisten_addresses = '127.0.0.1'\nport = ${port}\nunix_socket_directories = '${sockets}'\nmax_connections = ${maxConnections}\n`);
+    appendFileSync(
+      join(data, 'postgresql.conf'),
+      `\nlisten_addresses = '127.0.0.1'\nport = ${port}\nunix_socket_directories = '${sockets}'\nmax_connections = ${maxConnections}\n`,
+    );
     try {
       run(bin, 'pg_ctl', ['-D', data, '-l', join(dir, 'server.log'), '-w', '-t', '60', 'start'], dir);
       break;
@@ -86,7 +98,13 @@ export async function startBenchPostgres(tmp: string, maxConnections: number): P
   }
   const pid = Number(readFileSync(join(data, 'postmaster.pid'), 'utf8').split('\n', 1)[0]);
   // The postmaster is not a child the bench tracks (pg_ctl detaches it): on any exit, SIGINT (fast shutdown) it.
-  const onExit = () => { try { process.kill(pid, 'SIGINT'); } catch { /* already gone */ } };
+  const onExit = () => {
+    try {
+      process.kill(pid, 'SIGINT');
+    } catch {
+      /* already gone */
+    }
+  };
   process.on('exit', onExit);
   const stop = async () => {
     process.off('exit', onExit);
@@ -96,9 +114,14 @@ export async function startBenchPostgres(tmp: string, maxConnections: number): P
     const admin = new pg.Client({ host: '127.0.0.1', port, user: SUPERUSER, database: 'postgres' });
     await admin.connect();
     try {
-      const settings = await admin.query<{ name: string; setting: string }>(`SELECT name, setting FROM pg_settings WHERE name IN ('fsync', 'synchronous_commit', 'full_page_writes')`);
+      const settings = await admin.query<{ name: string; setting: string }>(
+        `SELECT name, setting FROM pg_settings WHERE name IN ('fsync', 'synchronous_commit', 'full_page_writes')`,
+      );
       const off = settings.rows.filter((r) => r.setting !== 'on');
-      if (off.length) throw new Error(`bench PostgreSQL must run with default durability, but ${off.map((r) => `${r.name}=${r.setting}`).join(', ')}`);
+      if (off.length)
+        throw new Error(
+          `bench PostgreSQL must run with default durability, but ${off.map((r) => `${r.name}=${r.setting}`).join(', ')}`,
+        );
       await admin.query(`CREATE DATABASE ${DATABASE}`);
     } finally {
       await admin.end();

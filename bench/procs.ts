@@ -28,10 +28,18 @@ export function cleanupAll(): void {
   for (const child of children) {
     if (child.pid !== undefined && child.exitCode === null && child.signalCode === null) {
       for (const pid of descendants(child.pid)) {
-        try { process.kill(pid, 'SIGKILL'); } catch { /* already gone */ }
+        try {
+          process.kill(pid, 'SIGKILL');
+        } catch {
+          /* already gone */
+        }
       }
     }
-    try { child.kill('SIGKILL'); } catch { /* already gone */ }
+    try {
+      child.kill('SIGKILL');
+    } catch {
+      /* already gone */
+    }
   }
   children.clear();
   for (const dir of tempDirs.splice(0)) rmSync(dir, { recursive: true, force: true });
@@ -51,13 +59,19 @@ export function installCleanupHandlers(): void {
 }
 
 /** Asks a child to stop (message or signal), then SIGKILLs it if it has not exited in time. */
-export async function stopChild(child: ChildProcess, how: { message?: unknown; signal?: NodeJS.Signals }, timeoutMs = 5000): Promise<void> {
+export async function stopChild(
+  child: ChildProcess,
+  how: { message?: unknown; signal?: NodeJS.Signals },
+  timeoutMs = 5000,
+): Promise<void> {
   if (child.exitCode !== null || child.signalCode !== null) return;
   const exited = new Promise<void>((resolve) => child.once('exit', () => resolve()));
   try {
     if (how.message !== undefined && child.connected) child.send(how.message as object);
     else child.kill(how.signal ?? 'SIGTERM');
-  } catch { /* raced with exit */ }
+  } catch {
+    /* raced with exit */
+  }
   const timer = setTimeout(() => child.kill('SIGKILL'), timeoutMs);
   await exited;
   clearTimeout(timer);
@@ -104,11 +118,17 @@ function descendants(root: number): number[] {
     try {
       const stat = readFileSync(`/proc/${entry}/stat`, 'utf8');
       parentOf.set(Number(entry), Number(stat.slice(stat.lastIndexOf(')') + 2).split(' ')[1]));
-    } catch { /* gone */ }
+    } catch {
+      /* gone */
+    }
   }
   const found: number[] = [];
   const walk = (pid: number) => {
-    for (const [child, parent] of parentOf) if (parent === pid) { found.push(child); walk(child); }
+    for (const [child, parent] of parentOf)
+      if (parent === pid) {
+        found.push(child);
+        walk(child);
+      }
   };
   walk(root);
   return found;
@@ -128,5 +148,7 @@ export function reapedChildrenCpuUs(ticksPerSecond = clkTck()): number {
 export function machineBusyUs(ticksPerSecond = clkTck()): number {
   const first = readFileSync('/proc/stat', 'utf8').split('\n', 1)[0]!;
   const [user, nice, system, , , irq, softirq, steal] = first.trim().split(/\s+/).slice(1).map(Number);
-  return (((user ?? 0) + (nice ?? 0) + (system ?? 0) + (irq ?? 0) + (softirq ?? 0) + (steal ?? 0)) * 1e6) / ticksPerSecond;
+  return (
+    (((user ?? 0) + (nice ?? 0) + (system ?? 0) + (irq ?? 0) + (softirq ?? 0) + (steal ?? 0)) * 1e6) / ticksPerSecond
+  );
 }

@@ -16,7 +16,13 @@ interface ProfileNode {
   callFrame: { functionName: string; url: string; lineNumber: number; columnNumber: number };
   children?: number[];
 }
-export interface CpuProfile { nodes: ProfileNode[]; samples: number[]; timeDeltas: number[]; startTime: number; endTime: number }
+export interface CpuProfile {
+  nodes: ProfileNode[];
+  samples: number[];
+  timeDeltas: number[];
+  startTime: number;
+  endTime: number;
+}
 
 /** "src/ca/authority.ts"-like place for a frame, or a package name, or a V8 pseudo-frame. */
 function place(url: string, fn: string): { group: string; where: string } {
@@ -54,7 +60,8 @@ export function callers(profile: CpuProfile, name: string): string {
   for (const [id, us] of selfTimes(profile)) {
     if (byId.get(id)!.callFrame.functionName !== name) continue;
     const frames: string[] = [];
-    for (let p = parent.get(id); p !== undefined && frames.length < 3; p = parent.get(p)) frames.push(byId.get(p)!.callFrame.functionName || '(anonymous)');
+    for (let p = parent.get(id); p !== undefined && frames.length < 3; p = parent.get(p))
+      frames.push(byId.get(p)!.callFrame.functionName || '(anonymous)');
     const key = frames.join(' < ');
     chains.set(key, (chains.get(key) ?? 0) + us);
   }
@@ -111,9 +118,15 @@ export function summarize(profile: CpuProfile, top: number): string {
   return [
     `profile: ${fmtNum(totalUs / 1e6, 1)} s sampled`,
     '',
-    table(['self time by place', 'ms', 'share'], sorted(groups, 20).map(([k, v]) => [k, ms(v), pct(v)])),
+    table(
+      ['self time by place', 'ms', 'share'],
+      sorted(groups, 20).map(([k, v]) => [k, ms(v), pct(v)]),
+    ),
     '',
-    table([`top ${top} functions by self time`, 'ms', 'share'], sorted(fns, top).map(([k, v]) => [k, ms(v), pct(v)])),
+    table(
+      [`top ${top} functions by self time`, 'ms', 'share'],
+      sorted(fns, top).map(([k, v]) => [k, ms(v), pct(v)]),
+    ),
   ].join('\n');
 }
 

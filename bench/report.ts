@@ -11,7 +11,15 @@ import { fmtInt, fmtNum, fmtRatio, table } from './stats.js';
 
 export interface Report {
   startedAt: string;
-  machine: { cores: number; cpuModel: string; node: string; nodeOpenssl: string; openssl: string; cfssl: string; postgres: string | null };
+  machine: {
+    cores: number;
+    cpuModel: string;
+    node: string;
+    nodeOpenssl: string;
+    openssl: string;
+    cfssl: string;
+    postgres: string | null;
+  };
   config: BenchConfig;
   micro: MicroResults;
   opensslSpeed: OpensslSpeed;
@@ -19,7 +27,15 @@ export interface Report {
 }
 
 export function machineInfo(openssl: string, cfssl: string, postgres?: string): Report['machine'] {
-  return { cores: cpus().length, cpuModel: cpus()[0]?.model ?? 'unknown', node: process.version, nodeOpenssl: process.versions.openssl, openssl, cfssl, postgres: postgres ?? null };
+  return {
+    cores: cpus().length,
+    cpuModel: cpus()[0]?.model ?? 'unknown',
+    node: process.version,
+    nodeOpenssl: process.versions.openssl,
+    openssl,
+    cfssl,
+    postgres: postgres ?? null,
+  };
 }
 
 function header(r: Report): string {
@@ -35,7 +51,12 @@ function header(r: Report): string {
 
 function microSection(r: Report): string {
   const cs = r.micro.cases;
-  const rows = Object.values(cs).map((c) => [c.label, fmtInt(c.iterations), fmtNum(c.medianUs, 1), fmtInt(1e6 / c.medianUs)]);
+  const rows = Object.values(cs).map((c) => [
+    c.label,
+    fmtInt(c.iterations),
+    fmtNum(c.medianUs, 1),
+    fmtInt(1e6 / c.medianUs),
+  ]);
   const ratio = (a: string, b: string) => (cs[a]?.medianUs ?? NaN) / (cs[b]?.medianUs ?? NaN);
   return [
     `1. Per-certificate cost in-process (µs/op, median of ${r.config.microRuns} runs of N)`,
@@ -58,13 +79,41 @@ function ceilingSection(r: Report): string {
 
 function httpSection(r: Report): string {
   const rows = r.http.map((h) => [
-    h.target, h.endpoint, String(h.concurrency), fmtInt(h.median.certsPerS), `${fmtInt(h.certsPerSRange[0])}–${fmtInt(h.certsPerSRange[1])}`,
-    fmtNum(h.median.p50Ms), fmtNum(h.median.p99Ms), fmtInt(h.median.serverCpuUsPerCert), fmtInt(h.median.serverSysShare), fmtInt(h.median.serverCpuPct), fmtInt(h.median.clientCpuPct), fmtInt(h.median.otherCpuPct),
+    h.target,
+    h.endpoint,
+    String(h.concurrency),
+    fmtInt(h.median.certsPerS),
+    `${fmtInt(h.certsPerSRange[0])}–${fmtInt(h.certsPerSRange[1])}`,
+    fmtNum(h.median.p50Ms),
+    fmtNum(h.median.p99Ms),
+    fmtInt(h.median.serverCpuUsPerCert),
+    fmtInt(h.median.serverSysShare),
+    fmtInt(h.median.serverCpuPct),
+    fmtInt(h.median.clientCpuPct),
+    fmtInt(h.median.otherCpuPct),
     `${h.errors}${h.tokensExhausted ? ' (tokens ran out!)' : ''}`,
   ]);
   return [
     '3. HTTP issuance over keep-alive mutual TLS (CSR in, certificate out)',
-    table(['target', 'endpoint', 'c', 'certs/s', 'range', 'p50 ms', 'p99 ms', 'server µs/cert', 'of it sys %', 'server CPU %', 'client CPU %', 'other CPU %', 'errors'], rows, 2),
+    table(
+      [
+        'target',
+        'endpoint',
+        'c',
+        'certs/s',
+        'range',
+        'p50 ms',
+        'p99 ms',
+        'server µs/cert',
+        'of it sys %',
+        'server CPU %',
+        'client CPU %',
+        'other CPU %',
+        'errors',
+      ],
+      rows,
+      2,
+    ),
     `   gatehouse-pg: the same CA on PostgreSQL (issuances waiting together share a transaction, pool of 10); gatehouse-pg×2: two CA processes (copies of one CA dir) on that database, connections split over both.`,
     `   /renew: connection i renews as bench identity i mod ${r.config.fleetSize} (BENCH_FLEET), each its own certificate, as a fleet renews.`,
     `   gatehouse: ${process.env.BENCH_CA_WORKERS ?? '1'} worker process(es) (BENCH_CA_WORKERS, as \`ca serve --workers\`); answers after the certificate and its audit events are committed to SQLite (WAL, synchronous=FULL, group commit),`,
@@ -75,14 +124,27 @@ function httpSection(r: Report): string {
 }
 
 function ratioSection(r: Report): string {
-  const find = (target: string, c: number) => r.http.find((h) => h.target === target && h.concurrency === c && h.endpoint !== 'POST /enroll');
+  const find = (target: string, c: number) =>
+    r.http.find((h) => h.target === target && h.concurrency === c && h.endpoint !== 'POST /enroll');
   const rows = r.config.concurrencies.map((c) => {
     const g = find('gatehouse', c)?.median;
     const p = find('cfssl', c)?.median;
-    return [String(c), fmtRatio((g?.certsPerS ?? NaN) / (p?.certsPerS ?? NaN)), fmtRatio((g?.serverCpuUsPerCert ?? NaN) / (p?.serverCpuUsPerCert ?? NaN))];
+    return [
+      String(c),
+      fmtRatio((g?.certsPerS ?? NaN) / (p?.certsPerS ?? NaN)),
+      fmtRatio((g?.serverCpuUsPerCert ?? NaN) / (p?.serverCpuUsPerCert ?? NaN)),
+    ];
   });
   const sign = 1e6 / r.opensslSpeed.signPerS;
-  const cpu = (t: string) => fmtNum(Math.min(...r.http.filter((h) => h.target === t && h.endpoint !== 'POST /enroll').map((h) => h.median.serverCpuUsPerCert)) / sign, 0);
+  const cpu = (t: string) =>
+    fmtNum(
+      Math.min(
+        ...r.http
+          .filter((h) => h.target === t && h.endpoint !== 'POST /enroll')
+          .map((h) => h.median.serverCpuUsPerCert),
+      ) / sign,
+      0,
+    );
   return [
     '4. Ratios Gatehouse /renew ÷ cfssl sign (certs/s: >1 is faster; CPU µs/cert: <1 is cheaper)',
     table(['c', 'certs/s', 'server CPU/cert'], rows),
@@ -93,38 +155,102 @@ function ratioSection(r: Report): string {
 const verdict = (ok: boolean) => (ok ? 'met' : 'MISSED');
 
 function postgresSection(r: Report): string | null {
-  const renew = (target: string, c: number) => r.http.find((h) => h.target === target && h.concurrency === c && h.endpoint === 'POST /renew');
+  const renew = (target: string, c: number) =>
+    r.http.find((h) => h.target === target && h.concurrency === c && h.endpoint === 'POST /renew');
   const sign = (c: number) => r.http.find((h) => h.target === 'cfssl' && h.concurrency === c);
   const pgRows = r.http.filter((h) => h.target.startsWith('gatehouse-pg'));
   if (pgRows.length === 0) return null;
   const levels = r.config.pgConcurrencies;
-  const rows = levels.flatMap((c) => ['gatehouse', 'gatehouse-pg', 'gatehouse-pg×2', 'cfssl'].map((t) => (t === 'cfssl' ? sign(c) : renew(t, c))).filter((h) => h !== undefined).map((h) => {
-    const m = h.median;
-    const perReplica = h.replicas > 1 ? m.replicaCpuUsPerCert.map((us, i) => `${fmtInt(m.replicaCertsPerS[i]!)}/s ${fmtInt(us)} µs ${fmtInt(m.replicaCpuPct[i]!)} %`).join(' + ') : '';
-    const db = Number.isFinite(m.dbCpuUsPerCert);
-    return [h.target, String(c), fmtInt(m.certsPerS), fmtInt(m.serverCpuUsPerCert), fmtInt(m.serverCpuPct), perReplica,
-      db ? fmtInt(m.dbCpuUsPerCert) : '', db ? fmtInt(m.dbCpuPct) : '', db ? fmtInt(m.serverCpuUsPerCert + m.dbCpuUsPerCert) : '', fmtInt(m.clientCpuPct), fmtInt(m.otherCpuPct), fmtNum(m.p99Ms)];
-  }));
+  const rows = levels.flatMap((c) =>
+    ['gatehouse', 'gatehouse-pg', 'gatehouse-pg×2', 'cfssl']
+      .map((t) => (t === 'cfssl' ? sign(c) : renew(t, c)))
+      .filter((h) => h !== undefined)
+      .map((h) => {
+        const m = h.median;
+        const perReplica =
+          h.replicas > 1
+            ? m.replicaCpuUsPerCert
+                .map((us, i) => `${fmtInt(m.replicaCertsPerS[i]!)}/s ${fmtInt(us)} µs ${fmtInt(m.replicaCpuPct[i]!)} %`)
+                .join(' + ')
+            : '';
+        const db = Number.isFinite(m.dbCpuUsPerCert);
+        return [
+          h.target,
+          String(c),
+          fmtInt(m.certsPerS),
+          fmtInt(m.serverCpuUsPerCert),
+          fmtInt(m.serverCpuPct),
+          perReplica,
+          db ? fmtInt(m.dbCpuUsPerCert) : '',
+          db ? fmtInt(m.dbCpuPct) : '',
+          db ? fmtInt(m.serverCpuUsPerCert + m.dbCpuUsPerCert) : '',
+          fmtInt(m.clientCpuPct),
+          fmtInt(m.otherCpuPct),
+          fmtNum(m.p99Ms),
+        ];
+      }),
+  );
   const ratios = levels.map((c) => {
-    const two = renew('gatehouse-pg×2', c)?.median, one = renew('gatehouse-pg', c)?.median, lite = renew('gatehouse', c)?.median, cf = sign(c)?.median;
+    const two = renew('gatehouse-pg×2', c)?.median,
+      one = renew('gatehouse-pg', c)?.median,
+      lite = renew('gatehouse', c)?.median,
+      cf = sign(c)?.median;
     const speed = (two?.certsPerS ?? NaN) / (cf?.certsPerS ?? NaN);
     const cpu = (one?.serverCpuUsPerCert ?? NaN) / (lite?.serverCpuUsPerCert ?? NaN);
-    const cpuWithDb = ((one?.serverCpuUsPerCert ?? NaN) + (one?.dbCpuUsPerCert ?? NaN)) / (lite?.serverCpuUsPerCert ?? NaN);
-    return [String(c), `${fmtRatio(speed)} ${Number.isFinite(speed) ? verdict(speed >= 1) : ''}`, `${fmtRatio(cpu)} ${Number.isFinite(cpu) ? verdict(cpu <= 1.2) : ''}`, fmtRatio(cpuWithDb)];
+    const cpuWithDb =
+      ((one?.serverCpuUsPerCert ?? NaN) + (one?.dbCpuUsPerCert ?? NaN)) / (lite?.serverCpuUsPerCert ?? NaN);
+    return [
+      String(c),
+      `${fmtRatio(speed)} ${Number.isFinite(speed) ? verdict(speed >= 1) : ''}`,
+      `${fmtRatio(cpu)} ${Number.isFinite(cpu) ? verdict(cpu <= 1.2) : ''}`,
+      fmtRatio(cpuWithDb),
+    ];
   });
   return [
     '5. PostgreSQL store and replicas: POST /renew (PostgreSQL at default durability: fsync on, synchronous_commit on)',
-    table(['target', 'c', 'certs/s', 'CA µs/cert', 'CA CPU %', 'per replica: certs/s, µs/cert, CPU %', 'postgres µs/cert', 'postgres CPU %', 'CA+pg µs/cert', 'client CPU %', 'other CPU %', 'p99 ms'], rows, 1),
+    table(
+      [
+        'target',
+        'c',
+        'certs/s',
+        'CA µs/cert',
+        'CA CPU %',
+        'per replica: certs/s, µs/cert, CPU %',
+        'postgres µs/cert',
+        'postgres CPU %',
+        'CA+pg µs/cert',
+        'client CPU %',
+        'other CPU %',
+        'p99 ms',
+      ],
+      rows,
+      1,
+    ),
     '   CA µs/cert and CPU %: all CA processes together; per replica: its own certs/s, its CPU per certificate it issued, its CPU %. postgres: the postmaster and all its children (backends, WAL writer,',
     '   checkpointer) from /proc, not part of "CA". The load generator, the CA process(es), PostgreSQL and the idle other targets share the cores.',
-    table(['c', 'PG×2 certs/s ÷ cfssl (≥ 1.0×)', 'PG×1 CA CPU/cert ÷ SQLite (≤ 1.2×)', 'same, CA + postgres CPU ÷ SQLite'], ratios),
+    table(
+      ['c', 'PG×2 certs/s ÷ cfssl (≥ 1.0×)', 'PG×1 CA CPU/cert ÷ SQLite (≤ 1.2×)', 'same, CA + postgres CPU ÷ SQLite'],
+      ratios,
+    ),
   ].join('\n');
 }
 
 export function printReport(r: Report, jsonPath: string): void {
   const pg = postgresSection(r);
-  const out = [header(r), '', microSection(r), '', ceilingSection(r), '', httpSection(r), '', ratioSection(r), '', ...(pg ? [pg, ''] : []),
-    `Raw numbers: ${relative(PROJECT_ROOT, jsonPath)} (bench/results/ is for local output and should be gitignored).`];
+  const out = [
+    header(r),
+    '',
+    microSection(r),
+    '',
+    ceilingSection(r),
+    '',
+    httpSection(r),
+    '',
+    ratioSection(r),
+    '',
+    ...(pg ? [pg, ''] : []),
+    `Raw numbers: ${relative(PROJECT_ROOT, jsonPath)} (bench/results/ is for local output and should be gitignored).`,
+  ];
   process.stdout.write(out.join('\n') + '\n');
 }
 

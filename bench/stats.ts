@@ -17,7 +17,9 @@ export function percentile(sorted: ArrayLike<number>, p: number): number {
 /** Thousands separator with a thin space, no decimals: 12 345. */
 export function fmtInt(n: number): string {
   if (!Number.isFinite(n)) return '–';
-  return Math.round(n).toString().replace(/\B(?=(\d{3})+(?!\d))/g, ' ');
+  return Math.round(n)
+    .toString()
+    .replace(/\B(?=(\d{3})+(?!\d))/g, ' ');
 }
 
 export function fmtNum(n: number, digits = 2): string {
@@ -31,6 +33,7 @@ export function fmtRatio(n: number): string {
 /** Left-aligns the first `leftColumns` columns (text), right-aligns the rest (numbers). */
 export function table(header: string[], rows: string[][], leftColumns = 1): string {
   const widths = header.map((h, i) => Math.max(h.length, ...rows.map((r) => (r[i] ?? '').length)));
-  const line = (cells: string[]) => cells.map((c, i) => (i < leftColumns ? c.padEnd(widths[i]!) : c.padStart(widths[i]!))).join('  ');
+  const line = (cells: string[]) =>
+    cells.map((c, i) => (i < leftColumns ? c.padEnd(widths[i]!) : c.padStart(widths[i]!))).join('  ');
   return [line(header), widths.map((w) => '-'.repeat(w)).join('  '), ...rows.map(line)].join('\n');
 }

@@ -36,7 +36,9 @@ function postgresTool(cmd) {
   const root = '/usr/lib/postgresql';
   let versions = [];
   try {
-    versions = readdirSync(root).filter((v) => statSync(join(root, v, 'bin', cmd), { throwIfNoEntry: false })).sort((a, b) => Number(b) - Number(a));
+    versions = readdirSync(root)
+      .filter((v) => statSync(join(root, v, 'bin', cmd), { throwIfNoEntry: false }))
+      .sort((a, b) => Number(b) - Number(a));
   } catch {
     // no PostgreSQL installed
   }
@@ -45,7 +47,9 @@ function postgresTool(cmd) {
 
 // Debian installs nginx and haproxy in /usr/sbin, which a normal user's PATH lacks; the tests look there too.
 function resolveTool(cmd) {
-  for (const dir of [...(process.env.PATH ?? '').split(delimiter), '/usr/local/sbin', '/usr/sbin', '/sbin'].filter(Boolean)) {
+  for (const dir of [...(process.env.PATH ?? '').split(delimiter), '/usr/local/sbin', '/usr/sbin', '/sbin'].filter(
+    Boolean,
+  )) {
     try {
       accessSync(join(dir, cmd), constants.X_OK);
       return join(dir, cmd);
@@ -65,7 +69,9 @@ function findTests(dir) {
 // --tools: print the system tools the selected tests need, and run nothing.
 const listTools = process.argv.includes('--tools');
 const filter = process.argv.slice(2).filter((a) => a !== '--tools');
-const files = findTests('dist/test').filter((f) => filter.length === 0 || filter.some((s) => f.includes(s))).sort();
+const files = findTests('dist/test')
+  .filter((f) => filter.length === 0 || filter.some((s) => f.includes(s)))
+  .sort();
 if (files.length === 0) {
   console.error('no test files found under dist/test');
   process.exit(1);
@@ -78,16 +84,21 @@ const sources = new Map();
 function sourceWithImports(path, seen = new Set()) {
   if (seen.has(path)) return '';
   seen.add(path);
-  if (!sources.has(path)) sources.set(path, statSync(path, { throwIfNoEntry: false }) ? readFileSync(path, 'utf8') : '');
+  if (!sources.has(path))
+    sources.set(path, statSync(path, { throwIfNoEntry: false }) ? readFileSync(path, 'utf8') : '');
   const text = sources.get(path);
-  const imported = [...text.matchAll(/from\s+['"](\.{1,2}\/[^'"]+)['"]/g)].map((m) => resolve(dirname(path), m[1])).filter((p) => p.startsWith(resolve('dist/test')));
+  const imported = [...text.matchAll(/from\s+['"](\.{1,2}\/[^'"]+)['"]/g)]
+    .map((m) => resolve(dirname(path), m[1]))
+    .filter((p) => p.startsWith(resolve('dist/test')));
   return [text, ...imported.map((p) => sourceWithImports(p, seen))].join('\n');
 }
-const usesTool = (text, cmd) => new RegExp(`['"\`/ ]${basename(cmd).replace(/[.*+?^${}()|[\]\\]/g, '\\$&')}['"\` ]`).test(text);
+const usesTool = (text, cmd) =>
+  new RegExp(`['"\`/ ]${basename(cmd).replace(/[.*+?^${}()|[\]\\]/g, '\\$&')}['"\` ]`).test(text);
 const selected = files.map((f) => sourceWithImports(resolve(f)));
-const needed = filter.length === 0 || selected.some((text) => text.includes('doc-blocks.js'))
-  ? REQUIRED_TOOLS
-  : REQUIRED_TOOLS.filter(([cmd]) => selected.some((text) => usesTool(text, cmd)));
+const needed =
+  filter.length === 0 || selected.some((text) => text.includes('doc-blocks.js'))
+    ? REQUIRED_TOOLS
+    : REQUIRED_TOOLS.filter(([cmd]) => selected.some((text) => usesTool(text, cmd)));
 if (listTools) {
   for (const [cmd, , fix] of needed) console.log(`${basename(cmd).padEnd(16)} ${fix}`);
   process.exit(0);
@@ -100,5 +111,9 @@ if (missing.length) {
 // A test that hangs fails after 10 minutes instead of holding the run until CI's hard limit.
 // Node applies --test-timeout to each test file as a whole too, and pki-interop's file takes
 // over 3 minutes on a loaded 2-core machine (RSA key generation, Go and certtool per leaf).
-const result = spawnSync(process.execPath, ['--test', '--test-concurrency=2', '--test-timeout=600000', '--test-reporter=spec', ...files], { stdio: 'inherit' });
+const result = spawnSync(
+  process.execPath,
+  ['--test', '--test-concurrency=2', '--test-timeout=600000', '--test-reporter=spec', ...files],
+  { stdio: 'inherit' },
+);
 process.exit(result.status ?? 1);

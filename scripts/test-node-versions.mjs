@@ -10,16 +10,24 @@ import { join } from 'node:path';
 import { tmpdir, arch } from 'node:os';
 
 const majors = process.argv.slice(2).length ? process.argv.slice(2) : ['22', '24'];
-const NEEDS_STORE = /ca-fixture|sqlite|startCaFixture|ca-process|ca-dir-server|openStore|ca-http|proxy-peers|proxy-recipes|helpers\/cli\.js|demo/;
-const files = readdirSync('dist/test').filter((f) => f.endsWith('.test.js')).map((f) => join('dist/test', f))
-  .filter((f) => !NEEDS_STORE.test(readFileSync(f, 'utf8'))).sort();
+const NEEDS_STORE =
+  /ca-fixture|sqlite|startCaFixture|ca-process|ca-dir-server|openStore|ca-http|proxy-peers|proxy-recipes|helpers\/cli\.js|demo/;
+const files = readdirSync('dist/test')
+  .filter((f) => f.endsWith('.test.js'))
+  .map((f) => join('dist/test', f))
+  .filter((f) => !NEEDS_STORE.test(readFileSync(f, 'utf8')))
+  .sort();
 let failed = false;
 for (const major of majors) {
   const dir = join(tmpdir(), `gatehouse-node-${major}`);
   const node = join(dir, 'node_modules', `node-linux-${arch()}`, 'bin', 'node');
   if (!existsSync(node)) {
     mkdirSync(dir, { recursive: true });
-    const got = spawnSync('npm', ['install', '--no-save', '--no-audit', '--no-fund', '--prefix', dir, `node-linux-${arch()}@${major}`], { stdio: 'inherit' });
+    const got = spawnSync(
+      'npm',
+      ['install', '--no-save', '--no-audit', '--no-fund', '--prefix', dir, `node-linux-${arch()}@${major}`],
+      { stdio: 'inherit' },
+    );
     if (got.status !== 0 || !existsSync(node)) {
       console.error(`could not install Node ${major} from the npm registry (node-linux-${arch()}@${major})`);
       process.exit(1);
@@ -27,7 +35,14 @@ for (const major of majors) {
   }
   const version = spawnSync(node, ['--version'], { encoding: 'utf8' }).stdout.trim();
   console.log(`\n== Node ${version}: ${files.length} test files that need no native addon ==`);
-  const r = spawnSync(node, ['--test', '--test-concurrency=2', '--test-timeout=600000', '--test-reporter=dot', ...files], { stdio: 'inherit', env: { ...process.env, PATH: `${join(dir, 'node_modules', `node-linux-${arch()}`, 'bin')}:${process.env.PATH}` } });
+  const r = spawnSync(
+    node,
+    ['--test', '--test-concurrency=2', '--test-timeout=600000', '--test-reporter=dot', ...files],
+    {
+      stdio: 'inherit',
+      env: { ...process.env, PATH: `${join(dir, 'node_modules', `node-linux-${arch()}`, 'bin')}:${process.env.PATH}` },
+    },
+  );
   if (r.status !== 0) {
     console.error(`tests failed on Node ${version}`);
     failed = true;

@@ -25,17 +25,42 @@ test('retry-after-is-delay-seconds-or-an-http-date-capped-and-garbage-is-ignored
   assert.equal(parseRetryAfter('007', NOW), 7000);
   assert.equal(parseRetryAfter(['5', '5'], NOW), 5000, 'a repeated identical header');
   assert.equal(parseRetryAfter('120', NOW, 60_000), 60_000, 'capped');
-  assert.equal(parseRetryAfter('99999999999999999999999', NOW), MAX_RETRY_AFTER_MS, 'a huge number is capped, not Infinity');
+  assert.equal(
+    parseRetryAfter('99999999999999999999999', NOW),
+    MAX_RETRY_AFTER_MS,
+    'a huge number is capped, not Infinity',
+  );
   assert.equal(MAX_RETRY_AFTER_MS, 300_000);
   // HTTP-dates: IMF-fixdate, and the obsolete RFC 850 and asctime forms.
   assert.equal(parseRetryAfter('Mon, 07 Dec 2026 12:00:30 GMT', NOW), 30_000);
   assert.equal(parseRetryAfter('Monday, 07-Dec-26 12:01:00 GMT', NOW), 60_000);
   assert.equal(parseRetryAfter('Mon Dec  7 12:00:10 2026', NOW), 10_000);
   assert.equal(parseRetryAfter('Mon, 07 Dec 2026 11:00:00 GMT', NOW), 0, 'a date already past: retry now');
-  assert.equal(parseRetryAfter('Fri, 07 Dec 2029 12:00:00 GMT', NOW), MAX_RETRY_AFTER_MS, 'a date years away is capped');
-  for (const garbage of [undefined, '', ' ', '-1', '1.5', '5s', '0x10', '+5', '1e3', 'soon', 'Infinity', 'NaN',
-    '2026-12-07T12:00:30Z', 'Mon, 07 Dec 2026 12:00:30 UTC', 'Mon, 31 Feb 2026 12:00:30 GMT', 'Mon, 07 Dec 2026 25:00:30 GMT', '7 Dec 2026',
-    ['5', '7']]) {
+  assert.equal(
+    parseRetryAfter('Fri, 07 Dec 2029 12:00:00 GMT', NOW),
+    MAX_RETRY_AFTER_MS,
+    'a date years away is capped',
+  );
+  for (const garbage of [
+    undefined,
+    '',
+    ' ',
+    '-1',
+    '1.5',
+    '5s',
+    '0x10',
+    '+5',
+    '1e3',
+    'soon',
+    'Infinity',
+    'NaN',
+    '2026-12-07T12:00:30Z',
+    'Mon, 07 Dec 2026 12:00:30 UTC',
+    'Mon, 31 Feb 2026 12:00:30 GMT',
+    'Mon, 07 Dec 2026 25:00:30 GMT',
+    '7 Dec 2026',
+    ['5', '7'],
+  ]) {
     assert.equal(parseRetryAfter(garbage, NOW), null, `ignored: ${JSON.stringify(garbage)}`);
   }
 });
@@ -46,19 +71,29 @@ test('retry-delay-waits-at-least-the-retry-after-but-never-past-the-cap', () => 
   assert.equal(retryDelayMs(0, { ...hour, retryAfterMs: null }, low), 5, 'no Retry-After: the backoff alone');
   assert.equal(retryDelayMs(0, { ...hour, retryAfterMs: 5000 }, low), 5000, 'at least the Retry-After');
   assert.equal(retryDelayMs(3, { ...hour, retryAfterMs: 5000 }, low), 5000);
-  assert.equal(retryDelayMs(20, { baseMs: 1000, capMs: 300_000, remainingMs: HOUR, retryAfterMs: 5000 }, () => 1), 300_000, 'a longer backoff stays longer');
+  assert.equal(
+    retryDelayMs(20, { baseMs: 1000, capMs: 300_000, remainingMs: HOUR, retryAfterMs: 5000 }, () => 1),
+    300_000,
+    'a longer backoff stays longer',
+  );
   assert.equal(retryDelayMs(0, { ...hour, retryAfterMs: 3_600_000 }, low), 300_000, 'never past retryCapMs');
   assert.equal(retryDelayMs(0, { ...hour, capMs: 2000, retryAfterMs: 5000 }, low), 2000);
   // 8 s of certificate left: a quarter of it is 2 s; a CA asking for 5 s (or a hostile one asking
   // for an hour) does not keep the agent from trying again before the certificate runs out.
   assert.equal(retryDelayMs(0, { ...hour, remainingMs: 8000, retryAfterMs: 5000 }, low), 2000);
   assert.equal(retryDelayMs(0, { ...hour, remainingMs: 8000, retryAfterMs: 3_600_000 }, low), 2000);
-  assert.equal(retryDelayMs(0, { ...hour, remainingMs: 100, retryAfterMs: 5000 }, low), 1000, 'the cap is never below 1 s');
+  assert.equal(
+    retryDelayMs(0, { ...hour, remainingMs: 100, retryAfterMs: 5000 }, low),
+    1000,
+    'the cap is never below 1 s',
+  );
 });
 
 test('agent-run-waits-for-a-rate-limited-renewals-retry-after-within-its-cap', async (t) => {
   // One renewal per ~100 s from this address: the second renewal is refused 429 with Retry-After.
-  const fixture = await startCaFixture({ configEdit: (yaml) => `${yaml}limits:\n  renew:\n    perSource: { rate: 0.01, burst: 1 }\n` });
+  const fixture = await startCaFixture({
+    configEdit: (yaml) => `${yaml}limits:\n  renew:\n    perSource: { rate: 0.01, burst: 1 }\n`,
+  });
   t.after(() => fixture.close());
   const { token } = await fixture.server.authority.createToken({ role: 'web' }, { actor: 'test' });
   const dir = join(fixture.root, 'dev-1');
@@ -77,18 +112,33 @@ test('agent-run-waits-for-a-rate-limited-renewals-retry-after-within-its-cap', a
     });
     // 18 h into a 24 h certificate: due now, and again at once after a renewal (its 2/3 is 16 h away).
     const started = Date.now();
-    await runAgent({ dir, logger, signal: controller.signal, now: () => new Date(Date.now() + 18 * HOUR), retryBaseMs: 5, retryCapMs, posture: null });
+    await runAgent({
+      dir,
+      logger,
+      signal: controller.signal,
+      now: () => new Date(Date.now() + 18 * HOUR),
+      retryBaseMs: 5,
+      retryCapMs,
+      posture: null,
+    });
     assert.ok(Date.now() - started < 15_000, 'the abort ends the run');
     return { lines, failed: lines.find((l) => l.msg === 'agent.renew_failed')! };
   };
 
   const first = await runUntilFailure(300_000);
-  assert.equal(first.lines.filter((l) => l.msg === 'agent.cert_renewed').length, 1, 'the first renewal took the one token');
+  assert.equal(
+    first.lines.filter((l) => l.msg === 'agent.cert_renewed').length,
+    1,
+    'the first renewal took the one token',
+  );
   assert.equal(first.failed.code, 'GH_RATE_LIMITED', JSON.stringify(first.failed));
   const seconds = Number(/retry after (\d+) s/.exec(String(first.failed.reason))?.[1]);
   assert.ok(seconds >= 90 && seconds <= 100, `the CA asked for ~100 s: ${String(first.failed.reason)}`);
   assert.equal(first.failed.retryAfterMs, seconds * 1000, 'the header, as the client read it');
-  assert.ok(Number(first.failed.retryInMs) >= seconds * 1000, `waits at least the Retry-After, not the 5 ms backoff: ${String(first.failed.retryInMs)}`);
+  assert.ok(
+    Number(first.failed.retryInMs) >= seconds * 1000,
+    `waits at least the Retry-After, not the 5 ms backoff: ${String(first.failed.retryInMs)}`,
+  );
   assert.ok(Number(first.failed.retryInMs) <= 300_000);
 
   // With a 2 s cap the same refusal is retried after 2 s: the cap wins over the CA.

@@ -20,14 +20,20 @@ let web: string;
 let other: string;
 const actor = { actor: 'test' };
 // Binary-safe: a NUL, bytes that are not UTF-8, a trailing newline.
-const AWS = Buffer.concat([Buffer.from('---\nsecret:\n- T0t411yR4ND0M$TR1N9\n'), Buffer.from([0, 0xff, 0xfe, 0x80, 0x0a])]);
+const AWS = Buffer.concat([
+  Buffer.from('---\nsecret:\n- T0t411yR4ND0M$TR1N9\n'),
+  Buffer.from([0, 0xff, 0xfe, 0x80, 0x0a]),
+]);
 
 before(async () => {
   fixture = await startCaFixture();
   web = (await enrollAgent(fixture, 'web', 'images-app')).dir;
   other = (await enrollAgent(fixture, 'admin', 'someone-else')).dir;
   await fixture.server.secrets.create({ name: 'aws-credentials.yml', value: AWS, grants: ['role:web'] }, actor);
-  await fixture.server.secrets.create({ name: 'db-password', value: Buffer.from('hunter2'), grants: ['name:images-app'] }, actor);
+  await fixture.server.secrets.create(
+    { name: 'db-password', value: Buffer.from('hunter2'), grants: ['name:images-app'] },
+    actor,
+  );
 });
 
 after(async () => {
@@ -71,7 +77,7 @@ test('agent-secrets-ungrant-removes-the-file-and-keeps-files-the-agent-did-not-w
   assert.equal(r.status, 0, r.stderr);
   assert.deepEqual((JSON.parse(r.stdout) as { removed: string[] }).removed, ['db-password']);
   assert.ok(!existsSync(join(dir, 'db-password')));
-  assert.equal(readFileSync(join(dir, 'operator-notes.txt'), 'utf8'), 'mine', 'not the agent\'s file: left alone');
+  assert.equal(readFileSync(join(dir, 'operator-notes.txt'), 'utf8'), 'mine', "not the agent's file: left alone");
   assert.ok(existsSync(join(dir, 'aws-credentials.yml')));
   await fixture.server.secrets.grant('db-password', ['name:images-app'], actor);
 });
@@ -84,24 +90,53 @@ test('agent-secrets-link-identity-gives-the-talks-layout', async () => {
     assert.ok(lstatSync(join(dir, file)).isSymbolicLink(), file);
     assert.equal(readlinkSync(join(dir, file)), join(web, file));
   }
-  assert.deepEqual(readdirSync(dir).filter((f) => !f.startsWith('.')).sort(), ['aws-credentials.yml', 'ca.pem', 'cert.pem', 'db-password', 'key.pem']);
+  assert.deepEqual(
+    readdirSync(dir)
+      .filter((f) => !f.startsWith('.'))
+      .sort(),
+    ['aws-credentials.yml', 'ca.pem', 'cert.pem', 'db-password', 'key.pem'],
+  );
 });
 
 test('agent-run-syncs-on-schedule-and-runs-the-hook-once-per-change', async () => {
   const dir = join(fixture.root, 'run-secrets');
   const hookLog = join(fixture.root, 'hook.log');
-  const child = spawn(process.execPath, [CLI_PATH, 'agent', 'run', '--dir', web, '--secrets-dir', dir, '--secrets-interval', '1s', '--log-level', 'debug',
-    '--on-renew', `echo "$GATEHOUSE_EVENT $GATEHOUSE_SECRETS_DIR" >> '${hookLog}'`], { stdio: ['ignore', 'ignore', 'pipe'] });
+  const child = spawn(
+    process.execPath,
+    [
+      CLI_PATH,
+      'agent',
+      'run',
+      '--dir',
+      web,
+      '--secrets-dir',
+      dir,
+      '--secrets-interval',
+      '1s',
+      '--log-level',
+      'debug',
+      '--on-renew',
+      `echo "$GATEHOUSE_EVENT $GATEHOUSE_SECRETS_DIR" >> '${hookLog}'`,
+    ],
+    { stdio: ['ignore', 'ignore', 'pipe'] },
+  );
   let stderr = '';
-  child.stderr!.on('data', (d: Buffer) => { stderr += d.toString(); });
+  child.stderr!.on('data', (d: Buffer) => {
+    stderr += d.toString();
+  });
   const exited = new Promise((resolve) => child.once('exit', resolve));
-  const synced = () => parseLogLines(stderr).filter((l) => l.msg === 'agent.secrets_synced' || l.msg === 'agent.secrets_changed').length;
+  const synced = () =>
+    parseLogLines(stderr).filter((l) => l.msg === 'agent.secrets_synced' || l.msg === 'agent.secrets_changed').length;
   const hookLines = () => (existsSync(hookLog) ? completeLines(readFileSync(hookLog, 'utf8')) : []);
   try {
     await waitFor(() => hookLines().length === 1, 30_000, 'the first sync to run the hook');
     assert.equal(hookLines()[0], `secrets-changed ${dir}`);
     await fixture.server.secrets.rotate('aws-credentials.yml', Buffer.from('rotated'), 0, actor);
-    await waitFor(() => readFileSync(join(dir, 'aws-credentials.yml'), 'utf8') === 'rotated', 30_000, 'the rotated value');
+    await waitFor(
+      () => readFileSync(join(dir, 'aws-credentials.yml'), 'utf8') === 'rotated',
+      30_000,
+      'the rotated value',
+    );
     await waitFor(() => hookLines().length === 2, 10_000, 'the hook after the rotation');
     // Two more syncs with nothing new: the hook does not run again.
     const mark = synced();

@@ -27,22 +27,40 @@ function snapshot(dir: string): Record<string, string> {
 
 function capture() {
   const lines: Array<Record<string, unknown>> = [];
-  return { lines, logger: createLogger({ level: 'debug', write: (l) => void lines.push(JSON.parse(l) as Record<string, unknown>) }) };
+  return {
+    lines,
+    logger: createLogger({ level: 'debug', write: (l) => void lines.push(JSON.parse(l) as Record<string, unknown>) }),
+  };
 }
 
 test('renewal-time-falls-around-two-thirds-with-jitter', () => {
   const nb = new Date(0);
   const na = new Date(24 * HOUR);
   const fractions = Array.from({ length: 2000 }, () => renewalTime(nb, na).getTime() / (24 * HOUR));
-  assert.ok(Math.min(...fractions) >= 0.6 - 1e-9 && Math.max(...fractions) <= 0.7334, `${Math.min(...fractions)}–${Math.max(...fractions)}`);
-  assert.ok(Math.max(...fractions) - Math.min(...fractions) > 0.1, 'a fleet spreads over more than 10 % of the lifetime');
+  assert.ok(
+    Math.min(...fractions) >= 0.6 - 1e-9 && Math.max(...fractions) <= 0.7334,
+    `${Math.min(...fractions)}–${Math.max(...fractions)}`,
+  );
+  assert.ok(
+    Math.max(...fractions) - Math.min(...fractions) > 0.1,
+    'a fleet spreads over more than 10 % of the lifetime',
+  );
   assert.equal(renewalTime(nb, na, () => 0.5).getTime(), 16 * HOUR);
 });
 
 test('backoff-grows-exponentially-and-is-capped', () => {
-  assert.equal(backoffMs(0, 1000, 300_000, () => 1), 1000);
-  assert.equal(backoffMs(3, 1000, 300_000, () => 1), 8000);
-  assert.equal(backoffMs(40, 1000, 300_000, () => 1), 300_000);
+  assert.equal(
+    backoffMs(0, 1000, 300_000, () => 1),
+    1000,
+  );
+  assert.equal(
+    backoffMs(3, 1000, 300_000, () => 1),
+    8000,
+  );
+  assert.equal(
+    backoffMs(40, 1000, 300_000, () => 1),
+    300_000,
+  );
   assert.ok(backoffMs(5, 1000, 300_000, () => 0) >= 1000, 'never below the base');
 });
 
@@ -54,12 +72,25 @@ test('agent-run-renews-writes-atomically-then-runs-hook', async (t) => {
   const marker = join(fixture.root, 'hook-ran');
   const { lines, logger } = capture();
   // A clock 18 h ahead (past the latest renewal point, 73 %) puts the 24 h certificate past its renewal point.
-  await runAgent({ dir, logger, now: () => new Date(Date.now() + 18 * HOUR), maxRenewals: 1, onRenew: `echo "$GATEHOUSE_SERIAL $GATEHOUSE_EVENT" > '${marker}'` });
+  await runAgent({
+    dir,
+    logger,
+    now: () => new Date(Date.now() + 18 * HOUR),
+    maxRenewals: 1,
+    onRenew: `echo "$GATEHOUSE_SERIAL $GATEHOUSE_EVENT" > '${marker}'`,
+  });
   const after = loadIdentity(dir);
   assert.notEqual(after.leaf.serial, before.leaf.serial);
-  assert.ok(!after.key.export({ type: 'pkcs8', format: 'der' }).equals(before.key.export({ type: 'pkcs8', format: 'der' })), 'a new key each renewal');
+  assert.ok(
+    !after.key.export({ type: 'pkcs8', format: 'der' }).equals(before.key.export({ type: 'pkcs8', format: 'der' })),
+    'a new key each renewal',
+  );
   assert.equal(statSync(join(dir, 'key.pem')).mode & 0o777, 0o600);
-  assert.equal(readFileSync(marker, 'utf8').trim(), `${after.leaf.serial} renewed`, 'the hook ran after the new files were in place');
+  assert.equal(
+    readFileSync(marker, 'utf8').trim(),
+    `${after.leaf.serial} renewed`,
+    'the hook ran after the new files were in place',
+  );
   assert.ok(lines.some((l) => l.msg === 'agent.cert_renewed' && l.serial === after.leaf.serial));
   assert.equal(existsSync(join(dir, '.staged')), false);
 });
@@ -76,7 +107,12 @@ test('agent-run-renewal-refused-as-revoked-says-enroll-again-runs-hook-and-keeps
   const marker = join(fixture.root, 'hook-ran');
   const { lines, logger } = capture();
   await assert.rejects(
-    runAgent({ dir, logger, now: () => new Date(Date.now() + 18 * HOUR), onRenew: `echo "$GATEHOUSE_SERIAL $GATEHOUSE_EVENT" > '${marker}'` }),
+    runAgent({
+      dir,
+      logger,
+      now: () => new Date(Date.now() + 18 * HOUR),
+      onRenew: `echo "$GATEHOUSE_SERIAL $GATEHOUSE_EVENT" > '${marker}'`,
+    }),
     (err) => isGatehouseError(err, 'GH_AGENT_MUST_REENROLL') && /revoked.*enroll again/.test(err.message),
   );
   assert.deepEqual(snapshot(dir), before, 'the current files are never deleted or changed');
@@ -109,11 +145,21 @@ test('agent-run-ca-down-retries-with-backoff-and-keeps-current-cert', async (t) 
   const watcher = setInterval(() => {
     if (lines.filter((l) => l.msg === 'agent.renew_failed').length >= 4) controller.abort();
   }, 5);
-  await runAgent({ dir, logger, signal: controller.signal, now: () => new Date(Date.now() + 18 * HOUR), retryBaseMs: 5, retryCapMs: 40 });
+  await runAgent({
+    dir,
+    logger,
+    signal: controller.signal,
+    now: () => new Date(Date.now() + 18 * HOUR),
+    retryBaseMs: 5,
+    retryCapMs: 40,
+  });
   clearInterval(watcher);
   const failures = lines.filter((l) => l.msg === 'agent.renew_failed');
   assert.ok(failures.length >= 4);
-  assert.deepEqual(failures.slice(0, 4).map((l) => l.attempt), [1, 2, 3, 4]);
+  assert.deepEqual(
+    failures.slice(0, 4).map((l) => l.attempt),
+    [1, 2, 3, 4],
+  );
   assert.ok(failures.every((l) => l.code === 'GH_CA_UNREACHABLE' && Number(l.retryInMs) <= 40));
   assert.deepEqual(snapshot(dir), before);
 });
@@ -125,7 +171,11 @@ test('agent-status-exit-codes-ok-warning-critical-unknown', async (t) => {
   const now = Date.now();
   assert.equal(checkStatus(dir, new Date(now)).level, 'OK');
   assert.equal(checkStatus(dir, new Date(now + 20 * HOUR)).level, 'WARNING');
-  assert.equal(checkStatus(dir, new Date(now + 2 * HOUR), 23 * HOUR).level, 'WARNING', '--warn-within overrides the default');
+  assert.equal(
+    checkStatus(dir, new Date(now + 2 * HOUR), 23 * HOUR).level,
+    'WARNING',
+    '--warn-within overrides the default',
+  );
   const expired = checkStatus(dir, new Date(now + 25 * HOUR));
   assert.equal(expired.level, 'CRITICAL');
   assert.match(expired.message, /expired/);
@@ -154,7 +204,14 @@ test('identity-dir-sealed-stage-is-completed-unsealed-is-discarded', () => {
     writeFileSync(join(dir, 'key.pem'), 'KEY3', { mode: 0o600 });
     writeFileSync(join(dir, '.staged', 'COMMIT'), '');
     assert.equal(recoverIdentityDir(dir), 'completed');
-    assert.deepEqual([readFileSync(join(dir, 'key.pem'), 'utf8'), readFileSync(join(dir, 'cert.pem'), 'utf8'), readFileSync(join(dir, 'ca.pem'), 'utf8')], ['KEY3', 'CERT3', 'CA3']);
+    assert.deepEqual(
+      [
+        readFileSync(join(dir, 'key.pem'), 'utf8'),
+        readFileSync(join(dir, 'cert.pem'), 'utf8'),
+        readFileSync(join(dir, 'ca.pem'), 'utf8'),
+      ],
+      ['KEY3', 'CERT3', 'CA3'],
+    );
     assert.equal(existsSync(join(dir, '.staged')), false);
     assert.equal(recoverIdentityDir(dir), 'none');
   } finally {
@@ -168,5 +225,8 @@ test('identity-dir-refuses-world-readable-key', async (t) => {
   const dir = await enrolledDevice(fixture);
   const { chmodSync } = await import('node:fs');
   chmodSync(join(dir, 'key.pem'), 0o644);
-  assert.throws(() => loadIdentity(dir), (err) => isGatehouseError(err, 'GH_CA_DIR_PERMS') && /chmod 600/.test(err.message));
+  assert.throws(
+    () => loadIdentity(dir),
+    (err) => isGatehouseError(err, 'GH_CA_DIR_PERMS') && /chmod 600/.test(err.message),
+  );
 });

@@ -42,7 +42,24 @@ const ALLOWED: Record<string, readonly string[]> = {
   // A view over the CA; the CLI mounts it on the CA's listener (startCaServer({ mounts })).
   dashboard: ['ca', 'config', 'errors', 'log', 'pki', 'posture', 'secrets', 'store'],
   demo: ['agent', 'ca', 'config', 'dashboard', 'errors', 'gateway', 'log', 'store'],
-  cli: ['agent', 'ca', 'config', 'dashboard', 'demo', 'errors', 'files', 'gateway', 'log', 'metrics', 'pki', 'policy', 'posture', 'secrets', 'store', 'tls'],
+  cli: [
+    'agent',
+    'ca',
+    'config',
+    'dashboard',
+    'demo',
+    'errors',
+    'files',
+    'gateway',
+    'log',
+    'metrics',
+    'pki',
+    'policy',
+    'posture',
+    'secrets',
+    'store',
+    'tls',
+  ],
   // The generated reference (docs/cli.md, docs/errors.md) reads the command table.
   docs: ['cli', 'errors', 'log'],
 };
@@ -59,9 +76,12 @@ test('architecture-src-keeps-its-layers-and-has-no-import-cycle', () => {
 });
 
 test('architecture-every-folder-of-src-has-a-rule-and-every-rule-a-folder', () => {
-  const folders = readdirSync('src').filter((e) => statSync(join('src', e)).isDirectory()).sort();
+  const folders = readdirSync('src')
+    .filter((e) => statSync(join('src', e)).isDirectory())
+    .sort();
   assert.deepEqual(Object.keys(ALLOWED).sort(), folders);
-  for (const [from, to] of Object.entries(ALLOWED)) for (const t of to) assert.ok(t in ALLOWED && t !== from, `${from} may import ${t}: no such folder`);
+  for (const [from, to] of Object.entries(ALLOWED))
+    for (const t of to) assert.ok(t in ALLOWED && t !== from, `${from} may import ${t}: no such folder`);
 });
 
 test('architecture-the-allowed-arrows-have-no-cycle-so-the-folders-are-layers', () => {
@@ -83,23 +103,44 @@ test('architecture-checker-reports-upward-imports-in-every-syntax', () => {
 
 test('architecture-checker-reports-a-cycle-with-its-path', () => {
   // routes.ts → admin-routes.ts by value, back by `import type`: a cycle all the same.
-  assert.deepEqual(checkArchitecture(join(FIXTURES, 'cycle'), RULES), ['cycle: ca/admin-routes.ts → ca/routes.ts → ca/admin-routes.ts']);
-  // The shortest way round from the first file, and every file of the tangle when there are more.
-  assert.deepEqual(findCycles(new Map([['a', ['b', 'x']], ['b', ['c']], ['c', ['a', 'd']], ['d', ['d']], ['e', ['a']], ['x', ['y']], ['y', ['a']]])), [
-    { path: ['a', 'b', 'c', 'a'], component: ['a', 'b', 'c', 'x', 'y'] },
-    { path: ['d', 'd'], component: ['d'] },
+  assert.deepEqual(checkArchitecture(join(FIXTURES, 'cycle'), RULES), [
+    'cycle: ca/admin-routes.ts → ca/routes.ts → ca/admin-routes.ts',
   ]);
+  // The shortest way round from the first file, and every file of the tangle when there are more.
+  assert.deepEqual(
+    findCycles(
+      new Map([
+        ['a', ['b', 'x']],
+        ['b', ['c']],
+        ['c', ['a', 'd']],
+        ['d', ['d']],
+        ['e', ['a']],
+        ['x', ['y']],
+        ['y', ['a']],
+      ]),
+    ),
+    [
+      { path: ['a', 'b', 'c', 'a'], component: ['a', 'b', 'c', 'x', 'y'] },
+      { path: ['d', 'd'], component: ['d'] },
+    ],
+  );
 });
 
 test('architecture-checker-reports-stale-exceptions-and-honours-used-ones', () => {
   const upward = join(FIXTURES, 'upward');
-  const violations = checkArchitecture(upward, { allowed: { ...ALLOWED, widgets: [] }, exceptions: [
-    { from: 'pki/cert.ts', to: 'gateway', reason: 'fixture' },
-    { from: 'store', to: 'ca', reason: 'fixture' },
-  ] });
+  const violations = checkArchitecture(upward, {
+    allowed: { ...ALLOWED, widgets: [] },
+    exceptions: [
+      { from: 'pki/cert.ts', to: 'gateway', reason: 'fixture' },
+      { from: 'store', to: 'ca', reason: 'fixture' },
+    ],
+  });
   assert.ok(!violations.some((v) => v.startsWith('layer: pki/')), violations.join('\n'));
   assert.ok(!violations.some((v) => v.startsWith('no rule:')), violations.join('\n'));
-  assert.ok(violations.includes('exception: store → ca is allowed as an exception, but no import needs it; remove it'), violations.join('\n'));
+  assert.ok(
+    violations.includes('exception: store → ca is allowed as an exception, but no import needs it; remove it'),
+    violations.join('\n'),
+  );
 });
 
 test('architecture-docs-map-names-every-folder-in-its-table-and-its-picture', () => {
@@ -112,21 +153,37 @@ test('architecture-docs-map-names-every-folder-in-its-table-and-its-picture', ()
 });
 
 test('architecture-only-pki-imports-x509-libraries', () => {
-  const offenders = files.filter((f) => f.area !== 'pki' && external(f).some((s) => s.startsWith('@peculiar/') || s === 'reflect-metadata')).map((f) => f.path);
+  const offenders = files
+    .filter((f) => f.area !== 'pki' && external(f).some((s) => s.startsWith('@peculiar/') || s === 'reflect-metadata'))
+    .map((f) => f.path);
   assert.deepEqual(offenders, []);
 });
 
 test('architecture-only-store-imports-the-database-driver', () => {
-  assert.deepEqual(files.filter((f) => f.area !== 'store' && external(f).some((s) => s === 'better-sqlite3' || s === 'pg')).map((f) => f.path), []);
+  assert.deepEqual(
+    files
+      .filter((f) => f.area !== 'store' && external(f).some((s) => s === 'better-sqlite3' || s === 'pg'))
+      .map((f) => f.path),
+    [],
+  );
 });
 
 test('architecture-no-process-exit-outside-cli-main', () => {
-  assert.deepEqual(files.filter((f) => f.path !== 'cli/main.ts' && /process\.exit\(/.test(f.text)).map((f) => f.path), []);
+  assert.deepEqual(
+    files.filter((f) => f.path !== 'cli/main.ts' && /process\.exit\(/.test(f.text)).map((f) => f.path),
+    [],
+  );
 });
 
 test('architecture-identity-never-read-from-node-subject-strings', () => {
   // CVE-2021-44532: Node's flattened subject/subjectAltName strings are not an identity source.
   // peer-certificate.ts reads only the DER (`.raw`) of the chain from getPeerCertificate(true).
-  const offenders = files.filter((f) => /\.subjectaltname\b|(?<!OID)\.subjectAltName\b/.test(f.text) || (/getPeerCertificate\(/.test(f.text) && f.path !== 'tls/peer-certificate.ts')).map((f) => f.path);
+  const offenders = files
+    .filter(
+      (f) =>
+        /\.subjectaltname\b|(?<!OID)\.subjectAltName\b/.test(f.text) ||
+        (/getPeerCertificate\(/.test(f.text) && f.path !== 'tls/peer-certificate.ts'),
+    )
+    .map((f) => f.path);
   assert.deepEqual(offenders, []);
 });

@@ -15,7 +15,19 @@ import { CA_FILES } from '../src/ca/ca-dir.js';
 import { openSqliteStore } from '../src/store/sqlite.js';
 import { startCaFixture, type CaFixture } from './helpers/ca-fixture.js';
 import {
-  caRequest, enrollIdentity, enrollRequest, expectError, intermediatePemOf, newCsr, output, readIdentityPem, rootPemOf, writeText, type EnrolledIdentity, type HttpResult, type IdentityFilesPem,
+  caRequest,
+  enrollIdentity,
+  enrollRequest,
+  expectError,
+  intermediatePemOf,
+  newCsr,
+  output,
+  readIdentityPem,
+  rootPemOf,
+  writeText,
+  type EnrolledIdentity,
+  type HttpResult,
+  type IdentityFilesPem,
 } from './helpers/ca-http.js';
 import { pollUntil } from './helpers/poll.js';
 import { run } from './helpers/run.js';
@@ -47,10 +59,16 @@ function curlIdentity(dir: string): string[] {
   return ['--cert', join(dir, 'cert.pem'), '--key', join(dir, 'key.pem'), '--cacert', join(dir, 'ca.pem')];
 }
 
-function admin(fixture: CaFixture, path: string, options: { method?: string; body?: object; identity?: IdentityFilesPem | { key: string; cert: string } | null } = {}): Promise<HttpResult> {
+function admin(
+  fixture: CaFixture,
+  path: string,
+  options: { method?: string; body?: object; identity?: IdentityFilesPem | { key: string; cert: string } | null } = {},
+): Promise<HttpResult> {
   const identity = options.identity === undefined ? readIdentityPem(fixture.adminDir) : options.identity;
   return caRequest(fixture.url, path, {
-    ca: rootPemOf(fixture), ...(options.method ? { method: options.method } : {}), ...(options.body ? { body: options.body } : {}),
+    ca: rootPemOf(fixture),
+    ...(options.method ? { method: options.method } : {}),
+    ...(options.body ? { body: options.body } : {}),
     ...(identity ? { key: identity.key, cert: identity.cert } : {}),
   });
 }
@@ -76,7 +94,9 @@ async function opensslCrl(path: string, inform: 'DER' | 'PEM'): Promise<CrlView>
   assert.ok(number, `CRL number in\n${text}`);
   const entries = new Map<string, { reason: string | null; revokedAt: Date }>();
   const section = text.split(/^Revoked Certificates:$/m)[1]?.split(/^\s+Signature Algorithm:/m)[0] ?? '';
-  for (const m of section.matchAll(/Serial Number: ([0-9A-F]+)\n\s+Revocation Date: (.+)\n(?:\s+CRL entry extensions:\n\s+X509v3 CRL Reason Code:\s*\n\s+(.+)\n)?/g)) {
+  for (const m of section.matchAll(
+    /Serial Number: ([0-9A-F]+)\n\s+Revocation Date: (.+)\n(?:\s+CRL entry extensions:\n\s+X509v3 CRL Reason Code:\s*\n\s+(.+)\n)?/g,
+  )) {
     entries.set(m[1]!, { revokedAt: new Date(m[2]!), reason: m[3]?.trim() ?? null });
   }
   assert.equal(entries.size, (section.match(/Serial Number:/g) ?? []).length, `every entry read:\n${section}`);
@@ -90,7 +110,11 @@ async function opensslCrlVerify(path: string, inform: 'DER' | 'PEM', caFile: str
   return r.status === 0 && /^verify OK$/m.test(text) && !/verify failure|error/i.test(text);
 }
 
-async function fetchCrl(fixture: CaFixture, path: 'crl' | 'crl/root' | 'crl?format=pem' | 'crl/root?format=pem', headers: Record<string, string> = {}): Promise<HttpResult> {
+async function fetchCrl(
+  fixture: CaFixture,
+  path: 'crl' | 'crl/root' | 'crl?format=pem' | 'crl/root?format=pem',
+  headers: Record<string, string> = {},
+): Promise<HttpResult> {
   const res = await caRequest(fixture.url, path, { ca: rootPemOf(fixture), headers });
   assert.equal(res.status, 200, `GET /${path}: ${res.text.slice(0, 300)}`);
   return res;
@@ -110,7 +134,12 @@ describe('ca-admin api', () => {
     tmp?.cleanup();
   });
 
-  async function assertAdminCallAudited(requestId: string, method: string, path: string, status: number): Promise<void> {
+  async function assertAdminCallAudited(
+    requestId: string,
+    method: string,
+    path: string,
+    status: number,
+  ): Promise<void> {
     const calls = await auditByRequest(fixture, 'ca.admin_call', requestId);
     assert.equal(calls.length, 1, `one ca.admin_call for ${method} ${path} (request ${requestId})`);
     assert.deepEqual(calls[0]!.details, { method, path, status });
@@ -121,10 +150,30 @@ describe('ca-admin api', () => {
     const adminArgs = curlIdentity(fixture.adminDir);
 
     // curl creates a token.
-    const created = await curl(tmp.dir, [...adminArgs, '-H', 'content-type: application/json', '--data-binary', JSON.stringify({ role: 'web', ttl: '1h', uses: 2, names: 'dev-*' }), `${fixture.url}/admin/tokens`]);
+    const created = await curl(tmp.dir, [
+      ...adminArgs,
+      '-H',
+      'content-type: application/json',
+      '--data-binary',
+      JSON.stringify({ role: 'web', ttl: '1h', uses: 2, names: 'dev-*' }),
+      `${fixture.url}/admin/tokens`,
+    ]);
     assert.equal(created.status, 201, created.body);
-    const token = JSON.parse(created.body) as { token: string; id: string; role: string; uses: number; maxUses: number; names: string | null; expiresAt: string; revokedAt: string | null; createdBy: string };
-    assert.match(token.token, new RegExp(`^GHTKN-1-${fixture.server.authority.rootFingerprint}-${token.id}-[a-z2-7]{32}$`));
+    const token = JSON.parse(created.body) as {
+      token: string;
+      id: string;
+      role: string;
+      uses: number;
+      maxUses: number;
+      names: string | null;
+      expiresAt: string;
+      revokedAt: string | null;
+      createdBy: string;
+    };
+    assert.match(
+      token.token,
+      new RegExp(`^GHTKN-1-${fixture.server.authority.rootFingerprint}-${token.id}-[a-z2-7]{32}$`),
+    );
     assert.equal(token.role, 'web');
     assert.equal(token.maxUses, 2);
     assert.equal(token.uses, 0);
@@ -134,9 +183,14 @@ describe('ca-admin api', () => {
     const ttl = new Date(token.expiresAt).getTime() - Date.now();
     assert.ok(ttl > 55 * 60_000 && ttl <= 3_600_000, `ttl 1h, got ${ttl} ms`);
     await assertAdminCallAudited(created.headers['x-request-id']!, 'POST', '/admin/tokens', 201);
-    const createdEvent = (await fixture.store.listAudit({ type: 'ca.token_created' })).filter((e) => e.tokenId === token.id);
+    const createdEvent = (await fixture.store.listAudit({ type: 'ca.token_created' })).filter(
+      (e) => e.tokenId === token.id,
+    );
     assert.equal(createdEvent.length, 1);
-    assert.ok(!JSON.stringify(createdEvent).includes(token.token.slice(-32)), 'the audit event does not hold the secret');
+    assert.ok(
+      !JSON.stringify(createdEvent).includes(token.token.slice(-32)),
+      'the audit event does not hold the secret',
+    );
 
     // The token works.
     const device = await newCsr({ commonName: 'dev-1' });
@@ -158,8 +212,16 @@ describe('ca-admin api', () => {
     const revokedToken = await admin(fixture, `admin/tokens/${token.id}/revoke`, { method: 'POST', body: {} });
     assert.equal(revokedToken.status, 200, revokedToken.text);
     assert.ok(revokedToken.json.revokedAt, 'revokedAt set');
-    expectError(await enrollRequest(fixture, { token: token.token, csr: (await newCsr({ commonName: 'dev-2' })).csr }), 401, 'GH_TOKEN_REVOKED');
-    expectError(await admin(fixture, 'admin/tokens/0000000000000000/revoke', { method: 'POST', body: {} }), 404, 'GH_TOKEN_NOT_FOUND');
+    expectError(
+      await enrollRequest(fixture, { token: token.token, csr: (await newCsr({ commonName: 'dev-2' })).csr }),
+      401,
+      'GH_TOKEN_REVOKED',
+    );
+    expectError(
+      await admin(fixture, 'admin/tokens/0000000000000000/revoke', { method: 'POST', body: {} }),
+      404,
+      'GH_TOKEN_NOT_FOUND',
+    );
 
     // curl lists certificates.
     const certs = await curl(tmp.dir, [...adminArgs, `${fixture.url}/admin/certs`]);
@@ -170,7 +232,10 @@ describe('ca-admin api', () => {
     assert.equal(listedDevice.state, 'active');
     assert.equal(listedDevice.name, 'dev-1');
     assert.equal(listedDevice.tokenId, token.id);
-    assert.ok(certList.some((c) => c.role === 'admin' && c.name === 'admin'), 'the admin certificate is listed');
+    assert.ok(
+      certList.some((c) => c.role === 'admin' && c.name === 'admin'),
+      'the admin certificate is listed',
+    );
     await assertAdminCallAudited(certs.headers['x-request-id']!, 'GET', '/admin/certs', 200);
 
     // Show and revoke one certificate.
@@ -179,24 +244,46 @@ describe('ca-admin api', () => {
     assert.equal(shown.json.certificate, enrolled.json.certificate);
     assert.equal(shown.json.fingerprint, enrolled.json.fingerprint);
     expectError(await admin(fixture, 'admin/certs/abcdef0123'), 404, 'GH_CERT_NOT_FOUND');
-    const revoked = await admin(fixture, `admin/certs/${deviceSerial}/revoke`, { method: 'POST', body: { reason: 'keyCompromise' } });
+    const revoked = await admin(fixture, `admin/certs/${deviceSerial}/revoke`, {
+      method: 'POST',
+      body: { reason: 'keyCompromise' },
+    });
     assert.equal(revoked.status, 200, revoked.text);
     assert.equal(revoked.json.state, 'revoked');
     assert.equal(revoked.json.revocationReason, 'keyCompromise');
-    await assertAdminCallAudited(revoked.headers['x-request-id'] as string, 'POST', `/admin/certs/${deviceSerial}/revoke`, 200);
-    expectError(await admin(fixture, `admin/certs/${deviceSerial}/revoke`, { method: 'POST', body: { reason: 'notAReason' } }), 400, 'GH_USAGE');
+    await assertAdminCallAudited(
+      revoked.headers['x-request-id'] as string,
+      'POST',
+      `/admin/certs/${deviceSerial}/revoke`,
+      200,
+    );
+    expectError(
+      await admin(fixture, `admin/certs/${deviceSerial}/revoke`, { method: 'POST', body: { reason: 'notAReason' } }),
+      400,
+      'GH_USAGE',
+    );
 
     // Bad requests are refused with their codes and still audited as calls.
     const badRole = await admin(fixture, 'admin/tokens', { method: 'POST', body: { role: 'nosuchrole' } });
     expectError(badRole, 400, 'GH_ROLE_UNKNOWN');
     await assertAdminCallAudited(badRole.headers['x-request-id'] as string, 'POST', '/admin/tokens', 400);
-    expectError(await admin(fixture, 'admin/tokens', { method: 'POST', body: { role: 'web', ttl: 'forever' } }), 400, 'GH_USAGE');
+    expectError(
+      await admin(fixture, 'admin/tokens', { method: 'POST', body: { role: 'web', ttl: 'forever' } }),
+      400,
+      'GH_USAGE',
+    );
     expectError(await admin(fixture, 'admin/nothing'), 404, 'GH_NOT_FOUND');
 
     // The audit endpoint.
     const audit = await admin(fixture, `admin/audit?type=ca.cert_revoked&serial=${deviceSerial}`);
     assert.equal(audit.status, 200, audit.text);
-    const events = audit.json.events as Array<{ type: string; serial: string; actor: string; details: Record<string, unknown>; seq: number }>;
+    const events = audit.json.events as Array<{
+      type: string;
+      serial: string;
+      actor: string;
+      details: Record<string, unknown>;
+      seq: number;
+    }>;
     assert.equal(events.length, 1, audit.text);
     assert.equal(events[0]!.serial, deviceSerial);
     assert.equal(events[0]!.actor, 'spiffe://test.internal/admin/admin');
@@ -204,8 +291,15 @@ describe('ca-admin api', () => {
     const limited = await admin(fixture, 'admin/audit?limit=2');
     assert.equal((limited.json.events as unknown[]).length, 2);
     const afterSeq = await admin(fixture, `admin/audit?after=${events[0]!.seq}&type=ca.admin_call`);
-    assert.ok((afterSeq.json.events as Array<{ seq: number; type: string }>).every((e) => e.seq > events[0]!.seq && e.type === 'ca.admin_call'));
-    const byActor = await admin(fixture, `admin/audit?actor=${encodeURIComponent('spiffe://test.internal/admin/admin')}&type=ca.token_created`);
+    assert.ok(
+      (afterSeq.json.events as Array<{ seq: number; type: string }>).every(
+        (e) => e.seq > events[0]!.seq && e.type === 'ca.admin_call',
+      ),
+    );
+    const byActor = await admin(
+      fixture,
+      `admin/audit?actor=${encodeURIComponent('spiffe://test.internal/admin/admin')}&type=ca.token_created`,
+    );
     assert.ok((byActor.json.events as Array<{ tokenId: string }>).some((e) => e.tokenId === token.id));
   });
 
@@ -227,18 +321,33 @@ describe('ca-admin api', () => {
     const admin2 = await enrollIdentity(fixture, { role: 'admin', name: 'admin-2' });
     const works = await admin(fixture, 'admin/tokens', { identity: asIdentity(admin2) });
     assert.equal(works.status, 200, 'a fresh admin identity works');
-    const revoke = await admin(fixture, `admin/certs/${admin2.serial}/revoke`, { method: 'POST', body: { reason: 'cessationOfOperation' } });
+    const revoke = await admin(fixture, `admin/certs/${admin2.serial}/revoke`, {
+      method: 'POST',
+      body: { reason: 'cessationOfOperation' },
+    });
     assert.equal(revoke.status, 200, revoke.text);
-    const revokedCall = await admin(fixture, 'admin/tokens', { method: 'POST', body: { role: 'admin' }, identity: asIdentity(admin2) });
+    const revokedCall = await admin(fixture, 'admin/tokens', {
+      method: 'POST',
+      body: { role: 'admin' },
+      identity: asIdentity(admin2),
+    });
     const e3 = expectError(revokedCall, 403, 'GH_CERT_REVOKED');
 
     const tokensBefore = (await fixture.store.listTokens()).length;
-    for (const [err, code, actor] of [[e1, 'GH_AUTH_FORBIDDEN', web.spiffeId], [e2, 'GH_AUTH_REQUIRED', 'anonymous'], [e3, 'GH_CERT_REVOKED', 'anonymous']] as const) {
+    for (const [err, code, actor] of [
+      [e1, 'GH_AUTH_FORBIDDEN', web.spiffeId],
+      [e2, 'GH_AUTH_REQUIRED', 'anonymous'],
+      [e3, 'GH_CERT_REVOKED', 'anonymous'],
+    ] as const) {
       const refused = await auditByRequest(fixture, 'ca.admin_refused', err.requestId);
       assert.equal(refused.length, 1, `one ca.admin_refused for ${code}`);
       assert.equal(refused[0]!.details.code, code);
       assert.equal(refused[0]!.actor, actor);
-      assert.equal((await auditByRequest(fixture, 'ca.admin_call', err.requestId)).length, 0, `a refused call is not an admin call (${code})`);
+      assert.equal(
+        (await auditByRequest(fixture, 'ca.admin_call', err.requestId)).length,
+        0,
+        `a refused call is not an admin call (${code})`,
+      );
     }
     assert.equal((await auditByRequest(fixture, 'ca.admin_refused', curlAnon.headers['x-request-id']!)).length, 1);
     assert.equal((await fixture.store.listTokens()).length, tokensBefore, 'no token was created by a refused call');
@@ -247,18 +356,33 @@ describe('ca-admin api', () => {
   test('admin-cert-list-filters-expiring-within-and-state', async () => {
     const a = await enrollIdentity(fixture, { role: 'web', name: 'filter-a' });
     const b = await enrollIdentity(fixture, { role: 'gateway', name: 'filter-b', dns: ['localhost'] });
-    const r = await admin(fixture, `admin/certs/${a.serial}/revoke`, { method: 'POST', body: { reason: 'superseded' } });
+    const r = await admin(fixture, `admin/certs/${a.serial}/revoke`, {
+      method: 'POST',
+      body: { reason: 'superseded' },
+    });
     assert.equal(r.status, 200);
     const now = new Date();
     const all = await fixture.store.listCerts();
-    const active = all.filter((c) => c.revokedAt === null && c.notAfter > now).map((c) => c.serial).sort();
-    const revoked = all.filter((c) => c.revokedAt !== null).map((c) => c.serial).sort();
+    const active = all
+      .filter((c) => c.revokedAt === null && c.notAfter > now)
+      .map((c) => c.serial)
+      .sort();
+    const revoked = all
+      .filter((c) => c.revokedAt !== null)
+      .map((c) => c.serial)
+      .sort();
     assert.ok(revoked.includes(a.serial));
 
     const expiring = await admin(fixture, 'admin/certs?expiringWithin=48h');
     assert.equal(expiring.status, 200, expiring.text);
-    const expiringSerials = (expiring.json.certificates as Array<{ serial: string; state: string }>).map((c) => c.serial).sort();
-    assert.deepEqual(expiringSerials, active, 'expiringWithin=48h returns exactly the active certificates (all live 24h)');
+    const expiringSerials = (expiring.json.certificates as Array<{ serial: string; state: string }>)
+      .map((c) => c.serial)
+      .sort();
+    assert.deepEqual(
+      expiringSerials,
+      active,
+      'expiringWithin=48h returns exactly the active certificates (all live 24h)',
+    );
     assert.ok(expiringSerials.includes(b.serial) && !expiringSerials.includes(a.serial));
     assert.ok((expiring.json.certificates as Array<{ state: string }>).every((c) => c.state === 'active'));
 
@@ -267,7 +391,11 @@ describe('ca-admin api', () => {
 
     const revokedList = await admin(fixture, 'admin/certs?state=revoked');
     assert.deepEqual((revokedList.json.certificates as Array<{ serial: string }>).map((c) => c.serial).sort(), revoked);
-    assert.ok((revokedList.json.certificates as Array<{ state: string; revocationReason: string }>).every((c) => c.state === 'revoked'));
+    assert.ok(
+      (revokedList.json.certificates as Array<{ state: string; revocationReason: string }>).every(
+        (c) => c.state === 'revoked',
+      ),
+    );
 
     const gateways = await admin(fixture, 'admin/certs?role=gateway&state=active');
     assert.ok((gateways.json.certificates as Array<{ role: string }>).every((c) => c.role === 'gateway'));
@@ -306,16 +434,26 @@ describe('ca-admin revocation and CRLs', () => {
     const c0 = await opensslCrl(saveCrl(initial, 'der'), 'DER');
     assert.ok(!c0.entries.has(serialKey(a.serial)));
 
-    const revokeA = await admin(fixture, `admin/certs/${a.serial}/revoke`, { method: 'POST', body: { reason: 'keyCompromise' } });
+    const revokeA = await admin(fixture, `admin/certs/${a.serial}/revoke`, {
+      method: 'POST',
+      body: { reason: 'keyCompromise' },
+    });
     assert.equal(revokeA.status, 200, revokeA.text);
     const afterA = await fetchCrl(fixture, 'crl');
     const derPath = saveCrl(afterA, 'der');
     const c1 = await opensslCrl(derPath, 'DER');
-    assert.ok(c1.text.includes(`Serial Number: ${serialKey(a.serial)}`), `openssl lists ${serialKey(a.serial)}:\n${c1.text}`);
+    assert.ok(
+      c1.text.includes(`Serial Number: ${serialKey(a.serial)}`),
+      `openssl lists ${serialKey(a.serial)}:\n${c1.text}`,
+    );
     assert.equal(c1.entries.get(serialKey(a.serial))?.reason, 'Key Compromise');
     assert.ok(!c1.entries.has(serialKey(b.serial)));
     assert.ok(c1.number > c0.number, `CRL number increases: ${c0.number} → ${c1.number}`);
-    assert.equal(await opensslCrlVerify(derPath, 'DER', intermediatePath), true, '/crl verifies against the intermediate');
+    assert.equal(
+      await opensslCrlVerify(derPath, 'DER', intermediatePath),
+      true,
+      '/crl verifies against the intermediate',
+    );
     assert.equal(await opensslCrlVerify(derPath, 'DER', rootPath), false, 'control: /crl is not signed by the root');
 
     const rootCrl = await fetchCrl(fixture, 'crl/root');
@@ -336,7 +474,10 @@ describe('ca-admin revocation and CRLs', () => {
     assert.match(rootPem.text, /^-----BEGIN X509 CRL-----\n/);
 
     // A second revocation: a higher CRL number, both listed.
-    const revokeB = await admin(fixture, `admin/certs/${b.serial}/revoke`, { method: 'POST', body: { reason: 'superseded' } });
+    const revokeB = await admin(fixture, `admin/certs/${b.serial}/revoke`, {
+      method: 'POST',
+      body: { reason: 'superseded' },
+    });
     assert.equal(revokeB.status, 200, revokeB.text);
     const c2 = await opensslCrl(saveCrl(await fetchCrl(fixture, 'crl'), 'der'), 'DER');
     assert.ok(c2.number > c1.number, `CRL number increases: ${c1.number} → ${c2.number}`);
@@ -344,7 +485,10 @@ describe('ca-admin revocation and CRLs', () => {
     assert.equal(c2.entries.get(serialKey(b.serial))?.reason, 'Superseded');
 
     // Revoking again keeps the first reason and time.
-    const again = await admin(fixture, `admin/certs/${a.serial}/revoke`, { method: 'POST', body: { reason: 'superseded' } });
+    const again = await admin(fixture, `admin/certs/${a.serial}/revoke`, {
+      method: 'POST',
+      body: { reason: 'superseded' },
+    });
     assert.equal(again.status, 200, again.text);
     assert.equal(again.json.revocationReason, 'keyCompromise');
     assert.equal(again.json.revokedAt, revokeA.json.revokedAt);
@@ -353,15 +497,30 @@ describe('ca-admin revocation and CRLs', () => {
     assert.equal(stored!.revokedAt!.toISOString(), revokeA.json.revokedAt);
     const c3 = await opensslCrl(saveCrl(await fetchCrl(fixture, 'crl'), 'der'), 'DER');
     assert.equal(c3.entries.get(serialKey(a.serial))?.reason, 'Key Compromise');
-    assert.equal(c3.entries.get(serialKey(a.serial))?.revokedAt.getTime(), c2.entries.get(serialKey(a.serial))?.revokedAt.getTime());
-    assert.equal((await fixture.store.listAudit({ type: 'ca.cert_revoked', serial: a.serial })).length, 1, 'one revocation event');
+    assert.equal(
+      c3.entries.get(serialKey(a.serial))?.revokedAt.getTime(),
+      c2.entries.get(serialKey(a.serial))?.revokedAt.getTime(),
+    );
+    assert.equal(
+      (await fixture.store.listAudit({ type: 'ca.cert_revoked', serial: a.serial })).length,
+      1,
+      'one revocation event',
+    );
   });
 
   test('node-tls-with-both-crls-accepts-fresh-device-and-refuses-revoked', async (t) => {
-    const gw = await enrollIdentity(fixture, { role: 'gateway', name: 'crl-gw', dns: ['localhost'], ip: ['127.0.0.1'] });
+    const gw = await enrollIdentity(fixture, {
+      role: 'gateway',
+      name: 'crl-gw',
+      dns: ['localhost'],
+      ip: ['127.0.0.1'],
+    });
     const fresh = await enrollIdentity(fixture, { role: 'web', name: 'tls-fresh' });
     const gone = await enrollIdentity(fixture, { role: 'web', name: 'tls-revoked' });
-    const r = await admin(fixture, `admin/certs/${gone.serial}/revoke`, { method: 'POST', body: { reason: 'keyCompromise' } });
+    const r = await admin(fixture, `admin/certs/${gone.serial}/revoke`, {
+      method: 'POST',
+      body: { reason: 'keyCompromise' },
+    });
     assert.equal(r.status, 200, r.text);
     const intermediateCrl = (await fetchCrl(fixture, 'crl?format=pem')).text;
     const rootCrl = (await fetchCrl(fixture, 'crl/root?format=pem')).text;
@@ -369,19 +528,33 @@ describe('ca-admin revocation and CRLs', () => {
     /** A relying party: Node https with both CAs as anchors and both CRLs (an array). */
     const startRelyingParty = async (rejectUnauthorized: boolean) => {
       const errors: Error[] = [];
-      const server: Server = createServer({
-        key: gw.keyPem, cert: gw.certPem,
-        ca: [rootPemOf(fixture), intermediatePemOf(fixture)],
-        crl: [intermediateCrl, rootCrl],
-        requestCert: true, rejectUnauthorized,
-      }, (req, res) => {
-        const socket = req.socket as TLSSocket;
-        const cn = socket.getPeerX509Certificate()?.subject.split('\n').find((l) => l.startsWith('CN='));
-        res.end(`authorized=${socket.authorized} error=${String(socket.authorizationError ?? '')} ${cn}`);
-      });
+      const server: Server = createServer(
+        {
+          key: gw.keyPem,
+          cert: gw.certPem,
+          ca: [rootPemOf(fixture), intermediatePemOf(fixture)],
+          crl: [intermediateCrl, rootCrl],
+          requestCert: true,
+          rejectUnauthorized,
+        },
+        (req, res) => {
+          const socket = req.socket as TLSSocket;
+          const cn = socket
+            .getPeerX509Certificate()
+            ?.subject.split('\n')
+            .find((l) => l.startsWith('CN='));
+          res.end(`authorized=${socket.authorized} error=${String(socket.authorizationError ?? '')} ${cn}`);
+        },
+      );
       server.on('tlsClientError', (err) => errors.push(err));
       await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
-      t.after(() => new Promise<void>((resolve) => { server.close(() => resolve()); server.closeAllConnections(); }));
+      t.after(
+        () =>
+          new Promise<void>((resolve) => {
+            server.close(() => resolve());
+            server.closeAllConnections();
+          }),
+      );
       return { url: `https://127.0.0.1:${(server.address() as AddressInfo).port}`, errors };
     };
 
@@ -393,16 +566,28 @@ describe('ca-admin revocation and CRLs', () => {
     assert.equal(strict.errors.length, 0, `no TLS error for the fresh device: ${strict.errors.map(String).join('; ')}`);
     await assert.rejects(
       caRequest(strict.url, '/', { ca: rootPemOf(fixture), key: gone.keyPem, cert: gone.certPem, timeoutMs: 10_000 }),
-      (err: Error) => /ECONNRESET|socket hang up|disconnected|alert|revoked/i.test(`${(err as NodeJS.ErrnoException).code} ${err.message}`),
+      (err: Error) =>
+        /ECONNRESET|socket hang up|disconnected|alert|revoked/i.test(
+          `${(err as NodeJS.ErrnoException).code} ${err.message}`,
+        ),
       'the revoked device fails the handshake',
     );
-    await pollUntil('server-side TLS error for the revoked client', async () => (strict.errors.length ? true : undefined), 5000, 20);
+    await pollUntil(
+      'server-side TLS error for the revoked client',
+      async () => (strict.errors.length ? true : undefined),
+      5000,
+      20,
+    );
 
     // Reporting: the same configuration says why: CERT_REVOKED (not a missing CRL or another error).
     const lenient = await startRelyingParty(false);
     const revoked = await caRequest(lenient.url, '/', { ca: rootPemOf(fixture), key: gone.keyPem, cert: gone.certPem });
     assert.equal(revoked.text, 'authorized=false error=CERT_REVOKED CN=tls-revoked');
-    const freshAgain = await caRequest(lenient.url, '/', { ca: rootPemOf(fixture), key: fresh.keyPem, cert: fresh.certPem });
+    const freshAgain = await caRequest(lenient.url, '/', {
+      ca: rootPemOf(fixture),
+      key: fresh.keyPem,
+      cert: fresh.certPem,
+    });
     assert.equal(freshAgain.text, 'authorized=true error= CN=tls-fresh');
   });
 
@@ -418,17 +603,28 @@ describe('ca-admin revocation and CRLs', () => {
     const store2 = openSqliteStore(join(local.caDir, CA_FILES.database));
     try {
       const at = new Date();
-      const revoked = await store2.revokeCert(device.serial, 'keyCompromise', at, { time: at, type: 'ca.cert_revoked', actor: 'local:other-process', serial: device.serial, details: { reason: 'keyCompromise' } });
+      const revoked = await store2.revokeCert(device.serial, 'keyCompromise', at, {
+        time: at,
+        type: 'ca.cert_revoked',
+        actor: 'local:other-process',
+        serial: device.serial,
+        details: { reason: 'keyCompromise' },
+      });
       assert.ok(revoked?.revokedAt, 'revoked through the second connection');
     } finally {
       await store2.close();
     }
 
-    const view = await pollUntil('GET /crl lists the serial revoked by another process', async () => {
-      const res = await fetchCrl(local, 'crl');
-      const parsed = await opensslCrl(saveCrl(res, 'der'), 'DER');
-      return parsed.entries.has(serialKey(device.serial)) ? parsed : undefined;
-    }, 10_000, 100);
+    const view = await pollUntil(
+      'GET /crl lists the serial revoked by another process',
+      async () => {
+        const res = await fetchCrl(local, 'crl');
+        const parsed = await opensslCrl(saveCrl(res, 'der'), 'DER');
+        return parsed.entries.has(serialKey(device.serial)) ? parsed : undefined;
+      },
+      10_000,
+      100,
+    );
     assert.equal(view.entries.get(serialKey(device.serial))?.reason, 'Key Compromise');
     assert.ok(view.number > beforeView.number);
     const intermediatePath2 = writeText(tmp.dir, 'local-intermediate.pem', intermediatePemOf(local));

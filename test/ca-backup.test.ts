@@ -8,7 +8,17 @@
  */
 import { after, before, test } from 'node:test';
 import assert from 'node:assert/strict';
-import { appendFileSync, cpSync, existsSync, mkdirSync, readdirSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
+import {
+  appendFileSync,
+  cpSync,
+  existsSync,
+  mkdirSync,
+  readdirSync,
+  readFileSync,
+  rmSync,
+  statSync,
+  writeFileSync,
+} from 'node:fs';
 import { join } from 'node:path';
 import Database from 'better-sqlite3';
 import * as pki from '../src/pki/index.js';
@@ -32,8 +42,9 @@ let rootFingerprint = '';
 let token = '';
 const keeperDir = join(tmp.dir, 'keeper');
 
-const show = (r: RunResult) => `exit ${r.status}\nstdout: ${r.stdout.slice(0, 3000)}\nstderr: ${r.stderr.slice(0, 3000)}`;
-const paths_ = (files: Array<{ path: string; size: number }>) => files.map((f) => `${f.path} ${f.size}`).join(", ");
+const show = (r: RunResult) =>
+  `exit ${r.status}\nstdout: ${r.stdout.slice(0, 3000)}\nstderr: ${r.stderr.slice(0, 3000)}`;
+const paths_ = (files: Array<{ path: string; size: number }>) => files.map((f) => `${f.path} ${f.size}`).join(', ');
 const modeOf = (path: string) => statSync(path).mode & 0o777;
 
 /** Every path under `dir` (relative), folders included. */
@@ -46,8 +57,14 @@ function walk(dir: string, rel = ''): string[] {
 
 /** The base64 bodies of every private key under `dir`: none may ever be printed. */
 function keyBodies(dir: string): string[] {
-  return walk(dir).filter((p) => p.endsWith('.pem') && readFileSync(join(dir, p), 'utf8').includes(KEY_LABEL))
-    .map((p) => readFileSync(join(dir, p), 'utf8').split('\n').filter((l) => l && !l.startsWith('-----'))[0]!);
+  return walk(dir)
+    .filter((p) => p.endsWith('.pem') && readFileSync(join(dir, p), 'utf8').includes(KEY_LABEL))
+    .map(
+      (p) =>
+        readFileSync(join(dir, p), 'utf8')
+          .split('\n')
+          .filter((l) => l && !l.startsWith('-----'))[0]!,
+    );
 }
 
 function assertPrintsNoKey(r: RunResult, dir: string): void {
@@ -67,7 +84,11 @@ function assertPrivateTree(dir: string): void {
 
 /** Nothing but `expected` in `parent`: no hidden `.partial` or `.restoring` sibling left behind. */
 function assertNoLeftovers(parent: string, expected: string[]): void {
-  assert.deepEqual(readdirSync(parent).filter((n) => n.startsWith('.')), [], `hidden leftovers in ${parent}`);
+  assert.deepEqual(
+    readdirSync(parent).filter((n) => n.startsWith('.')),
+    [],
+    `hidden leftovers in ${parent}`,
+  );
   for (const name of readdirSync(parent)) assert.ok(expected.includes(name), `unexpected ${name} in ${parent}`);
 }
 
@@ -78,16 +99,36 @@ function crlNumberOf(der: Buffer): bigint {
 }
 
 before(async () => {
-  assert.equal((await gatehouse(['ca', 'init', '--dir', caDir, '--name', 'Backup', '--trust-domain', 'backup.test'])).status, 0);
+  assert.equal(
+    (await gatehouse(['ca', 'init', '--dir', caDir, '--name', 'Backup', '--trust-domain', 'backup.test'])).status,
+    0,
+  );
   // One source enrolls and renews in a tight loop: without this the limits would answer 429.
-  appendFileSync(join(caDir, 'gatehouse.yaml'), 'limits:\n  enroll: { perSource: null, perToken: null }\n  renew: { perSource: null, perCertificate: null }\n');
+  appendFileSync(
+    join(caDir, 'gatehouse.yaml'),
+    'limits:\n  enroll: { perSource: null, perToken: null }\n  renew: { perSource: null, perCertificate: null }\n',
+  );
   rootPem = readFileSync(join(caDir, 'root.pem'), 'utf8');
   rootFingerprint = pki.sha256Hex(pki.decodePem(rootPem, 'CERTIFICATE')[0]!);
-  token = (await gatehouse(['token', 'create', '--dir', caDir, '--role', 'web', '--uses', '10000', '--names', 'load-*'])).stdout.trim();
+  token = (
+    await gatehouse(['token', 'create', '--dir', caDir, '--role', 'web', '--uses', '10000', '--names', 'load-*'])
+  ).stdout.trim();
   ca = await startCaProcess(caDir);
   // An agent enrolled before the backup: it must renew against the restored CA.
-  writeFileSync(join(tmp.dir, 'keeper-token.txt'), (await gatehouse(['token', 'create', '--dir', caDir, '--role', 'web', '--name', 'keeper'])).stdout);
-  const enrolled = await gatehouse(['agent', 'enroll', '--ca', ca.url, '--token-file', join(tmp.dir, 'keeper-token.txt'), '--dir', keeperDir]);
+  writeFileSync(
+    join(tmp.dir, 'keeper-token.txt'),
+    (await gatehouse(['token', 'create', '--dir', caDir, '--role', 'web', '--name', 'keeper'])).stdout,
+  );
+  const enrolled = await gatehouse([
+    'agent',
+    'enroll',
+    '--ca',
+    ca.url,
+    '--token-file',
+    join(tmp.dir, 'keeper-token.txt'),
+    '--dir',
+    keeperDir,
+  ]);
   assert.equal(enrolled.status, 0, show(enrolled));
 });
 
@@ -112,14 +153,30 @@ function startLoad(url: string, workers: number): { issued: Issued[]; errors: st
     while (!stopped) {
       const name = `load-${sequence++}`;
       let key = pki.generatePrivateKey('p256');
-      const enrolled = await caRequest(url, 'enroll', { method: 'POST', ca: rootPem, body: { token, csr: await pki.buildCsrPem(key, { commonName: name }) } });
-      if (enrolled.status !== 201) { errors.push(`enroll ${enrolled.status} ${enrolled.text}`); continue; }
+      const enrolled = await caRequest(url, 'enroll', {
+        method: 'POST',
+        ca: rootPem,
+        body: { token, csr: await pki.buildCsrPem(key, { commonName: name }) },
+      });
+      if (enrolled.status !== 201) {
+        errors.push(`enroll ${enrolled.status} ${enrolled.text}`);
+        continue;
+      }
       issued.push({ serial: enrolled.json.serial, receivedAt: Date.now() });
       let chain = enrolled.json.chain as string;
       for (let i = 0; i < 3 && !stopped; i++) {
         const next = pki.generatePrivateKey('p256');
-        const renewed = await caRequest(url, 'renew', { method: 'POST', ca: rootPem, key: pki.privateKeyToPem(key), cert: chain, body: { csr: await pki.buildCsrPem(next, { commonName: name }) } });
-        if (renewed.status !== 201) { errors.push(`renew ${renewed.status} ${renewed.text}`); break; }
+        const renewed = await caRequest(url, 'renew', {
+          method: 'POST',
+          ca: rootPem,
+          key: pki.privateKeyToPem(key),
+          cert: chain,
+          body: { csr: await pki.buildCsrPem(next, { commonName: name }) },
+        });
+        if (renewed.status !== 201) {
+          errors.push(`renew ${renewed.status} ${renewed.text}`);
+          break;
+        }
         issued.push({ serial: renewed.json.serial, receivedAt: Date.now() });
         key = next;
         chain = renewed.json.chain as string;
@@ -127,12 +184,28 @@ function startLoad(url: string, workers: number): { issued: Issued[]; errors: st
     }
   };
   const running = Promise.all(Array.from({ length: workers }, () => worker()));
-  return { issued, errors, stop: async () => { stopped = true; await running; } };
+  return {
+    issued,
+    errors,
+    stop: async () => {
+      stopped = true;
+      await running;
+    },
+  };
 }
 
 let backupJson: {
-  path: string; manifestSha256: string; bytes: number; durationMs: number;
-  manifest: { rootFingerprint: string; audit: { head: string; events: number; intact: boolean }; files: Array<{ path: string; size: number; sha256: string }>; excluded: Array<{ path: string; reason: string }>; dirs: string[] };
+  path: string;
+  manifestSha256: string;
+  bytes: number;
+  durationMs: number;
+  manifest: {
+    rootFingerprint: string;
+    audit: { head: string; events: number; intact: boolean };
+    files: Array<{ path: string; size: number; sha256: string }>;
+    excluded: Array<{ path: string; reason: string }>;
+    dirs: string[];
+  };
 };
 
 test('ca-backup-of-a-running-ca-under-load-is-a-consistent-copy', async (t) => {
@@ -140,15 +213,26 @@ test('ca-backup-of-a-running-ca-under-load-is-a-consistent-copy', async (t) => {
   let r: RunResult;
   let startedAt: number;
   try {
-    await pollUntil(`clients enrolled and renewed (errors so far: ${load.errors.slice(0, 3).join('; ')})`, async () => (load.issued.length >= 30 || load.errors.length > 0 ? true : undefined), 30_000);
+    await pollUntil(
+      `clients enrolled and renewed (errors so far: ${load.errors.slice(0, 3).join('; ')})`,
+      async () => (load.issued.length >= 30 || load.errors.length > 0 ? true : undefined),
+      30_000,
+    );
     assert.deepEqual(load.errors, []);
     startedAt = Date.now();
     r = await gatehouse(['ca', 'backup', '--dir', caDir, '--out', backupDir, '--json']);
     const endedAt = Date.now();
-    assert.ok(load.issued.some((i) => i.receivedAt > startedAt && i.receivedAt < endedAt), 'certificates were issued while the backup ran');
+    assert.ok(
+      load.issued.some((i) => i.receivedAt > startedAt && i.receivedAt < endedAt),
+      'certificates were issued while the backup ran',
+    );
     // Issuance goes on after the backup too, so the backup is really taken under load.
     const atEnd = load.issued.length;
-    await pollUntil('issuance after the backup', async () => (load.issued.length > atEnd + 5 ? true : undefined), 30_000);
+    await pollUntil(
+      'issuance after the backup',
+      async () => (load.issued.length > atEnd + 5 ? true : undefined),
+      30_000,
+    );
   } finally {
     await load.stop();
   }
@@ -157,31 +241,56 @@ test('ca-backup-of-a-running-ca-under-load-is-a-consistent-copy', async (t) => {
   assertPrintsNoKey(r, caDir);
   backupJson = JSON.parse(r.stdout);
   const { manifest } = backupJson;
-  t.diagnostic(`backup of ${manifest.files.length} files (${paths_(manifest.files)}), ${backupJson.bytes} bytes, took ${backupJson.durationMs} ms (${load.issued.length} certificates issued by the load)`);
+  t.diagnostic(
+    `backup of ${manifest.files.length} files (${paths_(manifest.files)}), ${backupJson.bytes} bytes, took ${backupJson.durationMs} ms (${load.issued.length} certificates issued by the load)`,
+  );
 
   assert.equal(backupJson.path, backupDir);
   assert.equal(manifest.rootFingerprint, rootFingerprint);
   assert.equal(manifest.audit.intact, true);
   const paths = manifest.files.map((f) => f.path);
-  for (const expected of ['ca/gatehouse.db', 'ca/gatehouse.yaml', 'ca/root.pem', 'ca/root-key.pem', 'ca/intermediate.pem', 'ca/intermediate-key.pem', 'ca/admin/key.pem', 'ca/admin/cert.pem', 'ca/admin/ca.pem', 'ca/admin/agent.json']) {
+  for (const expected of [
+    'ca/gatehouse.db',
+    'ca/gatehouse.yaml',
+    'ca/root.pem',
+    'ca/root-key.pem',
+    'ca/intermediate.pem',
+    'ca/intermediate-key.pem',
+    'ca/admin/key.pem',
+    'ca/admin/cert.pem',
+    'ca/admin/ca.pem',
+    'ca/admin/agent.json',
+  ]) {
     assert.ok(paths.includes(expected), `${expected} is in the backup (${paths.join(', ')})`);
   }
   // ca serve holds the database open in WAL mode: its -wal exists and is left out, never copied.
-  assert.ok(manifest.excluded.some((e) => e.path === 'gatehouse.db-wal' && /snapshot/.test(e.reason)), JSON.stringify(manifest.excluded));
+  assert.ok(
+    manifest.excluded.some((e) => e.path === 'gatehouse.db-wal' && /snapshot/.test(e.reason)),
+    JSON.stringify(manifest.excluded),
+  );
   assert.ok(!existsSync(join(backupDir, 'ca', 'gatehouse.db-wal')));
   assertPrivateTree(backupDir);
   assertNoLeftovers(tmp.dir, ['ca', 'backup-1', 'keeper', 'keeper-token.txt']);
   // Keys are copied byte for byte.
-  assert.deepEqual(readFileSync(join(backupDir, 'ca', 'intermediate-key.pem')), readFileSync(join(caDir, 'intermediate-key.pem')));
+  assert.deepEqual(
+    readFileSync(join(backupDir, 'ca', 'intermediate-key.pem')),
+    readFileSync(join(caDir, 'intermediate-key.pem')),
+  );
 
   // The copy, read on its own: sound, and holding every certificate a client had before the backup started.
   const db = new Database(join(backupDir, 'ca', 'gatehouse.db'), { readonly: true });
   try {
     assert.equal(db.pragma('integrity_check', { simple: true }), 'ok');
-    const inBackup = new Set((db.prepare('SELECT serial FROM certificates').all() as Array<{ serial: string }>).map((row) => row.serial));
+    const inBackup = new Set(
+      (db.prepare('SELECT serial FROM certificates').all() as Array<{ serial: string }>).map((row) => row.serial),
+    );
     const before = load.issued.filter((i) => i.receivedAt < startedAt!);
     assert.ok(before.length >= 30);
-    assert.deepEqual(before.filter((i) => !inBackup.has(i.serial)).map((i) => i.serial), [], 'every certificate received before the backup started is in it');
+    assert.deepEqual(
+      before.filter((i) => !inBackup.has(i.serial)).map((i) => i.serial),
+      [],
+      'every certificate received before the backup started is in it',
+    );
     const head = db.prepare("SELECT value FROM meta WHERE key = 'audit:head'").get() as { value: string };
     const { seq, hash } = JSON.parse(head.value) as { seq: number; hash: string };
     assert.equal(manifest.audit.head, `${seq}:${hash}`, 'the manifest records the audit head of the copy');
@@ -223,14 +332,23 @@ test('ca-restore-of-that-backup-serves-and-renews-an-identity-enrolled-before-it
   const db = new Database(join(restored, 'gatehouse.db'), { readonly: true });
   assert.equal(db.pragma('integrity_check', { simple: true }), 'ok');
   db.close();
-  const keeperSerial = (JSON.parse((await gatehouse(['agent', 'whoami', '--dir', keeperDir, '--json'])).stdout) as { serial: string }).serial;
+  const keeperSerial = (
+    JSON.parse((await gatehouse(['agent', 'whoami', '--dir', keeperDir, '--json'])).stdout) as { serial: string }
+  ).serial;
   const listed = await gatehouse(['cert', 'list', '--dir', restored, '--json']);
   assert.equal(listed.status, 0, show(listed));
-  assert.ok((JSON.parse(listed.stdout) as Array<{ serial: string }>).some((c) => c.serial === keeperSerial), 'the identity enrolled before the backup is in the restored inventory');
+  assert.ok(
+    (JSON.parse(listed.stdout) as Array<{ serial: string }>).some((c) => c.serial === keeperSerial),
+    'the identity enrolled before the backup is in the restored inventory',
+  );
 
   // An identity enrolled after the backup, at the CA that was lost: unknown to the restored one.
   const lateKey = pki.generatePrivateKey('p256');
-  const late = await caRequest(ca!.url, 'enroll', { method: 'POST', ca: rootPem, body: { token, csr: await pki.buildCsrPem(lateKey, { commonName: 'load-late' }) } });
+  const late = await caRequest(ca!.url, 'enroll', {
+    method: 'POST',
+    ca: rootPem,
+    body: { token, csr: await pki.buildCsrPem(lateKey, { commonName: 'load-late' }) },
+  });
   assert.equal(late.status, 201, late.text);
 
   const lastCrlOfOriginal = crlNumberOf((await caRequest(ca!.url, 'crl', { ca: rootPem })).body);
@@ -243,13 +361,18 @@ test('ca-restore-of-that-backup-serves-and-renews-an-identity-enrolled-before-it
     assert.ok(crl > lastCrlOfOriginal, `restored CRL number ${crl} is above the original's ${lastCrlOfOriginal}`);
     const renewed = await gatehouse(['agent', 'renew', '--dir', keeperDir, '--ca', second.url]);
     assert.equal(renewed.status, 0, show(renewed));
-    const after = (JSON.parse((await gatehouse(['agent', 'whoami', '--dir', keeperDir, '--json'])).stdout) as { serial: string }).serial;
+    const after = (
+      JSON.parse((await gatehouse(['agent', 'whoami', '--dir', keeperDir, '--json'])).stdout) as { serial: string }
+    ).serial;
     assert.notEqual(after, keeperSerial, 'the agent holds a certificate from the restored CA');
     const again = await gatehouse(['cert', 'list', '--dir', restored, '--json']);
     assert.ok((JSON.parse(again.stdout) as Array<{ serial: string }>).some((c) => c.serial === after));
     // What docs/operations.md warns about: a certificate issued after the backup cannot renew there.
     const lateRenewal = await caRequest(second.url, 'renew', {
-      method: 'POST', ca: rootPem, key: pki.privateKeyToPem(lateKey), cert: late.json.chain,
+      method: 'POST',
+      ca: rootPem,
+      key: pki.privateKeyToPem(lateKey),
+      cert: late.json.chain,
       body: { csr: await pki.buildCsrPem(pki.generatePrivateKey('p256'), { commonName: 'load-late' }) },
     });
     assert.equal(lateRenewal.status, 401, lateRenewal.text);
@@ -310,7 +433,11 @@ test('ca-backup-never-overwrites-and-restore-never-fills-a-non-empty-directory',
     assert.equal(walk(out === existingFile ? tmp.dir : out).length, before, `${out} untouched`);
   }
   assert.equal(readFileSync(existingFile, 'utf8'), 'keep me');
-  assert.deepEqual(readdirSync(tmp.dir).filter((n) => n.startsWith('.')), [], 'no partial backup left');
+  assert.deepEqual(
+    readdirSync(tmp.dir).filter((n) => n.startsWith('.')),
+    [],
+    'no partial backup left',
+  );
 
   const occupied = join(tmp.dir, 'occupied');
   mkdirSync(occupied);
@@ -348,7 +475,9 @@ test('ca-backup-of-a-passphrase-encrypted-ca-needs-no-passphrase-and-never-holds
   const r = await gatehouse(['ca', 'backup', '--dir', encCa, '--out', bk, '--json'], { env });
   assert.equal(r.status, 0, show(r));
   assertPrintsNoKey(r, encCa);
-  const manifest = JSON.parse(r.stdout).manifest as { keys: { encrypted: boolean; rootKeyIncluded: boolean; passphraseFile: string } };
+  const manifest = JSON.parse(r.stdout).manifest as {
+    keys: { encrypted: boolean; rootKeyIncluded: boolean; passphraseFile: string };
+  };
   assert.deepEqual(manifest.keys, { encrypted: true, rootKeyIncluded: true, passphraseFile: passphrase });
   for (const key of ['intermediate-key.pem', 'root-key.pem']) {
     const copied = readFileSync(join(bk, 'ca', key), 'utf8');
@@ -359,12 +488,19 @@ test('ca-backup-of-a-passphrase-encrypted-ca-needs-no-passphrase-and-never-holds
   // A passphrase file kept inside the CA directory is left out: never next to the keys it opens.
   writeFileSync(join(encCa, 'passphrase.txt'), kept, { mode: 0o600 });
   const bk2 = join(dir, 'backup-2');
-  const r2 = await gatehouse(['ca', 'backup', '--dir', encCa, '--out', bk2, '--json'], { env: { GATEHOUSE_PASSPHRASE_FILE: join(encCa, 'passphrase.txt') } });
+  const r2 = await gatehouse(['ca', 'backup', '--dir', encCa, '--out', bk2, '--json'], {
+    env: { GATEHOUSE_PASSPHRASE_FILE: join(encCa, 'passphrase.txt') },
+  });
   assert.equal(r2.status, 0, show(r2));
   const excluded = (JSON.parse(r2.stdout).manifest as { excluded: Array<{ path: string; reason: string }> }).excluded;
-  assert.ok(excluded.some((e) => e.path === 'passphrase.txt' && /passphrase/.test(e.reason)), JSON.stringify(excluded));
+  assert.ok(
+    excluded.some((e) => e.path === 'passphrase.txt' && /passphrase/.test(e.reason)),
+    JSON.stringify(excluded),
+  );
   assert.ok(!existsSync(join(bk2, 'ca', 'passphrase.txt')));
-  const holding = walk(bk2).filter((p) => statSync(join(bk2, p)).isFile() && readFileSync(join(bk2, p)).includes(kept.subarray(0, kept.length - 1)));
+  const holding = walk(bk2).filter(
+    (p) => statSync(join(bk2, p)).isFile() && readFileSync(join(bk2, p)).includes(kept.subarray(0, kept.length - 1)),
+  );
   assert.deepEqual(holding, [], 'the passphrase is in no file of the backup');
 
   // Restored without the passphrase; served with it.
@@ -378,7 +514,11 @@ test('ca-backup-of-a-passphrase-encrypted-ca-needs-no-passphrase-and-never-holds
   const served = await startCaProcess(restored);
   try {
     const roots = await caRequest(served.url, 'roots', { ca: readFileSync(join(restored, 'root.pem'), 'utf8') });
-    assert.equal(pki.sha256Hex(pki.decodePem(roots.text, 'CERTIFICATE')[0]!), out.rootFingerprint, 'the restored encrypted CA serves its root');
+    assert.equal(
+      pki.sha256Hex(pki.decodePem(roots.text, 'CERTIFICATE')[0]!),
+      out.rootFingerprint,
+      'the restored encrypted CA serves its root',
+    );
   } finally {
     await served.stop();
   }
@@ -393,15 +533,28 @@ test('ca-backup-refuses-a-database-of-another-schema-version-and-writes-nothing'
   const latest = Number((db.prepare('SELECT MAX(version) AS v FROM schema_migrations').get() as { v: number }).v);
   for (const [what, edit] of [
     ['older', () => db.prepare('DELETE FROM schema_migrations WHERE version = ?').run(latest)],
-    ['newer', () => db.prepare('INSERT INTO schema_migrations (version, applied_at) VALUES (?, ?), (?, ?)').run(latest, Date.now(), latest + 1, Date.now())],
+    [
+      'newer',
+      () =>
+        db
+          .prepare('INSERT INTO schema_migrations (version, applied_at) VALUES (?, ?), (?, ?)')
+          .run(latest, Date.now(), latest + 1, Date.now()),
+    ],
   ] as const) {
     edit();
     const before = readFileSync(join(other, 'gatehouse.db'));
     const r = await gatehouse(['ca', 'backup', '--dir', other, '--out', join(dir, `backup-${what}`)]);
     assert.equal(r.status, 74, `${what}: ${show(r)}`);
-    assert.match(r.stderr, /has schema version \d+ and this Gatehouse .* uses version \d+: back it up with the Gatehouse version that runs this CA.*\[GH_STORE_IO\]/);
+    assert.match(
+      r.stderr,
+      /has schema version \d+ and this Gatehouse .* uses version \d+: back it up with the Gatehouse version that runs this CA.*\[GH_STORE_IO\]/,
+    );
     assert.deepEqual(readdirSync(dir), ['ca'], `${what}: no backup and no partial one`);
-    assert.deepEqual(readFileSync(join(other, 'gatehouse.db')), before, `${what}: the database was not migrated or written`);
+    assert.deepEqual(
+      readFileSync(join(other, 'gatehouse.db')),
+      before,
+      `${what}: the database was not migrated or written`,
+    );
   }
   db.close();
 });

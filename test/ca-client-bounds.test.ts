@@ -31,19 +31,33 @@ test('ca-client-refuses-an-answer-larger-than-its-bound-and-reads-one-within-it'
     pump();
   });
   await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
-  const client = new CaClient({ baseUrl: `https://127.0.0.1:${(server.address() as AddressInfo).port}`, rootPem: ca.pem, timeoutMs: 30_000 });
+  const client = new CaClient({
+    baseUrl: `https://127.0.0.1:${(server.address() as AddressInfo).port}`,
+    rootPem: ca.pem,
+    timeoutMs: 30_000,
+  });
   try {
     const small = await client.getBytesWithHeaders('v1/secrets/small', 'application/octet-stream');
     assert.equal(small.body.length, 1024);
     assert.equal(small.version, '1');
     // A deadline of its own: without the bound the client would read until memory runs out.
     let timer: NodeJS.Timeout | undefined;
-    const deadline = new Promise<never>((_, reject) => { timer = setTimeout(() => reject(new Error('no refusal within 20 s: the client kept reading')), 20_000); });
-    await assert.rejects(Promise.race([client.getBytesWithHeaders('v1/secrets/endless', 'application/octet-stream'), deadline]).finally(() => clearTimeout(timer)), (err: unknown) => {
-      assert.ok(isGatehouseError(err, 'GH_CA_UNREACHABLE'), String(err));
-      assert.match((err as Error).message, new RegExp(`answered /v1/secrets/endless with more than ${MAX_RESPONSE_BYTES} bytes`));
-      return true;
+    const deadline = new Promise<never>((_, reject) => {
+      timer = setTimeout(() => reject(new Error('no refusal within 20 s: the client kept reading')), 20_000);
     });
+    await assert.rejects(
+      Promise.race([client.getBytesWithHeaders('v1/secrets/endless', 'application/octet-stream'), deadline]).finally(
+        () => clearTimeout(timer),
+      ),
+      (err: unknown) => {
+        assert.ok(isGatehouseError(err, 'GH_CA_UNREACHABLE'), String(err));
+        assert.match(
+          (err as Error).message,
+          new RegExp(`answered /v1/secrets/endless with more than ${MAX_RESPONSE_BYTES} bytes`),
+        );
+        return true;
+      },
+    );
     assert.ok(sent < MAX_RESPONSE_BYTES * 4, `the client stopped reading soon after the bound (${sent} bytes sent)`);
   } finally {
     client.close();

@@ -35,7 +35,9 @@ test('ca-sigkill-during-enrollment-burst-loses-no-issued-certificate', async () 
     assert.equal((await gatehouse(['ca', 'init', '--dir', caDir])).status, 0);
     // The burst is one source and one token: the rate limits would turn most of it into 429s.
     appendFileSync(join(caDir, 'gatehouse.yaml'), 'limits:\n  enroll: { perSource: null, perToken: null }\n');
-    const token = (await gatehouse(['token', 'create', '--dir', caDir, '--role', 'web', '--uses', '10000', '--names', 'burst-*'])).stdout.trim();
+    const token = (
+      await gatehouse(['token', 'create', '--dir', caDir, '--role', 'web', '--uses', '10000', '--names', 'burst-*'])
+    ).stdout.trim();
     // CSRs without a CN: each enrollment names itself through nameHint, so every name is new.
     const csrs = await Promise.all(Array.from({ length: 40 }, () => buildCsrPem(generatePrivateKey('p256'), {})));
     let sequence = 0;
@@ -48,7 +50,11 @@ test('ca-sigkill-during-enrollment-burst-loses-no-issued-certificate', async () 
       for (let i = 0; !killed; i++) {
         attempts++;
         try {
-          const r = await post(`${ca!.url}/enroll`, JSON.stringify({ token, csr: csrs[(w + i * 16) % csrs.length], nameHint: `burst-${sequence++}` }), agent);
+          const r = await post(
+            `${ca!.url}/enroll`,
+            JSON.stringify({ token, csr: csrs[(w + i * 16) % csrs.length], nameHint: `burst-${sequence++}` }),
+            agent,
+          );
           if (r.status === 201) received.push((JSON.parse(r.text) as { serial: string }).serial);
         } catch {
           return; // connection reset by the kill

@@ -13,7 +13,17 @@ import { join } from 'node:path';
 import * as pki from '../src/pki/index.js';
 import { startCaFixture, type CaFixture } from './helpers/ca-fixture.js';
 import {
-  caRequest, enrollRequest, expectError, intermediatePemOf, newCsr, opensslCsr, output, rootPemOf, splitCertificates, writeText, type HttpResult,
+  caRequest,
+  enrollRequest,
+  expectError,
+  intermediatePemOf,
+  newCsr,
+  opensslCsr,
+  output,
+  rootPemOf,
+  splitCertificates,
+  writeText,
+  type HttpResult,
 } from './helpers/ca-http.js';
 import { pollUntil } from './helpers/poll.js';
 import { run } from './helpers/run.js';
@@ -36,7 +46,11 @@ async function subjectOf(certPath: string): Promise<string> {
   return r.stdout.trim().replace(/^subject=\s*/, '');
 }
 
-async function opensslVerify(dir: string, issued: { certificate: string; chain: string; root: string }, purpose: 'sslclient' | 'sslserver'): Promise<void> {
+async function opensslVerify(
+  dir: string,
+  issued: { certificate: string; chain: string; root: string },
+  purpose: 'sslclient' | 'sslserver',
+): Promise<void> {
   const [leaf, intermediate, ...rest] = splitCertificates(issued.chain);
   assert.ok(leaf && intermediate, 'chain holds the leaf and the intermediate');
   assert.equal(rest.length, 0, 'chain holds exactly the leaf and the intermediate');
@@ -44,7 +58,17 @@ async function opensslVerify(dir: string, issued: { certificate: string; chain: 
   const leafPath = writeText(dir, `leaf-${purpose}.pem`, leaf);
   const intPath = writeText(dir, 'intermediate.pem', intermediate);
   const rootPath = writeText(dir, 'root.pem', issued.root);
-  const r = await run('openssl', ['verify', '-x509_strict', '-purpose', purpose, '-CAfile', rootPath, '-untrusted', intPath, leafPath]);
+  const r = await run('openssl', [
+    'verify',
+    '-x509_strict',
+    '-purpose',
+    purpose,
+    '-CAfile',
+    rootPath,
+    '-untrusted',
+    intPath,
+    leafPath,
+  ]);
   assert.equal(r.status, 0, `openssl verify -purpose ${purpose}; ${output(r)}`);
   assert.match(r.stdout, /: OK\s*$/, output(r));
 }
@@ -70,12 +94,28 @@ describe('ca-enroll happy paths', () => {
   });
 
   test('enroll-with-curl-and-openssl-csr-issues-web-cert-201', async () => {
-    const { token, record: tokenRecord } = await fixture.server.authority.createToken({ role: 'web' }, { actor: 'test' });
+    const { token, record: tokenRecord } = await fixture.server.authority.createToken(
+      { role: 'web' },
+      { actor: 'test' },
+    );
     const made = await opensslCsr(tmp.dir, 'web-1', '/CN=web-1');
     const bodyPath = writeText(tmp.dir, 'enroll.json', JSON.stringify({ token, csr: made.csr }));
     const rootPath = join(fixture.caDir, 'root.pem');
     const outPath = join(tmp.dir, 'enroll-response.json');
-    const r = await run('curl', ['-sS', '--cacert', rootPath, '-H', 'content-type: application/json', '--data-binary', `@${bodyPath}`, '-o', outPath, '-w', '%{http_code}', `${fixture.url}/enroll`]);
+    const r = await run('curl', [
+      '-sS',
+      '--cacert',
+      rootPath,
+      '-H',
+      'content-type: application/json',
+      '--data-binary',
+      `@${bodyPath}`,
+      '-o',
+      outPath,
+      '-w',
+      '%{http_code}',
+      `${fixture.url}/enroll`,
+    ]);
     assert.equal(r.status, 0, `curl; ${output(r)}`);
     const body = readFileSync(outPath, 'utf8');
     assert.equal(r.stdout, '201', `HTTP status; body ${body}`);
@@ -111,7 +151,9 @@ describe('ca-enroll happy paths', () => {
     assert.equal(used.length, 1, 'one ca.token_used event for the serial');
     assert.equal(used[0]!.fingerprint, issued.fingerprint);
     assert.equal(used[0]!.tokenId, tokenRecord.id);
-    const issuedEvents = (await fixture.store.listAudit({ type: 'ca.cert_issued' })).filter((e) => e.serial === issued.serial);
+    const issuedEvents = (await fixture.store.listAudit({ type: 'ca.cert_issued' })).filter(
+      (e) => e.serial === issued.serial,
+    );
     assert.equal(issuedEvents.length, 1, 'one ca.cert_issued event for the serial');
     assert.equal(issuedEvents[0]!.fingerprint, issued.fingerprint);
     assert.equal(issuedEvents[0]!.details.spiffeId, issued.spiffeId);
@@ -120,30 +162,55 @@ describe('ca-enroll happy paths', () => {
 
   test('enroll-gateway-with-allowed-sans-issues-usable-server-cert', async (t) => {
     const { token } = await fixture.server.authority.createToken({ role: 'gateway' }, { actor: 'test' });
-    const made = await opensslCsr(tmp.dir, 'gw-1', '/CN=gw-1', { addext: ['subjectAltName=DNS:localhost,IP:127.0.0.1'] });
+    const made = await opensslCsr(tmp.dir, 'gw-1', '/CN=gw-1', {
+      addext: ['subjectAltName=DNS:localhost,IP:127.0.0.1'],
+    });
     const res = await enrollRequest(fixture, { token, csr: made.csr });
     assert.equal(res.status, 201, res.text);
     const issued = res.json as Record<string, string>;
     assert.equal(issued.role, 'gateway');
     const leafPath = writeText(tmp.dir, 'gw-1.cert.pem', issued.certificate!);
-    assert.deepEqual((await sanList(leafPath)).sort(), ['DNS:localhost', 'IP Address:127.0.0.1', 'URI:spiffe://test.internal/gateway/gw-1'].sort());
+    assert.deepEqual(
+      (await sanList(leafPath)).sort(),
+      ['DNS:localhost', 'IP Address:127.0.0.1', 'URI:spiffe://test.internal/gateway/gw-1'].sort(),
+    );
     assert.equal(await subjectOf(leafPath), 'CN=gw-1,OU=gateway,O=Test Org');
     await opensslVerify(tmp.dir, issued as never, 'sslserver');
 
     // Usable as a real TLS server certificate: curl, trusting only the root, accepts it.
     const server = createServer({ key: made.keyPem, cert: issued.chain }, (_req, res2) => res2.end('hello from gw-1'));
     await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
-    t.after(() => new Promise<void>((resolve) => { server.close(() => resolve()); server.closeAllConnections(); }));
+    t.after(
+      () =>
+        new Promise<void>((resolve) => {
+          server.close(() => resolve());
+          server.closeAllConnections();
+        }),
+    );
     const port = (server.address() as AddressInfo).port;
     const rootPath = writeText(tmp.dir, 'gw-root.pem', issued.root!);
     const byIp = await run('curl', ['-sS', '--cacert', rootPath, `https://127.0.0.1:${port}/`]);
     assert.equal(byIp.status, 0, `curl by IP SAN; ${output(byIp)}`);
     assert.equal(byIp.stdout, 'hello from gw-1');
-    const byName = await run('curl', ['-sS', '--cacert', rootPath, '--resolve', `localhost:${port}:127.0.0.1`, `https://localhost:${port}/`]);
+    const byName = await run('curl', [
+      '-sS',
+      '--cacert',
+      rootPath,
+      '--resolve',
+      `localhost:${port}:127.0.0.1`,
+      `https://localhost:${port}/`,
+    ]);
     assert.equal(byName.status, 0, `curl by DNS SAN; ${output(byName)}`);
     assert.equal(byName.stdout, 'hello from gw-1');
     // Control: a name the certificate does not carry is refused by curl (exit 60: peer certificate not OK).
-    const wrongName = await run('curl', ['-sS', '--cacert', rootPath, '--resolve', `other.test.internal:${port}:127.0.0.1`, `https://other.test.internal:${port}/`]);
+    const wrongName = await run('curl', [
+      '-sS',
+      '--cacert',
+      rootPath,
+      '--resolve',
+      `other.test.internal:${port}:127.0.0.1`,
+      `https://other.test.internal:${port}/`,
+    ]);
     assert.notEqual(wrongName.status, 0, `curl must refuse a name the certificate lacks; ${output(wrongName)}`);
   });
 
@@ -153,13 +220,19 @@ describe('ca-enroll happy paths', () => {
     const made = await newCsr({ commonName: 'gw-2', dns: ['localhost', 'evil.example'] });
     const err = expectError(await enrollRequest(fixture, { token, csr: made.csr }), 403, 'GH_CSR_POLICY');
     assert.match(err.message, /evil\.example/, err.message);
-    assert.ok(err.message.includes('localhost') && err.message.includes('*.test.internal'), `message names the allowed list: ${err.message}`);
+    assert.ok(
+      err.message.includes('localhost') && err.message.includes('*.test.internal'),
+      `message names the allowed list: ${err.message}`,
+    );
     assert.equal((await fixture.store.getToken(record.id))!.uses, 0, 'token use not consumed');
     assert.equal(await certCount(fixture), before, 'no certificate recorded');
   });
 
   test('enroll-without-cn-takes-name-from-token-then-from-hint', async () => {
-    const fixed = await fixture.server.authority.createToken({ role: 'web', name: 'named-by-token' }, { actor: 'test' });
+    const fixed = await fixture.server.authority.createToken(
+      { role: 'web', name: 'named-by-token' },
+      { actor: 'test' },
+    );
     const noCn = await newCsr({});
     const byToken = await enrollRequest(fixture, { token: fixed.token, csr: noCn.csr, nameHint: 'ignored-hint' });
     assert.equal(byToken.status, 201, byToken.text);
@@ -172,8 +245,17 @@ describe('ca-enroll happy paths', () => {
     assert.equal(byHint.json.name, 'host-7');
 
     const another = await fixture.server.authority.createToken({ role: 'web' }, { actor: 'test' });
-    expectError(await enrollRequest(fixture, { token: another.token, csr: (await newCsr({})).csr, nameHint: 'bad hint' }), 400, 'GH_NAME_INVALID');
-    expectError(await enrollRequest(fixture, { token: another.token, csr: (await newCsr({})).csr }), 400, 'GH_NAME_INVALID', 'no name anywhere');
+    expectError(
+      await enrollRequest(fixture, { token: another.token, csr: (await newCsr({})).csr, nameHint: 'bad hint' }),
+      400,
+      'GH_NAME_INVALID',
+    );
+    expectError(
+      await enrollRequest(fixture, { token: another.token, csr: (await newCsr({})).csr }),
+      400,
+      'GH_NAME_INVALID',
+      'no name anywhere',
+    );
     assert.equal((await fixture.store.getToken(another.record.id))!.uses, 0);
   });
 
@@ -211,7 +293,12 @@ describe('ca-enroll refusals', () => {
     fixture.server.authority.createToken({ role: extra.role ?? 'web', ...extra }, { actor: 'test' });
 
   /** Sends `csr` with a fresh token; asserts the refusal, that the use was not consumed and nothing was recorded. */
-  async function refusedCsr(csr: string | object, status: number, code: string, tokenOptions: Parameters<typeof newToken>[0] = {}): Promise<{ message: string; tokenId: string; token: string }> {
+  async function refusedCsr(
+    csr: string | object,
+    status: number,
+    code: string,
+    tokenOptions: Parameters<typeof newToken>[0] = {},
+  ): Promise<{ message: string; tokenId: string; token: string }> {
     const { token, record } = await newToken(tokenOptions);
     const before = await certCount(fixture);
     const err = expectError(await enrollRequest(fixture, { token, csr }), status, code);
@@ -225,13 +312,21 @@ describe('ca-enroll refusals', () => {
 
   test('enroll-garbage-csr-refused-400-GH_CSR_MALFORMED', async () => {
     await refusedCsr('this is not a certificate request', 400, 'GH_CSR_MALFORMED');
-    await refusedCsr('-----BEGIN CERTIFICATE REQUEST-----\nAAAA\n-----END CERTIFICATE REQUEST-----\n', 400, 'GH_CSR_MALFORMED');
+    await refusedCsr(
+      '-----BEGIN CERTIFICATE REQUEST-----\nAAAA\n-----END CERTIFICATE REQUEST-----\n',
+      400,
+      'GH_CSR_MALFORMED',
+    );
   });
 
   test('enroll-truncated-csr-refused-400-GH_CSR_MALFORMED', async () => {
     const { csr } = await newCsr({ commonName: 'trunc-1' });
     const der = pki.decodePem(csr, 'CERTIFICATE REQUEST')[0]!;
-    await refusedCsr(pki.toPem('CERTIFICATE REQUEST', der.subarray(0, Math.floor(der.length / 2))), 400, 'GH_CSR_MALFORMED');
+    await refusedCsr(
+      pki.toPem('CERTIFICATE REQUEST', der.subarray(0, Math.floor(der.length / 2))),
+      400,
+      'GH_CSR_MALFORMED',
+    );
     await refusedCsr(pki.toPem('CERTIFICATE REQUEST', der.subarray(0, der.length - 1)), 400, 'GH_CSR_MALFORMED');
     // PEM text cut in the middle (no END line).
     await refusedCsr(csr.slice(0, Math.floor(csr.length / 2)), 400, 'GH_CSR_MALFORMED');
@@ -266,21 +361,36 @@ describe('ca-enroll refusals', () => {
   });
 
   test('enroll-csr-with-email-san-refused-403-GH_CSR_POLICY', async () => {
-    const made = await opensslCsr(tmp.dir, 'email', '/CN=mailer', { addext: ['subjectAltName=email:mailer@example.com'] });
+    const made = await opensslCsr(tmp.dir, 'email', '/CN=mailer', {
+      addext: ['subjectAltName=email:mailer@example.com'],
+    });
     const { message } = await refusedCsr(made.csr, 403, 'GH_CSR_POLICY');
     assert.match(message, /mailer@example\.com/);
   });
 
   test('enroll-csr-with-foreign-uri-san-refused-403-GH_CSR_POLICY', async () => {
-    const made = await opensslCsr(tmp.dir, 'uri', '/CN=web-uri', { addext: ['subjectAltName=URI:spiffe://test.internal/admin/web-uri'] });
+    const made = await opensslCsr(tmp.dir, 'uri', '/CN=web-uri', {
+      addext: ['subjectAltName=URI:spiffe://test.internal/admin/web-uri'],
+    });
     const { message } = await refusedCsr(made.csr, 403, 'GH_CSR_POLICY');
     assert.match(message, /spiffe:\/\/test\.internal\/admin\/web-uri/);
-    const other = await opensslCsr(tmp.dir, 'uri2', '/CN=web-uri', { addext: ['subjectAltName=URI:https://evil.example/'] });
+    const other = await opensslCsr(tmp.dir, 'uri2', '/CN=web-uri', {
+      addext: ['subjectAltName=URI:https://evil.example/'],
+    });
     await refusedCsr(other.csr, 403, 'GH_CSR_POLICY');
   });
 
   test('enroll-unsafe-names-refused-400-GH_NAME_INVALID', async () => {
-    for (const name of ['a b', 'x"y', '../x', 'a'.repeat(64), '-leading-dash', 'semi;colon', 'slash/name', 'caf\u00e9']) {
+    for (const name of [
+      'a b',
+      'x"y',
+      '../x',
+      'a'.repeat(64),
+      '-leading-dash',
+      'semi;colon',
+      'slash/name',
+      'caf\u00e9',
+    ]) {
       const made = await newCsr({ commonName: name });
       const { message } = await refusedCsr(made.csr, 400, 'GH_NAME_INVALID');
       assert.ok(message.length > 0, name);
@@ -327,7 +437,12 @@ describe('ca-enroll refusals', () => {
   test('enroll-garbage-token-refused-401-GH_TOKEN_INVALID', async () => {
     const before = await certCount(fixture);
     const { csr } = await newCsr({ commonName: 'nobody' });
-    for (const token of ['garbage', '', 'GHTKN-1-abc', `GHTKN-1-${fixture.server.authority.rootFingerprint}-0011223344556677-TOOSHORT`]) {
+    for (const token of [
+      'garbage',
+      '',
+      'GHTKN-1-abc',
+      `GHTKN-1-${fixture.server.authority.rootFingerprint}-0011223344556677-TOOSHORT`,
+    ]) {
       expectError(await enrollRequest(fixture, { token, csr }), 401, 'GH_TOKEN_INVALID', JSON.stringify(token));
     }
     assert.equal(await certCount(fixture), before);
@@ -381,13 +496,18 @@ describe('ca-enroll refusals', () => {
 
   /** The access log line for a request, once the server has finished the response. */
   async function accessLogLine(requestId: string): Promise<Record<string, unknown>> {
-    return pollUntil(`access log line for request ${requestId}`, async () => {
-      for (const line of fixture.logLines) {
-        const parsed = JSON.parse(line) as Record<string, unknown>;
-        if (parsed.msg === 'ca.request' && parsed.requestId === requestId) return parsed;
-      }
-      return undefined;
-    }, 3000, 20);
+    return pollUntil(
+      `access log line for request ${requestId}`,
+      async () => {
+        for (const line of fixture.logLines) {
+          const parsed = JSON.parse(line) as Record<string, unknown>;
+          if (parsed.msg === 'ca.request' && parsed.requestId === requestId) return parsed;
+        }
+        return undefined;
+      },
+      3000,
+      20,
+    );
   }
 
   for (const chunked of [false, true]) {
@@ -408,7 +528,13 @@ describe('ca-enroll refusals', () => {
   }
 
   test('enroll-non-json-body-refused-400-GH_BODY_INVALID', async () => {
-    expectError(await enrollRequest(fixture, 'token=abc&csr=def', { headers: { 'content-type': 'application/x-www-form-urlencoded' } }), 400, 'GH_BODY_INVALID');
+    expectError(
+      await enrollRequest(fixture, 'token=abc&csr=def', {
+        headers: { 'content-type': 'application/x-www-form-urlencoded' },
+      }),
+      400,
+      'GH_BODY_INVALID',
+    );
     expectError(await enrollRequest(fixture, '{"token": '), 400, 'GH_BODY_INVALID');
     expectError(await enrollRequest(fixture, '["token"]'), 400, 'GH_BODY_INVALID');
     expectError(await enrollRequest(fixture, ''), 400, 'GH_BODY_INVALID');
@@ -432,7 +558,11 @@ describe('ca-enroll refusals', () => {
 
   test('unknown-path-refused-404-GH_NOT_FOUND', async () => {
     expectError(await caRequest(fixture.url, 'no-such-endpoint', { ca: rootPemOf(fixture) }), 404, 'GH_NOT_FOUND');
-    expectError(await caRequest(fixture.url, 'enroll/extra', { method: 'POST', ca: rootPemOf(fixture), body: {} }), 404, 'GH_NOT_FOUND');
+    expectError(
+      await caRequest(fixture.url, 'enroll/extra', { method: 'POST', ca: rootPemOf(fixture), body: {} }),
+      404,
+      'GH_NOT_FOUND',
+    );
   });
 
   test('token-still-usable-after-enrollment-refused-for-bad-csr', async () => {
@@ -441,7 +571,11 @@ describe('ca-enroll refusals', () => {
     expectError(await enrollRequest(fixture, { token, csr: bad.csr }), 400, 'GH_NAME_INVALID');
     const badSig = Buffer.from(pki.decodePem((await newCsr({ commonName: 'x' })).csr, 'CERTIFICATE REQUEST')[0]!);
     badSig[badSig.length - 1] = badSig[badSig.length - 1]! ^ 0xff;
-    expectError(await enrollRequest(fixture, { token, csr: pki.toPem('CERTIFICATE REQUEST', badSig) }), 400, 'GH_CSR_SIGNATURE');
+    expectError(
+      await enrollRequest(fixture, { token, csr: pki.toPem('CERTIFICATE REQUEST', badSig) }),
+      400,
+      'GH_CSR_SIGNATURE',
+    );
     const good = await newCsr({ commonName: 'good-name' });
     const res = await enrollRequest(fixture, { token, csr: good.csr });
     assert.equal(res.status, 201, res.text);
@@ -472,7 +606,9 @@ describe('ca-enroll audit and secrecy', () => {
     // cert_refused: a valid token with a CSR its role may not have.
     const a = await authority.createToken({ role: 'web' }, { actor: 'test' });
     tokens.push(a.token);
-    const caTrue = await opensslCsr(tmp.dir, 'ca-true', '/CN=ca-true', { addext: ['basicConstraints=critical,CA:TRUE'] });
+    const caTrue = await opensslCsr(tmp.dir, 'ca-true', '/CN=ca-true', {
+      addext: ['basicConstraints=critical,CA:TRUE'],
+    });
     keys.push(caTrue.keyPem);
     responses.push(await enrollRequest(fixture, { token: a.token, csr: caTrue.csr }));
     expectError(responses.at(-1)!, 403, 'GH_CSR_POLICY');
@@ -490,24 +626,44 @@ describe('ca-enroll audit and secrecy', () => {
     const c = await authority.createToken({ role: 'web' }, { actor: 'test' });
     tokens.push(c.token);
     assert.equal((await enrollRequest(fixture, { token: c.token, csr: good.csr })).status, 201);
-    expectError(await enrollRequest(fixture, { token: c.token, csr: (await newCsr({ commonName: 'again' })).csr }), 409, 'GH_TOKEN_USED');
+    expectError(
+      await enrollRequest(fixture, { token: c.token, csr: (await newCsr({ commonName: 'again' })).csr }),
+      409,
+      'GH_TOKEN_USED',
+    );
     const unknown = `GHTKN-1-${authority.rootFingerprint}-${randomBytes(8).toString('hex')}-${randomSecret()}`;
     tokens.push(unknown);
     expectError(await enrollRequest(fixture, { token: unknown, csr: good.csr }), 401, 'GH_TOKEN_INVALID');
 
     const audit = await fixture.store.listAudit();
     const certRefused = audit.filter((e) => e.type === 'ca.cert_refused');
-    assert.ok(certRefused.some((e) => e.tokenId === a.record.id && e.details.code === 'GH_CSR_POLICY'), `ca.cert_refused for token ${a.record.id}: ${JSON.stringify(certRefused)}`);
+    assert.ok(
+      certRefused.some((e) => e.tokenId === a.record.id && e.details.code === 'GH_CSR_POLICY'),
+      `ca.cert_refused for token ${a.record.id}: ${JSON.stringify(certRefused)}`,
+    );
     const tokenRefused = audit.filter((e) => e.type === 'ca.token_refused');
-    for (const [id, code] of [[b.record.id, 'GH_TOKEN_INVALID'], [b.record.id, 'GH_TOKEN_REVOKED'], [c.record.id, 'GH_TOKEN_USED']] as const) {
-      assert.ok(tokenRefused.some((e) => e.tokenId === id && e.details.code === code), `ca.token_refused ${code} for ${id}: ${JSON.stringify(tokenRefused)}`);
+    for (const [id, code] of [
+      [b.record.id, 'GH_TOKEN_INVALID'],
+      [b.record.id, 'GH_TOKEN_REVOKED'],
+      [c.record.id, 'GH_TOKEN_USED'],
+    ] as const) {
+      assert.ok(
+        tokenRefused.some((e) => e.tokenId === id && e.details.code === code),
+        `ca.token_refused ${code} for ${id}: ${JSON.stringify(tokenRefused)}`,
+      );
     }
-    assert.ok(tokenRefused.every((e) => e.actor === 'anonymous' && typeof e.requestId === 'string'), 'refusals name the actor and request');
+    assert.ok(
+      tokenRefused.every((e) => e.actor === 'anonymous' && typeof e.requestId === 'string'),
+      'refusals name the actor and request',
+    );
 
     const auditText = JSON.stringify(audit);
     const logText = fixture.logLines.join('');
     assert.ok(fixture.logLines.length > 0, 'the CA logged something');
-    for (const [where, text] of [['audit table', auditText], ['log', logText]] as const) {
+    for (const [where, text] of [
+      ['audit table', auditText],
+      ['log', logText],
+    ] as const) {
       for (const token of tokens) {
         assert.ok(!text.includes(token), `${where} contains a whole token`);
         assert.ok(!text.includes(secretOf(token)), `${where} contains a token secret`);

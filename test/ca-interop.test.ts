@@ -17,8 +17,24 @@ test('ca-issued-client-and-server-certs-verify-with-openssl-go-certtool', async 
   const fixture = await startCaFixture();
   t.after(() => fixture.close());
   const cases = [
-    { role: 'web', name: 'client-1', purpose: 'sslclient', usage: 'client', oid: '1.3.6.1.5.5.7.3.2', dns: [] as string[], ip: [] as string[] },
-    { role: 'gateway', name: 'gw-1', purpose: 'sslserver', usage: 'server', oid: '1.3.6.1.5.5.7.3.1', dns: ['localhost', 'gw.test.internal'], ip: ['127.0.0.1'] },
+    {
+      role: 'web',
+      name: 'client-1',
+      purpose: 'sslclient',
+      usage: 'client',
+      oid: '1.3.6.1.5.5.7.3.2',
+      dns: [] as string[],
+      ip: [] as string[],
+    },
+    {
+      role: 'gateway',
+      name: 'gw-1',
+      purpose: 'sslserver',
+      usage: 'server',
+      oid: '1.3.6.1.5.5.7.3.1',
+      dns: ['localhost', 'gw.test.internal'],
+      ip: ['127.0.0.1'],
+    },
   ];
   for (const c of cases) {
     const { token } = await fixture.server.authority.createToken({ role: c.role }, { actor: 'test' });
@@ -31,16 +47,65 @@ test('ca-issued-client-and-server-certs-verify-with-openssl-go-certtool', async 
     writeFileSync(intermediate, toPem('CERTIFICATE', chain[1]!));
     const root = join(dir, 'ca.pem');
 
-    const ossl = runSync('openssl', ['verify', '-x509_strict', '-purpose', c.purpose, '-CAfile', root, '-untrusted', intermediate, leaf]);
+    const ossl = runSync('openssl', [
+      'verify',
+      '-x509_strict',
+      '-purpose',
+      c.purpose,
+      '-CAfile',
+      root,
+      '-untrusted',
+      intermediate,
+      leaf,
+    ]);
     assert.equal(ossl.status, 0, ossl.stdout + ossl.stderr);
-    const go = await goVerify(['-roots', root, '-intermediates', intermediate, '-usage', c.usage, ...(c.dns[1] ? ['-dns', c.dns[1]] : []), leaf]);
+    const go = await goVerify([
+      '-roots',
+      root,
+      '-intermediates',
+      intermediate,
+      '-usage',
+      c.usage,
+      ...(c.dns[1] ? ['-dns', c.dns[1]] : []),
+      leaf,
+    ]);
     assert.equal(go.status, 0, go.stdout + go.stderr);
-    const gnutls = runSync('certtool', ['--verify', '--load-ca-certificate', root, '--infile', join(dir, 'cert.pem'), '--verify-profile', 'high', '--verify-purpose', c.oid]);
+    const gnutls = runSync('certtool', [
+      '--verify',
+      '--load-ca-certificate',
+      root,
+      '--infile',
+      join(dir, 'cert.pem'),
+      '--verify-profile',
+      'high',
+      '--verify-purpose',
+      c.oid,
+    ]);
     assert.equal(gnutls.status, 0, gnutls.stdout + gnutls.stderr);
     if (c.usage === 'server') {
-      const ipCheck = await goVerify(['-roots', root, '-intermediates', intermediate, '-usage', 'server', '-dns', '127.0.0.1', leaf]);
+      const ipCheck = await goVerify([
+        '-roots',
+        root,
+        '-intermediates',
+        intermediate,
+        '-usage',
+        'server',
+        '-dns',
+        '127.0.0.1',
+        leaf,
+      ]);
       assert.equal(ipCheck.status, 0, ipCheck.stdout);
-      const wrongName = await goVerify(['-roots', root, '-intermediates', intermediate, '-usage', 'server', '-dns', 'evil.example', leaf]);
+      const wrongName = await goVerify([
+        '-roots',
+        root,
+        '-intermediates',
+        intermediate,
+        '-usage',
+        'server',
+        '-dns',
+        'evil.example',
+        leaf,
+      ]);
       assert.notEqual(wrongName.status, 0);
     }
   }
@@ -61,7 +126,10 @@ test('agent-export-p12-opens-in-openssl-with-key-and-chain', async (t) => {
   const parsed = runSync('openssl', ['pkcs12', '-in', out, '-passin', `file:${pass}`, '-nodes']);
   assert.equal(parsed.status, 0, parsed.stderr);
   assert.equal((parsed.stdout.match(/BEGIN CERTIFICATE/g) ?? []).length, 3, 'leaf, intermediate and root');
-  assert.ok(decodePemBlocks(parsed.stdout).some((b) => b.label === 'PRIVATE KEY'), 'the unencrypted PKCS#8 key is in the bundle');
+  assert.ok(
+    decodePemBlocks(parsed.stdout).some((b) => b.label === 'PRIVATE KEY'),
+    'the unencrypted PKCS#8 key is in the bundle',
+  );
   assert.match(parsed.stdout, /friendlyName: spiffe:\/\/test\.internal\/admin\/ops-1/);
   const noPass = await gatehouse(['agent', 'export', '--dir', dir, '--p12', join(fixture.root, 'x.p12')]);
   assert.equal(noPass.status, 64, 'an export without a passphrase is refused');

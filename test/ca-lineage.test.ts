@@ -19,8 +19,18 @@ import { pollUntil } from './helpers/poll.js';
 import { gatehouse } from './helpers/cli.js';
 import { run } from './helpers/run.js';
 
-function renewRequest(fixture: CaFixture, identity: { keyPem: string; certPem: string }, csr: string): Promise<HttpResult> {
-  return caRequest(fixture.url, 'renew', { method: 'POST', ca: rootPemOf(fixture), body: { csr }, key: identity.keyPem, cert: identity.certPem });
+function renewRequest(
+  fixture: CaFixture,
+  identity: { keyPem: string; certPem: string },
+  csr: string,
+): Promise<HttpResult> {
+  return caRequest(fixture.url, 'renew', {
+    method: 'POST',
+    ca: rootPemOf(fixture),
+    body: { csr },
+    key: identity.keyPem,
+    cert: identity.certPem,
+  });
 }
 
 function identityOf(dir: string): { keyPem: string; certPem: string } {
@@ -36,7 +46,9 @@ async function opensslCrlSerials(fixture: CaFixture): Promise<Map<string, string
   const out = await run('openssl', ['crl', '-inform', 'DER', '-in', path, '-noout', '-text']);
   assert.equal(out.status, 0, out.stderr);
   const serials = new Map<string, string>();
-  for (const m of out.stdout.matchAll(/Serial Number: ([0-9A-F]+)\s+Revocation Date: [^\n]+\n(?:\s+CRL entry extensions:\s+X509v3 CRL Reason Code:\s+([^\n]+))?/g)) {
+  for (const m of out.stdout.matchAll(
+    /Serial Number: ([0-9A-F]+)\s+Revocation Date: [^\n]+\n(?:\s+CRL entry extensions:\s+X509v3 CRL Reason Code:\s+([^\n]+))?/g,
+  )) {
     serials.set(m[1]!.toLowerCase().replace(/^0+(?=.)/, ''), (m[2] ?? '').trim());
   }
   return serials;
@@ -54,12 +66,24 @@ test('lineage-a-copied-identity-renews-once-then-the-next-renewal-of-either-revo
   assert.equal(stolen.current.spiffeId, 'spiffe://test.internal/web/laptop-7');
 
   // The real device renews its (now superseded) certificate with another key: a fork.
-  await assert.rejects(renewOnce({ dir: original.dir }), (err) => isGatehouseError(err, 'GH_AGENT_MUST_REENROLL') && /already renewed .* a copy of spiffe:\/\/test\.internal\/web\/laptop-7 exists/.test(err.message));
+  await assert.rejects(
+    renewOnce({ dir: original.dir }),
+    (err) =>
+      isGatehouseError(err, 'GH_AGENT_MUST_REENROLL') &&
+      /already renewed .* a copy of spiffe:\/\/test\.internal\/web\/laptop-7 exists/.test(err.message),
+  );
   // And the copy's renewal is revoked with it: its next renewal is refused too.
-  await assert.rejects(renewOnce({ dir: copy }), (err) => isGatehouseError(err, 'GH_AGENT_MUST_REENROLL') && /revoked/.test(err.message));
+  await assert.rejects(
+    renewOnce({ dir: copy }),
+    (err) => isGatehouseError(err, 'GH_AGENT_MUST_REENROLL') && /revoked/.test(err.message),
+  );
 
   const lineage = await fixture.store.listCerts({ lineage: original.identity.serial });
-  assert.deepEqual(lineage.map((c) => c.serial).sort(), [original.identity.serial, stolen.current.serial].sort(), 'the lineage is the enrollment and the copy\'s renewal');
+  assert.deepEqual(
+    lineage.map((c) => c.serial).sort(),
+    [original.identity.serial, stolen.current.serial].sort(),
+    "the lineage is the enrollment and the copy's renewal",
+  );
   for (const c of lineage) assert.equal(c.revocationReason, 'keyCompromise', c.serial);
 
   // Every serial of the lineage is in the CRL, as openssl reads it.
@@ -71,14 +95,23 @@ test('lineage-a-copied-identity-renews-once-then-the-next-renewal-of-either-revo
 
   const detected = await fixture.store.listAudit({ type: 'ca.cert_reuse_detected' });
   assert.equal(detected.length, 1);
-  assert.deepEqual(detected[0]!.details, { spiffeId: 'spiffe://test.internal/web/laptop-7', lineage: original.identity.serial, presentedSerial: original.identity.serial, renewedBy: stolen.current.serial });
-  const logged = fixture.logLines.map((l) => JSON.parse(l) as Record<string, unknown>).find((l) => l.msg === 'ca.cert_reuse_detected');
+  assert.deepEqual(detected[0]!.details, {
+    spiffeId: 'spiffe://test.internal/web/laptop-7',
+    lineage: original.identity.serial,
+    presentedSerial: original.identity.serial,
+    renewedBy: stolen.current.serial,
+  });
+  const logged = fixture.logLines
+    .map((l) => JSON.parse(l) as Record<string, unknown>)
+    .find((l) => l.msg === 'ca.cert_reuse_detected');
   assert.ok(logged, 'one clear log line');
   assert.equal(logged.level, 'error');
   assert.equal(logged.spiffeId, 'spiffe://test.internal/web/laptop-7');
   assert.equal(logged.presentedSerial, original.identity.serial);
   assert.equal(logged.renewedBy, stolen.current.serial);
-  const metrics = await fixture.server.metrics!.registry.getSingleMetricAsString('gatehouse_ca_renewal_reuse_detected_total');
+  const metrics = await fixture.server.metrics!.registry.getSingleMetricAsString(
+    'gatehouse_ca_renewal_reuse_detected_total',
+  );
   assert.match(metrics, /gatehouse_ca_renewal_reuse_detected_total\{role="web"\} 1/);
 });
 
@@ -111,7 +144,15 @@ test('lineage-a-lost-answer-retried-with-the-same-key-gets-the-same-certificate-
   const lineage = await fixture.store.listCerts({ lineage: identity.serial });
   assert.equal(lineage.length, 3);
   assert.ok(lineage.every((c) => c.revocationReason === 'keyCompromise'));
-  expectError(await renewRequest(fixture, { keyPem: third.keyPem, certPem: onward.json.chain as string }, (await newCsr({ commonName: 'retry-1' })).csr), 403, 'GH_CERT_REVOKED');
+  expectError(
+    await renewRequest(
+      fixture,
+      { keyPem: third.keyPem, certPem: onward.json.chain as string },
+      (await newCsr({ commonName: 'retry-1' })).csr,
+    ),
+    403,
+    'GH_CERT_REVOKED',
+  );
 });
 
 test('lineage-a-same-key-retry-after-the-grace-window-is-refused-without-revoking', async (t) => {
@@ -121,9 +162,14 @@ test('lineage-a-same-key-retry-after-the-grace-window-is-refused-without-revokin
   const current = identityOf(dir);
   const next = await newCsr({ commonName: 'late-1' });
   assert.equal((await renewRequest(fixture, current, next.csr)).status, 201);
-  await pollUntil('a millisecond passes', async () => (Date.now() > (await fixture.store.getCert(identity.serial))!.supersededAt!.getTime() ? true : undefined));
+  await pollUntil('a millisecond passes', async () =>
+    Date.now() > (await fixture.store.getCert(identity.serial))!.supersededAt!.getTime() ? true : undefined,
+  );
   expectError(await renewRequest(fixture, current, next.csr), 409, 'GH_CERT_SUPERSEDED');
-  assert.ok((await fixture.store.listCerts({ lineage: identity.serial })).every((c) => c.revokedAt === null), 'the same key is the same machine: nothing is revoked');
+  assert.ok(
+    (await fixture.store.listCerts({ lineage: identity.serial })).every((c) => c.revokedAt === null),
+    'the same key is the same machine: nothing is revoked',
+  );
 });
 
 test('lineage-the-agent-keeps-its-renewal-key-so-a-lost-answer-is-fetched-again-not-forked', async (t) => {
@@ -152,7 +198,11 @@ test('lineage-the-pending-renewal-key-is-0600-while-a-renewal-is-in-flight', asy
   const { dir } = await agentEnroll(fixture, 'web', 'pending-mode');
   await fixture.server.close();
   await assert.rejects(renewOnce({ dir }), (err) => isGatehouseError(err, 'GH_CA_UNREACHABLE'));
-  assert.equal(statSync(join(dir, PENDING_KEY_FILE)).mode & 0o777, 0o600, 'kept for the retry, readable by the owner only');
+  assert.equal(
+    statSync(join(dir, PENDING_KEY_FILE)).mode & 0o777,
+    0o600,
+    'kept for the retry, readable by the owner only',
+  );
 });
 
 test('names-a-revoked-and-an-expired-name-are-refused-to-an-unnamed-token-and-given-to-a-named-one', async (t) => {
@@ -172,14 +222,29 @@ test('names-a-revoked-and-an-expired-name-are-refused-to-an-unnamed-token-and-gi
   assert.equal(expired.status, 201);
   offsetMs = 25 * 3_600_000; // past the 24 h lifetime of role web
 
-  for (const [name, serial] of [['desk-1', revoked.json.serial], ['desk-2', expired.json.serial]] as const) {
+  for (const [name, serial] of [
+    ['desk-1', revoked.json.serial],
+    ['desk-2', expired.json.serial],
+  ] as const) {
     const refused = expectError(await enrollWith({ role: 'web' }, name), 409, 'GH_NAME_TAKEN', name);
-    assert.match(refused.message, new RegExp(`spiffe://test\\.internal/web/${name} stays reserved .*${serial}.*token create --role web --name ${name}`));
-    expectError(await enrollWith({ role: 'web', namePattern: 'desk-*' }, name), 409, 'GH_NAME_TAKEN', `${name} with a pattern token`);
+    assert.match(
+      refused.message,
+      new RegExp(
+        `spiffe://test\\.internal/web/${name} stays reserved .*${serial}.*token create --role web --name ${name}`,
+      ),
+    );
+    expectError(
+      await enrollWith({ role: 'web', namePattern: 'desk-*' }, name),
+      409,
+      'GH_NAME_TAKEN',
+      `${name} with a pattern token`,
+    );
     const replaced = await enrollWith({ role: 'web', name }, name);
     assert.equal(replaced.status, 201, replaced.text);
     assert.equal(replaced.json.spiffeId, `spiffe://test.internal/web/${name}`);
-    const audit = (await fixture.store.listAudit({ type: 'ca.name_replaced' })).filter((e) => e.details.spiffeId === replaced.json.spiffeId);
+    const audit = (await fixture.store.listAudit({ type: 'ca.name_replaced' })).filter(
+      (e) => e.details.spiffeId === replaced.json.spiffeId,
+    );
     assert.equal(audit.length, 1, 'the re-enrollment is audited as a replacement');
     assert.equal(audit[0]!.details.previousSerial, serial);
   }
@@ -197,10 +262,19 @@ test('names-cli-lists-reserved-names-and-releases-one-refusing-an-active-name', 
   const list = await gatehouse(['name', 'list', '--json', ...remote]);
   assert.equal(list.status, 0, list.stderr);
   const names = JSON.parse(list.stdout) as Array<{ spiffeId: string; state: string; newestSerial: string }>;
-  assert.deepEqual(names.filter((n) => n.spiffeId.includes('kiosk')).map((n) => [n.spiffeId, n.state]), [['spiffe://test.internal/web/kiosk-1', 'revoked'], ['spiffe://test.internal/web/kiosk-2', 'active']]);
+  assert.deepEqual(
+    names.filter((n) => n.spiffeId.includes('kiosk')).map((n) => [n.spiffeId, n.state]),
+    [
+      ['spiffe://test.internal/web/kiosk-1', 'revoked'],
+      ['spiffe://test.internal/web/kiosk-2', 'active'],
+    ],
+  );
   const certList = await gatehouse(['cert', 'list', '--dir', fixture.caDir]);
   assert.equal(certList.status, 0, certList.stderr);
-  assert.match(certList.stdout, /reserved names with no active certificate[\s\S]*spiffe:\/\/test\.internal\/web\/kiosk-1\s+revoked/);
+  assert.match(
+    certList.stdout,
+    /reserved names with no active certificate[\s\S]*spiffe:\/\/test\.internal\/web\/kiosk-1\s+revoked/,
+  );
   assert.doesNotMatch(certList.stdout.split('reserved names')[1]!, /kiosk-2/);
 
   const active = await gatehouse(['name', 'release', 'web/kiosk-2', ...remote]);
@@ -229,7 +303,14 @@ test('names-a-renewal-of-a-lineage-whose-name-was-given-to-another-enrollment-is
   const { authority } = fixture.server;
   const old = await agentEnroll(fixture, 'web', 'rebuilt-1');
   const { token } = await authority.createToken({ role: 'web', name: 'rebuilt-1' }, { actor: 'test' });
-  assert.equal((await enrollRequest(fixture, { token, csr: (await newCsr({ commonName: 'rebuilt-1' })).csr })).status, 201);
-  const refused = expectError(await renewRequest(fixture, identityOf(old.dir), (await newCsr({ commonName: 'rebuilt-1' })).csr), 409, 'GH_NAME_TAKEN');
+  assert.equal(
+    (await enrollRequest(fixture, { token, csr: (await newCsr({ commonName: 'rebuilt-1' })).csr })).status,
+    201,
+  );
+  const refused = expectError(
+    await renewRequest(fixture, identityOf(old.dir), (await newCsr({ commonName: 'rebuilt-1' })).csr),
+    409,
+    'GH_NAME_TAKEN',
+  );
   assert.match(refused.message, /was given to another enrollment/);
 });

@@ -26,7 +26,10 @@ async function heldEnrollment(fixture: CaFixture, body: object): Promise<{ relea
   const agent = new Agent({ ca: rootPemOf(fixture), keepAlive: false, maxCachedSessions: 0 });
   const payload = Buffer.from(JSON.stringify(body));
   const req = request(new URL('enroll', `${fixture.url.replace(/\/$/, '')}/`), {
-    method: 'POST', agent, headers: { 'content-type': 'application/json', 'content-length': String(payload.length) }, timeout: 30_000,
+    method: 'POST',
+    agent,
+    headers: { 'content-type': 'application/json', 'content-length': String(payload.length) },
+    timeout: 30_000,
   });
   const answer = new Promise<HttpResult>((resolve, reject) => {
     req.on('response', (res) => {
@@ -37,7 +40,11 @@ async function heldEnrollment(fixture: CaFixture, body: object): Promise<{ relea
         const raw = Buffer.concat(chunks);
         const text = raw.toString('utf8');
         let json: unknown;
-        try { json = JSON.parse(text); } catch { json = undefined; }
+        try {
+          json = JSON.parse(text);
+        } catch {
+          json = undefined;
+        }
         resolve({ status: res.statusCode ?? 0, headers: res.headers, body: raw, text, json });
       });
     });
@@ -49,17 +56,26 @@ async function heldEnrollment(fixture: CaFixture, body: object): Promise<{ relea
     req.once('error', reject);
     req.write(payload.subarray(0, -1), (err) => (err ? reject(err) : resolve()));
   });
-  return { release: () => { req.end(payload.subarray(-1)); return answer; } };
+  return {
+    release: () => {
+      req.end(payload.subarray(-1));
+      return answer;
+    },
+  };
 }
 
 test('same-new-name-enrolled-concurrently-with-different-tokens-exactly-one-holds-it', async (t) => {
   const fixture = await startCaFixture();
   t.after(() => fixture.close());
   const { authority } = fixture.server;
-  const tokens = await Promise.all(Array.from({ length: RACERS }, () => authority.createToken({ role: 'web' }, { actor: 'test' })));
+  const tokens = await Promise.all(
+    Array.from({ length: RACERS }, () => authority.createToken({ role: 'web' }, { actor: 'test' })),
+  );
   const csrs = await Promise.all(tokens.map(() => newCsr({ commonName: NAME })));
   // Every request has its own agent: RACERS fresh TLS connections, all open before any completes.
-  const held = await Promise.all(tokens.map((tk, i) => heldEnrollment(fixture, { token: tk.token, csr: csrs[i]!.csr })));
+  const held = await Promise.all(
+    tokens.map((tk, i) => heldEnrollment(fixture, { token: tk.token, csr: csrs[i]!.csr })),
+  );
   await sleep(100); // let the server read every partial body
   const results: HttpResult[] = await Promise.all(held.map((h) => h.release()));
 
@@ -76,25 +92,44 @@ test('same-new-name-enrolled-concurrently-with-different-tokens-exactly-one-hold
   }
 
   const all = await fixture.store.listCerts({ name: NAME, role: 'web' });
-  assert.deepEqual(all.map((c) => c.serial), [won.serial], 'the store holds exactly one certificate for the name: the one returned');
+  assert.deepEqual(
+    all.map((c) => c.serial),
+    [won.serial],
+    'the store holds exactly one certificate for the name: the one returned',
+  );
   assert.equal((await fixture.store.listCerts({ name: NAME, role: 'web', state: 'active' })).length, 1);
   assert.equal(all[0]!.tokenId, tokens[winner]!.record.id);
 
   for (const [i, tk] of tokens.entries()) {
-    assert.equal((await fixture.store.getToken(tk.record.id))!.uses, i === winner ? 1 : 0, `token ${i}: only the winner's use is consumed`);
+    assert.equal(
+      (await fixture.store.getToken(tk.record.id))!.uses,
+      i === winner ? 1 : 0,
+      `token ${i}: only the winner's use is consumed`,
+    );
   }
-  const used = (await fixture.store.listAudit({ type: 'ca.token_used' })).filter((e) => tokens.some((tk) => tk.record.id === e.tokenId));
+  const used = (await fixture.store.listAudit({ type: 'ca.token_used' })).filter((e) =>
+    tokens.some((tk) => tk.record.id === e.tokenId),
+  );
   assert.equal(used.length, 1, 'one ca.token_used audit event');
-  const refused = (await fixture.store.listAudit({ type: 'ca.cert_refused' })).filter((e) => e.details.code === 'GH_NAME_TAKEN');
+  const refused = (await fixture.store.listAudit({ type: 'ca.cert_refused' })).filter(
+    (e) => e.details.code === 'GH_NAME_TAKEN',
+  );
   assert.equal(refused.length, RACERS - 1, 'every loser is audited as refused with GH_NAME_TAKEN');
 
   // The losers' tokens still have their use: each enrolls a name of its own.
-  const again = await Promise.all(tokens.map(async (tk, i) => {
-    if (i === winner) return null;
-    return enrollRequest(fixture, { token: tk.token, csr: (await newCsr({ commonName: `after-${i}` })).csr });
-  }));
+  const again = await Promise.all(
+    tokens.map(async (tk, i) => {
+      if (i === winner) return null;
+      return enrollRequest(fixture, { token: tk.token, csr: (await newCsr({ commonName: `after-${i}` })).csr });
+    }),
+  );
   for (const [i, r] of again.entries()) {
-    if (r) assert.equal(r.status, 201, `loser ${i} enrolls another name with its unspent token: HTTP ${r.status} ${r.text.slice(0, 300)}`);
+    if (r)
+      assert.equal(
+        r.status,
+        201,
+        `loser ${i} enrolls another name with its unspent token: HTTP ${r.status} ${r.text.slice(0, 300)}`,
+      );
   }
   assert.equal((await fixture.store.listCerts({ role: 'web', state: 'active' })).length, RACERS);
 });
@@ -105,8 +140,17 @@ test('concurrent-enrollments-with-a-token-made-for-the-name-may-still-replace', 
   const fixture = await startCaFixture();
   t.after(() => fixture.close());
   const { authority } = fixture.server;
-  const tokens = await Promise.all(Array.from({ length: 5 }, () => authority.createToken({ role: 'web', name: 'rebuilt-1' }, { actor: 'test' })));
-  const results = await Promise.all(tokens.map(async (tk) => enrollRequest(fixture, { token: tk.token, csr: (await newCsr({ commonName: 'rebuilt-1' })).csr })));
-  assert.deepEqual(results.map((r) => r.status), [201, 201, 201, 201, 201]);
+  const tokens = await Promise.all(
+    Array.from({ length: 5 }, () => authority.createToken({ role: 'web', name: 'rebuilt-1' }, { actor: 'test' })),
+  );
+  const results = await Promise.all(
+    tokens.map(async (tk) =>
+      enrollRequest(fixture, { token: tk.token, csr: (await newCsr({ commonName: 'rebuilt-1' })).csr }),
+    ),
+  );
+  assert.deepEqual(
+    results.map((r) => r.status),
+    [201, 201, 201, 201, 201],
+  );
   assert.equal((await fixture.store.listCerts({ name: 'rebuilt-1', role: 'web', state: 'active' })).length, 5);
 });

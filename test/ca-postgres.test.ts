@@ -29,7 +29,9 @@ const cli = gatehouseOk;
 test('ca-init-with-a-postgres-url-keeps-the-state-there-from-the-start', async () => {
   const url = await postgres.server.createDatabase();
   const dir = join(tmp.dir, 'ca-init');
-  await cli(['ca', 'init', '--dir', dir, '--name', 'Acme', '--trust-domain', 'acme.internal'], { GATEHOUSE_STORE_URL: url });
+  await cli(['ca', 'init', '--dir', dir, '--name', 'Acme', '--trust-domain', 'acme.internal'], {
+    GATEHOUSE_STORE_URL: url,
+  });
   const yaml = readFileSync(join(dir, 'gatehouse.yaml'), 'utf8');
   assert.match(yaml, /store:\n\s+kind: postgres\n\s+url: postgres:\/\/gatehouse@127\.0\.0\.1:\d+\/t_\d+/);
   assert.ok(!existsSync(join(dir, 'gatehouse.db')), 'no SQLite file');
@@ -38,18 +40,30 @@ test('ca-init-with-a-postgres-url-keeps-the-state-there-from-the-start', async (
   assert.equal(verified.ok, true);
   assert.equal(verified.count, 2, 'the admin identity and ca.initialized were recorded there');
   const migrated = JSON.parse(await cli(['ca', 'migrate', '--dir', dir, '--json']));
-  assert.deepEqual([migrated.from, migrated.to], [POSTGRES_SCHEMA_VERSION, POSTGRES_SCHEMA_VERSION], 'init applied every migration: nothing left');
+  assert.deepEqual(
+    [migrated.from, migrated.to],
+    [POSTGRES_SCHEMA_VERSION, POSTGRES_SCHEMA_VERSION],
+    'init applied every migration: nothing left',
+  );
   assert.match(migrated.store, /^postgres 127\.0\.0\.1:\d+\/t_\d+$/);
   // A second CA into the same database is refused, and leaves nothing behind.
-  const again = await gatehouse(['ca', 'init', '--dir', join(tmp.dir, 'ca-init-2')], { env: { GATEHOUSE_STORE_URL: url } });
+  const again = await gatehouse(['ca', 'init', '--dir', join(tmp.dir, 'ca-init-2')], {
+    env: { GATEHOUSE_STORE_URL: url },
+  });
   assert.equal(again.status, 73, again.stderr);
-  assert.match(again.stderr, /postgres 127\.0\.0\.1:\d+\/t_\d+ already holds a CA's state \(first event .*\): a replica of that CA needs a copy of its directory, not `ca init`/);
+  assert.match(
+    again.stderr,
+    /postgres 127\.0\.0\.1:\d+\/t_\d+ already holds a CA's state \(first event .*\): a replica of that CA needs a copy of its directory, not `ca init`/,
+  );
   assert.ok(!existsSync(join(tmp.dir, 'ca-init-2')));
 });
 
 test('ca-serve-on-postgres-refuses-an-unreachable-store-clearly', async () => {
   const dir = join(tmp.dir, 'ca-init');
-  const r = await gatehouse(['ca', 'serve', '--dir', dir, '--listen', '127.0.0.1:0'], { env: { GATEHOUSE_STORE_URL: 'postgres://gatehouse:hunter2-secret@127.0.0.1:1/gh' }, timeoutMs: 20_000 });
+  const r = await gatehouse(['ca', 'serve', '--dir', dir, '--listen', '127.0.0.1:0'], {
+    env: { GATEHOUSE_STORE_URL: 'postgres://gatehouse:hunter2-secret@127.0.0.1:1/gh' },
+    timeoutMs: 20_000,
+  });
   assert.equal(r.status, 69, r.stderr);
   assert.match(r.stderr, /GH_STORE_UNAVAILABLE/);
   assert.ok(!r.stderr.includes('hunter2'), 'no password in the message');
@@ -58,7 +72,9 @@ test('ca-serve-on-postgres-refuses-an-unreachable-store-clearly', async () => {
 test('two-replicas-on-one-postgres-decide-tokens-names-revocations-and-the-audit-chain-together', async () => {
   const url = await postgres.server.createDatabase();
   const dirA = join(tmp.dir, 'replica-a');
-  await cli(['ca', 'init', '--dir', dirA, '--name', 'Acme', '--trust-domain', 'acme.internal'], { GATEHOUSE_STORE_URL: url });
+  await cli(['ca', 'init', '--dir', dirA, '--name', 'Acme', '--trust-domain', 'acme.internal'], {
+    GATEHOUSE_STORE_URL: url,
+  });
   // A replica is a copy of the CA directory (keys, config, admin identity) on another machine.
   const dirB = join(tmp.dir, 'replica-b');
   cpSync(dirA, dirB, { recursive: true });
@@ -68,15 +84,34 @@ test('two-replicas-on-one-postgres-decide-tokens-names-revocations-and-the-audit
     const urls = [a.url, b.url];
 
     // 50 enrollments with one single-use token, spread over both replicas: exactly one certificate.
-    const single = (await cli(['token', 'create', '--dir', dirA, '--role', 'web', '--name', 'once', '--ttl', '10m'])).trim();
-    const once = await Promise.allSettled(Array.from({ length: 50 }, (_, i) => enroll({ caUrl: urls[i % 2]!, token: single, dir: join(tmp.dir, `once-${i}`), name: 'once' })));
+    const single = (
+      await cli(['token', 'create', '--dir', dirA, '--role', 'web', '--name', 'once', '--ttl', '10m'])
+    ).trim();
+    const once = await Promise.allSettled(
+      Array.from({ length: 50 }, (_, i) =>
+        enroll({ caUrl: urls[i % 2]!, token: single, dir: join(tmp.dir, `once-${i}`), name: 'once' }),
+      ),
+    );
     assert.equal(once.filter((r) => r.status === 'fulfilled').length, 1, 'one winner');
     for (const r of once) if (r.status === 'rejected') assert.ok(isGatehouseError(r.reason), String(r.reason));
-    assert.equal(JSON.parse(await cli(['cert', 'list', '--dir', dirA, '--json'])).filter((c: { name: string }) => c.name === 'once').length, 1);
+    assert.equal(
+      JSON.parse(await cli(['cert', 'list', '--dir', dirA, '--json'])).filter(
+        (c: { name: string }) => c.name === 'once',
+      ).length,
+      1,
+    );
 
     // 20 first enrollments of one name over both, each with its own token: one name, one holder.
-    const tokens = await Promise.all(Array.from({ length: 20 }, async () => (await cli(['token', 'create', '--dir', dirA, '--role', 'web', '--ttl', '10m'])).trim()));
-    const claims = await Promise.allSettled(tokens.map((token, i) => enroll({ caUrl: urls[i % 2]!, token, dir: join(tmp.dir, `claim-${i}`), name: 'db-primary' })));
+    const tokens = await Promise.all(
+      Array.from({ length: 20 }, async () =>
+        (await cli(['token', 'create', '--dir', dirA, '--role', 'web', '--ttl', '10m'])).trim(),
+      ),
+    );
+    const claims = await Promise.allSettled(
+      tokens.map((token, i) =>
+        enroll({ caUrl: urls[i % 2]!, token, dir: join(tmp.dir, `claim-${i}`), name: 'db-primary' }),
+      ),
+    );
     assert.equal(claims.filter((r) => r.status === 'fulfilled').length, 1, 'one holder of the name');
 
     // A revocation through replica A is in replica B's CRL within its refresh (2 s here).
@@ -92,18 +127,35 @@ test('two-replicas-on-one-postgres-decide-tokens-names-revocations-and-the-audit
       return (await run('openssl', ['crl', '-inform', 'DER', '-in', file, '-noout', '-text'])).stdout;
     };
     assert.ok(!(await crlOf(b)).toUpperCase().includes(winner.value.serial.toUpperCase()));
-    await cli(['cert', 'revoke', winner.value.serial, '--reason', 'keyCompromise', '--identity', join(dirA, 'admin'), '--ca', a.url]);
+    await cli([
+      'cert',
+      'revoke',
+      winner.value.serial,
+      '--reason',
+      'keyCompromise',
+      '--identity',
+      join(dirA, 'admin'),
+      '--ca',
+      a.url,
+    ]);
     const revokedAt = Date.now();
-    await waitFor(async () => (await crlOf(b)).toUpperCase().includes(winner.value.serial.toUpperCase()), 15_000, "replica B's CRL to list the revocation made through A");
+    await waitFor(
+      async () => (await crlOf(b)).toUpperCase().includes(winner.value.serial.toUpperCase()),
+      15_000,
+      "replica B's CRL to list the revocation made through A",
+    );
     assert.ok(Date.now() - revokedAt < 10_000, 'within a few refresh intervals');
     await crlOf(a);
     await crlOf(b);
-    for (let i = 1; i < crlNumbers.length; i++) assert.ok(crlNumbers[i]! >= crlNumbers[i - 1]!, `CRL numbers never go back: ${crlNumbers.join(', ')}`);
+    for (let i = 1; i < crlNumbers.length; i++)
+      assert.ok(crlNumbers[i]! >= crlNumbers[i - 1]!, `CRL numbers never go back: ${crlNumbers.join(', ')}`);
 
     // Both replicas appended to one audit chain.
     const verified = JSON.parse(await cli(['audit', 'verify', '--dir', dirB, '--json']));
     assert.equal(verified.ok, true, JSON.stringify(verified.firstBroken));
-    const actors = new Set((JSON.parse(await cli(['cert', 'list', '--dir', dirA, '--json'])) as Array<{ role: string }>).map((c) => c.role));
+    const actors = new Set(
+      (JSON.parse(await cli(['cert', 'list', '--dir', dirA, '--json'])) as Array<{ role: string }>).map((c) => c.role),
+    );
     assert.ok(actors.has('ca-server'), 'each replica issued its own server certificate into the shared inventory');
   } finally {
     for (const r of replicas) await r.stop();
@@ -118,10 +170,12 @@ test('postgres-down-gives-503-with-retry-after-healthz-says-why-and-the-ca-recov
   const rootPem = readFileSync(join(dir, 'root.pem'), 'utf8');
   const health = async () => {
     const res = await fetch(ca.metricsUrl!.replace(/\/metrics$/, '/healthz'));
-    return { status: res.status, body: await res.json() as { problem?: string; store?: { reachable: boolean } } };
+    return { status: res.status, body: (await res.json()) as { problem?: string; store?: { reachable: boolean } } };
   };
   try {
-    const token = (await cli(['token', 'create', '--dir', dir, '--role', 'web', '--name', 'after-outage', '--ttl', '10m'])).trim();
+    const token = (
+      await cli(['token', 'create', '--dir', dir, '--role', 'web', '--name', 'after-outage', '--ttl', '10m'])
+    ).trim();
     assert.equal((await health()).status, 200);
     await postgres.server.halt();
     try {

@@ -18,13 +18,34 @@ import type { CertRecord } from '../src/store/store.js';
 import { startCaFixture, type CaFixture } from './helpers/ca-fixture.js';
 import { startCaServerOnDir, type DirServer } from './helpers/ca-dir-server.js';
 import {
-  caRequest, enrollIdentity, expectError, intermediatePemOf, newCsr, opensslCsr, output, readIdentityPem, rootPemOf, splitCertificates, writeText, type HttpResult,
+  caRequest,
+  enrollIdentity,
+  expectError,
+  intermediatePemOf,
+  newCsr,
+  opensslCsr,
+  output,
+  readIdentityPem,
+  rootPemOf,
+  splitCertificates,
+  writeText,
+  type HttpResult,
 } from './helpers/ca-http.js';
 import { run } from './helpers/run.js';
 import { makeTempDir } from './helpers/tmp.js';
 
-function renewRequest(url: string, rootPem: string, identity: { keyPem: string; certPem: string } | null, csr: string): Promise<HttpResult> {
-  return caRequest(url, 'renew', { method: 'POST', ca: rootPem, body: { csr }, ...(identity ? { key: identity.keyPem, cert: identity.certPem } : {}) });
+function renewRequest(
+  url: string,
+  rootPem: string,
+  identity: { keyPem: string; certPem: string } | null,
+  csr: string,
+): Promise<HttpResult> {
+  return caRequest(url, 'renew', {
+    method: 'POST',
+    ca: rootPem,
+    body: { csr },
+    ...(identity ? { key: identity.keyPem, cert: identity.certPem } : {}),
+  });
 }
 
 async function certCount(fixture: { store: CaFixture['store'] }): Promise<number> {
@@ -57,7 +78,17 @@ test('renew-with-current-cert-issues-new-chain-for-same-identity', async (t) => 
   const rootPath = writeText(tmp.dir, 'root.pem', renewed.root!);
   const intPath = writeText(tmp.dir, 'int.pem', intermediatePemOf(fixture));
   const leafPath = writeText(tmp.dir, 'leaf.pem', renewed.certificate!);
-  const verify = await run('openssl', ['verify', '-x509_strict', '-purpose', 'sslclient', '-CAfile', rootPath, '-untrusted', intPath, leafPath]);
+  const verify = await run('openssl', [
+    'verify',
+    '-x509_strict',
+    '-purpose',
+    'sslclient',
+    '-CAfile',
+    rootPath,
+    '-untrusted',
+    intPath,
+    leafPath,
+  ]);
   assert.equal(verify.status, 0, output(verify));
   const subject = await run('openssl', ['x509', '-in', leafPath, '-noout', '-subject', '-nameopt', 'RFC2253']);
   assert.equal(subject.stdout.trim(), 'subject=CN=web-r1,OU=web,O=Test Org');
@@ -69,16 +100,27 @@ test('renew-with-current-cert-issues-new-chain-for-same-identity', async (t) => 
   assert.equal(stored.fingerprint, renewed.fingerprint);
   assert.equal(stored.name, 'web-r1');
   assert.equal(stored.spiffeId, old.spiffeId);
-  assert.equal((await fixture.store.getCert(old.serial))!.revokedAt, null, 'renewal does not revoke the old certificate');
+  assert.equal(
+    (await fixture.store.getCert(old.serial))!.revokedAt,
+    null,
+    'renewal does not revoke the old certificate',
+  );
 
-  const events = (await fixture.store.listAudit({ type: 'ca.cert_renewed' })).filter((e) => e.serial === renewed.serial);
+  const events = (await fixture.store.listAudit({ type: 'ca.cert_renewed' })).filter(
+    (e) => e.serial === renewed.serial,
+  );
   assert.equal(events.length, 1, 'one ca.cert_renewed event');
   assert.equal(events[0]!.fingerprint, renewed.fingerprint);
   assert.equal(events[0]!.details.renewedFrom, old.serial);
   assert.equal(events[0]!.actor, old.spiffeId);
 
   // The renewed identity is itself current: it can renew again.
-  const again = await renewRequest(fixture.url, rootPemOf(fixture), { keyPem: next.keyPem, certPem: renewed.chain! }, (await newCsr({ commonName: 'web-r1' })).csr);
+  const again = await renewRequest(
+    fixture.url,
+    rootPemOf(fixture),
+    { keyPem: next.keyPem, certPem: renewed.chain! },
+    (await newCsr({ commonName: 'web-r1' })).csr,
+  );
   assert.equal(again.status, 201, again.text);
   assert.equal((await fixture.store.getCert(again.json.serial))!.renewedFrom, renewed.serial);
 });
@@ -102,7 +144,9 @@ test('renewal-reapplies-role-current-rules-after-config-change', async () => {
     const err = expectError(await renewRequest(restarted.url, gw.rootPem, gw, sameSans.csr), 403, 'GH_CSR_POLICY');
     assert.match(err.message, /old\.test\.internal/);
     assert.equal(await certCount(restarted), before, 'nothing recorded');
-    const refused = (await restarted.store.listAudit({ type: 'ca.cert_refused' })).filter((e) => e.serial === gw.serial);
+    const refused = (await restarted.store.listAudit({ type: 'ca.cert_refused' })).filter(
+      (e) => e.serial === gw.serial,
+    );
     assert.equal(refused.length, 1, 'the refused renewal is audited with the presented serial');
     assert.equal(refused[0]!.details.code, 'GH_CSR_POLICY');
 
@@ -138,17 +182,49 @@ test('renew-with-cert-from-another-ca-refused-401-GH_CERT_UNTRUSTED', async (t) 
   // Same org, same trust domain, same name: only the issuing CA differs.
   const foreign = await enrollIdentity(other, { role: 'web', name: 'web-x' });
   const { csr } = await newCsr({ commonName: 'web-x' });
-  expectError(await renewRequest(fixture.url, rootPemOf(fixture), foreign, csr), 401, 'GH_CERT_UNTRUSTED', 'certificate from another Gatehouse CA');
+  expectError(
+    await renewRequest(fixture.url, rootPemOf(fixture), foreign, csr),
+    401,
+    'GH_CERT_UNTRUSTED',
+    'certificate from another Gatehouse CA',
+  );
 
   // A self-signed client certificate made by openssl with a Gatehouse-looking subject.
   const keyPath = join(tmp.dir, 'self.key.pem');
   const certPath = join(tmp.dir, 'self.cert.pem');
-  const r = await run('openssl', ['req', '-x509', '-newkey', 'ec', '-pkeyopt', 'ec_paramgen_curve:prime256v1', '-nodes', '-keyout', keyPath, '-out', certPath, '-days', '1',
-    '-subj', '/O=Test Org/OU=web/CN=web-x', '-addext', 'basicConstraints=critical,CA:FALSE', '-addext', 'keyUsage=critical,digitalSignature', '-addext', 'extendedKeyUsage=clientAuth',
-    '-addext', 'subjectAltName=URI:spiffe://test.internal/web/web-x']);
+  const r = await run('openssl', [
+    'req',
+    '-x509',
+    '-newkey',
+    'ec',
+    '-pkeyopt',
+    'ec_paramgen_curve:prime256v1',
+    '-nodes',
+    '-keyout',
+    keyPath,
+    '-out',
+    certPath,
+    '-days',
+    '1',
+    '-subj',
+    '/O=Test Org/OU=web/CN=web-x',
+    '-addext',
+    'basicConstraints=critical,CA:FALSE',
+    '-addext',
+    'keyUsage=critical,digitalSignature',
+    '-addext',
+    'extendedKeyUsage=clientAuth',
+    '-addext',
+    'subjectAltName=URI:spiffe://test.internal/web/web-x',
+  ]);
   assert.equal(r.status, 0, output(r));
   const self = { keyPem: readFileSync(keyPath, 'utf8'), certPem: readFileSync(certPath, 'utf8') };
-  expectError(await renewRequest(fixture.url, rootPemOf(fixture), self, csr), 401, 'GH_CERT_UNTRUSTED', 'self-signed certificate');
+  expectError(
+    await renewRequest(fixture.url, rootPemOf(fixture), self, csr),
+    401,
+    'GH_CERT_UNTRUSTED',
+    'self-signed certificate',
+  );
   assert.equal(await certCount(fixture), before);
 });
 
@@ -157,7 +233,13 @@ test('renew-with-revoked-cert-refused-403-GH_CERT_REVOKED', async (t) => {
   t.after(() => fixture.close());
   const device = await enrollIdentity(fixture, { role: 'web', name: 'web-rev' });
   const admin = readIdentityPem(fixture.adminDir);
-  const revoke = await caRequest(fixture.url, `admin/certs/${device.serial}/revoke`, { method: 'POST', ca: admin.ca, key: admin.key, cert: admin.cert, body: { reason: 'keyCompromise' } });
+  const revoke = await caRequest(fixture.url, `admin/certs/${device.serial}/revoke`, {
+    method: 'POST',
+    ca: admin.ca,
+    key: admin.key,
+    cert: admin.cert,
+    body: { reason: 'keyCompromise' },
+  });
   assert.equal(revoke.status, 200, revoke.text);
   assert.equal(revoke.json.state, 'revoked');
   const before = await certCount(fixture);
@@ -174,15 +256,37 @@ test('renew-with-expired-cert-refused-401-GH_CERT_EXPIRED', async (t) => {
   const key = pki.generatePrivateKey('p256');
   const now = Date.now();
   const der = pki.buildLeafCertificate(authority.issuer as pki.SigningAuthority, {
-    serial: pki.randomSerial(), commonName: 'web-old', organizationalUnit: 'web', organization: 'Test Org', spkiDer: pki.spkiDer(key),
-    notBefore: new Date(now - 2 * 86_400_000), notAfter: new Date(now - 3_600_000), profile: 'client',
-    dns: [], ip: [], uri: ['spiffe://test.internal/web/web-old'], email: [],
+    serial: pki.randomSerial(),
+    commonName: 'web-old',
+    organizationalUnit: 'web',
+    organization: 'Test Org',
+    spkiDer: pki.spkiDer(key),
+    notBefore: new Date(now - 2 * 86_400_000),
+    notAfter: new Date(now - 3_600_000),
+    profile: 'client',
+    dns: [],
+    ip: [],
+    uri: ['spiffe://test.internal/web/web-old'],
+    email: [],
   });
   const info = pki.parseCertificate(der);
   const record: CertRecord = {
-    serial: info.serial, fingerprint: info.fingerprint, name: 'web-old', role: 'web', spiffeId: 'spiffe://test.internal/web/web-old',
-    notBefore: info.notBefore, notAfter: info.notAfter, issuedAt: info.notBefore, certPem: pki.toPem('CERTIFICATE', der),
-    tokenId: null, renewedFrom: null, lineage: info.serial, supersededBy: null, supersededAt: null, revokedAt: null, revocationReason: null,
+    serial: info.serial,
+    fingerprint: info.fingerprint,
+    name: 'web-old',
+    role: 'web',
+    spiffeId: 'spiffe://test.internal/web/web-old',
+    notBefore: info.notBefore,
+    notAfter: info.notAfter,
+    issuedAt: info.notBefore,
+    certPem: pki.toPem('CERTIFICATE', der),
+    tokenId: null,
+    renewedFrom: null,
+    lineage: info.serial,
+    supersededBy: null,
+    supersededAt: null,
+    revokedAt: null,
+    revocationReason: null,
   };
   assert.deepEqual(await fixture.store.commitIssuance({ cert: record, now: new Date(now), audit: [] }), { ok: true });
   const expired = { keyPem: pki.privateKeyToPem(key), certPem: record.certPem + authority.intermediatePem };
@@ -220,7 +324,14 @@ test('renew-with-server-only-gateway-cert-succeeds-and-keeps-server-profile', as
   // The same certificate is still not accepted where a client identity is required.
   const { request } = await import('node:https');
   const status = await new Promise<number>((resolve, reject) => {
-    const req = request(`${fixture.url}/admin/certs`, { ca: rootPemOf(fixture), key: gw.keyPem, cert: gw.certPem }, (res) => { res.resume(); resolve(res.statusCode ?? 0); });
+    const req = request(
+      `${fixture.url}/admin/certs`,
+      { ca: rootPemOf(fixture), key: gw.keyPem, cert: gw.certPem },
+      (res) => {
+        res.resume();
+        resolve(res.statusCode ?? 0);
+      },
+    );
     req.on('error', reject);
     req.end();
   });
@@ -254,7 +365,10 @@ test('agent-renew-once-writes-new-identity-and-keeps-it-when-ca-down', async (t)
   const [leaf] = splitCertificates(second['cert.pem']!.toString('utf8'));
   const leafInfo = pki.parseCertificate(pki.decodePem(leaf!, 'CERTIFICATE')[0]!);
   assert.equal(leafInfo.serial, current.serial);
-  assert.ok(leafInfo.spkiDer.equals(pki.spkiDer(pki.loadPrivateKey(second['key.pem']!.toString('utf8')))), 'new key matches new certificate');
+  assert.ok(
+    leafInfo.spkiDer.equals(pki.spkiDer(pki.loadPrivateKey(second['key.pem']!.toString('utf8')))),
+    'new key matches new certificate',
+  );
   assert.equal((await fixture.store.getCert(current.serial))!.renewedFrom, previous.serial);
 
   // The CA goes away: renewOnce fails with GH_CA_UNREACHABLE and the identity stays byte-identical.
@@ -278,8 +392,17 @@ test('opensslcsr-helper-produces-verifiable-csr', async (t) => {
   t.after(() => tmp.cleanup());
   const made = await opensslCsr(tmp.dir, 'r', '/CN=via-openssl');
   const { token } = await fixture.server.authority.createToken({ role: 'web' }, { actor: 'test' });
-  const res = await caRequest(fixture.url, 'enroll', { method: 'POST', ca: rootPemOf(fixture), body: { token, csr: made.csr } });
+  const res = await caRequest(fixture.url, 'enroll', {
+    method: 'POST',
+    ca: rootPemOf(fixture),
+    body: { token, csr: made.csr },
+  });
   assert.equal(res.status, 201, res.text);
-  const renewed = await renewRequest(fixture.url, rootPemOf(fixture), { keyPem: made.keyPem, certPem: res.json.chain }, (await opensslCsr(tmp.dir, 'r2', '/CN=via-openssl')).csr);
+  const renewed = await renewRequest(
+    fixture.url,
+    rootPemOf(fixture),
+    { keyPem: made.keyPem, certPem: res.json.chain },
+    (await opensslCsr(tmp.dir, 'r2', '/CN=via-openssl')).csr,
+  );
   assert.equal(renewed.status, 201, renewed.text);
 });

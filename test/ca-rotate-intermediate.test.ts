@@ -41,39 +41,85 @@ test('rotating the issuing CA of a running CA: new certificates from the new one
     const oldId = issuerIdOf(parseCertificatePem(oldIntermediatePem)[0]!.der);
     const before = await enrollAgent(fixture, 'web', 'before-1');
     const revokedLater = await enrollAgent(fixture, 'web', 'before-2');
-    assert.match(parseCertificatePem(readFileSync(join(before.dir, 'cert.pem'), 'utf8'))[0]!.crlUrls[0]!, new RegExp(`/crl/${oldId}$`));
+    assert.match(
+      parseCertificatePem(readFileSync(join(before.dir, 'cert.pem'), 'utf8'))[0]!.crlUrls[0]!,
+      new RegExp(`/crl/${oldId}$`),
+    );
 
     const rotated = await gatehouse(['ca', 'rotate', 'intermediate', '--dir', fixture.caDir, '--json']);
     assert.equal(rotated.status, 0, rotated.stderr);
     const result = JSON.parse(rotated.stdout);
     assert.equal(result.previous.id, oldId);
     assert.notEqual(result.next.id, oldId);
-    assert.ok(new Date(result.previous.crlUntil) >= before.identity.notAfter, 'the old CRL outlives the old certificates');
+    assert.ok(
+      new Date(result.previous.crlUntil) >= before.identity.notAfter,
+      'the old CRL outlives the old certificates',
+    );
     const newIntermediatePem = readFileSync(join(fixture.caDir, CA_FILES.intermediateCert), 'utf8');
     assert.equal(issuerIdOf(parseCertificatePem(newIntermediatePem)[0]!.der), result.next.id);
 
     // The running server notices by itself, with no restart and no signal.
-    await waitFor(() => issuerIdOf(fixture.server.authority.issuer.certDer) === result.next.id, 10_000, 'the running CA to use the new issuing CA');
+    await waitFor(
+      () => issuerIdOf(fixture.server.authority.issuer.certDer) === result.next.id,
+      10_000,
+      'the running CA to use the new issuing CA',
+    );
     assert.ok(fixture.logLines.some((l) => l.includes('"ca.issuers_reloaded"')));
 
     const after = await enrollAgent(fixture, 'web', 'after-1');
     const chain = parseCertificatePem(readFileSync(join(after.dir, 'cert.pem'), 'utf8'));
-    assert.equal(chain[1]!.fingerprint, parseCertificatePem(newIntermediatePem)[0]!.fingerprint, 'the chain sent is leaf + new issuing CA');
+    assert.equal(
+      chain[1]!.fingerprint,
+      parseCertificatePem(newIntermediatePem)[0]!.fingerprint,
+      'the chain sent is leaf + new issuing CA',
+    );
     assert.match(chain[0]!.crlUrls[0]!, new RegExp(`/crl/${result.next.id}$`));
     const leafPath = join(fixture.root, 'after-leaf.pem');
     writeFileSync(leafPath, toPem('CERTIFICATE', chain[0]!.der));
     writeFileSync(join(fixture.root, 'new-int.pem'), newIntermediatePem);
     writeFileSync(join(fixture.root, 'old-int.pem'), oldIntermediatePem);
-    await opensslOk(['verify', '-x509_strict', '-purpose', 'sslclient', '-CAfile', rootPath, '-untrusted', join(fixture.root, 'new-int.pem'), leafPath]);
-    assert.equal(readFileSync(join(after.dir, 'ca.pem'), 'utf8'), readFileSync(join(before.dir, 'ca.pem'), 'utf8'), 'clients keep the same trust: the root');
+    await opensslOk([
+      'verify',
+      '-x509_strict',
+      '-purpose',
+      'sslclient',
+      '-CAfile',
+      rootPath,
+      '-untrusted',
+      join(fixture.root, 'new-int.pem'),
+      leafPath,
+    ]);
+    assert.equal(
+      readFileSync(join(after.dir, 'ca.pem'), 'utf8'),
+      readFileSync(join(before.dir, 'ca.pem'), 'utf8'),
+      'clients keep the same trust: the root',
+    );
 
     // A certificate of the retired CA is revoked: its CRL (at its own URL) lists it, signed by the old key.
     await fixture.server.authority.revokeCertificate(revokedLater.identity.serial, 'keyCompromise', { actor: 'test' });
     await fixture.server.crls.refresh();
     const oldCrlPath = join(fixture.root, 'old-crl.der');
-    const fetched = await run('curl', ['-sS', '--fail', '--cacert', rootPath, '-o', oldCrlPath, `${fixture.url}/crl/${oldId}`]);
+    const fetched = await run('curl', [
+      '-sS',
+      '--fail',
+      '--cacert',
+      rootPath,
+      '-o',
+      oldCrlPath,
+      `${fixture.url}/crl/${oldId}`,
+    ]);
     assert.equal(fetched.status, 0, fetched.stderr);
-    const oldCrl = await opensslOk(['crl', '-inform', 'DER', '-in', oldCrlPath, '-CAfile', join(fixture.root, 'old-int.pem'), '-noout', '-text']);
+    const oldCrl = await opensslOk([
+      'crl',
+      '-inform',
+      'DER',
+      '-in',
+      oldCrlPath,
+      '-CAfile',
+      join(fixture.root, 'old-int.pem'),
+      '-noout',
+      '-text',
+    ]);
     assert.match(oldCrl, /verify OK/);
     assert.match(oldCrl, new RegExp(revokedLater.identity.serial.toUpperCase()));
 
@@ -81,9 +127,16 @@ test('rotating the issuing CA of a running CA: new certificates from the new one
     const bundle = await run('curl', ['-sS', '--fail', '--cacert', rootPath, `${fixture.url}/crls`]);
     assert.equal(bundle.status, 0, bundle.stderr);
     const blocks = decodePemBlocks(bundle.stdout);
-    assert.deepEqual(blocks.map((b) => b.label), ['CERTIFICATE', 'X509 CRL', 'CERTIFICATE', 'X509 CRL', 'CERTIFICATE', 'X509 CRL']);
+    assert.deepEqual(
+      blocks.map((b) => b.label),
+      ['CERTIFICATE', 'X509 CRL', 'CERTIFICATE', 'X509 CRL', 'CERTIFICATE', 'X509 CRL'],
+    );
     const signers = blocks.filter((b) => b.label === 'CERTIFICATE').map((b) => issuerIdOf(b.der));
-    assert.deepEqual(signers, [result.next.id, oldId, issuerIdOf(fixture.server.authority.rootDer)], 'the current issuing CA first, then the retired one, then the root');
+    assert.deepEqual(
+      signers,
+      [result.next.id, oldId, issuerIdOf(fixture.server.authority.rootDer)],
+      'the current issuing CA first, then the retired one, then the root',
+    );
 
     // A gateway that trusts only the root and reads /crls lets in clients of both issuing CAs and
     // refuses the revoked one: the new CA's CRL verifies with the signer certificate /crls carries.
@@ -91,27 +144,51 @@ test('rotating the issuing CA of a running CA: new certificates from the new one
     const app = await startEchoUpstream();
     const gatewayLog: string[] = [];
     const gateway = await runGateway({
-      config: parseGatewayConfig({
-        listen: '127.0.0.1:0', tls: { cert: join(gw.dir, 'cert.pem'), key: join(gw.dir, 'key.pem'), clientCa: rootPath }, routes: [{ upstreams: [app.url] }],
-        revocation: { crl: [`${fixture.url}/crls`], refreshInterval: '1h' },
-      }, 'test', fixture.root),
-      configFile: null, logger: createLogger({ level: 'info', write: (l) => void gatewayLog.push(l) }), serveAdmin: false,
+      config: parseGatewayConfig(
+        {
+          listen: '127.0.0.1:0',
+          tls: { cert: join(gw.dir, 'cert.pem'), key: join(gw.dir, 'key.pem'), clientCa: rootPath },
+          routes: [{ upstreams: [app.url] }],
+          revocation: { crl: [`${fixture.url}/crls`], refreshInterval: '1h' },
+        },
+        'test',
+        fixture.root,
+      ),
+      configFile: null,
+      logger: createLogger({ level: 'info', write: (l) => void gatewayLog.push(l) }),
+      serveAdmin: false,
     });
     try {
-      await waitFor(() => gatewayLog.some((l) => l.includes('"gateway.crl_loaded"')), 10_000, 'the gateway to load /crls');
-      const call = (dir: string) => new Promise<{ status: number; body: string }>((resolve, reject) => {
-        const req = httpsRequest({
-          host: '127.0.0.1', port: gateway.gateway.port, path: '/', agent: false, ca: readFileSync(rootPath), timeout: 10_000,
-          cert: readFileSync(join(dir, 'cert.pem')), key: readFileSync(join(dir, 'key.pem')),
-        }, (res) => {
-          let body = '';
-          res.on('data', (d: Buffer) => { body += d.toString(); });
-          res.on('end', () => resolve({ status: res.statusCode ?? 0, body }));
+      await waitFor(
+        () => gatewayLog.some((l) => l.includes('"gateway.crl_loaded"')),
+        10_000,
+        'the gateway to load /crls',
+      );
+      const call = (dir: string) =>
+        new Promise<{ status: number; body: string }>((resolve, reject) => {
+          const req = httpsRequest(
+            {
+              host: '127.0.0.1',
+              port: gateway.gateway.port,
+              path: '/',
+              agent: false,
+              ca: readFileSync(rootPath),
+              timeout: 10_000,
+              cert: readFileSync(join(dir, 'cert.pem')),
+              key: readFileSync(join(dir, 'key.pem')),
+            },
+            (res) => {
+              let body = '';
+              res.on('data', (d: Buffer) => {
+                body += d.toString();
+              });
+              res.on('end', () => resolve({ status: res.statusCode ?? 0, body }));
+            },
+          );
+          req.on('timeout', () => req.destroy(new Error('no answer within 10 s')));
+          req.on('error', reject);
+          req.end();
         });
-        req.on('timeout', () => req.destroy(new Error('no answer within 10 s')));
-        req.on('error', reject);
-        req.end();
-      });
       assert.equal((await call(before.dir)).status, 200, 'a client of the retired issuing CA');
       assert.equal((await call(after.dir)).status, 200, 'a client of the new issuing CA');
       const refused = await call(revokedLater.dir);
@@ -155,7 +232,13 @@ test('rotating with the root key offline needs --root-key; without it nothing ch
     const done = await gatehouse(['ca', 'rotate', 'intermediate', '--dir', caDir, '--root-key', rootKey]);
     assert.equal(done.status, 0, done.stderr);
     assert.notEqual(readFileSync(join(caDir, CA_FILES.intermediateCert), 'utf8'), before);
-    await opensslOk(['verify', '-x509_strict', '-CAfile', join(caDir, CA_FILES.rootCert), join(caDir, CA_FILES.intermediateCert)]);
+    await opensslOk([
+      'verify',
+      '-x509_strict',
+      '-CAfile',
+      join(caDir, CA_FILES.rootCert),
+      join(caDir, CA_FILES.intermediateCert),
+    ]);
   } finally {
     tmp.cleanup();
   }

@@ -12,19 +12,29 @@ const RACERS = 50;
 
 async function race(fixture: CaFixture, uses: number): Promise<void> {
   const { token, record } = await fixture.server.authority.createToken({ role: 'web', uses }, { actor: 'test' });
-  const csrs = await Promise.all(Array.from({ length: RACERS }, (_, i) => newCsr({ commonName: `racer-${uses}-${i}` })));
+  const csrs = await Promise.all(
+    Array.from({ length: RACERS }, (_, i) => newCsr({ commonName: `racer-${uses}-${i}` })),
+  );
   // Every request has its own agent (enrollRequest makes one per call): 50 fresh TLS connections.
   const results: HttpResult[] = await Promise.all(csrs.map((c) => enrollRequest(fixture, { token, csr: c.csr })));
 
   const winners = results.filter((r) => r.status === 201);
   const losers = results.filter((r) => r.status !== 201);
-  assert.equal(winners.length, uses, `exactly ${uses} enrollment(s) succeed; statuses: ${results.map((r) => r.status).join(',')}`);
+  assert.equal(
+    winners.length,
+    uses,
+    `exactly ${uses} enrollment(s) succeed; statuses: ${results.map((r) => r.status).join(',')}`,
+  );
   assert.equal(losers.length, RACERS - uses);
   for (const loser of losers) expectError(loser, 409, 'GH_TOKEN_USED');
 
   const certs = (await fixture.store.listCerts()).filter((c) => c.tokenId === record.id);
   assert.equal(certs.length, uses, `store holds exactly ${uses} certificate(s) from the token`);
-  assert.deepEqual(certs.map((c) => c.serial).sort(), winners.map((w) => w.json.serial as string).sort(), 'the stored certificates are the ones returned');
+  assert.deepEqual(
+    certs.map((c) => c.serial).sort(),
+    winners.map((w) => w.json.serial as string).sort(),
+    'the stored certificates are the ones returned',
+  );
   for (const w of winners) {
     const stored = certs.find((c) => c.serial === w.json.serial);
     assert.equal(stored?.fingerprint, w.json.fingerprint);

@@ -13,7 +13,7 @@ import { gatehouse } from './helpers/cli.js';
 
 const HOUR = 3_600_000;
 const shortLifetimes = (yaml: string) => {
-  const doc = YAML.parse(yaml) as Record<string, any>; // eslint-disable-line @typescript-eslint/no-explicit-any
+  const doc = YAML.parse(yaml) as Record<string, any>; // eslint-disable-line @typescript-eslint/no-explicit-any -- a YAML document, edited anywhere
   doc.roles.web.lifetime = '1h';
   doc.crl = { lifetime: '2h', renewBefore: '30m' };
   return YAML.stringify(doc);
@@ -23,10 +23,33 @@ let fixture: CaFixture;
 const ids: Record<string, EnrolledIdentity> = {};
 let renewedSerial = '';
 
-interface Finding { level: string; kind: string; name: string; role: string | null; serial: string | null; crlNumber: string | null; notAfter: string | null; remainingSeconds: number | null; message: string }
-interface Report { level: string; at: string; windowSeconds: number; findings: Finding[]; checked: { activeCertificates: number; caCertificates: Array<{ role: string; notAfter: string }>; crls: Array<{ scope: string; number: string; nextUpdate: string; thresholdSeconds: number }> } }
+interface Finding {
+  level: string;
+  kind: string;
+  name: string;
+  role: string | null;
+  serial: string | null;
+  crlNumber: string | null;
+  notAfter: string | null;
+  remainingSeconds: number | null;
+  message: string;
+}
+interface Report {
+  level: string;
+  at: string;
+  windowSeconds: number;
+  findings: Finding[];
+  checked: {
+    activeCertificates: number;
+    caCertificates: Array<{ role: string; notAfter: string }>;
+    crls: Array<{ scope: string; number: string; nextUpdate: string; thresholdSeconds: number }>;
+  };
+}
 
-async function check(args: string[], dir = fixture.caDir): Promise<{ status: number | null; report: Report; stdout: string }> {
+async function check(
+  args: string[],
+  dir = fixture.caDir,
+): Promise<{ status: number | null; report: Report; stdout: string }> {
   const r = await gatehouse(['check', '--dir', dir, '--json', ...args]);
   return { status: r.status, report: JSON.parse(r.stdout) as Report, stdout: r.stdout };
 }
@@ -38,7 +61,13 @@ before(async () => {
   ids['gw-d'] = await enrollIdentity(fixture, { role: 'gateway', name: 'gw-d', dns: ['localhost'] });
   // web-b renews (its first certificate stays active but is superseded); web-c is revoked.
   const { csr } = await newCsr({ commonName: 'web-b' });
-  const renewed = await caRequest(fixture.url, 'renew', { method: 'POST', ca: rootPemOf(fixture), body: { csr }, key: ids['web-b']!.keyPem, cert: ids['web-b']!.certPem });
+  const renewed = await caRequest(fixture.url, 'renew', {
+    method: 'POST',
+    ca: rootPemOf(fixture),
+    body: { csr },
+    key: ids['web-b']!.keyPem,
+    cert: ids['web-b']!.certPem,
+  });
   assert.equal(renewed.status, 201, renewed.text);
   renewedSerial = renewed.json.serial as string;
   await fixture.server.authority.revokeCertificate(ids['web-c']!.serial, 'keyCompromise', { actor: 'test' });
@@ -52,17 +81,24 @@ after(async () => {
 test('check-ok-when-nothing-runs-out-within-the-window', async () => {
   const r = await gatehouse(['check', '--dir', fixture.caDir, '--expiring-within', '30m']);
   assert.equal(r.status, 0, r.stdout + r.stderr);
-  assert.match(r.stdout, /^OK: nothing runs out within 30m \(\d+ active certificates; intermediate CRL #\d+ until \S+, root CRL #1 until \S+\)\n$/);
+  assert.match(
+    r.stdout,
+    /^OK: nothing runs out within 30m \(\d+ active certificates; intermediate CRL #\d+ until \S+, root CRL #1 until \S+\)\n$/,
+  );
 });
 
 test('check-warns-for-each-identity-newest-certificate-in-the-window-not-renewed-revoked-or-longer-lived-ones', async () => {
   const { status, report } = await check(['--expiring-within', '2h']);
   assert.equal(status, 1);
   assert.equal(report.level, 'WARNING');
-  assert.deepEqual(report.findings.map((f) => [f.level, f.kind, f.name, f.role, f.serial]).sort(), [
-    ['WARNING', 'certificate', 'web-a', 'web', ids['web-a']!.serial],
-    ['WARNING', 'certificate', 'web-b', 'web', renewedSerial],
-  ].sort(), 'not the superseded web-b certificate, not revoked web-c, not the 24 h gateway, admin and CA server certificates');
+  assert.deepEqual(
+    report.findings.map((f) => [f.level, f.kind, f.name, f.role, f.serial]).sort(),
+    [
+      ['WARNING', 'certificate', 'web-a', 'web', ids['web-a']!.serial],
+      ['WARNING', 'certificate', 'web-b', 'web', renewedSerial],
+    ].sort(),
+    'not the superseded web-b certificate, not revoked web-c, not the 24 h gateway, admin and CA server certificates',
+  );
   const a = report.findings.find((f) => f.name === 'web-a')!;
   assert.equal(a.notAfter, ids['web-a']!.response.notAfter);
   assert.ok(a.remainingSeconds! > 3000 && a.remainingSeconds! <= 3600, `remaining ${a.remainingSeconds}`);
@@ -70,7 +106,10 @@ test('check-warns-for-each-identity-newest-certificate-in-the-window-not-renewed
 
   const text = await gatehouse(['check', '--dir', fixture.caDir, '--expiring-within', '2h']);
   assert.equal(text.status, 1);
-  assert.match(text.stdout, /^WARNING: 2 findings within 2h \(as of \S+\)\nLEVEL +KIND +NAME +ROLE +SERIAL +NOTAFTER +REMAINING\n/);
+  assert.match(
+    text.stdout,
+    /^WARNING: 2 findings within 2h \(as of \S+\)\nLEVEL +KIND +NAME +ROLE +SERIAL +NOTAFTER +REMAINING\n/,
+  );
   assert.match(text.stdout, new RegExp(`WARNING +certificate +web-a +web +${ids['web-a']!.serial} +\\S+ +5\\dm \\d+s`));
 });
 
@@ -86,30 +125,48 @@ test('check-crl-inside-its-renew-margin-warns-and-past-next-update-is-critical',
   assert.equal((await check(['--expiring-within', '1h', '--at', iso(nextUpdate - 40 * 60_000)])).status, 0);
   const near = await check(['--expiring-within', '1h', '--at', iso(nextUpdate - 10 * 60_000)]);
   assert.equal(near.status, 1);
-  assert.deepEqual(near.report.findings.map((f) => [f.level, f.kind, f.name, f.crlNumber, f.notAfter, f.remainingSeconds]), [
-    ['WARNING', 'crl', 'intermediate CRL', crl.number, crl.nextUpdate, 600],
-  ]);
-  assert.match(near.report.findings[0]!.message, /reaches its nextUpdate in 10m 0s; a running `gatehouse ca serve` replaces it when less than 30m 0s remain: is it running\?/);
+  assert.deepEqual(
+    near.report.findings.map((f) => [f.level, f.kind, f.name, f.crlNumber, f.notAfter, f.remainingSeconds]),
+    [['WARNING', 'crl', 'intermediate CRL', crl.number, crl.nextUpdate, 600]],
+  );
+  assert.match(
+    near.report.findings[0]!.message,
+    /reaches its nextUpdate in 10m 0s; a running `gatehouse ca serve` replaces it when less than 30m 0s remain: is it running\?/,
+  );
 
   const past = await check(['--expiring-within', '1h', '--at', iso(nextUpdate + 1000)]);
   assert.equal(past.status, 2);
   assert.equal(past.report.level, 'CRITICAL');
-  assert.deepEqual(past.report.findings.map((f) => [f.level, f.kind, f.name, f.remainingSeconds]), [['CRITICAL', 'crl', 'intermediate CRL', -1]]);
-  assert.match(past.report.findings[0]!.message, /passed its nextUpdate 1s ago: relying parties that check CRLs refuse every certificate/);
+  assert.deepEqual(
+    past.report.findings.map((f) => [f.level, f.kind, f.name, f.remainingSeconds]),
+    [['CRITICAL', 'crl', 'intermediate CRL', -1]],
+  );
+  assert.match(
+    past.report.findings[0]!.message,
+    /passed its nextUpdate 1s ago: relying parties that check CRLs refuse every certificate/,
+  );
 });
 
 test('check-ca-certificates-expiring-within-the-window-and-expired', async () => {
   const wide = await check(['--expiring-within', '2000d']);
   assert.equal(wide.status, 1);
-  assert.deepEqual(wide.report.findings.filter((f) => f.kind === 'ca-certificate').map((f) => [f.level, f.role, f.name]), [['WARNING', 'intermediate', 'Test Org Issuing CA']],
-    'the 5-year intermediate is within 2000 days, the 10-year root is not');
+  assert.deepEqual(
+    wide.report.findings.filter((f) => f.kind === 'ca-certificate').map((f) => [f.level, f.role, f.name]),
+    [['WARNING', 'intermediate', 'Test Org Issuing CA']],
+    'the 5-year intermediate is within 2000 days, the 10-year root is not',
+  );
   const rootNotAfter = Date.parse(wide.report.checked.caCertificates.find((c) => c.role === 'root')!.notAfter);
   const late = await check(['--expiring-within', '1d', '--at', iso(rootNotAfter + 1000)]);
   assert.equal(late.status, 2);
-  assert.deepEqual(late.report.findings.map((f) => [f.level, f.kind, f.role ?? f.name]), [
-    ['CRITICAL', 'ca-certificate', 'root'], ['CRITICAL', 'ca-certificate', 'intermediate'],
-    ['CRITICAL', 'crl', 'intermediate CRL'], ['CRITICAL', 'crl', 'root CRL'],
-  ]);
+  assert.deepEqual(
+    late.report.findings.map((f) => [f.level, f.kind, f.role ?? f.name]),
+    [
+      ['CRITICAL', 'ca-certificate', 'root'],
+      ['CRITICAL', 'ca-certificate', 'intermediate'],
+      ['CRITICAL', 'crl', 'intermediate CRL'],
+      ['CRITICAL', 'crl', 'root CRL'],
+    ],
+  );
 });
 
 test('check-root-crl-with-the-root-key-offline-says-how-to-renew-it', async () => {
@@ -117,10 +174,16 @@ test('check-root-crl-with-the-root-key-offline-says-how-to-renew-it', async () =
   try {
     const now = await check(['--expiring-within', '7d'], offline.caDir);
     const rootCrl = now.report.checked.crls.find((c) => c.scope === 'root')!;
-    const r = await check(['--expiring-within', '7d', '--at', iso(Date.parse(rootCrl.nextUpdate) - 86_400_000)], offline.caDir);
+    const r = await check(
+      ['--expiring-within', '7d', '--at', iso(Date.parse(rootCrl.nextUpdate) - 86_400_000)],
+      offline.caDir,
+    );
     const finding = r.report.findings.find((f) => f.name === 'root CRL')!;
     assert.equal(finding.level, 'WARNING');
-    assert.match(finding.message, /reaches its nextUpdate in 1d 0h; the root key is offline, so only `gatehouse ca root-crl --dir DIR --root-key FILE` renews it/);
+    assert.match(
+      finding.message,
+      /reaches its nextUpdate in 1d 0h; the root key is offline, so only `gatehouse ca root-crl --dir DIR --root-key FILE` renews it/,
+    );
   } finally {
     await offline.close();
   }

@@ -33,17 +33,38 @@ interface Running {
 }
 
 /** Spawns `cmd` and resolves once stdout or stderr matches `ready`, within `timeoutMs`. */
-async function startUntil(cmd: string, args: string[], ready: RegExp, options: { cwd?: string; env?: NodeJS.ProcessEnv; timeoutMs?: number } = {}): Promise<Running & { match: RegExpExecArray }> {
-  const child = spawn(cmd, args, { cwd: options.cwd, env: { ...process.env, ...options.env }, stdio: ['ignore', 'pipe', 'pipe'] });
+async function startUntil(
+  cmd: string,
+  args: string[],
+  ready: RegExp,
+  options: { cwd?: string; env?: NodeJS.ProcessEnv; timeoutMs?: number } = {},
+): Promise<Running & { match: RegExpExecArray }> {
+  const child = spawn(cmd, args, {
+    cwd: options.cwd,
+    env: { ...process.env, ...options.env },
+    stdio: ['ignore', 'pipe', 'pipe'],
+  });
   spawned.push(child);
   let output = '';
-  child.stdout!.on('data', (d: Buffer) => { output += d.toString(); });
-  child.stderr!.on('data', (d: Buffer) => { output += d.toString(); });
-  const exited = new Promise<{ code: number | null; signal: NodeJS.Signals | null }>((done) => child.once('exit', (code, signal) => done({ code, signal })));
+  child.stdout!.on('data', (d: Buffer) => {
+    output += d.toString();
+  });
+  child.stderr!.on('data', (d: Buffer) => {
+    output += d.toString();
+  });
+  const exited = new Promise<{ code: number | null; signal: NodeJS.Signals | null }>((done) =>
+    child.once('exit', (code, signal) => done({ code, signal })),
+  );
   let gone = false;
-  void exited.then(() => { gone = true; });
+  void exited.then(() => {
+    gone = true;
+  });
   try {
-    await waitFor(() => gone || ready.test(output), options.timeoutMs ?? 60_000, `${cmd} ${args.join(' ')} to match ${ready}`);
+    await waitFor(
+      () => gone || ready.test(output),
+      options.timeoutMs ?? 60_000,
+      `${cmd} ${args.join(' ')} to match ${ready}`,
+    );
   } catch (err) {
     child.kill('SIGKILL');
     throw new Error(`${(err as Error).message}; output so far:\n${output.slice(-4000)}`, { cause: err });
@@ -53,9 +74,15 @@ async function startUntil(cmd: string, args: string[], ready: RegExp, options: {
 }
 
 /** Signals `running`, waits (bounded) for it to exit, and returns how it exited. */
-async function stopWith(running: Running, signal: NodeJS.Signals, timeoutMs = 30_000): Promise<{ code: number | null; signal: NodeJS.Signals | null }> {
+async function stopWith(
+  running: Running,
+  signal: NodeJS.Signals,
+  timeoutMs = 30_000,
+): Promise<{ code: number | null; signal: NodeJS.Signals | null }> {
   running.child.kill(signal);
-  const timer = setTimeout(() => { for (const p of stillRunning(running.tree)) process.kill(p.pid, 'SIGKILL'); }, timeoutMs);
+  const timer = setTimeout(() => {
+    for (const p of stillRunning(running.tree)) process.kill(p.pid, 'SIGKILL');
+  }, timeoutMs);
   try {
     return await running.exited;
   } finally {
@@ -65,15 +92,27 @@ async function stopWith(running: Running, signal: NodeJS.Signals, timeoutMs = 30
 
 async function assertAllGone(running: Running, ports: number[], what: string): Promise<void> {
   // The exit of the top process does not wait for its children: give them the stop's own deadline.
-  await waitFor(() => stillRunning(running.tree).length === 0, 20_000, `every process of ${what} to exit`).catch(() => undefined);
-  assert.deepEqual(stillRunning(running.tree).map((p) => `${p.pid} ${p.cmdline}`), [], `no process of ${what} survives`);
+  await waitFor(() => stillRunning(running.tree).length === 0, 20_000, `every process of ${what} to exit`).catch(
+    () => undefined,
+  );
+  assert.deepEqual(
+    stillRunning(running.tree).map((p) => `${p.pid} ${p.cmdline}`),
+    [],
+    `no process of ${what} survives`,
+  );
   for (const port of ports) assert.ok(await portIsFree(port), `${what}: port ${port} is free again`);
 }
 
 // --- npm start ------------------------------------------------------------------------------
 
-const READY = /Gatehouse demo is running \(pid (\d+);[\s\S]*?Gateway: https:\/\/localhost:(\d+) +\(CA: https:\/\/127\.0\.0\.1:(\d+), metrics: http:\/\/127\.0\.0\.1:(\d+)\/metrics\)/;
-const NPM_ENV = { npm_config_update_notifier: 'false', npm_config_fund: 'false', npm_config_audit: 'false', GATEHOUSE_LOG_LEVEL: 'info' };
+const READY =
+  /Gatehouse demo is running \(pid (\d+);[\s\S]*?Gateway: https:\/\/localhost:(\d+) +\(CA: https:\/\/127\.0\.0\.1:(\d+), metrics: http:\/\/127\.0\.0\.1:(\d+)\/metrics\)/;
+const NPM_ENV = {
+  npm_config_update_notifier: 'false',
+  npm_config_fund: 'false',
+  npm_config_audit: 'false',
+  GATEHOUSE_LOG_LEVEL: 'info',
+};
 
 /** A package whose "start" is the repository's, its "build" `buildScript`, and dist/, scripts/, node_modules/ the repository's. */
 function scratchPackage(buildScript: string): { dir: string; cleanup: () => void } {
@@ -87,7 +126,21 @@ function scratchPackage(buildScript: string): { dir: string; cleanup: () => void
 
 function npmStart(dir: string, ports: [number, number, number]): Promise<Running & { match: RegExpExecArray }> {
   const [ca, gateway, admin] = ports;
-  return startUntil('npm', ['start', '--', '--ca-listen', `127.0.0.1:${ca}`, '--gateway-listen', `127.0.0.1:${gateway}`, '--admin-listen', `127.0.0.1:${admin}`], READY, { cwd: dir, env: NPM_ENV });
+  return startUntil(
+    'npm',
+    [
+      'start',
+      '--',
+      '--ca-listen',
+      `127.0.0.1:${ca}`,
+      '--gateway-listen',
+      `127.0.0.1:${gateway}`,
+      '--admin-listen',
+      `127.0.0.1:${admin}`,
+    ],
+    READY,
+    { cwd: dir, env: NPM_ENV },
+  );
 }
 
 /** After a failure: nothing the test started may outlive it (an orphan holding its pipes would hold the test file too). */
@@ -103,7 +156,11 @@ function killLeftovers(dir: string): void {
 
 async function assertDemoGone(demo: Running, dir: string, ports: number[], what: string): Promise<void> {
   await assertAllGone(demo, ports, what);
-  assert.deepEqual(processesIn(dir).map((p) => `${p.pid} ${p.cmdline}`), [], `${what}: no process runs in the package folder`);
+  assert.deepEqual(
+    processesIn(dir).map((p) => `${p.pid} ${p.cmdline}`),
+    [],
+    `${what}: no process runs in the package folder`,
+  );
   assert.ok(!existsSync(join(dir, '.gatehouse-demo')), `${what}: the state folder is removed`);
 }
 
@@ -113,8 +170,14 @@ test('npm-start-stops-on-sigterm-and-sigint-frees-everything-and-starts-again', 
     // 1. SIGTERM to npm, as a process manager or CI sends it.
     const first = await npmStart(pkg.dir, [0, 0, 0]);
     const ports = [Number(first.match[3]), Number(first.match[2]), Number(first.match[4])] as [number, number, number];
-    assert.ok(first.tree.some((p) => p.pid === Number(first.match[1])), 'the demo runs below npm');
-    assert.ok(existsSync(join(pkg.dir, '.gatehouse-demo', 'ca')), 'the state folder lives in the folder npm start runs in');
+    assert.ok(
+      first.tree.some((p) => p.pid === Number(first.match[1])),
+      'the demo runs below npm',
+    );
+    assert.ok(
+      existsSync(join(pkg.dir, '.gatehouse-demo', 'ca')),
+      'the state folder lives in the folder npm start runs in',
+    );
     const byTerm = await stopWith(first, 'SIGTERM');
     assert.deepEqual(byTerm, { code: 0, signal: null }, first.output().slice(-3000));
     assert.match(first.output(), /Gatehouse demo stopped\./);
@@ -135,7 +198,10 @@ test('npm-start-stops-on-sigterm-and-sigint-frees-everything-and-starts-again', 
     const byInt = await second.exited;
     hold.destroy();
     assert.deepEqual(byInt, { code: 0, signal: null }, second.output().slice(-3000));
-    assert.ok(findLog(second.output(), 'cli.signal_ignored', { signal: 'SIGINT' }), 'the extra SIGINT is ignored, not fatal');
+    assert.ok(
+      findLog(second.output(), 'cli.signal_ignored', { signal: 'SIGINT' }),
+      'the extra SIGINT is ignored, not fatal',
+    );
     assert.ok(findLog(second.output(), 'ca.drain_timeout'), 'the connection still open was cut at the deadline');
     assert.match(second.output(), /Gatehouse demo stopped\./, 'the stop ran to its end');
     assert.ok(Date.now() - stopping < 15_000, `stopped within the demo's deadline (${Date.now() - stopping} ms)`);
@@ -154,15 +220,30 @@ test('npm-start-stops-on-sigterm-and-sigint-frees-everything-and-starts-again', 
 test('npm-start-stopped-while-building-leaves-no-build-behind', async () => {
   const pkg = scratchPackage('sleep 300');
   try {
-    const npm = spawn('npm', ['start'], { cwd: pkg.dir, env: { ...process.env, ...NPM_ENV }, stdio: ['ignore', 'pipe', 'pipe'] });
+    const npm = spawn('npm', ['start'], {
+      cwd: pkg.dir,
+      env: { ...process.env, ...NPM_ENV },
+      stdio: ['ignore', 'pipe', 'pipe'],
+    });
     const exited = new Promise<number | null>((done) => npm.once('exit', (code) => done(code)));
     let tree: Proc[] = [];
-    await waitFor(() => (tree = processTree(npm.pid!)).some((p) => /^sleep 300/.test(p.cmdline)), 30_000, 'the build to run');
+    await waitFor(
+      () => (tree = processTree(npm.pid!)).some((p) => /^sleep 300/.test(p.cmdline)),
+      30_000,
+      'the build to run',
+    );
     npm.kill('SIGTERM');
     await exited;
     await waitFor(() => stillRunning(tree).length === 0, 10_000, 'the build to stop').catch(() => undefined);
-    assert.deepEqual(stillRunning(tree).map((p) => `${p.pid} ${p.cmdline}`), [], 'npm, its shell and the build are all gone');
-    assert.deepEqual(processesIn(pkg.dir).map((p) => p.cmdline), []);
+    assert.deepEqual(
+      stillRunning(tree).map((p) => `${p.pid} ${p.cmdline}`),
+      [],
+      'npm, its shell and the build are all gone',
+    );
+    assert.deepEqual(
+      processesIn(pkg.dir).map((p) => p.cmdline),
+      [],
+    );
   } finally {
     killLeftovers(pkg.dir);
     pkg.cleanup();
@@ -193,11 +274,18 @@ before(async () => {
   bundle = writeClientCaBundle(fixture);
   app = await startEchoUpstream();
   slowApp = await startEchoUpstream({ delayMs: 1500 });
-  const stuck = createHttpServer(() => { stuckApp.requests++; });
+  const stuck = createHttpServer(() => {
+    stuckApp.requests++;
+  });
   await new Promise<void>((done) => stuck.listen(0, '127.0.0.1', () => done()));
   stuckApp = {
-    url: `http://127.0.0.1:${(stuck.address() as AddressInfo).port}`, requests: 0,
-    close: () => new Promise<void>((done) => { stuck.closeAllConnections(); stuck.close(() => done()); }),
+    url: `http://127.0.0.1:${(stuck.address() as AddressInfo).port}`,
+    requests: 0,
+    close: () =>
+      new Promise<void>((done) => {
+        stuck.closeAllConnections();
+        stuck.close(() => done());
+      }),
   };
 });
 
@@ -209,11 +297,26 @@ after(async () => {
 });
 
 // A log line with this msg, and the port from its url field (in whichever order pino wrote the keys).
-const listeningOn = (msg: string) => new RegExp(`^(?=.*"msg":"${msg.replace('.', '\\.')}").*"url":"https://127\\.0\\.0\\.1:(\\d+)"`, 'm');
+const listeningOn = (msg: string) =>
+  new RegExp(`^(?=.*"msg":"${msg.replace('.', '\\.')}").*"url":"https://127\\.0\\.0\\.1:(\\d+)"`, 'm');
 const CA_READY = listeningOn('ca.listening');
 const GATEWAY_READY = listeningOn('gateway.listening');
-const cli = (args: string[], ready: RegExp) => startUntil(process.execPath, [CLI_PATH, ...args], ready, { timeoutMs: 30_000 });
-const gatewayArgs = (listen: string, upstream: string, extra: string[] = []) => ['gateway', '--listen', listen, '--cert', join(gw, 'cert.pem'), '--key', join(gw, 'key.pem'), '--client-ca', bundle, '--upstream', upstream, ...extra];
+const cli = (args: string[], ready: RegExp) =>
+  startUntil(process.execPath, [CLI_PATH, ...args], ready, { timeoutMs: 30_000 });
+const gatewayArgs = (listen: string, upstream: string, extra: string[] = []) => [
+  'gateway',
+  '--listen',
+  listen,
+  '--cert',
+  join(gw, 'cert.pem'),
+  '--key',
+  join(gw, 'key.pem'),
+  '--client-ca',
+  bundle,
+  '--upstream',
+  upstream,
+  ...extra,
+];
 
 for (const signal of ['SIGINT', 'SIGTERM'] as const) {
   test(`ca-serve-stops-on-${signal.toLowerCase()}-and-starts-again-on-the-same-port`, async () => {
@@ -228,17 +331,23 @@ for (const signal of ['SIGINT', 'SIGTERM'] as const) {
 
   test(`gateway-stops-on-${signal.toLowerCase()}-with-workers-and-without`, async () => {
     for (const workers of ['1', '2']) {
-      const gateway = await cli(gatewayArgs('127.0.0.1:0', app.url, ['--workers', workers, '--admin-listen', '127.0.0.1:0']), GATEWAY_READY);
+      const gateway = await cli(
+        gatewayArgs('127.0.0.1:0', app.url, ['--workers', workers, '--admin-listen', '127.0.0.1:0']),
+        GATEWAY_READY,
+      );
       const port = Number(gateway.match[1]);
       // The ready line and the admin listener's log line are written separately: wait for both.
       const adminLine = /^(?=.*"msg":"gateway\.admin_started").*"listen":"127\.0\.0\.1:(\d+)"/m;
-      await waitFor(() => adminLine.test(gateway.output()), 10_000, 'the admin listener to be logged').catch((err: unknown) => {
-        gateway.child.kill('SIGKILL');
-        throw err;
-      });
+      await waitFor(() => adminLine.test(gateway.output()), 10_000, 'the admin listener to be logged').catch(
+        (err: unknown) => {
+          gateway.child.kill('SIGKILL');
+          throw err;
+        },
+      );
       const admin = Number(adminLine.exec(gateway.output())?.[1]);
       assert.ok(admin > 0, gateway.output());
-      if (workers === '2') assert.equal(gateway.tree.filter((p) => p.cmdline.includes('gateway')).length, 3, 'a primary and two workers');
+      if (workers === '2')
+        assert.equal(gateway.tree.filter((p) => p.cmdline.includes('gateway')).length, 3, 'a primary and two workers');
       assert.deepEqual(await stopWith(gateway, signal), { code: 0, signal: null }, gateway.output());
       await assertAllGone(gateway, [port, admin], `gateway --workers ${workers}`);
     }
@@ -246,9 +355,14 @@ for (const signal of ['SIGINT', 'SIGTERM'] as const) {
 }
 
 test('ca-serve-with-workers-stops-on-sigterm-with-no-worker-left', async () => {
-  const ca = await cli(['ca', 'serve', '--dir', caDir, '--listen', '127.0.0.1:0', '--workers', '2', '--metrics-listen', '127.0.0.1:0'], CA_READY);
+  const ca = await cli(
+    ['ca', 'serve', '--dir', caDir, '--listen', '127.0.0.1:0', '--workers', '2', '--metrics-listen', '127.0.0.1:0'],
+    CA_READY,
+  );
   const port = Number(ca.match[1]);
-  const metrics = Number(/^(?=.*"msg":"ca\.listening").*"metrics":"http:\/\/127\.0\.0\.1:(\d+)/m.exec(ca.output())?.[1]);
+  const metrics = Number(
+    /^(?=.*"msg":"ca\.listening").*"metrics":"http:\/\/127\.0\.0\.1:(\d+)/m.exec(ca.output())?.[1],
+  );
   assert.equal(ca.tree.length, 3, 'a primary and two workers');
   assert.deepEqual(await stopWith(ca, 'SIGTERM'), { code: 0, signal: null }, ca.output());
   await assertAllGone(ca, [port, metrics], 'ca serve --workers 2');
@@ -263,7 +377,22 @@ test('agent-run-stops-on-sigint-and-sigterm', async () => {
 });
 
 function curl(port: number, path: string) {
-  return run('curl', ['-sS', '--max-time', '20', '--cacert', join(gw, 'ca.pem'), '--cert', join(device, 'cert.pem'), '--key', join(device, 'key.pem'), '-o', '/dev/null', '-w', '%{http_code}', `https://localhost:${port}${path}`]);
+  return run('curl', [
+    '-sS',
+    '--max-time',
+    '20',
+    '--cacert',
+    join(gw, 'ca.pem'),
+    '--cert',
+    join(device, 'cert.pem'),
+    '--key',
+    join(device, 'key.pem'),
+    '-o',
+    '/dev/null',
+    '-w',
+    '%{http_code}',
+    `https://localhost:${port}${path}`,
+  ]);
 }
 
 test('gateway-second-sigterm-while-draining-does-not-cut-the-stop-short', async () => {
@@ -282,14 +411,17 @@ test('gateway-second-sigterm-while-draining-does-not-cut-the-stop-short', async 
 
 test('gateway-stop-has-a-deadline-and-logs-what-it-cut', async () => {
   const config = join(scratch.dir, 'gateway-deadline.yaml');
-  writeFileSync(config, [
-    'listen: 127.0.0.1:0',
-    `tls: { cert: ${JSON.stringify(join(gw, 'cert.pem'))}, key: ${JSON.stringify(join(gw, 'key.pem'))}, clientCa: ${JSON.stringify(bundle)} }`,
-    `routes: [{ upstreams: [${JSON.stringify(stuckApp.url)}] }]`,
-    'limits: { drainTimeout: 1s }',
-    'workers: 1',
-    '',
-  ].join('\n'));
+  writeFileSync(
+    config,
+    [
+      'listen: 127.0.0.1:0',
+      `tls: { cert: ${JSON.stringify(join(gw, 'cert.pem'))}, key: ${JSON.stringify(join(gw, 'key.pem'))}, clientCa: ${JSON.stringify(bundle)} }`,
+      `routes: [{ upstreams: [${JSON.stringify(stuckApp.url)}] }]`,
+      'limits: { drainTimeout: 1s }',
+      'workers: 1',
+      '',
+    ].join('\n'),
+  );
   const gateway = await cli(['gateway', '--config', config], GATEWAY_READY);
   const port = Number(gateway.match[1]);
   const stuck = curl(port, '/never-answered');
@@ -297,7 +429,10 @@ test('gateway-stop-has-a-deadline-and-logs-what-it-cut', async () => {
   const started = Date.now();
   const result = await stopWith(gateway, 'SIGTERM');
   assert.deepEqual(result, { code: 0, signal: null }, gateway.output());
-  assert.ok(Date.now() - started < 8000, `stopped within the 1 s drain timeout plus margin (${Date.now() - started} ms)`);
+  assert.ok(
+    Date.now() - started < 8000,
+    `stopped within the 1 s drain timeout plus margin (${Date.now() - started} ms)`,
+  );
   assert.ok(findLog(gateway.output(), 'gateway.drain_timeout', { afterMs: 1000 }), gateway.output());
   await stuck;
   await assertAllGone(gateway, [port], 'the gateway');
@@ -306,7 +441,10 @@ test('gateway-stop-has-a-deadline-and-logs-what-it-cut', async () => {
 test('demo-help-says-where-its-state-lives-and-how-it-stops', async () => {
   const r = await gatehouse(['demo', '--help']);
   assert.equal(r.status, 0);
-  assert.match(r.stdout, /--state-dir DIR +Where the demo lives: its CA \(keys included\)[^\n]*default \.\/\.gatehouse-demo/);
+  assert.match(
+    r.stdout,
+    /--state-dir DIR +Where the demo lives: its CA \(keys included\)[^\n]*default \.\/\.gatehouse-demo/,
+  );
   assert.match(r.stdout, /--keep +Keep the state folder at exit/);
   assert.match(r.stdout, /Ctrl-C or SIGTERM \(also when started by `npm start`/);
 });

@@ -38,14 +38,30 @@ test('cli-context-add-use-list-remove-and-remote-commands-without-flags', async 
   const { id } = JSON.parse(created.stdout) as { id: string };
   const listed = await cli(['token', 'list', '--json']);
   assert.ok((JSON.parse(listed.stdout) as Array<{ id: string }>).some((tk) => tk.id === id));
-  assert.equal((await fixture.store.listAudit({ type: 'ca.token_created' })).at(-1)!.actor, 'spiffe://test.internal/admin/admin', 'through the admin API, as the admin identity');
+  assert.equal(
+    (await fixture.store.listAudit({ type: 'ca.token_created' })).at(-1)!.actor,
+    'spiffe://test.internal/admin/admin',
+    'through the admin API, as the admin identity',
+  );
 
   // A second context; `use` switches, GATEHOUSE_CONTEXT and --context pick one per command.
   const otherDir = join(home.dir, 'other-admin');
   cpSync(fixture.adminDir, otherDir, { recursive: true });
-  assert.equal((await cli(['context', 'add', 'other', '--ca', 'https://127.0.0.1:1', '--identity', otherDir])).status, 0);
-  const list = JSON.parse((await cli(['context', 'list', '--json'])).stdout) as Array<{ name: string; current: boolean }>;
-  assert.deepEqual(list.map((c) => [c.name, c.current]), [['test', true], ['other', false]]);
+  assert.equal(
+    (await cli(['context', 'add', 'other', '--ca', 'https://127.0.0.1:1', '--identity', otherDir])).status,
+    0,
+  );
+  const list = JSON.parse((await cli(['context', 'list', '--json'])).stdout) as Array<{
+    name: string;
+    current: boolean;
+  }>;
+  assert.deepEqual(
+    list.map((c) => [c.name, c.current]),
+    [
+      ['test', true],
+      ['other', false],
+    ],
+  );
   const unreachable = await cli(['token', 'list', '--context', 'other']);
   assert.notEqual(unreachable.status, 0);
   assert.match(unreachable.stderr, /cannot reach the CA at https:\/\/127\.0\.0\.1:1/);
@@ -56,7 +72,11 @@ test('cli-context-add-use-list-remove-and-remote-commands-without-flags', async 
   const unknown = await cli(['token', 'list', '--context', 'nope']);
   assert.equal(unknown.status, 64);
   assert.match(unknown.stderr, /no context "nope" .*contexts: test, other/);
-  assert.equal((await cli(['context', 'add', 'test', '--ca', fixture.url, '--identity', fixture.adminDir])).status, 64, 'no silent replacement');
+  assert.equal(
+    (await cli(['context', 'add', 'test', '--ca', fixture.url, '--identity', fixture.adminDir])).status,
+    64,
+    'no silent replacement',
+  );
 
   // The identity's ca.pem replaced by another root: the pin refuses it.
   const foreign = await makeCa(home.dir, 'Foreign Root');
@@ -66,7 +86,12 @@ test('cli-context-add-use-list-remove-and-remote-commands-without-flags', async 
   assert.match(pinned.stderr, /context was saved with root/);
 
   assert.equal((await cli(['context', 'remove', 'other'])).status, 0);
-  assert.deepEqual((JSON.parse((await cli(['context', 'list', '--json'])).stdout) as Array<{ name: string; current: boolean }>).map((c) => [c.name, c.current]), [['test', false]]);
+  assert.deepEqual(
+    (JSON.parse((await cli(['context', 'list', '--json'])).stdout) as Array<{ name: string; current: boolean }>).map(
+      (c) => [c.name, c.current],
+    ),
+    [['test', false]],
+  );
   // Explicit flags still win over any context.
   assert.equal((await cli(['token', 'list', '--dir', fixture.caDir])).status, 0);
 });
@@ -75,7 +100,11 @@ test('cli-dir-that-is-not-a-ca-says-so-before-any-advice-about-modes', async (t)
   const tmp = makeTempDir('gatehouse-notca-');
   t.after(() => tmp.cleanup());
   writeFileSync(join(tmp.dir, 'file.txt'), 'x');
-  for (const [dir, said] of [[tmp.dir, /is not a Gatehouse CA directory \(it has no gatehouse\.yaml\)/], [join(tmp.dir, 'missing'), /does not exist/], [join(tmp.dir, 'file.txt'), /is not a directory/]] as const) {
+  for (const [dir, said] of [
+    [tmp.dir, /is not a Gatehouse CA directory \(it has no gatehouse\.yaml\)/],
+    [join(tmp.dir, 'missing'), /does not exist/],
+    [join(tmp.dir, 'file.txt'), /is not a directory/],
+  ] as const) {
     const r = await gatehouse(['cert', 'list', '--dir', dir]);
     assert.equal(r.status, 66, r.stderr);
     assert.match(r.stderr, said);

@@ -48,12 +48,24 @@ test('cli-end-to-end-init-serve-enroll-whoami-renew-revoke-list', async () => {
     const fingerprint = /root fingerprint \(SHA-256\):\s+([0-9a-f]{64})/.exec(init.stdout)?.[1];
     assert.ok(fingerprint, init.stdout);
     assert.equal(statSync(caDir).mode & 0o777, 0o700);
-    for (const key of ['root-key.pem', 'intermediate-key.pem', 'admin/key.pem']) assert.equal(statSync(join(caDir, key)).mode & 0o777, 0o600, key);
+    for (const key of ['root-key.pem', 'intermediate-key.pem', 'admin/key.pem'])
+      assert.equal(statSync(join(caDir, key)).mode & 0o777, 0o600, key);
     const whoamiAdmin = await gatehouse(['agent', 'whoami', '--dir', join(caDir, 'admin'), '--json']);
     assert.equal(JSON.parse(whoamiAdmin.stdout).role, 'admin');
 
     ca = await startCaProcess(caDir);
-    const created = await gatehouse(['token', 'create', '--dir', caDir, '--role', 'web', '--name', 'laptop-7', '--ttl', '10m']);
+    const created = await gatehouse([
+      'token',
+      'create',
+      '--dir',
+      caDir,
+      '--role',
+      'web',
+      '--name',
+      'laptop-7',
+      '--ttl',
+      '10m',
+    ]);
     assert.equal(created.status, 0, created.stderr);
     const token = created.stdout.trim();
     assert.match(token, new RegExp(`^GHTKN-1-${fingerprint}-[0-9a-f]{16}-[a-z2-7]{32}$`));
@@ -84,18 +96,50 @@ test('cli-end-to-end-init-serve-enroll-whoami-renew-revoke-list', async () => {
     assertModes(caDir);
     assertModes(device);
 
-    const revoked = await gatehouse(['cert', 'revoke', current.serial, '--reason', 'keyCompromise', '--identity', join(caDir, 'admin'), '--ca', ca.url]);
+    const revoked = await gatehouse([
+      'cert',
+      'revoke',
+      current.serial,
+      '--reason',
+      'keyCompromise',
+      '--identity',
+      join(caDir, 'admin'),
+      '--ca',
+      ca.url,
+    ]);
     assert.equal(revoked.status, 0, revoked.stderr);
-    const list = JSON.parse((await gatehouse(['cert', 'list', '--dir', caDir, '--json'])).stdout) as Array<{ serial: string; state: string; name: string }>;
+    const list = JSON.parse((await gatehouse(['cert', 'list', '--dir', caDir, '--json'])).stdout) as Array<{
+      serial: string;
+      state: string;
+      name: string;
+    }>;
     assert.equal(list.find((c) => c.serial === current.serial)?.state, 'revoked');
     // The certificate it renewed (still unexpired) is of the same lineage: revoked with it.
     assert.equal(list.find((c) => c.serial === previous.serial)?.state, 'revoked');
 
     // openssl judges the CRL the CA now serves.
     const crlPath = join(tmp.dir, 'crl.der');
-    const fetched = runSync('curl', ['-sS', '--fail', '--cacert', join(caDir, 'root.pem'), '-o', crlPath, `${ca.url}/crl`]);
+    const fetched = runSync('curl', [
+      '-sS',
+      '--fail',
+      '--cacert',
+      join(caDir, 'root.pem'),
+      '-o',
+      crlPath,
+      `${ca.url}/crl`,
+    ]);
     assert.equal(fetched.status, 0, fetched.stderr);
-    const crl = runSync('openssl', ['crl', '-inform', 'DER', '-in', crlPath, '-noout', '-text', '-CAfile', join(caDir, 'intermediate.pem')]);
+    const crl = runSync('openssl', [
+      'crl',
+      '-inform',
+      'DER',
+      '-in',
+      crlPath,
+      '-noout',
+      '-text',
+      '-CAfile',
+      join(caDir, 'intermediate.pem'),
+    ]);
     assert.equal(crl.status, 0, crl.stderr);
     assert.match(crl.stderr + crl.stdout, /verify OK/);
     assert.ok(crl.stdout.toUpperCase().includes(current.serial.toUpperCase()), 'revoked serial is in the CRL');
@@ -108,7 +152,16 @@ test('cli-end-to-end-init-serve-enroll-whoami-renew-revoke-list', async () => {
     assert.match(renewRevoked.stderr, /enroll again/);
 
     // The same token cannot be used twice.
-    const again = await gatehouse(['agent', 'enroll', '--ca', ca.url, '--token-file', tokenFile, '--dir', join(tmp.dir, 'other')]);
+    const again = await gatehouse([
+      'agent',
+      'enroll',
+      '--ca',
+      ca.url,
+      '--token-file',
+      tokenFile,
+      '--dir',
+      join(tmp.dir, 'other'),
+    ]);
     assert.equal(again.status, 77);
     assert.match(again.stderr, /GH_TOKEN_USED/);
     assert.equal(existsSync(join(tmp.dir, 'other', 'key.pem')), false, 'nothing written on refusal');
@@ -125,8 +178,21 @@ test('cli-enroll-with-wrong-ca-pin-refused-and-writes-nothing', async () => {
     assert.equal((await gatehouse(['ca', 'init', '--dir', join(tmp.dir, 'a')])).status, 0);
     assert.equal((await gatehouse(['ca', 'init', '--dir', join(tmp.dir, 'b')])).status, 0);
     ca = await startCaProcess(join(tmp.dir, 'a'));
-    const tokenForB = (await gatehouse(['token', 'create', '--dir', join(tmp.dir, 'b'), '--role', 'web'])).stdout.trim();
-    const r = await gatehouse(['agent', 'enroll', '--ca', ca.url, '--token', tokenForB, '--name', 'x', '--dir', join(tmp.dir, 'dev')]);
+    const tokenForB = (
+      await gatehouse(['token', 'create', '--dir', join(tmp.dir, 'b'), '--role', 'web'])
+    ).stdout.trim();
+    const r = await gatehouse([
+      'agent',
+      'enroll',
+      '--ca',
+      ca.url,
+      '--token',
+      tokenForB,
+      '--name',
+      'x',
+      '--dir',
+      join(tmp.dir, 'dev'),
+    ]);
     assert.equal(r.status, 77);
     assert.match(r.stderr, /GH_CA_PIN_MISMATCH/);
     assert.match(r.stderr, /pins [0-9a-f]{64}/);
@@ -194,7 +260,11 @@ test('cli-passphrase-encrypts-ca-keys-and-serve-needs-it', async () => {
     assert.deepEqual(pemLabels(join(dir, 'intermediate-key.pem')), ['ENCRYPTED PRIVATE KEY']);
     assert.deepEqual(pemLabels(join(dir, 'root-key.pem')), ['ENCRYPTED PRIVATE KEY']);
     // openssl reads our encrypted PKCS#8 with the passphrase.
-    assert.equal(runSync('openssl', ['pkey', '-in', join(dir, 'intermediate-key.pem'), '-passin', `file:${pass}`, '-noout']).status, 0);
+    assert.equal(
+      runSync('openssl', ['pkey', '-in', join(dir, 'intermediate-key.pem'), '-passin', `file:${pass}`, '-noout'])
+        .status,
+      0,
+    );
     const bad = await gatehouse(['ca', 'serve', '--dir', dir, '--listen', '127.0.0.1:0', '--passphrase-file', wrong]);
     assert.equal(bad.status, 77);
     assert.match(bad.stderr, /wrong passphrase/);
@@ -274,8 +344,21 @@ test('cli-usage-errors-exit-64-and-every-command-has-help', async () => {
     const created = JSON.parse(init.stdout) as { rootFingerprint: string; adminDir: string };
     assert.match(created.rootFingerprint, /^[0-9a-f]{64}$/);
     assert.equal(created.adminDir, join(tmp.dir, 'ca', 'admin'));
-    writeFileSync(join(tmp.dir, 'csr.pem'), await pki.buildCsrPem(pki.generatePrivateKey('p256'), { commonName: 'printer-1' }));
-    const signed = await gatehouse(['cert', 'sign', '--dir', join(tmp.dir, 'ca'), '--csr', join(tmp.dir, 'csr.pem'), '--role', 'web', '--json']);
+    writeFileSync(
+      join(tmp.dir, 'csr.pem'),
+      await pki.buildCsrPem(pki.generatePrivateKey('p256'), { commonName: 'printer-1' }),
+    );
+    const signed = await gatehouse([
+      'cert',
+      'sign',
+      '--dir',
+      join(tmp.dir, 'ca'),
+      '--csr',
+      join(tmp.dir, 'csr.pem'),
+      '--role',
+      'web',
+      '--json',
+    ]);
     assert.equal(signed.status, 0, signed.stderr);
     const record = JSON.parse(signed.stdout) as { spiffeId: string; chain: string; state: string };
     assert.equal(record.spiffeId, 'spiffe://gatehouse.internal/web/printer-1');
@@ -294,15 +377,28 @@ test('cli-agent-run-renews-on-schedule-runs-hook-and-stops-on-sigterm', async ()
   const { spawn } = await import('node:child_process');
   const { CLI_PATH } = await import('./helpers/cli.js');
   // A 12 s lifetime puts the renewal 7–9 s after issuance.
-  const fixture = await startCaFixture({ configEdit: (yaml) => yaml.replace(/(web:\n\s+profile: client\n\s+lifetime: )24h/, '$112s') });
+  const fixture = await startCaFixture({
+    configEdit: (yaml) => yaml.replace(/(web:\n\s+profile: client\n\s+lifetime: )24h/, '$112s'),
+  });
   const dir = join(fixture.root, 'short');
   const hookLog = join(fixture.root, 'hook.log');
   try {
     const { token } = await fixture.server.authority.createToken({ role: 'web' }, { actor: 'test' });
-    assert.equal((await gatehouse(['agent', 'enroll', '--ca', fixture.url, '--token', token, '--name', 'short', '--dir', dir])).status, 0);
+    assert.equal(
+      (await gatehouse(['agent', 'enroll', '--ca', fixture.url, '--token', token, '--name', 'short', '--dir', dir]))
+        .status,
+      0,
+    );
     const first = JSON.parse((await gatehouse(['agent', 'whoami', '--dir', dir, '--json'])).stdout);
-    assert.ok((new Date(first.notAfter).getTime() - new Date(first.notBefore).getTime()) / 1000 <= 14, '12 s lifetime plus a backdate of at most a tenth of it (rounded to seconds)');
-    const child = spawn(process.execPath, [CLI_PATH, 'agent', 'run', '--dir', dir, '--on-renew', `echo "$GATEHOUSE_SERIAL" >> '${hookLog}'`], { stdio: ['ignore', 'ignore', 'pipe'] });
+    assert.ok(
+      (new Date(first.notAfter).getTime() - new Date(first.notBefore).getTime()) / 1000 <= 14,
+      '12 s lifetime plus a backdate of at most a tenth of it (rounded to seconds)',
+    );
+    const child = spawn(
+      process.execPath,
+      [CLI_PATH, 'agent', 'run', '--dir', dir, '--on-renew', `echo "$GATEHOUSE_SERIAL" >> '${hookLog}'`],
+      { stdio: ['ignore', 'ignore', 'pipe'] },
+    );
     let logs = '';
     child.stderr!.on('data', (d) => (logs += d));
     const exited = new Promise<number | null>((resolve) => child.once('exit', (code) => resolve(code)));
@@ -330,14 +426,50 @@ test('ca-serve-workers-share-port-store-and-crl', async () => {
     assert.equal((await gatehouse(['ca', 'init', '--dir', caDir])).status, 0);
     ca = await startCaProcess(caDir, ['--workers', '2']);
     assert.equal(findLog(ca.output(), 'ca.listening')?.workers, 2);
-    const token = (await gatehouse(['token', 'create', '--dir', caDir, '--role', 'web', '--uses', '6', '--names', 'w-*'])).stdout.trim();
-    const results = await Promise.all(Array.from({ length: 6 }, (_, i) => gatehouse(['agent', 'enroll', '--ca', ca!.url, '--token', token, '--name', `w-${i}`, '--dir', join(tmp.dir, `w-${i}`), '--json'])));
-    assert.deepEqual(results.map((r) => r.status), [0, 0, 0, 0, 0, 0], results.map((r) => r.stderr).join('\n'));
+    const token = (
+      await gatehouse(['token', 'create', '--dir', caDir, '--role', 'web', '--uses', '6', '--names', 'w-*'])
+    ).stdout.trim();
+    const results = await Promise.all(
+      Array.from({ length: 6 }, (_, i) =>
+        gatehouse([
+          'agent',
+          'enroll',
+          '--ca',
+          ca!.url,
+          '--token',
+          token,
+          '--name',
+          `w-${i}`,
+          '--dir',
+          join(tmp.dir, `w-${i}`),
+          '--json',
+        ]),
+      ),
+    );
+    assert.deepEqual(
+      results.map((r) => r.status),
+      [0, 0, 0, 0, 0, 0],
+      results.map((r) => r.stderr).join('\n'),
+    );
     const serials = results.map((r) => JSON.parse(r.stdout).serial as string);
-    const seventh = await gatehouse(['agent', 'enroll', '--ca', ca.url, '--token', token, '--name', 'w-7', '--dir', join(tmp.dir, 'w-7')]);
+    const seventh = await gatehouse([
+      'agent',
+      'enroll',
+      '--ca',
+      ca.url,
+      '--token',
+      token,
+      '--name',
+      'w-7',
+      '--dir',
+      join(tmp.dir, 'w-7'),
+    ]);
     assert.equal(seventh.status, 77, 'the shared store enforces the use count across workers');
     // Revoke through one worker; every worker serves a CRL with the serial within the poll interval.
-    assert.equal((await gatehouse(['cert', 'revoke', serials[0]!, '--identity', join(caDir, 'admin'), '--ca', ca.url])).status, 0);
+    assert.equal(
+      (await gatehouse(['cert', 'revoke', serials[0]!, '--identity', join(caDir, 'admin'), '--ca', ca.url])).status,
+      0,
+    );
     const deadline = Date.now() + 15_000;
     let listed = 0;
     while (Date.now() < deadline && listed < 6) {
@@ -361,17 +493,51 @@ test('cli-cert-sign-offline-applies-role-rules-and-records-the-cert', async () =
     assert.equal((await gatehouse(['ca', 'init', '--dir', caDir, '--trust-domain', 'acme.test'])).status, 0);
     const key = join(tmp.dir, 'server.key');
     const csr = join(tmp.dir, 'server.csr');
-    assert.equal(runSync('openssl', ['req', '-new', '-newkey', 'ec', '-pkeyopt', 'ec_paramgen_curve:P-256', '-nodes', '-keyout', key, '-out', csr, '-subj', '/CN=legacy-web', '-addext', 'subjectAltName=DNS:legacy.acme.test,IP:127.0.0.1']).status, 0);
+    assert.equal(
+      runSync('openssl', [
+        'req',
+        '-new',
+        '-newkey',
+        'ec',
+        '-pkeyopt',
+        'ec_paramgen_curve:P-256',
+        '-nodes',
+        '-keyout',
+        key,
+        '-out',
+        csr,
+        '-subj',
+        '/CN=legacy-web',
+        '-addext',
+        'subjectAltName=DNS:legacy.acme.test,IP:127.0.0.1',
+      ]).status,
+      0,
+    );
     const out = join(tmp.dir, 'server.pem');
     const signed = await gatehouse(['cert', 'sign', '--dir', caDir, '--csr', csr, '--role', 'gateway', '--out', out]);
     assert.equal(signed.status, 0, signed.stderr);
     assert.match(signed.stderr, /spiffe:\/\/acme\.test\/gateway\/legacy-web/);
     const leafOnly = join(tmp.dir, 'leaf.pem');
     writeFileSync(leafOnly, readFileSync(out, 'utf8').split(/(?<=-----END CERTIFICATE-----\n)/)[0]!);
-    const verify = runSync('openssl', ['verify', '-x509_strict', '-purpose', 'sslserver', '-CAfile', join(caDir, 'root.pem'), '-untrusted', join(caDir, 'intermediate.pem'), leafOnly]);
+    const verify = runSync('openssl', [
+      'verify',
+      '-x509_strict',
+      '-purpose',
+      'sslserver',
+      '-CAfile',
+      join(caDir, 'root.pem'),
+      '-untrusted',
+      join(caDir, 'intermediate.pem'),
+      leafOnly,
+    ]);
     assert.equal(verify.status, 0, verify.stdout + verify.stderr);
-    const list = JSON.parse((await gatehouse(['cert', 'list', '--dir', caDir, '--role', 'gateway', '--json'])).stdout) as Array<{ name: string }>;
-    assert.deepEqual(list.map((c) => c.name), ['legacy-web']);
+    const list = JSON.parse(
+      (await gatehouse(['cert', 'list', '--dir', caDir, '--role', 'gateway', '--json'])).stdout,
+    ) as Array<{ name: string }>;
+    assert.deepEqual(
+      list.map((c) => c.name),
+      ['legacy-web'],
+    );
 
     // The same CSR for a client role asks for DNS/IP SANs the role does not allow.
     const refused = await gatehouse(['cert', 'sign', '--dir', caDir, '--csr', csr, '--role', 'web']);

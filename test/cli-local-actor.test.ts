@@ -22,8 +22,16 @@ function chownTree(path: string): void {
 }
 
 test('cert sign as a uid without a passwd entry signs and audits the uid as the actor', async () => {
-  assert.equal(process.getuid?.(), 0, 'this test takes a uid with no passwd entry, which needs root (CI runs the suite as root)');
-  assert.notEqual(runSync('getent', ['passwd', String(UID)]).status, 0, `uid ${UID} must have no passwd entry on this machine`);
+  assert.equal(
+    process.getuid?.(),
+    0,
+    'this test takes a uid with no passwd entry, which needs root (CI runs the suite as root)',
+  );
+  assert.notEqual(
+    runSync('getent', ['passwd', String(UID)]).status,
+    0,
+    `uid ${UID} must have no passwd entry on this machine`,
+  );
   const tmp = makeTempDir();
   try {
     const caDir = join(tmp.dir, 'ca');
@@ -33,14 +41,35 @@ test('cert sign as a uid without a passwd entry signs and audits the uid as the 
     writeFileSync(csr, await pki.buildCsrPem(pki.generatePrivateKey('p256'), { commonName: 'printer-9' }));
     chownTree(tmp.dir);
     chmodSync(tmp.dir, 0o700);
-    const signed = await run('setpriv', [`--reuid=${UID}`, `--regid=${UID}`, '--clear-groups', process.execPath, CLI_PATH, 'cert', 'sign', '--dir', caDir, '--csr', csr, '--role', 'web', '--json'],
-      { env: { ...process.env, HOME: tmp.dir } });
+    const signed = await run(
+      'setpriv',
+      [
+        `--reuid=${UID}`,
+        `--regid=${UID}`,
+        '--clear-groups',
+        process.execPath,
+        CLI_PATH,
+        'cert',
+        'sign',
+        '--dir',
+        caDir,
+        '--csr',
+        csr,
+        '--role',
+        'web',
+        '--json',
+      ],
+      { env: { ...process.env, HOME: tmp.dir } },
+    );
     assert.equal(signed.status, 0, signed.stderr);
     assert.equal((JSON.parse(signed.stdout) as { name: string }).name, 'printer-9');
     const store = openSqliteStore(join(caDir, CA_FILES.database));
     try {
       const issued = (await store.listAudit({ type: 'ca.cert_issued' })).filter((e) => e.details.name === 'printer-9');
-      assert.deepEqual(issued.map((e) => e.actor), [`local:${UID}`]);
+      assert.deepEqual(
+        issued.map((e) => e.actor),
+        [`local:${UID}`],
+      );
     } finally {
       await store.close();
     }

@@ -35,24 +35,36 @@ describe('dashboard in chromium', () => {
     return r.stdout;
   }
 
-  async function enrollDevice(role: string, name: string, extra: string[] = []): Promise<{ dir: string; serial: string }> {
+  async function enrollDevice(
+    role: string,
+    name: string,
+    extra: string[] = [],
+  ): Promise<{ dir: string; serial: string }> {
     const tokenFile = join(tmp.dir, `token-${name}.txt`);
-    writeFileSync(tokenFile, await cli(['token', 'create', '--dir', caDir, '--role', role, '--name', name, '--ttl', '10m']), { mode: 0o600 });
+    writeFileSync(
+      tokenFile,
+      await cli(['token', 'create', '--dir', caDir, '--role', role, '--name', name, '--ttl', '10m']),
+      { mode: 0o600 },
+    );
     const dir = join(tmp.dir, `device-${name}`);
-    const enrolled = JSON.parse(await cli(['agent', 'enroll', '--ca', ca.url, '--token-file', tokenFile, '--dir', dir, '--json', ...extra]));
+    const enrolled = JSON.parse(
+      await cli(['agent', 'enroll', '--ca', ca.url, '--token-file', tokenFile, '--dir', dir, '--json', ...extra]),
+    );
     return { dir, serial: enrolled.serial };
   }
 
   async function newPage(context: BrowserContext): Promise<Page> {
     const page = await context.newPage();
     page.on('console', (m) => {
-      if (m.type() === 'error' || /Content Security Policy/i.test(m.text())) consoleProblems.push(`${page.url()}: ${m.text()}`);
+      if (m.type() === 'error' || /Content Security Policy/i.test(m.text()))
+        consoleProblems.push(`${page.url()}: ${m.text()}`);
     });
     page.on('pageerror', (err) => consoleProblems.push(`${page.url()}: ${err.message}`));
     return page;
   }
 
-  const shot = (page: Page, name: string, fullPage = true) => page.screenshot({ path: join(shotsDir, `dashboard-${name}.png`), fullPage });
+  const shot = (page: Page, name: string, fullPage = true) =>
+    page.screenshot({ path: join(shotsDir, `dashboard-${name}.png`), fullPage });
 
   /** Presses Tab until the focused element matches, as a keyboard user would; fails after `max` presses. */
   async function tabTo(page: Page, selector: string, max = 40): Promise<void> {
@@ -79,8 +91,11 @@ describe('dashboard in chromium', () => {
     ca = await startCaProcess(caDir);
     browser = await chromium.launch({ executablePath: CHROMIUM, args: ['--no-sandbox'] });
     admin = await browser.newContext({
-      ignoreHTTPSErrors: true, viewport: { width: 1280, height: 800 },
-      clientCertificates: [{ origin: ca.url, certPath: join(caDir, 'admin', 'cert.pem'), keyPath: join(caDir, 'admin', 'key.pem') }],
+      ignoreHTTPSErrors: true,
+      viewport: { width: 1280, height: 800 },
+      clientCertificates: [
+        { origin: ca.url, certPath: join(caDir, 'admin', 'cert.pem'), keyPath: join(caDir, 'admin', 'key.pem') },
+      ],
     });
     await admin.grantPermissions(['clipboard-read', 'clipboard-write'], { origin: ca.url });
     // The suite shares two cores with other test files: allow slow navigations rather than flake.
@@ -102,7 +117,7 @@ describe('dashboard in chromium', () => {
       const res = await page.goto(`${ca.url}/dashboard/fleet`);
       assert.equal(res?.status(), 401);
       assert.equal(await page.textContent('h1'), 'Admin client certificate required');
-      assert.match(await page.textContent('main') ?? '', /gatehouse agent export --p12 admin\.p12/);
+      assert.match((await page.textContent('main')) ?? '', /gatehouse agent export --p12 admin\.p12/);
       await shot(page, 'refused');
     } finally {
       await anonymous.close();
@@ -110,7 +125,11 @@ describe('dashboard in chromium', () => {
   });
 
   test('browser-admin-sees-devices-just-enrolled-and-filters-them', async () => {
-    await Promise.all([enrollDevice('web', 'laptop-1'), enrollDevice('web', 'build-7'), enrollDevice('gateway', 'edge-gw', ['--dns', 'localhost'])]);
+    await Promise.all([
+      enrollDevice('web', 'laptop-1'),
+      enrollDevice('web', 'build-7'),
+      enrollDevice('gateway', 'edge-gw', ['--dns', 'localhost']),
+    ]);
     await cli(['agent', 'renew', '--dir', join(tmp.dir, 'device-laptop-1')]);
     const page = await newPage(admin);
     const res = await page.goto(`${ca.url}/dashboard/`);
@@ -121,7 +140,8 @@ describe('dashboard in chromium', () => {
 
     await page.click('nav >> text=Fleet');
     const names = await page.locator('tbody th[scope="row"] a').allTextContents();
-    for (const name of ['laptop-1', 'build-7', 'edge-gw', 'admin']) assert.ok(names.includes(name), `${name} in ${names.join(', ')}`);
+    for (const name of ['laptop-1', 'build-7', 'edge-gw', 'admin'])
+      assert.ok(names.includes(name), `${name} in ${names.join(', ')}`);
     await shot(page, 'fleet');
 
     await page.fill('#q', 'build');
@@ -141,14 +161,18 @@ describe('dashboard in chromium', () => {
     await page.goto(`${ca.url}/dashboard/identity/web/laptop-1`);
     const serial = (await page.textContent('dl.facts dt:has-text("Current serial") + dd'))!.trim();
     assert.match(serial, /^[0-9a-f]+$/);
-    assert.equal(await page.locator('h2:has-text("Renewal history") + table tbody tr').count(), 2, 'enrollment and one renewal');
+    assert.equal(
+      await page.locator('h2:has-text("Renewal history") + table tbody tr').count(),
+      2,
+      'enrollment and one renewal',
+    );
     await shot(page, 'identity');
 
     // Keyboard only from here: Tab to the revoke link, Enter; Tab to the reason, pick with arrows; Tab to the button, Enter.
     await tabTo(page, 'a.button[href$="/revoke"]');
     assert.ok(await focusIsVisible(page), 'the focused link shows a focus ring');
     await Promise.all([page.waitForURL(/\/revoke$/), page.keyboard.press('Enter')]);
-    assert.match(await page.textContent('h1') ?? '', /Revoke certificate/);
+    assert.match((await page.textContent('h1')) ?? '', /Revoke certificate/);
     await tabTo(page, '#reason');
     assert.equal(await page.inputValue('#reason'), 'keyCompromise');
     await page.keyboard.press('ArrowDown');
@@ -158,7 +182,10 @@ describe('dashboard in chromium', () => {
     assert.equal(await page.evaluate(() => document.activeElement?.textContent), 'Revoke certificate');
     assert.ok(await focusIsVisible(page), 'the focused button shows a focus ring');
     await Promise.all([page.waitForURL(/revoked=/), page.keyboard.press('Enter')]);
-    assert.match(await page.textContent('p.notice') ?? '', new RegExp(`Certificate ${serial} was revoked \\(cessationOfOperation\\)[\\s\\S]*lists it`));
+    assert.match(
+      (await page.textContent('p.notice')) ?? '',
+      new RegExp(`Certificate ${serial} was revoked \\(cessationOfOperation\\)[\\s\\S]*lists it`),
+    );
     assert.equal(await page.textContent('dl.facts .badge'), 'Revoked');
 
     // The CRL the CA serves, read by our parser and by openssl.
@@ -192,8 +219,14 @@ describe('dashboard in chromium', () => {
     assert.equal(command, `gatehouse agent enroll --ca ${ca.url} --token-file token.txt`);
 
     await page.click('button:has-text("Copy token")');
-    await page.waitForFunction(() => document.getElementById('token-value-status')?.textContent === 'Copied to the clipboard.');
-    assert.equal(await page.evaluate(() => navigator.clipboard.readText()), token, 'the copy button put the token on the clipboard');
+    await page.waitForFunction(
+      () => document.getElementById('token-value-status')?.textContent === 'Copied to the clipboard.',
+    );
+    assert.equal(
+      await page.evaluate(() => navigator.clipboard.readText()),
+      token,
+      'the copy button put the token on the clipboard',
+    );
     await shot(page, 'token');
 
     // The exact command from the page, run by the real agent in a fresh directory.
@@ -223,10 +256,15 @@ describe('dashboard in chromium', () => {
     const csrf = await page.inputValue('input[name="csrf"]');
     const victimSerial = action!.split('/')[3]!;
     const attacker = await newPage(admin);
-    await attacker.setContent(`<form method="post" action="${ca.url}${action}"><input name="csrf" value="${csrf}"><input name="reason" value="keyCompromise"><button>go</button></form>`);
+    await attacker.setContent(
+      `<form method="post" action="${ca.url}${action}"><input name="csrf" value="${csrf}"><input name="reason" value="keyCompromise"><button>go</button></form>`,
+    );
     const [response] = await Promise.all([attacker.waitForNavigation(), attacker.click('button')]);
     assert.equal(response?.status(), 403);
-    assert.match(await attacker.textContent('main') ?? '', /form refused: the form was submitted from another site \(Sec-Fetch-Site: cross-site\)/);
+    assert.match(
+      (await attacker.textContent('main')) ?? '',
+      /form refused: the form was submitted from another site \(Sec-Fetch-Site: cross-site\)/,
+    );
     consoleProblems.splice(0, consoleProblems.length, ...consoleProblems.filter((p) => !p.includes('403')));
     await page.goto(`${ca.url}/dashboard/fleet?q=build-7`);
     assert.equal(await page.textContent('tbody .badge'), 'Active', `certificate ${victimSerial} is still active`);
@@ -242,7 +280,8 @@ describe('dashboard in chromium', () => {
     // Revoking laptop-1 revoked its lineage: the enrollment and its renewal, two events.
     const rows = page.locator('tbody tr');
     assert.equal(await rows.count(), 2);
-    for (const row of await rows.all()) assert.equal((await row.locator('td.mono').first().textContent())?.trim(), 'spiffe://acme.test/admin/admin');
+    for (const row of await rows.all())
+      assert.equal((await row.locator('td.mono').first().textContent())?.trim(), 'spiffe://acme.test/admin/admin');
     await page.goto(`${ca.url}/dashboard/audit`);
     await shot(page, 'audit', false);
     await page.close();
@@ -251,15 +290,19 @@ describe('dashboard in chromium', () => {
   test('browser-secret-created-granted-ungranted-and-deleted-never-shows-the-value', async () => {
     const value = `browser-secret-${Date.now()}-Qv7`;
     const page = await newPage(admin);
-    const neverTheValue = async (where: string) => assert.ok(!(await page.content()).includes(value), `${where}: the value is not in the page`);
+    const neverTheValue = async (where: string) =>
+      assert.ok(!(await page.content()).includes(value), `${where}: the value is not in the page`);
     await page.goto(`${ca.url}/dashboard/`);
     await page.click('nav >> text=Secrets');
     assert.equal(await page.textContent('h1'), 'Secrets');
     await page.fill('#secret-name', 'db-password');
     await page.fill('#secret-value', `${value}\nline two`);
-    await Promise.all([page.waitForURL(/\/dashboard\/secrets\/db-password\?created=1$/), page.click('button:has-text("Create secret")')]);
+    await Promise.all([
+      page.waitForURL(/\/dashboard\/secrets\/db-password\?created=1$/),
+      page.click('button:has-text("Create secret")'),
+    ]);
     assert.ok(!page.url().includes(value));
-    assert.match(await page.textContent('p.notice') ?? '', /Secret db-password was created/);
+    assert.match((await page.textContent('p.notice')) ?? '', /Secret db-password was created/);
     await neverTheValue('after create');
 
     await page.fill('#grant-subject', 'role:web');
@@ -270,24 +313,35 @@ describe('dashboard in chromium', () => {
     await page.click('nav >> text=Secrets');
     const row = page.locator('tbody tr', { has: page.locator('a:has-text("db-password")') });
     assert.equal(await row.count(), 1, 'listed');
-    assert.match(await row.textContent() ?? '', /role:web/);
-    assert.match(await row.textContent() ?? '', /never/, 'not read yet');
+    assert.match((await row.textContent()) ?? '', /role:web/);
+    assert.match((await row.textContent()) ?? '', /never/, 'not read yet');
     await neverTheValue('list');
 
     await page.click('a:has-text("db-password")');
     // The script asks before an ungrant; the browser's dialog is accepted here.
-    const dialog = new Promise<string>((resolve) => page.once('dialog', (d) => { resolve(d.message()); void d.accept(); }));
+    const dialog = new Promise<string>((resolve) =>
+      page.once('dialog', (d) => {
+        resolve(d.message());
+        void d.accept();
+      }),
+    );
     await Promise.all([page.waitForURL(/ungranted=role%3Aweb$/), page.click('button:has-text("Ungrant")')]);
     assert.equal(await dialog, 'Stop role:web from reading secret db-password?');
-    assert.match(await page.textContent('main') ?? '', /Nobody may read this secret\./);
+    assert.match((await page.textContent('main')) ?? '', /Nobody may read this secret\./);
     await neverTheValue('after ungrant');
 
-    await Promise.all([page.waitForURL(/\/dashboard\/secrets\/db-password\/delete$/), page.click('a:has-text("Delete secret")')]);
+    await Promise.all([
+      page.waitForURL(/\/dashboard\/secrets\/db-password\/delete$/),
+      page.click('a:has-text("Delete secret")'),
+    ]);
     assert.equal(await page.textContent('h1'), 'Delete secret db-password?');
     await neverTheValue('confirmation');
-    await Promise.all([page.waitForURL(/\/dashboard\/secrets\?deleted=db-password$/), page.click('button:has-text("Delete secret")')]);
-    assert.match(await page.textContent('p.notice') ?? '', /Secret db-password was deleted/);
-    assert.match(await page.textContent('main') ?? '', /No secrets yet\./);
+    await Promise.all([
+      page.waitForURL(/\/dashboard\/secrets\?deleted=db-password$/),
+      page.click('button:has-text("Delete secret")'),
+    ]);
+    assert.match((await page.textContent('p.notice')) ?? '', /Secret db-password was deleted/);
+    assert.match((await page.textContent('main')) ?? '', /No secrets yet\./);
     await neverTheValue('after delete');
     const listed = JSON.parse(await cli(['secret', 'list', '--dir', caDir, '--json']));
     assert.deepEqual(listed.secrets ?? listed, [], 'gone from the CA');
@@ -312,21 +366,43 @@ describe('dashboard in chromium', () => {
     const page = await newPage(admin);
     await page.goto(`${ca.url}/dashboard/fleet?q=build-7`);
     assert.equal(await page.textContent('tbody td:has(.badge.poor) .badge'), '38 (poor)');
-    assert.match(await page.textContent('tbody td:has(.badge.poor)') ?? '', /reported \d+ s ago/);
+    assert.match((await page.textContent('tbody td:has(.badge.poor)')) ?? '', /reported \d+ s ago/);
     await page.goto(`${ca.url}/dashboard/fleet?below=70`);
     assert.ok((await page.locator('tbody th[scope="row"] a').allTextContents()).includes('build-7'), 'listed below 70');
     await page.goto(`${ca.url}/dashboard/fleet?below=abc`);
-    assert.match(await page.textContent('#filter-error') ?? '', /"abc" was ignored/);
+    assert.match((await page.textContent('#filter-error')) ?? '', /"abc" was ignored/);
 
     await page.click('a:has-text("build-7")');
     await page.waitForURL(/\/dashboard\/identity\/web\/build-7$/);
     assert.equal(await page.textContent('#posture-facts dt:has-text("Hostname") + dd'), 'build-7.acme.test');
     const rows = page.locator('#posture-checks tbody tr');
     const checks = await rows.locator('th').allTextContents();
-    assert.deepEqual(checks.slice(0, 3), ['os-supported', 'firewall', 'ssh-root-login'], 'the failing checks first, heaviest first, then by ID');
-    assert.deepEqual(await rows.locator('.badge').allTextContents(), ['Fail', 'Fail', 'Fail', 'Unknown', 'Unknown', 'Unknown', 'Pass', 'Pass', 'Pass']);
-    assert.match(await rows.nth(2).textContent() ?? '', /sshd allows root to log in with a password/);
-    for (const id of ['ssh-password-auth', 'time-sync', 'identity-files', 'auto-updates', 'risky-listeners', 'pending-upgrades']) assert.ok(checks.includes(id), `${id} in ${checks.join(', ')}`);
+    assert.deepEqual(
+      checks.slice(0, 3),
+      ['os-supported', 'firewall', 'ssh-root-login'],
+      'the failing checks first, heaviest first, then by ID',
+    );
+    assert.deepEqual(await rows.locator('.badge').allTextContents(), [
+      'Fail',
+      'Fail',
+      'Fail',
+      'Unknown',
+      'Unknown',
+      'Unknown',
+      'Pass',
+      'Pass',
+      'Pass',
+    ]);
+    assert.match((await rows.nth(2).textContent()) ?? '', /sshd allows root to log in with a password/);
+    for (const id of [
+      'ssh-password-auth',
+      'time-sync',
+      'identity-files',
+      'auto-updates',
+      'risky-listeners',
+      'pending-upgrades',
+    ])
+      assert.ok(checks.includes(id), `${id} in ${checks.join(', ')}`);
     await page.close();
   });
 
@@ -337,7 +413,8 @@ describe('dashboard in chromium', () => {
     const root = join(tmp.dir, 'system-db-3');
     writeTree(root, {
       'etc/os-release': 'PRETTY_NAME="Debian GNU/Linux 12 (bookworm)"\nID=debian\nVERSION_ID="12"\n',
-      'var/lib/dpkg/status': 'Package: openssl\nStatus: install ok installed\nVersion: 3.0.11-1~deb12u2\nArchitecture: amd64\n',
+      'var/lib/dpkg/status':
+        'Package: openssl\nStatus: install ok installed\nVersion: 3.0.11-1~deb12u2\nArchitecture: amd64\n',
     });
     await cli(['agent', 'report', '--dir', join(tmp.dir, 'device-db-3'), '--root', root]);
     assert.match(await cli(['vuln', 'import', resolve('docs/examples/osv-fixture.json'), '--dir', caDir]), /added: +6/);
@@ -345,9 +422,11 @@ describe('dashboard in chromium', () => {
     // The import ran in another process; `ca serve` sees it at the next page view.
     const page = await newPage(admin);
     await page.goto(`${ca.url}/dashboard/identity/web/db-3`);
-    const row = page.locator('#advisories-table tbody tr', { has: page.locator('th', { hasText: 'GATEHOUSE-TEST-0001' }) });
+    const row = page.locator('#advisories-table tbody tr', {
+      has: page.locator('th', { hasText: 'GATEHOUSE-TEST-0001' }),
+    });
     assert.equal(await row.locator('.badge').textContent(), 'Critical');
-    assert.match(await row.textContent() ?? '', /openssl\s*3\.0\.11-1~deb12u2\s*3\.0\.15-1~deb12u1/);
+    assert.match((await row.textContent()) ?? '', /openssl\s*3\.0\.11-1~deb12u2\s*3\.0\.15-1~deb12u1/);
     await page.goto(`${ca.url}/dashboard/fleet?severity=critical`);
     assert.deepEqual(await page.locator('tbody th[scope="row"] a').allTextContents(), ['db-3']);
     await page.close();
@@ -357,7 +436,10 @@ describe('dashboard in chromium', () => {
     const page = await newPage(admin);
     await page.goto(`${ca.url}/dashboard/identity/web/build-7`);
     await page.click('summary:has-text("Current certificate")');
-    assert.ok(await page.isVisible('button:has-text("Copy PEM")'), 'the script un-hid the copy button, so it ran under the CSP');
+    assert.ok(
+      await page.isVisible('button:has-text("Copy PEM")'),
+      'the script un-hid the copy button, so it ran under the CSP',
+    );
     await page.close();
     assert.deepEqual(consoleProblems, []);
   });

@@ -11,7 +11,16 @@ import { Agent, request } from 'node:https';
 import { readFileSync } from 'node:fs';
 import * as pki from '../src/pki/index.js';
 import { startCaFixture, type CaFixture } from './helpers/ca-fixture.js';
-import { caRequest, enrollIdentity, enrollRequest, newCsr, readIdentityPem, rootPemOf, type EnrolledIdentity, type HttpResult } from './helpers/ca-http.js';
+import {
+  caRequest,
+  enrollIdentity,
+  enrollRequest,
+  newCsr,
+  readIdentityPem,
+  rootPemOf,
+  type EnrolledIdentity,
+  type HttpResult,
+} from './helpers/ca-http.js';
 import { makeCa, makeLeaf } from './helpers/openssl-pki.js';
 import { makeTempDir } from './helpers/tmp.js';
 
@@ -29,10 +38,18 @@ function asIdentity(e: EnrolledIdentity): Identity {
 /** The dashboard's documents must contain our one script tag and nothing that could run. */
 function assertNoInjectedMarkup(res: HttpResult, what: string): void {
   const scripts = res.text.match(/<script\b[^>]*>/gi) ?? [];
-  assert.deepEqual(scripts, ['<script src="/dashboard/static/dashboard.js" defer>'], `${what}: only the dashboard's own script`);
+  assert.deepEqual(
+    scripts,
+    ['<script src="/dashboard/static/dashboard.js" defer>'],
+    `${what}: only the dashboard's own script`,
+  );
   // Attribute values are always double-quoted and escaped, so what is inside quotes is inert text.
   const unquoted = res.text.replace(/"[^"]*"/g, '""');
-  assert.doesNotMatch(unquoted, /<img\b|<[a-z][^>]*\son[a-z]+\s*=|javascript:/i, `${what}: no injected element or handler`);
+  assert.doesNotMatch(
+    unquoted,
+    /<img\b|<[a-z][^>]*\son[a-z]+\s*=|javascript:/i,
+    `${what}: no injected element or handler`,
+  );
 }
 
 function assertSecurityHeaders(res: HttpResult, what: string): void {
@@ -60,12 +77,29 @@ describe('dashboard over https', () => {
   let web: EnrolledIdentity;
   let tmp: ReturnType<typeof makeTempDir>;
 
-  const dash = (path: string, options: { identity?: Identity; method?: string; form?: Record<string, string>; headers?: Record<string, string> } = {}) => {
+  const dash = (
+    path: string,
+    options: {
+      identity?: Identity;
+      method?: string;
+      form?: Record<string, string>;
+      headers?: Record<string, string>;
+    } = {},
+  ) => {
     const identity = options.identity === undefined ? admin : options.identity;
     const body = options.form ? new URLSearchParams(options.form).toString() : undefined;
     return caRequest(fixture.url, path.replace(/^\//, ''), {
-      ca: rootPemOf(fixture), ...(identity ? identity : {}), ...(options.method ? { method: options.method } : {}),
-      ...(body !== undefined ? { body, headers: { 'content-type': 'application/x-www-form-urlencoded', ...BROWSER_POST, ...options.headers } } : options.headers ? { headers: options.headers } : {}),
+      ca: rootPemOf(fixture),
+      ...(identity ? identity : {}),
+      ...(options.method ? { method: options.method } : {}),
+      ...(body !== undefined
+        ? {
+            body,
+            headers: { 'content-type': 'application/x-www-form-urlencoded', ...BROWSER_POST, ...options.headers },
+          }
+        : options.headers
+          ? { headers: options.headers }
+          : {}),
     });
   };
 
@@ -96,14 +130,19 @@ describe('dashboard over https', () => {
     const post = await dash('/dashboard/tokens', { identity: null, form: { role: 'web', ttl: '1h', uses: '1' } });
     assert.equal(post.status, 401);
     assert.equal((await fixture.store.listTokens()).length, before, 'no token created');
-    const refused = (await fixture.store.listAudit({ type: 'ca.admin_refused' })).filter((e) => e.details.path === '/dashboard/tokens');
+    const refused = (await fixture.store.listAudit({ type: 'ca.admin_refused' })).filter(
+      (e) => e.details.path === '/dashboard/tokens',
+    );
     assert.equal(refused.at(-1)?.actor, 'anonymous');
     assert.equal(refused.at(-1)?.details.code, 'GH_AUTH_REQUIRED');
   });
 
   test('dashboard-foreign-ca-admin-lookalike-refused-401', async () => {
     const foreign = await makeCa(tmp.dir, 'Foreign');
-    const leaf = await makeLeaf(foreign, { subject: '/CN=admin/OU=admin/O=Test Org', san: 'URI:spiffe://test.internal/admin/admin' });
+    const leaf = await makeLeaf(foreign, {
+      subject: '/CN=admin/OU=admin/O=Test Org',
+      san: 'URI:spiffe://test.internal/admin/admin',
+    });
     const res = await dash('/dashboard/', { identity: { key: readFileSync(leaf.keyPath, 'utf8'), cert: leaf.pem } });
     assert.equal(res.status, 401);
     assert.match(res.text, /GH_CERT_UNTRUSTED/);
@@ -121,16 +160,23 @@ describe('dashboard over https', () => {
 
   test('dashboard-admin-revoked-mid-connection-refused-403-on-next-request', async () => {
     const admin2 = await enrollIdentity(fixture, { role: 'admin', name: 'ops-2' });
-    const agent = new Agent({ ca: rootPemOf(fixture), key: admin2.keyPem, cert: admin2.certPem, keepAlive: true, maxSockets: 1 });
-    const get = (path: string) => new Promise<{ status: number; text: string; reused: boolean }>((resolve, reject) => {
-      const req = request(new URL(path, fixture.url), { agent }, (res) => {
-        let text = '';
-        res.on('data', (c) => (text += c));
-        res.on('end', () => resolve({ status: res.statusCode ?? 0, text, reused: req.reusedSocket }));
-      });
-      req.on('error', reject);
-      req.end();
+    const agent = new Agent({
+      ca: rootPemOf(fixture),
+      key: admin2.keyPem,
+      cert: admin2.certPem,
+      keepAlive: true,
+      maxSockets: 1,
     });
+    const get = (path: string) =>
+      new Promise<{ status: number; text: string; reused: boolean }>((resolve, reject) => {
+        const req = request(new URL(path, fixture.url), { agent }, (res) => {
+          let text = '';
+          res.on('data', (c) => (text += c));
+          res.on('end', () => resolve({ status: res.statusCode ?? 0, text, reused: req.reusedSocket }));
+        });
+        req.on('error', reject);
+        req.end();
+      });
     try {
       assert.equal((await get('/dashboard/fleet')).status, 200);
       await fixture.server.authority.revokeCertificate(admin2.serial, 'keyCompromise', { actor: 'test' });
@@ -147,8 +193,16 @@ describe('dashboard over https', () => {
   });
 
   test('dashboard-pages-render-for-admin-with-security-headers', async () => {
-    const pages = ['/dashboard/', '/dashboard/fleet', '/dashboard/fleet?role=web&state=active&q=lap', `/dashboard/identity/web/laptop-1`,
-      `/dashboard/certs/${web.serial}/revoke`, '/dashboard/tokens', '/dashboard/audit', '/dashboard/audit?type=ca.cert_issued&page=2'];
+    const pages = [
+      '/dashboard/',
+      '/dashboard/fleet',
+      '/dashboard/fleet?role=web&state=active&q=lap',
+      `/dashboard/identity/web/laptop-1`,
+      `/dashboard/certs/${web.serial}/revoke`,
+      '/dashboard/tokens',
+      '/dashboard/audit',
+      '/dashboard/audit?type=ca.cert_issued&page=2',
+    ];
     for (const path of pages) {
       const res = await dash(path);
       assert.equal(res.status, 200, `${path}: ${res.text.slice(0, 500)}`);
@@ -165,7 +219,12 @@ describe('dashboard over https', () => {
     const identity = await dash('/dashboard/identity/web/laptop-1');
     assert.match(identity.text, /<th scope="row">Leaf<\/th><td class="mono">CN=laptop-1, OU=web, O=Test Org<\/td>/);
     assert.match(identity.text, /<th scope="row">Root<\/th>/);
-    for (const path of ['/dashboard/identity/web/nobody', '/dashboard/nope', '/dashboard/certs/zz/revoke', '/dashboard/identity/web/%E0%A4%A']) {
+    for (const path of [
+      '/dashboard/identity/web/nobody',
+      '/dashboard/nope',
+      '/dashboard/certs/zz/revoke',
+      '/dashboard/identity/web/%E0%A4%A',
+    ]) {
       const res = await dash(path);
       assert.equal(res.status, 404, path);
       assertSecurityHeaders(res, path);
@@ -177,7 +236,11 @@ describe('dashboard over https', () => {
   });
 
   test('dashboard-static-assets-served-without-certificate', async () => {
-    for (const [path, type] of [['/dashboard/static/dashboard.css', /^text\/css/], ['/dashboard/static/dashboard.js', /^text\/javascript/], ['/dashboard/static/icon.svg', /^image\/svg\+xml/]] as const) {
+    for (const [path, type] of [
+      ['/dashboard/static/dashboard.css', /^text\/css/],
+      ['/dashboard/static/dashboard.js', /^text\/javascript/],
+      ['/dashboard/static/icon.svg', /^image\/svg\+xml/],
+    ] as const) {
       const res = await dash(path, { identity: null });
       assert.equal(res.status, 200, path);
       assert.match(String(res.headers['content-type']), type);
@@ -207,22 +270,39 @@ describe('dashboard over https', () => {
       ['empty token', { reason: 'keyCompromise', csrf: '' }, {}],
       ['forged token', { reason: 'keyCompromise', csrf: `${Math.floor(Date.now() / 1000)}.${'a'.repeat(64)}` }, {}],
       ["another admin's token", { reason: 'keyCompromise', csrf: otherAdminsToken }, {}],
-      ['foreign Origin', { reason: 'keyCompromise', csrf: token }, { origin: 'https://evil.example', 'sec-fetch-site': 'cross-site' }],
-      ['foreign Origin without fetch metadata', { reason: 'keyCompromise', csrf: token }, { origin: 'https://evil.example', 'sec-fetch-site': '' }],
+      [
+        'foreign Origin',
+        { reason: 'keyCompromise', csrf: token },
+        { origin: 'https://evil.example', 'sec-fetch-site': 'cross-site' },
+      ],
+      [
+        'foreign Origin without fetch metadata',
+        { reason: 'keyCompromise', csrf: token },
+        { origin: 'https://evil.example', 'sec-fetch-site': '' },
+      ],
       ['same-site sibling', { reason: 'keyCompromise', csrf: token }, { 'sec-fetch-site': 'same-site' }],
-      ['no Origin and no Sec-Fetch-Site', { reason: 'keyCompromise', csrf: token }, { origin: '', 'sec-fetch-site': '' }],
+      [
+        'no Origin and no Sec-Fetch-Site',
+        { reason: 'keyCompromise', csrf: token },
+        { origin: '', 'sec-fetch-site': '' },
+      ],
     ];
     for (const [what, form, headers] of attempts) {
       const clean = Object.fromEntries(Object.entries({ ...BROWSER_POST, ...headers }).filter(([, v]) => v !== ''));
       const res = await caRequest(fixture.url, path.slice(1), {
-        ca: rootPemOf(fixture), ...admin!, method: 'POST', body: new URLSearchParams(form).toString(),
+        ca: rootPemOf(fixture),
+        ...admin!,
+        method: 'POST',
+        body: new URLSearchParams(form).toString(),
         headers: { 'content-type': 'application/x-www-form-urlencoded', ...clean },
       });
       assert.equal(res.status, 403, `${what}: ${res.text.slice(0, 400)}`);
       assert.match(res.text, /form refused: .*Nothing was changed\./, what);
       assertSecurityHeaders(res, what);
       assert.equal((await fixture.store.getCert(victim.serial))?.revokedAt, null, `${what}: not revoked`);
-      const refusal = (await fixture.store.listAudit({ type: 'ca.admin_refused' })).filter((e) => e.requestId === res.headers['x-request-id']);
+      const refusal = (await fixture.store.listAudit({ type: 'ca.admin_refused' })).filter(
+        (e) => e.requestId === res.headers['x-request-id'],
+      );
       assert.equal(refusal.length, 1, `${what}: audited`);
       assert.equal(refusal[0]!.actor, 'spiffe://test.internal/admin/admin');
       assert.equal(refusal[0]!.details.via, 'dashboard');
@@ -269,12 +349,21 @@ describe('dashboard over https', () => {
 
   test('dashboard-token-created-shown-once-enrolls-and-can-be-revoked', async () => {
     const tokens = await dash('/dashboard/tokens');
-    for (const id of ['token-role', 'token-name', 'token-names', 'token-ttl', 'token-uses']) assert.match(tokens.text, new RegExp(`<label for="${id}">`), `label for ${id}`);
-    const created = await dash('/dashboard/tokens', { form: { role: 'web', name: 'from-ui', names: '', ttl: '30m', uses: '1', csrf: csrfOf(tokens) } });
+    for (const id of ['token-role', 'token-name', 'token-names', 'token-ttl', 'token-uses'])
+      assert.match(tokens.text, new RegExp(`<label for="${id}">`), `label for ${id}`);
+    const created = await dash('/dashboard/tokens', {
+      form: { role: 'web', name: 'from-ui', names: '', ttl: '30m', uses: '1', csrf: csrfOf(tokens) },
+    });
     assert.equal(created.status, 200, created.text.slice(0, 500));
-    const token = /<pre class="secret" id="token-value"[^>]*>(GHTKN-1-[0-9a-f]{64}-[0-9a-f]{16}-[a-z2-7]{32})<\/pre>/.exec(created.text)?.[1];
+    const token =
+      /<pre class="secret" id="token-value"[^>]*>(GHTKN-1-[0-9a-f]{64}-[0-9a-f]{16}-[a-z2-7]{32})<\/pre>/.exec(
+        created.text,
+      )?.[1];
     assert.ok(token, 'the token is shown');
-    assert.ok(created.text.includes(`gatehouse agent enroll --ca ${fixture.url} --token-file token.txt`), 'the enroll command with this CA URL');
+    assert.ok(
+      created.text.includes(`gatehouse agent enroll --ca ${fixture.url} --token-file token.txt`),
+      'the enroll command with this CA URL',
+    );
     assert.match(created.text, /only time the token is shown/);
     const id = token.split('-')[3]!;
     const audit = (await fixture.store.listAudit({ type: 'ca.token_created' })).find((e) => e.tokenId === id);
@@ -293,8 +382,15 @@ describe('dashboard over https', () => {
     assert.equal(revoke.status, 303);
     assert.equal(revoke.headers.location, `/dashboard/tokens?revoked=${record.id}`);
     assert.ok((await fixture.store.getToken(record.id))?.revokedAt);
-    assert.equal((await fixture.store.listAudit({ type: 'ca.token_revoked' })).find((e) => e.tokenId === record.id)?.actor, 'spiffe://test.internal/admin/admin');
-    assert.equal((await enrollRequest(fixture, { token: second, csr: (await newCsr({ commonName: 'late' })).csr })).status, 401, 'the revoked token no longer enrolls');
+    assert.equal(
+      (await fixture.store.listAudit({ type: 'ca.token_revoked' })).find((e) => e.tokenId === record.id)?.actor,
+      'spiffe://test.internal/admin/admin',
+    );
+    assert.equal(
+      (await enrollRequest(fixture, { token: second, csr: (await newCsr({ commonName: 'late' })).csr })).status,
+      401,
+      'the revoked token no longer enrolls',
+    );
   });
 
   test('dashboard-escapes-hostile-values-from-every-source', async () => {
@@ -309,7 +405,10 @@ describe('dashboard over https', () => {
     const refused = await enrollRequest(fixture, { token, csr: (await newCsr({ commonName: HOSTILE })).csr });
     assert.equal(refused.status, 400, refused.text);
     const stored = (await fixture.store.listAudit({ type: 'ca.cert_refused' })).at(-1);
-    assert.ok(String(stored?.details.reason).includes('<img src=x onerror=alert(1)>'), 'the raw text is in the audit trail');
+    assert.ok(
+      String(stored?.details.reason).includes('<img src=x onerror=alert(1)>'),
+      'the raw text is in the audit trail',
+    );
     const audit = await dash('/dashboard/audit?type=ca.cert_refused');
     assert.equal(audit.status, 200);
     assert.ok(audit.text.includes('&lt;img src=x onerror=alert(1)&gt;'), 'shown escaped');
@@ -328,12 +427,23 @@ describe('dashboard over https', () => {
       assert.ok(!res.text.includes(HOSTILE), `${path}: raw value absent`);
     }
     const reflected = await dash(`/dashboard/fleet?q=${encodeURIComponent(HOSTILE)}`);
-    assert.ok(reflected.text.includes('value="&lt;img src=x onerror=alert(1)&gt;&quot;&#39;&#96;&amp;"'), 'the search box keeps the text, escaped');
+    assert.ok(
+      reflected.text.includes('value="&lt;img src=x onerror=alert(1)&gt;&quot;&#39;&#96;&amp;"'),
+      'the search box keeps the text, escaped',
+    );
 
     // Form fields echoed back with the refusal; token and role strings.
     const form = await dash('/dashboard/tokens');
-    for (const fields of [{ role: 'web', name: HOSTILE }, { role: 'web', names: HOSTILE }, { role: HOSTILE }, { role: 'web', ttl: HOSTILE }, { role: 'web', uses: HOSTILE }]) {
-      const res = await dash('/dashboard/tokens', { form: { name: '', names: '', ttl: '1h', uses: '1', ...fields, csrf: csrfOf(form) } });
+    for (const fields of [
+      { role: 'web', name: HOSTILE },
+      { role: 'web', names: HOSTILE },
+      { role: HOSTILE },
+      { role: 'web', ttl: HOSTILE },
+      { role: 'web', uses: HOSTILE },
+    ]) {
+      const res = await dash('/dashboard/tokens', {
+        form: { name: '', names: '', ttl: '1h', uses: '1', ...fields, csrf: csrfOf(form) },
+      });
       assert.ok(res.status >= 400 && res.status < 500, `${JSON.stringify(fields)}: ${res.status}`);
       assert.match(res.text, /<p class="error" role="alert" id="create-error">/);
       assertNoInjectedMarkup(res, JSON.stringify(fields));
@@ -341,23 +451,56 @@ describe('dashboard over https', () => {
     }
 
     // A hostile Host header is not echoed into the enroll command.
-    const body = new URLSearchParams({ role: 'web', name: '', names: '', ttl: '1h', uses: '1', csrf: csrfOf(form) }).toString();
+    const body = new URLSearchParams({
+      role: 'web',
+      name: '',
+      names: '',
+      ttl: '1h',
+      uses: '1',
+      csrf: csrfOf(form),
+    }).toString();
     const res = await new Promise<HttpResult>((resolve, reject) => {
       // Node checks the server certificate against the Host header; this request's Host is the attack, not the name.
-      const req = request(new URL('/dashboard/tokens', fixture.url), {
-        method: 'POST', agent: false, ca: rootPemOf(fixture), key: admin!.key, cert: admin!.cert, checkServerIdentity: () => undefined,
-        headers: { host: `x"><script>alert(1)</script>`, 'content-type': 'application/x-www-form-urlencoded', 'content-length': String(body.length), ...BROWSER_POST },
-      }, (r) => {
-        const chunks: Buffer[] = [];
-        r.on('data', (c: Buffer) => chunks.push(c));
-        r.on('end', () => resolve({ status: r.statusCode ?? 0, headers: r.headers, body: Buffer.concat(chunks), text: Buffer.concat(chunks).toString(), json: undefined }));
-      });
+      const req = request(
+        new URL('/dashboard/tokens', fixture.url),
+        {
+          method: 'POST',
+          agent: false,
+          ca: rootPemOf(fixture),
+          key: admin!.key,
+          cert: admin!.cert,
+          checkServerIdentity: () => undefined,
+          headers: {
+            host: `x"><script>alert(1)</script>`,
+            'content-type': 'application/x-www-form-urlencoded',
+            'content-length': String(body.length),
+            ...BROWSER_POST,
+          },
+        },
+        (r) => {
+          const chunks: Buffer[] = [];
+          r.on('data', (c: Buffer) => chunks.push(c));
+          r.on('end', () =>
+            resolve({
+              status: r.statusCode ?? 0,
+              headers: r.headers,
+              body: Buffer.concat(chunks),
+              text: Buffer.concat(chunks).toString(),
+              json: undefined,
+            }),
+          );
+        },
+      );
       req.on('error', reject);
       req.end(body);
     });
     assert.equal(res.status, 200, res.text.slice(0, 300));
     assertNoInjectedMarkup(res, 'hostile Host');
-    assert.match(res.text, /gatehouse agent enroll --ca https:\/\/127\.0\.0\.1:8443 --token-file token\.txt/, 'falls back to the configured listen address');
+    assert.match(
+      res.text,
+      /gatehouse agent enroll --ca https:\/\/127\.0\.0\.1:8443 --token-file token\.txt/,
+      'falls back to the configured listen address',
+    );
   });
 
   test('dashboard-audit-filters-by-identity-type-and-time-and-paginates', async () => {
@@ -385,7 +528,8 @@ describe('dashboard over https', () => {
     const badTime = await dash('/dashboard/audit?from=yesterday');
     assert.equal(badTime.status, 400);
     assert.match(badTime.text, /&quot;From&quot; must be a time like/);
-    for (const id of ['identity', 'type', 'from', 'until']) assert.match(first.text, new RegExp(`<label for="${id}">`), `label for ${id}`);
+    for (const id of ['identity', 'type', 'from', 'until'])
+      assert.match(first.text, new RegExp(`<label for="${id}">`), `label for ${id}`);
   });
 
   // ------------------------------------------------------------------ secrets (issue 13)
@@ -406,8 +550,15 @@ describe('dashboard over https', () => {
     const secrets = fixture.server.secrets;
     const v1 = `planted-v1-${Date.now()}-Zq8`;
     const v2 = `planted-v2-${Date.now()}-Wx3`;
-    await secrets.create({ name: 'db-password', value: Buffer.from(v1), grants: ['role:web', 'name:laptop-1'] }, { actor: 'test' });
-    const read = await caRequest(fixture.url, 'v1/secrets/db-password', { ca: rootPemOf(fixture), key: web.keyPem, cert: web.certPem });
+    await secrets.create(
+      { name: 'db-password', value: Buffer.from(v1), grants: ['role:web', 'name:laptop-1'] },
+      { actor: 'test' },
+    );
+    const read = await caRequest(fixture.url, 'v1/secrets/db-password', {
+      ca: rootPemOf(fixture),
+      key: web.keyPem,
+      cert: web.certPem,
+    });
     assert.equal(read.status, 200, read.text);
     assert.equal(read.text, v1);
     await secrets.rotate('db-password', Buffer.from(v2), 3_600_000, { actor: 'test' });
@@ -417,16 +568,26 @@ describe('dashboard over https', () => {
     assertSecurityHeaders(list, 'secrets list');
     assertNoInjectedMarkup(list, 'secrets list');
     assert.match(list.text, /<a href="\/dashboard\/secrets" aria-current="page">Secrets<\/a>/, 'in the navigation');
-    assert.match(list.text, /<th scope="row" class="mono"><a href="\/dashboard\/secrets\/db-password">db-password<\/a><\/th><td class="num">2<\/td>/);
+    assert.match(
+      list.text,
+      /<th scope="row" class="mono"><a href="\/dashboard\/secrets\/db-password">db-password<\/a><\/th><td class="num">2<\/td>/,
+    );
     assert.match(list.text, /<li class="mono">role:web<\/li>/);
     assert.match(list.text, /<li class="mono">name:laptop-1<\/li>/);
     assert.match(list.text, /<li>1 until <time/, 'the old version with its expiry');
-    assert.ok(list.text.includes(`by <span class="mono">${web.spiffeId}</span> <span class="muted">(version 1)</span>`), 'last read and by whom');
+    assert.ok(
+      list.text.includes(`by <span class="mono">${web.spiffeId}</span> <span class="muted">(version 1)</span>`),
+      'last read and by whom',
+    );
 
     const detail = await dash('/dashboard/secrets/db-password');
     assert.equal(detail.status, 200);
     assertNoInjectedMarkup(detail, 'secret detail');
-    assert.equal((detail.text.match(/action="\/dashboard\/secrets\/db-password\/ungrant"/g) ?? []).length, 2, 'one ungrant button per grant');
+    assert.equal(
+      (detail.text.match(/action="\/dashboard\/secrets\/db-password\/ungrant"/g) ?? []).length,
+      2,
+      'one ungrant button per grant',
+    );
     assert.match(detail.text, /<input type="hidden" name="subject" value="role:web">/);
     assert.ok(detail.text.includes(`<td class="mono">${web.spiffeId}</td>`), 'the reader of version 1');
     assert.match(detail.text, /hmac-sha256:/, 'checksums, not values');
@@ -434,12 +595,24 @@ describe('dashboard over https', () => {
     const confirm = await dash('/dashboard/secrets/db-password/delete');
     assert.equal(confirm.status, 200);
     assert.match(confirm.text, /<h1>Delete secret <span class="mono">db-password<\/span>\?<\/h1>/);
-    assert.match(confirm.text, /These subjects lose access at once:<\/p><ul><li class="mono">name:laptop-1<\/li><li class="mono">role:web<\/li><\/ul>/);
+    assert.match(
+      confirm.text,
+      /These subjects lose access at once:<\/p><ul><li class="mono">name:laptop-1<\/li><li class="mono">role:web<\/li><\/ul>/,
+    );
     assert.match(confirm.text, /<dt>Versions deleted<\/dt><dd>2, 1<\/dd>/);
     assert.ok(await secrets.show('db-password'), 'a GET of the confirmation deletes nothing');
 
-    for (const [what, res] of [['list', list], ['detail', detail], ['confirm', confirm]] as const) assertNoValue(res, [v1, v2], what);
-    for (const path of ['/dashboard/secrets/nope', `/dashboard/secrets/${encodeURIComponent(HOSTILE)}`, `/dashboard/secrets/${encodeURIComponent(HOSTILE)}/delete`]) {
+    for (const [what, res] of [
+      ['list', list],
+      ['detail', detail],
+      ['confirm', confirm],
+    ] as const)
+      assertNoValue(res, [v1, v2], what);
+    for (const path of [
+      '/dashboard/secrets/nope',
+      `/dashboard/secrets/${encodeURIComponent(HOSTILE)}`,
+      `/dashboard/secrets/${encodeURIComponent(HOSTILE)}/delete`,
+    ]) {
       const res = await dash(path);
       assert.ok([400, 404].includes(res.status), `${path}: ${res.status}`);
       assertNoInjectedMarkup(res, path);
@@ -449,10 +622,18 @@ describe('dashboard over https', () => {
 
   test('dashboard-secret-created-through-the-form-value-never-rendered-even-on-refusal', async () => {
     const page = await dash('/dashboard/secrets');
-    for (const id of ['secret-name', 'secret-value', 'secret-grants']) assert.match(page.text, new RegExp(`<label for="${id}">`), `label for ${id}`);
+    for (const id of ['secret-name', 'secret-value', 'secret-grants'])
+      assert.match(page.text, new RegExp(`<label for="${id}">`), `label for ${id}`);
     const csrf = csrfOf(page);
     const value = `form-value-${Date.now()}-<b>&"'`;
-    const created = await dash('/dashboard/secrets', { form: { name: 'api-key', value: `${value}\r\nsecond line`, grants: 'role:web\r\nid:spiffe://test.internal/web/laptop-1', csrf } });
+    const created = await dash('/dashboard/secrets', {
+      form: {
+        name: 'api-key',
+        value: `${value}\r\nsecond line`,
+        grants: 'role:web\r\nid:spiffe://test.internal/web/laptop-1',
+        csrf,
+      },
+    });
     assert.equal(created.status, 303, created.text.slice(0, 400));
     assert.equal(created.headers.location, '/dashboard/secrets/api-key?created=1');
     assertNoValue(created, [value], 'create response');
@@ -461,9 +642,15 @@ describe('dashboard over https', () => {
     assertNoValue(after, [value], 'page after create');
     const view = await fixture.server.secrets.show('api-key');
     assert.deepEqual(view.grants.map((g) => g.subject).sort(), ['id:spiffe://test.internal/web/laptop-1', 'role:web']);
-    const read = await caRequest(fixture.url, 'v1/secrets/api-key', { ca: rootPemOf(fixture), key: web.keyPem, cert: web.certPem });
+    const read = await caRequest(fixture.url, 'v1/secrets/api-key', {
+      ca: rootPemOf(fixture),
+      key: web.keyPem,
+      cert: web.certPem,
+    });
     assert.equal(read.text, `${value}\nsecond line`, 'stored as posted, line breaks as LF');
-    const event = (await fixture.store.listAudit({ type: 'ca.secret_created' })).find((e) => e.details.secret === 'api-key');
+    const event = (await fixture.store.listAudit({ type: 'ca.secret_created' })).find(
+      (e) => e.details.secret === 'api-key',
+    );
     assert.equal(event?.actor, 'spiffe://test.internal/admin/admin');
     assert.equal(event?.requestId, created.headers['x-request-id']);
     assert.ok(!JSON.stringify(event).includes(value), 'nor in the audit trail');
@@ -482,7 +669,11 @@ describe('dashboard over https', () => {
       assert.match(res.text, /<p class="error" role="alert" id="create-error">/, what);
       assert.match(res.text, message, what);
       assert.match(res.text, /The value was not kept: enter it again\./, what);
-      assert.match(res.text, /<textarea id="secret-value" name="value"[^>]*><\/textarea>/, `${what}: the value box is empty`);
+      assert.match(
+        res.text,
+        /<textarea id="secret-value" name="value"[^>]*><\/textarea>/,
+        `${what}: the value box is empty`,
+      );
       assertNoValue(res, [value], what);
       assertNoInjectedMarkup(res, what);
       assert.ok(!res.text.includes(HOSTILE), `${what}: hostile text escaped`);
@@ -509,14 +700,20 @@ describe('dashboard over https', () => {
     ];
     for (const [path, form] of posts) {
       for (const [what, extra, headers] of [
-        ['no token', {}, {}], ['forged token', { csrf: forged }, {}], ['cross-site', { csrf: token }, { 'sec-fetch-site': 'cross-site', origin: 'https://evil.example' }],
+        ['no token', {}, {}],
+        ['forged token', { csrf: forged }, {}],
+        ['cross-site', { csrf: token }, { 'sec-fetch-site': 'cross-site', origin: 'https://evil.example' }],
       ] as Array<[string, Record<string, string>, Record<string, string>]>) {
         const res = await dash(path, { form: { ...form, ...extra }, headers });
         assert.equal(res.status, 403, `${path} ${what}: ${res.text.slice(0, 300)}`);
         assert.match(res.text, /form refused: .*Nothing was changed\./);
         assertNoValue(res, [value], `${path} ${what}`);
         assert.deepEqual(await grants(), ['role:web'], `${path} ${what}: grants unchanged`);
-        assert.equal((await secrets.list()).filter((s) => s.name === 'csrf-created').length, 0, `${path} ${what}: nothing created`);
+        assert.equal(
+          (await secrets.list()).filter((s) => s.name === 'csrf-created').length,
+          0,
+          `${path} ${what}: nothing created`,
+        );
       }
     }
     // GET never changes anything: grant and ungrant are POST only, GET on delete is the confirmation page.
@@ -530,7 +727,9 @@ describe('dashboard over https', () => {
     assert.deepEqual(await grants(), ['role:web']);
 
     // With the token: grant, a refused grant (shown on the page), ungrant, delete.
-    const granted = await dash('/dashboard/secrets/csrf-target/grant', { form: { subject: 'role:gateway', csrf: token } });
+    const granted = await dash('/dashboard/secrets/csrf-target/grant', {
+      form: { subject: 'role:gateway', csrf: token },
+    });
     assert.equal(granted.status, 303, granted.text.slice(0, 300));
     assert.equal(granted.headers.location, '/dashboard/secrets/csrf-target?granted=role%3Agateway');
     assert.deepEqual(await grants(), ['role:gateway', 'role:web']);
@@ -541,10 +740,14 @@ describe('dashboard over https', () => {
     assertNoInjectedMarkup(badGrant, 'refused grant');
     assert.ok(!badGrant.text.includes(HOSTILE));
     assertNoValue(badGrant, [value], 'refused grant');
-    const ungranted = await dash('/dashboard/secrets/csrf-target/ungrant', { form: { subject: 'role:web', csrf: token } });
+    const ungranted = await dash('/dashboard/secrets/csrf-target/ungrant', {
+      form: { subject: 'role:web', csrf: token },
+    });
     assert.equal(ungranted.status, 303);
     assert.deepEqual(await grants(), ['role:gateway']);
-    const notGranted = await dash('/dashboard/secrets/csrf-target/ungrant', { form: { subject: 'role:web', csrf: token } });
+    const notGranted = await dash('/dashboard/secrets/csrf-target/ungrant', {
+      form: { subject: 'role:web', csrf: token },
+    });
     assert.equal(notGranted.status, 400);
     assert.match(notGranted.text, /is not granted to role:web/);
 
@@ -552,12 +755,17 @@ describe('dashboard over https', () => {
     assert.equal(deleted.status, 303, deleted.text.slice(0, 300));
     assert.equal(deleted.headers.location, '/dashboard/secrets?deleted=csrf-target');
     assert.equal((await secrets.list()).filter((s) => s.name === 'csrf-target').length, 0, 'deleted');
-    assert.match((await dash(deleted.headers.location!)).text, /Secret <span class="mono">csrf-target<\/span> was deleted/);
+    assert.match(
+      (await dash(deleted.headers.location!)).text,
+      /Secret <span class="mono">csrf-target<\/span> was deleted/,
+    );
     for (const type of ['ca.secret_granted', 'ca.secret_ungranted', 'ca.secret_deleted'] as const) {
       const event = (await fixture.store.listAudit({ type })).filter((e) => e.details.secret === 'csrf-target').at(-1);
       assert.equal(event?.actor, 'spiffe://test.internal/admin/admin', type);
     }
-    const refused = (await fixture.store.listAudit({ type: 'ca.admin_refused' })).filter((e) => String(e.details.path).startsWith('/dashboard/secrets'));
+    const refused = (await fixture.store.listAudit({ type: 'ca.admin_refused' })).filter((e) =>
+      String(e.details.path).startsWith('/dashboard/secrets'),
+    );
     assert.equal(refused.length, posts.length * 3, 'every refused form audited');
   });
 });

@@ -10,9 +10,20 @@ test('demo-check-runs-the-whole-story-and-cleans-up', async () => {
   const { dir, cleanup } = makeTempDir('gh-demo-');
   try {
     const state = join(dir, 'state');
-    const r = await gatehouse(['demo', '--check', '--state-dir', state], { env: { GATEHOUSE_LOG_LEVEL: 'warn' }, timeoutMs: 90_000 });
+    const r = await gatehouse(['demo', '--check', '--state-dir', state], {
+      env: { GATEHOUSE_LOG_LEVEL: 'warn' },
+      timeoutMs: 90_000,
+    });
     assert.equal(r.status, 0, r.stdout + r.stderr);
-    for (const scenario of ['no certificate', 'unlisted device y.d.wott.local', 'allowlisted device x.d.wott.local', 'forged identity headers', 'posture rule refuses x.d.wott.local on /reports/', 'secret aws-credentials.yml delivered to x.d.wott.local', 'gateway certificate rotated by the agent']) {
+    for (const scenario of [
+      'no certificate',
+      'unlisted device y.d.wott.local',
+      'allowlisted device x.d.wott.local',
+      'forged identity headers',
+      'posture rule refuses x.d.wott.local on /reports/',
+      'secret aws-credentials.yml delivered to x.d.wott.local',
+      'gateway certificate rotated by the agent',
+    ]) {
       assert.match(r.stdout, new RegExp(`^ok  +${scenario.replace(/\./g, '\\.')}$`, 'm'), `${scenario} passed`);
     }
     assert.match(r.stdout, /got: +403 You shall not pass!/);
@@ -28,7 +39,10 @@ test('demo-check-keep-leaves-a-usable-state-folder', async () => {
   const { dir, cleanup } = makeTempDir('gh-demo-');
   try {
     const state = join(dir, 'state');
-    const r = await gatehouse(['demo', '--check', '--keep', '--state-dir', state], { env: { GATEHOUSE_LOG_LEVEL: 'warn' }, timeoutMs: 90_000 });
+    const r = await gatehouse(['demo', '--check', '--keep', '--state-dir', state], {
+      env: { GATEHOUSE_LOG_LEVEL: 'warn' },
+      timeoutMs: 90_000,
+    });
     assert.equal(r.status, 0, r.stdout + r.stderr);
     const whoami = await gatehouse(['agent', 'whoami', '--dir', join(state, 'x.d.wott.local'), '--json']);
     assert.equal(whoami.status, 0, whoami.stderr);

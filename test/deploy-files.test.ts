@@ -73,7 +73,10 @@ function shellWords(line: string): string[] {
 
 /** Every `gatehouse …` invocation in a piece of shell text, as argument lists (after `gatehouse`). */
 function gatehouseInvocations(text: string): string[][] {
-  const logical = text.replace(/\\\n\s*/g, ' ').split('\n').filter((l) => !l.trim().startsWith('#'));
+  const logical = text
+    .replace(/\\\n\s*/g, ' ')
+    .split('\n')
+    .filter((l) => !l.trim().startsWith('#'));
   const found: string[][] = [];
   for (const line of logical) {
     for (const m of line.matchAll(/(?<=^|[\s/"'(=])gatehouse(?=\s)/g)) {
@@ -88,12 +91,16 @@ function gatehouseInvocations(text: string): string[][] {
 /** Parses like the CLI does; returns a problem, or null when the command line is valid. */
 function checkInvocation(args: string[]): string | null {
   if (args[0] === '--help' || args[0] === '--version') return null;
-  const spec = [...COMMANDS].sort((a, b) => b.path.length - a.path.length).find((c) => c.path.every((p, i) => args[i] === p));
+  const spec = [...COMMANDS]
+    .sort((a, b) => b.path.length - a.path.length)
+    .find((c) => c.path.every((p, i) => args[i] === p));
   if (!spec) return `no command "gatehouse ${args.slice(0, 2).join(' ')}"`;
   try {
     const { values } = parseCommandArgs(spec, args.slice(spec.path.length));
     if (values.help) return null;
-    const missing = Object.entries(spec.options).filter(([name, o]) => o.required && values[name] === undefined).map(([name]) => `--${name}`);
+    const missing = Object.entries(spec.options)
+      .filter(([name, o]) => o.required && values[name] === undefined)
+      .map(([name]) => `--${name}`);
     return missing.length ? `missing ${missing.join(', ')}` : null;
   } catch (err) {
     return (err as Error).message;
@@ -109,9 +116,28 @@ function assertAllValid(where: string, invocations: string[][]): number {
 }
 
 test('shell-words-split-like-a-shell-for-the-doc-commands', () => {
-  assert.deepEqual(shellWords(` agent run --on-renew 'a "b" c' --dir x | jq .`), ['agent', 'run', '--on-renew', 'a "b" c', '--dir', 'x']);
-  assert.deepEqual(shellWords(' cert revoke "$(gatehouse agent whoami --json | jq -r .serial)" --dir ./ca # note'), ['cert', 'revoke', '$(gatehouse agent whoami --json | jq -r .serial)', '--dir', './ca']);
-  assert.deepEqual(shellWords(' cert revoke <SERIAL> --dir ./ca > out'), ['cert', 'revoke', '<SERIAL>', '--dir', './ca']);
+  assert.deepEqual(shellWords(` agent run --on-renew 'a "b" c' --dir x | jq .`), [
+    'agent',
+    'run',
+    '--on-renew',
+    'a "b" c',
+    '--dir',
+    'x',
+  ]);
+  assert.deepEqual(shellWords(' cert revoke "$(gatehouse agent whoami --json | jq -r .serial)" --dir ./ca # note'), [
+    'cert',
+    'revoke',
+    '$(gatehouse agent whoami --json | jq -r .serial)',
+    '--dir',
+    './ca',
+  ]);
+  assert.deepEqual(shellWords(' cert revoke <SERIAL> --dir ./ca > out'), [
+    'cert',
+    'revoke',
+    '<SERIAL>',
+    '--dir',
+    './ca',
+  ]);
   assert.deepEqual(shellWords(' ca serve --dir ./ca 2> ca.log &'), ['ca', 'serve', '--dir', './ca']);
   assert.match(checkInvocation(['agent', 'run', '--frobnicate']) ?? '', /frobnicate/);
   assert.match(checkInvocation(['agent', 'enroll', '--dir', 'x']) ?? '', /--ca is required/);
@@ -119,7 +145,13 @@ test('shell-words-split-like-a-shell-for-the-doc-commands', () => {
 });
 
 test('docs-gatehouse-commands-parse-with-the-cli-options', () => {
-  const markdown = ['README.md', 'docs/deploy.md', ...readdirSync('docs/recipes').filter((f) => f.endsWith('.md')).map((f) => join('docs/recipes', f))];
+  const markdown = [
+    'README.md',
+    'docs/deploy.md',
+    ...readdirSync('docs/recipes')
+      .filter((f) => f.endsWith('.md'))
+      .map((f) => join('docs/recipes', f)),
+  ];
   let count = 0;
   for (const file of markdown) {
     for (const { lang, code } of fencedBlocks(file)) {
@@ -132,8 +164,13 @@ test('docs-gatehouse-commands-parse-with-the-cli-options', () => {
 test('systemd-units-run-valid-gatehouse-commands', () => {
   const units = readdirSync('docs/deploy').filter((f) => /\.(service|timer|path)$/.test(f));
   assert.deepEqual(units.sort(), [
-    'gatehouse-agent-reload.path', 'gatehouse-agent-reload.service', 'gatehouse-agent.service', 'gatehouse-ca.service',
-    'gatehouse-crl-refresh.service', 'gatehouse-crl-refresh.timer', 'gatehouse-gateway.service',
+    'gatehouse-agent-reload.path',
+    'gatehouse-agent-reload.service',
+    'gatehouse-agent.service',
+    'gatehouse-ca.service',
+    'gatehouse-crl-refresh.service',
+    'gatehouse-crl-refresh.timer',
+    'gatehouse-gateway.service',
   ]);
   // Every ExecStart= of the CA, gateway and agent units runs a valid `gatehouse …` command
   // (test/deploy-systemd.test.ts checks the units themselves with systemd-analyze).
@@ -141,7 +178,11 @@ test('systemd-units-run-valid-gatehouse-commands', () => {
     const execStart = /^ExecStart=(.+)$/m.exec(readFileSync(join('docs/deploy', unit), 'utf8'))![1]!;
     assert.equal(assertAllValid(unit, gatehouseInvocations(execStart)), 1, unit);
   }
-  assert.match(readFileSync('docs/deploy/gatehouse-agent.service', 'utf8'), /^RestartPreventExitStatus=75$/m, 'exit 75 (enroll again) is not restarted');
+  assert.match(
+    readFileSync('docs/deploy/gatehouse-agent.service', 'utf8'),
+    /^RestartPreventExitStatus=75$/m,
+    'exit 75 (enroll again) is not restarted',
+  );
   // The CRL refresh unit calls the script with the four arguments it takes.
   const refresh = /^ExecStart=(.+)$/m.exec(readFileSync('docs/deploy/gatehouse-crl-refresh.service', 'utf8'))![1]!;
   assert.equal(shellWords(refresh).length, 5, refresh);
@@ -162,14 +203,32 @@ test('docker-compose-services-run-valid-gatehouse-commands', () => {
       count += assertAllValid(`docker-compose.yml ${name}`, [service.command!.map(String)]);
     }
   }
-  assert.ok(count >= 6, `compose runs ca init, token create, ca serve, agent enroll, agent run and gateway; found ${count}`);
-  const comments = readFileSync('docker-compose.yml', 'utf8').split('\n').filter((l) => l.startsWith('#')).map((l) => l.replace(/^#\s?/, '')).join('\n');
-  assertAllValid('docker-compose.yml header', gatehouseInvocations(comments.split('\n').filter((l) => l.startsWith('  ')).join('\n')));
+  assert.ok(
+    count >= 6,
+    `compose runs ca init, token create, ca serve, agent enroll, agent run and gateway; found ${count}`,
+  );
+  const comments = readFileSync('docker-compose.yml', 'utf8')
+    .split('\n')
+    .filter((l) => l.startsWith('#'))
+    .map((l) => l.replace(/^#\s?/, ''))
+    .join('\n');
+  assertAllValid(
+    'docker-compose.yml header',
+    gatehouseInvocations(
+      comments
+        .split('\n')
+        .filter((l) => l.startsWith('  '))
+        .join('\n'),
+    ),
+  );
 });
 
 test('dockerfile-copies-paths-that-exist-and-runs-as-non-root', () => {
   const dockerfile = readFileSync('Dockerfile', 'utf8');
-  const ignored = readFileSync('.dockerignore', 'utf8').split('\n').map((l) => l.trim()).filter(Boolean);
+  const ignored = readFileSync('.dockerignore', 'utf8')
+    .split('\n')
+    .map((l) => l.trim())
+    .filter(Boolean);
   for (const m of dockerfile.matchAll(/^COPY (?!--from)(.+)$/gm)) {
     const sources = m[1]!.trim().split(/\s+/).slice(0, -1);
     for (const source of sources) {
@@ -201,8 +260,15 @@ test('dockerfile-copies-paths-that-exist-and-runs-as-non-root', () => {
  * A line newer than the table passes; one in it must not have reached its end of life.
  */
 const NODE_END_OF_LIFE: Record<number, string> = {
-  18: '2025-04-30', 19: '2023-06-01', 20: '2026-04-30', 21: '2024-06-01', 22: '2027-04-30',
-  23: '2025-06-01', 24: '2028-04-30', 25: '2026-06-01', 26: '2029-04-30',
+  18: '2025-04-30',
+  19: '2023-06-01',
+  20: '2026-04-30',
+  21: '2024-06-01',
+  22: '2027-04-30',
+  23: '2025-06-01',
+  24: '2028-04-30',
+  25: '2026-06-01',
+  26: '2029-04-30',
 };
 
 function nodeLineProblem(image: string, now: Date): string | null {
@@ -210,14 +276,20 @@ function nodeLineProblem(image: string, now: Date): string | null {
   if (!m) return `${image} is not an official node image with a major version`;
   const major = Number(m[1]);
   const end = NODE_END_OF_LIFE[major];
-  if (end === undefined) return major > Math.max(...Object.keys(NODE_END_OF_LIFE).map(Number)) ? null : `Node ${major} is long past its end of life`;
+  if (end === undefined)
+    return major > Math.max(...Object.keys(NODE_END_OF_LIFE).map(Number))
+      ? null
+      : `Node ${major} is long past its end of life`;
   if (new Date(`${end}T23:59:59Z`) <= now) return `Node ${major} reached its end of life on ${end}`;
   if (major % 2 === 1) return `Node ${major} is an odd, non-LTS line`;
   return null;
 }
 
 test('dockerfile-base-image-is-a-supported-node-lts-line', () => {
-  assert.equal(nodeLineProblem('node:20-bookworm-slim', new Date('2026-12-02')), 'Node 20 reached its end of life on 2026-04-30');
+  assert.equal(
+    nodeLineProblem('node:20-bookworm-slim', new Date('2026-12-02')),
+    'Node 20 reached its end of life on 2026-04-30',
+  );
   assert.equal(nodeLineProblem('node:25-trixie-slim', new Date('2026-05-02')), 'Node 25 is an odd, non-LTS line');
   assert.equal(nodeLineProblem('node:26-trixie-slim', new Date('2026-12-02')), null);
   assert.equal(nodeLineProblem('node:28-trixie-slim', new Date('2028-12-02')), null);

@@ -12,7 +12,17 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { spawnSync } from 'node:child_process';
-import { chmodSync, cpSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
+import {
+  chmodSync,
+  cpSync,
+  mkdirSync,
+  mkdtempSync,
+  readdirSync,
+  readFileSync,
+  rmSync,
+  statSync,
+  writeFileSync,
+} from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 
@@ -48,18 +58,27 @@ WantedBy=multi-user.target
 `;
 
 function analyze(args: string[]): { status: number | null; stdout: string; stderr: string } {
-  const r = spawnSync('systemd-analyze', args, { encoding: 'utf8', env: { ...process.env, SYSTEMD_PAGER: 'cat', SYSTEMD_COLORS: '0' } });
+  const r = spawnSync('systemd-analyze', args, {
+    encoding: 'utf8',
+    env: { ...process.env, SYSTEMD_PAGER: 'cat', SYSTEMD_COLORS: '0' },
+  });
   if (r.error) throw r.error;
   return { status: r.status, stdout: r.stdout, stderr: r.stderr };
 }
 
-const unitFiles = () => readdirSync(DEPLOY).filter((f) => /\.(service|timer|path)$/.test(f)).sort();
+const unitFiles = () =>
+  readdirSync(DEPLOY)
+    .filter((f) => /\.(service|timer|path)$/.test(f))
+    .sort();
 
 /** Copies docs/deploy's units and drop-in folders to a temporary directory, installed paths pointing at stubs. */
 function stagedUnits(): { dir: string; files: string[] } {
   const dir = mkdtempSync(join(tmpdir(), 'gatehouse-units-'));
   const stubs = new Map(INSTALLED.map((path) => [path, join(dir, 'bin', path.split('/').pop()!)]));
-  cpSync(DEPLOY, dir, { recursive: true, filter: (src) => statSync(src).isDirectory() || /\.(service|timer|path|conf)$/.test(src) });
+  cpSync(DEPLOY, dir, {
+    recursive: true,
+    filter: (src) => statSync(src).isDirectory() || /\.(service|timer|path|conf)$/.test(src),
+  });
   mkdirSync(join(dir, 'bin'));
   for (const stub of stubs.values()) {
     writeFileSync(stub, '#!/bin/sh\nexit 0\n');
@@ -68,7 +87,8 @@ function stagedUnits(): { dir: string; files: string[] } {
   const files = unitFiles().map((f) => join(dir, f));
   for (const file of files) {
     let text = readFileSync(file, 'utf8');
-    for (const [path, stub] of stubs) text = text.replace(new RegExp(`${path.replace(/[/.]/g, '\\$&')}(?=\\s|$)`, 'gm'), stub);
+    for (const [path, stub] of stubs)
+      text = text.replace(new RegExp(`${path.replace(/[/.]/g, '\\$&')}(?=\\s|$)`, 'gm'), stub);
     writeFileSync(file, text);
   }
   return { dir, files };
@@ -86,7 +106,10 @@ function exposure(unitPath: string): { level: number; line: string; thresholdSta
 test('deploy-systemd-analyze-verify-accepts-every-unit-and-drop-in', () => {
   const { dir, files } = stagedUnits();
   try {
-    assert.ok(files.length >= 7, `expected the agent, reload, CA, gateway and CRL refresh units, found ${files.map((f) => f.split('/').pop()).join(', ')}`);
+    assert.ok(
+      files.length >= 7,
+      `expected the agent, reload, CA, gateway and CRL refresh units, found ${files.map((f) => f.split('/').pop()).join(', ')}`,
+    );
     const r = analyze(['verify', '--man=no', '--no-pager', ...files]);
     // Unknown keys and bad values are warnings (exit 0), so the output must be empty too.
     assert.equal(r.status, 0, `systemd-analyze verify failed:\n${r.stdout}${r.stderr}`);
@@ -101,7 +124,10 @@ test('deploy-systemd-analyze-verify-would-catch-a-mistake', () => {
   const { dir } = stagedUnits();
   try {
     const file = join(dir, 'gatehouse-gateway.service');
-    writeFileSync(file, readFileSync(file, 'utf8').replace('ProtectSystem=strict', 'ProtectSystem=strcit\nProtectSytem=strict'));
+    writeFileSync(
+      file,
+      readFileSync(file, 'utf8').replace('ProtectSystem=strict', 'ProtectSystem=strcit\nProtectSytem=strict'),
+    );
     const r = analyze(['verify', '--man=no', '--no-pager', file]);
     assert.match(`${r.stdout}${r.stderr}`, /gatehouse-gateway.service:\d+: .*protect system.*strcit/i);
     assert.match(`${r.stdout}${r.stderr}`, /Unknown key.*ProtectSytem/);
@@ -154,12 +180,23 @@ test('deploy-systemd-services-keep-what-node-and-the-cli-need', () => {
     // V8's JIT needs writable+executable memory: node aborts at start under MemoryDenyWriteExecute=yes.
     assert.notEqual(last('MemoryDenyWriteExecute'), 'yes', service);
     // And systemd 252's @system-service lacks the pkey_* calls V8 makes: SIGSYS without them.
-    assert.ok(s.get('SystemCallFilter')?.some((v) => v.split(/\s+/).includes('pkey_alloc')), `${service}: SystemCallFilter= allows pkey_alloc`);
+    assert.ok(
+      s.get('SystemCallFilter')?.some((v) => v.split(/\s+/).includes('pkey_alloc')),
+      `${service}: SystemCallFilter= allows pkey_alloc`,
+    );
     assert.equal(last('SystemCallErrorNumber'), 'EPERM', service);
     assert.equal(last('Restart'), 'on-failure', service);
   }
-  assert.equal(settings('gatehouse-agent.service').get('RestartPreventExitStatus')?.at(-1), '75', 'exit 75 (enroll again) is not restarted');
-  assert.equal(settings('gatehouse-gateway.service').get('ExecReload')?.at(-1), '/bin/kill -HUP $MAINPID', 'the gateway reloads on SIGHUP');
+  assert.equal(
+    settings('gatehouse-agent.service').get('RestartPreventExitStatus')?.at(-1),
+    '75',
+    'exit 75 (enroll again) is not restarted',
+  );
+  assert.equal(
+    settings('gatehouse-gateway.service').get('ExecReload')?.at(-1),
+    '/bin/kill -HUP $MAINPID',
+    'the gateway reloads on SIGHUP',
+  );
   const ca = settings('gatehouse-ca.service');
   assert.equal(ca.get('StateDirectory')?.at(-1), 'gatehouse/ca');
   assert.equal(ca.get('StateDirectoryMode')?.at(-1), '0700', 'the CLI refuses a CA directory others can read');

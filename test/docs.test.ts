@@ -13,7 +13,10 @@ test('docs-cli-reference-matches-every-command-help', async () => {
   for (const command of COMMANDS) {
     const r = await gatehouse([...command.path, '--help']);
     assert.equal(r.status, 0, `${command.path.join(' ')} --help`);
-    assert.ok(doc.includes(r.stdout), `docs/cli.md lacks the current --help of \`gatehouse ${command.path.join(' ')}\``);
+    assert.ok(
+      doc.includes(r.stdout),
+      `docs/cli.md lacks the current --help of \`gatehouse ${command.path.join(' ')}\``,
+    );
   }
 });
 
@@ -32,7 +35,11 @@ test('readme-opens-with-the-two-commands', () => {
 });
 
 test('docs-and-sources-hold-no-merge-conflict-markers', () => {
-  const tracked = execFileSync('git', ['ls-files', '*.md', '*.ts', '*.mjs', '*.json', '*.yml', '*.yaml'], { encoding: 'utf8' }).split('\n').filter(Boolean);
+  const tracked = execFileSync('git', ['ls-files', '*.md', '*.ts', '*.mjs', '*.json', '*.yml', '*.yaml'], {
+    encoding: 'utf8',
+  })
+    .split('\n')
+    .filter(Boolean);
   const offenders = tracked.filter((file) => /^(<{7}|>{7}) /m.test(readFileSync(file, 'utf8')));
   assert.deepEqual(offenders, []);
 });

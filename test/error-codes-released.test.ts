@@ -80,7 +80,9 @@ test('every released error code still exists with its HTTP status and exit code'
   const changed = Object.entries(RELEASED).flatMap(([code, [http, exit]]) => {
     const spec = (ERRORS as Record<string, { http: number; exit: number }>)[code];
     if (!spec) return [`${code} was removed or renamed`];
-    return spec.http !== http || spec.exit !== exit ? [`${code} was ${http}/exit ${exit}, is now ${spec.http}/exit ${spec.exit}`] : [];
+    return spec.http !== http || spec.exit !== exit
+      ? [`${code} was ${http}/exit ${exit}, is now ${spec.http}/exit ${spec.exit}`]
+      : [];
   });
   assert.deepEqual(changed, []);
 });
@@ -92,16 +94,47 @@ test('a new code is added to the released list in the same change', () => {
 
 /** The gateway's refusal codes and statuses (src/errors/gateway-refusals.ts), released likewise. */
 const RELEASED_REFUSALS: Record<string, number> = {
-  NO_CERTIFICATE: 400, UNTRUSTED: 403, EXPIRED: 403, NOT_YET_VALID: 403, WRONG_PURPOSE: 403, REVOKED: 403, CRL_STALE: 403, CRL_MISSING: 403,
-  POLICY_DENIED: 403, POSTURE_FAILED: 403, POSTURE_UNAVAILABLE: 503, PATH_AMBIGUOUS: 400, HEADERS_TOO_LARGE: 431, NO_ROUTE: 404, MISDIRECTED: 421,
-  UPSTREAM_UNAVAILABLE: 502, UPSTREAM_HEAD_TOO_LARGE: 502, UPSTREAM_TIMEOUT: 504, INTERNAL: 500, MALFORMED_REQUEST: 400, REQUEST_TIMEOUT: 408,
-  HOST_INVALID: 400, FRAMING_INVALID: 400, TRANSFER_CODING_UNSUPPORTED: 501, VERSION_UNSUPPORTED: 505, METHOD_UNSUPPORTED: 501,
+  NO_CERTIFICATE: 400,
+  UNTRUSTED: 403,
+  EXPIRED: 403,
+  NOT_YET_VALID: 403,
+  WRONG_PURPOSE: 403,
+  REVOKED: 403,
+  CRL_STALE: 403,
+  CRL_MISSING: 403,
+  POLICY_DENIED: 403,
+  POSTURE_FAILED: 403,
+  POSTURE_UNAVAILABLE: 503,
+  PATH_AMBIGUOUS: 400,
+  HEADERS_TOO_LARGE: 431,
+  NO_ROUTE: 404,
+  MISDIRECTED: 421,
+  UPSTREAM_UNAVAILABLE: 502,
+  UPSTREAM_HEAD_TOO_LARGE: 502,
+  UPSTREAM_TIMEOUT: 504,
+  INTERNAL: 500,
+  MALFORMED_REQUEST: 400,
+  REQUEST_TIMEOUT: 408,
+  HOST_INVALID: 400,
+  FRAMING_INVALID: 400,
+  TRANSFER_CODING_UNSUPPORTED: 501,
+  VERSION_UNSUPPORTED: 505,
+  METHOD_UNSUPPORTED: 501,
 };
 
 test('every released gateway refusal code still exists with its status, and new ones are listed', () => {
   const refusals = GATEWAY_REFUSALS as Record<string, { status: number }>;
   const changed = Object.entries(RELEASED_REFUSALS).flatMap(([code, status]) =>
-    !refusals[code] ? [`${code} was removed or renamed`] : refusals[code].status !== status ? [`${code} was ${status}, is now ${refusals[code].status}`] : []);
+    !refusals[code]
+      ? [`${code} was removed or renamed`]
+      : refusals[code].status !== status
+        ? [`${code} was ${status}, is now ${refusals[code].status}`]
+        : [],
+  );
   assert.deepEqual(changed, []);
-  assert.deepEqual(Object.keys(refusals).filter((code) => !(code in RELEASED_REFUSALS)), [], 'add new refusal codes to RELEASED_REFUSALS once they ship');
+  assert.deepEqual(
+    Object.keys(refusals).filter((code) => !(code in RELEASED_REFUSALS)),
+    [],
+    'add new refusal codes to RELEASED_REFUSALS once they ship',
+  );
 });

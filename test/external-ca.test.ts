@@ -13,7 +13,14 @@ import { createServer, type Server } from 'node:net';
 import { run, runSync } from './helpers/run.js';
 import { gatehouse } from './helpers/cli.js';
 import { makeTempDir } from './helpers/tmp.js';
-import { AUTHED_PROFILE, AUTHED_SERVER_PROFILE, issueTlsCredential, makeTestCa, startCfsslServer, type CfsslServer } from './helpers/cfssl-server.js';
+import {
+  AUTHED_PROFILE,
+  AUTHED_SERVER_PROFILE,
+  issueTlsCredential,
+  makeTestCa,
+  startCfsslServer,
+  type CfsslServer,
+} from './helpers/cfssl-server.js';
 import { startCaServerOnDir, type DirServer } from './helpers/ca-dir-server.js';
 import { CA_FILES, loadCaMaterial } from '../src/ca/ca-dir.js';
 import { externalCaFrom, type ExternalCa } from '../src/ca/external-ca.js';
@@ -45,7 +52,10 @@ function opensslVerifies(tmpDir: string, rootPath: string, certPem: string, purp
 async function auditTypes(caDir: string): Promise<Array<{ type: string; details: Record<string, unknown> }>> {
   const store = openSqliteStore(join(caDir, CA_FILES.database));
   try {
-    return (await store.listAudit({ limit: 10_000 })).map((e) => ({ type: e.type, details: e.details as Record<string, unknown> }));
+    return (await store.listAudit({ limit: 10_000 })).map((e) => ({
+      type: e.type,
+      details: e.details as Record<string, unknown>,
+    }));
   } finally {
     await store.close();
   }
@@ -62,7 +72,21 @@ describe('registration-authority mode with cfssl serve', () => {
     cfssl = await startCfsslServer({ dir: tmp.dir });
     rootPath = join(tmp.dir, 'cfssl-root.pem');
     writeFileSync(rootPath, cfssl.ca.certPem);
-    const init = await gatehouse(['ca', 'init', '--dir', caDir, '--name', 'RA', '--trust-domain', TRUST_DOMAIN, '--json', '--external-ca', cfssl.url, '--import-root', rootPath]);
+    const init = await gatehouse([
+      'ca',
+      'init',
+      '--dir',
+      caDir,
+      '--name',
+      'RA',
+      '--trust-domain',
+      TRUST_DOMAIN,
+      '--json',
+      '--external-ca',
+      cfssl.url,
+      '--import-root',
+      rootPath,
+    ]);
     assert.equal(init.status, 0, init.stderr);
     const created = JSON.parse(init.stdout);
     assert.equal(created.externalCa, `${cfssl.url}/api/v1/cfssl/sign`);
@@ -94,7 +118,11 @@ describe('registration-authority mode with cfssl serve', () => {
     const enrolled = leafOf(dir);
     opensslVerifies(tmp.dir, rootPath, readFileSync(join(dir, 'cert.pem'), 'utf8'), 'sslclient');
     assert.deepEqual(enrolled.sans.uri, [`spiffe://${TRUST_DOMAIN}/web/laptop-1`]);
-    assert.equal(readFileSync(join(dir, 'ca.pem'), 'utf8').trim(), cfssl.ca.certPem.trim(), 'agents pin the external root');
+    assert.equal(
+      readFileSync(join(dir, 'ca.pem'), 'utf8').trim(),
+      cfssl.ca.certPem.trim(),
+      'agents pin the external root',
+    );
 
     const renewed = await renewOnce({ dir, caUrl: ca.url });
     const after = leafOf(dir);
@@ -104,7 +132,12 @@ describe('registration-authority mode with cfssl serve', () => {
 
     const list = await gatehouse(['cert', 'list', '--dir', caDir, '--json']);
     assert.equal(list.status, 0, list.stderr);
-    const certs = JSON.parse(list.stdout) as Array<{ serial: string; fingerprint: string; state: string; renewedFrom: string | null }>;
+    const certs = JSON.parse(list.stdout) as Array<{
+      serial: string;
+      fingerprint: string;
+      state: string;
+      renewedFrom: string | null;
+    }>;
     const inInventory = (serial: string) => certs.find((c) => c.serial === serial);
     assert.equal(inInventory(enrolled.serial)?.fingerprint, enrolled.fingerprint);
     assert.equal(inInventory(after.serial)?.fingerprint, after.fingerprint);
@@ -128,7 +161,10 @@ describe('registration-authority mode with cfssl serve', () => {
     await enroll({ caUrl: ca.url, token, dir, name: 'laptop-2' });
     const revoke = await gatehouse(['cert', 'revoke', leafOf(dir).serial, '--dir', caDir, '--reason', 'keyCompromise']);
     assert.equal(revoke.status, 0, revoke.stderr);
-    await assert.rejects(renewOnce({ dir, caUrl: ca.url }), (err: unknown) => isGatehouseError(err) && /revoked/.test(err.message));
+    await assert.rejects(
+      renewOnce({ dir, caUrl: ca.url }),
+      (err: unknown) => isGatehouseError(err) && /revoked/.test(err.message),
+    );
     const crls = await run('curl', ['-sS', '--cacert', rootPath, `${ca.url}/crls`]);
     assert.match(crls.stdout, /this CA signs no CRL/);
     const check = await gatehouse(['check', '--dir', caDir, '--expiring-within', '1h', '--json']);
@@ -141,7 +177,10 @@ describe('registration-authority mode with cfssl serve', () => {
 });
 
 /** A signer in front of the real cfssl that changes the request in one way before passing it on. */
-function tampering(real: ExternalCa, change: 'extra-san' | 'other-key' | 'same-serial'): ExternalCa & { calls: number } {
+function tampering(
+  real: ExternalCa,
+  change: 'extra-san' | 'other-key' | 'same-serial',
+): ExternalCa & { calls: number } {
   let first: Buffer | null = null;
   const otherCsr = buildCsrPem(generatePrivateKey('p256'), { commonName: 'web-x' });
   const signer = {
@@ -169,7 +208,18 @@ test('a signer that returns something else is refused: nothing recorded, the tok
     const rootPath = join(tmp.dir, 'cfssl-root.pem');
     writeFileSync(rootPath, cfssl.ca.certPem);
     const caDir = join(tmp.dir, 'ca');
-    const init = await gatehouse(['ca', 'init', '--dir', caDir, '--trust-domain', TRUST_DOMAIN, '--external-ca', cfssl.url, '--import-root', rootPath]);
+    const init = await gatehouse([
+      'ca',
+      'init',
+      '--dir',
+      caDir,
+      '--trust-domain',
+      TRUST_DOMAIN,
+      '--external-ca',
+      cfssl.url,
+      '--import-root',
+      rootPath,
+    ]);
     assert.equal(init.status, 0, init.stderr);
     const material = loadCaMaterial(caDir);
     const real = externalCaFrom(material.config, caDir)!;
@@ -180,7 +230,13 @@ test('a signer that returns something else is refused: nothing recorded, the tok
     ] as const) {
       const signer = tampering(real, change);
       const store = openSqliteStore(join(caDir, CA_FILES.database));
-      const server = await startCaServer({ material, store, logger: silentLogger, listen: '127.0.0.1:0', externalCa: signer });
+      const server = await startCaServer({
+        material,
+        store,
+        logger: silentLogger,
+        listen: '127.0.0.1:0',
+        externalCa: signer,
+      });
       try {
         const before = await store.listCerts({});
         const { token, record } = await server.authority.createToken({ role: 'web' }, { actor: 'test' });
@@ -194,13 +250,22 @@ test('a signer that returns something else is refused: nothing recorded, the tok
         assert.ok(signer.calls >= 1, 'the signer was asked');
         assert.equal(existsSync(join(dir, 'cert.pem')), false, 'the client got no certificate');
         const afterCerts = await store.listCerts({});
-        assert.deepEqual(afterCerts.map((c) => c.serial).sort(), before.map((c) => c.serial).sort(), `${change}: nothing was recorded`);
+        assert.deepEqual(
+          afterCerts.map((c) => c.serial).sort(),
+          before.map((c) => c.serial).sort(),
+          `${change}: nothing was recorded`,
+        );
         assert.equal((await store.getToken(record.id))!.uses, 0, `${change}: the token keeps its use`);
-        const refusal = (await store.listAudit({ limit: 10_000 })).filter((e) => e.type === 'ca.external_ca_failed').at(-1);
+        const refusal = (await store.listAudit({ limit: 10_000 }))
+          .filter((e) => e.type === 'ca.external_ca_failed')
+          .at(-1);
         assert.ok(refusal, `${change}: audited`);
         assert.equal((refusal.details as Record<string, unknown>).code, 'GH_EXTERNAL_CA_MISMATCH');
         assert.match(String((refusal.details as Record<string, unknown>).reason), message);
-        assert.equal((refusal.details as Record<string, unknown>).spiffeId, `spiffe://${TRUST_DOMAIN}/web/victim-${change}`);
+        assert.equal(
+          (refusal.details as Record<string, unknown>).spiffeId,
+          `spiffe://${TRUST_DOMAIN}/web/victim-${change}`,
+        );
         assert.equal(refusal.tokenId, record.id);
       } finally {
         await server.close();
@@ -212,13 +277,25 @@ test('a signer that returns something else is refused: nothing recorded, the tok
     // other check passes): the serial is the inventory's key, so the second answer is refused.
     const replaying = tampering(real, 'same-serial');
     const store = openSqliteStore(join(caDir, CA_FILES.database));
-    const server = await startCaServer({ material, store, logger: silentLogger, listen: '127.0.0.1:0', externalCa: replaying });
+    const server = await startCaServer({
+      material,
+      store,
+      logger: silentLogger,
+      listen: '127.0.0.1:0',
+      externalCa: replaying,
+    });
     try {
       const csr = await buildCsrPem(generatePrivateKey('p256'), { commonName: 'dup-1' });
       const first = await server.authority.signCsr(csr, 'web', 'dup-1', { actor: 'test' });
       const count = (await store.listCerts({})).length;
-      await assert.rejects(server.authority.signCsr(csr, 'web', 'dup-1', { actor: 'test' }), (err: unknown) =>
-        isGatehouseError(err, 'GH_EXTERNAL_CA_MISMATCH') && new RegExp(`serial ${first.record.serial}, which another certificate in the inventory already has`).test(err.message));
+      await assert.rejects(
+        server.authority.signCsr(csr, 'web', 'dup-1', { actor: 'test' }),
+        (err: unknown) =>
+          isGatehouseError(err, 'GH_EXTERNAL_CA_MISMATCH') &&
+          new RegExp(`serial ${first.record.serial}, which another certificate in the inventory already has`).test(
+            err.message,
+          ),
+      );
       assert.equal(replaying.calls, 2);
       assert.equal((await store.listCerts({})).length, count, 'nothing more was recorded');
     } finally {
@@ -246,10 +323,26 @@ test('init refuses what cannot work and creates nothing: no root, a key given, a
     writeFileSync(keyPath, cfssl.ca.keyPem, { mode: 0o600 });
     const cases: Array<{ args: string[]; exit: number; message: RegExp }> = [
       { args: ['--external-ca', cfssl.url], exit: 64, message: /--external-ca needs --import-root FILE/ },
-      { args: ['--external-ca', cfssl.url, '--import-root', rootPath, '--import-root-key', keyPath], exit: 65, message: /the external CA holds the signing keys; give its certificates only \(leave out --import-root-key\)/ },
-      { args: ['--external-ca', 'ftp://signer', '--import-root', rootPath], exit: 64, message: /must be an http:\/\/ or https:\/\/ URL/ },
-      { args: ['--external-ca-auth-key', keyPath, '--import-root', rootPath, '--import-root-key', keyPath], exit: 64, message: /the --external-ca-\* options need --external-ca URL/ },
-      { args: ['--external-ca', `http://127.0.0.1:${deadPort}`, '--import-root', rootPath], exit: 69, message: /GH_EXTERNAL_CA_UNREACHABLE/ },
+      {
+        args: ['--external-ca', cfssl.url, '--import-root', rootPath, '--import-root-key', keyPath],
+        exit: 65,
+        message: /the external CA holds the signing keys; give its certificates only \(leave out --import-root-key\)/,
+      },
+      {
+        args: ['--external-ca', 'ftp://signer', '--import-root', rootPath],
+        exit: 64,
+        message: /must be an http:\/\/ or https:\/\/ URL/,
+      },
+      {
+        args: ['--external-ca-auth-key', keyPath, '--import-root', rootPath, '--import-root-key', keyPath],
+        exit: 64,
+        message: /the --external-ca-\* options need --external-ca URL/,
+      },
+      {
+        args: ['--external-ca', `http://127.0.0.1:${deadPort}`, '--import-root', rootPath],
+        exit: 69,
+        message: /GH_EXTERNAL_CA_UNREACHABLE/,
+      },
     ];
     for (const [i, c] of cases.entries()) {
       const dir = join(tmp.dir, `ca-${i}`);
@@ -268,18 +361,47 @@ test('over https with mutual TLS and authsign, as gatehouse.yaml configures them
   const tmp = makeTempDir('gatehouse-ra-tls-');
   const tlsCa = await makeTestCa('signer TLS CA');
   const clientCa = await makeTestCa('signer client CA');
-  const cfssl = await startCfsslServer({ dir: tmp.dir, tls: issueTlsCredential(tlsCa, 'signer', 'server'), mutualTlsCaPem: clientCa.certPem });
+  const cfssl = await startCfsslServer({
+    dir: tmp.dir,
+    tls: issueTlsCredential(tlsCa, 'signer', 'server'),
+    mutualTlsCaPem: clientCa.certPem,
+  });
   let ca: DirServer | null = null;
   try {
-    const file = (name: string, text: string, mode = 0o644) => { const path = join(tmp.dir, name); writeFileSync(path, text, { mode }); return path; };
+    const file = (name: string, text: string, mode = 0o644) => {
+      const path = join(tmp.dir, name);
+      writeFileSync(path, text, { mode });
+      return path;
+    };
     const rootPath = file('cfssl-root.pem', cfssl.ca.certPem);
     const client = issueTlsCredential(clientCa, 'gatehouse', 'client');
     const stranger = issueTlsCredential(await makeTestCa('someone else'), 'gatehouse', 'client');
-    const args = (dir: string, cred: { certPem: string; keyPem: string }) => ['ca', 'init', '--dir', dir, '--trust-domain', TRUST_DOMAIN, '--import-root', rootPath,
-      '--external-ca', cfssl.url, '--external-ca-auth-key', file('auth.key', cfssl.authKeyHex, 0o600),
-      '--external-ca-tls-ca', file('tls-ca.pem', tlsCa.certPem), '--external-ca-tls-cert', file(`${dir.split('/').pop()}-client.pem`, cred.certPem),
-      '--external-ca-tls-key', file(`${dir.split('/').pop()}-client-key.pem`, cred.keyPem, 0o600),
-      '--external-ca-profile', `admin=${AUTHED_PROFILE}`, '--external-ca-profile', `web=${AUTHED_PROFILE}`, '--external-ca-profile', `ca-server=${AUTHED_SERVER_PROFILE}`];
+    const args = (dir: string, cred: { certPem: string; keyPem: string }) => [
+      'ca',
+      'init',
+      '--dir',
+      dir,
+      '--trust-domain',
+      TRUST_DOMAIN,
+      '--import-root',
+      rootPath,
+      '--external-ca',
+      cfssl.url,
+      '--external-ca-auth-key',
+      file('auth.key', cfssl.authKeyHex, 0o600),
+      '--external-ca-tls-ca',
+      file('tls-ca.pem', tlsCa.certPem),
+      '--external-ca-tls-cert',
+      file(`${dir.split('/').pop()}-client.pem`, cred.certPem),
+      '--external-ca-tls-key',
+      file(`${dir.split('/').pop()}-client-key.pem`, cred.keyPem, 0o600),
+      '--external-ca-profile',
+      `admin=${AUTHED_PROFILE}`,
+      '--external-ca-profile',
+      `web=${AUTHED_PROFILE}`,
+      '--external-ca-profile',
+      `ca-server=${AUTHED_SERVER_PROFILE}`,
+    ];
 
     const refused = await gatehouse(args(join(tmp.dir, 'ca-stranger'), stranger));
     assert.equal(refused.status, 69, refused.stderr);

@@ -20,7 +20,8 @@ let app: EchoUpstream;
 const dirs: Record<string, string> = {};
 let bundle = '';
 
-const enrollAs = async (role: string, name: string, extra: { dns?: string[]; ip?: string[] } = {}): Promise<string> => (await enrollAgent(fixture, role, name, extra)).dir;
+const enrollAs = async (role: string, name: string, extra: { dns?: string[]; ip?: string[] } = {}): Promise<string> =>
+  (await enrollAgent(fixture, role, name, extra)).dir;
 
 before(async () => {
   fixture = await startCaFixture();
@@ -36,10 +37,32 @@ after(async () => {
   await fixture?.close();
 });
 
-const start = (upstream: string, extraArgs: string[]) => startGatewayProcess({ cert: join(dirs.gw!, 'cert.pem'), key: join(dirs.gw!, 'key.pem'), clientCa: bundle, upstream, extraArgs });
+const start = (upstream: string, extraArgs: string[]) =>
+  startGatewayProcess({
+    cert: join(dirs.gw!, 'cert.pem'),
+    key: join(dirs.gw!, 'key.pem'),
+    clientCa: bundle,
+    upstream,
+    extraArgs,
+  });
 
 function curl(gateway: GatewayProcess, path: string) {
-  return run('curl', ['-sS', '--max-time', '10', '--cacert', join(dirs.gw!, 'ca.pem'), '--cert', join(dirs.device!, 'cert.pem'), '--key', join(dirs.device!, 'key.pem'), '-o', '/dev/null', '-w', '%{http_code}', `${gateway.url}${path}`]);
+  return run('curl', [
+    '-sS',
+    '--max-time',
+    '10',
+    '--cacert',
+    join(dirs.gw!, 'ca.pem'),
+    '--cert',
+    join(dirs.device!, 'cert.pem'),
+    '--key',
+    join(dirs.device!, 'key.pem'),
+    '-o',
+    '/dev/null',
+    '-w',
+    '%{http_code}',
+    `${gateway.url}${path}`,
+  ]);
 }
 
 test('gateway-sigterm-drains-the-request-in-flight-and-stops-accepting', async () => {
@@ -49,7 +72,11 @@ test('gateway-sigterm-drains-the-request-in-flight-and-stops-accepting', async (
   const stopped = gateway.stop('SIGTERM');
   await gateway.waitForLog((l) => l.msg === 'gateway.stopping');
   const refused = await curl(gateway, '/new');
-  assert.equal(refused.status, 7, `a new connection is refused while draining (curl exit ${refused.status}: ${refused.stderr})`);
+  assert.equal(
+    refused.status,
+    7,
+    `a new connection is refused while draining (curl exit ${refused.status}: ${refused.stderr})`,
+  );
   const r = await inFlight;
   assert.equal(r.stdout, '200', `the request in flight finished: ${r.stderr}`);
   assert.equal(await stopped, 0);
@@ -59,9 +86,13 @@ function adminGet(port: number, path: string): Promise<{ status: number; body: s
   return new Promise((resolve, reject) => {
     httpGet({ host: '127.0.0.1', port, path }, (res) => {
       let body = '';
-      res.on('data', (d: Buffer) => { body += d.toString(); });
+      res.on('data', (d: Buffer) => {
+        body += d.toString();
+      });
       res.on('end', () => resolve({ status: res.statusCode ?? 0, body }));
-    }).on('error', reject).end();
+    })
+      .on('error', reject)
+      .end();
   });
 }
 
@@ -72,7 +103,10 @@ test('gateway-workers-share-the-port-reload-on-sighup-and-merge-metrics', async 
     assert.match(String(listening.url), /^https:\/\/127\.0\.0\.1:\d+$/);
     assert.equal(listening.workers, 2);
     assert.equal(listening.level, 'info');
-    assert.ok(!/Gatehouse gateway listening/.test(gateway.stderr()), 'no sentence for a person when stderr is not a terminal: one JSON stream');
+    assert.ok(
+      !/Gatehouse gateway listening/.test(gateway.stderr()),
+      'no sentence for a person when stderr is not a terminal: one JSON stream',
+    );
     const admin = await gateway.waitForLog((l) => l.msg === 'gateway.admin_started');
     const adminPort = Number(String(admin.listen).split(':').pop());
     for (let i = 0; i < 6; i++) assert.equal((await curl(gateway, `/w${i}`)).stdout, '200');
@@ -81,11 +115,24 @@ test('gateway-workers-share-the-port-reload-on-sighup-and-merge-metrics', async 
     const allowed = async () => {
       const metrics = await adminGet(adminPort, '/metrics');
       assert.equal(metrics.status, 200);
-      return Number(/^gatehouse_gateway_requests_total\{decision="allowed",reason="",status="200"\} (\d+)/m.exec(metrics.body)?.[1] ?? 0);
+      return Number(
+        /^gatehouse_gateway_requests_total\{decision="allowed",reason="",status="200"\} (\d+)/m.exec(
+          metrics.body,
+        )?.[1] ?? 0,
+      );
     };
     await waitFor(async () => (await allowed()) >= 6, 10_000, 'the six requests in the merged counters');
-    const served = new Set(gateway.logs().filter((l) => l.msg === 'gateway.request').map((l) => l.worker));
-    assert.equal(await allowed(), 6, `the primary sums every worker's counters (requests served by workers ${[...served].join(', ')})`);
+    const served = new Set(
+      gateway
+        .logs()
+        .filter((l) => l.msg === 'gateway.request')
+        .map((l) => l.worker),
+    );
+    assert.equal(
+      await allowed(),
+      6,
+      `the primary sums every worker's counters (requests served by workers ${[...served].join(', ')})`,
+    );
     const health = await adminGet(adminPort, '/healthz');
     assert.equal(health.status, 200);
     const parsed = JSON.parse(health.body) as { workers: number; problems: string[] };
@@ -103,7 +150,10 @@ test('gateway-workers-share-the-port-reload-on-sighup-and-merge-metrics', async 
 
 test('gateway-bad-config-exits-78-naming-the-key', async () => {
   const file = join(fixture.root, 'bad-gateway.yaml');
-  writeFileSync(file, `listen: 127.0.0.1:0\ntls: { cert: c.pem, key: k.pem, clientCa: ca.pem }\nroutes:\n  - upstreams: [http://127.0.0.1:1]\n    timeout: forever\n`);
+  writeFileSync(
+    file,
+    `listen: 127.0.0.1:0\ntls: { cert: c.pem, key: k.pem, clientCa: ca.pem }\nroutes:\n  - upstreams: [http://127.0.0.1:1]\n    timeout: forever\n`,
+  );
   const { gatehouse } = await import('./helpers/cli.js');
   const r = await gatehouse(['gateway', '--config', file]);
   assert.equal(r.status, 78);
@@ -118,12 +168,19 @@ test('gateway-bad-config-exits-78-naming-the-key', async () => {
 
 test('gateway-slowloris-gets-408-after-headers-timeout-and-is-logged', async () => {
   const file = join(fixture.root, 'slow-headers.yaml');
-  writeFileSync(file, `listen: 127.0.0.1:0\ntls: { cert: ${join(dirs.gw!, 'cert.pem')}, key: ${join(dirs.gw!, 'key.pem')}, clientCa: ${bundle} }\nroutes:\n  - upstreams: [${app.url}]\nlimits: { headersTimeout: 2s }\nworkers: 1\n`);
+  writeFileSync(
+    file,
+    `listen: 127.0.0.1:0\ntls: { cert: ${join(dirs.gw!, 'cert.pem')}, key: ${join(dirs.gw!, 'key.pem')}, clientCa: ${bundle} }\nroutes:\n  - upstreams: [${app.url}]\nlimits: { headersTimeout: 2s }\nworkers: 1\n`,
+  );
   const { spawn } = await import('node:child_process');
   const { CLI_PATH } = await import('./helpers/cli.js');
-  const child = spawn(process.execPath, [CLI_PATH, 'gateway', '--config', file], { stdio: ['ignore', 'ignore', 'pipe'] });
+  const child = spawn(process.execPath, [CLI_PATH, 'gateway', '--config', file], {
+    stdio: ['ignore', 'ignore', 'pipe'],
+  });
   let stderr = '';
-  child.stderr.on('data', (d: Buffer) => { stderr += d.toString(); });
+  child.stderr.on('data', (d: Buffer) => {
+    stderr += d.toString();
+  });
   try {
     const deadline = Date.now() + 30_000;
     while (!findLog(stderr, 'gateway.listening')) {
@@ -134,20 +191,39 @@ test('gateway-slowloris-gets-408-after-headers-timeout-and-is-logged', async () 
     const { connect } = await import('node:tls');
     const started = Date.now();
     const answer = await new Promise<{ text: string; ms: number }>((resolve, reject) => {
-      const socket = connect({ host: '127.0.0.1', port, servername: 'localhost', ALPNProtocols: ['http/1.1'], ca: readFileSync(join(dirs.gw!, 'ca.pem')), cert: readFileSync(join(dirs.device!, 'cert.pem')), key: readFileSync(join(dirs.device!, 'key.pem')) }, () => {
-        socket.write('GET / HTTP/1.1\r\nHost: localhost\r\n');
-      });
+      const socket = connect(
+        {
+          host: '127.0.0.1',
+          port,
+          servername: 'localhost',
+          ALPNProtocols: ['http/1.1'],
+          ca: readFileSync(join(dirs.gw!, 'ca.pem')),
+          cert: readFileSync(join(dirs.device!, 'cert.pem')),
+          key: readFileSync(join(dirs.device!, 'key.pem')),
+        },
+        () => {
+          socket.write('GET / HTTP/1.1\r\nHost: localhost\r\n');
+        },
+      );
       // One header line every 500 ms, never the blank line that ends the head.
-      const drip = setInterval(() => { if (!socket.destroyed) socket.write('X-Drip: 1\r\n'); }, 500);
+      const drip = setInterval(() => {
+        if (!socket.destroyed) socket.write('X-Drip: 1\r\n');
+      }, 500);
       let text = '';
-      socket.on('data', (d: Buffer) => { text += d.toString(); });
-      socket.on('close', () => { clearInterval(drip); resolve({ text, ms: Date.now() - started }); });
+      socket.on('data', (d: Buffer) => {
+        text += d.toString();
+      });
+      socket.on('close', () => {
+        clearInterval(drip);
+        resolve({ text, ms: Date.now() - started });
+      });
       socket.on('error', reject);
     });
     assert.match(answer.text, /^HTTP\/1\.1 408 Request Timeout[\s\S]*the request head did not arrive within 2000 ms/);
     assert.ok(answer.ms < 10_000, `closed after ${answer.ms} ms, not held open`);
     // Log lines are written once per event-loop turn, so the line can trail the socket's close.
-    for (let i = 0; i < 40 && !/"reason":"REQUEST_TIMEOUT","status":408/.test(stderr); i++) await new Promise((r) => setTimeout(r, 50));
+    for (let i = 0; i < 40 && !/"reason":"REQUEST_TIMEOUT","status":408/.test(stderr); i++)
+      await new Promise((r) => setTimeout(r, 50));
     assert.match(stderr, /"reason":"REQUEST_TIMEOUT","status":408/);
   } finally {
     child.kill('SIGTERM');
@@ -159,16 +235,42 @@ test('gateway-keepalive-timeout-never-cuts-a-slow-request-and-http2-can-be-turne
   const { runGateway } = await import('../src/gateway/run.js');
   const { createLogger } = await import('../src/log/logger.js');
   for (const http2 of [true, false]) {
-    const config = parseGatewayConfig({
-      listen: '127.0.0.1:0', http2,
-      tls: { cert: join(dirs.gw!, 'cert.pem'), key: join(dirs.gw!, 'key.pem'), clientCa: bundle },
-      routes: [{ upstreams: [slowApp.url] }],
-      limits: { keepAliveTimeout: '1s' },
-    }, 'test', fixture.root);
-    const running = await runGateway({ config, configFile: null, logger: createLogger({ level: 'error', write: () => undefined }), serveAdmin: false });
+    const config = parseGatewayConfig(
+      {
+        listen: '127.0.0.1:0',
+        http2,
+        tls: { cert: join(dirs.gw!, 'cert.pem'), key: join(dirs.gw!, 'key.pem'), clientCa: bundle },
+        routes: [{ upstreams: [slowApp.url] }],
+        limits: { keepAliveTimeout: '1s' },
+      },
+      'test',
+      fixture.root,
+    );
+    const running = await runGateway({
+      config,
+      configFile: null,
+      logger: createLogger({ level: 'error', write: () => undefined }),
+      serveAdmin: false,
+    });
     try {
       // The app answers after 1.5 s: longer than keepAliveTimeout, well within the route timeout.
-      const r = await run('curl', ['-sS', '--http2', '--max-time', '10', '--cacert', join(dirs.gw!, 'ca.pem'), '--cert', join(dirs.device!, 'cert.pem'), '--key', join(dirs.device!, 'key.pem'), '-o', '/dev/null', '-w', '%{http_code} %{http_version}', `https://localhost:${running.gateway.port}/slow`]);
+      const r = await run('curl', [
+        '-sS',
+        '--http2',
+        '--max-time',
+        '10',
+        '--cacert',
+        join(dirs.gw!, 'ca.pem'),
+        '--cert',
+        join(dirs.device!, 'cert.pem'),
+        '--key',
+        join(dirs.device!, 'key.pem'),
+        '-o',
+        '/dev/null',
+        '-w',
+        '%{http_code} %{http_version}',
+        `https://localhost:${running.gateway.port}/slow`,
+      ]);
       assert.equal(r.stdout, http2 ? '200 2' : '200 1.1', `http2: ${http2}: ${r.stderr}`);
     } finally {
       await running.close();

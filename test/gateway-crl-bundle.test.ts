@@ -26,8 +26,16 @@ import { waitFor } from './helpers/poll.js';
 
 const VALIDITY = { notBefore: new Date('2020-01-01T00:00:00Z'), notAfter: new Date('2060-01-01T00:00:00Z') };
 
-interface Client { certPem: string; keyPem: string; serial: string }
-interface Running { gw: RunningGateway; events(name: string): Record<string, unknown>[]; lines: string[] }
+interface Client {
+  certPem: string;
+  keyPem: string;
+  serial: string;
+}
+interface Running {
+  gw: RunningGateway;
+  events(name: string): Record<string, unknown>[];
+  lines: string[];
+}
 
 let tmp: ReturnType<typeof makeTempDir>;
 let app: EchoUpstream;
@@ -44,7 +52,13 @@ const clients: Record<string, Client> = {};
 let n = 0;
 
 function testCa(certDer: Buffer, key: KeyObject, name: string): TestCa {
-  return { certDer, certPem: pki.toPem('CERTIFICATE', certDer), key, authority: pki.prepareSigningAuthority(certDer, key), name };
+  return {
+    certDer,
+    certPem: pki.toPem('CERTIFICATE', certDer),
+    key,
+    authority: pki.prepareSigningAuthority(certDer, key),
+    name,
+  };
 }
 
 /** An intermediate under `parent` with keyCertSign only: it may issue certificates, not sign CRLs (RFC 5280 §4.2.1.3). */
@@ -53,9 +67,13 @@ async function intermediateWithoutCrlSign(parent: TestCa, name: string): Promise
   const keys = await toCryptoKeys(key);
   const parentKeys = await toCryptoKeys(parent.key);
   const cert = await x509.X509CertificateGenerator.create({
-    serialNumber: pki.randomSerial().toString('hex'), subject: `CN=${name}, O=Gatehouse Test`,
+    serialNumber: pki.randomSerial().toString('hex'),
+    subject: `CN=${name}, O=Gatehouse Test`,
     issuer: new x509.Name(new Uint8Array(pki.parseCertificate(parent.certDer).subjectNameDer)),
-    ...VALIDITY, publicKey: keys.publicKey, signingKey: parentKeys.privateKey, signingAlgorithm: webAlgorithmFor(parent.key).signing,
+    ...VALIDITY,
+    publicKey: keys.publicKey,
+    signingKey: parentKeys.privateKey,
+    signingAlgorithm: webAlgorithmFor(parent.key).signing,
     extensions: [
       new x509.BasicConstraintsExtension(true, 0, true),
       new x509.KeyUsagesExtension(x509.KeyUsageFlags.keyCertSign, true),
@@ -65,18 +83,37 @@ async function intermediateWithoutCrlSign(parent: TestCa, name: string): Promise
   return testCa(Buffer.from(cert.rawData), key, name);
 }
 
-function issue(ca: TestCa, name: string, profile: pki.LeafProfile = 'client', extra: { dns?: string[]; ip?: string[] } = {}): Client {
+function issue(
+  ca: TestCa,
+  name: string,
+  profile: pki.LeafProfile = 'client',
+  extra: { dns?: string[]; ip?: string[] } = {},
+): Client {
   const key = pki.generatePrivateKey('p256');
   const der = pki.buildLeafCertificate(ca.authority, {
-    serial: pki.randomSerial(), commonName: name, organizationalUnit: 'web', organization: 'Gatehouse Test', spkiDer: pki.spkiDer(key),
-    ...VALIDITY, profile, dns: extra.dns ?? [], ip: extra.ip ?? [], uri: [], email: [],
+    serial: pki.randomSerial(),
+    commonName: name,
+    organizationalUnit: 'web',
+    organization: 'Gatehouse Test',
+    spkiDer: pki.spkiDer(key),
+    ...VALIDITY,
+    profile,
+    dns: extra.dns ?? [],
+    ip: extra.ip ?? [],
+    uri: [],
+    email: [],
   });
   // The client sends its issuing intermediate: B is not in tls.clientCa, only the root is.
   const chain = ca === root ? '' : ca.certPem;
-  return { certPem: pki.toPem('CERTIFICATE', der) + chain, keyPem: key.export({ type: 'pkcs8', format: 'pem' }) as string, serial: pki.parseCertificate(der).serial };
+  return {
+    certPem: pki.toPem('CERTIFICATE', der) + chain,
+    keyPem: key.export({ type: 'pkcs8', format: 'pem' }) as string,
+    serial: pki.parseCertificate(der).serial,
+  };
 }
 
-const crlPem = (ca: TestCa, crlNumber: bigint, revoked: string[] = []) => pki.toPem('X509 CRL', makeCrl(ca, { crlNumber, revoked }));
+const crlPem = (ca: TestCa, crlNumber: bigint, revoked: string[] = []) =>
+  pki.toPem('X509 CRL', makeCrl(ca, { crlNumber, revoked }));
 
 /** The `/crls` shape: each CA's certificate followed by its CRL. */
 function bundle(...parts: Array<TestCa | string>): string {
@@ -91,7 +128,11 @@ before(async () => {
   intA = pkiA.intermediate;
   const keyB = pki.generatePrivateKey('p256');
   const specB = { commonName: 'Bundle Issuing B', organization: 'Gatehouse Test', ...VALIDITY };
-  intB = testCa(await pki.buildIntermediateCertificate(keyB, { certDer: root.certDer, key: root.key }, specB), keyB, 'Bundle Issuing B');
+  intB = testCa(
+    await pki.buildIntermediateCertificate(keyB, { certDer: root.certDer, key: root.key }, specB),
+    keyB,
+    'Bundle Issuing B',
+  );
   noCrlSign = await intermediateWithoutCrlSign(root, 'Bundle Issuing NoCrlSign');
   foreignInt = (await buildTestPki('Foreign')).intermediate;
   clientCa = join(tmp.dir, 'client-ca.pem');
@@ -114,13 +155,26 @@ after(async () => {
 
 async function startGateway(t: TestContext, sources: string[]): Promise<Running> {
   const lines: string[] = [];
-  const config = parseGatewayConfig({
-    listen: '127.0.0.1:0', tls: { cert: serverCert, key: serverKey, clientCa }, routes: [{ upstreams: [app.url] }],
-    revocation: { crl: sources, refreshInterval: '1h' }, admin: { listen: '127.0.0.1:0' },
-  }, 'test', tmp.dir);
-  const gw = await runGateway({ config, configFile: null, logger: createLogger({ level: 'debug', write: (l) => void lines.push(l) }), serveAdmin: true });
+  const config = parseGatewayConfig(
+    {
+      listen: '127.0.0.1:0',
+      tls: { cert: serverCert, key: serverKey, clientCa },
+      routes: [{ upstreams: [app.url] }],
+      revocation: { crl: sources, refreshInterval: '1h' },
+      admin: { listen: '127.0.0.1:0' },
+    },
+    'test',
+    tmp.dir,
+  );
+  const gw = await runGateway({
+    config,
+    configFile: null,
+    logger: createLogger({ level: 'debug', write: (l) => void lines.push(l) }),
+    serveAdmin: true,
+  });
   t.after(() => gw.close());
-  const events = (name: string) => lines.map((l) => JSON.parse(l) as Record<string, unknown>).filter((e) => e.msg === name);
+  const events = (name: string) =>
+    lines.map((l) => JSON.parse(l) as Record<string, unknown>).filter((e) => e.msg === name);
   return { gw, events, lines };
 }
 
@@ -132,9 +186,13 @@ function fileSource(content: string): string {
   return path;
 }
 
-
 /** Rewrites the source, then SIGHUP-style refresh, and waits (with a deadline) for the outcome event. */
-async function refreshAfter(r: Running, path: string, content: string, event: 'gateway.crl_loaded' | 'gateway.crl_refused' | 'gateway.crl_dropped'): Promise<Record<string, unknown>> {
+async function refreshAfter(
+  r: Running,
+  path: string,
+  content: string,
+  event: 'gateway.crl_loaded' | 'gateway.crl_refused' | 'gateway.crl_dropped',
+): Promise<Record<string, unknown>> {
   const before = r.events(event).length;
   replaceFile(path, content);
   r.gw.reload();
@@ -150,18 +208,31 @@ async function refreshAfter(r: Running, path: string, content: string, event: 'g
 /** One request over a new mTLS connection; the access-log reason is read back through x-request-id. */
 function get(r: Running, client: Client): Promise<{ status: number; body: string; reason: string | null }> {
   return new Promise((resolve, reject) => {
-    const req = httpsRequest({
-      host: '127.0.0.1', servername: 'localhost', port: r.gw.gateway.port, path: '/', agent: false, headers: { host: 'localhost' },
-      ca: root.certPem, cert: client.certPem, key: client.keyPem, timeout: 10_000,
-    }, (res) => {
-      let body = '';
-      res.on('data', (d: Buffer) => { body += d.toString(); });
-      res.on('end', () => {
-        const id = res.headers['x-request-id'];
-        const line = r.events('gateway.request').find((e) => e.requestId === id);
-        resolve({ status: res.statusCode ?? 0, body, reason: (line?.reason as string | undefined) ?? null });
-      });
-    });
+    const req = httpsRequest(
+      {
+        host: '127.0.0.1',
+        servername: 'localhost',
+        port: r.gw.gateway.port,
+        path: '/',
+        agent: false,
+        headers: { host: 'localhost' },
+        ca: root.certPem,
+        cert: client.certPem,
+        key: client.keyPem,
+        timeout: 10_000,
+      },
+      (res) => {
+        let body = '';
+        res.on('data', (d: Buffer) => {
+          body += d.toString();
+        });
+        res.on('end', () => {
+          const id = res.headers['x-request-id'];
+          const line = r.events('gateway.request').find((e) => e.requestId === id);
+          resolve({ status: res.statusCode ?? 0, body, reason: (line?.reason as string | undefined) ?? null });
+        });
+      },
+    );
     req.on('timeout', () => req.destroy(new Error('no answer within 10 s')));
     req.on('error', reject);
     req.end();
@@ -173,7 +244,12 @@ async function assertAllowed(r: Running, client: Client, why: string): Promise<v
   assert.equal(res.status, 200, `${why}: ${res.body}`);
 }
 
-async function assertRefused(r: Running, client: Client, reason: 'REVOKED' | 'CRL_MISSING', body: RegExp): Promise<void> {
+async function assertRefused(
+  r: Running,
+  client: Client,
+  reason: 'REVOKED' | 'CRL_MISSING',
+  body: RegExp,
+): Promise<void> {
   const res = await get(r, client);
   assert.equal(res.status, 403, res.body);
   assert.match(res.body, body);
@@ -191,14 +267,21 @@ function adminGet(r: Running, path: string): Promise<string> {
   return new Promise((resolve, reject) => {
     httpRequest({ host: '127.0.0.1', port: r.gw.admin!.port, path }, (res) => {
       let body = '';
-      res.on('data', (d: Buffer) => { body += d.toString(); });
+      res.on('data', (d: Buffer) => {
+        body += d.toString();
+      });
       res.on('end', () => resolve(body));
-    }).on('error', reject).end();
+    })
+      .on('error', reject)
+      .end();
   });
 }
 
 /** A small https server for the URL source; `body` is what `/crls` answers now, `fetches` how often it was asked. */
-async function startCrlServer(t: TestContext, initial: string): Promise<{ url: string; set(body: string): void; fetches(): number }> {
+async function startCrlServer(
+  t: TestContext,
+  initial: string,
+): Promise<{ url: string; set(body: string): void; fetches(): number }> {
   let body = initial;
   let fetches = 0;
   const server: Server = createHttpsServer({ cert: serverPems.cert, key: serverPems.key }, (req, res) => {
@@ -211,28 +294,55 @@ async function startCrlServer(t: TestContext, initial: string): Promise<{ url: s
   });
   await new Promise<void>((res) => server.listen(0, '127.0.0.1', res));
   t.after(() => new Promise<void>((res) => server.close(() => res())));
-  return { url: `https://localhost:${(server.address() as AddressInfo).port}/crls`, set: (next) => void (body = next), fetches: () => fetches };
+  return {
+    url: `https://localhost:${(server.address() as AddressInfo).port}/crls`,
+    set: (next) => void (body = next),
+    fetches: () => fetches,
+  };
 }
 
 test('crl-bundle-url-source-lets-in-clients-of-both-intermediates-and-refuses-one-revoked-by-b', async (t) => {
-  const source = await startCrlServer(t, bundle(intA, crlPem(intA, 1n), intB, crlPem(intB, 1n, [clients.bRevoked!.serial]), root, crlPem(root, 1n)));
+  const source = await startCrlServer(
+    t,
+    bundle(intA, crlPem(intA, 1n), intB, crlPem(intB, 1n, [clients.bRevoked!.serial]), root, crlPem(root, 1n)),
+  );
   const r = await startGateway(t, [source.url]);
   await assertAllowed(r, clients.a!, 'a client of intermediate A (in clientCa)');
   await assertAllowed(r, clients.b!, 'a client of intermediate B (not in clientCa, its certificate came with its CRL)');
-  await assertRefused(r, clients.bRevoked!, 'REVOKED', new RegExp(`serial ${clients.bRevoked!.serial} was revoked .* by "O=Gatehouse Test, CN=Bundle Issuing B"`));
+  await assertRefused(
+    r,
+    clients.bRevoked!,
+    'REVOKED',
+    new RegExp(`serial ${clients.bRevoked!.serial} was revoked .* by "O=Gatehouse Test, CN=Bundle Issuing B"`),
+  );
   const loaded = r.events('gateway.crl_loaded').map((e) => e.issuer);
-  assert.deepEqual(loaded, ['O=Gatehouse Test, CN=Bundle Issuing', 'O=Gatehouse Test, CN=Bundle Issuing B', 'O=Gatehouse Test, CN=Bundle Root']);
+  assert.deepEqual(loaded, [
+    'O=Gatehouse Test, CN=Bundle Issuing',
+    'O=Gatehouse Test, CN=Bundle Issuing B',
+    'O=Gatehouse Test, CN=Bundle Root',
+  ]);
 
   // /healthz and the gauges list every loaded CRL, each with its source.
-  const health = JSON.parse(await adminGet(r, '/healthz')) as { crls: Array<{ source: string; issuer: string; stale: boolean }> };
-  assert.deepEqual(health.crls.map((c) => [c.source, c.issuer, c.stale]), [
-    [source.url, 'O=Gatehouse Test, CN=Bundle Issuing', false],
-    [source.url, 'O=Gatehouse Test, CN=Bundle Issuing B', false],
-    [source.url, 'O=Gatehouse Test, CN=Bundle Root', false],
-  ]);
+  const health = JSON.parse(await adminGet(r, '/healthz')) as {
+    crls: Array<{ source: string; issuer: string; stale: boolean }>;
+  };
+  assert.deepEqual(
+    health.crls.map((c) => [c.source, c.issuer, c.stale]),
+    [
+      [source.url, 'O=Gatehouse Test, CN=Bundle Issuing', false],
+      [source.url, 'O=Gatehouse Test, CN=Bundle Issuing B', false],
+      [source.url, 'O=Gatehouse Test, CN=Bundle Root', false],
+    ],
+  );
   const metrics = await adminGet(r, '/metrics');
-  const issuers = [...metrics.matchAll(/^gatehouse_gateway_crl_next_update_timestamp_seconds\{issuer="([^"]+)"\}/gm)].map((m) => m[1]).sort();
-  assert.deepEqual(issuers, ['O=Gatehouse Test, CN=Bundle Issuing', 'O=Gatehouse Test, CN=Bundle Issuing B', 'O=Gatehouse Test, CN=Bundle Root']);
+  const issuers = [...metrics.matchAll(/^gatehouse_gateway_crl_next_update_timestamp_seconds\{issuer="([^"]+)"\}/gm)]
+    .map((m) => m[1])
+    .sort();
+  assert.deepEqual(issuers, [
+    'O=Gatehouse Test, CN=Bundle Issuing',
+    'O=Gatehouse Test, CN=Bundle Issuing B',
+    'O=Gatehouse Test, CN=Bundle Root',
+  ]);
 });
 
 test('crl-bundle-file-source-without-b-certificate-refused-so-b-clients-crl-missing', async (t) => {
@@ -240,16 +350,33 @@ test('crl-bundle-file-source-without-b-certificate-refused-so-b-clients-crl-miss
   const r = await startGateway(t, [path]);
   await assertRefused(r, clients.b!, 'CRL_MISSING', /no CRL is loaded for "O=Gatehouse Test, CN=Bundle Issuing B"/);
   // B's CRL without B's certificate: no key to verify it with, so the whole refresh is refused.
-  const refused = await refreshAfter(r, path, bundle(intA, crlPem(intA, 2n), crlPem(intB, 1n), root, crlPem(root, 2n)), 'gateway.crl_refused');
+  const refused = await refreshAfter(
+    r,
+    path,
+    bundle(intA, crlPem(intA, 2n), crlPem(intB, 1n), root, crlPem(root, 2n)),
+    'gateway.crl_refused',
+  );
   assert.equal(refused.level, 'error');
   assert.equal(refused.code, 'GH_CRL_SIGNATURE');
   assert.equal(refused.issuer, 'O=Gatehouse Test, CN=Bundle Issuing B');
-  assert.match(String(refused.reason), /^CRL 2 \(issuer "O=Gatehouse Test, CN=Bundle Issuing B"\): CRL issuer "O=Gatehouse Test, CN=Bundle Issuing B" is not a CA of the trust bundle$/);
-  assert.deepEqual((refused.kept as Array<{ crlNumber: string }>).map((k) => k.crlNumber), ['1', '1'], 'the previous set (CRLs 1) stays whole');
+  assert.match(
+    String(refused.reason),
+    /^CRL 2 \(issuer "O=Gatehouse Test, CN=Bundle Issuing B"\): CRL issuer "O=Gatehouse Test, CN=Bundle Issuing B" is not a CA of the trust bundle$/,
+  );
+  assert.deepEqual(
+    (refused.kept as Array<{ crlNumber: string }>).map((k) => k.crlNumber),
+    ['1', '1'],
+    'the previous set (CRLs 1) stays whole',
+  );
   await assertRefused(r, clients.b!, 'CRL_MISSING', /no CRL is loaded for "O=Gatehouse Test, CN=Bundle Issuing B"/);
   await assertAllowed(r, clients.a!, 'A keeps its previous CRL');
   // With B's certificate added, the same CRLs load.
-  await refreshAfter(r, path, bundle(intA, crlPem(intA, 2n), intB, crlPem(intB, 1n), root, crlPem(root, 2n)), 'gateway.crl_loaded');
+  await refreshAfter(
+    r,
+    path,
+    bundle(intA, crlPem(intA, 2n), intB, crlPem(intB, 1n), root, crlPem(root, 2n)),
+    'gateway.crl_loaded',
+  );
   await assertAllowed(r, clients.b!, 'B once its certificate is in the source');
 });
 
@@ -258,43 +385,82 @@ test('crl-bundle-signer-certificate-not-signed-by-the-bundle-refused-and-previou
   const r = await startGateway(t, [path]);
   await assertRefused(r, clients.a!, 'REVOKED', /was revoked/);
   // Another root's intermediate, with a CRL of its own, riding along: the whole fetch is refused.
-  const refused = await refreshAfter(r, path, bundle(intA, crlPem(intA, 2n), foreignInt, crlPem(foreignInt, 1n), root, crlPem(root, 2n)), 'gateway.crl_refused');
+  const refused = await refreshAfter(
+    r,
+    path,
+    bundle(intA, crlPem(intA, 2n), foreignInt, crlPem(foreignInt, 1n), root, crlPem(root, 2n)),
+    'gateway.crl_refused',
+  );
   const serial = pki.parseCertificate(foreignInt.certDer).serial;
-  assert.equal(refused.reason, `signer certificate "O=Gatehouse Test, CN=Foreign Issuing" (serial ${serial}) cannot sign CRLs: it is not signed by a certificate of the trust bundle (tls.clientCa)`);
+  assert.equal(
+    refused.reason,
+    `signer certificate "O=Gatehouse Test, CN=Foreign Issuing" (serial ${serial}) cannot sign CRLs: it is not signed by a certificate of the trust bundle (tls.clientCa)`,
+  );
   assert.equal(refused.code, 'GH_CRL_SIGNATURE');
   await assertRefused(r, clients.a!, 'REVOKED', /was revoked/); // CRL 2 (which un-revokes a) was not applied
   const health = JSON.parse(await adminGet(r, '/healthz')) as { crls: Array<{ lastError: string | null }> };
-  assert.ok(health.crls.every((c) => c.lastError === refused.reason), 'the refusal is reported on every row of the source');
+  assert.ok(
+    health.crls.every((c) => c.lastError === refused.reason),
+    'the refusal is reported on every row of the source',
+  );
   const metrics = await adminGet(r, '/metrics');
-  assert.match(metrics, /gatehouse_gateway_crl_next_update_timestamp_seconds\{issuer="O=Gatehouse Test, CN=Bundle Issuing"\}/);
+  assert.match(
+    metrics,
+    /gatehouse_gateway_crl_next_update_timestamp_seconds\{issuer="O=Gatehouse Test, CN=Bundle Issuing"\}/,
+  );
   assert.doesNotMatch(metrics, /Foreign/);
 });
 
 test('crl-bundle-signer-certificate-without-crl-sign-refused', async (t) => {
   const path = fileSource(bundle(intA, crlPem(intA, 1n), root, crlPem(root, 1n)));
   const r = await startGateway(t, [path]);
-  const refused = await refreshAfter(r, path, bundle(intA, crlPem(intA, 2n), noCrlSign, crlPem(noCrlSign, 1n), root, crlPem(root, 2n)), 'gateway.crl_refused');
+  const refused = await refreshAfter(
+    r,
+    path,
+    bundle(intA, crlPem(intA, 2n), noCrlSign, crlPem(noCrlSign, 1n), root, crlPem(root, 2n)),
+    'gateway.crl_refused',
+  );
   const serial = pki.parseCertificate(noCrlSign.certDer).serial;
-  assert.equal(refused.reason, `signer certificate "O=Gatehouse Test, CN=Bundle Issuing NoCrlSign" (serial ${serial}) cannot sign CRLs: its keyUsage lacks cRLSign (RFC 5280 §4.2.1.3)`);
-  assert.deepEqual((refused.kept as Array<{ crlNumber: string }>).map((k) => k.crlNumber), ['1', '1']);
+  assert.equal(
+    refused.reason,
+    `signer certificate "O=Gatehouse Test, CN=Bundle Issuing NoCrlSign" (serial ${serial}) cannot sign CRLs: its keyUsage lacks cRLSign (RFC 5280 §4.2.1.3)`,
+  );
+  assert.deepEqual(
+    (refused.kept as Array<{ crlNumber: string }>).map((k) => k.crlNumber),
+    ['1', '1'],
+  );
 });
 
 test('crl-bundle-two-crls-of-one-issuer-refused', async (t) => {
   const path = fileSource(bundle(intA, crlPem(intA, 1n), root, crlPem(root, 1n)));
   const r = await startGateway(t, [path]);
-  const refused = await refreshAfter(r, path, bundle(intA, crlPem(intA, 3n), crlPem(intA, 2n, [clients.a!.serial]), root, crlPem(root, 2n)), 'gateway.crl_refused');
-  assert.equal(refused.reason, 'CRL 2 (issuer "O=Gatehouse Test, CN=Bundle Issuing"): the source holds two CRLs of this issuer (CRLs 1 and 2); publish one per CA');
+  const refused = await refreshAfter(
+    r,
+    path,
+    bundle(intA, crlPem(intA, 3n), crlPem(intA, 2n, [clients.a!.serial]), root, crlPem(root, 2n)),
+    'gateway.crl_refused',
+  );
+  assert.equal(
+    refused.reason,
+    'CRL 2 (issuer "O=Gatehouse Test, CN=Bundle Issuing"): the source holds two CRLs of this issuer (CRLs 1 and 2); publish one per CA',
+  );
   assert.equal(refused.crl, 2);
   await assertAllowed(r, clients.a!, 'the previous set stays');
 });
 
 test('crl-bundle-two-crls-of-one-issuer-refused-at-start-of-a-file-source', async (t) => {
   const path = fileSource(bundle(intA, crlPem(intA, 1n), crlPem(intA, 2n), root, crlPem(root, 1n)));
-  await assert.rejects(startGateway(t, [path]), /cannot be used: CRL 2 \(issuer "O=Gatehouse Test, CN=Bundle Issuing"\): the source holds two CRLs of this issuer/);
+  await assert.rejects(
+    startGateway(t, [path]),
+    /cannot be used: CRL 2 \(issuer "O=Gatehouse Test, CN=Bundle Issuing"\): the source holds two CRLs of this issuer/,
+  );
 });
 
 test('crl-bundle-older-crl-number-for-one-issuer-refused-and-previous-kept', async (t) => {
-  const source = await startCrlServer(t, bundle(intA, crlPem(intA, 5n, [clients.a!.serial]), intB, crlPem(intB, 1n), root, crlPem(root, 1n)));
+  const source = await startCrlServer(
+    t,
+    bundle(intA, crlPem(intA, 5n, [clients.a!.serial]), intB, crlPem(intB, 1n), root, crlPem(root, 1n)),
+  );
   const r = await startGateway(t, [source.url]);
   await assertRefused(r, clients.a!, 'REVOKED', /was revoked/);
   // A replayed CRL 4 of A (before a's revocation), with a newer B and root: all of it is refused.
@@ -303,16 +469,24 @@ test('crl-bundle-older-crl-number-for-one-issuer-refused-and-previous-kept', asy
   r.gw.reload();
   await waitFor(() => r.events('gateway.crl_refused').length > before, 5000, 'gateway.crl_refused', 20);
   const refused = r.events('gateway.crl_refused').at(-1)!;
-  assert.equal(refused.reason, 'CRL 1 (issuer "O=Gatehouse Test, CN=Bundle Issuing"): CRL number 4 is older than the CRL in force (number 5); a rolled-back CRL is refused');
+  assert.equal(
+    refused.reason,
+    'CRL 1 (issuer "O=Gatehouse Test, CN=Bundle Issuing"): CRL number 4 is older than the CRL in force (number 5); a rolled-back CRL is refused',
+  );
   await assertRefused(r, clients.a!, 'REVOKED', /was revoked/);
-  await assertAllowed(r, clients.b!, 'B\'s newer CRL 2 was not applied either: all or nothing');
+  await assertAllowed(r, clients.b!, "B's newer CRL 2 was not applied either: all or nothing");
 });
 
 test('crl-bundle-issuer-gone-from-a-later-fetch-dropped-once-and-its-clients-crl-missing', async (t) => {
   const path = fileSource(bundle(intA, crlPem(intA, 1n), intB, crlPem(intB, 1n), root, crlPem(root, 1n)));
   const r = await startGateway(t, [path]);
   await assertAllowed(r, clients.a!, 'A before it retires');
-  const dropped = await refreshAfter(r, path, bundle(intB, crlPem(intB, 2n), root, crlPem(root, 2n)), 'gateway.crl_dropped');
+  const dropped = await refreshAfter(
+    r,
+    path,
+    bundle(intB, crlPem(intB, 2n), root, crlPem(root, 2n)),
+    'gateway.crl_dropped',
+  );
   assert.equal(dropped.issuer, 'O=Gatehouse Test, CN=Bundle Issuing');
   assert.equal(dropped.level, 'info');
   await assertRefused(r, clients.a!, 'CRL_MISSING', /no CRL is loaded for "O=Gatehouse Test, CN=Bundle Issuing"/);
@@ -322,7 +496,12 @@ test('crl-bundle-issuer-gone-from-a-later-fetch-dropped-once-and-its-clients-crl
   assert.equal(r.events('gateway.crl_dropped').length, 1, 'logged once');
   // A coming back with an older CRL than the one last seen from it is still refused.
   const oldA = pki.toPem('X509 CRL', makeCrl(intA, { crlNumber: 0n, thisUpdate: new Date(Date.now() - 86_400_000) }));
-  const refused = await refreshAfter(r, path, bundle(intA, oldA, intB, crlPem(intB, 4n), root, crlPem(root, 4n)), 'gateway.crl_refused');
+  const refused = await refreshAfter(
+    r,
+    path,
+    bundle(intA, oldA, intB, crlPem(intB, 4n), root, crlPem(root, 4n)),
+    'gateway.crl_refused',
+  );
   assert.match(String(refused.reason), /CRL number 0 is older than the CRL last seen from this issuer \(number 1\)/);
 });
 
@@ -356,7 +535,13 @@ test('crl-bundle-client-of-an-issuer-without-crl-makes-the-gateway-ask-the-sourc
 test('crl-bundle-on-demand-refresh-is-shared-while-running-and-at-most-once-per-5-s', async (t) => {
   const source = await startCrlServer(t, bundle(intA, crlPem(intA, 1n), root, crlPem(root, 1n)));
   let clock = Date.now();
-  const checker = new RevocationChecker({ sources: [source.url], trustBundle: readFileSync(clientCa, 'utf8'), ca: readFileSync(clientCa, 'utf8'), refreshIntervalMs: 3_600_000, now: () => new Date(clock) });
+  const checker = new RevocationChecker({
+    sources: [source.url],
+    trustBundle: readFileSync(clientCa, 'utf8'),
+    ca: readFileSync(clientCa, 'utf8'),
+    refreshIntervalMs: 3_600_000,
+    now: () => new Date(clock),
+  });
   t.after(() => checker.close());
   await checker.start();
   assert.equal(source.fetches(), 1);

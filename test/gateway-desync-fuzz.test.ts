@@ -9,7 +9,14 @@
 import { describe, it, before, after } from 'node:test';
 import assert from 'node:assert/strict';
 import { makeTempDir } from './helpers/tmp.js';
-import { DesyncRig, makePki, invariantViolations, describeOutcome, type Pki, type DesyncCase } from './helpers/desync-harness.js';
+import {
+  DesyncRig,
+  makePki,
+  invariantViolations,
+  describeOutcome,
+  type Pki,
+  type DesyncCase,
+} from './helpers/desync-harness.js';
 import { DESYNC_CASES } from './helpers/desync-cases.js';
 import type { UpstreamKind } from './helpers/recording-upstream.js';
 
@@ -36,16 +43,32 @@ const at = (rng: Rng, text: string) => Math.floor(rng() * (text.length + 1));
 /** Only cases written as plain bytes are seeds (their waits would mean nothing once mutated). */
 const SEEDS: Array<{ name: string; text: string }> = DESYNC_CASES.flatMap((c) => {
   if (typeof c.bytes === 'string') return [{ name: c.name, text: c.bytes }];
-  if (Array.isArray(c.bytes) && c.bytes.every((s) => typeof s === 'string')) return [{ name: c.name, text: (c.bytes as string[]).join('') }];
+  if (Array.isArray(c.bytes) && c.bytes.every((s) => typeof s === 'string'))
+    return [{ name: c.name, text: (c.bytes as string[]).join('') }];
   return [];
 });
 
 const INTERESTING = ['\r', '\n', ' ', '\t', ':', ';', ',', '0', 'f', '\0', '\x0b', 'a', '"'];
-const FRAMING_LINES = ['Transfer-Encoding: chunked', 'Content-Length: 0', 'Content-Length: 5', 'Transfer-Encoding: identity', 'Connection: content-length', 'Connection: transfer-encoding', 'Content-Length: 40'];
+const FRAMING_LINES = [
+  'Transfer-Encoding: chunked',
+  'Content-Length: 0',
+  'Content-Length: 5',
+  'Transfer-Encoding: identity',
+  'Connection: content-length',
+  'Connection: transfer-encoding',
+  'Content-Length: 40',
+];
 
 const MUTATIONS: Array<(rng: Rng, text: string) => string> = [
   // Flip one byte to a random or an interesting one.
-  (rng, t) => { const i = Math.floor(rng() * t.length); return t.slice(0, i) + (rng() < 0.5 ? pick(rng, INTERESTING) : String.fromCharCode(Math.floor(rng() * 256))) + t.slice(i + 1); },
+  (rng, t) => {
+    const i = Math.floor(rng() * t.length);
+    return (
+      t.slice(0, i) +
+      (rng() < 0.5 ? pick(rng, INTERESTING) : String.fromCharCode(Math.floor(rng() * 256))) +
+      t.slice(i + 1)
+    );
+  },
   // Duplicate, remove, or make bare one CRLF.
   (rng, t) => {
     const crlfs = [...t.matchAll(/\r\n/g)].map((m) => m.index!);
@@ -61,7 +84,10 @@ const MUTATIONS: Array<(rng: Rng, text: string) => string> = [
     return lines.join('\r\n');
   },
   // Change the case of a name.
-  (rng, t) => t.replace(/(^|\r\n)([A-Za-z-]+):/g, (m, pre: string, name: string) => (rng() < 0.3 ? `${pre}${rng() < 0.5 ? name.toUpperCase() : name.toLowerCase()}:` : m)),
+  (rng, t) =>
+    t.replace(/(^|\r\n)([A-Za-z-]+):/g, (m, pre: string, name: string) =>
+      rng() < 0.3 ? `${pre}${rng() < 0.5 ? name.toUpperCase() : name.toLowerCase()}:` : m,
+    ),
   // Insert a framing line after a request line.
   (rng, t) => {
     const lines = [...t.matchAll(/ HTTP\/1\.[01]\r\n/g)].map((m) => m.index! + m[0].length);
@@ -70,7 +96,10 @@ const MUTATIONS: Array<(rng: Rng, text: string) => string> = [
     return `${t.slice(0, i)}${pick(rng, FRAMING_LINES)}\r\n${t.slice(i)}`;
   },
   // Insert a random interesting byte anywhere.
-  (rng, t) => { const i = at(rng, t); return t.slice(0, i) + pick(rng, INTERESTING) + t.slice(i); },
+  (rng, t) => {
+    const i = at(rng, t);
+    return t.slice(0, i) + pick(rng, INTERESTING) + t.slice(i);
+  },
 ];
 
 function mutate(rng: Rng, text: string): string {
@@ -85,14 +114,19 @@ function splitWrites(rng: Rng, text: string): string[] {
   const cuts = Array.from({ length: Math.floor(rng() * 4) }, () => at(rng, text)).sort((a, b) => a - b);
   const parts: string[] = [];
   let last = 0;
-  for (const cut of cuts) { if (cut > last) parts.push(text.slice(last, cut)); last = Math.max(last, cut); }
+  for (const cut of cuts) {
+    if (cut > last) parts.push(text.slice(last, cut));
+    last = Math.max(last, cut);
+  }
   parts.push(text.slice(last));
   return parts.filter((p) => p.length > 0);
 }
 
 const tmp = makeTempDir('gatehouse-desync-fuzz-');
 let pki: Pki;
-before(async () => { pki = await makePki(tmp.dir); });
+before(async () => {
+  pki = await makePki(tmp.dir);
+});
 after(() => tmp.cleanup());
 
 describe('gateway-desync-fuzz', { concurrency: true }, () => {
@@ -113,13 +147,18 @@ describe('gateway-desync-fuzz', { concurrency: true }, () => {
           const c: DesyncCase = { name: `fuzz-${seed}`, bytes: splitWrites(rng, bytes), expect: {} };
           const outcome = await rig.runCase(c, { idleMs: 120 });
           const violations = invariantViolations(outcome, 'alice');
-          if (violations.length) failures.push(`seed ${seed} (GATEHOUSE_DESYNC_SEED=${seed}), from ${source.name}, bytes ${JSON.stringify(bytes)}:\n  ${violations.join('\n  ')}\n${describeOutcome(outcome)}`);
+          if (violations.length)
+            failures.push(
+              `seed ${seed} (GATEHOUSE_DESYNC_SEED=${seed}), from ${source.name}, bytes ${JSON.stringify(bytes)}:\n  ${violations.join('\n  ')}\n${describeOutcome(outcome)}`,
+            );
           iterations++;
         }
       } finally {
         await rig.stop();
       }
-      t.diagnostic(`${iterations} mutations in ${Date.now() - started} ms of ${BUDGET_MS} (${kind}; stops early after 3 failures); base seed ${BASE_SEED}; gateway crashes: ${rig.crashes.map((c) => c.name).join(', ') || 'none'}`);
+      t.diagnostic(
+        `${iterations} mutations in ${Date.now() - started} ms of ${BUDGET_MS} (${kind}; stops early after 3 failures); base seed ${BASE_SEED}; gateway crashes: ${rig.crashes.map((c) => c.name).join(', ') || 'none'}`,
+      );
       assert.deepEqual(failures, [], `base seed ${BASE_SEED}`);
     });
   }

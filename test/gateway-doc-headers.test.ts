@@ -50,7 +50,12 @@ function section(heading: string): string {
   return lines.slice(start + 1, end < 0 ? undefined : end).join('\n');
 }
 
-const splitCells = (line: string) => line.replace(/^\|/, '').replace(/\|$/, '').split(/(?<!\\)\|/).map((c) => c.trim());
+const splitCells = (line: string) =>
+  line
+    .replace(/^\|/, '')
+    .replace(/\|$/, '')
+    .split(/(?<!\\)\|/)
+    .map((c) => c.trim());
 
 /** The rows of the first table in `text` whose header row is `| <first> | … |`; the first cell's backticked name. */
 function table(text: string, first: string): Row[] {
@@ -79,7 +84,9 @@ function exampleOf(value: string): string | null {
  */
 function examplePattern(example: string, port: number): RegExp {
   let out = '';
-  const tokens = example.replaceAll(DOC_PORT, '\u0001').split(/(<unix seconds>|(?<!\d)\d{10}(?!\d)|[0-9a-f]{6,}…|…|\u0001)/);
+  const tokens = example
+    .replaceAll(DOC_PORT, '\u0001')
+    .split(/(<unix seconds>|(?<!\d)\d{10}(?!\d)|[0-9a-f]{6,}…|…|\u0001)/);
   for (const token of tokens) {
     if (token === '<unix seconds>' || /^\d{10}$/.test(token)) out += '\\d{10}';
     else if (/^[0-9a-f]{6,}…$/.test(token)) out += '[0-9a-f]+';
@@ -98,10 +105,17 @@ function inboundTableNames(): Array<{ name: string; prefix: boolean; what: strin
   const start = DOC.indexOf('<!-- inbound-headers:start -->');
   const end = DOC.indexOf('<!-- inbound-headers:end -->');
   assert.ok(start > 0 && end > start, 'docs/gateway.md has the inbound-headers table');
-  const rows = DOC.slice(start, end).split('\n').filter((l) => l.startsWith('|')).slice(2);
+  const rows = DOC.slice(start, end)
+    .split('\n')
+    .filter((l) => l.startsWith('|'))
+    .slice(2);
   return rows.flatMap((line) => {
     const [names, what] = splitCells(line);
-    return [...names!.matchAll(/`([^`]+)`/g)].map((m) => ({ name: m[1]!.replace(/\*$/, ''), prefix: m[1]!.endsWith('*'), what: what! }));
+    return [...names!.matchAll(/`([^`]+)`/g)].map((m) => ({
+      name: m[1]!.replace(/\*$/, ''),
+      prefix: m[1]!.endsWith('*'),
+      what: what!,
+    }));
   });
 }
 
@@ -124,9 +138,14 @@ const documented = (() => {
     const text = section(heading);
     // The envoy section names its one header in prose and tabulates the header's elements.
     const single = /^One header, `([^`]+)`/m.exec(text)?.[1];
-    presets[preset] = single ? [{ name: single, value: '', example: null }] : table(text, 'header').map((r) => ({ ...r, example: exampleOf(r.value) }));
+    presets[preset] = single
+      ? [{ name: single, value: '', example: null }]
+      : table(text, 'header').map((r) => ({ ...r, example: exampleOf(r.value) }));
   }
-  const forwarding = table(section('#### Forwarding headers'), 'header').map((r) => ({ ...r, example: exampleOf(r.value) }));
+  const forwarding = table(section('#### Forwarding headers'), 'header').map((r) => ({
+    ...r,
+    example: exampleOf(r.value),
+  }));
   const xfccElements = table(section('### `envoy`'), 'element');
   const xfccExample = /```text\n(By=[^\n]+)\n```/.exec(section('### `envoy`'))?.[1];
   const traefikExample = /```text\n(Subject%3D[^\n]+)\n```/.exec(section('### `traefik`'))?.[1];
@@ -150,10 +169,17 @@ before(async () => {
   const bundle = writeClientCaBundle(fixture);
   echo = await startEchoUpstream();
   for (const preset of IDENTITY_HEADER_PRESETS) {
-    gateways.set(preset, await startGatewayProcess({
-      cert: join(gatewayDir, 'cert.pem'), key: join(gatewayDir, 'key.pem'), clientCa: bundle, upstream: echo.url, headers: preset,
-      extraArgs: ['--workers', '1'],
-    }));
+    gateways.set(
+      preset,
+      await startGatewayProcess({
+        cert: join(gatewayDir, 'cert.pem'),
+        key: join(gatewayDir, 'key.pem'),
+        clientCa: bundle,
+        upstream: echo.url,
+        headers: preset,
+        extraArgs: ['--workers', '1'],
+      }),
+    );
   }
 });
 
@@ -166,7 +192,19 @@ after(async () => {
 /** Forged copies of every name of the inbound table (a sample name per prefix), in `-` and `_` spellings. */
 function forgedHeaders(): Record<string, string> {
   // These change the request itself (framing, Host, upgrade); the desync tests cover them.
-  const structural = new Set(['content-length', 'transfer-encoding', 'host', 'expect', 'connection', 'upgrade', 'te', 'trailer', 'keep-alive', 'proxy-connection', 'http2-settings']);
+  const structural = new Set([
+    'content-length',
+    'transfer-encoding',
+    'host',
+    'expect',
+    'connection',
+    'upgrade',
+    'te',
+    'trailer',
+    'keep-alive',
+    'proxy-connection',
+    'http2-settings',
+  ]);
   const out: Record<string, string> = {};
   for (const { name, prefix } of inboundTableNames()) {
     const full = prefix ? `${name}forged` : name;
@@ -186,72 +224,109 @@ interface Received {
 /** One HTTP/1.1 request over mutual TLS, the client presenting leaf and intermediate (the agent's cert.pem). */
 function callThrough(gateway: GatewayProcess, headers: Record<string, string>): Promise<Received> {
   return new Promise((resolve, reject) => {
-    const req = request({
-      host: '127.0.0.1', port: gateway.port, path: '/hello?x=1', method: 'GET', headers,
-      ca: readFileSync(join(gatewayDir, 'ca.pem')), cert: readFileSync(join(clientDir, 'cert.pem')), key: readFileSync(join(clientDir, 'key.pem')),
-      agent: false,
-    }, (res) => {
-      let body = '';
-      res.on('data', (c: Buffer) => (body += c.toString()));
-      res.on('end', () => {
-        try {
-          assert.equal(res.statusCode, 200, body);
-          const echoed = JSON.parse(body) as { rawHeaders: string[]; headers: Record<string, string> };
-          const counts = new Map<string, number>();
-          for (let i = 0; i < echoed.rawHeaders.length; i += 2) counts.set(echoed.rawHeaders[i]!.toLowerCase(), (counts.get(echoed.rawHeaders[i]!.toLowerCase()) ?? 0) + 1);
-          resolve({ headers: echoed.headers, counts });
-        } catch (err) {
-          reject(err);
-        }
-      });
-    });
+    const req = request(
+      {
+        host: '127.0.0.1',
+        port: gateway.port,
+        path: '/hello?x=1',
+        method: 'GET',
+        headers,
+        ca: readFileSync(join(gatewayDir, 'ca.pem')),
+        cert: readFileSync(join(clientDir, 'cert.pem')),
+        key: readFileSync(join(clientDir, 'key.pem')),
+        agent: false,
+      },
+      (res) => {
+        let body = '';
+        res.on('data', (c: Buffer) => (body += c.toString()));
+        res.on('end', () => {
+          try {
+            assert.equal(res.statusCode, 200, body);
+            const echoed = JSON.parse(body) as { rawHeaders: string[]; headers: Record<string, string> };
+            const counts = new Map<string, number>();
+            for (let i = 0; i < echoed.rawHeaders.length; i += 2)
+              counts.set(
+                echoed.rawHeaders[i]!.toLowerCase(),
+                (counts.get(echoed.rawHeaders[i]!.toLowerCase()) ?? 0) + 1,
+              );
+            resolve({ headers: echoed.headers, counts });
+          } catch (err) {
+            reject(err);
+          }
+        });
+      },
+    );
     req.on('error', reject);
     req.end();
   });
 }
 
 const leafDer = () => pki.decodePem(readFileSync(join(clientDir, 'cert.pem'), 'utf8'), 'CERTIFICATE')[0]!;
-const intermediateDer = () => pki.decodePem(readFileSync(join(fixture.caDir, 'intermediate.pem'), 'utf8'), 'CERTIFICATE')[0]!;
+const intermediateDer = () =>
+  pki.decodePem(readFileSync(join(fixture.caDir, 'intermediate.pem'), 'utf8'), 'CERTIFICATE')[0]!;
 const rootDer = () => pki.decodePem(readFileSync(join(fixture.caDir, 'root.pem'), 'utf8'), 'CERTIFICATE')[0]!;
-const byteSequences = (v: string) => v.split(', ').map((item) => Buffer.from(/^:([A-Za-z0-9+/=]+):$/.exec(item)![1]!, 'base64'));
+const byteSequences = (v: string) =>
+  v.split(', ').map((item) => Buffer.from(/^:([A-Za-z0-9+/=]+):$/.exec(item)![1]!, 'base64'));
 
 /** What the doc's words promise beyond its examples, checked against the certificates themselves. */
 function assertMeaning(name: string, value: string): void {
   const leaf = pki.parseCertificate(leafDer());
   const pemOf = (der: Buffer) => pki.toPem('CERTIFICATE', der);
   switch (name.toLowerCase()) {
-    case 'x-client-name': return assert.equal(value, 'laptop-1');
-    case 'x-client-role': return assert.equal(value, 'web');
-    case 'x-client-spiffe-id': return assert.equal(value, 'spiffe://acme.internal/web/laptop-1');
-    case 'x-client-serial': return assert.equal(value, leaf.serial);
-    case 'x-client-fingerprint': return assert.equal(value, pki.sha256Hex(leafDer()));
-    case 'client-cert': return assert.deepEqual(byteSequences(value), [leafDer()]);
-    case 'client-cert-chain': return assert.deepEqual(byteSequences(value), [intermediateDer(), rootDer()], 'issuing CA, then root');
-    case 'ssl-client-subject-dn': return assert.equal(value, 'CN=laptop-1,OU=web,O=Acme');
-    case 'ssl-client-cert': return assert.equal(decodeURIComponent(value), pemOf(leafDer()));
-    case 'x-forwarded-tls-client-cert': return assert.deepEqual(Buffer.from(queryUnescape(value), 'base64'), leafDer());
-    case 'x-forwarded-client-cert': return assertXfcc(value);
+    case 'x-client-name':
+      return assert.equal(value, 'laptop-1');
+    case 'x-client-role':
+      return assert.equal(value, 'web');
+    case 'x-client-spiffe-id':
+      return assert.equal(value, 'spiffe://acme.internal/web/laptop-1');
+    case 'x-client-serial':
+      return assert.equal(value, leaf.serial);
+    case 'x-client-fingerprint':
+      return assert.equal(value, pki.sha256Hex(leafDer()));
+    case 'client-cert':
+      return assert.deepEqual(byteSequences(value), [leafDer()]);
+    case 'client-cert-chain':
+      return assert.deepEqual(byteSequences(value), [intermediateDer(), rootDer()], 'issuing CA, then root');
+    case 'ssl-client-subject-dn':
+      return assert.equal(value, 'CN=laptop-1,OU=web,O=Acme');
+    case 'ssl-client-cert':
+      return assert.equal(decodeURIComponent(value), pemOf(leafDer()));
+    case 'x-forwarded-tls-client-cert':
+      return assert.deepEqual(Buffer.from(queryUnescape(value), 'base64'), leafDer());
+    case 'x-forwarded-client-cert':
+      return assertXfcc(value);
     default:
   }
 }
 
 /** XFCC elements `Key=value` / `Key="…"` joined by `;` (quoted values may hold `;`). */
 function xfccElements(value: string): Array<[string, string]> {
-  return [...value.matchAll(/([A-Za-z]+)=("(?:[^"\\]|\\.)*"|[^;]*)(?:;|$)/g)].map((m) => [m[1]!, m[2]!.startsWith('"') ? m[2]!.slice(1, -1) : m[2]!]);
+  return [...value.matchAll(/([A-Za-z]+)=("(?:[^"\\]|\\.)*"|[^;]*)(?:;|$)/g)].map((m) => [
+    m[1]!,
+    m[2]!.startsWith('"') ? m[2]!.slice(1, -1) : m[2]!,
+  ]);
 }
 
 function assertXfcc(value: string): void {
   const elements = xfccElements(value);
-  assert.deepEqual(elements.map(([k]) => k), documented.xfccElements.map((e) => e.name), 'every element of the doc\'s table, in its order');
+  assert.deepEqual(
+    elements.map(([k]) => k),
+    documented.xfccElements.map((e) => e.name),
+    "every element of the doc's table, in its order",
+  );
   const get = (key: string) => elements.find(([k]) => k === key)![1];
   assert.equal(get('By'), 'spiffe://acme.internal/gateway/gw-1');
   assert.match(get('Hash'), /^[0-9a-f]{64}$/);
   assert.equal(get('Hash'), pki.sha256Hex(leafDer()));
   assert.equal(decodeURIComponent(get('Cert')), pki.toPem('CERTIFICATE', leafDer()));
-  assert.equal(decodeURIComponent(get('Chain')), [leafDer(), intermediateDer(), rootDer()].map((d) => pki.toPem('CERTIFICATE', d)).join(''), 'leaf, issuing CA, root');
+  assert.equal(
+    decodeURIComponent(get('Chain')),
+    [leafDer(), intermediateDer(), rootDer()].map((d) => pki.toPem('CERTIFICATE', d)).join(''),
+    'leaf, issuing CA, root',
+  );
   assert.equal(get('Subject'), 'CN=laptop-1,OU=web,O=Acme');
   assert.equal(get('URI'), 'spiffe://acme.internal/web/laptop-1');
-  assert.match(value, examplePattern(documented.xfccExample, 0), 'the doc\'s example has the shape of the real value');
+  assert.match(value, examplePattern(documented.xfccExample, 0), "the doc's example has the shape of the real value");
 }
 
 /** The doc's words for a shape: hex where it says lowercase hex, decoded first where it says the value is URL-escaped. */
@@ -261,12 +336,18 @@ function assertDocumentedShape(header: DocumentedHeader, value: string, port: nu
   if (header.example === null) return;
   const pattern = examplePattern(header.example, port);
   const escaped = /QueryEscape|URL-encoded|URL-escaped/.test(header.value);
-  assert.ok(pattern.test(value) || (escaped && pattern.test(queryUnescape(value))), `${header.name}: ${JSON.stringify(value.slice(0, 300))} does not have the documented shape \`${header.example}\` (${pattern})`);
+  assert.ok(
+    pattern.test(value) || (escaped && pattern.test(queryUnescape(value))),
+    `${header.name}: ${JSON.stringify(value.slice(0, 300))} does not have the documented shape \`${header.example}\` (${pattern})`,
+  );
 }
 
 test('gateway-doc-lists-a-header-table-for-every-preset-the-code-has', () => {
   assert.deepEqual(Object.keys(documented.presets).sort(), [...IDENTITY_HEADER_PRESETS].sort());
-  assert.deepEqual(documented.forwarding.map((h) => h.name), ['X-Forwarded-For', 'X-Real-IP', 'X-Forwarded-Proto', 'X-Forwarded-Host', 'Forwarded']);
+  assert.deepEqual(
+    documented.forwarding.map((h) => h.name),
+    ['X-Forwarded-For', 'X-Real-IP', 'X-Forwarded-Proto', 'X-Forwarded-Host', 'Forwarded'],
+  );
 });
 
 for (const preset of IDENTITY_HEADER_PRESETS) {
@@ -277,18 +358,26 @@ for (const preset of IDENTITY_HEADER_PRESETS) {
 
     for (const header of expected) {
       const name = header.name.toLowerCase();
-      assert.equal(received.counts.get(name), 1, `${header.name} (documented for the ${preset} preset) arrives exactly once; arrived: ${[...received.counts.keys()].join(', ')}`);
+      assert.equal(
+        received.counts.get(name),
+        1,
+        `${header.name} (documented for the ${preset} preset) arrives exactly once; arrived: ${[...received.counts.keys()].join(', ')}`,
+      );
       const value = received.headers[name]!;
       assertDocumentedShape(header, value, gateway.port);
       assertMeaning(name, value);
     }
     // Nothing the client forged reaches the app, under any name or spelling.
-    for (const [name, value] of Object.entries(received.headers)) assert.ok(!String(value).includes(FORGED), `the client's ${name} reached the app`);
+    for (const [name, value] of Object.entries(received.headers))
+      assert.ok(!String(value).includes(FORGED), `the client's ${name} reached the app`);
     for (const name of Object.keys(forgedHeaders())) {
-      if (!expected.some((h) => h.name.toLowerCase() === name)) assert.equal(received.counts.get(name), undefined, `${name}, which the doc says is dropped, arrived`);
+      if (!expected.some((h) => h.name.toLowerCase() === name))
+        assert.equal(received.counts.get(name), undefined, `${name}, which the doc says is dropped, arrived`);
     }
     // And no identity-related header arrives that the doc does not list for this preset.
-    const undocumented = [...received.counts.keys()].filter((name) => identityRelated(name) && !expected.some((h) => h.name.toLowerCase() === name));
+    const undocumented = [...received.counts.keys()].filter(
+      (name) => identityRelated(name) && !expected.some((h) => h.name.toLowerCase() === name),
+    );
     assert.deepEqual(undocumented, [], `identity-related headers the doc does not list for the ${preset} preset`);
   });
 }
@@ -298,15 +387,25 @@ test('gateway-doc-traefik-example-has-the-shape-of-the-real-info-header', async 
   const info = received.headers['x-forwarded-tls-client-cert-info']!;
   // Compared decoded: in the escaped form a Unix time runs into the `%22` around it.
   assert.match(queryUnescape(info), examplePattern(queryUnescape(documented.traefikExample), 0));
-  assert.match(queryUnescape(info), /^Subject="O=Acme,OU=web,CN=laptop-1";Issuer="O=Acme,CN=Acme Issuing CA";NB="\d+";NA="\d+";SAN="spiffe:\/\/acme.internal\/web\/laptop-1"$/);
+  assert.match(
+    queryUnescape(info),
+    /^Subject="O=Acme,OU=web,CN=laptop-1";Issuer="O=Acme,CN=Acme Issuing CA";NB="\d+";NA="\d+";SAN="spiffe:\/\/acme.internal\/web\/laptop-1"$/,
+  );
 });
 
 test('gateway-doc-quick-start-sample-shows-the-headers-the-default-preset-sends', async () => {
   const sample = /```text\n(\{\n "url": "\/hello\?x=1",[\s\S]*?\n\})\n```/.exec(section('## Quick start'))?.[1];
-  assert.ok(sample, 'the quick start shows the app\'s answer');
+  assert.ok(sample, "the quick start shows the app's answer");
   const shown = Object.keys((JSON.parse(sample) as { headers: Record<string, string> }).headers);
   const received = await callThrough(gateways.get('default')!, {});
   const related = (names: string[]) => names.filter(identityRelated).sort();
-  assert.deepEqual(related(shown), related([...received.counts.keys()]), 'the sample shows every identity and forwarding header the app gets, and no other');
-  assert.deepEqual(related(shown), [...documented.presets.default!, ...documented.forwarding].map((h) => h.name.toLowerCase()).sort());
+  assert.deepEqual(
+    related(shown),
+    related([...received.counts.keys()]),
+    'the sample shows every identity and forwarding header the app gets, and no other',
+  );
+  assert.deepEqual(
+    related(shown),
+    [...documented.presets.default!, ...documented.forwarding].map((h) => h.name.toLowerCase()).sort(),
+  );
 });

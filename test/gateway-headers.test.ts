@@ -11,8 +11,13 @@ import { validateHeaderName, validateHeaderValue } from 'node:http';
 import { join } from 'node:path';
 import * as pki from '../src/pki/index.js';
 import {
-  IDENTITY_HEADER_NAMES, IDENTITY_HEADER_PRESETS, assertSafeHeaderValue, formatDnRfc4514, identityHeaders,
-  readRdns, type VerifiedPeer,
+  IDENTITY_HEADER_NAMES,
+  IDENTITY_HEADER_PRESETS,
+  assertSafeHeaderValue,
+  formatDnRfc4514,
+  identityHeaders,
+  readRdns,
+  type VerifiedPeer,
 } from '../src/gateway/identity-headers.js';
 import { forwardableRequestHeaders, inboundRule } from '../src/gateway/inbound-headers.js';
 import { runSync } from './helpers/run.js';
@@ -28,16 +33,42 @@ const GATEWAY = { spiffeId: 'spiffe://t/gateway/gw' };
 // ---------------------------------------------------------------- fixtures
 
 const rootKey = pki.generatePrivateKey('p256');
-const rootDer = await pki.buildRootCertificate(rootKey, { commonName: 'Headers Root', organization: 'Gatehouse Test', notBefore: now, notAfter: new Date(now.getTime() + 24 * HOUR_MS) });
+const rootDer = await pki.buildRootCertificate(rootKey, {
+  commonName: 'Headers Root',
+  organization: 'Gatehouse Test',
+  notBefore: now,
+  notAfter: new Date(now.getTime() + 24 * HOUR_MS),
+});
 const intKey = pki.generatePrivateKey('p256');
-const intDer = await pki.buildIntermediateCertificate(intKey, { certDer: rootDer, key: rootKey }, { commonName: 'Headers Issuing CA', organization: 'Gatehouse Test', notBefore: now, notAfter: new Date(now.getTime() + 24 * HOUR_MS) });
+const intDer = await pki.buildIntermediateCertificate(
+  intKey,
+  { certDer: rootDer, key: rootKey },
+  {
+    commonName: 'Headers Issuing CA',
+    organization: 'Gatehouse Test',
+    notBefore: now,
+    notAfter: new Date(now.getTime() + 24 * HOUR_MS),
+  },
+);
 const issuing = pki.prepareSigningAuthority(intDer, intKey);
 
-function leaf(commonName: string, more: { ou?: string; uri?: string[]; dns?: string[]; ip?: string[]; email?: string[] } = {}): Buffer {
+function leaf(
+  commonName: string,
+  more: { ou?: string; uri?: string[]; dns?: string[]; ip?: string[]; email?: string[] } = {},
+): Buffer {
   return pki.buildLeafCertificate(issuing, {
-    serial: pki.randomSerial(), commonName, organizationalUnit: more.ou ?? 'web', organization: 'prod',
-    spkiDer: pki.spkiDer(pki.generatePrivateKey('p256')), notBefore: now, notAfter: new Date(now.getTime() + HOUR_MS),
-    profile: 'client', dns: more.dns ?? [], ip: more.ip ?? [], uri: more.uri ?? ['spiffe://t/web/x'], email: more.email ?? [],
+    serial: pki.randomSerial(),
+    commonName,
+    organizationalUnit: more.ou ?? 'web',
+    organization: 'prod',
+    spkiDer: pki.spkiDer(pki.generatePrivateKey('p256')),
+    notBefore: now,
+    notAfter: new Date(now.getTime() + HOUR_MS),
+    profile: 'client',
+    dns: more.dns ?? [],
+    ip: more.ip ?? [],
+    uri: more.uri ?? ['spiffe://t/web/x'],
+    email: more.email ?? [],
   });
 }
 
@@ -51,7 +82,26 @@ let fileCount = 0;
 function opensslCert(subject: string | null, extra: string[] = []): { der: Buffer; file: string } {
   const base = join(tmp.dir, `c${fileCount++}`);
   const subj = subject === null ? [] : ['-subj', subject];
-  const r = runSync('openssl', ['req', '-x509', '-newkey', 'ec', '-pkeyopt', 'ec_paramgen_curve:P-256', '-nodes', '-keyout', `${base}.key`, '-out', `${base}.der`, '-outform', 'DER', '-days', '1', '-utf8', ...subj, ...extra]);
+  const r = runSync('openssl', [
+    'req',
+    '-x509',
+    '-newkey',
+    'ec',
+    '-pkeyopt',
+    'ec_paramgen_curve:P-256',
+    '-nodes',
+    '-keyout',
+    `${base}.key`,
+    '-out',
+    `${base}.der`,
+    '-outform',
+    'DER',
+    '-days',
+    '1',
+    '-utf8',
+    ...subj,
+    ...extra,
+  ]);
   assert.equal(r.status, 0, `openssl refused ${JSON.stringify(subject)}: ${r.stderr}`);
   return { der: readFileSync(`${base}.der`), file: `${base}.der` };
 }
@@ -80,7 +130,12 @@ function parseRfc4514(dn: string): Array<Array<[string, string]>> {
   let type = '';
   let bytes: number[] = [];
   let inValue = false;
-  const finish = () => { rdn.push([type, Buffer.from(bytes).toString('utf8')]); type = ''; bytes = []; inValue = false; };
+  const finish = () => {
+    rdn.push([type, Buffer.from(bytes).toString('utf8')]);
+    type = '';
+    bytes = [];
+    inValue = false;
+  };
   for (let i = 0; i < dn.length; i++) {
     const c = dn[i]!;
     if (!inValue) {
@@ -90,19 +145,28 @@ function parseRfc4514(dn: string): Array<Array<[string, string]>> {
     }
     if (c === '\\') {
       const pair = dn.slice(i + 1, i + 3);
-      if (/^[0-9A-F]{2}$/.test(pair)) { bytes.push(parseInt(pair, 16)); i += 2; continue; }
+      if (/^[0-9A-F]{2}$/.test(pair)) {
+        bytes.push(parseInt(pair, 16));
+        i += 2;
+        continue;
+      }
       const next = dn[i + 1];
-      if (next === undefined || !'\\"+,;<>= #'.includes(next)) throw new Error(`broken escape at ${i} in ${dn.slice(Math.max(0, i - 10), i + 10)}`);
+      if (next === undefined || !'\\"+,;<>= #'.includes(next))
+        throw new Error(`broken escape at ${i} in ${dn.slice(Math.max(0, i - 10), i + 10)}`);
       bytes.push(next.charCodeAt(0));
       i += 1;
       continue;
     }
     if (c === ',' || c === '+') {
       finish();
-      if (c === ',') { rdns.push(rdn); rdn = []; }
+      if (c === ',') {
+        rdns.push(rdn);
+        rdn = [];
+      }
       continue;
     }
-    if ('";<>='.includes(c) || c.charCodeAt(0) < 0x20 || c.charCodeAt(0) > 0x7e) throw new Error(`unescaped ${JSON.stringify(c)} at ${i}`);
+    if ('";<>='.includes(c) || c.charCodeAt(0) < 0x20 || c.charCodeAt(0) > 0x7e)
+      throw new Error(`unescaped ${JSON.stringify(c)} at ${i}`);
     bytes.push(c.charCodeAt(0));
   }
   if (inValue) finish();
@@ -114,7 +178,10 @@ function parseRfc4514(dn: string): Array<Array<[string, string]>> {
 function unescapeText(value: string): string {
   const bytes: number[] = [];
   for (let i = 0; i < value.length; i++) {
-    if (value[i] === '\\') { bytes.push(parseInt(value.slice(i + 1, i + 3), 16)); i += 2; } else bytes.push(value.charCodeAt(i));
+    if (value[i] === '\\') {
+      bytes.push(parseInt(value.slice(i + 1, i + 3), 16));
+      i += 2;
+    } else bytes.push(value.charCodeAt(i));
   }
   return Buffer.from(bytes).toString('utf8');
 }
@@ -164,10 +231,25 @@ function parseTraefikInfo(encoded: string): Map<string, string> {
 function asOpenssl(dn: string): string {
   let out = '';
   for (let i = 0; i < dn.length; i++) {
-    if (dn[i] !== '\\') { out += dn[i]; continue; }
+    if (dn[i] !== '\\') {
+      out += dn[i];
+      continue;
+    }
     const pair = dn.slice(i + 1, i + 3);
     const valueEnd = i + 3 === dn.length || dn[i + 3] === ',' || dn[i + 3] === '+';
-    if (dn[i + 1] === '=') { out += '='; i += 1; } else if (pair === '20' && valueEnd) { out += '\\ '; i += 2; } else if (/^[0-9A-F]{2}$/.test(pair)) { out += `\\${pair}`; i += 2; } else { out += dn.slice(i, i + 2); i += 1; }
+    if (dn[i + 1] === '=') {
+      out += '=';
+      i += 1;
+    } else if (pair === '20' && valueEnd) {
+      out += '\\ ';
+      i += 2;
+    } else if (/^[0-9A-F]{2}$/.test(pair)) {
+      out += `\\${pair}`;
+      i += 2;
+    } else {
+      out += dn.slice(i, i + 2);
+      i += 1;
+    }
   }
   return out;
 }
@@ -179,7 +261,10 @@ function assertHeaderSafe(name: string, value: string, context: string): void {
   assert.ok(!/[\r\n\0]/.test(value), `${context}: ${name} holds CR, LF or NUL`);
   assert.match(value, /^[\x20-\x7e]*$/, `${context}: ${name} outside visible ASCII`);
   assert.ok(value.length <= 16 * 1024, `${context}: ${name} is ${value.length} chars`);
-  assert.ok(inboundRule(name)?.action === 'strip' && IDENTITY_HEADER_NAMES.has(name.toLowerCase()), `${context}: ${name} would not be stripped inbound`);
+  assert.ok(
+    inboundRule(name)?.action === 'strip' && IDENTITY_HEADER_NAMES.has(name.toLowerCase()),
+    `${context}: ${name} would not be stripped inbound`,
+  );
 }
 
 // ---------------------------------------------------------------- hostile subjects
@@ -193,11 +278,27 @@ const OPENSSL_HOSTILE: Array<[string, string[]]> = [
   ['/O=prod/OU=web/CN=trailing ', []],
 ];
 // openssl refuses NUL (argv) and CNs over 64 characters; our builder writes any string.
-const BUILT_HOSTILE = ['nul\0byte', 'x\r\nX-Client-Role: admin', 'é😀', 'x'.repeat(10_000), 'é'.repeat(10_000), '😀'.repeat(5_000), ','.repeat(10_000), `${'a\\'.repeat(6_000)}"`];
+const BUILT_HOSTILE = [
+  'nul\0byte',
+  'x\r\nX-Client-Role: admin',
+  'é😀',
+  'x'.repeat(10_000),
+  'é'.repeat(10_000),
+  '😀'.repeat(5_000),
+  ','.repeat(10_000),
+  `${'a\\'.repeat(6_000)}"`,
+];
 
 const hostile = [
-  ...OPENSSL_HOSTILE.map(([subject, extra]) => ({ label: `openssl ${JSON.stringify(subject)}`, ...opensslCert(subject, extra) })),
-  ...BUILT_HOSTILE.map((cn) => ({ label: `built CN ${JSON.stringify(cn.slice(0, 24))}…(${cn.length})`, der: leaf(cn, { uri: ['spiffe://t/web/a;b=c,"d\\e'] }), file: '' })),
+  ...OPENSSL_HOSTILE.map(([subject, extra]) => ({
+    label: `openssl ${JSON.stringify(subject)}`,
+    ...opensslCert(subject, extra),
+  })),
+  ...BUILT_HOSTILE.map((cn) => ({
+    label: `built CN ${JSON.stringify(cn.slice(0, 24))}…(${cn.length})`,
+    der: leaf(cn, { uri: ['spiffe://t/web/a;b=c,"d\\e'] }),
+    file: '',
+  })),
 ];
 
 test('identity-headers-every-preset-value-header-safe-for-hostile-subjects', () => {
@@ -216,7 +317,9 @@ test('identity-headers-hostile-subject-dn-decodes-back-to-der-values', () => {
     const peer = peerOf(der);
     const dn = headerMap(identityHeaders('nginx', peer)).get('ssl-client-subject-dn')!;
     const rdns = readRdns(peer.cert.subjectNameDer);
-    const expected = [...rdns].reverse().map((rdn) => [...rdn].reverse().map((a): [string, string] => [a.type, a.value]));
+    const expected = [...rdns]
+      .reverse()
+      .map((rdn) => [...rdn].reverse().map((a): [string, string] => [a.type, a.value]));
     if (dn.endsWith('...') && formatDnRfc4514(rdns, Infinity) !== dn) {
       // Cut: whole escapes only, and what is left decodes to a prefix of the CN.
       const [[cn, ...rest] = []] = parseRfc4514(dn.slice(0, -3));
@@ -255,13 +358,14 @@ test('identity-headers-long-cn-capped-at-16kib-never-mid-escape', () => {
   for (const cn of ['é'.repeat(10_000), '😀'.repeat(5_000), '\r\n'.repeat(5_000), 'a\\'.repeat(6_000)]) {
     const peer = peerOf(leaf(cn, { uri: ['spiffe://t/web/x'] }), [intDer]);
     for (const preset of IDENTITY_HEADER_PRESETS) {
-      for (const [name, value] of identityHeaders(preset, peer, GATEWAY)) assert.ok(value.length <= 16 * 1024, `${preset} ${name}`);
+      for (const [name, value] of identityHeaders(preset, peer, GATEWAY))
+        assert.ok(value.length <= 16 * 1024, `${preset} ${name}`);
     }
     const h = headerMap(identityHeaders('default', peer));
     assert.ok(h.get('x-client-subject')!.endsWith('...'));
     assert.ok(h.get('x-client-name')!.endsWith('...'));
     // A certificate cut short is useless: it is left out rather than truncated.
-    if (peer.cert.der.length * 4 / 3 > 16 * 1024) assert.equal(h.get('client-cert'), undefined);
+    if ((peer.cert.der.length * 4) / 3 > 16 * 1024) assert.equal(h.get('client-cert'), undefined);
     const xfcc = parseXfcc(headerMap(identityHeaders('envoy', peer, GATEWAY)).get('x-forwarded-client-cert')!);
     assert.equal(xfcc.get('Hash'), createHash('sha256').update(peer.cert.der).digest('hex'), 'Hash survives the cut');
     assert.equal(xfcc.get('URI'), 'spiffe://t/web/x', 'short elements stay whole');
@@ -297,7 +401,10 @@ test('identity-headers-nginx-dn-equals-openssl-rfc2253-for-benign-subjects', () 
 
 test('identity-headers-unknown-attribute-type-written-as-hex-der-like-openssl', () => {
   const config = join(tmp.dir, 'oid.cnf');
-  writeFileSync(config, 'oid_section = new_oids\n[new_oids]\nmyattr = 1.2.3.4\n[req]\ndistinguished_name = dn\nprompt = no\nutf8 = yes\n[dn]\nmyattr = zz,z\nCN = x\n');
+  writeFileSync(
+    config,
+    'oid_section = new_oids\n[new_oids]\nmyattr = 1.2.3.4\n[req]\ndistinguished_name = dn\nprompt = no\nutf8 = yes\n[dn]\nmyattr = zz,z\nCN = x\n',
+  );
   const { der, file } = opensslCert(null, ['-config', config]);
   const dn = headerMap(identityHeaders('nginx', peerOf(der))).get('ssl-client-subject-dn');
   assert.equal(dn, opensslDn(file, 'subject'));
@@ -324,9 +431,13 @@ test('identity-headers-default-preset-values-and-client-cert-is-exact-der', () =
   assert.equal(h.get('x-client-name'), 'client1');
   assert.equal(h.get('x-client-role'), 'web');
   assert.equal(h.get('x-client-spiffe-id'), 'spiffe://t/web/client1');
-  const serial = runSync('openssl', ['x509', '-inform', 'DER', '-in', file, '-noout', '-serial']).stdout.trim().replace(/^serial=/, '');
+  const serial = runSync('openssl', ['x509', '-inform', 'DER', '-in', file, '-noout', '-serial'])
+    .stdout.trim()
+    .replace(/^serial=/, '');
   assert.equal(h.get('x-client-serial'), serial.toLowerCase());
-  const fingerprint = runSync('openssl', ['x509', '-inform', 'DER', '-in', file, '-noout', '-fingerprint', '-sha256']).stdout.trim().replace(/^.*=/, '');
+  const fingerprint = runSync('openssl', ['x509', '-inform', 'DER', '-in', file, '-noout', '-fingerprint', '-sha256'])
+    .stdout.trim()
+    .replace(/^.*=/, '');
   assert.equal(h.get('x-client-fingerprint'), fingerprint.replace(/:/g, '').toLowerCase());
   const clientCert = h.get('client-cert')!;
   assert.match(clientCert, /^:[A-Za-z0-9+/]+=*:$/, 'RFC 8941 byte sequence');
@@ -341,7 +452,8 @@ test('identity-headers-default-omits-name-role-spiffe-when-null', () => {
   const peer = peerOf(der);
   assert.equal(peer.identity.name, null);
   const h = headerMap(identityHeaders('default', peer));
-  for (const absent of ['x-client-name', 'x-client-role', 'x-client-spiffe-id']) assert.equal(h.has(absent), false, absent);
+  for (const absent of ['x-client-name', 'x-client-role', 'x-client-spiffe-id'])
+    assert.equal(h.has(absent), false, absent);
   assert.equal(h.get('x-client-subject'), 'CN=two,CN=one,OU=b,OU=a,O=prod');
 });
 
@@ -349,23 +461,38 @@ test('identity-headers-envoy-xfcc-hash-cert-subject-uri', () => {
   const der = leaf('client1', { uri: ['spiffe://t/web/client1'] });
   const file = derFile(der);
   const value = headerMap(identityHeaders('envoy', peerOf(der, [intDer]), GATEWAY)).get('x-forwarded-client-cert')!;
-  assert.match(value, /^By=spiffe:\/\/t\/gateway\/gw;Hash=[0-9a-f]{64};Cert="[^"]+";Chain="[^"]+";Subject="CN=client1,OU=web,O=prod";URI=spiffe:\/\/t\/web\/client1$/);
+  assert.match(
+    value,
+    /^By=spiffe:\/\/t\/gateway\/gw;Hash=[0-9a-f]{64};Cert="[^"]+";Chain="[^"]+";Subject="CN=client1,OU=web,O=prod";URI=spiffe:\/\/t\/web\/client1$/,
+  );
   const xfcc = parseXfcc(value);
   assert.deepEqual([...xfcc.keys()], ['By', 'Hash', 'Cert', 'Chain', 'Subject', 'URI']);
   assert.equal(xfcc.get('Hash'), createHash('sha256').update(der).digest('hex'));
-  const fingerprint = runSync('openssl', ['x509', '-inform', 'DER', '-in', file, '-noout', '-fingerprint', '-sha256']).stdout.trim().replace(/^.*=/, '');
+  const fingerprint = runSync('openssl', ['x509', '-inform', 'DER', '-in', file, '-noout', '-fingerprint', '-sha256'])
+    .stdout.trim()
+    .replace(/^.*=/, '');
   assert.equal(xfcc.get('Hash'), fingerprint.replace(/:/g, '').toLowerCase());
-  assert.equal(decodeURIComponent(xfcc.get('Cert')!), runSync('openssl', ['x509', '-inform', 'DER', '-in', file]).stdout);
-  assert.equal(decodeURIComponent(xfcc.get('Chain')!), pki.toPem('CERTIFICATE', der) + pki.toPem('CERTIFICATE', intDer));
+  assert.equal(
+    decodeURIComponent(xfcc.get('Cert')!),
+    runSync('openssl', ['x509', '-inform', 'DER', '-in', file]).stdout,
+  );
+  assert.equal(
+    decodeURIComponent(xfcc.get('Chain')!),
+    pki.toPem('CERTIFICATE', der) + pki.toPem('CERTIFICATE', intDer),
+  );
   // Without a gateway identity and a SPIFFE ID, By and URI are left out, not empty.
-  const bare = parseXfcc(headerMap(identityHeaders('envoy', peerOf(leaf('c', { uri: [] })))).get('x-forwarded-client-cert')!);
+  const bare = parseXfcc(
+    headerMap(identityHeaders('envoy', peerOf(leaf('c', { uri: [] })))).get('x-forwarded-client-cert')!,
+  );
   assert.deepEqual([...bare.keys()], ['Hash', 'Cert', 'Subject']);
 });
 
 test('identity-headers-envoy-xfcc-quotes-and-escapes-hostile-values', () => {
   const hostileUri = 'spiffe://t/web/a;b=c,"d\\e';
   const der = leaf('a"b\\c,d', { uri: [hostileUri] });
-  const value = headerMap(identityHeaders('envoy', peerOf(der), { spiffeId: 'spiffe://t/gw;x=1' })).get('x-forwarded-client-cert')!;
+  const value = headerMap(identityHeaders('envoy', peerOf(der), { spiffeId: 'spiffe://t/gw;x=1' })).get(
+    'x-forwarded-client-cert',
+  )!;
   const xfcc = parseXfcc(value);
   assert.deepEqual([...xfcc.keys()], ['By', 'Hash', 'Cert', 'Subject', 'URI']);
   assert.equal(xfcc.get('By'), 'spiffe://t/gw;x=1');
@@ -376,7 +503,12 @@ test('identity-headers-envoy-xfcc-quotes-and-escapes-hostile-values', () => {
 });
 
 test('identity-headers-traefik-cert-and-info', () => {
-  const der = leaf('client1', { dns: ['a.example'], ip: ['10.0.0.1'], email: ['ops@example.com'], uri: ['spiffe://t/web/x'] });
+  const der = leaf('client1', {
+    dns: ['a.example'],
+    ip: ['10.0.0.1'],
+    email: ['ops@example.com'],
+    uri: ['spiffe://t/web/x'],
+  });
   const peer = peerOf(der);
   const h = headerMap(identityHeaders('traefik', peer));
   const certHeader = h.get('x-forwarded-tls-client-cert')!;
@@ -390,7 +522,11 @@ test('identity-headers-traefik-cert-and-info', () => {
   assert.equal(info.get('NA'), String(Math.floor(peer.cert.notAfter.getTime() / 1000)));
   assert.equal(info.get('SAN'), 'a.example,ops@example.com,10.0.0.1,spiffe://t/web/x');
   // Hostile values cannot break the `Key="…";` structure or the SAN list.
-  const bad = parseTraefikInfo(headerMap(identityHeaders('traefik', peerOf(leaf('x";SAN="evil,y', { uri: ['spiffe://t/a,b'], dns: ['c;d'] })))).get('x-forwarded-tls-client-cert-info')!);
+  const bad = parseTraefikInfo(
+    headerMap(
+      identityHeaders('traefik', peerOf(leaf('x";SAN="evil,y', { uri: ['spiffe://t/a,b'], dns: ['c;d'] }))),
+    ).get('x-forwarded-tls-client-cert-info')!,
+  );
   assert.equal(bad.get('Subject'), 'O=prod,OU=web,CN=x\\22\\3BSAN\\3D\\22evil\\2Cy');
   assert.equal(bad.get('SAN')!.split(',').length, 2);
 });
@@ -400,15 +536,43 @@ test('identity-headers-repeat-calls-follow-every-input', () => {
   const first = identityHeaders('default', peer);
   first[0]![1] = 'FAILED';
   first.push(['X-Client-Role', 'admin']);
-  assert.deepEqual(identityHeaders('default', peer), identityHeaders('default', peerOf(peer.cert.der)), 'a caller cannot change what the next request gets');
+  assert.deepEqual(
+    identityHeaders('default', peer),
+    identityHeaders('default', peerOf(peer.cert.der)),
+    'a caller cannot change what the next request gets',
+  );
   assert.equal(headerMap(identityHeaders('default', peer)).get('x-client-verify'), 'SUCCESS');
-  assert.equal(parseXfcc(headerMap(identityHeaders('envoy', peer, GATEWAY)).get('x-forwarded-client-cert')!).get('By'), GATEWAY.spiffeId);
-  assert.equal(parseXfcc(headerMap(identityHeaders('envoy', peer, { spiffeId: 'spiffe://t/gateway/other' })).get('x-forwarded-client-cert')!).get('By'), 'spiffe://t/gateway/other');
+  assert.equal(
+    parseXfcc(headerMap(identityHeaders('envoy', peer, GATEWAY)).get('x-forwarded-client-cert')!).get('By'),
+    GATEWAY.spiffeId,
+  );
+  assert.equal(
+    parseXfcc(
+      headerMap(identityHeaders('envoy', peer, { spiffeId: 'spiffe://t/gateway/other' })).get(
+        'x-forwarded-client-cert',
+      )!,
+    ).get('By'),
+    'spiffe://t/gateway/other',
+  );
   assert.equal(parseXfcc(headerMap(identityHeaders('envoy', peer)).get('x-forwarded-client-cert')!).has('By'), false);
-  assert.equal(headerMap(identityHeaders('default', { ...peer, identity: { ...peer.identity, role: null } })).has('x-client-role'), false);
-  assert.equal(headerMap(identityHeaders('default', { ...peer, chainDer: [intDer] })).get('client-cert-chain'), `:${intDer.toString('base64')}:`);
+  assert.equal(
+    headerMap(identityHeaders('default', { ...peer, identity: { ...peer.identity, role: null } })).has('x-client-role'),
+    false,
+  );
+  assert.equal(
+    headerMap(identityHeaders('default', { ...peer, chainDer: [intDer] })).get('client-cert-chain'),
+    `:${intDer.toString('base64')}:`,
+  );
   const other = peerOf(leaf('client2'));
-  assert.equal(headerMap(identityHeaders('default', { cert: Object.assign(peer.cert, { der: other.cert.der, subjectNameDer: other.cert.subjectNameDer }), identity: other.identity })).get('x-client-name'), 'client2');
+  assert.equal(
+    headerMap(
+      identityHeaders('default', {
+        cert: Object.assign(peer.cert, { der: other.cert.der, subjectNameDer: other.cert.subjectNameDer }),
+        identity: other.identity,
+      }),
+    ).get('x-client-name'),
+    'client2',
+  );
 });
 
 // ---------------------------------------------------------------- stripping
@@ -416,16 +580,41 @@ test('identity-headers-repeat-calls-follow-every-input', () => {
 test('identity-headers-inbound-stripped-every-spelling-case-and-repeat', () => {
   const emitted = new Set<string>();
   const chained = peerOf(leaf('client1'), [intDer]);
-  for (const preset of IDENTITY_HEADER_PRESETS) for (const [name] of identityHeaders(preset, chained, GATEWAY)) emitted.add(name.toLowerCase());
-  assert.deepEqual([...emitted].sort(), [...IDENTITY_HEADER_NAMES].sort(), 'the strip set is exactly what the presets emit');
+  for (const preset of IDENTITY_HEADER_PRESETS)
+    for (const [name] of identityHeaders(preset, chained, GATEWAY)) emitted.add(name.toLowerCase());
+  assert.deepEqual(
+    [...emitted].sort(),
+    [...IDENTITY_HEADER_NAMES].sort(),
+    'the strip set is exactly what the presets emit',
+  );
 
   const spellings = (name: string) => {
     const mixed = [...name].map((c, i) => (i % 2 ? c.toUpperCase() : c.toLowerCase())).join('');
     return [name, name.toUpperCase(), name.toLowerCase(), mixed].flatMap((n) => [n, n.replace(/-/g, '_')]);
   };
-  const forged = [...IDENTITY_HEADER_NAMES, 'X-Client-Anything', 'x_client_role', 'X-Forwarded-Tls-Client-Whatever', 'ssl_client_s_dn']
-    .flatMap(spellings).flatMap((n) => [n, 'forged', n, 'forged-again']);
-  const ordinary = ['Host', 'gw.example', 'Accept', '*/*', 'X-Request-Id', 'r1', 'Cookie', 'a=1', 'Accept', 'text/html', 'Cookie', 'b=2'];
+  const forged = [
+    ...IDENTITY_HEADER_NAMES,
+    'X-Client-Anything',
+    'x_client_role',
+    'X-Forwarded-Tls-Client-Whatever',
+    'ssl_client_s_dn',
+  ]
+    .flatMap(spellings)
+    .flatMap((n) => [n, 'forged', n, 'forged-again']);
+  const ordinary = [
+    'Host',
+    'gw.example',
+    'Accept',
+    '*/*',
+    'X-Request-Id',
+    'r1',
+    'Cookie',
+    'a=1',
+    'Accept',
+    'text/html',
+    'Cookie',
+    'b=2',
+  ];
   const raw: string[] = [];
   for (let i = 0; i < Math.max(forged.length, ordinary.length); i += 2) {
     if (i < forged.length) raw.push(forged[i]!, forged[i + 1]!);
@@ -434,13 +623,16 @@ test('identity-headers-inbound-stripped-every-spelling-case-and-repeat', () => {
   // Host is the gateway's to write (checked, once); the rest of the ordinary headers pass.
   assert.deepEqual(forwardableRequestHeaders(raw), ordinary.slice(2));
   for (const name of ['X-Clientele', 'Authorization', 'Accept']) assert.equal(inboundRule(name), null, name);
-  for (const name of ['x_forwarded_client_cert', 'CLIENT_CERT_CHAIN', 'Ssl-Client-Escaped-Cert']) assert.equal(inboundRule(name)?.action, 'strip', name);
+  for (const name of ['x_forwarded_client_cert', 'CLIENT_CERT_CHAIN', 'Ssl-Client-Escaped-Cert'])
+    assert.equal(inboundRule(name)?.action, 'strip', name);
 });
 
 test('identity-headers-assert-safe-header-value-fails-closed', () => {
   for (const bad of ['a\rb', 'a\nb', 'a\0b', 'é', 'a\tb', 'a\x7fb', ' lead', 'trail ', 'x'.repeat(16 * 1024 + 1)]) {
     assert.throws(() => assertSafeHeaderValue(bad), { code: 'GH_INTERNAL' }, JSON.stringify(bad.slice(0, 10)));
   }
-  for (const ok of ['', 'SUCCESS', 'CN=a\\,b,O=x y', 'x'.repeat(16 * 1024)]) assert.equal(assertSafeHeaderValue(ok), ok);
-  for (const preset of ['apache', 'toString', '__proto__']) assert.throws(() => identityHeaders(preset as never, peerOf(leaf('c'))), { code: 'GH_INTERNAL' }, preset);
+  for (const ok of ['', 'SUCCESS', 'CN=a\\,b,O=x y', 'x'.repeat(16 * 1024)])
+    assert.equal(assertSafeHeaderValue(ok), ok);
+  for (const preset of ['apache', 'toString', '__proto__'])
+    assert.throws(() => identityHeaders(preset as never, peerOf(leaf('c'))), { code: 'GH_INTERNAL' }, preset);
 });

@@ -25,7 +25,8 @@ let policyFile = '';
 const logLines: string[] = [];
 const dirs: Record<string, string> = {};
 
-const enrollAs = async (role: string, name: string, extra: { dns?: string[]; ip?: string[] } = {}): Promise<string> => (await enrollAgent(fixture, role, name, extra)).dir;
+const enrollAs = async (role: string, name: string, extra: { dns?: string[]; ip?: string[] } = {}): Promise<string> =>
+  (await enrollAgent(fixture, role, name, extra)).dir;
 
 /** Replace a file the way agents and editors do: write aside, then rename over. */
 function replaceFile(path: string, text: string): void {
@@ -35,7 +36,11 @@ function replaceFile(path: string, text: string): void {
 
 const logs = () => logLines.map((l) => JSON.parse(l) as Record<string, unknown>);
 
-async function waitForLog(match: (l: Record<string, unknown>) => boolean, after = 0, timeoutMs = 8000): Promise<Record<string, unknown>> {
+async function waitForLog(
+  match: (l: Record<string, unknown>) => boolean,
+  after = 0,
+  timeoutMs = 8000,
+): Promise<Record<string, unknown>> {
   const deadline = Date.now() + timeoutMs;
   for (;;) {
     const found = logs().slice(after).find(match);
@@ -63,7 +68,12 @@ before(async () => {
   writeFileSync(policyFile, ALLOW_WEB);
   configFile = join(fixture.root, 'gateway.yaml');
   writeFileSync(configFile, configYaml(appA.url));
-  running = await runGateway({ config: loadGatewayConfig(configFile, {}), configFile, logger: createLogger({ level: 'debug', write: (l) => void logLines.push(l) }), serveAdmin: false });
+  running = await runGateway({
+    config: loadGatewayConfig(configFile, {}),
+    configFile,
+    logger: createLogger({ level: 'debug', write: (l) => void logLines.push(l) }),
+    serveAdmin: false,
+  });
 });
 
 after(async () => {
@@ -72,15 +82,32 @@ after(async () => {
   await fixture?.close();
 });
 
-const clientTls = () => ({ ca: readFileSync(join(dirs.gw!, 'ca.pem')), cert: readFileSync(join(dirs.device!, 'cert.pem')), key: readFileSync(join(dirs.device!, 'key.pem')) });
+const clientTls = () => ({
+  ca: readFileSync(join(dirs.gw!, 'ca.pem')),
+  cert: readFileSync(join(dirs.device!, 'cert.pem')),
+  key: readFileSync(join(dirs.device!, 'key.pem')),
+});
 
 function get(agent: Agent | false, path: string): Promise<{ status: number; body: string }> {
   return new Promise((resolve, reject) => {
-    const req = request({ host: '127.0.0.1', servername: 'localhost', port: running.gateway.port, path, agent, headers: { host: 'localhost' }, ...(agent ? {} : clientTls()) }, (res) => {
-      let body = '';
-      res.on('data', (d: Buffer) => { body += d.toString(); });
-      res.on('end', () => resolve({ status: res.statusCode ?? 0, body }));
-    });
+    const req = request(
+      {
+        host: '127.0.0.1',
+        servername: 'localhost',
+        port: running.gateway.port,
+        path,
+        agent,
+        headers: { host: 'localhost' },
+        ...(agent ? {} : clientTls()),
+      },
+      (res) => {
+        let body = '';
+        res.on('data', (d: Buffer) => {
+          body += d.toString();
+        });
+        res.on('end', () => resolve({ status: res.statusCode ?? 0, body }));
+      },
+    );
     req.on('error', reject);
     req.end();
   });
@@ -89,11 +116,14 @@ function get(agent: Agent | false, path: string): Promise<{ status: number; body
 /** The serial of the certificate a fresh handshake presents. */
 function servedSerial(): Promise<string> {
   return new Promise((resolve, reject) => {
-    const socket = connect({ host: '127.0.0.1', port: running.gateway.port, servername: 'localhost', ...clientTls() }, () => {
-      const serial = socket.getPeerX509Certificate()!.serialNumber.toLowerCase().replace(/^0+/, '');
-      socket.end();
-      resolve(serial);
-    });
+    const socket = connect(
+      { host: '127.0.0.1', port: running.gateway.port, servername: 'localhost', ...clientTls() },
+      () => {
+        const serial = socket.getPeerX509Certificate()!.serialNumber.toLowerCase().replace(/^0+/, '');
+        socket.end();
+        resolve(serial);
+      },
+    );
     socket.on('error', reject);
   });
 }
@@ -124,7 +154,11 @@ test('gateway-own-certificate-renewed-under-load-not-one-request-fails', async (
   stop = true;
   await Promise.all(loops);
   keepAlive.destroy();
-  assert.deepEqual(results.failed, [], `${results.failed.length} of ${results.ok + results.failed.length} requests failed`);
+  assert.deepEqual(
+    results.failed,
+    [],
+    `${results.failed.length} of ${results.ok + results.failed.length} requests failed`,
+  );
   assert.ok(results.ok > 20, `${results.ok} requests ran during the renewal`);
   const after = await servedSerial();
   assert.notEqual(after, before);
@@ -175,7 +209,11 @@ test('gateway-routes-reloaded-from-config-file-and-broken-config-keeps-the-old',
   replaceFile(configFile, `${configYaml(appA.url)}routse: []\n`);
   const failure = await waitForLog((l) => l.msg === 'gateway.reload_failed' && l.what === 'routes', mark);
   assert.match(String(failure.reason), /unknown key "routse"/);
-  assert.equal((JSON.parse((await get(false, '/r')).body) as { upstream: string }).upstream, 'B', 'the last good routes stay');
+  assert.equal(
+    (JSON.parse((await get(false, '/r')).body) as { upstream: string }).upstream,
+    'B',
+    'the last good routes stay',
+  );
   mark = logLines.length;
   replaceFile(configFile, configYaml(appA.url).replace('listen: 127.0.0.1:0', 'listen: 127.0.0.1:1'));
   const warning = await waitForLog((l) => l.msg === 'gateway.restart_needed', mark);

@@ -27,7 +27,8 @@ const ANSWERS: Record<string, string> = {
   '/no-content': `HTTP/1.1 204 No Content\r\nContent-Length: ${SMUGGLED_RESPONSE.length}\r\n\r\n${SMUGGLED_RESPONSE}`,
   '/not-modified': `HTTP/1.1 304 Not Modified\r\n\r\n${SMUGGLED_RESPONSE}`,
   '/cl-and-te': `HTTP/1.1 200 OK\r\nContent-Length: 3\r\nTransfer-Encoding: chunked\r\n\r\n${SMUGGLED_RESPONSE.length.toString(16)}\r\n${SMUGGLED_RESPONSE}\r\n0\r\n\r\n`,
-  '/early-hints': 'HTTP/1.1 103 Early Hints\r\nLink: </a.css>; rel=preload\r\n\r\nHTTP/1.1 200 OK\r\nContent-Length: 5\r\n\r\nhints',
+  '/early-hints':
+    'HTTP/1.1 103 Early Hints\r\nLink: </a.css>; rel=preload\r\n\r\nHTTP/1.1 200 OK\r\nContent-Length: 5\r\n\r\nhints',
   '/ok': 'HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok',
 };
 
@@ -44,7 +45,10 @@ function serveRaw(socket: Socket): void {
       const path = head.split(' ')[1] ?? '/';
       if (path === '/slow-upgrade') {
         // Answers the upgrade late, after the client has gone.
-        setTimeout(() => { if (!socket.destroyed) socket.write('HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n\r\n'); }, 300);
+        setTimeout(() => {
+          if (!socket.destroyed)
+            socket.write('HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n\r\n');
+        }, 300);
         return;
       }
       if (path === '/stream') {
@@ -67,7 +71,10 @@ before(async () => {
   await new Promise<void>((resolve) => app.listen(0, '127.0.0.1', () => resolve()));
   // No policy: any verified client may make any request (what this file tests is the framing).
   gateway = await startGatewayProcess({
-    cert: pki.server.certPath, key: pki.server.keyPath, clientCa: pki.ca.certPath, upstream: `http://127.0.0.1:${(app.address() as AddressInfo).port}`,
+    cert: pki.server.certPath,
+    key: pki.server.keyPath,
+    clientCa: pki.ca.certPath,
+    upstream: `http://127.0.0.1:${(app.address() as AddressInfo).port}`,
   });
 });
 
@@ -79,13 +86,24 @@ after(async () => {
 
 function send(request: string, options: { bodiless?: boolean } = {}): Promise<RawExchange> {
   const alice = pki.clients.alice;
-  return rawExchange({ port: gateway.port, ca: pki.caPem, cert: alice.cert, key: alice.key, steps: [request], minResponses: 1, ...(options.bodiless ? { bodiless: true } : {}) });
+  return rawExchange({
+    port: gateway.port,
+    ca: pki.caPem,
+    cert: alice.cert,
+    key: alice.key,
+    steps: [request],
+    minResponses: 1,
+    ...(options.bodiless ? { bodiless: true } : {}),
+  });
 }
 
 const get = (path: string, method = 'GET') => `${method} ${path} HTTP/1.1\r\nHost: localhost\r\n\r\n`;
 
 function assertNothingSmuggled(x: RawExchange, what: string): void {
-  assert.ok(!finalResponses(x).some((r) => header(r, 'x-smuggled') !== undefined), `${what}: a response the app wrote as a body reached the client as a response`);
+  assert.ok(
+    !finalResponses(x).some((r) => header(r, 'x-smuggled') !== undefined),
+    `${what}: a response the app wrote as a body reached the client as a response`,
+  );
   assert.ok(!x.raw.toString('latin1').includes('X-Smuggled'), `${what}: the app's extra bytes reached the client`);
 }
 
@@ -100,13 +118,18 @@ async function assertNextRequestClean(what: string): Promise<void> {
 }
 
 // A 204 must not carry Content-Length (RFC 9110 §8.6): undici refuses it, and the client gets a 502.
-for (const [path, method, status] of [['/head-body', 'HEAD', 200], ['/no-content', 'GET', 502], ['/not-modified', 'GET', 304]] as const) {
+for (const [path, method, status] of [
+  ['/head-body', 'HEAD', 200],
+  ['/no-content', 'GET', 502],
+  ['/not-modified', 'GET', 304],
+] as const) {
   test(`gateway-response-${path.slice(1)}-to-${method.toLowerCase()}-carries-no-body-whatever-the-app-writes`, async () => {
     const x = await send(get(path, method), { bodiless: method === 'HEAD' || status !== 502 });
     const responses = finalResponses(x);
     assert.equal(responses.length, 1, `${JSON.stringify(x.raw.toString('latin1'))} ended by ${x.endedBy} ${x.error}`);
     assert.equal(responses[0]!.status, status);
-    if (status === 502) assert.match(responses[0]!.body.toString(), /502 Bad Gateway: the upstream of routes\[0\] is unavailable/);
+    if (status === 502)
+      assert.match(responses[0]!.body.toString(), /502 Bad Gateway: the upstream of routes\[0\] is unavailable/);
     if (status !== 502) assert.equal(responses[0]!.body.length, 0);
     assert.equal(x.rest.length, 0, `nothing after the head: ${JSON.stringify(x.rest.toString('latin1'))}`);
     assertNothingSmuggled(x, path);
@@ -117,13 +140,20 @@ for (const [path, method, status] of [['/head-body', 'HEAD', 200], ['/no-content
 test('gateway-response-close-delimited-body-is-framed-for-the-client-and-the-connection-kept', async () => {
   const alice = pki.clients.alice;
   const x = await rawExchange({
-    port: gateway.port, ca: pki.caPem, cert: alice.cert, key: alice.key, minResponses: 2,
+    port: gateway.port,
+    ca: pki.caPem,
+    cert: alice.cert,
+    key: alice.key,
+    minResponses: 2,
     steps: [get('/close-delimited'), { responses: 1 }, get('/ok')],
   });
   const [first, second] = finalResponses(x);
   assert.equal(first?.status, 200);
   assert.equal(first!.body.toString(), 'until the end');
-  assert.ok(header(first!, 'content-length') !== undefined || /chunked/i.test(header(first!, 'transfer-encoding') ?? ''), 'the gateway framed the body itself');
+  assert.ok(
+    header(first!, 'content-length') !== undefined || /chunked/i.test(header(first!, 'transfer-encoding') ?? ''),
+    'the gateway framed the body itself',
+  );
   assert.equal(second?.status, 200, 'the client connection outlived the close-delimited upstream one');
   assert.equal(second!.body.toString(), 'ok');
 });
@@ -154,10 +184,15 @@ async function vanish(bytes: string, when: (received: string) => boolean): Promi
     let received = '';
     const tcp = netConnect({ host: '127.0.0.1', port: gateway.port });
     const kill = () => tcp.resetAndDestroy();
-    const socket = tlsConnect({ socket: tcp, servername: 'localhost', ca: pki.caPem, cert: alice.cert, key: alice.key }, () => {
-      // Reset only once the bytes are handed to the kernel: a reset drops pending writes.
-      socket.write(bytes, () => { if (when('')) kill(); });
-    });
+    const socket = tlsConnect(
+      { socket: tcp, servername: 'localhost', ca: pki.caPem, cert: alice.cert, key: alice.key },
+      () => {
+        // Reset only once the bytes are handed to the kernel: a reset drops pending writes.
+        socket.write(bytes, () => {
+          if (when('')) kill();
+        });
+      },
+    );
     socket.on('data', (d: Buffer) => {
       received += d.toString('latin1');
       if (when(received)) kill();
@@ -169,7 +204,8 @@ async function vanish(bytes: string, when: (received: string) => boolean): Promi
 }
 
 test('gateway-survives-clients-that-vanish-mid-upgrade-mid-body-and-mid-response', async () => {
-  const upgrade = 'GET /slow-upgrade HTTP/1.1\r\nHost: localhost\r\nUpgrade: websocket\r\nConnection: Upgrade\r\nSec-WebSocket-Version: 13\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\n\r\n';
+  const upgrade =
+    'GET /slow-upgrade HTTP/1.1\r\nHost: localhost\r\nUpgrade: websocket\r\nConnection: Upgrade\r\nSec-WebSocket-Version: 13\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\n\r\n';
   await vanish(upgrade, () => true);
   await vanish('POST /ok HTTP/1.1\r\nHost: localhost\r\nContent-Length: 100000\r\n\r\nonly a little', () => true);
   await vanish('GET /stream HTTP/1.1\r\nHost: localhost\r\n\r\n', (received) => received.includes('chunk'));

@@ -39,14 +39,23 @@ before(async () => {
   dirs.later = await enrollAs('web', 'revoked-later');
   const bundle = writeClientCaBundle(fixture);
   await fixture.server.authority.revokeCertificate(identities.doomed!.serial, 'keyCompromise', { actor: 'test' });
-  const config = parseGatewayConfig({
-    listen: '127.0.0.1:0',
-    tls: { cert: join(dirs.gw, 'cert.pem'), key: join(dirs.gw, 'key.pem'), clientCa: bundle },
-    routes: [{ upstreams: [app.url] }],
-    revocation: { crl: [`${fixture.url}/crl`, `${fixture.url}/crl/root`], refreshInterval: '1s' },
-    admin: { listen: '127.0.0.1:0' },
-  }, 'test', fixture.root);
-  running = await runGateway({ config, configFile: null, logger: createLogger({ level: 'debug', write: (l) => void logLines.push(l) }), serveAdmin: true });
+  const config = parseGatewayConfig(
+    {
+      listen: '127.0.0.1:0',
+      tls: { cert: join(dirs.gw, 'cert.pem'), key: join(dirs.gw, 'key.pem'), clientCa: bundle },
+      routes: [{ upstreams: [app.url] }],
+      revocation: { crl: [`${fixture.url}/crl`, `${fixture.url}/crl/root`], refreshInterval: '1s' },
+      admin: { listen: '127.0.0.1:0' },
+    },
+    'test',
+    fixture.root,
+  );
+  running = await runGateway({
+    config,
+    configFile: null,
+    logger: createLogger({ level: 'debug', write: (l) => void logLines.push(l) }),
+    serveAdmin: true,
+  });
 });
 
 after(async () => {
@@ -56,7 +65,20 @@ after(async () => {
 });
 
 async function curl(identity: string, path = '/'): Promise<{ status: number; body: string }> {
-  const r = await run('curl', ['-sS', '--max-time', '10', '--cacert', join(dirs.gw!, 'ca.pem'), '--cert', join(identity, 'cert.pem'), '--key', join(identity, 'key.pem'), '-w', '\n%{http_code}', `https://localhost:${running.gateway.port}${path}`]);
+  const r = await run('curl', [
+    '-sS',
+    '--max-time',
+    '10',
+    '--cacert',
+    join(dirs.gw!, 'ca.pem'),
+    '--cert',
+    join(identity, 'cert.pem'),
+    '--key',
+    join(identity, 'key.pem'),
+    '-w',
+    '\n%{http_code}',
+    `https://localhost:${running.gateway.port}${path}`,
+  ]);
   assert.equal(r.status, 0, r.stderr);
   const cut = r.stdout.lastIndexOf('\n');
   return { status: Number(r.stdout.slice(cut + 1)), body: r.stdout.slice(0, cut) };
@@ -73,17 +95,28 @@ test('gateway-revoked-device-refused-403-naming-revocation-and-others-pass', asy
   assert.equal(refused.status, 403);
   assert.match(refused.body, /client certificate refused \(.*revoked.*keyCompromise/i);
   assert.equal((await curl(dirs.keeper!)).status, 200);
-  const line = logLines.map((l) => JSON.parse(l) as Record<string, unknown>).find((l) => l.msg === 'gateway.request' && l.reason === 'REVOKED');
+  const line = logLines
+    .map((l) => JSON.parse(l) as Record<string, unknown>)
+    .find((l) => l.msg === 'gateway.request' && l.reason === 'REVOKED');
   assert.ok(line, 'the refusal is logged with reason REVOKED');
 });
 
-function keepAliveGet(agent: Agent, path: string, port = running.gateway.port): Promise<{ status: number; body: string; reused: boolean }> {
+function keepAliveGet(
+  agent: Agent,
+  path: string,
+  port = running.gateway.port,
+): Promise<{ status: number; body: string; reused: boolean }> {
   return new Promise((resolve, reject) => {
-    const req = request({ host: '127.0.0.1', servername: 'localhost', port, path, agent, headers: { host: 'localhost' } }, (res) => {
-      let body = '';
-      res.on('data', (d: Buffer) => { body += d.toString(); });
-      res.on('end', () => resolve({ status: res.statusCode ?? 0, body, reused: req.reusedSocket }));
-    });
+    const req = request(
+      { host: '127.0.0.1', servername: 'localhost', port, path, agent, headers: { host: 'localhost' } },
+      (res) => {
+        let body = '';
+        res.on('data', (d: Buffer) => {
+          body += d.toString();
+        });
+        res.on('end', () => resolve({ status: res.statusCode ?? 0, body, reused: req.reusedSocket }));
+      },
+    );
     req.on('error', reject);
     req.end();
   });
@@ -91,13 +124,18 @@ function keepAliveGet(agent: Agent, path: string, port = running.gateway.port): 
 
 test('gateway-certificate-revoked-after-connecting-refused-on-the-open-connection', async () => {
   const agent = new Agent({
-    keepAlive: true, maxSockets: 1,
-    ca: readFileSync(join(dirs.gw!, 'ca.pem')), cert: readFileSync(join(dirs.later!, 'cert.pem')), key: readFileSync(join(dirs.later!, 'key.pem')),
+    keepAlive: true,
+    maxSockets: 1,
+    ca: readFileSync(join(dirs.gw!, 'ca.pem')),
+    cert: readFileSync(join(dirs.later!, 'cert.pem')),
+    key: readFileSync(join(dirs.later!, 'key.pem')),
   });
   try {
     const first = await keepAliveGet(agent, '/before');
     assert.equal(first.status, 200);
-    await fixture.server.authority.revokeCertificate(identities['revoked-later']!.serial, 'superseded', { actor: 'test' });
+    await fixture.server.authority.revokeCertificate(identities['revoked-later']!.serial, 'superseded', {
+      actor: 'test',
+    });
     // Within one refresh interval (1 s) plus the CA's CRL regeneration (200 ms check).
     let after = first;
     const deadline = Date.now() + 10_000;
@@ -114,21 +152,30 @@ test('gateway-certificate-revoked-after-connecting-refused-on-the-open-connectio
 });
 
 test('gateway-metrics-and-healthz-report-crl-freshness', async () => {
-  const get = (path: string) => new Promise<{ status: number; body: string }>((resolve, reject) => {
-    httpGet({ host: '127.0.0.1', port: running.admin!.port, path }, (res) => {
-      let body = '';
-      res.on('data', (d: Buffer) => { body += d.toString(); });
-      res.on('end', () => resolve({ status: res.statusCode ?? 0, body }));
-    }).on('error', reject).end();
-  });
+  const get = (path: string) =>
+    new Promise<{ status: number; body: string }>((resolve, reject) => {
+      httpGet({ host: '127.0.0.1', port: running.admin!.port, path }, (res) => {
+        let body = '';
+        res.on('data', (d: Buffer) => {
+          body += d.toString();
+        });
+        res.on('end', () => resolve({ status: res.statusCode ?? 0, body }));
+      })
+        .on('error', reject)
+        .end();
+    });
   const metrics = await get('/metrics');
-  const thisUpdates = [...metrics.body.matchAll(/^gatehouse_gateway_crl_this_update_timestamp_seconds\{issuer="([^"]+)"\} (\S+)$/gm)];
+  const thisUpdates = [
+    ...metrics.body.matchAll(/^gatehouse_gateway_crl_this_update_timestamp_seconds\{issuer="([^"]+)"\} (\S+)$/gm),
+  ];
   assert.equal(thisUpdates.length, 2, 'one thisUpdate per CRL (intermediate and root)');
   for (const [, , at] of thisUpdates) {
     const age = Date.now() / 1000 - Number(at);
     assert.ok(age >= -1 && age < 3600, `CRL age ${age}`);
   }
-  const nextUpdates = [...metrics.body.matchAll(/^gatehouse_gateway_crl_next_update_timestamp_seconds\{issuer="[^"]+"\} (\S+)$/gm)];
+  const nextUpdates = [
+    ...metrics.body.matchAll(/^gatehouse_gateway_crl_next_update_timestamp_seconds\{issuer="[^"]+"\} (\S+)$/gm),
+  ];
   assert.equal(nextUpdates.length, 2);
   for (const [, at] of nextUpdates) assert.ok(Number(at) > Date.now() / 1000, `nextUpdate ${at} is ahead`);
   const health = await get('/healthz');
@@ -144,12 +191,27 @@ test('gateway-open-connection-refused-while-the-crl-is-stale-and-let-back-in-whe
   // A checker whose verdict the test sets: the gateway's side of the contract, on a real socket.
   let verdict: { ok: true } | { ok: false; reason: 'CRL_STALE'; detail: string } = { ok: true };
   const checker = { generation: 1, check: () => verdict, status: () => [] };
-  const config = parseGatewayConfig({
-    listen: '127.0.0.1:0', tls: { cert: join(dirs.gw!, 'cert.pem'), key: join(dirs.gw!, 'key.pem'), clientCa: writeClientCaBundle(fixture) },
-    routes: [{ upstreams: [app.url] }],
-  }, 'test', fixture.root);
-  const gateway = await startGateway(config, { policy: allowAllPolicy(), logger: createLogger({ level: 'error', write: () => undefined }), revocation: checker });
-  const agent = new Agent({ keepAlive: true, maxSockets: 1, ca: readFileSync(join(dirs.gw!, 'ca.pem')), cert: readFileSync(join(dirs.keeper!, 'cert.pem')), key: readFileSync(join(dirs.keeper!, 'key.pem')) });
+  const config = parseGatewayConfig(
+    {
+      listen: '127.0.0.1:0',
+      tls: { cert: join(dirs.gw!, 'cert.pem'), key: join(dirs.gw!, 'key.pem'), clientCa: writeClientCaBundle(fixture) },
+      routes: [{ upstreams: [app.url] }],
+    },
+    'test',
+    fixture.root,
+  );
+  const gateway = await startGateway(config, {
+    policy: allowAllPolicy(),
+    logger: createLogger({ level: 'error', write: () => undefined }),
+    revocation: checker,
+  });
+  const agent = new Agent({
+    keepAlive: true,
+    maxSockets: 1,
+    ca: readFileSync(join(dirs.gw!, 'ca.pem')),
+    cert: readFileSync(join(dirs.keeper!, 'cert.pem')),
+    key: readFileSync(join(dirs.keeper!, 'key.pem')),
+  });
   try {
     assert.equal((await keepAliveGet(agent, '/1', gateway.port)).status, 200);
     verdict = { ok: false, reason: 'CRL_STALE', detail: 'the CRL is past its nextUpdate plus grace' };

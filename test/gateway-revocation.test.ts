@@ -14,7 +14,15 @@ import { isGatehouseError } from '../src/errors/errors.js';
 import { createLogger } from '../src/log/logger.js';
 import * as pki from '../src/pki/index.js';
 import { RevocationChecker, type RevocationOptions } from '../src/gateway/revocation.js';
-import { buildTestPki, issueLeaf, makeCrl, makeCrlWithoutNextUpdate, replaceFile, type TestCa, type TestLeaf } from './helpers/crl-pki.js';
+import {
+  buildTestPki,
+  issueLeaf,
+  makeCrl,
+  makeCrlWithoutNextUpdate,
+  replaceFile,
+  type TestCa,
+  type TestLeaf,
+} from './helpers/crl-pki.js';
 import { makeOpensslCa } from './helpers/openssl-ca.js';
 import { startCaFixture, type CaFixture } from './helpers/ca-fixture.js';
 import { enrollIdentity } from './helpers/ca-http.js';
@@ -29,9 +37,16 @@ interface Started {
 
 function newChecker(t: TestContext, options: Omit<RevocationOptions, 'logger'>): Started {
   const lines: string[] = [];
-  const checker = new RevocationChecker({ logger: createLogger({ level: 'debug', write: (line) => void lines.push(line) }), ...options });
+  const checker = new RevocationChecker({
+    logger: createLogger({ level: 'debug', write: (line) => void lines.push(line) }),
+    ...options,
+  });
   t.after(() => checker.close());
-  return { checker, lines, events: (name) => lines.map((l) => JSON.parse(l) as Record<string, unknown>).filter((e) => e.msg === name) };
+  return {
+    checker,
+    lines,
+    events: (name) => lines.map((l) => JSON.parse(l) as Record<string, unknown>).filter((e) => e.msg === name),
+  };
 }
 
 async function startChecker(t: TestContext, options: Omit<RevocationOptions, 'logger'>): Promise<Started> {
@@ -42,7 +57,11 @@ async function startChecker(t: TestContext, options: Omit<RevocationOptions, 'lo
 
 const chainOf = (leaf: TestLeaf, ca: TestCa) => [leaf.der, ca.certDer];
 
-function assertRefused(verdict: ReturnType<RevocationChecker['check']>, reason: 'REVOKED' | 'CRL_STALE' | 'CRL_MISSING', detail: RegExp): void {
+function assertRefused(
+  verdict: ReturnType<RevocationChecker['check']>,
+  reason: 'REVOKED' | 'CRL_STALE' | 'CRL_MISSING',
+  detail: RegExp,
+): void {
   assert.equal(verdict.ok, false, `refused (${reason}), got ${JSON.stringify(verdict)}`);
   if (verdict.ok) return;
   assert.equal(verdict.reason, reason, verdict.detail);
@@ -70,7 +89,11 @@ describe('gateway-revocation crl files', () => {
     mkdirSync(dir, { recursive: true });
     return dir;
   };
-  const writeCrls = (dir: string, intermediateCrl: Buffer | string, rootCrl: Buffer | string = pki.toPem('X509 CRL', makeCrl(ours.root, { crlNumber: 1n }))) => {
+  const writeCrls = (
+    dir: string,
+    intermediateCrl: Buffer | string,
+    rootCrl: Buffer | string = pki.toPem('X509 CRL', makeCrl(ours.root, { crlNumber: 1n })),
+  ) => {
     const intPath = join(dir, 'intermediate.crl');
     const rootPath = join(dir, 'root.crl.pem');
     writeFileSync(intPath, intermediateCrl);
@@ -90,7 +113,11 @@ describe('gateway-revocation crl files', () => {
   test('revoked-leaf-refused-with-serial-reason-and-issuer', async (t) => {
     const sources = writeCrls(dirFor(), makeCrl(ours.intermediate, { crlNumber: 1n, revoked: [leafA.serial] }));
     const { checker } = await startChecker(t, { sources, trustBundle: ours.bundlePem });
-    assertRefused(checker.check(chainOf(leafA, ours.intermediate)), 'REVOKED', /^client certificate serial 80c0ffee01 was revoked at \S+ \(keyCompromise\) by "O=Gatehouse Test, CN=Gateway Issuing"$/);
+    assertRefused(
+      checker.check(chainOf(leafA, ours.intermediate)),
+      'REVOKED',
+      /^client certificate serial 80c0ffee01 was revoked at \S+ \(keyCompromise\) by "O=Gatehouse Test, CN=Gateway Issuing"$/,
+    );
     assertRefused(checker.check([pki.parseCertificate(leafA.der)]), 'REVOKED', /80c0ffee01/);
   });
 
@@ -98,29 +125,63 @@ describe('gateway-revocation crl files', () => {
     const sources = writeCrls(dirFor(), makeCrl(ours.intermediate, { crlNumber: 1n, revoked: [leafA.serial] }));
     const { checker } = await startChecker(t, { sources, trustBundle: ours.bundlePem });
     assert.deepEqual(checker.check(chainOf(leafB, ours.intermediate)), { ok: true });
-    assert.deepEqual(checker.check([leafB.der, ours.intermediate.certDer, ours.root.certDer]), { ok: true }, 'the root at the end is the anchor, not checked');
+    assert.deepEqual(
+      checker.check([leafB.der, ours.intermediate.certDer, ours.root.certDer]),
+      { ok: true },
+      'the root at the end is the anchor, not checked',
+    );
   });
 
   test('revoked-intermediate-refused-through-root-crl', async (t) => {
     const intermediateSerial = pki.parseCertificate(ours.intermediate.certDer).serial;
-    const sources = writeCrls(dirFor(), makeCrl(ours.intermediate, { crlNumber: 1n }), makeCrl(ours.root, { crlNumber: 2n, revoked: [intermediateSerial] }));
+    const sources = writeCrls(
+      dirFor(),
+      makeCrl(ours.intermediate, { crlNumber: 1n }),
+      makeCrl(ours.root, { crlNumber: 2n, revoked: [intermediateSerial] }),
+    );
     const { checker } = await startChecker(t, { sources, trustBundle: ours.bundlePem });
-    assertRefused(checker.check(chainOf(leafB, ours.intermediate)), 'REVOKED', new RegExp(`^CA certificate "O=Gatehouse Test, CN=Gateway Issuing" serial ${intermediateSerial} was revoked .* by "O=Gatehouse Test, CN=Gateway Root"$`));
-    assertRefused(checker.check([...chainOf(leafB, ours.intermediate), ours.root.certDer]), 'REVOKED', /CA certificate/);
+    assertRefused(
+      checker.check(chainOf(leafB, ours.intermediate)),
+      'REVOKED',
+      new RegExp(
+        `^CA certificate "O=Gatehouse Test, CN=Gateway Issuing" serial ${intermediateSerial} was revoked .* by "O=Gatehouse Test, CN=Gateway Root"$`,
+      ),
+    );
+    assertRefused(
+      checker.check([...chainOf(leafB, ours.intermediate), ours.root.certDer]),
+      'REVOKED',
+      /CA certificate/,
+    );
   });
 
   test('leaf-issuer-without-crl-is-crl-missing', async (t) => {
     const [, rootPath] = writeCrls(dirFor(), makeCrl(ours.intermediate, { crlNumber: 1n }));
     const { checker } = await startChecker(t, { sources: [rootPath!], trustBundle: ours.bundlePem });
-    assertRefused(checker.check(chainOf(leafB, ours.intermediate)), 'CRL_MISSING', /^no CRL is loaded for "O=Gatehouse Test, CN=Gateway Issuing", the issuer of the client certificate \(serial [0-9a-f]+\)$/);
+    assertRefused(
+      checker.check(chainOf(leafB, ours.intermediate)),
+      'CRL_MISSING',
+      /^no CRL is loaded for "O=Gatehouse Test, CN=Gateway Issuing", the issuer of the client certificate \(serial [0-9a-f]+\)$/,
+    );
     const none = await startChecker(t, { sources: [], trustBundle: ours.bundlePem });
-    assert.deepEqual(none.checker.check(chainOf(leafB, ours.intermediate)), { ok: true }, 'control: no sources configured, no CRL checks');
+    assert.deepEqual(
+      none.checker.check(chainOf(leafB, ours.intermediate)),
+      { ok: true },
+      'control: no sources configured, no CRL checks',
+    );
   });
 
   test('crl-from-foreign-ca-refused-at-start-naming-the-source', async (t) => {
-    const [intPath, rootPath] = writeCrls(dirFor(), makeCrl(foreign.intermediate, { crlNumber: 1n, revoked: [leafB.serial] }));
+    const [intPath, rootPath] = writeCrls(
+      dirFor(),
+      makeCrl(foreign.intermediate, { crlNumber: 1n, revoked: [leafB.serial] }),
+    );
     const { checker, events } = newChecker(t, { sources: [intPath!, rootPath!], trustBundle: ours.bundlePem });
-    await assertStartRefused(checker, new RegExp(`^CRL source ${intPath} cannot be used: CRL issuer "O=Gatehouse Test, CN=Foreign Issuing" is not a CA of the trust bundle$`));
+    await assertStartRefused(
+      checker,
+      new RegExp(
+        `^CRL source ${intPath} cannot be used: CRL issuer "O=Gatehouse Test, CN=Foreign Issuing" is not a CA of the trust bundle$`,
+      ),
+    );
     const refused = events('gateway.crl_refused');
     assert.equal(refused.length, 1);
     assert.equal(refused[0]!.level, 'error');
@@ -131,7 +192,10 @@ describe('gateway-revocation crl files', () => {
     const impostor = (await buildTestPki('Gateway')).intermediate; // same Name, another key
     const [intPath, rootPath] = writeCrls(dirFor(), makeCrl(impostor, { crlNumber: 99n, revoked: [leafB.serial] }));
     const { checker } = newChecker(t, { sources: [intPath!, rootPath!], trustBundle: ours.bundlePem });
-    await assertStartRefused(checker, /intermediate\.crl cannot be used: CRL authority key identifier [0-9a-f]+ is not the key identifier/);
+    await assertStartRefused(
+      checker,
+      /intermediate\.crl cannot be used: CRL authority key identifier [0-9a-f]+ is not the key identifier/,
+    );
   });
 
   test('two-cas-sharing-a-name-are-told-apart-by-key-identifier', async (t) => {
@@ -142,8 +206,15 @@ describe('gateway-revocation crl files', () => {
     const [intPath] = writeCrls(dir, makeCrl(ours.intermediate, { crlNumber: 1n }));
     const rolledPath = join(dir, 'rolled.crl');
     writeFileSync(rolledPath, makeCrl(rolled, { crlNumber: 1n, revoked: [leafB.serial, rolledLeaf.serial] }));
-    const { checker } = await startChecker(t, { sources: [intPath!, rolledPath], trustBundle: ours.bundlePem + rolled.certPem });
-    assert.deepEqual(checker.check(chainOf(leafB, ours.intermediate)), { ok: true }, 'the other key\'s CRL does not speak for this certificate');
+    const { checker } = await startChecker(t, {
+      sources: [intPath!, rolledPath],
+      trustBundle: ours.bundlePem + rolled.certPem,
+    });
+    assert.deepEqual(
+      checker.check(chainOf(leafB, ours.intermediate)),
+      { ok: true },
+      "the other key's CRL does not speak for this certificate",
+    );
     assertRefused(checker.check(chainOf(rolledLeaf, rolled)), 'REVOKED', new RegExp(rolledLeaf.serial));
   });
 
@@ -158,7 +229,10 @@ describe('gateway-revocation crl files', () => {
     const [, rootPath] = writeCrls(dir, makeCrl(ours.intermediate, { crlNumber: 1n }));
     const missing = join(dir, 'missing.crl');
     const { checker } = newChecker(t, { sources: [rootPath!, missing], trustBundle: ours.bundlePem });
-    await assertStartRefused(checker, new RegExp(`^CRL source ${missing} cannot be used: cannot read the file: ENOENT$`));
+    await assertStartRefused(
+      checker,
+      new RegExp(`^CRL source ${missing} cannot be used: cannot read the file: ENOENT$`),
+    );
   });
 
   test('tampered-crl-on-refresh-refused-and-old-kept', async (t) => {
@@ -174,10 +248,17 @@ describe('gateway-revocation crl files', () => {
     assert.equal(checker.generation, generation, 'nothing changed');
     const status = checker.status()[0]!;
     assert.equal(status.crlNumber, '1', 'CRL 1 stays in force');
-    assert.match(status.lastError ?? '', /^CRL signature does not verify with the public key of "O=Gatehouse Test, CN=Gateway Issuing"$/);
+    assert.match(
+      status.lastError ?? '',
+      /^CRL signature does not verify with the public key of "O=Gatehouse Test, CN=Gateway Issuing"$/,
+    );
     const refused = events('gateway.crl_refused').at(-1)!;
     assert.equal(refused.level, 'error');
-    assert.deepEqual(refused.kept, { issuer: 'O=Gatehouse Test, CN=Gateway Issuing', crlNumber: '1', nextUpdate: status.nextUpdate!.toISOString() });
+    assert.deepEqual(refused.kept, {
+      issuer: 'O=Gatehouse Test, CN=Gateway Issuing',
+      crlNumber: '1',
+      nextUpdate: status.nextUpdate!.toISOString(),
+    });
   });
 
   test('broken-or-deleted-file-on-refresh-keeps-old', async (t) => {
@@ -186,7 +267,10 @@ describe('gateway-revocation crl files', () => {
     replaceFile(sources[0]!, 'this is not a CRL\n');
     await checker.refresh();
     assertRefused(checker.check(chainOf(leafA, ours.intermediate)), 'REVOKED', /80c0ffee01/);
-    assert.match(checker.status()[0]!.lastError ?? '', /^CRL is neither DER \(a SEQUENCE\) nor PEM with an "X509 CRL" block$/);
+    assert.match(
+      checker.status()[0]!.lastError ?? '',
+      /^CRL is neither DER \(a SEQUENCE\) nor PEM with an "X509 CRL" block$/,
+    );
     assert.equal(events('gateway.crl_refused').at(-1)!.code, 'GH_CRL_INVALID');
 
     rmSync(sources[0]!);
@@ -201,16 +285,32 @@ describe('gateway-revocation crl files', () => {
     const sources = writeCrls(dirFor(), makeCrl(ours.intermediate, { crlNumber: 1n }));
     const { checker } = await startChecker(t, { sources, trustBundle: ours.bundlePem, refreshIntervalMs: 3_600_000 });
     assert.deepEqual(checker.check(chainOf(leafB, ours.intermediate)), { ok: true });
-    replaceFile(sources[0]!, pki.toPem('X509 CRL', makeCrl(ours.intermediate, { crlNumber: 2n, revoked: [leafB.serial] })));
-    await pollUntil('the watch loads the new CRL', async () => (checker.check(chainOf(leafB, ours.intermediate)).ok ? undefined : true), 5000);
+    replaceFile(
+      sources[0]!,
+      pki.toPem('X509 CRL', makeCrl(ours.intermediate, { crlNumber: 2n, revoked: [leafB.serial] })),
+    );
+    await pollUntil(
+      'the watch loads the new CRL',
+      async () => (checker.check(chainOf(leafB, ours.intermediate)).ok ? undefined : true),
+      5000,
+    );
     assert.equal(checker.status()[0]!.crlNumber, '2');
   });
 
   test('file-change-picked-up-by-interval-when-not-watched', async (t) => {
     const sources = writeCrls(dirFor(), makeCrl(ours.intermediate, { crlNumber: 1n }));
-    const { checker } = await startChecker(t, { sources, trustBundle: ours.bundlePem, refreshIntervalMs: 150, watchFiles: false });
+    const { checker } = await startChecker(t, {
+      sources,
+      trustBundle: ours.bundlePem,
+      refreshIntervalMs: 150,
+      watchFiles: false,
+    });
     writeFileSync(sources[0]!, makeCrl(ours.intermediate, { crlNumber: 2n, revoked: [leafB.serial] }));
-    await pollUntil('the interval loads the new CRL', async () => (checker.check(chainOf(leafB, ours.intermediate)).ok ? undefined : true), 5000);
+    await pollUntil(
+      'the interval loads the new CRL',
+      async () => (checker.check(chainOf(leafB, ours.intermediate)).ok ? undefined : true),
+      5000,
+    );
   });
 
   test('close-stops-refreshing', async (t) => {
@@ -219,21 +319,39 @@ describe('gateway-revocation crl files', () => {
     checker.close();
     replaceFile(sources[0]!, makeCrl(ours.intermediate, { crlNumber: 2n, revoked: [leafB.serial] }));
     await new Promise((r) => setTimeout(r, 600));
-    assert.deepEqual(checker.check(chainOf(leafB, ours.intermediate)), { ok: true }, 'neither watch nor interval ran after close()');
+    assert.deepEqual(
+      checker.check(chainOf(leafB, ours.intermediate)),
+      { ok: true },
+      'neither watch nor interval ran after close()',
+    );
     assert.equal(checker.status()[0]!.crlNumber, '1');
   });
 
   test('older-crl-number-refused-and-newer-kept', async (t) => {
-    const sources = writeCrls(dirFor(), makeCrl(ours.intermediate, { crlNumber: 5n, revoked: [leafA.serial, leafB.serial] }));
+    const sources = writeCrls(
+      dirFor(),
+      makeCrl(ours.intermediate, { crlNumber: 5n, revoked: [leafA.serial, leafB.serial] }),
+    );
     const { checker } = await startChecker(t, { sources, trustBundle: ours.bundlePem, watchFiles: false });
     // Validly signed by the right CA, just older: replaying it would un-revoke device B.
     replaceFile(sources[0]!, makeCrl(ours.intermediate, { crlNumber: 4n, revoked: [leafA.serial] }));
     await checker.refresh();
-    assertRefused(checker.check(chainOf(leafB, ours.intermediate)), 'REVOKED', new RegExp(`serial ${leafB.serial} was revoked`));
-    assert.match(checker.status()[0]!.lastError ?? '', /^CRL number 4 is older than the CRL in force \(number 5\); a rolled-back CRL is refused$/);
+    assertRefused(
+      checker.check(chainOf(leafB, ours.intermediate)),
+      'REVOKED',
+      new RegExp(`serial ${leafB.serial} was revoked`),
+    );
+    assert.match(
+      checker.status()[0]!.lastError ?? '',
+      /^CRL number 4 is older than the CRL in force \(number 5\); a rolled-back CRL is refused$/,
+    );
     replaceFile(sources[0]!, makeCrl(ours.intermediate, { crlNumber: 6n, revoked: [leafA.serial] }));
     await checker.refresh();
-    assert.deepEqual(checker.check(chainOf(leafB, ours.intermediate)), { ok: true }, 'control: a newer CRL is accepted and un-lists B');
+    assert.deepEqual(
+      checker.check(chainOf(leafB, ours.intermediate)),
+      { ok: true },
+      'control: a newer CRL is accepted and un-lists B',
+    );
   });
 
   test('stale-crl-fails-closed-after-next-update-plus-grace', async (t) => {
@@ -241,12 +359,29 @@ describe('gateway-revocation crl files', () => {
     const thisUpdate = new Date(Math.floor(nowMs / 1000) * 1000 - 60_000);
     const nextUpdate = new Date(thisUpdate.getTime() + 3_600_000);
     const sources = writeCrls(dirFor(), makeCrl(ours.intermediate, { crlNumber: 1n, thisUpdate, nextUpdate }));
-    const { checker, events } = await startChecker(t, { sources, trustBundle: ours.bundlePem, graceMs: 600_000, now: () => new Date(nowMs), watchFiles: false, refreshIntervalMs: 3_600_000 });
+    const { checker, events } = await startChecker(t, {
+      sources,
+      trustBundle: ours.bundlePem,
+      graceMs: 600_000,
+      now: () => new Date(nowMs),
+      watchFiles: false,
+      refreshIntervalMs: 3_600_000,
+    });
     nowMs = nextUpdate.getTime() + 600_000;
-    assert.deepEqual(checker.check(chainOf(leafB, ours.intermediate)), { ok: true }, 'at nextUpdate + grace exactly, still usable');
+    assert.deepEqual(
+      checker.check(chainOf(leafB, ours.intermediate)),
+      { ok: true },
+      'at nextUpdate + grace exactly, still usable',
+    );
     assert.equal(checker.status()[0]!.stale, false);
     nowMs += 1;
-    assertRefused(checker.check(chainOf(leafB, ours.intermediate)), 'CRL_STALE', new RegExp(`^the CRL of "O=Gatehouse Test, CN=Gateway Issuing" passed its nextUpdate ${nextUpdate.toISOString()} more than 600 s ago$`));
+    assertRefused(
+      checker.check(chainOf(leafB, ours.intermediate)),
+      'CRL_STALE',
+      new RegExp(
+        `^the CRL of "O=Gatehouse Test, CN=Gateway Issuing" passed its nextUpdate ${nextUpdate.toISOString()} more than 600 s ago$`,
+      ),
+    );
     assert.equal(checker.status()[0]!.stale, true);
     assert.equal(checker.status()[0]!.ageSeconds, Math.floor((nowMs - thisUpdate.getTime()) / 1000));
     checker.check(chainOf(leafB, ours.intermediate));
@@ -259,11 +394,29 @@ describe('gateway-revocation crl files', () => {
   test('stale-crl-allowed-only-with-unsafe-fail-open-and-warned', async (t) => {
     let nowMs = Date.now();
     const nextUpdate = new Date(nowMs + 60_000);
-    const sources = writeCrls(dirFor(), makeCrl(ours.intermediate, { crlNumber: 1n, revoked: [leafA.serial], nextUpdate }));
-    const { checker, events } = await startChecker(t, { sources, trustBundle: ours.bundlePem, graceMs: 0, unsafeFailOpenOnStaleCrl: true, now: () => new Date(nowMs), watchFiles: false });
-    assert.equal(events('gateway.unsafe_fail_open_on_stale_crl')[0]?.level, 'warn', 'the unsafe option is announced at start');
+    const sources = writeCrls(
+      dirFor(),
+      makeCrl(ours.intermediate, { crlNumber: 1n, revoked: [leafA.serial], nextUpdate }),
+    );
+    const { checker, events } = await startChecker(t, {
+      sources,
+      trustBundle: ours.bundlePem,
+      graceMs: 0,
+      unsafeFailOpenOnStaleCrl: true,
+      now: () => new Date(nowMs),
+      watchFiles: false,
+    });
+    assert.equal(
+      events('gateway.unsafe_fail_open_on_stale_crl')[0]?.level,
+      'warn',
+      'the unsafe option is announced at start',
+    );
     nowMs = nextUpdate.getTime() + 1;
-    assert.deepEqual(checker.check(chainOf(leafB, ours.intermediate)), { ok: true }, 'stale, allowed by the unsafe option');
+    assert.deepEqual(
+      checker.check(chainOf(leafB, ours.intermediate)),
+      { ok: true },
+      'stale, allowed by the unsafe option',
+    );
     assertRefused(checker.check(chainOf(leafA, ours.intermediate)), 'REVOKED', /80c0ffee01/);
     assert.match(String(events('gateway.crl_stale')[0]?.effect), /allowed anyway \(unsafeFailOpenOnStaleCrl\)/);
   });
@@ -271,7 +424,14 @@ describe('gateway-revocation crl files', () => {
   test('generation-moves-when-crls-change-or-go-stale-only', async (t) => {
     let nowMs = Date.now();
     const sources = writeCrls(dirFor(), makeCrl(ours.intermediate, { crlNumber: 1n }));
-    const { checker } = await startChecker(t, { sources, trustBundle: ours.bundlePem, graceMs: 0, now: () => new Date(nowMs), watchFiles: false, refreshIntervalMs: 3_600_000 });
+    const { checker } = await startChecker(t, {
+      sources,
+      trustBundle: ours.bundlePem,
+      graceMs: 0,
+      now: () => new Date(nowMs),
+      watchFiles: false,
+      refreshIntervalMs: 3_600_000,
+    });
     // What the gateway does per connection: keep the verdict with the generation it was made at.
     const chain = chainOf(leafB, ours.intermediate);
     const cached = { generation: checker.generation, verdict: checker.check(chain) };
@@ -283,9 +443,16 @@ describe('gateway-revocation crl files', () => {
     await checker.refresh();
     assert.equal(checker.generation, cached.generation, 'a refused CRL: no change');
 
-    replaceFile(sources[0]!, makeCrl(ours.intermediate, { crlNumber: 2n, revoked: [leafB.serial], nextUpdate: new Date(nowMs + 60_000) }));
+    replaceFile(
+      sources[0]!,
+      makeCrl(ours.intermediate, { crlNumber: 2n, revoked: [leafB.serial], nextUpdate: new Date(nowMs + 60_000) }),
+    );
     await checker.refresh();
-    assert.equal(checker.generation, cached.generation + 1, 'device B revoked after it connected: the generation moved');
+    assert.equal(
+      checker.generation,
+      cached.generation + 1,
+      'device B revoked after it connected: the generation moved',
+    );
     assertRefused(checker.check(chain), 'REVOKED', /was revoked/);
     nowMs += 60_001;
     assert.equal(checker.generation, cached.generation + 2, 'the intermediate CRL went stale');
@@ -301,22 +468,38 @@ describe('gateway-revocation crl files', () => {
     const crlPath = join(dir, 'openssl.crl.pem');
     writeFileSync(crlPath, await ca.gencrl());
     const { checker } = await startChecker(t, { sources: [crlPath], trustBundle: [ca.certDer] });
-    assertRefused(checker.check([revoked.der, ca.certDer]), 'REVOKED', /^client certificate serial fff0 was revoked at .* \(keyCompromise\) by "CN=OpenSSL Test CA, O=Gatehouse Test"$/);
+    assertRefused(
+      checker.check([revoked.der, ca.certDer]),
+      'REVOKED',
+      /^client certificate serial fff0 was revoked at .* \(keyCompromise\) by "CN=OpenSSL Test CA, O=Gatehouse Test"$/,
+    );
     assert.deepEqual(checker.check([kept.der, ca.certDer]), { ok: true });
     assert.equal(checker.status()[0]!.crlNumber, '4096');
   });
 
   test('crl-with-100000-entries-finds-the-one-revoked-serial', async (t) => {
     const dir = dirFor();
-    const revoked: pki.RevokedEntry[] = Array.from({ length: 100_000 }, (_, i) => ({ serial: pki.randomSerial().toString('hex'), revokedAt: new Date(Date.UTC(2024, 0, 1) + i * 1000), reason: 'superseded' }));
-    revoked.splice(50_000, 0, { serial: leafA.serial, revokedAt: new Date('2025-01-01T00:00:00Z'), reason: 'keyCompromise' });
+    const revoked: pki.RevokedEntry[] = Array.from({ length: 100_000 }, (_, i) => ({
+      serial: pki.randomSerial().toString('hex'),
+      revokedAt: new Date(Date.UTC(2024, 0, 1) + i * 1000),
+      reason: 'superseded',
+    }));
+    revoked.splice(50_000, 0, {
+      serial: leafA.serial,
+      revokedAt: new Date('2025-01-01T00:00:00Z'),
+      reason: 'keyCompromise',
+    });
     const [bigPath] = writeCrls(dir, makeCrl(ours.intermediate, { crlNumber: 1n, revoked }));
     const small = join(dir, 'small.crl');
     writeFileSync(small, makeCrl(ours.intermediate, { crlNumber: 1n, revoked: [leafA.serial] }));
     const large = await startChecker(t, { sources: [bigPath!], trustBundle: ours.bundlePem, watchFiles: false });
     const tiny = await startChecker(t, { sources: [small], trustBundle: ours.bundlePem, watchFiles: false });
     assert.equal(large.checker.status()[0]!.entries, 100_001);
-    assertRefused(large.checker.check(chainOf(leafA, ours.intermediate)), 'REVOKED', /revoked at 2025-01-01T00:00:00.000Z \(keyCompromise\)/);
+    assertRefused(
+      large.checker.check(chainOf(leafA, ours.intermediate)),
+      'REVOKED',
+      /revoked at 2025-01-01T00:00:00.000Z \(keyCompromise\)/,
+    );
     assert.deepEqual(large.checker.check(chainOf(leafB, ours.intermediate)), { ok: true });
 
     const leaf = [pki.parseCertificate(leafB.der)];
@@ -326,24 +509,37 @@ describe('gateway-revocation crl files', () => {
       return performance.now() - started;
     };
     timeChecks(tiny.checker); // warm up
-    const [tinyMs, largeMs] = [Math.min(timeChecks(tiny.checker), timeChecks(tiny.checker)), Math.min(timeChecks(large.checker), timeChecks(large.checker))];
+    const [tinyMs, largeMs] = [
+      Math.min(timeChecks(tiny.checker), timeChecks(tiny.checker)),
+      Math.min(timeChecks(large.checker), timeChecks(large.checker)),
+    ];
     t.diagnostic(`20 000 checks: ${largeMs.toFixed(1)} ms with 100 001 entries, ${tinyMs.toFixed(1)} ms with 1`);
     // Reported, not asserted: a timed test is noise on a shared 2-core machine; the cost is measured in bench/crl-parse.ts.
   });
 
   test('invalid-options-refused-with-the-field', () => {
-    const refused = (options: Partial<RevocationOptions>, message: RegExp) => assert.throws(
-      () => new RevocationChecker({ sources: [], trustBundle: ours.bundlePem, ...options }),
-      (err: unknown) => isGatehouseError(err, 'GH_CONFIG_INVALID') && message.test(err.message),
+    const refused = (options: Partial<RevocationOptions>, message: RegExp) =>
+      assert.throws(
+        () => new RevocationChecker({ sources: [], trustBundle: ours.bundlePem, ...options }),
+        (err: unknown) => isGatehouseError(err, 'GH_CONFIG_INVALID') && message.test(err.message),
+      );
+    refused(
+      { sources: ['ftp://example.test/crl'] },
+      /^revocation sources\[0\]: only file paths and http\(s\):\/\/ URLs are supported$/,
     );
-    refused({ sources: ['ftp://example.test/crl'] }, /^revocation sources\[0\]: only file paths and http\(s\):\/\/ URLs are supported$/);
     refused({ sources: ['/a.crl', '/b.crl', '/a.crl'] }, /^revocation sources\[2\]: listed twice$/);
     refused({ sources: [''] }, /^revocation sources\[0\]: empty$/);
     refused({ sources: ['https://exa mple/crl'] }, /^revocation sources\[0\]: invalid URL$/);
-    refused({ trustBundle: 'no certificates here' }, /^revocation trust bundle: the trust bundle for CRL signatures holds no certificate$/);
+    refused(
+      { trustBundle: 'no certificates here' },
+      /^revocation trust bundle: the trust bundle for CRL signatures holds no certificate$/,
+    );
     refused({ refreshIntervalMs: 0 }, /^revocation refreshIntervalMs: 0 is not a valid duration$/);
     refused({ graceMs: -1 }, /^revocation graceMs: -1/);
-    refused({ refreshIntervalMs: 30 * 86_400_000 }, /^revocation refreshIntervalMs: 2592000000 is not a valid duration$/);
+    refused(
+      { refreshIntervalMs: 30 * 86_400_000 },
+      /^revocation refreshIntervalMs: 2592000000 is not a valid duration$/,
+    );
   });
 });
 
@@ -356,7 +552,9 @@ interface CrlServer {
 }
 
 /** A plain HTTP server on 127.0.0.1 port 0 whose answers the test scripts. */
-async function startCrlServer(handler: (req: IncomingMessage, res: ServerResponse, nth: number) => void): Promise<CrlServer> {
+async function startCrlServer(
+  handler: (req: IncomingMessage, res: ServerResponse, nth: number) => void,
+): Promise<CrlServer> {
   const state = { requests: 0 };
   const server = createServer((req, res) => handler(req, res, ++state.requests));
   await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
@@ -365,10 +563,11 @@ async function startCrlServer(handler: (req: IncomingMessage, res: ServerRespons
     get requests() {
       return state.requests;
     },
-    close: () => new Promise<void>((resolve) => {
-      server.closeAllConnections();
-      server.close(() => resolve());
-    }),
+    close: () =>
+      new Promise<void>((resolve) => {
+        server.closeAllConnections();
+        server.close(() => resolve());
+      }),
   };
 }
 
@@ -387,23 +586,38 @@ describe('gateway-revocation crl urls', () => {
     const identity = await enrollIdentity(fixture, { role: 'web', name: 'url-revoked' });
     const other = await enrollIdentity(fixture, { role: 'web', name: 'url-kept' });
     const { checker } = await startChecker(t, {
-      sources: [`${fixture.url}/crl`, `${fixture.url}/crl/root`], ca: fixture.server.authority.rootPem, trustBundle, refreshIntervalMs: 200,
+      sources: [`${fixture.url}/crl`, `${fixture.url}/crl/root`],
+      ca: fixture.server.authority.rootPem,
+      trustBundle,
+      refreshIntervalMs: 200,
     });
     const chain = pki.decodePem(identity.certPem, 'CERTIFICATE');
     assert.equal(chain.length, 2, 'leaf and intermediate');
     const generation = checker.generation;
     assert.deepEqual(checker.check(chain), { ok: true });
-    assert.deepEqual(checker.status().map((s) => [s.source, s.kind, s.issuer, s.lastError]), [
-      [`${fixture.url}/crl`, 'url', pki.formatDn(pki.parseCertificate(chain[1]!).subject), null],
-      [`${fixture.url}/crl/root`, 'url', pki.formatDn(pki.parseCertificatePem(fixture.server.authority.rootPem)[0]!.subject), null],
-    ]);
+    assert.deepEqual(
+      checker.status().map((s) => [s.source, s.kind, s.issuer, s.lastError]),
+      [
+        [`${fixture.url}/crl`, 'url', pki.formatDn(pki.parseCertificate(chain[1]!).subject), null],
+        [
+          `${fixture.url}/crl/root`,
+          'url',
+          pki.formatDn(pki.parseCertificatePem(fixture.server.authority.rootPem)[0]!.subject),
+          null,
+        ],
+      ],
+    );
 
     await fixture.server.authority.revokeCertificate(identity.serial, 'keyCompromise', { actor: 'test' });
     await fixture.server.crls.refresh(true);
-    const verdict = await pollUntil('the checker fetches the new CRL', async () => {
-      const v = checker.check(chain);
-      return v.ok ? undefined : v;
-    }, 5000);
+    const verdict = await pollUntil(
+      'the checker fetches the new CRL',
+      async () => {
+        const v = checker.check(chain);
+        return v.ok ? undefined : v;
+      },
+      5000,
+    );
     assertRefused(verdict, 'REVOKED', new RegExp(`serial ${identity.serial} was revoked at .* \\(keyCompromise\\)`));
     assert.ok(checker.generation > generation, 'the generation moved, so open connections get rechecked');
     assert.deepEqual(checker.check(pki.decodePem(other.certPem, 'CERTIFICATE')), { ok: true });
@@ -412,7 +626,12 @@ describe('gateway-revocation crl urls', () => {
   test('https-crl-url-with-untrusted-server-certificate-not-loaded-and-fails-closed', async (t) => {
     const identity = await enrollIdentity(fixture, { role: 'web', name: 'url-untrusted' });
     const stranger = await buildTestPki('Stranger');
-    const { checker, events } = await startChecker(t, { sources: [`${fixture.url}/crl`], ca: stranger.root.certPem, trustBundle, refreshIntervalMs: 60_000 });
+    const { checker, events } = await startChecker(t, {
+      sources: [`${fixture.url}/crl`],
+      ca: stranger.root.certPem,
+      trustBundle,
+      refreshIntervalMs: 60_000,
+    });
     assertRefused(checker.check(pki.decodePem(identity.certPem, 'CERTIFICATE')), 'CRL_MISSING', /no CRL is loaded for/);
     assert.match(checker.status()[0]!.lastError ?? '', /certificate/i);
     assert.equal(events('gateway.crl_pending').length, 1, 'start says the source is pending and what that means');
@@ -427,11 +646,19 @@ describe('gateway-revocation crl urls', () => {
       else res.writeHead(200, { 'content-type': 'application/pkix-crl' }).end(crl);
     });
     t.after(() => server.close());
-    const { checker, events } = await startChecker(t, { sources: [`${server.url}/crl`], trustBundle: bundlePem, refreshIntervalMs: 60_000 });
+    const { checker, events } = await startChecker(t, {
+      sources: [`${server.url}/crl`],
+      trustBundle: bundlePem,
+      refreshIntervalMs: 60_000,
+    });
     assertRefused(checker.check(chainOf(leaf, intermediate)), 'CRL_MISSING', /"O=Gatehouse Test, CN=Url Issuing"/);
     assert.equal(checker.status()[0]!.lastError, 'HTTP 503 Service Unavailable');
     assert.equal(events('gateway.crl_unreachable')[0]?.level, 'warn');
-    await pollUntil('the background retry loads the CRL', async () => (checker.check(chainOf(leaf, intermediate)).ok ? true : undefined), 5000);
+    await pollUntil(
+      'the background retry loads the CRL',
+      async () => (checker.check(chainOf(leaf, intermediate)).ok ? true : undefined),
+      5000,
+    );
     assert.equal(checker.status()[0]!.crlNumber, '1');
     assert.equal(server.requests, 2, 'one failed fetch at start, one retry');
   });
@@ -446,7 +673,11 @@ describe('gateway-revocation crl urls', () => {
       setTimeout(() => res.writeHead(200).end(body), holdMs);
     });
     t.after(() => server.close());
-    const { checker } = await startChecker(t, { sources: [`${server.url}/crl`], trustBundle: bundlePem, refreshIntervalMs: 3_600_000 });
+    const { checker } = await startChecker(t, {
+      sources: [`${server.url}/crl`],
+      trustBundle: bundlePem,
+      refreshIntervalMs: 3_600_000,
+    });
     holdMs = 300;
     const slow = checker.refresh();
     await pollUntil('the slow fetch reached the server', async () => (server.requests >= 2 ? true : undefined));
@@ -474,7 +705,11 @@ describe('gateway-revocation crl urls', () => {
     });
     t.after(() => server.close());
     const { checker } = await startChecker(t, {
-      sources: [`${server.url}/huge`, `${server.url}/silent`], trustBundle: bundlePem, maxCrlBytes: 256 * 1024, fetchTimeoutMs: 400, refreshIntervalMs: 60_000,
+      sources: [`${server.url}/huge`, `${server.url}/silent`],
+      trustBundle: bundlePem,
+      maxCrlBytes: 256 * 1024,
+      fetchTimeoutMs: 400,
+      refreshIntervalMs: 60_000,
     });
     const [huge, silent] = checker.status();
     assert.equal(huge!.lastError, 'the answer is larger than the 262144-byte limit');
@@ -486,7 +721,11 @@ describe('gateway-revocation crl urls', () => {
     const server = await startCrlServer((_req, res) => res.writeHead(404).end());
     t.after(() => server.close());
     const source = server.url.replace('http://', 'http://crl-user:hunter2-secret@') + '/crl?token=tok-secret-123';
-    const { checker, lines } = await startChecker(t, { sources: [source], trustBundle: bundlePem, refreshIntervalMs: 60_000 });
+    const { checker, lines } = await startChecker(t, {
+      sources: [source],
+      trustBundle: bundlePem,
+      refreshIntervalMs: 60_000,
+    });
     assert.ok(server.requests >= 1, 'control: the source was fetched');
     const shown = JSON.stringify(checker.status()) + lines.join('');
     assert.ok(lines.length > 0, 'control: something was logged');

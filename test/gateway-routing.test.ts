@@ -28,7 +28,8 @@ const logLines: string[] = [];
 const dirs: Record<string, string> = {};
 let deadUrl = '';
 
-const enrollAs = async (role: string, name: string, extra: { dns?: string[]; ip?: string[] } = {}): Promise<string> => (await enrollAgent(fixture, role, name, extra)).dir;
+const enrollAs = async (role: string, name: string, extra: { dns?: string[]; ip?: string[] } = {}): Promise<string> =>
+  (await enrollAgent(fixture, role, name, extra)).dir;
 
 before(async () => {
   fixture = await startCaFixture();
@@ -46,27 +47,43 @@ before(async () => {
   dirs.admin = await enrollAs('admin', 'ops-1');
   const bundle = writeClientCaBundle(fixture);
   const policyFile = join(fixture.root, 'policy.json');
-  writeFileSync(policyFile, JSON.stringify([
-    { permission: { method: 'GET', resource: '/.*' }, allow: ['web', 'admin'] },
-    { permission: { method: 'POST', resource: '/.*' }, allow: ['web'] },
-  ]));
-  const config = parseGatewayConfig({
-    listen: '127.0.0.1:0',
-    tls: { cert: join(dirs.gw, 'cert.pem'), key: join(dirs.gw, 'key.pem'), clientCa: bundle },
-    policy: policyFile,
-    routes: [
-      { host: 'api.test.internal', upstreams: [appB.url] },
-      { pathPrefix: '/rr', upstreams: [appA.url, appB.url] },
-      { pathPrefix: '/flaky', upstreams: [deadUrl, appA.url] },
-      { pathPrefix: '/slow', upstreams: [slow.url], timeout: '300ms' },
-      { pathPrefix: '/silent', upstreams: [`http://127.0.0.1:${(silent.address() as AddressInfo).port}`], timeout: '300ms' },
-      { pathPrefix: '/down', upstreams: [deadUrl] },
-      { upstreams: [appA.url] },
-    ],
-    upstream: { maxFails: 2, failTimeout: '1m' },
-    admin: { listen: '127.0.0.1:0' },
-  }, 'test', fixture.root);
-  running = await runGateway({ config, configFile: null, logger: createLogger({ level: 'debug', write: (l) => void logLines.push(l) }), serveAdmin: true });
+  writeFileSync(
+    policyFile,
+    JSON.stringify([
+      { permission: { method: 'GET', resource: '/.*' }, allow: ['web', 'admin'] },
+      { permission: { method: 'POST', resource: '/.*' }, allow: ['web'] },
+    ]),
+  );
+  const config = parseGatewayConfig(
+    {
+      listen: '127.0.0.1:0',
+      tls: { cert: join(dirs.gw, 'cert.pem'), key: join(dirs.gw, 'key.pem'), clientCa: bundle },
+      policy: policyFile,
+      routes: [
+        { host: 'api.test.internal', upstreams: [appB.url] },
+        { pathPrefix: '/rr', upstreams: [appA.url, appB.url] },
+        { pathPrefix: '/flaky', upstreams: [deadUrl, appA.url] },
+        { pathPrefix: '/slow', upstreams: [slow.url], timeout: '300ms' },
+        {
+          pathPrefix: '/silent',
+          upstreams: [`http://127.0.0.1:${(silent.address() as AddressInfo).port}`],
+          timeout: '300ms',
+        },
+        { pathPrefix: '/down', upstreams: [deadUrl] },
+        { upstreams: [appA.url] },
+      ],
+      upstream: { maxFails: 2, failTimeout: '1m' },
+      admin: { listen: '127.0.0.1:0' },
+    },
+    'test',
+    fixture.root,
+  );
+  running = await runGateway({
+    config,
+    configFile: null,
+    logger: createLogger({ level: 'debug', write: (l) => void logLines.push(l) }),
+    serveAdmin: true,
+  });
 });
 
 after(async () => {
@@ -78,16 +95,30 @@ after(async () => {
 
 const port = () => running.gateway.port;
 
-async function curl(args: string[], identity: string | null = dirs.device!): Promise<{ status: number; body: string; httpVersion: string }> {
+async function curl(
+  args: string[],
+  identity: string | null = dirs.device!,
+): Promise<{ status: number; body: string; httpVersion: string }> {
   const id = identity ? ['--cert', join(identity, 'cert.pem'), '--key', join(identity, 'key.pem')] : [];
-  const r = await run('curl', ['-sS', '--max-time', '10', '--cacert', join(dirs.gw!, 'ca.pem'), ...id, '-w', '\n%{http_code} %{http_version}', ...args]);
+  const r = await run('curl', [
+    '-sS',
+    '--max-time',
+    '10',
+    '--cacert',
+    join(dirs.gw!, 'ca.pem'),
+    ...id,
+    '-w',
+    '\n%{http_code} %{http_version}',
+    ...args,
+  ]);
   assert.equal(r.status, 0, r.stderr);
   const cut = r.stdout.lastIndexOf('\n');
   const [status, httpVersion] = r.stdout.slice(cut + 1).split(' ');
   return { status: Number(status), body: r.stdout.slice(0, cut), httpVersion: httpVersion! };
 }
 
-const echoed = (body: string) => JSON.parse(body) as { upstream: string; url: string; headers: Record<string, string>; rawHeaders: string[] };
+const echoed = (body: string) =>
+  JSON.parse(body) as { upstream: string; url: string; headers: Record<string, string>; rawHeaders: string[] };
 const resolveTo = (host: string) => ['--resolve', `${host}:${port()}:127.0.0.1`];
 
 test('gateway-routes-by-host-then-path-prefix', async () => {
@@ -99,10 +130,20 @@ test('gateway-routes-by-host-then-path-prefix', async () => {
 });
 
 test('gateway-sni-host-mismatch-answers-421', async () => {
-  const r = await curl([...resolveTo('api.test.internal'), '-H', 'Host: app.test.internal', `https://api.test.internal:${port()}/`]);
+  const r = await curl([
+    ...resolveTo('api.test.internal'),
+    '-H',
+    'Host: app.test.internal',
+    `https://api.test.internal:${port()}/`,
+  ]);
   assert.equal(r.status, 421);
   assert.match(r.body, /TLS server name "api\.test\.internal" does not match Host "app\.test\.internal"/);
-  const same = await curl([...resolveTo('api.test.internal'), '-H', 'Host: API.test.internal:443', `https://api.test.internal:${port()}/`]);
+  const same = await curl([
+    ...resolveTo('api.test.internal'),
+    '-H',
+    'Host: API.test.internal:443',
+    `https://api.test.internal:${port()}/`,
+  ]);
   assert.equal(same.status, 200, 'case and port do not matter');
 });
 
@@ -119,7 +160,9 @@ test('gateway-refused-upstream-retried-then-rested-passively', async () => {
     assert.equal(r.status, 200, 'a GET whose upstream refused the connection goes to the next one');
     assert.equal(echoed(r.body).upstream, 'A');
   }
-  const failures = logLines.map((l) => JSON.parse(l) as Record<string, unknown>).filter((l) => l.msg === 'gateway.upstream_failed' && l.upstream === deadUrl && l.route === 'routes[2]');
+  const failures = logLines
+    .map((l) => JSON.parse(l) as Record<string, unknown>)
+    .filter((l) => l.msg === 'gateway.upstream_failed' && l.upstream === deadUrl && l.route === 'routes[2]');
   assert.equal(failures.length, 2, 'after maxFails (2) the dead upstream rests and is not tried again');
   assert.equal(failures[1]!.resting, true);
 });
@@ -137,7 +180,14 @@ test('gateway-upstream-timeout-504-and-down-502-with-readable-reason', async () 
 });
 
 test('gateway-http2-negotiated-by-alpn-with-identity-and-stripping', async () => {
-  const r = await curl(['--http2', '-H', 'X-Client-Name: mallory', '-H', 'x_client_role: admin', `https://localhost:${port()}/h2?q=1`]);
+  const r = await curl([
+    '--http2',
+    '-H',
+    'X-Client-Name: mallory',
+    '-H',
+    'x_client_role: admin',
+    `https://localhost:${port()}/h2?q=1`,
+  ]);
   assert.equal(r.status, 200, r.body);
   assert.equal(r.httpVersion, '2');
   const app = echoed(r.body);
@@ -145,7 +195,11 @@ test('gateway-http2-negotiated-by-alpn-with-identity-and-stripping', async () =>
   assert.equal(app.headers['x-client-name'], 'device-1');
   assert.equal(app.headers['x-client-role'], 'web');
   assert.equal(app.headers.host, `localhost:${port()}`, 'the :authority becomes Host for the HTTP/1.1 upstream');
-  assert.match(app.headers['client-cert-chain'] ?? '', /^:[A-Za-z0-9+/=]+:(, :[A-Za-z0-9+/=]+:)+$/, 'RFC 9440 Client-Cert-Chain carries the intermediate and root the handshake verified');
+  assert.match(
+    app.headers['client-cert-chain'] ?? '',
+    /^:[A-Za-z0-9+/=]+:(, :[A-Za-z0-9+/=]+:)+$/,
+    'RFC 9440 Client-Cert-Chain carries the intermediate and root the handshake verified',
+  );
   assert.ok(!app.rawHeaders.some((h, i) => i % 2 === 0 && h.startsWith(':')), 'no pseudo-header reaches the app');
   const refused = await curl(['--http2', `https://localhost:${port()}/`], null);
   assert.equal(refused.status, 400);
@@ -155,15 +209,24 @@ test('gateway-http2-negotiated-by-alpn-with-identity-and-stripping', async () =>
 function h2Request(headers: Record<string, string>): Promise<{ status: number; body: string }> {
   return new Promise((resolve, reject) => {
     const session = http2Connect(`https://localhost:${port()}`, {
-      ca: readFileSync(join(dirs.gw!, 'ca.pem')), cert: readFileSync(join(dirs.device!, 'cert.pem')), key: readFileSync(join(dirs.device!, 'key.pem')),
+      ca: readFileSync(join(dirs.gw!, 'ca.pem')),
+      cert: readFileSync(join(dirs.device!, 'cert.pem')),
+      key: readFileSync(join(dirs.device!, 'key.pem')),
     });
     session.on('error', reject);
     const stream = session.request({ ':path': '/h2-raw', ...headers });
     let status = 0;
     let body = '';
-    stream.on('response', (h) => { status = Number(h[':status']); });
-    stream.on('data', (d: Buffer) => { body += d.toString(); });
-    stream.on('end', () => { session.close(); resolve({ status, body }); });
+    stream.on('response', (h) => {
+      status = Number(h[':status']);
+    });
+    stream.on('data', (d: Buffer) => {
+      body += d.toString();
+    });
+    stream.on('end', () => {
+      session.close();
+      resolve({ status, body });
+    });
     stream.on('error', reject);
     stream.end();
   });
@@ -177,7 +240,12 @@ test('gateway-http2-host-field-cannot-differ-from-the-checked-authority', async 
   assert.match(refused.body, /host "internal-admin.example" differs from :authority/);
   assert.equal(appA.requestCount(), before, 'nothing reached the app');
 
-  const r = await h2Request({ ':authority': `localhost:${port()}`, 'x-forwarded-proto': 'http', 'x-real-ip': '10.0.0.1', forwarded: 'for=10.0.0.1;proto=http' });
+  const r = await h2Request({
+    ':authority': `localhost:${port()}`,
+    'x-forwarded-proto': 'http',
+    'x-real-ip': '10.0.0.1',
+    forwarded: 'for=10.0.0.1;proto=http',
+  });
   assert.equal(r.status, 200, r.body);
   const app = echoed(r.body);
   const hosts = app.rawHeaders.filter((_, i) => i % 2 === 0).filter((name) => name.toLowerCase() === 'host');
@@ -202,18 +270,34 @@ test('gateway-http2-post-body-forwarded', async () => {
 
 function upgrade(identity: string | null, path: string, extraHeaders = ''): Promise<string> {
   return new Promise((resolve, reject) => {
-    const socket = connect({
-      host: '127.0.0.1', port: port(), servername: 'localhost', ALPNProtocols: ['http/1.1'],
-      ca: readFileSync(join(dirs.gw!, 'ca.pem')),
-      ...(identity ? { cert: readFileSync(join(identity, 'cert.pem')), key: readFileSync(join(identity, 'key.pem')) } : {}),
-    }, () => {
-      socket.write(`GET ${path} HTTP/1.1\r\nHost: localhost\r\nConnection: Upgrade\r\nUpgrade: websocket\r\n${extraHeaders}\r\n`);
-    });
+    const socket = connect(
+      {
+        host: '127.0.0.1',
+        port: port(),
+        servername: 'localhost',
+        ALPNProtocols: ['http/1.1'],
+        ca: readFileSync(join(dirs.gw!, 'ca.pem')),
+        ...(identity
+          ? { cert: readFileSync(join(identity, 'cert.pem')), key: readFileSync(join(identity, 'key.pem')) }
+          : {}),
+      },
+      () => {
+        socket.write(
+          `GET ${path} HTTP/1.1\r\nHost: localhost\r\nConnection: Upgrade\r\nUpgrade: websocket\r\n${extraHeaders}\r\n`,
+        );
+      },
+    );
     let received = '';
     socket.on('data', (data: Buffer) => {
       received += data.toString();
-      if (received.includes('\r\n\r\n') && received.startsWith('HTTP/1.1 101') && !received.includes('ping-through-the-tunnel')) socket.write('ping-through-the-tunnel');
-      else if (received.includes('ping-through-the-tunnel') || !received.startsWith('HTTP/1.1 101')) setTimeout(() => socket.end(), 50);
+      if (
+        received.includes('\r\n\r\n') &&
+        received.startsWith('HTTP/1.1 101') &&
+        !received.includes('ping-through-the-tunnel')
+      )
+        socket.write('ping-through-the-tunnel');
+      else if (received.includes('ping-through-the-tunnel') || !received.startsWith('HTTP/1.1 101'))
+        setTimeout(() => socket.end(), 50);
     });
     socket.on('close', () => resolve(received));
     socket.on('error', reject);
@@ -237,9 +321,13 @@ function adminGet(path: string): Promise<{ status: number; body: string }> {
   return new Promise((resolve, reject) => {
     httpGet({ host: '127.0.0.1', port: running.admin!.port, path }, (res) => {
       let body = '';
-      res.on('data', (d: Buffer) => { body += d.toString(); });
+      res.on('data', (d: Buffer) => {
+        body += d.toString();
+      });
       res.on('end', () => resolve({ status: res.statusCode ?? 0, body }));
-    }).on('error', reject).end();
+    })
+      .on('error', reject)
+      .end();
   });
 }
 
@@ -252,13 +340,24 @@ test('gateway-admin-metrics-count-handshakes-requests-and-latency', async () => 
   assert.ok(value(/^gatehouse_gateway_handshakes_total\{outcome="verified"\} (\d+)/m) >= 1);
   assert.ok(value(/^gatehouse_gateway_handshakes_total\{outcome="no_certificate"\} (\d+)/m) >= 1);
   assert.ok(value(/^gatehouse_gateway_requests_total\{decision="allowed",reason="",status="200"\} (\d+)/m) >= 1);
-  assert.ok(value(/^gatehouse_gateway_requests_total\{decision="refused",reason="NO_CERTIFICATE",status="400"\} (\d+)/m) >= 1);
+  assert.ok(
+    value(/^gatehouse_gateway_requests_total\{decision="refused",reason="NO_CERTIFICATE",status="400"\} (\d+)/m) >= 1,
+  );
   assert.ok(value(/^gatehouse_gateway_upstream_latency_seconds_count\{route="routes\[6\]"\} (\d+)/m) >= 1);
-  assert.ok(value(/^gatehouse_gateway_request_duration_seconds_count\{route="routes\[6\]",code="2xx"\} (\d+)/m) >= 1, 'the configured route and the status class');
-  assert.ok(value(/^gatehouse_gateway_request_duration_seconds_count\{route="none",code="4xx"\} (\d+)/m) >= 1, 'refused before routing (no certificate)');
+  assert.ok(
+    value(/^gatehouse_gateway_request_duration_seconds_count\{route="routes\[6\]",code="2xx"\} (\d+)/m) >= 1,
+    'the configured route and the status class',
+  );
+  assert.ok(
+    value(/^gatehouse_gateway_request_duration_seconds_count\{route="none",code="4xx"\} (\d+)/m) >= 1,
+    'refused before routing (no certificate)',
+  );
   const expiry = value(/^gatehouse_gateway_certificate_expiry_timestamp_seconds (\S+)/m) - Date.now() / 1000;
   assert.ok(expiry > 3600 && expiry <= 86_400, `certificate expiry timestamp ${expiry} s ahead`);
-  assert.match(body, /^gatehouse_build_info\{version="\d+\.\d+\.\d+[^"]*",node_version="v\d+[^"]*",component="gateway"\} 1$/m);
+  assert.match(
+    body,
+    /^gatehouse_build_info\{version="\d+\.\d+\.\d+[^"]*",node_version="v\d+[^"]*",component="gateway"\} 1$/m,
+  );
   assert.match(body, /^process_cpu_seconds_total /m);
 });
 
@@ -273,9 +372,27 @@ test('gateway-admin-healthz-and-unknown-path', async () => {
 
 test('gateway-access-log-line-has-the-fields-operators-need', async () => {
   await curl([`https://localhost:${port()}/logged`]);
-  const line = logLines.map((l) => JSON.parse(l) as Record<string, unknown>).filter((l) => l.msg === 'gateway.request' && l.path === '/logged').pop();
+  const line = logLines
+    .map((l) => JSON.parse(l) as Record<string, unknown>)
+    .filter((l) => l.msg === 'gateway.request' && l.path === '/logged')
+    .pop();
   assert.ok(line);
-  for (const key of ['requestId', 'identity', 'role', 'method', 'path', 'decision', 'rule', 'status', 'upstreamMs', 'tls', 'resumed', 'route', 'upstream', 'durationMs']) {
+  for (const key of [
+    'requestId',
+    'identity',
+    'role',
+    'method',
+    'path',
+    'decision',
+    'rule',
+    'status',
+    'upstreamMs',
+    'tls',
+    'resumed',
+    'route',
+    'upstream',
+    'durationMs',
+  ]) {
     assert.ok(key in line, `access log has ${key}`);
   }
   assert.equal(line.identity, 'spiffe://test.internal/web/device-1');
@@ -285,12 +402,20 @@ test('gateway-access-log-line-has-the-fields-operators-need', async () => {
 test('gateway-websocket-tunnel-closed-when-the-policy-no-longer-allows-it', async () => {
   const { compilePolicy, loadPolicyFile } = await import('../src/policy/index.js');
   const socket = connect({
-    host: '127.0.0.1', port: port(), servername: 'localhost', ALPNProtocols: ['http/1.1'], ca: readFileSync(join(dirs.gw!, 'ca.pem')),
-    cert: readFileSync(join(dirs.device!, 'cert.pem')), key: readFileSync(join(dirs.device!, 'key.pem')),
+    host: '127.0.0.1',
+    port: port(),
+    servername: 'localhost',
+    ALPNProtocols: ['http/1.1'],
+    ca: readFileSync(join(dirs.gw!, 'ca.pem')),
+    cert: readFileSync(join(dirs.device!, 'cert.pem')),
+    key: readFileSync(join(dirs.device!, 'key.pem')),
   });
   let received = '';
   const upgraded = new Promise<void>((resolve, reject) => {
-    socket.on('data', (d: Buffer) => { received += d.toString(); if (received.includes('\r\n\r\n')) resolve(); });
+    socket.on('data', (d: Buffer) => {
+      received += d.toString();
+      if (received.includes('\r\n\r\n')) resolve();
+    });
     socket.on('error', reject);
   });
   const closed = new Promise<number>((resolve) => socket.on('close', () => resolve(Date.now())));
@@ -299,10 +424,19 @@ test('gateway-websocket-tunnel-closed-when-the-policy-no-longer-allows-it', asyn
   assert.match(received, /^HTTP\/1\.1 101 /);
   const policyFile = join(fixture.root, 'policy.json');
   try {
-    running.gateway.setPolicy(compilePolicy({ version: 1, rules: [{ effect: 'allow', methods: ['GET'], paths: ['/elsewhere'], roles: ['web'] }] }));
+    running.gateway.setPolicy(
+      compilePolicy({
+        version: 1,
+        rules: [{ effect: 'allow', methods: ['GET'], paths: ['/elsewhere'], roles: ['web'] }],
+      }),
+    );
     const closedAt = await Promise.race([closed, new Promise<number>((r) => setTimeout(() => r(-1), 8000))]);
     assert.ok(closedAt > 0, 'the tunnel was closed after the policy stopped allowing it');
-    assert.ok(logLines.some((l) => (JSON.parse(l) as { msg?: string }).msg === 'gateway.tunnel_closed' && l.includes('POLICY_DENIED')));
+    assert.ok(
+      logLines.some(
+        (l) => (JSON.parse(l) as { msg?: string }).msg === 'gateway.tunnel_closed' && l.includes('POLICY_DENIED'),
+      ),
+    );
   } finally {
     socket.destroy();
     running.gateway.setPolicy(loadPolicyFile(policyFile));

@@ -44,20 +44,48 @@ before(async () => {
   otherCa = await makeCa(tmp.dir, 'Other Root B');
   const hour = 3_600_000;
   const now = Date.now();
-  [server, leaves.alice, leaves.bob, leaves.expired, leaves.future, leaves.serverOnly, leaves.evil, leaves.long, leaves.foreign] = await Promise.all([
+  [
+    server,
+    leaves.alice,
+    leaves.bob,
+    leaves.expired,
+    leaves.future,
+    leaves.serverOnly,
+    leaves.evil,
+    leaves.long,
+    leaves.foreign,
+  ] = await Promise.all([
     makeLeaf(ca, { file: 'server', cn: 'localhost', eku: 'serverAuth', san: 'DNS:localhost,IP:127.0.0.1' }),
     makeLeaf(ca, { file: 'alice', subject: '/O=acme/OU=web/CN=alice' }),
     makeLeaf(ca, { file: 'bob', subject: '/O=acme/OU=web/CN=bob' }),
-    makeLeaf(ca, { file: 'expired', cn: 'expired-client', notBefore: new Date(now - 48 * hour), notAfter: new Date(now - 24 * hour) }),
-    makeLeaf(ca, { file: 'future', cn: 'future-client', notBefore: new Date(now + 24 * hour), notAfter: new Date(now + 48 * hour) }),
+    makeLeaf(ca, {
+      file: 'expired',
+      cn: 'expired-client',
+      notBefore: new Date(now - 48 * hour),
+      notAfter: new Date(now - 24 * hour),
+    }),
+    makeLeaf(ca, {
+      file: 'future',
+      cn: 'future-client',
+      notBefore: new Date(now + 24 * hour),
+      notAfter: new Date(now + 48 * hour),
+    }),
     makeLeaf(ca, { file: 'server-only', cn: 'server-only', eku: 'serverAuth' }),
     makeLeaf(ca, { file: 'evil', subjectConfig: EVIL.config }),
-    makeLeaf(ca, { file: 'long', subjectConfig: `CN = longname\nname = ${LONG.name}\ngivenName = ${LONG.givenName}\nsurname = ${LONG.surname}` }),
+    makeLeaf(ca, {
+      file: 'long',
+      subjectConfig: `CN = longname\nname = ${LONG.name}\ngivenName = ${LONG.givenName}\nsurname = ${LONG.surname}`,
+    }),
     makeLeaf(otherCa, { file: 'foreign', subject: '/O=acme/OU=web/CN=alice' }),
   ]);
   // A roomy app: the long-subject test is about the gateway, not about Node's 16 KiB default.
   upstream = await startEchoUpstream({ maxHeaderSize: 256 * 1024 });
-  gateway = await startGatewayProcess({ cert: server.certPath, key: server.keyPath, clientCa: ca.certPath, upstream: upstream.url });
+  gateway = await startGatewayProcess({
+    cert: server.certPath,
+    key: server.keyPath,
+    clientCa: ca.certPath,
+    upstream: upstream.url,
+  });
 });
 
 after(async () => {
@@ -75,11 +103,26 @@ interface HttpAnswer {
   raw: RunResult;
 }
 
-
 /** curl against the gateway, trusting the test CA; `client` presents that certificate. */
-async function curl(path: string, client?: OpensslLeaf, extra: string[] = [], port = gateway.port): Promise<HttpAnswer> {
+async function curl(
+  path: string,
+  client?: OpensslLeaf,
+  extra: string[] = [],
+  port = gateway.port,
+): Promise<HttpAnswer> {
   const id = client ? ['--cert', client.certPath, '--key', client.keyPath] : [];
-  const r = await run('curl', ['-sS', '-i', '--http1.1', '--max-time', '15', '--cacert', ca.certPath, ...id, ...extra, `https://localhost:${port}${path}`]);
+  const r = await run('curl', [
+    '-sS',
+    '-i',
+    '--http1.1',
+    '--max-time',
+    '15',
+    '--cacert',
+    ca.certPath,
+    ...id,
+    ...extra,
+    `https://localhost:${port}${path}`,
+  ]);
   assert.equal(r.status, 0, `curl failed: ${r.stderr}`);
   const parsed = parseHttp(r.stdout);
   assert.ok(parsed, `no HTTP answer from curl:\n${r.stdout.slice(0, 2000)}`);
@@ -103,9 +146,30 @@ const REQUEST = 'GET /whoami HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\
  * the handshake are received and `-sess_out` saves a resumable session.
  */
 async function sClient(args: string[], input = REQUEST): Promise<SClientAnswer> {
-  const r = await run('openssl', ['s_client', '-connect', `127.0.0.1:${gateway.port}`, '-servername', 'localhost', '-CAfile', ca.certPath, '-verify_return_error', '-ign_eof', ...args], { input, timeoutMs: 20_000 });
+  const r = await run(
+    'openssl',
+    [
+      's_client',
+      '-connect',
+      `127.0.0.1:${gateway.port}`,
+      '-servername',
+      'localhost',
+      '-CAfile',
+      ca.certPath,
+      '-verify_return_error',
+      '-ign_eof',
+      ...args,
+    ],
+    { input, timeoutMs: 20_000 },
+  );
   const summary = /^(New|Reused), (\S+), Cipher is (\S+)/m.exec(r.stdout);
-  return { status: r.status ?? -1, reused: summary?.[1] === 'Reused', protocol: summary?.[2] ?? '', http: parseHttp(r.stdout), raw: r };
+  return {
+    status: r.status ?? -1,
+    reused: summary?.[1] === 'Reused',
+    protocol: summary?.[2] ?? '',
+    http: parseHttp(r.stdout),
+    raw: r,
+  };
 }
 
 const certArgs = (leaf: OpensslLeaf) => ['-cert', leaf.certPath, '-key', leaf.keyPath];
@@ -126,12 +190,18 @@ function echoed(body: string): Echoed {
 
 function headerValues(e: Echoed, name: string): string[] {
   const out: string[] = [];
-  for (let i = 0; i + 1 < e.rawHeaders.length; i += 2) if (e.rawHeaders[i]!.toLowerCase() === name.toLowerCase()) out.push(e.rawHeaders[i + 1]!);
+  for (let i = 0; i + 1 < e.rawHeaders.length; i += 2)
+    if (e.rawHeaders[i]!.toLowerCase() === name.toLowerCase()) out.push(e.rawHeaders[i + 1]!);
   return out;
 }
 
 /** A refusal: the status, the readable reason in the body, and its access-log line with the reason code. */
-async function assertRefused(answer: HttpAnswer, status: number, bodyPattern: RegExp, logReason: string): Promise<LogLine> {
+async function assertRefused(
+  answer: HttpAnswer,
+  status: number,
+  bodyPattern: RegExp,
+  logReason: string,
+): Promise<LogLine> {
   assert.equal(answer.status, status, `HTTP ${answer.status} ${answer.body}`);
   assert.match(answer.body, bodyPattern);
   assert.match(answer.headers.get('content-type') ?? '', /^text\/plain/);
@@ -149,14 +219,23 @@ async function assertRefused(answer: HttpAnswer, status: number, bodyPattern: Re
  * The invariant for every resumed session: a 200 only with the identity of the certificate
  * the session was made with; anything else must be a refusal, never an anonymous forward.
  */
-function assertAuthenticatedAsOrRefused(answer: SClientAnswer, owner: OpensslLeaf, ownerName: string, what: string): 'forwarded' | 'refused' {
+function assertAuthenticatedAsOrRefused(
+  answer: SClientAnswer,
+  owner: OpensslLeaf,
+  ownerName: string,
+  what: string,
+): 'forwarded' | 'refused' {
   const http = answer.http;
   assert.ok(http, `${what}: no HTTP answer:\n${answer.raw.stdout.slice(-2000)}\n${answer.raw.stderr.slice(-2000)}`);
   if (http.status === 200) {
     const e = echoed(http.body);
     assert.deepEqual(headerValues(e, 'x-client-verify'), ['SUCCESS'], `${what}: forwarded without X-Client-Verify`);
     assert.deepEqual(headerValues(e, 'x-client-name'), [ownerName], `${what}: forwarded as someone else`);
-    assert.deepEqual(headerValues(e, 'x-client-fingerprint'), [fingerprint(owner)], `${what}: forwarded with another certificate`);
+    assert.deepEqual(
+      headerValues(e, 'x-client-fingerprint'),
+      [fingerprint(owner)],
+      `${what}: forwarded with another certificate`,
+    );
     return 'forwarded';
   }
   assert.equal(http.status, 400, `${what}: HTTP ${http.status} ${http.body}`);
@@ -171,7 +250,10 @@ test('gateway-tls-cli-listens-on-port-0-and-reports-the-port', async () => {
   const started = await gateway.waitForLog((l) => l.msg === 'gateway.started');
   assert.equal(started.listen, `127.0.0.1:${gateway.port}`);
   assert.deepEqual(started.routes, [`*/ → ${upstream.url}`]);
-  assert.ok(gateway.logs().some((l) => l.msg === 'gateway.no_policy' && l.level === 'warn'), 'running without --policy warns');
+  assert.ok(
+    gateway.logs().some((l) => l.msg === 'gateway.no_policy' && l.level === 'warn'),
+    'running without --policy warns',
+  );
 });
 
 test('gateway-tls-openssl-made-client-reaches-app-as-itself', async () => {
@@ -198,20 +280,40 @@ test('gateway-tls-no-certificate-400-client-certificate-required', async () => {
 
 test('gateway-tls-certificate-from-another-ca-403-names-the-reason', async () => {
   // Same subject as alice, issued by a CA the gateway does not trust.
-  const line = await assertRefused(await curl('/', leaves.foreign), 403, /^403 Forbidden: client certificate refused \(UNABLE_TO_VERIFY_LEAF_SIGNATURE\)\n$/, 'UNTRUSTED');
+  const line = await assertRefused(
+    await curl('/', leaves.foreign),
+    403,
+    /^403 Forbidden: client certificate refused \(UNABLE_TO_VERIFY_LEAF_SIGNATURE\)\n$/,
+    'UNTRUSTED',
+  );
   assert.equal(line.identity, undefined, 'an untrusted certificate is never logged as an identity');
 });
 
 test('gateway-tls-expired-certificate-403-expired', async () => {
-  await assertRefused(await curl('/', leaves.expired), 403, /client certificate refused \(CERT_HAS_EXPIRED\)/, 'EXPIRED');
+  await assertRefused(
+    await curl('/', leaves.expired),
+    403,
+    /client certificate refused \(CERT_HAS_EXPIRED\)/,
+    'EXPIRED',
+  );
 });
 
 test('gateway-tls-not-yet-valid-certificate-403', async () => {
-  await assertRefused(await curl('/', leaves.future), 403, /client certificate refused \(CERT_NOT_YET_VALID\)/, 'NOT_YET_VALID');
+  await assertRefused(
+    await curl('/', leaves.future),
+    403,
+    /client certificate refused \(CERT_NOT_YET_VALID\)/,
+    'NOT_YET_VALID',
+  );
 });
 
 test('gateway-tls-server-auth-only-certificate-403-wrong-purpose', async () => {
-  await assertRefused(await curl('/', leaves.serverOnly), 403, /client certificate refused \(INVALID_PURPOSE\)/, 'WRONG_PURPOSE');
+  await assertRefused(
+    await curl('/', leaves.serverOnly),
+    403,
+    /client certificate refused \(INVALID_PURPOSE\)/,
+    'WRONG_PURPOSE',
+  );
 });
 
 // ---------------------------------------------------------------- hostile subjects
@@ -225,8 +327,14 @@ function parseRfc4514(dn: string, strict: boolean): Array<Array<[string, string]
   let inValue = false;
   let hex = false;
   const finish = () => {
-    rdn.push([type, hex ? derString(Buffer.from(String.fromCharCode(...bytes), 'hex')) : Buffer.from(bytes).toString('utf8')]);
-    type = ''; bytes = []; inValue = false; hex = false;
+    rdn.push([
+      type,
+      hex ? derString(Buffer.from(String.fromCharCode(...bytes), 'hex')) : Buffer.from(bytes).toString('utf8'),
+    ]);
+    type = '';
+    bytes = [];
+    inValue = false;
+    hex = false;
   };
   for (let i = 0; i < dn.length; i++) {
     const c = dn[i]!;
@@ -234,26 +342,38 @@ function parseRfc4514(dn: string, strict: boolean): Array<Array<[string, string]
       if (c === '=') {
         inValue = true;
         // RFC 4514 §2.4: `#` then the hex of the DER, for a type written as a dotted OID.
-        if (dn[i + 1] === '#') { hex = true; i += 1; }
+        if (dn[i + 1] === '#') {
+          hex = true;
+          i += 1;
+        }
       } else type += c;
       continue;
     }
     if (hex && !/[0-9A-Fa-f]/.test(c) && c !== ',' && c !== '+') throw new Error(`bad hexstring at ${i}`);
     if (c === '\\') {
       const pair = dn.slice(i + 1, i + 3);
-      if (/^[0-9A-Fa-f]{2}$/.test(pair)) { bytes.push(parseInt(pair, 16)); i += 2; continue; }
+      if (/^[0-9A-Fa-f]{2}$/.test(pair)) {
+        bytes.push(parseInt(pair, 16));
+        i += 2;
+        continue;
+      }
       const next = dn[i + 1];
-      if (next === undefined || !'\\"+,;<>= #'.includes(next)) throw new Error(`broken escape at ${i}: ${dn.slice(Math.max(0, i - 10), i + 10)}`);
+      if (next === undefined || !'\\"+,;<>= #'.includes(next))
+        throw new Error(`broken escape at ${i}: ${dn.slice(Math.max(0, i - 10), i + 10)}`);
       bytes.push(next.charCodeAt(0));
       i += 1;
       continue;
     }
     if (c === ',' || c === '+') {
       finish();
-      if (c === ',') { rdns.push(rdn); rdn = []; }
+      if (c === ',') {
+        rdns.push(rdn);
+        rdn = [];
+      }
       continue;
     }
-    if (strict && ('";<>'.includes(c) || c.charCodeAt(0) < 0x20 || c.charCodeAt(0) > 0x7e)) throw new Error(`unescaped ${JSON.stringify(c)} at ${i}`);
+    if (strict && ('";<>'.includes(c) || c.charCodeAt(0) < 0x20 || c.charCodeAt(0) > 0x7e))
+      throw new Error(`unescaped ${JSON.stringify(c)} at ${i}`);
     for (const b of Buffer.from(c, 'utf8')) bytes.push(b);
   }
   if (inValue) finish();
@@ -290,7 +410,8 @@ function assertOnlyOurIdentityHeaders(e: Echoed): void {
   assert.equal(headerValues(e, 'x-injected').length, 0, 'no header injected through the certificate');
   const names = e.rawHeaders.filter((_, i) => i % 2 === 0).map((n) => n.toLowerCase());
   assert.equal(new Set(names).size, names.length, `no header twice: ${names.join(', ')}`);
-  for (let i = 1; i < e.rawHeaders.length; i += 2) assert.match(e.rawHeaders[i]!, /^[\x20-\x7e]*$/, `${e.rawHeaders[i - 1]} is visible ASCII`);
+  for (let i = 1; i < e.rawHeaders.length; i += 2)
+    assert.match(e.rawHeaders[i]!, /^[\x20-\x7e]*$/, `${e.rawHeaders[i - 1]} is visible ASCII`);
 }
 
 test('gateway-tls-crafted-subject-crlf-quote-plus-backslash-unicode-escaped-rfc4514', async () => {
@@ -299,16 +420,25 @@ test('gateway-tls-crafted-subject-crlf-quote-plus-backslash-unicode-escaped-rfc4
   const e = echoed(r.body);
   assertOnlyOurIdentityHeaders(e);
   const [subject] = headerValues(e, 'x-client-subject');
-  assert.equal(subject, 'CN=evil\\0D\\0AX-Client-Verify: SUCCESS\\0D\\0AX-Injected: 1\\0A\\09tab,'
-    + 'OU=Z\\C3\\BCrich \\E2\\98\\83 \\E6\\97\\A5\\E6\\9C\\AC \\F0\\9D\\84\\9E+OU=\\ lead and trail\\20,'
-    + 'O=a\\,b\\"c\\+d\\\\e\\;f\\<g\\>h\\=i#j');
+  assert.equal(
+    subject,
+    'CN=evil\\0D\\0AX-Client-Verify: SUCCESS\\0D\\0AX-Injected: 1\\0A\\09tab,' +
+      'OU=Z\\C3\\BCrich \\E2\\98\\83 \\E6\\97\\A5\\E6\\9C\\AC \\F0\\9D\\84\\9E+OU=\\ lead and trail\\20,' +
+      'O=a\\,b\\"c\\+d\\\\e\\;f\\<g\\>h\\=i#j',
+  );
   const expected = [[['CN', EVIL.cn]], sortRdn(EVIL.ous.map((v): [string, string] => ['OU', v])), [['O', EVIL.o]]];
   assert.deepEqual(parseRfc4514(subject!, true), expected, 'the header decodes to the exact attribute values');
   // OpenSSL's RFC 2253 printer (nginx's $ssl_client_s_dn) escapes differently but means the same.
   assert.deepEqual(parseRfc4514(await opensslSubjectRfc2253(leaves.evil!.certPath), false), expected);
   // X-Client-Name: the CN with \XX escapes, reversible.
   const [name] = headerValues(e, 'x-client-name');
-  assert.equal(Buffer.from(name!.replace(/\\([0-9A-F]{2})/g, (_, h: string) => String.fromCharCode(parseInt(h, 16))), 'latin1').toString('utf8'), EVIL.cn);
+  assert.equal(
+    Buffer.from(
+      name!.replace(/\\([0-9A-F]{2})/g, (_, h: string) => String.fromCharCode(parseInt(h, 16))),
+      'latin1',
+    ).toString('utf8'),
+    EVIL.cn,
+  );
   assert.deepEqual(headerValues(e, 'client-cert'), [`:${leaves.evil!.der.toString('base64')}:`]);
   // The gateway is alive and unchanged for the next client.
   assert.equal((await curl('/', leaves.alice)).status, 200);
@@ -322,10 +452,15 @@ test('gateway-tls-ten-thousand-character-subject-forwarded-whole', async () => {
   const [subject] = headerValues(e, 'x-client-subject');
   // String order is the reverse of DER order; `name` and the others print as their dotted OIDs or short names.
   // `name` has no RFC 4514 short name: it is written as 2.5.4.41=#<hex of the DER>.
-  const values = parseRfc4514(subject!, true).flat().map(([, v]) => v).sort();
+  const values = parseRfc4514(subject!, true)
+    .flat()
+    .map(([, v]) => v)
+    .sort();
   const wanted = ['longname', LONG.name, LONG.givenName, LONG.surname].sort();
-  assert.ok(values.length === wanted.length && values.every((v, i) => v === wanted[i]),
-    `the header decodes to the four attribute values (lengths ${values.map((v) => v.length).join(', ')})`);
+  assert.ok(
+    values.length === wanted.length && values.every((v, i) => v === wanted[i]),
+    `the header decodes to the four attribute values (lengths ${values.map((v) => v.length).join(', ')})`,
+  );
   assert.ok(subject!.length > 10_000 && subject!.length <= 16 * 1024, `${subject!.length} characters`);
   assert.deepEqual(headerValues(e, 'x-client-name'), ['longname']);
   assert.deepEqual(headerValues(e, 'client-cert'), [`:${leaves.long!.der.toString('base64')}:`]);
@@ -333,13 +468,21 @@ test('gateway-tls-ten-thousand-character-subject-forwarded-whole', async () => {
 
 test('gateway-tls-ten-thousand-character-subject-to-an-app-with-default-header-limit-gets-a-readable-502', async () => {
   const small = await startEchoUpstream();
-  const g = await startGatewayProcess({ cert: server.certPath, key: server.keyPath, clientCa: ca.certPath, upstream: small.url });
+  const g = await startGatewayProcess({
+    cert: server.certPath,
+    key: server.keyPath,
+    clientCa: ca.certPath,
+    upstream: small.url,
+  });
   try {
     // ~28 KB of identity headers (X-Client-Subject and Client-Cert) exceed Node's default 16 KiB
     // head limit in the app; the client learns why instead of getting the app's bare 431.
     const r = await curl('/long', leaves.long, [], g.port);
     assert.equal(r.status, 502, `HTTP ${r.status} ${JSON.stringify(r.body)}`);
-    assert.match(r.body, /the app refused the request head \(431\); with the identity headers it was about \d{5} bytes/);
+    assert.match(
+      r.body,
+      /the app refused the request head \(431\); with the identity headers it was about \d{5} bytes/,
+    );
   } finally {
     await g.stop();
     await small.close();
@@ -353,7 +496,11 @@ test('gateway-tls-tls10-and-tls11-refused-at-handshake', async () => {
     // SECLEVEL=0 lets this client offer the old protocol at all: the refusal must come from the gateway.
     const r = await sClient([version, '-cipher', 'DEFAULT:@SECLEVEL=0', ...certArgs(leaves.alice!)]);
     assert.notEqual(r.status, 0, `${version}: handshake succeeded:\n${r.raw.stdout.slice(0, 1500)}`);
-    assert.match(r.raw.stderr, /alert protocol version/, `${version}: the gateway answered with a protocol_version alert`);
+    assert.match(
+      r.raw.stderr,
+      /alert protocol version/,
+      `${version}: the gateway answered with a protocol_version alert`,
+    );
     assert.match(r.raw.stdout, /Cipher is \(NONE\)/);
     assert.equal(r.http, null);
   }
@@ -392,7 +539,10 @@ async function saveSession(file: string, version: string[], first?: OpensslLeaf)
   return answer;
 }
 
-for (const [label, version, protocol] of [['tls13', [] as string[], 'TLSv1.3'], ['tls12', ['-tls1_2'], 'TLSv1.2']] as const) {
+for (const [label, version, protocol] of [
+  ['tls13', [] as string[], 'TLSv1.3'],
+  ['tls12', ['-tls1_2'], 'TLSv1.2'],
+] as const) {
   test(`gateway-tls-resumed-${label}-session-without-certificate-is-the-original-client-or-refused`, async () => {
     const first = await saveSession(`alice-${label}.sess`, [...version], leaves.alice);
     assert.equal(first.protocol, protocol);
@@ -402,22 +552,47 @@ for (const [label, version, protocol] of [['tls13', [] as string[], 'TLSv1.3'], 
     assert.equal(resumed.protocol, protocol);
     // Observed on Node 20 / OpenSSL 3: the session is resumed and the peer certificate is the
     // one stored in the session, so the request is alice's. A refusal would also be acceptable.
-    assert.equal(resumed.reused, true, 'the gateway resumes sessions (if this changes, the assertion below still guards)');
-    assert.equal(assertAuthenticatedAsOrRefused(resumed, leaves.alice!, 'alice', 'resumed without a certificate'), 'forwarded');
-    const line = await gateway.waitForLog((l) => l.msg === 'gateway.request' && l.resumed === true && l.tls === protocol && l.identity === 'alice');
+    assert.equal(
+      resumed.reused,
+      true,
+      'the gateway resumes sessions (if this changes, the assertion below still guards)',
+    );
+    assert.equal(
+      assertAuthenticatedAsOrRefused(resumed, leaves.alice!, 'alice', 'resumed without a certificate'),
+      'forwarded',
+    );
+    const line = await gateway.waitForLog(
+      (l) => l.msg === 'gateway.request' && l.resumed === true && l.tls === protocol && l.identity === 'alice',
+    );
     assert.equal(line.status, 200);
   });
 
   test(`gateway-tls-resumed-${label}-session-with-certificate-names-the-session-client`, async () => {
     await saveSession(`alice2-${label}.sess`, [...version], leaves.alice);
-    const again = await sClient([...version, ...certArgs(leaves.alice!), '-sess_in', join(tmp.dir, `alice2-${label}.sess`)]);
+    const again = await sClient([
+      ...version,
+      ...certArgs(leaves.alice!),
+      '-sess_in',
+      join(tmp.dir, `alice2-${label}.sess`),
+    ]);
     assert.equal(again.reused, true);
-    assert.equal(assertAuthenticatedAsOrRefused(again, leaves.alice!, 'alice', 'resumed with the same certificate'), 'forwarded');
+    assert.equal(
+      assertAuthenticatedAsOrRefused(again, leaves.alice!, 'alice', 'resumed with the same certificate'),
+      'forwarded',
+    );
     // Offering bob's certificate on a resumed session changes nothing: the server asks for no
     // certificate on resumption; the identity is the session's (alice's), never bob's.
-    const other = await sClient([...version, ...certArgs(leaves.bob!), '-sess_in', join(tmp.dir, `alice2-${label}.sess`)]);
+    const other = await sClient([
+      ...version,
+      ...certArgs(leaves.bob!),
+      '-sess_in',
+      join(tmp.dir, `alice2-${label}.sess`),
+    ]);
     assert.equal(other.reused, true);
-    assert.equal(assertAuthenticatedAsOrRefused(other, leaves.alice!, 'alice', 'alice\'s session offered with bob\'s certificate'), 'forwarded');
+    assert.equal(
+      assertAuthenticatedAsOrRefused(other, leaves.alice!, 'alice', "alice's session offered with bob's certificate"),
+      'forwarded',
+    );
   });
 
   test(`gateway-tls-resumed-${label}-session-that-had-no-certificate-400`, async () => {
@@ -447,14 +622,26 @@ test('gateway-tls-session-resumed-after-the-certificate-expired-403', async () =
   // first handshake in the session and does not re-verify on resumption.
   const notAfter = new Date(Math.floor(Date.now() / 1000) * 1000 + 4000);
   const shortLived = await makeLeaf(ca, { file: 'short-lived', cn: 'short-lived', notAfter });
-  const versions: Array<[string, string[]]> = [['tls13', []], ['tls12', ['-tls1_2']]];
-  const firsts = await Promise.all(versions.map(([label, version]) => saveSession(`short-${label}.sess`, version, shortLived)));
-  for (const first of firsts) assert.equal(assertAuthenticatedAsOrRefused(first, shortLived, 'short-lived', 'before expiry'), 'forwarded');
+  const versions: Array<[string, string[]]> = [
+    ['tls13', []],
+    ['tls12', ['-tls1_2']],
+  ];
+  const firsts = await Promise.all(
+    versions.map(([label, version]) => saveSession(`short-${label}.sess`, version, shortLived)),
+  );
+  for (const first of firsts)
+    assert.equal(assertAuthenticatedAsOrRefused(first, shortLived, 'short-lived', 'before expiry'), 'forwarded');
   await new Promise((r) => setTimeout(r, Math.max(0, notAfter.getTime() + 1500 - Date.now())));
-  const resumed = await Promise.all(versions.map(([label, version]) => sClient([...version, '-sess_in', join(tmp.dir, `short-${label}.sess`)])));
+  const resumed = await Promise.all(
+    versions.map(([label, version]) => sClient([...version, '-sess_in', join(tmp.dir, `short-${label}.sess`)])),
+  );
   for (const [i, answer] of resumed.entries()) {
     assert.equal(answer.reused, true, versions[i]![0]);
-    assert.equal(answer.http?.status, 403, `${versions[i]![0]}: a resumed session of an expired certificate was forwarded: ${answer.http?.body.slice(0, 300)}`);
+    assert.equal(
+      answer.http?.status,
+      403,
+      `${versions[i]![0]}: a resumed session of an expired certificate was forwarded: ${answer.http?.body.slice(0, 300)}`,
+    );
     assert.match(answer.http!.body, /CERT_HAS_EXPIRED/);
   }
   const fresh = await curl('/', shortLived);
@@ -471,20 +658,51 @@ test('gateway-tls-oversized-header-431-readable-never-forwarded-and-gateway-surv
   // (read and drop for 2 s), curl here mostly reports the connection dying while it still
   // writes, so either outcome is accepted; what matters is that nothing is forwarded.
   const id = ['--cert', leaves.alice!.certPath, '--key', leaves.alice!.keyPath];
-  const huge = await run('curl', ['-sS', '-o', '/dev/null', '-w', '%{http_code}', '--max-time', '15', '--cacert', ca.certPath, ...id, '-H', `X-Big: ${'a'.repeat(100 * 1024)}`, `${gateway.url}/big-100k`]);
+  const huge = await run('curl', [
+    '-sS',
+    '-o',
+    '/dev/null',
+    '-w',
+    '%{http_code}',
+    '--max-time',
+    '15',
+    '--cacert',
+    ca.certPath,
+    ...id,
+    '-H',
+    `X-Big: ${'a'.repeat(100 * 1024)}`,
+    `${gateway.url}/big-100k`,
+  ]);
   if (huge.status === 0) assert.equal(huge.stdout, '431');
-  else assert.match(huge.stderr, /Connection reset by peer|Broken pipe|Send failure|Recv failure|Connection died/, huge.stderr);
+  else
+    assert.match(
+      huge.stderr,
+      /Connection reset by peer|Broken pipe|Send failure|Recv failure|Connection died/,
+      huge.stderr,
+    );
   assert.equal((await curl('/after-big', leaves.alice)).status, 200, 'the gateway still serves');
   await gateway.waitForLog((l) => l.msg === 'gateway.request' && l.path === '/after-big');
-  assert.ok(!gateway.logs().some((l) => typeof l.path === 'string' && l.path.startsWith('/big')), 'neither request reached the request handler');
-  assert.ok(gateway.logs().filter((l) => l.msg === 'gateway.request' && l.reason === 'HEADERS_TOO_LARGE' && l.status === 431).length >= 1, 'the refusal is logged');
+  assert.ok(
+    !gateway.logs().some((l) => typeof l.path === 'string' && l.path.startsWith('/big')),
+    'neither request reached the request handler',
+  );
+  assert.ok(
+    gateway.logs().filter((l) => l.msg === 'gateway.request' && l.reason === 'HEADERS_TOO_LARGE' && l.status === 431)
+      .length >= 1,
+    'the refusal is logged',
+  );
 });
 
 test('gateway-tls-upstream-down-502-readable-and-logged', async () => {
   const dead = await startEchoUpstream();
   const deadUrl = dead.url;
   await dead.close();
-  const g = await startGatewayProcess({ cert: server.certPath, key: server.keyPath, clientCa: ca.certPath, upstream: deadUrl });
+  const g = await startGatewayProcess({
+    cert: server.certPath,
+    key: server.keyPath,
+    clientCa: ca.certPath,
+    upstream: deadUrl,
+  });
   try {
     const r = await curl('/', leaves.alice, [], g.port);
     assert.equal(r.status, 502);

@@ -19,7 +19,8 @@ let gateway: Gateway;
 const logLines: string[] = [];
 const dirs: Record<string, string> = {};
 
-const enrollAs = async (role: string, name: string, extra: { dns?: string[]; ip?: string[] } = {}): Promise<string> => (await enrollAgent(fixture, role, name, extra)).dir;
+const enrollAs = async (role: string, name: string, extra: { dns?: string[]; ip?: string[] } = {}): Promise<string> =>
+  (await enrollAgent(fixture, role, name, extra)).dir;
 
 before(async () => {
   fixture = await startCaFixture();
@@ -30,23 +31,39 @@ before(async () => {
   dirs.admin = await enrollAs('admin', 'ops-1');
   // Client certificates chain to the root through the intermediate the agent received in cert.pem.
   const bundle = writeClientCaBundle(fixture);
-  const policy = compilePolicy({
-    version: 1, name: 'demo', denyMessage: 'You shall not pass!',
-    rules: [
-      { id: 'devices-read', effect: 'allow', methods: ['GET'], paths: ['/*'], identities: ['x.d.wott.local'] },
-      { id: 'admins', effect: 'allow', methods: '*', paths: ['/*'], roles: ['admin'] },
-      { id: 'no-admin-path', effect: 'deny', methods: '*', paths: ['/admin/*'], roles: ['web'] },
-    ],
-  }, 'test policy');
-  gateway = await startGateway(configFor({ clientCa: bundle, upstreams: [upstream.url] }), { policy, logger: createLogger({ level: 'debug', write: (l) => void logLines.push(l) }) });
+  const policy = compilePolicy(
+    {
+      version: 1,
+      name: 'demo',
+      denyMessage: 'You shall not pass!',
+      rules: [
+        { id: 'devices-read', effect: 'allow', methods: ['GET'], paths: ['/*'], identities: ['x.d.wott.local'] },
+        { id: 'admins', effect: 'allow', methods: '*', paths: ['/*'], roles: ['admin'] },
+        { id: 'no-admin-path', effect: 'deny', methods: '*', paths: ['/admin/*'], roles: ['web'] },
+      ],
+    },
+    'test policy',
+  );
+  gateway = await startGateway(configFor({ clientCa: bundle, upstreams: [upstream.url] }), {
+    policy,
+    logger: createLogger({ level: 'debug', write: (l) => void logLines.push(l) }),
+  });
 });
 
 function configFor(options: { clientCa?: string; upstreams: string[] }) {
-  return parseGatewayConfig({
-    listen: '127.0.0.1:0',
-    tls: { cert: join(dirs.gw!, 'cert.pem'), key: join(dirs.gw!, 'key.pem'), clientCa: options.clientCa ?? join(dirs.gw!, 'ca.pem') },
-    routes: [{ upstreams: options.upstreams }],
-  }, 'test', fixture.root);
+  return parseGatewayConfig(
+    {
+      listen: '127.0.0.1:0',
+      tls: {
+        cert: join(dirs.gw!, 'cert.pem'),
+        key: join(dirs.gw!, 'key.pem'),
+        clientCa: options.clientCa ?? join(dirs.gw!, 'ca.pem'),
+      },
+      routes: [{ upstreams: options.upstreams }],
+    },
+    'test',
+    fixture.root,
+  );
 }
 
 after(async () => {
@@ -58,7 +75,17 @@ after(async () => {
 // The gateway runs in this process: curl must run asynchronously or it would block the server.
 async function curl(args: string[], identity?: string): Promise<{ status: number; body: string }> {
   const id = identity ? ['--cert', join(identity, 'cert.pem'), '--key', join(identity, 'key.pem')] : [];
-  const r = await run('curl', ['-sS', '--max-time', '10', '--cacert', join(dirs.gw!, 'ca.pem'), ...id, '-w', '\n%{http_code}', ...args]);
+  const r = await run('curl', [
+    '-sS',
+    '--max-time',
+    '10',
+    '--cacert',
+    join(dirs.gw!, 'ca.pem'),
+    ...id,
+    '-w',
+    '\n%{http_code}',
+    ...args,
+  ]);
   assert.equal(r.status, 0, r.stderr);
   const cut = r.stdout.lastIndexOf('\n');
   return { status: Number(r.stdout.slice(cut + 1)), body: r.stdout.slice(0, cut) };
@@ -91,35 +118,89 @@ test('gateway-unlisted-device-gets-you-shall-not-pass', async () => {
 });
 
 test('gateway-inbound-identity-headers-stripped-every-spelling', async () => {
-  const forged = ['X-Client-Role: admin', 'x_client_name: mallory', 'X-CLIENT-SPIFFE-ID: spiffe://evil/admin/x', 'ssl-client-verify: SUCCESS', 'X-Forwarded-Client-Cert: By=evil', 'Client-Cert: :AAAA:'];
+  const forged = [
+    'X-Client-Role: admin',
+    'x_client_name: mallory',
+    'X-CLIENT-SPIFFE-ID: spiffe://evil/admin/x',
+    'ssl-client-verify: SUCCESS',
+    'X-Forwarded-Client-Cert: By=evil',
+    'Client-Cert: :AAAA:',
+  ];
   const r = await curl([...forged.flatMap((h) => ['-H', h]), url('/')], dirs.device);
   assert.equal(r.status, 200, r.body);
   const echoed = JSON.parse(r.body) as { rawHeaders: string[] };
   const text = echoed.rawHeaders.join('\n');
-  for (const bad of ['mallory', 'spiffe://evil', 'By=evil', ':AAAA:']) assert.ok(!text.includes(bad), `${bad} reached the app`);
+  for (const bad of ['mallory', 'spiffe://evil', 'By=evil', ':AAAA:'])
+    assert.ok(!text.includes(bad), `${bad} reached the app`);
   assert.ok(!echoed.rawHeaders.some((h) => /^x_client/i.test(h)));
   assert.equal(echoed.rawHeaders.filter((h) => h.toLowerCase() === 'x-client-role').length, 1);
 });
 
 test('gateway-deny-rule-wins-and-path-tricks-normalized-or-refused', async () => {
   assert.equal((await curl([url('/admin/panel')], dirs.device)).status, 403, 'deny wins over the broader allow');
-  assert.equal((await curl(['--path-as-is', url('//admin/panel')], dirs.device)).status, 403, 'duplicate slash normalized before matching');
+  assert.equal(
+    (await curl(['--path-as-is', url('//admin/panel')], dirs.device)).status,
+    403,
+    'duplicate slash normalized before matching',
+  );
   assert.equal((await curl(['--path-as-is', url('/a/../admin/panel')], dirs.device)).status, 403);
   assert.equal((await curl(['--path-as-is', url('/a/%2e%2e/admin/panel')], dirs.device)).status, 403);
-  assert.equal((await curl(['--path-as-is', url('/%2Fadmin/panel')], dirs.device)).status, 400, 'encoded slash is ambiguous');
+  assert.equal(
+    (await curl(['--path-as-is', url('/%2Fadmin/panel')], dirs.device)).status,
+    400,
+    'encoded slash is ambiguous',
+  );
   const checked = await curl(['--path-as-is', url('/a/./b//c')], dirs.device);
   assert.equal((JSON.parse(checked.body) as { url: string }).url, '/a/b/c', 'the checked path is the forwarded path');
   const upper = await curl([url('/ADMIN/panel')], dirs.device);
   assert.equal(upper.status, 200, 'paths are case-sensitive: /ADMIN is not /admin');
-  assert.equal((JSON.parse(upper.body) as { url: string }).url, '/ADMIN/panel', 'and the app gets exactly the path that was checked');
+  assert.equal(
+    (JSON.parse(upper.body) as { url: string }).url,
+    '/ADMIN/panel',
+    'and the app gets exactly the path that was checked',
+  );
   assert.equal((await curl([url('/admin/panel')], dirs.admin)).status, 200, 'admins pass');
   assert.equal((await curl(['-X', 'POST', url('/hello')], dirs.device)).status, 403, 'the device may only GET');
 });
 
 test('gateway-certificate-from-another-ca-refused-403', async () => {
   const other = join(fixture.root, 'foreign');
-  assert.equal(runSync('openssl', ['req', '-x509', '-newkey', 'ec', '-pkeyopt', 'ec_paramgen_curve:P-256', '-nodes', '-keyout', `${other}.key`, '-out', `${other}.pem`, '-subj', '/CN=x.d.wott.local/OU=web', '-days', '1', '-addext', 'extendedKeyUsage=clientAuth']).status, 0);
-  const r = await run('curl', ['-sS', '--max-time', '10', '--cacert', join(dirs.gw!, 'ca.pem'), '--cert', `${other}.pem`, '--key', `${other}.key`, '-w', '\n%{http_code}', url('/')]);
+  assert.equal(
+    runSync('openssl', [
+      'req',
+      '-x509',
+      '-newkey',
+      'ec',
+      '-pkeyopt',
+      'ec_paramgen_curve:P-256',
+      '-nodes',
+      '-keyout',
+      `${other}.key`,
+      '-out',
+      `${other}.pem`,
+      '-subj',
+      '/CN=x.d.wott.local/OU=web',
+      '-days',
+      '1',
+      '-addext',
+      'extendedKeyUsage=clientAuth',
+    ]).status,
+    0,
+  );
+  const r = await run('curl', [
+    '-sS',
+    '--max-time',
+    '10',
+    '--cacert',
+    join(dirs.gw!, 'ca.pem'),
+    '--cert',
+    `${other}.pem`,
+    '--key',
+    `${other}.key`,
+    '-w',
+    '\n%{http_code}',
+    url('/'),
+  ]);
   assert.match(r.stdout, /403$/);
   assert.match(r.stdout, /client certificate refused/);
 });
@@ -134,21 +215,46 @@ test('gateway-upstream-down-answers-502-and-logs-every-request', async () => {
   const deadUrl = dead.url;
   await dead.close();
   const g2 = await startGateway(configFor({ upstreams: [deadUrl] }), {
-    policy: compilePolicy({ version: 1, rules: [{ effect: 'allow', methods: '*', paths: ['*'], roles: ['web'] }] }), logger: createLogger({ level: 'error', write: () => undefined }),
+    policy: compilePolicy({ version: 1, rules: [{ effect: 'allow', methods: '*', paths: ['*'], roles: ['web'] }] }),
+    logger: createLogger({ level: 'error', write: () => undefined }),
   });
   try {
-    const r = await run('curl', ['-sS', '--max-time', '10', '--cacert', join(dirs.gw!, 'ca.pem'), '--cert', join(dirs.device!, 'cert.pem'), '--key', join(dirs.device!, 'key.pem'), '-w', '\n%{http_code}', `https://localhost:${g2.port}/`]);
+    const r = await run('curl', [
+      '-sS',
+      '--max-time',
+      '10',
+      '--cacert',
+      join(dirs.gw!, 'ca.pem'),
+      '--cert',
+      join(dirs.device!, 'cert.pem'),
+      '--key',
+      join(dirs.device!, 'key.pem'),
+      '-w',
+      '\n%{http_code}',
+      `https://localhost:${g2.port}/`,
+    ]);
     assert.match(r.stdout, /upstream of routes\[0\] is unavailable\n+502$/);
   } finally {
     await g2.close();
   }
-  const lines = logLines.map((l) => JSON.parse(l) as Record<string, unknown>).filter((l) => l.msg === 'gateway.request');
+  const lines = logLines
+    .map((l) => JSON.parse(l) as Record<string, unknown>)
+    .filter((l) => l.msg === 'gateway.request');
   assert.ok(lines.length >= 5);
-  assert.ok(lines.some((l) => l.status === 403 && l.reason === 'POLICY_DENIED' && l.identity === 'spiffe://test.internal/web/unlisted-device'));
+  assert.ok(
+    lines.some(
+      (l) =>
+        l.status === 403 && l.reason === 'POLICY_DENIED' && l.identity === 'spiffe://test.internal/web/unlisted-device',
+    ),
+  );
 });
 
 test('gateway-non-local-upstream-refused-unless-unsafe-opt-in', async () => {
-  await assert.rejects(startGateway(configFor({ upstreams: ['http://10.1.2.3:80'] }), {
-    policy: compilePolicy({ version: 1, rules: [{ effect: 'allow', methods: '*', paths: ['*'], roles: ['web'] }] }), logger: createLogger({ level: 'error', write: () => undefined }),
-  }), /routes\[0\]\.upstreams: upstream http:\/\/10\.1\.2\.3 is not on loopback/);
+  await assert.rejects(
+    startGateway(configFor({ upstreams: ['http://10.1.2.3:80'] }), {
+      policy: compilePolicy({ version: 1, rules: [{ effect: 'allow', methods: '*', paths: ['*'], roles: ['web'] }] }),
+      logger: createLogger({ level: 'error', write: () => undefined }),
+    }),
+    /routes\[0\]\.upstreams: upstream http:\/\/10\.1\.2\.3 is not on loopback/,
+  );
 });

@@ -10,9 +10,27 @@ import { mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { startEchoUpstream, type EchoUpstream } from './helpers/echo-upstream.js';
 import {
-  assertDocMentions, assertDocShows, clientIdentityHeaders, curlProxy, describeAnswer, echoedBy, FORGED_HEADERS, handshakeAlert, pickFreePort,
-  requireTool, runHook, sClient, sClientIdentity, setUpGatehouse, startProxyOnFreePort, writeConfig,
-  type ClientCert, type CurlAnswer, type GatehousePki, type Identity, type ProxyProcess,
+  assertDocMentions,
+  assertDocShows,
+  clientIdentityHeaders,
+  curlProxy,
+  describeAnswer,
+  echoedBy,
+  FORGED_HEADERS,
+  handshakeAlert,
+  pickFreePort,
+  requireTool,
+  runHook,
+  sClient,
+  sClientIdentity,
+  setUpGatehouse,
+  startProxyOnFreePort,
+  writeConfig,
+  type ClientCert,
+  type CurlAnswer,
+  type GatehousePki,
+  type Identity,
+  type ProxyProcess,
 } from './helpers/proxy-peers.js';
 import { CADDY_DOC, caddyfile, caddyReloadCommand, type CaddyRecipe } from './helpers/proxy-recipes.js';
 import { run } from './helpers/run.js';
@@ -56,11 +74,22 @@ before(async () => {
   caddyfilePath = join(pki.root, 'Caddyfile');
   caddy = await startProxyOnFreePort(async (port) => {
     recipe = {
-      admin: `127.0.0.1:${await pickFreePort()}`, site: `https://localhost:${port}`, bind: '127.0.0.1',
-      cert: pki.gateway.certPath, key: pki.gateway.keyPath, root: pki.rootPath, upstream: new URL(app.url).host,
+      admin: `127.0.0.1:${await pickFreePort()}`,
+      site: `https://localhost:${port}`,
+      bind: '127.0.0.1',
+      cert: pki.gateway.certPath,
+      key: pki.gateway.keyPath,
+      root: pki.rootPath,
+      upstream: new URL(app.url).host,
     };
     writeConfig(caddyfilePath, caddyfile(recipe));
-    return { name: 'caddy', command: caddyPath, args: ['run', '--config', caddyfilePath, '--adapter', 'caddyfile'], env: caddyEnv, port };
+    return {
+      name: 'caddy',
+      command: caddyPath,
+      args: ['run', '--config', caddyfilePath, '--adapter', 'caddyfile'],
+      env: caddyEnv,
+      port,
+    };
   });
   console.log(`# caddy ${(await caddyCli(['version'])).stdout.trim()}`);
 });
@@ -78,21 +107,38 @@ test('caddy-recipe-doc-shows-the-tested-caddyfile-and-hook', () => {
 
 test('caddy-without-client-certificate-refused-in-the-handshake', async () => {
   const before = app.requestCount();
-  await assertTlsRefused(await curlProxy(caddy.port, { cacert: pki.rootPath }), 'alert bad certificate', 'no certificate');
+  await assertTlsRefused(
+    await curlProxy(caddy.port, { cacert: pki.rootPath }),
+    'alert bad certificate',
+    'no certificate',
+  );
   assert.equal(app.requestCount(), before, 'the app was not called');
 });
 
 test('caddy-enrolled-device-reaches-app-with-its-subject-and-client-copies-removed', async () => {
-  const answer = await curlProxy(caddy.port, { cacert: pki.rootPath, client: device, headers: FORGED_HEADERS, path: '/hello' });
+  const answer = await curlProxy(caddy.port, {
+    cacert: pki.rootPath,
+    client: device,
+    headers: FORGED_HEADERS,
+    path: '/hello',
+  });
   const echoed = echoedBy(answer);
   assert.equal(echoed.url, '/hello');
   // Go prints the subject as RFC 2253 too; for Gatehouse's names it is the same text as nginx's.
-  assert.deepEqual(clientIdentityHeaders(echoed), [['x-client-subject', device.subject], ['x-client-verify', 'SUCCESS']]);
+  assert.deepEqual(clientIdentityHeaders(echoed), [
+    ['x-client-subject', device.subject],
+    ['x-client-verify', 'SUCCESS'],
+  ]);
 });
 
 test('caddy-certificate-from-another-ca-refused-in-the-handshake', async () => {
   const before = app.requestCount();
-  await assertTlsRefused(await curlProxy(caddy.port, { cacert: pki.rootPath, client: pki.foreign }), 'alert bad certificate', 'another CA', pki.foreign);
+  await assertTlsRefused(
+    await curlProxy(caddy.port, { cacert: pki.rootPath, client: pki.foreign }),
+    'alert bad certificate',
+    'another CA',
+    pki.foreign,
+  );
   assert.equal(app.requestCount(), before, 'the app was not called');
 });
 
@@ -103,7 +149,11 @@ test('caddy-serves-the-renewed-certificate-only-after-a-forced-reload', async ()
   // The Caddyfile did not change, so a plain reload is a no-op that keeps the old certificate:
   // the hook needs --force (Debian's caddy.service reload has it too).
   await caddyCli(['reload', '--config', caddyfilePath, '--adapter', 'caddyfile', '--address', recipe.admin]);
-  assert.equal((await sClient(caddy.port, pki.rootPath, sClientIdentity(pki, device))).serverSerial, first.serverSerial, 'plain reload: old certificate');
+  assert.equal(
+    (await sClient(caddy.port, pki.rootPath, sClientIdentity(pki, device))).serverSerial,
+    first.serverSerial,
+    'plain reload: old certificate',
+  );
   await runHook(reloadCommand(), pki.gateway.dir, renewed);
   const served = await sClient(caddy.port, pki.rootPath, sClientIdentity(pki, device));
   assert.equal(served.serverSerial, renewed, 'forced reload: the renewed certificate');
@@ -118,12 +168,21 @@ test('caddy-trusted-ca-cert-file-reads-only-its-first-certificate', async () => 
   writeConfig(caddyfilePath, caddyfile({ ...recipe, root: mixed }));
   try {
     await runHook(reloadCommand(), pki.gateway.dir, pki.gateway.serial);
-    await assertTlsRefused(await curlProxy(caddy.port, { cacert: pki.rootPath, client: device }), 'alert bad certificate', 'root second in trusted_ca_cert_file', device);
+    await assertTlsRefused(
+      await curlProxy(caddy.port, { cacert: pki.rootPath, client: device }),
+      'alert bad certificate',
+      'root second in trusted_ca_cert_file',
+      device,
+    );
   } finally {
     writeConfig(caddyfilePath, caddyfile(recipe));
     await runHook(reloadCommand(), pki.gateway.dir, pki.gateway.serial);
   }
-  assert.equal((await curlProxy(caddy.port, { cacert: pki.rootPath, client: device })).http?.status, 200, 'root alone: accepted again');
+  assert.equal(
+    (await curlProxy(caddy.port, { cacert: pki.rootPath, client: device })).http?.status,
+    200,
+    'root alone: accepted again',
+  );
 });
 
 test('caddy-has-no-crl-check-revoked-device-still-accepted-after-reload', async () => {
@@ -131,5 +190,8 @@ test('caddy-has-no-crl-check-revoked-device-still-accepted-after-reload', async 
   await runHook(reloadCommand(), pki.gateway.dir, pki.gateway.serial);
   // The limit caddy.md states: revocation reaches Caddy only when the certificate expires.
   const answer = await curlProxy(caddy.port, { cacert: pki.rootPath, client: device });
-  assert.deepEqual(clientIdentityHeaders(echoedBy(answer)), [['x-client-subject', device.subject], ['x-client-verify', 'SUCCESS']]);
+  assert.deepEqual(clientIdentityHeaders(echoedBy(answer)), [
+    ['x-client-subject', device.subject],
+    ['x-client-verify', 'SUCCESS'],
+  ]);
 });

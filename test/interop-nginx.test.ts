@@ -9,7 +9,27 @@ import { mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { startEchoUpstream, type EchoUpstream } from './helpers/echo-upstream.js';
 import {
-  assertDocMentions, assertDocShows, clientIdentityHeaders, curlProxy, describeAnswer, echoedBy, envWithGatehouse, fencedBlocks, FORGED_HEADERS, requireTool, runHook, sClient, sClientIdentity, setUpGatehouse, startProxyOnFreePort, TLS_VERSIONS, toolVersion, writeConfig, type GatehousePki, type Identity, type ProxyProcess,
+  assertDocMentions,
+  assertDocShows,
+  clientIdentityHeaders,
+  curlProxy,
+  describeAnswer,
+  echoedBy,
+  envWithGatehouse,
+  fencedBlocks,
+  FORGED_HEADERS,
+  requireTool,
+  runHook,
+  sClient,
+  sClientIdentity,
+  setUpGatehouse,
+  startProxyOnFreePort,
+  TLS_VERSIONS,
+  toolVersion,
+  writeConfig,
+  type GatehousePki,
+  type Identity,
+  type ProxyProcess,
 } from './helpers/proxy-peers.js';
 import { pollUntil } from './helpers/poll.js';
 import { NGINX_DOC, nginxServerBlock, nginxTestConfig, type NginxRecipe } from './helpers/proxy-recipes.js';
@@ -38,8 +58,12 @@ const workerExits = () => errorLog().match(/worker process \d+ exited with code 
 async function reloaded(reload: () => Promise<unknown>): Promise<void> {
   const before = workerExits();
   await reload();
-  await pollUntil('the old nginx worker exits after the reload', () => (workerExits() > before ? true : undefined), 15_000, 200)
-    .catch((err: Error) => assert.fail(`${err.message}:\n${errorLog().slice(-3000)}`));
+  await pollUntil(
+    'the old nginx worker exits after the reload',
+    () => (workerExits() > before ? true : undefined),
+    15_000,
+    200,
+  ).catch((err: Error) => assert.fail(`${err.message}:\n${errorLog().slice(-3000)}`));
 }
 
 async function reloadNginx(): Promise<void> {
@@ -62,11 +86,22 @@ before(async () => {
   confPath = join(prefix, 'nginx.conf');
   nginx = await startProxyOnFreePort((port) => {
     recipe = {
-      listen: `127.0.0.1:${port}`, serverName: 'localhost', cert: pki.gateway.certPath, key: pki.gateway.keyPath,
-      bundle: pki.bundlePath, crl: pki.crlPath, upstream: new URL(app.url).host,
+      listen: `127.0.0.1:${port}`,
+      serverName: 'localhost',
+      cert: pki.gateway.certPath,
+      key: pki.gateway.keyPath,
+      bundle: pki.bundlePath,
+      crl: pki.crlPath,
+      upstream: new URL(app.url).host,
     };
     writeConfig(confPath, nginxTestConfig(recipe, prefix));
-    return { name: 'nginx', command: nginxPath, args: ['-p', prefix, '-c', confPath, '-e', join(prefix, 'error.log'), '-g', 'daemon off;'], port, log: errorLog };
+    return {
+      name: 'nginx',
+      command: nginxPath,
+      args: ['-p', prefix, '-c', confPath, '-e', join(prefix, 'error.log'), '-g', 'daemon off;'],
+      port,
+      log: errorLog,
+    };
   });
   console.log(`# ${await toolVersion(nginxPath, ['-v'])}`);
 });
@@ -92,7 +127,12 @@ test('nginx-without-client-certificate-answers-400-and-app-sees-nothing', async 
 });
 
 test('nginx-enrolled-device-reaches-app-with-its-subject-and-client-copies-replaced', async () => {
-  const answer = await curlProxy(nginx.port, { cacert: pki.rootPath, client: device, headers: FORGED_HEADERS, path: '/hello' });
+  const answer = await curlProxy(nginx.port, {
+    cacert: pki.rootPath,
+    client: device,
+    headers: FORGED_HEADERS,
+    path: '/hello',
+  });
   const echoed = echoedBy(answer);
   assert.equal(echoed.url, '/hello');
   assert.equal(device.subject, 'CN=laptop-1,OU=web,O=Acme Interop');
@@ -130,19 +170,23 @@ test('clients-doc-snippets-curl-python-node-go-and-p12-reach-the-app-through-ngi
   const blocks = fencedBlocks('docs/recipes/clients.md');
   const dir = join(pki.root, 'clients');
   mkdirSync(dir);
-  const adapt = (code: string) => code.replaceAll('https://gateway.acme.internal/', `https://localhost:${nginx.port}/`).replaceAll('./laptop-1', device.dir);
-  const runners: Record<string, (code: string) => Promise<{ status: number | null; stdout: string; stderr: string }>> = {
-    sh: (code) => run('sh', ['-e', '-c', code], { cwd: dir, env: envWithGatehouse(join(dir, 'bin')) }),
-    python: (code) => run('python3', ['-c', code], { cwd: dir }),
-    js: (code) => {
-      writeFileSync(join(dir, 'client.mjs'), code);
-      return run(process.execPath, [join(dir, 'client.mjs')], { cwd: dir });
-    },
-    go: (code) => {
-      writeFileSync(join(dir, 'main.go'), code);
-      return run('go', ['run', 'main.go'], { cwd: dir, env: { ...goEnv(), GOFLAGS: '' }, timeoutMs: 120_000 });
-    },
-  };
+  const adapt = (code: string) =>
+    code
+      .replaceAll('https://gateway.acme.internal/', `https://localhost:${nginx.port}/`)
+      .replaceAll('./laptop-1', device.dir);
+  const runners: Record<string, (code: string) => Promise<{ status: number | null; stdout: string; stderr: string }>> =
+    {
+      sh: (code) => run('sh', ['-e', '-c', code], { cwd: dir, env: envWithGatehouse(join(dir, 'bin')) }),
+      python: (code) => run('python3', ['-c', code], { cwd: dir }),
+      js: (code) => {
+        writeFileSync(join(dir, 'client.mjs'), code);
+        return run(process.execPath, [join(dir, 'client.mjs')], { cwd: dir });
+      },
+      go: (code) => {
+        writeFileSync(join(dir, 'main.go'), code);
+        return run('go', ['run', 'main.go'], { cwd: dir, env: { ...goEnv(), GOFLAGS: '' }, timeoutMs: 120_000 });
+      },
+    };
   const ran: string[] = [];
   for (const { lang, code } of blocks) {
     const runner = runners[lang];
@@ -152,7 +196,10 @@ test('clients-doc-snippets-curl-python-node-go-and-p12-reach-the-app-through-ngi
     // Each snippet prints the app's answer (Python, Node and Go after the status code): the echo
     // with the device's subject, which only a request nginx let through can carry.
     if (lang !== 'sh') assert.match(r.stdout, /^200 /, `${lang}: ${r.stdout}`);
-    assert.ok(r.stdout.includes(`"x-client-subject":"${device.subject}"`), `${lang}: the app saw the device's subject:\n${r.stdout.slice(0, 1500)}`);
+    assert.ok(
+      r.stdout.includes(`"x-client-subject":"${device.subject}"`),
+      `${lang}: the app saw the device's subject:\n${r.stdout.slice(0, 1500)}`,
+    );
     ran.push(lang);
   }
   assert.deepEqual(ran, ['sh', 'python', 'js', 'go', 'sh'], 'curl, Python, Node, Go and the PKCS#12 export all ran');
@@ -161,7 +208,12 @@ test('clients-doc-snippets-curl-python-node-go-and-p12-reach-the-app-through-ngi
 test('nginx-revoked-device-refused-after-crl-refresh-and-reload-also-on-resumed-sessions', async () => {
   // Sessions saved while the device was still good, to try resuming them after the revocation.
   for (const [label, version] of TLS_VERSIONS) {
-    const saved = await sClient(nginx.port, pki.rootPath, [...version, ...sClientIdentity(pki, device), '-sess_out', join(pki.root, `${label}.sess`)]);
+    const saved = await sClient(nginx.port, pki.rootPath, [
+      ...version,
+      ...sClientIdentity(pki, device),
+      '-sess_out',
+      join(pki.root, `${label}.sess`),
+    ]);
     assert.equal(saved.http?.status, 200, `${label}: ${saved.raw.stdout.slice(-1500)}`);
   }
   await pki.revoke(device);
@@ -180,19 +232,29 @@ test('nginx-revoked-device-refused-after-crl-refresh-and-reload-also-on-resumed-
 
   for (const [label, version] of TLS_VERSIONS) {
     const resumed = await sClient(nginx.port, pki.rootPath, [...version, '-sess_in', join(pki.root, `${label}.sess`)]);
-    assert.notEqual(resumed.http?.status, 200, `${label}: a session from before the revocation must not get the revoked device in:\n${resumed.raw.stdout.slice(-1500)}`);
+    assert.notEqual(
+      resumed.http?.status,
+      200,
+      `${label}: a session from before the revocation must not get the revoked device in:\n${resumed.raw.stdout.slice(-1500)}`,
+    );
   }
 
   // Both CRLs are present and current: every other device still gets in.
   const other = await curlProxy(nginx.port, { cacert: pki.rootPath, client: bystander });
-  assert.deepEqual(clientIdentityHeaders(echoedBy(other)), [['x-client-subject', bystander.subject], ['x-client-verify', 'SUCCESS']]);
+  assert.deepEqual(clientIdentityHeaders(echoedBy(other)), [
+    ['x-client-subject', bystander.subject],
+    ['x-client-verify', 'SUCCESS'],
+  ]);
 });
 
 test('nginx-crl-file-without-the-root-crl-refuses-every-device', async () => {
   // OpenSSL checks a CRL for every CA in the chain once ssl_crl is set: the intermediate's
   // CRL alone (the first block gatehouse-crl-refresh.sh writes) locks everyone out.
   const intermediateOnly = join(pki.root, 'intermediate-crl-only.pem');
-  writeFileSync(intermediateOnly, /^-----BEGIN X509 CRL-----[\s\S]+?-----END X509 CRL-----\n/.exec(readFileSync(pki.crlPath, 'utf8'))![0]);
+  writeFileSync(
+    intermediateOnly,
+    /^-----BEGIN X509 CRL-----[\s\S]+?-----END X509 CRL-----\n/.exec(readFileSync(pki.crlPath, 'utf8'))![0],
+  );
   writeConfig(confPath, nginxTestConfig({ ...recipe, crl: intermediateOnly }, prefix));
   try {
     await reloadNginx();

@@ -26,8 +26,15 @@ function lifetimeRows(): Map<string, { value: string; change: string }> {
   const end = doc.indexOf('<!-- lifetimes:end -->');
   assert.ok(start > 0 && end > start, 'docs/operations.md has the lifetimes table between its markers');
   const rows = new Map<string, { value: string; change: string }>();
-  for (const line of doc.slice(start, end).split('\n').filter((l) => l.startsWith('|')).slice(2)) {
-    const [what, value, change] = line.replace(/^\||\|$/g, '').split('|').map((c) => c.trim());
+  for (const line of doc
+    .slice(start, end)
+    .split('\n')
+    .filter((l) => l.startsWith('|'))
+    .slice(2)) {
+    const [what, value, change] = line
+      .replace(/^\||\|$/g, '')
+      .split('|')
+      .map((c) => c.trim());
     assert.ok(what && value && change, `three cells in ${line}`);
     assert.ok(!rows.has(what), `one row for ${what}`);
     rows.set(what, { value, change });
@@ -71,28 +78,50 @@ async function measured(): Promise<Record<string, number>> {
   const intermediateCrl = (await loadPublishedCrl(fixture.store, 'intermediate'))!;
   const rootCrl = (await loadPublishedCrl(fixture.store, 'root'))!;
   const { record: token } = await fixture.server.authority.createToken({ role: 'web' }, { actor: 'test' });
-  const withExtraRole = parseCaConfig(YAML.stringify({ ...configYaml, roles: { ...(configYaml.roles as object), extra: { profile: 'client' } } }), 'test', {});
-  const gateway = parseGatewayConfig({ listen: '127.0.0.1:9443', tls: { cert: 'c.pem', key: 'k.pem', clientCa: 'ca.pem' }, routes: [{ upstreams: ['http://127.0.0.1:9000'] }] }, 'test', '/', {});
+  const withExtraRole = parseCaConfig(
+    YAML.stringify({ ...configYaml, roles: { ...(configYaml.roles as object), extra: { profile: 'client' } } }),
+    'test',
+    {},
+  );
+  const gateway = parseGatewayConfig(
+    {
+      listen: '127.0.0.1:9443',
+      tls: { cert: 'c.pem', key: 'k.pem', clientCa: 'ca.pem' },
+      routes: [{ upstreams: ['http://127.0.0.1:9000'] }],
+    },
+    'test',
+    '/',
+    {},
+  );
   return {
     'root CA certificate': lifetimeOf(readFileSync(join(fixture.caDir, 'root.pem'), 'utf8'), backdate),
-    'issuing intermediate certificate': lifetimeOf(readFileSync(join(fixture.caDir, 'intermediate.pem'), 'utf8'), backdate),
-    'admin identity (`DIR/admin`, role `admin`)': lifetimeOf(readFileSync(join(fixture.adminDir, 'cert.pem'), 'utf8'), backdate),
+    'issuing intermediate certificate': lifetimeOf(
+      readFileSync(join(fixture.caDir, 'intermediate.pem'), 'utf8'),
+      backdate,
+    ),
+    'admin identity (`DIR/admin`, role `admin`)': lifetimeOf(
+      readFileSync(join(fixture.adminDir, 'cert.pem'), 'utf8'),
+      backdate,
+    ),
     'leaf certificate, role `web`': config.roles.web!.lifetime,
     'leaf certificate, role `gateway`': config.roles.gateway!.lifetime,
     'leaf certificate, a role added without `lifetime`': withExtraRole.roles.extra!.lifetime,
-    'the CA\'s own HTTPS certificate (role `ca-server`)': lifetimeOf(serverCert.certPem, backdate),
-    'backdate of every certificate\'s notBefore': backdate,
-    'intermediate CRL (`/crl`), nextUpdate − thisUpdate': intermediateCrl.nextUpdate.getTime() - intermediateCrl.thisUpdate.getTime(),
+    "the CA's own HTTPS certificate (role `ca-server`)": lifetimeOf(serverCert.certPem, backdate),
+    "backdate of every certificate's notBefore": backdate,
+    'intermediate CRL (`/crl`), nextUpdate − thisUpdate':
+      intermediateCrl.nextUpdate.getTime() - intermediateCrl.thisUpdate.getTime(),
     'intermediate CRL re-signed before its nextUpdate': crlRenewBeforeMs(config, 'intermediate'),
     'root CRL (`/crl/root`), nextUpdate − thisUpdate': rootCrl.nextUpdate.getTime() - rootCrl.thisUpdate.getTime(),
     'root CRL re-signed before its nextUpdate': crlRenewBeforeMs(config, 'root'),
     'join token': token.expiresAt.getTime() - token.createdAt.getTime(),
     'join token, longest allowed': config.tokens.maxTtl,
     'retry of a renewal whose answer was lost': config.renewal.retryGrace,
-    'agent\'s check of its certificate against `/crl`': DEFAULT_REVOCATION_CHECK_INTERVAL_MS,
+    "agent's check of its certificate against `/crl`": DEFAULT_REVOCATION_CHECK_INTERVAL_MS,
     'gateway CRL refresh': gateway.revocation.refreshInterval,
-    'gateway grace past a CRL\'s nextUpdate': gateway.revocation.grace,
-    'demo certificates (`gatehouse demo`, `npm start`)': parseDurationMs(/\(default (\S+)\)/.exec(commandOption(['demo'], 'lifetime'))![1]!)!,
+    "gateway grace past a CRL's nextUpdate": gateway.revocation.grace,
+    'demo certificates (`gatehouse demo`, `npm start`)': parseDurationMs(
+      /\(default (\S+)\)/.exec(commandOption(['demo'], 'lifetime'))![1]!,
+    )!,
   };
 }
 
@@ -116,17 +145,27 @@ function withKey(base: Record<string, unknown>, key: string, value: unknown): Re
 
 /** A config key's range, checked at both ends and just outside them with the schema that reads it. */
 function assertRange(key: string, min: number, max: number, gatewayKey: boolean): void {
-  const gatewayBase = { listen: '127.0.0.1:9443', tls: { cert: 'c.pem', key: 'k.pem', clientCa: 'ca.pem' }, routes: [{ upstreams: ['http://127.0.0.1:9000'] }] };
+  const gatewayBase = {
+    listen: '127.0.0.1:9443',
+    tls: { cert: 'c.pem', key: 'k.pem', clientCa: 'ca.pem' },
+    routes: [{ upstreams: ['http://127.0.0.1:9000'] }],
+  };
   const concrete = key.replace('<role>', 'web');
   // crl.renewBefore must stay below crl.lifetime: each end of one is tried with room in the other.
-  const companion = (doc: Record<string, unknown>) => (concrete === 'crl.renewBefore' ? withKey(doc, 'crl.lifetime', '30d') : concrete === 'crl.lifetime' ? withKey(doc, 'crl.renewBefore', '30s') : doc);
+  const companion = (doc: Record<string, unknown>) =>
+    concrete === 'crl.renewBefore'
+      ? withKey(doc, 'crl.lifetime', '30d')
+      : concrete === 'crl.lifetime'
+        ? withKey(doc, 'crl.renewBefore', '30s')
+        : doc;
   const parse = (ms: number) => {
     const value = `${ms}ms`;
     if (gatewayKey) return parseGatewayConfig(withKey(gatewayBase, concrete, value), 'test', '/', {});
     return parseCaConfig(YAML.stringify(companion(withKey(configYaml, concrete, value))), 'test', {});
   };
   for (const ok of [min, max]) assert.doesNotThrow(() => parse(ok), `${key} accepts ${ok} ms`);
-  for (const bad of [min - 1, max + 1]) if (bad >= 0) assert.throws(() => parse(bad), /outside/, `${key} refuses ${bad} ms`);
+  for (const bad of [min - 1, max + 1])
+    if (bad >= 0) assert.throws(() => parse(bad), /outside/, `${key} refuses ${bad} ms`);
 }
 
 test('lifetimes-doc-table-has-a-row-for-every-lifetime-and-no-other', async () => {
@@ -142,8 +181,14 @@ test('lifetimes-doc-every-default-is-the-code-s', async () => {
     assert.equal(durationOf(row.value), ms, `${what}: the table says ${row.value}, the code does ${ms} ms`);
   }
   // Years as written next to the days.
-  assert.match(rows.get('root CA certificate')!.value, new RegExp(`\\(${values['root CA certificate']! / (365 * DAY)} years\\)`));
-  assert.match(rows.get('issuing intermediate certificate')!.value, new RegExp(`\\(${values['issuing intermediate certificate']! / (365 * DAY)} years\\)`));
+  assert.match(
+    rows.get('root CA certificate')!.value,
+    new RegExp(`\\(${values['root CA certificate']! / (365 * DAY)} years\\)`),
+  );
+  assert.match(
+    rows.get('issuing intermediate certificate')!.value,
+    new RegExp(`\\(${values['issuing intermediate certificate']! / (365 * DAY)} years\\)`),
+  );
   // The root CRL is re-signed at a third of its lifetime left, as the row says.
   assert.equal(crlRenewBeforeMs(config, 'root'), config.crl.rootLifetime / 3);
 });
@@ -163,12 +208,23 @@ test('lifetimes-doc-renewal-point-is-the-agent-s', () => {
 test('lifetimes-doc-every-config-key-flag-and-range-exists', () => {
   let ranges = 0;
   for (const [what, row] of lifetimeRows()) {
-    const key = /`((?:roles\.<role>|roles\.[a-z]+|[a-z]+)\.[A-Za-z]+)`(?: in the gateway config)? \((\S+)–(\S+)\)/.exec(row.change);
+    const key = /`((?:roles\.<role>|roles\.[a-z]+|[a-z]+)\.[A-Za-z]+)`(?: in the gateway config)? \((\S+)–(\S+)\)/.exec(
+      row.change,
+    );
     if (key) {
       ranges++;
-      assertRange(key[1]!, parseDurationMs(key[2]!)!, parseDurationMs(key[3]!)!, row.change.includes('in the gateway config'));
+      assertRange(
+        key[1]!,
+        parseDurationMs(key[2]!)!,
+        parseDurationMs(key[3]!)!,
+        row.change.includes('in the gateway config'),
+      );
     } else {
-      assert.match(row.change, /^not configurable|^a third of|^`gatehouse demo --lifetime`/, `${what}: a config key with its range, or why there is none`);
+      assert.match(
+        row.change,
+        /^not configurable|^a third of|^`gatehouse demo --lifetime`/,
+        `${what}: a config key with its range, or why there is none`,
+      );
     }
     // Commands and flags named in the table exist.
     for (const m of row.change.matchAll(/`(?:gatehouse )?((?:ca|token|agent|demo)(?: [a-z-]+)?) (--[a-z-]+)/g)) {

@@ -55,7 +55,12 @@ function recorded(dir: string): Record<string, unknown> {
   }
 }
 
-function assertListenFailed(r: { status: number | null; stderr: string }, address: string, what: string, reason: RegExp): void {
+function assertListenFailed(
+  r: { status: number | null; stderr: string },
+  address: string,
+  what: string,
+  reason: RegExp,
+): void {
   assert.equal(r.status, EXIT, r.stderr);
   const line = `error: cannot listen on ${address} (${what}): `;
   assert.ok(r.stderr.includes(line), `the message names the address and the listener:\n${r.stderr}`);
@@ -67,7 +72,10 @@ function assertListenFailed(r: { status: number | null; stderr: string }, addres
 const IN_USE = /^the address is in use by another process \(EADDRINUSE\)/;
 const busy = () => `127.0.0.1:${taken.port}`;
 /** No process of a finished command runs on (workers included): their command lines hold `marker`. */
-const leftovers = (marker: string) => allProcs().filter((p) => p.cmdline.includes(marker) && p.state !== 'Z').map((p) => `${p.pid} ${p.cmdline}`);
+const leftovers = (marker: string) =>
+  allProcs()
+    .filter((p) => p.cmdline.includes(marker) && p.state !== 'Z')
+    .map((p) => `${p.pid} ${p.cmdline}`);
 
 test('ca-serve-on-a-port-in-use-fails-before-issuing-anything', async () => {
   const before = recorded(caDir);
@@ -91,7 +99,18 @@ test('ca-serve-with-workers-on-a-port-in-use-fails-once-with-no-worker-left', as
   assert.deepEqual(recorded(caDir), before);
   assert.deepEqual(leftovers(caDir), [], 'no orphan worker');
 
-  const metrics = await gatehouse(['ca', 'serve', '--dir', caDir, '--listen', '127.0.0.1:0', '--workers', '2', '--metrics-listen', busy()]);
+  const metrics = await gatehouse([
+    'ca',
+    'serve',
+    '--dir',
+    caDir,
+    '--listen',
+    '127.0.0.1:0',
+    '--workers',
+    '2',
+    '--metrics-listen',
+    busy(),
+  ]);
   assertListenFailed(metrics, busy(), "the CA's /metrics and /healthz listener", IN_USE);
   assert.deepEqual(recorded(caDir), before);
   assert.deepEqual(leftovers(caDir), []);
@@ -104,7 +123,20 @@ test('ca-serve-on-an-address-not-on-this-machine-says-so', async () => {
   assert.deepEqual(recorded(caDir), before);
 });
 
-const gatewayArgs = (listen: string, extra: string[] = []) => ['gateway', '--listen', listen, '--cert', join(gw, 'cert.pem'), '--key', join(gw, 'key.pem'), '--client-ca', bundle, '--upstream', 'http://127.0.0.1:9', ...extra];
+const gatewayArgs = (listen: string, extra: string[] = []) => [
+  'gateway',
+  '--listen',
+  listen,
+  '--cert',
+  join(gw, 'cert.pem'),
+  '--key',
+  join(gw, 'key.pem'),
+  '--client-ca',
+  bundle,
+  '--upstream',
+  'http://127.0.0.1:9',
+  ...extra,
+];
 
 test('gateway-on-a-port-in-use-fails-for-each-of-its-listeners', async () => {
   const main = await gatehouse(gatewayArgs(busy(), ['--workers', '1']));
@@ -117,7 +149,12 @@ test('gateway-on-a-port-in-use-fails-for-each-of-its-listeners', async () => {
   assert.deepEqual(leftovers(join(gw, 'cert.pem')), [], 'no orphan worker');
   // The admin listener: the gateway's own would first be refused for a certificate that does not name 192.0.2.1.
   const nowhere = await gatehouse(gatewayArgs('127.0.0.1:0', ['--workers', '1', '--admin-listen', '192.0.2.1:0']));
-  assertListenFailed(nowhere, '192.0.2.1:0', "the gateway's /metrics and /healthz listener", /^no such address on this machine \(EADDRNOTAVAIL\)/);
+  assertListenFailed(
+    nowhere,
+    '192.0.2.1:0',
+    "the gateway's /metrics and /healthz listener",
+    /^no such address on this machine \(EADDRNOTAVAIL\)/,
+  );
 });
 
 test('demo-on-a-port-in-use-fails-before-touching-the-state-folder', async () => {
@@ -126,22 +163,38 @@ test('demo-on-a-port-in-use-fails-before-touching-the-state-folder', async () =>
   mkdirSync(state);
   writeFileSync(join(state, 'still-here'), 'the running demo keeps its keys');
   for (const flag of ['--ca-listen', '--gateway-listen', '--admin-listen']) {
-    const ports = { '--ca-listen': '127.0.0.1:0', '--gateway-listen': '127.0.0.1:0', '--admin-listen': '127.0.0.1:0', [flag]: busy() };
+    const ports = {
+      '--ca-listen': '127.0.0.1:0',
+      '--gateway-listen': '127.0.0.1:0',
+      '--admin-listen': '127.0.0.1:0',
+      [flag]: busy(),
+    };
     const r = await gatehouse(['demo', '--state-dir', state, ...Object.entries(ports).flat()]);
     assert.equal(r.status, EXIT, `${flag}: ${r.stderr}`);
-    assert.match(r.stderr, new RegExp(`cannot listen on ${busy().replace(/\./g, '\\.')} \\([^)]+\\): the address is in use by another process`));
+    assert.match(
+      r.stderr,
+      new RegExp(
+        `cannot listen on ${busy().replace(/\./g, '\\.')} \\([^)]+\\): the address is in use by another process`,
+      ),
+    );
     assert.ok(existsSync(join(state, 'still-here')), `${flag}: the state folder is left alone`);
     assert.equal(readFileSync(join(state, 'still-here'), 'utf8'), 'the running demo keeps its keys');
   }
 });
 
 test('listen-failed-reasons-and-registry-entry', () => {
-  assert.deepEqual({ http: ERRORS.GH_LISTEN_FAILED.http, exit: ERRORS.GH_LISTEN_FAILED.exit, expose: ERRORS.GH_LISTEN_FAILED.expose }, { http: 500, exit: 71, expose: false });
+  assert.deepEqual(
+    { http: ERRORS.GH_LISTEN_FAILED.http, exit: ERRORS.GH_LISTEN_FAILED.exit, expose: ERRORS.GH_LISTEN_FAILED.expose },
+    { http: 500, exit: 71, expose: false },
+  );
   assert.equal(Object.values(ERRORS).filter((spec) => spec.exit === 71).length, 1, 'exit 71 means only this');
   const err = (code: string) => Object.assign(new Error(`listen ${code}`), { code });
   const eacces = listenFailed('0.0.0.0:443', 'the gateway', err('EACCES'));
   assert.equal(eacces.code, 'GH_LISTEN_FAILED');
-  assert.match(eacces.message, /^cannot listen on 0\.0\.0\.0:443 \(the gateway\): listening there needs privileges \(EACCES\): ports below 1024 need root or CAP_NET_BIND_SERVICE/);
+  assert.match(
+    eacces.message,
+    /^cannot listen on 0\.0\.0\.0:443 \(the gateway\): listening there needs privileges \(EACCES\): ports below 1024 need root or CAP_NET_BIND_SERVICE/,
+  );
   assert.match(listenFailed('a:1', 'x', err('EADDRINUSE')).message, /in use by another process/);
   assert.match(listenFailed('a:1', 'x', err('EADDRNOTAVAIL')).message, /no such address on this machine/);
   assert.match(listenFailed('a:1', 'x', err('EMFILE')).message, /^cannot listen on a:1 \(x\): EMFILE: listen EMFILE$/);

@@ -54,7 +54,10 @@ test('logger-writes-one-json-object-per-line-in-pino-shape', () => {
   logger.warn('gateway.no_policy', {});
   logger.error('x.failed');
   assert.equal(lines.length, 3);
-  assert.ok(lines.every((l) => l.endsWith('\n') && l.indexOf('\n') === l.length - 1), 'one line each');
+  assert.ok(
+    lines.every((l) => l.endsWith('\n') && l.indexOf('\n') === l.length - 1),
+    'one line each',
+  );
   const [issued, warned, failed] = pythonParse(lines);
   assert.equal(issued!.msg, 'ca.cert_issued');
   assert.equal(issued!.level, 'info');
@@ -77,7 +80,16 @@ test('logger-fields-cannot-overwrite-time-level-msg-pid-or-hostname', () => {
   assert.equal(record!.pid, process.pid);
   assert.equal(record!.hostname, hostname());
   assert.notEqual(record!.time, 'forged');
-  assert.deepEqual([record!['field.time'], record!['field.level'], record!['field.msg'], record!['field.pid'], record!['field.hostname']], ['forged', 'error', 'forged', 1, 'elsewhere']);
+  assert.deepEqual(
+    [
+      record!['field.time'],
+      record!['field.level'],
+      record!['field.msg'],
+      record!['field.pid'],
+      record!['field.hostname'],
+    ],
+    ['forged', 'error', 'forged', 1, 'elsewhere'],
+  );
   assert.equal(child!.msg, 'child.event');
   assert.equal(child!.level, 'info');
   assert.equal(child!['field.msg'], 'child-forged');
@@ -101,17 +113,24 @@ test('logger-redacts-secret-looking-keys-at-any-depth-and-in-bindings', () => {
   assert.equal(request.headers.authorization, '[redacted]');
   assert.equal(request.headers.accept, '*/*', 'other keys stay');
   assert.equal((nested!.config as { db: { host: string } }).db.host, 'db.internal');
-  assert.equal(((nested!.items as Array<Record<string, unknown>>)[0]!).secret, '[redacted]');
+  assert.equal((nested!.items as Array<Record<string, unknown>>)[0]!.secret, '[redacted]');
 });
 
 test('logger-reduces-errors-and-binary-and-bounds-cycles', () => {
   const { lines, logger } = capture();
   const cyclic: Record<string, unknown> = { name: 'loop' };
   cyclic.self = cyclic;
-  const err = Object.assign(new Error('upstream refused', { cause: new Error('ECONNREFUSED') }), { code: 'ECONNREFUSED' });
+  const err = Object.assign(new Error('upstream refused', { cause: new Error('ECONNREFUSED') }), {
+    code: 'ECONNREFUSED',
+  });
   logger.error('with.error', { err, error: err, body: Buffer.from('raw bytes'), big: 2n ** 70n, cyclic });
   const [record] = pythonParse(lines);
-  assert.deepEqual(record!.err, { name: 'Error', code: 'ECONNREFUSED', message: 'upstream refused', cause: 'ECONNREFUSED' });
+  assert.deepEqual(record!.err, {
+    name: 'Error',
+    code: 'ECONNREFUSED',
+    message: 'upstream refused',
+    cause: 'ECONNREFUSED',
+  });
   assert.deepEqual(record!.error, record!.err, 'any key, not only err');
   assert.ok(!lines[0]!.includes('at '), 'no stack trace in a log line');
   assert.equal(record!.body, '[9 bytes]');
@@ -125,8 +144,14 @@ test('logger-level-filters-and-enabled-agrees', () => {
   logger.info('i', {});
   logger.warn('w', {});
   logger.error('e', {});
-  assert.deepEqual(pythonParse(lines).map((r) => r.msg), ['w', 'e']);
-  assert.deepEqual((['debug', 'info', 'warn', 'error'] as const).map((l) => logger.enabled(l)), [false, false, true, true]);
+  assert.deepEqual(
+    pythonParse(lines).map((r) => r.msg),
+    ['w', 'e'],
+  );
+  assert.deepEqual(
+    (['debug', 'info', 'warn', 'error'] as const).map((l) => logger.enabled(l)),
+    [false, false, true, true],
+  );
 });
 
 test('logger-batched-lines-are-all-written-when-the-process-exits-at-once', async () => {
@@ -139,11 +164,22 @@ test('logger-batched-lines-are-all-written-when-the-process-exits-at-once', asyn
   assert.equal(r.status, 0, r.stderr.slice(-2000));
   const records = parseLogLines(r.stderr);
   assert.equal(records.length, 5000, 'no line lost at exit');
-  assert.deepEqual(records.map((x) => x.i), Array.from({ length: 5000 }, (_, i) => i), 'in order');
+  assert.deepEqual(
+    records.map((x) => x.i),
+    Array.from({ length: 5000 }, (_, i) => i),
+    'in order',
+  );
 });
 
 function ctxWith(values: Record<string, string>, env: NodeJS.ProcessEnv): CommandContext {
-  return { values, positionals: [], out: () => undefined, err: () => undefined, env, signal: new AbortController().signal };
+  return {
+    values,
+    positionals: [],
+    out: () => undefined,
+    err: () => undefined,
+    env,
+    signal: new AbortController().signal,
+  };
 }
 
 test('log-level-flag-wins-over-the-environment-and-a-bad-value-is-a-usage-error', () => {
@@ -151,7 +187,13 @@ test('log-level-flag-wins-over-the-environment-and-a-bad-value-is-a-usage-error'
   assert.equal(logLevelOf(ctxWith({}, {}), 'warn'), 'warn', "the command's own default");
   assert.equal(logLevelOf(ctxWith({}, { GATEHOUSE_LOG_LEVEL: 'error' })), 'error');
   assert.equal(logLevelOf(ctxWith({ 'log-level': 'debug' }, { GATEHOUSE_LOG_LEVEL: 'error' })), 'debug');
-  assert.throws(() => logLevelOf(ctxWith({ 'log-level': 'loud' }, {})), (e: unknown) => e instanceof GatehouseError && e.code === 'GH_USAGE' && /--log-level is "loud"; use one of debug, info, warn, error/.test(e.message));
+  assert.throws(
+    () => logLevelOf(ctxWith({ 'log-level': 'loud' }, {})),
+    (e: unknown) =>
+      e instanceof GatehouseError &&
+      e.code === 'GH_USAGE' &&
+      /--log-level is "loud"; use one of debug, info, warn, error/.test(e.message),
+  );
   assert.throws(() => logLevelOf(ctxWith({}, { GATEHOUSE_LOG_LEVEL: 'verbose' })), /GATEHOUSE_LOG_LEVEL is "verbose"/);
 });
 
@@ -176,7 +218,10 @@ async function freePort(): Promise<number> {
 async function accepts(port: number): Promise<boolean> {
   const { connect } = await import('node:net');
   return new Promise((resolve) => {
-    const socket = connect(port, '127.0.0.1', () => { socket.destroy(); resolve(true); });
+    const socket = connect(port, '127.0.0.1', () => {
+      socket.destroy();
+      resolve(true);
+    });
     socket.once('error', () => resolve(false));
   });
 }
@@ -187,9 +232,14 @@ test('ca-serve-logs-listening-as-json-and-a-sentence-only-on-a-terminal', async 
   assert.equal(init.status, 0, init.stderr);
 
   // Not a terminal: stderr is only JSON lines, the banner among them.
-  const piped = spawn(process.execPath, [CLI_PATH, 'ca', 'serve', '--dir', dir, '--listen', '127.0.0.1:0'], { stdio: ['ignore', 'ignore', 'pipe'], env: { ...process.env, GATEHOUSE_LOG_LEVEL: '' } });
+  const piped = spawn(process.execPath, [CLI_PATH, 'ca', 'serve', '--dir', dir, '--listen', '127.0.0.1:0'], {
+    stdio: ['ignore', 'ignore', 'pipe'],
+    env: { ...process.env, GATEHOUSE_LOG_LEVEL: '' },
+  });
   let stderr = '';
-  piped.stderr!.on('data', (d: Buffer) => { stderr += d.toString(); });
+  piped.stderr!.on('data', (d: Buffer) => {
+    stderr += d.toString();
+  });
   const pipedExit = new Promise((resolve) => piped.once('exit', resolve));
   try {
     await waitFor(() => parseLogLines(stderr).some((r) => r.msg === 'ca.listening'), 30_000, 'ca.listening');
@@ -198,7 +248,10 @@ test('ca-serve-logs-listening-as-json-and-a-sentence-only-on-a-terminal', async 
     await pipedExit;
   }
   const nonEmpty = stderr.split('\n').filter(Boolean);
-  assert.ok(nonEmpty.length > 1 && nonEmpty.every((l) => l.startsWith('{') && l.endsWith('}')), `every stderr line is JSON:\n${stderr}`);
+  assert.ok(
+    nonEmpty.length > 1 && nonEmpty.every((l) => l.startsWith('{') && l.endsWith('}')),
+    `every stderr line is JSON:\n${stderr}`,
+  );
   pythonParse(nonEmpty.map((l) => `${l}\n`));
   const listening = parseLogLines(stderr).find((r) => r.msg === 'ca.listening')!;
   assert.match(String(listening.url), /^https:\/\/127\.0\.0\.1:\d+$/);
@@ -206,9 +259,15 @@ test('ca-serve-logs-listening-as-json-and-a-sentence-only-on-a-terminal', async 
 
   // --log-level warn: the info lines (the banner too) are gone.
   const port = await freePort();
-  const quiet = spawn(process.execPath, [CLI_PATH, 'ca', 'serve', '--dir', dir, '--listen', `127.0.0.1:${port}`, '--log-level', 'warn'], { stdio: ['ignore', 'ignore', 'pipe'] });
+  const quiet = spawn(
+    process.execPath,
+    [CLI_PATH, 'ca', 'serve', '--dir', dir, '--listen', `127.0.0.1:${port}`, '--log-level', 'warn'],
+    { stdio: ['ignore', 'ignore', 'pipe'] },
+  );
   let quietErr = '';
-  quiet.stderr!.on('data', (d: Buffer) => { quietErr += d.toString(); });
+  quiet.stderr!.on('data', (d: Buffer) => {
+    quietErr += d.toString();
+  });
   const quietExit = new Promise((resolve) => quiet.once('exit', resolve));
   try {
     await waitFor(() => accepts(port), 30_000, 'the quiet CA to accept connections');
@@ -216,17 +275,26 @@ test('ca-serve-logs-listening-as-json-and-a-sentence-only-on-a-terminal', async 
     quiet.kill('SIGTERM');
     await quietExit;
   }
-  assert.ok(!parseLogLines(quietErr).some((r) => r.level === 'info' || r.level === 'debug'), `no info line at --log-level warn:\n${quietErr}`);
+  assert.ok(
+    !parseLogLines(quietErr).some((r) => r.level === 'info' || r.level === 'debug'),
+    `no info line at --log-level warn:\n${quietErr}`,
+  );
 
   // A terminal (util-linux `script` gives the child a pty): the sentence for a person is there too.
   const ttyPort = await freePort();
   const shell = `exec ${process.execPath} ${CLI_PATH} ca serve --dir ${dir} --listen 127.0.0.1:${ttyPort}`;
   const tty = spawn('script', ['-qefc', shell, '/dev/null'], { stdio: ['pipe', 'pipe', 'pipe'] });
   let ttyOut = '';
-  tty.stdout!.on('data', (d: Buffer) => { ttyOut += d.toString(); });
+  tty.stdout!.on('data', (d: Buffer) => {
+    ttyOut += d.toString();
+  });
   const ttyExit = new Promise((resolve) => tty.once('exit', resolve));
   try {
-    await waitFor(() => /Gatehouse CA listening on https:\/\/127\.0\.0\.1:\d+ \(root [0-9a-f]{64}\)/.test(ttyOut), 30_000, 'the sentence on a terminal');
+    await waitFor(
+      () => /Gatehouse CA listening on https:\/\/127\.0\.0\.1:\d+ \(root [0-9a-f]{64}\)/.test(ttyOut),
+      30_000,
+      'the sentence on a terminal',
+    );
   } finally {
     // The CA under the pty, by its command line (a pattern must not start with "-": pkill would take it as an option).
     spawnSync('pkill', ['-TERM', '-f', `ca serve --dir ${dir} --listen 127.0.0.1:${ttyPort}`]);
@@ -234,5 +302,8 @@ test('ca-serve-logs-listening-as-json-and-a-sentence-only-on-a-terminal', async 
     await ttyExit;
     clearTimeout(timer);
   }
-  assert.ok(parseLogLines(ttyOut.replace(/\r/g, '')).some((r) => r.msg === 'ca.listening'), 'the JSON line too');
+  assert.ok(
+    parseLogLines(ttyOut.replace(/\r/g, '')).some((r) => r.msg === 'ca.listening'),
+    'the JSON line too',
+  );
 });

@@ -25,11 +25,23 @@ let fileCounter = 0;
 before(async () => {
   tmp = makeTempDir('gatehouse-pkcs12-');
   const rootKey = pki.generatePrivateKey('p384');
-  rootDer = await pki.buildRootCertificate(rootKey, { commonName: 'Test Root', organization: 'Gatehouse', notBefore, notAfter });
-  const intKey = pki.generatePrivateKey('p256');
-  intermediateDer = await pki.buildIntermediateCertificate(intKey, { certDer: rootDer, key: rootKey }, {
-    commonName: 'Test Issuing CA', organization: 'Gatehouse', notBefore, notAfter,
+  rootDer = await pki.buildRootCertificate(rootKey, {
+    commonName: 'Test Root',
+    organization: 'Gatehouse',
+    notBefore,
+    notAfter,
   });
+  const intKey = pki.generatePrivateKey('p256');
+  intermediateDer = await pki.buildIntermediateCertificate(
+    intKey,
+    { certDer: rootDer, key: rootKey },
+    {
+      commonName: 'Test Issuing CA',
+      organization: 'Gatehouse',
+      notBefore,
+      notAfter,
+    },
+  );
   ca = pki.prepareSigningAuthority(intermediateDer, intKey);
 });
 
@@ -38,9 +50,18 @@ after(() => tmp.cleanup());
 function leafFor(type: pki.KeyType): { key: KeyObject; leafDer: Buffer } {
   const key = pki.generatePrivateKey(type);
   const leafDer = pki.buildLeafCertificate(ca, {
-    serial: pki.randomSerial(), commonName: 'web-a', organizationalUnit: 'web', organization: 'Gatehouse',
-    spkiDer: pki.spkiDer(key), notBefore, notAfter, profile: 'client',
-    dns: [], ip: [], uri: ['spiffe://x/web/a'], email: [],
+    serial: pki.randomSerial(),
+    commonName: 'web-a',
+    organizationalUnit: 'web',
+    organization: 'Gatehouse',
+    spkiDer: pki.spkiDer(key),
+    notBefore,
+    notAfter,
+    profile: 'client',
+    dns: [],
+    ip: [],
+    uri: ['spiffe://x/web/a'],
+    email: [],
   });
   return { key, leafDer };
 }
@@ -71,7 +92,13 @@ for (const type of ['p256', 'rsa2048', 'ed25519'] as const) {
     const { key, leafDer } = leafFor(type);
     const chain = [leafDer, intermediateDer, rootDer];
     const passphrase = 'correct horse battery staple';
-    const p12 = pki.buildPkcs12({ privateKey: key, certificatesDer: chain, passphrase, friendlyName: 'web-a', iterations: FAST });
+    const p12 = pki.buildPkcs12({
+      privateKey: key,
+      certificatesDer: chain,
+      passphrase,
+      friendlyName: 'web-a',
+      iterations: FAST,
+    });
     const { p12Path, passPath } = write(p12, passphrase);
 
     const out = openssl(['pkcs12', '-in', p12Path, '-passin', `file:${passPath}`, '-nodes']);
@@ -122,7 +149,12 @@ test('openssl -info: MAC is HMAC-SHA256, key and certs are PBES2/PBKDF2-SHA256/A
 
 test('a wrong passphrase fails the MAC check', () => {
   const { key, leafDer } = leafFor('p256');
-  const p12 = pki.buildPkcs12({ privateKey: key, certificatesDer: [leafDer], passphrase: 'right one', iterations: FAST });
+  const p12 = pki.buildPkcs12({
+    privateKey: key,
+    certificatesDer: [leafDer],
+    passphrase: 'right one',
+    iterations: FAST,
+  });
   const { p12Path } = write(p12, 'right one');
   const out = openssl(['pkcs12', '-in', p12Path, '-passin', 'pass:wrong one', '-nodes']);
   assert.notEqual(out.status, 0);
@@ -136,25 +168,45 @@ test('a wrong passphrase fails the MAC check', () => {
 test('non-ASCII passphrase: UTF-8 for PBKDF2, BMPString for the MAC, as OpenSSL 3 and Node expect', () => {
   const { key, leafDer } = leafFor('p256');
   const passphrase = 'pässwörd € 鍵 🔑';
-  const p12 = pki.buildPkcs12({ privateKey: key, certificatesDer: [leafDer, intermediateDer], passphrase, friendlyName: 'Zoë’s key', iterations: FAST });
+  const p12 = pki.buildPkcs12({
+    privateKey: key,
+    certificatesDer: [leafDer, intermediateDer],
+    passphrase,
+    friendlyName: 'Zoë’s key',
+    iterations: FAST,
+  });
   const { p12Path, passPath } = write(p12, passphrase);
   const out = openssl(['pkcs12', '-in', p12Path, '-passin', `file:${passPath}`, '-nodes']);
   assert.equal(out.status, 0, out.stderr);
-  assert.doesNotMatch(out.stderr, /warning/i, 'verified as UTF-8, not through OpenSSL\'s legacy-encoding fallback');
+  assert.doesNotMatch(out.stderr, /warning/i, "verified as UTF-8, not through OpenSSL's legacy-encoding fallback");
   assert.equal(pki.decodePem(out.stdout, 'PRIVATE KEY').length, 1);
   // friendlyName is a BMPString: UTF-16BE of the string, as `openssl pkcs12 -export -name` writes it.
   assert.ok(p12.includes(Buffer.concat([Buffer.from([0x1e, 18]), Buffer.from('Zoë’s key', 'utf16le').swap16()])));
   assert.doesNotThrow(() => createSecureContext({ pfx: p12, passphrase }));
 });
 
-test('the RFC 7292 Appendix B KDF matches OpenSSL\'s PKCS12KDF for IDs 1, 2 and 3, multi-block output included', () => {
+test("the RFC 7292 Appendix B KDF matches OpenSSL's PKCS12KDF for IDs 1, 2 and 3, multi-block output included", () => {
   const passphrase = 'pässwörd';
   const bmp = Buffer.concat([Buffer.from(passphrase, 'utf16le').swap16(), Buffer.alloc(2)]);
   const salt = Buffer.from('0123456789abcdef0123456789abcdef01', 'hex'); // 17 bytes: exercises the fill
   for (const id of [1, 2, 3] as const) {
     for (const length of [16, 32, 80]) {
-      const out = openssl(['kdf', '-keylen', String(length), '-kdfopt', 'digest:SHA256', '-kdfopt', `hexpass:${bmp.toString('hex')}`,
-        '-kdfopt', `hexsalt:${salt.toString('hex')}`, '-kdfopt', 'iter:1000', '-kdfopt', `id:${id}`, 'PKCS12KDF']);
+      const out = openssl([
+        'kdf',
+        '-keylen',
+        String(length),
+        '-kdfopt',
+        'digest:SHA256',
+        '-kdfopt',
+        `hexpass:${bmp.toString('hex')}`,
+        '-kdfopt',
+        `hexsalt:${salt.toString('hex')}`,
+        '-kdfopt',
+        'iter:1000',
+        '-kdfopt',
+        `id:${id}`,
+        'PKCS12KDF',
+      ]);
       assert.equal(out.status, 0, out.stderr);
       const expected = Buffer.from(out.stdout.trim().replace(/:/g, ''), 'hex');
       assert.deepEqual(pki.pkcs12Kdf(passphrase, salt, id, 1000, length), expected, `id ${id}, length ${length}`);
@@ -172,8 +224,26 @@ test('refuses an empty passphrase, a key that does not match the leaf, no certif
   const { key, leafDer } = leafFor('p256');
   const other = pki.generatePrivateKey('p256');
   assert.throws(() => pki.buildPkcs12({ privateKey: key, certificatesDer: [leafDer], passphrase: '' }), /passphrase/);
-  assert.throws(() => pki.buildPkcs12({ privateKey: other, certificatesDer: [leafDer], passphrase: 'x', iterations: FAST }), /does not match/);
-  assert.throws(() => pki.buildPkcs12({ privateKey: key, certificatesDer: [], passphrase: 'x', iterations: FAST }), /leaf/);
-  assert.throws(() => pki.buildPkcs12({ privateKey: key, certificatesDer: [leafDer], passphrase: 'x', iterations: 0 }), /iterations/);
-  assert.throws(() => pki.buildPkcs12({ privateKey: createPublicKey(key), certificatesDer: [leafDer], passphrase: 'x', iterations: FAST }), /private key/);
+  assert.throws(
+    () => pki.buildPkcs12({ privateKey: other, certificatesDer: [leafDer], passphrase: 'x', iterations: FAST }),
+    /does not match/,
+  );
+  assert.throws(
+    () => pki.buildPkcs12({ privateKey: key, certificatesDer: [], passphrase: 'x', iterations: FAST }),
+    /leaf/,
+  );
+  assert.throws(
+    () => pki.buildPkcs12({ privateKey: key, certificatesDer: [leafDer], passphrase: 'x', iterations: 0 }),
+    /iterations/,
+  );
+  assert.throws(
+    () =>
+      pki.buildPkcs12({
+        privateKey: createPublicKey(key),
+        certificatesDer: [leafDer],
+        passphrase: 'x',
+        iterations: FAST,
+      }),
+    /private key/,
+  );
 });

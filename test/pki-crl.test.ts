@@ -43,8 +43,16 @@ const OPENSSL_REASON: Record<pki.CrlReason, string> = {
 };
 // RFC 5280 §5.3.1 codes, written out independently of CRL_REASONS.
 const REASON_CODE: Record<pki.CrlReason, number> = {
-  unspecified: 0, keyCompromise: 1, cACompromise: 2, affiliationChanged: 3, superseded: 4,
-  cessationOfOperation: 5, certificateHold: 6, removeFromCRL: 8, privilegeWithdrawn: 9, aACompromise: 10,
+  unspecified: 0,
+  keyCompromise: 1,
+  cACompromise: 2,
+  affiliationChanged: 3,
+  superseded: 4,
+  cessationOfOperation: 5,
+  certificateHold: 6,
+  removeFromCRL: 8,
+  privilegeWithdrawn: 9,
+  aACompromise: 10,
 };
 const ALL_REASONS = Object.keys(REASON_CODE) as pki.CrlReason[];
 
@@ -70,8 +78,11 @@ async function opensslCrlText(crlFile: string): Promise<OpensslCrl> {
     return m[1].trim();
   };
   const revokedSection = text.split(/^Revoked Certificates:$/m)[1]?.split(/^\s+Signature Algorithm:/m)[0] ?? '';
-  const entries = [...revokedSection.matchAll(/Serial Number: ([0-9A-F]+)\n\s+Revocation Date: (.+)\n(?:\s+CRL entry extensions:\n\s+X509v3 CRL Reason Code: *\n\s+(.+)\n)?/g)]
-    .map((m) => ({ serial: serialValue(m[1]!), revokedAt: new Date(m[2]!), reason: m[3]?.trim() ?? null }));
+  const entries = [
+    ...revokedSection.matchAll(
+      /Serial Number: ([0-9A-F]+)\n\s+Revocation Date: (.+)\n(?:\s+CRL entry extensions:\n\s+X509v3 CRL Reason Code: *\n\s+(.+)\n)?/g,
+    ),
+  ].map((m) => ({ serial: serialValue(m[1]!), revokedAt: new Date(m[2]!), reason: m[3]?.trim() ?? null }));
   assert.equal(entries.length, (revokedSection.match(/Serial Number:/g) ?? []).length, 'every revoked entry was read');
   assert.equal(/^Version 2 \(0x1\)$/m.test(text.replace(/^\s+/gm, '')), true, 'a v2 CRL');
   return {
@@ -79,14 +90,20 @@ async function opensslCrlText(crlFile: string): Promise<OpensslCrl> {
     lastUpdate: new Date(field(/Last Update: (.+)$/m, 'last update')),
     nextUpdate: new Date(field(/Next Update: (.+)$/m, 'next update')),
     crlNumber: field(/X509v3 CRL Number: *\n\s+(.+)$/m, 'CRL number'),
-    akid: field(/X509v3 Authority Key Identifier: *\n\s+(?:keyid:)?([0-9A-F:]+)$/m, 'AKI').replace(/:/g, '').toLowerCase(),
+    akid: field(/X509v3 Authority Key Identifier: *\n\s+(?:keyid:)?([0-9A-F:]+)$/m, 'AKI')
+      .replace(/:/g, '')
+      .toLowerCase(),
     entries,
   };
 }
 
 /** OpenSSL prints CRL numbers in decimal, or as 0x-prefixed hex once they no longer fit a long. */
 function opensslNumber(text: string): bigint {
-  return text.startsWith('0x') ? BigInt(text) : text.includes(':') ? BigInt(`0x${text.replace(/:/g, '')}`) : BigInt(text);
+  return text.startsWith('0x')
+    ? BigInt(text)
+    : text.includes(':')
+      ? BigInt(`0x${text.replace(/:/g, '')}`)
+      : BigInt(text);
 }
 
 interface Ca {
@@ -100,8 +117,16 @@ async function buildCas(type: pki.KeyType, dir: string): Promise<{ root: Ca; int
   const validity = { notBefore: new Date('2019-01-01T00:00:00Z'), notAfter: new Date('2060-01-01T00:00:00Z') };
   const rootKey = pki.generatePrivateKey(type);
   const intKey = pki.generatePrivateKey(type);
-  const rootDer = await pki.buildRootCertificate(rootKey, { commonName: `CRL Root ${type}`, organization: 'Gatehouse Test', ...validity });
-  const intDer = await pki.buildIntermediateCertificate(intKey, { certDer: rootDer, key: rootKey }, { commonName: `CRL Issuing ${type}`, organization: 'Gatehouse Test', ...validity });
+  const rootDer = await pki.buildRootCertificate(rootKey, {
+    commonName: `CRL Root ${type}`,
+    organization: 'Gatehouse Test',
+    ...validity,
+  });
+  const intDer = await pki.buildIntermediateCertificate(
+    intKey,
+    { certDer: rootDer, key: rootKey },
+    { commonName: `CRL Issuing ${type}`, organization: 'Gatehouse Test', ...validity },
+  );
   const make = (certDer: Buffer, key: KeyObject, name: string): Ca => {
     const file = join(dir, `${type}-${name}.pem`);
     writeFileSync(file, pki.toPem('CERTIFICATE', certDer));
@@ -170,14 +195,22 @@ for (const type of ['p256', 'p384', 'rsa3072', 'ed25519'] as const) {
 
         const text = await opensslCrlText(file);
         const issuer = new x509.X509Certificate(bytes(ca.certDer));
-        assert.equal(text.issuer, `O=Gatehouse Test,CN=CRL ${level === 'int' ? 'Issuing' : 'Root'} ${type}`, 'issuer (RFC 2253 order)');
+        assert.equal(
+          text.issuer,
+          `O=Gatehouse Test,CN=CRL ${level === 'int' ? 'Issuing' : 'Root'} ${type}`,
+          'issuer (RFC 2253 order)',
+        );
         assert.equal(text.lastUpdate.getTime(), seconds(spec.thisUpdate), 'lastUpdate');
         assert.equal(text.nextUpdate.getTime(), spec.nextUpdate.getTime(), 'nextUpdate (GeneralizedTime, 2051)');
         assert.equal(opensslNumber(text.crlNumber), 42n, 'CRL number');
         assert.equal(text.akid, issuer.getExtension(x509.SubjectKeyIdentifierExtension)!.keyId, 'CRL AKI = issuer SKI');
         assert.deepEqual(
           text.entries,
-          entries.map((e) => ({ serial: serialValue(e.serial), revokedAt: new Date(seconds(e.revokedAt)), reason: e.reason === 'unspecified' ? null : OPENSSL_REASON[e.reason] })),
+          entries.map((e) => ({
+            serial: serialValue(e.serial),
+            revokedAt: new Date(seconds(e.revokedAt)),
+            reason: e.reason === 'unspecified' ? null : OPENSSL_REASON[e.reason],
+          })),
           'openssl lists every serial, revocation date and reason (unspecified is omitted, RFC 5280 §5.3.1)',
         );
 
@@ -188,8 +221,16 @@ for (const type of ['p256', 'p384', 'rsa3072', 'ed25519'] as const) {
         assert.equal(crl.thisUpdate.getTime(), seconds(spec.thisUpdate));
         assert.equal(crl.nextUpdate?.getTime(), spec.nextUpdate.getTime());
         assert.deepEqual(
-          crl.entries.map((e) => ({ serial: serialValue(e.serialNumber), revokedAt: e.revocationDate.getTime(), reason: e.reason ?? null })),
-          entries.map((e) => ({ serial: serialValue(e.serial), revokedAt: seconds(e.revokedAt), reason: e.reason === 'unspecified' ? null : REASON_CODE[e.reason] })),
+          crl.entries.map((e) => ({
+            serial: serialValue(e.serialNumber),
+            revokedAt: e.revocationDate.getTime(),
+            reason: e.reason ?? null,
+          })),
+          entries.map((e) => ({
+            serial: serialValue(e.serial),
+            revokedAt: seconds(e.revokedAt),
+            reason: e.reason === 'unspecified' ? null : REASON_CODE[e.reason],
+          })),
           '@peculiar/x509 reads every entry',
         );
         const number = crl.getExtension('2.5.29.20');
@@ -201,7 +242,12 @@ for (const type of ['p256', 'p384', 'rsa3072', 'ed25519'] as const) {
     }
 
     test(`tampered-crl-${type}-fails-openssl-and-peculiar-verification`, async () => {
-      const crlDer = pki.buildCrl(cas.int.authority, { crlNumber: 7n, thisUpdate: new Date(Date.now() - 60_000), nextUpdate: new Date(Date.now() + 86_400_000), entries: sampleEntries() });
+      const crlDer = pki.buildCrl(cas.int.authority, {
+        crlNumber: 7n,
+        thisUpdate: new Date(Date.now() - 60_000),
+        nextUpdate: new Date(Date.now() + 86_400_000),
+        entries: sampleEntries(),
+      });
       // Revoke a different certificate than the one signed for: change the last bit of the fixed top-bit serial.
       const serial = Buffer.from(sampleEntries()[1]!.serial, 'hex');
       const at = crlDer.indexOf(serial);
@@ -211,7 +257,10 @@ for (const type of ['p256', 'p384', 'rsa3072', 'ed25519'] as const) {
       const file = writeCrl(dir, `${type}-tampered`, tampered);
       const { ok, result } = await opensslCrlVerify(file, cas.int.file);
       assert.equal(ok, false, `openssl crl -verify must refuse a tampered CRL; ${output(result)}`);
-      assert.equal(await new x509.X509Crl(bytes(tampered)).verify({ publicKey: new x509.X509Certificate(bytes(cas.int.certDer)) }), false);
+      assert.equal(
+        await new x509.X509Crl(bytes(tampered)).verify({ publicKey: new x509.X509Certificate(bytes(cas.int.certDer)) }),
+        false,
+      );
     });
   });
 }
@@ -227,7 +276,12 @@ describe('crl-edge-cases', () => {
   after(() => cleanup?.());
 
   test('empty-crl-omits-revokedCertificates-and-verifies-with-openssl-and-peculiar', async () => {
-    const spec = { crlNumber: 1n, thisUpdate: new Date(Date.now() - 60_000), nextUpdate: new Date(Date.now() + 86_400_000), entries: [] };
+    const spec = {
+      crlNumber: 1n,
+      thisUpdate: new Date(Date.now() - 60_000),
+      nextUpdate: new Date(Date.now() + 86_400_000),
+      entries: [],
+    };
     const crlDer = pki.buildCrl(cas.int.authority, spec);
     const file = writeCrl(dir, 'empty', crlDer);
     const { ok, result } = await opensslCrlVerify(file, cas.int.file);
@@ -245,14 +299,27 @@ describe('crl-edge-cases', () => {
   test('crl-numbers-encode-as-positive-minimal-integers-read-identically-by-openssl-and-peculiar', async () => {
     // 0, the 0x7f/0x80 pad boundary, 2^53 + 1 (beyond exact doubles), and the RFC 5280 §5.2.3 maximum of 20 octets.
     for (const crlNumber of [0n, 1n, 127n, 128n, 255n, 256n, 2n ** 53n + 1n, 2n ** 64n + 1n, 2n ** 159n - 1n]) {
-      const crlDer = pki.buildCrl(cas.int.authority, { crlNumber, thisUpdate: new Date(Date.now() - 60_000), nextUpdate: new Date(Date.now() + 86_400_000), entries: [] });
+      const crlDer = pki.buildCrl(cas.int.authority, {
+        crlNumber,
+        thisUpdate: new Date(Date.now() - 60_000),
+        nextUpdate: new Date(Date.now() + 86_400_000),
+        entries: [],
+      });
       const file = writeCrl(dir, `number-${crlNumber}`, crlDer);
       const { ok, result } = await opensslCrlVerify(file, cas.int.file);
       assert.ok(ok, `openssl crl -verify (CRL number ${crlNumber}); ${output(result)}`);
-      assert.equal(opensslNumber((await opensslCrlText(file)).crlNumber), crlNumber, `openssl reads CRL number ${crlNumber}`);
+      assert.equal(
+        opensslNumber((await opensslCrlText(file)).crlNumber),
+        crlNumber,
+        `openssl reads CRL number ${crlNumber}`,
+      );
       const number = new x509.X509Crl(bytes(crlDer)).getExtension('2.5.29.20');
       assert.ok(number);
-      assert.equal(String(AsnConvert.parse(number.value, CRLNumber).value), crlNumber.toString(), `@peculiar/x509 reads CRL number ${crlNumber}`);
+      assert.equal(
+        String(AsnConvert.parse(number.value, CRLNumber).value),
+        crlNumber.toString(),
+        `@peculiar/x509 reads CRL number ${crlNumber}`,
+      );
     }
   });
 
@@ -262,7 +329,12 @@ describe('crl-edge-cases', () => {
       revokedAt: new Date(Date.UTC(2024, 0, 1) + i * 1000),
       reason: ALL_REASONS[i % ALL_REASONS.length]!,
     }));
-    const crlDer = pki.buildCrl(cas.int.authority, { crlNumber: 10_000n, thisUpdate: new Date(Date.now() - 60_000), nextUpdate: new Date(Date.now() + 86_400_000), entries });
+    const crlDer = pki.buildCrl(cas.int.authority, {
+      crlNumber: 10_000n,
+      thisUpdate: new Date(Date.now() - 60_000),
+      nextUpdate: new Date(Date.now() + 86_400_000),
+      entries,
+    });
     const file = writeCrl(dir, 'large', crlDer);
     const { ok, result } = await opensslCrlVerify(file, cas.int.file);
     assert.ok(ok, `openssl crl -verify; ${output(result)}`);

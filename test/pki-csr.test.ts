@@ -24,7 +24,10 @@ function assertPasses(r: RunResult, what: string): void {
  * `openssl req -verify`. OpenSSL 3.0 exits 0 even when the self-signature does not verify
  * (it only prints "verify failure"), so the verdict is read from the message.
  */
-async function opensslReqVerify(file: string, inform: 'PEM' | 'DER' = 'PEM'): Promise<{ ok: boolean; result: RunResult }> {
+async function opensslReqVerify(
+  file: string,
+  inform: 'PEM' | 'DER' = 'PEM',
+): Promise<{ ok: boolean; result: RunResult }> {
   const result = await openssl(['req', '-inform', inform, '-in', file, '-noout', '-verify']);
   const text = result.stdout + result.stderr;
   const ok = result.status === 0 && /self-signature verify OK/.test(text) && !/verify failure/.test(text);
@@ -43,7 +46,10 @@ function assertCsrError(input: string | Buffer, code: CsrCode, what: string): vo
     thrown = err;
   }
   assert.ok(thrown !== undefined, `${what}: parseCsr accepted it`);
-  assert.ok(thrown instanceof GatehouseError, `${what}: threw ${String((thrown as Error)?.stack ?? thrown)} instead of a GatehouseError`);
+  assert.ok(
+    thrown instanceof GatehouseError,
+    `${what}: threw ${String((thrown as Error)?.stack ?? thrown)} instead of a GatehouseError`,
+  );
   assert.equal(thrown.code, code, `${what}: ${thrown.code} (${thrown.message})`);
 }
 
@@ -65,10 +71,13 @@ async function opensslView(csrFile: string): Promise<CsrView> {
   assertPasses(r, 'openssl req -text');
   const text = r.stdout;
   const subjectLine = /^\s*Subject:(.*)$/m.exec(text)?.[1]?.trim() ?? '';
-  const subject = subjectLine === '' ? [] : subjectLine.split(/, (?=[A-Za-z0-9.]+ = )/).map((part) => {
-    const [type, value] = part.split(' = ') as [string, string];
-    return [type, value] as [string, string];
-  });
+  const subject =
+    subjectLine === ''
+      ? []
+      : subjectLine.split(/, (?=[A-Za-z0-9.]+ = )/).map((part) => {
+          const [type, value] = part.split(' = ') as [string, string];
+          return [type, value] as [string, string];
+        });
   let keyDescription: string;
   const curve = /NIST CURVE: (P-\d+)/.exec(text)?.[1];
   const rsaBits = /Public Key Algorithm: rsaEncryption\s+Public-Key: \((\d+) bit\)/.exec(text)?.[1];
@@ -81,7 +90,9 @@ async function opensslView(csrFile: string): Promise<CsrView> {
   for (const item of sanLine ? sanLine.split(', ') : []) {
     const [, type, value] = /^(DNS|IP Address|URI|email):(.*)$/.exec(item) ?? [];
     assert.ok(type && value !== undefined, `unexpected SAN item "${item}"`);
-    ({ DNS: sans.dns, 'IP Address': sans.ip, URI: sans.uri, email: sans.email })[type as 'DNS']!.push(type === 'IP Address' ? canonicalIp(value) : value);
+    ({ DNS: sans.dns, 'IP Address': sans.ip, URI: sans.uri, email: sans.email })[type as 'DNS']!.push(
+      type === 'IP Address' ? canonicalIp(value) : value,
+    );
   }
   const requestsCa = /X509v3 Basic Constraints:.*\n\s*CA:TRUE/.test(text);
   return { subject, keyDescription, sans, requestsCa };
@@ -94,10 +105,20 @@ const PECULIAR_TYPE_NAMES: Record<string, string> = { E: 'emailAddress' };
 async function peculiarView(csrDer: Buffer): Promise<CsrView> {
   const csr = new x509.Pkcs10CertificateRequest(new Uint8Array(csrDer));
   assert.equal(await csr.verify(), true, '@peculiar/x509 verifies the CSR signature');
-  const subject = csr.subjectName.toJSON().flatMap((rdn) =>
-    Object.entries(rdn).flatMap(([type, values]) => values.map((v) => [PECULIAR_TYPE_NAMES[type] ?? type, String(v)] as [string, string])));
+  const subject = csr.subjectName
+    .toJSON()
+    .flatMap((rdn) =>
+      Object.entries(rdn).flatMap(([type, values]) =>
+        values.map((v) => [PECULIAR_TYPE_NAMES[type] ?? type, String(v)] as [string, string]),
+      ),
+    );
   const alg = csr.publicKey.algorithm as { name: string; namedCurve?: string; modulusLength?: number };
-  const keyDescription = alg.name === 'ECDSA' ? `ECDSA ${alg.namedCurve}` : alg.name === 'RSASSA-PKCS1-v1_5' ? `RSA ${alg.modulusLength}` : alg.name;
+  const keyDescription =
+    alg.name === 'ECDSA'
+      ? `ECDSA ${alg.namedCurve}`
+      : alg.name === 'RSASSA-PKCS1-v1_5'
+        ? `RSA ${alg.modulusLength}`
+        : alg.name;
   const sans = { dns: [] as string[], ip: [] as string[], uri: [] as string[], email: [] as string[] };
   const sanExt = csr.getExtension('2.5.29.17');
   if (sanExt) {
@@ -151,7 +172,8 @@ const OPENSSL_KEYS = {
 type OpensslKey = keyof typeof OPENSSL_KEYS;
 
 const SUBJECT = '/C=US/O=Acme Corp/OU=web/CN=web-1/emailAddress=ops@example.test';
-const SAN = 'subjectAltName=DNS:web-1.example.test,DNS:*.web.example.test,IP:10.0.0.1,IP:2001:db8::1,URI:spiffe://example.test/web/web-1,email:ops@example.test';
+const SAN =
+  'subjectAltName=DNS:web-1.example.test,DNS:*.web.example.test,IP:10.0.0.1,IP:2001:db8::1,URI:spiffe://example.test/web/web-1,email:ops@example.test';
 const VARIANTS: Record<string, string[]> = {
   'no-extensions': [],
   'san-dns-ip-uri-email': ['-addext', SAN],
@@ -166,14 +188,23 @@ describe('csr-from-openssl', () => {
   /** `openssl req -new` for a key made by `openssl genpkey`; returns the PEM file. */
   async function opensslCsr(type: OpensslKey, tag: string, extra: string[]): Promise<string> {
     const file = join(dir, `${type}-${tag}.csr`);
-    assertPasses(await openssl(['req', '-new', '-key', keyFile(type), '-subj', SUBJECT, ...extra, '-out', file]), `openssl req -new (${type}, ${tag})`);
+    assertPasses(
+      await openssl(['req', '-new', '-key', keyFile(type), '-subj', SUBJECT, ...extra, '-out', file]),
+      `openssl req -new (${type}, ${tag})`,
+    );
     return file;
   }
 
   before(async () => {
     ({ dir, cleanup } = makeTempDir('gatehouse-csr-'));
-    await Promise.all((Object.keys(OPENSSL_KEYS) as OpensslKey[]).map(async (type) =>
-      assertPasses(await openssl(['genpkey', ...OPENSSL_KEYS[type], '-out', keyFile(type)]), `openssl genpkey ${type}`)));
+    await Promise.all(
+      (Object.keys(OPENSSL_KEYS) as OpensslKey[]).map(async (type) =>
+        assertPasses(
+          await openssl(['genpkey', ...OPENSSL_KEYS[type], '-out', keyFile(type)]),
+          `openssl genpkey ${type}`,
+        ),
+      ),
+    );
   });
   after(() => cleanup?.());
 
@@ -190,14 +221,31 @@ describe('csr-from-openssl', () => {
         assert.deepEqual(ours, fromOpenssl, 'parseCsr agrees with openssl req -text');
         assert.deepEqual(ours, fromPeculiar, 'parseCsr agrees with @peculiar/x509');
         // Sanity of the oracles themselves: the fixture says what we asked openssl for.
-        assert.deepEqual(ours.subject, [['C', 'US'], ['O', 'Acme Corp'], ['OU', 'web'], ['CN', 'web-1'], ['emailAddress', 'ops@example.test']]);
+        assert.deepEqual(ours.subject, [
+          ['C', 'US'],
+          ['O', 'Acme Corp'],
+          ['OU', 'web'],
+          ['CN', 'web-1'],
+          ['emailAddress', 'ops@example.test'],
+        ]);
         assert.equal(ours.requestsCa, variant === 'san-and-critical-ca-true');
         assert.equal(ours.sans.ip.length, variant === 'no-extensions' ? 0 : 2);
-        assert.deepEqual(parsed.extensionOids, variant === 'no-extensions' ? [] : variant === 'san-dns-ip-uri-email' ? ['2.5.29.17'] : ['2.5.29.17', '2.5.29.19']);
+        assert.deepEqual(
+          parsed.extensionOids,
+          variant === 'no-extensions'
+            ? []
+            : variant === 'san-dns-ip-uri-email'
+              ? ['2.5.29.17']
+              : ['2.5.29.17', '2.5.29.19'],
+        );
         // The public key is the one openssl put in, bit for bit.
         const pub = await openssl(['pkey', '-in', keyFile(type), '-pubout']);
         assertPasses(pub, 'openssl pkey -pubout');
-        assert.deepEqual(parsed.spkiDer, pki.decodePem(pub.stdout, 'PUBLIC KEY')[0], 'SPKI matches openssl pkey -pubout');
+        assert.deepEqual(
+          parsed.spkiDer,
+          pki.decodePem(pub.stdout, 'PUBLIC KEY')[0],
+          'SPKI matches openssl pkey -pubout',
+        );
         // DER, PEM-in-a-Buffer and the legacy "NEW CERTIFICATE REQUEST" label read the same.
         assert.deepEqual(ourView(pki.parseCsr(csrDer)), ours, 'DER input');
         assert.deepEqual(ourView(pki.parseCsr(Buffer.from(pem))), ours, 'PEM in a Buffer');
@@ -241,7 +289,8 @@ describe('csr-from-openssl', () => {
   });
 
   test('signature-algorithm-that-does-not-fit-the-key-is-rejected-as-signature-by-parseCsr-and-openssl', async () => {
-    const csrOf = async (type: OpensslKey) => derOfPem(readFileSync(await opensslCsr(type, 'relabel', ['-addext', SAN]), 'utf8'));
+    const csrOf = async (type: OpensslKey) =>
+      derOfPem(readFileSync(await opensslCsr(type, 'relabel', ['-addext', SAN]), 'utf8'));
     const [p256, rsa, ed] = await Promise.all([csrOf('p256'), csrOf('rsa2048'), csrOf('ed25519')]);
     const cases: Array<[label: string, csr: Buffer]> = [
       ['ECDSA P-256 key labelled sha256WithRSAEncryption', relabel(p256, ALG.sha256WithRSA)],
@@ -268,20 +317,29 @@ describe('csr-from-openssl', () => {
 
   test('every-truncation-of-a-valid-csr-is-malformed', async () => {
     for (const type of ['p256', 'ed25519', 'rsa2048'] as const) {
-      const csrDer = derOfPem(readFileSync(await opensslCsr(type, 'truncate', VARIANTS['san-and-critical-ca-true']!), 'utf8'));
+      const csrDer = derOfPem(
+        readFileSync(await opensslCsr(type, 'truncate', VARIANTS['san-and-critical-ca-true']!), 'utf8'),
+      );
       pki.parseCsr(csrDer); // the whole CSR is fine
       for (let length = 0; length < csrDer.length; length++) {
-        assertCsrError(csrDer.subarray(0, length), 'GH_CSR_MALFORMED', `${type} CSR truncated to ${length} of ${csrDer.length} bytes`);
+        assertCsrError(
+          csrDer.subarray(0, length),
+          'GH_CSR_MALFORMED',
+          `${type} CSR truncated to ${length} of ${csrDer.length} bytes`,
+        );
       }
     }
   });
 
   test('every-single-bit-flip-is-rejected-with-a-csr-error-and-never-crashes', async () => {
     for (const type of ['p256', 'ed25519', 'rsa2048'] as const) {
-      const csrDer = derOfPem(readFileSync(await opensslCsr(type, 'bitflip', VARIANTS['san-and-critical-ca-true']!), 'utf8'));
+      const csrDer = derOfPem(
+        readFileSync(await opensslCsr(type, 'bitflip', VARIANTS['san-and-critical-ca-true']!), 'utf8'),
+      );
       const [cri, , signature] = der.children(der.readNode(csrDer));
       // Bytes the signature covers or consists of: changing any of them must be refused.
-      const mustFail = (pos: number) => (pos >= cri!.start && pos < cri!.end) || (pos >= signature!.contentStart + 1 && pos < signature!.end);
+      const mustFail = (pos: number) =>
+        (pos >= cri!.start && pos < cri!.end) || (pos >= signature!.contentStart + 1 && pos < signature!.end);
       for (let pos = 0; pos < csrDer.length; pos++) {
         for (const bit of [0x01, 0x80]) {
           const tampered = Buffer.from(csrDer);
@@ -290,12 +348,22 @@ describe('csr-from-openssl', () => {
           try {
             result = pki.parseCsr(tampered);
           } catch (err) {
-            assert.ok(err instanceof GatehouseError && CSR_CODES.includes(err.code), `${type} byte ${pos} ^ ${bit}: threw ${String((err as Error)?.stack ?? err)}`);
+            assert.ok(
+              err instanceof GatehouseError && CSR_CODES.includes(err.code),
+              `${type} byte ${pos} ^ ${bit}: threw ${String((err as Error)?.stack ?? err)}`,
+            );
           }
           if (result) {
-            assert.ok(!mustFail(pos), `${type} byte ${pos} ^ ${bit} is covered by the signature, yet parseCsr accepted it`);
+            assert.ok(
+              !mustFail(pos),
+              `${type} byte ${pos} ^ ${bit} is covered by the signature, yet parseCsr accepted it`,
+            );
             // Outside the signed bytes (e.g. algorithm parameters) an accepted CSR must still mean the same.
-            assert.deepEqual(ourView(result), ourView(pki.parseCsr(csrDer)), `${type} byte ${pos} ^ ${bit}: accepted with other content`);
+            assert.deepEqual(
+              ourView(result),
+              ourView(pki.parseCsr(csrDer)),
+              `${type} byte ${pos} ^ ${bit}: accepted with other content`,
+            );
           }
         }
       }
@@ -312,7 +380,11 @@ describe('csr-from-buildCsrPem', () => {
   for (const type of ['p256', 'p384', 'rsa2048', 'rsa3072', 'ed25519'] as const) {
     test(`buildCsrPem-${type}-passes-openssl-req-verify-and-reads-back-identically`, async () => {
       const key = pki.generatePrivateKey(type);
-      const pem = await pki.buildCsrPem(key, { commonName: `agent-${type}`, dns: [`agent-${type}.example.test`], ip: ['192.0.2.10', '2001:db8::10'] });
+      const pem = await pki.buildCsrPem(key, {
+        commonName: `agent-${type}`,
+        dns: [`agent-${type}.example.test`],
+        ip: ['192.0.2.10', '2001:db8::10'],
+      });
       const file = join(dir, `${type}.csr`);
       writeFileSync(file, pem);
       const { ok, result } = await opensslReqVerify(file);
@@ -324,7 +396,12 @@ describe('csr-from-buildCsrPem', () => {
       assert.deepEqual(ours, await peculiarView(derOfPem(pem)), 'parseCsr agrees with @peculiar/x509');
       assert.deepEqual(ours.subject, [['CN', `agent-${type}`]]);
       assert.equal(ours.keyDescription, pki.describeKey(key));
-      assert.deepEqual(ours.sans, { dns: [`agent-${type}.example.test`], ip: ['192.0.2.10', '2001:db8::10'], uri: [], email: [] });
+      assert.deepEqual(ours.sans, {
+        dns: [`agent-${type}.example.test`],
+        ip: ['192.0.2.10', '2001:db8::10'],
+        uri: [],
+        email: [],
+      });
       assert.equal(ours.requestsCa, false);
     });
   }
@@ -333,15 +410,30 @@ describe('csr-from-buildCsrPem', () => {
 describe('csr-bad-input', () => {
   let validPem: string;
   before(async () => {
-    validPem = await pki.buildCsrPem(pki.generatePrivateKey('p256'), { commonName: 'bad-input', dns: ['bad-input.example.test'] });
+    validPem = await pki.buildCsrPem(pki.generatePrivateKey('p256'), {
+      commonName: 'bad-input',
+      dns: ['bad-input.example.test'],
+    });
   });
 
   test('garbage-text-is-malformed', () => {
     assertCsrError('this is not a certificate request', 'GH_CSR_MALFORMED', 'plain text');
     assertCsrError(Buffer.from('this is not a certificate request'), 'GH_CSR_MALFORMED', 'plain text as bytes');
-    assertCsrError('-----BEGIN CERTIFICATE REQUEST-----\n!!!! not base64 !!!!\n-----END CERTIFICATE REQUEST-----\n', 'GH_CSR_MALFORMED', 'PEM with a body that is not base64');
-    assertCsrError(pki.toPem('CERTIFICATE REQUEST', Buffer.from('garbage inside a PEM block')), 'GH_CSR_MALFORMED', 'PEM wrapping garbage');
-    assertCsrError(validPem.replace(/CERTIFICATE REQUEST/g, 'CERTIFICATE'), 'GH_CSR_MALFORMED', 'a CSR under a CERTIFICATE label');
+    assertCsrError(
+      '-----BEGIN CERTIFICATE REQUEST-----\n!!!! not base64 !!!!\n-----END CERTIFICATE REQUEST-----\n',
+      'GH_CSR_MALFORMED',
+      'PEM with a body that is not base64',
+    );
+    assertCsrError(
+      pki.toPem('CERTIFICATE REQUEST', Buffer.from('garbage inside a PEM block')),
+      'GH_CSR_MALFORMED',
+      'PEM wrapping garbage',
+    );
+    assertCsrError(
+      validPem.replace(/CERTIFICATE REQUEST/g, 'CERTIFICATE'),
+      'GH_CSR_MALFORMED',
+      'a CSR under a CERTIFICATE label',
+    );
     assertCsrError(Buffer.from([0x30, 0x80, 0x00, 0x00]), 'GH_CSR_MALFORMED', 'BER indefinite length');
     assertCsrError(Buffer.from([0x30, 0x81, 0x05, 1, 2, 3, 4, 5]), 'GH_CSR_MALFORMED', 'non-minimal DER length');
   });
@@ -349,7 +441,11 @@ describe('csr-bad-input', () => {
   test('empty-input-is-malformed', () => {
     assertCsrError('', 'GH_CSR_MALFORMED', 'empty string');
     assertCsrError(Buffer.alloc(0), 'GH_CSR_MALFORMED', 'empty buffer');
-    assertCsrError('-----BEGIN CERTIFICATE REQUEST-----\n-----END CERTIFICATE REQUEST-----\n', 'GH_CSR_MALFORMED', 'empty PEM block');
+    assertCsrError(
+      '-----BEGIN CERTIFICATE REQUEST-----\n-----END CERTIFICATE REQUEST-----\n',
+      'GH_CSR_MALFORMED',
+      'empty PEM block',
+    );
   });
 
   test('two-csrs-in-one-pem-are-malformed', () => {
@@ -366,7 +462,12 @@ describe('csr-bad-input', () => {
 
   test('a-certificate-is-not-a-csr', async () => {
     const key = pki.generatePrivateKey('p256');
-    const certDer = await pki.buildRootCertificate(key, { commonName: 'Not A CSR', organization: 'Test', notBefore: new Date(Date.now() - 60_000), notAfter: new Date(Date.now() + 3600_000) });
+    const certDer = await pki.buildRootCertificate(key, {
+      commonName: 'Not A CSR',
+      organization: 'Test',
+      notBefore: new Date(Date.now() - 60_000),
+      notAfter: new Date(Date.now() + 3600_000),
+    });
     assertCsrError(certDer, 'GH_CSR_MALFORMED', 'certificate DER');
   });
 });

@@ -51,17 +51,38 @@ interface Chain {
 async function buildChain(type: pki.KeyType): Promise<Chain> {
   const rootKey = pki.generatePrivateKey(type);
   const intKey = pki.generatePrivateKey(type);
-  const rootDer = await pki.buildRootCertificate(rootKey, { commonName: `Interop Root ${type}`, organization: 'Gatehouse Test', notBefore: CA_NOT_BEFORE, notAfter: CA_NOT_AFTER });
-  const intDer = await pki.buildIntermediateCertificate(intKey, { certDer: rootDer, key: rootKey }, { commonName: `Interop Issuing ${type}`, organization: 'Gatehouse Test', notBefore: CA_NOT_BEFORE, notAfter: CA_NOT_AFTER });
+  const rootDer = await pki.buildRootCertificate(rootKey, {
+    commonName: `Interop Root ${type}`,
+    organization: 'Gatehouse Test',
+    notBefore: CA_NOT_BEFORE,
+    notAfter: CA_NOT_AFTER,
+  });
+  const intDer = await pki.buildIntermediateCertificate(
+    intKey,
+    { certDer: rootDer, key: rootKey },
+    {
+      commonName: `Interop Issuing ${type}`,
+      organization: 'Gatehouse Test',
+      notBefore: CA_NOT_BEFORE,
+      notAfter: CA_NOT_AFTER,
+    },
+  );
   return {
-    rootDer, intDer, intKey,
+    rootDer,
+    intDer,
+    intKey,
     authority: pki.prepareSigningAuthority(intDer, intKey),
     rootPem: pki.toPem('CERTIFICATE', rootDer),
     intPem: pki.toPem('CERTIFICATE', intDer),
   };
 }
 
-function leafSpec(name: string, leafKey: KeyObject, profile: pki.LeafProfile, overrides: Partial<pki.LeafSpec> = {}): pki.LeafSpec {
+function leafSpec(
+  name: string,
+  leafKey: KeyObject,
+  profile: pki.LeafProfile,
+  overrides: Partial<pki.LeafSpec> = {},
+): pki.LeafSpec {
   return {
     serial: pki.randomSerial(),
     commonName: name,
@@ -83,7 +104,12 @@ function leafSpec(name: string, leafKey: KeyObject, profile: pki.LeafProfile, ov
 
 /** Writes root.pem, int.pem, `${tag}.pem` (leaf) and `${tag}-chain.pem` (leaf + intermediate for certtool). */
 function writeFiles(dir: string, chain: Chain, tag: string, leafDer: Buffer) {
-  const files = { root: join(dir, 'root.pem'), int: join(dir, 'int.pem'), leaf: join(dir, `${tag}.pem`), chain: join(dir, `${tag}-chain.pem`) };
+  const files = {
+    root: join(dir, 'root.pem'),
+    int: join(dir, 'int.pem'),
+    leaf: join(dir, `${tag}.pem`),
+    chain: join(dir, `${tag}-chain.pem`),
+  };
   writeFileSync(files.root, chain.rootPem);
   writeFileSync(files.int, chain.intPem);
   writeFileSync(files.leaf, pki.toPem('CERTIFICATE', leafDer));
@@ -105,8 +131,23 @@ function assertFails(r: RunResult, why: RegExp, what: string): void {
   assert.match(r.stdout + r.stderr, why, `${what} failed for another reason; ${output(r)}`);
 }
 
-function opensslVerify(files: { root: string; int: string; leaf: string }, purpose: 'sslclient' | 'sslserver', extra: string[] = []) {
-  return openssl(['verify', '-x509_strict', '-purpose', purpose, ...extra, '-CAfile', files.root, '-untrusted', files.int, files.leaf]);
+function opensslVerify(
+  files: { root: string; int: string; leaf: string },
+  purpose: 'sslclient' | 'sslserver',
+  extra: string[] = [],
+) {
+  return openssl([
+    'verify',
+    '-x509_strict',
+    '-purpose',
+    purpose,
+    ...extra,
+    '-CAfile',
+    files.root,
+    '-untrusted',
+    files.int,
+    files.leaf,
+  ]);
 }
 
 /** RFC 5952 canonical text for IPv6 (OpenSSL prints it uncompressed and upper case), IPv4 unchanged. */
@@ -122,7 +163,17 @@ function expectedKeyId(spkiDer: Buffer): string {
 
 /** `openssl x509` serial, SHA-256 fingerprint and SAN list, as lowercase hex without colons. */
 async function opensslFields(leafFile: string) {
-  const r = await openssl(['x509', '-in', leafFile, '-noout', '-serial', '-fingerprint', '-sha256', '-ext', 'subjectAltName']);
+  const r = await openssl([
+    'x509',
+    '-in',
+    leafFile,
+    '-noout',
+    '-serial',
+    '-fingerprint',
+    '-sha256',
+    '-ext',
+    'subjectAltName',
+  ]);
   assertPasses(r, 'openssl x509');
   const serial = /^serial=([0-9A-F]+)$/m.exec(r.stdout)?.[1];
   const fingerprint = /^sha256 Fingerprint=([0-9A-F:]+)$/im.exec(r.stdout)?.[1];
@@ -132,7 +183,9 @@ async function opensslFields(leafFile: string) {
   for (const item of sanLine.split(', ')) {
     const [, type, value] = /^(DNS|IP Address|URI|email):(.*)$/.exec(item) ?? [];
     assert.ok(type && value !== undefined, `unexpected SAN item "${item}" in ${sanLine}`);
-    ({ DNS: sans.dns, 'IP Address': sans.ip, URI: sans.uri, email: sans.email })[type as 'DNS']!.push(type === 'IP Address' ? canonicalIp(value) : value);
+    ({ DNS: sans.dns, 'IP Address': sans.ip, URI: sans.uri, email: sans.email })[type as 'DNS']!.push(
+      type === 'IP Address' ? canonicalIp(value) : value,
+    );
   }
   return { serial: serial.toLowerCase(), fingerprint: fingerprint.replace(/:/g, '').toLowerCase(), sans };
 }
@@ -155,11 +208,18 @@ async function assertPeculiarAgrees(leafDer: Buffer, spec: pki.LeafSpec, intDer:
   assert.deepEqual(of('ip').map(canonicalIp), spec.ip.map(canonicalIp), 'SAN IP');
   assert.deepEqual(of('url'), spec.uri, 'SAN URI');
   assert.deepEqual(of('email'), spec.email, 'SAN email');
-  assert.equal(names.length, spec.dns.length + spec.ip.length + spec.uri.length + spec.email.length, 'no other SAN entries');
+  assert.equal(
+    names.length,
+    spec.dns.length + spec.ip.length + spec.uri.length + spec.email.length,
+    'no other SAN entries',
+  );
 
   const eku = cert.getExtension(x509.ExtendedKeyUsageExtension);
   assert.ok(eku, 'EKU extension present');
-  const wanted = [...(spec.profile !== 'client' ? [SERVER_AUTH] : []), ...(spec.profile !== 'server' ? [CLIENT_AUTH] : [])];
+  const wanted = [
+    ...(spec.profile !== 'client' ? [SERVER_AUTH] : []),
+    ...(spec.profile !== 'server' ? [CLIENT_AUTH] : []),
+  ];
   assert.deepEqual([...eku.usages].sort(), wanted.sort(), 'extended key usages');
 
   const bc = cert.getExtension(x509.BasicConstraintsExtension);
@@ -184,12 +244,22 @@ async function assertPeculiarAgrees(leafDer: Buffer, spec: pki.LeafSpec, intDer:
 
   const cdp = cert.getExtension(x509.CRLDistributionPointsExtension);
   assert.ok(cdp, 'CRL distribution points present');
-  const urls = [...cdp.distributionPoints].flatMap((dp) => [...(dp.distributionPoint?.fullName ?? [])].map((gn) => gn.uniformResourceIdentifier));
+  const urls = [...cdp.distributionPoints].flatMap((dp) =>
+    [...(dp.distributionPoint?.fullName ?? [])].map((gn) => gn.uniformResourceIdentifier),
+  );
   assert.deepEqual(urls, [spec.crlUrl], 'CRL distribution point URL');
 
-  assert.equal(cert.notBefore.getTime(), Math.floor(spec.notBefore.getTime() / 1000) * 1000, 'notBefore (to the second)');
+  assert.equal(
+    cert.notBefore.getTime(),
+    Math.floor(spec.notBefore.getTime() / 1000) * 1000,
+    'notBefore (to the second)',
+  );
   assert.equal(cert.notAfter.getTime(), Math.floor(spec.notAfter.getTime() / 1000) * 1000, 'notAfter (to the second)');
-  assert.equal(await cert.verify({ publicKey: issuer }), true, '@peculiar/x509 verifies the signature with the intermediate');
+  assert.equal(
+    await cert.verify({ publicKey: issuer }),
+    true,
+    '@peculiar/x509 verifies the signature with the intermediate',
+  );
 }
 
 // ------------------------------------------------------------------------------------- matrix
@@ -218,7 +288,18 @@ for (const caType of CA_KEY_TYPES) {
           const goArgs = ['-roots', files.root, '-intermediates', files.int];
           // GnuTLS 'high' (128-bit security) refuses RSA 2048, which is 112-bit; that one leaf is checked at 'medium'.
           const certtoolProfile = leafType === 'rsa2048' ? 'medium' : 'high';
-          const certtoolVerify = (eku: string) => certtool(['--verify', '--load-ca-certificate', files.root, '--infile', files.chain, '--verify-profile', certtoolProfile, '--verify-purpose', eku]);
+          const certtoolVerify = (eku: string) =>
+            certtool([
+              '--verify',
+              '--load-ca-certificate',
+              files.root,
+              '--infile',
+              files.chain,
+              '--verify-profile',
+              certtoolProfile,
+              '--verify-purpose',
+              eku,
+            ]);
 
           const [sslclient, sslserver, goClient, goServer, goAny, ctClient, ctServer, fields] = await Promise.all([
             opensslVerify(files, 'sslclient'),
@@ -233,9 +314,19 @@ for (const caType of CA_KEY_TYPES) {
 
           // OpenSSL, strict RFC 5280 checks, purpose from the EKU.
           if (client) assertPasses(sslclient, 'openssl verify -purpose sslclient');
-          else assertFails(sslclient, /unsuitable certificate purpose/, 'openssl verify -purpose sslclient of a server-only leaf');
+          else
+            assertFails(
+              sslclient,
+              /unsuitable certificate purpose/,
+              'openssl verify -purpose sslclient of a server-only leaf',
+            );
           if (server) assertPasses(sslserver, 'openssl verify -purpose sslserver');
-          else assertFails(sslserver, /unsuitable certificate purpose/, 'openssl verify -purpose sslserver of a client-only leaf');
+          else
+            assertFails(
+              sslserver,
+              /unsuitable certificate purpose/,
+              'openssl verify -purpose sslserver of a client-only leaf',
+            );
 
           // Go crypto/x509.
           assertPasses(goAny, 'goverify -usage any');
@@ -258,18 +349,30 @@ for (const caType of CA_KEY_TYPES) {
           }
 
           // GnuTLS.
-          if (client) assertPasses(ctClient, `certtool --verify-profile ${certtoolProfile} --verify-purpose clientAuth`);
-          else assertFails(ctClient, /does not match the intended purpose/, 'certtool clientAuth of a server-only leaf');
-          if (server) assertPasses(ctServer, `certtool --verify-profile ${certtoolProfile} --verify-purpose serverAuth`);
-          else assertFails(ctServer, /does not match the intended purpose/, 'certtool serverAuth of a client-only leaf');
+          if (client)
+            assertPasses(ctClient, `certtool --verify-profile ${certtoolProfile} --verify-purpose clientAuth`);
+          else
+            assertFails(ctClient, /does not match the intended purpose/, 'certtool clientAuth of a server-only leaf');
+          if (server)
+            assertPasses(ctServer, `certtool --verify-profile ${certtoolProfile} --verify-purpose serverAuth`);
+          else
+            assertFails(ctServer, /does not match the intended purpose/, 'certtool serverAuth of a client-only leaf');
 
           // Our own reader agrees with OpenSSL on serial, fingerprint and SANs.
           const info = pki.parseCertificate(leafDer);
           assert.equal(info.serial, fields.serial, 'parseCertificate serial = openssl -serial');
-          assert.equal(info.fingerprint, fields.fingerprint, 'parseCertificate fingerprint = openssl -fingerprint -sha256');
+          assert.equal(
+            info.fingerprint,
+            fields.fingerprint,
+            'parseCertificate fingerprint = openssl -fingerprint -sha256',
+          );
           assert.deepEqual(info.sans.dns, fields.sans.dns, 'SAN DNS (openssl)');
           assert.deepEqual(info.sans.ip.map(canonicalIp), fields.sans.ip, 'SAN IP (openssl)');
-          assert.deepEqual(info.sans.ip, spec.ip.map(canonicalIp), 'parseCertificate prints IPs in RFC 5952 canonical form');
+          assert.deepEqual(
+            info.sans.ip,
+            spec.ip.map(canonicalIp),
+            'parseCertificate prints IPs in RFC 5952 canonical form',
+          );
           assert.deepEqual(info.sans.uri, fields.sans.uri, 'SAN URI (openssl)');
           assert.deepEqual(info.sans.email, fields.sans.email, 'SAN email (openssl)');
           assert.equal(info.isCa, false);
@@ -330,12 +433,19 @@ describe('leaf-serials-and-validity', () => {
   test('serial-in-leaf-is-a-positive-minimal-der-integer-as-read-by-openssl-and-peculiar', async () => {
     const cases: Array<[label: string, serial: Buffer, expected: string]> = [
       ['random', pki.randomSerial(), ''],
-      ['top-bit-set-needs-a-pad-byte', Buffer.from('80112233445566778899aabbccddeeff', 'hex'), '80112233445566778899aabbccddeeff'],
+      [
+        'top-bit-set-needs-a-pad-byte',
+        Buffer.from('80112233445566778899aabbccddeeff', 'hex'),
+        '80112233445566778899aabbccddeeff',
+      ],
       ['leading-zero-octets-are-trimmed', Buffer.from('0000112233445566', 'hex'), '112233445566'],
     ];
     for (const [label, serial, expectedHex] of cases) {
       const expected = expectedHex || serial.toString('hex');
-      const leafDer = pki.buildLeafCertificate(chain.authority, leafSpec(`serial-${label}`, keyOf('p256'), 'client', { serial }));
+      const leafDer = pki.buildLeafCertificate(
+        chain.authority,
+        leafSpec(`serial-${label}`, keyOf('p256'), 'client', { serial }),
+      );
       const files = writeFiles(dir, chain, `serial-${label}`, leafDer);
       assertPasses(await opensslVerify(files, 'sslclient'), `openssl verify of the ${label} serial leaf`);
       const fields = await opensslFields(files.leaf);
@@ -345,7 +455,10 @@ describe('leaf-serials-and-validity', () => {
       assert.equal(peculiarSerial.replace(/^(00)+(?=.)/, ''), expected, `${label}: @peculiar/x509 serial`);
       // OpenSSL (c2i_ASN1_INTEGER) and Go (cryptobyte) both reject a non-minimal INTEGER, and
       // opensslFields() only accepts an unsigned serial, so passing both means positive and minimal DER.
-      assertPasses(await goVerify(['-roots', files.root, '-intermediates', files.int, '-usage', 'client', files.leaf]), `${label}: goverify`);
+      assertPasses(
+        await goVerify(['-roots', files.root, '-intermediates', files.int, '-usage', 'client', files.leaf]),
+        `${label}: goverify`,
+      );
     }
   });
 
@@ -367,32 +480,70 @@ describe('leaf-serials-and-validity', () => {
       const times = [...parsed.matchAll(/prim: (UTCTIME|GENERALIZEDTIME)\s*:(\S+)/g)].map((m) => [m[1], m[2]]);
       assert.equal(times.length, 2, `two times in the leaf:\n${parsed}`);
       assert.equal(times[0]![0], 'UTCTIME', 'notBefore (now) is a UTCTime');
-      assert.deepEqual(times[1], [tag, tag === 'UTCTIME' ? notAfterText.slice(2).replace(/[-T:]/g, '') : notAfterText.replace(/[-T:]/g, '')], 'notAfter encoding');
+      assert.deepEqual(
+        times[1],
+        [tag, tag === 'UTCTIME' ? notAfterText.slice(2).replace(/[-T:]/g, '') : notAfterText.replace(/[-T:]/g, '')],
+        'notAfter encoding',
+      );
       assert.equal(pki.parseCertificate(leafDer).notAfter.getTime(), notAfter.getTime(), 'parseCertificate notAfter');
-      assert.equal(new x509.X509Certificate(bytes(leafDer)).notAfter.getTime(), notAfter.getTime(), '@peculiar/x509 notAfter');
+      assert.equal(
+        new x509.X509Certificate(bytes(leafDer)).notAfter.getTime(),
+        notAfter.getTime(),
+        '@peculiar/x509 notAfter',
+      );
       // Go decodes the time too: valid one second before notAfter, expired one second after.
       const goArgs = ['-roots', files.root, '-intermediates', files.int, '-usage', 'server'];
       const atIso = (ms: number) => new Date(notAfter.getTime() + ms).toISOString().replace(/\.\d{3}Z$/, 'Z');
-      assertPasses(await goVerify([...goArgs, '-at', atIso(-1000), files.leaf]), `goverify just before ${notAfterText}`);
-      assertFails(await goVerify([...goArgs, '-at', atIso(1000), files.leaf]), /expired/, `goverify just after ${notAfterText}`);
+      assertPasses(
+        await goVerify([...goArgs, '-at', atIso(-1000), files.leaf]),
+        `goverify just before ${notAfterText}`,
+      );
+      assertFails(
+        await goVerify([...goArgs, '-at', atIso(1000), files.leaf]),
+        /expired/,
+        `goverify just after ${notAfterText}`,
+      );
       const epoch = (ms: number) => String(Math.floor((notAfter.getTime() + ms) / 1000));
-      assertPasses(await opensslVerify(files, 'sslserver', ['-attime', epoch(-1000)]), `openssl verify just before ${notAfterText}`);
-      assertFails(await opensslVerify(files, 'sslserver', ['-attime', epoch(1000)]), /certificate has expired/, `openssl verify just after ${notAfterText}`);
+      assertPasses(
+        await opensslVerify(files, 'sslserver', ['-attime', epoch(-1000)]),
+        `openssl verify just before ${notAfterText}`,
+      );
+      assertFails(
+        await opensslVerify(files, 'sslserver', ['-attime', epoch(1000)]),
+        /certificate has expired/,
+        `openssl verify just after ${notAfterText}`,
+      );
     }
   });
 
   test('expired-leaf-fails-openssl-go-and-verifyChain-but-verifies-at-a-time-inside-its-validity', async () => {
-    const spec = leafSpec('expired', keyOf('p256'), 'both', { notBefore: new Date('2020-01-01T00:00:00Z'), notAfter: new Date('2021-01-01T00:00:00Z') });
+    const spec = leafSpec('expired', keyOf('p256'), 'both', {
+      notBefore: new Date('2020-01-01T00:00:00Z'),
+      notAfter: new Date('2021-01-01T00:00:00Z'),
+    });
     const leafDer = pki.buildLeafCertificate(chain.authority, spec);
     const files = writeFiles(dir, chain, 'expired', leafDer);
     const goArgs = ['-roots', files.root, '-intermediates', files.int];
-    assertFails(await opensslVerify(files, 'sslclient'), /certificate has expired/, 'openssl verify of an expired leaf');
+    assertFails(
+      await opensslVerify(files, 'sslclient'),
+      /certificate has expired/,
+      'openssl verify of an expired leaf',
+    );
     assertFails(await goVerify([...goArgs, '-usage', 'client', files.leaf]), /expired/, 'goverify of an expired leaf');
-    assert.throws(() => pki.verifyChain([leafDer, chain.intDer], chain.rootDer), (err: unknown) => err instanceof Error && (err as { code?: string }).code === 'GH_CHAIN_INVALID');
+    assert.throws(
+      () => pki.verifyChain([leafDer, chain.intDer], chain.rootDer),
+      (err: unknown) => err instanceof Error && (err as { code?: string }).code === 'GH_CHAIN_INVALID',
+    );
     // The same certificate is fine inside its validity: the refusal above is the expiry alone.
     const inside = new Date('2020-06-01T00:00:00Z');
-    assertPasses(await opensslVerify(files, 'sslclient', ['-attime', String(inside.getTime() / 1000)]), 'openssl verify -attime 2020-06-01');
-    assertPasses(await goVerify([...goArgs, '-usage', 'client', '-at', '2020-06-01T00:00:00Z', files.leaf]), 'goverify -at 2020-06-01');
+    assertPasses(
+      await opensslVerify(files, 'sslclient', ['-attime', String(inside.getTime() / 1000)]),
+      'openssl verify -attime 2020-06-01',
+    );
+    assertPasses(
+      await goVerify([...goArgs, '-usage', 'client', '-at', '2020-06-01T00:00:00Z', files.leaf]),
+      'goverify -at 2020-06-01',
+    );
     assert.equal(pki.verifyChain([leafDer, chain.intDer], chain.rootDer, inside).length, 3);
   });
 
@@ -401,8 +552,19 @@ describe('leaf-serials-and-validity', () => {
     const leafDer = pki.buildLeafCertificate(other.authority, leafSpec('foreign', keyOf('p256'), 'both'));
     const files = writeFiles(dir, chain, 'foreign', leafDer); // root/int of `chain`, leaf of `other`
     // Same issuer name, different issuing key: only the key identifiers and signature tell them apart.
-    assertFails(await opensslVerify(files, 'sslclient'), /unable to get local issuer certificate|certificate signature failure/, 'openssl verify of a foreign leaf');
-    assertFails(await goVerify(['-roots', files.root, '-intermediates', files.int, files.leaf]), /unknown authority/, 'goverify of a foreign leaf');
-    assert.throws(() => pki.verifyChain([leafDer, chain.intDer], chain.rootDer), (err: unknown) => (err as { code?: string }).code === 'GH_CHAIN_INVALID');
+    assertFails(
+      await opensslVerify(files, 'sslclient'),
+      /unable to get local issuer certificate|certificate signature failure/,
+      'openssl verify of a foreign leaf',
+    );
+    assertFails(
+      await goVerify(['-roots', files.root, '-intermediates', files.int, files.leaf]),
+      /unknown authority/,
+      'goverify of a foreign leaf',
+    );
+    assert.throws(
+      () => pki.verifyChain([leafDer, chain.intDer], chain.rootDer),
+      (err: unknown) => (err as { code?: string }).code === 'GH_CHAIN_INVALID',
+    );
   });
 });

@@ -5,7 +5,13 @@
  */
 import { describe, test } from 'node:test';
 import assert from 'node:assert/strict';
-import { allowAllPolicy, compilePolicy, normalizePath, type Decision, type PolicyIdentity } from '../src/policy/index.js';
+import {
+  allowAllPolicy,
+  compilePolicy,
+  normalizePath,
+  type Decision,
+  type PolicyIdentity,
+} from '../src/policy/index.js';
 
 // Verbatim from the talk "MTLS in a Microservices" (seed 001).
 const TALK_POLICY = `[ { "permission":
@@ -36,7 +42,11 @@ function native(rules: unknown[], extra: Record<string, unknown> = {}) {
 }
 
 function assertInvalid(document: unknown, message: string): void {
-  assert.throws(() => compilePolicy(document, 'policy.json'), { name: 'GatehouseError', code: 'GH_POLICY_INVALID', message: `policy.json: ${message}` });
+  assert.throws(() => compilePolicy(document, 'policy.json'), {
+    name: 'GatehouseError',
+    code: 'GH_POLICY_INVALID',
+    message: `policy.json: ${message}`,
+  });
 }
 
 describe('talk format', () => {
@@ -53,9 +63,19 @@ describe('talk format', () => {
   });
 
   test('talk-format-final-dot-star-means-strictly-below', () => {
-    assert.deepEqual(policy.evaluate(who({ role: 'web' }), 'DELETE', '/user/42'), allowed('permission[2] DELETE /user/.*'));
-    assert.deepEqual(policy.evaluate(who({ role: 'web' }), 'DELETE', '/user/42/x'), allowed('permission[2] DELETE /user/.*'));
-    assert.deepEqual(policy.evaluate(who({ role: 'web' }), 'DELETE', '/user'), NO_RULE, 'the regex /user/.* does not match /user');
+    assert.deepEqual(
+      policy.evaluate(who({ role: 'web' }), 'DELETE', '/user/42'),
+      allowed('permission[2] DELETE /user/.*'),
+    );
+    assert.deepEqual(
+      policy.evaluate(who({ role: 'web' }), 'DELETE', '/user/42/x'),
+      allowed('permission[2] DELETE /user/.*'),
+    );
+    assert.deepEqual(
+      policy.evaluate(who({ role: 'web' }), 'DELETE', '/user'),
+      NO_RULE,
+      'the regex /user/.* does not match /user',
+    );
     assert.deepEqual(policy.evaluate(who({ role: 'web' }), 'DELETE', '/users/42'), NO_RULE);
   });
 
@@ -64,17 +84,24 @@ describe('talk format', () => {
   });
 
   test('talk-format-regex-beyond-final-dot-star-refused', () => {
-    assertInvalid([{ permission: { method: 'GET', resource: '/user/[0-9]+' }, allow: ['web'] }],
-      '[0].permission.resource: regular expressions are not supported beyond a final /.* (everything below) or .* (every path)');
+    assertInvalid(
+      [{ permission: { method: 'GET', resource: '/user/[0-9]+' }, allow: ['web'] }],
+      '[0].permission.resource: regular expressions are not supported beyond a final /.* (everything below) or .* (every path)',
+    );
   });
 
   test('talk-format-slash-star-refused-as-regex', () => {
-    assertInvalid([{ permission: { method: 'GET', resource: '/user/*' }, allow: ['web'] }],
-      '[0].permission.resource: is a regular expression in the talk format, where /* means "any number of slashes"; write /user/.* for everything below /user');
+    assertInvalid(
+      [{ permission: { method: 'GET', resource: '/user/*' }, allow: ['web'] }],
+      '[0].permission.resource: is a regular expression in the talk format, where /* means "any number of slashes"; write /user/.* for everything below /user',
+    );
   });
 
   test('talk-format-unknown-key-refused-with-path', () => {
-    assertInvalid([{ permission: { method: 'GET', resource: '/user', host: 'x' }, allow: ['web'] }], '[0].permission.host: unknown key');
+    assertInvalid(
+      [{ permission: { method: 'GET', resource: '/user', host: 'x' }, allow: ['web'] }],
+      '[0].permission.host: unknown key',
+    );
   });
 });
 
@@ -89,13 +116,25 @@ describe('subjects', () => {
     const policy = native([{ effect: 'allow', methods: ['GET'], paths: ['/x'], identities: ['x.d.wott.local'] }]);
     assert.deepEqual(policy.evaluate(who({ name: 'x.d.wott.local', role: 'web' }), 'GET', '/x'), allowed('rules[0]'));
     assert.deepEqual(policy.evaluate(who({ name: 'y.d.wott.local', role: 'web' }), 'GET', '/x'), NO_RULE);
-    assert.deepEqual(policy.evaluate(who({ spiffeId: 'x.d.wott.local' }), 'GET', '/x'), NO_RULE, 'a name matches the CN only');
+    assert.deepEqual(
+      policy.evaluate(who({ spiffeId: 'x.d.wott.local' }), 'GET', '/x'),
+      NO_RULE,
+      'a name matches the CN only',
+    );
   });
 
   test('allow-by-spiffe-id', () => {
-    const policy = native([{ effect: 'allow', methods: ['GET'], paths: ['/x'], identities: ['spiffe://example.org/web/web-1'] }]);
-    assert.deepEqual(policy.evaluate(who({ name: 'web-1', role: 'web', spiffeId: 'spiffe://example.org/web/web-1' }), 'GET', '/x'), allowed('rules[0]'));
-    assert.deepEqual(policy.evaluate(who({ name: 'web-1', role: 'admin', spiffeId: 'spiffe://example.org/admin/web-1' }), 'GET', '/x'), NO_RULE);
+    const policy = native([
+      { effect: 'allow', methods: ['GET'], paths: ['/x'], identities: ['spiffe://example.org/web/web-1'] },
+    ]);
+    assert.deepEqual(
+      policy.evaluate(who({ name: 'web-1', role: 'web', spiffeId: 'spiffe://example.org/web/web-1' }), 'GET', '/x'),
+      allowed('rules[0]'),
+    );
+    assert.deepEqual(
+      policy.evaluate(who({ name: 'web-1', role: 'admin', spiffeId: 'spiffe://example.org/admin/web-1' }), 'GET', '/x'),
+      NO_RULE,
+    );
   });
 
   test('allow-by-fingerprint-with-colons', () => {
@@ -105,15 +144,27 @@ describe('subjects', () => {
   });
 
   test('allowlist-blocks-identity-not-listed', () => {
-    const policy = native([{ effect: 'allow', methods: '*', paths: ['*'], roles: ['web'] }], { allowlist: ['x.d.wott.local', 'spiffe://td/web/w-2'] });
-    assert.deepEqual(policy.evaluate(who({ name: 'unlisted', role: 'web' }), 'GET', '/'), { allow: false, reason: 'NOT_ALLOWLISTED', rule: null });
+    const policy = native([{ effect: 'allow', methods: '*', paths: ['*'], roles: ['web'] }], {
+      allowlist: ['x.d.wott.local', 'spiffe://td/web/w-2'],
+    });
+    assert.deepEqual(policy.evaluate(who({ name: 'unlisted', role: 'web' }), 'GET', '/'), {
+      allow: false,
+      reason: 'NOT_ALLOWLISTED',
+      rule: null,
+    });
     assert.deepEqual(policy.evaluate(who({ name: 'x.d.wott.local', role: 'web' }), 'GET', '/'), allowed('rules[0]'));
-    assert.deepEqual(policy.evaluate(who({ name: 'w-2', role: 'web', spiffeId: 'spiffe://td/web/w-2' }), 'GET', '/'), allowed('rules[0]'));
+    assert.deepEqual(
+      policy.evaluate(who({ name: 'w-2', role: 'web', spiffeId: 'spiffe://td/web/w-2' }), 'GET', '/'),
+      allowed('rules[0]'),
+    );
   });
 
   test('allowlist-checked-before-deny-rules', () => {
     const policy = native([{ effect: 'deny', methods: '*', paths: ['*'], roles: ['web'] }], { allowlist: ['listed'] });
-    assert.equal((policy.evaluate(who({ name: 'other', role: 'web' }), 'GET', '/') as { reason: string }).reason, 'NOT_ALLOWLISTED');
+    assert.equal(
+      (policy.evaluate(who({ name: 'other', role: 'web' }), 'GET', '/') as { reason: string }).reason,
+      'NOT_ALLOWLISTED',
+    );
   });
 });
 
@@ -123,7 +174,11 @@ describe('rules', () => {
       { id: 'exact-allow', effect: 'allow', methods: ['GET'], paths: ['/admin/panel'], roles: ['web'] },
       { id: 'no-admin', effect: 'deny', methods: '*', paths: ['/admin/*'], roles: ['web'] },
     ]);
-    assert.deepEqual(policy.evaluate(who({ role: 'web' }), 'GET', '/admin/panel'), { allow: false, reason: 'DENIED_BY_RULE', rule: 'no-admin' });
+    assert.deepEqual(policy.evaluate(who({ role: 'web' }), 'GET', '/admin/panel'), {
+      allow: false,
+      reason: 'DENIED_BY_RULE',
+      rule: 'no-admin',
+    });
   });
 
   test('deny-rule-applies-only-to-its-subjects', () => {
@@ -153,7 +208,10 @@ describe('rules', () => {
       { effect: 'allow', methods: ['GET'], paths: ['/a'], roles: ['web'] },
       { id: 'b-rule', effect: 'allow', methods: ['GET'], paths: ['/b'], roles: ['web'] },
     ]);
-    assert.deepEqual(policy.rules.map((r) => r.label), ['rules[0]', 'b-rule']);
+    assert.deepEqual(
+      policy.rules.map((r) => r.label),
+      ['rules[0]', 'b-rule'],
+    );
     assert.equal(policy.rules[1]!.summary, 'allow GET,HEAD /b roles=web');
   });
 
@@ -178,7 +236,11 @@ describe('methods', () => {
   });
 
   test('head-denied-by-get-deny-rule', () => {
-    assert.deepEqual(policy.evaluate(web, 'HEAD', '/doc/secret'), { allow: false, reason: 'DENIED_BY_RULE', rule: 'secret-read' });
+    assert.deepEqual(policy.evaluate(web, 'HEAD', '/doc/secret'), {
+      allow: false,
+      reason: 'DENIED_BY_RULE',
+      rule: 'secret-read',
+    });
   });
 
   test('post-not-allowed-by-get-rule', () => {
@@ -186,11 +248,16 @@ describe('methods', () => {
   });
 
   test('method-star-matches-any-method', () => {
-    for (const method of ['GET', 'POST', 'PATCH', 'PROPFIND', 'OPTIONS']) assert.deepEqual(policy.evaluate(web, method, '/ops/x'), allowed('ops-any'), method);
+    for (const method of ['GET', 'POST', 'PATCH', 'PROPFIND', 'OPTIONS'])
+      assert.deepEqual(policy.evaluate(web, method, '/ops/x'), allowed('ops-any'), method);
   });
 
   test('method-compared-in-upper-case-so-lowercase-cannot-dodge-a-deny', () => {
-    assert.deepEqual(policy.evaluate(web, 'delete', '/ops/x'), { allow: false, reason: 'DENIED_BY_RULE', rule: 'no-delete' });
+    assert.deepEqual(policy.evaluate(web, 'delete', '/ops/x'), {
+      allow: false,
+      reason: 'DENIED_BY_RULE',
+      rule: 'no-delete',
+    });
   });
 });
 
@@ -203,8 +270,10 @@ describe('path patterns', () => {
   const web = who({ role: 'web' });
 
   test('prefix-pattern-is-segment-aware', () => {
-    for (const path of ['/api', '/api/', '/api/x', '/api/x/y/']) assert.deepEqual(policy.evaluate(web, 'GET', path), allowed('api'), path);
-    for (const path of ['/apix', '/ap', '/apix/y', '/x/api']) assert.deepEqual(policy.evaluate(web, 'GET', path), NO_RULE, path);
+    for (const path of ['/api', '/api/', '/api/x', '/api/x/y/'])
+      assert.deepEqual(policy.evaluate(web, 'GET', path), allowed('api'), path);
+    for (const path of ['/apix', '/ap', '/apix/y', '/x/api'])
+      assert.deepEqual(policy.evaluate(web, 'GET', path), NO_RULE, path);
   });
 
   test('exact-pattern-also-matches-trailing-slash', () => {
@@ -223,7 +292,8 @@ describe('path patterns', () => {
 
   test('star-pattern-matches-every-path', () => {
     const every = native([{ id: 'all', effect: 'allow', methods: '*', paths: ['*'], roles: ['web'] }]);
-    for (const path of ['/', '/a', '/a/b/c/', '/café']) assert.deepEqual(every.evaluate(web, 'GET', path), allowed('all'), path);
+    for (const path of ['/', '/a', '/a/b/c/', '/café'])
+      assert.deepEqual(every.evaluate(web, 'GET', path), allowed('all'), path);
   });
 
   test('unicode-pattern-matches-decoded-path', () => {
@@ -234,12 +304,25 @@ describe('path patterns', () => {
   });
 
   test('thousand-exact-rule-policy-evaluates-correctly', () => {
-    const rules = Array.from({ length: 1000 }, (_, i) => ({ id: `r${i}`, effect: 'allow', methods: ['GET'], paths: [`/item/${i}`], roles: [`role-${i}`] }));
-    const big = native([...rules, { id: 'deny-7', effect: 'deny', methods: '*', paths: ['/item/7'], roles: ['role-7'] }]);
+    const rules = Array.from({ length: 1000 }, (_, i) => ({
+      id: `r${i}`,
+      effect: 'allow',
+      methods: ['GET'],
+      paths: [`/item/${i}`],
+      roles: [`role-${i}`],
+    }));
+    const big = native([
+      ...rules,
+      { id: 'deny-7', effect: 'deny', methods: '*', paths: ['/item/7'], roles: ['role-7'] },
+    ]);
     assert.equal(big.ruleCount, 1001);
     assert.deepEqual(big.evaluate(who({ role: 'role-999' }), 'GET', '/item/999'), allowed('r999'));
     assert.deepEqual(big.evaluate(who({ role: 'role-998' }), 'GET', '/item/999'), NO_RULE);
-    assert.deepEqual(big.evaluate(who({ role: 'role-7' }), 'GET', '/item/7'), { allow: false, reason: 'DENIED_BY_RULE', rule: 'deny-7' });
+    assert.deepEqual(big.evaluate(who({ role: 'role-7' }), 'GET', '/item/7'), {
+      allow: false,
+      reason: 'DENIED_BY_RULE',
+      rule: 'deny-7',
+    });
     assert.deepEqual(big.evaluate(who({ role: 'role-1' }), 'GET', '/item/1000'), NO_RULE);
   });
 });
@@ -249,16 +332,38 @@ describe('robustness', () => {
     const policy = native([{ effect: 'allow', methods: '*', paths: ['*'], roles: ['web'], fingerprints: [FP] }]);
     const listed = native([{ effect: 'allow', methods: '*', paths: ['*'], roles: ['web'] }], { allowlist: ['listed'] });
     const odd = [
-      who(), { name: null, role: null, spiffeId: null, fingerprint: '' }, null, undefined, {}, 42, 'web',
-      { name: 7, role: ['web'], spiffeId: {}, fingerprint: null }, Object.create(null),
-      { get name(): string { throw new Error('getter'); }, role: 'web', spiffeId: null, fingerprint: FP },
+      who(),
+      { name: null, role: null, spiffeId: null, fingerprint: '' },
+      null,
+      undefined,
+      {},
+      42,
+      'web',
+      { name: 7, role: ['web'], spiffeId: {}, fingerprint: null },
+      Object.create(null),
+      {
+        get name(): string {
+          throw new Error('getter');
+        },
+        role: 'web',
+        spiffeId: null,
+        fingerprint: FP,
+      },
     ];
     for (const identity of odd) {
       for (const method of ['GET', '', 'ǆ', undefined, null]) {
         for (const path of ['/', '', 'x', undefined]) {
           for (const p of [policy, listed]) {
-            const decision = p.evaluate(identity as unknown as PolicyIdentity, method as unknown as string, path as unknown as string);
-            assert.equal(decision.allow, false, `${typeof identity} identity, method ${String(method)}, path ${String(path)}`);
+            const decision = p.evaluate(
+              identity as unknown as PolicyIdentity,
+              method as unknown as string,
+              path as unknown as string,
+            );
+            assert.equal(
+              decision.allow,
+              false,
+              `${typeof identity} identity, method ${String(method)}, path ${String(path)}`,
+            );
           }
         }
       }
@@ -279,10 +384,17 @@ describe('robustness', () => {
   });
 
   test('name-and-deny-message-carried', () => {
-    const policy = native([{ effect: 'allow', methods: '*', paths: ['*'], roles: ['web'] }], { name: 'demo', denyMessage: 'You shall not pass!' });
+    const policy = native([{ effect: 'allow', methods: '*', paths: ['*'], roles: ['web'] }], {
+      name: 'demo',
+      denyMessage: 'You shall not pass!',
+    });
     assert.equal(policy.name, 'demo');
     assert.equal(policy.denyMessage, 'You shall not pass!');
-    assert.equal(native([{ effect: 'allow', methods: '*', paths: ['*'], roles: ['web'] }]).name, 'test', 'the source names an unnamed policy');
+    assert.equal(
+      native([{ effect: 'allow', methods: '*', paths: ['*'], roles: ['web'] }]).name,
+      'test',
+      'the source names an unnamed policy',
+    );
   });
 });
 
@@ -290,37 +402,90 @@ describe('invalid documents', () => {
   const rule = { effect: 'allow', methods: ['GET'], paths: ['/a'], roles: ['web'] };
   const doc = (...rules: unknown[]) => ({ version: 1, rules });
 
-  test('unknown-key-refused-with-path', () => assertInvalid(doc(rule, { ...rule, rolez: ['web'] }), 'rules[1].rolez: unknown key'));
-  test('unknown-top-level-key-refused', () => assertInvalid({ ...doc(rule), whitelist: ['a'] }, 'whitelist: unknown key'));
-  test('pattern-not-starting-with-slash-refused-with-path', () => assertInvalid(doc(rule, { ...rule, paths: ['admin'] }), 'rules[1].paths[0]: must start with / (or be * for every path)'));
-  test('pattern-not-normalized-refused', () => assertInvalid(doc({ ...rule, paths: ['/a', '/x/../admin'] }), 'rules[0].paths[1]: must be written normalized and decoded, as the gateway matches it: /admin'));
-  test('pattern-percent-encoded-refused', () => assertInvalid(doc({ ...rule, paths: ['/caf%C3%A9'] }), 'rules[0].paths[0]: must be written normalized and decoded, as the gateway matches it: /café'));
-  test('pattern-star-in-middle-refused', () => assertInvalid(doc({ ...rule, paths: ['/a/*/b'] }), 'rules[0].paths[0]: may contain * only as a final /* (a prefix) or alone (every path)'));
+  test('unknown-key-refused-with-path', () =>
+    assertInvalid(doc(rule, { ...rule, rolez: ['web'] }), 'rules[1].rolez: unknown key'));
+  test('unknown-top-level-key-refused', () =>
+    assertInvalid({ ...doc(rule), whitelist: ['a'] }, 'whitelist: unknown key'));
+  test('pattern-not-starting-with-slash-refused-with-path', () =>
+    assertInvalid(
+      doc(rule, { ...rule, paths: ['admin'] }),
+      'rules[1].paths[0]: must start with / (or be * for every path)',
+    ));
+  test('pattern-not-normalized-refused', () =>
+    assertInvalid(
+      doc({ ...rule, paths: ['/a', '/x/../admin'] }),
+      'rules[0].paths[1]: must be written normalized and decoded, as the gateway matches it: /admin',
+    ));
+  test('pattern-percent-encoded-refused', () =>
+    assertInvalid(
+      doc({ ...rule, paths: ['/caf%C3%A9'] }),
+      'rules[0].paths[0]: must be written normalized and decoded, as the gateway matches it: /café',
+    ));
+  test('pattern-star-in-middle-refused', () =>
+    assertInvalid(
+      doc({ ...rule, paths: ['/a/*/b'] }),
+      'rules[0].paths[0]: may contain * only as a final /* (a prefix) or alone (every path)',
+    ));
   test('empty-paths-refused', () => assertInvalid(doc({ ...rule, paths: [] }), 'rules[0].paths: must not be empty'));
   test('empty-roles-refused', () => assertInvalid(doc({ ...rule, roles: [] }), 'rules[0].roles: must not be empty'));
   test('empty-rules-refused', () => assertInvalid(doc(), 'rules: must not be empty'));
   test('empty-allowlist-refused', () => assertInvalid({ ...doc(rule), allowlist: [] }, 'allowlist: must not be empty'));
-  test('lowercase-method-refused', () => assertInvalid(doc({ ...rule, methods: ['get'] }), 'rules[0].methods[0]: must be uppercase: GET'));
-  test('bad-method-refused', () => assertInvalid(doc({ ...rule, methods: ['GET', 'G ET'] }), 'rules[0].methods[1]: must be an HTTP method such as GET, or *'));
-  test('methods-string-other-than-star-refused', () => assertInvalid(doc({ ...rule, methods: 'GET' }), 'rules[0].methods: must be "*" or a non-empty list of methods such as ["GET"]'));
-  test('rule-without-subjects-refused', () => assertInvalid(doc({ effect: 'deny', methods: '*', paths: ['*'] }), 'rules[0]: needs at least one of roles, identities or fingerprints'));
-  test('bad-effect-refused', () => assertInvalid(doc({ ...rule, effect: 'permit' }), 'rules[0].effect: must be "allow" or "deny"'));
-  test('bad-fingerprint-refused', () => assertInvalid(doc({ ...rule, fingerprints: [FP.slice(2)] }), 'rules[0].fingerprints[0]: must be a SHA-256 fingerprint: 64 hex digits, colons allowed'));
-  test('bad-identity-refused', () => assertInvalid(doc({ ...rule, identities: ['web 1'] }), 'rules[0].identities[0]: must be a name (1–63 characters from [A-Za-z0-9._-]) or a SPIFFE ID (spiffe://…)'));
-  test('bad-spiffe-id-refused', () => assertInvalid(doc({ ...rule, identities: ['spiffe://td/web/../admin'] }), 'rules[0].identities[0]: must be a SPIFFE ID like spiffe://example.org/web/web-1 (lowercase trust domain, no empty, . or .. segments)'));
-  test('duplicate-rule-id-refused', () => assertInvalid(doc({ ...rule, id: 'x' }, { ...rule, id: 'x' }), 'rules[1].id: duplicates the id of rules[0]'));
+  test('lowercase-method-refused', () =>
+    assertInvalid(doc({ ...rule, methods: ['get'] }), 'rules[0].methods[0]: must be uppercase: GET'));
+  test('bad-method-refused', () =>
+    assertInvalid(
+      doc({ ...rule, methods: ['GET', 'G ET'] }),
+      'rules[0].methods[1]: must be an HTTP method such as GET, or *',
+    ));
+  test('methods-string-other-than-star-refused', () =>
+    assertInvalid(
+      doc({ ...rule, methods: 'GET' }),
+      'rules[0].methods: must be "*" or a non-empty list of methods such as ["GET"]',
+    ));
+  test('rule-without-subjects-refused', () =>
+    assertInvalid(
+      doc({ effect: 'deny', methods: '*', paths: ['*'] }),
+      'rules[0]: needs at least one of roles, identities or fingerprints',
+    ));
+  test('bad-effect-refused', () =>
+    assertInvalid(doc({ ...rule, effect: 'permit' }), 'rules[0].effect: must be "allow" or "deny"'));
+  test('bad-fingerprint-refused', () =>
+    assertInvalid(
+      doc({ ...rule, fingerprints: [FP.slice(2)] }),
+      'rules[0].fingerprints[0]: must be a SHA-256 fingerprint: 64 hex digits, colons allowed',
+    ));
+  test('bad-identity-refused', () =>
+    assertInvalid(
+      doc({ ...rule, identities: ['web 1'] }),
+      'rules[0].identities[0]: must be a name (1–63 characters from [A-Za-z0-9._-]) or a SPIFFE ID (spiffe://…)',
+    ));
+  test('bad-spiffe-id-refused', () =>
+    assertInvalid(
+      doc({ ...rule, identities: ['spiffe://td/web/../admin'] }),
+      'rules[0].identities[0]: must be a SPIFFE ID like spiffe://example.org/web/web-1 (lowercase trust domain, no empty, . or .. segments)',
+    ));
+  test('duplicate-rule-id-refused', () =>
+    assertInvalid(doc({ ...rule, id: 'x' }, { ...rule, id: 'x' }), 'rules[1].id: duplicates the id of rules[0]'));
   test('missing-version-refused', () => assertInvalid({ rules: [rule] }, 'version: is required'));
   test('wrong-version-refused', () => assertInvalid({ ...doc(rule), version: 2 }, 'version: must be 1'));
-  test('missing-key-refused', () => assertInvalid(doc({ effect: 'allow', paths: ['/a'], roles: ['web'] }), 'rules[0].methods: is required'));
+  test('missing-key-refused', () =>
+    assertInvalid(doc({ effect: 'allow', paths: ['/a'], roles: ['web'] }), 'rules[0].methods: is required'));
   test('wrong-type-refused', () => assertInvalid(doc({ ...rule, roles: 'web' }), 'rules[0].roles: must be a list'));
   test('non-object-document-refused', () => {
-    for (const bad of [null, 'policy', 7, true]) assertInvalid(bad, 'must be a list of permissions (the talk format) or an object with "version": 1');
+    for (const bad of [null, 'policy', 7, true])
+      assertInvalid(bad, 'must be a list of permissions (the talk format) or an object with "version": 1');
   });
   test('several-problems-reported-together-and-capped', () => {
     const rules = Array.from({ length: 7 }, () => ({ ...rule, paths: ['nope'] }));
-    assert.throws(() => compilePolicy(doc(...rules), 'p'), (err: Error) => {
-      assert.match(err.message, /^p: rules\[0\]\.paths\[0\]: must start with \/.*; rules\[4\]\.paths\[0\].*; and 2 more$/);
-      return true;
-    });
+    assert.throws(
+      () => compilePolicy(doc(...rules), 'p'),
+      (err: Error) => {
+        assert.match(
+          err.message,
+          /^p: rules\[0\]\.paths\[0\]: must start with \/.*; rules\[4\]\.paths\[0\].*; and 2 more$/,
+        );
+        return true;
+      },
+    );
   });
 });

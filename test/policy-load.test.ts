@@ -10,7 +10,9 @@ import { explainDecision, loadPolicyFile, type PolicyIdentity } from '../src/pol
 import { makeTempDir } from './helpers/tmp.js';
 
 let tmp: { dir: string; cleanup: () => void };
-before(() => { tmp = makeTempDir('gatehouse-policy-'); });
+before(() => {
+  tmp = makeTempDir('gatehouse-policy-');
+});
 after(() => tmp.cleanup());
 
 function file(name: string, text: string): string {
@@ -19,10 +21,15 @@ function file(name: string, text: string): string {
   return path;
 }
 
-const NATIVE = { version: 1, name: 'demo', denyMessage: 'You shall not pass!', rules: [
-  { id: 'read', effect: 'allow', methods: ['GET'], paths: ['/*'], roles: ['web'] },
-  { id: 'no-admin', effect: 'deny', methods: '*', paths: ['/admin/*'], roles: ['web'] },
-] };
+const NATIVE = {
+  version: 1,
+  name: 'demo',
+  denyMessage: 'You shall not pass!',
+  rules: [
+    { id: 'read', effect: 'allow', methods: ['GET'], paths: ['/*'], roles: ['web'] },
+    { id: 'no-admin', effect: 'deny', methods: '*', paths: ['/admin/*'], roles: ['web'] },
+  ],
+};
 
 const TALK_YAML = `# the talk's policy, in YAML
 - permission: { method: GET, resource: /user }
@@ -31,15 +38,23 @@ const TALK_YAML = `# the talk's policy, in YAML
   allow: [web]
 `;
 
-const web: PolicyIdentity = { name: 'web-1', role: 'web', spiffeId: 'spiffe://td/web/web-1', fingerprint: 'ab'.repeat(32) };
+const web: PolicyIdentity = {
+  name: 'web-1',
+  role: 'web',
+  spiffeId: 'spiffe://td/web/web-1',
+  fingerprint: 'ab'.repeat(32),
+};
 
 function assertInvalid(path: string, message: string | RegExp): void {
-  assert.throws(() => loadPolicyFile(path), (err: Error & { code?: string }) => {
-    assert.equal(err.code, 'GH_POLICY_INVALID');
-    if (typeof message === 'string') assert.equal(err.message, message);
-    else assert.match(err.message, message);
-    return true;
-  });
+  assert.throws(
+    () => loadPolicyFile(path),
+    (err: Error & { code?: string }) => {
+      assert.equal(err.code, 'GH_POLICY_INVALID');
+      if (typeof message === 'string') assert.equal(err.message, message);
+      else assert.match(err.message, message);
+      return true;
+    },
+  );
 }
 
 test('load-json-file', () => {
@@ -81,7 +96,10 @@ test('load-yaml-duplicate-key-refused', () => {
 });
 
 test('load-yaml-bare-star-is-an-alias-error-not-a-wildcard', () => {
-  const path = file('star.yaml', 'version: 1\nrules:\n  - effect: allow\n    methods: *\n    paths: ["*"]\n    roles: [web]\n');
+  const path = file(
+    'star.yaml',
+    'version: 1\nrules:\n  - effect: allow\n    methods: *\n    paths: ["*"]\n    roles: [web]\n',
+  );
   assertInvalid(path, /star\.yaml: not valid YAML: /);
 });
 
@@ -99,23 +117,40 @@ test('load-non-utf8-file-refused', () => {
 test('explain-shows-normalized-path-identity-decision-and-rule', () => {
   const policy = loadPolicyFile(file('explain.json', JSON.stringify(NATIVE)));
   const text = explainDecision(policy, web, 'GET', '/a/../admin/panel?x=1');
-  assert.equal(text, [
-    'policy:   demo (2 rules)',
-    'request:  GET /a/../admin/panel?x=1',
-    'identity: name=web-1 role=web spiffeId=spiffe://td/web/web-1 fingerprint=' + 'ab'.repeat(32),
-    'path:     /admin/panel',
-    'decision: DENY (DENIED_BY_RULE): a deny rule matched; deny wins over every allow',
-    'body:     You shall not pass!',
-    'rule:     no-admin (deny * /admin/* roles=web)',
-  ].join('\n'));
-  assert.match(explainDecision(policy, web, 'GET', '/caf%C3%A9'), /^path: {5}\/café \(sent to the app as \/caf%C3%A9\)$/m);
-  assert.match(explainDecision(policy, web, 'GET', '/hello'), /^decision: ALLOW\nrule: {5}read \(allow GET,HEAD \* roles=web\)$/m);
-  assert.match(explainDecision(policy, { ...web, role: 'db' }, 'GET', '/hello'), /^decision: DENY \(NO_MATCHING_RULE\)/m);
+  assert.equal(
+    text,
+    [
+      'policy:   demo (2 rules)',
+      'request:  GET /a/../admin/panel?x=1',
+      'identity: name=web-1 role=web spiffeId=spiffe://td/web/web-1 fingerprint=' + 'ab'.repeat(32),
+      'path:     /admin/panel',
+      'decision: DENY (DENIED_BY_RULE): a deny rule matched; deny wins over every allow',
+      'body:     You shall not pass!',
+      'rule:     no-admin (deny * /admin/* roles=web)',
+    ].join('\n'),
+  );
+  assert.match(
+    explainDecision(policy, web, 'GET', '/caf%C3%A9'),
+    /^path: {5}\/café \(sent to the app as \/caf%C3%A9\)$/m,
+  );
+  assert.match(
+    explainDecision(policy, web, 'GET', '/hello'),
+    /^decision: ALLOW\nrule: {5}read \(allow GET,HEAD \* roles=web\)$/m,
+  );
+  assert.match(
+    explainDecision(policy, { ...web, role: 'db' }, 'GET', '/hello'),
+    /^decision: DENY \(NO_MATCHING_RULE\)/m,
+  );
 });
 
 test('explain-ambiguous-path-refused-before-rules', () => {
   const policy = loadPolicyFile(file('explain2.json', JSON.stringify(NATIVE)));
-  const text = explainDecision(policy, { name: null, role: null, spiffeId: null, fingerprint: 'ab'.repeat(32) }, 'GET', '/%2Fadmin');
+  const text = explainDecision(
+    policy,
+    { name: null, role: null, spiffeId: null, fingerprint: 'ab'.repeat(32) },
+    'GET',
+    '/%2Fadmin',
+  );
   assert.match(text, /^identity: name=- role=- spiffeId=- fingerprint=/m);
   assert.match(text, /^path: {5}refused as ambiguous \(ENCODED_SLASH\)/m);
   assert.match(text, /^decision: REFUSED \(GH_PATH_AMBIGUOUS\)$/m);

@@ -81,7 +81,8 @@ test('path-invalid-utf8-refused', () => {
 });
 
 test('path-control-char-refused', () => {
-  for (const raw of ['/%0a', '/a%0D%0Ab', '/%7f', '/%C2%85', '/a\tb', '/a\nb', '/\u0085']) assertRefused(raw, 'CONTROL_CHAR');
+  for (const raw of ['/%0a', '/a%0D%0Ab', '/%7f', '/%C2%85', '/a\tb', '/a\nb', '/\u0085'])
+    assertRefused(raw, 'CONTROL_CHAR');
 });
 
 test('path-not-absolute-refused', () => {
@@ -146,16 +147,69 @@ function random(seed: number): () => number {
 }
 
 const TRICKY = [
-  '/', '/', '/', '//', '.', '..', '%2e', '%2E', '%2e%2e', '%2F', '%2f', '%5c', '%5C', '\\', '%00', '\u0000', '%', '%2', '%zz',
-  '%25', '%3F', '?', '#', '%23', ';', '%3B', ' ', '%20', '%C3%A9', 'é', '%C3', '%C0%AE', '%F0%9F%98%80', '😀', '\ud800',
-  '%0a', '\n', '%7F', '%C2%85', 'a', 'A', 'admin', '~', '%7E', ':', '@', '+', '*', '[', '%5B', '"', '%E2%80%AE', '%EF%BB%BF',
+  '/',
+  '/',
+  '/',
+  '//',
+  '.',
+  '..',
+  '%2e',
+  '%2E',
+  '%2e%2e',
+  '%2F',
+  '%2f',
+  '%5c',
+  '%5C',
+  '\\',
+  '%00',
+  '\u0000',
+  '%',
+  '%2',
+  '%zz',
+  '%25',
+  '%3F',
+  '?',
+  '#',
+  '%23',
+  ';',
+  '%3B',
+  ' ',
+  '%20',
+  '%C3%A9',
+  'é',
+  '%C3',
+  '%C0%AE',
+  '%F0%9F%98%80',
+  '😀',
+  '\ud800',
+  '%0a',
+  '\n',
+  '%7F',
+  '%C2%85',
+  'a',
+  'A',
+  'admin',
+  '~',
+  '%7E',
+  ':',
+  '@',
+  '+',
+  '*',
+  '[',
+  '%5B',
+  '"',
+  '%E2%80%AE',
+  '%EF%BB%BF',
 ];
 
 test('path-round-trip-fuzz-2000-random-paths', () => {
   const next = random(0x5eed);
   let accepted = 0;
   for (let i = 0; i < 2000; i++) {
-    const tokens = Array.from({ length: 1 + Math.floor(next() * 12) }, () => TRICKY[Math.floor(next() * TRICKY.length)]!);
+    const tokens = Array.from(
+      { length: 1 + Math.floor(next() * 12) },
+      () => TRICKY[Math.floor(next() * TRICKY.length)]!,
+    );
     const raw = (next() < 0.95 ? '/' : '') + tokens.join('');
     const normalized = normalizePath(raw);
     if (!normalized.ok) continue;
@@ -164,7 +218,11 @@ test('path-round-trip-fuzz-2000-random-paths', () => {
     assert.ok(path.startsWith('/') && !path.includes('//'), `${JSON.stringify(raw)} → ${JSON.stringify(path)}`);
     assert.ok(!path.split('/').some((s) => s === '.' || s === '..'), `dot segment left in ${JSON.stringify(path)}`);
     const encoded = encodePathForUpstream(path);
-    assert.match(encoded, /^(?:[A-Za-z0-9\-._~!$&'()*+,=:@/]|%[0-9A-F]{2})*$/, `forwarded form of ${JSON.stringify(raw)}`);
+    assert.match(
+      encoded,
+      /^(?:[A-Za-z0-9\-._~!$&'()*+,=:@/]|%[0-9A-F]{2})*$/,
+      `forwarded form of ${JSON.stringify(raw)}`,
+    );
     assert.deepEqual(normalizePath(encoded), { ok: true, path }, `round trip of ${JSON.stringify(raw)} via ${encoded}`);
   }
   assert.ok(accepted > 200, `only ${accepted} of 2000 random paths were accepted; the fuzz is too narrow`);
@@ -174,7 +232,10 @@ test('path-dot-segments-agree-with-whatwg-url', () => {
   const next = random(42);
   const segments = ['a', 'b', '.', '..', '%2e', '%2E%2e', '.%2e'];
   for (let i = 0; i < 500; i++) {
-    const raw = Array.from({ length: 1 + Math.floor(next() * 6) }, () => `/${segments[Math.floor(next() * segments.length)]!}`).join('');
+    const raw = Array.from(
+      { length: 1 + Math.floor(next() * 6) },
+      () => `/${segments[Math.floor(next() * segments.length)]!}`,
+    ).join('');
     const ours = normalizePath(raw);
     if (!ours.ok) continue; // WHATWG clamps at the root; we refuse (path-above-root-refused-not-clamped)
     assert.equal(ours.path, new URL(`http://h${raw}`).pathname, raw);

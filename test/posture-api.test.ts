@@ -41,26 +41,50 @@ test('posture-a-device-reports-over-mtls-the-ca-scores-stores-and-audits-it', as
     const [stored] = await fixture.store.latestPosture();
     assert.equal(stored!.spiffeId, received.spiffeId);
     assert.equal(stored!.serial, device.identity.serial);
-    assert.deepEqual(JSON.parse(stored!.report).packages, [{ name: 'openssl', version: '3.0.11-1~deb12u2', source: 'openssl', sourceVersion: '3.0.11-1~deb12u2', architecture: null }]);
+    assert.deepEqual(JSON.parse(stored!.report).packages, [
+      {
+        name: 'openssl',
+        version: '3.0.11-1~deb12u2',
+        source: 'openssl',
+        sourceVersion: '3.0.11-1~deb12u2',
+        architecture: null,
+      },
+    ]);
     const events = await fixture.store.listAudit({ type: 'ca.posture_reported' });
     assert.equal(events.length, 1);
     assert.equal(events[0]!.actor, received.spiffeId);
 
     // An agent claiming a perfect score is not believed: the CA scores the checks it sent.
-    const identity = { ca: readFileSync(join(device.dir, 'ca.pem'), 'utf8'), key: readFileSync(join(device.dir, 'key.pem'), 'utf8'), cert: readFileSync(join(device.dir, 'cert.pem'), 'utf8') };
-    const boastful = await caRequest(fixture.url, 'v1/posture', { ...identity, body: { ...report, score: 100, failing: [] } });
+    const identity = {
+      ca: readFileSync(join(device.dir, 'ca.pem'), 'utf8'),
+      key: readFileSync(join(device.dir, 'key.pem'), 'utf8'),
+      cert: readFileSync(join(device.dir, 'cert.pem'), 'utf8'),
+    };
+    const boastful = await caRequest(fixture.url, 'v1/posture', {
+      ...identity,
+      body: { ...report, score: 100, failing: [] },
+    });
     assert.equal(boastful.status, 201, boastful.text);
     assert.equal(boastful.json.score, report.score);
     assert.ok(boastful.json.failing.includes('ssh-root-login'));
 
     // Refused, audited, nothing stored: malformed, another format, oversized, no certificate.
     const before = (await fixture.store.postureHistory(received.spiffeId, 100)).length;
-    const bad = await caRequest(fixture.url, 'v1/posture', { ...identity, body: { ...report, checks: [{ id: 'x', verdict: 'maybe', weight: 5, reason: 'r' }] } });
+    const bad = await caRequest(fixture.url, 'v1/posture', {
+      ...identity,
+      body: { ...report, checks: [{ id: 'x', verdict: 'maybe', weight: 5, reason: 'r' }] },
+    });
     assert.equal(bad.status, 400, bad.text);
     assert.equal(bad.json.error.code, 'GH_POSTURE_INVALID');
     assert.match(bad.json.error.message, /checks\.0\.verdict/);
-    assert.equal((await caRequest(fixture.url, 'v1/posture', { ...identity, body: { ...report, format: 2 } })).json.error.code, 'GH_POSTURE_INVALID');
-    assert.equal((await caRequest(fixture.url, 'v1/posture', { ...identity, body: 'not json' })).json.error.code, 'GH_POSTURE_INVALID');
+    assert.equal(
+      (await caRequest(fixture.url, 'v1/posture', { ...identity, body: { ...report, format: 2 } })).json.error.code,
+      'GH_POSTURE_INVALID',
+    );
+    assert.equal(
+      (await caRequest(fixture.url, 'v1/posture', { ...identity, body: 'not json' })).json.error.code,
+      'GH_POSTURE_INVALID',
+    );
     const huge = await caRequest(fixture.url, 'v1/posture', { ...identity, body: Buffer.alloc(3 * 1024 * 1024, 0x20) });
     assert.equal(huge.status, 413, huge.text);
     const anonymous = await caRequest(fixture.url, 'v1/posture', { ca: identity.ca, body: report });
@@ -71,7 +95,10 @@ test('posture-a-device-reports-over-mtls-the-ca-scores-stores-and-audits-it', as
 
     // A revoked device cannot report.
     await fixture.server.authority.revokeCertificate(device.identity.serial, 'keyCompromise', { actor: 'test' });
-    await assert.rejects(reportPosture({ dir: device.dir, root }), (err: unknown) => isGatehouseError(err) && /revoked/.test((err as Error).message));
+    await assert.rejects(
+      reportPosture({ dir: device.dir, root }),
+      (err: unknown) => isGatehouseError(err) && /revoked/.test((err as Error).message),
+    );
   } finally {
     await fixture.close();
   }
@@ -105,12 +132,26 @@ test('posture-agent-run-reports-at-start-on-its-interval-and-after-a-renewal', a
     const device = await enrollAgent(fixture, 'web', 'laptop-3');
     const root = fixtureRoot(join(fixture.root, 'system'));
     const lines: Array<Record<string, unknown>> = [];
-    const logger = createLogger({ level: 'debug', write: (l) => void lines.push(JSON.parse(l) as Record<string, unknown>) });
+    const logger = createLogger({
+      level: 'debug',
+      write: (l) => void lines.push(JSON.parse(l) as Record<string, unknown>),
+    });
     const controller = new AbortController();
     // random 0: the first report at once, then every 0.9 × 300 ms; no renewal is due yet.
-    const running = runAgent({ dir: device.dir, logger, signal: controller.signal, random: () => 0, posture: { intervalMs: 300, root }, secrets: null });
+    const running = runAgent({
+      dir: device.dir,
+      logger,
+      signal: controller.signal,
+      random: () => 0,
+      posture: { intervalMs: 300, root },
+      secrets: null,
+    });
     try {
-      await waitFor(() => lines.filter((l) => l.msg === 'agent.posture_reported').length >= 2, 10_000, 'two scheduled reports');
+      await waitFor(
+        () => lines.filter((l) => l.msg === 'agent.posture_reported').length >= 2,
+        10_000,
+        'two scheduled reports',
+      );
     } finally {
       controller.abort();
       await running;
@@ -121,12 +162,27 @@ test('posture-agent-run-reports-at-start-on-its-interval-and-after-a-renewal', a
 
     // With reports an hour apart, a renewal makes the next one happen at once.
     const after: Array<Record<string, unknown>> = [];
-    const renewLogger = createLogger({ level: 'debug', write: (l) => void after.push(JSON.parse(l) as Record<string, unknown>) });
+    const renewLogger = createLogger({
+      level: 'debug',
+      write: (l) => void after.push(JSON.parse(l) as Record<string, unknown>),
+    });
     const later = () => new Date(Date.now() + 18 * 3_600_000);
     const second = new AbortController();
-    const run2 = runAgent({ dir: device.dir, logger: renewLogger, signal: second.signal, now: later, random: () => 0.99, posture: { intervalMs: 3_600_000, root }, secrets: null });
+    const run2 = runAgent({
+      dir: device.dir,
+      logger: renewLogger,
+      signal: second.signal,
+      now: later,
+      random: () => 0.99,
+      posture: { intervalMs: 3_600_000, root },
+      secrets: null,
+    });
     try {
-      await waitFor(() => after.some((l) => l.msg === 'agent.posture_reported'), 10_000, 'a report right after the renewal');
+      await waitFor(
+        () => after.some((l) => l.msg === 'agent.posture_reported'),
+        10_000,
+        'a report right after the renewal',
+      );
     } finally {
       second.abort();
       await run2;
@@ -151,15 +207,38 @@ test('posture-fleet-posture-lists-scores-worst-first-locally-and-remotely-with-f
     await reportPosture({ dir: strong.dir, root: strongRoot });
     const local = await gatehouse(['fleet', 'posture', '--dir', fixture.caDir, '--json']);
     assert.equal(local.status, 0, local.stderr);
-    const rows = JSON.parse(local.stdout) as Array<{ name: string; spiffeId: string; score: number | null; reportedAt: string | null; failing: string[] }>;
+    const rows = JSON.parse(local.stdout) as Array<{
+      name: string;
+      spiffeId: string;
+      score: number | null;
+      reportedAt: string | null;
+      failing: string[];
+    }>;
     // The admin never reported: no score, listed first; then the weak device, then the strong one.
-    assert.deepEqual(rows.map((r) => r.name), ['admin', 'weak-1', 'strong-1']);
+    assert.deepEqual(
+      rows.map((r) => r.name),
+      ['admin', 'weak-1', 'strong-1'],
+    );
     assert.equal(rows[0]!.reportedAt, null);
     assert.ok(rows[1]!.failing.includes('ssh-root-login'));
     assert.ok(rows[1]!.score! < rows[2]!.score!);
-    const remote = await gatehouse(['fleet', 'posture', '--identity', fixture.adminDir, '--ca', fixture.url, '--below', String(rows[2]!.score), '--json']);
+    const remote = await gatehouse([
+      'fleet',
+      'posture',
+      '--identity',
+      fixture.adminDir,
+      '--ca',
+      fixture.url,
+      '--below',
+      String(rows[2]!.score),
+      '--json',
+    ]);
     assert.equal(remote.status, 0, remote.stderr);
-    assert.deepEqual(JSON.parse(remote.stdout).map((r: { name: string }) => r.name), ['admin', 'weak-1'], 'below the strong one: the weak one and the one without a score');
+    assert.deepEqual(
+      JSON.parse(remote.stdout).map((r: { name: string }) => r.name),
+      ['admin', 'weak-1'],
+      'below the strong one: the weak one and the one without a score',
+    );
     const stale = await gatehouse(['fleet', 'posture', '--dir', fixture.caDir, '--stale', '1h']);
     assert.equal(stale.status, 0, stale.stderr);
     assert.match(stale.stdout, /spiffe:\/\/test\.internal\/admin\/admin +- +never/);
@@ -172,8 +251,12 @@ test('posture-fleet-posture-lists-scores-worst-first-locally-and-remotely-with-f
     assert.match(bands, /gatehouse_ca_posture_identities\{band="none"\} 1/);
     const expected = new Map<string, number>();
     for (const r of rows.slice(1)) expected.set(band(r.score!), (expected.get(band(r.score!)) ?? 0) + 1);
-    for (const [b, n] of expected) assert.match(bands, new RegExp(`gatehouse_ca_posture_identities\\{band="${b}"\\} ${n}`));
-    assert.match(await fixture.server.metrics!.registry.getSingleMetricAsString('gatehouse_ca_posture_stale_identities'), /gatehouse_ca_posture_stale_identities 1/);
+    for (const [b, n] of expected)
+      assert.match(bands, new RegExp(`gatehouse_ca_posture_identities\\{band="${b}"\\} ${n}`));
+    assert.match(
+      await fixture.server.metrics!.registry.getSingleMetricAsString('gatehouse_ca_posture_stale_identities'),
+      /gatehouse_ca_posture_stale_identities 1/,
+    );
   } finally {
     await fixture.close();
   }
@@ -184,7 +267,10 @@ test('posture-a-report-larger-than-a-pipe-buffer-reaches-the-reader-whole (the C
   try {
     const device = await enrollAgent(tmp, 'web', 'big-1');
     const root = fixtureRoot(join(tmp.root, 'big'));
-    const many = Array.from({ length: 3000 }, (_, i) => `Package: pkg-${i}\nStatus: install ok installed\nVersion: 1.${i}-1\n`).join('\n');
+    const many = Array.from(
+      { length: 3000 },
+      (_, i) => `Package: pkg-${i}\nStatus: install ok installed\nVersion: 1.${i}-1\n`,
+    ).join('\n');
     writeFileSync(join(root, 'var/lib/dpkg/status'), many);
     const r = await gatehouse(['agent', 'report', '--dir', device.dir, '--root', root, '--dry-run', '--json']);
     assert.equal(r.status, 0, r.stderr);

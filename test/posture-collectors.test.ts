@@ -34,8 +34,18 @@ const at = (iso: string) => new Date(iso);
 
 test('posture-os-release-old-release-fails-current-passes-unknown-is-unknown', () => {
   const cases: Array<[string | null, string, string, RegExp]> = [
-    ['PRETTY_NAME="Debian GNU/Linux 10 (buster)"\nID=debian\nVERSION_ID="10"\n', '2026-12-01', 'fail', /Debian GNU\/Linux 10 \(buster\) no longer gets security updates \(support ended 2022-09-10\)/],
-    ['PRETTY_NAME="Debian GNU/Linux 12 (bookworm)"\nID=debian\nVERSION_ID="12"\n', '2026-01-01', 'pass', /gets security updates until 2026-06-10/],
+    [
+      'PRETTY_NAME="Debian GNU/Linux 10 (buster)"\nID=debian\nVERSION_ID="10"\n',
+      '2026-12-01',
+      'fail',
+      /Debian GNU\/Linux 10 \(buster\) no longer gets security updates \(support ended 2022-09-10\)/,
+    ],
+    [
+      'PRETTY_NAME="Debian GNU/Linux 12 (bookworm)"\nID=debian\nVERSION_ID="12"\n',
+      '2026-01-01',
+      'pass',
+      /gets security updates until 2026-06-10/,
+    ],
     ["NAME='Ubuntu'\nID=ubuntu\nVERSION_ID='24.04'\n", '2026-12-01', 'pass', /until 2029-05-31/],
     ['ID=plan9\nVERSION_ID=4\n', '2026-12-01', 'unknown', /does not know when its security support ends/],
     [null, '2026-12-01', 'unknown', /no \/etc\/os-release/],
@@ -58,7 +68,8 @@ test('posture-sshd-root-login-and-passwords-from-config-and-includes', () => {
   const now = at('2026-12-01');
   // Root login on, set in an included file, which comes before the main file's later setting (first wins).
   const t = tree({
-    'etc/ssh/sshd_config': 'Include /etc/ssh/sshd_config.d/*.conf\nPermitRootLogin no\n# PasswordAuthentication yes\nMatch User backup\n  PasswordAuthentication no\n',
+    'etc/ssh/sshd_config':
+      'Include /etc/ssh/sshd_config.d/*.conf\nPermitRootLogin no\n# PasswordAuthentication yes\nMatch User backup\n  PasswordAuthentication no\n',
     'etc/ssh/sshd_config.d/10-root.conf': 'PermitRootLogin yes\n',
     'etc/ssh/sshd_config.d/20-other.conf': 'X11Forwarding no\n',
   });
@@ -73,9 +84,16 @@ test('posture-sshd-root-login-and-passwords-from-config-and-includes', () => {
   } finally {
     t.cleanup();
   }
-  const hardened = tree({ 'etc/ssh/sshd_config': 'Include sshd_config.d/*.conf\n', 'etc/ssh/sshd_config.d/50-keys.conf': 'PasswordAuthentication = no\nPermitRootLogin prohibit-password\n' });
+  const hardened = tree({
+    'etc/ssh/sshd_config': 'Include sshd_config.d/*.conf\n',
+    'etc/ssh/sshd_config.d/50-keys.conf': 'PasswordAuthentication = no\nPermitRootLogin prohibit-password\n',
+  });
   try {
-    assert.equal(sshdPasswordCollector.collect({ root: hardened.root, now }).verdict, 'pass', 'a relative Include is under /etc/ssh');
+    assert.equal(
+      sshdPasswordCollector.collect({ root: hardened.root, now }).verdict,
+      'pass',
+      'a relative Include is under /etc/ssh',
+    );
     assert.equal(sshdRootLoginCollector.collect({ root: hardened.root, now }).verdict, 'pass');
   } finally {
     hardened.cleanup();
@@ -89,21 +107,34 @@ test('posture-sshd-root-login-and-passwords-from-config-and-includes', () => {
 });
 
 const TCP_HEADER = '  sl  local_address rem_address   st tx_queue rx_queue tr tm->when retrnsmt   uid  timeout inode\n';
-const tcpLine = (n: number, local: string, state: string, inode: number) => `   ${n}: ${local} 00000000:0000 ${state} 00000000:00000000 00:00000000 00000000     0        0 ${inode} 1 0000000000000000 100 0 0 10 0\n`;
+const tcpLine = (n: number, local: string, state: string, inode: number) =>
+  `   ${n}: ${local} 00000000:0000 ${state} 00000000:00000000 00:00000000 00000000     0        0 ${inode} 1 0000000000000000 100 0 0 10 0\n`;
 
 test('posture-listening-sockets-telnet-with-its-process-and-databases-beyond-loopback', () => {
   const now = at('2026-12-01');
-  const t = tree({
-    // 0.0.0.0:23 LISTEN (telnet), 127.0.0.1:6379 LISTEN (redis on loopback), an ESTABLISHED one (01), ignored.
-    'proc/net/tcp': TCP_HEADER + tcpLine(0, '00000000:0017', '0A', 4242) + tcpLine(1, '0100007F:18EB', '0A', 4343) + tcpLine(2, '0100007F:1F90', '01', 4444),
-    'proc/net/tcp6': TCP_HEADER + tcpLine(0, '00000000000000000000000001000000:01BB', '0A', 4545),
-    'proc/412/comm': 'inetd\n',
-  }, { 'proc/412/fd/3': 'socket:[4242]', 'proc/412/fd/4': '/dev/null' });
+  const t = tree(
+    {
+      // 0.0.0.0:23 LISTEN (telnet), 127.0.0.1:6379 LISTEN (redis on loopback), an ESTABLISHED one (01), ignored.
+      'proc/net/tcp':
+        TCP_HEADER +
+        tcpLine(0, '00000000:0017', '0A', 4242) +
+        tcpLine(1, '0100007F:18EB', '0A', 4343) +
+        tcpLine(2, '0100007F:1F90', '01', 4444),
+      'proc/net/tcp6': TCP_HEADER + tcpLine(0, '00000000000000000000000001000000:01BB', '0A', 4545),
+      'proc/412/comm': 'inetd\n',
+    },
+    { 'proc/412/fd/3': 'socket:[4242]', 'proc/412/fd/4': '/dev/null' },
+  );
   try {
     const listeners = readListeners({ root: t.root, now })!;
-    assert.deepEqual(listeners.map((l) => [l.proto, l.address, l.port, l.process]), [
-      ['tcp', '0.0.0.0', 23, 'inetd (pid 412)'], ['tcp', '127.0.0.1', 6379, null], ['tcp', '::1', 443, null],
-    ]);
+    assert.deepEqual(
+      listeners.map((l) => [l.proto, l.address, l.port, l.process]),
+      [
+        ['tcp', '0.0.0.0', 23, 'inetd (pid 412)'],
+        ['tcp', '127.0.0.1', 6379, null],
+        ['tcp', '::1', 443, null],
+      ],
+    );
     const result = listeningSocketsCollector.collect({ root: t.root, now });
     assert.equal(result.verdict, 'fail');
     assert.equal(result.reason, 'telnet on 0.0.0.0:23/tcp (inetd (pid 412)), which sends credentials in clear');
@@ -112,7 +143,10 @@ test('posture-listening-sockets-telnet-with-its-process-and-databases-beyond-loo
   }
   const redis = tree({ 'proc/net/tcp': TCP_HEADER + tcpLine(0, '00000000:18EB', '0A', 7) });
   try {
-    assert.match(listeningSocketsCollector.collect({ root: redis.root, now }).reason, /Redis on 0\.0\.0\.0:6379, reachable beyond this machine/);
+    assert.match(
+      listeningSocketsCollector.collect({ root: redis.root, now }).reason,
+      /Redis on 0\.0\.0\.0:6379, reachable beyond this machine/,
+    );
   } finally {
     redis.cleanup();
   }
@@ -140,7 +174,17 @@ test('posture-collectors-on-this-machine: a socket this test opens is found with
     assert.ok(mine, `port ${port} listed`);
     assert.equal(mine.address, '127.0.0.1');
     assert.match(mine.process ?? '', new RegExp(`\\(pid ${process.pid}\\)$`));
-    for (const collector of [osReleaseCollector, sshdRootLoginCollector, sshdPasswordCollector, listeningSocketsCollector, autoUpdatesCollector, timeSyncCollector, identityFilesCollector, firewallCollector, pendingUpgradesCollector]) {
+    for (const collector of [
+      osReleaseCollector,
+      sshdRootLoginCollector,
+      sshdPasswordCollector,
+      listeningSocketsCollector,
+      autoUpdatesCollector,
+      timeSyncCollector,
+      identityFilesCollector,
+      firewallCollector,
+      pendingUpgradesCollector,
+    ]) {
       const result = collector.collect(ctx);
       assert.ok(['pass', 'fail', 'unknown'].includes(result.verdict), `${collector.id}: ${result.verdict}`);
       assert.ok(result.reason.length > 0 && !result.reason.includes('\n'), `${collector.id}: one line`);
@@ -178,8 +222,20 @@ test('posture-installed-packages-from-the-dpkg-database-with-their-source', () =
   const t = tree({ 'var/lib/dpkg/status': DPKG_STATUS });
   try {
     assert.deepEqual(installedPackages({ root: t.root, now: new Date() }), [
-      { name: 'openssl', version: '3.0.15-1~deb12u1', source: 'openssl', sourceVersion: '3.0.15-1~deb12u1', architecture: 'amd64' },
-      { name: 'libssl3', version: '3.0.15-1~deb12u1+b1', source: 'openssl', sourceVersion: '3.0.15-1~deb12u1', architecture: 'amd64' },
+      {
+        name: 'openssl',
+        version: '3.0.15-1~deb12u1',
+        source: 'openssl',
+        sourceVersion: '3.0.15-1~deb12u1',
+        architecture: 'amd64',
+      },
+      {
+        name: 'libssl3',
+        version: '3.0.15-1~deb12u1+b1',
+        source: 'openssl',
+        sourceVersion: '3.0.15-1~deb12u1',
+        architecture: 'amd64',
+      },
     ]);
   } finally {
     t.cleanup();
@@ -193,9 +249,31 @@ test('posture-auto-updates-time-sync-and-identity-files', () => {
   const withUu = `${DPKG_STATUS}\nPackage: unattended-upgrades\nStatus: install ok installed\nVersion: 2.9.1+nmu3\n`;
   const cases: Array<[Record<string, string>, string, RegExp]> = [
     [{ 'var/lib/dpkg/status': DPKG_STATUS }, 'fail', /unattended-upgrades is not installed/],
-    [{ 'var/lib/dpkg/status': withUu, 'etc/apt/apt.conf.d/20auto-upgrades': 'APT::Periodic::Update-Package-Lists "1";\n' }, 'fail', /not switched on \(APT::Periodic::Unattended-Upgrade unset\)/],
-    [{ 'var/lib/dpkg/status': withUu, 'etc/apt/apt.conf.d/20auto-upgrades': 'APT::Periodic::Unattended-Upgrade "1";\n', 'etc/apt/apt.conf.d/99off': 'APT::Periodic::Unattended-Upgrade "0";\n' }, 'fail', /"0"/],
-    [{ 'var/lib/dpkg/status': withUu, 'etc/apt/apt.conf.d/20auto-upgrades': 'APT::Periodic::Unattended-Upgrade "1";\n' }, 'pass', /runs/],
+    [
+      {
+        'var/lib/dpkg/status': withUu,
+        'etc/apt/apt.conf.d/20auto-upgrades': 'APT::Periodic::Update-Package-Lists "1";\n',
+      },
+      'fail',
+      /not switched on \(APT::Periodic::Unattended-Upgrade unset\)/,
+    ],
+    [
+      {
+        'var/lib/dpkg/status': withUu,
+        'etc/apt/apt.conf.d/20auto-upgrades': 'APT::Periodic::Unattended-Upgrade "1";\n',
+        'etc/apt/apt.conf.d/99off': 'APT::Periodic::Unattended-Upgrade "0";\n',
+      },
+      'fail',
+      /"0"/,
+    ],
+    [
+      {
+        'var/lib/dpkg/status': withUu,
+        'etc/apt/apt.conf.d/20auto-upgrades': 'APT::Periodic::Unattended-Upgrade "1";\n',
+      },
+      'pass',
+      /runs/,
+    ],
     [{}, 'unknown', /no dpkg database/],
   ];
   for (const [files, verdict, reason] of cases) {
@@ -226,10 +304,16 @@ test('posture-auto-updates-time-sync-and-identity-files', () => {
     chmodSync(id.dir, 0o700);
     assert.equal(identityFilesCollector.collect({ root: '/', now, identityDir: id.dir }).verdict, 'pass');
     chmodSync(join(id.dir, 'key.pem'), 0o644);
-    assert.match(identityFilesCollector.collect({ root: '/', now, identityDir: id.dir }).reason, /key\.pem has mode 0644: other users can read/);
+    assert.match(
+      identityFilesCollector.collect({ root: '/', now, identityDir: id.dir }).reason,
+      /key\.pem has mode 0644: other users can read/,
+    );
     chmodSync(join(id.dir, 'key.pem'), 0o600);
     chmodSync(id.dir, 0o777);
-    assert.match(identityFilesCollector.collect({ root: '/', now, identityDir: id.dir }).reason, /directory has mode 0777/);
+    assert.match(
+      identityFilesCollector.collect({ root: '/', now, identityDir: id.dir }).reason,
+      /directory has mode 0777/,
+    );
   } finally {
     chmodSync(id.dir, 0o700);
     id.cleanup();
@@ -249,33 +333,151 @@ table inet filter {
   chain output { type filter hook output priority 0; policy accept; }
 }
 `;
-const NFT_ENABLED = { 'etc/systemd/system/sysinit.target.wants/nftables.service': '/lib/systemd/system/nftables.service' };
+const NFT_ENABLED = {
+  'etc/systemd/system/sysinit.target.wants/nftables.service': '/lib/systemd/system/nftables.service',
+};
 
 test('posture-firewall-from-the-boot-configuration: nftables, includes, iptables-persistent, ufw, firewalld', () => {
   const now = new Date();
   const cases: Array<[string, Record<string, string>, Record<string, string>, string, RegExp]> = [
-    ['nftables drop, enabled', { 'etc/nftables.conf': NFT_DROP }, NFT_ENABLED, 'pass', /nftables: input chain inet filter\/input has policy drop \(from the configuration the boot loads/],
-    ['nftables accept', { 'etc/nftables.conf': NFT_DROP.replace('policy drop; # default', 'policy accept; # default') }, NFT_ENABLED, 'fail', /^\/etc\/nftables\.conf: input chain inet filter\/input has policy accept/],
-    ['nftables no policy', { 'etc/nftables.conf': 'table inet filter {\n  chain input {\n    type filter hook input priority 0;\n  }\n}\n' }, NFT_ENABLED, 'fail', /policy accept \(the default when unset\)/],
+    [
+      'nftables drop, enabled',
+      { 'etc/nftables.conf': NFT_DROP },
+      NFT_ENABLED,
+      'pass',
+      /nftables: input chain inet filter\/input has policy drop \(from the configuration the boot loads/,
+    ],
+    [
+      'nftables accept',
+      { 'etc/nftables.conf': NFT_DROP.replace('policy drop; # default', 'policy accept; # default') },
+      NFT_ENABLED,
+      'fail',
+      /^\/etc\/nftables\.conf: input chain inet filter\/input has policy accept/,
+    ],
+    [
+      'nftables no policy',
+      { 'etc/nftables.conf': 'table inet filter {\n  chain input {\n    type filter hook input priority 0;\n  }\n}\n' },
+      NFT_ENABLED,
+      'fail',
+      /policy accept \(the default when unset\)/,
+    ],
     ['nftables drop, not enabled', { 'etc/nftables.conf': NFT_DROP }, {}, 'fail', /nftables\.service is not enabled/],
-    ['nftables drop in a netdev table only', { 'etc/nftables.conf': 'table netdev edge {\n chain input { type filter hook input priority 0; policy drop; }\n}\n' }, NFT_ENABLED, 'fail', /no input chain/],
-    ['nftables include (glob, relative to /etc)', {
-      'etc/nftables.conf': 'flush ruleset\ninclude "nftables.d/*.nft"\n',
-      'etc/nftables.d/10-input.nft': 'table ip filter {\n  include "/etc/nftables.d/chains/input.inc"\n}\n',
-      'etc/nftables.d/chains/input.inc': 'chain input {\n  type filter hook input priority 0\n  policy drop\n}\n',
-    }, { 'etc/systemd/system/multi-user.target.wants/nftables.service': '/lib/systemd/system/nftables.service' }, 'pass', /ip filter\/input has policy drop/],
-    ['nftables add chain', { 'etc/nftables.conf': 'add table inet fw\nadd chain inet fw in { type filter hook input priority 0 ; policy drop ; }\n' }, NFT_ENABLED, 'pass', /inet fw\/in has policy drop/],
-    ['ufw enabled, DROP', { 'etc/ufw/ufw.conf': 'ENABLED=yes\nLOGLEVEL=low\n', 'etc/default/ufw': 'IPV6=yes\nDEFAULT_INPUT_POLICY="DROP"\nDEFAULT_OUTPUT_POLICY="ACCEPT"\n' }, {}, 'pass', /ufw is enabled with DEFAULT_INPUT_POLICY="DROP"/],
-    ['ufw disabled', { 'etc/ufw/ufw.conf': 'ENABLED=no\n', 'etc/default/ufw': 'DEFAULT_INPUT_POLICY="DROP"\n' }, {}, 'fail', /ufw is installed but not enabled \(ENABLED=no in \/etc\/ufw\/ufw\.conf/],
-    ['ufw enabled, ACCEPT', { 'etc/ufw/ufw.conf': 'ENABLED=yes\n', 'etc/default/ufw': 'DEFAULT_INPUT_POLICY="ACCEPT"\n' }, {}, 'fail', /\/etc\/default\/ufw has DEFAULT_INPUT_POLICY "ACCEPT"/],
-    ['iptables DROP', { 'etc/iptables/rules.v4': '*nat\n:INPUT ACCEPT [0:0]\nCOMMIT\n*filter\n:INPUT DROP [0:0]\n:FORWARD DROP [0:0]\n:OUTPUT ACCEPT [0:0]\n-A INPUT -i lo -j ACCEPT\nCOMMIT\n' }, {}, 'pass', /rules\.v4 sets INPUT policy DROP/],
-    ['iptables ACCEPT', { 'etc/iptables/rules.v4': '*filter\n:INPUT ACCEPT [0:0]\nCOMMIT\n*raw\n:INPUT DROP [0:0]\nCOMMIT\n' }, {}, 'fail', /\/etc\/iptables\/rules\.v4 sets INPUT policy ACCEPT/],
-    ['firewalld enabled', { 'etc/firewalld/firewalld.conf': 'DefaultZone=public\n' }, { 'etc/systemd/system/multi-user.target.wants/firewalld.service': '/usr/lib/systemd/system/firewalld.service' }, 'pass', /firewalld is enabled with default zone public/],
-    ['firewalld trusted', { 'etc/firewalld/firewalld.conf': 'DefaultZone=trusted\n', 'usr/lib/firewalld/zones/trusted.xml': '<?xml version="1.0"?>\n<zone target="ACCEPT"><short>Trusted</short></zone>\n' }, { 'etc/systemd/system/multi-user.target.wants/firewalld.service': '/x' }, 'fail', /default zone trusted has target ACCEPT/],
-    ['firewalld not enabled', { 'etc/firewalld/firewalld.conf': 'DefaultZone=public\n' }, {}, 'fail', /firewalld\.service is not enabled/],
+    [
+      'nftables drop in a netdev table only',
+      {
+        'etc/nftables.conf':
+          'table netdev edge {\n chain input { type filter hook input priority 0; policy drop; }\n}\n',
+      },
+      NFT_ENABLED,
+      'fail',
+      /no input chain/,
+    ],
+    [
+      'nftables include (glob, relative to /etc)',
+      {
+        'etc/nftables.conf': 'flush ruleset\ninclude "nftables.d/*.nft"\n',
+        'etc/nftables.d/10-input.nft': 'table ip filter {\n  include "/etc/nftables.d/chains/input.inc"\n}\n',
+        'etc/nftables.d/chains/input.inc': 'chain input {\n  type filter hook input priority 0\n  policy drop\n}\n',
+      },
+      { 'etc/systemd/system/multi-user.target.wants/nftables.service': '/lib/systemd/system/nftables.service' },
+      'pass',
+      /ip filter\/input has policy drop/,
+    ],
+    [
+      'nftables add chain',
+      {
+        'etc/nftables.conf':
+          'add table inet fw\nadd chain inet fw in { type filter hook input priority 0 ; policy drop ; }\n',
+      },
+      NFT_ENABLED,
+      'pass',
+      /inet fw\/in has policy drop/,
+    ],
+    [
+      'ufw enabled, DROP',
+      {
+        'etc/ufw/ufw.conf': 'ENABLED=yes\nLOGLEVEL=low\n',
+        'etc/default/ufw': 'IPV6=yes\nDEFAULT_INPUT_POLICY="DROP"\nDEFAULT_OUTPUT_POLICY="ACCEPT"\n',
+      },
+      {},
+      'pass',
+      /ufw is enabled with DEFAULT_INPUT_POLICY="DROP"/,
+    ],
+    [
+      'ufw disabled',
+      { 'etc/ufw/ufw.conf': 'ENABLED=no\n', 'etc/default/ufw': 'DEFAULT_INPUT_POLICY="DROP"\n' },
+      {},
+      'fail',
+      /ufw is installed but not enabled \(ENABLED=no in \/etc\/ufw\/ufw\.conf/,
+    ],
+    [
+      'ufw enabled, ACCEPT',
+      { 'etc/ufw/ufw.conf': 'ENABLED=yes\n', 'etc/default/ufw': 'DEFAULT_INPUT_POLICY="ACCEPT"\n' },
+      {},
+      'fail',
+      /\/etc\/default\/ufw has DEFAULT_INPUT_POLICY "ACCEPT"/,
+    ],
+    [
+      'iptables DROP',
+      {
+        'etc/iptables/rules.v4':
+          '*nat\n:INPUT ACCEPT [0:0]\nCOMMIT\n*filter\n:INPUT DROP [0:0]\n:FORWARD DROP [0:0]\n:OUTPUT ACCEPT [0:0]\n-A INPUT -i lo -j ACCEPT\nCOMMIT\n',
+      },
+      {},
+      'pass',
+      /rules\.v4 sets INPUT policy DROP/,
+    ],
+    [
+      'iptables ACCEPT',
+      { 'etc/iptables/rules.v4': '*filter\n:INPUT ACCEPT [0:0]\nCOMMIT\n*raw\n:INPUT DROP [0:0]\nCOMMIT\n' },
+      {},
+      'fail',
+      /\/etc\/iptables\/rules\.v4 sets INPUT policy ACCEPT/,
+    ],
+    [
+      'firewalld enabled',
+      { 'etc/firewalld/firewalld.conf': 'DefaultZone=public\n' },
+      { 'etc/systemd/system/multi-user.target.wants/firewalld.service': '/usr/lib/systemd/system/firewalld.service' },
+      'pass',
+      /firewalld is enabled with default zone public/,
+    ],
+    [
+      'firewalld trusted',
+      {
+        'etc/firewalld/firewalld.conf': 'DefaultZone=trusted\n',
+        'usr/lib/firewalld/zones/trusted.xml':
+          '<?xml version="1.0"?>\n<zone target="ACCEPT"><short>Trusted</short></zone>\n',
+      },
+      { 'etc/systemd/system/multi-user.target.wants/firewalld.service': '/x' },
+      'fail',
+      /default zone trusted has target ACCEPT/,
+    ],
+    [
+      'firewalld not enabled',
+      { 'etc/firewalld/firewalld.conf': 'DefaultZone=public\n' },
+      {},
+      'fail',
+      /firewalld\.service is not enabled/,
+    ],
     // Debian's stock nftables.conf (accept) next to an enabled ufw: ufw's drop decides, as in the kernel.
-    ['nftables accept but ufw drops', { 'etc/nftables.conf': NFT_DROP.replace('policy drop; # default', 'policy accept; # default'), 'etc/ufw/ufw.conf': 'ENABLED=yes\n', 'etc/default/ufw': "DEFAULT_INPUT_POLICY='REJECT'\n" }, NFT_ENABLED, 'pass', /ufw is enabled with DEFAULT_INPUT_POLICY="REJECT"/],
-    ['nothing', { 'etc/hostname': 'web-01\n' }, {}, 'fail', /^no firewall configuration found \(nftables, iptables-persistent, ufw, firewalld\)$/],
+    [
+      'nftables accept but ufw drops',
+      {
+        'etc/nftables.conf': NFT_DROP.replace('policy drop; # default', 'policy accept; # default'),
+        'etc/ufw/ufw.conf': 'ENABLED=yes\n',
+        'etc/default/ufw': "DEFAULT_INPUT_POLICY='REJECT'\n",
+      },
+      NFT_ENABLED,
+      'pass',
+      /ufw is enabled with DEFAULT_INPUT_POLICY="REJECT"/,
+    ],
+    [
+      'nothing',
+      { 'etc/hostname': 'web-01\n' },
+      {},
+      'fail',
+      /^no firewall configuration found \(nftables, iptables-persistent, ufw, firewalld\)$/,
+    ],
   ];
   for (const [name, files, links, verdict, reason] of cases) {
     const t = tree({ ...files, 'proc/net/ip_tables_names': 'filter\n' }, links);
@@ -301,30 +503,103 @@ test('posture-firewall-from-the-boot-configuration: nftables, includes, iptables
   }
 });
 
-const SECURITY_LIST = 'var/lib/apt/lists/deb.debian.org_debian-security_dists_bookworm-security_main_binary-amd64_Packages';
+const SECURITY_LIST =
+  'var/lib/apt/lists/deb.debian.org_debian-security_dists_bookworm-security_main_binary-amd64_Packages';
 const MAIN_LIST = 'var/lib/apt/lists/deb.debian.org_debian_dists_bookworm_main_binary-amd64_Packages';
-const installed = (name: string, version: string, architecture = 'amd64') => `Package: ${name}\nStatus: install ok installed\nArchitecture: ${architecture}\nVersion: ${version}\nDescription: x\n continued\n`;
-const indexed = (name: string, version: string, architecture = 'amd64') => `Package: ${name}\nSource: ${name}\nVersion: ${version}\nInstalled-Size: 1\nArchitecture: ${architecture}\nDescription: x\n Version: 99\n`;
-const STATUS = [installed('openssl', '3.0.11-1~deb12u1'), installed('libssl3', '3.0.11-1~deb12u1'), installed('tzdata', '2024a-0+deb12u1', 'all'), installed('curl', '1:7.88.1-10+deb12u5')].join('\n');
+const installed = (name: string, version: string, architecture = 'amd64') =>
+  `Package: ${name}\nStatus: install ok installed\nArchitecture: ${architecture}\nVersion: ${version}\nDescription: x\n continued\n`;
+const indexed = (name: string, version: string, architecture = 'amd64') =>
+  `Package: ${name}\nSource: ${name}\nVersion: ${version}\nInstalled-Size: 1\nArchitecture: ${architecture}\nDescription: x\n Version: 99\n`;
+const STATUS = [
+  installed('openssl', '3.0.11-1~deb12u1'),
+  installed('libssl3', '3.0.11-1~deb12u1'),
+  installed('tzdata', '2024a-0+deb12u1', 'all'),
+  installed('curl', '1:7.88.1-10+deb12u5'),
+].join('\n');
 
 test('posture-pending-upgrades-from-the-dpkg-database-and-apt-lists', () => {
   const now = new Date();
   const cases: Array<[string, Record<string, string>, string, RegExp, number]> = [
-    ['a security fix', { [SECURITY_LIST]: [indexed('openssl', '3.0.15-1~deb12u1'), indexed('libssl3', '3.0.15-1~deb12u1'), indexed('unrelated', '9.9')].join('\n') }, 'fail', /^2 security upgrades pending: openssl, libssl3 \(lists from \d{4}-\d\d-\d\d\); apt-get upgrade$/, 2],
-    ['newer, not security', { [MAIN_LIST]: [indexed('openssl', '3.0.15-1~deb12u1'), indexed('tzdata', '2024b-0+deb12u1', 'all')].join('\n') }, 'pass', /^no security upgrades pending, 2 non-security upgrades pending/, 2],
-    ['equal or older', { [MAIN_LIST]: [indexed('openssl', '3.0.11-1~deb12u1'), indexed('libssl3', '3.0.9-1')].join('\n\n\n'), [SECURITY_LIST]: indexed('openssl', '3.0.11-1~deb11u1') }, 'pass', /, 0 non-security upgrades pending/, 0],
+    [
+      'a security fix',
+      {
+        [SECURITY_LIST]: [
+          indexed('openssl', '3.0.15-1~deb12u1'),
+          indexed('libssl3', '3.0.15-1~deb12u1'),
+          indexed('unrelated', '9.9'),
+        ].join('\n'),
+      },
+      'fail',
+      /^2 security upgrades pending: openssl, libssl3 \(lists from \d{4}-\d\d-\d\d\); apt-get upgrade$/,
+      2,
+    ],
+    [
+      'newer, not security',
+      { [MAIN_LIST]: [indexed('openssl', '3.0.15-1~deb12u1'), indexed('tzdata', '2024b-0+deb12u1', 'all')].join('\n') },
+      'pass',
+      /^no security upgrades pending, 2 non-security upgrades pending/,
+      2,
+    ],
+    [
+      'equal or older',
+      {
+        [MAIN_LIST]: [indexed('openssl', '3.0.11-1~deb12u1'), indexed('libssl3', '3.0.9-1')].join('\n\n\n'),
+        [SECURITY_LIST]: indexed('openssl', '3.0.11-1~deb11u1'),
+      },
+      'pass',
+      /, 0 non-security upgrades pending/,
+      0,
+    ],
     // ~deb12u1 sorts before the release without it; the epoch outweighs any upstream version.
-    ['tilde and epoch', { [SECURITY_LIST]: [indexed('openssl', '3.0.11-1~deb12u0'), indexed('curl', '8.5.0-2')].join('\n'), [MAIN_LIST]: [indexed('libssl3', '3.0.11-1'), indexed('curl', '1:7.88.1-10+deb12u6')].join('\n') }, 'pass', /, 2 non-security upgrades pending/, 2],
-    ['other architecture', { [SECURITY_LIST]: [indexed('openssl', '3.0.15-1~deb12u1', 'arm64'), indexed('tzdata', '2025a-0+deb12u1', 'arm64')].join('\n') }, 'pass', /, 0 non-security/, 0],
-    ['lists compressed only', { [`${SECURITY_LIST}.lz4`]: 'binary' }, 'unknown', /lists are compressed \(1 in \/var\/lib\/apt\/lists\)/, -1],
+    [
+      'tilde and epoch',
+      {
+        [SECURITY_LIST]: [indexed('openssl', '3.0.11-1~deb12u0'), indexed('curl', '8.5.0-2')].join('\n'),
+        [MAIN_LIST]: [indexed('libssl3', '3.0.11-1'), indexed('curl', '1:7.88.1-10+deb12u6')].join('\n'),
+      },
+      'pass',
+      /, 2 non-security upgrades pending/,
+      2,
+    ],
+    [
+      'other architecture',
+      {
+        [SECURITY_LIST]: [
+          indexed('openssl', '3.0.15-1~deb12u1', 'arm64'),
+          indexed('tzdata', '2025a-0+deb12u1', 'arm64'),
+        ].join('\n'),
+      },
+      'pass',
+      /, 0 non-security/,
+      0,
+    ],
+    [
+      'lists compressed only',
+      { [`${SECURITY_LIST}.lz4`]: 'binary' },
+      'unknown',
+      /lists are compressed \(1 in \/var\/lib\/apt\/lists\)/,
+      -1,
+    ],
     ['no lists', { 'var/lib/apt/lists/lock': '' }, 'unknown', /`apt-get update` has not run/, -1],
     // A pinned source of the next release and backports are not what `apt-get upgrade` installs.
-    ['another release', {
-      'etc/os-release': 'ID=debian\nVERSION_ID="12"\nVERSION_CODENAME=bookworm\n',
-      'var/lib/apt/lists/deb.debian.org_debian-security_dists_trixie-security_main_binary-amd64_Packages': indexed('openssl', '3.5.1-1+deb13u1'),
-      'var/lib/apt/lists/deb.debian.org_debian_dists_bookworm-backports_main_binary-amd64_Packages': indexed('curl', '1:8.14.1-2~bpo12+1'),
-      [MAIN_LIST]: indexed('tzdata', '2024b-0+deb12u1', 'all'),
-    }, 'pass', /^no security upgrades pending, 1 non-security upgrade pending/, 1],
+    [
+      'another release',
+      {
+        'etc/os-release': 'ID=debian\nVERSION_ID="12"\nVERSION_CODENAME=bookworm\n',
+        'var/lib/apt/lists/deb.debian.org_debian-security_dists_trixie-security_main_binary-amd64_Packages': indexed(
+          'openssl',
+          '3.5.1-1+deb13u1',
+        ),
+        'var/lib/apt/lists/deb.debian.org_debian_dists_bookworm-backports_main_binary-amd64_Packages': indexed(
+          'curl',
+          '1:8.14.1-2~bpo12+1',
+        ),
+        [MAIN_LIST]: indexed('tzdata', '2024b-0+deb12u1', 'all'),
+      },
+      'pass',
+      /^no security upgrades pending, 1 non-security upgrade pending/,
+      1,
+    ],
   ];
   for (const [name, files, verdict, reason, pending] of cases) {
     const t = tree({ 'var/lib/dpkg/status': STATUS, ...files });
@@ -338,10 +613,22 @@ test('posture-pending-upgrades-from-the-dpkg-database-and-apt-lists', () => {
         assert.match(String(result.details?.listsUpdatedAt), /^\d{4}-\d\d-\d\dT/, name);
       }
       if (name === 'a security fix') {
-        assert.deepEqual((result.details?.upgrades as unknown[])[0], { name: 'openssl', architecture: 'amd64', installed: '3.0.11-1~deb12u1', candidate: '3.0.15-1~deb12u1', security: true });
+        assert.deepEqual((result.details?.upgrades as unknown[])[0], {
+          name: 'openssl',
+          architecture: 'amd64',
+          installed: '3.0.11-1~deb12u1',
+          candidate: '3.0.15-1~deb12u1',
+          security: true,
+        });
       }
       if (name === 'tilde and epoch') {
-        assert.deepEqual((result.details?.upgrades as Array<{ name: string; candidate: string }>).map((u) => [u.name, u.candidate]), [['libssl3', '3.0.11-1'], ['curl', '1:7.88.1-10+deb12u6']]);
+        assert.deepEqual(
+          (result.details?.upgrades as Array<{ name: string; candidate: string }>).map((u) => [u.name, u.candidate]),
+          [
+            ['libssl3', '3.0.11-1'],
+            ['curl', '1:7.88.1-10+deb12u6'],
+          ],
+        );
       }
     } finally {
       t.cleanup();

@@ -6,7 +6,12 @@ import { defineCollector, type CheckResult } from '../src/posture/check.js';
 import { makeTempDir } from './helpers/tmp.js';
 import { writeTree } from './helpers/system-tree.js';
 
-const check = (id: string, weight: number, verdict: CheckResult['verdict']): CheckResult => ({ id, weight, verdict, reason: id });
+const check = (id: string, weight: number, verdict: CheckResult['verdict']): CheckResult => ({
+  id,
+  weight,
+  verdict,
+  reason: id,
+});
 
 test('posture-score-is-the-weighted-share-of-decided-checks-that-pass', () => {
   assert.equal(scoreOf([check('a', 20, 'pass'), check('b', 10, 'fail'), check('c', 30, 'unknown')]), 67);
@@ -33,11 +38,29 @@ test('posture-report-on-a-fixture-tree: failing heaviest first, facts, a throwin
     // The fixture has an /etc but no firewall configuration: firewall fails too (as heavy as ssh-root-login, listed after it).
     assert.deepEqual(report.failing, ['os-supported', 'ssh-root-login', 'firewall'], 'heaviest first');
     const decided = report.checks.filter((c) => c.verdict !== 'unknown');
-    assert.deepEqual(decided.map((c) => [c.id, c.verdict]), [['os-supported', 'fail'], ['ssh-root-login', 'fail'], ['ssh-password-auth', 'pass'], ['firewall', 'fail'], ['time-sync', 'pass']]);
+    assert.deepEqual(
+      decided.map((c) => [c.id, c.verdict]),
+      [
+        ['os-supported', 'fail'],
+        ['ssh-root-login', 'fail'],
+        ['ssh-password-auth', 'pass'],
+        ['firewall', 'fail'],
+        ['time-sync', 'pass'],
+      ],
+    );
     assert.equal(report.score, Math.round((100 * (10 + 5)) / (20 + 15 + 10 + 15 + 5)));
-    assert.deepEqual(report.facts, { hostname: 'web-01', kernel: '6.1.0-28-amd64', uptimeSeconds: 3600, bootedAt: '2026-12-01T11:00:00.000Z' });
+    assert.deepEqual(report.facts, {
+      hostname: 'web-01',
+      kernel: '6.1.0-28-amd64',
+      uptimeSeconds: 3600,
+      bootedAt: '2026-12-01T11:00:00.000Z',
+    });
     assert.equal(report.packages, null);
-    const broken = collectPosture({ root: tmp.dir, now }, [defineCollector('boom', 5, () => { throw new Error('bad\nsecond line'); })]);
+    const broken = collectPosture({ root: tmp.dir, now }, [
+      defineCollector('boom', 5, () => {
+        throw new Error('bad\nsecond line');
+      }),
+    ]);
     assert.deepEqual(broken.checks, [{ id: 'boom', weight: 5, verdict: 'unknown', reason: 'the check failed: bad' }]);
     assert.equal(broken.score, null);
   } finally {

@@ -22,8 +22,12 @@ import { openPostgresStore } from '../src/store/postgres.js';
 import { COPIED_TABLES, type TableAccess, type TableRow } from '../src/store/table-copy.js';
 
 let pgServer: TestPostgres;
-before(async () => { pgServer = await startPostgres(); });
-after(async () => { await pgServer?.stop(); });
+before(async () => {
+  pgServer = await startPostgres();
+});
+after(async () => {
+  await pgServer?.stop();
+});
 
 /** Every copied table's rows, values made comparable across the stores (BIGINT strings, BYTEA). */
 async function contents(tables: TableAccess): Promise<Record<string, unknown[]>> {
@@ -33,13 +37,33 @@ async function contents(tables: TableAccess): Promise<Record<string, unknown[]>>
       const columns = (await reader.columnsOf(table)).sort();
       const rows: unknown[] = [];
       for await (const page of reader.rows(table, columns)) {
-        rows.push(...page.map((row: TableRow) => Object.fromEntries(columns.map((c) => {
-          const v = row[c];
-          return [c, Buffer.isBuffer(v) ? v.toString('hex') : typeof v === 'string' && /^-?\d+$/.test(v) && /(_at|^time|^seq|^id|value|uses|version|size|score|not_)/.test(c) ? Number(v) : v];
-        }))));
+        rows.push(
+          ...page.map((row: TableRow) =>
+            Object.fromEntries(
+              columns.map((c) => {
+                const v = row[c];
+                return [
+                  c,
+                  Buffer.isBuffer(v)
+                    ? v.toString('hex')
+                    : typeof v === 'string' &&
+                        /^-?\d+$/.test(v) &&
+                        /(_at|^time|^seq|^id|value|uses|version|size|score|not_)/.test(c)
+                      ? Number(v)
+                      : v,
+                ];
+              }),
+            ),
+          ),
+        );
       }
       // Insertion order matters where it is the listing order; elsewhere each store orders by its key.
-      out[table] = ['certificates', 'audit_events', 'posture_reports'].includes(table) ? rows : rows.map((r) => JSON.stringify(r)).sort().map((r) => JSON.parse(r) as unknown);
+      out[table] = ['certificates', 'audit_events', 'posture_reports'].includes(table)
+        ? rows
+        : rows
+            .map((r) => JSON.stringify(r))
+            .sort()
+            .map((r) => JSON.parse(r) as unknown);
     }
     return out;
   });
@@ -57,11 +81,25 @@ test('store-copy-sqlite-to-postgres-and-back-gives-identical-contents-and-the-ca
     await renewOnce({ dir: web.dir });
     await fixture.server.authority.revokeCertificate(doomed.identity.serial, 'keyCompromise', { actor: 'test' });
     await fixture.server.authority.createToken({ role: 'web', name: 'later' }, { actor: 'test' });
-    await fixture.server.secrets.create({ name: 'db-password', value: Buffer.from('s3cret'), grants: ['role:web'] }, { actor: 'test' });
+    await fixture.server.secrets.create(
+      { name: 'db-password', value: Buffer.from('s3cret'), grants: ['role:web'] },
+      { actor: 'test' },
+    );
     await fixture.server.secrets.rotate('db-password', Buffer.from('s3cret-2'), 3_600_000, { actor: 'test' });
-    await reportPosture({ dir: web.dir, root: writeTree(join(fixture.root, 'system'), { 'etc/os-release': 'ID=debian\nVERSION_ID="12"\n', 'var/lib/dpkg/status': 'Package: openssl\nStatus: install ok installed\nVersion: 3.0.11-1~deb12u2\n' }) });
+    await reportPosture({
+      dir: web.dir,
+      root: writeTree(join(fixture.root, 'system'), {
+        'etc/os-release': 'ID=debian\nVERSION_ID="12"\n',
+        'var/lib/dpkg/status': 'Package: openssl\nStatus: install ok installed\nVersion: 3.0.11-1~deb12u2\n',
+      }),
+    });
     const feed = JSON.parse(readFileSync(resolve('docs/examples/osv-fixture.json'), 'utf8')) as unknown[];
-    await importAdvisories(fixture.store, parseAdvisories(feed, (i) => `r${i}`), { actor: 'test' }, new Date());
+    await importAdvisories(
+      fixture.store,
+      parseAdvisories(feed, (i) => `r${i}`),
+      { actor: 'test' },
+      new Date(),
+    );
     await fixture.server.crls.refresh(true);
     await fixture.server.close();
     await fixture.store.close();
@@ -69,7 +107,19 @@ test('store-copy-sqlite-to-postgres-and-back-gives-identical-contents-and-the-ca
     const sqliteBefore = openSqliteStore(join(caDir, 'gatehouse.db'), { readonly: true });
     const original = await contents(sqliteBefore.tableAccess());
     await sqliteBefore.close();
-    for (const table of ['tokens', 'certificates', 'names', 'crl_numbers', 'meta', 'audit_events', 'secrets', 'secret_versions', 'secret_grants', 'posture_reports', 'advisories']) {
+    for (const table of [
+      'tokens',
+      'certificates',
+      'names',
+      'crl_numbers',
+      'meta',
+      'audit_events',
+      'secrets',
+      'secret_versions',
+      'secret_grants',
+      'posture_reports',
+      'advisories',
+    ]) {
       assert.ok(original[table]!.length > 0, `the source has ${table} rows`);
     }
 
@@ -103,10 +153,18 @@ test('store-copy-sqlite-to-postgres-and-back-gives-identical-contents-and-the-ca
     await roundTrip.close();
 
     // The CA now serves from PostgreSQL: new work continues the chain and the CRL numbers.
-    const crlBefore = (original.crl_numbers as Array<{ scope: string; value: number }>).find((r) => r.scope === 'intermediate')!.value;
+    const crlBefore = (original.crl_numbers as Array<{ scope: string; value: number }>).find(
+      (r) => r.scope === 'intermediate',
+    )!.value;
     const ca = await startCaProcess(caDir, [], { GATEHOUSE_STORE_URL: url });
     try {
-      const { token } = JSON.parse((await cli(['token', 'create', '--dir', caDir, '--role', 'web', '--name', 'after-copy', '--json'], { GATEHOUSE_STORE_URL: url })).stdout);
+      const { token } = JSON.parse(
+        (
+          await cli(['token', 'create', '--dir', caDir, '--role', 'web', '--name', 'after-copy', '--json'], {
+            GATEHOUSE_STORE_URL: url,
+          })
+        ).stdout,
+      );
       await enroll({ caUrl: ca.url, token, dir: join(fixture.root, 'after-copy'), name: 'after-copy' });
       const revoke = await cli(['cert', 'revoke', web.identity.serial, '--dir', caDir], { GATEHOUSE_STORE_URL: url });
       assert.equal(revoke.status, 0, revoke.stderr);
@@ -117,7 +175,10 @@ test('store-copy-sqlite-to-postgres-and-back-gives-identical-contents-and-the-ca
     assert.equal(JSON.parse(verified.stdout).ok, true, verified.stdout);
     assert.ok(JSON.parse(verified.stdout).count > original.audit_events!.length);
     const after = await openPostgresStore({ url });
-    assert.ok((await after.nextCrlNumber('intermediate')) > BigInt(crlBefore), 'CRL numbers continue above the copied ones');
+    assert.ok(
+      (await after.nextCrlNumber('intermediate')) > BigInt(crlBefore),
+      'CRL numbers continue above the copied ones',
+    );
     await after.close();
   } finally {
     rmSync(fixture.root, { recursive: true, force: true });

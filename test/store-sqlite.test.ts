@@ -39,7 +39,10 @@ test('sqlite: store-from-newer-gatehouse-refused', async () => {
     const db = new Database(path);
     db.prepare('INSERT INTO schema_migrations (version, applied_at) VALUES (999, 0)').run();
     db.close();
-    assert.throws(() => openSqliteStore(path), (err) => isGatehouseError(err, 'GH_STORE_IO') && /newer/.test(err.message));
+    assert.throws(
+      () => openSqliteStore(path),
+      (err) => isGatehouseError(err, 'GH_STORE_IO') && /newer/.test(err.message),
+    );
   } finally {
     tmp.cleanup();
   }
@@ -50,7 +53,10 @@ test('sqlite: garbage-database-file-refused-with-clear-error', () => {
   try {
     const path = join(tmp.dir, 'g.db');
     writeFileSync(path, 'this is not a database'.repeat(100));
-    assert.throws(() => openSqliteStore(path), (err) => isGatehouseError(err, 'GH_STORE_IO') && err.message.includes(path));
+    assert.throws(
+      () => openSqliteStore(path),
+      (err) => isGatehouseError(err, 'GH_STORE_IO') && err.message.includes(path),
+    );
   } finally {
     tmp.cleanup();
   }
@@ -62,7 +68,8 @@ test('sqlite: modified-audit-event-breaks-chain-at-that-event', async () => {
     const path = join(tmp.dir, 'g.db');
     const store = openSqliteStore(path);
     const t = new Date('2026-01-01T00:00:00Z');
-    for (let i = 0; i < 5; i++) await store.appendAudit([{ time: t, type: 'ca.admin_call', actor: `a${i}`, details: { i } }]);
+    for (let i = 0; i < 5; i++)
+      await store.appendAudit([{ time: t, type: 'ca.admin_call', actor: `a${i}`, details: { i } }]);
     const events = await store.listAudit();
     const db = new Database(path);
     db.prepare("UPDATE audit_events SET actor = 'mallory' WHERE seq = ?").run(events[2]!.seq);
@@ -75,7 +82,11 @@ test('sqlite: modified-audit-event-breaks-chain-at-that-event', async () => {
     db2.prepare('DELETE FROM audit_events WHERE seq = ?').run(events[1]!.seq);
     db2.close();
     const afterDelete = verifyAuditChain(await store.listAudit());
-    assert.equal(!afterDelete.ok && afterDelete.brokenAt, events[2]!.seq, 'deleting an event breaks the link of the one after it');
+    assert.equal(
+      !afterDelete.ok && afterDelete.brokenAt,
+      events[2]!.seq,
+      'deleting an event breaks the link of the one after it',
+    );
     await store.close();
   } finally {
     tmp.cleanup();
@@ -88,7 +99,8 @@ test('sqlite: upgrade-records-the-audit-head-from-the-last-event', async () => {
     const path = join(tmp.dir, 'g.db');
     const store = openSqliteStore(path);
     const t = new Date('2026-01-01T00:00:00Z');
-    for (let i = 0; i < 3; i++) await store.appendAudit([{ time: t, type: 'ca.admin_call', actor: `a${i}`, details: { i } }]);
+    for (let i = 0; i < 3; i++)
+      await store.appendAudit([{ time: t, type: 'ca.admin_call', actor: `a${i}`, details: { i } }]);
     const last = (await store.listAudit()).at(-1)!;
     await store.close();
     // Back to a store from before the head was recorded: schema version 1, no head.
@@ -122,7 +134,8 @@ test('sqlite: upgrade-to-version-3-walks-renewals-into-lineages-and-reserves-eac
     downgradeToVersion2(db);
     // A version-2 inventory: a1 renewed twice (a2, then a3), and forked once from a1 (a2b: what
     // version 2 allowed); b1 alone, revoked.
-    const insert = db.prepare(`INSERT INTO certificates (serial, fingerprint, name, role, spiffe_id, not_before, not_after, issued_at, cert_pem, renewed_from, revoked_at, revocation_reason)
+    const insert =
+      db.prepare(`INSERT INTO certificates (serial, fingerprint, name, role, spiffe_id, not_before, not_after, issued_at, cert_pem, renewed_from, revoked_at, revocation_reason)
       VALUES (?, ?, ?, 'web', ?, 0, 9999999999999, ?, '', ?, ?, ?)`);
     insert.run('a1', 'f-a1', 'a', 'spiffe://t/web/a', 1, null, null, null);
     insert.run('a2', 'f-a2', 'a', 'spiffe://t/web/a', 2, 'a1', null, null);
@@ -141,7 +154,14 @@ test('sqlite: upgrade-to-version-3-walks-renewals-into-lineages-and-reserves-eac
     assert.deepEqual(await row('a2b'), ['a1', null, null]);
     assert.deepEqual(await row('a3'), ['a1', null, null]);
     assert.deepEqual(await row('b1'), ['b1', null, null]);
-    assert.deepEqual((await store.listNameReservations()).map((r) => [r.name, r.lineage, r.reservedAt.getTime()]), [['a', 'a1', 4], ['b', 'b1', 5]], 'a revoked name is reserved too');
+    assert.deepEqual(
+      (await store.listNameReservations()).map((r) => [r.name, r.lineage, r.reservedAt.getTime()]),
+      [
+        ['a', 'a1', 4],
+        ['b', 'b1', 5],
+      ],
+      'a revoked name is reserved too',
+    );
     await store.close();
   } finally {
     tmp.cleanup();
@@ -165,7 +185,8 @@ test('sqlite: database-and-its-wal-and-shm-files-are-0600-and-older-wider-modes-
     chmodSync(path, 0o644);
     const reopened = openSqliteStore(path);
     await reopened.setMeta('probe', 'y');
-    for (const file of [path, `${path}-wal`, `${path}-shm`]) if (existsSync(file)) assert.equal(modes(file), '600', `${file} after reopening`);
+    for (const file of [path, `${path}-wal`, `${path}-shm`])
+      if (existsSync(file)) assert.equal(modes(file), '600', `${file} after reopening`);
     await reopened.close();
   } finally {
     process.umask(previous);
@@ -187,17 +208,35 @@ test('sqlite: processes-upgrading-one-store-at-once-take-turns', async () => {
     const program = `import('${join(process.cwd(), 'dist/src/store/sqlite.js')}').then(async ({ openSqliteStore }) => {
       await openSqliteStore(process.argv[1]).close();
     }).catch((err) => { console.error(err.message); process.exit(1); });`;
-    const results = await Promise.all(Array.from({ length: 6 }, () => new Promise<{ code: number | null; stderr: string }>((resolve) => {
-      const child = spawn(process.execPath, ['-e', program, path], { stdio: ['ignore', 'ignore', 'pipe'] });
-      let stderr = '';
-      child.stderr.on('data', (d: Buffer) => { stderr += d.toString(); });
-      child.once('exit', (code) => resolve({ code, stderr }));
-    })));
-    assert.deepEqual(results.map((r) => r.code), [0, 0, 0, 0, 0, 0], results.map((r) => r.stderr).join('\n'));
+    const results = await Promise.all(
+      Array.from(
+        { length: 6 },
+        () =>
+          new Promise<{ code: number | null; stderr: string }>((resolve) => {
+            const child = spawn(process.execPath, ['-e', program, path], { stdio: ['ignore', 'ignore', 'pipe'] });
+            let stderr = '';
+            child.stderr.on('data', (d: Buffer) => {
+              stderr += d.toString();
+            });
+            child.once('exit', (code) => resolve({ code, stderr }));
+          }),
+      ),
+    );
+    assert.deepEqual(
+      results.map((r) => r.code),
+      [0, 0, 0, 0, 0, 0],
+      results.map((r) => r.stderr).join('\n'),
+    );
     const check = new Database(path, { readonly: true });
-    const versions = (check.prepare('SELECT version FROM schema_migrations ORDER BY version').all() as Array<{ version: number }>).map((r) => r.version);
+    const versions = (
+      check.prepare('SELECT version FROM schema_migrations ORDER BY version').all() as Array<{ version: number }>
+    ).map((r) => r.version);
     check.close();
-    assert.deepEqual(versions, Array.from({ length: versions.length }, (_, i) => i + 1), 'each migration recorded once');
+    assert.deepEqual(
+      versions,
+      Array.from({ length: versions.length }, (_, i) => i + 1),
+      'each migration recorded once',
+    );
   } finally {
     tmp.cleanup();
   }

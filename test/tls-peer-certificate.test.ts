@@ -20,7 +20,15 @@ let ca: OpensslCa;
 let server: OpensslLeaf;
 let client: OpensslLeaf;
 
-interface Seen { fromSession: Buffer | null | undefined; session: Buffer | undefined; publicRaw: Buffer | null; x509Raw: Buffer | null; fast: Buffer | null; reused: boolean; ok: boolean }
+interface Seen {
+  fromSession: Buffer | null | undefined;
+  session: Buffer | undefined;
+  publicRaw: Buffer | null;
+  x509Raw: Buffer | null;
+  fast: Buffer | null;
+  reused: boolean;
+  ok: boolean;
+}
 
 before(async () => {
   ca = await makeCa(tmp.dir, 'Peer Cert CA');
@@ -33,15 +41,29 @@ after(() => tmp.cleanup());
 
 async function withServer(fn: (port: number, seen: Seen[]) => Promise<void>): Promise<void> {
   const seen: Seen[] = [];
-  const srv: Server = createServer({ cert: server.pem, key: readFileSync(server.keyPath, 'utf8'), ca: ca.pem, requestCert: true, rejectUnauthorized: false }, (socket: TLSSocket) => {
-    const session = socket.getSession();
-    const publicRaw = socket.getPeerCertificate()?.raw ?? null;
-    seen.push({
-      session, fromSession: session ? peerFromSession(session) : undefined, publicRaw: publicRaw && publicRaw.length ? publicRaw : null,
-      x509Raw: socket.getPeerX509Certificate()?.raw ?? null, fast: peerCertificateDer(socket), reused: socket.isSessionReused(), ok: checkPeerCertificate(socket).ok,
-    });
-    socket.end('bye');
-  });
+  const srv: Server = createServer(
+    {
+      cert: server.pem,
+      key: readFileSync(server.keyPath, 'utf8'),
+      ca: ca.pem,
+      requestCert: true,
+      rejectUnauthorized: false,
+    },
+    (socket: TLSSocket) => {
+      const session = socket.getSession();
+      const publicRaw = socket.getPeerCertificate()?.raw ?? null;
+      seen.push({
+        session,
+        fromSession: session ? peerFromSession(session) : undefined,
+        publicRaw: publicRaw && publicRaw.length ? publicRaw : null,
+        x509Raw: socket.getPeerX509Certificate()?.raw ?? null,
+        fast: peerCertificateDer(socket),
+        reused: socket.isSessionReused(),
+        ok: checkPeerCertificate(socket).ok,
+      });
+      socket.end('bye');
+    },
+  );
   await new Promise<void>((resolve) => srv.listen(0, '127.0.0.1', () => resolve()));
   try {
     await fn((srv.address() as AddressInfo).port, seen);
@@ -51,14 +73,25 @@ async function withServer(fn: (port: number, seen: Seen[]) => Promise<void>): Pr
 }
 
 /** One connection; resolves with the client's session for resumption. */
-function hello(port: number, options: { version: 'TLSv1.2' | 'TLSv1.3'; withCert: boolean; session?: Buffer }): Promise<Buffer | undefined> {
+function hello(
+  port: number,
+  options: { version: 'TLSv1.2' | 'TLSv1.3'; withCert: boolean; session?: Buffer },
+): Promise<Buffer | undefined> {
   return new Promise((resolve, reject) => {
     let session: Buffer | undefined = options.session;
     const socket = connect({
-      port, host: '127.0.0.1', servername: 'localhost', ca: ca.pem, minVersion: options.version, maxVersion: options.version,
-      ...(options.withCert ? { cert: client.pem, key: readFileSync(client.keyPath, 'utf8') } : {}), ...(options.session ? { session: options.session } : {}),
+      port,
+      host: '127.0.0.1',
+      servername: 'localhost',
+      ca: ca.pem,
+      minVersion: options.version,
+      maxVersion: options.version,
+      ...(options.withCert ? { cert: client.pem, key: readFileSync(client.keyPath, 'utf8') } : {}),
+      ...(options.session ? { session: options.session } : {}),
     });
-    socket.on('session', (s: Buffer) => { session = s; });
+    socket.on('session', (s: Buffer) => {
+      session = s;
+    });
     socket.on('data', () => undefined);
     socket.on('error', reject);
     socket.on('close', () => resolve(session));
@@ -88,7 +121,11 @@ for (const version of ['TLSv1.2', 'TLSv1.3'] as const) {
       assert.equal(r.status, 0, r.stderr);
       const pem = /-----BEGIN CERTIFICATE-----[\s\S]+?-----END CERTIFICATE-----/.exec(r.stdout)?.[0];
       assert.ok(pem, r.stdout);
-      assert.equal(pem.replace(/\s+/g, ''), client.pem.trim().replace(/\s+/g, ''), 'openssl finds the same certificate in the session');
+      assert.equal(
+        pem.replace(/\s+/g, ''),
+        client.pem.trim().replace(/\s+/g, ''),
+        'openssl finds the same certificate in the session',
+      );
     });
   });
 
@@ -109,5 +146,9 @@ test('peer-certificate-unknown-session-layout-falls-back-to-the-public-accessor'
   assert.equal(peerFromSession(Buffer.from([0x30, 0x03, 0x02, 0x01])), undefined, 'truncated');
   // A [3] that does not hold a SEQUENCE is not taken for a certificate.
   assert.equal(peerFromSession(Buffer.from([0x30, 0x05, 0xa3, 0x03, 0x04, 0x01, 0x00])), undefined);
-  assert.equal(peerFromSession(Buffer.from([0x30, 0x05, 0xa4, 0x03, 0x04, 0x01, 0x00])), null, 'past [3] without one: no peer');
+  assert.equal(
+    peerFromSession(Buffer.from([0x30, 0x05, 0xa4, 0x03, 0x04, 0x01, 0x00])),
+    null,
+    'past [3] without one: no peer',
+  );
 });

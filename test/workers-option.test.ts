@@ -10,7 +10,11 @@ test('--workers takes a whole number within the bound, or auto; anything else is
   assert.equal(parseWorkers('auto', 64), Math.min(availableParallelism(), 64));
   assert.equal(parseWorkers('auto', 1), 1, 'auto never exceeds the bound');
   for (const bad of ['0', '65', '-1', '1.5', '2e1', ' 2', '0x2', '', 'Auto']) {
-    assert.throws(() => parseWorkers(bad, 64), (err: Error & { code?: string }) => err.code === 'GH_USAGE' && /from 1 to 64, or auto/.test(err.message), bad);
+    assert.throws(
+      () => parseWorkers(bad, 64),
+      (err: Error & { code?: string }) => err.code === 'GH_USAGE' && /from 1 to 64, or auto/.test(err.message),
+      bad,
+    );
   }
   // Both servers use it: the gateway's bound is 256, the CA's 64.
   const gw = await gatehouse(['gateway', '--workers', '257', '--listen', '127.0.0.1:0']);

@@ -32,6 +32,14 @@ export function loadIdentity(dir: string): LoadedIdentity {
   if (!spkiDer(key).equals(leaf.spkiDer)) {
     throw new GatehouseError('GH_FILE_IO', `${join(dir, 'key.pem')} does not match the certificate in cert.pem`);
   }
-  return { dir, key, keyPem: files.keyPem, certPem: files.certPem, caPem: files.caPem, leaf, chainDer, identity: identityOf(leaf) };
+  return {
+    dir,
+    key,
+    keyPem: files.keyPem,
+    certPem: files.certPem,
+    caPem: files.caPem,
+    leaf,
+    chainDer,
+    identity: identityOf(leaf),
+  };
 }
-

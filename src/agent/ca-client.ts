@@ -48,7 +48,9 @@ const ASCTIME_DATE = new RegExp(`^${DAY} ${MONTH} ([ \\d]\\d) ${TIME} (\\d{4})$`
 
 function httpDate(text: string, now: Date): number | null {
   let m = IMF_FIXDATE.exec(text);
-  let parts: [string, string, string, string, string, string] | null = m ? [m[3]!, m[2]!, m[1]!, m[4]!, m[5]!, m[6]!] : null;
+  let parts: [string, string, string, string, string, string] | null = m
+    ? [m[3]!, m[2]!, m[1]!, m[4]!, m[5]!, m[6]!]
+    : null;
   if (!parts && (m = RFC850_DATE.exec(text))) {
     // Two-digit years: within 50 years from now (RFC 9110 §5.6.7).
     const yy = Number(m[3]);
@@ -73,7 +75,11 @@ function httpDate(text: string, now: Date): number | null {
  * fractional, a date in another format, several differing values) is null: ignored, the
  * caller's own backoff applies.
  */
-export function parseRetryAfter(header: string | string[] | undefined, now: Date = new Date(), capMs = MAX_RETRY_AFTER_MS): number | null {
+export function parseRetryAfter(
+  header: string | string[] | undefined,
+  now: Date = new Date(),
+  capMs = MAX_RETRY_AFTER_MS,
+): number | null {
   const values = header === undefined ? [] : Array.isArray(header) ? header : [header];
   if (values.length === 0 || values.some((v) => v !== values[0])) return null;
   const text = values[0]!.trim();
@@ -89,27 +95,57 @@ interface RawResponse {
   body: Buffer;
 }
 
-function send(url: URL, method: string, agent: Agent, body: string | undefined, timeoutMs: number, accept = 'application/json', maxBytes = MAX_RESPONSE_BYTES): Promise<RawResponse> {
+function send(
+  url: URL,
+  method: string,
+  agent: Agent,
+  body: string | undefined,
+  timeoutMs: number,
+  accept = 'application/json',
+  maxBytes = MAX_RESPONSE_BYTES,
+): Promise<RawResponse> {
   return new Promise((resolve, reject) => {
-    const req = request(url, {
-      method, agent, timeout: timeoutMs,
-      headers: { accept, ...(body !== undefined ? { 'content-type': 'application/json', 'content-length': Buffer.byteLength(body) } : {}) },
-    }, (res) => {
-      const chunks: Buffer[] = [];
-      let received = 0;
-      res.on('data', (c: Buffer) => {
-        received += c.length;
-        if (received <= maxBytes) return void chunks.push(c);
-        chunks.length = 0;
-        reject(new GatehouseError('GH_CA_UNREACHABLE', `the CA at ${url.origin} answered ${url.pathname} with more than ${maxBytes} bytes; refusing to read on`));
-        req.destroy();
-      });
-      res.on('end', () => resolve({ status: res.statusCode ?? 0, headers: res.headers, body: Buffer.concat(chunks) }));
-      res.on('error', reject);
-    });
+    const req = request(
+      url,
+      {
+        method,
+        agent,
+        timeout: timeoutMs,
+        headers: {
+          accept,
+          ...(body !== undefined
+            ? { 'content-type': 'application/json', 'content-length': Buffer.byteLength(body) }
+            : {}),
+        },
+      },
+      (res) => {
+        const chunks: Buffer[] = [];
+        let received = 0;
+        res.on('data', (c: Buffer) => {
+          received += c.length;
+          if (received <= maxBytes) return void chunks.push(c);
+          chunks.length = 0;
+          reject(
+            new GatehouseError(
+              'GH_CA_UNREACHABLE',
+              `the CA at ${url.origin} answered ${url.pathname} with more than ${maxBytes} bytes; refusing to read on`,
+            ),
+          );
+          req.destroy();
+        });
+        res.on('end', () =>
+          resolve({ status: res.statusCode ?? 0, headers: res.headers, body: Buffer.concat(chunks) }),
+        );
+        res.on('error', reject);
+      },
+    );
     req.on('timeout', () => req.destroy(new Error(`no answer within ${timeoutMs} ms`)));
     req.on('error', (err: NodeJS.ErrnoException) => {
-      reject(new GatehouseError('GH_CA_UNREACHABLE', `cannot reach the CA at ${url.origin}: ${err.code ?? err.message}`, { cause: err }));
+      reject(
+        new GatehouseError('GH_CA_UNREACHABLE', `cannot reach the CA at ${url.origin}: ${err.code ?? err.message}`, {
+          cause: err,
+        }),
+      );
     });
     req.end(body);
   });
@@ -131,10 +167,21 @@ function parseUrl(baseUrl: string, path: string): URL {
  * matches the pin. Nothing else from this connection is used, so an attacker in the middle
  * can at most refuse service.
  */
-export async function fetchPinnedRoot(baseUrl: string, pinnedFingerprint: string, timeoutMs = DEFAULT_TIMEOUT_MS): Promise<{ rootDer: Buffer; rootPem: string }> {
+export async function fetchPinnedRoot(
+  baseUrl: string,
+  pinnedFingerprint: string,
+  timeoutMs = DEFAULT_TIMEOUT_MS,
+): Promise<{ rootDer: Buffer; rootPem: string }> {
   const agent = new Agent({ rejectUnauthorized: false, maxCachedSessions: 0 });
   try {
-    const res = await send(parseUrl(baseUrl, 'roots'), 'GET', agent, undefined, timeoutMs, 'application/pem-certificate-chain');
+    const res = await send(
+      parseUrl(baseUrl, 'roots'),
+      'GET',
+      agent,
+      undefined,
+      timeoutMs,
+      'application/pem-certificate-chain',
+    );
     if (res.status !== 200) throw new GatehouseError('GH_CA_UNREACHABLE', `GET /roots answered HTTP ${res.status}`);
     const roots = decodePem(res.body.toString('utf8'), 'CERTIFICATE');
     const match = roots.find((der) => sha256Hex(der) === pinnedFingerprint.toLowerCase());
@@ -142,9 +189,15 @@ export async function fetchPinnedRoot(baseUrl: string, pinnedFingerprint: string
       const seen = roots.map((der) => sha256Hex(der)).join(', ') || 'none';
       const rotated = await replacedInRotation(baseUrl, pinnedFingerprint, agent, timeoutMs);
       if (rotated) {
-        throw new GatehouseError('GH_CA_PIN_MISMATCH', `the join token pins the root ${pinnedFingerprint}, which the CA at ${baseUrl} says it replaced with ${rotated.nextRoot} in a root rotation finished at ${rotated.finishedAt}; make a new token (gatehouse token create), which pins the new root. Refusing to continue`);
+        throw new GatehouseError(
+          'GH_CA_PIN_MISMATCH',
+          `the join token pins the root ${pinnedFingerprint}, which the CA at ${baseUrl} says it replaced with ${rotated.nextRoot} in a root rotation finished at ${rotated.finishedAt}; make a new token (gatehouse token create), which pins the new root. Refusing to continue`,
+        );
       }
-      throw new GatehouseError('GH_CA_PIN_MISMATCH', `the CA at ${baseUrl} presented root(s) ${seen}, but the join token pins ${pinnedFingerprint}; refusing to continue (wrong URL, or someone in the middle)`);
+      throw new GatehouseError(
+        'GH_CA_PIN_MISMATCH',
+        `the CA at ${baseUrl} presented root(s) ${seen}, but the join token pins ${pinnedFingerprint}; refusing to continue (wrong URL, or someone in the middle)`,
+      );
     }
     return { rootDer: match, rootPem: toPem('CERTIFICATE', match) };
   } finally {
@@ -156,13 +209,32 @@ export async function fetchPinnedRoot(baseUrl: string, pinnedFingerprint: string
  * For the message only, never for trust (the connection is not authenticated yet): whether the
  * CA says the pinned root is the one a finished root rotation replaced.
  */
-async function replacedInRotation(baseUrl: string, pin: string, agent: Agent, timeoutMs: number): Promise<{ nextRoot: string; finishedAt: string } | null> {
+async function replacedInRotation(
+  baseUrl: string,
+  pin: string,
+  agent: Agent,
+  timeoutMs: number,
+): Promise<{ nextRoot: string; finishedAt: string } | null> {
   try {
-    const res = await send(parseUrl(baseUrl, 'roots?format=json'), 'GET', agent, undefined, timeoutMs, 'application/json');
-    const rotation = (JSON.parse(res.body.toString('utf8')) as { rotation?: { phase?: unknown; previousRoot?: unknown; nextRoot?: unknown; finishedAt?: unknown } | null }).rotation;
+    const res = await send(
+      parseUrl(baseUrl, 'roots?format=json'),
+      'GET',
+      agent,
+      undefined,
+      timeoutMs,
+      'application/json',
+    );
+    const rotation = (
+      JSON.parse(res.body.toString('utf8')) as {
+        rotation?: { phase?: unknown; previousRoot?: unknown; nextRoot?: unknown; finishedAt?: unknown } | null;
+      }
+    ).rotation;
     if (rotation?.phase !== 'finished' || rotation.previousRoot !== pin.toLowerCase()) return null;
     const hex = (v: unknown) => (typeof v === 'string' && /^[0-9a-f]{64}$/.test(v) ? v : '?');
-    return { nextRoot: hex(rotation.nextRoot), finishedAt: typeof rotation.finishedAt === 'string' ? rotation.finishedAt.slice(0, 40) : '?' };
+    return {
+      nextRoot: hex(rotation.nextRoot),
+      finishedAt: typeof rotation.finishedAt === 'string' ? rotation.finishedAt.slice(0, 40) : '?',
+    };
   } catch {
     return null;
   }
@@ -184,11 +256,17 @@ export class CaClient {
   }
 
   async getJson<T>(path: string): Promise<T> {
-    return this.decode<T>(await send(parseUrl(this.options.baseUrl, path), 'GET', this.agent, undefined, this.timeoutMs), path);
+    return this.decode<T>(
+      await send(parseUrl(this.options.baseUrl, path), 'GET', this.agent, undefined, this.timeoutMs),
+      path,
+    );
   }
 
   async postJson<T>(path: string, body: unknown): Promise<T> {
-    return this.decode<T>(await send(parseUrl(this.options.baseUrl, path), 'POST', this.agent, JSON.stringify(body), this.timeoutMs), path);
+    return this.decode<T>(
+      await send(parseUrl(this.options.baseUrl, path), 'POST', this.agent, JSON.stringify(body), this.timeoutMs),
+      path,
+    );
   }
 
   async getBytes(path: string, accept: string): Promise<Buffer> {
@@ -221,12 +299,20 @@ export class CaClient {
     try {
       parsed = JSON.parse(res.body.toString('utf8'));
     } catch {
-      throw new GatehouseError('GH_CA_UNREACHABLE', `the CA answered ${path} with HTTP ${res.status} and a body that is not JSON`, { details });
+      throw new GatehouseError(
+        'GH_CA_UNREACHABLE',
+        `the CA answered ${path} with HTTP ${res.status} and a body that is not JSON`,
+        { details },
+      );
     }
     if (res.status >= 200 && res.status < 300) return parsed as T;
     const error = (parsed as { error?: { code?: string; message?: string; requestId?: string } }).error;
     const code = error?.code && Object.hasOwn(ERRORS, error.code) ? (error.code as ErrorCode) : 'GH_CA_UNREACHABLE';
-    throw new GatehouseError(code, `CA refused ${path}: ${error?.message ?? `HTTP ${res.status}`}${error?.requestId && !error.message?.includes(error.requestId) ? ` (requestId ${error.requestId})` : ''}`, { details });
+    throw new GatehouseError(
+      code,
+      `CA refused ${path}: ${error?.message ?? `HTTP ${res.status}`}${error?.requestId && !error.message?.includes(error.requestId) ? ` (requestId ${error.requestId})` : ''}`,
+      { details },
+    );
   }
 }
 

@@ -40,7 +40,11 @@ export interface IssuedChain {
 /** The token's pin is its third dash-separated field; the agent needs nothing else from it. */
 export function pinFromToken(token: string): string {
   const m = /^GHTKN-1-([0-9a-f]{64})-/.exec(token.trim());
-  if (!m) throw new GatehouseError('GH_TOKEN_INVALID', 'join token must look like GHTKN-1-<root sha256>-<id>-<secret>; copy it whole from `gatehouse token create`');
+  if (!m)
+    throw new GatehouseError(
+      'GH_TOKEN_INVALID',
+      'join token must look like GHTKN-1-<root sha256>-<id>-<secret>; copy it whole from `gatehouse token create`',
+    );
   return m[1]!;
 }
 
@@ -48,11 +52,17 @@ export function pinFromToken(token: string): string {
  * Checks a returned chain against the roots this agent trusts (one of them: during a root
  * rotation ca.pem holds two) and our own key before anything is written.
  */
-export function acceptIssuedChain(response: IssuedChain, trustedPem: string, key: KeyObject, now: Date): { chainDer: Buffer[]; identity: Identity } {
+export function acceptIssuedChain(
+  response: IssuedChain,
+  trustedPem: string,
+  key: KeyObject,
+  now: Date,
+): { chainDer: Buffer[]; identity: Identity } {
   const chainDer = decodePem(response.chain, 'CERTIFICATE');
   const roots = decodePem(trustedPem, 'CERTIFICATE');
   const path = verifyChainToOneOf(chainDer, roots, now);
-  if (!spkiDer(key).equals(path[0]!.spkiDer)) throw new GatehouseError('GH_CHAIN_INVALID', 'the CA returned a certificate for a different key');
+  if (!spkiDer(key).equals(path[0]!.spkiDer))
+    throw new GatehouseError('GH_CHAIN_INVALID', 'the CA returned a certificate for a different key');
   return { chainDer, identity: identityOf(path[0]!) };
 }
 
@@ -61,11 +71,19 @@ export async function enroll(options: EnrollOptions): Promise<Identity> {
   const { rootPem } = await fetchPinnedRoot(options.caUrl, pin);
   const key = generatePrivateKey(options.keyType ?? 'p256');
   // Without --name the CSR carries no CN: a token that fixes the name decides it, else the host name is the hint.
-  const csr = await buildCsrPem(key, { ...(options.name ? { commonName: options.name } : {}), dns: options.dns ?? [], ip: options.ip ?? [] });
+  const csr = await buildCsrPem(key, {
+    ...(options.name ? { commonName: options.name } : {}),
+    dns: options.dns ?? [],
+    ip: options.ip ?? [],
+  });
   const client = new CaClient({ baseUrl: options.caUrl, rootPem });
   let response: IssuedChain;
   try {
-    response = await client.postJson<IssuedChain>('enroll', { token: options.token.trim(), csr, ...(options.name ? {} : { nameHint: defaultName() }) });
+    response = await client.postJson<IssuedChain>('enroll', {
+      token: options.token.trim(),
+      csr,
+      ...(options.name ? {} : { nameHint: defaultName() }),
+    });
   } finally {
     client.close();
   }
@@ -75,22 +93,42 @@ export async function enroll(options: EnrollOptions): Promise<Identity> {
   const bundle = trustBundleAfter(response, rootPem, chainDer, now);
   ensurePrivateDir(options.dir);
   writeIdentityDir(options.dir, { keyPem: privateKeyToPem(key), certPem: response.chain, caPem: bundle.pem });
-  writeAgentSettings(options.dir, { caUrl: options.caUrl, rootFingerprint: pin, caRoots: caRootsAfter({ rootFingerprint: pin }, bundle) });
+  writeAgentSettings(options.dir, {
+    caUrl: options.caUrl,
+    rootFingerprint: pin,
+    caRoots: caRootsAfter({ rootFingerprint: pin }, bundle),
+  });
   return identity;
 }
 
 /** The trust bundle to write with an issued chain: ca.pem updated as the CA's answer allows (trust-bundle.ts). */
-export function trustBundleAfter(response: IssuedChain, currentPem: string, chainDer: Buffer[], now: Date, caRoots: readonly string[] = []): BundleUpdate {
-  if (typeof response.roots !== 'string') return { pem: currentPem, changed: false, added: [], removed: [], refused: [] };
-  return nextTrustBundle(currentPem, {
-    roots: decodePem(response.roots, 'CERTIFICATE'),
-    cross: decodePem(typeof response.crossCertificates === 'string' ? response.crossCertificates : '', 'CERTIFICATE'),
-    retired: Array.isArray(response.retiredRoots) ? response.retiredRoots.filter((f) => typeof f === 'string') : [],
-  }, chainDer, now, new Set(caRoots));
+export function trustBundleAfter(
+  response: IssuedChain,
+  currentPem: string,
+  chainDer: Buffer[],
+  now: Date,
+  caRoots: readonly string[] = [],
+): BundleUpdate {
+  if (typeof response.roots !== 'string')
+    return { pem: currentPem, changed: false, added: [], removed: [], refused: [] };
+  return nextTrustBundle(
+    currentPem,
+    {
+      roots: decodePem(response.roots, 'CERTIFICATE'),
+      cross: decodePem(typeof response.crossCertificates === 'string' ? response.crossCertificates : '', 'CERTIFICATE'),
+      retired: Array.isArray(response.retiredRoots) ? response.retiredRoots.filter((f) => typeof f === 'string') : [],
+    },
+    chainDer,
+    now,
+    new Set(caRoots),
+  );
 }
 
 /** agent.json's caRoots after a bundle update: what the CA gave, less what it retired. */
-export function caRootsAfter(settings: { rootFingerprint: string; caRoots?: string[] } | null, bundle: BundleUpdate): string[] {
+export function caRootsAfter(
+  settings: { rootFingerprint: string; caRoots?: string[] } | null,
+  bundle: BundleUpdate,
+): string[] {
   const before = settings?.caRoots ?? (settings ? [settings.rootFingerprint.toLowerCase()] : []);
   return [...new Set([...before, ...bundle.added])].filter((f) => !bundle.removed.includes(f));
 }
@@ -98,6 +136,9 @@ export function caRootsAfter(settings: { rootFingerprint: string; caRoots?: stri
 /** The host name reduced to the safe name alphabet, like Docker Swarm's node names. */
 export function defaultName(): string {
   const host = hostname() || 'machine';
-  const cleaned = host.replace(/[^A-Za-z0-9._-]/g, '-').replace(/^[^A-Za-z0-9]+/, '').slice(0, 63);
+  const cleaned = host
+    .replace(/[^A-Za-z0-9._-]/g, '-')
+    .replace(/^[^A-Za-z0-9]+/, '')
+    .slice(0, 63);
   return cleaned || 'machine';
 }

@@ -25,11 +25,23 @@ export interface ReportOutcome {
 
 export async function reportPosture(options: ReportOptions): Promise<ReportOutcome> {
   const identity = loadIdentity(options.dir);
-  const report = collectPosture({ root: resolve(options.root ?? '/'), now: options.now ?? new Date(), identityDir: resolve(options.dir) });
+  const report = collectPosture({
+    root: resolve(options.root ?? '/'),
+    now: options.now ?? new Date(),
+    identityDir: resolve(options.dir),
+  });
   if (options.dryRun) return { report, received: null };
   const caUrl = options.caUrl ?? readAgentSettings(options.dir)?.caUrl;
-  if (!caUrl) throw new GatehouseError('GH_USAGE', `no CA URL: pass --ca, or enroll ${options.dir} with \`gatehouse agent enroll\` so agent.json records it`);
-  const client = new CaClient({ baseUrl: caUrl, rootPem: identity.caPem, identity: { keyPem: identity.keyPem, certPem: identity.certPem } });
+  if (!caUrl)
+    throw new GatehouseError(
+      'GH_USAGE',
+      `no CA URL: pass --ca, or enroll ${options.dir} with \`gatehouse agent enroll\` so agent.json records it`,
+    );
+  const client = new CaClient({
+    baseUrl: caUrl,
+    rootPem: identity.caPem,
+    identity: { keyPem: identity.keyPem, certPem: identity.certPem },
+  });
   try {
     return { report, received: await client.postJson('v1/posture', report) };
   } finally {

@@ -39,7 +39,11 @@ export function backoffMs(attempt: number, baseMs: number, capMs: number, random
  * cap: retryCapMs, and a quarter of what is left of the certificate, so a CA asking for too
  * long (or a hostile one) cannot park the agent until its certificate expires.
  */
-export function retryDelayMs(attempt: number, options: { baseMs: number; capMs: number; remainingMs: number; retryAfterMs: number | null }, random: () => number = Math.random): number {
+export function retryDelayMs(
+  attempt: number,
+  options: { baseMs: number; capMs: number; remainingMs: number; retryAfterMs: number | null },
+  random: () => number = Math.random,
+): number {
   const capMs = Math.min(options.capMs, Math.max(1000, options.remainingMs / 4));
   const backoff = backoffMs(attempt, options.baseMs, capMs, random);
   return Math.max(backoff, Math.min(options.retryAfterMs ?? 0, capMs));
@@ -80,7 +84,10 @@ interface Revocation {
 export async function runAgent(options: RunOptions): Promise<void> {
   const now = options.now ?? (() => new Date());
   const random = options.random ?? Math.random;
-  const intervalMs = usableInterval(options.revocationCheckIntervalMs ?? DEFAULT_REVOCATION_CHECK_INTERVAL_MS, 'revocation check interval');
+  const intervalMs = usableInterval(
+    options.revocationCheckIntervalMs ?? DEFAULT_REVOCATION_CHECK_INTERVAL_MS,
+    'revocation check interval',
+  );
   const { logger } = options;
   let renewals = 0;
   let failures = 0;
@@ -88,13 +95,24 @@ export async function runAgent(options: RunOptions): Promise<void> {
   let dueAt = renewalTime(identity.leaf.notBefore, identity.leaf.notAfter, random);
   let revocationCheckAt = now();
   const secrets = options.secrets ?? null;
-  const secretsInterval = secrets ? usableInterval(secrets.intervalMs ?? DEFAULT_SECRETS_SYNC_INTERVAL_MS, 'secrets sync interval') : 0;
+  const secretsInterval = secrets
+    ? usableInterval(secrets.intervalMs ?? DEFAULT_SECRETS_SYNC_INTERVAL_MS, 'secrets sync interval')
+    : 0;
   let secretsSyncAt = secrets ? now() : null;
   const posture = options.posture === undefined ? {} : options.posture;
-  const postureInterval = posture ? usableInterval(posture.intervalMs ?? DEFAULT_POSTURE_INTERVAL_MS, 'posture report interval') : 0;
+  const postureInterval = posture
+    ? usableInterval(posture.intervalMs ?? DEFAULT_POSTURE_INTERVAL_MS, 'posture report interval')
+    : 0;
   // Spread over the first interval, so a fleet started together does not report together.
   let postureAt = posture ? new Date(now().getTime() + Math.floor(random() * postureInterval)) : null;
-  logger.info('agent.started', { name: identity.identity.name, role: identity.identity.role, serial: identity.leaf.serial, notAfter: identity.leaf.notAfter.toISOString(), renewAt: dueAt.toISOString(), revocationCheckIntervalMs: intervalMs });
+  logger.info('agent.started', {
+    name: identity.identity.name,
+    role: identity.identity.role,
+    serial: identity.leaf.serial,
+    notAfter: identity.leaf.notAfter.toISOString(),
+    renewAt: dueAt.toISOString(),
+    revocationCheckIntervalMs: intervalMs,
+  });
 
   while (!options.signal?.aborted) {
     if (now() >= revocationCheckAt) {
@@ -113,28 +131,52 @@ export async function runAgent(options: RunOptions): Promise<void> {
       postureAt = new Date(now().getTime() + Math.floor(postureInterval * (0.9 + random() * 0.2)));
       continue;
     }
-    const waitMs = Math.min(dueAt.getTime(), revocationCheckAt.getTime(), secretsSyncAt?.getTime() ?? Infinity, postureAt?.getTime() ?? Infinity) - now().getTime();
+    const waitMs =
+      Math.min(
+        dueAt.getTime(),
+        revocationCheckAt.getTime(),
+        secretsSyncAt?.getTime() ?? Infinity,
+        postureAt?.getTime() ?? Infinity,
+      ) - now().getTime();
     if (waitMs > 0) {
       await sleep(Math.min(waitMs, MAX_SLEEP_MS), options.signal);
       continue;
     }
     try {
-      const { previous, current, bundle } = await renewOnce({ dir: options.dir, ...(options.caUrl ? { caUrl: options.caUrl } : {}), now });
+      const { previous, current, bundle } = await renewOnce({
+        dir: options.dir,
+        ...(options.caUrl ? { caUrl: options.caUrl } : {}),
+        now,
+      });
       if (bundle.changed) logger.info('agent.trust_bundle_updated', { added: bundle.added, removed: bundle.removed });
-      if (bundle.refused.length) logger.warn('agent.trust_bundle_refused', { refused: bundle.refused, effect: 'ca.pem keeps the roots it had' });
+      if (bundle.refused.length)
+        logger.warn('agent.trust_bundle_refused', { refused: bundle.refused, effect: 'ca.pem keeps the roots it had' });
       failures = 0;
       renewals++;
       identity = loadIdentity(options.dir);
       dueAt = renewalTime(identity.leaf.notBefore, identity.leaf.notAfter, random);
-      logger.info('agent.cert_renewed', { name: current.name, previousSerial: previous.serial, serial: current.serial, fingerprint: current.fingerprint, notAfter: current.notAfter.toISOString(), nextRenewalAt: dueAt.toISOString() });
-      if (options.onRenew) await runHook(options.onRenew, { GATEHOUSE_DIR: options.dir, GATEHOUSE_SERIAL: current.serial, GATEHOUSE_EVENT: 'renewed' }, logger);
+      logger.info('agent.cert_renewed', {
+        name: current.name,
+        previousSerial: previous.serial,
+        serial: current.serial,
+        fingerprint: current.fingerprint,
+        notAfter: current.notAfter.toISOString(),
+        nextRenewalAt: dueAt.toISOString(),
+      });
+      if (options.onRenew)
+        await runHook(
+          options.onRenew,
+          { GATEHOUSE_DIR: options.dir, GATEHOUSE_SERIAL: current.serial, GATEHOUSE_EVENT: 'renewed' },
+          logger,
+        );
       // The CA re-applies grants to the renewed identity; a role change shows up now, not at the next interval.
       if (secretsSyncAt) secretsSyncAt = now();
       // A renewal is a change worth reporting on: the CA sees the machine's state with its new certificate.
       if (postureAt) postureAt = now();
       if (options.maxRenewals !== undefined && renewals >= options.maxRenewals) return;
     } catch (err) {
-      if (isRevokedRefusal(err)) return stopRevoked(identity, await revocationBehindRefusal(identity, options, now()), options, err);
+      if (isRevokedRefusal(err))
+        return stopRevoked(identity, await revocationBehindRefusal(identity, options, now()), options, err);
       if (isGatehouseError(err, 'GH_AGENT_MUST_REENROLL')) {
         logger.error('agent.must_reenroll', { code: err.code, reason: err.message });
         throw err;
@@ -145,9 +187,20 @@ export async function runAgent(options: RunOptions): Promise<void> {
       failures++;
       const remainingMs = identity.leaf.notAfter.getTime() - now().getTime();
       const retryAfterMs = retryAfterOf(err);
-      const delay = retryDelayMs(failures - 1, { baseMs: options.retryBaseMs ?? 1000, capMs: options.retryCapMs ?? 300_000, remainingMs, retryAfterMs }, random);
+      const delay = retryDelayMs(
+        failures - 1,
+        { baseMs: options.retryBaseMs ?? 1000, capMs: options.retryCapMs ?? 300_000, remainingMs, retryAfterMs },
+        random,
+      );
       dueAt = new Date(now().getTime() + delay);
-      logger.warn('agent.renew_failed', { attempt: failures, code: isGatehouseError(err) ? err.code : 'GH_INTERNAL', reason: (err as Error).message, retryInMs: delay, retryAfterMs, certExpiresAt: identity.leaf.notAfter.toISOString() });
+      logger.warn('agent.renew_failed', {
+        attempt: failures,
+        code: isGatehouseError(err) ? err.code : 'GH_INTERNAL',
+        reason: (err as Error).message,
+        retryInMs: delay,
+        retryAfterMs,
+        certExpiresAt: identity.leaf.notAfter.toISOString(),
+      });
     }
   }
 }
@@ -155,10 +208,18 @@ export async function runAgent(options: RunOptions): Promise<void> {
 /** One report; a failure is logged and the next interval tries again. */
 async function reportPostureLogged(options: RunOptions, posture: { root?: string }): Promise<void> {
   try {
-    const { received } = await reportPosture({ dir: options.dir, ...(options.caUrl ? { caUrl: options.caUrl } : {}), ...(posture.root ? { root: posture.root } : {}) });
+    const { received } = await reportPosture({
+      dir: options.dir,
+      ...(options.caUrl ? { caUrl: options.caUrl } : {}),
+      ...(posture.root ? { root: posture.root } : {}),
+    });
     options.logger.info('agent.posture_reported', { score: received?.score ?? null, failing: received?.failing ?? [] });
   } catch (err) {
-    options.logger.warn('agent.posture_report_failed', { code: isGatehouseError(err) ? err.code : 'GH_INTERNAL', reason: (err as Error).message, effect: 'tried again at the next interval' });
+    options.logger.warn('agent.posture_report_failed', {
+      code: isGatehouseError(err) ? err.code : 'GH_INTERNAL',
+      reason: (err as Error).message,
+      effect: 'tried again at the next interval',
+    });
   }
 }
 
@@ -167,23 +228,48 @@ async function syncSecretsLogged(options: RunOptions): Promise<void> {
   const { logger } = options;
   try {
     const result = await syncSecrets({
-      dir: options.dir, ...(options.caUrl ? { caUrl: options.caUrl } : {}),
-      ...(options.secrets?.dir ? { secretsDir: options.secrets.dir } : {}), linkIdentity: options.secrets?.linkIdentity ?? false,
+      dir: options.dir,
+      ...(options.caUrl ? { caUrl: options.caUrl } : {}),
+      ...(options.secrets?.dir ? { secretsDir: options.secrets.dir } : {}),
+      linkIdentity: options.secrets?.linkIdentity ?? false,
     });
-    if (!result.changed) return logger.debug('agent.secrets_synced', { secretsDir: result.secretsDir, unchanged: result.unchanged.length });
-    logger.info('agent.secrets_changed', { secretsDir: result.secretsDir, written: result.written, removed: result.removed, unchanged: result.unchanged.length });
+    if (!result.changed)
+      return logger.debug('agent.secrets_synced', {
+        secretsDir: result.secretsDir,
+        unchanged: result.unchanged.length,
+      });
+    logger.info('agent.secrets_changed', {
+      secretsDir: result.secretsDir,
+      written: result.written,
+      removed: result.removed,
+      unchanged: result.unchanged.length,
+    });
     if (options.onRenew) {
       const identity = loadIdentity(options.dir);
-      await runHook(options.onRenew, { GATEHOUSE_DIR: options.dir, GATEHOUSE_SERIAL: identity.leaf.serial, GATEHOUSE_EVENT: 'secrets-changed', GATEHOUSE_SECRETS_DIR: result.secretsDir }, logger);
+      await runHook(
+        options.onRenew,
+        {
+          GATEHOUSE_DIR: options.dir,
+          GATEHOUSE_SERIAL: identity.leaf.serial,
+          GATEHOUSE_EVENT: 'secrets-changed',
+          GATEHOUSE_SECRETS_DIR: result.secretsDir,
+        },
+        logger,
+      );
     }
   } catch (err) {
-    logger.warn('agent.secrets_sync_failed', { code: isGatehouseError(err) ? err.code : 'GH_INTERNAL', reason: (err as Error).message, effect: 'the secrets folder stays as it was; retried at the next interval' });
+    logger.warn('agent.secrets_sync_failed', {
+      code: isGatehouseError(err) ? err.code : 'GH_INTERNAL',
+      reason: (err as Error).message,
+      effect: 'the secrets folder stays as it was; retried at the next interval',
+    });
   }
 }
 
 function usableInterval(value: number, what: string): number {
   // setTimeout fires at once past 2^31 − 1 ms, which would turn the interval into a busy loop.
-  if (!Number.isFinite(value) || value <= 0 || value > 2 ** 31 - 1) throw new GatehouseError('GH_USAGE', `${what} ${value} ms is not a usable duration`);
+  if (!Number.isFinite(value) || value <= 0 || value > 2 ** 31 - 1)
+    throw new GatehouseError('GH_USAGE', `${what} ${value} ms is not a usable duration`);
   return value;
 }
 
@@ -192,23 +278,40 @@ async function revocationOf(identity: LoadedIdentity, options: RunOptions, now: 
   const { logger } = options;
   let check: RevocationCheck;
   try {
-    check = await checkRevocation(identity, { now, ...(options.caUrl ? { caUrl: options.caUrl } : {}), ...(options.fetchCrl ? { fetchCrl: options.fetchCrl } : {}) });
+    check = await checkRevocation(identity, {
+      now,
+      ...(options.caUrl ? { caUrl: options.caUrl } : {}),
+      ...(options.fetchCrl ? { fetchCrl: options.fetchCrl } : {}),
+    });
   } catch (err) {
     logger.warn('agent.revocation_check_failed', { reason: (err as Error).message });
     return null;
   }
-  if (check.revoked) return { revokedAt: check.revokedAt, reason: check.reason, source: check.source === 'ca' ? 'crl' : 'stored-crl' };
+  if (check.revoked)
+    return { revokedAt: check.revokedAt, reason: check.reason, source: check.source === 'ca' ? 'crl' : 'stored-crl' };
   logCheck(check, logger);
   return null;
 }
 
 function logCheck(check: RevocationCheck, logger: Logger): void {
   const lastCheckedAt = check.lastCheckedAt?.toISOString() ?? null;
-  if (check.refused) logger.warn('agent.crl_refused', { reason: check.refused, effect: 'the CRL is not believed and not stored' });
-  if (check.caProblem) logger.warn('agent.revocation_check_failed', { reason: check.caProblem, lastCheckedAt, effect: 'retried at the next interval' });
+  if (check.refused)
+    logger.warn('agent.crl_refused', { reason: check.refused, effect: 'the CRL is not believed and not stored' });
+  if (check.caProblem)
+    logger.warn('agent.revocation_check_failed', {
+      reason: check.caProblem,
+      lastCheckedAt,
+      effect: 'retried at the next interval',
+    });
   if (check.storeProblem) logger.warn('agent.crl_store_failed', { reason: check.storeProblem });
-  if (check.crlStale) logger.warn('agent.crl_stale', { crlNumber: check.crlNumber, nextUpdate: check.crlNextUpdate?.toISOString() });
-  if (check.source === 'ca') logger.debug('agent.revocation_checked', { crlNumber: check.crlNumber, thisUpdate: check.crlThisUpdate?.toISOString(), revoked: false });
+  if (check.crlStale)
+    logger.warn('agent.crl_stale', { crlNumber: check.crlNumber, nextUpdate: check.crlNextUpdate?.toISOString() });
+  if (check.source === 'ca')
+    logger.debug('agent.revocation_checked', {
+      crlNumber: check.crlNumber,
+      thisUpdate: check.crlThisUpdate?.toISOString(),
+      revoked: false,
+    });
 }
 
 /**
@@ -216,35 +319,69 @@ function logCheck(check: RevocationCheck, logger: Logger): void {
  * detected copy (GH_CERT_REUSED) revoked the whole lineage, this certificate included.
  */
 function isRevokedRefusal(err: unknown): err is GatehouseError {
-  return isGatehouseError(err, 'GH_AGENT_MUST_REENROLL') && (isGatehouseError(err.cause, 'GH_CERT_REVOKED') || isGatehouseError(err.cause, 'GH_CERT_REUSED'));
+  return (
+    isGatehouseError(err, 'GH_AGENT_MUST_REENROLL') &&
+    (isGatehouseError(err.cause, 'GH_CERT_REVOKED') || isGatehouseError(err.cause, 'GH_CERT_REUSED'))
+  );
 }
 
 /** The CA's refusal carries no dates we can verify; its CRL may already say when and why. */
 async function revocationBehindRefusal(identity: LoadedIdentity, options: RunOptions, now: Date): Promise<Revocation> {
-  const listed = await revocationOf(identity, { ...options, logger: options.logger.child({ during: 'revoked-renewal' }) }, now);
+  const listed = await revocationOf(
+    identity,
+    { ...options, logger: options.logger.child({ during: 'revoked-renewal' }) },
+    now,
+  );
   return listed ?? { revokedAt: null, reason: null, source: 'renewal-refused' };
 }
 
 /** Logs, runs the hook with GATEHOUSE_EVENT=revoked, and stops with exit 75: no restart can help. */
-async function stopRevoked(identity: LoadedIdentity, revocation: Revocation, options: RunOptions, refusal?: GatehouseError): Promise<never> {
+async function stopRevoked(
+  identity: LoadedIdentity,
+  revocation: Revocation,
+  options: RunOptions,
+  refusal?: GatehouseError,
+): Promise<never> {
   const serial = identity.leaf.serial;
   const revokedAt = revocation.revokedAt?.toISOString() ?? null;
-  options.logger.error('agent.cert_revoked', { serial, name: identity.identity.name, revokedAt, reason: revocation.reason, source: revocation.source, code: 'GH_AGENT_MUST_REENROLL' });
+  options.logger.error('agent.cert_revoked', {
+    serial,
+    name: identity.identity.name,
+    revokedAt,
+    reason: revocation.reason,
+    source: revocation.source,
+    code: 'GH_AGENT_MUST_REENROLL',
+  });
   if (options.onRenew) {
-    await runHook(options.onRenew, {
-      GATEHOUSE_DIR: options.dir, GATEHOUSE_SERIAL: serial, GATEHOUSE_EVENT: 'revoked',
-      GATEHOUSE_REVOKED_AT: revokedAt ?? '', GATEHOUSE_REVOCATION_REASON: revocation.reason ?? '',
-    }, options.logger);
+    await runHook(
+      options.onRenew,
+      {
+        GATEHOUSE_DIR: options.dir,
+        GATEHOUSE_SERIAL: serial,
+        GATEHOUSE_EVENT: 'revoked',
+        GATEHOUSE_REVOKED_AT: revokedAt ?? '',
+        GATEHOUSE_REVOCATION_REASON: revocation.reason ?? '',
+      },
+      options.logger,
+    );
   }
   // The CA's refusal already says what happened and to enroll again.
   if (!revokedAt && refusal) throw refusal;
-  throw new GatehouseError('GH_AGENT_MUST_REENROLL', `certificate ${serial} was revoked at ${revokedAt} (reason ${revocation.reason}); a revoked certificate cannot be renewed. Enroll this machine again with a new join token: gatehouse agent enroll --ca <URL> --token <TOKEN> --dir ${options.dir}`, { ...(refusal ? { cause: refusal } : {}) });
+  throw new GatehouseError(
+    'GH_AGENT_MUST_REENROLL',
+    `certificate ${serial} was revoked at ${revokedAt} (reason ${revocation.reason}); a revoked certificate cannot be renewed. Enroll this machine again with a new join token: gatehouse agent enroll --ca <URL> --token <TOKEN> --dir ${options.dir}`,
+    { ...(refusal ? { cause: refusal } : {}) },
+  );
 }
 
 /** Runs the operator's hook through the shell, as certbot's --deploy-hook does. A failing hook is logged, not fatal. */
 function runHook(command: string, env: Record<string, string>, logger: Logger): Promise<void> {
   return new Promise((resolve) => {
-    const child = spawn(command, { shell: true, stdio: ['ignore', 'inherit', 'inherit'], env: { ...process.env, ...env } });
+    const child = spawn(command, {
+      shell: true,
+      stdio: ['ignore', 'inherit', 'inherit'],
+      env: { ...process.env, ...env },
+    });
     child.on('error', (err) => {
       logger.error('agent.hook_failed', { command, trigger: env.GATEHOUSE_EVENT, reason: err.message });
       resolve();

@@ -28,20 +28,38 @@ export interface RenewOptions {
   now?: () => Date;
 }
 
-export async function renewOnce(options: RenewOptions): Promise<{ previous: Identity; current: Identity; bundle: BundleUpdate }> {
+export async function renewOnce(
+  options: RenewOptions,
+): Promise<{ previous: Identity; current: Identity; bundle: BundleUpdate }> {
   const now = options.now ?? (() => new Date());
   const current = loadIdentity(options.dir);
   const settings = readAgentSettings(options.dir);
   const caUrl = options.caUrl ?? settings?.caUrl;
-  if (!caUrl) throw new GatehouseError('GH_USAGE', `no CA URL: pass --ca, or enroll ${options.dir} with \`gatehouse agent enroll\` so agent.json records it`);
-  if (decodePem(current.caPem, 'CERTIFICATE').length === 0) throw new GatehouseError('GH_FILE_IO', `${options.dir}/ca.pem holds no root certificate`);
+  if (!caUrl)
+    throw new GatehouseError(
+      'GH_USAGE',
+      `no CA URL: pass --ca, or enroll ${options.dir} with \`gatehouse agent enroll\` so agent.json records it`,
+    );
+  if (decodePem(current.caPem, 'CERTIFICATE').length === 0)
+    throw new GatehouseError('GH_FILE_IO', `${options.dir}/ca.pem holds no root certificate`);
   if (current.leaf.notAfter <= now()) {
-    throw new GatehouseError('GH_AGENT_MUST_REENROLL', `the certificate expired at ${current.leaf.notAfter.toISOString()}; an expired certificate cannot be renewed. Enroll this machine again with a new join token: gatehouse agent enroll --ca ${caUrl} --token <TOKEN> --dir ${options.dir}`);
+    throw new GatehouseError(
+      'GH_AGENT_MUST_REENROLL',
+      `the certificate expired at ${current.leaf.notAfter.toISOString()}; an expired certificate cannot be renewed. Enroll this machine again with a new join token: gatehouse agent enroll --ca ${caUrl} --token <TOKEN> --dir ${options.dir}`,
+    );
   }
 
   const key = pendingRenewalKey(options.dir, current, options.keyType ?? keyTypeOf(current.key));
-  const csr = await buildCsrPem(key, { commonName: current.identity.name ?? 'unnamed', dns: current.leaf.sans.dns, ip: current.leaf.sans.ip });
-  const client = new CaClient({ baseUrl: caUrl, rootPem: current.caPem, identity: { keyPem: current.keyPem, certPem: current.certPem } });
+  const csr = await buildCsrPem(key, {
+    commonName: current.identity.name ?? 'unnamed',
+    dns: current.leaf.sans.dns,
+    ip: current.leaf.sans.ip,
+  });
+  const client = new CaClient({
+    baseUrl: caUrl,
+    rootPem: current.caPem,
+    identity: { keyPem: current.keyPem, certPem: current.certPem },
+  });
   let response: IssuedChain;
   try {
     response = await client.postJson<IssuedChain>('renew', { csr });
@@ -61,13 +79,20 @@ export async function renewOnce(options: RenewOptions): Promise<{ previous: Iden
   writeIdentityDir(options.dir, { keyPem: privateKeyToPem(key), certPem: response.chain, caPem: bundle.pem });
   // Which roots came from the CA, for the next answer that retires one (after the identity: a
   // crash between the two leaves a taken root unrecorded, which only means it is never dropped).
-  if (bundle.changed && settings) writeAgentSettings(options.dir, { ...settings, caRoots: caRootsAfter(settings, bundle) });
+  if (bundle.changed && settings)
+    writeAgentSettings(options.dir, { ...settings, caRoots: caRootsAfter(settings, bundle) });
   rmSync(join(options.dir, PENDING_KEY_FILE), { force: true });
   return { previous: current.identity, current: identity, bundle };
 }
 
 /** Refusals after which this certificate can never renew again. */
-const MUST_REENROLL = new Set(['GH_CERT_REVOKED', 'GH_CERT_EXPIRED', 'GH_CERT_UNTRUSTED', 'GH_CERT_REUSED', 'GH_CERT_SUPERSEDED']);
+const MUST_REENROLL = new Set([
+  'GH_CERT_REVOKED',
+  'GH_CERT_EXPIRED',
+  'GH_CERT_UNTRUSTED',
+  'GH_CERT_REUSED',
+  'GH_CERT_SUPERSEDED',
+]);
 
 /**
  * The key a renewal asks to certify, kept (0600) until the renewal is on disk. The CA lets only
@@ -94,6 +119,7 @@ function pendingRenewalKey(dir: string, current: LoadedIdentity, keyType: KeyTyp
 function keyTypeOf(key: KeyObject): KeyType {
   const d = key.asymmetricKeyDetails ?? {};
   if (key.asymmetricKeyType === 'ed25519') return 'ed25519';
-  if (key.asymmetricKeyType === 'rsa') return d.modulusLength === 4096 ? 'rsa4096' : d.modulusLength === 3072 ? 'rsa3072' : 'rsa2048';
+  if (key.asymmetricKeyType === 'rsa')
+    return d.modulusLength === 4096 ? 'rsa4096' : d.modulusLength === 3072 ? 'rsa3072' : 'rsa2048';
   return d.namedCurve === 'secp384r1' ? 'p384' : 'p256';
 }

@@ -72,7 +72,10 @@ interface StoredCrl {
   refused: string | null;
 }
 
-export async function checkRevocation(identity: LoadedIdentity, options: RevocationCheckOptions): Promise<RevocationCheck> {
+export async function checkRevocation(
+  identity: LoadedIdentity,
+  options: RevocationCheckOptions,
+): Promise<RevocationCheck> {
   const { now } = options;
   const roots = trustedRootsOf(identity);
   const stored = readStoredCrl(identity, roots, now);
@@ -105,7 +108,8 @@ export async function checkRevocation(identity: LoadedIdentity, options: Revocat
 /** Every root in ca.pem: two during a root rotation, and the chain may run to either. */
 function trustedRootsOf(identity: LoadedIdentity): Buffer[] {
   const roots = decodePem(identity.caPem, 'CERTIFICATE');
-  if (roots.length === 0) throw new GatehouseError('GH_FILE_IO', `${join(identity.dir, 'ca.pem')} holds no root certificate`);
+  if (roots.length === 0)
+    throw new GatehouseError('GH_FILE_IO', `${join(identity.dir, 'ca.pem')} holds no root certificate`);
   return roots;
 }
 
@@ -129,7 +133,11 @@ function readStoredCrl(identity: LoadedIdentity, roots: Buffer[], now: Date): St
     const verified = verifyCrlForAnyRoot(readFileSync(path), identity.chainDer, roots, now);
     return { verified, checkedAt: statSync(path).mtime, refused: null };
   } catch (err) {
-    return { verified: null, checkedAt: null, refused: `the stored ${CRL_FILE} was ignored: ${(err as Error).message}` };
+    return {
+      verified: null,
+      checkedAt: null,
+      refused: `the stored ${CRL_FILE} was ignored: ${(err as Error).message}`,
+    };
   }
 }
 

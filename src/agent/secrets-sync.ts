@@ -9,7 +9,17 @@
  * wrote). Names from the CA are checked again here, so a CA bug cannot write outside the folder.
  * On a tmpfs (systemd's RuntimeDirectory=) the values never touch a disk.
  */
-import { existsSync, lstatSync, mkdirSync, chmodSync, readFileSync, readlinkSync, rmSync, symlinkSync, renameSync } from 'node:fs';
+import {
+  existsSync,
+  lstatSync,
+  mkdirSync,
+  chmodSync,
+  readFileSync,
+  readlinkSync,
+  rmSync,
+  symlinkSync,
+  renameSync,
+} from 'node:fs';
 import { join, resolve } from 'node:path';
 import { GatehouseError } from '../errors/errors.js';
 import { tempPathFor, writeFileAtomic } from '../files/atomic-write.js';
@@ -60,9 +70,17 @@ export function secretsDirOf(options: Pick<SecretsSyncOptions, 'dir' | 'secretsD
 export async function syncSecrets(options: SecretsSyncOptions): Promise<SecretsSyncResult> {
   const identity = loadIdentity(options.dir);
   const caUrl = options.caUrl ?? readAgentSettings(options.dir)?.caUrl;
-  if (!caUrl) throw new GatehouseError('GH_USAGE', `no CA URL: pass --ca, or enroll ${options.dir} with \`gatehouse agent enroll\` so agent.json records it`);
+  if (!caUrl)
+    throw new GatehouseError(
+      'GH_USAGE',
+      `no CA URL: pass --ca, or enroll ${options.dir} with \`gatehouse agent enroll\` so agent.json records it`,
+    );
   const secretsDir = secretsDirOf(options);
-  const client = new CaClient({ baseUrl: caUrl, rootPem: identity.caPem, identity: { keyPem: identity.keyPem, certPem: identity.certPem } });
+  const client = new CaClient({
+    baseUrl: caUrl,
+    rootPem: identity.caPem,
+    identity: { keyPem: identity.keyPem, certPem: identity.certPem },
+  });
   try {
     const { secrets } = await client.getJson<{ secrets: SecretListing[] }>('v1/secrets');
     const listed = validListing(secrets);
@@ -74,15 +92,26 @@ export async function syncSecrets(options: SecretsSyncOptions): Promise<SecretsS
     const next: SyncState = { secrets: {} };
     for (const secret of listed) {
       const had = state.secrets[secret.name];
-      if (had && had.version === secret.version && had.checksum === secret.checksum && existsSync(join(secretsDir, secret.name))) {
+      if (
+        had &&
+        had.version === secret.version &&
+        had.checksum === secret.checksum &&
+        existsSync(join(secretsDir, secret.name))
+      ) {
         next.secrets[secret.name] = had;
         result.unchanged.push(secret.name);
         continue;
       }
-      const { body, version } = await client.getBytesWithHeaders(`v1/secrets/${encodeURIComponent(secret.name)}`, 'application/octet-stream');
+      const { body, version } = await client.getBytesWithHeaders(
+        `v1/secrets/${encodeURIComponent(secret.name)}`,
+        'application/octet-stream',
+      );
       if (version !== String(secret.version) || body.length !== secret.size) {
         // The secret was rotated between the list and the read: the next sync takes the new one.
-        throw new GatehouseError('GH_CA_UNREACHABLE', `the CA changed secret ${secret.name} during the sync (listed version ${secret.version}, ${secret.size} bytes; got version ${version}, ${body.length} bytes); the next sync retries`);
+        throw new GatehouseError(
+          'GH_CA_UNREACHABLE',
+          `the CA changed secret ${secret.name} during the sync (listed version ${secret.version}, ${secret.size} bytes; got version ${version}, ${body.length} bytes); the next sync retries`,
+        );
       }
       replaceSecretFile(join(secretsDir, secret.name), body);
       next.secrets[secret.name] = { version: secret.version, checksum: secret.checksum };
@@ -103,14 +132,21 @@ export async function syncSecrets(options: SecretsSyncOptions): Promise<SecretsS
 }
 
 function validListing(secrets: unknown): SecretListing[] {
-  if (!Array.isArray(secrets)) throw new GatehouseError('GH_CA_UNREACHABLE', 'the CA answered /v1/secrets without a list of secrets');
+  if (!Array.isArray(secrets))
+    throw new GatehouseError('GH_CA_UNREACHABLE', 'the CA answered /v1/secrets without a list of secrets');
   const seen = new Set<string>();
   return secrets.map((s: Partial<SecretListing>) => {
     if (typeof s.name !== 'string' || !SECRET_NAME.test(s.name) || isIdentityFile(s.name) || seen.has(s.name)) {
-      throw new GatehouseError('GH_CA_UNREACHABLE', `the CA listed a secret whose name cannot be a file in the secrets folder: ${JSON.stringify(String(s.name)).slice(0, 140)}`);
+      throw new GatehouseError(
+        'GH_CA_UNREACHABLE',
+        `the CA listed a secret whose name cannot be a file in the secrets folder: ${JSON.stringify(String(s.name)).slice(0, 140)}`,
+      );
     }
     if (!Number.isSafeInteger(s.version) || typeof s.checksum !== 'string' || !Number.isSafeInteger(s.size)) {
-      throw new GatehouseError('GH_CA_UNREACHABLE', `the CA listed secret ${s.name} without a version, checksum and size`);
+      throw new GatehouseError(
+        'GH_CA_UNREACHABLE',
+        `the CA listed secret ${s.name} without a version, checksum and size`,
+      );
     }
     seen.add(s.name);
     return { name: s.name, version: s.version!, checksum: s.checksum, size: s.size! };
@@ -128,7 +164,11 @@ function ensureSecretsDir(dir: string): void {
     chmodSync(dir, 0o700);
   } catch (cause) {
     if (cause instanceof GatehouseError) throw cause;
-    throw new GatehouseError('GH_FILE_IO', `cannot use ${dir} as the secrets folder: ${(cause as NodeJS.ErrnoException).code ?? (cause as Error).message}`, { cause });
+    throw new GatehouseError(
+      'GH_FILE_IO',
+      `cannot use ${dir} as the secrets folder: ${(cause as NodeJS.ErrnoException).code ?? (cause as Error).message}`,
+      { cause },
+    );
   }
 }
 
@@ -154,7 +194,11 @@ function linkIdentityFiles(secretsDir: string, identityDir: string): void {
     const link = join(secretsDir, file);
     const target = resolve(identityDir, file);
     if (existsSync(link) || isDanglingLink(link)) {
-      if (!lstatSync(link).isSymbolicLink()) throw new GatehouseError('GH_FILE_IO', `${link} exists and is not a link to ${target}: the agent does not replace a file it did not write; move it away`);
+      if (!lstatSync(link).isSymbolicLink())
+        throw new GatehouseError(
+          'GH_FILE_IO',
+          `${link} exists and is not a link to ${target}: the agent does not replace a file it did not write; move it away`,
+        );
       if (readlinkSync(link) === target) continue;
     }
     // A new link renamed over the old path, so the name is never missing.

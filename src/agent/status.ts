@@ -47,26 +47,45 @@ export async function checkStatusWithRevocation(dir: string, options: StatusOpti
   const { report, loaded } = checkFiles(dir, options.now, options.warnWithinMs);
   if (!loaded || report.level === 'CRITICAL' || report.level === 'UNKNOWN') return report;
   const revocation = await checkRevocation(loaded, {
-    now: options.now, ...(options.caUrl ? { caUrl: options.caUrl } : {}), ...(options.offline ? { offline: true } : {}), ...(options.fetchCrl ? { fetchCrl: options.fetchCrl } : {}),
+    now: options.now,
+    ...(options.caUrl ? { caUrl: options.caUrl } : {}),
+    ...(options.offline ? { offline: true } : {}),
+    ...(options.fetchCrl ? { fetchCrl: options.fetchCrl } : {}),
   });
   return { ...withRevocation(report, revocation), revocation };
 }
 
 function withRevocation(report: StatusReport, check: RevocationCheck): StatusReport {
   if (check.revoked) {
-    const basis = check.source === 'stored' ? `${caNote(check)}, per the CRL last checked at ${check.lastCheckedAt!.toISOString()}` : null;
-    const notes = [basis, check.refused, check.storeProblem].filter(Boolean).map((n) => `; ${n}`).join('');
-    return { ...report, level: 'CRITICAL', message: `certificate revoked at ${check.revokedAt!.toISOString()} (reason ${check.reason})${notes}` };
+    const basis =
+      check.source === 'stored'
+        ? `${caNote(check)}, per the CRL last checked at ${check.lastCheckedAt!.toISOString()}`
+        : null;
+    const notes = [basis, check.refused, check.storeProblem]
+      .filter(Boolean)
+      .map((n) => `; ${n}`)
+      .join('');
+    return {
+      ...report,
+      level: 'CRITICAL',
+      message: `certificate revoked at ${check.revokedAt!.toISOString()} (reason ${check.reason})${notes}`,
+    };
   }
   const notes = [revocationNote(check), check.refused, check.storeProblem].filter(Boolean).join('; ');
   const unsure = check.source === 'none' || check.crlStale;
-  return { ...report, level: unsure && report.level === 'OK' ? 'WARNING' : report.level, message: `${report.message}; ${notes}` };
+  return {
+    ...report,
+    level: unsure && report.level === 'OK' ? 'WARNING' : report.level,
+    message: `${report.message}; ${notes}`,
+  };
 }
 
 function revocationNote(check: RevocationCheck): string {
   const stale = check.crlStale ? `, but that CRL passed its nextUpdate ${check.crlNextUpdate!.toISOString()}` : '';
-  if (check.source === 'ca') return `not revoked (CRL #${check.crlNumber ?? '?'} of ${check.crlThisUpdate!.toISOString()})${stale}`;
-  if (check.source === 'stored') return `${caNote(check)}; last CRL checked at ${check.lastCheckedAt!.toISOString()}, certificate not listed${stale}`;
+  if (check.source === 'ca')
+    return `not revoked (CRL #${check.crlNumber ?? '?'} of ${check.crlThisUpdate!.toISOString()})${stale}`;
+  if (check.source === 'stored')
+    return `${caNote(check)}; last CRL checked at ${check.lastCheckedAt!.toISOString()}, certificate not listed${stale}`;
   return `${caNote(check)}; no verified CRL stored, revocation unknown`;
 }
 
@@ -75,7 +94,11 @@ function caNote(check: RevocationCheck): string {
   return check.caProblem ? `CA unreachable (${check.caProblem})` : "the CA's CRL was refused";
 }
 
-function checkFiles(dir: string, now: Date, warnWithinMs?: number): { report: StatusReport; loaded: LoadedIdentity | null } {
+function checkFiles(
+  dir: string,
+  now: Date,
+  warnWithinMs?: number,
+): { report: StatusReport; loaded: LoadedIdentity | null } {
   let loaded: LoadedIdentity;
   try {
     loaded = loadIdentity(dir);
@@ -93,16 +116,39 @@ function expiryReport(loaded: LoadedIdentity, now: Date, warnWithinMs?: number):
   const threshold = warnWithinMs ?? lifetimeMs / 4;
   // Every root of ca.pem: during a root rotation it holds two and the chain may run to either.
   const roots = decodePem(loaded.caPem, 'CERTIFICATE');
-  if (remainingMs <= 0) return { level: 'CRITICAL', message: `certificate expired at ${leaf.notAfter.toISOString()}; enroll again with a new join token`, identity, remainingMs };
-  if (now < leaf.notBefore) return { level: 'CRITICAL', message: `certificate is not valid until ${leaf.notBefore.toISOString()} (clock skew?)`, identity, remainingMs };
-  if (roots.length === 0) return { level: 'CRITICAL', message: 'ca.pem holds no root certificate', identity, remainingMs };
+  if (remainingMs <= 0)
+    return {
+      level: 'CRITICAL',
+      message: `certificate expired at ${leaf.notAfter.toISOString()}; enroll again with a new join token`,
+      identity,
+      remainingMs,
+    };
+  if (now < leaf.notBefore)
+    return {
+      level: 'CRITICAL',
+      message: `certificate is not valid until ${leaf.notBefore.toISOString()} (clock skew?)`,
+      identity,
+      remainingMs,
+    };
+  if (roots.length === 0)
+    return { level: 'CRITICAL', message: 'ca.pem holds no root certificate', identity, remainingMs };
   try {
     verifyChainToOneOf(loaded.chainDer, roots, now);
   } catch (err) {
     return { level: 'CRITICAL', message: (err as Error).message, identity, remainingMs };
   }
   if (remainingMs < threshold) {
-    return { level: 'WARNING', message: `certificate expires in ${formatRemaining(remainingMs)} (at ${leaf.notAfter.toISOString()}); renewal is overdue — is \`gatehouse agent run\` running?`, identity, remainingMs };
+    return {
+      level: 'WARNING',
+      message: `certificate expires in ${formatRemaining(remainingMs)} (at ${leaf.notAfter.toISOString()}); renewal is overdue — is \`gatehouse agent run\` running?`,
+      identity,
+      remainingMs,
+    };
   }
-  return { level: 'OK', message: `certificate valid for ${formatRemaining(remainingMs)} (until ${leaf.notAfter.toISOString()})`, identity, remainingMs };
+  return {
+    level: 'OK',
+    message: `certificate valid for ${formatRemaining(remainingMs)} (until ${leaf.notAfter.toISOString()})`,
+    identity,
+    remainingMs,
+  };
 }

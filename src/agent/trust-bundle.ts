@@ -37,7 +37,13 @@ export interface BundleUpdate {
 /** A rotation offers two roots and one cross-certificate; anything far beyond is not a rotation. */
 export const MAX_OFFERED = 8;
 
-export function nextTrustBundle(currentPem: string, offer: OfferedBundle, chainDer: Buffer[], now: Date, managed: ReadonlySet<string> = new Set()): BundleUpdate {
+export function nextTrustBundle(
+  currentPem: string,
+  offer: OfferedBundle,
+  chainDer: Buffer[],
+  now: Date,
+  managed: ReadonlySet<string> = new Set(),
+): BundleUpdate {
   const trusted = decodePem(currentPem, 'CERTIFICATE').map(parseCertificate);
   if (trusted.length === 0) throw new GatehouseError('GH_FILE_IO', 'ca.pem holds no root certificate');
   if (offer.roots.length > MAX_OFFERED || offer.cross.length > MAX_OFFERED || offer.retired.length > MAX_OFFERED) {
@@ -65,7 +71,10 @@ export function nextTrustBundle(currentPem: string, offer: OfferedBundle, chainD
   const changed = added.length > 0 || removed.length > 0;
   return {
     pem: changed ? next.map((c) => toPem('CERTIFICATE', c.der)).join('') : currentPem,
-    changed, added: added.map((c) => c.fingerprint), removed: removed.map((c) => c.fingerprint), refused,
+    changed,
+    added: added.map((c) => c.fingerprint),
+    removed: removed.map((c) => c.fingerprint),
+    refused,
   };
 }
 
@@ -73,17 +82,34 @@ function uniqueByFingerprint(certs: CertificateInfo[]): CertificateInfo[] {
   return certs.filter((c, i) => certs.findIndex((d) => d.fingerprint === c.fingerprint) === i);
 }
 
-function whyNotAcceptable(root: CertificateInfo, cross: CertificateInfo[], trusted: CertificateInfo[], now: Date): string | null {
-  if (!root.isCa || !root.issuerNameDer.equals(root.subjectNameDer) || !signedBy(root, root)) return 'not a self-signed CA certificate';
+function whyNotAcceptable(
+  root: CertificateInfo,
+  cross: CertificateInfo[],
+  trusted: CertificateInfo[],
+  now: Date,
+): string | null {
+  if (!root.isCa || !root.issuerNameDer.equals(root.subjectNameDer) || !signedBy(root, root))
+    return 'not a self-signed CA certificate';
   if (now < root.notBefore || now > root.notAfter) return 'not valid now';
-  const vouching = cross.find((x) => x.subjectNameDer.equals(root.subjectNameDer) && x.spkiDer.equals(root.spkiDer) && x.isCa
-    && now >= x.notBefore && now <= x.notAfter && trusted.some((t) => signedBy(x, t)));
+  const vouching = cross.find(
+    (x) =>
+      x.subjectNameDer.equals(root.subjectNameDer) &&
+      x.spkiDer.equals(root.spkiDer) &&
+      x.isCa &&
+      now >= x.notBefore &&
+      now <= x.notAfter &&
+      trusted.some((t) => signedBy(x, t)),
+  );
   return vouching ? null : 'no valid cross-certificate for it signed by a root this agent trusts';
 }
 
 function verifiesToOneOf(chainDer: Buffer[], roots: CertificateInfo[], now: Date): boolean {
   try {
-    verifyChainToOneOf(chainDer, roots.map((r) => r.der), now);
+    verifyChainToOneOf(
+      chainDer,
+      roots.map((r) => r.der),
+      now,
+    );
     return true;
   } catch {
     return false;

@@ -26,5 +26,8 @@ export async function activeIdentities(store: Store, now: Date): Promise<CertRec
 
 /** When the last certificate handed out so far expires (at least `now`): how long a retired CA or root is still needed. */
 export async function lastNotAfter(store: Store, now: Date): Promise<Date> {
-  return (await store.listCerts({ limit: WHOLE_INVENTORY })).reduce((max, c) => (c.notAfter > max ? c.notAfter : max), now);
+  return (await store.listCerts({ limit: WHOLE_INVENTORY })).reduce(
+    (max, c) => (c.notAfter > max ? c.notAfter : max),
+    now,
+  );
 }

@@ -6,7 +6,13 @@ import { GatehouseError, isGatehouseError } from '../errors/errors.js';
 import { parseDurationMs } from '../config/duration.js';
 import { isCrlReason } from '../pki/crl.js';
 import { normalizeSerial } from '../pki/certificate.js';
-import { certStateAt, type CertRecord, type CertState, type NameReservation, type TokenRecord } from '../store/store.js';
+import {
+  certStateAt,
+  type CertRecord,
+  type CertState,
+  type NameReservation,
+  type TokenRecord,
+} from '../store/store.js';
 import type { ReservedName } from './authority.js';
 import { abortRotation, finishRotation, rotationStatus, startRotation } from './root-rotation-ops.js';
 import { fleetPosture } from './posture-views.js';
@@ -29,11 +35,26 @@ export async function routeAdminRequest(scope: RequestScope, method: string, url
     status = isGatehouseError(err) ? err.spec.http : 500;
     throw err;
   } finally {
-    await authority.store.appendAudit([{ time: authority.now(), type: 'ca.admin_call', actor, requestId: scope.requestId, details: { method, path, status } }]).catch(() => undefined);
+    await authority.store
+      .appendAudit([
+        {
+          time: authority.now(),
+          type: 'ca.admin_call',
+          actor,
+          requestId: scope.requestId,
+          details: { method, path, status },
+        },
+      ])
+      .catch(() => undefined);
   }
 }
 
-async function dispatch(scope: RequestScope, method: string, url: URL, ctx: { actor: string; requestId: string }): Promise<number> {
+async function dispatch(
+  scope: RequestScope,
+  method: string,
+  url: URL,
+  ctx: { actor: string; requestId: string },
+): Promise<number> {
   const { authority, res } = scope;
   const path = url.pathname;
   let m: RegExpExecArray | null;
@@ -49,8 +70,16 @@ async function dispatch(scope: RequestScope, method: string, url: URL, ctx: { ac
   }
   if (path === '/admin/rotation/root/finish' && method === 'POST') {
     const body = await readJsonBody(scope.req, scope.maxBodyBytes);
-    if (body.force !== undefined && typeof body.force !== 'boolean') throw new GatehouseError('GH_BODY_INVALID', 'field "force" must be true or false');
-    return reply(res, 200, await finishRotation({ material: scope.material, store: authority.store, ...ctx }, { force: body.force === true }));
+    if (body.force !== undefined && typeof body.force !== 'boolean')
+      throw new GatehouseError('GH_BODY_INVALID', 'field "force" must be true or false');
+    return reply(
+      res,
+      200,
+      await finishRotation(
+        { material: scope.material, store: authority.store, ...ctx },
+        { force: body.force === true },
+      ),
+    );
   }
   if (path === '/admin/rotation/root/abort' && method === 'POST') {
     await readJsonBody(scope.req, scope.maxBodyBytes);
@@ -63,11 +92,18 @@ async function dispatch(scope: RequestScope, method: string, url: URL, ctx: { ac
     const ttlMs = ttl === undefined ? undefined : parseDurationMs(ttl);
     if (ttlMs === null) throw new GatehouseError('GH_USAGE', `ttl "${ttl}" is not a duration like 15m, 1h or 7d`);
     const uses = body.uses;
-    if (uses !== undefined && typeof uses !== 'number') throw new GatehouseError('GH_BODY_INVALID', 'field "uses" must be a number');
-    const { token, record } = await authority.createToken({
-      role: stringField(body, 'role', true), name: stringField(body, 'name') ?? null, namePattern: stringField(body, 'names') ?? null,
-      ...(ttlMs !== undefined ? { ttlMs } : {}), ...(uses !== undefined ? { uses } : {}),
-    }, ctx);
+    if (uses !== undefined && typeof uses !== 'number')
+      throw new GatehouseError('GH_BODY_INVALID', 'field "uses" must be a number');
+    const { token, record } = await authority.createToken(
+      {
+        role: stringField(body, 'role', true),
+        name: stringField(body, 'name') ?? null,
+        namePattern: stringField(body, 'names') ?? null,
+        ...(ttlMs !== undefined ? { ttlMs } : {}),
+        ...(uses !== undefined ? { uses } : {}),
+      },
+      ctx,
+    );
     return reply(res, 201, { token, ...tokenView(record) });
   }
   if (path === '/admin/tokens' && method === 'GET') {
@@ -79,9 +115,11 @@ async function dispatch(scope: RequestScope, method: string, url: URL, ctx: { ac
   if (path === '/admin/certs' && method === 'GET') {
     const within = url.searchParams.get('expiringWithin');
     const withinMs = within ? parseDurationMs(within) : null;
-    if (within && withinMs === null) throw new GatehouseError('GH_USAGE', `expiringWithin "${within}" is not a duration like 7d`);
+    if (within && withinMs === null)
+      throw new GatehouseError('GH_USAGE', `expiringWithin "${within}" is not a duration like 7d`);
     const state = url.searchParams.get('state');
-    if (state && !['active', 'expired', 'revoked'].includes(state)) throw new GatehouseError('GH_USAGE', 'state must be active, expired or revoked');
+    if (state && !['active', 'expired', 'revoked'].includes(state))
+      throw new GatehouseError('GH_USAGE', 'state must be active, expired or revoked');
     const certs = await authority.store.listCerts({
       ...(url.searchParams.get('role') ? { role: url.searchParams.get('role')! } : {}),
       ...(url.searchParams.get('name') ? { name: url.searchParams.get('name')! } : {}),
@@ -99,7 +137,11 @@ async function dispatch(scope: RequestScope, method: string, url: URL, ctx: { ac
   if ((m = /^\/admin\/certs\/([0-9a-f]{1,40})\/revoke$/.exec(path)) && method === 'POST') {
     const body = await readJsonBody(scope.req, scope.maxBodyBytes);
     const reason = stringField(body, 'reason') ?? 'unspecified';
-    if (!isCrlReason(reason)) throw new GatehouseError('GH_USAGE', `reason "${reason}" is not an RFC 5280 reason (keyCompromise, superseded, cessationOfOperation, …)`);
+    if (!isCrlReason(reason))
+      throw new GatehouseError(
+        'GH_USAGE',
+        `reason "${reason}" is not an RFC 5280 reason (keyCompromise, superseded, cessationOfOperation, …)`,
+      );
     const cert = await authority.revokeCertificate(m[1]!, reason, ctx);
     await scope.crls.refresh(true);
     return reply(res, 200, certView(cert, authority.now()));
@@ -107,11 +149,16 @@ async function dispatch(scope: RequestScope, method: string, url: URL, ctx: { ac
   if (path === '/admin/posture' && method === 'GET') {
     const belowText = url.searchParams.get('below');
     const below = belowText === null ? undefined : Number(belowText);
-    if (below !== undefined && (!Number.isInteger(below) || below < 0 || below > 101)) throw new GatehouseError('GH_USAGE', 'below must be a whole number from 0 to 101');
+    if (below !== undefined && (!Number.isInteger(below) || below < 0 || below > 101))
+      throw new GatehouseError('GH_USAGE', 'below must be a whole number from 0 to 101');
     const staleText = url.searchParams.get('stale');
     const staleMs = staleText === null ? undefined : parseDurationMs(staleText);
     if (staleMs === null) throw new GatehouseError('GH_USAGE', `stale "${staleText}" is not a duration like 2h`);
-    const identities = await fleetPosture(authority.store, { ...(below !== undefined ? { below } : {}), ...(staleMs !== undefined ? { staleMs } : {}) }, authority.now());
+    const identities = await fleetPosture(
+      authority.store,
+      { ...(below !== undefined ? { below } : {}), ...(staleMs !== undefined ? { staleMs } : {}) },
+      authority.now(),
+    );
     return reply(res, 200, { identities });
   }
   if (path === '/admin/vulns' && method === 'GET') {
@@ -119,7 +166,8 @@ async function dispatch(scope: RequestScope, method: string, url: URL, ctx: { ac
   }
   if (path === '/admin/vulns' && method === 'POST') {
     const body = await readJsonBody(scope.req, MAX_ADVISORY_BATCH_BYTES);
-    if (!Array.isArray(body.advisories)) throw new GatehouseError('GH_ADVISORY_INVALID', 'the body must be {"advisories": [OSV records]}');
+    if (!Array.isArray(body.advisories))
+      throw new GatehouseError('GH_ADVISORY_INVALID', 'the body must be {"advisories": [OSV records]}');
     const advisories = parseAdvisories(body.advisories, (i) => `advisories[${i}]`);
     return reply(res, 200, await importAdvisories(authority.store, advisories, ctx, authority.now()));
   }
@@ -134,9 +182,11 @@ async function dispatch(scope: RequestScope, method: string, url: URL, ctx: { ac
   if (path === '/admin/audit' && method === 'GET') {
     const p = url.searchParams;
     const since = p.get('since');
-    if (since && Number.isNaN(Date.parse(since))) throw new GatehouseError('GH_USAGE', `since "${since}" is not an ISO 8601 time`);
+    if (since && Number.isNaN(Date.parse(since)))
+      throw new GatehouseError('GH_USAGE', `since "${since}" is not an ISO 8601 time`);
     const after = p.get('after');
-    if (after && !/^\d+$/.test(after)) throw new GatehouseError('GH_USAGE', `after "${after}" is not an event sequence number`);
+    if (after && !/^\d+$/.test(after))
+      throw new GatehouseError('GH_USAGE', `after "${after}" is not an event sequence number`);
     const limit = Number(p.get('limit') ?? 500);
     const events = await authority.store.listAudit({
       ...(p.get('type') ? { type: p.get('type')! } : {}),
@@ -156,20 +206,36 @@ async function dispatch(scope: RequestScope, method: string, url: URL, ctx: { ac
 }
 
 /** The admin API of secrets (docs/secrets.md). Values arrive in base64 and never leave: every answer is metadata. */
-async function dispatchSecrets(scope: RequestScope, method: string, path: string, ctx: { actor: string; requestId: string }): Promise<number | null> {
+async function dispatchSecrets(
+  scope: RequestScope,
+  method: string,
+  path: string,
+  ctx: { actor: string; requestId: string },
+): Promise<number | null> {
   const { secrets, res } = scope;
   const valueBody = () => readJsonBody(scope.req, Math.max(scope.maxBodyBytes, MAX_SECRET_BODY_BYTES));
   const subjectsOf = (body: Record<string, unknown>, field: string, required: boolean): string[] => {
     const value = body[field];
     if (value === undefined && !required) return [];
-    if (!Array.isArray(value) || value.some((v) => typeof v !== 'string')) throw new GatehouseError('GH_BODY_INVALID', `field "${field}" must be an array of subjects (role:ROLE, name:NAME, id:SPIFFE_ID)`);
+    if (!Array.isArray(value) || value.some((v) => typeof v !== 'string'))
+      throw new GatehouseError(
+        'GH_BODY_INVALID',
+        `field "${field}" must be an array of subjects (role:ROLE, name:NAME, id:SPIFFE_ID)`,
+      );
     return value as string[];
   };
   if (path === '/admin/secrets' && method === 'POST') {
     const body = await valueBody();
     const value = decodeBase64Value(body.value);
     try {
-      return reply(res, 201, await secrets.create({ name: stringField(body, 'name', true), value, grants: subjectsOf(body, 'grants', false) }, ctx));
+      return reply(
+        res,
+        201,
+        await secrets.create(
+          { name: stringField(body, 'name', true), value, grants: subjectsOf(body, 'grants', false) },
+          ctx,
+        ),
+      );
     } finally {
       value.fill(0);
     }
@@ -182,15 +248,31 @@ async function dispatchSecrets(scope: RequestScope, method: string, path: string
   if (method !== 'POST' || action === undefined) return null;
   switch (action) {
     case 'grant':
-      return reply(res, 200, await secrets.grant(name, subjectsOf(await readJsonBody(scope.req, scope.maxBodyBytes), 'subjects', true), ctx));
+      return reply(
+        res,
+        200,
+        await secrets.grant(name, subjectsOf(await readJsonBody(scope.req, scope.maxBodyBytes), 'subjects', true), ctx),
+      );
     case 'ungrant':
-      return reply(res, 200, await secrets.ungrant(name, subjectsOf(await readJsonBody(scope.req, scope.maxBodyBytes), 'subjects', true), ctx));
+      return reply(
+        res,
+        200,
+        await secrets.ungrant(
+          name,
+          subjectsOf(await readJsonBody(scope.req, scope.maxBodyBytes), 'subjects', true),
+          ctx,
+        ),
+      );
     case 'rotate': {
       const body = await valueBody();
       const overlap = stringField(body, 'overlap');
       const value = decodeBase64Value(body.value);
       try {
-        return reply(res, 200, await secrets.rotate(name, value, overlap === undefined ? undefined : parseOverlap(overlap), ctx));
+        return reply(
+          res,
+          200,
+          await secrets.rotate(name, value, overlap === undefined ? undefined : parseOverlap(overlap), ctx),
+        );
       } finally {
         value.fill(0);
       }
@@ -209,27 +291,60 @@ function reply(res: RequestScope['res'], status: number, body: unknown): number 
 /** Token metadata; the secret is never stored, so it cannot be shown again. */
 export function tokenView(t: TokenRecord) {
   return {
-    id: t.id, role: t.role, name: t.name, names: t.namePattern, uses: t.uses, maxUses: t.maxUses,
-    expiresAt: t.expiresAt.toISOString(), createdAt: t.createdAt.toISOString(), createdBy: t.createdBy,
+    id: t.id,
+    role: t.role,
+    name: t.name,
+    names: t.namePattern,
+    uses: t.uses,
+    maxUses: t.maxUses,
+    expiresAt: t.expiresAt.toISOString(),
+    createdAt: t.createdAt.toISOString(),
+    createdBy: t.createdBy,
     revokedAt: t.revokedAt?.toISOString() ?? null,
   };
 }
 
 export function nameView(n: ReservedName) {
-  return { spiffeId: n.spiffeId, role: n.role, name: n.name, lineage: n.lineage, reservedAt: n.reservedAt.toISOString(), newestSerial: n.newestSerial, state: n.state };
+  return {
+    spiffeId: n.spiffeId,
+    role: n.role,
+    name: n.name,
+    lineage: n.lineage,
+    reservedAt: n.reservedAt.toISOString(),
+    newestSerial: n.newestSerial,
+    state: n.state,
+  };
 }
 
 export function releasedView(n: NameReservation) {
-  return { spiffeId: n.spiffeId, role: n.role, name: n.name, lineage: n.lineage, reservedAt: n.reservedAt.toISOString(), released: true };
+  return {
+    spiffeId: n.spiffeId,
+    role: n.role,
+    name: n.name,
+    lineage: n.lineage,
+    reservedAt: n.reservedAt.toISOString(),
+    released: true,
+  };
 }
 
 export const certState: (c: CertRecord, now: Date) => CertState = certStateAt;
 
 export function certView(c: CertRecord, now: Date) {
   return {
-    serial: c.serial, fingerprint: c.fingerprint, name: c.name, role: c.role, spiffeId: c.spiffeId,
-    state: certState(c, now), notBefore: c.notBefore.toISOString(), notAfter: c.notAfter.toISOString(), issuedAt: c.issuedAt.toISOString(),
-    tokenId: c.tokenId, renewedFrom: c.renewedFrom, lineage: c.lineage, supersededBy: c.supersededBy,
-    revokedAt: c.revokedAt?.toISOString() ?? null, revocationReason: c.revocationReason,
+    serial: c.serial,
+    fingerprint: c.fingerprint,
+    name: c.name,
+    role: c.role,
+    spiffeId: c.spiffeId,
+    state: certState(c, now),
+    notBefore: c.notBefore.toISOString(),
+    notAfter: c.notAfter.toISOString(),
+    issuedAt: c.issuedAt.toISOString(),
+    tokenId: c.tokenId,
+    renewedFrom: c.renewedFrom,
+    lineage: c.lineage,
+    supersededBy: c.supersededBy,
+    revokedAt: c.revokedAt?.toISOString() ?? null,
+    revocationReason: c.revocationReason,
   };
 }

@@ -14,12 +14,29 @@ import type { Logger } from '../log/logger.js';
 import { parseCsr, type ParsedCsr } from '../pki/csr.js';
 import { normalizeSerial, parseCertificate, serialHex, sha256Hex, type CertificateInfo } from '../pki/certificate.js';
 import { encodedInstant } from '../pki/der.js';
-import { buildLeafCertificate, describeIssuingCa, holdsKey, prepareSigningAuthority, randomSerial, type IssuingCa, type LeafProfile, type SigningAuthority } from '../pki/leaf-certificate.js';
+import {
+  buildLeafCertificate,
+  describeIssuingCa,
+  holdsKey,
+  prepareSigningAuthority,
+  randomSerial,
+  type IssuingCa,
+  type LeafProfile,
+  type SigningAuthority,
+} from '../pki/leaf-certificate.js';
 import { buildCsrPem } from '../pki/csr-build.js';
 import { spkiDer as spkiOf } from '../pki/keys.js';
 import { decodePem, toPem } from '../pki/pem.js';
 import type { CrlReason } from '../pki/crl.js';
-import { certStateAt, type AuditInput, type CertRecord, type NameClaim, type NameReservation, type Store, type TokenRecord } from '../store/store.js';
+import {
+  certStateAt,
+  type AuditInput,
+  type CertRecord,
+  type NameClaim,
+  type NameReservation,
+  type Store,
+  type TokenRecord,
+} from '../store/store.js';
 import type { AuditEventType } from '../log/audit-events.js';
 import { approveCsr, decideName, roleConfig, spiffeIdFor, type ApprovedRequest } from './issuance-rules.js';
 import { newJoinToken, parseJoinToken, secretMatches } from './join-token.js';
@@ -124,8 +141,11 @@ export class Authority {
     this.config = deps.config;
     this.store = deps.store;
     this.externalCa = deps.externalCa ?? null;
-    if (!deps.intermediateKey && !this.externalCa) throw new GatehouseError('GH_CONFIG_INVALID', 'no issuing key and no external CA: nothing can sign certificates');
-    this.issuer = deps.intermediateKey ? prepareSigningAuthority(deps.intermediateDer, deps.intermediateKey) : describeIssuingCa(deps.intermediateDer);
+    if (!deps.intermediateKey && !this.externalCa)
+      throw new GatehouseError('GH_CONFIG_INVALID', 'no issuing key and no external CA: nothing can sign certificates');
+    this.issuer = deps.intermediateKey
+      ? prepareSigningAuthority(deps.intermediateDer, deps.intermediateKey)
+      : describeIssuingCa(deps.intermediateDer);
     this.rootDer = deps.rootDer;
     this.rootPem = toPem('CERTIFICATE', deps.rootDer);
     this.rootFingerprint = sha256Hex(deps.rootDer);
@@ -149,7 +169,9 @@ export class Authority {
 
   /** The roots /roots serves: during a rotation the previous and the next; afterwards the one in force. */
   servedRoots(): Buffer[] {
-    return this.rotation?.state.phase === 'rotating' ? [this.rotation.previousRootDer, this.rotation.nextRootDer] : [this.rootDer];
+    return this.rotation?.state.phase === 'rotating'
+      ? [this.rotation.previousRootDer, this.rotation.nextRootDer]
+      : [this.rootDer];
   }
 
   /** Every root a presented certificate may chain to now: the one in force and those still in agents' bundles. */
@@ -159,7 +181,11 @@ export class Authority {
   }
 
   /** Puts a rotated set of issuing CAs in force (a rotation made by `ca rotate intermediate`). */
-  useIssuers(intermediateDer: Buffer, intermediateKey: KeyObject, retired: ReadonlyArray<{ der: Buffer; key: KeyObject }>): void {
+  useIssuers(
+    intermediateDer: Buffer,
+    intermediateKey: KeyObject,
+    retired: ReadonlyArray<{ der: Buffer; key: KeyObject }>,
+  ): void {
     const issuer = prepareSigningAuthority(intermediateDer, intermediateKey);
     this.retiredIssuers = retired.map((r) => prepareSigningAuthority(r.der, r.key));
     this.issuer = issuer;
@@ -176,14 +202,21 @@ export class Authority {
 
   /** The issuing CA, current or retired, that signed `cert`: matched by issuer name and key identifier. */
   issuerOf(cert: CertificateInfo): IssuingCa | null {
-    return [this.issuer, ...this.retiredIssuers].find((ca) => ca.subjectNameDer.equals(cert.issuerNameDer)
-      && (cert.authorityKeyId === null || cert.authorityKeyId.equals(ca.keyIdentifier))) ?? null;
+    return (
+      [this.issuer, ...this.retiredIssuers].find(
+        (ca) =>
+          ca.subjectNameDer.equals(cert.issuerNameDer) &&
+          (cert.authorityKeyId === null || cert.authorityKeyId.equals(ca.keyIdentifier)),
+      ) ?? null
+    );
   }
 
   /** A stored certificate with the issuing CA that signed it, PEM: what clients are sent. */
   private chainOf(certPem: string): string {
     const issuer = this.issuerOf(parseCertificate(decodePem(certPem, 'CERTIFICATE')[0]!));
-    return certPem + (issuer && issuer !== this.issuer ? chainPartOf(issuer.certDer, this.rootDer) : this.intermediatePem);
+    return (
+      certPem + (issuer && issuer !== this.issuer ? chainPartOf(issuer.certDer, this.rootDer) : this.intermediatePem)
+    );
   }
 
   /**
@@ -191,12 +224,19 @@ export class Authority {
    * address): fields bounded and rate limited per source (refusal-audit.ts), so anonymous
    * traffic cannot fill the disk; a suppressed event is counted instead. Never throws.
    */
-  async auditAnonymousRefusal(source: string, event: Omit<AuditInput, 'time' | 'details'> & { details: Record<string, string | number | boolean | null> }): Promise<void> {
+  async auditAnonymousRefusal(
+    source: string,
+    event: Omit<AuditInput, 'time' | 'details'> & { details: Record<string, string | number | boolean | null> },
+  ): Promise<void> {
     await this.writeRefusalAudit({ ...event, time: this.now() }, event.details, source);
   }
 
   /** Writes a refusal's audit event with bounded fields; with `limitSource`, only within that source's rate limit. Never throws. */
-  private async writeRefusalAudit(event: Omit<AuditInput, 'details'>, details: Record<string, string | number | boolean | null | undefined>, limitSource: string | null): Promise<void> {
+  private async writeRefusalAudit(
+    event: Omit<AuditInput, 'details'>,
+    details: Record<string, string | number | boolean | null | undefined>,
+    limitSource: string | null,
+  ): Promise<void> {
     if (limitSource !== null && !this.refusalAudit.allow(limitSource)) {
       this.observer?.auditSuppressed?.(event.type);
       return;
@@ -225,25 +265,44 @@ export class Authority {
 
   // ------------------------------------------------------------------ enrollment
 
-  enroll(tokenText: string, csrInput: string | Buffer, ctx: RequestContext, nameHint?: string | null): Promise<IssuedCertificate> {
+  enroll(
+    tokenText: string,
+    csrInput: string | Buffer,
+    ctx: RequestContext,
+    nameHint?: string | null,
+  ): Promise<IssuedCertificate> {
     return this.observed('enroll', () => this.enrollUnobserved(tokenText, csrInput, ctx, nameHint));
   }
 
-  private async enrollUnobserved(tokenText: string, csrInput: string | Buffer, ctx: RequestContext, nameHint?: string | null): Promise<IssuedCertificate> {
+  private async enrollUnobserved(
+    tokenText: string,
+    csrInput: string | Buffer,
+    ctx: RequestContext,
+    nameHint?: string | null,
+  ): Promise<IssuedCertificate> {
     const now = this.now();
     const token = await this.checkToken(tokenText, now, ctx);
     let approved: ApprovedRequest;
     let csr: ParsedCsr;
     try {
       csr = parseCsr(csrInput);
-      const name = decideName(csr, token.role, roleConfig(this.config, token.role), { exact: token.name, pattern: token.namePattern, hint: nameHint ?? null });
+      const name = decideName(csr, token.role, roleConfig(this.config, token.role), {
+        exact: token.name,
+        pattern: token.namePattern,
+        hint: nameHint ?? null,
+      });
       approved = approveCsr(this.config, csr, token.role, name);
       if (!mayReplaceHolder(token)) await this.refuseNameOfAnotherLineage(approved, now);
     } catch (err) {
       await this.auditRefusal('ca.cert_refused', err, ctx, now, { tokenId: token.id, role: token.role, via: 'enroll' });
       throw err;
     }
-    return this.issue(approved, keyOfCsr(csr), now, ctx, { tokenId: token.id, renewedFrom: null, nameClaim: mayReplaceHolder(token) ? 'replace' : 'first', via: 'enroll' });
+    return this.issue(approved, keyOfCsr(csr), now, ctx, {
+      tokenId: token.id,
+      renewedFrom: null,
+      nameClaim: mayReplaceHolder(token) ? 'replace' : 'first',
+      via: 'enroll',
+    });
   }
 
   /**
@@ -259,9 +318,19 @@ export class Authority {
     const reservation = await this.store.getNameReservation(approved.role, approved.name);
     if (reservation) {
       const head = await this.lineageHead(reservation.lineage);
-      throw nameTaken(approved, head?.serial ?? reservation.lineage, head !== undefined && certStateAt(head, now) === 'active');
+      throw nameTaken(
+        approved,
+        head?.serial ?? reservation.lineage,
+        head !== undefined && certStateAt(head, now) === 'active',
+      );
     }
-    const [holder] = await this.store.listCerts({ name: approved.name, role: approved.role, state: 'active', now, limit: 1 });
+    const [holder] = await this.store.listCerts({
+      name: approved.name,
+      role: approved.role,
+      state: 'active',
+      now,
+      limit: 1,
+    });
     if (holder) throw nameTaken(approved, holder.serial, true);
   }
 
@@ -273,17 +342,31 @@ export class Authority {
       if (parsed.rootFingerprint !== this.rootFingerprint) {
         const rotation = this.rotation?.state;
         if (rotation?.phase === 'finished' && parsed.rootFingerprint === rotation.previousRoot) {
-          throw new GatehouseError('GH_TOKEN_INVALID', `join token pins the root ${rotation.previousRoot}, which the root rotation finished at ${rotation.finishedAt} replaced with ${rotation.nextRoot}; make a new token (gatehouse token create), which pins the new root`);
+          throw new GatehouseError(
+            'GH_TOKEN_INVALID',
+            `join token pins the root ${rotation.previousRoot}, which the root rotation finished at ${rotation.finishedAt} replaced with ${rotation.nextRoot}; make a new token (gatehouse token create), which pins the new root`,
+          );
         }
-        throw new GatehouseError('GH_TOKEN_INVALID', 'join token was made for a different CA (its root fingerprint does not match this CA)');
+        throw new GatehouseError(
+          'GH_TOKEN_INVALID',
+          'join token was made for a different CA (its root fingerprint does not match this CA)',
+        );
       }
       const record = await this.store.getToken(parsed.id);
       if (!secretMatches(parsed.secret, record?.secretHash ?? null) || !record) {
         throw new GatehouseError('GH_TOKEN_INVALID', 'join token is not known to this CA');
       }
       if (record.revokedAt) throw new GatehouseError('GH_TOKEN_REVOKED', `join token ${record.id} was revoked`);
-      if (record.expiresAt <= now) throw new GatehouseError('GH_TOKEN_EXPIRED', `join token ${record.id} expired at ${record.expiresAt.toISOString()}`);
-      if (record.uses >= record.maxUses) throw new GatehouseError('GH_TOKEN_USED', `join token ${record.id} has no uses left (${record.uses}/${record.maxUses} used)`);
+      if (record.expiresAt <= now)
+        throw new GatehouseError(
+          'GH_TOKEN_EXPIRED',
+          `join token ${record.id} expired at ${record.expiresAt.toISOString()}`,
+        );
+      if (record.uses >= record.maxUses)
+        throw new GatehouseError(
+          'GH_TOKEN_USED',
+          `join token ${record.id} has no uses left (${record.uses}/${record.maxUses} used)`,
+        );
       return record;
     } catch (err) {
       await this.auditRefusal('ca.token_refused', err, ctx, now, { tokenId });
@@ -304,7 +387,11 @@ export class Authority {
    * returned) or a copy of the identity renewing on its own line (another key): the refresh
    * token reuse detection of RFC 9700 §4.14, applied to certificates.
    */
-  private async renewUnobserved(peerDer: Buffer, csrInput: string | Buffer, ctx: RequestContext): Promise<IssuedCertificate> {
+  private async renewUnobserved(
+    peerDer: Buffer,
+    csrInput: string | Buffer,
+    ctx: RequestContext,
+  ): Promise<IssuedCertificate> {
     const now = this.now();
     const peer = parseCertificate(peerDer);
     try {
@@ -316,7 +403,13 @@ export class Authority {
         const approved = approveCsr(this.config, csr, current.role, name);
         if (rules.posture) await requirePosture(this.store, current, rules.posture, now);
         try {
-          return await this.issue(approved, keyOfCsr(csr), now, ctx, { tokenId: null, renewedFrom: current.serial, lineage: current.lineage, nameClaim: 'lineage', via: 'renew' });
+          return await this.issue(approved, keyOfCsr(csr), now, ctx, {
+            tokenId: null,
+            renewedFrom: current.serial,
+            lineage: current.lineage,
+            nameClaim: 'lineage',
+            via: 'renew',
+          });
         } catch (err) {
           if (!(err instanceof LostRenewalRace)) throw err;
           // A simultaneous renewal of the same certificate committed first: judge this one against it.
@@ -325,16 +418,33 @@ export class Authority {
       }
       return await this.renewalOfSuperseded(current, csr.spkiDer, now, ctx);
     } catch (err) {
-      if (!isGatehouseError(err, 'GH_STORE_IO') && !isGatehouseError(err, 'GH_STORE_UNAVAILABLE') && !isExternalCaFailure(err)) {
-        await this.auditRefusal('ca.cert_refused', err, ctx, now, { serial: peer.serial, fingerprint: peer.fingerprint, via: 'renew' });
+      if (
+        !isGatehouseError(err, 'GH_STORE_IO') &&
+        !isGatehouseError(err, 'GH_STORE_UNAVAILABLE') &&
+        !isExternalCaFailure(err)
+      ) {
+        await this.auditRefusal('ca.cert_refused', err, ctx, now, {
+          serial: peer.serial,
+          fingerprint: peer.fingerprint,
+          via: 'renew',
+        });
       }
       throw err;
     }
   }
 
-  private async renewalOfSuperseded(current: CertRecord, spkiDer: Buffer, now: Date, ctx: RequestContext): Promise<IssuedCertificate> {
+  private async renewalOfSuperseded(
+    current: CertRecord,
+    spkiDer: Buffer,
+    now: Date,
+    ctx: RequestContext,
+  ): Promise<IssuedCertificate> {
     const successor = current.supersededBy === null ? null : await this.store.getCert(current.supersededBy);
-    if (successor === null) throw new GatehouseError('GH_INTERNAL', `certificate ${current.serial} is marked renewed by ${current.supersededBy}, which is not in the inventory`);
+    if (successor === null)
+      throw new GatehouseError(
+        'GH_INTERNAL',
+        `certificate ${current.serial} is marked renewed by ${current.supersededBy}, which is not in the inventory`,
+      );
     // The CSR's signature proved possession of its key: the key of the renewal already issued
     // means the same machine asking again, not a copy (a copy would have made its own key).
     const successorKey = parseCertificate(decodePem(successor.certPem, 'CERTIFICATE')[0]!).spkiDer;
@@ -342,33 +452,87 @@ export class Authority {
       const graceMs = this.config.renewal.retryGrace;
       const withinGrace = current.supersededAt !== null && now.getTime() - current.supersededAt.getTime() <= graceMs;
       if (withinGrace && successor.revokedAt === null && successor.supersededBy === null && successor.notAfter > now) {
-        await this.store.appendAudit([{
-          time: now, type: 'ca.cert_renewal_replayed', actor: ctx.actor, requestId: ctx.requestId ?? null, serial: successor.serial, fingerprint: successor.fingerprint,
-          details: { renewedFrom: current.serial, spiffeId: successor.spiffeId },
-        }]);
-        this.logger.info('ca.cert_renewal_replayed', { serial: successor.serial, renewedFrom: current.serial, spiffeId: successor.spiffeId, requestId: ctx.requestId });
+        await this.store.appendAudit([
+          {
+            time: now,
+            type: 'ca.cert_renewal_replayed',
+            actor: ctx.actor,
+            requestId: ctx.requestId ?? null,
+            serial: successor.serial,
+            fingerprint: successor.fingerprint,
+            details: { renewedFrom: current.serial, spiffeId: successor.spiffeId },
+          },
+        ]);
+        this.logger.info('ca.cert_renewal_replayed', {
+          serial: successor.serial,
+          renewedFrom: current.serial,
+          spiffeId: successor.spiffeId,
+          requestId: ctx.requestId,
+        });
         return { record: successor, chainPem: this.chainOf(successor.certPem), rootPem: this.rootPem, replayed: true };
       }
-      throw new GatehouseError('GH_CERT_SUPERSEDED', `certificate ${current.serial} was renewed at ${current.supersededAt?.toISOString()} (serial ${successor.serial}); a retry with the same key is answered only within ${graceMs / 1000} s (renewal.retryGrace) while that renewal is the newest; enroll again with a new join token`);
+      throw new GatehouseError(
+        'GH_CERT_SUPERSEDED',
+        `certificate ${current.serial} was renewed at ${current.supersededAt?.toISOString()} (serial ${successor.serial}); a retry with the same key is answered only within ${graceMs / 1000} s (renewal.retryGrace) while that renewal is the newest; enroll again with a new join token`,
+      );
     }
     const revoked = await this.revokeLineageForReuse(current, successor, now, ctx);
-    throw new GatehouseError('GH_CERT_REUSED', `certificate ${current.serial} was already renewed (serial ${successor.serial}, at ${current.supersededAt?.toISOString()}) and was presented again with another key: a copy of ${current.spiffeId} exists. All ${revoked.length} certificates of this identity are revoked (keyCompromise); check the machine, then enroll it again with a token made for this name`);
+    throw new GatehouseError(
+      'GH_CERT_REUSED',
+      `certificate ${current.serial} was already renewed (serial ${successor.serial}, at ${current.supersededAt?.toISOString()}) and was presented again with another key: a copy of ${current.spiffeId} exists. All ${revoked.length} certificates of this identity are revoked (keyCompromise); check the machine, then enroll it again with a token made for this name`,
+    );
   }
 
   /** Revokes the whole lineage (keyCompromise), audited and logged as a detected reuse. */
-  private async revokeLineageForReuse(presented: CertRecord, successor: CertRecord, now: Date, ctx: RequestContext): Promise<CertRecord[]> {
+  private async revokeLineageForReuse(
+    presented: CertRecord,
+    successor: CertRecord,
+    now: Date,
+    ctx: RequestContext,
+  ): Promise<CertRecord[]> {
     const detection: AuditInput = {
-      time: now, type: 'ca.cert_reuse_detected', actor: ctx.actor, requestId: ctx.requestId ?? null, serial: presented.serial, fingerprint: presented.fingerprint,
-      details: { spiffeId: presented.spiffeId, lineage: presented.lineage, presentedSerial: presented.serial, renewedBy: successor.serial },
+      time: now,
+      type: 'ca.cert_reuse_detected',
+      actor: ctx.actor,
+      requestId: ctx.requestId ?? null,
+      serial: presented.serial,
+      fingerprint: presented.fingerprint,
+      details: {
+        spiffeId: presented.spiffeId,
+        lineage: presented.lineage,
+        presentedSerial: presented.serial,
+        renewedBy: successor.serial,
+      },
     };
-    const revoked = await this.store.revokeLineage(presented.lineage, 'keyCompromise', now, (cert) => ({
-      time: now, type: 'ca.cert_revoked', actor: 'ca:reuse-detection', requestId: ctx.requestId ?? null, serial: cert.serial, fingerprint: cert.fingerprint,
-      details: { reason: 'keyCompromise', name: cert.name, role: cert.role, spiffeId: cert.spiffeId, lineage: cert.lineage },
-    }), [detection]);
+    const revoked = await this.store.revokeLineage(
+      presented.lineage,
+      'keyCompromise',
+      now,
+      (cert) => ({
+        time: now,
+        type: 'ca.cert_revoked',
+        actor: 'ca:reuse-detection',
+        requestId: ctx.requestId ?? null,
+        serial: cert.serial,
+        fingerprint: cert.fingerprint,
+        details: {
+          reason: 'keyCompromise',
+          name: cert.name,
+          role: cert.role,
+          spiffeId: cert.spiffeId,
+          lineage: cert.lineage,
+        },
+      }),
+      [detection],
+    );
     this.observer?.reuseDetected?.(presented.role);
     this.logger.error('ca.cert_reuse_detected', {
-      spiffeId: presented.spiffeId, presentedSerial: presented.serial, renewedBy: successor.serial, lineage: presented.lineage,
-      revokedSerials: revoked.map((c) => c.serial), requestId: ctx.requestId,
+      spiffeId: presented.spiffeId,
+      presentedSerial: presented.serial,
+      renewedBy: successor.serial,
+      lineage: presented.lineage,
+      revokedSerials: revoked.map((c) => c.serial),
+      requestId: ctx.requestId,
     });
     return revoked;
   }
@@ -379,21 +543,39 @@ export class Authority {
     if (!record || record.fingerprint !== peer.fingerprint) {
       throw new GatehouseError('GH_CERT_UNTRUSTED', `certificate ${peer.serial} is not in this CA's inventory`);
     }
-    if (record.revokedAt) throw new GatehouseError('GH_CERT_REVOKED', `certificate ${record.serial} was revoked at ${record.revokedAt.toISOString()} (${record.revocationReason}); enroll again with a new join token`);
-    if (record.notAfter <= now) throw new GatehouseError('GH_CERT_EXPIRED', `certificate ${record.serial} expired at ${record.notAfter.toISOString()}; enroll again with a new join token`);
+    if (record.revokedAt)
+      throw new GatehouseError(
+        'GH_CERT_REVOKED',
+        `certificate ${record.serial} was revoked at ${record.revokedAt.toISOString()} (${record.revocationReason}); enroll again with a new join token`,
+      );
+    if (record.notAfter <= now)
+      throw new GatehouseError(
+        'GH_CERT_EXPIRED',
+        `certificate ${record.serial} expired at ${record.notAfter.toISOString()}; enroll again with a new join token`,
+      );
     return record;
   }
 
   // ------------------------------------------------------------------ offline and internal issuance
 
   /** `gatehouse cert sign`: an operator on the CA machine signs a CSR for a role. */
-  signCsr(csrInput: string | Buffer, role: string, name: string | null, ctx: RequestContext): Promise<IssuedCertificate> {
+  signCsr(
+    csrInput: string | Buffer,
+    role: string,
+    name: string | null,
+    ctx: RequestContext,
+  ): Promise<IssuedCertificate> {
     return this.observed('sign', async () => {
       const now = this.now();
       try {
         const csr = parseCsr(csrInput);
         const decided = decideName(csr, role, roleConfig(this.config, role), { exact: name });
-        return await this.issue(approveCsr(this.config, csr, role, decided), keyOfCsr(csr), now, ctx, { tokenId: null, renewedFrom: null, nameClaim: 'replace', via: 'sign' });
+        return await this.issue(approveCsr(this.config, csr, role, decided), keyOfCsr(csr), now, ctx, {
+          tokenId: null,
+          renewedFrom: null,
+          nameClaim: 'replace',
+          via: 'sign',
+        });
       } catch (err) {
         if (!isExternalCaFailure(err)) await this.auditRefusal('ca.cert_refused', err, ctx, now, { role, via: 'sign' });
         throw err;
@@ -405,10 +587,32 @@ export class Authority {
    * Certificates the CA issues to itself or at init (its HTTPS server, the first admin). These
    * skip the role's SAN rules, so they are not reachable from any request.
    */
-  issueInternal(request: { role: string; name: string; profile: LeafProfile; lifetimeMs: number; dns?: string[]; ip?: string[] }, key: KeyObject, ctx: RequestContext): Promise<IssuedCertificate> {
-    const approved: ApprovedRequest = { name: request.name, role: request.role, spiffeId: spiffeIdFor(this.config, request.role, request.name), dns: request.dns ?? [], ip: request.ip ?? [] };
-    const subjectKey: SubjectKey = { spkiDer: spkiOf(key), csrPem: () => buildCsrPem(key, { commonName: request.name }) };
-    return this.observed('internal', () => this.issue(approved, subjectKey, this.now(), ctx, { tokenId: null, renewedFrom: null, nameClaim: 'replace', internal: true, via: 'internal' }, { profile: request.profile, lifetimeMs: request.lifetimeMs }));
+  issueInternal(
+    request: { role: string; name: string; profile: LeafProfile; lifetimeMs: number; dns?: string[]; ip?: string[] },
+    key: KeyObject,
+    ctx: RequestContext,
+  ): Promise<IssuedCertificate> {
+    const approved: ApprovedRequest = {
+      name: request.name,
+      role: request.role,
+      spiffeId: spiffeIdFor(this.config, request.role, request.name),
+      dns: request.dns ?? [],
+      ip: request.ip ?? [],
+    };
+    const subjectKey: SubjectKey = {
+      spkiDer: spkiOf(key),
+      csrPem: () => buildCsrPem(key, { commonName: request.name }),
+    };
+    return this.observed('internal', () =>
+      this.issue(
+        approved,
+        subjectKey,
+        this.now(),
+        ctx,
+        { tokenId: null, renewedFrom: null, nameClaim: 'replace', internal: true, via: 'internal' },
+        { profile: request.profile, lifetimeMs: request.lifetimeMs },
+      ),
+    );
   }
 
   private async issue(
@@ -416,15 +620,27 @@ export class Authority {
     subjectKey: SubjectKey,
     now: Date,
     ctx: RequestContext,
-    link: { tokenId: string | null; renewedFrom: string | null; lineage?: string; nameClaim: NameClaim; internal?: boolean; via: IssuanceKind },
+    link: {
+      tokenId: string | null;
+      renewedFrom: string | null;
+      lineage?: string;
+      nameClaim: NameClaim;
+      internal?: boolean;
+      via: IssuanceKind;
+    },
     override?: { profile: LeafProfile; lifetimeMs: number },
   ): Promise<IssuedCertificate> {
-    const rules = override ?? { ...roleConfig(this.config, approved.role), lifetimeMs: roleConfig(this.config, approved.role).lifetime };
+    const rules = override ?? {
+      ...roleConfig(this.config, approved.role),
+      lifetimeMs: roleConfig(this.config, approved.role).lifetime,
+    };
     // One issuer for the whole issuance, even if a rotation is put in force meanwhile.
     const issuer = this.issuer;
     const intermediatePem = this.intermediatePem;
     if (issuer.notAfter.getTime() - now.getTime() < 60_000) {
-      throw new GatehouseError('GH_INTERNAL', 'the issuing intermediate expires within a minute; rotate it', { details: { intermediateNotAfter: issuer.notAfter } });
+      throw new GatehouseError('GH_INTERNAL', 'the issuing intermediate expires within a minute; rotate it', {
+        details: { intermediateNotAfter: issuer.notAfter },
+      });
     }
     const signed = holdsKey(issuer)
       ? this.signHere(issuer, approved, subjectKey.spkiDer, rules, now)
@@ -450,46 +666,104 @@ export class Authority {
       revocationReason: null,
     };
     const audit: AuditInput[] = [];
-    const base = { time: now, actor: ctx.actor, requestId: ctx.requestId ?? null, serial: record.serial, fingerprint: record.fingerprint };
-    if (link.tokenId) audit.push({ ...base, type: 'ca.token_used', tokenId: link.tokenId, details: { role: record.role, name: record.name } });
+    const base = {
+      time: now,
+      actor: ctx.actor,
+      requestId: ctx.requestId ?? null,
+      serial: record.serial,
+      fingerprint: record.fingerprint,
+    };
+    if (link.tokenId)
+      audit.push({
+        ...base,
+        type: 'ca.token_used',
+        tokenId: link.tokenId,
+        details: { role: record.role, name: record.name },
+      });
     audit.push({
       ...base,
       type: link.renewedFrom ? 'ca.cert_renewed' : 'ca.cert_issued',
       tokenId: link.tokenId,
-      details: { name: record.name, role: record.role, spiffeId: record.spiffeId, notAfter: record.notAfter.toISOString(), renewedFrom: link.renewedFrom, dns: approved.dns, ip: approved.ip },
+      details: {
+        name: record.name,
+        role: record.role,
+        spiffeId: record.spiffeId,
+        notAfter: record.notAfter.toISOString(),
+        renewedFrom: link.renewedFrom,
+        dns: approved.dns,
+        ip: approved.ip,
+      },
     });
-    if (link.nameClaim === 'replace' && !link.internal) audit.push(...await this.replacementAudit(record, base));
+    if (link.nameClaim === 'replace' && !link.internal) audit.push(...(await this.replacementAudit(record, base)));
     const outcome = await this.store.commitIssuance({
-      cert: record, now, audit, nameClaim: link.nameClaim,
-      ...(link.tokenId ? { consumeTokenId: link.tokenId } : {}), ...(link.renewedFrom && !this.unsafeRenewWithoutLineage ? { renews: link.renewedFrom } : {}),
+      cert: record,
+      now,
+      audit,
+      nameClaim: link.nameClaim,
+      ...(link.tokenId ? { consumeTokenId: link.tokenId } : {}),
+      ...(link.renewedFrom && !this.unsafeRenewWithoutLineage ? { renews: link.renewedFrom } : {}),
     });
     if (!outcome.ok && outcome.reason === 'NOT_LINEAGE_HEAD') {
       if (outcome.supersededBy !== null) throw new LostRenewalRace();
-      throw new GatehouseError('GH_CERT_REVOKED', `certificate ${link.renewedFrom} was revoked while it was being renewed; enroll again with a new join token`);
+      throw new GatehouseError(
+        'GH_CERT_REVOKED',
+        `certificate ${link.renewedFrom} was revoked while it was being renewed; enroll again with a new join token`,
+      );
     }
     if (!outcome.ok && outcome.reason === 'NAME_TAKEN') {
       // Another lineage holds the name: an enrollment committed first (after our early check), or
       // a renewal whose name an operator gave to another machine. Nothing was recorded and the
       // token keeps its use. This certificate is discarded unseen.
       const err = link.renewedFrom
-        ? new GatehouseError('GH_NAME_TAKEN', `${approved.spiffeId} was given to another enrollment (its newest certificate is ${outcome.heldBy}); this identity can no longer renew: enroll again with a token made for the name you need`)
+        ? new GatehouseError(
+            'GH_NAME_TAKEN',
+            `${approved.spiffeId} was given to another enrollment (its newest certificate is ${outcome.heldBy}); this identity can no longer renew: enroll again with a token made for the name you need`,
+          )
         : nameTaken(approved, outcome.heldBy, outcome.active);
-      if (!link.renewedFrom) await this.auditRefusal('ca.cert_refused', err, ctx, now, { tokenId: link.tokenId, role: approved.role, via: 'enroll' });
+      if (!link.renewedFrom)
+        await this.auditRefusal('ca.cert_refused', err, ctx, now, {
+          tokenId: link.tokenId,
+          role: approved.role,
+          via: 'enroll',
+        });
       throw err;
     }
     if (!outcome.ok) {
       // Another enrollment won the race for the token's last use; this certificate is discarded unseen.
-      const code: ErrorCode = outcome.reason === 'TOKEN_REVOKED' ? 'GH_TOKEN_REVOKED' : outcome.reason === 'TOKEN_EXPIRED' ? 'GH_TOKEN_EXPIRED' : outcome.reason === 'TOKEN_UNKNOWN' ? 'GH_TOKEN_INVALID' : 'GH_TOKEN_USED';
-      const err = new GatehouseError(code, `join token ${link.tokenId} ${code === 'GH_TOKEN_USED' ? 'has no uses left' : 'is no longer valid'}`);
+      const code: ErrorCode =
+        outcome.reason === 'TOKEN_REVOKED'
+          ? 'GH_TOKEN_REVOKED'
+          : outcome.reason === 'TOKEN_EXPIRED'
+            ? 'GH_TOKEN_EXPIRED'
+            : outcome.reason === 'TOKEN_UNKNOWN'
+              ? 'GH_TOKEN_INVALID'
+              : 'GH_TOKEN_USED';
+      const err = new GatehouseError(
+        code,
+        `join token ${link.tokenId} ${code === 'GH_TOKEN_USED' ? 'has no uses left' : 'is no longer valid'}`,
+      );
       await this.auditRefusal('ca.token_refused', err, ctx, now, { tokenId: link.tokenId });
       throw err;
     }
-    this.logger.info(link.renewedFrom ? 'ca.cert_renewed' : 'ca.cert_issued', { serial: record.serial, fingerprint: record.fingerprint, name: record.name, role: record.role, notAfter: record.notAfter.toISOString(), requestId: ctx.requestId });
+    this.logger.info(link.renewedFrom ? 'ca.cert_renewed' : 'ca.cert_issued', {
+      serial: record.serial,
+      fingerprint: record.fingerprint,
+      name: record.name,
+      role: record.role,
+      notAfter: record.notAfter.toISOString(),
+      requestId: ctx.requestId,
+    });
     return { record, chainPem: record.certPem + intermediatePem, rootPem: this.rootPem };
   }
 
   /** Builds and signs the certificate with the issuing key this process holds. */
-  private signHere(issuer: SigningAuthority, approved: ApprovedRequest, spkiDer: Buffer, rules: { profile: LeafProfile; lifetimeMs: number }, now: Date): SignedLeaf {
+  private signHere(
+    issuer: SigningAuthority,
+    approved: ApprovedRequest,
+    spkiDer: Buffer,
+    rules: { profile: LeafProfile; lifetimeMs: number },
+    now: Date,
+  ): SignedLeaf {
     // The backdate absorbs clock skew; capped at a tenth of the lifetime so that very short
     // lifetimes keep their renewal point (2/3 of notBefore→notAfter) in the future.
     const backdateMs = Math.min(this.config.limits.backdate, rules.lifetimeMs / 10);
@@ -520,27 +794,80 @@ export class Authority {
    * profile), and what it returns is checked to be exactly that before anything is recorded or
    * returned (external-check.ts). A failure is audited here, once, with the signer's answer.
    */
-  private async signExternally(issuer: IssuingCa, approved: ApprovedRequest, subjectKey: SubjectKey, rules: { profile: LeafProfile; lifetimeMs: number }, now: Date, ctx: RequestContext, link: { tokenId: string | null; renewedFrom: string | null; via: IssuanceKind }): Promise<SignedLeaf> {
+  private async signExternally(
+    issuer: IssuingCa,
+    approved: ApprovedRequest,
+    subjectKey: SubjectKey,
+    rules: { profile: LeafProfile; lifetimeMs: number },
+    now: Date,
+    ctx: RequestContext,
+    link: { tokenId: string | null; renewedFrom: string | null; via: IssuanceKind },
+  ): Promise<SignedLeaf> {
     const externalCa = this.externalCa!;
     const subject = { commonName: approved.name, organization: this.config.org, organizationalUnit: approved.role };
     const profile = externalCa.profileFor(approved.role, rules.profile);
     try {
-      const der = await externalCa.sign({ csrPem: await subjectKey.csrPem(), profile, subject, hosts: [...approved.dns, ...approved.ip, approved.spiffeId] });
+      const der = await externalCa.sign({
+        csrPem: await subjectKey.csrPem(),
+        profile,
+        subject,
+        hosts: [...approved.dns, ...approved.ip, approved.spiffeId],
+      });
       const cert = checkExternalCertificate(der, {
-        spkiDer: subjectKey.spkiDer, subject, sans: { dns: approved.dns, ip: approved.ip, uri: [approved.spiffeId] }, profile: rules.profile,
-        maxLifetimeMs: rules.lifetimeMs, rootDer: this.rootDer, issuerDers: issuer.certDer.equals(this.rootDer) ? [] : [issuer.certDer], now,
+        spkiDer: subjectKey.spkiDer,
+        subject,
+        sans: { dns: approved.dns, ip: approved.ip, uri: [approved.spiffeId] },
+        profile: rules.profile,
+        maxLifetimeMs: rules.lifetimeMs,
+        rootDer: this.rootDer,
+        issuerDers: issuer.certDer.equals(this.rootDer) ? [] : [issuer.certDer],
+        now,
       });
       // A serial is the inventory's key and the CRL's entry: a signer repeating one would make two certificates one.
-      if (await this.store.getCert(cert.serial)) throw new GatehouseError('GH_EXTERNAL_CA_MISMATCH', `the external CA returned a certificate with serial ${cert.serial}, which another certificate in the inventory already has`);
+      if (await this.store.getCert(cert.serial))
+        throw new GatehouseError(
+          'GH_EXTERNAL_CA_MISMATCH',
+          `the external CA returned a certificate with serial ${cert.serial}, which another certificate in the inventory already has`,
+        );
       return { der, serial: cert.serial, notBefore: cert.notBefore, notAfter: cert.notAfter };
     } catch (err) {
       const code = isGatehouseError(err) ? err.code : 'GH_INTERNAL';
       const reason = err instanceof Error ? err.message : String(err);
-      this.logger.error('ca.external_ca_failed', { code, reason: reason.slice(0, MAX_REFUSAL_FIELD_CHARS), signer: externalCa.displayUrl, profile, spiffeId: approved.spiffeId, requestId: ctx.requestId });
-      await this.writeRefusalAudit({
-        time: now, type: 'ca.external_ca_failed', actor: ctx.actor, tokenId: link.tokenId, serial: link.renewedFrom, fingerprint: null, requestId: ctx.requestId ?? null,
-      }, { code, reason, signer: externalCa.displayUrl, profile, role: approved.role, name: approved.name, spiffeId: approved.spiffeId, via: link.via }, null);
-      throw isGatehouseError(err) ? err : new GatehouseError('GH_EXTERNAL_CA_MISMATCH', `the external CA's answer could not be used: ${reason}`, { cause: err });
+      this.logger.error('ca.external_ca_failed', {
+        code,
+        reason: reason.slice(0, MAX_REFUSAL_FIELD_CHARS),
+        signer: externalCa.displayUrl,
+        profile,
+        spiffeId: approved.spiffeId,
+        requestId: ctx.requestId,
+      });
+      await this.writeRefusalAudit(
+        {
+          time: now,
+          type: 'ca.external_ca_failed',
+          actor: ctx.actor,
+          tokenId: link.tokenId,
+          serial: link.renewedFrom,
+          fingerprint: null,
+          requestId: ctx.requestId ?? null,
+        },
+        {
+          code,
+          reason,
+          signer: externalCa.displayUrl,
+          profile,
+          role: approved.role,
+          name: approved.name,
+          spiffeId: approved.spiffeId,
+          via: link.via,
+        },
+        null,
+      );
+      throw isGatehouseError(err)
+        ? err
+        : new GatehouseError('GH_EXTERNAL_CA_MISMATCH', `the external CA's answer could not be used: ${reason}`, {
+            cause: err,
+          });
     }
   }
 
@@ -549,33 +876,81 @@ export class Authority {
   async createToken(request: TokenRequest, ctx: RequestContext): Promise<{ token: string; record: TokenRecord }> {
     const now = this.now();
     roleConfig(this.config, request.role);
-    if (request.name && request.namePattern) throw new GatehouseError('GH_USAGE', 'give either a name or a name pattern, not both');
-    if (request.name && !isSafeName(request.name)) throw new GatehouseError('GH_NAME_INVALID', `name ${JSON.stringify(request.name)} is not allowed: use 1–63 characters from A–Z a–z 0–9 . _ -`);
-    if (request.namePattern && !NAME_PATTERN_RE.test(request.namePattern)) throw new GatehouseError('GH_NAME_INVALID', `name pattern ${JSON.stringify(request.namePattern)} may use only A–Z a–z 0–9 . _ - and *`);
+    if (request.name && request.namePattern)
+      throw new GatehouseError('GH_USAGE', 'give either a name or a name pattern, not both');
+    if (request.name && !isSafeName(request.name))
+      throw new GatehouseError(
+        'GH_NAME_INVALID',
+        `name ${JSON.stringify(request.name)} is not allowed: use 1–63 characters from A–Z a–z 0–9 . _ -`,
+      );
+    if (request.namePattern && !NAME_PATTERN_RE.test(request.namePattern))
+      throw new GatehouseError(
+        'GH_NAME_INVALID',
+        `name pattern ${JSON.stringify(request.namePattern)} may use only A–Z a–z 0–9 . _ - and *`,
+      );
     if (request.name) {
       const rolePattern = roleConfig(this.config, request.role).names;
-      if (!compileNamePattern(rolePattern).test(request.name)) throw new GatehouseError('GH_NAME_INVALID', `name "${request.name}" does not match role ${request.role}'s pattern "${rolePattern}"`);
+      if (!compileNamePattern(rolePattern).test(request.name))
+        throw new GatehouseError(
+          'GH_NAME_INVALID',
+          `name "${request.name}" does not match role ${request.role}'s pattern "${rolePattern}"`,
+        );
     }
     const ttlMs = request.ttlMs ?? this.config.tokens.defaultTtl;
-    if (ttlMs <= 0 || ttlMs > this.config.tokens.maxTtl) throw new GatehouseError('GH_USAGE', `token TTL must be between 1s and ${this.config.tokens.maxTtl / 1000}s (tokens.maxTtl)`);
+    if (ttlMs <= 0 || ttlMs > this.config.tokens.maxTtl)
+      throw new GatehouseError(
+        'GH_USAGE',
+        `token TTL must be between 1s and ${this.config.tokens.maxTtl / 1000}s (tokens.maxTtl)`,
+      );
     const uses = request.uses ?? 1;
-    if (!Number.isInteger(uses) || uses < 1 || uses > 10_000) throw new GatehouseError('GH_USAGE', 'token uses must be an integer from 1 to 10000');
+    if (!Number.isInteger(uses) || uses < 1 || uses > 10_000)
+      throw new GatehouseError('GH_USAGE', 'token uses must be an integer from 1 to 10000');
     const { token, id, secretHash } = newJoinToken(this.rootFingerprint);
     const record: TokenRecord = {
-      id, secretHash, role: request.role, name: request.name ?? null, namePattern: request.namePattern ?? null,
-      maxUses: uses, uses: 0, expiresAt: new Date(now.getTime() + ttlMs), createdAt: now, createdBy: ctx.actor, revokedAt: null,
+      id,
+      secretHash,
+      role: request.role,
+      name: request.name ?? null,
+      namePattern: request.namePattern ?? null,
+      maxUses: uses,
+      uses: 0,
+      expiresAt: new Date(now.getTime() + ttlMs),
+      createdAt: now,
+      createdBy: ctx.actor,
+      revokedAt: null,
     };
     await this.store.insertToken(record, {
-      time: now, type: 'ca.token_created', actor: ctx.actor, tokenId: id, requestId: ctx.requestId ?? null,
-      details: { role: record.role, name: record.name, namePattern: record.namePattern, maxUses: uses, expiresAt: record.expiresAt.toISOString() },
+      time: now,
+      type: 'ca.token_created',
+      actor: ctx.actor,
+      tokenId: id,
+      requestId: ctx.requestId ?? null,
+      details: {
+        role: record.role,
+        name: record.name,
+        namePattern: record.namePattern,
+        maxUses: uses,
+        expiresAt: record.expiresAt.toISOString(),
+      },
     });
-    this.logger.info('ca.token_created', { tokenId: id, role: record.role, actor: ctx.actor, requestId: ctx.requestId });
+    this.logger.info('ca.token_created', {
+      tokenId: id,
+      role: record.role,
+      actor: ctx.actor,
+      requestId: ctx.requestId,
+    });
     return { token, record };
   }
 
   async revokeToken(id: string, ctx: RequestContext): Promise<TokenRecord> {
     const now = this.now();
-    const record = await this.store.revokeToken(id, now, { time: now, type: 'ca.token_revoked', actor: ctx.actor, tokenId: id, requestId: ctx.requestId ?? null });
+    const record = await this.store.revokeToken(id, now, {
+      time: now,
+      type: 'ca.token_revoked',
+      actor: ctx.actor,
+      tokenId: id,
+      requestId: ctx.requestId ?? null,
+    });
     if (!record) throw new GatehouseError('GH_TOKEN_NOT_FOUND', `no join token with ID ${id}`);
     return record;
   }
@@ -591,13 +966,34 @@ export class Authority {
     const now = this.now();
     const normalized = normalizeSerial(serial);
     const existing = await this.store.getCert(normalized);
-    if (!existing) throw new GatehouseError('GH_CERT_NOT_FOUND', `no certificate with serial ${serial} in the inventory`);
+    if (!existing)
+      throw new GatehouseError('GH_CERT_NOT_FOUND', `no certificate with serial ${serial} in the inventory`);
     const revoked = await this.store.revokeLineage(existing.lineage, reason, now, (cert) => ({
-      time: now, type: 'ca.cert_revoked', actor: ctx.actor, serial: cert.serial, fingerprint: cert.fingerprint, requestId: ctx.requestId ?? null,
-      details: { reason, name: cert.name, role: cert.role, spiffeId: cert.spiffeId, lineage: cert.lineage, ...(cert.serial !== normalized ? { withSerial: normalized } : {}) },
+      time: now,
+      type: 'ca.cert_revoked',
+      actor: ctx.actor,
+      serial: cert.serial,
+      fingerprint: cert.fingerprint,
+      requestId: ctx.requestId ?? null,
+      details: {
+        reason,
+        name: cert.name,
+        role: cert.role,
+        spiffeId: cert.spiffeId,
+        lineage: cert.lineage,
+        ...(cert.serial !== normalized ? { withSerial: normalized } : {}),
+      },
     }));
     const record = revoked.find((c) => c.serial === normalized) ?? (await this.store.getCert(normalized))!;
-    this.logger.info('ca.cert_revoked', { serial: record.serial, fingerprint: record.fingerprint, name: record.name, reason, actor: ctx.actor, lineage: record.lineage, revokedSerials: revoked.map((c) => c.serial) });
+    this.logger.info('ca.cert_revoked', {
+      serial: record.serial,
+      fingerprint: record.fingerprint,
+      name: record.name,
+      reason,
+      actor: ctx.actor,
+      lineage: record.lineage,
+      revokedSerials: revoked.map((c) => c.serial),
+    });
     return record;
   }
 
@@ -606,10 +1002,16 @@ export class Authority {
   /** Every reserved name with the state of its lineage's newest certificate. */
   async listNames(now = this.now()): Promise<ReservedName[]> {
     const reservations = await this.store.listNameReservations();
-    return Promise.all(reservations.map(async (r) => {
-      const head = await this.lineageHead(r.lineage);
-      return { ...r, newestSerial: head?.serial ?? null, state: head === undefined ? 'expired' : certStateAt(head, now) };
-    }));
+    return Promise.all(
+      reservations.map(async (r) => {
+        const head = await this.lineageHead(r.lineage);
+        return {
+          ...r,
+          newestSerial: head?.serial ?? null,
+          state: head === undefined ? 'expired' : certStateAt(head, now),
+        };
+      }),
+    );
   }
 
   /**
@@ -620,11 +1022,20 @@ export class Authority {
     const now = this.now();
     const spiffeId = spiffeIdFor(this.config, role, name);
     const reservation = await this.store.getNameReservation(role, name);
-    if (!reservation) throw new GatehouseError('GH_NAME_NOT_FOUND', `${spiffeId} is not reserved (see \`gatehouse name list\`)`);
+    if (!reservation)
+      throw new GatehouseError('GH_NAME_NOT_FOUND', `${spiffeId} is not reserved (see \`gatehouse name list\`)`);
     const [holder] = await this.store.listCerts({ role, name, state: 'active', now, limit: 1 });
-    if (holder) throw new GatehouseError('GH_NAME_TAKEN', `${spiffeId} is held by an active certificate (serial ${holder.serial}); revoke it first (gatehouse cert revoke ${holder.serial})`);
+    if (holder)
+      throw new GatehouseError(
+        'GH_NAME_TAKEN',
+        `${spiffeId} is held by an active certificate (serial ${holder.serial}); revoke it first (gatehouse cert revoke ${holder.serial})`,
+      );
     const released = await this.store.releaseName(role, name, {
-      time: now, type: 'ca.name_released', actor: ctx.actor, requestId: ctx.requestId ?? null, details: { spiffeId, lineage: reservation.lineage },
+      time: now,
+      type: 'ca.name_released',
+      actor: ctx.actor,
+      requestId: ctx.requestId ?? null,
+      details: { spiffeId, lineage: reservation.lineage },
     });
     if (!released) throw new GatehouseError('GH_NAME_NOT_FOUND', `${spiffeId} is not reserved`);
     this.logger.info('ca.name_released', { spiffeId, lineage: released.lineage, actor: ctx.actor });
@@ -641,21 +1052,55 @@ export class Authority {
     const reservation = await this.store.getNameReservation(record.role, record.name);
     if (!reservation || reservation.lineage === record.lineage) return [];
     const head = await this.lineageHead(reservation.lineage);
-    return [{ ...base, type: 'ca.name_replaced', details: { spiffeId: record.spiffeId, previousLineage: reservation.lineage, previousSerial: head?.serial ?? null, lineage: record.lineage } }];
+    return [
+      {
+        ...base,
+        type: 'ca.name_replaced',
+        details: {
+          spiffeId: record.spiffeId,
+          previousLineage: reservation.lineage,
+          previousSerial: head?.serial ?? null,
+          lineage: record.lineage,
+        },
+      },
+    ];
   }
 
-  private async auditRefusal(type: 'ca.cert_refused' | 'ca.token_refused', err: unknown, ctx: RequestContext, now: Date, fields: { tokenId?: string | null; serial?: string; fingerprint?: string; role?: string; via?: string }): Promise<void> {
+  private async auditRefusal(
+    type: 'ca.cert_refused' | 'ca.token_refused',
+    err: unknown,
+    ctx: RequestContext,
+    now: Date,
+    fields: { tokenId?: string | null; serial?: string; fingerprint?: string; role?: string; via?: string },
+  ): Promise<void> {
     const code = isGatehouseError(err) ? err.code : 'GH_INTERNAL';
     const reason = isGatehouseError(err) ? err.message : 'internal error';
-    this.logger.warn(type, { code, reason: reason.slice(0, MAX_REFUSAL_FIELD_CHARS), tokenId: fields.tokenId, serial: fields.serial, actor: ctx.actor, requestId: ctx.requestId });
+    this.logger.warn(type, {
+      code,
+      reason: reason.slice(0, MAX_REFUSAL_FIELD_CHARS),
+      tokenId: fields.tokenId,
+      serial: fields.serial,
+      actor: ctx.actor,
+      requestId: ctx.requestId,
+    });
     // Only refusals that prove nothing are rate limited (a token that is malformed, unknown, of
     // another CA or with a wrong secret: anyone can make those up). A refusal that names a real
     // token (revoked, expired, used up) needed its secret, so it is always written: it says a
     // token leaked.
     const limitSource = ctx.source !== undefined && code === 'GH_TOKEN_INVALID' ? ctx.source : null;
-    await this.writeRefusalAudit({
-      time: now, type, actor: ctx.actor, tokenId: fields.tokenId ?? null, serial: fields.serial ?? null, fingerprint: fields.fingerprint ?? null, requestId: ctx.requestId ?? null,
-    }, { code, reason, role: fields.role, via: fields.via }, limitSource);
+    await this.writeRefusalAudit(
+      {
+        time: now,
+        type,
+        actor: ctx.actor,
+        tokenId: fields.tokenId ?? null,
+        serial: fields.serial ?? null,
+        fingerprint: fields.fingerprint ?? null,
+        requestId: ctx.requestId ?? null,
+      },
+      { code, reason, role: fields.role, via: fields.via },
+      limitSource,
+    );
   }
 }
 
@@ -666,8 +1111,15 @@ function mayReplaceHolder(token: TokenRecord): boolean {
 
 function nameTaken(approved: ApprovedRequest, heldBy: string, active: boolean): GatehouseError {
   const replace = `enroll with a token made for this name (gatehouse token create --role ${approved.role} --name ${approved.name})`;
-  if (active) return new GatehouseError('GH_NAME_TAKEN', `${approved.spiffeId} is held by an active certificate (serial ${heldBy}); choose another name, or revoke it and ${replace}`);
-  return new GatehouseError('GH_NAME_TAKEN', `${approved.spiffeId} stays reserved for the machine that enrolled it (its last certificate, ${heldBy}, was revoked or expired); choose another name, ${replace}, or free it with gatehouse name release ${approved.role}/${approved.name}`);
+  if (active)
+    return new GatehouseError(
+      'GH_NAME_TAKEN',
+      `${approved.spiffeId} is held by an active certificate (serial ${heldBy}); choose another name, or revoke it and ${replace}`,
+    );
+  return new GatehouseError(
+    'GH_NAME_TAKEN',
+    `${approved.spiffeId} stays reserved for the machine that enrolled it (its last certificate, ${heldBy}, was revoked or expired); choose another name, ${replace}, or free it with gatehouse name release ${approved.role}/${approved.name}`,
+  );
 }
 
 /** A reserved name as listings show it. */

@@ -39,13 +39,28 @@ export function assertCaDirPermissions(dir: string): void {
   try {
     stat = statSync(dir);
   } catch (cause) {
-    throw new GatehouseError('GH_CA_NOT_FOUND', `CA directory ${dir} does not exist; run \`gatehouse ca init --dir ${dir}\``, { cause });
+    throw new GatehouseError(
+      'GH_CA_NOT_FOUND',
+      `CA directory ${dir} does not exist; run \`gatehouse ca init --dir ${dir}\``,
+      { cause },
+    );
   }
-  if (!stat.isDirectory()) throw new GatehouseError('GH_CA_NOT_FOUND', `CA directory ${dir} is not a directory; pass the directory made by \`gatehouse ca init --dir DIR\``);
-  if (!existsSync(join(dir, CA_FILES.config))) throw new GatehouseError('GH_CA_NOT_FOUND', `${dir} is not a Gatehouse CA directory (it has no ${CA_FILES.config}); pass the directory made by \`gatehouse ca init --dir DIR\``);
+  if (!stat.isDirectory())
+    throw new GatehouseError(
+      'GH_CA_NOT_FOUND',
+      `CA directory ${dir} is not a directory; pass the directory made by \`gatehouse ca init --dir DIR\``,
+    );
+  if (!existsSync(join(dir, CA_FILES.config)))
+    throw new GatehouseError(
+      'GH_CA_NOT_FOUND',
+      `${dir} is not a Gatehouse CA directory (it has no ${CA_FILES.config}); pass the directory made by \`gatehouse ca init --dir DIR\``,
+    );
   const mode = stat.mode & 0o777;
   if ((mode & 0o077) !== 0) {
-    throw new GatehouseError('GH_CA_DIR_PERMS', `CA directory ${dir} has mode ${mode.toString(8).padStart(4, '0')}; it must not be accessible to other users (chmod 700 ${dir})`);
+    throw new GatehouseError(
+      'GH_CA_DIR_PERMS',
+      `CA directory ${dir} has mode ${mode.toString(8).padStart(4, '0')}; it must not be accessible to other users (chmod 700 ${dir})`,
+    );
   }
 }
 
@@ -55,10 +70,15 @@ export function readPassphrase(path: string | null | undefined): string | undefi
   try {
     text = readFileSync(path, 'utf8');
   } catch (cause) {
-    throw new GatehouseError('GH_CA_KEY_LOCKED', `cannot read passphrase file ${path}: ${(cause as NodeJS.ErrnoException).code}`, { cause });
+    throw new GatehouseError(
+      'GH_CA_KEY_LOCKED',
+      `cannot read passphrase file ${path}: ${(cause as NodeJS.ErrnoException).code}`,
+      { cause },
+    );
   }
   const passphrase = text.replace(/\r?\n$/, '');
-  if (passphrase.length < 8) throw new GatehouseError('GH_CA_KEY_LOCKED', `passphrase in ${path} is shorter than 8 characters`);
+  if (passphrase.length < 8)
+    throw new GatehouseError('GH_CA_KEY_LOCKED', `passphrase in ${path} is shorter than 8 characters`);
   return passphrase;
 }
 
@@ -93,7 +113,8 @@ export function loadCaPublic(caDir: string, options: { env?: NodeJS.ProcessEnv }
   assertCaDirPermissions(dir);
   const config = loadCaConfig(join(dir, CA_FILES.config), options.env);
   return {
-    dir, config,
+    dir,
+    config,
     rootDer: readCertFile(caPath(dir, CA_FILES.rootCert)),
     intermediateDer: readCertFile(caPath(dir, CA_FILES.intermediateCert)),
     rootKeyOnline: config.keys.root !== null && existsSync(caPath(dir, config.keys.root)),
@@ -106,7 +127,10 @@ function readCertFile(path: string): Buffer {
   return der;
 }
 
-export function loadCaMaterial(caDir: string, options: { passphraseFile?: string | undefined; env?: NodeJS.ProcessEnv } = {}): CaMaterial {
+export function loadCaMaterial(
+  caDir: string,
+  options: { passphraseFile?: string | undefined; env?: NodeJS.ProcessEnv } = {},
+): CaMaterial {
   const dir = resolve(caDir);
   assertCaDirPermissions(dir);
   const config = loadCaConfig(join(dir, CA_FILES.config), options.env);
@@ -135,14 +159,23 @@ function readText(path: string): string {
     return readFileSync(path, 'utf8');
   } catch (cause) {
     const code = (cause as NodeJS.ErrnoException).code;
-    throw new GatehouseError(code === 'ENOENT' ? 'GH_CA_NOT_FOUND' : 'GH_FILE_IO', `cannot read ${path}: ${code}`, { cause });
+    throw new GatehouseError(code === 'ENOENT' ? 'GH_CA_NOT_FOUND' : 'GH_FILE_IO', `cannot read ${path}: ${code}`, {
+      cause,
+    });
   }
 }
 
 /** The issuing CAs as the CA directory holds them now: what a running `ca serve` reloads after a rotation. */
-export function loadIssuerMaterial(material: CaMaterial, now = new Date()): { intermediateDer: Buffer; intermediateKey: KeyObject; retired: RetiredIssuer[] } {
+export function loadIssuerMaterial(
+  material: CaMaterial,
+  now = new Date(),
+): { intermediateDer: Buffer; intermediateKey: KeyObject; retired: RetiredIssuer[] } {
   const { dir, config, passphrase } = material;
-  if (config.keys.intermediate === null) throw new GatehouseError('GH_CA_ROTATION', 'the external CA holds the issuing key (externalCa): there is no issuing CA here to reload');
+  if (config.keys.intermediate === null)
+    throw new GatehouseError(
+      'GH_CA_ROTATION',
+      'the external CA holds the issuing key (externalCa): there is no issuing CA here to reload',
+    );
   const keyPath = caPath(dir, config.keys.intermediate);
   assertPrivateFile(keyPath);
   return {
@@ -153,7 +186,11 @@ export function loadIssuerMaterial(material: CaMaterial, now = new Date()): { in
 }
 
 /** The root in force, its key when kept here, and the state of a root rotation: what a running `ca serve` reloads. */
-export function loadRootMaterial(material: CaMaterial): { rootDer: Buffer; rootKey: KeyObject | null; rotation: RootRotation | null } {
+export function loadRootMaterial(material: CaMaterial): {
+  rootDer: Buffer;
+  rootKey: KeyObject | null;
+  rotation: RootRotation | null;
+} {
   const { dir, config, passphrase } = material;
   const rootKeyPath = config.keys.root ? caPath(dir, config.keys.root) : null;
   let rootKey: KeyObject | null = null;
@@ -164,7 +201,10 @@ export function loadRootMaterial(material: CaMaterial): { rootDer: Buffer; rootK
   const rootDer = readCertFile(caPath(dir, CA_FILES.rootCert));
   // A finish in progress (root.pem written before root.json, or the other way round): the key must match.
   if (rootKey && !spkiDer(rootKey).equals(parseCertificate(rootDer).spkiDer)) {
-    throw new GatehouseError('GH_CA_ROTATION', `${rootKeyPath} is not the key of ${caPath(dir, CA_FILES.rootCert)} (a root rotation finishing?); tried again`);
+    throw new GatehouseError(
+      'GH_CA_ROTATION',
+      `${rootKeyPath} is not the key of ${caPath(dir, CA_FILES.rootCert)} (a root rotation finishing?); tried again`,
+    );
   }
   return { rootDer, rootKey, rotation: loadRootRotation(dir) };
 }

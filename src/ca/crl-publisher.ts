@@ -58,19 +58,39 @@ export function crlRenewBeforeMs(config: CaConfig, scope: CrlScope): number {
 }
 
 /** The CRL last published for a scope (by any process on this store), or null before the first. */
-export async function loadPublishedCrl(store: Store, scope: CrlScope, metaKey = META_KEY[scope]): Promise<PublishedCrl | null> {
+export async function loadPublishedCrl(
+  store: Store,
+  scope: CrlScope,
+  metaKey = META_KEY[scope],
+): Promise<PublishedCrl | null> {
   const stored = await store.getMeta(metaKey);
   if (!stored) return null;
-  const parsed = JSON.parse(stored) as { der: string; number: string; thisUpdate: string; nextUpdate: string; revocationVersion?: number; issuerId?: string };
+  const parsed = JSON.parse(stored) as {
+    der: string;
+    number: string;
+    thisUpdate: string;
+    nextUpdate: string;
+    revocationVersion?: number;
+    issuerId?: string;
+  };
   const der = Buffer.from(parsed.der, 'base64');
   return {
-    der, pem: toPem('X509 CRL', der), number: BigInt(parsed.number), thisUpdate: new Date(parsed.thisUpdate), nextUpdate: new Date(parsed.nextUpdate),
+    der,
+    pem: toPem('X509 CRL', der),
+    number: BigInt(parsed.number),
+    thisUpdate: new Date(parsed.thisUpdate),
+    nextUpdate: new Date(parsed.nextUpdate),
     ...(parsed.revocationVersion !== undefined ? { revocationVersion: parsed.revocationVersion } : {}),
     ...(parsed.issuerId !== undefined ? { issuerId: parsed.issuerId } : {}),
   };
 }
 
-export async function generateRootCrl(store: Store, root: SigningAuthority, config: CaConfig, now: Date): Promise<PublishedCrl> {
+export async function generateRootCrl(
+  store: Store,
+  root: SigningAuthority,
+  config: CaConfig,
+  now: Date,
+): Promise<PublishedCrl> {
   const number = await store.nextCrlNumber('root');
   // The root signs only the intermediate; revoking an intermediate means a new CA, so the list is empty.
   const nextUpdate = new Date(Math.min(now.getTime() + config.crl.rootLifetime, root.notAfter.getTime()));
@@ -81,7 +101,14 @@ export async function generateRootCrl(store: Store, root: SigningAuthority, conf
 }
 
 function serializeCrl(crl: PublishedCrl): string {
-  return JSON.stringify({ der: crl.der.toString('base64'), number: crl.number.toString(), thisUpdate: crl.thisUpdate.toISOString(), nextUpdate: crl.nextUpdate.toISOString(), revocationVersion: crl.revocationVersion, issuerId: crl.issuerId });
+  return JSON.stringify({
+    der: crl.der.toString('base64'),
+    number: crl.number.toString(),
+    thisUpdate: crl.thisUpdate.toISOString(),
+    nextUpdate: crl.nextUpdate.toISOString(),
+    revocationVersion: crl.revocationVersion,
+    issuerId: crl.issuerId,
+  });
 }
 
 export class CrlPublisher {
@@ -129,9 +156,12 @@ export class CrlPublisher {
   /** The root's CRL, or the current issuing CA's. */
   current(scope: CrlScope): PublishedCrl {
     if (!this.scopes().includes(scope)) {
-      throw new GatehouseError('GH_NOT_FOUND', scope === 'root'
-        ? "this CA does not publish the root's CRL: the root was imported and its own PKI publishes it (crl.rootCrl: external)"
-        : 'this CA does not publish a CRL for its certificates: an external CA signs them and holds the issuing key, so its CRL is the one to use');
+      throw new GatehouseError(
+        'GH_NOT_FOUND',
+        scope === 'root'
+          ? "this CA does not publish the root's CRL: the root was imported and its own PKI publishes it (crl.rootCrl: external)"
+          : 'this CA does not publish a CRL for its certificates: an external CA signs them and holds the issuing key, so its CRL is the one to use',
+      );
     }
     const current = this.deps.issuers().current;
     const crl = scope === 'root' ? this.root : current && this.intermediates.get(issuerIdOf(current.certDer))?.crl;
@@ -148,9 +178,11 @@ export class CrlPublisher {
   all(): CrlOfIssuer[] {
     const current = this.deps.issuers().current;
     const currentId = current ? issuerIdOf(current.certDer) : null;
-    const list: CrlOfIssuer[] = [...this.intermediates.entries()].map(([issuerId, e]) => ({ issuerDer: e.issuer.certDer, issuerId, crl: e.crl }))
+    const list: CrlOfIssuer[] = [...this.intermediates.entries()]
+      .map(([issuerId, e]) => ({ issuerDer: e.issuer.certDer, issuerId, crl: e.crl }))
       .sort((a, b) => Number(b.issuerId === currentId) - Number(a.issuerId === currentId));
-    if (this.scopes().includes('root') && this.root) list.push({ issuerDer: this.rootDer, issuerId: issuerIdOf(this.rootDer), crl: this.root });
+    if (this.scopes().includes('root') && this.root)
+      list.push({ issuerDer: this.rootDer, issuerId: issuerIdOf(this.rootDer), crl: this.root });
     return list;
   }
 
@@ -189,22 +221,42 @@ export class CrlPublisher {
     return this.refreshing;
   }
 
-  private async doRefresh(force: boolean, issuers: { current: SigningAuthority | null; retired: readonly SigningAuthority[] }): Promise<void> {
+  private async doRefresh(
+    force: boolean,
+    issuers: { current: SigningAuthority | null; retired: readonly SigningAuthority[] },
+  ): Promise<void> {
     const now = this.deps.now();
     const version = await this.deps.store.revocationVersion();
     const { current, retired } = issuers;
-    const wanted = new Map([...(current ? [current] : []), ...retired].map((issuer) => [issuerIdOf(issuer.certDer), issuer]));
+    const wanted = new Map(
+      [...(current ? [current] : []), ...retired].map((issuer) => [issuerIdOf(issuer.certDer), issuer]),
+    );
     for (const id of this.intermediates.keys()) if (!wanted.has(id)) this.intermediates.delete(id);
     for (const [id, issuer] of wanted) {
       // The current issuer's CRL keeps the meta key it always had; a retired one's gets its own.
-      await this.refreshIntermediate(issuer, id, issuer === current ? INTERMEDIATE_CRL_META_KEY : `${INTERMEDIATE_CRL_META_KEY}:${id}`, version, now, force);
+      await this.refreshIntermediate(
+        issuer,
+        id,
+        issuer === current ? INTERMEDIATE_CRL_META_KEY : `${INTERMEDIATE_CRL_META_KEY}:${id}`,
+        version,
+        now,
+        force,
+      );
     }
     if (this.scopes().includes('root')) await this.refreshRoot(now);
   }
 
-  private async refreshIntermediate(issuer: SigningAuthority, issuerId: string, metaKey: string, version: number, now: Date, force: boolean): Promise<void> {
+  private async refreshIntermediate(
+    issuer: SigningAuthority,
+    issuerId: string,
+    metaKey: string,
+    version: number,
+    now: Date,
+    force: boolean,
+  ): Promise<void> {
     const { config, store, logger } = this.deps;
-    const staleAt = (crl: PublishedCrl | undefined) => !crl || crl.nextUpdate.getTime() - now.getTime() <= config.crl.renewBefore;
+    const staleAt = (crl: PublishedCrl | undefined) =>
+      !crl || crl.nextUpdate.getTime() - now.getTime() <= config.crl.renewBefore;
     const have = this.intermediates.get(issuerId);
     // The same key with another certificate (a root rotation's finish): /crls must carry the one in force.
     if (have && !have.issuer.certDer.equals(issuer.certDer)) this.intermediates.set(issuerId, { ...have, issuer });
@@ -223,10 +275,24 @@ export class CrlPublisher {
     const number = await store.nextCrlNumber('intermediate');
     const nextUpdate = new Date(now.getTime() + config.crl.lifetime);
     const der = buildCrl(issuer, { crlNumber: number, thisUpdate: now, nextUpdate, entries });
-    const crl: PublishedCrl = { der, pem: toPem('X509 CRL', der), number, thisUpdate: now, nextUpdate, revocationVersion: version, issuerId };
+    const crl: PublishedCrl = {
+      der,
+      pem: toPem('X509 CRL', der),
+      number,
+      thisUpdate: now,
+      nextUpdate,
+      revocationVersion: version,
+      issuerId,
+    };
     this.intermediates.set(issuerId, { issuer, crl, seenVersion: version });
     await store.setMeta(metaKey, serializeCrl(crl));
-    logger.info('ca.crl_generated', { scope: 'intermediate', issuerId, number: number.toString(), entries: entries.length, nextUpdate: nextUpdate.toISOString() });
+    logger.info('ca.crl_generated', {
+      scope: 'intermediate',
+      issuerId,
+      number: number.toString(),
+      entries: entries.length,
+      nextUpdate: nextUpdate.toISOString(),
+    });
   }
 
   private async refreshRoot(now: Date): Promise<void> {
@@ -236,10 +302,21 @@ export class CrlPublisher {
     if (this.root && this.root.nextUpdate.getTime() - now.getTime() > rootRenewBefore) return;
     if (this.rootAuthority) {
       this.root = await generateRootCrl(store, this.rootAuthority, config, now);
-      logger.info('ca.crl_generated', { scope: 'root', number: this.root.number.toString(), nextUpdate: this.root.nextUpdate.toISOString() });
+      logger.info('ca.crl_generated', {
+        scope: 'root',
+        number: this.root.number.toString(),
+        nextUpdate: this.root.nextUpdate.toISOString(),
+      });
       return;
     }
-    if (!this.root) throw new GatehouseError('GH_CA_ROOT_KEY_OFFLINE', 'no root CRL is stored and the root key is offline; run `gatehouse ca root-crl --root-key FILE`');
-    logger.warn('ca.root_crl_expiring', { nextUpdate: this.root.nextUpdate.toISOString(), fix: 'run `gatehouse ca root-crl --dir DIR --root-key FILE` with the offline root key' });
+    if (!this.root)
+      throw new GatehouseError(
+        'GH_CA_ROOT_KEY_OFFLINE',
+        'no root CRL is stored and the root key is offline; run `gatehouse ca root-crl --root-key FILE`',
+      );
+    logger.warn('ca.root_crl_expiring', {
+      nextUpdate: this.root.nextUpdate.toISOString(),
+      fix: 'run `gatehouse ca root-crl --dir DIR --root-key FILE` with the offline root key',
+    });
   }
 }

@@ -28,15 +28,26 @@ export function externalCaFrom(config: Readonly<CaConfig>, dir: string): Externa
     try {
       text = readFileSync(path, 'utf8');
     } catch (cause) {
-      throw new GatehouseError('GH_CONFIG_INVALID', `externalCa: cannot read ${what} ${path}: ${(cause as NodeJS.ErrnoException).code}`, { cause });
+      throw new GatehouseError(
+        'GH_CONFIG_INVALID',
+        `externalCa: cannot read ${what} ${path}: ${(cause as NodeJS.ErrnoException).code}`,
+        { cause },
+      );
     }
     if (secret) assertPrivateFile(path);
     return text;
   };
-  const tls = settings.tls ? {
-    caPem: read(settings.tls.ca, 'the signer\'s CA certificate (tls.ca)', false),
-    ...(settings.tls.cert && settings.tls.key ? { certPem: read(settings.tls.cert, 'the client certificate (tls.cert)', false), keyPem: read(settings.tls.key, 'the client key (tls.key)', true) } : {}),
-  } : null;
+  const tls = settings.tls
+    ? {
+        caPem: read(settings.tls.ca, "the signer's CA certificate (tls.ca)", false),
+        ...(settings.tls.cert && settings.tls.key
+          ? {
+              certPem: read(settings.tls.cert, 'the client certificate (tls.cert)', false),
+              keyPem: read(settings.tls.key, 'the client key (tls.key)', true),
+            }
+          : {}),
+      }
+    : null;
   const signer = new ExternalSigner({
     url: settings.url,
     authKeyHex: settings.authKeyFile ? read(settings.authKeyFile, 'the auth key (authKeyFile)', true).trim() : null,

@@ -30,7 +30,11 @@ export interface ExternalCertificateExpectation {
 const DEFAULT_BACKDATE_MS = 5 * 60_000;
 const DEFAULT_SKEW_MS = 60_000;
 
-const EKU_NAMES: Record<string, string> = { [OID.serverAuth]: 'serverAuth', [OID.clientAuth]: 'clientAuth', [OID.anyExtendedKeyUsage]: 'anyExtendedKeyUsage' };
+const EKU_NAMES: Record<string, string> = {
+  [OID.serverAuth]: 'serverAuth',
+  [OID.clientAuth]: 'clientAuth',
+  [OID.anyExtendedKeyUsage]: 'anyExtendedKeyUsage',
+};
 
 /** Returns the parsed certificate when it is exactly what was requested; else GH_EXTERNAL_CA_MISMATCH. */
 export function checkExternalCertificate(der: Buffer, expected: ExternalCertificateExpectation): CertificateInfo {
@@ -55,12 +59,16 @@ function parse(der: Buffer): CertificateInfo {
   try {
     return parseCertificate(der);
   } catch (cause) {
-    throw new GatehouseError('GH_EXTERNAL_CA_MISMATCH', `the external CA returned a malformed certificate: ${(cause as Error).message}`, { cause });
+    throw new GatehouseError(
+      'GH_EXTERNAL_CA_MISMATCH',
+      `the external CA returned a malformed certificate: ${(cause as Error).message}`,
+      { cause },
+    );
   }
 }
 
 function checkKey(cert: CertificateInfo, expected: ExternalCertificateExpectation): void {
-  if (!cert.spkiDer.equals(expected.spkiDer)) throw mismatch('for another public key than the CSR\'s');
+  if (!cert.spkiDer.equals(expected.spkiDer)) throw mismatch("for another public key than the CSR's");
 }
 
 /** Exactly CN, O and OU once each, equal to the request, and no other attribute (a C, an extra OU, …). */
@@ -99,10 +107,16 @@ function sanList(dns: string[], ip: string[], uri: string[]): string[] {
 
 /** RFC 5280 §4.2.1.12: the EKU set must be the profile's, and never anyExtendedKeyUsage. */
 function checkEku(cert: CertificateInfo, profile: LeafProfile): void {
-  const wanted: string[] = [...(profile !== 'client' ? [OID.serverAuth] : []), ...(profile !== 'server' ? [OID.clientAuth] : [])];
+  const wanted: string[] = [
+    ...(profile !== 'client' ? [OID.serverAuth] : []),
+    ...(profile !== 'server' ? [OID.clientAuth] : []),
+  ];
   const name = (oid: string) => EKU_NAMES[oid] ?? oid;
   const extra = cert.extKeyUsage.find((oid) => !wanted.includes(oid));
-  if (extra) throw mismatch(`with extended key usage ${name(extra)}, which profile ${profile} does not allow (${wanted.map(name).join(' + ')})`);
+  if (extra)
+    throw mismatch(
+      `with extended key usage ${name(extra)}, which profile ${profile} does not allow (${wanted.map(name).join(' + ')})`,
+    );
   const missing = wanted.find((oid) => !cert.extKeyUsage.includes(oid));
   if (missing) throw mismatch(`without extended key usage ${name(missing)}, which profile ${profile} needs`);
 }
@@ -111,13 +125,19 @@ function checkEku(cert: CertificateInfo, profile: LeafProfile): void {
 function checkConstraints(cert: CertificateInfo): void {
   if (cert.isCa) throw mismatch('with basicConstraints CA:TRUE; only an end-entity certificate was requested');
   if (!cert.keyUsage) throw mismatch('without a keyUsage extension; digitalSignature is required');
-  if (!cert.keyUsage.includes('digitalSignature')) throw mismatch(`whose keyUsage lacks digitalSignature (it has ${cert.keyUsage.join(', ') || 'none'})`);
+  if (!cert.keyUsage.includes('digitalSignature'))
+    throw mismatch(`whose keyUsage lacks digitalSignature (it has ${cert.keyUsage.join(', ') || 'none'})`);
   const forbidden = cert.keyUsage.find((u) => u === 'keyCertSign' || u === 'cRLSign');
   if (forbidden) throw mismatch(`with keyUsage ${forbidden}, which only a CA may have`);
 }
 
 /** Extensions a TLS peer must understand when critical (RFC 5280 §4.2: it refuses a critical one it does not). */
-const KNOWN_CRITICAL: ReadonlySet<string> = new Set([OID.basicConstraints, OID.keyUsage, OID.extKeyUsage, OID.subjectAltName]);
+const KNOWN_CRITICAL: ReadonlySet<string> = new Set([
+  OID.basicConstraints,
+  OID.keyUsage,
+  OID.extKeyUsage,
+  OID.subjectAltName,
+]);
 
 /**
  * A critical extension the requested profile does not have makes the certificate unusable for
@@ -125,19 +145,27 @@ const KNOWN_CRITICAL: ReadonlySet<string> = new Set([OID.basicConstraints, OID.k
  * constraints belong in CA certificates only (RFC 5280 §4.2.1.10).
  */
 function checkExtensions(cert: CertificateInfo): void {
-  if (cert.extensions.some((e) => e.oid === OID.nameConstraints)) throw mismatch('with a nameConstraints extension, which only a CA certificate may have');
+  if (cert.extensions.some((e) => e.oid === OID.nameConstraints))
+    throw mismatch('with a nameConstraints extension, which only a CA certificate may have');
   const unknown = cert.extensions.find((e) => e.critical && !KNOWN_CRITICAL.has(e.oid));
-  if (unknown) throw mismatch(`with the critical extension ${unknown.oid}, which was not requested and which TLS peers that do not know it refuse`);
+  if (unknown)
+    throw mismatch(
+      `with the critical extension ${unknown.oid}, which was not requested and which TLS peers that do not know it refuse`,
+    );
 }
 
 function checkValidity(cert: CertificateInfo, expected: ExternalCertificateExpectation, now: Date): void {
   const skew = expected.clockSkewMs ?? DEFAULT_SKEW_MS;
   const backdate = expected.backdateAllowanceMs ?? DEFAULT_BACKDATE_MS;
-  if (cert.notBefore.getTime() > now.getTime() + skew) throw mismatch(`that is not valid before ${cert.notBefore.toISOString()} (now ${now.toISOString()})`);
-  if (cert.notAfter.getTime() <= now.getTime()) throw mismatch(`that expired at ${cert.notAfter.toISOString()} (now ${now.toISOString()})`);
+  if (cert.notBefore.getTime() > now.getTime() + skew)
+    throw mismatch(`that is not valid before ${cert.notBefore.toISOString()} (now ${now.toISOString()})`);
+  if (cert.notAfter.getTime() <= now.getTime())
+    throw mismatch(`that expired at ${cert.notAfter.toISOString()} (now ${now.toISOString()})`);
   const lifetime = cert.notAfter.getTime() - cert.notBefore.getTime();
   if (lifetime > expected.maxLifetimeMs + backdate) {
-    throw mismatch(`valid for ${formatMs(lifetime)}, longer than the allowed ${formatMs(expected.maxLifetimeMs)} plus ${formatMs(backdate)} backdating`);
+    throw mismatch(
+      `valid for ${formatMs(lifetime)}, longer than the allowed ${formatMs(expected.maxLifetimeMs)} plus ${formatMs(backdate)} backdating`,
+    );
   }
 }
 
@@ -146,12 +174,17 @@ function checkChain(cert: CertificateInfo, expected: ExternalCertificateExpectat
   const root = parseCertificate(expected.rootDer);
   const issuers = expected.issuerDers.map((d) => parseCertificate(d));
   const issuer = signedBy(cert, root) ? null : issuers.find((i) => signedBy(cert, i));
-  if (issuer === undefined) throw mismatch(`(serial ${cert.serial}) not signed by the configured root or any configured issuing CA`);
+  if (issuer === undefined)
+    throw mismatch(`(serial ${cert.serial}) not signed by the configured root or any configured issuing CA`);
   try {
     verifyChain(issuer ? [cert.der, issuer.der] : [cert.der], root.der, now);
   } catch (cause) {
     const why = (cause as Error).message;
-    throw new GatehouseError('GH_EXTERNAL_CA_MISMATCH', `the external CA returned a certificate that does not chain to the configured root: ${why}`, { cause });
+    throw new GatehouseError(
+      'GH_EXTERNAL_CA_MISMATCH',
+      `the external CA returned a certificate that does not chain to the configured root: ${why}`,
+      { cause },
+    );
   }
 }
 

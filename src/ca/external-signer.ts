@@ -35,7 +35,10 @@ const DEFAULT_TIMEOUT_MS = 5000; // Swarm's external CA client
 const DEFAULT_MAX_RESPONSE_BYTES = 256 * 1024; // Swarm's bound on a signer's answer
 const MAX_SIGNER_TEXT = 300;
 
-interface RawAnswer { status: number; body: Buffer }
+interface RawAnswer {
+  status: number;
+  body: Buffer;
+}
 
 interface CfsslAnswer {
   success?: unknown;
@@ -57,7 +60,8 @@ export class ExternalSigner {
     this.endpoint = endpointUrl(options.url, this.authKey ? AUTHSIGN_PATH : SIGN_PATH);
     this.displayUrl = `${this.endpoint.protocol}//${this.endpoint.host}${this.endpoint.pathname}`;
     this.tls = options.tls ?? null;
-    if (this.tls && this.endpoint.protocol !== 'https:') throw configError('externalCa.tls is set but the URL is not https://');
+    if (this.tls && this.endpoint.protocol !== 'https:')
+      throw configError('externalCa.tls is set but the URL is not https://');
     this.timeoutMs = positive(options.timeoutMs, DEFAULT_TIMEOUT_MS, 'timeoutMs');
     this.maxResponseBytes = positive(options.maxResponseBytes, DEFAULT_MAX_RESPONSE_BYTES, 'maxResponseBytes');
   }
@@ -70,12 +74,17 @@ export class ExternalSigner {
 
   /** The cfssl sign request; wrapped in an AuthenticatedRequest for authsign. */
   private body(request: ExternalSignRequest): Buffer {
-    const signRequest = Buffer.from(JSON.stringify({
-      certificate_request: request.csrPem,
-      profile: request.profile,
-      hosts: request.hosts, // cfssl: a non-null "hosts" replaces every SAN of the CSR
-      subject: { CN: request.subject.commonName, names: [{ O: request.subject.organization, OU: request.subject.organizationalUnit }] },
-    }));
+    const signRequest = Buffer.from(
+      JSON.stringify({
+        certificate_request: request.csrPem,
+        profile: request.profile,
+        hosts: request.hosts, // cfssl: a non-null "hosts" replaces every SAN of the CSR
+        subject: {
+          CN: request.subject.commonName,
+          names: [{ O: request.subject.organization, OU: request.subject.organizationalUnit }],
+        },
+      }),
+    );
     if (!this.authKey) return signRequest;
     // cfssl auth.Standard: token = HMAC-SHA256(hex-decoded key, request bytes); both fields
     // are Go []byte, so base64 in JSON. The signer verifies the HMAC over these exact bytes.
@@ -86,11 +95,20 @@ export class ExternalSigner {
   private post(body: Buffer): Promise<RawAnswer> {
     const send = this.endpoint.protocol === 'https:' ? httpsRequest : httpRequest;
     return new Promise((resolve, reject) => {
-      const fail = (err: GatehouseError) => { clearTimeout(timer); req.destroy(); reject(err); };
-      const req = send(this.endpoint, this.requestOptions(body.length), (res) => this.read(res, resolve, fail, () => clearTimeout(timer)));
+      const fail = (err: GatehouseError) => {
+        clearTimeout(timer);
+        req.destroy();
+        reject(err);
+      };
+      const req = send(this.endpoint, this.requestOptions(body.length), (res) =>
+        this.read(res, resolve, fail, () => clearTimeout(timer)),
+      );
       // One deadline for connect, TLS, request and the whole answer: a signer that trickles
       // bytes cannot hold an enrollment longer than timeoutMs.
-      const timer = setTimeout(() => fail(this.unreachable(`did not answer within ${this.timeoutMs} ms`)), this.timeoutMs);
+      const timer = setTimeout(
+        () => fail(this.unreachable(`did not answer within ${this.timeoutMs} ms`)),
+        this.timeoutMs,
+      );
       req.on('error', (err) => fail(this.unreachable(describeNetworkError(err), err)));
       req.end(body);
     });
@@ -112,7 +130,12 @@ export class ExternalSigner {
   }
 
   /** Reads at most maxResponseBytes; past that the connection is cut, nothing more is buffered. */
-  private read(res: IncomingMessage, resolve: (a: RawAnswer) => void, fail: (e: GatehouseError) => void, done: () => void): void {
+  private read(
+    res: IncomingMessage,
+    resolve: (a: RawAnswer) => void,
+    fail: (e: GatehouseError) => void,
+    done: () => void,
+  ): void {
     const limit = this.maxResponseBytes;
     const declared = Number(res.headers['content-length']);
     if (Number.isFinite(declared) && declared > limit) {
@@ -139,11 +162,18 @@ export class ExternalSigner {
     if (!parsed) return this.failWithoutCfsslBody(answer);
     if (parsed.success !== true) {
       const why = signerErrors(parsed);
-      throw new GatehouseError('GH_EXTERNAL_CA_REFUSED', `the external CA at ${this.displayUrl} refused the request (HTTP ${answer.status}): ${why}`);
+      throw new GatehouseError(
+        'GH_EXTERNAL_CA_REFUSED',
+        `the external CA at ${this.displayUrl} refused the request (HTTP ${answer.status}): ${why}`,
+      );
     }
     const pem = typeof parsed.result?.certificate === 'string' ? parsed.result.certificate : '';
     let certs: Buffer[] = [];
-    try { certs = decodePem(pem, 'CERTIFICATE'); } catch { /* counted below */ }
+    try {
+      certs = decodePem(pem, 'CERTIFICATE');
+    } catch {
+      /* counted below */
+    }
     if (answer.status !== 200 || certs.length !== 1) {
       const what = certs.length === 0 ? 'no PEM certificate' : `${certs.length} certificates instead of one`;
       throw this.unreachable(`answered success with HTTP ${answer.status} and ${what} in result.certificate`);
@@ -165,7 +195,11 @@ export class ExternalSigner {
   }
 
   private unreachable(what: string, cause?: unknown): GatehouseError {
-    return new GatehouseError('GH_EXTERNAL_CA_UNREACHABLE', `the external CA at ${this.displayUrl} ${what}`, cause === undefined ? {} : { cause });
+    return new GatehouseError(
+      'GH_EXTERNAL_CA_UNREACHABLE',
+      `the external CA at ${this.displayUrl} ${what}`,
+      cause === undefined ? {} : { cause },
+    );
   }
 }
 
@@ -196,16 +230,24 @@ function describeNetworkError(err: Error & { code?: string }): string {
   if (code === 'ECONNREFUSED') return 'refused the connection (nothing listens there)';
   if (code === 'ECONNRESET') return 'reset the connection';
   if (code === 'ENOTFOUND' || code === 'EAI_AGAIN') return `could not be resolved (${code})`;
-  if (code === 'ERR_TLS_CERT_ALTNAME_INVALID') return `presented a TLS certificate not valid for this host: ${err.message}`;
-  if (/CERT|SELF_SIGNED|UNABLE_TO|SIGNATURE/.test(code)) return `presented a TLS certificate that the configured CA does not verify (${code}: ${err.message})`;
-  if (/SSL|TLS|alert/i.test(code + err.message)) return `failed the TLS handshake: ${code ? `${code}: ` : ''}${err.message}`;
+  if (code === 'ERR_TLS_CERT_ALTNAME_INVALID')
+    return `presented a TLS certificate not valid for this host: ${err.message}`;
+  if (/CERT|SELF_SIGNED|UNABLE_TO|SIGNATURE/.test(code))
+    return `presented a TLS certificate that the configured CA does not verify (${code}: ${err.message})`;
+  if (/SSL|TLS|alert/i.test(code + err.message))
+    return `failed the TLS handshake: ${code ? `${code}: ` : ''}${err.message}`;
   return `could not be reached: ${code ? `${code}: ` : ''}${err.message}`;
 }
 
 function endpointUrl(base: string, path: string): URL {
   let url: URL;
-  try { url = new URL(base); } catch { throw configError('externalCa.url is not a valid URL'); }
-  if (url.protocol !== 'http:' && url.protocol !== 'https:') throw configError(`externalCa.url must be http:// or https://, not ${url.protocol}//`);
+  try {
+    url = new URL(base);
+  } catch {
+    throw configError('externalCa.url is not a valid URL');
+  }
+  if (url.protocol !== 'http:' && url.protocol !== 'https:')
+    throw configError(`externalCa.url must be http:// or https://, not ${url.protocol}//`);
   url.pathname = `${url.pathname.replace(/\/+$/, '')}${path}`;
   url.hash = '';
   return url;

@@ -36,7 +36,8 @@ export async function readJsonBody(req: IncomingMessage, maxBytes: number): Prom
   } catch {
     throw new GatehouseError('GH_BODY_INVALID', 'request body is not valid JSON');
   }
-  if (parsed === null || typeof parsed !== 'object' || Array.isArray(parsed)) throw new GatehouseError('GH_BODY_INVALID', 'request body must be a JSON object');
+  if (parsed === null || typeof parsed !== 'object' || Array.isArray(parsed))
+    throw new GatehouseError('GH_BODY_INVALID', 'request body must be a JSON object');
   return parsed as Record<string, unknown>;
 }
 
@@ -54,7 +55,11 @@ export function stringField(body: Record<string, unknown>, name: string, require
 
 export function sendJson(res: ServerResponse, status: number, body: unknown): void {
   const text = JSON.stringify(body);
-  res.writeHead(status, { 'content-type': 'application/json', 'content-length': Buffer.byteLength(text), 'cache-control': 'no-store' });
+  res.writeHead(status, {
+    'content-type': 'application/json',
+    'content-length': Buffer.byteLength(text),
+    'cache-control': 'no-store',
+  });
   res.end(text);
 }
 
@@ -66,14 +71,23 @@ export function sendError(res: ServerResponse, err: unknown, requestId: string, 
   const error = toGatehouseError(err);
   const spec = error.spec;
   // A 503 (the database unreachable) says so without naming the database, which stays in the log.
-  const message = spec.expose ? error.message
-    : spec.http === 503 ? `service unavailable: the CA cannot reach its store; retry after ${STORE_RETRY_AFTER_S} s (requestId ${requestId})`
+  const message = spec.expose
+    ? error.message
+    : spec.http === 503
+      ? `service unavailable: the CA cannot reach its store; retry after ${STORE_RETRY_AFTER_S} s (requestId ${requestId})`
       : `internal error, see logs (requestId ${requestId})`;
   // A 429 is logged by its limiter, once a minute (rate-limit.ts): per request, a flood would fill the log.
   const log = error.code === 'GH_RATE_LIMITED' ? logger.debug : spec.expose ? logger.info : logger.error;
-  log('ca.request_failed', { requestId, code: error.code, err: error, details: error.details, cause: error.cause instanceof Error ? error.cause.stack : undefined });
+  log('ca.request_failed', {
+    requestId,
+    code: error.code,
+    err: error,
+    details: error.details,
+    cause: error.cause instanceof Error ? error.cause.stack : undefined,
+  });
   // RFC 9110 §10.2.3: a 503 says when to come back; agents and gateways honour it.
-  if (!res.headersSent && spec.http === 503 && !res.hasHeader('retry-after')) res.setHeader('retry-after', String(STORE_RETRY_AFTER_S));
+  if (!res.headersSent && spec.http === 503 && !res.hasHeader('retry-after'))
+    res.setHeader('retry-after', String(STORE_RETRY_AFTER_S));
   if (!res.headersSent) sendJson(res, spec.http, { error: { code: error.code, message, requestId } });
   else res.destroy();
   return spec.http;

@@ -35,14 +35,24 @@ export interface ImportedPki {
 /** The server certificate `ca serve` issues itself lives 24 h; the issuing CA must outlive it too. */
 const SERVER_CERT_LIFETIME_MS = 24 * 3_600_000;
 
-export function readImportedPki(paths: ImportPaths, passphrase: string | undefined, config: Readonly<CaConfig>, now: Date): ImportedPki {
+export function readImportedPki(
+  paths: ImportPaths,
+  passphrase: string | undefined,
+  config: Readonly<CaConfig>,
+  now: Date,
+): ImportedPki {
   if (paths.external) return readExternalPki(paths, config, now);
   if (paths.intermediate && !paths.intermediateKey) {
-    throw importError(`--import-intermediate needs --import-intermediate-key: Gatehouse signs certificates and CRLs with the issuing CA's key`);
+    throw importError(
+      `--import-intermediate needs --import-intermediate-key: Gatehouse signs certificates and CRLs with the issuing CA's key`,
+    );
   }
-  if (paths.intermediateKey && !paths.intermediate) throw importError('--import-intermediate-key needs --import-intermediate (the certificate of that key)');
+  if (paths.intermediateKey && !paths.intermediate)
+    throw importError('--import-intermediate-key needs --import-intermediate (the certificate of that key)');
   if (!paths.intermediate && !paths.rootKey) {
-    throw importError('give --import-root-key to let Gatehouse make its issuing CA under the imported root, or --import-intermediate with --import-intermediate-key');
+    throw importError(
+      'give --import-root-key to let Gatehouse make its issuing CA under the imported root, or --import-intermediate with --import-intermediate-key',
+    );
   }
   const root = readOneCertificate(paths.root, 'root');
   const rootKey = paths.rootKey ? readKey(paths.rootKey, passphrase) : null;
@@ -58,7 +68,12 @@ export function readImportedPki(paths: ImportPaths, passphrase: string | undefin
     checkLifetime(intermediate, paths.intermediate!, now, longest, root);
   }
   checkLifetime(root, paths.root, now, longest, null);
-  return { rootDer: root.der, rootKey, intermediate: intermediate && intermediateKey ? { der: intermediate.der, key: intermediateKey } : null, externalIssuerDer: null };
+  return {
+    rootDer: root.der,
+    rootKey,
+    intermediate: intermediate && intermediateKey ? { der: intermediate.der, key: intermediateKey } : null,
+    externalIssuerDer: null,
+  };
 }
 
 /**
@@ -68,7 +83,9 @@ export function readImportedPki(paths: ImportPaths, passphrase: string | undefin
  */
 function readExternalPki(paths: ImportPaths, config: Readonly<CaConfig>, now: Date): ImportedPki {
   if (paths.rootKey || paths.intermediateKey) {
-    throw importError(`--external-ca: the external CA holds the signing keys; give its certificates only (leave out ${paths.rootKey ? '--import-root-key' : '--import-intermediate-key'})`);
+    throw importError(
+      `--external-ca: the external CA holds the signing keys; give its certificates only (leave out ${paths.rootKey ? '--import-root-key' : '--import-intermediate-key'})`,
+    );
   }
   const root = readOneCertificate(paths.root, 'root');
   const intermediate = paths.intermediate ? readOneCertificate(paths.intermediate, 'issuing CA') : null;
@@ -88,28 +105,51 @@ function checkRoot(root: CertificateInfo, path: string, need: { signsCrl: boolea
   const what = `${path} (${formatDn(root.subject)})`;
   // A trust anchor is self-issued and self-signed (RFC 5280 §3.2, §6.1.1 (d)).
   if (!root.issuerNameDer.equals(root.subjectNameDer) || !signedBy(root, root)) {
-    throw importError(`${what} is not a self-signed root: it is issued by ${formatDn(root.issuer)}; import the top of the chain as the root and the CA below it with --import-intermediate`);
+    throw importError(
+      `${what} is not a self-signed root: it is issued by ${formatDn(root.issuer)}; import the top of the chain as the root and the CA below it with --import-intermediate`,
+    );
   }
-  if (!root.isCa) throw importError(`${what} is not a CA certificate (basicConstraints cA is not TRUE, RFC 5280 §4.2.1.9)`);
-  if (root.keyUsage && !root.keyUsage.includes('keyCertSign')) throw importError(`${what} lacks the keyCertSign key usage, so it cannot sign an issuing CA (RFC 5280 §4.2.1.3)`);
-  if (need.signsCrl && root.keyUsage && !root.keyUsage.includes('cRLSign')) throw importError(`${what} lacks the cRLSign key usage, so it cannot sign the root CRL (RFC 5280 §4.2.1.3)`);
+  if (!root.isCa)
+    throw importError(`${what} is not a CA certificate (basicConstraints cA is not TRUE, RFC 5280 §4.2.1.9)`);
+  if (root.keyUsage && !root.keyUsage.includes('keyCertSign'))
+    throw importError(`${what} lacks the keyCertSign key usage, so it cannot sign an issuing CA (RFC 5280 §4.2.1.3)`);
+  if (need.signsCrl && root.keyUsage && !root.keyUsage.includes('cRLSign'))
+    throw importError(`${what} lacks the cRLSign key usage, so it cannot sign the root CRL (RFC 5280 §4.2.1.3)`);
   // An issuing CA sits below the root, so the root must allow at least one CA under it.
-  if (need.signsCa !== false && root.pathLen === 0) throw importError(`${what} has pathLenConstraint 0: it may sign only end-entity certificates, not an issuing CA (RFC 5280 §4.2.1.9)`);
+  if (need.signsCa !== false && root.pathLen === 0)
+    throw importError(
+      `${what} has pathLenConstraint 0: it may sign only end-entity certificates, not an issuing CA (RFC 5280 §4.2.1.9)`,
+    );
 }
 
-function checkIntermediate(cert: CertificateInfo, root: CertificateInfo, path: string, rootPath: string, config: Readonly<CaConfig>, need: { signsCrl: boolean } = { signsCrl: true }): void {
+function checkIntermediate(
+  cert: CertificateInfo,
+  root: CertificateInfo,
+  path: string,
+  rootPath: string,
+  config: Readonly<CaConfig>,
+  need: { signsCrl: boolean } = { signsCrl: true },
+): void {
   const what = `${path} (${formatDn(cert.subject)})`;
-  if (!cert.isCa) throw importError(`${what} is not a CA certificate (basicConstraints cA is not TRUE, RFC 5280 §4.2.1.9)`);
-  if (cert.issuerNameDer.equals(cert.subjectNameDer) && signedBy(cert, cert)) throw importError(`${what} is a self-signed root, not an issuing CA under ${rootPath}`);
+  if (!cert.isCa)
+    throw importError(`${what} is not a CA certificate (basicConstraints cA is not TRUE, RFC 5280 §4.2.1.9)`);
+  if (cert.issuerNameDer.equals(cert.subjectNameDer) && signedBy(cert, cert))
+    throw importError(`${what} is a self-signed root, not an issuing CA under ${rootPath}`);
   if (!cert.issuerNameDer.equals(root.subjectNameDer) || !signedBy(cert, root)) {
-    throw importError(`${what} is not signed by the imported root ${rootPath} (${formatDn(root.subject)}); it names ${formatDn(cert.issuer)} as its issuer`);
+    throw importError(
+      `${what} is not signed by the imported root ${rootPath} (${formatDn(root.subject)}); it names ${formatDn(cert.issuer)} as its issuer`,
+    );
   }
   if (cert.authorityKeyId && root.subjectKeyId && !cert.authorityKeyId.equals(root.subjectKeyId)) {
-    throw importError(`${what} names another key of its issuer (authorityKeyIdentifier ${cert.authorityKeyId.toString('hex')}, the root's is ${root.subjectKeyId.toString('hex')})`);
+    throw importError(
+      `${what} names another key of its issuer (authorityKeyIdentifier ${cert.authorityKeyId.toString('hex')}, the root's is ${root.subjectKeyId.toString('hex')})`,
+    );
   }
-  for (const usage of need.signsCrl ? ['keyCertSign', 'cRLSign'] as const : ['keyCertSign'] as const) {
+  for (const usage of need.signsCrl ? (['keyCertSign', 'cRLSign'] as const) : (['keyCertSign'] as const)) {
     if (cert.keyUsage && !cert.keyUsage.includes(usage)) {
-      throw importError(`${what} lacks the ${usage} key usage; ${need.signsCrl ? 'Gatehouse' : 'the external CA'} signs ${usage === 'keyCertSign' ? 'certificates' : 'the CRL of its certificates'} with it (RFC 5280 §4.2.1.3)`);
+      throw importError(
+        `${what} lacks the ${usage} key usage; ${need.signsCrl ? 'Gatehouse' : 'the external CA'} signs ${usage === 'keyCertSign' ? 'certificates' : 'the CRL of its certificates'} with it (RFC 5280 §4.2.1.3)`,
+      );
     }
   }
   checkLeafEku(cert, path, config);
@@ -128,23 +168,34 @@ function checkLeafEku(cert: CertificateInfo, path: string, config: Readonly<CaCo
     needed.add(OID.serverAuth); // `ca serve` issues its own server certificate
     const missing = [...needed].filter((oid) => !cert.extKeyUsage.includes(oid));
     if (missing.length > 0) {
-      throw importError(`${what} restricts extendedKeyUsage and leaves out ${missing.map(ekuName).join(' and ')}, which the configured roles need; TLS peers would refuse its certificates`);
+      throw importError(
+        `${what} restricts extendedKeyUsage and leaves out ${missing.map(ekuName).join(' and ')}, which the configured roles need; TLS peers would refuse its certificates`,
+      );
     }
   }
 }
 
-function checkLifetime(cert: CertificateInfo, path: string, now: Date, longestMs: number, root: CertificateInfo | null): void {
+function checkLifetime(
+  cert: CertificateInfo,
+  path: string,
+  now: Date,
+  longestMs: number,
+  root: CertificateInfo | null,
+): void {
   const what = `${path} (${formatDn(cert.subject)})`;
   if (now < cert.notBefore) throw importError(`${what} is not valid yet (notBefore ${cert.notBefore.toISOString()})`);
   if (now > cert.notAfter) throw importError(`${what} expired at ${cert.notAfter.toISOString()}`);
   const until = root && root.notAfter < cert.notAfter ? root.notAfter : cert.notAfter;
   if (until.getTime() - now.getTime() < longestMs) {
-    throw importError(`${what} ${root && until === root.notAfter ? 'is under a root that expires' : 'expires'} at ${until.toISOString()}, sooner than the longest certificate lifetime configured (${Math.round(longestMs / 3_600_000)} h): certificates would be cut short`);
+    throw importError(
+      `${what} ${root && until === root.notAfter ? 'is under a root that expires' : 'expires'} at ${until.toISOString()}, sooner than the longest certificate lifetime configured (${Math.round(longestMs / 3_600_000)} h): certificates would be cut short`,
+    );
   }
 }
 
 function checkKeyMatches(key: KeyObject, cert: CertificateInfo, keyPath: string, certPath: string): void {
-  if (!spkiDer(key).equals(cert.spkiDer)) throw importError(`the key in ${keyPath} is not the key of ${certPath} (${formatDn(cert.subject)})`);
+  if (!spkiDer(key).equals(cert.spkiDer))
+    throw importError(`the key in ${keyPath} is not the key of ${certPath} (${formatDn(cert.subject)})`);
   const weak = unacceptableKeyReason(key);
   if (weak) throw importError(`the key in ${keyPath} (${describeKey(key)}) cannot be used: ${weak}`);
 }
@@ -162,7 +213,8 @@ function readOneCertificate(path: string, what: string): CertificateInfo {
     throw importError(`${path} is not a PEM certificate file: ${(cause as Error).message}`, cause);
   }
   if (ders.length === 0) throw importError(`${path} holds no PEM certificate (-----BEGIN CERTIFICATE-----)`);
-  if (ders.length > 1) throw importError(`${path} holds ${ders.length} certificates; give only the ${what} certificate`);
+  if (ders.length > 1)
+    throw importError(`${path} holds ${ders.length} certificates; give only the ${what} certificate`);
   try {
     return parseCertificate(ders[0]!);
   } catch (cause) {

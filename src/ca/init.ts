@@ -80,20 +80,36 @@ export async function initCa(options: InitOptions): Promise<InitResult> {
   const now = options.now ?? new Date();
   const passphrase = readPassphrase(options.passphraseFile);
   const external = options.externalCa ?? null;
-  if (external && !options.importPaths) throw new GatehouseError('GH_USAGE', '--external-ca needs --import-root FILE: the root of the external CA, which join tokens pin and every certificate must chain to');
+  if (external && !options.importPaths)
+    throw new GatehouseError(
+      'GH_USAGE',
+      '--external-ca needs --import-root FILE: the root of the external CA, which join tokens pin and every certificate must chain to',
+    );
   const imports = options.importPaths && external ? { ...options.importPaths, external: true } : options.importPaths;
-  if (imports && options.rootKeyOut) throw new GatehouseError('GH_USAGE', '--root-key-out applies to a new root; an imported root key is used where it is and never copied');
+  if (imports && options.rootKeyOut)
+    throw new GatehouseError(
+      'GH_USAGE',
+      '--root-key-out applies to a new root; an imported root key is used where it is and never copied',
+    );
   const rootKeyPath = imports ? null : options.rootKeyOut ? resolve(options.rootKeyOut) : join(dir, CA_FILES.rootKey);
 
   if (existsSync(dir) && readdirSync(dir).length > 0) {
-    throw new GatehouseError('GH_CA_EXISTS', existsSync(join(dir, CA_FILES.config))
-      ? `a CA already exists in ${dir}; Gatehouse never overwrites a CA`
-      : `${dir} is not empty; choose an empty or new directory`);
+    throw new GatehouseError(
+      'GH_CA_EXISTS',
+      existsSync(join(dir, CA_FILES.config))
+        ? `a CA already exists in ${dir}; Gatehouse never overwrites a CA`
+        : `${dir} is not empty; choose an empty or new directory`,
+    );
   }
-  if (options.rootKeyOut && rootKeyPath && existsSync(rootKeyPath)) throw new GatehouseError('GH_CA_EXISTS', `${rootKeyPath} already exists; refusing to overwrite a key`);
+  if (options.rootKeyOut && rootKeyPath && existsSync(rootKeyPath))
+    throw new GatehouseError('GH_CA_EXISTS', `${rootKeyPath} already exists; refusing to overwrite a key`);
 
   const inputs: ConfigInputs = {
-    org, trustDomain, listen: options.listen, rootKeyOffline: Boolean(options.rootKeyOut) || Boolean(imports), passphraseFile: options.passphraseFile,
+    org,
+    trustDomain,
+    listen: options.listen,
+    rootKeyOffline: Boolean(options.rootKeyOut) || Boolean(imports),
+    passphraseFile: options.passphraseFile,
     rootCrlExternal: Boolean(imports && !imports.rootKey),
     externalCa: external,
     storeUrl: options.storeUrl && options.storeUrl !== 'sqlite' ? options.storeUrl : null,
@@ -110,7 +126,14 @@ export async function initCa(options: InitOptions): Promise<InitResult> {
   try {
     const skewed = new Date(now.getTime() - config.limits.backdate);
     const rootKey = imported ? imported.rootKey : generatePrivateKey(keyType);
-    const rootDer = imported?.rootDer ?? await buildRootCertificate(rootKey!, { commonName: `${org} Root CA`, organization: org, notBefore: skewed, notAfter: new Date(now.getTime() + 10 * YEAR_MS) });
+    const rootDer =
+      imported?.rootDer ??
+      (await buildRootCertificate(rootKey!, {
+        commonName: `${org} Root CA`,
+        organization: org,
+        notBefore: skewed,
+        notAfter: new Date(now.getTime() + 10 * YEAR_MS),
+      }));
     let intermediateKey: KeyObject | null;
     let intermediateDer: Buffer;
     if (imported?.externalIssuerDer) {
@@ -122,13 +145,21 @@ export async function initCa(options: InitOptions): Promise<InitResult> {
       intermediateKey = generatePrivateKey(keyType);
       // Never beyond the root: a chain is valid only while every certificate in it is.
       const notAfter = new Date(Math.min(now.getTime() + 5 * YEAR_MS, parseCertificate(rootDer).notAfter.getTime()));
-      intermediateDer = await buildIntermediateCertificate(intermediateKey, { certDer: rootDer, key: rootKey! }, {
-        commonName: `${org} Issuing CA`, organization: org, notBefore: skewed, notAfter,
-      });
+      intermediateDer = await buildIntermediateCertificate(
+        intermediateKey,
+        { certDer: rootDer, key: rootKey! },
+        {
+          commonName: `${org} Issuing CA`,
+          organization: org,
+          notBefore: skewed,
+          notAfter,
+        },
+      );
     }
 
     if (rootKeyPath) writeNewFile(rootKeyPath, privateKeyToPem(rootKey!, passphrase), 0o600);
-    if (intermediateKey) writeNewFile(join(dir, CA_FILES.intermediateKey), privateKeyToPem(intermediateKey, passphrase), 0o600);
+    if (intermediateKey)
+      writeNewFile(join(dir, CA_FILES.intermediateKey), privateKeyToPem(intermediateKey, passphrase), 0o600);
     writeNewFile(join(dir, CA_FILES.rootCert), toPem('CERTIFICATE', rootDer), 0o644);
     writeNewFile(join(dir, CA_FILES.intermediateCert), toPem('CERTIFICATE', intermediateDer), 0o644);
     writeNewFile(join(dir, CA_FILES.config), configText(inputs), 0o600);
@@ -140,16 +171,67 @@ export async function initCa(options: InitOptions): Promise<InitResult> {
       await assertStoreEmpty(store, dir, config);
       const actor = options.actor ?? 'local:init';
       if (rootKey) await generateRootCrl(store, prepareSigningAuthority(rootDer, rootKey), config, now);
-      const authority = new Authority({ config, store, rootDer, intermediateDer, intermediateKey, externalCa, logger: options.logger ?? silentLogger, now: () => now });
+      const authority = new Authority({
+        config,
+        store,
+        rootDer,
+        intermediateDer,
+        intermediateKey,
+        externalCa,
+        logger: options.logger ?? silentLogger,
+        now: () => now,
+      });
       const adminKey = generatePrivateKey('p256');
-      const admin = await authority.issueInternal({ role: 'admin', name: 'admin', profile: 'client', lifetimeMs: config.roles.admin!.lifetime }, adminKey, { actor });
-      writeIdentityDir(join(dir, CA_FILES.adminDir), { keyPem: privateKeyToPem(adminKey), certPem: admin.chainPem, caPem: authority.rootPem });
-      writeAgentSettings(join(dir, CA_FILES.adminDir), { caUrl: publicUrlOf(config), rootFingerprint: authority.rootFingerprint });
-      await store.appendAudit([{ time: now, type: 'ca.initialized', actor, details: { org, trustDomain, keyType, rootFingerprint: sha256Hex(rootDer), rootKeyOffline: inputs.rootKeyOffline, imported: { root: Boolean(imports), intermediate: Boolean(imported?.intermediate) || Boolean(imports?.intermediate) }, externalCa: externalCa?.displayUrl ?? null, keysEncrypted: passphrase !== undefined, secretsMasterKeyId: secretsKey.current.id } }]);
+      const admin = await authority.issueInternal(
+        { role: 'admin', name: 'admin', profile: 'client', lifetimeMs: config.roles.admin!.lifetime },
+        adminKey,
+        { actor },
+      );
+      writeIdentityDir(join(dir, CA_FILES.adminDir), {
+        keyPem: privateKeyToPem(adminKey),
+        certPem: admin.chainPem,
+        caPem: authority.rootPem,
+      });
+      writeAgentSettings(join(dir, CA_FILES.adminDir), {
+        caUrl: publicUrlOf(config),
+        rootFingerprint: authority.rootFingerprint,
+      });
+      await store.appendAudit([
+        {
+          time: now,
+          type: 'ca.initialized',
+          actor,
+          details: {
+            org,
+            trustDomain,
+            keyType,
+            rootFingerprint: sha256Hex(rootDer),
+            rootKeyOffline: inputs.rootKeyOffline,
+            imported: {
+              root: Boolean(imports),
+              intermediate: Boolean(imported?.intermediate) || Boolean(imports?.intermediate),
+            },
+            externalCa: externalCa?.displayUrl ?? null,
+            keysEncrypted: passphrase !== undefined,
+            secretsMasterKeyId: secretsKey.current.id,
+          },
+        },
+      ]);
     } finally {
       await store.close();
     }
-    return { dir, rootFingerprint: sha256Hex(rootDer), rootKeyPath, imported: { root: Boolean(imports), intermediate: Boolean(imported?.intermediate) || Boolean(imports?.intermediate) }, externalCa: externalCa?.displayUrl ?? null, adminDir: join(dir, CA_FILES.adminDir), configPath: join(dir, CA_FILES.config) };
+    return {
+      dir,
+      rootFingerprint: sha256Hex(rootDer),
+      rootKeyPath,
+      imported: {
+        root: Boolean(imports),
+        intermediate: Boolean(imported?.intermediate) || Boolean(imports?.intermediate),
+      },
+      externalCa: externalCa?.displayUrl ?? null,
+      adminDir: join(dir, CA_FILES.adminDir),
+      configPath: join(dir, CA_FILES.config),
+    };
   } catch (err) {
     if (createdDir) rmSync(dir, { recursive: true, force: true });
     else for (const entry of readdirSync(dir)) rmSync(join(dir, entry), { recursive: true, force: true });
@@ -174,7 +256,11 @@ function configDocument(i: ConfigInputs): Record<string, unknown> {
     org: i.org,
     trustDomain: i.trustDomain,
     listen: i.listen ?? '127.0.0.1:8443',
-    keys: { root: i.rootKeyOffline ? null : CA_FILES.rootKey, intermediate: i.externalCa ? null : CA_FILES.intermediateKey, passphraseFile: i.passphraseFile ? resolve(i.passphraseFile) : null },
+    keys: {
+      root: i.rootKeyOffline ? null : CA_FILES.rootKey,
+      intermediate: i.externalCa ? null : CA_FILES.intermediateKey,
+      passphraseFile: i.passphraseFile ? resolve(i.passphraseFile) : null,
+    },
     ...(i.rootCrlExternal ? { crl: { rootCrl: 'external' } } : {}),
     ...(i.externalCa ? { externalCa: externalCaDocument(i.externalCa) } : {}),
     ...(i.storeUrl ? { store: { kind: 'postgres', url: urlWithoutPassword(i.storeUrl) } } : {}),
@@ -184,8 +270,16 @@ function configDocument(i: ConfigInputs): Record<string, unknown> {
 
 function externalCaDocument(e: ExternalCaOptions): Record<string, unknown> {
   const abs = (file: string | undefined) => (file ? resolve(file) : null);
-  if (Boolean(e.tlsCert) !== Boolean(e.tlsKey)) throw new GatehouseError('GH_USAGE', '--external-ca-tls-cert and --external-ca-tls-key go together (mutual TLS to the signer)');
-  if (e.tlsCert && !e.tlsCa) throw new GatehouseError('GH_USAGE', '--external-ca-tls-cert needs --external-ca-tls-ca: the CA that signed the signer\'s HTTPS certificate');
+  if (Boolean(e.tlsCert) !== Boolean(e.tlsKey))
+    throw new GatehouseError(
+      'GH_USAGE',
+      '--external-ca-tls-cert and --external-ca-tls-key go together (mutual TLS to the signer)',
+    );
+  if (e.tlsCert && !e.tlsCa)
+    throw new GatehouseError(
+      'GH_USAGE',
+      "--external-ca-tls-cert needs --external-ca-tls-ca: the CA that signed the signer's HTTPS certificate",
+    );
   return {
     url: e.url,
     authKeyFile: abs(e.authKeyFile),
@@ -215,6 +309,9 @@ async function assertStoreEmpty(store: Store, dir: string, config: Parameters<ty
   if (store.kind === 'sqlite') return;
   const [first] = await store.listAudit({ limit: 1 });
   if (first || (await store.listCerts({ limit: 1 })).length > 0) {
-    throw new GatehouseError('GH_CA_EXISTS', `${describeStore(dir, config)} already holds a CA's state (first event ${first ? `${first.type} at ${first.time.toISOString()}` : 'none'}): a replica of that CA needs a copy of its directory, not \`ca init\`; for a new CA, create an empty database`);
+    throw new GatehouseError(
+      'GH_CA_EXISTS',
+      `${describeStore(dir, config)} already holds a CA's state (first event ${first ? `${first.type} at ${first.time.toISOString()}` : 'none'}): a replica of that CA needs a copy of its directory, not \`ca init\`; for a new CA, create an empty database`,
+    );
   }
 }

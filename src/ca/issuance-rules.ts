@@ -26,7 +26,13 @@ export interface ApprovedRequest {
   ip: string[];
 }
 
-const ALLOWED_REQUESTED_EXTENSIONS = new Set<string>([OID.subjectAltName, OID.basicConstraints, OID.keyUsage, OID.extKeyUsage, OID.subjectKeyIdentifier]);
+const ALLOWED_REQUESTED_EXTENSIONS = new Set<string>([
+  OID.subjectAltName,
+  OID.basicConstraints,
+  OID.keyUsage,
+  OID.extKeyUsage,
+  OID.subjectKeyIdentifier,
+]);
 
 export function spiffeIdFor(config: CaConfig, role: string, name: string): string {
   return `spiffe://${config.trustDomain}/${role}/${name}`;
@@ -34,7 +40,11 @@ export function spiffeIdFor(config: CaConfig, role: string, name: string): strin
 
 export function roleConfig(config: CaConfig, role: string): RoleConfig {
   const found = Object.hasOwn(config.roles, role) ? config.roles[role] : undefined;
-  if (!found) throw new GatehouseError('GH_ROLE_UNKNOWN', `role "${role}" is not defined in the CA config (roles: ${Object.keys(config.roles).join(', ')})`);
+  if (!found)
+    throw new GatehouseError(
+      'GH_ROLE_UNKNOWN',
+      `role "${role}" is not defined in the CA config (roles: ${Object.keys(config.roles).join(', ')})`,
+    );
   return found;
 }
 
@@ -42,18 +52,34 @@ export function decideName(csr: ParsedCsr, role: string, rules: RoleConfig, cons
   const cns = csr.subject.filter((a) => a.type === 'CN').map((a) => a.value);
   if (cns.length > 1) throw new GatehouseError('GH_CSR_POLICY', 'CSR subject has more than one CN');
   const name = cns[0] ?? constraint.exact ?? constraint.hint ?? null;
-  if (name === null) throw new GatehouseError('GH_NAME_INVALID', 'no identity name: put it in the CSR CN (agent: --name NAME), or create the token with --name');
+  if (name === null)
+    throw new GatehouseError(
+      'GH_NAME_INVALID',
+      'no identity name: put it in the CSR CN (agent: --name NAME), or create the token with --name',
+    );
   if (!isSafeName(name)) {
-    throw new GatehouseError('GH_NAME_INVALID', `name ${JSON.stringify(name)} is not allowed: use 1–63 characters from A–Z a–z 0–9 . _ - starting with a letter or digit`);
+    throw new GatehouseError(
+      'GH_NAME_INVALID',
+      `name ${JSON.stringify(name)} is not allowed: use 1–63 characters from A–Z a–z 0–9 . _ - starting with a letter or digit`,
+    );
   }
   if (constraint.exact && name !== constraint.exact) {
-    throw new GatehouseError('GH_NAME_INVALID', `this token enrolls only the name "${constraint.exact}", not "${name}"`);
+    throw new GatehouseError(
+      'GH_NAME_INVALID',
+      `this token enrolls only the name "${constraint.exact}", not "${name}"`,
+    );
   }
   if (constraint.pattern && !compileNamePattern(constraint.pattern).test(name)) {
-    throw new GatehouseError('GH_NAME_INVALID', `name "${name}" does not match the token's pattern "${constraint.pattern}"`);
+    throw new GatehouseError(
+      'GH_NAME_INVALID',
+      `name "${name}" does not match the token's pattern "${constraint.pattern}"`,
+    );
   }
   if (!compileNamePattern(rules.names).test(name)) {
-    throw new GatehouseError('GH_NAME_INVALID', `name "${name}" does not match role ${role}'s pattern "${rules.names}"`);
+    throw new GatehouseError(
+      'GH_NAME_INVALID',
+      `name "${name}" does not match role ${role}'s pattern "${rules.names}"`,
+    );
   }
   return name;
 }
@@ -70,7 +96,8 @@ export function approveCsr(config: CaConfig, csr: ParsedCsr, role: string, name:
     const fixed = attr.type === 'OU' ? role : attr.type === 'O' ? config.org : null;
     if (attr.type === 'CN') continue;
     if (fixed === null) refuse(`CSR subject may contain only CN (the CA sets OU and O); found ${attr.type}`);
-    if (attr.value !== fixed) refuse(`CSR subject asks for ${attr.type}=${attr.value}; the CA sets ${attr.type}=${fixed}`);
+    if (attr.value !== fixed)
+      refuse(`CSR subject asks for ${attr.type}=${attr.value}; the CA sets ${attr.type}=${fixed}`);
   }
   const unknownExtension = csr.extensionOids.find((oid) => !ALLOWED_REQUESTED_EXTENSIONS.has(oid));
   if (unknownExtension) refuse(`CSR requests extension ${unknownExtension}, which Gatehouse does not issue`);
@@ -82,17 +109,21 @@ export function approveCsr(config: CaConfig, csr: ParsedCsr, role: string, name:
   if (badEku) refuse(`CSR requests extended key usage ${ekuName(badEku)}, which the profile does not include`);
 
   const { sans } = csr;
-  if (sans.other.length) refuse(`CSR requests a SAN of a type Gatehouse does not issue (GeneralName tag ${sans.other[0]})`);
+  if (sans.other.length)
+    refuse(`CSR requests a SAN of a type Gatehouse does not issue (GeneralName tag ${sans.other[0]})`);
   if (sans.email.length) refuse(`CSR requests email SAN ${sans.email[0]}; email SANs are not issued`);
   const foreignUri = sans.uri.find((u) => u !== spiffeId);
   if (foreignUri) refuse(`CSR requests URI SAN ${foreignUri}; the CA sets the URI SAN to ${spiffeId}`);
 
   if (rules.profile === 'client' && (sans.dns.length || sans.ip.length)) {
-    refuse(`CSR requests ${sans.dns.length ? `DNS SAN ${sans.dns[0]}` : `IP SAN ${sans.ip[0]}`}; DNS and IP SANs are issued only to server profiles`);
+    refuse(
+      `CSR requests ${sans.dns.length ? `DNS SAN ${sans.dns[0]}` : `IP SAN ${sans.ip[0]}`}; DNS and IP SANs are issued only to server profiles`,
+    );
   }
   for (const dns of sans.dns) {
     if (!DNS_NAME_RE.test(dns)) refuse(`CSR requests DNS SAN ${JSON.stringify(dns)}, which is not a valid DNS name`);
-    if (!rules.dns.some((p) => dnsMatches(p, dns))) refuse(`DNS SAN ${dns} is not allowed (allowed: ${rules.dns.join(', ') || 'none'})`);
+    if (!rules.dns.some((p) => dnsMatches(p, dns)))
+      refuse(`DNS SAN ${dns} is not allowed (allowed: ${rules.dns.join(', ') || 'none'})`);
   }
   for (const ip of sans.ip) {
     if (!rules.ip.includes(ip)) refuse(`IP SAN ${ip} is not allowed (allowed: ${rules.ip.join(', ') || 'none'})`);

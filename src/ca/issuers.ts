@@ -40,7 +40,9 @@ export function loadRetiredIssuers(dir: string, passphrase: string | undefined, 
   const retiredDir = join(dir, RETIRED_DIR);
   if (!existsSync(retiredDir)) return [];
   const issuers: RetiredIssuer[] = [];
-  for (const entry of readdirSync(retiredDir).filter((e) => /^intermediate-[0-9a-f]{16}\.json$/.test(e)).sort()) {
+  for (const entry of readdirSync(retiredDir)
+    .filter((e) => /^intermediate-[0-9a-f]{16}\.json$/.test(e))
+    .sort()) {
     const base = join(retiredDir, entry.replace(/\.json$/, ''));
     const meta = JSON.parse(readFileSync(`${base}.json`, 'utf8')) as { retiredAt: string; crlUntil: string };
     const crlUntil = new Date(meta.crlUntil);
@@ -48,7 +50,12 @@ export function loadRetiredIssuers(dir: string, passphrase: string | undefined, 
     const [der] = decodePem(readFileSync(`${base}.pem`, 'utf8'), 'CERTIFICATE');
     if (!der) throw new GatehouseError('GH_CONFIG_INVALID', `${base}.pem holds no certificate`);
     assertPrivateFile(`${base}-key.pem`);
-    issuers.push({ der, key: loadPrivateKey(readFileSync(`${base}-key.pem`, 'utf8'), passphrase, `${base}-key.pem`), retiredAt: new Date(meta.retiredAt), crlUntil });
+    issuers.push({
+      der,
+      key: loadPrivateKey(readFileSync(`${base}-key.pem`, 'utf8'), passphrase, `${base}-key.pem`),
+      retiredAt: new Date(meta.retiredAt),
+      crlUntil,
+    });
   }
   return issuers;
 }
@@ -106,24 +113,41 @@ export async function rotateIntermediate(input: RotationInput): Promise<Rotation
   const key = generatePrivateKey(input.keyType ?? keyTypeOf(current.key));
   const notAfter = new Date(Math.min(now.getTime() + 5 * YEAR_MS, root.notAfter.getTime()));
   if (notAfter.getTime() - now.getTime() < 2 * 86_400_000) {
-    throw new GatehouseError('GH_CA_ROTATION', `the root expires at ${root.notAfter.toISOString()}: an issuing CA under it would live less than two days; rotate the root instead`);
+    throw new GatehouseError(
+      'GH_CA_ROTATION',
+      `the root expires at ${root.notAfter.toISOString()}: an issuing CA under it would live less than two days; rotate the root instead`,
+    );
   }
   // A distinct name per issuing CA: CRLs are matched to their issuer by name first (RFC 5280
   // §6.3.3 (b)), and two CAs sharing one name would have verifiers try the wrong CRL.
-  const provisional = await buildIntermediateCertificate(key, { certDer: rootDer, key: rootKey }, {
-    commonName: `${config.org} Issuing CA ${keyIdentifier(spkiDer(key)).toString('hex').slice(0, 8)}`, organization: config.org,
-    notBefore: new Date(now.getTime() - config.limits.backdate), notAfter,
-  });
+  const provisional = await buildIntermediateCertificate(
+    key,
+    { certDer: rootDer, key: rootKey },
+    {
+      commonName: `${config.org} Issuing CA ${keyIdentifier(spkiDer(key)).toString('hex').slice(0, 8)}`,
+      organization: config.org,
+      notBefore: new Date(now.getTime() - config.limits.backdate),
+      notAfter,
+    },
+  );
   const nextId = issuerIdOf(provisional);
   const crlUntil = new Date(Math.max(input.lastLeafNotAfter.getTime(), now.getTime()) + 60_000);
 
   const retiredDir = join(dir, RETIRED_DIR);
   mkdirSync(retiredDir, { recursive: true, mode: 0o700 });
   const base = join(retiredDir, `intermediate-${previousId}`);
-  if (existsSync(`${base}.json`)) throw new GatehouseError('GH_CA_ROTATION', `${base}.json exists: this issuing CA was retired before; the CA directory is inconsistent`);
+  if (existsSync(`${base}.json`))
+    throw new GatehouseError(
+      'GH_CA_ROTATION',
+      `${base}.json exists: this issuing CA was retired before; the CA directory is inconsistent`,
+    );
   writeNewFile(`${base}.pem`, toPem('CERTIFICATE', current.der), 0o644);
   writeNewFile(`${base}-key.pem`, privateKeyToPem(current.key, passphrase), 0o600);
-  writeNewFile(`${base}.json`, `${JSON.stringify({ retiredAt: now.toISOString(), crlUntil: crlUntil.toISOString(), fingerprint: sha256Hex(current.der) }, null, 2)}\n`, 0o600);
+  writeNewFile(
+    `${base}.json`,
+    `${JSON.stringify({ retiredAt: now.toISOString(), crlUntil: crlUntil.toISOString(), fingerprint: sha256Hex(current.der) }, null, 2)}\n`,
+    0o600,
+  );
   writeFileAtomic(current.keyPath, privateKeyToPem(key, passphrase), 0o600);
   writeFileAtomic(current.certPath, toPem('CERTIFICATE', provisional), 0o644);
   return {
@@ -135,9 +159,17 @@ export async function rotateIntermediate(input: RotationInput): Promise<Rotation
 export function keyTypeOf(key: KeyObject): KeyType {
   const details = key.asymmetricKeyDetails ?? {};
   switch (key.asymmetricKeyType) {
-    case 'ec': return details.namedCurve === 'secp384r1' ? 'p384' : 'p256';
-    case 'rsa': return details.modulusLength && details.modulusLength >= 4096 ? 'rsa4096' : details.modulusLength && details.modulusLength >= 3072 ? 'rsa3072' : 'rsa2048';
-    case 'ed25519': return 'ed25519';
-    default: return 'p256';
+    case 'ec':
+      return details.namedCurve === 'secp384r1' ? 'p384' : 'p256';
+    case 'rsa':
+      return details.modulusLength && details.modulusLength >= 4096
+        ? 'rsa4096'
+        : details.modulusLength && details.modulusLength >= 3072
+          ? 'rsa3072'
+          : 'rsa2048';
+    case 'ed25519':
+      return 'ed25519';
+    default:
+      return 'p256';
   }
 }

@@ -24,9 +24,12 @@ export interface ParsedToken {
 export function parseJoinToken(token: string): ParsedToken {
   const match = TOKEN_RE.exec(token.trim());
   if (!match) {
-    throw new GatehouseError('GH_TOKEN_INVALID', token.trim().startsWith(TOKEN_PREFIX)
-      ? 'join token is malformed (truncated or mistyped?)'
-      : `join token must start with ${TOKEN_PREFIX}`);
+    throw new GatehouseError(
+      'GH_TOKEN_INVALID',
+      token.trim().startsWith(TOKEN_PREFIX)
+        ? 'join token is malformed (truncated or mistyped?)'
+        : `join token must start with ${TOKEN_PREFIX}`,
+    );
   }
   return { rootFingerprint: match[1]!, id: match[2]!, secret: match[3]! };
 }

@@ -26,7 +26,6 @@ export interface CaGaugeSources {
   posture?(): Promise<Array<{ score: number | null; reportedAt: string | null }>>;
 }
 
-
 /**
  * The `route` label of the request histogram: a closed set, never the raw path (a client
  * choosing paths would otherwise choose the series count).
@@ -34,13 +33,18 @@ export interface CaGaugeSources {
 export type CaRoute = 'enroll' | 'renew' | 'roots' | 'crl' | 'secrets' | 'admin' | 'dashboard' | 'health' | 'other';
 export function caRouteOf(path: string): CaRoute {
   switch (path) {
-    case '/enroll': return 'enroll';
-    case '/renew': return 'renew';
-    case '/roots': return 'roots';
+    case '/enroll':
+      return 'enroll';
+    case '/renew':
+      return 'renew';
+    case '/roots':
+      return 'roots';
     case '/crl':
-    case '/crl/root': return 'crl';
+    case '/crl/root':
+      return 'crl';
     case '/healthz':
-    case '/health': return 'health';
+    case '/health':
+      return 'health';
   }
   if (path === '/v1/secrets' || path.startsWith('/v1/secrets/')) return 'secrets';
   if (path.startsWith('/admin/')) return 'admin';
@@ -71,7 +75,12 @@ export function createCaMetrics(registry = new Registry()): CaMetrics {
   let sources: CaGaugeSources | null = null;
   let stateCache: { at: number; value: Promise<Record<CertState, number>> } | null = null;
 
-  const issued = new Counter({ name: 'gatehouse_ca_certificates_issued_total', help: 'Certificates issued, by kind (enroll, renew, sign, internal) and role', labelNames: ['kind', 'role'], registers: [registry] });
+  const issued = new Counter({
+    name: 'gatehouse_ca_certificates_issued_total',
+    help: 'Certificates issued, by kind (enroll, renew, sign, internal) and role',
+    labelNames: ['kind', 'role'],
+    registers: [registry],
+  });
   const duration = new Histogram({
     name: 'gatehouse_ca_issuance_duration_seconds',
     help: 'Time from a request reaching the authority to its certificate being on disk, by kind',
@@ -86,11 +95,36 @@ export function createCaMetrics(registry = new Registry()): CaMetrics {
     buckets: [0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10],
     registers: [registry],
   });
-  const suppressed = new Counter({ name: 'gatehouse_ca_audit_events_suppressed_total', help: 'Audit events of refused requests not written because their source (or all sources) passed the rate limit, by event type', labelNames: ['type'], registers: [registry] });
-  const rateLimited = new Counter({ name: 'gatehouse_ca_rate_limited_total', help: 'Requests answered 429 by a rate limit, by endpoint (enroll, renew) and what the bucket is keyed by (source, token, certificate)', labelNames: ['endpoint', 'key'], registers: [registry] });
-  const reuse = new Counter({ name: 'gatehouse_ca_renewal_reuse_detected_total', help: 'Renewals that presented an already renewed certificate with another key (a copied identity), after which its whole lineage was revoked, by role', labelNames: ['role'], registers: [registry] });
-  const secretReads = new Counter({ name: 'gatehouse_ca_secret_reads_total', help: 'Requests of identities to /v1/secrets, by result: delivered, listed, or why refused (not_granted, unknown, version_gone, invalid, revoked, expired, untrusted, sealed_invalid, error)', labelNames: ['result'], registers: [registry] });
-  const refused = new Counter({ name: 'gatehouse_ca_refusals_total', help: 'Enroll, renew and sign requests answered with an error, by kind and error code', labelNames: ['kind', 'code'], registers: [registry] });
+  const suppressed = new Counter({
+    name: 'gatehouse_ca_audit_events_suppressed_total',
+    help: 'Audit events of refused requests not written because their source (or all sources) passed the rate limit, by event type',
+    labelNames: ['type'],
+    registers: [registry],
+  });
+  const rateLimited = new Counter({
+    name: 'gatehouse_ca_rate_limited_total',
+    help: 'Requests answered 429 by a rate limit, by endpoint (enroll, renew) and what the bucket is keyed by (source, token, certificate)',
+    labelNames: ['endpoint', 'key'],
+    registers: [registry],
+  });
+  const reuse = new Counter({
+    name: 'gatehouse_ca_renewal_reuse_detected_total',
+    help: 'Renewals that presented an already renewed certificate with another key (a copied identity), after which its whole lineage was revoked, by role',
+    labelNames: ['role'],
+    registers: [registry],
+  });
+  const secretReads = new Counter({
+    name: 'gatehouse_ca_secret_reads_total',
+    help: 'Requests of identities to /v1/secrets, by result: delivered, listed, or why refused (not_granted, unknown, version_gone, invalid, revoked, expired, untrusted, sealed_invalid, error)',
+    labelNames: ['result'],
+    registers: [registry],
+  });
+  const refused = new Counter({
+    name: 'gatehouse_ca_refusals_total',
+    help: 'Enroll, renew and sign requests answered with an error, by kind and error code',
+    labelNames: ['kind', 'code'],
+    registers: [registry],
+  });
   new Gauge({
     name: 'gatehouse_ca_certificates',
     help: 'Certificates in the inventory by state (active, expired, revoked), counted from the store',
@@ -100,7 +134,8 @@ export function createCaMetrics(registry = new Registry()): CaMetrics {
     async collect() {
       if (!sources) return;
       const now = Date.now();
-      if (!stateCache || now - stateCache.at > STATE_CACHE_MS) stateCache = { at: now, value: sources.certificatesByState() };
+      if (!stateCache || now - stateCache.at > STATE_CACHE_MS)
+        stateCache = { at: now, value: sources.certificatesByState() };
       const counts = await stateCache.value.catch(() => null);
       if (!counts) {
         stateCache = null;
@@ -109,10 +144,12 @@ export function createCaMetrics(registry = new Registry()): CaMetrics {
       for (const [state, count] of Object.entries(counts)) this.set({ state }, count);
     },
   });
-  let postureCache: { at: number; value: Promise<Array<{ score: number | null; reportedAt: string | null }>> } | null = null;
+  let postureCache: { at: number; value: Promise<Array<{ score: number | null; reportedAt: string | null }>> } | null =
+    null;
   const postureNow = () => {
     const now = Date.now();
-    if (!postureCache || now - postureCache.at > STATE_CACHE_MS) postureCache = { at: now, value: sources?.posture?.() ?? Promise.resolve([]) };
+    if (!postureCache || now - postureCache.at > STATE_CACHE_MS)
+      postureCache = { at: now, value: sources?.posture?.() ?? Promise.resolve([]) };
     return postureCache.value.catch(() => {
       postureCache = null;
       return null;
@@ -120,14 +157,17 @@ export function createCaMetrics(registry = new Registry()): CaMetrics {
   };
   new Gauge({
     name: 'gatehouse_ca_posture_identities',
-    help: `Active identities by the score band of their latest posture report (${POSTURE_BANDS.map((b) => b.band).reverse().join(', ')}), or none (never reported, or nothing decided)`,
+    help: `Active identities by the score band of their latest posture report (${POSTURE_BANDS.map((b) => b.band)
+      .reverse()
+      .join(', ')}), or none (never reported, or nothing decided)`,
     labelNames: ['band'],
     registers: [registry],
     aggregator: 'max',
     async collect() {
       const rows = await postureNow();
       if (!rows) return;
-      for (const { band } of POSTURE_BANDS) this.set({ band }, rows.filter((r) => postureBand(r.score)?.band === band).length);
+      for (const { band } of POSTURE_BANDS)
+        this.set({ band }, rows.filter((r) => postureBand(r.score)?.band === band).length);
       this.set({ band: 'none' }, rows.filter((r) => postureBand(r.score) === null).length);
     },
   });
@@ -151,7 +191,8 @@ export function createCaMetrics(registry = new Registry()): CaMetrics {
     // Merged over --workers: the soonest, i.e. the worker whose server certificate expires first.
     aggregator: 'min',
     collect() {
-      for (const { certificate, notAfter } of sources?.certificateNotAfter() ?? []) this.set({ certificate }, unixSeconds(notAfter));
+      for (const { certificate, notAfter } of sources?.certificateNotAfter() ?? [])
+        this.set({ certificate }, unixSeconds(notAfter));
     },
   });
   new Gauge({
@@ -192,7 +233,10 @@ export function createCaMetrics(registry = new Registry()): CaMetrics {
       rateLimited.inc({ endpoint, key });
     },
     requestFinished(method, path, status, seconds) {
-      requests.observe({ method: method && METHODS.has(method) ? method : 'other', route: caRouteOf(path), code: String(status) }, seconds);
+      requests.observe(
+        { method: method && METHODS.has(method) ? method : 'other', route: caRouteOf(path), code: String(status) },
+        seconds,
+      );
     },
     setSources(next) {
       sources = next;

@@ -24,7 +24,10 @@ export async function routePostureRequest(scope: RequestScope, method: string, u
   if (method === 'GET' || method === 'HEAD') return sendStanding(scope, url);
   if (method !== 'POST') {
     res.setHeader('allow', 'GET, HEAD, POST');
-    throw new GatehouseError('GH_METHOD_NOT_ALLOWED', `${method} is not allowed on ${POSTURE_PATH}; use POST to report, GET to read a standing`);
+    throw new GatehouseError(
+      'GH_METHOD_NOT_ALLOWED',
+      `${method} is not allowed on ${POSTURE_PATH}; use POST to report, GET to read a standing`,
+    );
   }
   const peer = await authenticatePeer(scope, { allowServerOnly: true });
   const source = scope.req.socket.remoteAddress ?? 'unknown';
@@ -38,11 +41,18 @@ export async function routePostureRequest(scope: RequestScope, method: string, u
       throw new GatehouseError('GH_POSTURE_INVALID', 'the posture report is not valid JSON');
     }
     const checked = validatePostureReport(parsed);
-    if (!checked.ok) throw new GatehouseError('GH_POSTURE_INVALID', `the posture report is not acceptable: ${checked.problems.join('; ')}`);
+    if (!checked.ok)
+      throw new GatehouseError(
+        'GH_POSTURE_INVALID',
+        `the posture report is not acceptable: ${checked.problems.join('; ')}`,
+      );
     report = checked.report;
   } catch (err) {
     await authority.auditAnonymousRefusal(source, {
-      type: 'ca.posture_refused', actor: peer.record.spiffeId, requestId: scope.requestId, serial: peer.record.serial,
+      type: 'ca.posture_refused',
+      actor: peer.record.spiffeId,
+      requestId: scope.requestId,
+      serial: peer.record.serial,
       details: { code: isGatehouseError(err) ? err.code : 'GH_INTERNAL' },
     });
     throw err;
@@ -53,9 +63,22 @@ export async function routePostureRequest(scope: RequestScope, method: string, u
   const failing = failingOf(report.checks);
   const stored = { ...report, score, failing };
   const record = await authority.store.recordPosture(
-    { spiffeId: peer.record.spiffeId, serial: peer.record.serial, receivedAt: now, score, report: JSON.stringify(stored) },
+    {
+      spiffeId: peer.record.spiffeId,
+      serial: peer.record.serial,
+      receivedAt: now,
+      score,
+      report: JSON.stringify(stored),
+    },
     POSTURE_HISTORY,
-    { time: now, type: 'ca.posture_reported', actor: peer.record.spiffeId, requestId: scope.requestId, serial: peer.record.serial, details: { score, failing, checks: report.checks.length, packages: report.packages?.length ?? null } },
+    {
+      time: now,
+      type: 'ca.posture_reported',
+      actor: peer.record.spiffeId,
+      requestId: scope.requestId,
+      serial: peer.record.serial,
+      details: { score, failing, checks: report.checks.length, packages: report.packages?.length ?? null },
+    },
   );
   sendJson(res, 201, { spiffeId: record.spiffeId, receivedAt: record.receivedAt.toISOString(), score, failing });
 }
@@ -71,13 +94,22 @@ async function sendStanding(scope: RequestScope, url: URL): Promise<void> {
   const peer = await authenticatePeer(scope, { allowServerOnly: true });
   const identity = url.searchParams.get('identity') ?? peer.record.spiffeId;
   const profile = authority.config.roles[peer.record.role]?.profile;
-  const reader = identity === peer.record.spiffeId || peer.record.role === ADMIN_ROLE || profile === 'server' || profile === 'both';
+  const reader =
+    identity === peer.record.spiffeId || peer.record.role === ADMIN_ROLE || profile === 'server' || profile === 'both';
   if (!reader) {
     await authority.auditAnonymousRefusal(scope.req.socket.remoteAddress ?? 'unknown', {
-      type: 'ca.posture_refused', actor: peer.record.spiffeId, requestId: scope.requestId, serial: peer.record.serial, details: { code: 'GH_AUTH_FORBIDDEN', read: identity.slice(0, 200) },
+      type: 'ca.posture_refused',
+      actor: peer.record.spiffeId,
+      requestId: scope.requestId,
+      serial: peer.record.serial,
+      details: { code: 'GH_AUTH_FORBIDDEN', read: identity.slice(0, 200) },
     });
-    throw new GatehouseError('GH_AUTH_FORBIDDEN', `identity ${peer.record.spiffeId} (role ${peer.record.role}, a client profile) may read only its own posture`);
+    throw new GatehouseError(
+      'GH_AUTH_FORBIDDEN',
+      `identity ${peer.record.spiffeId} (role ${peer.record.role}, a client profile) may read only its own posture`,
+    );
   }
-  if (!/^spiffe:\/\/[^\s]{1,2000}$/.test(identity)) throw new GatehouseError('GH_USAGE', 'identity must be a SPIFFE ID, spiffe://TRUST_DOMAIN/ROLE/NAME');
+  if (!/^spiffe:\/\/[^\s]{1,2000}$/.test(identity))
+    throw new GatehouseError('GH_USAGE', 'identity must be a SPIFFE ID, spiffe://TRUST_DOMAIN/ROLE/NAME');
   sendJson(scope.res, 200, await postureStanding(authority.store, identity));
 }

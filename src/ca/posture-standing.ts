@@ -5,7 +5,12 @@
  */
 import { GatehouseError } from '../errors/errors.js';
 import type { CertRecord, Store } from '../store/store.js';
-import { describeRequirement, judgePosture, type PostureRequirement, type PostureStanding } from '../posture/requirement.js';
+import {
+  describeRequirement,
+  judgePosture,
+  type PostureRequirement,
+  type PostureStanding,
+} from '../posture/requirement.js';
 import { reportAdvisories } from './vuln-views.js';
 
 export async function postureStanding(store: Store, spiffeId: string): Promise<PostureStanding> {
@@ -26,15 +31,25 @@ function failingChecks(report: string): PostureStanding['failing'] {
   try {
     const parsed = JSON.parse(report) as { failing?: unknown; checks?: Array<{ id?: unknown; reason?: unknown }> };
     const reasons = new Map((parsed.checks ?? []).map((c) => [String(c.id), String(c.reason ?? '')]));
-    return (Array.isArray(parsed.failing) ? parsed.failing : []).filter((f): f is string => typeof f === 'string').map((id) => ({ id, reason: reasons.get(id) ?? '' }));
+    return (Array.isArray(parsed.failing) ? parsed.failing : [])
+      .filter((f): f is string => typeof f === 'string')
+      .map((id) => ({ id, reason: reasons.get(id) ?? '' }));
   } catch {
     return [];
   }
 }
 
 /** A renewal of a role with `posture:` goes ahead only when the identity's standing meets it. */
-export async function requirePosture(store: Store, cert: CertRecord, requirement: PostureRequirement, now: Date): Promise<void> {
+export async function requirePosture(
+  store: Store,
+  cert: CertRecord,
+  requirement: PostureRequirement,
+  now: Date,
+): Promise<void> {
   const judged = judgePosture(requirement, await postureStanding(store, cert.spiffeId), now);
   if (judged.met) return;
-  throw new GatehouseError('GH_POSTURE_REQUIRED', `role ${cert.role} renews only with posture (${describeRequirement(requirement)}), and ${cert.spiffeId} does not meet it: ${judged.problems.join('; ')}. Fix that, send a report (gatehouse agent report), then renew; the current certificate stays valid until ${cert.notAfter.toISOString()}`);
+  throw new GatehouseError(
+    'GH_POSTURE_REQUIRED',
+    `role ${cert.role} renews only with posture (${describeRequirement(requirement)}), and ${cert.spiffeId} does not meet it: ${judged.problems.join('; ')}. Fix that, send a report (gatehouse agent report), then renew; the current certificate stays valid until ${cert.notAfter.toISOString()}`,
+  );
 }

@@ -44,7 +44,7 @@ export const POSTURE_STALE_MS = 2 * 3_600_000;
 
 /** The band of a score; null for no score (never reported, or no check decided). */
 export function postureBand(score: number | null): PostureBand | null {
-  return score === null ? null : POSTURE_BANDS.find((b) => score >= b.low && score <= b.high) ?? null;
+  return score === null ? null : (POSTURE_BANDS.find((b) => score >= b.low && score <= b.high) ?? null);
 }
 
 /** The scores a rating covers, e.g. poor: 0 to 69. */

@@ -15,7 +15,10 @@ export class TokenBucket {
   private tokens: number;
   private at: number;
 
-  constructor(private readonly settings: RateLimitConfig, now: number) {
+  constructor(
+    private readonly settings: RateLimitConfig,
+    now: number,
+  ) {
     this.tokens = settings.burst;
     this.at = now;
   }
@@ -72,7 +75,10 @@ export class KeyedTokenBuckets {
   private readonly now: Clock;
   private readonly maxKeys: number;
 
-  constructor(private readonly settings: RateLimitConfig, options: { now?: Clock; maxKeys?: number } = {}) {
+  constructor(
+    private readonly settings: RateLimitConfig,
+    options: { now?: Clock; maxKeys?: number } = {},
+  ) {
     this.now = options.now ?? monotonic;
     this.maxKeys = options.maxKeys ?? DEFAULT_MAX_KEYS;
   }
@@ -130,7 +136,15 @@ export class RequestRateLimits {
   private readonly logs = new Map<string, { bucket: TokenBucket; refused: number }>();
   private readonly now: Clock;
 
-  constructor(limits: CaConfig['limits'], private readonly options: { logger?: Logger; onLimited?: (endpoint: LimitedEndpoint, key: LimitKey) => void; now?: Clock; maxKeys?: number } = {}) {
+  constructor(
+    limits: CaConfig['limits'],
+    private readonly options: {
+      logger?: Logger;
+      onLimited?: (endpoint: LimitedEndpoint, key: LimitKey) => void;
+      now?: Clock;
+      maxKeys?: number;
+    } = {},
+  ) {
     this.now = options.now ?? monotonic;
     const configured: Array<[LimitedEndpoint, LimitKey, RateLimitConfig | null]> = [
       ['enroll', 'source', limits.enroll.perSource],
@@ -139,7 +153,11 @@ export class RequestRateLimits {
       ['renew', 'certificate', limits.renew.perCertificate],
     ];
     for (const [endpoint, key, settings] of configured) {
-      if (settings) this.limits.set(`${endpoint}:${key}`, new KeyedTokenBuckets(settings, { now: this.now, ...(options.maxKeys ? { maxKeys: options.maxKeys } : {}) }));
+      if (settings)
+        this.limits.set(
+          `${endpoint}:${key}`,
+          new KeyedTokenBuckets(settings, { now: this.now, ...(options.maxKeys ? { maxKeys: options.maxKeys } : {}) }),
+        );
     }
   }
 
@@ -155,11 +173,21 @@ export class RequestRateLimits {
     const name = `${endpoint}:${key}`;
     const now = this.now();
     let log = this.logs.get(name);
-    if (!log) this.logs.set(name, log = { bucket: new TokenBucket({ rate: 1 / LOG_EVERY_SECONDS, burst: 1 }, now), refused: 0 });
+    if (!log)
+      this.logs.set(
+        name,
+        (log = { bucket: new TokenBucket({ rate: 1 / LOG_EVERY_SECONDS, burst: 1 }, now), refused: 0 }),
+      );
     log.refused++;
     if (!log.bucket.ready(now)) return;
     log.bucket.take();
-    this.options.logger?.warn('ca.rate_limited', { endpoint, limit: key, refusedSinceLastLine: log.refused, retryAfterSeconds, note: `further refusals of this limit are logged at most once every ${LOG_EVERY_SECONDS} s; see gatehouse_ca_rate_limited_total` });
+    this.options.logger?.warn('ca.rate_limited', {
+      endpoint,
+      limit: key,
+      refusedSinceLastLine: log.refused,
+      retryAfterSeconds,
+      note: `further refusals of this limit are logged at most once every ${LOG_EVERY_SECONDS} s; see gatehouse_ca_rate_limited_total`,
+    });
     log.refused = 0;
   }
 }

@@ -33,7 +33,10 @@ export class RefusalAuditLimiter {
     all: BucketSettings = DEFAULT_OVERALL,
     private readonly now: () => number = Date.now,
   ) {
-    this.sources = new KeyedTokenBuckets({ rate: perSource.perSecond, burst: perSource.burst }, { now, maxKeys: MAX_SOURCES });
+    this.sources = new KeyedTokenBuckets(
+      { rate: perSource.perSecond, burst: perSource.burst },
+      { now, maxKeys: MAX_SOURCES },
+    );
     this.overall = new TokenBucket({ rate: all.perSecond, burst: all.burst }, now());
   }
 
@@ -50,11 +53,16 @@ export class RefusalAuditLimiter {
 }
 
 /** The details of a refusal event with every string cut to MAX_REFUSAL_FIELD_CHARS (marked with `…`). */
-export function boundedDetails(details: Record<string, string | number | boolean | null | undefined>): Record<string, string | number | boolean | null> {
+export function boundedDetails(
+  details: Record<string, string | number | boolean | null | undefined>,
+): Record<string, string | number | boolean | null> {
   const out: Record<string, string | number | boolean | null> = {};
   for (const [key, value] of Object.entries(details)) {
     if (value === undefined) continue;
-    out[key] = typeof value === 'string' && value.length > MAX_REFUSAL_FIELD_CHARS ? `${value.slice(0, MAX_REFUSAL_FIELD_CHARS)}…` : value;
+    out[key] =
+      typeof value === 'string' && value.length > MAX_REFUSAL_FIELD_CHARS
+        ? `${value.slice(0, MAX_REFUSAL_FIELD_CHARS)}…`
+        : value;
   }
   return out;
 }

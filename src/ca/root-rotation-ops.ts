@@ -12,7 +12,14 @@ import { prepareSigningAuthority } from '../pki/leaf-certificate.js';
 import type { Store } from '../store/store.js';
 import { CA_FILES, caPath, loadIssuerMaterial, loadRootMaterial, readKeyFile, type CaMaterial } from './ca-dir.js';
 import { generateRootCrl } from './crl-publisher.js';
-import { abortRootRotation, assertRotationCanStart, finishRootRotation, loadRootRotation, startRootRotation, type RootRotationState } from './root-rotation.js';
+import {
+  abortRootRotation,
+  assertRotationCanStart,
+  finishRootRotation,
+  loadRootRotation,
+  startRootRotation,
+  type RootRotationState,
+} from './root-rotation.js';
 import { rotationProgress } from './rotation-progress.js';
 import { lastNotAfter } from './active-identities.js';
 
@@ -25,12 +32,18 @@ export interface RotationDeps {
   requestId?: string | null;
 }
 
-export type StartView = RootRotationState & { nextRootKeyFile: string; issuerNotAfter: string; retiredIssuerId: string };
-export type StatusView = { phase: 'none' } | (RootRotationState & {
-  identities: { total: number; moved: number };
-  trustBundles: { total: number; updated: number };
-  pending: Array<{ spiffeId: string; serial: string; notAfter: string }>;
-});
+export type StartView = RootRotationState & {
+  nextRootKeyFile: string;
+  issuerNotAfter: string;
+  retiredIssuerId: string;
+};
+export type StatusView =
+  | { phase: 'none' }
+  | (RootRotationState & {
+      identities: { total: number; moved: number };
+      trustBundles: { total: number; updated: number };
+      pending: Array<{ spiffeId: string; serial: string; notAfter: string }>;
+    });
 export type FinishView = RootRotationState & { notMoved: string[] };
 
 /** Files on the CA machine (CLI only: keys never travel to the admin API); keys are read with the CA's passphrase. */
@@ -45,7 +58,15 @@ export interface StartOptions {
 /** One rotation command at a time per CA directory: the CLI and a running CA's admin API share it. */
 function locked<T>(deps: RotationDeps, fn: () => Promise<T>): Promise<T> {
   const path = join(deps.material.dir, ROTATION_LOCK);
-  return withDirLock(path, (holder) => new GatehouseError('GH_CA_ROTATION', `another root rotation command holds ${path} (pid ${holder.pid ?? '?'} on ${holder.host ?? '?'} since ${holder.since ?? '?'}); wait for it, or remove the file if none is running`), fn);
+  return withDirLock(
+    path,
+    (holder) =>
+      new GatehouseError(
+        'GH_CA_ROTATION',
+        `another root rotation command holds ${path} (pid ${holder.pid ?? '?'} on ${holder.host ?? '?'} since ${holder.since ?? '?'}); wait for it, or remove the file if none is running`,
+      ),
+    fn,
+  );
 }
 
 export function startRotation(deps: RotationDeps, options: StartOptions = {}): Promise<StartView> {
@@ -61,25 +82,65 @@ async function startRotationLocked(deps: RotationDeps, options: StartOptions): P
   const rootKey = options.rootKeyFile ? readKeyFile(options.rootKeyFile, material.passphrase) : root.rootKey;
   const imported = options.importRoot ? importedRoot(options.importRoot, material) : null;
   if (!rootKey) {
-    throw new GatehouseError('GH_CA_ROOT_KEY_OFFLINE', material.config.crl.rootCrl === 'external'
-      ? 'the root was imported without its key: its own PKI replaces it'
-      : 'the root key is kept offline; pass --root-key FILE (and --next-root-key-out FILE for the next root\'s key), on the CA machine');
+    throw new GatehouseError(
+      'GH_CA_ROOT_KEY_OFFLINE',
+      material.config.crl.rootCrl === 'external'
+        ? 'the root was imported without its key: its own PKI replaces it'
+        : "the root key is kept offline; pass --root-key FILE (and --next-root-key-out FILE for the next root's key), on the CA machine",
+    );
   }
   const offline = material.config.keys.root === null;
-  if (offline && !options.nextRootKeyOut && !imported) throw new GatehouseError('GH_USAGE', 'the root key is kept offline, so the next one is too: pass --next-root-key-out FILE');
-  if (!offline && options.nextRootKeyOut) throw new GatehouseError('GH_USAGE', '--next-root-key-out is for a CA whose root key is kept offline; this one keeps it in DIR, and so will the next');
+  if (offline && !options.nextRootKeyOut && !imported)
+    throw new GatehouseError(
+      'GH_USAGE',
+      'the root key is kept offline, so the next one is too: pass --next-root-key-out FILE',
+    );
+  if (!offline && options.nextRootKeyOut)
+    throw new GatehouseError(
+      'GH_USAGE',
+      '--next-root-key-out is for a CA whose root key is kept offline; this one keeps it in DIR, and so will the next',
+    );
   const issuer = loadIssuerMaterial(material);
   const now = new Date();
   const result = await startRootRotation({
-    dir: material.dir, config: material.config, rootDer: root.rootDer, rootKey, passphrase: material.passphrase, now,
-    nextRootKeyOut: options.nextRootKeyOut ? resolve(options.nextRootKeyOut) : null, imported, lastLeafNotAfter: await lastNotAfter(store, now),
-    current: { der: issuer.intermediateDer, key: issuer.intermediateKey, certPath: caPath(material.dir, CA_FILES.intermediateCert), keyPath: caPath(material.dir, material.config.keys.intermediate!) },
+    dir: material.dir,
+    config: material.config,
+    rootDer: root.rootDer,
+    rootKey,
+    passphrase: material.passphrase,
+    now,
+    nextRootKeyOut: options.nextRootKeyOut ? resolve(options.nextRootKeyOut) : null,
+    imported,
+    lastLeafNotAfter: await lastNotAfter(store, now),
+    current: {
+      der: issuer.intermediateDer,
+      key: issuer.intermediateKey,
+      certPath: caPath(material.dir, CA_FILES.intermediateCert),
+      keyPath: caPath(material.dir, material.config.keys.intermediate!),
+    },
   });
-  await store.appendAudit([{
-    time: now, type: 'ca.root_rotation_started', actor: deps.actor, requestId: deps.requestId ?? null,
-    details: { previousRoot: result.state.previousRoot, nextRoot: result.state.nextRoot, issuerId: result.issuer.id, retiredIssuerId: result.retiredIssuerId, nextRootKeyOffline: result.state.nextRootKey === 'offline', imported: imported !== null },
-  }]);
-  return { ...result.state, nextRootKeyFile: result.nextRootKeyPath, issuerNotAfter: result.issuer.notAfter.toISOString(), retiredIssuerId: result.retiredIssuerId };
+  await store.appendAudit([
+    {
+      time: now,
+      type: 'ca.root_rotation_started',
+      actor: deps.actor,
+      requestId: deps.requestId ?? null,
+      details: {
+        previousRoot: result.state.previousRoot,
+        nextRoot: result.state.nextRoot,
+        issuerId: result.issuer.id,
+        retiredIssuerId: result.retiredIssuerId,
+        nextRootKeyOffline: result.state.nextRootKey === 'offline',
+        imported: imported !== null,
+      },
+    },
+  ]);
+  return {
+    ...result.state,
+    nextRootKeyFile: result.nextRootKeyPath,
+    issuerNotAfter: result.issuer.notAfter.toISOString(),
+    retiredIssuerId: result.retiredIssuerId,
+  };
 }
 
 export async function rotationStatus(deps: RotationDeps): Promise<StatusView> {
@@ -87,36 +148,74 @@ export async function rotationStatus(deps: RotationDeps): Promise<StatusView> {
   if (!rotation) return { phase: 'none' };
   const progress = await rotationProgress(deps.store, rotation.state.issuerId, new Date());
   return {
-    ...rotation.state, identities: { total: progress.total, moved: progress.moved }, trustBundles: { total: progress.total, updated: progress.moved },
+    ...rotation.state,
+    identities: { total: progress.total, moved: progress.moved },
+    trustBundles: { total: progress.total, updated: progress.moved },
     pending: progress.pending.map((p) => ({ ...p, notAfter: p.notAfter.toISOString() })),
   };
 }
 
-export function finishRotation(deps: RotationDeps, options: { force: boolean; nextRootKeyFile?: string | null }): Promise<FinishView> {
+export function finishRotation(
+  deps: RotationDeps,
+  options: { force: boolean; nextRootKeyFile?: string | null },
+): Promise<FinishView> {
   return locked(deps, () => finishRotationLocked(deps, options));
 }
 
-async function finishRotationLocked(deps: RotationDeps, options: { force: boolean; nextRootKeyFile?: string | null }): Promise<FinishView> {
+async function finishRotationLocked(
+  deps: RotationDeps,
+  options: { force: boolean; nextRootKeyFile?: string | null },
+): Promise<FinishView> {
   const { material, store } = deps;
   refuseExternal(material);
   const rotation = loadRootRotation(material.dir);
-  if (!rotation || rotation.state.phase !== 'rotating') throw new GatehouseError('GH_CA_ROTATION', rotation ? `the root rotation started at ${rotation.state.startedAt} is already ${rotation.state.phase}` : 'no root rotation is in progress; start one with `gatehouse ca rotate root`');
+  if (!rotation || rotation.state.phase !== 'rotating')
+    throw new GatehouseError(
+      'GH_CA_ROTATION',
+      rotation
+        ? `the root rotation started at ${rotation.state.startedAt} is already ${rotation.state.phase}`
+        : 'no root rotation is in progress; start one with `gatehouse ca rotate root`',
+    );
   const now = new Date();
   const progress = await rotationProgress(store, rotation.state.issuerId, now);
   if (progress.pending.length > 0 && !options.force) {
-    const list = progress.pending.slice(0, 5).map((p) => p.spiffeId).join(', ');
-    throw new GatehouseError('GH_CA_ROTATION', `${progress.pending.length} of ${progress.total} active identities have not moved to the new chain yet (${list}${progress.pending.length > 5 ? ', …' : ''}); they move at their next renewal. Wait (gatehouse ca rotate status), or pass --force: those machines must then enroll again`);
+    const list = progress.pending
+      .slice(0, 5)
+      .map((p) => p.spiffeId)
+      .join(', ');
+    throw new GatehouseError(
+      'GH_CA_ROTATION',
+      `${progress.pending.length} of ${progress.total} active identities have not moved to the new chain yet (${list}${progress.pending.length > 5 ? ', …' : ''}); they move at their next renewal. Wait (gatehouse ca rotate status), or pass --force: those machines must then enroll again`,
+    );
   }
   const { state, nextRootKey } = finishRootRotation({
-    dir: material.dir, config: material.config, rotation, nextRootKey: options.nextRootKeyFile ? readKeyFile(options.nextRootKeyFile, material.passphrase) : null, passphrase: material.passphrase,
-    lastLeafNotAfter: await lastNotAfter(store, now), forced: options.force, now,
+    dir: material.dir,
+    config: material.config,
+    rotation,
+    nextRootKey: options.nextRootKeyFile ? readKeyFile(options.nextRootKeyFile, material.passphrase) : null,
+    passphrase: material.passphrase,
+    lastLeafNotAfter: await lastNotAfter(store, now),
+    forced: options.force,
+    now,
   });
   // The next root's first CRL, so /crl/root is signed by the root in force from the start.
-  if (material.config.crl.rootCrl !== 'external') await generateRootCrl(store, prepareSigningAuthority(rotation.nextRootDer, nextRootKey), material.config, now);
-  await store.appendAudit([{
-    time: now, type: 'ca.root_rotation_finished', actor: deps.actor, requestId: deps.requestId ?? null,
-    details: { previousRoot: state.previousRoot, nextRoot: state.nextRoot, forced: options.force, notMoved: progress.pending.length, bundleUntil: state.bundleUntil },
-  }]);
+  if (material.config.crl.rootCrl !== 'external')
+    await generateRootCrl(store, prepareSigningAuthority(rotation.nextRootDer, nextRootKey), material.config, now);
+  await store.appendAudit([
+    {
+      time: now,
+      type: 'ca.root_rotation_finished',
+      actor: deps.actor,
+      requestId: deps.requestId ?? null,
+      details: {
+        previousRoot: state.previousRoot,
+        nextRoot: state.nextRoot,
+        forced: options.force,
+        notMoved: progress.pending.length,
+        bundleUntil: state.bundleUntil,
+      },
+    },
+  ]);
   return { ...state, notMoved: progress.pending.map((p) => p.spiffeId) };
 }
 
@@ -127,20 +226,46 @@ export function abortRotation(deps: RotationDeps): Promise<RootRotationState> {
 async function abortRotationLocked(deps: RotationDeps): Promise<RootRotationState> {
   const { material, store } = deps;
   const rotation = loadRootRotation(material.dir);
-  if (!rotation || rotation.state.phase !== 'rotating') throw new GatehouseError('GH_CA_ROTATION', rotation ? `the root rotation started at ${rotation.state.startedAt} is already ${rotation.state.phase}` : 'no root rotation is in progress');
+  if (!rotation || rotation.state.phase !== 'rotating')
+    throw new GatehouseError(
+      'GH_CA_ROTATION',
+      rotation
+        ? `the root rotation started at ${rotation.state.startedAt} is already ${rotation.state.phase}`
+        : 'no root rotation is in progress',
+    );
   const now = new Date();
   const state = abortRootRotation(material.dir, rotation, await lastNotAfter(store, now), now);
-  await store.appendAudit([{ time: now, type: 'ca.root_rotation_aborted', actor: deps.actor, requestId: deps.requestId ?? null, details: { previousRoot: state.previousRoot, nextRoot: state.nextRoot } }]);
+  await store.appendAudit([
+    {
+      time: now,
+      type: 'ca.root_rotation_aborted',
+      actor: deps.actor,
+      requestId: deps.requestId ?? null,
+      details: { previousRoot: state.previousRoot, nextRoot: state.nextRoot },
+    },
+  ]);
   return state;
 }
 
-function importedRoot(paths: { certPath: string; keyPath: string }, material: CaMaterial): { der: Buffer; key: KeyObject; keyPath: string } {
-  const checked = readImportedPki({ root: paths.certPath, rootKey: paths.keyPath }, material.passphrase, material.config, new Date());
+function importedRoot(
+  paths: { certPath: string; keyPath: string },
+  material: CaMaterial,
+): { der: Buffer; key: KeyObject; keyPath: string } {
+  const checked = readImportedPki(
+    { root: paths.certPath, rootKey: paths.keyPath },
+    material.passphrase,
+    material.config,
+    new Date(),
+  );
   return { der: checked.rootDer, key: checked.rootKey!, keyPath: resolve(paths.keyPath) };
 }
 
 function refuseExternal(material: CaMaterial): void {
-  if (material.config.externalCa) throw new GatehouseError('GH_CA_ROTATION', 'the external CA signs this CA\'s certificates and holds its root: rotate the root there');
-  if (material.config.keys.intermediate === null) throw new GatehouseError('GH_CA_ROTATION', 'this CA holds no issuing key');
+  if (material.config.externalCa)
+    throw new GatehouseError(
+      'GH_CA_ROTATION',
+      "the external CA signs this CA's certificates and holds its root: rotate the root there",
+    );
+  if (material.config.keys.intermediate === null)
+    throw new GatehouseError('GH_CA_ROTATION', 'this CA holds no issuing key');
 }
-

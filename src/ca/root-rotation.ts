@@ -102,7 +102,11 @@ export function loadRootRotation(dir: string): RootRotation | null {
   try {
     state = stateSchema.parse(JSON.parse(readFileSync(statePath, 'utf8')));
   } catch (cause) {
-    throw new GatehouseError('GH_CONFIG_INVALID', `${statePath} is not a root rotation state Gatehouse wrote: ${(cause as Error).message}`, { cause });
+    throw new GatehouseError(
+      'GH_CONFIG_INVALID',
+      `${statePath} is not a root rotation state Gatehouse wrote: ${(cause as Error).message}`,
+      { cause },
+    );
   }
   const rotation = {
     state,
@@ -111,8 +115,14 @@ export function loadRootRotation(dir: string): RootRotation | null {
     crossNextDer: readCert(path(dir, 'crossNext')),
     crossPreviousDer: readCert(path(dir, 'crossPrevious')),
   };
-  if (sha256Hex(rotation.previousRootDer) !== state.previousRoot || sha256Hex(rotation.nextRootDer) !== state.nextRoot) {
-    throw new GatehouseError('GH_CONFIG_INVALID', `the roots in ${join(dir, ROTATION_DIR)} are not the ones ${statePath} names`);
+  if (
+    sha256Hex(rotation.previousRootDer) !== state.previousRoot ||
+    sha256Hex(rotation.nextRootDer) !== state.nextRoot
+  ) {
+    throw new GatehouseError(
+      'GH_CONFIG_INVALID',
+      `the roots in ${join(dir, ROTATION_DIR)} are not the ones ${statePath} names`,
+    );
   }
   return rotation;
 }
@@ -181,11 +191,20 @@ export interface StartResult {
 /** The rotation on record, when a new one may start now; else why not (GH_CA_ROTATION). */
 export function assertRotationCanStart(dir: string, now: Date): RootRotation | null {
   const existing = loadRootRotation(dir);
-  if (existing?.state.phase === 'rotating') throw rotationError(`a root rotation is in progress since ${existing.state.startedAt}: see \`gatehouse ca rotate status --dir ${dir}\``);
+  if (existing?.state.phase === 'rotating')
+    throw rotationError(
+      `a root rotation is in progress since ${existing.state.startedAt}: see \`gatehouse ca rotate status --dir ${dir}\``,
+    );
   // Agents hold the previous root of a finished rotation until bundleUntil; a new rotation now
   // would leave them three roots and no state that ever retires the oldest.
-  if (existing?.state.phase === 'finished' && existing.state.bundleUntil && now < new Date(existing.state.bundleUntil)) {
-    throw rotationError(`the root rotation finished at ${existing.state.finishedAt} is still moving agents off its previous root (until ${existing.state.bundleUntil}); start the next one after that`);
+  if (
+    existing?.state.phase === 'finished' &&
+    existing.state.bundleUntil &&
+    now < new Date(existing.state.bundleUntil)
+  ) {
+    throw rotationError(
+      `the root rotation finished at ${existing.state.finishedAt} is still moving agents off its previous root (until ${existing.state.bundleUntil}); start the next one after that`,
+    );
   }
   return existing;
 }
@@ -194,18 +213,33 @@ export async function startRootRotation(input: StartInput): Promise<StartResult>
   const { dir, config, rootDer, rootKey, now, passphrase } = input;
   const existing = assertRotationCanStart(dir, now);
   // What earlier rotations retired stays retired: an agent that took an aborted next root drops it even after a new start.
-  const carriedRetired = existing ? [...new Set([...existing.state.retiredRoots, existing.state.phase === 'aborted' ? existing.state.nextRoot : existing.state.previousRoot])] : [];
+  const carriedRetired = existing
+    ? [
+        ...new Set([
+          ...existing.state.retiredRoots,
+          existing.state.phase === 'aborted' ? existing.state.nextRoot : existing.state.previousRoot,
+        ]),
+      ]
+    : [];
   const previous = parseCertificate(rootDer);
   const backdated = new Date(now.getTime() - config.limits.backdate);
   const nextKey = input.imported?.key ?? generatePrivateKey(keyTypeOf(rootKey));
   // A distinct name: relying parties hold both roots for a while and match issuers by name first.
-  const nextRootDer = input.imported?.der ?? await buildRootCertificate(nextKey, {
-    commonName: `${config.org} Root CA ${keyIdentifier(spkiDer(nextKey)).toString('hex').slice(0, 8)}`, organization: config.org,
-    notBefore: backdated, notAfter: new Date(now.getTime() + 10 * YEAR_MS),
-  });
+  const nextRootDer =
+    input.imported?.der ??
+    (await buildRootCertificate(nextKey, {
+      commonName: `${config.org} Root CA ${keyIdentifier(spkiDer(nextKey)).toString('hex').slice(0, 8)}`,
+      organization: config.org,
+      notBefore: backdated,
+      notAfter: new Date(now.getTime() + 10 * YEAR_MS),
+    }));
   const next = parseCertificate(nextRootDer);
-  if (next.subjectNameDer.equals(previous.subjectNameDer)) throw rotationError(`the next root has the same name as the current one (${formatDn(next.subject)}): relying parties holding both would match the wrong one; give it another name`);
-  if (!input.imported && input.nextRootKeyOut && existsSync(input.nextRootKeyOut)) throw rotationError(`${input.nextRootKeyOut} already exists; refusing to overwrite a key`);
+  if (next.subjectNameDer.equals(previous.subjectNameDer))
+    throw rotationError(
+      `the next root has the same name as the current one (${formatDn(next.subject)}): relying parties holding both would match the wrong one; give it another name`,
+    );
+  if (!input.imported && input.nextRootKeyOut && existsSync(input.nextRootKeyOut))
+    throw rotationError(`${input.nextRootKeyOut} already exists; refusing to overwrite a key`);
   const rotationDir = join(dir, ROTATION_DIR);
   if (existing) {
     // A finished or aborted rotation is history once a new one starts: keep it beside, dated.
@@ -216,8 +250,16 @@ export async function startRootRotation(input: StartInput): Promise<StartResult>
   mkdirSync(rotationDir, { recursive: true, mode: 0o700 });
 
   const crossUntil = new Date(Math.min(previous.notAfter.getTime(), next.notAfter.getTime()));
-  const crossNextDer = await buildCrossCertificate(nextRootDer, { certDer: rootDer, key: rootKey }, { notBefore: backdated, notAfter: crossUntil });
-  const crossPreviousDer = await buildCrossCertificate(rootDer, { certDer: nextRootDer, key: nextKey }, { notBefore: backdated, notAfter: crossUntil });
+  const crossNextDer = await buildCrossCertificate(
+    nextRootDer,
+    { certDer: rootDer, key: rootKey },
+    { notBefore: backdated, notAfter: crossUntil },
+  );
+  const crossPreviousDer = await buildCrossCertificate(
+    rootDer,
+    { certDer: nextRootDer, key: nextKey },
+    { notBefore: backdated, notAfter: crossUntil },
+  );
 
   const nextRootKeyPath = input.imported?.keyPath ?? input.nextRootKeyOut ?? path(dir, 'nextRootKey');
   if (!input.imported) writeNewFile(nextRootKeyPath, privateKeyToPem(nextKey, passphrase), 0o600);
@@ -227,21 +269,51 @@ export async function startRootRotation(input: StartInput): Promise<StartResult>
   writeNewFile(path(dir, 'crossPrevious'), toPem('CERTIFICATE', crossPreviousDer), 0o644);
 
   // The new issuing CA, certified by the previous root (in force now), and by the next one (at the finish).
-  const rotated = await rotateIntermediate({ dir, config, rootDer, rootKey, current: input.current, passphrase, lastLeafNotAfter: input.lastLeafNotAfter, now });
-  const byPrevious = parseCertificate(rotated.next.der);
-  const intermediateNextDer = await buildIntermediateCertificate(rotated.next.key, { certDer: nextRootDer, key: nextKey }, {
-    commonName: byPrevious.subject.find((a) => a.type === 'CN')!.value, organization: config.org,
-    notBefore: backdated, notAfter: new Date(Math.min(now.getTime() + 5 * YEAR_MS, next.notAfter.getTime())),
+  const rotated = await rotateIntermediate({
+    dir,
+    config,
+    rootDer,
+    rootKey,
+    current: input.current,
+    passphrase,
+    lastLeafNotAfter: input.lastLeafNotAfter,
+    now,
   });
+  const byPrevious = parseCertificate(rotated.next.der);
+  const intermediateNextDer = await buildIntermediateCertificate(
+    rotated.next.key,
+    { certDer: nextRootDer, key: nextKey },
+    {
+      commonName: byPrevious.subject.find((a) => a.type === 'CN')!.value,
+      organization: config.org,
+      notBefore: backdated,
+      notAfter: new Date(Math.min(now.getTime() + 5 * YEAR_MS, next.notAfter.getTime())),
+    },
+  );
   writeNewFile(path(dir, 'intermediateNext'), toPem('CERTIFICATE', intermediateNextDer), 0o644);
 
   const state: RootRotationState = {
-    format: 1, phase: 'rotating', startedAt: now.toISOString(), previousRoot: sha256Hex(rootDer), nextRoot: sha256Hex(nextRootDer),
-    issuerId: rotated.next.id, nextRootKey: input.nextRootKeyOut || input.imported ? 'offline' : 'ca-dir', finishedAt: null, abortedAt: null, bundleUntil: null, forced: false,
+    format: 1,
+    phase: 'rotating',
+    startedAt: now.toISOString(),
+    previousRoot: sha256Hex(rootDer),
+    nextRoot: sha256Hex(nextRootDer),
+    issuerId: rotated.next.id,
+    nextRootKey: input.nextRootKeyOut || input.imported ? 'offline' : 'ca-dir',
+    finishedAt: null,
+    abortedAt: null,
+    bundleUntil: null,
+    forced: false,
     retiredRoots: carriedRetired.filter((f) => f !== sha256Hex(rootDer) && f !== sha256Hex(nextRootDer)),
   };
   writeState(dir, state);
-  return { state, nextRootDer, nextRootKeyPath, issuer: { id: rotated.next.id, notAfter: rotated.next.notAfter }, retiredIssuerId: rotated.previous.id };
+  return {
+    state,
+    nextRootDer,
+    nextRootKeyPath,
+    issuer: { id: rotated.next.id, notAfter: rotated.next.notAfter },
+    retiredIssuerId: rotated.previous.id,
+  };
 }
 
 export interface FinishInput {
@@ -264,7 +336,10 @@ export interface FinishInput {
  */
 export function finishRootRotation(input: FinishInput): { state: RootRotationState; nextRootKey: KeyObject } {
   const { dir, config, rotation, now, passphrase } = input;
-  if (rotation.state.phase !== 'rotating') throw rotationError(`there is no root rotation to finish (the last one was ${rotation.state.phase} at ${rotation.state.finishedAt ?? rotation.state.abortedAt})`);
+  if (rotation.state.phase !== 'rotating')
+    throw rotationError(
+      `there is no root rotation to finish (the last one was ${rotation.state.phase} at ${rotation.state.finishedAt ?? rotation.state.abortedAt})`,
+    );
   const rootPath = join(dir, 'root.pem');
   const keyInDir = config.keys.root !== null;
   const rootKeyPath = keyInDir ? join(dir, config.keys.root!) : null;
@@ -282,16 +357,22 @@ export function finishRootRotation(input: FinishInput): { state: RootRotationSta
     const key = readKey(file);
     return spkiDer(key).equals(spki) ? key : null;
   };
-  const nextRootKey = (rotation.state.nextRootKey === 'ca-dir' ? keyIn(nextKeyPath, nextSpki) ?? keyIn(rootKeyPath, nextSpki) : null) ?? input.nextRootKey;
+  const nextRootKey =
+    (rotation.state.nextRootKey === 'ca-dir' ? (keyIn(nextKeyPath, nextSpki) ?? keyIn(rootKeyPath, nextSpki)) : null) ??
+    input.nextRootKey;
   if (!nextRootKey) {
-    throw new GatehouseError('GH_CA_ROOT_KEY_OFFLINE', 'the next root key is kept offline: pass --next-root-key FILE (the file `ca rotate root` wrote with --next-root-key-out, or read with --import-root-key) to sign the next root\'s first CRL');
+    throw new GatehouseError(
+      'GH_CA_ROOT_KEY_OFFLINE',
+      "the next root key is kept offline: pass --next-root-key FILE (the file `ca rotate root` wrote with --next-root-key-out, or read with --import-root-key) to sign the next root's first CRL",
+    );
   }
   if (!spkiDer(nextRootKey).equals(nextSpki)) throw rotationError('the key given is not the key of the next root');
 
   // 1. the issuing CA's certificate from the next root, 2. the root key, 3. the root.
   const intermediatePath = join(dir, 'intermediate.pem');
   const intermediateNextPath = path(dir, 'intermediateNext');
-  if (existsSync(intermediateNextPath)) writeFileAtomic(intermediatePath, readFileSync(intermediateNextPath, 'utf8'), 0o644);
+  if (existsSync(intermediateNextPath))
+    writeFileAtomic(intermediatePath, readFileSync(intermediateNextPath, 'utf8'), 0o644);
   if (keyInDir && rootKeyPath) {
     // The previous key is kept aside; a next key kept offline (imported, or --next-root-key-out)
     // leaves the root key offline from now on.
@@ -300,7 +381,10 @@ export function finishRootRotation(input: FinishInput): { state: RootRotationSta
   }
   writeFileAtomic(rootPath, toPem('CERTIFICATE', rotation.nextRootDer), 0o644);
   const state: RootRotationState = {
-    ...rotation.state, phase: 'finished', finishedAt: now.toISOString(), forced: input.forced,
+    ...rotation.state,
+    phase: 'finished',
+    finishedAt: now.toISOString(),
+    forced: input.forced,
     // Chains handed out until now run to the previous root: keep it in bundles until they expire.
     bundleUntil: new Date(Math.max(input.lastLeafNotAfter.getTime(), now.getTime()) + 60_000).toISOString(),
   };
@@ -313,12 +397,20 @@ export function finishRootRotation(input: FinishInput): { state: RootRotationSta
  * are told to drop it. The new issuing CA stays, certified by the previous root (a rotation of
  * the intermediate), so no certificate issued during the rotation stops verifying.
  */
-export function abortRootRotation(dir: string, rotation: RootRotation, lastLeafNotAfter: Date, now: Date): RootRotationState {
-  if (rotation.state.phase !== 'rotating') throw rotationError(`there is no root rotation to abort (the last one was ${rotation.state.phase})`);
+export function abortRootRotation(
+  dir: string,
+  rotation: RootRotation,
+  lastLeafNotAfter: Date,
+  now: Date,
+): RootRotationState {
+  if (rotation.state.phase !== 'rotating')
+    throw rotationError(`there is no root rotation to abort (the last one was ${rotation.state.phase})`);
   if (rotation.state.nextRootKey === 'ca-dir') rmSync(path(dir, 'nextRootKey'), { force: true });
   rmSync(path(dir, 'intermediateNext'), { force: true });
   const state: RootRotationState = {
-    ...rotation.state, phase: 'aborted', abortedAt: now.toISOString(),
+    ...rotation.state,
+    phase: 'aborted',
+    abortedAt: now.toISOString(),
     bundleUntil: new Date(Math.max(lastLeafNotAfter.getTime(), now.getTime()) + 60_000).toISOString(),
   };
   writeState(dir, state);
@@ -330,7 +422,10 @@ function moveWithoutOverwriting(from: string, to: string): void {
   try {
     linkSync(from, to);
   } catch (cause) {
-    if ((cause as NodeJS.ErrnoException).code === 'EEXIST') throw rotationError(`${to} already exists; refusing to overwrite a key (move it away, then run the command again)`);
+    if ((cause as NodeJS.ErrnoException).code === 'EEXIST')
+      throw rotationError(
+        `${to} already exists; refusing to overwrite a key (move it away, then run the command again)`,
+      );
     throw cause;
   }
   unlinkSync(from);

@@ -27,7 +27,8 @@ export async function rotationProgress(store: Store, issuerId: string, now: Date
   const pending: PendingIdentity[] = [];
   for (const cert of identities) {
     const info = parseCertificate(decodePem(cert.certPem, 'CERTIFICATE')[0]!);
-    if (info.authorityKeyId?.toString('hex').slice(0, 16) !== issuerId) pending.push({ spiffeId: cert.spiffeId, serial: cert.serial, notAfter: cert.notAfter });
+    if (info.authorityKeyId?.toString('hex').slice(0, 16) !== issuerId)
+      pending.push({ spiffeId: cert.spiffeId, serial: cert.serial, notAfter: cert.notAfter });
   }
   pending.sort((a, b) => a.notAfter.getTime() - b.notAfter.getTime());
   return { total: identities.length, moved: identities.length - pending.length, pending };

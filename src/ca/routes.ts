@@ -42,11 +42,24 @@ export async function routeRequest(scope: RequestScope, mounts: readonly CaMount
             const fingerprint = createHash('sha256').update(der).digest('hex');
             return { fingerprint, status: fingerprint === next ? 'next' : 'current', pem: toPem('CERTIFICATE', der) };
           }),
-          rotation: rotation ? { phase: rotation.phase, startedAt: rotation.startedAt, finishedAt: rotation.finishedAt, abortedAt: rotation.abortedAt, previousRoot: rotation.previousRoot, nextRoot: rotation.nextRoot } : null,
+          rotation: rotation
+            ? {
+                phase: rotation.phase,
+                startedAt: rotation.startedAt,
+                finishedAt: rotation.finishedAt,
+                abortedAt: rotation.abortedAt,
+                previousRoot: rotation.previousRoot,
+                nextRoot: rotation.nextRoot,
+              }
+            : null,
         });
       }
       if (next) res.setHeader('gatehouse-next-root', next);
-      return sendPem(scope, 'application/pem-certificate-chain', roots.map((der) => toPem('CERTIFICATE', der)).join(''));
+      return sendPem(
+        scope,
+        'application/pem-certificate-chain',
+        roots.map((der) => toPem('CERTIFICATE', der)).join(''),
+      );
     }
     case '/healthz':
     case '/health': // the earlier name, kept for existing users (docs/api.md)
@@ -61,10 +74,18 @@ export async function routeRequest(scope: RequestScope, mounts: readonly CaMount
       // source that stays right across rotations (docs/gateway.md, revocation).
       only('GET');
       const all = scope.crls.all();
-      if (all.length === 0) throw new GatehouseError('GH_NOT_FOUND', 'this CA signs no CRL: an external CA signs its certificates and publishes their CRL, and the root\'s CRL is published by its own PKI');
+      if (all.length === 0)
+        throw new GatehouseError(
+          'GH_NOT_FOUND',
+          "this CA signs no CRL: an external CA signs its certificates and publishes their CRL, and the root's CRL is published by its own PKI",
+        );
       const oldest = Math.min(...all.map((e) => e.crl.nextUpdate.getTime()));
       scope.res.setHeader('cache-control', `max-age=${Math.max(0, Math.floor((oldest - Date.now()) / 2000))}`);
-      return sendPem(scope, 'application/x-pem-file', all.map((e) => toPem('CERTIFICATE', e.issuerDer) + e.crl.pem).join(''));
+      return sendPem(
+        scope,
+        'application/x-pem-file',
+        all.map((e) => toPem('CERTIFICATE', e.issuerDer) + e.crl.pem).join(''),
+      );
     }
     case '/enroll': {
       only('POST');
@@ -72,12 +93,21 @@ export async function routeRequest(scope: RequestScope, mounts: readonly CaMount
         // Per source before the body is read: refusing costs no more than the TLS connection.
         enforceRateLimit(scope, 'enroll', 'source', sourceKey(req.socket.remoteAddress));
         const body = await readJsonBody(req, scope.maxBodyBytes);
-        const request = { token: stringField(body, 'token', true), csr: stringField(body, 'csr', true), nameHint: stringField(body, 'nameHint') ?? null };
+        const request = {
+          token: stringField(body, 'token', true),
+          csr: stringField(body, 'csr', true),
+          nameHint: stringField(body, 'nameHint') ?? null,
+        };
         const tokenKey = joinTokenKey(request.token);
         if (tokenKey) enforceRateLimit(scope, 'enroll', 'token', tokenKey);
         return request;
       });
-      const issued = await scope.authority.enroll(request.token, request.csr, { actor: 'anonymous', requestId: scope.requestId, source: req.socket.remoteAddress ?? 'unknown' }, request.nameHint);
+      const issued = await scope.authority.enroll(
+        request.token,
+        request.csr,
+        { actor: 'anonymous', requestId: scope.requestId, source: req.socket.remoteAddress ?? 'unknown' },
+        request.nameHint,
+      );
       scope.identity = issued.record.spiffeId;
       return sendIssued(scope, issued);
     }
@@ -89,8 +119,14 @@ export async function routeRequest(scope: RequestScope, mounts: readonly CaMount
         const peer = await authenticatePeer(scope, { allowServerOnly: true }).catch(async (err) => {
           // Bounded and rate limited per source: anyone can send this, certificate or not.
           await scope.authority.auditAnonymousRefusal(source, {
-            type: 'ca.cert_refused', actor: 'anonymous', requestId: scope.requestId,
-            details: { via: 'renew', code: isGatehouseError(err) ? err.code : 'GH_INTERNAL', reason: (err as Error).message },
+            type: 'ca.cert_refused',
+            actor: 'anonymous',
+            requestId: scope.requestId,
+            details: {
+              via: 'renew',
+              code: isGatehouseError(err) ? err.code : 'GH_INTERNAL',
+              reason: (err as Error).message,
+            },
           });
           throw err;
         });
@@ -98,7 +134,10 @@ export async function routeRequest(scope: RequestScope, mounts: readonly CaMount
         const body = await readJsonBody(req, scope.maxBodyBytes);
         return { peer, csr: stringField(body, 'csr', true) };
       });
-      const issued = await scope.authority.renew(peer.der, csr, { actor: peer.record.spiffeId, requestId: scope.requestId });
+      const issued = await scope.authority.renew(peer.der, csr, {
+        actor: peer.record.spiffeId,
+        requestId: scope.requestId,
+      });
       return sendIssued(scope, issued);
     }
   }
@@ -106,7 +145,11 @@ export async function routeRequest(scope: RequestScope, mounts: readonly CaMount
   if (issuerCrl) {
     only('GET');
     const crl = scope.crls.ofIssuer(issuerCrl[1]!);
-    if (!crl) throw new GatehouseError('GH_NOT_FOUND', `no issuing CA ${issuerCrl[1]} publishes a CRL here (retired ones stop once their last certificate expired)`);
+    if (!crl)
+      throw new GatehouseError(
+        'GH_NOT_FOUND',
+        `no issuing CA ${issuerCrl[1]} publishes a CRL here (retired ones stop once their last certificate expired)`,
+      );
     return sendCrl(scope, crl, url);
   }
   if (isSecretsPath(path)) return routeSecretRequest(scope, method, url);
@@ -139,7 +182,11 @@ function enforceRateLimit(scope: RequestScope, endpoint: LimitedEndpoint, key: L
   if (verdict.allowed) return;
   const what = { source: 'from this address', token: 'with this join token', certificate: 'for this certificate' }[key];
   scope.res.setHeader('retry-after', String(verdict.retryAfterSeconds));
-  throw new GatehouseError('GH_RATE_LIMITED', `too many /${endpoint} requests ${what}; retry after ${verdict.retryAfterSeconds} s`, { details: { endpoint, limit: key } });
+  throw new GatehouseError(
+    'GH_RATE_LIMITED',
+    `too many /${endpoint} requests ${what}; retry after ${verdict.retryAfterSeconds} s`,
+    { details: { endpoint, limit: key } },
+  );
 }
 
 /**
@@ -159,9 +206,16 @@ function joinTokenKey(token: string): string | null {
 function sendIssued(scope: RequestScope, issued: IssuedCertificate): void {
   const r = issued.record;
   sendJson(scope.res, 201, {
-    serial: r.serial, fingerprint: r.fingerprint, name: r.name, role: r.role, spiffeId: r.spiffeId,
-    notBefore: r.notBefore.toISOString(), notAfter: r.notAfter.toISOString(),
-    certificate: r.certPem, chain: issued.chainPem, root: issued.rootPem,
+    serial: r.serial,
+    fingerprint: r.fingerprint,
+    name: r.name,
+    role: r.role,
+    spiffeId: r.spiffeId,
+    notBefore: r.notBefore.toISOString(),
+    notAfter: r.notAfter.toISOString(),
+    certificate: r.certPem,
+    chain: issued.chainPem,
+    root: issued.rootPem,
     // What an agent may take into its ca.pem (src/agent/trust-bundle.ts).
     ...trustBundleFields(scope.authority.trustBundle()),
   });
@@ -178,7 +232,10 @@ function wantsPem(scope: RequestScope, url: URL): boolean {
 }
 
 function sendCrl(scope: RequestScope, crl: PublishedCrl, url: URL): void {
-  const headers = { 'cache-control': `max-age=${Math.max(0, Math.floor((crl.nextUpdate.getTime() - Date.now()) / 2000))}`, 'last-modified': crl.thisUpdate.toUTCString() };
+  const headers = {
+    'cache-control': `max-age=${Math.max(0, Math.floor((crl.nextUpdate.getTime() - Date.now()) / 2000))}`,
+    'last-modified': crl.thisUpdate.toUTCString(),
+  };
   if (wantsPem(scope, url)) {
     scope.res.writeHead(200, { ...headers, 'content-type': 'application/x-pem-file' });
     scope.res.end(crl.pem);

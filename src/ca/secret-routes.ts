@@ -47,7 +47,8 @@ export async function routeSecretRequest(scope: RequestScope, method: string, ur
   }
   const versionText = url.searchParams.get('version');
   // NaN for anything but a plain decimal: the service refuses it as invalid (and audits that).
-  const version = versionText === null ? null : /^[1-9][0-9]{0,9}$/.test(versionText) ? Number(versionText) : Number.NaN;
+  const version =
+    versionText === null ? null : /^[1-9][0-9]{0,9}$/.test(versionText) ? Number(versionText) : Number.NaN;
   const secret = await scope.secrets.readForIdentity(caller, name, version, ctx);
   res.writeHead(200, {
     'content-type': 'application/octet-stream',
@@ -62,22 +63,40 @@ export async function routeSecretRequest(scope: RequestScope, method: string, ur
 }
 
 /** The caller's current certificate, or a refusal counted and audited with what is known of the caller. */
-async function authenticateReader(scope: RequestScope, name: string | null, ctx: { requestId: string; source: string }): Promise<CertRecord> {
+async function authenticateReader(
+  scope: RequestScope,
+  name: string | null,
+  ctx: { requestId: string; source: string },
+): Promise<CertRecord> {
   try {
     // A gateway's server-profile certificate may read too: the gateway is a consumer of secrets.
     return (await authenticatePeer(scope, { allowServerOnly: true })).record;
   } catch (err) {
-    const reason: Extract<RefusalReason, 'revoked' | 'expired' | 'untrusted' | 'no-certificate' | 'error'> = isGatehouseError(err, 'GH_CERT_REVOKED') ? 'revoked'
-      : isGatehouseError(err, 'GH_CERT_EXPIRED') ? 'expired'
-        : isGatehouseError(err, 'GH_AUTH_REQUIRED') ? 'no-certificate'
-          : isGatehouseError(err, 'GH_CERT_UNTRUSTED') ? 'untrusted' : 'error';
-    await scope.secrets.refusedUnauthenticated(reason, err, await presented(scope), name !== null && secretNameProblem(name) === null ? name : null, ctx);
+    const reason: Extract<RefusalReason, 'revoked' | 'expired' | 'untrusted' | 'no-certificate' | 'error'> =
+      isGatehouseError(err, 'GH_CERT_REVOKED')
+        ? 'revoked'
+        : isGatehouseError(err, 'GH_CERT_EXPIRED')
+          ? 'expired'
+          : isGatehouseError(err, 'GH_AUTH_REQUIRED')
+            ? 'no-certificate'
+            : isGatehouseError(err, 'GH_CERT_UNTRUSTED')
+              ? 'untrusted'
+              : 'error';
+    await scope.secrets.refusedUnauthenticated(
+      reason,
+      err,
+      await presented(scope),
+      name !== null && secretNameProblem(name) === null ? name : null,
+      ctx,
+    );
     throw err;
   }
 }
 
 /** Who a refused certificate names, as far as the inventory vouches for it (never the certificate's own claims). */
-async function presented(scope: RequestScope): Promise<{ actor: string; serial: string | null; fingerprint: string | null }> {
+async function presented(
+  scope: RequestScope,
+): Promise<{ actor: string; serial: string | null; fingerprint: string | null }> {
   const check = checkPeerCertificate(scope.req.socket as TLSSocket);
   const der = check.der;
   if (!der) return { actor: 'anonymous', serial: null, fingerprint: null };
@@ -85,7 +104,11 @@ async function presented(scope: RequestScope): Promise<{ actor: string; serial: 
     const cert = parseCertificate(der);
     const record = await scope.authority.store.getCert(cert.serial);
     const known = record !== null && record.fingerprint === cert.fingerprint;
-    return { actor: known ? record.spiffeId : 'anonymous', serial: known ? record.serial : null, fingerprint: cert.fingerprint };
+    return {
+      actor: known ? record.spiffeId : 'anonymous',
+      serial: known ? record.serial : null,
+      fingerprint: cert.fingerprint,
+    };
   } catch {
     return { actor: 'anonymous', serial: null, fingerprint: null };
   }

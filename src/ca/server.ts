@@ -93,24 +93,61 @@ export async function startCaServer(options: CaServerOptions): Promise<CaServer>
   const { host, port } = splitHostPort(listen);
   const metrics = options.metrics ?? (options.metricsListen ? createCaMetrics() : null);
   const authority = new Authority({
-    config, store, rootDer: material.rootDer, intermediateDer: material.intermediateDer, intermediateKey: material.intermediateKey, retired: material.retired, logger, now,
+    config,
+    store,
+    rootDer: material.rootDer,
+    intermediateDer: material.intermediateDer,
+    intermediateKey: material.intermediateKey,
+    retired: material.retired,
+    logger,
+    now,
     externalCa: options.externalCa !== undefined ? options.externalCa : externalCaFrom(config, material.dir),
     rotation: loadRootRotation(material.dir),
-    ...(metrics ? { observer: metrics.observer } : {}), ...(options.unsafeRenewWithoutLineage ? { unsafeRenewWithoutLineage: true } : {}),
+    ...(metrics ? { observer: metrics.observer } : {}),
+    ...(options.unsafeRenewWithoutLineage ? { unsafeRenewWithoutLineage: true } : {}),
   });
   const secrets = new SecretService({
-    store, config, logger, now, keys: new MasterKeyRing(material.dir, material.passphrase),
+    store,
+    config,
+    logger,
+    now,
+    keys: new MasterKeyRing(material.dir, material.passphrase),
     ...(metrics ? { observer: metrics.secrets } : {}),
     auditRefusal: (source, event) => authority.auditAnonymousRefusal(source, event),
   });
   // Per process: with --workers N each worker keeps its own buckets (docs/config.md).
-  const rateLimits = new RequestRateLimits(config.limits, { logger, ...(metrics ? { onLimited: (endpoint, key) => metrics.rateLimited(endpoint, key) } : {}) });
-  const crls = new CrlPublisher({ config, store, issuers: () => ({ current: holdsKey(authority.issuer) ? authority.issuer : null, retired: authority.retiredIssuers }), rootDer: material.rootDer, rootKey: material.rootKey, logger, now });
+  const rateLimits = new RequestRateLimits(config.limits, {
+    logger,
+    ...(metrics ? { onLimited: (endpoint, key) => metrics.rateLimited(endpoint, key) } : {}),
+  });
+  const crls = new CrlPublisher({
+    config,
+    store,
+    issuers: () => ({
+      current: holdsKey(authority.issuer) ? authority.issuer : null,
+      retired: authority.retiredIssuers,
+    }),
+    rootDer: material.rootDer,
+    rootKey: material.rootKey,
+    logger,
+    now,
+  });
 
   const names = serverNames(host, config.serverNames, config.publicUrl);
   const issueServerCredentials = async () => {
     const key = generatePrivateKey('p256');
-    const issued = await authority.issueInternal({ role: CA_SERVER_ROLE, name: 'gatehouse-ca', profile: 'server', lifetimeMs: SERVER_CERT_LIFETIME_MS, dns: names.dns, ip: names.ip }, key, { actor: 'ca:self' });
+    const issued = await authority.issueInternal(
+      {
+        role: CA_SERVER_ROLE,
+        name: 'gatehouse-ca',
+        profile: 'server',
+        lifetimeMs: SERVER_CERT_LIFETIME_MS,
+        dns: names.dns,
+        ip: names.ip,
+      },
+      key,
+      { actor: 'ca:self' },
+    );
     return { key: privateKeyToPem(key), cert: issued.chainPem, notAfter: issued.record.notAfter };
   };
   // Set once every listener is bound (below); until then the server holds no certificate.
@@ -124,7 +161,11 @@ export async function startCaServer(options: CaServerOptions): Promise<CaServer>
     // Trust anchors for client certificates: only this CA. The intermediate is listed so that
     // clients sending just their leaf still verify; chains must still end at the root.
     // During a root rotation both roots (root-rotation.ts): chains run to either.
-    ca: [...authority.trustedRoots().map((der) => toPem('CERTIFICATE', der)), authority.intermediatePem, ...authority.retiredIssuers.map((r) => toPem('CERTIFICATE', r.certDer))].filter((pem) => pem !== ''),
+    ca: [
+      ...authority.trustedRoots().map((der) => toPem('CERTIFICATE', der)),
+      authority.intermediatePem,
+      ...authority.retiredIssuers.map((r) => toPem('CERTIFICATE', r.certDer)),
+    ].filter((pem) => pem !== ''),
   });
   // No key and no certificate yet: until setSecureContext below, OpenSSL has nothing to sign a
   // handshake with, so every TLS connection fails at the handshake and no request can be served.
@@ -135,7 +176,18 @@ export async function startCaServer(options: CaServerOptions): Promise<CaServer>
   server.keepAliveTimeout = 30_000;
 
   server.on('request', (req: IncomingMessage, res: ServerResponse) => {
-    const scope: RequestScope = { req, res, requestId: newRequestId(), authority, secrets, crls, logger, maxBodyBytes: config.limits.maxBodyBytes, rateLimits, material };
+    const scope: RequestScope = {
+      req,
+      res,
+      requestId: newRequestId(),
+      authority,
+      secrets,
+      crls,
+      logger,
+      maxBodyBytes: config.limits.maxBodyBytes,
+      rateLimits,
+      material,
+    };
     const started = process.hrtime.bigint();
     // Read the socket now: after an aborted body it is already detached when 'finish' fires.
     const socket = req.socket as TLSSocket;
@@ -147,8 +199,14 @@ export async function startCaServer(options: CaServerOptions): Promise<CaServer>
       const seconds = Number(process.hrtime.bigint() - started) / 1e9;
       metrics?.requestFinished(req.method, path, res.statusCode, seconds);
       logger.info('ca.request', {
-        requestId: scope.requestId, method: req.method, path, status: res.statusCode,
-        identity: scope.identity ?? null, remote, tls: tlsVersion, durationMs: seconds * 1000,
+        requestId: scope.requestId,
+        method: req.method,
+        path,
+        status: res.statusCode,
+        identity: scope.identity ?? null,
+        remote,
+        tls: tlsVersion,
+        durationMs: seconds * 1000,
       });
     });
     routeRequest(scope, mounts).catch((err) => sendError(res, err, scope.requestId, logger));
@@ -164,9 +222,18 @@ export async function startCaServer(options: CaServerOptions): Promise<CaServer>
   try {
     if (options.metricsListen && metrics) {
       admin = await startAdminServer({
-        listen: options.metricsListen, ...splitHostPort(options.metricsListen), component: 'ca', logger,
+        listen: options.metricsListen,
+        ...splitHostPort(options.metricsListen),
+        component: 'ca',
+        logger,
         metrics: async () => ({ contentType: metrics.registry.contentType, body: await metrics.registry.metrics() }),
-        health: async () => withStoreHealth(options.store, credentials ? caHealth(crls, credentials.notAfter, now()) : { healthy: false, details: { problem: 'starting' } }),
+        health: async () =>
+          withStoreHealth(
+            options.store,
+            credentials
+              ? caHealth(crls, credentials.notAfter, now())
+              : { healthy: false, details: { problem: 'starting' } },
+          ),
       });
     }
     await crls.refresh(true);
@@ -203,7 +270,14 @@ export async function startCaServer(options: CaServerOptions): Promise<CaServer>
   // rotation/root.json; the issuing CA's certificate changes with it at the finish.
   const issuerKeyFile = config.keys.intermediate;
   const rootCertPath = caPath(material.dir, CA_FILES.rootCert);
-  const issuerFiles = () => (issuerKeyFile === null ? null : issuerFilesStamp(material.dir, caPath(material.dir, CA_FILES.intermediateCert), caPath(material.dir, issuerKeyFile)));
+  const issuerFiles = () =>
+    issuerKeyFile === null
+      ? null
+      : issuerFilesStamp(
+          material.dir,
+          caPath(material.dir, CA_FILES.intermediateCert),
+          caPath(material.dir, issuerKeyFile),
+        );
   let issuerStamp = issuerFiles();
   let rootStamp = rootFilesStamp(material.dir, rootCertPath);
   const issuerTimer = setInterval(async () => {
@@ -216,26 +290,43 @@ export async function startCaServer(options: CaServerOptions): Promise<CaServer>
       if (nextRootStamp !== rootStamp) {
         const root = loadRootMaterial(material);
         if (authority.rotation?.state.phase === 'rotating' && root.rotation === null) {
-          logger.warn('ca.root_rotation_state_missing', { effect: 'the root rotation in progress is no longer served: one root again, agents keep the next root they took', fix: 'restore rotation/root.json from a backup, or abort the rotation' });
+          logger.warn('ca.root_rotation_state_missing', {
+            effect:
+              'the root rotation in progress is no longer served: one root again, agents keep the next root they took',
+            fix: 'restore rotation/root.json from a backup, or abort the rotation',
+          });
         }
         authority.useRoot(root.rootDer, root.rotation);
         crls.useRoot(root.rootDer, root.rootKey);
         rootStamp = nextRootStamp;
-        logger.info('ca.root_reloaded', { rootFingerprint: authority.rootFingerprint, rotation: root.rotation?.state.phase ?? null });
+        logger.info('ca.root_reloaded', {
+          rootFingerprint: authority.rootFingerprint,
+          rotation: root.rotation?.state.phase ?? null,
+        });
       }
       if (stamp !== issuerStamp) {
         const next = loadIssuerMaterial(material, now());
         // The new issuing CA's CRL is in /crls before its first certificate is handed out.
-        await crls.prepare({ current: prepareSigningAuthority(next.intermediateDer, next.intermediateKey), retired: next.retired.map((r) => prepareSigningAuthority(r.der, r.key)) });
+        await crls.prepare({
+          current: prepareSigningAuthority(next.intermediateDer, next.intermediateKey),
+          retired: next.retired.map((r) => prepareSigningAuthority(r.der, r.key)),
+        });
         authority.useIssuers(next.intermediateDer, next.intermediateKey, next.retired);
         issuerStamp = stamp;
-        logger.info('ca.issuers_reloaded', { issuerId: issuerIdOf(next.intermediateDer), retired: next.retired.map((r) => issuerIdOf(r.der)) });
+        logger.info('ca.issuers_reloaded', {
+          issuerId: issuerIdOf(next.intermediateDer),
+          retired: next.retired.map((r) => issuerIdOf(r.der)),
+        });
       }
       await crls.refresh();
-      if (!previousIssuer.certDer.equals(authority.issuer.certDer) || !previousRoot.equals(authority.rootDer)) credentials = await issueServerCredentials();
+      if (!previousIssuer.certDer.equals(authority.issuer.certDer) || !previousRoot.equals(authority.rootDer))
+        credentials = await issueServerCredentials();
       server.setSecureContext({ ...tlsOptions(), key: credentials.key, cert: credentials.cert });
     } catch (err) {
-      logger.warn('ca.issuers_reload_failed', { err, effect: 'the issuing CAs and roots in force stay; tried again in a moment' });
+      logger.warn('ca.issuers_reload_failed', {
+        err,
+        effect: 'the issuing CAs and roots in force stay; tried again in a moment',
+      });
     }
   }, options.issuerCheckIntervalMs ?? ISSUER_CHECK_INTERVAL_MS);
   issuerTimer.unref();
@@ -259,12 +350,27 @@ export async function startCaServer(options: CaServerOptions): Promise<CaServer>
     crlNextUpdate: () => crls.scopes().map((crl) => ({ crl, nextUpdate: crls.current(crl).nextUpdate })),
   });
   if (options.metricsListen && admin) {
-    if (!isLoopbackHost(splitHostPort(options.metricsListen).host)) logger.warn('ca.metrics_not_loopback', { listen: options.metricsListen, note: 'plain HTTP without authentication: keep it on a private network' });
-    logger.info('ca.admin_started', { listen: options.metricsListen.replace(/:\d+$/, `:${admin.port}`), paths: ['/metrics', '/healthz'] });
+    if (!isLoopbackHost(splitHostPort(options.metricsListen).host))
+      logger.warn('ca.metrics_not_loopback', {
+        listen: options.metricsListen,
+        note: 'plain HTTP without authentication: keep it on a private network',
+      });
+    logger.info('ca.admin_started', {
+      listen: options.metricsListen.replace(/:\d+$/, `:${admin.port}`),
+      paths: ['/metrics', '/healthz'],
+    });
   }
 
-  const url = config.publicUrl && !options.listen ? publicUrlOf(config) : `https://${host.includes(':') ? `[${host}]` : host}:${actualPort}`;
-  logger.info('ca.started', { listen: `${host}:${actualPort}`, url, rootFingerprint: authority.rootFingerprint, rootKeyOnline: material.rootKey !== null });
+  const url =
+    config.publicUrl && !options.listen
+      ? publicUrlOf(config)
+      : `https://${host.includes(':') ? `[${host}]` : host}:${actualPort}`;
+  logger.info('ca.started', {
+    listen: `${host}:${actualPort}`,
+    url,
+    rootFingerprint: authority.rootFingerprint,
+    rootKeyOnline: material.rootKey !== null,
+  });
   return {
     url,
     port: actualPort,
@@ -305,22 +411,36 @@ function warnAboutSecretsKey(secrets: SecretService, logger: Logger): void {
   try {
     const file = secrets.keys.file();
     if (!file) return;
-    if (secrets.keys.hasPassphrase && !file.encrypted) logger.warn('ca.secrets_master_key_unencrypted', { fix: 'run `gatehouse secret rekey --dir DIR --passphrase-file FILE` to store it encrypted with the CA passphrase' });
-    if (file.keys.length > 1) logger.warn('ca.secrets_rekey_unfinished', { keyIds: file.keys.map((k) => k.id), fix: 'run `gatehouse secret rekey --dir DIR` again: it finishes with one key' });
+    if (secrets.keys.hasPassphrase && !file.encrypted)
+      logger.warn('ca.secrets_master_key_unencrypted', {
+        fix: 'run `gatehouse secret rekey --dir DIR --passphrase-file FILE` to store it encrypted with the CA passphrase',
+      });
+    if (file.keys.length > 1)
+      logger.warn('ca.secrets_rekey_unfinished', {
+        keyIds: file.keys.map((k) => k.id),
+        fix: 'run `gatehouse secret rekey --dir DIR` again: it finishes with one key',
+      });
   } catch (err) {
-    logger.error('ca.secrets_master_key_unreadable', { err, effect: 'secrets cannot be read or written until the key file is fixed' });
+    logger.error('ca.secrets_master_key_unreadable', {
+      err,
+      effect: 'secrets cannot be read or written until the key file is fixed',
+    });
   }
 }
 
 /** Unhealthy too when the store does not answer within 2 s (PostgreSQL down or unreachable): say why. */
 async function withStoreHealth(store: Store, health: Health): Promise<Health> {
   let timer: NodeJS.Timeout | undefined;
-  const deadline = new Promise<never>((_, reject) => { timer = setTimeout(() => reject(new Error('no answer within 2 s')), 2000); });
+  const deadline = new Promise<never>((_, reject) => {
+    timer = setTimeout(() => reject(new Error('no answer within 2 s')), 2000);
+  });
   try {
     await Promise.race([store.getMeta('audit:head'), deadline]);
     return { ...health, details: { ...health.details, store: { kind: store.kind, reachable: true } } };
   } catch (err) {
-    const problem = [health.details.problem, `the ${store.kind} store does not answer: ${(err as Error).message}`].filter(Boolean).join('; ');
+    const problem = [health.details.problem, `the ${store.kind} store does not answer: ${(err as Error).message}`]
+      .filter(Boolean)
+      .join('; ');
     return { healthy: false, details: { ...health.details, problem, store: { kind: store.kind, reachable: false } } };
   } finally {
     clearTimeout(timer);
@@ -330,19 +450,29 @@ async function withStoreHealth(store: Store, health: Health): Promise<Health> {
 /** Healthy while both CRLs are before their nextUpdate: past it, relying parties refuse every certificate. */
 function caHealth(crls: CrlPublisher, serverNotAfter: Date, now: Date): Health {
   const current = Object.fromEntries(crls.scopes().map((scope) => [scope, crls.current(scope)]));
-  const stale = Object.entries(current).filter(([, crl]) => crl.nextUpdate <= now).map(([scope]) => scope);
+  const stale = Object.entries(current)
+    .filter(([, crl]) => crl.nextUpdate <= now)
+    .map(([scope]) => scope);
   return {
     healthy: stale.length === 0,
     details: {
       ...(stale.length ? { problem: `CRL past its nextUpdate: ${stale.join(', ')}` } : {}),
-      crls: Object.fromEntries(Object.entries(current).map(([scope, crl]) => [scope, { number: crl.number.toString(), nextUpdate: crl.nextUpdate.toISOString() }])),
+      crls: Object.fromEntries(
+        Object.entries(current).map(([scope, crl]) => [
+          scope,
+          { number: crl.number.toString(), nextUpdate: crl.nextUpdate.toISOString() },
+        ]),
+      ),
       serverCertificateNotAfter: serverNotAfter.toISOString(),
     },
   };
 }
 
-
-function serverNames(listenHost: string, extra: readonly string[], publicUrl: string | undefined): { dns: string[]; ip: string[] } {
+function serverNames(
+  listenHost: string,
+  extra: readonly string[],
+  publicUrl: string | undefined,
+): { dns: string[]; ip: string[] } {
   const all = new Set(['localhost', '127.0.0.1', ...extra]);
   if (listenHost !== '0.0.0.0' && listenHost !== '::') all.add(listenHost);
   if (publicUrl) all.add(new URL(publicUrl).hostname.replace(/^\[|\]$/g, ''));

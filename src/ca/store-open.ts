@@ -15,14 +15,27 @@ export interface StoreOpenOptions {
   migrate?: boolean;
 }
 
-export async function openCaStore(dir: string, config: Pick<CaConfig, 'store'>, options: StoreOpenOptions = {}): Promise<Store> {
-  if (config.store.kind === 'sqlite') return openSqliteStore(join(dir, CA_FILES.database), options.readonly ? { readonly: true } : {});
+export async function openCaStore(
+  dir: string,
+  config: Pick<CaConfig, 'store'>,
+  options: StoreOpenOptions = {},
+): Promise<Store> {
+  if (config.store.kind === 'sqlite')
+    return openSqliteStore(join(dir, CA_FILES.database), options.readonly ? { readonly: true } : {});
   const { openPostgresStore } = await import('../store/postgres.js');
-  return openPostgresStore({ ...(config.store.url !== null ? { url: config.store.url } : {}), poolMax: config.store.poolMax, migrate: options.migrate ?? false });
+  return openPostgresStore({
+    ...(config.store.url !== null ? { url: config.store.url } : {}),
+    poolMax: config.store.poolMax,
+    migrate: options.migrate ?? false,
+  });
 }
 
 /** Where the store is, for logs and messages: never a password. */
-export function describeStore(dir: string, config: Pick<CaConfig, 'store'>, env: NodeJS.ProcessEnv = process.env): string {
+export function describeStore(
+  dir: string,
+  config: Pick<CaConfig, 'store'>,
+  env: NodeJS.ProcessEnv = process.env,
+): string {
   if (config.store.kind === 'sqlite') return `sqlite ${join(dir, CA_FILES.database)}`;
   return `postgres ${redactedStoreUrl(config.store.url ?? '', env)}`;
 }

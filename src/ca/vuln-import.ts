@@ -14,15 +14,30 @@ export const MAX_ADVISORY_BATCH_BYTES = 32 * 1024 * 1024;
 export function parseAdvisories(values: readonly unknown[], where: (i: number) => string): Advisory[] {
   return values.map((value, i) => {
     const parsed = parseOsv(value);
-    if (!parsed.ok) throw new GatehouseError('GH_ADVISORY_INVALID', `${where(i)} is not a valid OSV record: ${parsed.problems.join('; ')}`);
+    if (!parsed.ok)
+      throw new GatehouseError(
+        'GH_ADVISORY_INVALID',
+        `${where(i)} is not a valid OSV record: ${parsed.problems.join('; ')}`,
+      );
     return parsed.advisory;
   });
 }
 
-export async function importAdvisories(store: Store, advisories: readonly Advisory[], ctx: { actor: string; requestId?: string }, now: Date): Promise<AdvisoryImport> {
+export async function importAdvisories(
+  store: Store,
+  advisories: readonly Advisory[],
+  ctx: { actor: string; requestId?: string },
+  now: Date,
+): Promise<AdvisoryImport> {
   const counts = await store.importAdvisories(
     advisories.map((a) => ({ id: a.id, modified: a.modified, severity: a.severity, record: JSON.stringify(a) })),
-    (c) => ({ time: now, type: 'ca.advisories_imported', actor: ctx.actor, ...(ctx.requestId ? { requestId: ctx.requestId } : {}), details: { ...c, received: advisories.length } }),
+    (c) => ({
+      time: now,
+      type: 'ca.advisories_imported',
+      actor: ctx.actor,
+      ...(ctx.requestId ? { requestId: ctx.requestId } : {}),
+      details: { ...c, received: advisories.length },
+    }),
   );
   return counts;
 }

@@ -38,7 +38,9 @@ export async function advisoryIndex(store: Store): Promise<AdvisoryIndex> {
   const version = await store.advisoriesVersion();
   const cached = indexes.get(store);
   if (cached && cached.version === version) return cached.index;
-  const index = store.listAdvisories().then((records) => new AdvisoryIndex(records.map((r) => JSON.parse(r.record) as Advisory)));
+  const index = store
+    .listAdvisories()
+    .then((records) => new AdvisoryIndex(records.map((r) => JSON.parse(r.record) as Advisory)));
   indexes.set(store, { version, index });
   index.catch(() => indexes.delete(store));
   return index;
@@ -70,13 +72,18 @@ type ReportKey = Pick<PostureRecord, 'spiffeId' | 'receivedAt'>;
 const keyOf = (r: ReportKey) => `${r.spiffeId}\0${r.receivedAt.getTime()}`;
 
 /** The matches of an identity's latest report, read from the store only when not already matched (or given). */
-async function matchLatest(store: Store, index: AdvisoryIndex, latest: ReportKey & { report?: string }): Promise<AdvisoryMatch[]> {
+async function matchLatest(
+  store: Store,
+  index: AdvisoryIndex,
+  latest: ReportKey & { report?: string },
+): Promise<AdvisoryMatch[]> {
   let memo = memos.get(index);
   if (!memo) memos.set(index, (memo = new Map()));
   const key = keyOf(latest);
   const known = memo.get(key);
   if (known) return known;
-  const [record] = latest.report !== undefined ? [latest as PostureRecord] : await store.postureHistory(latest.spiffeId, 1);
+  const [record] =
+    latest.report !== undefined ? [latest as PostureRecord] : await store.postureHistory(latest.spiffeId, 1);
   const matches = record ? matchReport(index, record.report) : [];
   if (memo.size >= MEMO_MAX) memo.clear();
   memo.set(record ? keyOf(record) : key, matches);
@@ -109,11 +116,29 @@ export async function fleetVulns(store: Store, now: Date): Promise<FleetVuln[]> 
     const report = latest.get(identity.spiffeId);
     if (!report) continue;
     for (const m of await matchLatest(store, index, report)) {
-      const vuln = byAdvisory.get(m.id) ?? { id: m.id, severity: m.severity, summary: m.summary, aliases: m.aliases, identities: [] };
-      vuln.identities.push({ name: identity.name, role: identity.role, spiffeId: identity.spiffeId, package: m.package, installed: m.installed, fixed: m.fixed });
+      const vuln = byAdvisory.get(m.id) ?? {
+        id: m.id,
+        severity: m.severity,
+        summary: m.summary,
+        aliases: m.aliases,
+        identities: [],
+      };
+      vuln.identities.push({
+        name: identity.name,
+        role: identity.role,
+        spiffeId: identity.spiffeId,
+        package: m.package,
+        installed: m.installed,
+        fixed: m.fixed,
+      });
       byAdvisory.set(m.id, vuln);
     }
   }
   const rank = (s: Advisory['severity']) => SEVERITY_ORDER.indexOf(s);
-  return [...byAdvisory.values()].sort((a, b) => rank(a.severity) - rank(b.severity) || b.identities.length - a.identities.length || (a.id < b.id ? -1 : a.id > b.id ? 1 : 0));
+  return [...byAdvisory.values()].sort(
+    (a, b) =>
+      rank(a.severity) - rank(b.severity) ||
+      b.identities.length - a.identities.length ||
+      (a.id < b.id ? -1 : a.id > b.id ? 1 : 0),
+  );
 }

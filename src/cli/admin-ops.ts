@@ -21,7 +21,16 @@ import { activeContext } from './contexts.js';
 import { decodePem } from '../pki/pem.js';
 import { normalizeSerial, sha256Hex } from '../pki/certificate.js';
 import { MasterKeyRing } from '../secrets/master-key.js';
-import { abortRotation, finishRotation, rotationStatus, startRotation, type FinishView, type StartOptions, type StartView, type StatusView } from '../ca/root-rotation-ops.js';
+import {
+  abortRotation,
+  finishRotation,
+  rotationStatus,
+  startRotation,
+  type FinishView,
+  type StartOptions,
+  type StartView,
+  type StatusView,
+} from '../ca/root-rotation-ops.js';
 import type { RootRotationState } from '../ca/root-rotation.js';
 import { fleetPosture, type PostureQuery, type PostureView } from '../ca/posture-views.js';
 import { fleetVulns, type FleetVuln } from '../ca/vuln-views.js';
@@ -79,20 +88,34 @@ export async function openAdmin(ctx: CommandContext): Promise<AdminOps> {
   const identityDir = str(ctx, 'identity');
   const contextName = str(ctx, 'context');
   const dir = str(ctx, 'dir') ?? (identityDir || contextName ? undefined : ctx.env.GATEHOUSE_CA_DIR);
-  if (dir && (identityDir || contextName)) throw new GatehouseError('GH_USAGE', 'give either --dir (local) or --identity/--context (remote), not both');
+  if (dir && (identityDir || contextName))
+    throw new GatehouseError('GH_USAGE', 'give either --dir (local) or --identity/--context (remote), not both');
   if (dir) return openLocalAdmin(dir, str(ctx, 'passphrase-file'));
   if (identityDir) return openRemoteAdmin(identityDir, str(ctx, 'ca'));
   const context = activeContext(ctx.env, contextName);
   if (context) return openRemoteAdmin(context.identityDir, str(ctx, 'ca') ?? context.caUrl, context.rootFingerprint);
-  throw new GatehouseError('GH_USAGE', 'say where the CA is: --dir CA_DIR on the CA machine, or --identity ADMIN_DIR [--ca URL] remotely, or save that once with `gatehouse context add NAME --ca URL --identity ADMIN_DIR`');
+  throw new GatehouseError(
+    'GH_USAGE',
+    'say where the CA is: --dir CA_DIR on the CA machine, or --identity ADMIN_DIR [--ca URL] remotely, or save that once with `gatehouse context add NAME --ca URL --identity ADMIN_DIR`',
+  );
 }
 
 export async function openLocalAdmin(dir: string, passphraseFile?: string): Promise<AdminOps> {
   const material = loadCaMaterial(dir, { passphraseFile });
   const store = await openCaStore(material.dir, material.config);
-  const authority = new Authority({ ...material, externalCa: externalCaFrom(material.config, material.dir), store, logger: silentLogger });
+  const authority = new Authority({
+    ...material,
+    externalCa: externalCaFrom(material.config, material.dir),
+    store,
+    logger: silentLogger,
+  });
   const ctx = { actor: localActor() };
-  const secrets = new SecretService({ store, config: material.config, keys: new MasterKeyRing(material.dir, material.passphrase), logger: silentLogger });
+  const secrets = new SecretService({
+    store,
+    config: material.config,
+    keys: new MasterKeyRing(material.dir, material.passphrase),
+    logger: silentLogger,
+  });
   return {
     createToken: async (request) => {
       const { token, record } = await authority.createToken(request, ctx);
@@ -100,10 +123,14 @@ export async function openLocalAdmin(dir: string, passphraseFile?: string): Prom
     },
     listTokens: async () => (await store.listTokens()).map(tokenView),
     revokeToken: async (id) => tokenView(await authority.revokeToken(id, ctx)),
-    listCerts: async (q) => (await store.listCerts({
-      ...(q.role ? { role: q.role } : {}), ...(q.state ? { state: q.state } : {}),
-      ...(q.expiringWithinMs !== undefined ? { expiringBefore: new Date(Date.now() + q.expiringWithinMs) } : {}),
-    })).map((c) => certView(c, new Date())),
+    listCerts: async (q) =>
+      (
+        await store.listCerts({
+          ...(q.role ? { role: q.role } : {}),
+          ...(q.state ? { state: q.state } : {}),
+          ...(q.expiringWithinMs !== undefined ? { expiringBefore: new Date(Date.now() + q.expiringWithinMs) } : {}),
+        })
+      ).map((c) => certView(c, new Date())),
     getCert: async (serial) => {
       const cert = await store.getCert(normalizeSerial(serial));
       if (!cert) throw new GatehouseError('GH_CERT_NOT_FOUND', `no certificate with serial ${serial} in the inventory`);
@@ -125,7 +152,16 @@ export async function openLocalAdmin(dir: string, passphraseFile?: string): Prom
     rootRotationFinish: (options) => finishRotation({ material, store, ...ctx }, options),
     rootRotationAbort: () => abortRotation({ material, store, ...ctx }),
     fleetPosture: (query) => fleetPosture(store, query, new Date()),
-    importAdvisories: (records) => importAdvisories(store, parseAdvisories(records.map((r) => r.value), (i) => records[i]!.where), ctx, new Date()),
+    importAdvisories: (records) =>
+      importAdvisories(
+        store,
+        parseAdvisories(
+          records.map((r) => r.value),
+          (i) => records[i]!.where,
+        ),
+        ctx,
+        new Date(),
+      ),
     fleetVulns: () => fleetVulns(store, new Date()),
     close: () => store.close(),
   };
@@ -137,16 +173,28 @@ export function openRemoteAdmin(identityDir: string, caUrl?: string, pinnedRoot?
   if (pinnedRoot !== undefined) {
     const [root] = decodePem(files.caPem, 'CERTIFICATE');
     const actual = root ? sha256Hex(root) : 'none';
-    if (actual !== pinnedRoot) throw new GatehouseError('GH_CA_PIN_MISMATCH', `${identityDir}/ca.pem holds root ${actual}, but the context was saved with root ${pinnedRoot}; if the CA's root really changed, add the context again with --force`);
+    if (actual !== pinnedRoot)
+      throw new GatehouseError(
+        'GH_CA_PIN_MISMATCH',
+        `${identityDir}/ca.pem holds root ${actual}, but the context was saved with root ${pinnedRoot}; if the CA's root really changed, add the context again with --force`,
+      );
   }
   const baseUrl = caUrl ?? readAgentSettings(identityDir)?.caUrl;
   if (!baseUrl) throw new GatehouseError('GH_USAGE', `no CA URL: pass --ca URL (no agent.json in ${identityDir})`);
-  const client = new CaClient({ baseUrl, rootPem: files.caPem, identity: { keyPem: files.keyPem, certPem: files.certPem } });
+  const client = new CaClient({
+    baseUrl,
+    rootPem: files.caPem,
+    identity: { keyPem: files.keyPem, certPem: files.certPem },
+  });
   return {
-    createToken: (r) => client.postJson('admin/tokens', {
-      role: r.role, ...(r.name ? { name: r.name } : {}), ...(r.namePattern ? { names: r.namePattern } : {}),
-      ...(r.ttlMs !== undefined ? { ttl: formatDuration(r.ttlMs) } : {}), ...(r.uses !== undefined ? { uses: r.uses } : {}),
-    }),
+    createToken: (r) =>
+      client.postJson('admin/tokens', {
+        role: r.role,
+        ...(r.name ? { name: r.name } : {}),
+        ...(r.namePattern ? { names: r.namePattern } : {}),
+        ...(r.ttlMs !== undefined ? { ttl: formatDuration(r.ttlMs) } : {}),
+        ...(r.uses !== undefined ? { uses: r.uses } : {}),
+      }),
     listTokens: async () => (await client.getJson<{ tokens: TokenView[] }>('admin/tokens')).tokens,
     revokeToken: (id) => client.postJson(`admin/tokens/${encodeURIComponent(id)}/revoke`, {}),
     listCerts: async (q) => {
@@ -157,28 +205,44 @@ export function openRemoteAdmin(identityDir: string, caUrl?: string, pinnedRoot?
       return (await client.getJson<{ certificates: CertView[] }>(`admin/certs?${params}`)).certificates;
     },
     getCert: (serial) => client.getJson(`admin/certs/${encodeURIComponent(serial.toLowerCase().replace(/:/g, ''))}`),
-    revokeCert: (serial, reason) => client.postJson(`admin/certs/${encodeURIComponent(serial.toLowerCase().replace(/:/g, ''))}/revoke`, { reason }),
+    revokeCert: (serial, reason) =>
+      client.postJson(`admin/certs/${encodeURIComponent(serial.toLowerCase().replace(/:/g, ''))}/revoke`, { reason }),
     listNames: async () => (await client.getJson<{ names: NameView[] }>('admin/names')).names,
     releaseName: (role, name) => client.postJson('admin/names/release', { role, name }),
-    createSecret: (name, value, grants) => client.postJson('admin/secrets', { name, value: value.toString('base64'), grants }),
+    createSecret: (name, value, grants) =>
+      client.postJson('admin/secrets', { name, value: value.toString('base64'), grants }),
     listSecrets: async () => (await client.getJson<{ secrets: SecretSummaryView[] }>('admin/secrets')).secrets,
     showSecret: (name) => client.getJson(`admin/secrets/${encodeURIComponent(name)}`),
     grantSecret: (name, subjects) => client.postJson(`admin/secrets/${encodeURIComponent(name)}/grant`, { subjects }),
-    ungrantSecret: (name, subjects) => client.postJson(`admin/secrets/${encodeURIComponent(name)}/ungrant`, { subjects }),
-    rotateSecret: (name, value, overlapMs) => client.postJson(`admin/secrets/${encodeURIComponent(name)}/rotate`, {
-      value: value.toString('base64'), ...(overlapMs !== undefined ? { overlap: overlapMs === 0 ? '0' : formatDuration(overlapMs) } : {}),
-    }),
+    ungrantSecret: (name, subjects) =>
+      client.postJson(`admin/secrets/${encodeURIComponent(name)}/ungrant`, { subjects }),
+    rotateSecret: (name, value, overlapMs) =>
+      client.postJson(`admin/secrets/${encodeURIComponent(name)}/rotate`, {
+        value: value.toString('base64'),
+        ...(overlapMs !== undefined ? { overlap: overlapMs === 0 ? '0' : formatDuration(overlapMs) } : {}),
+      }),
     deleteSecret: (name) => client.postJson(`admin/secrets/${encodeURIComponent(name)}/delete`, {}),
     rekeySecrets: async () => {
-      throw new GatehouseError('GH_USAGE', '`secret rekey` works only on the CA machine, on the CA directory (--dir): it rewrites the master key file there');
+      throw new GatehouseError(
+        'GH_USAGE',
+        '`secret rekey` works only on the CA machine, on the CA directory (--dir): it rewrites the master key file there',
+      );
     },
     rootRotationStart: (options) => {
-      if (options.rootKeyFile || options.nextRootKeyOut || options.importRoot) throw new GatehouseError('GH_USAGE', '--root-key, --next-root-key-out and --import-root work only on the CA machine (--dir): keys never travel to the admin API');
+      if (options.rootKeyFile || options.nextRootKeyOut || options.importRoot)
+        throw new GatehouseError(
+          'GH_USAGE',
+          '--root-key, --next-root-key-out and --import-root work only on the CA machine (--dir): keys never travel to the admin API',
+        );
       return client.postJson('admin/rotation/root', {});
     },
     rootRotationStatus: () => client.getJson('admin/rotation/root'),
     rootRotationFinish: (options) => {
-      if (options.nextRootKeyFile) throw new GatehouseError('GH_USAGE', '--next-root-key works only on the CA machine (--dir): keys never travel to the admin API');
+      if (options.nextRootKeyFile)
+        throw new GatehouseError(
+          'GH_USAGE',
+          '--next-root-key works only on the CA machine (--dir): keys never travel to the admin API',
+        );
       return client.postJson('admin/rotation/root/finish', { force: options.force });
     },
     rootRotationAbort: () => client.postJson('admin/rotation/root/abort', {}),
@@ -189,10 +253,15 @@ export function openRemoteAdmin(identityDir: string, caUrl?: string, pinnedRoot?
       return (await client.getJson<{ identities: PostureView[] }>(`admin/posture?${params}`)).identities;
     },
     importAdvisories: async (records) => {
-      parseAdvisories(records.map((r) => r.value), (i) => records[i]!.where); // every record checked before any is sent
+      parseAdvisories(
+        records.map((r) => r.value),
+        (i) => records[i]!.where,
+      ); // every record checked before any is sent
       const total: AdvisoryImport = { added: 0, updated: 0, unchanged: 0 };
       for (let i = 0; i < records.length; i += ADVISORY_BATCH) {
-        const counts = await client.postJson<AdvisoryImport>('admin/vulns', { advisories: records.slice(i, i + ADVISORY_BATCH).map((r) => r.value) });
+        const counts = await client.postJson<AdvisoryImport>('admin/vulns', {
+          advisories: records.slice(i, i + ADVISORY_BATCH).map((r) => r.value),
+        });
         total.added += counts.added;
         total.updated += counts.updated;
         total.unchanged += counts.unchanged;

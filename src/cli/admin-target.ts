@@ -9,9 +9,17 @@ import type { AdminOps } from './admin-ops.js';
 export const TARGET_OPTIONS: Record<string, OptionSpec> = {
   dir: { type: 'string', value: 'DIR', description: 'CA directory, for use on the CA machine (or GATEHOUSE_CA_DIR)' },
   ca: { type: 'string', value: 'URL', description: 'CA URL, for remote use through the admin API' },
-  identity: { type: 'string', value: 'DIR', description: 'Admin identity directory for remote use (e.g. CA_DIR/admin)' },
+  identity: {
+    type: 'string',
+    value: 'DIR',
+    description: 'Admin identity directory for remote use (e.g. CA_DIR/admin)',
+  },
   'passphrase-file': { type: 'string', value: 'FILE', description: 'Passphrase for encrypted CA keys (local use)' },
-  context: { type: 'string', value: 'NAME', description: 'Saved context for remote use (default GATEHOUSE_CONTEXT, then the current one: `gatehouse context`)' },
+  context: {
+    type: 'string',
+    value: 'NAME',
+    description: 'Saved context for remote use (default GATEHOUSE_CONTEXT, then the current one: `gatehouse context`)',
+  },
 };
 
 export async function openAdmin(ctx: CommandContext): Promise<AdminOps> {

@@ -60,7 +60,11 @@ export function superviseWorkers(options: SupervisorOptions): Promise<number> {
       for (const w of alive()) w.kill('SIGTERM');
       killTimer ??= setTimeout(() => {
         for (const w of alive()) {
-          logger.warn(`${component}.worker_killed`, { workerPid: w.process.pid, afterMs: options.stopTimeoutMs ?? 15_000, effect: 'did not stop in time after SIGTERM: SIGKILL' });
+          logger.warn(`${component}.worker_killed`, {
+            workerPid: w.process.pid,
+            afterMs: options.stopTimeoutMs ?? 15_000,
+            effect: 'did not stop in time after SIGTERM: SIGKILL',
+          });
           w.process.kill('SIGKILL');
         }
       }, options.stopTimeoutMs ?? 15_000);
@@ -70,7 +74,10 @@ export function superviseWorkers(options: SupervisorOptions): Promise<number> {
     const settleWhenAllGone = () => {
       if (!stopping || Object.keys(cluster.workers ?? {}).length > 0) return;
       if (killTimer) clearTimeout(killTimer);
-      if (listenFailure || listenFailedExit) reject(new GatehouseError('GH_LISTEN_FAILED', listenFailure ?? 'the workers could not listen: see the error above'));
+      if (listenFailure || listenFailedExit)
+        reject(
+          new GatehouseError('GH_LISTEN_FAILED', listenFailure ?? 'the workers could not listen: see the error above'),
+        );
       else resolve(exitCode);
     };
     cluster.on('message', (_worker, message: unknown) => {
@@ -89,7 +96,12 @@ export function superviseWorkers(options: SupervisorOptions): Promise<number> {
       const now = Date.now();
       crashes.push(now);
       while (crashes.length && now - crashes[0]! > CRASH_WINDOW_MS) crashes.shift();
-      logger.error(`${component}.worker_exited`, { workerPid: worker.process.pid, code, signal, restarting: crashes.length < MAX_CRASHES_IN_WINDOW });
+      logger.error(`${component}.worker_exited`, {
+        workerPid: worker.process.pid,
+        code,
+        signal,
+        restarting: crashes.length < MAX_CRASHES_IN_WINDOW,
+      });
       if (crashes.length >= MAX_CRASHES_IN_WINDOW) {
         exitCode = 70;
         stopAll();
@@ -111,7 +123,11 @@ export function superviseWorkers(options: SupervisorOptions): Promise<number> {
 export async function listenFailedInWorker(error: GatehouseError): Promise<boolean> {
   if (!cluster.isWorker || error.code !== 'GH_LISTEN_FAILED' || !process.send || !process.connected) return false;
   try {
-    await new Promise<void>((resolve, reject) => process.send!({ [LISTEN_FAILED_MESSAGE]: error.message }, undefined, {}, (err) => (err ? reject(err) : resolve())));
+    await new Promise<void>((resolve, reject) =>
+      process.send!({ [LISTEN_FAILED_MESSAGE]: error.message }, undefined, {}, (err) =>
+        err ? reject(err) : resolve(),
+      ),
+    );
     return true;
   } catch {
     return false;

@@ -14,19 +14,36 @@ import { splitHostPort } from '../config/listen.js';
  * What the merged metrics say is wrong; `crlGraceSeconds` is how far past nextUpdate a CRL may be.
  * The gauges are Unix timestamps, the minimum over the workers (the soonest).
  */
-export function problemsInMetrics(text: string, component: 'gateway' | 'ca', crlGraceSeconds: number, nowSeconds = Date.now() / 1000): string[] {
+export function problemsInMetrics(
+  text: string,
+  component: 'gateway' | 'ca',
+  crlGraceSeconds: number,
+  nowSeconds = Date.now() / 1000,
+): string[] {
   const problems: string[] = [];
-  const values = (name: string) => [...text.matchAll(new RegExp(`^${name}(\\{[^}]*\\})? (\\S+)$`, 'gm'))].map((m) => ({ labels: m[1] ?? '', value: Number(m[2]) }));
+  const values = (name: string) =>
+    [...text.matchAll(new RegExp(`^${name}(\\{[^}]*\\})? (\\S+)$`, 'gm'))].map((m) => ({
+      labels: m[1] ?? '',
+      value: Number(m[2]),
+    }));
   for (const { labels, value } of values(`gatehouse_${component}_certificate_expiry_timestamp_seconds`)) {
-    if (value <= nowSeconds) problems.push(`certificate ${labels || ''} expired ${Math.round(nowSeconds - value)} s ago`.replace('  ', ' '));
+    if (value <= nowSeconds)
+      problems.push(`certificate ${labels || ''} expired ${Math.round(nowSeconds - value)} s ago`.replace('  ', ' '));
   }
   for (const { labels, value } of values(`gatehouse_${component}_crl_next_update_timestamp_seconds`)) {
-    if (value < nowSeconds - crlGraceSeconds) problems.push(`CRL ${labels} is ${Math.round(nowSeconds - value)} s past its nextUpdate`);
+    if (value < nowSeconds - crlGraceSeconds)
+      problems.push(`CRL ${labels} is ${Math.round(nowSeconds - value)} s past its nextUpdate`);
   }
   return problems;
 }
 
-export async function serveClusterAdmin(listen: string, logger: Logger, expectedWorkers: number, component: 'gateway' | 'ca', crlGraceSeconds = 0): Promise<AdminServer> {
+export async function serveClusterAdmin(
+  listen: string,
+  logger: Logger,
+  expectedWorkers: number,
+  component: 'gateway' | 'ca',
+  crlGraceSeconds = 0,
+): Promise<AdminServer> {
   const aggregator = new AggregatorRegistry();
   const admin = await startAdminServer({
     listen,
@@ -41,6 +58,9 @@ export async function serveClusterAdmin(listen: string, logger: Logger, expected
       return { healthy: problems.length === 0, details: { workers: alive, expectedWorkers, problems } };
     },
   });
-  logger.info(`${component}.admin_started`, { listen: listen.replace(/:\d+$/, `:${admin.port}`), paths: ['/metrics', '/healthz'] });
+  logger.info(`${component}.admin_started`, {
+    listen: listen.replace(/:\d+$/, `:${admin.port}`),
+    paths: ['/metrics', '/healthz'],
+  });
   return admin;
 }

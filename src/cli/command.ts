@@ -50,30 +50,54 @@ export function caDirOf(ctx: CommandContext): string {
 
 export function list(ctx: CommandContext, name: string): string[] {
   const v = ctx.values[name];
-  return Array.isArray(v) ? v.flatMap((x) => x.split(',')).map((x) => x.trim()).filter(Boolean) : [];
+  return Array.isArray(v)
+    ? v
+        .flatMap((x) => x.split(','))
+        .map((x) => x.trim())
+        .filter(Boolean)
+    : [];
 }
 
 export function flag(ctx: CommandContext, name: string): boolean {
   return ctx.values[name] === true;
 }
 
-export function parseCommandArgs(spec: CommandSpec, argv: string[]): { values: CommandContext['values']; positionals: string[] } {
-  const options: Record<string, { type: 'string' | 'boolean'; multiple?: boolean; short?: string }> = { help: { type: 'boolean', short: 'h' } };
-  for (const [name, o] of Object.entries(spec.options)) options[name] = { type: o.type, ...(o.multiple ? { multiple: true } : {}), ...(o.short ? { short: o.short } : {}) };
+export function parseCommandArgs(
+  spec: CommandSpec,
+  argv: string[],
+): { values: CommandContext['values']; positionals: string[] } {
+  const options: Record<string, { type: 'string' | 'boolean'; multiple?: boolean; short?: string }> = {
+    help: { type: 'boolean', short: 'h' },
+  };
+  for (const [name, o] of Object.entries(spec.options))
+    options[name] = { type: o.type, ...(o.multiple ? { multiple: true } : {}), ...(o.short ? { short: o.short } : {}) };
   let parsed;
   try {
     parsed = parseArgs({ args: argv, options, allowPositionals: true, strict: true });
   } catch (cause) {
-    throw new GatehouseError('GH_USAGE', `${(cause as Error).message.replace(/\. To specify.*$/s, '')}; see \`gatehouse ${spec.path.join(' ')} --help\``, { cause });
+    throw new GatehouseError(
+      'GH_USAGE',
+      `${(cause as Error).message.replace(/\. To specify.*$/s, '')}; see \`gatehouse ${spec.path.join(' ')} --help\``,
+      { cause },
+    );
   }
   const values = parsed.values as CommandContext['values'];
   if (values.help) return { values, positionals: parsed.positionals };
   const maxPositionals = spec.positionals?.length ?? 0;
-  if (parsed.positionals.length > maxPositionals && !spec.positionals?.at(-1)?.variadic) throw new GatehouseError('GH_USAGE', `unexpected argument "${parsed.positionals[maxPositionals]}"; see \`gatehouse ${spec.path.join(' ')} --help\``);
+  if (parsed.positionals.length > maxPositionals && !spec.positionals?.at(-1)?.variadic)
+    throw new GatehouseError(
+      'GH_USAGE',
+      `unexpected argument "${parsed.positionals[maxPositionals]}"; see \`gatehouse ${spec.path.join(' ')} --help\``,
+    );
   const missingPositional = spec.positionals?.find((p, i) => p.required && parsed.positionals[i] === undefined);
-  if (missingPositional) throw new GatehouseError('GH_USAGE', `missing ${missingPositional.name}; see \`gatehouse ${spec.path.join(' ')} --help\``);
+  if (missingPositional)
+    throw new GatehouseError(
+      'GH_USAGE',
+      `missing ${missingPositional.name}; see \`gatehouse ${spec.path.join(' ')} --help\``,
+    );
   for (const [name, o] of Object.entries(spec.options)) {
-    if (o.required && values[name] === undefined) throw new GatehouseError('GH_USAGE', `--${name} is required; see \`gatehouse ${spec.path.join(' ')} --help\``);
+    if (o.required && values[name] === undefined)
+      throw new GatehouseError('GH_USAGE', `--${name} is required; see \`gatehouse ${spec.path.join(' ')} --help\``);
   }
   return { values, positionals: parsed.positionals };
 }

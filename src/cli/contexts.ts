@@ -25,12 +25,14 @@ const CONTEXT_NAME_RE = /^[A-Za-z0-9][A-Za-z0-9._-]{0,62}$/;
 
 const fileSchema = z.strictObject({
   current: z.string().nullable(),
-  contexts: z.array(z.strictObject({
-    name: z.string().regex(CONTEXT_NAME_RE),
-    caUrl: z.url({ protocol: /^https$/ }),
-    rootFingerprint: z.string().regex(/^[0-9a-f]{64}$/),
-    identityDir: z.string().min(1),
-  })),
+  contexts: z.array(
+    z.strictObject({
+      name: z.string().regex(CONTEXT_NAME_RE),
+      caUrl: z.url({ protocol: /^https$/ }),
+      rootFingerprint: z.string().regex(/^[0-9a-f]{64}$/),
+      identityDir: z.string().min(1),
+    }),
+  ),
 });
 
 export type ContextsFile = z.output<typeof fileSchema>;
@@ -47,7 +49,11 @@ export function readContexts(env: NodeJS.ProcessEnv): ContextsFile {
   try {
     raw = JSON.parse(readFileSync(path, 'utf8'));
   } catch (cause) {
-    throw new GatehouseError('GH_CONFIG_INVALID', `${path} is not valid JSON: ${(cause as Error).message}; fix or remove it`, { cause });
+    throw new GatehouseError(
+      'GH_CONFIG_INVALID',
+      `${path} is not valid JSON: ${(cause as Error).message}; fix or remove it`,
+      { cause },
+    );
   }
   const parsed = fileSchema.safeParse(raw);
   if (!parsed.success) throw new GatehouseError('GH_CONFIG_INVALID', `${path}: ${formatIssues(parsed.error.issues)}`);
@@ -61,14 +67,21 @@ export function writeContexts(env: NodeJS.ProcessEnv, file: ContextsFile): void 
 }
 
 export function checkContextName(name: string): void {
-  if (!CONTEXT_NAME_RE.test(name)) throw new GatehouseError('GH_USAGE', `context name ${JSON.stringify(name)} is not allowed: use 1–63 characters from A–Z a–z 0–9 . _ -`);
+  if (!CONTEXT_NAME_RE.test(name))
+    throw new GatehouseError(
+      'GH_USAGE',
+      `context name ${JSON.stringify(name)} is not allowed: use 1–63 characters from A–Z a–z 0–9 . _ -`,
+    );
 }
 
 export function findContext(file: ContextsFile, name: string, path: string): CaContext {
   const found = file.contexts.find((c) => c.name === name);
   if (!found) {
     const known = file.contexts.map((c) => c.name).join(', ') || 'none';
-    throw new GatehouseError('GH_USAGE', `no context "${name}" in ${path} (contexts: ${known}); add it with \`gatehouse context add ${name} --ca URL --identity DIR\``);
+    throw new GatehouseError(
+      'GH_USAGE',
+      `no context "${name}" in ${path} (contexts: ${known}); add it with \`gatehouse context add ${name} --ca URL --identity DIR\``,
+    );
   }
   return found;
 }

@@ -9,18 +9,26 @@ import { helpText, parseCommandArgs, type CommandSpec } from './command.js';
 import { COMMANDS } from './commands/index.js';
 
 function version(): string {
-  const pkg = JSON.parse(readFileSync(new URL('../../../package.json', import.meta.url), 'utf8')) as { version: string };
+  const pkg = JSON.parse(readFileSync(new URL('../../../package.json', import.meta.url), 'utf8')) as {
+    version: string;
+  };
   return pkg.version;
 }
 
 export function topLevelHelp(): string {
   const groups = new Map<string, CommandSpec[]>();
   for (const c of COMMANDS) groups.set(c.path[0]!, [...(groups.get(c.path[0]!) ?? []), c]);
-  const lines = ['Usage: gatehouse <command> [options]', '', 'Zero-trust machine identity: a CA with join tokens that pin it, and an agent that enrolls and renews.', '', 'Commands:'];
+  const lines = [
+    'Usage: gatehouse <command> [options]',
+    '',
+    'Zero-trust machine identity: a CA with join tokens that pin it, and an agent that enrolls and renews.',
+    '',
+    'Commands:',
+  ];
   for (const commands of groups.values()) {
     for (const c of commands) lines.push(`  ${c.path.join(' ').padEnd(18)} ${c.summary.split(/(?<=\.)\s/)[0]}`);
   }
-  lines.push('', 'Run `gatehouse <command> --help` for a command\'s options. Docs: docs/cli.md');
+  lines.push('', "Run `gatehouse <command> --help` for a command's options. Docs: docs/cli.md");
   return lines.join('\n') + '\n';
 }
 
@@ -41,10 +49,17 @@ export async function main(argv: string[]): Promise<number> {
   if (!spec) {
     const group = COMMANDS.filter((c) => c.path[0] === argv[0]);
     if (group.length && (argv.length === 1 || argv[1] === '--help' || argv[1] === '-h')) {
-      out(`Usage: gatehouse ${argv[0]} <${group.map((c) => c.path[1]).join('|')}> [options]\n\n${group.map((c) => `  ${c.path.join(' ').padEnd(18)} ${c.summary}`).join('\n')}\n`);
+      out(
+        `Usage: gatehouse ${argv[0]} <${group.map((c) => c.path[1]).join('|')}> [options]\n\n${group.map((c) => `  ${c.path.join(' ').padEnd(18)} ${c.summary}`).join('\n')}\n`,
+      );
       return argv.length === 1 ? ERRORS.GH_USAGE.exit : 0;
     }
-    err(`error: unknown command "${argv.slice(0, 2).filter((a) => !a.startsWith('-')).join(' ')}"; run \`gatehouse --help\`\n`);
+    err(
+      `error: unknown command "${argv
+        .slice(0, 2)
+        .filter((a) => !a.startsWith('-'))
+        .join(' ')}"; run \`gatehouse --help\`\n`,
+    );
     return ERRORS.GH_USAGE.exit;
   }
   // The first SIGINT or SIGTERM starts the command's stop, which is bounded (src/cli/stop.ts).
@@ -54,8 +69,12 @@ export async function main(argv: string[]): Promise<number> {
   const controller = new AbortController();
   const stop = (signal: NodeJS.Signals) => {
     if (!controller.signal.aborted) return controller.abort();
-    void import('../log/logger.js').then(({ createLogger }) => createLogger({ level: 'info' })
-      .info('cli.signal_ignored', { signal, reason: 'already stopping; the stop has a deadline' }));
+    void import('../log/logger.js').then(({ createLogger }) =>
+      createLogger({ level: 'info' }).info('cli.signal_ignored', {
+        signal,
+        reason: 'already stopping; the stop has a deadline',
+      }),
+    );
   };
   process.on('SIGINT', stop);
   process.on('SIGTERM', stop);
@@ -70,10 +89,13 @@ export async function main(argv: string[]): Promise<number> {
   } catch (caught) {
     const error = toGatehouseError(caught);
     // A cluster worker's listen failure is reported once, by the primary.
-    if (error.code === 'GH_LISTEN_FAILED' && await (await import('./ca-workers.js')).listenFailedInWorker(error)) return error.spec.exit;
+    if (error.code === 'GH_LISTEN_FAILED' && (await (await import('./ca-workers.js')).listenFailedInWorker(error)))
+      return error.spec.exit;
     // With --json a script parses the failure too: one JSON object on stderr, stdout left empty.
     if (argv.includes('--json')) {
-      err(`${JSON.stringify({ error: { code: error.code, message: error.message, fix: error.spec.fix, exit: error.spec.exit } })}\n`);
+      err(
+        `${JSON.stringify({ error: { code: error.code, message: error.message, fix: error.spec.fix, exit: error.spec.exit } })}\n`,
+      );
       return error.spec.exit;
     }
     err(`error: ${error.message} [${error.code}]\n`);

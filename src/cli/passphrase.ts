@@ -7,7 +7,11 @@ export function readPassphraseFile(path: string): string {
   try {
     text = readFileSync(path, 'utf8');
   } catch (cause) {
-    throw new GatehouseError('GH_FILE_IO', `cannot read passphrase file ${path}: ${(cause as NodeJS.ErrnoException).code}`, { cause });
+    throw new GatehouseError(
+      'GH_FILE_IO',
+      `cannot read passphrase file ${path}: ${(cause as NodeJS.ErrnoException).code}`,
+      { cause },
+    );
   }
   const passphrase = text.replace(/\r?\n$/, '');
   if (passphrase.length === 0) throw new GatehouseError('GH_USAGE', `passphrase file ${path} is empty`);

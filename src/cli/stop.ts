@@ -24,14 +24,20 @@ export function untilStopped(signal: AbortSignal): Promise<void> {
  * next, which cuts whatever is still open. `close()` must never be started twice, so a second
  * signal cannot start a second, overlapping cleanup: main.ts ignores it.
  */
-export async function closeWithin(close: () => Promise<void>, ms: number, logger: Logger, event: string): Promise<boolean> {
+export async function closeWithin(
+  close: () => Promise<void>,
+  ms: number,
+  logger: Logger,
+  event: string,
+): Promise<boolean> {
   let timer: NodeJS.Timeout | undefined;
   const deadline = new Promise<false>((resolve) => {
     timer = setTimeout(() => resolve(false), ms);
   });
   try {
     const closed = await Promise.race([close().then(() => true as const), deadline]);
-    if (!closed) logger.warn(event, { afterMs: ms, effect: 'not closed in time: what is still open is cut as the process exits' });
+    if (!closed)
+      logger.warn(event, { afterMs: ms, effect: 'not closed in time: what is still open is cut as the process exits' });
     return closed;
   } finally {
     clearTimeout(timer);

@@ -6,6 +6,7 @@ import { GatehouseError } from '../errors/errors.js';
 export function parseWorkers(text: string, max: number): number {
   if (text === 'auto') return Math.min(availableParallelism(), max);
   const workers = /^\d+$/.test(text) ? Number(text) : NaN;
-  if (!Number.isInteger(workers) || workers < 1 || workers > max) throw new GatehouseError('GH_USAGE', `--workers must be a whole number from 1 to ${max}, or auto`);
+  if (!Number.isInteger(workers) || workers < 1 || workers > max)
+    throw new GatehouseError('GH_USAGE', `--workers must be a whole number from 1 to ${max}, or auto`);
   return workers;
 }

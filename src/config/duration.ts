@@ -20,7 +20,9 @@ export function formatDuration(ms: number): string {
 /** Approximate, for people: `3d 4h`, `5h 12m`, `4m 10s`, `12s` (negative durations as their size). */
 export function formatRemaining(ms: number): string {
   const s = Math.floor(Math.abs(ms) / 1000);
-  const d = Math.floor(s / 86400), h = Math.floor((s % 86400) / 3600), m = Math.floor((s % 3600) / 60);
+  const d = Math.floor(s / 86400),
+    h = Math.floor((s % 86400) / 3600),
+    m = Math.floor((s % 3600) / 60);
   if (d > 0) return `${d}d ${h}h`;
   if (h > 0) return `${h}h ${m}m`;
   if (m > 0) return `${m}m ${s % 60}s`;

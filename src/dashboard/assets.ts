@@ -116,4 +116,5 @@ document.querySelectorAll('form[data-confirm]').forEach(function (form) {
 `;
 
 /** A plain shield, so browsers do not ask the CA for /favicon.ico (a 404 in every console). */
-export const DASHBOARD_ICON_SVG = '<svg xmlns="http://www.w3.org/2000/svg" viewBox="0 0 16 16"><path d="M8 1 2 3.5v4C2 11 4.6 14 8 15c3.4-1 6-4 6-7.5v-4z" fill="#0b57d0"/></svg>';
+export const DASHBOARD_ICON_SVG =
+  '<svg xmlns="http://www.w3.org/2000/svg" viewBox="0 0 16 16"><path d="M8 1 2 3.5v4C2 11 4.6 14 8 15c3.4-1 6-4 6-7.5v-4z" fill="#0b57d0"/></svg>';

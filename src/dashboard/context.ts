@@ -19,7 +19,7 @@ export interface DashboardContext {
 }
 
 export function csrfInput(ctx: DashboardContext): SafeHtml {
-  return html`<input type="hidden" name="${CSRF_FIELD}" value="${ctx.csrfToken}">`;
+  return html`<input type="hidden" name="${CSRF_FIELD}" value="${ctx.csrfToken}" />`;
 }
 
 /** The CA URL an agent should use: the configured public URL, else the address this browser used. */
@@ -28,5 +28,7 @@ export function caUrlFor(ctx: DashboardContext): string {
   if (config.publicUrl) return config.publicUrl.replace(/\/$/, '');
   const host = ctx.scope.req.headers.host;
   // The Host header is the client's; only a plain host[:port] is echoed (escaped in any case).
-  return host && /^(\[[0-9a-fA-F:.]+\]|[A-Za-z0-9.-]+)(:\d{1,5})?$/.test(host) ? `https://${host}` : `https://${config.listen}`;
+  return host && /^(\[[0-9a-fA-F:.]+\]|[A-Za-z0-9.-]+)(:\d{1,5})?$/.test(host)
+    ? `https://${host}`
+    : `https://${config.listen}`;
 }

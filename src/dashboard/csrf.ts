@@ -50,16 +50,22 @@ export function issueCsrfToken(key: Buffer, fingerprint: string, now: Date): str
 
 export type CsrfVerdict = { ok: true } | { ok: false; reason: string };
 
-export function verifyCsrfToken(key: Buffer, fingerprint: string, token: string | null | undefined, now: Date): CsrfVerdict {
+export function verifyCsrfToken(
+  key: Buffer,
+  fingerprint: string,
+  token: string | null | undefined,
+  now: Date,
+): CsrfVerdict {
   if (!token) return { ok: false, reason: 'the form carries no CSRF token' };
   const m = TOKEN_RE.exec(token);
-  if (!m) return { ok: false, reason: 'the form\'s CSRF token is malformed' };
+  if (!m) return { ok: false, reason: "the form's CSRF token is malformed" };
   const issuedSec = Number(m[1]);
   const expected = mac(key, fingerprint, issuedSec);
-  if (!timingSafeEqual(expected, Buffer.from(m[2]!, 'hex'))) return { ok: false, reason: 'the form\'s CSRF token was not issued to this certificate' };
+  if (!timingSafeEqual(expected, Buffer.from(m[2]!, 'hex')))
+    return { ok: false, reason: "the form's CSRF token was not issued to this certificate" };
   const ageMs = now.getTime() - issuedSec * 1000;
   if (ageMs > TOKEN_LIFETIME_MS) return { ok: false, reason: 'the form has expired: reload the page and submit again' };
-  if (ageMs < -FUTURE_SKEW_MS) return { ok: false, reason: 'the form\'s CSRF token is dated in the future' };
+  if (ageMs < -FUTURE_SKEW_MS) return { ok: false, reason: "the form's CSRF token is dated in the future" };
   return { ok: true };
 }
 
@@ -68,12 +74,18 @@ export function checkFetchMetadata(headers: IncomingHttpHeaders): CsrfVerdict {
   const site = headerValue(headers['sec-fetch-site']);
   const origin = headerValue(headers.origin);
   const host = headerValue(headers.host);
-  if (site !== undefined && site !== 'same-origin') return { ok: false, reason: `the form was submitted from another site (Sec-Fetch-Site: ${site})` };
+  if (site !== undefined && site !== 'same-origin')
+    return { ok: false, reason: `the form was submitted from another site (Sec-Fetch-Site: ${site})` };
   if (origin !== undefined && origin !== 'null') {
-    if (!host || origin.toLowerCase() !== `https://${host.toLowerCase()}`) return { ok: false, reason: `the form was submitted from another origin (${origin})` };
+    if (!host || origin.toLowerCase() !== `https://${host.toLowerCase()}`)
+      return { ok: false, reason: `the form was submitted from another origin (${origin})` };
   }
   if (site === undefined && (origin === undefined || origin === 'null')) {
-    return { ok: false, reason: 'the request says neither where it comes from (Origin) nor whether it is same-origin (Sec-Fetch-Site); use a current browser' };
+    return {
+      ok: false,
+      reason:
+        'the request says neither where it comes from (Origin) nor whether it is same-origin (Sec-Fetch-Site); use a current browser',
+    };
   }
   return { ok: true };
 }

@@ -13,12 +13,20 @@ import type { CertRecord } from '../store/store.js';
 
 export type IdentityState = 'active' | 'expiring' | 'expired' | 'revoked';
 export const IDENTITY_STATES: readonly IdentityState[] = ['active', 'expiring', 'expired', 'revoked'];
-export const STATE_LABELS: Record<IdentityState, string> = { active: 'Active', expiring: 'Expiring soon', expired: 'Expired', revoked: 'Revoked' };
+export const STATE_LABELS: Record<IdentityState, string> = {
+  active: 'Active',
+  expiring: 'Expiring soon',
+  expired: 'Expired',
+  revoked: 'Revoked',
+};
 
 export const EXPIRING_FRACTION = 0.2;
 const DAY_MS = 86_400_000;
 
-export function certificateState(cert: Pick<CertRecord, 'notBefore' | 'notAfter' | 'revokedAt'>, now: Date): IdentityState {
+export function certificateState(
+  cert: Pick<CertRecord, 'notBefore' | 'notAfter' | 'revokedAt'>,
+  now: Date,
+): IdentityState {
   if (cert.revokedAt) return 'revoked';
   const remaining = cert.notAfter.getTime() - now.getTime();
   if (remaining <= 0) return 'expired';
@@ -52,8 +60,13 @@ export function groupIdentities(certs: readonly CertRecord[], now: Date): Identi
     list.sort((a, b) => b.issuedAt.getTime() - a.issuedAt.getTime() || (a.serial < b.serial ? -1 : 1));
     const current = list[0]!;
     identities.push({
-      role: current.role, name: current.name, spiffeId: current.spiffeId, current, history: list,
-      state: certificateState(current, now), lastRenewal: current.renewedFrom ? current.issuedAt : null,
+      role: current.role,
+      name: current.name,
+      spiffeId: current.spiffeId,
+      current,
+      history: list,
+      state: certificateState(current, now),
+      lastRenewal: current.renewedFrom ? current.issuedAt : null,
     });
   }
   return identities.sort((a, b) => a.role.localeCompare(b.role) || a.name.localeCompare(b.name));
@@ -68,14 +81,23 @@ export interface FleetFilter {
 
 export function filterIdentities(identities: readonly IdentityView[], filter: FleetFilter): IdentityView[] {
   const q = filter.q?.trim().toLowerCase();
-  return identities.filter((i) =>
-    (!filter.role || i.role === filter.role)
-    && (!filter.state || i.state === filter.state)
-    && (!q || i.name.toLowerCase().includes(q) || i.spiffeId.toLowerCase().includes(q) || i.history.some((c) => c.serial.includes(q))));
+  return identities.filter(
+    (i) =>
+      (!filter.role || i.role === filter.role) &&
+      (!filter.state || i.state === filter.state) &&
+      (!q ||
+        i.name.toLowerCase().includes(q) ||
+        i.spiffeId.toLowerCase().includes(q) ||
+        i.history.some((c) => c.serial.includes(q))),
+  );
 }
 
 /** Identities by role and state; `roles` lists every role that appears, sorted. */
-export function countByRoleAndState(identities: readonly IdentityView[]): { roles: string[]; counts: Map<string, Record<IdentityState, number>>; totals: Record<IdentityState, number> } {
+export function countByRoleAndState(identities: readonly IdentityView[]): {
+  roles: string[];
+  counts: Map<string, Record<IdentityState, number>>;
+  totals: Record<IdentityState, number>;
+} {
   const counts = new Map<string, Record<IdentityState, number>>();
   const totals = { active: 0, expiring: 0, expired: 0, revoked: 0 };
   for (const i of identities) {
@@ -91,7 +113,11 @@ export function countByRoleAndState(identities: readonly IdentityView[]): { role
  * Current, unrevoked, unexpired certificates by the day they expire: bucket 0 is the next 24 h
  * from `now`, bucket 29 the 30th day. Later expiries are counted in `later`.
  */
-export function expiryBuckets(identities: readonly IdentityView[], now: Date, days = 30): { buckets: number[]; later: number } {
+export function expiryBuckets(
+  identities: readonly IdentityView[],
+  now: Date,
+  days = 30,
+): { buckets: number[]; later: number } {
   const buckets = new Array<number>(days).fill(0);
   let later = 0;
   for (const i of identities) {
@@ -110,7 +136,11 @@ export interface IssuanceRate {
 }
 
 /** Certificates issued in each window before `now`: first enrollments and renewals apart. */
-export function issuanceRates(certs: readonly CertRecord[], now: Date, windowsMs: readonly number[] = [DAY_MS, 7 * DAY_MS]): IssuanceRate[] {
+export function issuanceRates(
+  certs: readonly CertRecord[],
+  now: Date,
+  windowsMs: readonly number[] = [DAY_MS, 7 * DAY_MS],
+): IssuanceRate[] {
   return windowsMs.map((windowMs) => {
     const since = now.getTime() - windowMs;
     let enrolled = 0;

@@ -27,7 +27,14 @@ export function isSafeHtml(value: unknown): value is SafeHtml {
   return typeof value === 'object' && value !== null && trusted.has(value);
 }
 
-const ENTITIES: Record<string, string> = { '&': '&amp;', '<': '&lt;', '>': '&gt;', '"': '&quot;', "'": '&#39;', '`': '&#96;' };
+const ENTITIES: Record<string, string> = {
+  '&': '&amp;',
+  '<': '&lt;',
+  '>': '&gt;',
+  '"': '&quot;',
+  "'": '&#39;',
+  '`': '&#96;',
+};
 
 /** Escapes & < > " ' and backtick: safe in element text and in single- or double-quoted attributes. */
 export function escapeHtml(text: string): string {
@@ -61,10 +68,14 @@ export function renderDocument(doc: SafeHtml): string {
  * A same-origin URL under /dashboard/: path segments are percent-encoded one by one and query
  * values go through URLSearchParams, so request data can never change the scheme or the host.
  */
-export function dashboardUrl(segments: readonly string[], query: Record<string, string | number | undefined | null> = {}): string {
+export function dashboardUrl(
+  segments: readonly string[],
+  query: Record<string, string | number | undefined | null> = {},
+): string {
   const path = `/dashboard/${segments.map((s) => encodeURIComponent(s)).join('/')}`;
   const params = new URLSearchParams();
-  for (const [key, value] of Object.entries(query)) if (value !== undefined && value !== null && value !== '') params.set(key, String(value));
+  for (const [key, value] of Object.entries(query))
+    if (value !== undefined && value !== null && value !== '') params.set(key, String(value));
   const qs = params.toString();
   return qs ? `${path}?${qs}` : path;
 }

@@ -12,7 +12,12 @@ import type { IdentityView } from './fleet-model.js';
 
 export type RatingOrNone = PostureRating | 'none';
 export const RATINGS: readonly RatingOrNone[] = ['good', 'fair', 'poor', 'none'];
-export const RATING_LABELS: Record<RatingOrNone, string> = { good: 'Good', fair: 'Fair', poor: 'Poor', none: 'No report' };
+export const RATING_LABELS: Record<RatingOrNone, string> = {
+  good: 'Good',
+  fair: 'Fair',
+  poor: 'Poor',
+  none: 'No report',
+};
 
 /** An identity's latest report, as the store summarises it. */
 export interface LatestScore {
@@ -25,7 +30,10 @@ export type ScoreIndex = ReadonlyMap<string, LatestScore>;
 
 /** What "Report older than" offers. */
 export const STALE_CHOICES: ReadonlyArray<{ value: string; label: string }> = [
-  { value: '1h', label: '1 hour' }, { value: '2h', label: '2 hours' }, { value: '24h', label: '24 hours' }, { value: '7d', label: '7 days' },
+  { value: '1h', label: '1 hour' },
+  { value: '2h', label: '2 hours' },
+  { value: '24h', label: '24 hours' },
+  { value: '7d', label: '7 days' },
 ];
 
 export interface PostureFilterInput {
@@ -50,9 +58,17 @@ export function readPostureFilter(params: URLSearchParams): PostureFilterInput {
   }
   if (staleText !== '') {
     if (STALE_CHOICES.some((c) => c.value === staleText)) query.staleMs = parseDurationMs(staleText)!;
-    else problems.push(`"Report older than" must be one of ${STALE_CHOICES.map((c) => c.value).join(', ')}; "${staleText}" was ignored.`);
+    else
+      problems.push(
+        `"Report older than" must be one of ${STALE_CHOICES.map((c) => c.value).join(', ')}; "${staleText}" was ignored.`,
+      );
   }
-  return { below: query.below === undefined ? '' : String(query.below), stale: query.staleMs === undefined ? '' : staleText, query, problems };
+  return {
+    below: query.below === undefined ? '' : String(query.below),
+    stale: query.staleMs === undefined ? '' : staleText,
+    query,
+    problems,
+  };
 }
 
 export function hasPostureFilter(query: PostureQuery): boolean {
@@ -63,7 +79,12 @@ export function hasPostureFilter(query: PostureQuery): boolean {
  * Identities the posture filters select. Only those expected to report take part: a revoked or
  * expired identity can no longer report and the CA's own are not machines, as in fleetPosture.
  */
-export function filterByPosture(identities: readonly IdentityView[], scores: ScoreIndex, query: PostureQuery, now: Date): IdentityView[] {
+export function filterByPosture(
+  identities: readonly IdentityView[],
+  scores: ScoreIndex,
+  query: PostureQuery,
+  now: Date,
+): IdentityView[] {
   if (!hasPostureFilter(query)) return [...identities];
   return identities.filter((i) => {
     if (i.state === 'revoked' || i.state === 'expired' || SELF_RENEWED_ROLES.has(i.role)) return false;
@@ -87,5 +108,7 @@ const VERDICT_ORDER = { fail: 0, unknown: 1, pass: 2 } as const;
 
 /** Failing checks first, then those that could not tell, then passing ones; heaviest first within each. */
 export function checksFailingFirst(checks: readonly CheckResult[]): CheckResult[] {
-  return [...checks].sort((a, b) => VERDICT_ORDER[a.verdict] - VERDICT_ORDER[b.verdict] || b.weight - a.weight || a.id.localeCompare(b.id));
+  return [...checks].sort(
+    (a, b) => VERDICT_ORDER[a.verdict] - VERDICT_ORDER[b.verdict] || b.weight - a.weight || a.id.localeCompare(b.id),
+  );
 }

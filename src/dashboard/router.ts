@@ -24,7 +24,18 @@ import { fleetPage } from './pages/fleet.js';
 import { identityPage } from './pages/identity.js';
 import { overviewPage } from './pages/overview.js';
 import { revokeAction, revokeConfirmPage } from './pages/revoke.js';
-import { createSecretAction, deleteAction, deleteConfirmPage, grantAction, MAX_SECRET_FORM_BYTES, readSecretForm, readSubject, secretPage, secretsPage, ungrantAction } from './pages/secrets.js';
+import {
+  createSecretAction,
+  deleteAction,
+  deleteConfirmPage,
+  grantAction,
+  MAX_SECRET_FORM_BYTES,
+  readSecretForm,
+  readSubject,
+  secretPage,
+  secretsPage,
+  ungrantAction,
+} from './pages/secrets.js';
 import { createTokenAction, readTokenForm, revokeTokenAction, tokensPage } from './pages/tokens.js';
 
 export const DASHBOARD_PREFIX = '/dashboard';
@@ -41,7 +52,10 @@ export function isDashboardPath(path: string): boolean {
 }
 
 /** The dashboard on the CA's HTTPS listener: startCaServer({ mounts: [dashboardMount] }). */
-export const dashboardMount: CaMount = { owns: isDashboardPath, route: (scope, method, url) => routeDashboardRequest(scope, method, url) };
+export const dashboardMount: CaMount = {
+  owns: isDashboardPath,
+  route: (scope, method, url) => routeDashboardRequest(scope, method, url),
+};
 
 export async function routeDashboardRequest(scope: RequestScope, method: string, url: URL): Promise<void> {
   const path = url.pathname;
@@ -58,7 +72,12 @@ export async function routeDashboardRequest(scope: RequestScope, method: string,
     const { actor, record } = await requireAdmin(scope, method, path, 'the dashboard');
     const now = scope.authority.now();
     ctx = {
-      scope, url, admin: record, actor, now, viewer: { spiffeId: record.spiffeId, serial: record.serial },
+      scope,
+      url,
+      admin: record,
+      actor,
+      now,
+      viewer: { spiffeId: record.spiffeId, serial: record.serial },
       csrfToken: issueCsrfToken(dashboardCsrfKey(scope), record.fingerprint, now),
     };
   } catch (err) {
@@ -82,14 +101,15 @@ async function dispatch(ctx: DashboardContext, method: string, url: URL): Promis
   const { res } = ctx.scope;
   const show = (doc: SafeHtml, status = 200) => sendHtml(res, status, doc);
   const only = (allowed: 'GET' | 'POST') => {
-    if (allowed === 'GET' ? !get : method !== 'POST') throw new MethodNotAllowed(allowed === 'GET' ? 'GET, HEAD' : 'POST');
+    if (allowed === 'GET' ? !get : method !== 'POST')
+      throw new MethodNotAllowed(allowed === 'GET' ? 'GET, HEAD' : 'POST');
   };
   let m: string[] | null;
 
   try {
-    if (match(rest, [''])) return only('GET'), show(await overviewPage(ctx));
-    if (match(rest, ['fleet'])) return only('GET'), show(await fleetPage(ctx));
-    if ((m = match(rest, ['identity', '*', '*']))) return only('GET'), show(await identityPage(ctx, m[0]!, m[1]!));
+    if (match(rest, [''])) return (only('GET'), show(await overviewPage(ctx)));
+    if (match(rest, ['fleet'])) return (only('GET'), show(await fleetPage(ctx)));
+    if ((m = match(rest, ['identity', '*', '*']))) return (only('GET'), show(await identityPage(ctx, m[0]!, m[1]!)));
     if ((m = match(rest, ['certs', '*', 'revoke']))) {
       if (get) return show(await revokeConfirmPage(ctx, m[0]!));
       only('POST');
@@ -118,20 +138,28 @@ async function dispatch(ctx: DashboardContext, method: string, url: URL): Promis
     if (match(rest, ['secrets'])) {
       if (get) return show(await secretsPage(ctx));
       only('POST');
-      return action(ctx, method, async (form) => {
-        const values = readSecretForm(form);
-        try {
-          redirect(res, await createSecretAction(ctx, values));
-        } catch (err) {
-          if (!isGatehouseError(err) || !err.spec.expose || err.spec.http >= 500) throw err;
-          // Shown with the name and grants as filled in, never the value (the service's messages never hold it).
-          show(await secretsPage(ctx, { form: { name: values.name, grants: values.grants }, error: err.message }), err.spec.http);
-          return err.spec.http;
-        }
-        return 303;
-      }, Math.max(ctx.scope.maxBodyBytes, MAX_SECRET_FORM_BYTES));
+      return action(
+        ctx,
+        method,
+        async (form) => {
+          const values = readSecretForm(form);
+          try {
+            redirect(res, await createSecretAction(ctx, values));
+          } catch (err) {
+            if (!isGatehouseError(err) || !err.spec.expose || err.spec.http >= 500) throw err;
+            // Shown with the name and grants as filled in, never the value (the service's messages never hold it).
+            show(
+              await secretsPage(ctx, { form: { name: values.name, grants: values.grants }, error: err.message }),
+              err.spec.http,
+            );
+            return err.spec.http;
+          }
+          return 303;
+        },
+        Math.max(ctx.scope.maxBodyBytes, MAX_SECRET_FORM_BYTES),
+      );
     }
-    if ((m = match(rest, ['secrets', '*']))) return only('GET'), show(await secretPage(ctx, m[0]!));
+    if ((m = match(rest, ['secrets', '*']))) return (only('GET'), show(await secretPage(ctx, m[0]!)));
     if ((m = match(rest, ['secrets', '*', 'grant']))) {
       only('POST');
       return action(ctx, method, async (form) => {
@@ -171,18 +199,36 @@ async function dispatch(ctx: DashboardContext, method: string, url: URL): Promis
  * form's CSRF token. Refusals are audited as ca.admin_refused and every attempted action as
  * ca.admin_call (like the admin API), next to the event the Authority records for the change itself.
  */
-async function action(ctx: DashboardContext, method: string, run: (form: URLSearchParams) => Promise<number | void>, maxBodyBytes = ctx.scope.maxBodyBytes): Promise<void> {
+async function action(
+  ctx: DashboardContext,
+  method: string,
+  run: (form: URLSearchParams) => Promise<number | void>,
+  maxBodyBytes = ctx.scope.maxBodyBytes,
+): Promise<void> {
   const { scope } = ctx;
   const path = ctx.url.pathname;
   const audit = (type: 'ca.admin_call' | 'ca.admin_refused', details: Record<string, unknown>) =>
-    scope.authority.store.appendAudit([{ time: scope.authority.now(), type, actor: ctx.actor, requestId: scope.requestId, details: { method, path, via: 'dashboard', ...details } }]);
+    scope.authority.store.appendAudit([
+      {
+        time: scope.authority.now(),
+        type,
+        actor: ctx.actor,
+        requestId: scope.requestId,
+        details: { method, path, via: 'dashboard', ...details },
+      },
+    ]);
 
   const origin = checkFetchMetadata(scope.req.headers);
   let form: URLSearchParams | null = null;
   let refusal = origin.ok ? null : origin.reason;
   if (!refusal) {
     form = await readFormBody(scope.req, maxBodyBytes);
-    const token = verifyCsrfToken(dashboardCsrfKey(scope), ctx.admin.fingerprint, form.get(CSRF_FIELD), scope.authority.now());
+    const token = verifyCsrfToken(
+      dashboardCsrfKey(scope),
+      ctx.admin.fingerprint,
+      form.get(CSRF_FIELD),
+      scope.authority.now(),
+    );
     if (!token.ok) refusal = token.reason;
   } else {
     scope.req.resume();
@@ -210,14 +256,30 @@ class MethodNotAllowed extends Error {
 
 function sendMethodNotAllowed(scope: RequestScope, ctx: DashboardContext | null, allow: string): void {
   const path = new URL(scope.req.url ?? '/', 'https://ca.invalid').pathname;
-  sendHtml(scope.res, 405, errorPage(ctx?.viewer ?? null, 405, 'GH_METHOD_NOT_ALLOWED', `${scope.req.method} is not allowed on ${path}; use ${allow}.`, scope.requestId), { allow });
+  sendHtml(
+    scope.res,
+    405,
+    errorPage(
+      ctx?.viewer ?? null,
+      405,
+      'GH_METHOD_NOT_ALLOWED',
+      `${scope.req.method} is not allowed on ${path}; use ${allow}.`,
+      scope.requestId,
+    ),
+    { allow },
+  );
 }
 
 function sendHtmlError(ctx: DashboardContext, err: unknown): void {
   const { scope } = ctx;
   const error = toGatehouseError(err);
   const spec = error.spec;
-  (spec.expose ? scope.logger.info : scope.logger.error)('ca.request_failed', { requestId: scope.requestId, code: error.code, err: error, details: error.details });
+  (spec.expose ? scope.logger.info : scope.logger.error)('ca.request_failed', {
+    requestId: scope.requestId,
+    code: error.code,
+    err: error,
+    details: error.details,
+  });
   if (scope.res.headersSent) {
     scope.res.destroy();
     return;

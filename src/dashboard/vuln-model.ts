@@ -10,9 +10,16 @@ import type { IdentityView } from './fleet-model.js';
 
 /** What "Advisory severity" offers: at least one advisory of this severity or worse. */
 export const SEVERITY_FILTERS = ['critical', 'high', 'medium', 'low'] as const;
-export type SeverityFilter = typeof SEVERITY_FILTERS[number];
+export type SeverityFilter = (typeof SEVERITY_FILTERS)[number];
 
-export const SEVERITY_LABELS: Record<Severity, string> = { critical: 'Critical', high: 'High', medium: 'Medium', low: 'Low', none: 'None', unknown: 'Unknown' };
+export const SEVERITY_LABELS: Record<Severity, string> = {
+  critical: 'Critical',
+  high: 'High',
+  medium: 'Medium',
+  low: 'Low',
+  none: 'None',
+  unknown: 'Unknown',
+};
 
 /** Longer than any advisory ID or alias (OSV IDs are short): more is ignored and said. */
 export const MAX_ADVISORY_QUERY = 100;
@@ -39,7 +46,10 @@ export function readVulnFilter(params: URLSearchParams): VulnFilterInput {
   const severity = params.get('severity') ?? '';
   const problems: string[] = [];
   const result: VulnFilterInput = { advisory: '', severity: '', problems };
-  if (advisory.length > MAX_ADVISORY_QUERY) problems.push(`"Affected by advisory" takes one advisory ID of at most ${MAX_ADVISORY_QUERY} characters; the value given was ignored.`);
+  if (advisory.length > MAX_ADVISORY_QUERY)
+    problems.push(
+      `"Affected by advisory" takes one advisory ID of at most ${MAX_ADVISORY_QUERY} characters; the value given was ignored.`,
+    );
   else result.advisory = advisory;
   if (severity !== '') {
     if ((SEVERITY_FILTERS as readonly string[]).includes(severity)) result.severity = severity as SeverityFilter;
@@ -74,18 +84,28 @@ export function atLeast(severity: Severity, floor: SeverityFilter): boolean {
  * Identities the advisory filters select: only those with a matching advisory, so only active
  * ones that reported (as `fleetVulns` lists them). Without a filter, all of `identities`.
  */
-export function filterByVulns(identities: readonly IdentityView[], index: VulnIndex, filter: Pick<VulnFilterInput, 'advisory' | 'severity'>): IdentityView[] {
+export function filterByVulns(
+  identities: readonly IdentityView[],
+  index: VulnIndex,
+  filter: Pick<VulnFilterInput, 'advisory' | 'severity'>,
+): IdentityView[] {
   if (!filter.advisory && !filter.severity) return [...identities];
   return identities.filter((i) => {
     const vulns = index.get(i.spiffeId) ?? [];
-    return (!filter.advisory || vulns.some((v) => isKnownAs(v, filter.advisory)))
-      && (!filter.severity || vulns.some((v) => atLeast(v.severity, filter.severity as SeverityFilter)));
+    return (
+      (!filter.advisory || vulns.some((v) => isKnownAs(v, filter.advisory))) &&
+      (!filter.severity || vulns.some((v) => atLeast(v.severity, filter.severity as SeverityFilter)))
+    );
   });
 }
 
 /** The most severe of an identity's advisories (the index keeps them most severe first). */
 export function worstSeverity(vulns: readonly IdentityVuln[]): Severity | null {
-  return vulns.reduce<Severity | null>((worst, v) => (worst === null || SEVERITY_ORDER.indexOf(v.severity) < SEVERITY_ORDER.indexOf(worst) ? v.severity : worst), null);
+  return vulns.reduce<Severity | null>(
+    (worst, v) =>
+      worst === null || SEVERITY_ORDER.indexOf(v.severity) < SEVERITY_ORDER.indexOf(worst) ? v.severity : worst,
+    null,
+  );
 }
 
 /** Identities with at least one advisory of `floor` or worse. */

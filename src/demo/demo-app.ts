@@ -17,7 +17,9 @@ export async function startDemoApp(host = '127.0.0.1', port = 0): Promise<DemoAp
   const server: Server = createServer((req, res) => {
     const name = req.headers['x-client-name'];
     const lines = [
-      typeof name === 'string' ? `Welcome ${name}. We've been expecting you.` : 'Hello, stranger: no identity header arrived.',
+      typeof name === 'string'
+        ? `Welcome ${name}. We've been expecting you.`
+        : 'Hello, stranger: no identity header arrived.',
       '',
       'Headers this app received:',
     ];
@@ -29,6 +31,10 @@ export async function startDemoApp(host = '127.0.0.1', port = 0): Promise<DemoAp
   await listenOn(server, { listen: `${host}:${port}`, host, port, what: "the demo's app" });
   return {
     url: `http://${host}:${(server.address() as AddressInfo).port}`,
-    close: () => new Promise<void>((resolve) => { server.closeAllConnections(); server.close(() => resolve()); }),
+    close: () =>
+      new Promise<void>((resolve) => {
+        server.closeAllConnections();
+        server.close(() => resolve());
+      }),
   };
 }

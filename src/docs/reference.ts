@@ -25,7 +25,9 @@ export function cliReference(): string {
 }
 
 export function errorReference(): string {
-  const rows = Object.entries(ERRORS).map(([code, s]) => `| \`${code}\` | ${s.http} | ${s.exit} | ${s.expose ? 'yes' : 'no'} | ${s.summary} | ${s.fix} |`);
+  const rows = Object.entries(ERRORS).map(
+    ([code, s]) => `| \`${code}\` | ${s.http} | ${s.exit} | ${s.expose ? 'yes' : 'no'} | ${s.summary} | ${s.fix} |`,
+  );
   return [
     '# Error reference',
     GENERATED,
@@ -45,7 +47,9 @@ export function errorReference(): string {
     '',
     '| code | HTTP | closes | meaning |',
     '|---|---|---|---|',
-    ...Object.entries(GATEWAY_REFUSALS).map(([code, r]) => `| \`${code}\` | ${r.status} | ${r.closes ? 'yes' : 'no'} | ${r.summary} |`),
+    ...Object.entries(GATEWAY_REFUSALS).map(
+      ([code, r]) => `| \`${code}\` | ${r.status} | ${r.closes ? 'yes' : 'no'} | ${r.summary} |`,
+    ),
     '',
     '## Audit events',
     '',

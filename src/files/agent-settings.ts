@@ -22,8 +22,11 @@ export function readAgentSettings(dir: string): AgentSettings | null {
   if (!existsSync(path)) return null;
   try {
     const parsed = JSON.parse(readFileSync(path, 'utf8')) as Partial<AgentSettings>;
-    if (typeof parsed.caUrl !== 'string' || typeof parsed.rootFingerprint !== 'string') throw new Error('missing caUrl or rootFingerprint');
-    const caRoots = Array.isArray(parsed.caRoots) ? parsed.caRoots.filter((f): f is string => typeof f === 'string' && /^[0-9a-f]{64}$/.test(f)) : undefined;
+    if (typeof parsed.caUrl !== 'string' || typeof parsed.rootFingerprint !== 'string')
+      throw new Error('missing caUrl or rootFingerprint');
+    const caRoots = Array.isArray(parsed.caRoots)
+      ? parsed.caRoots.filter((f): f is string => typeof f === 'string' && /^[0-9a-f]{64}$/.test(f))
+      : undefined;
     return { caUrl: parsed.caUrl, rootFingerprint: parsed.rootFingerprint, ...(caRoots ? { caRoots } : {}) };
   } catch (cause) {
     throw new GatehouseError('GH_CONFIG_INVALID', `${path} is unreadable: ${(cause as Error).message}`, { cause });

@@ -21,7 +21,11 @@ export function writeNewFile(path: string, data: string | Buffer, mode: number):
   } catch (cause) {
     if (fd !== undefined) closeQuietly(fd);
     if (fd !== undefined) rmSync(path, { force: true });
-    throw new GatehouseError('GH_FILE_IO', `cannot write ${path}: ${(cause as NodeJS.ErrnoException).code ?? (cause as Error).message}`, { cause });
+    throw new GatehouseError(
+      'GH_FILE_IO',
+      `cannot write ${path}: ${(cause as NodeJS.ErrnoException).code ?? (cause as Error).message}`,
+      { cause },
+    );
   }
   closeSync(fd);
 }
@@ -33,7 +37,9 @@ export function writeFileAtomic(path: string, data: string | Buffer, mode = 0o64
     renameSync(temp, path);
   } catch (cause) {
     rmSync(temp, { force: true });
-    throw new GatehouseError('GH_FILE_IO', `cannot replace ${path}: ${(cause as NodeJS.ErrnoException).code}`, { cause });
+    throw new GatehouseError('GH_FILE_IO', `cannot replace ${path}: ${(cause as NodeJS.ErrnoException).code}`, {
+      cause,
+    });
   }
   fsyncDir(dirname(path));
 }
@@ -41,7 +47,11 @@ export function writeFileAtomic(path: string, data: string | Buffer, mode = 0o64
 export function fsyncDir(dir: string): void {
   try {
     const fd = openSync(dir, constants.O_RDONLY);
-    try { fsyncSync(fd); } finally { closeSync(fd); }
+    try {
+      fsyncSync(fd);
+    } finally {
+      closeSync(fd);
+    }
   } catch {
     // Some filesystems refuse fsync on directories; the rename itself is still atomic.
   }
@@ -54,5 +64,9 @@ function writeAll(fd: number, data: string | Buffer): void {
 }
 
 function closeQuietly(fd: number): void {
-  try { closeSync(fd); } catch { /* already failing */ }
+  try {
+    closeSync(fd);
+  } catch {
+    /* already failing */
+  }
 }

@@ -8,7 +8,11 @@ import { hostname } from 'node:os';
 import { writeNewFile } from './atomic-write.js';
 
 /** `busy` builds the error for a lock another live process holds, from what its file says. */
-export async function withDirLock<T>(path: string, busy: (holder: { pid?: number; host?: string; since?: string }) => Error, fn: () => Promise<T>): Promise<T> {
+export async function withDirLock<T>(
+  path: string,
+  busy: (holder: { pid?: number; host?: string; since?: string }) => Error,
+  fn: () => Promise<T>,
+): Promise<T> {
   const mine = JSON.stringify({ pid: process.pid, host: hostname(), since: new Date().toISOString() });
   for (let attempt = 0; ; attempt++) {
     try {

@@ -31,7 +31,9 @@ export function ensurePrivateDir(dir: string): void {
     mkdirSync(dir, { recursive: true, mode: 0o700 });
     chmodSync(dir, 0o700);
   } catch (cause) {
-    throw new GatehouseError('GH_FILE_IO', `cannot create directory ${dir}: ${(cause as NodeJS.ErrnoException).code}`, { cause });
+    throw new GatehouseError('GH_FILE_IO', `cannot create directory ${dir}: ${(cause as NodeJS.ErrnoException).code}`, {
+      cause,
+    });
   }
 }
 
@@ -77,13 +79,24 @@ export function readIdentityDir(dir: string): IdentityFiles {
   recoverIdentityDir(dir);
   const paths = identityPaths(dir);
   if (!existsSync(paths.cert) || !existsSync(paths.key)) {
-    throw new GatehouseError('GH_AGENT_NOT_ENROLLED', `no identity in ${dir} (expected ${IDENTITY_FILES.cert} and ${IDENTITY_FILES.key}); run \`gatehouse agent enroll\``);
+    throw new GatehouseError(
+      'GH_AGENT_NOT_ENROLLED',
+      `no identity in ${dir} (expected ${IDENTITY_FILES.cert} and ${IDENTITY_FILES.key}); run \`gatehouse agent enroll\``,
+    );
   }
   assertPrivateFile(paths.key);
   try {
-    return { keyPem: readFileSync(paths.key, 'utf8'), certPem: readFileSync(paths.cert, 'utf8'), caPem: existsSync(paths.ca) ? readFileSync(paths.ca, 'utf8') : '' };
+    return {
+      keyPem: readFileSync(paths.key, 'utf8'),
+      certPem: readFileSync(paths.cert, 'utf8'),
+      caPem: existsSync(paths.ca) ? readFileSync(paths.ca, 'utf8') : '',
+    };
   } catch (cause) {
-    throw new GatehouseError('GH_FILE_IO', `cannot read the identity in ${dir}: ${(cause as NodeJS.ErrnoException).code}`, { cause });
+    throw new GatehouseError(
+      'GH_FILE_IO',
+      `cannot read the identity in ${dir}: ${(cause as NodeJS.ErrnoException).code}`,
+      { cause },
+    );
   }
 }
 
@@ -94,9 +107,14 @@ export function assertPrivateFile(path: string): void {
     mode = statSync(path).mode & 0o777;
   } catch (cause) {
     const code = (cause as NodeJS.ErrnoException).code;
-    throw new GatehouseError(code === 'ENOENT' ? 'GH_CA_NOT_FOUND' : 'GH_FILE_IO', `cannot read ${path}: ${code}`, { cause });
+    throw new GatehouseError(code === 'ENOENT' ? 'GH_CA_NOT_FOUND' : 'GH_FILE_IO', `cannot read ${path}: ${code}`, {
+      cause,
+    });
   }
   if ((mode & 0o077) !== 0) {
-    throw new GatehouseError('GH_CA_DIR_PERMS', `${path} has mode ${mode.toString(8).padStart(4, '0')}; private keys must not be readable by others (chmod 600 ${path})`);
+    throw new GatehouseError(
+      'GH_CA_DIR_PERMS',
+      `${path} has mode ${mode.toString(8).padStart(4, '0')}; private keys must not be readable by others (chmod 600 ${path})`,
+    );
   }
 }

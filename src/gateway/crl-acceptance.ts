@@ -36,10 +36,14 @@ export class CrlIssuers {
   private readonly signerCount: number;
 
   constructor(bundle: TrustBundleInput | readonly CertificateInfo[], signers: readonly CertificateInfo[] = []) {
-    const certs = typeof bundle === 'string' ? parseCertificatePem(bundle)
-      : Buffer.isBuffer(bundle) ? parseCertificatePem(bundle.toString('latin1'))
-        : bundle.map((item) => (Buffer.isBuffer(item) ? parseCertificate(item) : item));
-    if (certs.length === 0) throw new GatehouseError('GH_CONFIG_INVALID', 'the trust bundle for CRL signatures holds no certificate');
+    const certs =
+      typeof bundle === 'string'
+        ? parseCertificatePem(bundle)
+        : Buffer.isBuffer(bundle)
+          ? parseCertificatePem(bundle.toString('latin1'))
+          : bundle.map((item) => (Buffer.isBuffer(item) ? parseCertificate(item) : item));
+    if (certs.length === 0)
+      throw new GatehouseError('GH_CONFIG_INVALID', 'the trust bundle for CRL signatures holds no certificate');
     this.bundle = certs;
     this.signerCount = signers.length;
     // Bundle certificates first: a signer certificate never shadows a trust anchor.
@@ -59,7 +63,10 @@ export class CrlIssuers {
     const candidates = this.byName.get(crl.issuerNameDer.toString('hex')) ?? [];
     if (candidates.length === 0) {
       const nor = this.signerCount > 0 ? ' nor a signer certificate of the source' : '';
-      throw new GatehouseError('GH_CRL_SIGNATURE', `CRL issuer "${formatDn(crl.issuer)}" is not a CA of the trust bundle${nor}`);
+      throw new GatehouseError(
+        'GH_CRL_SIGNATURE',
+        `CRL issuer "${formatDn(crl.issuer)}" is not a CA of the trust bundle${nor}`,
+      );
     }
     let lastError: unknown;
     for (const cert of candidates) {
@@ -78,7 +85,11 @@ export function acceptCrl(raw: Buffer | ParsedCrl, issuers: CrlIssuers, graceMs:
   const crl = Buffer.isBuffer(raw) ? parseCrl(raw) : raw;
   const issuer = issuers.signerOf(crl);
   // RFC 5280 §5.1.2.5 requires nextUpdate; without it there is no way to tell a stale CRL.
-  if (!crl.nextUpdate) throw new GatehouseError('GH_CRL_INVALID', 'CRL has no nextUpdate, so its staleness cannot be judged (RFC 5280 §5.1.2.5)');
+  if (!crl.nextUpdate)
+    throw new GatehouseError(
+      'GH_CRL_INVALID',
+      'CRL has no nextUpdate, so its staleness cannot be judged (RFC 5280 §5.1.2.5)',
+    );
   return {
     crl,
     issuer,
@@ -101,7 +112,11 @@ export function issuerIdOf(loaded: Pick<LoadedCrl, 'issuerKey' | 'issuerKeyId'>)
  * Refuses a CRL older than the one in force (or last seen) for the same issuer: a replayed old
  * CRL would un-revoke everything revoked since (RFC 5280 §5.2.3: CRL numbers only increase).
  */
-export function assertNotOlder(next: LoadedCrl, current: Pick<LoadedCrl, 'crl' | 'issuerKey' | 'issuerKeyId'> | null, believedAs = 'the CRL in force'): void {
+export function assertNotOlder(
+  next: LoadedCrl,
+  current: Pick<LoadedCrl, 'crl' | 'issuerKey' | 'issuerKeyId'> | null,
+  believedAs = 'the CRL in force',
+): void {
   if (!current || issuerIdOf(current) !== issuerIdOf(next)) return;
   assertCrlNotOlder(next.crl, current.crl, believedAs);
 }

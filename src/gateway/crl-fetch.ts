@@ -33,32 +33,42 @@ export function fetchCrlBytes(url: URL, limits: FetchLimits): Promise<Buffer> {
   const get = url.protocol === 'https:' ? httpsGet : httpGet;
   return new Promise<Buffer>((resolve, reject) => {
     const fail = (why: string, cause?: unknown) => reject(new Error(why, cause === undefined ? undefined : { cause }));
-    const req = get(url, {
-      agent: false, // one connection per refresh, nothing left open after close()
-      headers: { accept: 'application/pkix-crl, application/x-pem-file;q=0.5' },
-      ...(url.protocol === 'https:' && limits.ca ? { ca: limits.ca } : {}),
-      ...(limits.signal ? { signal: limits.signal } : {}),
-    }, (res: IncomingMessage) => {
-      if (res.statusCode !== 200) {
-        res.resume();
-        fail(`HTTP ${res.statusCode} ${res.statusMessage ?? ''}`.trim());
-        return;
-      }
-      const chunks: Buffer[] = [];
-      let size = 0;
-      res.on('data', (chunk: Buffer) => {
-        size += chunk.length;
-        if (size > limits.maxBytes) req.destroy(new Error(`the answer is larger than the ${limits.maxBytes}-byte limit`));
-        else chunks.push(chunk);
-      });
-      res.on('end', () => resolve(Buffer.concat(chunks)));
-      res.on('error', (err) => fail(err.message, err));
-    });
+    const req = get(
+      url,
+      {
+        agent: false, // one connection per refresh, nothing left open after close()
+        headers: { accept: 'application/pkix-crl, application/x-pem-file;q=0.5' },
+        ...(url.protocol === 'https:' && limits.ca ? { ca: limits.ca } : {}),
+        ...(limits.signal ? { signal: limits.signal } : {}),
+      },
+      (res: IncomingMessage) => {
+        if (res.statusCode !== 200) {
+          res.resume();
+          fail(`HTTP ${res.statusCode} ${res.statusMessage ?? ''}`.trim());
+          return;
+        }
+        const chunks: Buffer[] = [];
+        let size = 0;
+        res.on('data', (chunk: Buffer) => {
+          size += chunk.length;
+          if (size > limits.maxBytes)
+            req.destroy(new Error(`the answer is larger than the ${limits.maxBytes}-byte limit`));
+          else chunks.push(chunk);
+        });
+        res.on('end', () => resolve(Buffer.concat(chunks)));
+        res.on('error', (err) => fail(err.message, err));
+      },
+    );
     // A whole-request deadline: a server trickling bytes would defeat an idle timeout.
-    const deadline = setTimeout(() => req.destroy(new Error(`no complete answer within ${limits.timeoutMs} ms`)), limits.timeoutMs);
+    const deadline = setTimeout(
+      () => req.destroy(new Error(`no complete answer within ${limits.timeoutMs} ms`)),
+      limits.timeoutMs,
+    );
     deadline.unref();
     req.on('close', () => clearTimeout(deadline));
-    req.on('error', (err: NodeJS.ErrnoException) => fail(err.code && !err.message.includes(err.code) ? `${err.code}: ${err.message}` : err.message, err));
+    req.on('error', (err: NodeJS.ErrnoException) =>
+      fail(err.code && !err.message.includes(err.code) ? `${err.code}: ${err.message}` : err.message, err),
+    );
   });
 }
 

@@ -19,7 +19,10 @@ export class CrlRefreshSchedule {
   private readonly retryMs = new Map<CrlSource, number>();
   private closed = false;
 
-  constructor(private readonly sources: readonly CrlSource[], private readonly options: { intervalMs: number; watchFiles: boolean; logger: Logger }) {}
+  constructor(
+    private readonly sources: readonly CrlSource[],
+    private readonly options: { intervalMs: number; watchFiles: boolean; logger: Logger },
+  ) {}
 
   start(): void {
     for (const source of this.sources) this.scheduleNext(source);
@@ -78,12 +81,20 @@ export class CrlRefreshSchedule {
       try {
         const watcher = watch(dir, { persistent: false }, onChange);
         watcher.on('error', (err) => {
-          this.options.logger.warn('gateway.crl_watch_failed', { dir, reason: err.message, effect: `refreshed every ${this.options.intervalMs} ms only` });
+          this.options.logger.warn('gateway.crl_watch_failed', {
+            dir,
+            reason: err.message,
+            effect: `refreshed every ${this.options.intervalMs} ms only`,
+          });
           watcher.close();
         });
         this.watchers.push(watcher);
       } catch (err) {
-        this.options.logger.warn('gateway.crl_watch_failed', { dir, reason: (err as Error).message, effect: `refreshed every ${this.options.intervalMs} ms only` });
+        this.options.logger.warn('gateway.crl_watch_failed', {
+          dir,
+          reason: (err as Error).message,
+          effect: `refreshed every ${this.options.intervalMs} ms only`,
+        });
       }
     }
   }

@@ -27,7 +27,10 @@ export interface CrlSetContext {
 
 /** A refused fetch, naming the CRL at fault when there is one. */
 export class CrlSetRefusal extends GatehouseError {
-  constructor(err: unknown, readonly crl: { block: number; issuer: string | null } | null) {
+  constructor(
+    err: unknown,
+    readonly crl: { block: number; issuer: string | null } | null,
+  ) {
     const inner = isGatehouseError(err) ? err : null;
     const reason = err instanceof Error ? err.message : String(err);
     const where = crl ? `CRL ${crl.block}${crl.issuer ? ` (issuer "${crl.issuer}")` : ''}: ` : '';
@@ -41,7 +44,13 @@ export function acceptCrlSet(raw: Buffer, context: CrlSetContext): LoadedCrl[] {
   const single = crls.length === 1 && certificates.length === 0;
   let issuers: CrlIssuers;
   try {
-    issuers = context.issuers.withSigners(usableSigners(certificates.map((der) => parseCertificate(der)), context.issuers.bundle, context.now));
+    issuers = context.issuers.withSigners(
+      usableSigners(
+        certificates.map((der) => parseCertificate(der)),
+        context.issuers.bundle,
+        context.now,
+      ),
+    );
   } catch (err) {
     throw new CrlSetRefusal(err, null);
   }
@@ -55,10 +64,17 @@ export function acceptCrlSet(raw: Buffer, context: CrlSetContext): LoadedCrl[] {
       // Two CRLs of one issuer in one answer: which one is current is the CA's call, not ours.
       if (byIssuer.has(id)) {
         const first = [...byIssuer.keys()].indexOf(id) + 1;
-        throw new GatehouseError('GH_CRL_INVALID', `the source holds two CRLs of this issuer (CRLs ${first} and ${i + 1}); publish one per CA`);
+        throw new GatehouseError(
+          'GH_CRL_INVALID',
+          `the source holds two CRLs of this issuer (CRLs ${first} and ${i + 1}); publish one per CA`,
+        );
       }
       byIssuer.set(id, loaded);
-      assertNotOlder(loaded, context.seen.get(id) ?? null, context.inForce.has(id) ? 'the CRL in force' : 'the CRL last seen from this issuer');
+      assertNotOlder(
+        loaded,
+        context.seen.get(id) ?? null,
+        context.inForce.has(id) ? 'the CRL in force' : 'the CRL last seen from this issuer',
+      );
       return loaded;
     } catch (err) {
       if (single) throw err;

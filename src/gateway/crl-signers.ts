@@ -15,7 +15,11 @@ import { signedBy } from '../pki/chain.js';
  * the first unusable one. A copy of a bundle certificate adds nothing and is skipped: the bundle
  * already decides about it, as it does today.
  */
-export function usableSigners(candidates: readonly CertificateInfo[], bundle: readonly CertificateInfo[], now: Date): CertificateInfo[] {
+export function usableSigners(
+  candidates: readonly CertificateInfo[],
+  bundle: readonly CertificateInfo[],
+  now: Date,
+): CertificateInfo[] {
   const inBundle = new Set(bundle.map((c) => c.fingerprint));
   const seen = new Set<string>();
   const usable: CertificateInfo[] = [];
@@ -23,7 +27,11 @@ export function usableSigners(candidates: readonly CertificateInfo[], bundle: re
     if (inBundle.has(cert.fingerprint) || seen.has(cert.fingerprint)) continue;
     seen.add(cert.fingerprint);
     const why = unusableBecause(cert, bundle, now);
-    if (why) throw new GatehouseError('GH_CRL_SIGNATURE', `signer certificate "${formatDn(cert.subject)}" (serial ${cert.serial}) cannot sign CRLs: ${why}`);
+    if (why)
+      throw new GatehouseError(
+        'GH_CRL_SIGNATURE',
+        `signer certificate "${formatDn(cert.subject)}" (serial ${cert.serial}) cannot sign CRLs: ${why}`,
+      );
     usable.push(cert);
   }
   return usable;
@@ -34,9 +42,11 @@ function unusableBecause(cert: CertificateInfo, bundle: readonly CertificateInfo
   if (!cert.isCa) return 'it is not a CA certificate (basicConstraints cA is not TRUE)';
   // RFC 5280 §4.2.1.3: when keyUsage is present, cRLSign must be asserted to verify CRLs.
   if (cert.keyUsage && !cert.keyUsage.includes('cRLSign')) return 'its keyUsage lacks cRLSign (RFC 5280 §4.2.1.3)';
-  if (now < cert.notBefore || now > cert.notAfter) return `it is not valid now (${cert.notBefore.toISOString()} – ${cert.notAfter.toISOString()})`;
+  if (now < cert.notBefore || now > cert.notAfter)
+    return `it is not valid now (${cert.notBefore.toISOString()} – ${cert.notAfter.toISOString()})`;
   // One link, directly under the bundle: the CA's CRL signers sit right under its root, and a
   // longer path would be chain building over untrusted input, more to get wrong for nothing.
-  if (!bundle.some((anchor) => anchor.isCa && signedBy(cert, anchor))) return 'it is not signed by a certificate of the trust bundle (tls.clientCa)';
+  if (!bundle.some((anchor) => anchor.isCa && signedBy(cert, anchor)))
+    return 'it is not signed by a certificate of the trust bundle (tls.clientCa)';
   return null;
 }

@@ -38,7 +38,10 @@ export class CrlSource {
   private inFlight: Promise<boolean> | null = null;
   private queued: Promise<boolean> | null = null;
 
-  constructor(readonly location: string, private readonly deps: CrlSourceDeps) {
+  constructor(
+    readonly location: string,
+    private readonly deps: CrlSourceDeps,
+  ) {
     this.kind = /^https?:\/\//i.test(location) ? 'url' : 'file';
     this.name = displaySource(location);
   }
@@ -67,7 +70,10 @@ export class CrlSource {
   private async attempt(): Promise<boolean> {
     let raw: Buffer;
     try {
-      raw = this.kind === 'url' ? await fetchCrlBytes(new URL(this.location), this.deps.limits) : await readCrlFile(this.location, this.deps.limits.maxBytes);
+      raw =
+        this.kind === 'url'
+          ? await fetchCrlBytes(new URL(this.location), this.deps.limits)
+          : await readCrlFile(this.location, this.deps.limits.maxBytes);
     } catch (err) {
       return this.fail('gateway.crl_unreachable', err);
     }
@@ -75,7 +81,13 @@ export class CrlSource {
     let next: LoadedCrl[];
     try {
       const inForce = new Set(this.crls.map(issuerIdOf));
-      next = acceptCrlSet(raw, { issuers: this.deps.issuers, graceMs: this.deps.graceMs, now: this.deps.now(), seen: this.seen, inForce });
+      next = acceptCrlSet(raw, {
+        issuers: this.deps.issuers,
+        graceMs: this.deps.graceMs,
+        now: this.deps.now(),
+        seen: this.seen,
+        inForce,
+      });
     } catch (err) {
       return this.fail('gateway.crl_refused', err);
     }
@@ -102,16 +114,24 @@ export class CrlSource {
       previous.delete(id);
       if (replaced?.crl.der.equals(crl.der)) continue; // the same CRL, re-sent in a changed bundle
       this.deps.logger.info('gateway.crl_loaded', {
-        source: this.name, issuer: loaded.issuerDn, crlNumber: crl.crlNumber, entries: crl.revoked.size,
-        thisUpdate: crl.thisUpdate.toISOString(), nextUpdate: crl.nextUpdate?.toISOString() ?? null, replaced: replaced?.crl.crlNumber ?? null,
+        source: this.name,
+        issuer: loaded.issuerDn,
+        crlNumber: crl.crlNumber,
+        entries: crl.revoked.size,
+        thisUpdate: crl.thisUpdate.toISOString(),
+        nextUpdate: crl.nextUpdate?.toISOString() ?? null,
+        replaced: replaced?.crl.crlNumber ?? null,
       });
     }
     // A CA that no longer publishes here (a retired intermediate whose leaves all expired):
     // its clients now get CRL_MISSING, which fails closed, so this is news, not an error.
     for (const dropped of previous.values()) {
       this.deps.logger.info('gateway.crl_dropped', {
-        source: this.name, issuer: dropped.issuerDn, crlNumber: dropped.crl.crlNumber,
-        effect: 'the source no longer holds a CRL of this issuer; its certificates are refused (CRL_MISSING) unless another source has one',
+        source: this.name,
+        issuer: dropped.issuerDn,
+        crlNumber: dropped.crl.crlNumber,
+        effect:
+          'the source no longer holds a CRL of this issuer; its certificates are refused (CRL_MISSING) unless another source has one',
       });
     }
   }
@@ -133,9 +153,15 @@ export class CrlSource {
     const reason = err instanceof Error ? err.message : String(err);
     this.lastError = reason;
     this.lastErrorAt = this.deps.now();
-    const kept = this.crls.map((l) => ({ issuer: l.issuerDn, crlNumber: l.crl.crlNumber, nextUpdate: l.crl.nextUpdate?.toISOString() }));
+    const kept = this.crls.map((l) => ({
+      issuer: l.issuerDn,
+      crlNumber: l.crl.crlNumber,
+      nextUpdate: l.crl.nextUpdate?.toISOString(),
+    }));
     const fields = {
-      source: this.name, code: isGatehouseError(err) ? err.code : null, reason,
+      source: this.name,
+      code: isGatehouseError(err) ? err.code : null,
+      reason,
       // Which CRL of a bundle was refused (its position and issuer), when one was.
       ...(err instanceof CrlSetRefusal && err.crl ? { crl: err.crl.block, issuer: err.crl.issuer } : {}),
       // One object for a one-CRL source, as before bundles; a list for a source of several.

@@ -11,12 +11,19 @@ export interface FileWatch {
   close(): void;
 }
 
-export function watchFiles(paths: readonly string[], onChange: () => void, options: { debounceMs?: number; pollMs?: number } = {}): FileWatch {
+export function watchFiles(
+  paths: readonly string[],
+  onChange: () => void,
+  options: { debounceMs?: number; pollMs?: number } = {},
+): FileWatch {
   const debounceMs = options.debounceMs ?? 250;
   let timer: NodeJS.Timeout | null = null;
   const fire = () => {
     if (timer) clearTimeout(timer);
-    timer = setTimeout(() => { timer = null; onChange(); }, debounceMs);
+    timer = setTimeout(() => {
+      timer = null;
+      onChange();
+    }, debounceMs);
     timer.unref();
   };
   const byDir = new Map<string, Set<string>>();

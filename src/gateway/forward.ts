@@ -45,8 +45,12 @@ const PAYLOAD_METHODS = new Set(['POST', 'PUT', 'PATCH']);
 export function forward(options: ForwardOptions): void {
   const { req, res, pool, framing, method } = options;
   const withBody = hasBody(framing);
-  const headers = withBody && framing.kind === 'length' ? [...options.headers, 'content-length', String(framing.length)]
-    : !withBody && PAYLOAD_METHODS.has(method) ? [...options.headers, 'content-length', '0'] : options.headers;
+  const headers =
+    withBody && framing.kind === 'length'
+      ? [...options.headers, 'content-length', String(framing.length)]
+      : !withBody && PAYLOAD_METHODS.has(method)
+        ? [...options.headers, 'content-length', '0']
+        : options.headers;
   const maxAttempts = withBody ? 1 : pool.targets.length;
 
   const attempt = (n: number): void => {
@@ -57,7 +61,9 @@ export function forward(options: ForwardOptions): void {
     /** The gateway answered the client itself (the app's 431); what undici reports next is moot. */
     let answeredHere = false;
     // The client went away: stop reading from the upstream, and the connection is not reused.
-    const onClientClose = () => { if (!res.writableFinished) controller?.abort(new Error('client closed the connection')); };
+    const onClientClose = () => {
+      if (!res.writableFinished) controller?.abort(new Error('client closed the connection'));
+    };
     res.once('close', onClientClose);
     const onDrain = () => controller?.resume();
     // A response that can have no body (to HEAD, 204, 304) is written whole once undici has
@@ -79,7 +85,10 @@ export function forward(options: ForwardOptions): void {
           answeredHere = true;
           res.off('close', onClientClose);
           c.abort(new Error('upstream refused the request head'));
-          options.onHeadTooLarge(target, headers.reduce((sum, part) => sum + Buffer.byteLength(part) + 2, 0));
+          options.onHeadTooLarge(
+            target,
+            headers.reduce((sum, part) => sum + Buffer.byteLength(part) + 2, 0),
+          );
           return;
         }
         const writeHead = () => writeUpstreamHead(res, statusCode, statusMessage ?? '', rawHeaderStrings(c.rawHeaders));
@@ -118,11 +127,17 @@ export function forward(options: ForwardOptions): void {
         else res.destroy();
       },
     };
-    target.dispatcher.dispatch({
-      path: `${target.basePath}${options.pathAndQuery}`, method, headers,
-      body: withBody ? (req as Readable) : null,
-      headersTimeout: options.timeoutMs, bodyTimeout: options.timeoutMs,
-    }, handler);
+    target.dispatcher.dispatch(
+      {
+        path: `${target.basePath}${options.pathAndQuery}`,
+        method,
+        headers,
+        body: withBody ? (req as Readable) : null,
+        headersTimeout: options.timeoutMs,
+        bodyTimeout: options.timeoutMs,
+      },
+      handler,
+    );
   };
   attempt(0);
 }
@@ -149,7 +164,12 @@ function writeUpstreamHead(res: ClientResponse, status: number, statusMessage: s
       const name = headers[i]!.toLowerCase();
       const value = headers[i + 1]!;
       const existing = grouped[name];
-      grouped[name] = existing === undefined ? value : name === 'set-cookie' ? [...[existing].flat(), value] : `${[existing].flat().join(', ')}, ${value}`;
+      grouped[name] =
+        existing === undefined
+          ? value
+          : name === 'set-cookie'
+            ? [...[existing].flat(), value]
+            : `${[existing].flat().join(', ')}, ${value}`;
     }
     res.writeHead(status, grouped);
   } else {

@@ -25,7 +25,14 @@ import type { CompiledPolicy } from '../policy/index.js';
 import type { PostureRequirement } from '../posture/requirement.js';
 import type { GatewayConfig, RouteConfig } from './config.js';
 import { splitHostPort, urlHost } from '../config/listen.js';
-import { sendRefusal, writeRefusalToSocket, refusalClosesConnection, refusalDecision, refusalStatus, type RefusalReason } from './refusal.js';
+import {
+  sendRefusal,
+  writeRefusalToSocket,
+  refusalClosesConnection,
+  refusalDecision,
+  refusalStatus,
+  type RefusalReason,
+} from './refusal.js';
 import { assertLocalUpstream } from './upstream-guard.js';
 import { compileRoutes, type RouteTable } from './routes.js';
 import { UpstreamPool } from './upstream-pool.js';
@@ -96,15 +103,33 @@ export async function startGateway(config: Readonly<GatewayConfig>, deps: Gatewa
   const { server, sessions } = createListener(config, state.tls, metrics, logger);
   const peers = new PeerAdmission(deps.revocation, now);
   // Rebuilt only when the gateway's own certificate (its SPIFFE ID) is reloaded, not per request.
-  const settingsFor = (tls: TlsMaterial): AdmissionSettings => ({ headers: config.headers, maxHeaderBytes: config.limits.maxHeaderBytes, denyMessage: config.denyMessage, gatewaySpiffeId: tls.serverSpiffeId });
+  const settingsFor = (tls: TlsMaterial): AdmissionSettings => ({
+    headers: config.headers,
+    maxHeaderBytes: config.limits.maxHeaderBytes,
+    denyMessage: config.denyMessage,
+    gatewaySpiffeId: tls.serverSpiffeId,
+  });
   let settings = settingsFor(state.tls);
-  const postureOf = (spiffeId: string | null, posture: { rule: string; requirement: PostureRequirement }): PostureVerdict | Promise<PostureVerdict> =>
-    deps.posture ? deps.posture.check(spiffeId, posture.requirement, posture.rule)
-      : { ok: false, reason: 'POSTURE_UNAVAILABLE', message: `503 Service Unavailable: rule ${posture.rule} requires posture, and this gateway has no CA to ask (posture.ca)` };
+  const postureOf = (
+    spiffeId: string | null,
+    posture: { rule: string; requirement: PostureRequirement },
+  ): PostureVerdict | Promise<PostureVerdict> =>
+    deps.posture
+      ? deps.posture.check(spiffeId, posture.requirement, posture.rule)
+      : {
+          ok: false,
+          reason: 'POSTURE_UNAVAILABLE',
+          message: `503 Service Unavailable: rule ${posture.rule} requires posture, and this gateway has no CA to ask (posture.ca)`,
+        };
 
   const upstreamGiveUpMessage = (kind: UpstreamFailure, label: string, timeoutMs: number): [RefusalReason, string] =>
-    kind === 'timeout' ? ['UPSTREAM_TIMEOUT', `504 Gateway Timeout: the upstream of ${label} did not answer within ${timeoutMs} ms`]
-      : kind === 'connect_timeout' ? ['UPSTREAM_TIMEOUT', `504 Gateway Timeout: could not connect to the upstream of ${label} within ${config.upstream.connectTimeout} ms`]
+    kind === 'timeout'
+      ? ['UPSTREAM_TIMEOUT', `504 Gateway Timeout: the upstream of ${label} did not answer within ${timeoutMs} ms`]
+      : kind === 'connect_timeout'
+        ? [
+            'UPSTREAM_TIMEOUT',
+            `504 Gateway Timeout: could not connect to the upstream of ${label} within ${config.upstream.connectTimeout} ms`,
+          ]
         : ['UPSTREAM_UNAVAILABLE', `502 Bad Gateway: the upstream of ${label} is unavailable`];
 
   // HTTP/1.1 connections a refusal is closing. Node parses pipelined requests ahead of the
@@ -124,8 +149,18 @@ export async function startGateway(config: Readonly<GatewayConfig>, deps: Gatewa
       const status = aborted && !res.headersSent ? 0 : res.statusCode;
       const seconds = Number(process.hrtime.bigint() - started) / 1e9;
       metrics.requests.inc({ decision, reason: (log.reason as string | undefined) ?? '', status: String(status) });
-      metrics.requestDuration.observe({ route: (log.route as string | undefined) ?? 'none', code: statusClass(status) }, seconds);
-      if (logging) logger.info('gateway.request', { ...log, decision, status, ...(aborted ? { aborted: true } : {}), durationMs: seconds * 1000 });
+      metrics.requestDuration.observe(
+        { route: (log.route as string | undefined) ?? 'none', code: statusClass(status) },
+        seconds,
+      );
+      if (logging)
+        logger.info('gateway.request', {
+          ...log,
+          decision,
+          status,
+          ...(aborted ? { aborted: true } : {}),
+          durationMs: seconds * 1000,
+        });
     };
     // A response cut short (the client or the upstream went away) is logged too: the app may have acted on it.
     res.once('finish', () => writeLog(false));
@@ -144,7 +179,13 @@ export async function startGateway(config: Readonly<GatewayConfig>, deps: Gatewa
         res.destroy();
         return;
       }
-      if (logging) Object.assign(log, { method: req.method, http: req.httpVersion, tls: socket.getProtocol?.(), resumed: socket.isSessionReused?.() });
+      if (logging)
+        Object.assign(log, {
+          method: req.method,
+          http: req.httpVersion,
+          tls: socket.getProtocol?.(),
+          resumed: socket.isSessionReused?.(),
+        });
       const verdict = peers.check(socket);
       if (verdict.refusal?.reason === 'CRL_MISSING' && deps.revocation?.refreshForMissingCrl) {
         // Asked once more before refusing: the CA may have just begun issuing from a new CA.
@@ -165,7 +206,14 @@ export async function startGateway(config: Readonly<GatewayConfig>, deps: Gatewa
 
     function admitAndForward(verdict: ReturnType<PeerAdmission['check']>): void {
       const socket = socketOf(req);
-      const admission = admitRequest(requestFacts(req, socket, false), verdict, state.policy, state.routes, settings, log);
+      const admission = admitRequest(
+        requestFacts(req, socket, false),
+        verdict,
+        state.policy,
+        state.routes,
+        settings,
+        log,
+      );
       if (!admission.ok) return refuse(admission.reason, admission.message);
       if (admission.posture) {
         const judged = postureOf(admission.peer.identity.spiffeId, admission.posture);
@@ -184,8 +232,14 @@ export async function startGateway(config: Readonly<GatewayConfig>, deps: Gatewa
       // Only now, with the request allowed, is the client told to send its body (RFC 9110 §10.1.1).
       if (expectsContinue) res.writeContinue();
       forward({
-        req, res, method: req.method ?? 'GET', pool: route.target.pool, headers: admission.headers, framing: admission.framing,
-        pathAndQuery: admission.pathAndQuery, timeoutMs: route.target.timeoutMs,
+        req,
+        res,
+        method: req.method ?? 'GET',
+        pool: route.target.pool,
+        headers: admission.headers,
+        framing: admission.framing,
+        pathAndQuery: admission.pathAndQuery,
+        timeoutMs: route.target.timeoutMs,
         onResponse(target, seconds) {
           log.upstream = target.url;
           log.upstreamMs = seconds * 1000;
@@ -193,7 +247,14 @@ export async function startGateway(config: Readonly<GatewayConfig>, deps: Gatewa
         },
         onAttemptFailed(target, kind, err) {
           metrics.upstreamFailures.inc({ route: route.label, upstream: target.url, kind });
-          logger.warn('gateway.upstream_failed', { requestId, route: route.label, upstream: target.url, kind, reason: err.message, resting: route.target.pool.isResting(target) });
+          logger.warn('gateway.upstream_failed', {
+            requestId,
+            route: route.label,
+            upstream: target.url,
+            kind,
+            reason: err.message,
+            resting: route.target.pool.isResting(target),
+          });
         },
         onGiveUp(kind, target) {
           log.upstream = target.url;
@@ -201,8 +262,16 @@ export async function startGateway(config: Readonly<GatewayConfig>, deps: Gatewa
         },
         onHeadTooLarge(target, headBytes) {
           // Usually a very large client certificate: its identity headers grow the head past the app's limit.
-          logger.warn('gateway.upstream_head_too_large', { requestId, route: route.label, upstream: target.url, headBytes });
-          refuse('UPSTREAM_HEAD_TOO_LARGE', `502 Bad Gateway: the app refused the request head (431); with the identity headers it was about ${headBytes} bytes. Raise the app's header size limit (Node: --max-http-header-size) or use a smaller certificate`);
+          logger.warn('gateway.upstream_head_too_large', {
+            requestId,
+            route: route.label,
+            upstream: target.url,
+            headBytes,
+          });
+          refuse(
+            'UPSTREAM_HEAD_TOO_LARGE',
+            `502 Bad Gateway: the app refused the request head (431); with the identity headers it was about ${headBytes} bytes. Raise the app's header size limit (Node: --max-http-header-size) or use a smaller certificate`,
+          );
         },
       });
     }
@@ -222,15 +291,31 @@ export async function startGateway(config: Readonly<GatewayConfig>, deps: Gatewa
   // With a listener here Node does not answer 100 Continue by itself: the gateway does, once allowed.
   server.on('checkContinue', (req: ClientRequest, res: ClientResponse) => handleRequest(req, res, true));
 
-  const tunnels = new Tunnels(TUNNEL_RECHECK_MS, (tunnel) => {
-    const { peer, refusal } = peers.check(tunnel.socket);
-    if (!peer) return { reason: refusal.reason, detail: refusal.detail };
-    const decision = state.policy.evaluate({ name: peer.identity.name, role: peer.identity.role, spiffeId: peer.identity.spiffeId, fingerprint: peer.identity.fingerprint }, tunnel.method, tunnel.path);
-    if (!decision.allow) return { reason: 'POLICY_DENIED' };
-    if (!decision.posture) return null;
-    const judged = deps.posture ? deps.posture.peek(peer.identity.spiffeId, decision.posture, decision.rule) : { ok: false as const, reason: 'POSTURE_UNAVAILABLE', message: 'no posture.ca' };
-    return judged === null || judged.ok ? null : { reason: judged.reason, detail: judged.message };
-  }, (requestId, reason, detail) => logger.info('gateway.tunnel_closed', { requestId, reason, ...(detail ? { detail } : {}) }));
+  const tunnels = new Tunnels(
+    TUNNEL_RECHECK_MS,
+    (tunnel) => {
+      const { peer, refusal } = peers.check(tunnel.socket);
+      if (!peer) return { reason: refusal.reason, detail: refusal.detail };
+      const decision = state.policy.evaluate(
+        {
+          name: peer.identity.name,
+          role: peer.identity.role,
+          spiffeId: peer.identity.spiffeId,
+          fingerprint: peer.identity.fingerprint,
+        },
+        tunnel.method,
+        tunnel.path,
+      );
+      if (!decision.allow) return { reason: 'POLICY_DENIED' };
+      if (!decision.posture) return null;
+      const judged = deps.posture
+        ? deps.posture.peek(peer.identity.spiffeId, decision.posture, decision.rule)
+        : { ok: false as const, reason: 'POSTURE_UNAVAILABLE', message: 'no posture.ca' };
+      return judged === null || judged.ok ? null : { reason: judged.reason, detail: judged.message };
+    },
+    (requestId, reason, detail) =>
+      logger.info('gateway.tunnel_closed', { requestId, reason, ...(detail ? { detail } : {}) }),
+  );
 
   server.on('upgrade', (req: IncomingMessage, clientSocket: Duplex, head: Buffer) => {
     // The client may vanish at any point from here on; its socket's errors end it, never the process.
@@ -238,16 +323,37 @@ export async function startGateway(config: Readonly<GatewayConfig>, deps: Gatewa
     tunnels.track(clientSocket);
     const requestId = nextRequestId();
     const started = process.hrtime.bigint();
-    const log: Record<string, unknown> = { requestId, method: req.method, http: req.httpVersion, upgrade: req.headers.upgrade };
+    const log: Record<string, unknown> = {
+      requestId,
+      method: req.method,
+      http: req.httpVersion,
+      upgrade: req.headers.upgrade,
+    };
     const done = (decision: string, status: number, reason?: RefusalReason, aborted = false) => {
       metrics.requests.inc({ decision, reason: reason ?? '', status: String(status) });
-      metrics.requestDuration.observe({ route: (log.route as string | undefined) ?? 'none', code: statusClass(status) }, Number(process.hrtime.bigint() - started) / 1e9);
-      logger.info('gateway.request', { ...log, decision, status, ...(reason ? { reason } : {}), ...(aborted ? { aborted: true } : {}) });
+      metrics.requestDuration.observe(
+        { route: (log.route as string | undefined) ?? 'none', code: statusClass(status) },
+        Number(process.hrtime.bigint() - started) / 1e9,
+      );
+      logger.info('gateway.request', {
+        ...log,
+        decision,
+        status,
+        ...(reason ? { reason } : {}),
+        ...(aborted ? { aborted: true } : {}),
+      });
     };
     try {
       const socket = req.socket as TLSSocket;
       Object.assign(log, { tls: socket.getProtocol?.(), resumed: socket.isSessionReused?.() });
-      const admission = admitRequest(requestFacts(req, socket, true), peers.check(socket), state.policy, state.routes, settings, log);
+      const admission = admitRequest(
+        requestFacts(req, socket, true),
+        peers.check(socket),
+        state.policy,
+        state.routes,
+        settings,
+        log,
+      );
       if (!admission.ok) {
         writeRefusalToSocket(req.headers, clientSocket, admission.reason, admission.message, requestId);
         return done('refused', refusalStatus(admission.reason), admission.reason);
@@ -262,10 +368,14 @@ export async function startGateway(config: Readonly<GatewayConfig>, deps: Gatewa
         };
         const judged = postureOf(admission.peer.identity.spiffeId, admission.posture);
         if (judged instanceof Promise) {
-          judged.then((v) => { if (!refused(v)) openTunnel(admission); }).catch((err: unknown) => {
-            logger.error('gateway.internal_error', { requestId, err });
-            clientSocket.destroy();
-          });
+          judged
+            .then((v) => {
+              if (!refused(v)) openTunnel(admission);
+            })
+            .catch((err: unknown) => {
+              logger.error('gateway.internal_error', { requestId, err });
+              clientSocket.destroy();
+            });
           return;
         }
         if (refused(judged)) return;
@@ -273,7 +383,13 @@ export async function startGateway(config: Readonly<GatewayConfig>, deps: Gatewa
       openTunnel(admission);
     } catch (err) {
       logger.error('gateway.internal_error', { requestId, err });
-      writeRefusalToSocket(req.headers, clientSocket, 'INTERNAL', '500 Internal Server Error: see the gateway log', requestId);
+      writeRefusalToSocket(
+        req.headers,
+        clientSocket,
+        'INTERNAL',
+        '500 Internal Server Error: see the gateway log',
+        requestId,
+      );
       done('failed', 500, 'INTERNAL');
     }
 
@@ -282,7 +398,12 @@ export async function startGateway(config: Readonly<GatewayConfig>, deps: Gatewa
       const { route } = admission;
       tunnels.admitted(clientSocket, { socket, method: req.method ?? 'GET', path: admission.path, requestId });
       forwardUpgrade({
-        req, clientSocket, clientHead: head, pool: route.target.pool, headers: admission.headers, pathAndQuery: admission.pathAndQuery,
+        req,
+        clientSocket,
+        clientHead: head,
+        pool: route.target.pool,
+        headers: admission.headers,
+        pathAndQuery: admission.pathAndQuery,
         connectTimeoutMs: config.upstream.connectTimeout,
         onUpgraded(target, status) {
           log.upstream = target.url;
@@ -291,7 +412,13 @@ export async function startGateway(config: Readonly<GatewayConfig>, deps: Gatewa
         onGiveUp(kind, target, err) {
           log.upstream = target.url;
           metrics.upstreamFailures.inc({ route: route.label, upstream: target.url, kind });
-          logger.warn('gateway.upstream_failed', { requestId, route: route.label, upstream: target.url, kind, reason: err.message });
+          logger.warn('gateway.upstream_failed', {
+            requestId,
+            route: route.label,
+            upstream: target.url,
+            kind,
+            reason: err.message,
+          });
           const [reason, message] = upstreamGiveUpMessage(kind, route.label, config.upstream.connectTimeout);
           writeRefusalToSocket(req.headers, clientSocket, reason, message, requestId);
           done('failed', refusalStatus(reason), reason);
@@ -306,16 +433,28 @@ export async function startGateway(config: Readonly<GatewayConfig>, deps: Gatewa
 
   metrics.setGauges({
     certificateNotAfter: () => state.tls.serverCert.notAfter,
-    crls: () => (deps.revocation?.status() ?? []).filter((s) => s.thisUpdate !== null).map((s) => ({
-      issuer: s.issuer ?? s.source, thisUpdate: s.thisUpdate!, nextUpdate: s.nextUpdate,
-    })),
+    crls: () =>
+      (deps.revocation?.status() ?? [])
+        .filter((s) => s.thisUpdate !== null)
+        .map((s) => ({
+          issuer: s.issuer ?? s.source,
+          thisUpdate: s.thisUpdate!,
+          nextUpdate: s.nextUpdate,
+        })),
   });
 
   await listenOn(server, { listen: config.listen, ...splitHostPort(config.listen), what: 'the gateway' });
   const port = (server.address() as AddressInfo).port;
   logger.info('gateway.started', {
-    listen: `${urlHost(splitHostPort(config.listen).host)}:${port}`, routes: state.routes.routes.map((r) => `${r.host}${r.pathPrefix || '/'} → ${r.target.pool.targets.map((t) => t.url).join(',')}`),
-    policy: state.policy.name, rules: state.policy.ruleCount, headers: config.headers, certificate: state.tls.serverCert.serial, expires: state.tls.serverCert.notAfter.toISOString(),
+    listen: `${urlHost(splitHostPort(config.listen).host)}:${port}`,
+    routes: state.routes.routes.map(
+      (r) => `${r.host}${r.pathPrefix || '/'} → ${r.target.pool.targets.map((t) => t.url).join(',')}`,
+    ),
+    policy: state.policy.name,
+    rules: state.policy.ruleCount,
+    headers: config.headers,
+    certificate: state.tls.serverCert.serial,
+    expires: state.tls.serverCert.notAfter.toISOString(),
   });
 
   let closing: Promise<void> | null = null;
@@ -324,7 +463,11 @@ export async function startGateway(config: Readonly<GatewayConfig>, deps: Gatewa
     server,
     metrics,
     serverCertificate: () => state.tls.serverCert,
-    tlsFiles: () => ({ cert: String(state.tls.context.cert), key: String(state.tls.context.key), ca: String(state.tls.context.ca) }),
+    tlsFiles: () => ({
+      cert: String(state.tls.context.cert),
+      key: String(state.tls.context.key),
+      ca: String(state.tls.context.ca),
+    }),
     reloadTls() {
       const next = loadTlsMaterial(config.tls, now(), config.listen);
       server.setSecureContext(next.context);
@@ -339,7 +482,9 @@ export async function startGateway(config: Readonly<GatewayConfig>, deps: Gatewa
       const old = state.routes;
       state.routes = next;
       // In-flight requests on the old pools finish; idle sockets go.
-      setTimeout(() => { for (const r of old.routes) r.target.pool.close(); }, config.limits.drainTimeout).unref();
+      setTimeout(() => {
+        for (const r of old.routes) r.target.pool.close();
+      }, config.limits.drainTimeout).unref();
     },
     close() {
       closing ??= new Promise<void>((resolve) => {
@@ -349,7 +494,10 @@ export async function startGateway(config: Readonly<GatewayConfig>, deps: Gatewa
         };
         const timer = setTimeout(() => {
           // Past the drain timeout: cut what is left.
-          logger.warn('gateway.drain_timeout', { afterMs: config.limits.drainTimeout, effect: 'the requests and connections still open were cut' });
+          logger.warn('gateway.drain_timeout', {
+            afterMs: config.limits.drainTimeout,
+            effect: 'the requests and connections still open were cut',
+          });
           for (const session of sessions) session.destroy();
           tunnels.destroyAll();
           (server as unknown as { closeAllConnections?: () => void }).closeAllConnections?.();
@@ -357,7 +505,10 @@ export async function startGateway(config: Readonly<GatewayConfig>, deps: Gatewa
         }, config.limits.drainTimeout);
         timer.unref();
         tunnels.stop();
-        server.close(() => { clearTimeout(timer); finish(); });
+        server.close(() => {
+          clearTimeout(timer);
+          finish();
+        });
         // HTTP/2: GOAWAY lets streams in flight finish; HTTP/1.1: idle keep-alive sockets close
         // now, busy ones after their response (Node marks them to close).
         for (const session of sessions) session.close();
@@ -368,18 +519,27 @@ export async function startGateway(config: Readonly<GatewayConfig>, deps: Gatewa
   };
 }
 
-function buildRoutes(config: Readonly<GatewayConfig>, routes: readonly RouteConfig[], logger: Logger): RouteTable<RouteTarget> {
+function buildRoutes(
+  config: Readonly<GatewayConfig>,
+  routes: readonly RouteConfig[],
+  logger: Logger,
+): RouteTable<RouteTarget> {
   for (const [i, route] of routes.entries()) {
     for (const upstream of route.upstreams) {
       try {
         assertLocalUpstream(new URL(upstream), config.upstream.unsafeAllowNonLocal, logger);
       } catch (err) {
-        throw new GatehouseError('GH_CONFIG_INVALID', `routes[${i}].upstreams: ${(err as Error).message}`, { cause: err });
+        throw new GatehouseError('GH_CONFIG_INVALID', `routes[${i}].upstreams: ${(err as Error).message}`, {
+          cause: err,
+        });
       }
     }
   }
   return compileRoutes(routes, (route) => ({
-    pool: new UpstreamPool(route.upstreams, { maxFails: config.upstream.maxFails, failTimeoutMs: config.upstream.failTimeout }),
+    pool: new UpstreamPool(route.upstreams, {
+      maxFails: config.upstream.maxFails,
+      failTimeoutMs: config.upstream.failTimeout,
+    }),
     timeoutMs: route.timeout ?? config.upstream.timeout,
   }));
 }
@@ -394,9 +554,15 @@ function requestFacts(req: ClientRequest, socket: TLSSocket, upgrade: boolean): 
   const http2 = req instanceof Http2ServerRequest;
   const authority = http2 ? req.headers[':authority'] : undefined;
   return {
-    method: req.method ?? 'GET', httpVersion: req.httpVersion, http2, target: req.url ?? '/', rawHeaders: req.rawHeaders,
+    method: req.method ?? 'GET',
+    httpVersion: req.httpVersion,
+    http2,
+    target: req.url ?? '/',
+    rawHeaders: req.rawHeaders,
     ...(typeof authority === 'string' ? { authority } : {}),
     ...(http2 ? { endStream: req.stream.endAfterHeaders } : {}),
-    upgrade, sni: typeof socket.servername === 'string' ? socket.servername : null, remoteAddress: socket.remoteAddress ?? '',
+    upgrade,
+    sni: typeof socket.servername === 'string' ? socket.servername : null,
+    remoteAddress: socket.remoteAddress ?? '',
   };
 }

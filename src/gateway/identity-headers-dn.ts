@@ -47,8 +47,14 @@ export function issuerNameDer(cert: CertificateInfo): Buffer {
 
 // OpenSSL's short names beyond pki/oids.ts ATTRIBUTE_NAMES, so that these print as nginx prints them.
 const OPENSSL_SHORT_NAMES: Record<string, string> = {
-  '2.5.4.4': 'SN', '2.5.4.9': 'street', '2.5.4.12': 'title', '2.5.4.17': 'postalCode',
-  '2.5.4.42': 'GN', '2.5.4.43': 'initials', '2.5.4.46': 'dnQualifier', '2.5.4.65': 'pseudonym',
+  '2.5.4.4': 'SN',
+  '2.5.4.9': 'street',
+  '2.5.4.12': 'title',
+  '2.5.4.17': 'postalCode',
+  '2.5.4.42': 'GN',
+  '2.5.4.43': 'initials',
+  '2.5.4.46': 'dnQualifier',
+  '2.5.4.65': 'pseudonym',
 };
 
 function shortName(attr: NameAttribute): string | null {
@@ -79,7 +85,9 @@ function attributeUnits(attr: DnAttribute, separator: string, typeName: string |
   const head = `${separator}${type ?? attr.oid}=`;
   const body = type
     ? dnValueUnits(attr.value, hexSpecials)
-    : [...(attr.valueDer ?? utf8(attr.value))].map((b, i) => `${i === 0 ? '#' : ''}${b.toString(16).toUpperCase().padStart(2, '0')}`);
+    : [...(attr.valueDer ?? utf8(attr.value))].map(
+        (b, i) => `${i === 0 ? '#' : ''}${b.toString(16).toUpperCase().padStart(2, '0')}`,
+      );
   if (body.length === 0) return [head];
   body[0] = head + body[0];
   return body;
@@ -111,8 +119,13 @@ export function formatDnRfc4514(rdns: DnInput, maxChars = MAX_HEADER_VALUE_CHARS
 
 const DC = '0.9.2342.19200300.100.1.25';
 const TRAEFIK_ORDER: Array<[oid: string, name: string, onlyLast: boolean]> = [
-  ['2.5.4.6', 'C', false], ['2.5.4.8', 'ST', false], ['2.5.4.7', 'L', false], ['2.5.4.10', 'O', false],
-  ['2.5.4.11', 'OU', false], ['2.5.4.5', 'SN', true], ['2.5.4.3', 'CN', true],
+  ['2.5.4.6', 'C', false],
+  ['2.5.4.8', 'ST', false],
+  ['2.5.4.7', 'L', false],
+  ['2.5.4.10', 'O', false],
+  ['2.5.4.11', 'OU', false],
+  ['2.5.4.5', 'SN', true],
+  ['2.5.4.3', 'CN', true],
 ];
 
 /**

@@ -23,8 +23,13 @@ export function assertSafeHeaderValue(value: string): string {
   if (typeof value !== 'string' || !VISIBLE_ASCII_AND_SPACE.test(value)) {
     throw new GatehouseError('GH_INTERNAL', 'identity header value has a character outside visible ASCII and space');
   }
-  if (value.startsWith(' ') || value.endsWith(' ')) throw new GatehouseError('GH_INTERNAL', 'identity header value starts or ends with a space');
-  if (value.length > MAX_HEADER_VALUE_CHARS) throw new GatehouseError('GH_INTERNAL', `identity header value is longer than ${MAX_HEADER_VALUE_CHARS} characters`);
+  if (value.startsWith(' ') || value.endsWith(' '))
+    throw new GatehouseError('GH_INTERNAL', 'identity header value starts or ends with a space');
+  if (value.length > MAX_HEADER_VALUE_CHARS)
+    throw new GatehouseError(
+      'GH_INTERNAL',
+      `identity header value is longer than ${MAX_HEADER_VALUE_CHARS} characters`,
+    );
   return value;
 }
 
@@ -67,7 +72,8 @@ export function cutUnits(units: readonly string[], maxChars = MAX_HEADER_VALUE_C
 /** A piece of a header value: a string is kept whole, an array of units may be cut. */
 export type ValuePart = string | readonly string[];
 
-const partLength = (part: ValuePart): number => (typeof part === 'string' ? part.length : part.reduce((n, u) => n + u.length, 0));
+const partLength = (part: ValuePart): number =>
+  typeof part === 'string' ? part.length : part.reduce((n, u) => n + u.length, 0);
 
 /**
  * Joins parts into at most `maxChars`. Whole parts are kept; the cuttable ones share what is
@@ -77,7 +83,9 @@ const partLength = (part: ValuePart): number => (typeof part === 'string' ? part
 export function fitParts(parts: readonly ValuePart[], maxChars = MAX_HEADER_VALUE_CHARS): string {
   let budget = maxChars - parts.reduce((n, p) => n + (typeof p === 'string' ? p.length : 0), 0);
   const out = parts.map((p) => (typeof p === 'string' ? p : ''));
-  const cuttable = parts.flatMap((p, i) => (typeof p === 'string' ? [] : [i])).sort((a, b) => partLength(parts[a]!) - partLength(parts[b]!));
+  const cuttable = parts
+    .flatMap((p, i) => (typeof p === 'string' ? [] : [i]))
+    .sort((a, b) => partLength(parts[a]!) - partLength(parts[b]!));
   cuttable.forEach((index, k) => {
     const text = cutUnits(parts[index] as readonly string[], Math.max(0, Math.floor(budget / (cuttable.length - k))));
     out[index] = text;
@@ -94,21 +102,34 @@ export interface ValueElement {
 }
 
 /** Elements joined by `separator`, dropping droppable ones until the rest fits, then cutting. */
-export function fitElements(elements: readonly ValueElement[], separator: string, maxChars = MAX_HEADER_VALUE_CHARS): string {
+export function fitElements(
+  elements: readonly ValueElement[],
+  separator: string,
+  maxChars = MAX_HEADER_VALUE_CHARS,
+): string {
   let kept = [...elements];
-  const length = () => kept.reduce((n, e) => n + e.parts.reduce((m, p) => m + partLength(p), 0), 0) + separator.length * Math.max(0, kept.length - 1);
+  const length = () =>
+    kept.reduce((n, e) => n + e.parts.reduce((m, p) => m + partLength(p), 0), 0) +
+    separator.length * Math.max(0, kept.length - 1);
   while (length() > maxChars) {
     let last = -1;
-    kept.forEach((e, i) => { if (e.droppable) last = i; });
+    kept.forEach((e, i) => {
+      if (e.droppable) last = i;
+    });
     if (last < 0) break;
     kept = kept.filter((_, i) => i !== last);
   }
-  return fitParts(kept.flatMap((e, i) => (i === 0 ? e.parts : [separator, ...e.parts])), maxChars);
+  return fitParts(
+    kept.flatMap((e, i) => (i === 0 ? e.parts : [separator, ...e.parts])),
+    maxChars,
+  );
 }
 
 /** Go's `url.QueryEscape`, as Traefik uses: everything but `A-Za-z0-9-_.~` is %XX, space is `+`. */
 export function queryEscape(ascii: string): string {
-  return encodeURIComponent(ascii).replace(/[!'()*]/g, (c) => `%${c.charCodeAt(0).toString(16).toUpperCase()}`).replace(/%20/g, '+');
+  return encodeURIComponent(ascii)
+    .replace(/[!'()*]/g, (c) => `%${c.charCodeAt(0).toString(16).toUpperCase()}`)
+    .replace(/%20/g, '+');
 }
 
 /** A header value that is either whole or absent: used for certificates, which are useless cut. */

@@ -14,8 +14,14 @@ import { toPem } from '../pki/pem.js';
 import { GatehouseError } from '../errors/errors.js';
 import { dnUnits, formatDnRfc4514, issuerNameDer, readRdns, traefikDnUnits, type Rdn } from './identity-headers-dn.js';
 import {
-  assertSafeHeaderValue, cutUnits, fitElements, queryEscape, textUnits, wholeOrNothing,
-  type ValueElement, type ValuePart,
+  assertSafeHeaderValue,
+  cutUnits,
+  fitElements,
+  queryEscape,
+  textUnits,
+  wholeOrNothing,
+  type ValueElement,
+  type ValuePart,
 } from './identity-headers-values.js';
 
 export { assertSafeHeaderValue, MAX_HEADER_VALUE_CHARS } from './identity-headers-values.js';
@@ -26,11 +32,22 @@ export type IdentityHeaderPreset = (typeof IDENTITY_HEADER_PRESETS)[number];
 
 /** Every header name any preset emits, lowercase, dash form; inbound-headers.ts strips them (and look-alikes) from clients. */
 export const IDENTITY_HEADER_NAMES: ReadonlySet<string> = new Set([
-  'x-client-verify', 'x-client-subject', 'x-client-name', 'x-client-role', 'x-client-spiffe-id',
-  'x-client-serial', 'x-client-fingerprint', 'client-cert', 'client-cert-chain',
-  'ssl-client-verify', 'ssl-client-subject-dn', 'ssl-client-issuer-dn', 'ssl-client-cert',
+  'x-client-verify',
+  'x-client-subject',
+  'x-client-name',
+  'x-client-role',
+  'x-client-spiffe-id',
+  'x-client-serial',
+  'x-client-fingerprint',
+  'client-cert',
+  'client-cert-chain',
+  'ssl-client-verify',
+  'ssl-client-subject-dn',
+  'ssl-client-issuer-dn',
+  'ssl-client-cert',
   'x-forwarded-client-cert',
-  'x-forwarded-tls-client-cert', 'x-forwarded-tls-client-cert-info',
+  'x-forwarded-tls-client-cert',
+  'x-forwarded-tls-client-cert-info',
 ]);
 export interface VerifiedPeer {
   cert: CertificateInfo;
@@ -76,7 +93,8 @@ function intermediates(peer: VerifiedPeer): Buffer[] {
 
 /** RFC 8941 §3.3.5 byte sequence, as RFC 9440 §2.2 carries a certificate. */
 const byteSequence = (der: Buffer): string => `:${der.toString('base64')}:`;
-const optionalText = (name: string, value: string | null): Header[] => (value === null ? [] : [[name, cutUnits(textUnits(value))]]);
+const optionalText = (name: string, value: string | null): Header[] =>
+  value === null ? [] : [[name, cutUnits(textUnits(value))]];
 const optionalWhole = (name: string, value: string | null): Header[] => (value === null ? [] : [[name, value]]);
 
 function defaultHeaders(peer: VerifiedPeer): Header[] {
@@ -111,9 +129,15 @@ function nginxHeaders({ cert }: VerifiedPeer): Header[] {
  * Envoy XFCC element `Key=value`: quoted when the value holds `,` `;` `=` (or `"`, `\`, a
  * space, which a lax parser could also misread), with `"` and `\` backslash-escaped inside.
  */
-function xfccElement(key: string, units: readonly string[], options: { quote?: boolean; droppable?: boolean } = {}): ValueElement {
+function xfccElement(
+  key: string,
+  units: readonly string[],
+  options: { quote?: boolean; droppable?: boolean } = {},
+): ValueElement {
   const quote = options.quote ?? units.some((u) => /[,;="\\ ]/.test(u));
-  const parts: ValuePart[] = quote ? [`${key}="`, units.map((u) => u.replace(/["\\]/g, '\\$&')), '"'] : [`${key}=`, units];
+  const parts: ValuePart[] = quote
+    ? [`${key}="`, units.map((u) => u.replace(/["\\]/g, '\\$&')), '"']
+    : [`${key}=`, units];
   return { parts, droppable: options.droppable ?? false };
 }
 
@@ -125,7 +149,15 @@ function envoyHeaders(peer: VerifiedPeer, gatewaySpiffeId: string | null): Heade
     ...(gatewaySpiffeId ? [xfccElement('By', textUnits(gatewaySpiffeId))] : []),
     { parts: [`Hash=${lowerHex(sha256Hex(cert.der), 'hash')}`], droppable: false },
     xfccElement('Cert', [encodeURIComponent(toPem('CERTIFICATE', cert.der))], { quote: true, droppable: true }),
-    ...(chain.length ? [xfccElement('Chain', [encodeURIComponent([cert.der, ...chain].map((d) => toPem('CERTIFICATE', d)).join(''))], { quote: true, droppable: true })] : []),
+    ...(chain.length
+      ? [
+          xfccElement(
+            'Chain',
+            [encodeURIComponent([cert.der, ...chain].map((d) => toPem('CERTIFICATE', d)).join(''))],
+            { quote: true, droppable: true },
+          ),
+        ]
+      : []),
     xfccElement('Subject', dnUnits(readRdns(cert.subjectNameDer)), { quote: true }),
     ...(identity.spiffeId ? [xfccElement('URI', textUnits(identity.spiffeId))] : []),
   ];
@@ -136,8 +168,13 @@ function envoyHeaders(peer: VerifiedPeer, gatewaySpiffeId: string | null): Heade
 function traefikHeaders({ cert }: VerifiedPeer): Header[] {
   // Traefik leaves out a field whose value is empty.
   const field = (key: string, units: readonly string[]): ValueElement[] =>
-    units.length ? [{ parts: [queryEscape(`${key}="`), units.map(queryEscape), queryEscape('"')], droppable: false }] : [];
-  const time = (key: string, date: Date): ValueElement => ({ parts: [queryEscape(`${key}="${Math.floor(date.getTime() / 1000)}"`)], droppable: false });
+    units.length
+      ? [{ parts: [queryEscape(`${key}="`), units.map(queryEscape), queryEscape('"')], droppable: false }]
+      : [];
+  const time = (key: string, date: Date): ValueElement => ({
+    parts: [queryEscape(`${key}="${Math.floor(date.getTime() / 1000)}"`)],
+    droppable: false,
+  });
   const sanUnits: string[] = [];
   // Traefik's getSANs order: DNS, email, IP, URI; `,` `;` `"` hex-escaped so a SAN cannot split the list.
   for (const san of [...cert.sans.dns, ...cert.sans.email, ...cert.sans.ip, ...cert.sans.uri]) {
@@ -146,13 +183,16 @@ function traefikHeaders({ cert }: VerifiedPeer): Header[] {
     for (const unit of units) sanUnits.push(unit);
   }
   const subject: readonly Rdn[] = readRdns(cert.subjectNameDer);
-  const info = fitElements([
-    ...field('Subject', traefikDnUnits(subject, true)),
-    ...field('Issuer', traefikDnUnits(readRdns(issuerNameDer(cert)), false)),
-    time('NB', cert.notBefore),
-    time('NA', cert.notAfter),
-    ...field('SAN', sanUnits),
-  ], queryEscape(';'));
+  const info = fitElements(
+    [
+      ...field('Subject', traefikDnUnits(subject, true)),
+      ...field('Issuer', traefikDnUnits(readRdns(issuerNameDer(cert)), false)),
+      time('NB', cert.notBefore),
+      time('NA', cert.notAfter),
+      ...field('SAN', sanUnits),
+    ],
+    queryEscape(';'),
+  );
   return [
     // The PEM body without armour or newlines, which is the base64 of the DER.
     ...optionalWhole('X-Forwarded-Tls-Client-Cert', wholeOrNothing(queryEscape(cert.der.toString('base64')))),

@@ -31,36 +31,93 @@ export interface InboundRule {
   why: string;
 }
 
-const exact = (action: InboundAction, why: string, ...names: string[]): InboundRule[] => names.map((name) => ({ name, match: 'exact', action, why }));
-const prefix = (action: InboundAction, why: string, ...names: string[]): InboundRule[] => names.map((name) => ({ name, match: 'prefix', action, why }));
+const exact = (action: InboundAction, why: string, ...names: string[]): InboundRule[] =>
+  names.map((name) => ({ name, match: 'exact', action, why }));
+const prefix = (action: InboundAction, why: string, ...names: string[]): InboundRule[] =>
+  names.map((name) => ({ name, match: 'prefix', action, why }));
 
 export const INBOUND_RULES: readonly InboundRule[] = [
   // The message's own framing and routing, decided and rewritten by the gateway.
-  ...exact('frame', 'framing is written by the gateway for the upstream hop (RFC 9112 §6)', 'content-length', 'transfer-encoding'),
+  ...exact(
+    'frame',
+    'framing is written by the gateway for the upstream hop (RFC 9112 §6)',
+    'content-length',
+    'transfer-encoding',
+  ),
   ...exact('frame', 'the checked Host is written once by the gateway', 'host'),
   ...exact('frame', 'the gateway answers 100-continue itself, after the policy allowed the request', 'expect'),
   // RFC 9110 §7.6.1 hop-by-hop fields, and HTTP/2's connection-specific ones (RFC 9113 §8.2.2).
-  ...exact('strip', 'hop-by-hop (RFC 9110 §7.6.1)', 'connection', 'keep-alive', 'proxy-connection', 'te', 'trailer', 'upgrade', 'http2-settings', 'proxy-authorization', 'proxy-authenticate'),
+  ...exact(
+    'strip',
+    'hop-by-hop (RFC 9110 §7.6.1)',
+    'connection',
+    'keep-alive',
+    'proxy-connection',
+    'te',
+    'trailer',
+    'upgrade',
+    'http2-settings',
+    'proxy-authorization',
+    'proxy-authenticate',
+  ),
   // Where the client connected from and how: the gateway knows, the client's word is ignored.
-  ...exact('replace', 'set by the gateway from the TLS connection', 'x-forwarded-for', 'x-forwarded-proto', 'x-forwarded-host', 'x-real-ip', 'forwarded'),
-  ...exact('strip', 'address and scheme hints other proxies and CDNs set, which frameworks trust behind a proxy',
-    'x-forwarded-port', 'x-forwarded-prefix', 'x-forwarded-server', 'x-forwarded-ssl', 'x-forwarded-scheme', 'x-url-scheme', 'front-end-https',
-    'x-original-forwarded-for', 'x-cluster-client-ip', 'true-client-ip', 'cf-connecting-ip', 'cf-connecting-ipv6', 'fastly-client-ip', 'x-original-host', 'x-host'),
+  ...exact(
+    'replace',
+    'set by the gateway from the TLS connection',
+    'x-forwarded-for',
+    'x-forwarded-proto',
+    'x-forwarded-host',
+    'x-real-ip',
+    'forwarded',
+  ),
+  ...exact(
+    'strip',
+    'address and scheme hints other proxies and CDNs set, which frameworks trust behind a proxy',
+    'x-forwarded-port',
+    'x-forwarded-prefix',
+    'x-forwarded-server',
+    'x-forwarded-ssl',
+    'x-forwarded-scheme',
+    'x-url-scheme',
+    'front-end-https',
+    'x-original-forwarded-for',
+    'x-cluster-client-ip',
+    'true-client-ip',
+    'cf-connecting-ip',
+    'cf-connecting-ipv6',
+    'fastly-client-ip',
+    'x-original-host',
+    'x-host',
+  ),
   // Re-routing or changing the method after the policy decided on method and path.
-  ...exact('strip', 'would re-route or change the method after the policy decided',
-    'x-original-url', 'x-rewrite-url', 'x-original-uri', 'x-original-method', 'x-http-method-override', 'x-http-method', 'x-method-override'),
+  ...exact(
+    'strip',
+    'would re-route or change the method after the policy decided',
+    'x-original-url',
+    'x-rewrite-url',
+    'x-original-uri',
+    'x-original-method',
+    'x-http-method-override',
+    'x-http-method',
+    'x-method-override',
+  ),
   // The identity headers of every Gatehouse preset, exactly.
   ...[...IDENTITY_HEADER_NAMES].flatMap((name) => exact('strip', 'an identity header a Gatehouse preset emits', name)),
   // Client-certificate headers of other proxies and clouds, so an app written for them is safe here too.
   ...prefix('strip', 'client identity headers (Gatehouse, Google Cloud LB, Kong, Caddy and others)', 'x-client-'),
-  ...prefix('strip', 'nginx and HAProxy examples (X-SSL-Client-*), Apache mod_ssl (SSL_CLIENT_*)', 'x-ssl-', 'ssl-client-'),
+  ...prefix(
+    'strip',
+    'nginx and HAProxy examples (X-SSL-Client-*), Apache mod_ssl (SSL_CLIENT_*)',
+    'x-ssl-',
+    'ssl-client-',
+  ),
   ...prefix('strip', 'Envoy and Istio XFCC', 'x-forwarded-client-cert'),
   ...prefix('strip', 'Traefik passTLSClientCert', 'x-forwarded-tls-client-'),
   ...prefix('strip', 'RFC 9440 Client-Cert and Client-Cert-Chain', 'client-cert'),
   ...prefix('strip', 'IIS / Azure Application Request Routing', 'x-arr-clientcert', 'x-arr-ssl'),
   ...prefix('strip', 'AWS Application Load Balancer mTLS', 'x-amzn-mtls-'),
   ...prefix('strip', 'Cloudflare API Shield mTLS', 'cf-client-cert'),
-  ...prefix('strip', 'other proxies\' mTLS headers', 'x-mtls-', 'x-tls-client-', 'x-cert-'),
+  ...prefix('strip', "other proxies' mTLS headers", 'x-mtls-', 'x-tls-client-', 'x-cert-'),
 ];
 
 const EXACT = new Map(INBOUND_RULES.filter((r) => r.match === 'exact').map((r) => [r.name, r]));
@@ -125,7 +182,17 @@ export function connectionTokens(rawHeaders: readonly string[]): Set<string> | n
 }
 
 /** Hop-by-hop fields of a response (RFC 9110 §7.6.1); the framing is the gateway's to write. */
-const RESPONSE_HOP_BY_HOP = new Set(['connection', 'keep-alive', 'proxy-connection', 'transfer-encoding', 'te', 'trailer', 'upgrade', 'http2-settings', 'proxy-authenticate']);
+const RESPONSE_HOP_BY_HOP = new Set([
+  'connection',
+  'keep-alive',
+  'proxy-connection',
+  'transfer-encoding',
+  'te',
+  'trailer',
+  'upgrade',
+  'http2-settings',
+  'proxy-authenticate',
+]);
 
 /**
  * The upstream's response headers the client may see. Content-Length is kept (undici has
@@ -134,11 +201,17 @@ const RESPONSE_HOP_BY_HOP = new Set(['connection', 'keep-alive', 'proxy-connecti
 export function forwardableResponseHeaders(rawHeaders: readonly string[]): string[] {
   const named = connectionTokens(rawHeaders);
   let chunked = false;
-  for (let i = 0; i < rawHeaders.length; i += 2) if (rawHeaders[i]!.toLowerCase() === 'transfer-encoding') chunked = true;
+  for (let i = 0; i < rawHeaders.length; i += 2)
+    if (rawHeaders[i]!.toLowerCase() === 'transfer-encoding') chunked = true;
   const out: string[] = [];
   for (let i = 0; i + 1 < rawHeaders.length; i += 2) {
     const lower = rawHeaders[i]!.toLowerCase();
-    if (RESPONSE_HOP_BY_HOP.has(lower) || (named !== null && named.has(lower)) || (chunked && lower === 'content-length')) continue;
+    if (
+      RESPONSE_HOP_BY_HOP.has(lower) ||
+      (named !== null && named.has(lower)) ||
+      (chunked && lower === 'content-length')
+    )
+      continue;
     out.push(rawHeaders[i]!, rawHeaders[i + 1]!);
   }
   return out;

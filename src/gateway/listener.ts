@@ -27,7 +27,12 @@ export interface Listener {
 /** How long a refused connection may go on sending before it is cut (a lingering close, as nginx does). */
 const LINGER_MS = 2000;
 
-export function createListener(config: Readonly<GatewayConfig>, tls: TlsMaterial, metrics: GatewayMetrics, logger: Logger): Listener {
+export function createListener(
+  config: Readonly<GatewayConfig>,
+  tls: TlsMaterial,
+  metrics: GatewayMetrics,
+  logger: Logger,
+): Listener {
   const tlsOptions = {
     ...tls.context,
     requestCert: true,
@@ -45,7 +50,12 @@ export function createListener(config: Readonly<GatewayConfig>, tls: TlsMaterial
     connectionsCheckingInterval: 1000,
   };
   const server: GatewayServer = config.http2
-    ? createSecureServer({ ...tlsOptions, allowHTTP1: true, settings: { maxHeaderListSize: config.limits.maxHeaderBytes }, maxSessionMemory: 10 })
+    ? createSecureServer({
+        ...tlsOptions,
+        allowHTTP1: true,
+        settings: { maxHeaderListSize: config.limits.maxHeaderBytes },
+        maxSessionMemory: 10,
+      })
     : createHttpsServer({ ...tlsOptions, ...httpOptions });
   // The HTTP/1.1 side of an HTTP/2 server (allowHTTP1) reads these just as an http.Server does.
   if (config.http2) Object.assign(server, httpOptions);
@@ -61,7 +71,9 @@ export function createListener(config: Readonly<GatewayConfig>, tls: TlsMaterial
       stream.once('close', () => openStreams--);
     });
     session.on('error', (err: Error) => logger.debug('gateway.session_error', { reason: err.message }));
-    session.setTimeout(config.limits.keepAliveTimeout, () => { if (openStreams === 0) session.close(); });
+    session.setTimeout(config.limits.keepAliveTimeout, () => {
+      if (openStreams === 0) session.close();
+    });
     session.once('close', () => sessions.delete(session));
   });
   server.on('secureConnection', (socket: TLSSocket) => {
@@ -72,7 +84,9 @@ export function createListener(config: Readonly<GatewayConfig>, tls: TlsMaterial
   server.on('tlsClientError', (err: NodeJS.ErrnoException) => {
     metrics.handshakeFailures.inc({ reason: handshakeFailureReason(err) });
   });
-  server.on('clientError', (err: NodeJS.ErrnoException, socket: Duplex) => answerClientError(err, socket, config, metrics, logger));
+  server.on('clientError', (err: NodeJS.ErrnoException, socket: Duplex) =>
+    answerClientError(err, socket, config, metrics, logger),
+  );
   return { server, sessions };
 }
 
@@ -81,10 +95,25 @@ export function createListener(config: Readonly<GatewayConfig>, tls: TlsMaterial
  * connection is cut (a status line now would be read as part of that response); otherwise a
  * 400/408/431 with the reason, then the connection closes, as Node's own default does.
  */
-function answerClientError(err: NodeJS.ErrnoException, socket: Duplex, config: Readonly<GatewayConfig>, metrics: GatewayMetrics, logger: Logger): void {
-  const [reason, text]: [RefusalReason, string] = err.code === 'HPE_HEADER_OVERFLOW' ? ['HEADERS_TOO_LARGE', `431 Request Header Fields Too Large: the request head is over ${config.limits.maxHeaderBytes} bytes`]
-    : err.code === 'ERR_HTTP_REQUEST_TIMEOUT' ? ['REQUEST_TIMEOUT', `408 Request Timeout: the request head did not arrive within ${config.limits.headersTimeout} ms`]
-      : ['MALFORMED_REQUEST', `400 Bad Request: malformed HTTP request (${parserReason(err)})`];
+function answerClientError(
+  err: NodeJS.ErrnoException,
+  socket: Duplex,
+  config: Readonly<GatewayConfig>,
+  metrics: GatewayMetrics,
+  logger: Logger,
+): void {
+  const [reason, text]: [RefusalReason, string] =
+    err.code === 'HPE_HEADER_OVERFLOW'
+      ? [
+          'HEADERS_TOO_LARGE',
+          `431 Request Header Fields Too Large: the request head is over ${config.limits.maxHeaderBytes} bytes`,
+        ]
+      : err.code === 'ERR_HTTP_REQUEST_TIMEOUT'
+        ? [
+            'REQUEST_TIMEOUT',
+            `408 Request Timeout: the request head did not arrive within ${config.limits.headersTimeout} ms`,
+          ]
+        : ['MALFORMED_REQUEST', `400 Bad Request: malformed HTTP request (${parserReason(err)})`];
   const status = refusalStatus(reason);
   const requestId = nextRequestId();
   metrics.requests.inc({ decision: 'refused', reason, status: String(status) });

@@ -67,14 +67,30 @@ export function createGatewayMetrics(registry = new Registry()): GatewayMetrics 
     aggregator: 'min',
     collect() {
       this.reset();
-      for (const crl of gauges?.crls() ?? []) if (crl.nextUpdate !== null) this.set({ issuer: crl.issuer }, unixSeconds(crl.nextUpdate));
+      for (const crl of gauges?.crls() ?? [])
+        if (crl.nextUpdate !== null) this.set({ issuer: crl.issuer }, unixSeconds(crl.nextUpdate));
     },
   });
   return {
     registry,
-    handshakes: new Counter({ name: 'gatehouse_gateway_handshakes_total', help: 'Completed TLS handshakes by client certificate outcome', labelNames: ['outcome'], registers: [registry] }),
-    handshakeFailures: new Counter({ name: 'gatehouse_gateway_handshake_failures_total', help: 'TLS handshakes that failed before completing, by reason', labelNames: ['reason'], registers: [registry] }),
-    requests: new Counter({ name: 'gatehouse_gateway_requests_total', help: 'Requests by decision, refusal reason and status', labelNames: ['decision', 'reason', 'status'], registers: [registry] }),
+    handshakes: new Counter({
+      name: 'gatehouse_gateway_handshakes_total',
+      help: 'Completed TLS handshakes by client certificate outcome',
+      labelNames: ['outcome'],
+      registers: [registry],
+    }),
+    handshakeFailures: new Counter({
+      name: 'gatehouse_gateway_handshake_failures_total',
+      help: 'TLS handshakes that failed before completing, by reason',
+      labelNames: ['reason'],
+      registers: [registry],
+    }),
+    requests: new Counter({
+      name: 'gatehouse_gateway_requests_total',
+      help: 'Requests by decision, refusal reason and status',
+      labelNames: ['decision', 'reason', 'status'],
+      registers: [registry],
+    }),
     requestDuration: new Histogram({
       name: 'gatehouse_gateway_request_duration_seconds',
       help: 'Time from a request arriving to its response finished (for an upgrade: to the upstream answering it), by route (none when refused before routing) and status class (2xx to 5xx, aborted)',
@@ -89,9 +105,24 @@ export function createGatewayMetrics(registry = new Registry()): GatewayMetrics 
       buckets: [0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30],
       registers: [registry],
     }),
-    upstreamFailures: new Counter({ name: 'gatehouse_gateway_upstream_failures_total', help: 'Failed upstream attempts by route, upstream and kind', labelNames: ['route', 'upstream', 'kind'], registers: [registry] }),
-    postureLookups: new Counter({ name: 'gatehouse_gateway_posture_lookups_total', help: 'Posture standings looked up for rules that require posture, by result (cached, fetched, stale, unavailable, allowed_unsafe)', labelNames: ['result'], registers: [registry] }),
-    reloads: new Counter({ name: 'gatehouse_gateway_reloads_total', help: 'Reloads of certificates, trust bundle, policy and routes, by result', labelNames: ['what', 'result'], registers: [registry] }),
+    upstreamFailures: new Counter({
+      name: 'gatehouse_gateway_upstream_failures_total',
+      help: 'Failed upstream attempts by route, upstream and kind',
+      labelNames: ['route', 'upstream', 'kind'],
+      registers: [registry],
+    }),
+    postureLookups: new Counter({
+      name: 'gatehouse_gateway_posture_lookups_total',
+      help: 'Posture standings looked up for rules that require posture, by result (cached, fetched, stale, unavailable, allowed_unsafe)',
+      labelNames: ['result'],
+      registers: [registry],
+    }),
+    reloads: new Counter({
+      name: 'gatehouse_gateway_reloads_total',
+      help: 'Reloads of certificates, trust bundle, policy and routes, by result',
+      labelNames: ['what', 'result'],
+      registers: [registry],
+    }),
     setGauges(next) {
       gauges = next;
     },

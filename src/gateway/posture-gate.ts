@@ -10,7 +10,13 @@
  */
 import { request as httpsRequest, Agent } from 'node:https';
 import type { Logger } from '../log/logger.js';
-import { describeRequirement, judgePosture, postureStandingSchema, type PostureRequirement, type PostureStanding } from '../posture/requirement.js';
+import {
+  describeRequirement,
+  judgePosture,
+  postureStandingSchema,
+  type PostureRequirement,
+  type PostureStanding,
+} from '../posture/requirement.js';
 
 export interface PostureGateOptions {
   caUrl: string;
@@ -28,7 +34,8 @@ export interface PostureGateOptions {
   now?: () => number;
 }
 
-export type PostureVerdict = { ok: true } | { ok: false; reason: 'POSTURE_FAILED' | 'POSTURE_UNAVAILABLE'; message: string };
+export type PostureVerdict =
+  { ok: true } | { ok: false; reason: 'POSTURE_FAILED' | 'POSTURE_UNAVAILABLE'; message: string };
 
 const MAX_ENTRIES = 10_000;
 const MAX_ANSWER_BYTES = 64 * 1024;
@@ -49,8 +56,17 @@ export class PostureGate {
   }
 
   /** Synchronous when the cached standing is fresh; otherwise asks the CA. Never rejects. */
-  check(spiffeId: string | null, requirement: PostureRequirement, rule: string): PostureVerdict | Promise<PostureVerdict> {
-    if (spiffeId === null) return { ok: false, reason: 'POSTURE_FAILED', message: `403 Forbidden: rule ${rule} requires posture, and this certificate has no SPIFFE ID to look it up by` };
+  check(
+    spiffeId: string | null,
+    requirement: PostureRequirement,
+    rule: string,
+  ): PostureVerdict | Promise<PostureVerdict> {
+    if (spiffeId === null)
+      return {
+        ok: false,
+        reason: 'POSTURE_FAILED',
+        message: `403 Forbidden: rule ${rule} requires posture, and this certificate has no SPIFFE ID to look it up by`,
+      };
     const cached = this.cache.get(spiffeId);
     if (cached && this.now() - cached.fetchedAt < this.options.refreshMs) {
       this.options.onLookup?.('cached');
@@ -65,16 +81,29 @@ export class PostureGate {
         const stale = this.cache.get(spiffeId);
         if (stale && this.now() - stale.fetchedAt < this.options.staleForMs) {
           this.options.onLookup?.('stale');
-          this.options.logger.warn('gateway.posture_stale', { spiffeId, reason: err.message, fetchedAt: new Date(stale.fetchedAt).toISOString() });
+          this.options.logger.warn('gateway.posture_stale', {
+            spiffeId,
+            reason: err.message,
+            fetchedAt: new Date(stale.fetchedAt).toISOString(),
+          });
           return this.judge(stale.standing, requirement, rule);
         }
-        this.options.logger.error('gateway.posture_unavailable', { spiffeId, ca: this.options.caUrl, reason: err.message, effect: this.options.unsafeAllowWhenUnavailable ? 'allowed (posture.unsafeAllowWhenUnavailable)' : 'refused' });
+        this.options.logger.error('gateway.posture_unavailable', {
+          spiffeId,
+          ca: this.options.caUrl,
+          reason: err.message,
+          effect: this.options.unsafeAllowWhenUnavailable ? 'allowed (posture.unsafeAllowWhenUnavailable)' : 'refused',
+        });
         if (this.options.unsafeAllowWhenUnavailable) {
           this.options.onLookup?.('allowed_unsafe');
           return { ok: true };
         }
         this.options.onLookup?.('unavailable');
-        return { ok: false, reason: 'POSTURE_UNAVAILABLE', message: `503 Service Unavailable: rule ${rule} requires posture, and the CA could not be asked (${err.message}); try again shortly` };
+        return {
+          ok: false,
+          reason: 'POSTURE_UNAVAILABLE',
+          message: `503 Service Unavailable: rule ${rule} requires posture, and the CA could not be asked (${err.message}); try again shortly`,
+        };
       },
     );
   }
@@ -86,14 +115,24 @@ export class PostureGate {
    * tunnel fails closed, as a new request would.
    */
   peek(spiffeId: string | null, requirement: PostureRequirement, rule: string): PostureVerdict | null {
-    if (spiffeId === null) return { ok: false, reason: 'POSTURE_FAILED', message: `rule ${rule} requires posture, and this certificate has no SPIFFE ID` };
+    if (spiffeId === null)
+      return {
+        ok: false,
+        reason: 'POSTURE_FAILED',
+        message: `rule ${rule} requires posture, and this certificate has no SPIFFE ID`,
+      };
     const cached = this.cache.get(spiffeId);
     const age = cached ? this.now() - cached.fetchedAt : Infinity;
     if (age >= this.options.refreshMs) this.fetch(spiffeId).catch(() => undefined);
     if (!cached) return null;
-    if (age < this.options.refreshMs || age < this.options.staleForMs) return this.judge(cached.standing, requirement, rule);
+    if (age < this.options.refreshMs || age < this.options.staleForMs)
+      return this.judge(cached.standing, requirement, rule);
     if (this.options.unsafeAllowWhenUnavailable) return null;
-    return { ok: false, reason: 'POSTURE_UNAVAILABLE', message: `rule ${rule} requires posture, and the CA has not answered for ${Math.round(age / 1000)} s` };
+    return {
+      ok: false,
+      reason: 'POSTURE_UNAVAILABLE',
+      message: `rule ${rule} requires posture, and the CA has not answered for ${Math.round(age / 1000)} s`,
+    };
   }
 
   close(): void {
@@ -103,53 +142,78 @@ export class PostureGate {
   private judge(standing: PostureStanding, requirement: PostureRequirement, rule: string): PostureVerdict {
     const judged = judgePosture(requirement, standing, new Date(this.now()));
     if (judged.met) return { ok: true };
-    return { ok: false, reason: 'POSTURE_FAILED', message: `403 Forbidden: rule ${rule} requires posture (${describeRequirement(requirement)}), and ${standing.spiffeId} does not meet it: ${judged.problems.join('; ')}` };
+    return {
+      ok: false,
+      reason: 'POSTURE_FAILED',
+      message: `403 Forbidden: rule ${rule} requires posture (${describeRequirement(requirement)}), and ${standing.spiffeId} does not meet it: ${judged.problems.join('; ')}`,
+    };
   }
 
   /** One request per identity at a time: a burst of a device's requests waits for one answer. */
   private fetch(spiffeId: string): Promise<Entry> {
     const running = this.inflight.get(spiffeId);
     if (running) return running;
-    const started = this.get(spiffeId).then((standing) => {
-      const entry = { standing, fetchedAt: this.now() };
-      this.cache.delete(spiffeId);
-      this.cache.set(spiffeId, entry);
-      // Oldest first in a Map: the bound drops the identity looked up longest ago.
-      if (this.cache.size > MAX_ENTRIES) this.cache.delete(this.cache.keys().next().value!);
-      return entry;
-    }).finally(() => this.inflight.delete(spiffeId));
+    const started = this.get(spiffeId)
+      .then((standing) => {
+        const entry = { standing, fetchedAt: this.now() };
+        this.cache.delete(spiffeId);
+        this.cache.set(spiffeId, entry);
+        // Oldest first in a Map: the bound drops the identity looked up longest ago.
+        if (this.cache.size > MAX_ENTRIES) this.cache.delete(this.cache.keys().next().value!);
+        return entry;
+      })
+      .finally(() => this.inflight.delete(spiffeId));
     this.inflight.set(spiffeId, started);
     return started;
   }
 
   private get(spiffeId: string): Promise<PostureStanding> {
-    const url = new URL(`v1/posture?identity=${encodeURIComponent(spiffeId)}`, this.options.caUrl.endsWith('/') ? this.options.caUrl : `${this.options.caUrl}/`);
+    const url = new URL(
+      `v1/posture?identity=${encodeURIComponent(spiffeId)}`,
+      this.options.caUrl.endsWith('/') ? this.options.caUrl : `${this.options.caUrl}/`,
+    );
     const { cert, key } = this.options.identity();
     return new Promise((resolve, reject) => {
-      const req = httpsRequest(url, { agent: this.agent, ca: this.options.trust(), cert, key, headers: { accept: 'application/json' }, timeout: this.options.timeoutMs }, (res) => {
-        const chunks: Buffer[] = [];
-        let size = 0;
-        res.on('data', (chunk: Buffer) => {
-          size += chunk.length;
-          if (size > MAX_ANSWER_BYTES) req.destroy(new Error(`the CA's answer is over ${MAX_ANSWER_BYTES} bytes`));
-          else chunks.push(chunk);
-        });
-        res.on('end', () => {
-          const text = Buffer.concat(chunks).toString('utf8');
-          if (res.statusCode !== 200) return reject(new Error(`the CA answered ${res.statusCode}: ${text.slice(0, 200)}`));
-          try {
-            const parsed = postureStandingSchema.safeParse(JSON.parse(text));
-            if (!parsed.success) return reject(new Error('the CA\'s answer is not a posture standing'));
-            if (parsed.data.spiffeId !== spiffeId) return reject(new Error(`the CA answered for ${parsed.data.spiffeId}, not ${spiffeId}`));
-            resolve(parsed.data);
-          } catch {
-            reject(new Error('the CA\'s answer is not JSON'));
-          }
-        });
-        res.on('error', reject);
-      });
+      const req = httpsRequest(
+        url,
+        {
+          agent: this.agent,
+          ca: this.options.trust(),
+          cert,
+          key,
+          headers: { accept: 'application/json' },
+          timeout: this.options.timeoutMs,
+        },
+        (res) => {
+          const chunks: Buffer[] = [];
+          let size = 0;
+          res.on('data', (chunk: Buffer) => {
+            size += chunk.length;
+            if (size > MAX_ANSWER_BYTES) req.destroy(new Error(`the CA's answer is over ${MAX_ANSWER_BYTES} bytes`));
+            else chunks.push(chunk);
+          });
+          res.on('end', () => {
+            const text = Buffer.concat(chunks).toString('utf8');
+            if (res.statusCode !== 200)
+              return reject(new Error(`the CA answered ${res.statusCode}: ${text.slice(0, 200)}`));
+            try {
+              const parsed = postureStandingSchema.safeParse(JSON.parse(text));
+              if (!parsed.success) return reject(new Error("the CA's answer is not a posture standing"));
+              if (parsed.data.spiffeId !== spiffeId)
+                return reject(new Error(`the CA answered for ${parsed.data.spiffeId}, not ${spiffeId}`));
+              resolve(parsed.data);
+            } catch {
+              reject(new Error("the CA's answer is not JSON"));
+            }
+          });
+          res.on('error', reject);
+        },
+      );
       // A whole-request deadline: the socket timeout alone would let a trickle hold a request.
-      const deadline = setTimeout(() => req.destroy(new Error(`no answer within ${this.options.timeoutMs} ms`)), this.options.timeoutMs);
+      const deadline = setTimeout(
+        () => req.destroy(new Error(`no answer within ${this.options.timeoutMs} ms`)),
+        this.options.timeoutMs,
+      );
       deadline.unref();
       req.on('close', () => clearTimeout(deadline));
       req.on('timeout', () => req.destroy(new Error(`no answer within ${this.options.timeoutMs} ms`)));

@@ -32,7 +32,12 @@ interface Refusal {
   body: string;
 }
 
-function buildRefusal(headers: IncomingHttpHeaders, reason: RefusalReason, message: string, requestId: string): Refusal {
+function buildRefusal(
+  headers: IncomingHttpHeaders,
+  reason: RefusalReason,
+  message: string,
+  requestId: string,
+): Refusal {
   const wantsJson = /\bapplication\/json\b/.test(headers.accept ?? '');
   const body = wantsJson ? JSON.stringify({ error: { code: reason, message, requestId } }) : `${message}\n`;
   return {
@@ -47,7 +52,13 @@ function buildRefusal(headers: IncomingHttpHeaders, reason: RefusalReason, messa
   };
 }
 
-export function sendRefusal(req: ClientRequest, res: ClientResponse, reason: RefusalReason, message: string, requestId: string): void {
+export function sendRefusal(
+  req: ClientRequest,
+  res: ClientResponse,
+  reason: RefusalReason,
+  message: string,
+  requestId: string,
+): void {
   if (res.headersSent) {
     res.destroy();
     return;
@@ -60,8 +71,18 @@ export function sendRefusal(req: ClientRequest, res: ClientResponse, reason: Ref
 }
 
 /** For an upgrade request, where there is no response object, only the raw socket. */
-export function writeRefusalToSocket(headers: IncomingHttpHeaders, socket: Duplex, reason: RefusalReason, message: string, requestId: string): void {
+export function writeRefusalToSocket(
+  headers: IncomingHttpHeaders,
+  socket: Duplex,
+  reason: RefusalReason,
+  message: string,
+  requestId: string,
+): void {
   const refusal = buildRefusal(headers, reason, message, requestId);
-  const head = [`HTTP/1.1 ${refusal.status} ${STATUS_CODES[refusal.status]}`, ...Object.entries(refusal.headers).map(([k, v]) => `${k}: ${v}`), 'connection: close'];
+  const head = [
+    `HTTP/1.1 ${refusal.status} ${STATUS_CODES[refusal.status]}`,
+    ...Object.entries(refusal.headers).map(([k, v]) => `${k}: ${v}`),
+    'connection: close',
+  ];
   socket.end(`${head.join('\r\n')}\r\n\r\n${refusal.body}`);
 }

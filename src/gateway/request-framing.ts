@@ -16,7 +16,10 @@ export type FramingRefusal = { ok: false; reason: 'FRAMING_INVALID' | 'TRANSFER_
 const DIGITS = /^[0-9]{1,15}$/;
 
 /** HTTP/1.x request: `rawHeaders` as Node parsed them. */
-export function framingOfHttp1(httpVersion: string, rawHeaders: readonly string[]): { ok: true; framing: BodyFraming } | FramingRefusal {
+export function framingOfHttp1(
+  httpVersion: string,
+  rawHeaders: readonly string[],
+): { ok: true; framing: BodyFraming } | FramingRefusal {
   const lengths: string[] = [];
   const codings: string[] = [];
   for (let i = 0; i + 1 < rawHeaders.length; i += 2) {
@@ -29,11 +32,21 @@ export function framingOfHttp1(httpVersion: string, rawHeaders: readonly string[
     if (httpVersion !== '1.1') return refuse('FRAMING_INVALID', 'Transfer-Encoding in an HTTP/1.0 request');
     // RFC 9112 §6.3 item 3: both present is a smuggling attempt, whatever either says.
     if (lengths.length > 0) return refuse('FRAMING_INVALID', 'both Content-Length and Transfer-Encoding');
-    const list = codings.join(',').split(',').map((c) => c.trim().toLowerCase());
+    const list = codings
+      .join(',')
+      .split(',')
+      .map((c) => c.trim().toLowerCase());
     if (list.length !== 1 || list[0] !== 'chunked') {
       // RFC 9112 §6.1: chunked must be last, exactly once; other codings are not decoded here.
-      if (list[list.length - 1] !== 'chunked' || list.filter((c) => c === 'chunked').length !== 1) return refuse('FRAMING_INVALID', `Transfer-Encoding "${codings.join(', ').slice(0, 100)}" does not end in a single chunked`);
-      return refuse('TRANSFER_CODING_UNSUPPORTED', `Transfer-Encoding "${codings.join(', ').slice(0, 100)}" is not supported; send the body with Content-Length or plain chunked`);
+      if (list[list.length - 1] !== 'chunked' || list.filter((c) => c === 'chunked').length !== 1)
+        return refuse(
+          'FRAMING_INVALID',
+          `Transfer-Encoding "${codings.join(', ').slice(0, 100)}" does not end in a single chunked`,
+        );
+      return refuse(
+        'TRANSFER_CODING_UNSUPPORTED',
+        `Transfer-Encoding "${codings.join(', ').slice(0, 100)}" is not supported; send the body with Content-Length or plain chunked`,
+      );
     }
     return { ok: true, framing: { kind: 'chunked' } };
   }
@@ -41,17 +54,22 @@ export function framingOfHttp1(httpVersion: string, rawHeaders: readonly string[
 }
 
 /** HTTP/2 request: no Transfer-Encoding (RFC 9113 §8.2.2); the body is whatever DATA frames follow. */
-export function framingOfHttp2(rawHeaders: readonly string[], endStream: boolean): { ok: true; framing: BodyFraming } | FramingRefusal {
+export function framingOfHttp2(
+  rawHeaders: readonly string[],
+  endStream: boolean,
+): { ok: true; framing: BodyFraming } | FramingRefusal {
   const lengths: string[] = [];
   for (let i = 0; i + 1 < rawHeaders.length; i += 2) {
     const name = rawHeaders[i]!;
-    if (name === 'transfer-encoding') return refuse('FRAMING_INVALID', 'transfer-encoding in an HTTP/2 request (RFC 9113 §8.2.2)');
+    if (name === 'transfer-encoding')
+      return refuse('FRAMING_INVALID', 'transfer-encoding in an HTTP/2 request (RFC 9113 §8.2.2)');
     if (name === 'content-length') lengths.push(rawHeaders[i + 1]!);
   }
   const byLength = framingOfLength(lengths);
   if (!byLength.ok) return byLength;
   if (endStream) {
-    if (byLength.framing.kind === 'length' && byLength.framing.length > 0) return refuse('FRAMING_INVALID', 'content-length on a stream that has no body');
+    if (byLength.framing.kind === 'length' && byLength.framing.length > 0)
+      return refuse('FRAMING_INVALID', 'content-length on a stream that has no body');
     return { ok: true, framing: { kind: 'none' } };
   }
   // nghttp2 resets a stream whose DATA does not add up to its content-length (RFC 9113 §8.1.1).

@@ -7,8 +7,7 @@
  * §3.2.2) must name the same authority as Host, and is forwarded in origin form.
  */
 export type HostCheck =
-  | { ok: true; authority: string | null; target: string }
-  | { ok: false; reason: 'HOST_INVALID'; message: string };
+  { ok: true; authority: string | null; target: string } | { ok: false; reason: 'HOST_INVALID'; message: string };
 
 // reg-name of RFC 3986 without pct-encoding and sub-delims (no name in DNS needs them), an
 // IPv4 address (a reg-name by that grammar), or an IPv6 literal; then an optional port.
@@ -27,15 +26,18 @@ export function isValidAuthority(value: string): boolean {
 /** HTTP/1.x: the Host fields as parsed, and the request target. */
 export function checkHttp1Host(httpVersion: string, rawHeaders: readonly string[], target: string): HostCheck {
   const hosts: string[] = [];
-  for (let i = 0; i + 1 < rawHeaders.length; i += 2) if (rawHeaders[i]!.length === 4 && rawHeaders[i]!.toLowerCase() === 'host') hosts.push(rawHeaders[i + 1]!);
+  for (let i = 0; i + 1 < rawHeaders.length; i += 2)
+    if (rawHeaders[i]!.length === 4 && rawHeaders[i]!.toLowerCase() === 'host') hosts.push(rawHeaders[i + 1]!);
   if (hosts.length > 1) return refuse('more than one Host header');
   const host = hosts[0];
   if (host === undefined && httpVersion === '1.1') return refuse('an HTTP/1.1 request needs a Host header');
-  if (host !== undefined && !isValidAuthority(host)) return refuse(`Host "${printable(host)}" is not a valid host[:port]`);
+  if (host !== undefined && !isValidAuthority(host))
+    return refuse(`Host "${printable(host)}" is not a valid host[:port]`);
   const absolute = absoluteForm(target);
   if (absolute === null) return { ok: true, authority: host ?? null, target };
   if (!absolute.ok) return absolute;
-  if (host !== undefined && host.toLowerCase() !== absolute.authority.toLowerCase()) return refuse(`the request target names ${printable(absolute.authority)} but Host is ${printable(host)}`);
+  if (host !== undefined && host.toLowerCase() !== absolute.authority.toLowerCase())
+    return refuse(`the request target names ${printable(absolute.authority)} but Host is ${printable(host)}`);
   return { ok: true, authority: absolute.authority, target: absolute.target };
 }
 
@@ -47,16 +49,20 @@ export function checkHttp2Host(authority: string | undefined, rawHeaders: readon
   const value = authority ?? hosts[0];
   if (value === undefined) return refuse('the request has neither :authority nor host');
   if (!isValidAuthority(value)) return refuse(`:authority "${printable(value)}" is not a valid host[:port]`);
-  if (authority !== undefined && hosts[0] !== undefined && hosts[0].toLowerCase() !== authority.toLowerCase()) return refuse(`host "${printable(hosts[0])}" differs from :authority "${printable(authority)}"`);
+  if (authority !== undefined && hosts[0] !== undefined && hosts[0].toLowerCase() !== authority.toLowerCase())
+    return refuse(`host "${printable(hosts[0])}" differs from :authority "${printable(authority)}"`);
   return { ok: true, authority: value, target: '' };
 }
 
-function absoluteForm(target: string): { ok: true; authority: string; target: string } | { ok: false; reason: 'HOST_INVALID'; message: string } | null {
+function absoluteForm(
+  target: string,
+): { ok: true; authority: string; target: string } | { ok: false; reason: 'HOST_INVALID'; message: string } | null {
   if (target.startsWith('/')) return null;
   const match = /^https?:\/\/([^/?#]*)([^#]*)$/i.exec(target);
   if (!match) return null;
   const authority = match[1]!;
-  if (!isValidAuthority(authority)) return refuse(`the request target's authority "${printable(authority)}" is not a valid host[:port]`);
+  if (!isValidAuthority(authority))
+    return refuse(`the request target's authority "${printable(authority)}" is not a valid host[:port]`);
   const rest = match[2]!;
   return { ok: true, authority, target: rest === '' ? '/' : rest.startsWith('?') ? `/${rest}` : rest };
 }

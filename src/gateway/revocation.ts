@@ -96,7 +96,11 @@ export class RevocationChecker {
       const value = settings[key];
       // setTimeout fires at once past 2^31 − 1 ms, which would turn the interval into a busy loop.
       const tooLong = (key === 'refreshIntervalMs' || key === 'fetchTimeoutMs') && value > MAX_TIMER_MS;
-      if (!Number.isFinite(value) || value < 0 || tooLong || (key !== 'graceMs' && value === 0)) throw new GatehouseError('GH_CONFIG_INVALID', `revocation ${key}: ${value} is not a valid ${key === 'maxCrlBytes' ? 'size' : 'duration'}`);
+      if (!Number.isFinite(value) || value < 0 || tooLong || (key !== 'graceMs' && value === 0))
+        throw new GatehouseError(
+          'GH_CONFIG_INVALID',
+          `revocation ${key}: ${value} is not a valid ${key === 'maxCrlBytes' ? 'size' : 'duration'}`,
+        );
     }
     this.now = options.now ?? (() => new Date());
     this.logger = options.logger ?? silentLogger;
@@ -110,28 +114,51 @@ export class RevocationChecker {
     }
     // Shared by every source: useTrustBundle replaces the issuers and the https:// trust for all at once.
     this.deps = {
-      issuers, graceMs: this.graceMs, logger: this.logger, now: this.now, onChange: () => this.reindex(),
-      limits: { ...(options.ca ? { ca: options.ca } : {}), timeoutMs: settings.fetchTimeoutMs, maxBytes: settings.maxCrlBytes, signal: this.abort.signal },
+      issuers,
+      graceMs: this.graceMs,
+      logger: this.logger,
+      now: this.now,
+      onChange: () => this.reindex(),
+      limits: {
+        ...(options.ca ? { ca: options.ca } : {}),
+        timeoutMs: settings.fetchTimeoutMs,
+        maxBytes: settings.maxCrlBytes,
+        signal: this.abort.signal,
+      },
     };
     this.httpsTrustFollowsBundle = options.ca !== undefined && options.ca === options.trustBundle;
     this.sources = validateSources(options.sources).map((location) => new CrlSource(location, this.deps));
-    this.schedule = new CrlRefreshSchedule(this.sources, { intervalMs: settings.refreshIntervalMs, watchFiles: options.watchFiles !== false, logger: this.logger });
+    this.schedule = new CrlRefreshSchedule(this.sources, {
+      intervalMs: settings.refreshIntervalMs,
+      watchFiles: options.watchFiles !== false,
+      logger: this.logger,
+    });
   }
 
   /** Loads every source once, then refreshes them in the background. See the module comment for failures. */
   async start(): Promise<void> {
     if (this.started) throw new GatehouseError('GH_INTERNAL', 'the revocation checker was already started');
     this.started = true;
-    if (this.failOpen) this.logger.warn('gateway.unsafe_fail_open_on_stale_crl', { effect: 'certificates are allowed when their issuer\'s CRL is stale; blocking CRL updates would un-revoke them' });
+    if (this.failOpen)
+      this.logger.warn('gateway.unsafe_fail_open_on_stale_crl', {
+        effect: "certificates are allowed when their issuer's CRL is stale; blocking CRL updates would un-revoke them",
+      });
     const loaded = await Promise.all(this.sources.map((s) => s.refresh()));
     const badFiles = this.sources.filter((s, i) => !loaded[i] && s.kind === 'file');
     if (badFiles.length > 0) {
       this.close();
       const more = badFiles.length > 1 ? ` (and ${badFiles.length - 1} more, see the log)` : '';
-      throw new GatehouseError('GH_CONFIG_INVALID', `CRL source ${badFiles[0]!.name} cannot be used: ${badFiles[0]!.lastError}${more}`);
+      throw new GatehouseError(
+        'GH_CONFIG_INVALID',
+        `CRL source ${badFiles[0]!.name} cannot be used: ${badFiles[0]!.lastError}${more}`,
+      );
     }
     for (const source of this.sources.filter((_source, i) => !loaded[i])) {
-      this.logger.warn('gateway.crl_pending', { source: source.name, reason: source.lastError, effect: 'retrying in the background; clients of an issuer without a CRL are refused (CRL_MISSING) meanwhile' });
+      this.logger.warn('gateway.crl_pending', {
+        source: source.name,
+        reason: source.lastError,
+        effect: 'retrying in the background; clients of an issuer without a CRL are refused (CRL_MISSING) meanwhile',
+      });
     }
     this.schedule.start();
   }
@@ -147,8 +174,10 @@ export class RevocationChecker {
     const nowMs = this.now().getTime();
     if (nowMs - this.lastOnDemandMs < ON_DEMAND_MIN_INTERVAL_MS) return Promise.resolve();
     this.lastOnDemandMs = nowMs;
-    this.logger.info('gateway.crl_refresh_on_demand', { reason: 'a client certificate\'s issuer has no CRL loaded' });
-    this.onDemand = this.refresh().finally(() => { this.onDemand = null; });
+    this.logger.info('gateway.crl_refresh_on_demand', { reason: "a client certificate's issuer has no CRL loaded" });
+    this.onDemand = this.refresh().finally(() => {
+      this.onDemand = null;
+    });
     return this.onDemand;
   }
 
@@ -166,7 +195,11 @@ export class RevocationChecker {
       throw new GatehouseError('GH_CONFIG_INVALID', `revocation trust bundle: ${(cause as Error).message}`, { cause });
     }
     return () => {
-      if (issuers.bundle.length === this.deps.issuers.bundle.length && issuers.bundle.every((c, i) => c.fingerprint === this.deps.issuers.bundle[i]!.fingerprint)) return;
+      if (
+        issuers.bundle.length === this.deps.issuers.bundle.length &&
+        issuers.bundle.every((c, i) => c.fingerprint === this.deps.issuers.bundle[i]!.fingerprint)
+      )
+        return;
       this.deps.issuers = issuers;
       if (this.httpsTrustFollowsBundle) this.deps.limits.ca = pem;
       for (const source of this.sources) source.judgeAgain();
@@ -197,7 +230,8 @@ export class RevocationChecker {
    * issuer must have a CRL; CA certificates above it are checked when their issuer's CRL is loaded.
    */
   check(chain: ReadonlyArray<Buffer | CertificateInfo>): RevocationVerdict {
-    if (chain.length === 0) throw new GatehouseError('GH_INTERNAL', 'revocation check needs at least the leaf certificate');
+    if (chain.length === 0)
+      throw new GatehouseError('GH_INTERNAL', 'revocation check needs at least the leaf certificate');
     if (this.sources.length === 0) return OK;
     const nowMs = this.now().getTime();
     this.noticeStaleness(nowMs);
@@ -209,17 +243,31 @@ export class RevocationChecker {
       const label = i === 0 ? 'client certificate' : `CA certificate "${formatDn(cert.subject)}"`;
       const crls = this.crlsFor(cert);
       if (crls.length === 0) {
-        if (i === 0) return { ok: false, reason: 'CRL_MISSING', detail: `no CRL is loaded for "${formatDn(cert.issuer)}", the issuer of the ${label} (serial ${cert.serial})` };
+        if (i === 0)
+          return {
+            ok: false,
+            reason: 'CRL_MISSING',
+            detail: `no CRL is loaded for "${formatDn(cert.issuer)}", the issuer of the ${label} (serial ${cert.serial})`,
+          };
         continue;
       }
       for (const loaded of crls) {
         const entry = loaded.crl.revoked.get(cert.serial);
-        if (entry) return { ok: false, reason: 'REVOKED', detail: `${label} serial ${cert.serial} was revoked at ${entry.revokedAt.toISOString()} (${entry.reason}) by "${loaded.issuerDn}"` };
+        if (entry)
+          return {
+            ok: false,
+            reason: 'REVOKED',
+            detail: `${label} serial ${cert.serial} was revoked at ${entry.revokedAt.toISOString()} (${entry.reason}) by "${loaded.issuerDn}"`,
+          };
       }
       // Several sources may carry the same issuer's CRL: any fresh one is enough.
       if (!this.failOpen && crls.every((l) => nowMs > l.staleAtMs)) {
         const freshest = crls.reduce((a, b) => (a.staleAtMs >= b.staleAtMs ? a : b));
-        return { ok: false, reason: 'CRL_STALE', detail: `the CRL of "${freshest.issuerDn}" passed its nextUpdate ${freshest.crl.nextUpdate!.toISOString()} more than ${Math.round(this.graceMs / 1000)} s ago` };
+        return {
+          ok: false,
+          reason: 'CRL_STALE',
+          detail: `the CRL of "${freshest.issuerDn}" passed its nextUpdate ${freshest.crl.nextUpdate!.toISOString()} more than ${Math.round(this.graceMs / 1000)} s ago`,
+        };
       }
     }
     return OK;
@@ -228,14 +276,24 @@ export class RevocationChecker {
   /** One row per CRL in force, with its source; a source with none yet has one row without a CRL. */
   status(): RevocationSourceStatus[] {
     const nowMs = this.now().getTime();
-    return this.sources.flatMap((s) => (s.crls.length > 0 ? s.crls : [null]).map((c) => {
-      return {
-        source: s.name, kind: s.kind, issuer: c?.issuerDn ?? null, crlNumber: c?.crl.crlNumber?.toString() ?? null,
-        thisUpdate: c?.crl.thisUpdate ?? null, nextUpdate: c?.crl.nextUpdate ?? null,
-        ageSeconds: c ? Math.floor((nowMs - c.crl.thisUpdate.getTime()) / 1000) : null, stale: c ? nowMs > c.staleAtMs : null,
-        entries: c?.crl.revoked.size ?? 0, lastError: s.lastError, lastErrorAt: s.lastErrorAt, lastSuccessAt: s.lastSuccessAt,
-      };
-    }));
+    return this.sources.flatMap((s) =>
+      (s.crls.length > 0 ? s.crls : [null]).map((c) => {
+        return {
+          source: s.name,
+          kind: s.kind,
+          issuer: c?.issuerDn ?? null,
+          crlNumber: c?.crl.crlNumber?.toString() ?? null,
+          thisUpdate: c?.crl.thisUpdate ?? null,
+          nextUpdate: c?.crl.nextUpdate ?? null,
+          ageSeconds: c ? Math.floor((nowMs - c.crl.thisUpdate.getTime()) / 1000) : null,
+          stale: c ? nowMs > c.staleAtMs : null,
+          entries: c?.crl.revoked.size ?? 0,
+          lastError: s.lastError,
+          lastErrorAt: s.lastErrorAt,
+          lastSuccessAt: s.lastSuccessAt,
+        };
+      }),
+    );
   }
 
   /** CRLs of the certificate's issuer: same Name bytes, and the same key when both identify it (RFC 5280 §4.2.1.1). */
@@ -248,7 +306,8 @@ export class RevocationChecker {
 
   private reindex(): void {
     const byIssuer = new Map<string, LoadedCrl[]>();
-    for (const { crls } of this.sources) for (const loaded of crls) byIssuer.set(loaded.issuerKey, [...(byIssuer.get(loaded.issuerKey) ?? []), loaded]);
+    for (const { crls } of this.sources)
+      for (const loaded of crls) byIssuer.set(loaded.issuerKey, [...(byIssuer.get(loaded.issuerKey) ?? []), loaded]);
     this.byIssuer = byIssuer;
     this.generationCount++;
     this.scanStaleness(this.now().getTime());
@@ -264,17 +323,23 @@ export class RevocationChecker {
   /** Logs each CRL once when it is found stale, and finds the next one to go stale. */
   private scanStaleness(nowMs: number): void {
     let next = Infinity;
-    for (const { crls, name } of this.sources) for (const loaded of crls) {
-      if (nowMs <= loaded.staleAtMs) {
-        next = Math.min(next, loaded.staleAtMs);
-      } else if (!this.reportedStale.has(loaded)) {
-        this.reportedStale.add(loaded);
-        this.logger.warn('gateway.crl_stale', {
-          source: name, issuer: loaded.issuerDn, nextUpdate: loaded.crl.nextUpdate?.toISOString(), graceMs: this.graceMs,
-          effect: this.failOpen ? 'allowed anyway (unsafeFailOpenOnStaleCrl)' : 'certificates of this issuer are refused (CRL_STALE)',
-        });
+    for (const { crls, name } of this.sources)
+      for (const loaded of crls) {
+        if (nowMs <= loaded.staleAtMs) {
+          next = Math.min(next, loaded.staleAtMs);
+        } else if (!this.reportedStale.has(loaded)) {
+          this.reportedStale.add(loaded);
+          this.logger.warn('gateway.crl_stale', {
+            source: name,
+            issuer: loaded.issuerDn,
+            nextUpdate: loaded.crl.nextUpdate?.toISOString(),
+            graceMs: this.graceMs,
+            effect: this.failOpen
+              ? 'allowed anyway (unsafeFailOpenOnStaleCrl)'
+              : 'certificates of this issuer are refused (CRL_STALE)',
+          });
+        }
       }
-    }
     this.nextStaleAtMs = next;
   }
 }
@@ -282,12 +347,16 @@ export class RevocationChecker {
 function validateSources(sources: readonly string[]): string[] {
   const seen = new Set<string>();
   return sources.map((source, i) => {
-    if (typeof source !== 'string' || source.trim() === '') throw new GatehouseError('GH_CONFIG_INVALID', `revocation sources[${i}]: empty`);
+    if (typeof source !== 'string' || source.trim() === '')
+      throw new GatehouseError('GH_CONFIG_INVALID', `revocation sources[${i}]: empty`);
     let location = source;
     if (/^https?:\/\//i.test(source)) {
       if (!URL.canParse(source)) throw new GatehouseError('GH_CONFIG_INVALID', `revocation sources[${i}]: invalid URL`);
     } else if (/^[a-z][a-z0-9+.-]*:\/\//i.test(source)) {
-      throw new GatehouseError('GH_CONFIG_INVALID', `revocation sources[${i}]: only file paths and http(s):// URLs are supported`);
+      throw new GatehouseError(
+        'GH_CONFIG_INVALID',
+        `revocation sources[${i}]: only file paths and http(s):// URLs are supported`,
+      );
     } else {
       location = resolve(source);
     }

@@ -19,8 +19,16 @@ export interface RouteTable<T> {
   match(host: string | null, path: string): Route<T> | null;
 }
 
-export function compileRoutes<T>(routes: readonly RouteConfig[], makeTarget: (route: RouteConfig, label: string) => T): RouteTable<T> {
-  const compiled = routes.map((route, i) => ({ label: `routes[${i}]`, host: route.host, pathPrefix: stripTrailingSlash(route.pathPrefix), target: makeTarget(route, `routes[${i}]`) }));
+export function compileRoutes<T>(
+  routes: readonly RouteConfig[],
+  makeTarget: (route: RouteConfig, label: string) => T,
+): RouteTable<T> {
+  const compiled = routes.map((route, i) => ({
+    label: `routes[${i}]`,
+    host: route.host,
+    pathPrefix: stripTrailingSlash(route.pathPrefix),
+    target: makeTarget(route, `routes[${i}]`),
+  }));
   const exact = new Map<string, Route<T>[]>();
   const wildcard: Route<T>[] = [];
   const any: Route<T>[] = [];
@@ -34,14 +42,19 @@ export function compileRoutes<T>(routes: readonly RouteConfig[], makeTarget: (ro
   wildcard.sort((a, b) => b.host.length - a.host.length || longestFirst(a, b));
   any.sort(longestFirst);
 
-  const byPrefix = (candidates: readonly Route<T>[], path: string) => candidates.find((r) => prefixMatches(r.pathPrefix, path)) ?? null;
+  const byPrefix = (candidates: readonly Route<T>[], path: string) =>
+    candidates.find((r) => prefixMatches(r.pathPrefix, path)) ?? null;
   return {
     routes: compiled,
     match(rawHost, path) {
       const host = rawHost === null ? null : hostWithoutPort(rawHost).toLowerCase();
       if (host !== null) {
-        const found = byPrefix(exact.get(host) ?? [], path)
-          ?? byPrefix(wildcard.filter((r) => host.endsWith(r.host.slice(1)) && host.length > r.host.length - 1), path);
+        const found =
+          byPrefix(exact.get(host) ?? [], path) ??
+          byPrefix(
+            wildcard.filter((r) => host.endsWith(r.host.slice(1)) && host.length > r.host.length - 1),
+            path,
+          );
         if (found) return found;
       }
       return byPrefix(any, path);

@@ -43,11 +43,17 @@ export function loadPolicy(config: Readonly<GatewayConfig>, logger: Logger): Com
     const policy = loadPolicyFile(config.policy);
     // Refused at start and at reload (the last good policy stays): every request under such a rule would fail.
     if (policy.postureRules.length > 0 && config.posture.ca === null) {
-      throw new GatehouseError('GH_CONFIG_INVALID', `${config.policy} has rules that require posture (${policy.postureRules.join(', ')}): set posture.ca in the gateway config (or pass --posture-ca URL) to the CA that holds the reports`);
+      throw new GatehouseError(
+        'GH_CONFIG_INVALID',
+        `${config.policy} has rules that require posture (${policy.postureRules.join(', ')}): set posture.ca in the gateway config (or pass --posture-ca URL) to the CA that holds the reports`,
+      );
     }
     return policy;
   }
-  logger.warn('gateway.no_policy', { effect: 'any client certificate that verifies against the client CA bundle is allowed', fix: 'set policy in the config or pass --policy FILE' });
+  logger.warn('gateway.no_policy', {
+    effect: 'any client certificate that verifies against the client CA bundle is allowed',
+    fix: 'set policy in the config or pass --policy FILE',
+  });
   return allowAllPolicy();
 }
 
@@ -60,18 +66,34 @@ export async function runGateway(options: RunOptions): Promise<RunningGateway> {
   let gateway: Gateway;
   // posture.trust is read once (a restart key); by default the client CA bundle the gateway holds.
   const postureTrust = config.posture.trust === null ? null : readFileSync(config.posture.trust, 'utf8');
-  const posture = config.posture.ca === null ? null : new PostureGate({
-    caUrl: config.posture.ca,
-    // The material the gateway reloads when its agent renews, not the files again per lookup.
-    trust: () => postureTrust ?? gateway.tlsFiles().ca,
-    identity: () => gateway.tlsFiles(),
-    refreshMs: config.posture.refresh, staleForMs: config.posture.staleFor, timeoutMs: config.posture.timeout,
-    unsafeAllowWhenUnavailable: config.posture.unsafeAllowWhenUnavailable, logger,
-    onLookup: (result) => metrics.postureLookups.inc({ result }),
-  });
-  if (config.posture.unsafeAllowWhenUnavailable) logger.warn('gateway.posture_unsafe', { effect: 'requests under posture rules are allowed when the CA cannot be asked', fix: 'unset posture.unsafeAllowWhenUnavailable' });
+  const posture =
+    config.posture.ca === null
+      ? null
+      : new PostureGate({
+          caUrl: config.posture.ca,
+          // The material the gateway reloads when its agent renews, not the files again per lookup.
+          trust: () => postureTrust ?? gateway.tlsFiles().ca,
+          identity: () => gateway.tlsFiles(),
+          refreshMs: config.posture.refresh,
+          staleForMs: config.posture.staleFor,
+          timeoutMs: config.posture.timeout,
+          unsafeAllowWhenUnavailable: config.posture.unsafeAllowWhenUnavailable,
+          logger,
+          onLookup: (result) => metrics.postureLookups.inc({ result }),
+        });
+  if (config.posture.unsafeAllowWhenUnavailable)
+    logger.warn('gateway.posture_unsafe', {
+      effect: 'requests under posture rules are allowed when the CA cannot be asked',
+      fix: 'unset posture.unsafeAllowWhenUnavailable',
+    });
   try {
-    gateway = await startGateway(config, { logger, policy, metrics, ...(revocation ? { revocation } : {}), ...(posture ? { posture } : {}) });
+    gateway = await startGateway(config, {
+      logger,
+      policy,
+      metrics,
+      ...(revocation ? { revocation } : {}),
+      ...(posture ? { posture } : {}),
+    });
   } catch (err) {
     revocation?.close();
     posture?.close();
@@ -86,7 +108,11 @@ export async function runGateway(options: RunOptions): Promise<RunningGateway> {
       return true;
     } catch (err) {
       metrics.reloads.inc({ what, result: 'failed' });
-      logger.error('gateway.reload_failed', { what, reason: (err as Error).message, effect: 'the previous state stays in force' });
+      logger.error('gateway.reload_failed', {
+        what,
+        reason: (err as Error).message,
+        effect: 'the previous state stays in force',
+      });
       return false;
     }
   };
@@ -101,7 +127,10 @@ export async function runGateway(options: RunOptions): Promise<RunningGateway> {
     if (attempt('tls', reloadTlsAndCrlTrust)) return;
     // An agent writes cert.pem and key.pem one after the other; the half-written pair fails
     // the key check, so try once more after the writer is done.
-    tlsRetry ??= setTimeout(() => { tlsRetry = null; attempt('tls', reloadTlsAndCrlTrust); }, 1000);
+    tlsRetry ??= setTimeout(() => {
+      tlsRetry = null;
+      attempt('tls', reloadTlsAndCrlTrust);
+    }, 1000);
     tlsRetry.unref();
   };
   const reloadPolicy = () => attempt('policy', () => gateway.setPolicy(loadPolicy(config, logger)));
@@ -109,9 +138,26 @@ export async function runGateway(options: RunOptions): Promise<RunningGateway> {
     if (!options.configFile) return;
     attempt('routes', () => {
       const next = loadGatewayConfig(options.configFile!);
-      const restartNeeded = (['listen', 'tls', 'headers', 'upstream', 'revocation', 'posture', 'limits', 'admin', 'http2', 'workers', 'denyMessage'] as const)
-        .filter((key) => JSON.stringify(next[key]) !== JSON.stringify(config[key]));
-      if (restartNeeded.length) logger.warn('gateway.restart_needed', { keys: restartNeeded, effect: 'only routes and policy are reloaded; restart the gateway for the rest' });
+      const restartNeeded = (
+        [
+          'listen',
+          'tls',
+          'headers',
+          'upstream',
+          'revocation',
+          'posture',
+          'limits',
+          'admin',
+          'http2',
+          'workers',
+          'denyMessage',
+        ] as const
+      ).filter((key) => JSON.stringify(next[key]) !== JSON.stringify(config[key]));
+      if (restartNeeded.length)
+        logger.warn('gateway.restart_needed', {
+          keys: restartNeeded,
+          effect: 'only routes and policy are reloaded; restart the gateway for the rest',
+        });
       gateway.setRoutes(next.routes);
       const policyChanged = next.policy !== config.policy;
       config = { ...config, routes: next.routes, policy: next.policy };
@@ -147,7 +193,10 @@ export async function runGateway(options: RunOptions): Promise<RunningGateway> {
       revocation?.close();
       throw err;
     }
-    logger.info('gateway.admin_started', { listen: config.admin.listen.replace(/:\d+$/, `:${admin.port}`), paths: ['/metrics', '/healthz'] });
+    logger.info('gateway.admin_started', {
+      listen: config.admin.listen.replace(/:\d+$/, `:${admin.port}`),
+      paths: ['/metrics', '/healthz'],
+    });
   }
 
   return {
@@ -156,7 +205,9 @@ export async function runGateway(options: RunOptions): Promise<RunningGateway> {
     reload() {
       reloadTls();
       if (config.policy) reloadPolicy();
-      revocation?.refresh().catch((err: unknown) => logger.error('gateway.crl_refresh_failed', { reason: (err as Error).message }));
+      revocation
+        ?.refresh()
+        .catch((err: unknown) => logger.error('gateway.crl_refresh_failed', { reason: (err as Error).message }));
     },
     async close() {
       tlsWatch.close();
@@ -174,13 +225,20 @@ export async function runGateway(options: RunOptions): Promise<RunningGateway> {
 /** CRL checking when `revocation.crl` lists sources; their issuers must be in the client CA bundle. */
 async function startRevocation(config: Readonly<GatewayConfig>, logger: Logger): Promise<RevocationChecker | null> {
   if (config.revocation.crl.length === 0) {
-    logger.warn('gateway.no_revocation', { effect: 'revoked client certificates are accepted until they expire', fix: 'set revocation.crl or pass --crl FILE|URL' });
+    logger.warn('gateway.no_revocation', {
+      effect: 'revoked client certificates are accepted until they expire',
+      fix: 'set revocation.crl or pass --crl FILE|URL',
+    });
     return null;
   }
   const trustBundle = readFileSync(config.tls.clientCa, 'utf8');
   const checker = new RevocationChecker({
-    sources: [...config.revocation.crl], trustBundle, ca: trustBundle, logger,
-    refreshIntervalMs: config.revocation.refreshInterval, graceMs: config.revocation.grace,
+    sources: [...config.revocation.crl],
+    trustBundle,
+    ca: trustBundle,
+    logger,
+    refreshIntervalMs: config.revocation.refreshInterval,
+    graceMs: config.revocation.grace,
     unsafeFailOpenOnStaleCrl: config.revocation.unsafeFailOpenOnStaleCrl,
   });
   await checker.start();
@@ -192,12 +250,28 @@ export function gatewayHealth(gateway: Gateway, revocation: RevocationCheck | un
   const cert = gateway.serverCertificate();
   if (cert.notAfter <= now) problems.push(`server certificate expired at ${cert.notAfter.toISOString()}`);
   const status = revocation?.status() ?? [];
-  const crls = status.map((s) => ({ source: s.source, issuer: s.issuer, thisUpdate: s.thisUpdate?.toISOString() ?? null, nextUpdate: s.nextUpdate?.toISOString() ?? null, stale: s.stale, lastError: s.lastError }));
+  const crls = status.map((s) => ({
+    source: s.source,
+    issuer: s.issuer,
+    thisUpdate: s.thisUpdate?.toISOString() ?? null,
+    nextUpdate: s.nextUpdate?.toISOString() ?? null,
+    stale: s.stale,
+    lastError: s.lastError,
+  }));
   for (const s of status) {
     if (s.thisUpdate === null) problems.push(`no CRL loaded from ${s.source}${s.lastError ? ` (${s.lastError})` : ''}`);
-    else if (s.stale) problems.push(`the CRL from ${s.source} is past its nextUpdate plus grace: clients of ${s.issuer} are refused`);
+    else if (s.stale)
+      problems.push(`the CRL from ${s.source} is past its nextUpdate plus grace: clients of ${s.issuer} are refused`);
   }
-  return { healthy: problems.length === 0, details: { now: now.toISOString(), certificate: { serial: cert.serial, notAfter: cert.notAfter.toISOString() }, crls, problems } };
+  return {
+    healthy: problems.length === 0,
+    details: {
+      now: now.toISOString(),
+      certificate: { serial: cert.serial, notAfter: cert.notAfter.toISOString() },
+      crls,
+      problems,
+    },
+  };
 }
 
 export function assertConfigUsable(config: Readonly<GatewayConfig>): void {

@@ -15,7 +15,6 @@ import { dnsMatches } from '../config/patterns.js';
 import { isLoopbackHost, splitHostPort } from '../config/listen.js';
 import { TLS12_AEAD_CIPHERS } from '../tls/ciphers.js';
 
-
 export interface TlsFiles {
   cert: string;
   key: string;
@@ -27,7 +26,8 @@ export interface TlsFiles {
 }
 
 /** How to get a certificate a gateway can serve, for every refusal below. */
-const ENROLL_GATEWAY_HINT = 'enroll the gateway with a role of profile server, naming what clients connect to, e.g. gatehouse token create --role gateway --name gw-1, then gatehouse agent enroll --ca URL --token-file FILE --dir DIR --dns gw.example.internal --ip 127.0.0.1';
+const ENROLL_GATEWAY_HINT =
+  'enroll the gateway with a role of profile server, naming what clients connect to, e.g. gatehouse token create --role gateway --name gw-1, then gatehouse agent enroll --ca URL --token-file FILE --dir DIR --dns gw.example.internal --ip 127.0.0.1';
 
 export interface TlsMaterial {
   context: SecureContextOptions;
@@ -49,27 +49,45 @@ export function loadTlsMaterial(files: TlsFiles, now: Date = new Date(), listen?
   const trustedCas = parseAll(caPem, files.clientCa);
   const serverCert = chain[0]!;
   if (serverCert.notAfter <= now) {
-    throw new GatehouseError('GH_CONFIG_INVALID', `server certificate ${files.cert} expired at ${serverCert.notAfter.toISOString()}; renew it (gatehouse agent renew)`);
+    throw new GatehouseError(
+      'GH_CONFIG_INVALID',
+      `server certificate ${files.cert} expired at ${serverCert.notAfter.toISOString()}; renew it (gatehouse agent renew)`,
+    );
   }
   if (serverCert.notBefore > now) {
-    throw new GatehouseError('GH_CONFIG_INVALID', `server certificate ${files.cert} is not valid until ${serverCert.notBefore.toISOString()} (is this clock right?)`);
+    throw new GatehouseError(
+      'GH_CONFIG_INVALID',
+      `server certificate ${files.cert} is not valid until ${serverCert.notBefore.toISOString()} (is this clock right?)`,
+    );
   }
   const notCa = trustedCas.filter((c) => !c.isCa);
-  if (notCa.length) throw new GatehouseError('GH_CONFIG_INVALID', `client CA bundle ${files.clientCa} holds a certificate that is not a CA (serial ${notCa[0]!.serial})`);
+  if (notCa.length)
+    throw new GatehouseError(
+      'GH_CONFIG_INVALID',
+      `client CA bundle ${files.clientCa} holds a certificate that is not a CA (serial ${notCa[0]!.serial})`,
+    );
   checkServesAsServer(serverCert, files.cert);
   // Configured names are what clients use; without them, the listen host stands for them.
   checkCoversNames(serverCert, files.cert, files.serverNames?.length ? files.serverNames : listenNames(listen));
   if (!files.serverCertFromOtherCa) checkChainsToClientCa(chain, trustedCas, files, now);
   const context: SecureContextOptions = {
-    cert: certPem, key: keyPem, ca: caPem,
-    minVersion: 'TLSv1.2', ciphers: TLS12_AEAD_CIPHERS, honorCipherOrder: true,
+    cert: certPem,
+    key: keyPem,
+    ca: caPem,
+    minVersion: 'TLSv1.2',
+    ciphers: TLS12_AEAD_CIPHERS,
+    honorCipherOrder: true,
   };
   try {
     // Builds the OpenSSL context once, which is where a key that does not match the
     // certificate, or an encrypted key, is detected.
     createSecureContext(context);
   } catch (cause) {
-    throw new GatehouseError('GH_CONFIG_INVALID', `cannot use ${files.cert} with ${files.key}: ${(cause as Error).message}`, { cause });
+    throw new GatehouseError(
+      'GH_CONFIG_INVALID',
+      `cannot use ${files.cert} with ${files.key}: ${(cause as Error).message}`,
+      { cause },
+    );
   }
   return { context, serverCert, serverSpiffeId: identityOf(serverCert).spiffeId, trustedCas };
 }
@@ -81,11 +99,17 @@ export function loadTlsMaterial(files: TlsFiles, now: Date = new Date(), listen?
 function checkServesAsServer(cert: CertificateInfo, path: string): void {
   const eku = cert.extKeyUsage;
   if (eku.length > 0 && !eku.includes(OID.serverAuth) && !eku.includes(OID.anyExtendedKeyUsage)) {
-    throw new GatehouseError('GH_CONFIG_INVALID', `server certificate ${path} (${identityOf(cert).spiffeId ?? `serial ${cert.serial}`}) is not valid for TLS servers: its extended key usage lacks serverAuth, so clients will refuse it; ${ENROLL_GATEWAY_HINT}`);
+    throw new GatehouseError(
+      'GH_CONFIG_INVALID',
+      `server certificate ${path} (${identityOf(cert).spiffeId ?? `serial ${cert.serial}`}) is not valid for TLS servers: its extended key usage lacks serverAuth, so clients will refuse it; ${ENROLL_GATEWAY_HINT}`,
+    );
   }
   const ku = cert.keyUsage;
   if (ku && !ku.includes('digitalSignature') && !ku.includes('keyEncipherment')) {
-    throw new GatehouseError('GH_CONFIG_INVALID', `server certificate ${path} has a key usage without digitalSignature or keyEncipherment, which a TLS handshake needs (RFC 5280 §4.2.1.3); ${ENROLL_GATEWAY_HINT}`);
+    throw new GatehouseError(
+      'GH_CONFIG_INVALID',
+      `server certificate ${path} has a key usage without digitalSignature or keyEncipherment, which a TLS handshake needs (RFC 5280 §4.2.1.3); ${ENROLL_GATEWAY_HINT}`,
+    );
   }
 }
 
@@ -101,14 +125,19 @@ function checkCoversNames(cert: CertificateInfo, path: string, names: readonly s
   const missing = [...new Set(names)].filter((name) => !covers(cert, name));
   if (missing.length === 0) return;
   const sans = [...cert.sans.dns.map((d) => `DNS:${d}`), ...cert.sans.ip.map((i) => `IP:${i}`)].join(', ') || 'none';
-  throw new GatehouseError('GH_CONFIG_INVALID', `server certificate ${path} does not cover ${missing.join(', ')}, which clients connect to (its names: ${sans}); clients will refuse it. Listen on an address it names, set tls.serverNames to the names it was issued for, or ${ENROLL_GATEWAY_HINT}`);
+  throw new GatehouseError(
+    'GH_CONFIG_INVALID',
+    `server certificate ${path} does not cover ${missing.join(', ')}, which clients connect to (its names: ${sans}); clients will refuse it. Listen on an address it names, set tls.serverNames to the names it was issued for, or ${ENROLL_GATEWAY_HINT}`,
+  );
 }
 
 function covers(cert: CertificateInfo, name: string): boolean {
   const bare = name.replace(/^\[|\]$/g, '');
   if (!isIP(bare)) return cert.sans.dns.some((pattern) => dnsMatches(pattern, bare));
   // Clients of a loopback listener may say localhost, which names only loopback.
-  return cert.sans.ip.includes(bare) || (isLoopbackHost(bare) && cert.sans.dns.some((d) => d.toLowerCase() === 'localhost'));
+  return (
+    cert.sans.ip.includes(bare) || (isLoopbackHost(bare) && cert.sans.dns.some((d) => d.toLowerCase() === 'localhost'))
+  );
 }
 
 /**
@@ -116,24 +145,40 @@ function covers(cert: CertificateInfo, name: string): boolean {
  * certificate that does not chain to a CA of the client bundle is one they cannot verify. A
  * gateway with a public or corporate server certificate says so with tls.serverCertFromOtherCa.
  */
-function checkChainsToClientCa(chain: CertificateInfo[], trustedCas: CertificateInfo[], files: TlsFiles, now: Date): void {
+function checkChainsToClientCa(
+  chain: CertificateInfo[],
+  trustedCas: CertificateInfo[],
+  files: TlsFiles,
+  now: Date,
+): void {
   const problems: string[] = [];
   for (const anchor of trustedCas) {
     try {
-      verifyChain(chain.map((c) => c.der), anchor.der, now);
+      verifyChain(
+        chain.map((c) => c.der),
+        anchor.der,
+        now,
+      );
       return;
     } catch (err) {
       problems.push((err as Error).message);
     }
   }
-  throw new GatehouseError('GH_CONFIG_INVALID', `server certificate ${files.cert} does not chain to a CA of the client CA bundle ${files.clientCa} (${problems[0]}); clients that trust that CA will refuse it. Put the issuing intermediate after the certificate in ${files.cert}, use a certificate from that CA (${ENROLL_GATEWAY_HINT}), or set tls.serverCertFromOtherCa: true for a server certificate from another CA`);
+  throw new GatehouseError(
+    'GH_CONFIG_INVALID',
+    `server certificate ${files.cert} does not chain to a CA of the client CA bundle ${files.clientCa} (${problems[0]}); clients that trust that CA will refuse it. Put the issuing intermediate after the certificate in ${files.cert}, use a certificate from that CA (${ENROLL_GATEWAY_HINT}), or set tls.serverCertFromOtherCa: true for a server certificate from another CA`,
+  );
 }
 
 function readText(path: string, what: string): string {
   try {
     return readFileSync(path, 'utf8');
   } catch (cause) {
-    throw new GatehouseError('GH_CONFIG_INVALID', `cannot read ${what} ${path}: ${(cause as NodeJS.ErrnoException).code}`, { cause });
+    throw new GatehouseError(
+      'GH_CONFIG_INVALID',
+      `cannot read ${what} ${path}: ${(cause as NodeJS.ErrnoException).code}`,
+      { cause },
+    );
   }
 }
 

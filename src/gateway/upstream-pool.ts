@@ -38,16 +38,26 @@ export class UpstreamPool {
   private next = 0;
   private readonly now: () => number;
 
-  constructor(urls: readonly string[], private readonly options: PoolOptions) {
+  constructor(
+    urls: readonly string[],
+    private readonly options: PoolOptions,
+  ) {
     this.targets = urls.map((href) => {
       const url = new URL(href);
       return {
-        url: href, hostname: url.hostname.replace(/^\[|\]$/g, ''), port: Number(url.port || 80), basePath: url.pathname.replace(/\/$/, ''),
+        url: href,
+        hostname: url.hostname.replace(/^\[|\]$/g, ''),
+        port: Number(url.port || 80),
+        basePath: url.pathname.replace(/\/$/, ''),
         // No pipelining: a request is written only once the previous response has been read,
         // so a slow or non-idempotent request never holds back, or is replayed after, another.
         dispatcher: new Pool(url.origin, {
-          connections: 512, pipelining: 1, keepAliveTimeout: IDLE_KEEP_ALIVE_MS, keepAliveMaxTimeout: 60_000,
-          connect: { timeout: options.connectTimeoutMs ?? 5_000 }, strictContentLength: true,
+          connections: 512,
+          pipelining: 1,
+          keepAliveTimeout: IDLE_KEEP_ALIVE_MS,
+          keepAliveMaxTimeout: 60_000,
+          connect: { timeout: options.connectTimeoutMs ?? 5_000 },
+          strictContentLength: true,
         }),
       };
     });

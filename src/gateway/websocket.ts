@@ -36,7 +36,15 @@ export function forwardUpgrade(options: UpgradeOptions): void {
   const target = options.pool.pick();
   const headers = [...options.headers, 'Connection', 'Upgrade', 'Upgrade', String(req.headers.upgrade)];
   // Its own connection (agent: false), never a pooled one: an upgraded socket never returns to a pool.
-  const outgoing = httpRequest({ host: target.hostname, port: target.port, method: req.method, path: `${target.basePath}${options.pathAndQuery}`, headers: headers as unknown as OutgoingHttpHeaders, timeout: options.connectTimeoutMs, agent: false });
+  const outgoing = httpRequest({
+    host: target.hostname,
+    port: target.port,
+    method: req.method,
+    path: `${target.basePath}${options.pathAndQuery}`,
+    headers: headers as unknown as OutgoingHttpHeaders,
+    timeout: options.connectTimeoutMs,
+    agent: false,
+  });
   let settled = false;
   clientSocket.once('close', () => {
     if (settled) return;
@@ -44,7 +52,11 @@ export function forwardUpgrade(options: UpgradeOptions): void {
     outgoing.destroy();
     options.onClientGone(target);
   });
-  outgoing.on('timeout', () => outgoing.destroy(Object.assign(new Error(`no answer within ${options.connectTimeoutMs} ms`), { code: 'ETIMEDOUT' })));
+  outgoing.on('timeout', () =>
+    outgoing.destroy(
+      Object.assign(new Error(`no answer within ${options.connectTimeoutMs} ms`), { code: 'ETIMEDOUT' }),
+    ),
+  );
   outgoing.on('upgrade', (upstreamRes, upstreamSocket, upstreamHead) => {
     settled = true;
     options.pool.succeeded(target);
@@ -55,13 +67,17 @@ export function forwardUpgrade(options: UpgradeOptions): void {
       return;
     }
     const lines = [`HTTP/1.1 ${upstreamRes.statusCode} ${upstreamRes.statusMessage}`];
-    for (let i = 0; i < upstreamRes.rawHeaders.length; i += 2) lines.push(`${upstreamRes.rawHeaders[i]}: ${upstreamRes.rawHeaders[i + 1]}`);
+    for (let i = 0; i < upstreamRes.rawHeaders.length; i += 2)
+      lines.push(`${upstreamRes.rawHeaders[i]}: ${upstreamRes.rawHeaders[i + 1]}`);
     clientSocket.write(`${lines.join('\r\n')}\r\n\r\n`);
     if (upstreamHead.length) clientSocket.write(upstreamHead);
     if (options.clientHead.length) upstreamSocket.write(options.clientHead);
     upstreamSocket.setTimeout(0);
     upstreamSocket.pipe(clientSocket).pipe(upstreamSocket);
-    const closeBoth = () => { upstreamSocket.destroy(); clientSocket.destroy(); };
+    const closeBoth = () => {
+      upstreamSocket.destroy();
+      clientSocket.destroy();
+    };
     upstreamSocket.on('close', closeBoth);
     clientSocket.on('close', closeBoth);
   });
@@ -73,7 +89,8 @@ export function forwardUpgrade(options: UpgradeOptions): void {
     upstreamRes.on('error', () => clientSocket.destroy());
     const lines = [`HTTP/1.1 ${upstreamRes.statusCode} ${upstreamRes.statusMessage}`];
     for (let i = 0; i < upstreamRes.rawHeaders.length; i += 2) {
-      if (!DECLINED_HOP_BY_HOP.test(upstreamRes.rawHeaders[i]!)) lines.push(`${upstreamRes.rawHeaders[i]}: ${upstreamRes.rawHeaders[i + 1]}`);
+      if (!DECLINED_HOP_BY_HOP.test(upstreamRes.rawHeaders[i]!))
+        lines.push(`${upstreamRes.rawHeaders[i]}: ${upstreamRes.rawHeaders[i + 1]}`);
     }
     lines.push('connection: close');
     if (clientSocket.destroyed) {
@@ -89,7 +106,11 @@ export function forwardUpgrade(options: UpgradeOptions): void {
     if (settled || clientSocket.destroyed) return;
     settled = true;
     options.pool.failed(target);
-    options.onGiveUp(err.code === 'ECONNREFUSED' ? 'refused' : err.code === 'ETIMEDOUT' ? 'timeout' : 'error', target, err);
+    options.onGiveUp(
+      err.code === 'ECONNREFUSED' ? 'refused' : err.code === 'ETIMEDOUT' ? 'timeout' : 'error',
+      target,
+      err,
+    );
   });
   outgoing.end();
 }
@@ -100,10 +121,21 @@ export function forwardUpgrade(options: UpgradeOptions): void {
  * that no longer allows it, closes the tunnel within the recheck period.
  */
 export class Tunnels {
-  private readonly open = new Map<Duplex, { socket: TLSSocket; method: string; path: string; requestId: string } | null>();
+  private readonly open = new Map<
+    Duplex,
+    { socket: TLSSocket; method: string; path: string; requestId: string } | null
+  >();
   private readonly timer: NodeJS.Timeout;
 
-  constructor(periodMs: number, recheck: (tunnel: { socket: TLSSocket; method: string; path: string }) => { reason: string; detail?: string } | null, onClosed: (requestId: string, reason: string, detail?: string) => void) {
+  constructor(
+    periodMs: number,
+    recheck: (tunnel: {
+      socket: TLSSocket;
+      method: string;
+      path: string;
+    }) => { reason: string; detail?: string } | null,
+    onClosed: (requestId: string, reason: string, detail?: string) => void,
+  ) {
     this.timer = setInterval(() => {
       for (const [clientSocket, tunnel] of this.open) {
         if (!tunnel) continue;

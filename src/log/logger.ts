@@ -14,7 +14,8 @@ import { pino, stdTimeFunctions, destination, type DestinationStream, type Logge
 export type LogLevel = 'debug' | 'info' | 'warn' | 'error';
 export const LOG_LEVELS: readonly LogLevel[] = ['debug', 'info', 'warn', 'error'];
 // snake_case, kebab-case or a whole key (any case), and camelCase (joinToken, clientSecret).
-const SECRET_FIELD = /(^|_|-)(token|secret|password|passphrase|privatekey|private_key|key_pem|csr|authorization|cookie)$|[a-z0-9](Token|Secret|Password|Passphrase|PrivateKey|KeyPem|Csr|Authorization|Cookie)$/;
+const SECRET_FIELD =
+  /(^|_|-)(token|secret|password|passphrase|privatekey|private_key|key_pem|csr|authorization|cookie)$|[a-z0-9](Token|Secret|Password|Passphrase|PrivateKey|KeyPem|Csr|Authorization|Cookie)$/;
 const isSecretField = (key: string) => SECRET_FIELD.test(key) || SECRET_FIELD.test(key.toLowerCase());
 const RESERVED = new Set(['time', 'level', 'msg', 'pid', 'hostname']);
 /** Deeper than any record Gatehouse logs; a bound, so a cyclic or huge object cannot stall a line. */
@@ -46,17 +47,20 @@ export function createLogger(options: LoggerOptions = {}): Logger {
   const stream: DestinationStream = options.write
     ? { write: options.write }
     : destination({ dest: 2, sync: !options.batch });
-  const root = pino({
-    level: options.level ?? parseLogLevel(process.env.GATEHOUSE_LOG_LEVEL, 'GATEHOUSE_LOG_LEVEL', 'info'),
-    messageKey: 'msg',
-    timestamp: stdTimeFunctions.isoTime,
-    formatters: {
-      level: (label) => ({ level: label }),
-      log: (record) => guard(record),
+  const root = pino(
+    {
+      level: options.level ?? parseLogLevel(process.env.GATEHOUSE_LOG_LEVEL, 'GATEHOUSE_LOG_LEVEL', 'info'),
+      messageKey: 'msg',
+      timestamp: stdTimeFunctions.isoTime,
+      formatters: {
+        level: (label) => ({ level: label }),
+        log: (record) => guard(record),
+      },
+      // Errors are reduced by guard() (name, code, message, cause: no stack in a log line).
+      serializers: { err: (value: unknown) => value },
     },
-    // Errors are reduced by guard() (name, code, message, cause: no stack in a log line).
-    serializers: { err: (value: unknown) => value },
-  }, stream);
+    stream,
+  );
   return wrap(options.base && Object.keys(options.base).length ? root.child(guard(options.base)) : root);
 }
 
@@ -72,8 +76,14 @@ function wrap(p: PinoLogger): Logger {
 }
 
 export const silentLogger: Logger = {
-  debug() {}, info() {}, warn() {}, error() {}, enabled: () => false,
-  child() { return silentLogger; },
+  debug() {},
+  info() {},
+  warn() {},
+  error() {},
+  enabled: () => false,
+  child() {
+    return silentLogger;
+  },
 };
 
 /** A level from a flag or the environment; anything else is refused rather than guessed. */
@@ -88,7 +98,8 @@ export class InvalidLogLevel extends Error {}
 /** Moves reserved keys aside and redacts secret-looking ones, at every depth. */
 function guard(record: Record<string, unknown>): Record<string, unknown> {
   const out: Record<string, unknown> = {};
-  for (const [k, v] of Object.entries(record)) out[RESERVED.has(k) ? `field.${k}` : k] = isSecretField(k) ? '[redacted]' : clean(v, 1);
+  for (const [k, v] of Object.entries(record))
+    out[RESERVED.has(k) ? `field.${k}` : k] = isSecretField(k) ? '[redacted]' : clean(v, 1);
   return out;
 }
 
@@ -98,7 +109,12 @@ function clean(value: unknown, depth: number): unknown {
   if (value instanceof Date) return value;
   if (value instanceof Error) {
     const e = value as Error & { code?: string };
-    return { name: e.name, code: e.code, message: e.message, cause: e.cause instanceof Error ? e.cause.message : undefined };
+    return {
+      name: e.name,
+      code: e.code,
+      message: e.message,
+      cause: e.cause instanceof Error ? e.cause.message : undefined,
+    };
   }
   if (depth >= MAX_DEPTH) return '[too deep]';
   if (Array.isArray(value)) return value.map((v) => clean(v, depth + 1));

@@ -39,22 +39,37 @@ export async function startAdminServer(options: AdminServerOptions): Promise<Adm
     }
     if (path === '/metrics') {
       options.metrics().then(
-        ({ contentType, body }) => res.writeHead(200, { 'content-type': contentType, 'cache-control': 'no-store' }).end(body),
+        ({ contentType, body }) =>
+          res.writeHead(200, { 'content-type': contentType, 'cache-control': 'no-store' }).end(body),
         (err: unknown) => {
           options.logger.error(`${options.component}.metrics_failed`, { err });
-          res.writeHead(500, { 'content-type': 'text/plain' }).end(`500 metrics unavailable: see the ${options.component} log\n`);
+          res
+            .writeHead(500, { 'content-type': 'text/plain' })
+            .end(`500 metrics unavailable: see the ${options.component} log\n`);
         },
       );
       return;
     }
     if (path === '/healthz') {
-      Promise.resolve().then(() => options.health()).then((health) => {
-        const body = JSON.stringify({ status: health.healthy ? 'ok' : 'unhealthy', ...health.details });
-        res.writeHead(health.healthy ? 200 : 503, { 'content-type': 'application/json', 'cache-control': 'no-store' }).end(body);
-      }, (err: unknown) => {
-        options.logger.error('admin.health_failed', { err });
-        res.writeHead(503, { 'content-type': 'application/json', 'cache-control': 'no-store' }).end(JSON.stringify({ status: 'unhealthy', problems: ['health check failed: see the log'] }));
-      });
+      Promise.resolve()
+        .then(() => options.health())
+        .then(
+          (health) => {
+            const body = JSON.stringify({ status: health.healthy ? 'ok' : 'unhealthy', ...health.details });
+            res
+              .writeHead(health.healthy ? 200 : 503, {
+                'content-type': 'application/json',
+                'cache-control': 'no-store',
+              })
+              .end(body);
+          },
+          (err: unknown) => {
+            options.logger.error('admin.health_failed', { err });
+            res
+              .writeHead(503, { 'content-type': 'application/json', 'cache-control': 'no-store' })
+              .end(JSON.stringify({ status: 'unhealthy', problems: ['health check failed: see the log'] }));
+          },
+        );
       return;
     }
     res.writeHead(404, { 'content-type': 'text/plain' }).end('404 Not Found: try /metrics or /healthz\n');
@@ -62,9 +77,18 @@ export async function startAdminServer(options: AdminServerOptions): Promise<Adm
   server.headersTimeout = 10_000;
   server.requestTimeout = 30_000;
   const { host, port } = options;
-  await listenOn(server, { listen: options.listen, host, port, what: `the ${options.component === 'ca' ? 'CA' : options.component}'s /metrics and /healthz listener` });
+  await listenOn(server, {
+    listen: options.listen,
+    host,
+    port,
+    what: `the ${options.component === 'ca' ? 'CA' : options.component}'s /metrics and /healthz listener`,
+  });
   return {
     port: (server.address() as AddressInfo).port,
-    close: () => new Promise<void>((resolve) => { server.closeAllConnections(); server.close(() => resolve()); }),
+    close: () =>
+      new Promise<void>((resolve) => {
+        server.closeAllConnections();
+        server.close(() => resolve());
+      }),
   };
 }

@@ -11,14 +11,20 @@ import { Gauge, collectDefaultMetrics, type Registry } from 'prom-client';
  * metrics should not have "_total" suffix"). Each is the sum of its sibling without the suffix
  * (`nodejs_active_handles{type}` etc.), so `sum(nodejs_active_handles)` replaces it.
  */
-const MISNAMED_DEFAULT_METRICS = ['nodejs_active_handles_total', 'nodejs_active_requests_total', 'nodejs_active_resources_total'];
+const MISNAMED_DEFAULT_METRICS = [
+  'nodejs_active_handles_total',
+  'nodejs_active_requests_total',
+  'nodejs_active_resources_total',
+];
 
 let packageVersion: string | null = null;
 /** The version of package.json, as `gatehouse --version` prints it (src/cli/main.ts). */
 export function gatehouseVersion(): string {
   if (packageVersion === null) {
     try {
-      packageVersion = (JSON.parse(readFileSync(new URL('../../../package.json', import.meta.url), 'utf8')) as { version: string }).version;
+      packageVersion = (
+        JSON.parse(readFileSync(new URL('../../../package.json', import.meta.url), 'utf8')) as { version: string }
+      ).version;
     } catch {
       packageVersion = 'unknown';
     }

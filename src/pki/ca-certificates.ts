@@ -58,7 +58,9 @@ export async function buildIntermediateCertificate(
       new x509.BasicConstraintsExtension(true, 0, true),
       new x509.KeyUsagesExtension(x509.KeyUsageFlags.keyCertSign | x509.KeyUsageFlags.cRLSign, true),
       new x509.SubjectKeyIdentifierExtension(keyIdentifier(spkiDer(intermediateKey)).toString('hex')),
-      new x509.AuthorityKeyIdentifierExtension((rootInfo.subjectKeyId ?? keyIdentifier(rootInfo.spkiDer)).toString('hex')),
+      new x509.AuthorityKeyIdentifierExtension(
+        (rootInfo.subjectKeyId ?? keyIdentifier(rootInfo.spkiDer)).toString('hex'),
+      ),
     ],
   });
   return Buffer.from(cert.rawData);
@@ -70,7 +72,11 @@ export async function buildIntermediateCertificate(
  * (leaf → new intermediate → this → old root), and an agent that trusts the old root can tell the
  * new one is genuine. CA:TRUE with pathLen 1, as a root made here: it sits where the root did.
  */
-export async function buildCrossCertificate(newRootDer: Buffer, oldRoot: { certDer: Buffer; key: KeyObject }, validity: { notBefore: Date; notAfter: Date }): Promise<Buffer> {
+export async function buildCrossCertificate(
+  newRootDer: Buffer,
+  oldRoot: { certDer: Buffer; key: KeyObject },
+  validity: { notBefore: Date; notAfter: Date },
+): Promise<Buffer> {
   const next = parseCertificate(newRootDer);
   const old = parseCertificate(oldRoot.certDer);
   const oldKeys = await toCryptoKeys(oldRoot.key);

@@ -91,7 +91,9 @@ function readCertificate(der: Buffer): CertificateInfo {
     crlUrls: [],
     extensions: [],
     tbsDer: tbs!.raw,
-    signatureAlgorithmOid: decodeOid(expectTag(children(expectTag(sigAlg, TAG.SEQUENCE, 'signatureAlgorithm'))[0], TAG.OID, 'algorithm').content),
+    signatureAlgorithmOid: decodeOid(
+      expectTag(children(expectTag(sigAlg, TAG.SEQUENCE, 'signatureAlgorithm'))[0], TAG.OID, 'algorithm').content,
+    ),
     signature: expectTag(sig, TAG.BIT_STRING, 'signature').content.subarray(1),
   };
   if (extensionsNode) readExtensions(children(extensionsNode)[0], info);
@@ -104,12 +106,15 @@ function readExtensions(list: DerNode | undefined, info: CertificateInfo): void 
     const oid = decodeOid(expectTag(parts[0], TAG.OID, 'extnID').content);
     // RFC 5280 §4.2: at most one instance of an extension. Parsers disagree on which of two wins
     // (Go refuses, Node shows the first, a last-wins reader the last), so two is malformed.
-    if (info.extensions.some((e) => e.oid === oid)) throw new DerError(`extension ${oid} appears twice (RFC 5280 §4.2 allows one instance)`);
+    if (info.extensions.some((e) => e.oid === oid))
+      throw new DerError(`extension ${oid} appears twice (RFC 5280 §4.2 allows one instance)`);
     const critical = parts.length === 3 && parts[1]?.tag === TAG.BOOLEAN && parts[1].content[0] !== 0;
     info.extensions.push({ oid, critical });
     const value = readNode(expectTag(parts[parts.length - 1], TAG.OCTET_STRING, 'extnValue').content);
     switch (oid) {
-      case OID.subjectAltName: info.sans = readGeneralNames(value); break;
+      case OID.subjectAltName:
+        info.sans = readGeneralNames(value);
+        break;
       case OID.basicConstraints: {
         const fields = children(value);
         const first = fields[0];
@@ -118,9 +123,15 @@ function readExtensions(list: DerNode | undefined, info: CertificateInfo): void 
         info.pathLen = pathLen && pathLen.content.length <= 4 ? pathLen.content.reduce((n, b) => n * 256 + b, 0) : null;
         break;
       }
-      case OID.keyUsage: info.keyUsage = readKeyUsage(value); break;
-      case OID.extKeyUsage: info.extKeyUsage = children(value).map((n) => decodeOid(n.content)); break;
-      case OID.subjectKeyIdentifier: info.subjectKeyId = Buffer.from(value.content); break;
+      case OID.keyUsage:
+        info.keyUsage = readKeyUsage(value);
+        break;
+      case OID.extKeyUsage:
+        info.extKeyUsage = children(value).map((n) => decodeOid(n.content));
+        break;
+      case OID.subjectKeyIdentifier:
+        info.subjectKeyId = Buffer.from(value.content);
+        break;
       case OID.authorityKeyIdentifier: {
         const keyId = children(value).find((n) => n.tag === 0x80);
         info.authorityKeyId = keyId ? Buffer.from(keyId.content) : null;
@@ -130,7 +141,8 @@ function readExtensions(list: DerNode | undefined, info: CertificateInfo): void 
         for (const dp of children(value)) {
           const dpName = children(dp).find((n) => n.tag === 0xa0);
           const fullName = dpName ? children(dpName).find((n) => n.tag === 0xa0) : undefined;
-          if (fullName) for (const gn of children(fullName)) if (gn.tag === 0x86) info.crlUrls.push(gn.content.toString('latin1'));
+          if (fullName)
+            for (const gn of children(fullName)) if (gn.tag === 0x86) info.crlUrls.push(gn.content.toString('latin1'));
         }
         break;
     }
@@ -138,7 +150,17 @@ function readExtensions(list: DerNode | undefined, info: CertificateInfo): void 
 }
 
 // RFC 5280 §4.2.1.3, in bit order.
-const KEY_USAGES = ['digitalSignature', 'nonRepudiation', 'keyEncipherment', 'dataEncipherment', 'keyAgreement', 'keyCertSign', 'cRLSign', 'encipherOnly', 'decipherOnly'] as const;
+const KEY_USAGES = [
+  'digitalSignature',
+  'nonRepudiation',
+  'keyEncipherment',
+  'dataEncipherment',
+  'keyAgreement',
+  'keyCertSign',
+  'cRLSign',
+  'encipherOnly',
+  'decipherOnly',
+] as const;
 export type KeyUsage = (typeof KEY_USAGES)[number];
 
 function readKeyUsage(bits: DerNode): KeyUsage[] {
@@ -163,7 +185,10 @@ export function serialHex(integerContent: Buffer): string {
 
 /** RFC 4514 string, most specific first (`CN=…, OU=…, O=…`), escaping special characters. */
 export function formatDn(attrs: NameAttribute[]): string {
-  return [...attrs].reverse().map((a) => `${a.type}=${escapeDnValue(a.value)}`).join(', ');
+  return [...attrs]
+    .reverse()
+    .map((a) => `${a.type}=${escapeDnValue(a.value)}`)
+    .join(', ');
 }
 
 function escapeDnValue(value: string): string {

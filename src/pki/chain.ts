@@ -11,7 +11,9 @@ import { signatureAlgorithmByOid } from './keys.js';
 export function signedBy(child: CertificateInfo, issuer: CertificateInfo): boolean {
   const alg = signatureAlgorithmByOid(child.signatureAlgorithmOid);
   if (!alg) return false;
-  const sameName = child.issuer.length === issuer.subject.length && child.issuer.every((a, i) => issuer.subject[i]!.oid === a.oid && issuer.subject[i]!.value === a.value);
+  const sameName =
+    child.issuer.length === issuer.subject.length &&
+    child.issuer.every((a, i) => issuer.subject[i]!.oid === a.oid && issuer.subject[i]!.value === a.value);
   if (!sameName) return false;
   try {
     const key = createPublicKey({ key: issuer.spkiDer, format: 'der', type: 'spki' });
@@ -45,13 +47,19 @@ export function verifyChain(chainDer: Buffer[], rootDer: Buffer, now = new Date(
     const cert = path[i]!;
     const label = i === 0 ? 'leaf' : i === path.length - 1 ? 'root' : `intermediate ${i}`;
     if (now < cert.notBefore || now > cert.notAfter) {
-      throw new GatehouseError('GH_CHAIN_INVALID', `${label} certificate (serial ${cert.serial}) is not valid now (${cert.notBefore.toISOString()} – ${cert.notAfter.toISOString()})`);
+      throw new GatehouseError(
+        'GH_CHAIN_INVALID',
+        `${label} certificate (serial ${cert.serial}) is not valid now (${cert.notBefore.toISOString()} – ${cert.notAfter.toISOString()})`,
+      );
     }
     if (i > 0 && !cert.isCa) throw new GatehouseError('GH_CHAIN_INVALID', `${label} certificate is not a CA`);
     if (i === 0 && cert.isCa) throw new GatehouseError('GH_CHAIN_INVALID', 'leaf certificate is a CA certificate');
     const issuer = path[i + 1] ?? root;
     if (!signedBy(cert, issuer)) {
-      throw new GatehouseError('GH_CHAIN_INVALID', `${label} certificate (serial ${cert.serial}) is not signed by ${i + 1 < path.length ? 'the next certificate' : 'the pinned root'}`);
+      throw new GatehouseError(
+        'GH_CHAIN_INVALID',
+        `${label} certificate (serial ${cert.serial}) is not signed by ${i + 1 < path.length ? 'the next certificate' : 'the pinned root'}`,
+      );
     }
   }
   return path;

@@ -9,7 +9,19 @@
  */
 import { createPublicKey, verify } from 'node:crypto';
 import { GatehouseError } from '../errors/errors.js';
-import { DerError, TAG, children, decodeOid, expectTag, readHeader, readNode, readTime, timeValue, type DerHeader, type DerNode } from './der.js';
+import {
+  DerError,
+  TAG,
+  children,
+  decodeOid,
+  expectTag,
+  readHeader,
+  readNode,
+  readTime,
+  timeValue,
+  type DerHeader,
+  type DerNode,
+} from './der.js';
 import { formatDn, parseCertificate, type CertificateInfo } from './certificate.js';
 import { readName, type NameAttribute } from './csr.js';
 import { CRL_REASONS } from './crl.js';
@@ -54,7 +66,9 @@ const UNSUPPORTED_CRITICAL: Record<string, string> = {
 const REASON_CODE_OID_BYTES = Buffer.from([0x55, 0x1d, 0x15]);
 // crlEntryExtensions holding only a non-critical reasonCode, up to the code byte: by far the
 // most common shape, so it is matched as bytes before the general reader.
-const REASON_ONLY_EXTENSIONS = Buffer.from([0x30, 0x0c, 0x30, 0x0a, 0x06, 0x03, 0x55, 0x1d, 0x15, 0x04, 0x03, 0x0a, 0x01]);
+const REASON_ONLY_EXTENSIONS = Buffer.from([
+  0x30, 0x0c, 0x30, 0x0a, 0x06, 0x03, 0x55, 0x1d, 0x15, 0x04, 0x03, 0x0a, 0x01,
+]);
 
 /** RFC 5280 §5.3.1: 7 is unused; unknown codes still revoke. */
 function reasonName(code: number): string {
@@ -82,7 +96,8 @@ function crlDer(input: Buffer | string): Buffer {
   }
   const blocks = decodePem(typeof input === 'string' ? input : input.toString('latin1'), 'X509 CRL');
   if (blocks.length === 0) throw new GatehouseError('GH_CRL_INVALID', neither);
-  if (blocks.length > 1) throw new GatehouseError('GH_CRL_INVALID', `PEM holds ${blocks.length} CRLs; give one CRL per source`);
+  if (blocks.length > 1)
+    throw new GatehouseError('GH_CRL_INVALID', `PEM holds ${blocks.length} CRLs; give one CRL per source`);
   return blocks[0]!;
 }
 
@@ -99,17 +114,23 @@ function readCrl(der: Buffer): ParsedCrl {
   let i = 0;
   // RFC 5280 §5.1.2.1: absent means v1; present it must be v2 (INTEGER 1).
   if (fields[0]?.tag === TAG.INTEGER) {
-    if (fields[0].content.length !== 1 || fields[0].content[0] !== 1) throw new DerError(`unsupported CRL version (INTEGER ${fields[0].content.toString('hex')})`);
+    if (fields[0].content.length !== 1 || fields[0].content[0] !== 1)
+      throw new DerError(`unsupported CRL version (INTEGER ${fields[0].content.toString('hex')})`);
     i++;
   }
   // RFC 5280 §5.1.1.2: the signed algorithm must be the one outside the signature.
-  if (!expectTag(fields[i++], TAG.SEQUENCE, 'signature').raw.equals(algorithm.raw)) throw new DerError('tbsCertList.signature differs from signatureAlgorithm (RFC 5280 §5.1.1.2)');
+  if (!expectTag(fields[i++], TAG.SEQUENCE, 'signature').raw.equals(algorithm.raw))
+    throw new DerError('tbsCertList.signature differs from signatureAlgorithm (RFC 5280 §5.1.1.2)');
   const issuer = expectTag(fields[i++], TAG.SEQUENCE, 'issuer');
   const thisUpdate = readTime(fields[i++], 'thisUpdate');
-  const nextUpdate = fields[i]?.tag === TAG.UTC_TIME || fields[i]?.tag === TAG.GENERALIZED_TIME ? readTime(fields[i++], 'nextUpdate') : null;
+  const nextUpdate =
+    fields[i]?.tag === TAG.UTC_TIME || fields[i]?.tag === TAG.GENERALIZED_TIME
+      ? readTime(fields[i++], 'nextUpdate')
+      : null;
   const revoked = fields[i]?.tag === TAG.SEQUENCE ? readRevoked(fields[i++]!) : new Map<string, CrlEntry>();
   const extensions = fields[i]?.tag === 0xa0 ? readCrlExtensions(fields[i++]!) : { issuerKeyId: null, crlNumber: null };
-  if (i !== fields.length) throw new DerError(`unexpected field ${i + 1} (tag 0x${fields[i]!.tag.toString(16)}) in tbsCertList`);
+  if (i !== fields.length)
+    throw new DerError(`unexpected field ${i + 1} (tag 0x${fields[i]!.tag.toString(16)}) in tbsCertList`);
 
   return {
     der,
@@ -139,7 +160,8 @@ function readRevoked(list: DerNode): Map<string, CrlEntry> {
   for (let pos = list.contentStart - list.start; pos < buf.length;) {
     if (readHeader(buf, pos, h).tag !== TAG.SEQUENCE) throw new DerError('revokedCertificate: expected tag 0x30');
     const entryEnd = h.end;
-    if (readHeader(buf, h.contentStart, h).tag !== TAG.INTEGER || h.end === h.contentStart) throw new DerError('revokedCertificate: userCertificate is not a non-empty INTEGER');
+    if (readHeader(buf, h.contentStart, h).tag !== TAG.INTEGER || h.end === h.contentStart)
+      throw new DerError('revokedCertificate: userCertificate is not a non-empty INTEGER');
     within(entryEnd, 'userCertificate');
     let s = h.contentStart;
     while (s < h.end - 1 && buf[s] === 0) s++; // as serialHex does for certificates
@@ -148,13 +170,20 @@ function readRevoked(list: DerNode): Map<string, CrlEntry> {
     readHeader(buf, h.end, h);
     within(entryEnd, 'revocationDate');
     const revokedAtMs = timeValue(buf, h.tag, h.contentStart, h.end);
-    if (Number.isNaN(revokedAtMs)) throw new DerError(`revocationDate of ${serial}: unsupported time "${buf.toString('latin1', h.contentStart, h.end)}"`);
+    if (Number.isNaN(revokedAtMs))
+      throw new DerError(
+        `revocationDate of ${serial}: unsupported time "${buf.toString('latin1', h.contentStart, h.end)}"`,
+      );
     let reason = 'unspecified';
-    if (h.end + REASON_ONLY_EXTENSIONS.length + 1 === entryEnd && buf.compare(REASON_ONLY_EXTENSIONS, 0, REASON_ONLY_EXTENSIONS.length, h.end, entryEnd - 1) === 0) {
+    if (
+      h.end + REASON_ONLY_EXTENSIONS.length + 1 === entryEnd &&
+      buf.compare(REASON_ONLY_EXTENSIONS, 0, REASON_ONLY_EXTENSIONS.length, h.end, entryEnd - 1) === 0
+    ) {
       reason = reasonName(buf[entryEnd - 1]!);
     } else if (h.end < entryEnd) {
       const extensions = readNode(buf, h.end);
-      if (extensions.end !== entryEnd) throw new DerError(`revokedCertificate ${serial} has more than three fields or overruns`);
+      if (extensions.end !== entryEnd)
+        throw new DerError(`revokedCertificate ${serial} has more than three fields or overruns`);
       reason = readEntryExtensions(extensions, serial);
     }
     // A serial listed twice is revoked either way; the first entry is kept.
@@ -175,7 +204,10 @@ function readEntryExtensions(list: DerNode, serial: string): string {
     }
     const oid = decodeOid(oidNode.content);
     if (oid === OID_INVALIDITY_DATE || !critical) continue;
-    throw new GatehouseError('GH_CRL_INVALID', `CRL entry ${serial} has a critical extension that cannot be processed: ${UNSUPPORTED_CRITICAL[oid] ?? oid} (RFC 5280 §5.3)`);
+    throw new GatehouseError(
+      'GH_CRL_INVALID',
+      `CRL entry ${serial} has a critical extension that cannot be processed: ${UNSUPPORTED_CRITICAL[oid] ?? oid} (RFC 5280 §5.3)`,
+    );
   }
   return reason;
 }
@@ -186,7 +218,9 @@ function readCrlExtensions(wrapper: DerNode): { issuerKeyId: Buffer | null; crlN
     const { oidNode, critical, value } = splitExtension(extension);
     const oid = decodeOid(oidNode.content);
     if (oid === OID_AKI) {
-      const keyId = children(expectTag(readNode(value), TAG.SEQUENCE, 'authorityKeyIdentifier')).find((n) => n.tag === 0x80);
+      const keyId = children(expectTag(readNode(value), TAG.SEQUENCE, 'authorityKeyIdentifier')).find(
+        (n) => n.tag === 0x80,
+      );
       out.issuerKeyId = keyId ? Buffer.from(keyId.content) : null;
     } else if (oid === OID_CRL_NUMBER) {
       // RFC 5280 §5.2.3: a non-negative INTEGER, monotonically increasing per issuer.
@@ -194,7 +228,10 @@ function readCrlExtensions(wrapper: DerNode): { issuerKeyId: Buffer | null; crlN
       if (content.length === 0 || (content[0]! & 0x80) !== 0) throw new DerError('cRLNumber is empty or negative');
       out.crlNumber = BigInt(`0x${content.toString('hex')}`);
     } else if (critical || oid in UNSUPPORTED_CRITICAL) {
-      throw new GatehouseError('GH_CRL_INVALID', `CRL has an extension that cannot be processed: ${UNSUPPORTED_CRITICAL[oid] ?? `${oid} (critical)`}`);
+      throw new GatehouseError(
+        'GH_CRL_INVALID',
+        `CRL has an extension that cannot be processed: ${UNSUPPORTED_CRITICAL[oid] ?? `${oid} (critical)`}`,
+      );
     }
   }
   return out;
@@ -218,13 +255,20 @@ export function verifyCrlSignature(crl: ParsedCrl, issuerCert: Buffer | Certific
   const refuse = (why: string): never => {
     throw new GatehouseError('GH_CRL_SIGNATURE', why);
   };
-  if (!crl.issuerNameDer.equals(issuer.subjectNameDer)) refuse(`CRL issuer "${formatDn(crl.issuer)}" is not the subject of the certificate "${issuerDn}"`);
+  if (!crl.issuerNameDer.equals(issuer.subjectNameDer))
+    refuse(`CRL issuer "${formatDn(crl.issuer)}" is not the subject of the certificate "${issuerDn}"`);
   if (crl.issuerKeyId && issuer.subjectKeyId && !crl.issuerKeyId.equals(issuer.subjectKeyId)) {
-    refuse(`CRL authority key identifier ${crl.issuerKeyId.toString('hex')} is not the key identifier ${issuer.subjectKeyId.toString('hex')} of "${issuerDn}"`);
+    refuse(
+      `CRL authority key identifier ${crl.issuerKeyId.toString('hex')} is not the key identifier ${issuer.subjectKeyId.toString('hex')} of "${issuerDn}"`,
+    );
   }
-  if (issuer.keyUsage && !issuer.keyUsage.includes('cRLSign')) refuse(`"${issuerDn}" may not sign CRLs: its keyUsage lacks cRLSign (RFC 5280 §4.2.1.3)`);
+  if (issuer.keyUsage && !issuer.keyUsage.includes('cRLSign'))
+    refuse(`"${issuerDn}" may not sign CRLs: its keyUsage lacks cRLSign (RFC 5280 §4.2.1.3)`);
   const alg = signatureAlgorithmByOid(crl.signatureAlgorithm);
-  if (!alg) return refuse(`CRL signature algorithm ${crl.signatureAlgorithm} is not supported (ECDSA SHA-256/384, RSA PKCS#1 v1.5 SHA-256/384, Ed25519)`);
+  if (!alg)
+    return refuse(
+      `CRL signature algorithm ${crl.signatureAlgorithm} is not supported (ECDSA SHA-256/384, RSA PKCS#1 v1.5 SHA-256/384, Ed25519)`,
+    );
   let valid: boolean;
   try {
     const key = createPublicKey({ key: issuer.spkiDer, format: 'der', type: 'spki' });

@@ -27,11 +27,21 @@ export interface CrlForCertificate {
  * `rootDer`. Throws GH_CRL_INVALID, GH_CRL_SIGNATURE or GH_CHAIN_INVALID saying what failed.
  * The leaf's own validity is not checked: a holder asks about revocation whatever its expiry.
  */
-export function verifyCrlForCertificate(crlInput: Buffer | string, chainDer: readonly Buffer[], rootDer: Buffer, now: Date): CrlForCertificate {
+export function verifyCrlForCertificate(
+  crlInput: Buffer | string,
+  chainDer: readonly Buffer[],
+  rootDer: Buffer,
+  now: Date,
+): CrlForCertificate {
   const [leafDer, ...caDers] = chainDer;
   if (!leafDer) throw new GatehouseError('GH_CHAIN_INVALID', 'no certificate to check the CRL for');
   const leaf = parseCertificate(leafDer);
-  const issuer = verifiedIssuerOf(leaf, caDers.map((der) => parseCertificate(der)), parseCertificate(rootDer), now);
+  const issuer = verifiedIssuerOf(
+    leaf,
+    caDers.map((der) => parseCertificate(der)),
+    parseCertificate(rootDer),
+    now,
+  );
   const crl = parseCrl(crlInput);
   verifyCrlSignature(crl, issuer);
   assertCrlDatesSane(crl, now);
@@ -39,25 +49,53 @@ export function verifyCrlForCertificate(crlInput: Buffer | string, chainDer: rea
 }
 
 /** The CA that signed `leaf`, after checking every CA link up to the root (signature, CA flag, validity now). */
-function verifiedIssuerOf(leaf: CertificateInfo, cas: CertificateInfo[], root: CertificateInfo, now: Date): CertificateInfo {
+function verifiedIssuerOf(
+  leaf: CertificateInfo,
+  cas: CertificateInfo[],
+  root: CertificateInfo,
+  now: Date,
+): CertificateInfo {
   const path = [...cas.filter((c) => c.fingerprint !== root.fingerprint), root];
-  if (!signedBy(leaf, path[0]!)) throw new GatehouseError('GH_CHAIN_INVALID', `the certificate (serial ${leaf.serial}) is not signed by "${formatDn(path[0]!.subject)}", the next certificate of its chain`);
+  if (!signedBy(leaf, path[0]!))
+    throw new GatehouseError(
+      'GH_CHAIN_INVALID',
+      `the certificate (serial ${leaf.serial}) is not signed by "${formatDn(path[0]!.subject)}", the next certificate of its chain`,
+    );
   for (let i = 0; i < path.length; i++) {
     const ca = path[i]!;
     const label = `CA certificate "${formatDn(ca.subject)}"`;
     if (!ca.isCa) throw new GatehouseError('GH_CHAIN_INVALID', `${label} is not a CA`);
-    if (now < ca.notBefore || now > ca.notAfter) throw new GatehouseError('GH_CHAIN_INVALID', `${label} is not valid now (${ca.notBefore.toISOString()} – ${ca.notAfter.toISOString()})`);
-    if (!signedBy(ca, path[i + 1] ?? root)) throw new GatehouseError('GH_CHAIN_INVALID', `${label} is not signed by ${i + 2 < path.length ? 'the next certificate' : 'the pinned root'}`);
+    if (now < ca.notBefore || now > ca.notAfter)
+      throw new GatehouseError(
+        'GH_CHAIN_INVALID',
+        `${label} is not valid now (${ca.notBefore.toISOString()} – ${ca.notAfter.toISOString()})`,
+      );
+    if (!signedBy(ca, path[i + 1] ?? root))
+      throw new GatehouseError(
+        'GH_CHAIN_INVALID',
+        `${label} is not signed by ${i + 2 < path.length ? 'the next certificate' : 'the pinned root'}`,
+      );
   }
   return path[0]!;
 }
 
 /** RFC 5280 §5.1.2.4–5: nextUpdate present and after thisUpdate, thisUpdate not in the future. */
 export function assertCrlDatesSane(crl: ParsedCrl, now: Date): void {
-  if (!crl.nextUpdate) throw new GatehouseError('GH_CRL_INVALID', 'CRL has no nextUpdate, so its staleness cannot be judged (RFC 5280 §5.1.2.5)');
-  if (crl.nextUpdate <= crl.thisUpdate) throw new GatehouseError('GH_CRL_INVALID', `CRL nextUpdate ${crl.nextUpdate.toISOString()} is not after its thisUpdate ${crl.thisUpdate.toISOString()}`);
+  if (!crl.nextUpdate)
+    throw new GatehouseError(
+      'GH_CRL_INVALID',
+      'CRL has no nextUpdate, so its staleness cannot be judged (RFC 5280 §5.1.2.5)',
+    );
+  if (crl.nextUpdate <= crl.thisUpdate)
+    throw new GatehouseError(
+      'GH_CRL_INVALID',
+      `CRL nextUpdate ${crl.nextUpdate.toISOString()} is not after its thisUpdate ${crl.thisUpdate.toISOString()}`,
+    );
   if (crl.thisUpdate.getTime() > now.getTime() + CRL_CLOCK_SKEW_MS) {
-    throw new GatehouseError('GH_CRL_INVALID', `CRL thisUpdate ${crl.thisUpdate.toISOString()} is in the future (now ${now.toISOString()}): is this clock or the CA's wrong?`);
+    throw new GatehouseError(
+      'GH_CRL_INVALID',
+      `CRL thisUpdate ${crl.thisUpdate.toISOString()} is in the future (now ${now.toISOString()}): is this clock or the CA's wrong?`,
+    );
   }
 }
 
@@ -69,9 +107,15 @@ export function assertCrlDatesSane(crl: ParsedCrl, now: Date): void {
 export function assertCrlNotOlder(next: ParsedCrl, believed: ParsedCrl, believedAs = 'the CRL already seen'): void {
   if (!next.issuerNameDer.equals(believed.issuerNameDer)) return;
   if (next.crlNumber !== null && believed.crlNumber !== null && next.crlNumber < believed.crlNumber) {
-    throw new GatehouseError('GH_CRL_INVALID', `CRL number ${next.crlNumber} is older than ${believedAs} (number ${believed.crlNumber}); a rolled-back CRL is refused`);
+    throw new GatehouseError(
+      'GH_CRL_INVALID',
+      `CRL number ${next.crlNumber} is older than ${believedAs} (number ${believed.crlNumber}); a rolled-back CRL is refused`,
+    );
   }
   if (next.thisUpdate < believed.thisUpdate) {
-    throw new GatehouseError('GH_CRL_INVALID', `CRL thisUpdate ${next.thisUpdate.toISOString()} is older than ${believedAs} (${believed.thisUpdate.toISOString()}); a rolled-back CRL is refused`);
+    throw new GatehouseError(
+      'GH_CRL_INVALID',
+      `CRL thisUpdate ${next.thisUpdate.toISOString()} is older than ${believedAs} (${believed.thisUpdate.toISOString()}); a rolled-back CRL is refused`,
+    );
   }
 }

@@ -8,8 +8,17 @@ import type { SigningAuthority } from './leaf-certificate.js';
 import { signWith } from './keys.js';
 
 export const CRL_REASONS = [
-  'unspecified', 'keyCompromise', 'cACompromise', 'affiliationChanged', 'superseded',
-  'cessationOfOperation', 'certificateHold', /* 7 unused */ '', 'removeFromCRL', 'privilegeWithdrawn', 'aACompromise',
+  'unspecified',
+  'keyCompromise',
+  'cACompromise',
+  'affiliationChanged',
+  'superseded',
+  'cessationOfOperation',
+  'certificateHold',
+  /* 7 unused */ '',
+  'removeFromCRL',
+  'privilegeWithdrawn',
+  'aACompromise',
 ] as const;
 export type CrlReason = Exclude<(typeof CRL_REASONS)[number], ''>;
 
@@ -34,15 +43,20 @@ export function buildCrl(issuer: SigningAuthority, spec: CrlSpec): Buffer {
   const revoked = spec.entries.map((entry) => {
     const code = CRL_REASONS.indexOf(entry.reason);
     // RFC 5280 §5.3.1: reasonCode is omitted rather than "unspecified".
-    const reasonExt = code > 0 ? [der.seq(der.seq(der.oid('2.5.29.21'), der.octetString(der.tlv(0x0a, Buffer.from([code])))))] : [];
+    const reasonExt =
+      code > 0 ? [der.seq(der.seq(der.oid('2.5.29.21'), der.octetString(der.tlv(0x0a, Buffer.from([code])))))] : [];
     return der.seq(der.uintBytes(Buffer.from(evenHex(entry.serial), 'hex')), der.time(entry.revokedAt), ...reasonExt);
   });
   const crlNumber = Buffer.from(evenHex(spec.crlNumber.toString(16)), 'hex');
-  const extensions = der.ctx(0, true, der.seq(
-    // RFC 5280 §5.2.1 and §5.2.3: AKI and CRL number are required in conforming CRLs.
-    der.seq(der.oid('2.5.29.35'), der.octetString(der.seq(der.ctx(0, false, issuer.keyIdentifier)))),
-    der.seq(der.oid('2.5.29.20'), der.octetString(der.uintBytes(crlNumber))),
-  ));
+  const extensions = der.ctx(
+    0,
+    true,
+    der.seq(
+      // RFC 5280 §5.2.1 and §5.2.3: AKI and CRL number are required in conforming CRLs.
+      der.seq(der.oid('2.5.29.35'), der.octetString(der.seq(der.ctx(0, false, issuer.keyIdentifier)))),
+      der.seq(der.oid('2.5.29.20'), der.octetString(der.uintBytes(crlNumber))),
+    ),
+  );
   const tbs = der.seq(
     der.smallInt(1), // v2
     issuer.algorithm.identifierDer,

@@ -46,7 +46,11 @@ const MAX_CSR_BYTES = 16 * 1024;
 /** Accepts PEM ("CERTIFICATE REQUEST" or the legacy "NEW CERTIFICATE REQUEST") or DER. */
 export function parseCsr(input: string | Buffer): ParsedCsr {
   const der = csrDer(input);
-  let parsed: Omit<ParsedCsr, 'publicKey' | 'keyDescription'> & { criRaw: Buffer; sigAlgOid: string; signature: Buffer };
+  let parsed: Omit<ParsedCsr, 'publicKey' | 'keyDescription'> & {
+    criRaw: Buffer;
+    sigAlgOid: string;
+    signature: Buffer;
+  };
   try {
     parsed = readCsrStructure(der);
   } catch (cause) {
@@ -65,7 +69,10 @@ export function parseCsr(input: string | Buffer): ParsedCsr {
   const alg = signatureAlgorithmByOid(parsed.sigAlgOid);
   if (!alg) throw new GatehouseError('GH_CSR_SIGNATURE', `CSR signature algorithm ${parsed.sigAlgOid} is not accepted`);
   if (!signatureMatchesKey(alg.oid, publicKey)) {
-    throw new GatehouseError('GH_CSR_SIGNATURE', `CSR signature algorithm ${alg.name} does not fit its ${describeKey(publicKey, details)} key`);
+    throw new GatehouseError(
+      'GH_CSR_SIGNATURE',
+      `CSR signature algorithm ${alg.name} does not fit its ${describeKey(publicKey, details)} key`,
+    );
   }
   let valid: boolean;
   try {
@@ -73,7 +80,11 @@ export function parseCsr(input: string | Buffer): ParsedCsr {
   } catch {
     valid = false;
   }
-  if (!valid) throw new GatehouseError('GH_CSR_SIGNATURE', 'CSR signature does not verify with its own public key (proof of possession failed)');
+  if (!valid)
+    throw new GatehouseError(
+      'GH_CSR_SIGNATURE',
+      'CSR signature does not verify with its own public key (proof of possession failed)',
+    );
   const { criRaw: _c, sigAlgOid: _s, signature: _sig, ...rest } = parsed;
   return { ...rest, publicKey, keyDescription: describeKey(publicKey, details) };
 }
@@ -83,12 +94,16 @@ function csrDer(input: string | Buffer): Buffer {
     const text = typeof input === 'string' ? input : input.toString('utf8');
     const blocks = decodePem(text, 'CERTIFICATE REQUEST', 'NEW CERTIFICATE REQUEST');
     if (blocks.length !== 1) {
-      throw new GatehouseError('GH_CSR_MALFORMED', blocks.length === 0 ? 'no PEM "CERTIFICATE REQUEST" block found' : 'more than one CSR in the input');
+      throw new GatehouseError(
+        'GH_CSR_MALFORMED',
+        blocks.length === 0 ? 'no PEM "CERTIFICATE REQUEST" block found' : 'more than one CSR in the input',
+      );
     }
     input = blocks[0]!;
   }
   if (input.length === 0) throw new GatehouseError('GH_CSR_MALFORMED', 'CSR is empty');
-  if (input.length > MAX_CSR_BYTES) throw new GatehouseError('GH_CSR_MALFORMED', `CSR is larger than ${MAX_CSR_BYTES} bytes`);
+  if (input.length > MAX_CSR_BYTES)
+    throw new GatehouseError('GH_CSR_MALFORMED', `CSR is larger than ${MAX_CSR_BYTES} bytes`);
   return input;
 }
 
@@ -135,7 +150,10 @@ export function readName(name: DerNode): NameAttribute[] {
 
 function decodeDirectoryString(node: DerNode): string {
   switch (node.tag) {
-    case TAG.UTF8_STRING: case TAG.PRINTABLE_STRING: case TAG.IA5_STRING: case 0x14 /* T61 */:
+    case TAG.UTF8_STRING:
+    case TAG.PRINTABLE_STRING:
+    case TAG.IA5_STRING:
+    case 0x14 /* T61 */:
       return node.content.toString(node.tag === TAG.UTF8_STRING ? 'utf8' : 'latin1');
     case 0x1e: // BMPString, big-endian UCS-2
       return Buffer.from(node.content).swap16().toString('utf16le');
@@ -145,7 +163,12 @@ function decodeDirectoryString(node: DerNode): string {
 }
 
 function readExtensionRequest(attributes: DerNode | undefined) {
-  const result = { sans: { dns: [], ip: [], uri: [], email: [], other: [] } as SubjectAltNames, requestsCa: false, extensionOids: [] as string[], requestedEku: [] as string[] };
+  const result = {
+    sans: { dns: [], ip: [], uri: [], email: [], other: [] } as SubjectAltNames,
+    requestsCa: false,
+    extensionOids: [] as string[],
+    requestedEku: [] as string[],
+  };
   if (!attributes) return result;
   if (attributes.tag !== 0xa0) throw new DerError('attributes: expected [0]');
   for (const attr of children(attributes)) {
@@ -170,11 +193,20 @@ export function readGeneralNames(node: DerNode): SubjectAltNames {
   const sans: SubjectAltNames = { dns: [], ip: [], uri: [], email: [], other: [] };
   for (const gn of children(expectTag(node, TAG.SEQUENCE, 'GeneralNames'))) {
     switch (gn.tag) {
-      case 0x81: sans.email.push(gn.content.toString('latin1')); break;
-      case 0x82: sans.dns.push(gn.content.toString('latin1')); break;
-      case 0x86: sans.uri.push(gn.content.toString('latin1')); break;
-      case 0x87: sans.ip.push(bytesToIp(gn.content)); break;
-      default: sans.other.push(gn.tag & 0x1f);
+      case 0x81:
+        sans.email.push(gn.content.toString('latin1'));
+        break;
+      case 0x82:
+        sans.dns.push(gn.content.toString('latin1'));
+        break;
+      case 0x86:
+        sans.uri.push(gn.content.toString('latin1'));
+        break;
+      case 0x87:
+        sans.ip.push(bytesToIp(gn.content));
+        break;
+      default:
+        sans.other.push(gn.tag & 0x1f);
     }
   }
   return sans;

@@ -138,7 +138,14 @@ export function readHeader(buf: Buffer, offset: number, out: DerHeader): DerHead
 /** Read one TLV at `offset`. */
 export function readNode(buf: Buffer, offset = 0): DerNode {
   const { tag, contentStart, end } = readHeader(buf, offset, { tag: 0, contentStart: 0, end: 0 });
-  return { tag, start: offset, contentStart, end, raw: buf.subarray(offset, end), content: buf.subarray(contentStart, end) };
+  return {
+    tag,
+    start: offset,
+    contentStart,
+    end,
+    raw: buf.subarray(offset, end),
+    content: buf.subarray(contentStart, end),
+  };
 }
 
 /** The children of a constructed node. */
@@ -202,7 +209,19 @@ export function timeValue(buf: Buffer, tag: number, start: number, end: number):
   const hour = twoDigits(buf, p + 4);
   const minute = twoDigits(buf, p + 6);
   const second = twoDigits(buf, p + 8);
-  if (buf[end - 1] !== 0x5a /* Z */ || month < 1 || month > 12 || day < 1 || hour > 23 || minute > 59 || second > 59 || hour < 0 || minute < 0 || second < 0) return NaN;
+  if (
+    buf[end - 1] !== 0x5a /* Z */ ||
+    month < 1 ||
+    month > 12 ||
+    day < 1 ||
+    hour > 23 ||
+    minute > 59 ||
+    second > 59 ||
+    hour < 0 ||
+    minute < 0 ||
+    second < 0
+  )
+    return NaN;
   const ms = Date.UTC(year, month - 1, day, hour, minute, second);
   // Date.UTC rolls 31 February over into March; such a time is invalid.
   return new Date(ms).getUTCDate() === day ? ms : NaN;

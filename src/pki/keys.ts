@@ -13,12 +13,18 @@ export function isKeyType(value: string): value is KeyType {
 
 export function generatePrivateKey(type: KeyType = 'p256'): KeyObject {
   switch (type) {
-    case 'p256': return generateKeyPairSync('ec', { namedCurve: 'prime256v1' }).privateKey;
-    case 'p384': return generateKeyPairSync('ec', { namedCurve: 'secp384r1' }).privateKey;
-    case 'rsa2048': return generateKeyPairSync('rsa', { modulusLength: 2048 }).privateKey;
-    case 'rsa3072': return generateKeyPairSync('rsa', { modulusLength: 3072 }).privateKey;
-    case 'rsa4096': return generateKeyPairSync('rsa', { modulusLength: 4096 }).privateKey;
-    case 'ed25519': return generateKeyPairSync('ed25519').privateKey;
+    case 'p256':
+      return generateKeyPairSync('ec', { namedCurve: 'prime256v1' }).privateKey;
+    case 'p384':
+      return generateKeyPairSync('ec', { namedCurve: 'secp384r1' }).privateKey;
+    case 'rsa2048':
+      return generateKeyPairSync('rsa', { modulusLength: 2048 }).privateKey;
+    case 'rsa3072':
+      return generateKeyPairSync('rsa', { modulusLength: 3072 }).privateKey;
+    case 'rsa4096':
+      return generateKeyPairSync('rsa', { modulusLength: 4096 }).privateKey;
+    case 'ed25519':
+      return generateKeyPairSync('ed25519').privateKey;
   }
 }
 
@@ -35,7 +41,10 @@ export function privateKeyToPem(key: KeyObject, passphrase?: string): string {
 
 /** PKCS#8 EncryptedPrivateKeyInfo (RFC 5958 §3), or a legacy OpenSSL key with a Proc-Type header. */
 export function isEncryptedKeyPem(pem: string): boolean {
-  return decodePemBlocks(pem).some((block) => block.label === 'ENCRYPTED PRIVATE KEY') || pem.includes('Proc-Type: 4,ENCRYPTED');
+  return (
+    decodePemBlocks(pem).some((block) => block.label === 'ENCRYPTED PRIVATE KEY') ||
+    pem.includes('Proc-Type: 4,ENCRYPTED')
+  );
 }
 
 export function loadPrivateKey(pem: string, passphrase?: string, source = 'key'): KeyObject {
@@ -64,10 +73,14 @@ export function spkiDer(key: KeyObject): Buffer {
 /** `details` may be passed in: each read of asymmetricKeyDetails is a call into OpenSSL. */
 export function describeKey(key: KeyObject, details = key.asymmetricKeyDetails ?? {}): string {
   switch (key.asymmetricKeyType) {
-    case 'ec': return `ECDSA ${details.namedCurve === 'prime256v1' ? 'P-256' : details.namedCurve === 'secp384r1' ? 'P-384' : details.namedCurve}`;
-    case 'rsa': return `RSA ${details.modulusLength}`;
-    case 'ed25519': return 'Ed25519';
-    default: return String(key.asymmetricKeyType);
+    case 'ec':
+      return `ECDSA ${details.namedCurve === 'prime256v1' ? 'P-256' : details.namedCurve === 'secp384r1' ? 'P-384' : details.namedCurve}`;
+    case 'rsa':
+      return `RSA ${details.modulusLength}`;
+    case 'ed25519':
+      return 'Ed25519';
+    default:
+      return String(key.asymmetricKeyType);
   }
 }
 
@@ -75,7 +88,9 @@ export function describeKey(key: KeyObject, details = key.asymmetricKeyDetails ?
 export function unacceptableKeyReason(key: KeyObject, details = key.asymmetricKeyDetails ?? {}): string | null {
   switch (key.asymmetricKeyType) {
     case 'ec':
-      return details.namedCurve === 'prime256v1' || details.namedCurve === 'secp384r1' ? null : `curve ${details.namedCurve} is not accepted (P-256 or P-384)`;
+      return details.namedCurve === 'prime256v1' || details.namedCurve === 'secp384r1'
+        ? null
+        : `curve ${details.namedCurve} is not accepted (P-256 or P-384)`;
     case 'rsa': {
       const bits = details.modulusLength ?? 0;
       return bits >= 2048 && bits <= 8192 ? null : `RSA ${bits} is not accepted (2048 to 8192 bits)`;
@@ -102,8 +117,15 @@ const OID_RSA_SHA256 = '1.2.840.113549.1.1.11';
 const OID_RSA_SHA384 = '1.2.840.113549.1.1.12';
 const OID_ED25519 = '1.3.101.112';
 
-function algorithm(name: string, oid: string, hash: SignatureAlgorithm['hash'], nullParams: boolean): SignatureAlgorithm {
-  const identifierDer = nullParams ? der.seq(der.oid(oid), der.tlv(der.TAG.NULL, Buffer.alloc(0))) : der.seq(der.oid(oid));
+function algorithm(
+  name: string,
+  oid: string,
+  hash: SignatureAlgorithm['hash'],
+  nullParams: boolean,
+): SignatureAlgorithm {
+  const identifierDer = nullParams
+    ? der.seq(der.oid(oid), der.tlv(der.TAG.NULL, Buffer.alloc(0)))
+    : der.seq(der.oid(oid));
   return { name, oid, hash, identifierDer };
 }
 
@@ -130,10 +152,16 @@ export function signatureMatchesKey(oid: string, key: KeyObject): boolean {
 /** The algorithm a CA key signs with: P-384 pairs with SHA-384, everything else with SHA-256. */
 export function signatureAlgorithmFor(key: KeyObject): SignatureAlgorithm {
   switch (key.asymmetricKeyType) {
-    case 'ec': return SIGNATURE_ALGORITHMS[key.asymmetricKeyDetails?.namedCurve === 'secp384r1' ? OID_ECDSA_SHA384 : OID_ECDSA_SHA256]!;
-    case 'rsa': return SIGNATURE_ALGORITHMS[OID_RSA_SHA256]!;
-    case 'ed25519': return SIGNATURE_ALGORITHMS[OID_ED25519]!;
-    default: throw new GatehouseError('GH_INTERNAL', `cannot sign with key type ${key.asymmetricKeyType}`);
+    case 'ec':
+      return SIGNATURE_ALGORITHMS[
+        key.asymmetricKeyDetails?.namedCurve === 'secp384r1' ? OID_ECDSA_SHA384 : OID_ECDSA_SHA256
+      ]!;
+    case 'rsa':
+      return SIGNATURE_ALGORITHMS[OID_RSA_SHA256]!;
+    case 'ed25519':
+      return SIGNATURE_ALGORITHMS[OID_ED25519]!;
+    default:
+      throw new GatehouseError('GH_INTERNAL', `cannot sign with key type ${key.asymmetricKeyType}`);
   }
 }
 

@@ -31,7 +31,13 @@ export interface SigningAuthority extends IssuingCa {
 /** An issuing CA whose key this process does not hold (an external signer's). */
 export function describeIssuingCa(certDer: Buffer): IssuingCa {
   const cert = parseCertificate(certDer);
-  return { certDer, subjectNameDer: cert.subjectNameDer, keyIdentifier: cert.subjectKeyId ?? keyIdentifier(cert.spkiDer), notBefore: cert.notBefore, notAfter: cert.notAfter };
+  return {
+    certDer,
+    subjectNameDer: cert.subjectNameDer,
+    keyIdentifier: cert.subjectKeyId ?? keyIdentifier(cert.spkiDer),
+    notBefore: cert.notBefore,
+    notAfter: cert.notAfter,
+  };
 }
 
 export function holdsKey(ca: IssuingCa): ca is SigningAuthority {
@@ -41,7 +47,10 @@ export function holdsKey(ca: IssuingCa): ca is SigningAuthority {
 export function prepareSigningAuthority(certDer: Buffer, privateKey: KeyObject): SigningAuthority {
   const cert = parseCertificate(certDer);
   if (!spkiDer(privateKey).equals(cert.spkiDer)) {
-    throw new GatehouseError('GH_CONFIG_INVALID', `the CA key does not match the certificate "${cert.subject.map((a) => `${a.type}=${a.value}`).join(', ')}"`);
+    throw new GatehouseError(
+      'GH_CONFIG_INVALID',
+      `the CA key does not match the certificate "${cert.subject.map((a) => `${a.type}=${a.value}`).join(', ')}"`,
+    );
   }
   return {
     ...describeIssuingCa(certDer),
@@ -87,7 +96,9 @@ export function encodeName(attrs: Array<[oid: string, value: string]>): Buffer {
 }
 
 function extension(oid: string, critical: boolean, value: Buffer): Buffer {
-  return critical ? der.seq(der.oid(oid), der.bool(true), der.octetString(value)) : der.seq(der.oid(oid), der.octetString(value));
+  return critical
+    ? der.seq(der.oid(oid), der.bool(true), der.octetString(value))
+    : der.seq(der.oid(oid), der.octetString(value));
 }
 
 function isRsaSpki(spkiDer: Buffer): boolean {

@@ -25,7 +25,9 @@ export function decodePemBlocks(text: string): PemBlock[] {
 
 /** DER of every block with one of `labels`. */
 export function decodePem(text: string, ...labels: string[]): Buffer[] {
-  return decodePemBlocks(text).filter((b) => labels.includes(b.label)).map((b) => b.der);
+  return decodePemBlocks(text)
+    .filter((b) => labels.includes(b.label))
+    .map((b) => b.der);
 }
 
 export function looksLikePem(input: string | Buffer): boolean {

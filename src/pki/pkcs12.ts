@@ -55,8 +55,10 @@ const BMP_STRING = 0x1e;
 export function buildPkcs12(input: Pkcs12Input): Buffer {
   const { privateKey, certificatesDer, passphrase, friendlyName } = input;
   const iterations = input.iterations ?? PKCS12_DEFAULT_ITERATIONS;
-  if (!passphrase) throw new Error('PKCS#12 export needs a non-empty passphrase: private keys are never exported unprotected');
-  if (!Number.isSafeInteger(iterations) || iterations < 1) throw new Error(`PKCS#12 iterations must be a positive integer, got ${iterations}`);
+  if (!passphrase)
+    throw new Error('PKCS#12 export needs a non-empty passphrase: private keys are never exported unprotected');
+  if (!Number.isSafeInteger(iterations) || iterations < 1)
+    throw new Error(`PKCS#12 iterations must be a positive integer, got ${iterations}`);
   if (privateKey.type !== 'private') throw new Error('PKCS#12 export needs a private key');
   const leaf = certificatesDer[0];
   if (!leaf) throw new Error('PKCS#12 export needs at least the leaf certificate');
@@ -73,12 +75,20 @@ export function buildPkcs12(input: Pkcs12Input): Buffer {
 
   // RFC 7292 §4.2.3 CertBag ::= SEQUENCE { certId, certValue [0] EXPLICIT OCTET STRING }.
   const certBags = certificatesDer.map((der, i) =>
-    safeBag(OIDS.certBag, seq(oid(OIDS.x509Certificate), ctx(0, true, octetString(der))), i === 0 ? leafAttributes : undefined),
+    safeBag(
+      OIDS.certBag,
+      seq(oid(OIDS.x509Certificate), ctx(0, true, octetString(der))),
+      i === 0 ? leafAttributes : undefined,
+    ),
   );
   // RFC 7292 §4.2.2: the value is an EncryptedPrivateKeyInfo (RFC 5958 §3) over PKCS#8.
   const pkcs8 = privateKey.export({ type: 'pkcs8', format: 'der' });
   const shrouded = pbes2Encrypt(pkcs8, passphrase, iterations);
-  const keyBag = safeBag(OIDS.pkcs8ShroudedKeyBag, seq(shrouded.algorithm, octetString(shrouded.ciphertext)), leafAttributes);
+  const keyBag = safeBag(
+    OIDS.pkcs8ShroudedKeyBag,
+    seq(shrouded.algorithm, octetString(shrouded.ciphertext)),
+    leafAttributes,
+  );
 
   // RFC 7292 §4.1: AuthenticatedSafe ::= SEQUENCE OF ContentInfo.
   const authenticatedSafe = seq(
@@ -132,7 +142,11 @@ export function pkcs12Kdf(passphrase: string, salt: Buffer, id: 1 | 2 | 3, itera
 }
 
 /** RFC 8018 §6.2 PBES2: the AlgorithmIdentifier (with its parameters) and the ciphertext. */
-function pbes2Encrypt(plaintext: Buffer, passphrase: string, iterations: number): { algorithm: Buffer; ciphertext: Buffer } {
+function pbes2Encrypt(
+  plaintext: Buffer,
+  passphrase: string,
+  iterations: number,
+): { algorithm: Buffer; ciphertext: Buffer } {
   const salt = randomBytes(16);
   const iv = randomBytes(16);
   // PBKDF2 takes the passphrase as UTF-8 octets, as OpenSSL 3 does (RFC 8018 §3 leaves the encoding open).

@@ -6,15 +6,24 @@ import { webcrypto, type KeyObject } from 'node:crypto';
 x509.cryptoProvider.set(webcrypto as unknown as Crypto);
 export { x509 };
 
-export function webAlgorithmFor(key: KeyObject): { importParams: Algorithm | EcKeyImportParams | RsaHashedImportParams; signing: Algorithm | EcdsaParams } {
+export function webAlgorithmFor(key: KeyObject): {
+  importParams: Algorithm | EcKeyImportParams | RsaHashedImportParams;
+  signing: Algorithm | EcdsaParams;
+} {
   switch (key.asymmetricKeyType) {
     case 'ec': {
       const curve = key.asymmetricKeyDetails?.namedCurve === 'secp384r1' ? 'P-384' : 'P-256';
       const hash = curve === 'P-384' ? 'SHA-384' : 'SHA-256';
-      return { importParams: { name: 'ECDSA', namedCurve: curve } as EcKeyImportParams, signing: { name: 'ECDSA', hash } as EcdsaParams };
+      return {
+        importParams: { name: 'ECDSA', namedCurve: curve } as EcKeyImportParams,
+        signing: { name: 'ECDSA', hash } as EcdsaParams,
+      };
     }
     case 'rsa':
-      return { importParams: { name: 'RSASSA-PKCS1-v1_5', hash: 'SHA-256' } as RsaHashedImportParams, signing: { name: 'RSASSA-PKCS1-v1_5', hash: 'SHA-256' } as Algorithm };
+      return {
+        importParams: { name: 'RSASSA-PKCS1-v1_5', hash: 'SHA-256' } as RsaHashedImportParams,
+        signing: { name: 'RSASSA-PKCS1-v1_5', hash: 'SHA-256' } as Algorithm,
+      };
     case 'ed25519':
       return { importParams: { name: 'Ed25519' }, signing: { name: 'Ed25519' } };
     default:

@@ -8,7 +8,15 @@
  *   3. otherwise the most specific matching allow (exact, longest prefix, then `*`) allows;
  *   4. nothing matched: refused (default deny).
  */
-import type { CompiledPolicy, Decision, PathPattern, PolicyIdentity, PolicySpec, RuleSpec, RuleSummary } from './model.js';
+import type {
+  CompiledPolicy,
+  Decision,
+  PathPattern,
+  PolicyIdentity,
+  PolicySpec,
+  RuleSpec,
+  RuleSummary,
+} from './model.js';
 import { readPolicyDocument } from './document.js';
 import { exactKey, formatPathPattern, prefixMatches } from './path-pattern.js';
 import { describeSubjects, matchesSubjects, readIdentity, type SafeIdentity } from './subjects.js';
@@ -55,12 +63,15 @@ export function buildPolicy(spec: PolicySpec): CompiledPolicy {
   const allowlist = spec.allowlist;
   const decide = (identity: PolicyIdentity, method: string, path: string): Decision => {
     const who = readIdentity(identity);
-    if (allowlist !== null && !matchesSubjects(allowlist, who)) return { allow: false, reason: 'NOT_ALLOWLISTED', rule: null };
+    if (allowlist !== null && !matchesSubjects(allowlist, who))
+      return { allow: false, reason: 'NOT_ALLOWLISTED', rule: null };
     // Only output of normalizePath is meaningful here; anything else matches nothing.
     if (typeof path !== 'string' || !path.startsWith('/')) return NO_MATCH;
     return decideByRules(index, who, upperAscii(method), path);
   };
-  const summaries: RuleSummary[] = spec.rules.map((rule) => Object.freeze({ label: rule.label, effect: rule.effect, summary: describeRule(rule) }));
+  const summaries: RuleSummary[] = spec.rules.map((rule) =>
+    Object.freeze({ label: rule.label, effect: rule.effect, summary: describeRule(rule) }),
+  );
   return Object.freeze({
     name: spec.name,
     ruleCount: spec.rules.length,
@@ -119,7 +130,8 @@ function decideByRules(index: RuleIndex, who: SafeIdentity, method: string, path
     if (visit(rule)) return { allow: false, reason: 'DENIED_BY_RULE', rule: rule.label };
   }
   for (const entry of index.prefixes) {
-    if (prefixMatches(entry, path) && visit(entry.rule)) return { allow: false, reason: 'DENIED_BY_RULE', rule: entry.rule.label };
+    if (prefixMatches(entry, path) && visit(entry.rule))
+      return { allow: false, reason: 'DENIED_BY_RULE', rule: entry.rule.label };
   }
   for (const rule of index.everywhere) {
     if (visit(rule)) return { allow: false, reason: 'DENIED_BY_RULE', rule: rule.label };

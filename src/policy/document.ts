@@ -20,47 +20,63 @@
 import { z } from 'zod';
 import type { PolicySpec, RuleSpec } from './model.js';
 import {
-  describeIssues, expandMethods, fingerprintSchema, identitySchema, methodsSchema, nonEmptyList, pathPatternSchema,
-  policyInvalid, roleSchema, ruleIdSchema, textSchema, toPattern,
+  describeIssues,
+  expandMethods,
+  fingerprintSchema,
+  identitySchema,
+  methodsSchema,
+  nonEmptyList,
+  pathPatternSchema,
+  policyInvalid,
+  roleSchema,
+  ruleIdSchema,
+  textSchema,
+  toPattern,
 } from './schema.js';
 import { buildSubjects } from './subjects.js';
 import { postureRequirementSchema } from '../posture/requirement.js';
 import { isTalkFormat, readTalkFormat } from './talk-format.js';
 
-const ruleSchema = z.strictObject({
-  id: ruleIdSchema.optional(),
-  effect: z.enum(['allow', 'deny']),
-  methods: methodsSchema,
-  paths: nonEmptyList(pathPatternSchema),
-  roles: nonEmptyList(roleSchema).optional(),
-  identities: nonEmptyList(identitySchema).optional(),
-  fingerprints: nonEmptyList(fingerprintSchema).optional(),
-  posture: postureRequirementSchema.optional(),
-}).superRefine((rule, ctx) => {
-  // A deny needs no proof of health; a posture on one would read as "deny unless healthy".
-  if (rule.posture && rule.effect === 'deny') ctx.addIssue({ code: 'custom', path: ['posture'], message: 'only an allow rule can require posture' });
-  // A rule about nobody is a mistake; a rule about everybody must say so (a role list, or
-  // the gateway without --policy), never by leaving subjects out.
-  if (!rule.roles && !rule.identities && !rule.fingerprints) {
-    ctx.addIssue({ code: 'custom', message: 'needs at least one of roles, identities or fingerprints' });
-  }
-});
-
-const nativeSchema = z.strictObject({
-  version: z.literal(1),
-  name: textSchema(128).optional(),
-  denyMessage: textSchema(4096).optional(),
-  allowlist: nonEmptyList(identitySchema).optional(),
-  rules: nonEmptyList(ruleSchema),
-}).superRefine((doc, ctx) => {
-  const seen = new Map<string, number>();
-  doc.rules.forEach((rule, index) => {
-    if (rule.id === undefined) return;
-    const first = seen.get(rule.id);
-    if (first !== undefined) ctx.addIssue({ code: 'custom', path: ['rules', index, 'id'], message: `duplicates the id of rules[${first}]` });
-    else seen.set(rule.id, index);
+const ruleSchema = z
+  .strictObject({
+    id: ruleIdSchema.optional(),
+    effect: z.enum(['allow', 'deny']),
+    methods: methodsSchema,
+    paths: nonEmptyList(pathPatternSchema),
+    roles: nonEmptyList(roleSchema).optional(),
+    identities: nonEmptyList(identitySchema).optional(),
+    fingerprints: nonEmptyList(fingerprintSchema).optional(),
+    posture: postureRequirementSchema.optional(),
+  })
+  .superRefine((rule, ctx) => {
+    // A deny needs no proof of health; a posture on one would read as "deny unless healthy".
+    if (rule.posture && rule.effect === 'deny')
+      ctx.addIssue({ code: 'custom', path: ['posture'], message: 'only an allow rule can require posture' });
+    // A rule about nobody is a mistake; a rule about everybody must say so (a role list, or
+    // the gateway without --policy), never by leaving subjects out.
+    if (!rule.roles && !rule.identities && !rule.fingerprints) {
+      ctx.addIssue({ code: 'custom', message: 'needs at least one of roles, identities or fingerprints' });
+    }
   });
-});
+
+const nativeSchema = z
+  .strictObject({
+    version: z.literal(1),
+    name: textSchema(128).optional(),
+    denyMessage: textSchema(4096).optional(),
+    allowlist: nonEmptyList(identitySchema).optional(),
+    rules: nonEmptyList(ruleSchema),
+  })
+  .superRefine((doc, ctx) => {
+    const seen = new Map<string, number>();
+    doc.rules.forEach((rule, index) => {
+      if (rule.id === undefined) return;
+      const first = seen.get(rule.id);
+      if (first !== undefined)
+        ctx.addIssue({ code: 'custom', path: ['rules', index, 'id'], message: `duplicates the id of rules[${first}]` });
+      else seen.set(rule.id, index);
+    });
+  });
 
 type NativeDocument = z.infer<typeof nativeSchema>;
 

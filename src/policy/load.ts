@@ -12,7 +12,12 @@ import { GatehouseError } from '../errors/errors.js';
 import type { CompiledPolicy, PolicyIdentity } from './model.js';
 import { compilePolicy } from './compile.js';
 import { encodePathForUpstream, normalizePath } from './path.js';
-import { describeRequirement, judgePosture, type PostureRequirement, type PostureStanding } from '../posture/requirement.js';
+import {
+  describeRequirement,
+  judgePosture,
+  type PostureRequirement,
+  type PostureStanding,
+} from '../posture/requirement.js';
 
 // A policy is a few kilobytes; a far larger file is a wrong path or a mistake, not a policy.
 const MAX_POLICY_BYTES = 4 * 1024 * 1024;
@@ -30,7 +35,10 @@ function readPolicyText(path: string): string {
     throw new GatehouseError('GH_POLICY_INVALID', `${path}: cannot read the policy file (${code})`, { cause });
   }
   if (bytes.length > MAX_POLICY_BYTES) {
-    throw new GatehouseError('GH_POLICY_INVALID', `${path}: policy file is ${bytes.length} bytes; the limit is ${MAX_POLICY_BYTES}`);
+    throw new GatehouseError(
+      'GH_POLICY_INVALID',
+      `${path}: policy file is ${bytes.length} bytes; the limit is ${MAX_POLICY_BYTES}`,
+    );
   }
   try {
     // fatal: a policy in another encoding would otherwise be read with U+FFFD in its names.
@@ -87,7 +95,13 @@ export interface PostureContext {
   now: Date;
 }
 
-export function explainDecision(policy: CompiledPolicy, identity: PolicyIdentity, method: string, rawPath: string, posture: PostureContext = { standing: null, now: new Date() }): string {
+export function explainDecision(
+  policy: CompiledPolicy,
+  identity: PolicyIdentity,
+  method: string,
+  rawPath: string,
+  posture: PostureContext = { standing: null, now: new Date() },
+): string {
   const cut = rawPath.indexOf('?');
   const pathPart = cut === -1 ? rawPath : rawPath.slice(0, cut);
   const lines = [
@@ -102,7 +116,9 @@ export function explainDecision(policy: CompiledPolicy, identity: PolicyIdentity
     return lines.join('\n');
   }
   const forwarded = encodePathForUpstream(normalized.path);
-  lines.push(`path:     ${show(normalized.path)}${forwarded === normalized.path ? '' : ` (sent to the app as ${forwarded})`}`);
+  lines.push(
+    `path:     ${show(normalized.path)}${forwarded === normalized.path ? '' : ` (sent to the app as ${forwarded})`}`,
+  );
   const decision = policy.evaluate(identity, method, normalized.path);
   if (decision.allow && decision.posture) {
     lines.push(...explainPosture(decision.posture, posture));
@@ -122,11 +138,20 @@ export function explainDecision(policy: CompiledPolicy, identity: PolicyIdentity
 function explainPosture(requirement: PostureRequirement, { standing, now }: PostureContext): string[] {
   const required = `posture:  the rule requires ${describeRequirement(requirement)}`;
   if (standing === null) {
-    return [required, 'decision: ALLOW only if the posture meets it: the gateway asks the CA (pass --posture FILE or --ca URL --identity DIR to judge it here)'];
+    return [
+      required,
+      'decision: ALLOW only if the posture meets it: the gateway asks the CA (pass --posture FILE or --ca URL --identity DIR to judge it here)',
+    ];
   }
   const seen = `standing: score ${standing.score ?? 'none'}, reported ${standing.reportedAt ?? 'never'}${standing.failing.length ? `, failing ${standing.failing.map((f) => f.id).join(', ')}` : ''}${standing.critical.length ? `, critical ${standing.critical.join(', ')}` : ''}`;
   const judged = judgePosture(requirement, standing, now);
-  return [required, seen, judged.met ? 'decision: ALLOW (the posture meets the rule)' : `decision: REFUSED (POSTURE_FAILED): ${judged.problems.join('; ')}`];
+  return [
+    required,
+    seen,
+    judged.met
+      ? 'decision: ALLOW (the posture meets the rule)'
+      : `decision: REFUSED (POSTURE_FAILED): ${judged.problems.join('; ')}`,
+  ];
 }
 
 function describeIdentity(identity: PolicyIdentity): string {
@@ -137,5 +162,7 @@ function describeIdentity(identity: PolicyIdentity): string {
 
 /** Quote a value only when it holds something a terminal would render misleadingly. */
 function show(value: string): string {
-  return /^[\x20-\x7e\u00a0-\uffff]*$/.test(value) && !/[\u2028\u2029\u202a-\u202e\u2066-\u2069]/.test(value) ? value : JSON.stringify(value);
+  return /^[\x20-\x7e\u00a0-\uffff]*$/.test(value) && !/[\u2028\u2029\u202a-\u202e\u2066-\u2069]/.test(value)
+    ? value
+    : JSON.stringify(value);
 }

@@ -22,7 +22,9 @@ export type DenyReason = 'NO_MATCHING_RULE' | 'DENIED_BY_RULE' | 'NOT_ALLOWLISTE
  * An allow may come with the posture the deciding rule requires of the device (gateway.md,
  * "Posture"): the gateway then asks the CA before it forwards.
  */
-export type Decision = { allow: true; rule: string; posture?: PostureRequirement } | { allow: false; reason: DenyReason; rule: string | null };
+export type Decision =
+  | { allow: true; rule: string; posture?: PostureRequirement }
+  | { allow: false; reason: DenyReason; rule: string | null };
 
 export interface RuleSummary {
   /** The rule's id, `rules[i]`, or `permission[i] GET /user` for the talk format. */
@@ -49,9 +51,7 @@ export interface CompiledPolicy {
  * (when `includeBase`) and every path below `base/`; `any` matches every path.
  */
 export type PathPattern =
-  | { kind: 'exact'; path: string }
-  | { kind: 'prefix'; base: string; includeBase: boolean }
-  | { kind: 'any' };
+  { kind: 'exact'; path: string } | { kind: 'prefix'; base: string; includeBase: boolean } | { kind: 'any' };
 
 /** Who a rule is about; a client matching any one entry is a subject of the rule. */
 export interface Subjects {

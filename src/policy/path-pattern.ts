@@ -45,16 +45,22 @@ export function parseTalkResource(text: string): PathPattern | { problem: string
   }
   // In a regex `/user/*` means "/user then any number of slashes", not a prefix: refused.
   if (text.endsWith('/*') && text.length > 2) {
-    return { problem: `is a regular expression in the talk format, where /* means "any number of slashes"; write ${text.slice(0, -2)}/.* for everything below ${text.slice(0, -2)}` };
+    return {
+      problem: `is a regular expression in the talk format, where /* means "any number of slashes"; write ${text.slice(0, -2)}/.* for everything below ${text.slice(0, -2)}`,
+    };
   }
-  if (REGEX_SYNTAX_RE.test(text)) return { problem: 'regular expressions are not supported beyond a final /.* (everything below) or .* (every path)' };
+  if (REGEX_SYNTAX_RE.test(text))
+    return {
+      problem: 'regular expressions are not supported beyond a final /.* (everything below) or .* (every path)',
+    };
   return parsePathPattern(text);
 }
 
 function checkNormalized(base: string, prefix: boolean): string | null {
   const normalized = normalizePath(base);
   if (!normalized.ok) return `is not a valid path (${normalized.reason})`;
-  if (normalized.path !== base) return `must be written normalized and decoded, as the gateway matches it: ${normalized.path}`;
+  if (normalized.path !== base)
+    return `must be written normalized and decoded, as the gateway matches it: ${normalized.path}`;
   if (prefix && base.endsWith('/')) return `must not end in //*; write ${base.slice(0, -1)}/*`;
   return null;
 }
@@ -73,8 +79,11 @@ export function prefixMatches(pattern: { base: string; includeBase: boolean }, p
 
 export function formatPathPattern(pattern: PathPattern): string {
   switch (pattern.kind) {
-    case 'any': return '*';
-    case 'exact': return pattern.path;
-    case 'prefix': return pattern.includeBase ? `${pattern.base}/*` : `${pattern.base}/.*`;
+    case 'any':
+      return '*';
+    case 'exact':
+      return pattern.path;
+    case 'prefix':
+      return pattern.includeBase ? `${pattern.base}/*` : `${pattern.base}/.*`;
   }
 }

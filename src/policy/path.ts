@@ -15,7 +15,8 @@
  *   /ADMIN           → /ADMIN          case is kept; matching is case-sensitive
  */
 
-export type PathRefusal = 'ENCODED_SLASH' | 'BACKSLASH' | 'NUL' | 'BAD_ESCAPE' | 'NOT_ABSOLUTE' | 'ABOVE_ROOT' | 'CONTROL_CHAR';
+export type PathRefusal =
+  'ENCODED_SLASH' | 'BACKSLASH' | 'NUL' | 'BAD_ESCAPE' | 'NOT_ABSOLUTE' | 'ABOVE_ROOT' | 'CONTROL_CHAR';
 
 export type NormalizedPath = { ok: true; path: string } | { ok: false; reason: PathRefusal };
 

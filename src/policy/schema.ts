@@ -55,13 +55,19 @@ export const identitySchema = checked(identityProblem);
 export const fingerprintSchema = checked(fingerprintProblem);
 
 export const ruleIdSchema = checked((value) =>
-  RULE_ID_RE.test(value) ? null : 'must be 1–64 characters from [A-Za-z0-9._:-], starting with a letter or digit');
+  RULE_ID_RE.test(value) ? null : 'must be 1–64 characters from [A-Za-z0-9._:-], starting with a letter or digit',
+);
 
 /** Free text shown to people (policy name, deny message): no control characters but newlines. */
 export function textSchema(maxChars: number) {
-  return z.string().min(1).max(maxChars).superRefine((value, ctx) => {
-    if (/[\u0000-\u0009\u000b-\u001f\u007f]/.test(value)) ctx.addIssue({ code: 'custom', message: 'must not contain control characters' });
-  });
+  return z
+    .string()
+    .min(1)
+    .max(maxChars)
+    .superRefine((value, ctx) => {
+      if (/[\u0000-\u0009\u000b-\u001f\u007f]/.test(value))
+        ctx.addIssue({ code: 'custom', message: 'must not contain control characters' });
+    });
 }
 
 /**
@@ -122,7 +128,11 @@ function at(path: readonly Key[], problem: string): string {
 
 function problemOf(issue: Issue, value: unknown): string {
   // Optional keys never get here when absent, so an absent value is a missing required key.
-  if (value === undefined && (issue.code === 'invalid_type' || issue.code === 'invalid_value' || issue.code === 'invalid_union')) return 'is required';
+  if (
+    value === undefined &&
+    (issue.code === 'invalid_type' || issue.code === 'invalid_value' || issue.code === 'invalid_union')
+  )
+    return 'is required';
   switch (issue.code) {
     case 'invalid_type':
       return `must be ${article(issue.expected)}`;
@@ -142,12 +152,18 @@ function problemOf(issue: Issue, value: unknown): string {
 
 function article(expected: string): string {
   switch (expected) {
-    case 'array': return 'a list';
-    case 'object': return 'an object';
-    case 'string': return 'a string';
-    case 'number': return 'a number';
-    case 'boolean': return 'true or false';
-    default: return expected;
+    case 'array':
+      return 'a list';
+    case 'object':
+      return 'an object';
+    case 'string':
+      return 'a string';
+    case 'number':
+      return 'a number';
+    case 'boolean':
+      return 'true or false';
+    default:
+      return expected;
   }
 }
 

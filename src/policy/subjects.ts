@@ -15,7 +15,9 @@ const SPIFFE_ID_RE = /^spiffe:\/\/[a-z0-9._-]+(\/[A-Za-z0-9._-]+)*$/;
 const FINGERPRINT_RE = /^[0-9a-f]{64}$/;
 
 export function roleProblem(role: string): string | null {
-  return NAME_RE.test(role) ? null : 'must be a role name: 1–63 characters from [A-Za-z0-9._-], starting with a letter or digit';
+  return NAME_RE.test(role)
+    ? null
+    : 'must be a role name: 1–63 characters from [A-Za-z0-9._-], starting with a letter or digit';
 }
 
 /** An identity entry is a SPIFFE ID when it starts with spiffe://, a certificate name otherwise. */
@@ -46,7 +48,11 @@ export function fingerprintProblem(text: string): string | null {
   return normalizeFingerprint(text) === null ? 'must be a SHA-256 fingerprint: 64 hex digits, colons allowed' : null;
 }
 
-export function buildSubjects(input: { roles?: readonly string[] | undefined; identities?: readonly string[] | undefined; fingerprints?: readonly string[] | undefined }): Subjects {
+export function buildSubjects(input: {
+  roles?: readonly string[] | undefined;
+  identities?: readonly string[] | undefined;
+  fingerprints?: readonly string[] | undefined;
+}): Subjects {
   const identities = input.identities ?? [];
   return {
     roles: new Set(input.roles ?? []),
@@ -66,7 +72,9 @@ export interface SafeIdentity {
 
 export function readIdentity(identity: PolicyIdentity | null | undefined): SafeIdentity {
   const text = (value: unknown): string | null => (typeof value === 'string' && value !== '' ? value : null);
-  const record = (typeof identity === 'object' && identity !== null ? identity : {}) as Partial<Record<keyof PolicyIdentity, unknown>>;
+  const record = (typeof identity === 'object' && identity !== null ? identity : {}) as Partial<
+    Record<keyof PolicyIdentity, unknown>
+  >;
   const fingerprint = text(record.fingerprint);
   return {
     name: text(record.name),
@@ -78,10 +86,12 @@ export function readIdentity(identity: PolicyIdentity | null | undefined): SafeI
 
 /** True when the identity is any one of the subjects. Absent fields never match. */
 export function matchesSubjects(subjects: Subjects, who: SafeIdentity): boolean {
-  return (who.role !== null && subjects.roles.has(who.role))
-    || (who.name !== null && subjects.names.has(who.name))
-    || (who.spiffeId !== null && subjects.spiffeIds.has(who.spiffeId))
-    || (who.fingerprint !== null && subjects.fingerprints.has(who.fingerprint));
+  return (
+    (who.role !== null && subjects.roles.has(who.role)) ||
+    (who.name !== null && subjects.names.has(who.name)) ||
+    (who.spiffeId !== null && subjects.spiffeIds.has(who.spiffeId)) ||
+    (who.fingerprint !== null && subjects.fingerprints.has(who.fingerprint))
+  );
 }
 
 export function describeSubjects(subjects: Subjects): string {

@@ -15,7 +15,16 @@
  */
 import { z } from 'zod';
 import type { PolicySpec, RuleSpec } from './model.js';
-import { describeIssues, expandMethods, methodSchema, nonEmptyList, policyInvalid, roleSchema, talkResourceSchema, toPattern } from './schema.js';
+import {
+  describeIssues,
+  expandMethods,
+  methodSchema,
+  nonEmptyList,
+  policyInvalid,
+  roleSchema,
+  talkResourceSchema,
+  toPattern,
+} from './schema.js';
 import { buildSubjects } from './subjects.js';
 
 const permissionSchema = z.strictObject({

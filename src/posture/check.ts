@@ -46,7 +46,12 @@ export function readUnderRoot(ctx: CollectContext, path: string, maxBytes = 1024
  * A file below the root line by line, read in 64 KiB chunks so a file of tens of MiB (APT's lists)
  * is never held whole; at most maxBytes are read. False when it does not exist or cannot be read.
  */
-export function readLinesUnderRoot(ctx: CollectContext, path: string, onLine: (line: string) => void, maxBytes = 512 * 1024 * 1024): boolean {
+export function readLinesUnderRoot(
+  ctx: CollectContext,
+  path: string,
+  onLine: (line: string) => void,
+  maxBytes = 512 * 1024 * 1024,
+): boolean {
   let fd: number;
   try {
     fd = openSync(join(ctx.root, path), 'r');
@@ -58,7 +63,11 @@ export function readLinesUnderRoot(ctx: CollectContext, path: string, onLine: (l
     const decoder = new StringDecoder('utf8');
     let rest = '';
     let total = 0;
-    for (let n: number; total < maxBytes && (n = readSync(fd, chunk, 0, Math.min(chunk.length, maxBytes - total), null)) > 0; total += n) {
+    for (
+      let n: number;
+      total < maxBytes && (n = readSync(fd, chunk, 0, Math.min(chunk.length, maxBytes - total), null)) > 0;
+      total += n
+    ) {
       const lines = (rest + decoder.write(chunk.subarray(0, n))).split('\n');
       rest = lines.pop()!;
       for (const line of lines) onLine(line);
@@ -74,7 +83,11 @@ export function readLinesUnderRoot(ctx: CollectContext, path: string, onLine: (l
 }
 
 /** A collector from its id, weight and check; the result carries the id and weight. */
-export function defineCollector(id: string, weight: number, check: (ctx: CollectContext) => Omit<CheckResult, 'id' | 'weight'>): Collector {
+export function defineCollector(
+  id: string,
+  weight: number,
+  check: (ctx: CollectContext) => Omit<CheckResult, 'id' | 'weight'>,
+): Collector {
   return { id, weight, collect: (ctx) => ({ id, weight, ...check(ctx) }) };
 }
 

@@ -19,7 +19,8 @@ const REVISION_RE = /^[0-9A-Za-z.+~]+$/;
 
 export function parseDebianVersion(text: string): DebianVersion {
   const version = text.trim();
-  const bad = (why: string) => new GatehouseError('GH_BODY_INVALID', `"${text.slice(0, 80)}" is not a Debian version: ${why}`);
+  const bad = (why: string) =>
+    new GatehouseError('GH_BODY_INVALID', `"${text.slice(0, 80)}" is not a Debian version: ${why}`);
   if (version === '' || /\s/.test(version)) throw bad('empty or with spaces');
   const colon = version.indexOf(':');
   let epoch = 0;
@@ -33,8 +34,10 @@ export function parseDebianVersion(text: string): DebianVersion {
   const dash = rest.lastIndexOf('-');
   const upstream = dash === -1 ? rest : rest.slice(0, dash);
   const revision = dash === -1 ? '' : rest.slice(dash + 1);
-  if (upstream === '' || !UPSTREAM_RE.test(upstream)) throw bad('the upstream version is empty or has characters outside A-Z a-z 0-9 . + ~ : -');
-  if (dash !== -1 && (revision === '' || !REVISION_RE.test(revision))) throw bad('the revision is empty or has characters outside A-Z a-z 0-9 . + ~');
+  if (upstream === '' || !UPSTREAM_RE.test(upstream))
+    throw bad('the upstream version is empty or has characters outside A-Z a-z 0-9 . + ~ : -');
+  if (dash !== -1 && (revision === '' || !REVISION_RE.test(revision)))
+    throw bad('the revision is empty or has characters outside A-Z a-z 0-9 . + ~');
   return { epoch, upstream, revision };
 }
 

@@ -22,8 +22,15 @@ import { autoUpdatesCollector, timeSyncCollector } from './collectors/system.js'
 export const REPORT_FORMAT = 1;
 
 export const COLLECTORS: readonly Collector[] = [
-  osReleaseCollector, autoUpdatesCollector, pendingUpgradesCollector, sshdRootLoginCollector, sshdPasswordCollector,
-  listeningSocketsCollector, firewallCollector, timeSyncCollector, identityFilesCollector,
+  osReleaseCollector,
+  autoUpdatesCollector,
+  pendingUpgradesCollector,
+  sshdRootLoginCollector,
+  sshdPasswordCollector,
+  listeningSocketsCollector,
+  firewallCollector,
+  timeSyncCollector,
+  identityFilesCollector,
 ];
 
 export interface PostureFacts {
@@ -47,7 +54,10 @@ export interface PostureReport {
 
 /** The failing checks' ids, heaviest first: what to fix first. */
 export function failingOf(checks: readonly CheckResult[]): string[] {
-  return checks.filter((c) => c.verdict === 'fail').sort((a, b) => b.weight - a.weight).map((c) => c.id);
+  return checks
+    .filter((c) => c.verdict === 'fail')
+    .sort((a, b) => b.weight - a.weight)
+    .map((c) => c.id);
 }
 
 export function scoreOf(checks: readonly CheckResult[]): number | null {
@@ -63,10 +73,23 @@ export function collectPosture(ctx: CollectContext, collectors: readonly Collect
       return collector.collect(ctx);
     } catch (err) {
       // A collector's bug must not cost the whole report: that one check is unknown.
-      return { id: collector.id, weight: collector.weight, verdict: 'unknown' as const, reason: `the check failed: ${(err as Error).message.split('\n')[0]!.slice(0, 200)}` };
+      return {
+        id: collector.id,
+        weight: collector.weight,
+        verdict: 'unknown' as const,
+        reason: `the check failed: ${(err as Error).message.split('\n')[0]!.slice(0, 200)}`,
+      };
     }
   });
-  return { format: REPORT_FORMAT, collectedAt: ctx.now.toISOString(), score: scoreOf(checks), failing: failingOf(checks), checks, facts: factsOf(ctx), packages: installedPackages(ctx) };
+  return {
+    format: REPORT_FORMAT,
+    collectedAt: ctx.now.toISOString(),
+    score: scoreOf(checks),
+    failing: failingOf(checks),
+    checks,
+    facts: factsOf(ctx),
+    packages: installedPackages(ctx),
+  };
 }
 
 function factsOf(ctx: CollectContext): PostureFacts {

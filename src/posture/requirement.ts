@@ -33,7 +33,8 @@ export const postureStandingSchema = z.object({
 export type PostureJudgement = { met: true } | { met: false; problems: string[] };
 
 export function judgePosture(requirement: PostureRequirement, standing: PostureStanding, now: Date): PostureJudgement {
-  if (standing.reportedAt === null) return { met: false, problems: ['the device has never sent a posture report (gatehouse agent report)'] };
+  if (standing.reportedAt === null)
+    return { met: false, problems: ['the device has never sent a posture report (gatehouse agent report)'] };
   const problems: string[] = [];
   const ageMs = now.getTime() - Date.parse(standing.reportedAt);
   if (requirement.maxAgeMs !== undefined && ageMs > requirement.maxAgeMs) {
@@ -41,11 +42,16 @@ export function judgePosture(requirement: PostureRequirement, standing: PostureS
   }
   if (requirement.minScore !== undefined && (standing.score === null || standing.score < requirement.minScore)) {
     const failing = standing.failing.map((f) => f.id);
-    const score = standing.score === null ? 'no posture score (no check could decide)' : `posture score ${standing.score} is below ${requirement.minScore}`;
+    const score =
+      standing.score === null
+        ? 'no posture score (no check could decide)'
+        : `posture score ${standing.score} is below ${requirement.minScore}`;
     problems.push(failing.length ? `${score}; failing: ${failing.join(', ')}` : score);
   }
   if (requirement.noCritical && standing.critical.length > 0) {
-    problems.push(`critical advisories affect it: ${standing.critical.slice(0, 5).join(', ')}${standing.critical.length > 5 ? `, and ${standing.critical.length - 5} more` : ''}`);
+    problems.push(
+      `critical advisories affect it: ${standing.critical.slice(0, 5).join(', ')}${standing.critical.length > 5 ? `, and ${standing.critical.length - 5} more` : ''}`,
+    );
   }
   return problems.length === 0 ? { met: true } : { met: false, problems };
 }

@@ -39,16 +39,22 @@ const entrySchema = z.strictObject({
   id: z.string().regex(/^[0-9a-f]{16}$/),
   createdAt: z.string(),
   key: b64.optional(),
-  encrypted: z.strictObject({
-    kdf: z.literal('scrypt'),
-    N: z.number().int().min(2 ** 14).max(2 ** 20),
-    r: z.number().int().min(1).max(32),
-    p: z.number().int().min(1).max(16),
-    salt: b64,
-    iv: b64,
-    ciphertext: b64,
-    tag: b64,
-  }).optional(),
+  encrypted: z
+    .strictObject({
+      kdf: z.literal('scrypt'),
+      N: z
+        .number()
+        .int()
+        .min(2 ** 14)
+        .max(2 ** 20),
+      r: z.number().int().min(1).max(32),
+      p: z.number().int().min(1).max(16),
+      salt: b64,
+      iv: b64,
+      ciphertext: b64,
+      tag: b64,
+    })
+    .optional(),
 });
 const fileSchema = z.strictObject({
   format: z.literal(FORMAT),
@@ -89,7 +95,14 @@ function entryFor(key: MasterKey, passphrase: string | undefined, createdAt: Dat
     const ciphertext = Buffer.concat([cipher.update(key.key), cipher.final()]);
     return {
       ...base,
-      encrypted: { kdf: 'scrypt', ...SCRYPT, salt: salt.toString('base64'), iv: iv.toString('base64'), ciphertext: ciphertext.toString('base64'), tag: cipher.getAuthTag().toString('base64') },
+      encrypted: {
+        kdf: 'scrypt',
+        ...SCRYPT,
+        salt: salt.toString('base64'),
+        iv: iv.toString('base64'),
+        ciphertext: ciphertext.toString('base64'),
+        tag: cipher.getAuthTag().toString('base64'),
+      },
     };
   } finally {
     kek.fill(0);
@@ -99,15 +112,25 @@ function entryFor(key: MasterKey, passphrase: string | undefined, createdAt: Dat
 function keyOf(entry: KeyEntry, passphrase: string | undefined, path: string): MasterKey {
   if (entry.key !== undefined && entry.encrypted === undefined) {
     const key = Buffer.from(entry.key, 'base64');
-    if (key.length !== KEY_BYTES) throw new GatehouseError('GH_SECRET_MASTER_KEY', `${path}: key ${entry.id} is not ${KEY_BYTES} bytes`);
+    if (key.length !== KEY_BYTES)
+      throw new GatehouseError('GH_SECRET_MASTER_KEY', `${path}: key ${entry.id} is not ${KEY_BYTES} bytes`);
     return { id: entry.id, key };
   }
   const e = entry.encrypted;
-  if (!e || entry.key !== undefined) throw new GatehouseError('GH_SECRET_MASTER_KEY', `${path}: key ${entry.id} must have either "key" or "encrypted"`);
+  if (!e || entry.key !== undefined)
+    throw new GatehouseError('GH_SECRET_MASTER_KEY', `${path}: key ${entry.id} must have either "key" or "encrypted"`);
   if (passphrase === undefined) {
-    throw new GatehouseError('GH_SECRET_MASTER_KEY', `${path} is encrypted with the CA passphrase; pass --passphrase-file (or set GATEHOUSE_PASSPHRASE_FILE)`);
+    throw new GatehouseError(
+      'GH_SECRET_MASTER_KEY',
+      `${path} is encrypted with the CA passphrase; pass --passphrase-file (or set GATEHOUSE_PASSPHRASE_FILE)`,
+    );
   }
-  const kek = scryptSync(passphrase, Buffer.from(e.salt, 'base64'), KEY_BYTES, { N: e.N, r: e.r, p: e.p, maxmem: SCRYPT_MAXMEM });
+  const kek = scryptSync(passphrase, Buffer.from(e.salt, 'base64'), KEY_BYTES, {
+    N: e.N,
+    r: e.r,
+    p: e.p,
+    maxmem: SCRYPT_MAXMEM,
+  });
   try {
     const decipher = createDecipheriv('aes-256-gcm', kek, Buffer.from(e.iv, 'base64'), { authTagLength: 16 });
     decipher.setAAD(wrapAad(entry.id));
@@ -116,7 +139,10 @@ function keyOf(entry: KeyEntry, passphrase: string | undefined, path: string): M
     if (key.length !== KEY_BYTES) throw new Error('wrong length');
     return { id: entry.id, key };
   } catch {
-    throw new GatehouseError('GH_SECRET_MASTER_KEY', `${path}: cannot decrypt master key ${entry.id}: wrong passphrase, or the file was changed`);
+    throw new GatehouseError(
+      'GH_SECRET_MASTER_KEY',
+      `${path}: cannot decrypt master key ${entry.id}: wrong passphrase, or the file was changed`,
+    );
   } finally {
     kek.fill(0);
   }
@@ -135,7 +161,9 @@ export function readMasterKeyFile(caDir: string, passphrase: string | undefined)
     text = readFileSync(path, 'utf8');
   } catch (cause) {
     if ((cause as NodeJS.ErrnoException).code === 'ENOENT') return null;
-    throw new GatehouseError('GH_SECRET_MASTER_KEY', `cannot read ${path}: ${(cause as NodeJS.ErrnoException).code}`, { cause });
+    throw new GatehouseError('GH_SECRET_MASTER_KEY', `cannot read ${path}: ${(cause as NodeJS.ErrnoException).code}`, {
+      cause,
+    });
   }
   assertPrivateFile(path);
   let parsed: z.infer<typeof fileSchema>;
@@ -143,16 +171,29 @@ export function readMasterKeyFile(caDir: string, passphrase: string | undefined)
     parsed = fileSchema.parse(JSON.parse(text));
   } catch {
     // The text may hold key material: never echo it.
-    throw new GatehouseError('GH_SECRET_MASTER_KEY', `${path} is not a Gatehouse secrets master key file (format ${FORMAT})`);
+    throw new GatehouseError(
+      'GH_SECRET_MASTER_KEY',
+      `${path} is not a Gatehouse secrets master key file (format ${FORMAT})`,
+    );
   }
   const keys = parsed.keys.map((entry) => keyOf(entry, passphrase, path));
   const current = keys.find((k) => k.id === parsed.keyId);
-  if (!current) throw new GatehouseError('GH_SECRET_MASTER_KEY', `${path}: its current key ${parsed.keyId} is not among its keys`);
-  return { current, keys: [current, ...keys.filter((k) => k !== current)], encrypted: parsed.keys.every((k) => k.encrypted !== undefined) };
+  if (!current)
+    throw new GatehouseError('GH_SECRET_MASTER_KEY', `${path}: its current key ${parsed.keyId} is not among its keys`);
+  return {
+    current,
+    keys: [current, ...keys.filter((k) => k !== current)],
+    encrypted: parsed.keys.every((k) => k.encrypted !== undefined),
+  };
 }
 
 /** Replaces the file atomically with `keys` (the first is the current one). */
-export function writeMasterKeyFile(caDir: string, keys: MasterKey[], passphrase: string | undefined, now = new Date()): void {
+export function writeMasterKeyFile(
+  caDir: string,
+  keys: MasterKey[],
+  passphrase: string | undefined,
+  now = new Date(),
+): void {
   writeFileAtomic(masterKeyPath(caDir), fileText(keys, passphrase, now), 0o600);
 }
 
@@ -172,7 +213,10 @@ export function createMasterKeyFile(caDir: string, passphrase: string | undefine
   try {
     linkSync(temp, path);
   } catch (cause) {
-    if ((cause as NodeJS.ErrnoException).code !== 'EEXIST') throw new GatehouseError('GH_FILE_IO', `cannot create ${path}: ${(cause as NodeJS.ErrnoException).code}`, { cause });
+    if ((cause as NodeJS.ErrnoException).code !== 'EEXIST')
+      throw new GatehouseError('GH_FILE_IO', `cannot create ${path}: ${(cause as NodeJS.ErrnoException).code}`, {
+        cause,
+      });
   } finally {
     rmSync(temp, { force: true });
   }
@@ -201,7 +245,10 @@ export class MasterKeyRing {
   private loaded: MasterKeyFile | null = null;
   private stamp: string | null = null;
 
-  constructor(readonly caDir: string, private readonly passphrase: string | undefined) {}
+  constructor(
+    readonly caDir: string,
+    private readonly passphrase: string | undefined,
+  ) {}
 
   get hasPassphrase(): boolean {
     return this.passphrase !== undefined;
@@ -238,9 +285,12 @@ export class MasterKeyRing {
     const file = this.file();
     const found = file?.keys.find((k) => k.id === id);
     if (found) return found;
-    throw new GatehouseError('GH_SECRET_MASTER_KEY', file
-      ? `the stored secrets are sealed with master key ${id}, which ${masterKeyPath(this.caDir)} does not hold (it holds ${file.keys.map((k) => k.id).join(', ')}); restore the key file that matches this database`
-      : `the stored secrets are sealed with master key ${id}, but ${masterKeyPath(this.caDir)} does not exist; restore it from the backup of this CA directory`);
+    throw new GatehouseError(
+      'GH_SECRET_MASTER_KEY',
+      file
+        ? `the stored secrets are sealed with master key ${id}, which ${masterKeyPath(this.caDir)} does not hold (it holds ${file.keys.map((k) => k.id).join(', ')}); restore the key file that matches this database`
+        : `the stored secrets are sealed with master key ${id}, but ${masterKeyPath(this.caDir)} does not exist; restore it from the backup of this CA directory`,
+    );
   }
 
   write(keys: MasterKey[]): void {
@@ -259,5 +309,13 @@ const REKEY_LOCK = '.secrets-master-key.lock';
  */
 export async function withRekeyLock<T>(caDir: string, fn: () => Promise<T>): Promise<T> {
   const path = join(caDir, REKEY_LOCK);
-  return withDirLock(path, (holder) => new GatehouseError('GH_SECRET_MASTER_KEY', `another \`secret rekey\` holds ${path} (pid ${holder.pid ?? '?'} on ${holder.host ?? '?'} since ${holder.since ?? '?'}); wait for it, or remove the file if no rekey is running`), fn);
+  return withDirLock(
+    path,
+    (holder) =>
+      new GatehouseError(
+        'GH_SECRET_MASTER_KEY',
+        `another \`secret rekey\` holds ${path} (pid ${holder.pid ?? '?'} on ${holder.host ?? '?'} since ${holder.since ?? '?'}); wait for it, or remove the file if no rekey is running`,
+      ),
+    fn,
+  );
 }

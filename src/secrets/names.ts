@@ -36,12 +36,21 @@ export function secretNameProblem(name: string): string | null {
 export function assertSecretName(name: string): void {
   const problem = secretNameProblem(name);
   // The name is echoed only when it is in the safe alphabet (a bad one may hold anything).
-  if (problem) throw new GatehouseError('GH_SECRET_INVALID', `secret name ${SECRET_NAME_RE.test(name) ? `"${name}" ` : ''}is not allowed: ${problem}`);
+  if (problem)
+    throw new GatehouseError(
+      'GH_SECRET_INVALID',
+      `secret name ${SECRET_NAME_RE.test(name) ? `"${name}" ` : ''}is not allowed: ${problem}`,
+    );
 }
 
 export function assertSecretValue(value: Buffer): void {
-  if (value.length === 0) throw new GatehouseError('GH_SECRET_INVALID', 'the secret value is empty; a secret holds 1 byte to 500 KiB');
-  if (value.length > MAX_SECRET_BYTES) throw new GatehouseError('GH_SECRET_INVALID', `the secret value is ${value.length} bytes; the limit is ${MAX_SECRET_BYTES} bytes (500 KiB)`);
+  if (value.length === 0)
+    throw new GatehouseError('GH_SECRET_INVALID', 'the secret value is empty; a secret holds 1 byte to 500 KiB');
+  if (value.length > MAX_SECRET_BYTES)
+    throw new GatehouseError(
+      'GH_SECRET_INVALID',
+      `the secret value is ${value.length} bytes; the limit is ${MAX_SECRET_BYTES} bytes (500 KiB)`,
+    );
 }
 
 export type SubjectKind = 'role' | 'name' | 'id';
@@ -61,7 +70,10 @@ export const SUBJECT_FORMS = 'role:ROLE, name:NAME or id:spiffe://TRUST_DOMAIN/R
  * trust domain; without it (ungranting) the syntax alone, so a grant to a role since removed
  * from the config can still be taken back.
  */
-export function parseSubject(text: string, ca: { trustDomain: string; roles: readonly string[]; strict?: boolean }): GrantSubject {
+export function parseSubject(
+  text: string,
+  ca: { trustDomain: string; roles: readonly string[]; strict?: boolean },
+): GrantSubject {
   const strict = ca.strict ?? true;
   const colon = text.indexOf(':');
   const kind = colon > 0 ? text.slice(0, colon) : '';
@@ -73,7 +85,8 @@ export function parseSubject(text: string, ca: { trustDomain: string; roles: rea
     case 'role': {
       const problem = roleProblem(value);
       if (problem) throw bad(problem);
-      if (strict && !ca.roles.includes(value)) throw bad(`names a role this CA does not have (roles: ${ca.roles.join(', ')})`);
+      if (strict && !ca.roles.includes(value))
+        throw bad(`names a role this CA does not have (roles: ${ca.roles.join(', ')})`);
       break;
     }
     case 'name': {
@@ -86,7 +99,8 @@ export function parseSubject(text: string, ca: { trustDomain: string; roles: rea
       if (!value.startsWith('spiffe://')) throw bad('must be id:spiffe://TRUST_DOMAIN/ROLE/NAME');
       const problem = identityProblem(value);
       if (problem) throw bad(problem);
-      if (strict && !value.startsWith(`spiffe://${ca.trustDomain}/`)) throw bad(`is outside this CA's trust domain ${ca.trustDomain}: no identity it issues could match`);
+      if (strict && !value.startsWith(`spiffe://${ca.trustDomain}/`))
+        throw bad(`is outside this CA's trust domain ${ca.trustDomain}: no identity it issues could match`);
       break;
     }
     default:
@@ -103,14 +117,22 @@ export function subjectsOf(identity: { role: string; name: string; spiffeId: str
 /** A rotation overlap as written on the command line or in a request: a duration (`90s`, `1h`), or `0`. */
 export function parseOverlap(text: string): number {
   const ms = text.trim() === '0' ? 0 : parseDurationMs(text);
-  if (ms === null) throw new GatehouseError('GH_SECRET_INVALID', `overlap ${JSON.stringify(text.slice(0, 40))} is not a duration like 90s, 1h or 7d (or 0 to delete the old version at once)`);
+  if (ms === null)
+    throw new GatehouseError(
+      'GH_SECRET_INVALID',
+      `overlap ${JSON.stringify(text.slice(0, 40))} is not a duration like 90s, 1h or 7d (or 0 to delete the old version at once)`,
+    );
   return ms;
 }
 
 /** Base64 of a value (the admin API's JSON carries values so), strictly: the canonical encoding only. */
 export function decodeBase64Value(text: unknown, field = 'value'): Buffer {
   // Never echo the text: it is the secret.
-  const bad = () => new GatehouseError('GH_SECRET_INVALID', `field "${field}" must be the secret value in standard base64 (RFC 4648 §4, padded)`);
+  const bad = () =>
+    new GatehouseError(
+      'GH_SECRET_INVALID',
+      `field "${field}" must be the secret value in standard base64 (RFC 4648 §4, padded)`,
+    );
   if (typeof text !== 'string' || text.length % 4 !== 0 || !/^[A-Za-z0-9+/]*={0,2}$/.test(text)) throw bad();
   const value = Buffer.from(text, 'base64');
   if (value.toString('base64') !== text) throw bad();

@@ -55,15 +55,18 @@ export interface SealedValue {
  * (label, name, version, key ID) tuples encode to the same bytes ("a.b" + "1" vs "a" + ".b1").
  */
 export function associatedData(label: string, name: string, version: number, keyId = ''): Buffer {
-  if (!Number.isSafeInteger(version) || version < 1 || version > 0xffff_ffff) throw new GatehouseError('GH_INTERNAL', `secret version ${version} out of range`);
+  if (!Number.isSafeInteger(version) || version < 1 || version > 0xffff_ffff)
+    throw new GatehouseError('GH_INTERNAL', `secret version ${version} out of range`);
   const versionBytes = Buffer.alloc(4);
   versionBytes.writeUInt32BE(version);
   const parts = [Buffer.from(label), Buffer.from(name, 'utf8'), versionBytes, Buffer.from(keyId)];
-  return Buffer.concat(parts.flatMap((p) => {
-    const length = Buffer.alloc(4);
-    length.writeUInt32BE(p.length);
-    return [length, p];
-  }));
+  return Buffer.concat(
+    parts.flatMap((p) => {
+      const length = Buffer.alloc(4);
+      length.writeUInt32BE(p.length);
+      return [length, p];
+    }),
+  );
 }
 
 function gcmSeal(key: Buffer, plaintext: Buffer, aad: Buffer): { iv: Buffer; ciphertext: Buffer; tag: Buffer } {
@@ -97,14 +100,24 @@ export function checksumOf(dataKey: Buffer, value: Buffer): string {
 }
 
 export function sealDataKey(master: MasterKey, name: string, version: number, dataKey: Buffer): Buffer {
-  const { iv, ciphertext, tag } = gcmSeal(master.key, dataKey, associatedData(DATA_KEY_LABEL, name, version, master.id));
+  const { iv, ciphertext, tag } = gcmSeal(
+    master.key,
+    dataKey,
+    associatedData(DATA_KEY_LABEL, name, version, master.id),
+  );
   return Buffer.concat([iv, ciphertext, tag]);
 }
 
 /** The data key, or null when the sealed key does not authenticate for this name, version and master key. */
 export function openDataKey(master: MasterKey, name: string, version: number, sealedKey: Buffer): Buffer | null {
   if (sealedKey.length !== SEALED_KEY_BYTES) return null;
-  const key = gcmOpen(master.key, sealedKey.subarray(0, IV_BYTES), sealedKey.subarray(IV_BYTES, IV_BYTES + KEY_BYTES), sealedKey.subarray(IV_BYTES + KEY_BYTES), associatedData(DATA_KEY_LABEL, name, version, master.id));
+  const key = gcmOpen(
+    master.key,
+    sealedKey.subarray(0, IV_BYTES),
+    sealedKey.subarray(IV_BYTES, IV_BYTES + KEY_BYTES),
+    sealedKey.subarray(IV_BYTES + KEY_BYTES),
+    associatedData(DATA_KEY_LABEL, name, version, master.id),
+  );
   return key && key.length === KEY_BYTES ? key : null;
 }
 
@@ -112,25 +125,47 @@ export function sealValue(master: MasterKey, name: string, version: number, valu
   const dataKey = randomBytes(KEY_BYTES);
   try {
     const { iv, ciphertext, tag } = gcmSeal(dataKey, value, associatedData(VALUE_LABEL, name, version));
-    return { keyId: master.id, sealedKey: sealDataKey(master, name, version, dataKey), iv, ciphertext, tag, checksum: checksumOf(dataKey, value), size: value.length };
+    return {
+      keyId: master.id,
+      sealedKey: sealDataKey(master, name, version, dataKey),
+      iv,
+      ciphertext,
+      tag,
+      checksum: checksumOf(dataKey, value),
+      size: value.length,
+    };
   } finally {
     dataKey.fill(0);
   }
 }
 
 function sealedInvalid(name: string, version: number, what: string): GatehouseError {
-  return new GatehouseError('GH_SECRET_SEALED_INVALID', `secret ${name} version ${version} was refused: ${what} (changed in the database, or copied from another secret); nothing was delivered`);
+  return new GatehouseError(
+    'GH_SECRET_SEALED_INVALID',
+    `secret ${name} version ${version} was refused: ${what} (changed in the database, or copied from another secret); nothing was delivered`,
+  );
 }
 
 /**
  * The value, after its data key, its ciphertext and its checksum all authenticated for this
  * name and version; else GH_SECRET_SEALED_INVALID, and no byte of the value leaves here.
  */
-export function openValue(master: MasterKey, name: string, version: number, sealed: Omit<SealedValue, 'keyId'>): Buffer {
+export function openValue(
+  master: MasterKey,
+  name: string,
+  version: number,
+  sealed: Omit<SealedValue, 'keyId'>,
+): Buffer {
   const dataKey = openDataKey(master, name, version, sealed.sealedKey);
   if (!dataKey) throw sealedInvalid(name, version, `its data key does not authenticate under master key ${master.id}`);
   try {
-    const value = gcmOpen(dataKey, sealed.iv, sealed.ciphertext, sealed.tag, associatedData(VALUE_LABEL, name, version));
+    const value = gcmOpen(
+      dataKey,
+      sealed.iv,
+      sealed.ciphertext,
+      sealed.tag,
+      associatedData(VALUE_LABEL, name, version),
+    );
     if (!value) throw sealedInvalid(name, version, 'its ciphertext does not authenticate');
     // The checksum and size columns are not under the tag: a value is delivered only with the
     // checksum and size the store lists for it, or an agent could be told "unchanged" wrongly.
@@ -147,7 +182,13 @@ export function openValue(master: MasterKey, name: string, version: number, seal
 }
 
 /** The data key of one version sealed again under another master key; the value is not touched. */
-export function resealDataKey(from: MasterKey, to: MasterKey, name: string, version: number, sealedKey: Buffer): Buffer {
+export function resealDataKey(
+  from: MasterKey,
+  to: MasterKey,
+  name: string,
+  version: number,
+  sealedKey: Buffer,
+): Buffer {
   const dataKey = openDataKey(from, name, version, sealedKey);
   if (!dataKey) throw sealedInvalid(name, version, `its data key does not authenticate under master key ${from.id}`);
   try {

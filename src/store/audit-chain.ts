@@ -16,7 +16,9 @@ export function canonicalJson(value: unknown): string {
   if (value === null || typeof value !== 'object') return JSON.stringify(value ?? null);
   if (value instanceof Date) return JSON.stringify(value.toISOString());
   if (Array.isArray(value)) return `[${value.map(canonicalJson).join(',')}]`;
-  const entries = Object.entries(value as Record<string, unknown>).filter(([, v]) => v !== undefined).sort(([a], [b]) => (a < b ? -1 : a > b ? 1 : 0));
+  const entries = Object.entries(value as Record<string, unknown>)
+    .filter(([, v]) => v !== undefined)
+    .sort(([a], [b]) => (a < b ? -1 : a > b ? 1 : 0));
   return `{${entries.map(([k, v]) => `${JSON.stringify(k)}:${canonicalJson(v)}`).join(',')}}`;
 }
 
@@ -89,7 +91,12 @@ export function verifyAuditChain(records: AuditRecord[]): ChainCheck {
   const broken = walker.firstBreak;
   if (!broken) return { ok: true, count: walker.count };
   return {
-    ok: false, count: walker.count, brokenAt: broken.record.seq,
-    reason: broken.kind === 'content' ? 'hash mismatch: event content changed' : 'previous-hash does not match the event before it: an event was deleted, inserted or reordered',
+    ok: false,
+    count: walker.count,
+    brokenAt: broken.record.seq,
+    reason:
+      broken.kind === 'content'
+        ? 'hash mismatch: event content changed'
+        : 'previous-hash does not match the event before it: an event was deleted, inserted or reordered',
   };
 }

@@ -31,7 +31,17 @@ const MIGRATION_LOCK = '4753574d49475241';
 const TX_ATTEMPTS = 5;
 /** Ten parameters a row, well under the protocol's 65 535 per statement. */
 const AUDIT_ROWS_PER_INSERT = 1000;
-const NETWORK_ERRORS = new Set(['ECONNREFUSED', 'ECONNRESET', 'ENOTFOUND', 'EAI_AGAIN', 'ETIMEDOUT', 'EHOSTUNREACH', 'ENETUNREACH', 'EPIPE', 'ENOENT']);
+const NETWORK_ERRORS = new Set([
+  'ECONNREFUSED',
+  'ECONNRESET',
+  'ENOTFOUND',
+  'EAI_AGAIN',
+  'ETIMEDOUT',
+  'EHOSTUNREACH',
+  'ENETUNREACH',
+  'EPIPE',
+  'ENOENT',
+]);
 // Class 08 (connection exception), 28 (authorization), 3D000 (no such database), 53300 (too many
 // connections), 57P01–57P03 (server shutting down or starting): the server, not the statement.
 const SERVER_UNAVAILABLE = /^(08|28|3D000$|53300$|57P0[123]$)/;
@@ -40,12 +50,16 @@ const SERVER_UNAVAILABLE = /^(08|28|3D000$|53300$|57P0[123]$)/;
 // UNABLE_TO_VERIFY_LEAF_SIGNATURE or CERT_HAS_EXPIRED, ERR_TLS_CERT_ALTNAME_INVALID for a host the
 // certificate does not name), handshake errors (ERR_SSL_*), and node-postgres's own when the server
 // answers its SSLRequest with no. SQLSTATEs are five characters and never match.
-const TLS_CODES = /^(ERR_TLS_|ERR_SSL_|UNABLE_TO_)|CERT|^(INVALID_CA|INVALID_PURPOSE|PATH_LENGTH_EXCEEDED|HOSTNAME_MISMATCH)$/;
+const TLS_CODES =
+  /^(ERR_TLS_|ERR_SSL_|UNABLE_TO_)|CERT|^(INVALID_CA|INVALID_PURPOSE|PATH_LENGTH_EXCEEDED|HOSTNAME_MISMATCH)$/;
 const TLS_MESSAGES = /^(The server does not support SSL connections|There was an error establishing an SSL connection)/;
 
 function isTlsFailure(err: unknown): boolean {
   const code = (err as { code?: unknown }).code;
-  return (typeof code === 'string' && code.length > 5 && TLS_CODES.test(code)) || TLS_MESSAGES.test(String((err as Error).message));
+  return (
+    (typeof code === 'string' && code.length > 5 && TLS_CODES.test(code)) ||
+    TLS_MESSAGES.test(String((err as Error).message))
+  );
 }
 
 function isConnectionFailure(err: unknown): boolean {
@@ -53,7 +67,9 @@ function isConnectionFailure(err: unknown): boolean {
   if (typeof code === 'string' && (NETWORK_ERRORS.has(code) || SERVER_UNAVAILABLE.test(code))) return true;
   if (isTlsFailure(err)) return true;
   // The last two: a pooled client whose connection died mid-request (the server shut down) refuses further queries.
-  return /timeout exceeded when trying to connect|Connection terminated|connection timeout|connection error and is not queryable|Client was closed and is not queryable/i.test(String((err as Error).message));
+  return /timeout exceeded when trying to connect|Connection terminated|connection timeout|connection error and is not queryable|Client was closed and is not queryable/i.test(
+    String((err as Error).message),
+  );
 }
 
 /** Node's AggregateError (every address of a host refused) has an empty message of its own. */
@@ -85,7 +101,11 @@ export class PgDb {
     try {
       params = new pg.Client(config);
     } catch (cause) {
-      throw new GatehouseError('GH_CONFIG_INVALID', `the PostgreSQL store URL cannot be used: ${describe(cause)} (sslrootcert, sslcert and sslkey name files this process must be able to read)`, { cause });
+      throw new GatehouseError(
+        'GH_CONFIG_INVALID',
+        `the PostgreSQL store URL cannot be used: ${describe(cause)} (sslrootcert, sslcert and sslkey name files this process must be able to read)`,
+        { cause },
+      );
     }
     this.target = `${params.host}:${params.port}/${params.database}`;
     this.user = params.user ?? '';
@@ -106,9 +126,15 @@ export class PgDb {
       text = `TLS to the database failed: ${text}${code ? ` (${code})` : ''}; check the URL's sslmode, that sslrootcert is the CA that signed the server's certificate, and that the certificate names the URL's host`;
     }
     if (isConnectionFailure(cause)) {
-      return new GatehouseError('GH_STORE_UNAVAILABLE', `cannot use the PostgreSQL store at ${this.target} as user ${this.user}: ${text}`, { cause });
+      return new GatehouseError(
+        'GH_STORE_UNAVAILABLE',
+        `cannot use the PostgreSQL store at ${this.target} as user ${this.user}: ${text}`,
+        { cause },
+      );
     }
-    return new GatehouseError('GH_STORE_IO', `store ${doing} failed on PostgreSQL at ${this.target}: ${text}`, { cause });
+    return new GatehouseError('GH_STORE_IO', `store ${doing} failed on PostgreSQL at ${this.target}: ${text}`, {
+      cause,
+    });
   }
 
   /** One statement on its own (autocommit): reads, and writes that are one statement. */
@@ -133,7 +159,9 @@ export class PgDb {
       throw this.fail(cause, 'connection');
     }
     let errored = false;
-    const onError = () => { errored = true; };
+    const onError = () => {
+      errored = true;
+    };
     client.on('error', onError);
     return {
       client,
@@ -161,7 +189,10 @@ export class PgDb {
    * throws or when `commit(result)` says no (a refusal records nothing). A serialization failure
    * or deadlock is retried, the whole of `fn` again, a few times.
    */
-  async transaction<T>(fn: (tx: Tx) => Promise<T>, options: { begin?: string; commit?: (result: T) => boolean; doing?: string } = {}): Promise<T> {
+  async transaction<T>(
+    fn: (tx: Tx) => Promise<T>,
+    options: { begin?: string; commit?: (result: T) => boolean; doing?: string } = {},
+  ): Promise<T> {
     for (let attempt = 1; ; attempt++) {
       const { client, release } = await this.checkout();
       let broken = false;
@@ -171,7 +202,9 @@ export class PgDb {
         await client.query(options.commit?.(result) === false ? 'ROLLBACK' : 'COMMIT');
         return result;
       } catch (cause) {
-        await client.query('ROLLBACK').catch(() => { broken = true; });
+        await client.query('ROLLBACK').catch(() => {
+          broken = true;
+        });
         if (isRetryable(cause) && attempt < TX_ATTEMPTS) {
           await new Promise((r) => setTimeout(r, Math.random() * 10 * attempt));
           continue;
@@ -190,9 +223,15 @@ export class PgDb {
    */
   async appendAudit(tx: Tx, events: AuditInput[]): Promise<void> {
     if (events.length === 0) return;
-    const locked = await tx.query(`INSERT INTO meta (key, value) VALUES ($1, 'null') ON CONFLICT (key) DO UPDATE SET value = meta.value RETURNING value`, [AUDIT_HEAD_KEY]);
-    let prev = parseRecordedHead(locked.rows[0].value as string)?.hash
-      ?? ((await tx.query('SELECT hash FROM audit_events ORDER BY seq DESC LIMIT 1')).rows[0]?.hash as string | undefined) ?? GENESIS_HASH;
+    const locked = await tx.query(
+      `INSERT INTO meta (key, value) VALUES ($1, 'null') ON CONFLICT (key) DO UPDATE SET value = meta.value RETURNING value`,
+      [AUDIT_HEAD_KEY],
+    );
+    let prev =
+      parseRecordedHead(locked.rows[0].value as string)?.hash ??
+      ((await tx.query('SELECT hash FROM audit_events ORDER BY seq DESC LIMIT 1')).rows[0]?.hash as
+        string | undefined) ??
+      GENESIS_HASH;
     // Multi-row INSERTs: rows take their seq in VALUES order, the order they are chained in.
     let seq = 0;
     for (let start = 0; start < events.length; start += AUDIT_ROWS_PER_INSERT) {
@@ -202,11 +241,25 @@ export class PgDb {
         const hash = auditHash(prev, e);
         const at = values.length;
         tuples.push(`(${Array.from({ length: 10 }, (_, i) => `$${at + i + 1}`).join(', ')})`);
-        values.push(e.time.getTime(), e.type, e.actor, e.serial ?? null, e.fingerprint ?? null, e.tokenId ?? null, e.requestId ?? null, JSON.stringify(e.details ?? {}), prev, hash);
+        values.push(
+          e.time.getTime(),
+          e.type,
+          e.actor,
+          e.serial ?? null,
+          e.fingerprint ?? null,
+          e.tokenId ?? null,
+          e.requestId ?? null,
+          JSON.stringify(e.details ?? {}),
+          prev,
+          hash,
+        );
         prev = hash;
       }
-      const inserted = await tx.query(`INSERT INTO audit_events (time, type, actor, serial, fingerprint, token_id, request_id, details, prev_hash, hash)
-        VALUES ${tuples.join(', ')} RETURNING seq`, values);
+      const inserted = await tx.query(
+        `INSERT INTO audit_events (time, type, actor, serial, fingerprint, token_id, request_id, details, prev_hash, hash)
+        VALUES ${tuples.join(', ')} RETURNING seq`,
+        values,
+      );
       seq = Math.max(seq, ...inserted.rows.map((r: Row) => Number(r.seq)));
     }
     await tx.query('UPDATE meta SET value = $2 WHERE key = $1', [AUDIT_HEAD_KEY, JSON.stringify({ seq, hash: prev })]);
@@ -229,7 +282,10 @@ async function appliedVersion(client: pg.PoolClient): Promise<number> {
 }
 
 function newerRefusal(applied: number, target: string): GatehouseError {
-  return new GatehouseError('GH_STORE_IO', `the PostgreSQL store at ${target} has schema version ${applied}, newer than this Gatehouse knows (${POSTGRES_SCHEMA_VERSION}); upgrade Gatehouse`);
+  return new GatehouseError(
+    'GH_STORE_IO',
+    `the PostgreSQL store at ${target} has schema version ${applied}, newer than this Gatehouse knows (${POSTGRES_SCHEMA_VERSION}); upgrade Gatehouse`,
+  );
 }
 
 /** Applies the missing migrations, each in its own transaction, under the migration lock. */
@@ -239,7 +295,9 @@ export async function migrateDb(db: PgDb): Promise<{ from: number; to: number }>
   try {
     await client.query(`SELECT pg_advisory_lock(x'${MIGRATION_LOCK}'::bigint)`);
     try {
-      await client.query('CREATE TABLE IF NOT EXISTS schema_migrations (version INTEGER PRIMARY KEY, applied_at BIGINT NOT NULL)');
+      await client.query(
+        'CREATE TABLE IF NOT EXISTS schema_migrations (version INTEGER PRIMARY KEY, applied_at BIGINT NOT NULL)',
+      );
       const from = await appliedVersion(client);
       if (from > POSTGRES_SCHEMA_VERSION) throw newerRefusal(from, db.target);
       for (let v = from + 1; v <= POSTGRES_SCHEMA_VERSION; v++) {
@@ -250,7 +308,11 @@ export async function migrateDb(db: PgDb): Promise<{ from: number; to: number }>
           await client.query('COMMIT');
         } catch (err) {
           await client.query('ROLLBACK');
-          throw new GatehouseError('GH_STORE_IO', `migration ${v} of the PostgreSQL store at ${db.target} failed, nothing of it applied: ${describe(err)}`, { cause: err });
+          throw new GatehouseError(
+            'GH_STORE_IO',
+            `migration ${v} of the PostgreSQL store at ${db.target} failed, nothing of it applied: ${describe(err)}`,
+            { cause: err },
+          );
         }
       }
       return { from, to: Math.max(from, POSTGRES_SCHEMA_VERSION) };
@@ -275,7 +337,10 @@ export async function checkSchema(db: PgDb, migrate: boolean): Promise<void> {
     const applied = await appliedVersion(client);
     if (applied > POSTGRES_SCHEMA_VERSION) throw newerRefusal(applied, db.target);
     if (applied < POSTGRES_SCHEMA_VERSION) {
-      throw new GatehouseError('GH_STORE_IO', `the PostgreSQL store at ${db.target} has schema version ${applied} and this Gatehouse uses ${POSTGRES_SCHEMA_VERSION}: run \`gatehouse ca migrate\` first`);
+      throw new GatehouseError(
+        'GH_STORE_IO',
+        `the PostgreSQL store at ${db.target} has schema version ${applied} and this Gatehouse uses ${POSTGRES_SCHEMA_VERSION}: run \`gatehouse ca migrate\` first`,
+      );
     }
   }, 'schema check');
 }

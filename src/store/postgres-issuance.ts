@@ -55,7 +55,8 @@ const SQL = {
 
 /** Orders a group by name: replicas' groups then lock the names they share in the same order, the usual cure for deadlocks. */
 function byName(a: Pending, b: Pending): number {
-  const x = a.commit.cert, y = b.commit.cert;
+  const x = a.commit.cert,
+    y = b.commit.cert;
   return x.role < y.role ? -1 : x.role > y.role ? 1 : x.name < y.name ? -1 : x.name > y.name ? 1 : 0;
 }
 
@@ -93,18 +94,21 @@ export class PgIssuanceQueue {
   private async commitGroup(group: Pending[]): Promise<void> {
     let outcomes: Map<Pending, IssuanceOutcome>;
     try {
-      outcomes = await this.db.transaction(async (tx) => {
-        const decided = new Map<Pending, IssuanceOutcome>();
-        const events: AuditInput[] = [];
-        for (const item of [...group].sort(byName)) {
-          const outcome = await commitOne(tx, item.commit);
-          decided.set(item, outcome);
-          if (outcome.ok) events.push(...item.commit.audit);
-        }
-        // The head row is the last lock taken, so no transaction waits for it while holding one this group wants.
-        await this.db.appendAudit(tx, events);
-        return decided;
-      }, { doing: 'issuance' });
+      outcomes = await this.db.transaction(
+        async (tx) => {
+          const decided = new Map<Pending, IssuanceOutcome>();
+          const events: AuditInput[] = [];
+          for (const item of [...group].sort(byName)) {
+            const outcome = await commitOne(tx, item.commit);
+            decided.set(item, outcome);
+            if (outcome.ok) events.push(...item.commit.audit);
+          }
+          // The head row is the last lock taken, so no transaction waits for it while holding one this group wants.
+          await this.db.appendAudit(tx, events);
+          return decided;
+        },
+        { doing: 'issuance' },
+      );
     } catch (err) {
       const unavailable = err instanceof GatehouseError && err.code === 'GH_STORE_UNAVAILABLE';
       if (group.length > 1 && !unavailable) {
@@ -120,7 +124,10 @@ export class PgIssuanceQueue {
 }
 
 /** Checks and records one issuance inside the group's transaction; a refusal first undoes what this item wrote. */
-async function commitOne(tx: Tx, { cert, consumeTokenId, now, nameClaim = 'replace', renews }: IssuanceCommit): Promise<IssuanceOutcome> {
+async function commitOne(
+  tx: Tx,
+  { cert, consumeTokenId, now, nameClaim = 'replace', renews }: IssuanceCommit,
+): Promise<IssuanceOutcome> {
   const undo: Undo[] = [];
   const refuse = async (outcome: IssuanceOutcome): Promise<IssuanceOutcome> => {
     for (const [sql, params] of undo.reverse()) await tx.query(sql, params);
@@ -135,8 +142,13 @@ async function commitOne(tx: Tx, { cert, consumeTokenId, now, nameClaim = 'repla
     // second waits, re-reads it and finds the first's supersededBy.
     const marked = await tx.query({ ...SQL.supersede, values: [renews, cert.serial, cert.issuedAt.getTime()] });
     if (marked.rowCount !== 1) {
-      const target = (await tx.query('SELECT superseded_by FROM certificates WHERE serial = $1', [renews])).rows[0] as Row | undefined;
-      return refuse({ ok: false, reason: 'NOT_LINEAGE_HEAD', supersededBy: (target?.superseded_by as string | null | undefined) ?? null });
+      const target = (await tx.query('SELECT superseded_by FROM certificates WHERE serial = $1', [renews])).rows[0] as
+        Row | undefined;
+      return refuse({
+        ok: false,
+        reason: 'NOT_LINEAGE_HEAD',
+        supersededBy: (target?.superseded_by as string | null | undefined) ?? null,
+      });
     }
     undo.push(['UPDATE certificates SET superseded_by = NULL, superseded_at = NULL WHERE serial = $1', [renews]]);
   }
@@ -148,8 +160,20 @@ async function commitOne(tx: Tx, { cert, consumeTokenId, now, nameClaim = 'repla
   }
   await tx.query({
     ...SQL.insertCert,
-    values: [cert.serial, cert.fingerprint, cert.name, cert.role, cert.spiffeId, cert.notBefore.getTime(), cert.notAfter.getTime(),
-      cert.issuedAt.getTime(), cert.certPem, cert.tokenId, cert.renewedFrom, cert.lineage],
+    values: [
+      cert.serial,
+      cert.fingerprint,
+      cert.name,
+      cert.role,
+      cert.spiffeId,
+      cert.notBefore.getTime(),
+      cert.notAfter.getTime(),
+      cert.issuedAt.getTime(),
+      cert.certPem,
+      cert.tokenId,
+      cert.renewedFrom,
+      cert.lineage,
+    ],
   });
   if (reserved && (reserved.lineage !== cert.lineage || reserved.spiffe_id !== cert.spiffeId)) {
     await tx.query({ ...SQL.moveName, values: [cert.role, cert.name, cert.spiffeId, cert.lineage, now.getTime()] });
@@ -167,31 +191,56 @@ async function lockName(tx: Tx, cert: CertRecord, now: Date): Promise<Row | null
     // A renewal's name is reserved already: one statement. A new name: a second one inserts it.
     const held = (await tx.query({ ...SQL.lockName, values: [cert.role, cert.name] })).rows[0] as Row | undefined;
     if (held) return held;
-    const inserted = await tx.query({ ...SQL.insertName, values: [cert.role, cert.name, cert.spiffeId, cert.lineage, now.getTime()] });
+    const inserted = await tx.query({
+      ...SQL.insertName,
+      values: [cert.role, cert.name, cert.spiffeId, cert.lineage, now.getTime()],
+    });
     if (inserted.rowCount === 1) return null;
     // Another transaction inserted it between the two statements and has committed: lock that one.
   }
 }
 
 /** Why `cert` may not take its name under `claim`, or null (store.ts NameClaim). */
-async function nameClaimRefusal(tx: Tx, cert: CertRecord, claim: NameClaim, reserved: Row | null, now: Date): Promise<IssuanceOutcome | null> {
+async function nameClaimRefusal(
+  tx: Tx,
+  cert: CertRecord,
+  claim: NameClaim,
+  reserved: Row | null,
+  now: Date,
+): Promise<IssuanceOutcome | null> {
   if (claim === 'replace') return null;
   if (reserved && reserved.lineage !== cert.lineage) {
-    const head = (await tx.query('SELECT serial, revoked_at, not_after FROM certificates WHERE lineage = $1 ORDER BY issued_at DESC, seq DESC LIMIT 1', [reserved.lineage])).rows[0] as Row | undefined;
+    const head = (
+      await tx.query(
+        'SELECT serial, revoked_at, not_after FROM certificates WHERE lineage = $1 ORDER BY issued_at DESC, seq DESC LIMIT 1',
+        [reserved.lineage],
+      )
+    ).rows[0] as Row | undefined;
     const active = head !== undefined && head.revoked_at === null && Number(head.not_after) > now.getTime();
-    return { ok: false, reason: 'NAME_TAKEN', heldBy: (head?.serial as string | undefined) ?? (reserved.lineage as string), active };
+    return {
+      ok: false,
+      reason: 'NAME_TAKEN',
+      heldBy: (head?.serial as string | undefined) ?? (reserved.lineage as string),
+      active,
+    };
   }
   if (claim === 'first') {
     // An active holder without a reservation (one released while its certificate lives): still not taken over.
-    const holder = (await tx.query('SELECT serial, lineage FROM certificates WHERE name = $1 AND role = $2 AND revoked_at IS NULL AND not_after > $3 ORDER BY issued_at DESC, serial LIMIT 1',
-      [cert.name, cert.role, now.getTime()])).rows[0] as Row | undefined;
-    if (holder && holder.lineage !== cert.lineage) return { ok: false, reason: 'NAME_TAKEN', heldBy: holder.serial as string, active: true };
+    const holder = (
+      await tx.query(
+        'SELECT serial, lineage FROM certificates WHERE name = $1 AND role = $2 AND revoked_at IS NULL AND not_after > $3 ORDER BY issued_at DESC, serial LIMIT 1',
+        [cert.name, cert.role, now.getTime()],
+      )
+    ).rows[0] as Row | undefined;
+    if (holder && holder.lineage !== cert.lineage)
+      return { ok: false, reason: 'NAME_TAKEN', heldBy: holder.serial as string, active: true };
   }
   return null;
 }
 
 async function tokenRefusal(tx: Tx, tokenId: string, now: Date): Promise<IssuanceOutcome> {
-  const row = (await tx.query('SELECT revoked_at, expires_at FROM tokens WHERE id = $1', [tokenId])).rows[0] as Row | undefined;
+  const row = (await tx.query('SELECT revoked_at, expires_at FROM tokens WHERE id = $1', [tokenId])).rows[0] as
+    Row | undefined;
   if (!row) return { ok: false, reason: 'TOKEN_UNKNOWN' };
   if (row.revoked_at !== null) return { ok: false, reason: 'TOKEN_REVOKED' };
   if (Number(row.expires_at) <= now.getTime()) return { ok: false, reason: 'TOKEN_EXPIRED' };

@@ -9,12 +9,34 @@ import type { CrlReason } from '../pki/crl.js';
 import { PgDb, checkSchema, migrateDb, parseRecordedHead, type PostgresOptions, type Row } from './postgres-db.js';
 import { PgIssuanceQueue } from './postgres-issuance.js';
 import { PostgresSecrets } from './postgres-secrets.js';
-import { ADVISORIES_VERSION_META, AUDIT_HEAD_KEY, auditFromRow, certFromRow, postureFromRow, reservationFromRow, tokenFromRow } from './rows.js';
+import {
+  ADVISORIES_VERSION_META,
+  AUDIT_HEAD_KEY,
+  auditFromRow,
+  certFromRow,
+  postureFromRow,
+  reservationFromRow,
+  tokenFromRow,
+} from './rows.js';
 import { postgresTables } from './postgres-tables.js';
 import type { TableAccess } from './table-copy.js';
 import type {
-  AdvisoryImport, AdvisoryRecord, AuditFilter, AuditHead, AuditInput, AuditRecord, CertFilter, CertRecord, CertState, IssuanceCommit, IssuanceOutcome,
-  NameReservation, PostureRecord, RevokedSerial, Store, TokenRecord,
+  AdvisoryImport,
+  AdvisoryRecord,
+  AuditFilter,
+  AuditHead,
+  AuditInput,
+  AuditRecord,
+  CertFilter,
+  CertRecord,
+  CertState,
+  IssuanceCommit,
+  IssuanceOutcome,
+  NameReservation,
+  PostureRecord,
+  RevokedSerial,
+  Store,
+  TokenRecord,
 } from './store.js';
 
 export { POSTGRES_SCHEMA_VERSION, type PostgresOptions } from './postgres-db.js';
@@ -57,9 +79,22 @@ export class PostgresStore implements Store {
 
   async insertToken(token: TokenRecord, audit: AuditInput): Promise<void> {
     await this.db.transaction(async (tx) => {
-      await tx.query(`INSERT INTO tokens (id, secret_hash, role, name, name_pattern, max_uses, uses, expires_at, created_at, created_by)
-        VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)`, [token.id, token.secretHash, token.role, token.name, token.namePattern, token.maxUses, token.uses,
-        token.expiresAt.getTime(), token.createdAt.getTime(), token.createdBy]);
+      await tx.query(
+        `INSERT INTO tokens (id, secret_hash, role, name, name_pattern, max_uses, uses, expires_at, created_at, created_by)
+        VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)`,
+        [
+          token.id,
+          token.secretHash,
+          token.role,
+          token.name,
+          token.namePattern,
+          token.maxUses,
+          token.uses,
+          token.expiresAt.getTime(),
+          token.createdAt.getTime(),
+          token.createdBy,
+        ],
+      );
       await this.db.appendAudit(tx, [audit]);
     });
   }
@@ -116,11 +151,14 @@ export class PostgresStore implements Store {
   }
 
   async countCertsByState(now: Date): Promise<Record<CertState, number>> {
-    const [row] = await this.db.query(`SELECT
+    const [row] = await this.db.query(
+      `SELECT
         (SELECT COUNT(*) FROM certificates) AS total,
         (SELECT COUNT(*) FROM certificates WHERE not_after > $1) AS unexpired,
         (SELECT COUNT(*) FROM certificates WHERE revoked_at IS NOT NULL) AS revoked,
-        (SELECT COUNT(*) FROM certificates WHERE revoked_at IS NOT NULL AND not_after > $1) AS revoked_unexpired`, [now.getTime()]);
+        (SELECT COUNT(*) FROM certificates WHERE revoked_at IS NOT NULL AND not_after > $1) AS revoked_unexpired`,
+      [now.getTime()],
+    );
     const n = (k: string) => Number(row![k]);
     const active = n('unexpired') - n('revoked_unexpired');
     return { active, revoked: n('revoked'), expired: n('total') - n('revoked') - active };
@@ -128,24 +166,39 @@ export class PostgresStore implements Store {
 
   revokeCert(serial: string, reason: CrlReason, at: Date, audit: AuditInput): Promise<CertRecord | null> {
     return this.db.transaction(async (tx) => {
-      const row = (await tx.query('SELECT * FROM certificates WHERE serial = $1 FOR UPDATE', [serial])).rows[0] as Row | undefined;
+      const row = (await tx.query('SELECT * FROM certificates WHERE serial = $1 FOR UPDATE', [serial])).rows[0] as
+        Row | undefined;
       if (!row) return null;
       if (row.revoked_at !== null) return certFromRow(row);
-      const updated = await tx.query('UPDATE certificates SET revoked_at = $2, revocation_reason = $3 WHERE serial = $1 RETURNING *', [serial, at.getTime(), reason]);
+      const updated = await tx.query(
+        'UPDATE certificates SET revoked_at = $2, revocation_reason = $3 WHERE serial = $1 RETURNING *',
+        [serial, at.getTime(), reason],
+      );
       await tx.query(REVOCATION_VERSION_BUMP);
       await this.db.appendAudit(tx, [audit]);
       return certFromRow(updated.rows[0] as Row);
     });
   }
 
-  revokeLineage(lineage: string, reason: CrlReason, at: Date, auditFor: (cert: CertRecord) => AuditInput, leading: AuditInput[] = []): Promise<CertRecord[]> {
+  revokeLineage(
+    lineage: string,
+    reason: CrlReason,
+    at: Date,
+    auditFor: (cert: CertRecord) => AuditInput,
+    leading: AuditInput[] = [],
+  ): Promise<CertRecord[]> {
     return this.db.transaction(async (tx) => {
       // Locked until stable: a renewal committed while this waited on its target's row is not
       // in the first statement's snapshot, so select again until no new certificate shows up.
       // A renewal starting later must lock a certificate held here, and finds it revoked.
       let rows: Row[] = [];
       for (;;) {
-        const locked = (await tx.query('SELECT * FROM certificates WHERE lineage = $1 AND revoked_at IS NULL ORDER BY issued_at, seq FOR UPDATE', [lineage])).rows as Row[];
+        const locked = (
+          await tx.query(
+            'SELECT * FROM certificates WHERE lineage = $1 AND revoked_at IS NULL ORDER BY issued_at, seq FOR UPDATE',
+            [lineage],
+          )
+        ).rows as Row[];
         const same = locked.length === rows.length && locked.every((r, i) => r.serial === rows[i]!.serial);
         rows = locked;
         if (same) break;
@@ -154,7 +207,11 @@ export class PostgresStore implements Store {
         await this.db.appendAudit(tx, leading);
         return [];
       }
-      await tx.query('UPDATE certificates SET revoked_at = $2, revocation_reason = $3 WHERE serial = ANY($1::text[])', [rows.map((r) => r.serial), at.getTime(), reason]);
+      await tx.query('UPDATE certificates SET revoked_at = $2, revocation_reason = $3 WHERE serial = ANY($1::text[])', [
+        rows.map((r) => r.serial),
+        at.getTime(),
+        reason,
+      ]);
       const revoked = rows.map((row) => ({ ...certFromRow(row), revokedAt: at, revocationReason: reason }));
       await tx.query(REVOCATION_VERSION_BUMP);
       await this.db.appendAudit(tx, [...leading, ...revoked.map(auditFor)]);
@@ -173,7 +230,8 @@ export class PostgresStore implements Store {
 
   releaseName(role: string, name: string, audit: AuditInput): Promise<NameReservation | null> {
     return this.db.transaction(async (tx) => {
-      const row = (await tx.query('DELETE FROM names WHERE role = $1 AND name = $2 RETURNING *', [role, name])).rows[0] as Row | undefined;
+      const row = (await tx.query('DELETE FROM names WHERE role = $1 AND name = $2 RETURNING *', [role, name]))
+        .rows[0] as Row | undefined;
       if (!row) return null;
       await this.db.appendAudit(tx, [audit]);
       return reservationFromRow(row);
@@ -181,8 +239,16 @@ export class PostgresStore implements Store {
   }
 
   async listRevokedUnexpired(now: Date): Promise<RevokedSerial[]> {
-    return (await this.db.query('SELECT serial, revoked_at, revocation_reason FROM certificates WHERE revoked_at IS NOT NULL AND not_after > $1 ORDER BY revoked_at', [now.getTime()]))
-      .map((r) => ({ serial: r.serial as string, revokedAt: new Date(Number(r.revoked_at)), reason: r.revocation_reason as CrlReason }));
+    return (
+      await this.db.query(
+        'SELECT serial, revoked_at, revocation_reason FROM certificates WHERE revoked_at IS NOT NULL AND not_after > $1 ORDER BY revoked_at',
+        [now.getTime()],
+      )
+    ).map((r) => ({
+      serial: r.serial as string,
+      revokedAt: new Date(Number(r.revoked_at)),
+      reason: r.revocation_reason as CrlReason,
+    }));
   }
 
   async revocationVersion(): Promise<number> {
@@ -192,7 +258,11 @@ export class PostgresStore implements Store {
 
   async nextCrlNumber(scope: string): Promise<bigint> {
     // One statement: the row lock of the upsert orders concurrent callers, each reads its own increment.
-    const [row] = await this.db.query('INSERT INTO crl_numbers (scope, value) VALUES ($1, 1) ON CONFLICT (scope) DO UPDATE SET value = crl_numbers.value + 1 RETURNING value', [scope], 'write');
+    const [row] = await this.db.query(
+      'INSERT INTO crl_numbers (scope, value) VALUES ($1, 1) ON CONFLICT (scope) DO UPDATE SET value = crl_numbers.value + 1 RETURNING value',
+      [scope],
+      'write',
+    );
     return BigInt(row!.value as string);
   }
 
@@ -218,92 +288,144 @@ export class PostgresStore implements Store {
 
   readAuditTrail(visit: (record: AuditRecord) => void): Promise<{ head: AuditHead | null }> {
     // One REPEATABLE READ snapshot for the head and every page: appends committed meanwhile are not seen.
-    return this.db.transaction(async (tx) => {
-      const head = parseRecordedHead((await tx.query('SELECT value FROM meta WHERE key = $1', [AUDIT_HEAD_KEY])).rows[0]?.value as string | undefined);
-      for (let after = 0; ;) {
-        const page = (await tx.query('SELECT * FROM audit_events WHERE seq > $1 ORDER BY seq LIMIT $2', [after, AUDIT_PAGE])).rows as Row[];
-        for (const row of page) visit(auditFromRow(row));
-        if (page.length < AUDIT_PAGE) return { head };
-        after = Number(page.at(-1)!.seq);
-      }
-    }, { begin: 'BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY', doing: 'audit read' });
+    return this.db.transaction(
+      async (tx) => {
+        const head = parseRecordedHead(
+          (await tx.query('SELECT value FROM meta WHERE key = $1', [AUDIT_HEAD_KEY])).rows[0]?.value as
+            string | undefined,
+        );
+        for (let after = 0; ;) {
+          const page = (
+            await tx.query('SELECT * FROM audit_events WHERE seq > $1 ORDER BY seq LIMIT $2', [after, AUDIT_PAGE])
+          ).rows as Row[];
+          for (const row of page) visit(auditFromRow(row));
+          if (page.length < AUDIT_PAGE) return { head };
+          after = Number(page.at(-1)!.seq);
+        }
+      },
+      { begin: 'BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY', doing: 'audit read' },
+    );
   }
 
   createSecret: Store['createSecret'] = (input, audit) => this.secrets.createSecret(input, audit);
   rotateSecret: Store['rotateSecret'] = (input, audit) => this.secrets.rotateSecret(input, audit);
-  grantSecret: Store['grantSecret'] = (name, subjects, at, limit, auditFor) => this.secrets.grantSecret(name, subjects, at, limit, auditFor);
-  ungrantSecret: Store['ungrantSecret'] = (name, subjects, at, auditFor) => this.secrets.ungrantSecret(name, subjects, at, auditFor);
+  grantSecret: Store['grantSecret'] = (name, subjects, at, limit, auditFor) =>
+    this.secrets.grantSecret(name, subjects, at, limit, auditFor);
+  ungrantSecret: Store['ungrantSecret'] = (name, subjects, at, auditFor) =>
+    this.secrets.ungrantSecret(name, subjects, at, auditFor);
   deleteSecret: Store['deleteSecret'] = (name, audit) => this.secrets.deleteSecret(name, audit);
   getSecret: Store['getSecret'] = (name) => this.secrets.getSecret(name);
   listSecrets: Store['listSecrets'] = () => this.secrets.listSecrets();
   listSecretVersions: Store['listSecretVersions'] = (name, now) => this.secrets.listSecretVersions(name, now);
-  getSecretVersion: Store['getSecretVersion'] = (name, version, now) => this.secrets.getSecretVersion(name, version, now);
+  getSecretVersion: Store['getSecretVersion'] = (name, version, now) =>
+    this.secrets.getSecretVersion(name, version, now);
   listSecretGrants: Store['listSecretGrants'] = (name) => this.secrets.listSecretGrants(name);
   listSecretsGranted: Store['listSecretsGranted'] = (subjects) => this.secrets.listSecretsGranted(subjects);
   isSecretGranted: Store['isSecretGranted'] = (name, subjects) => this.secrets.isSecretGranted(name, subjects);
   commitSecretRead: Store['commitSecretRead'] = (read, audit) => this.secrets.commitSecretRead(read, audit);
-  purgeExpiredSecretVersions: Store['purgeExpiredSecretVersions'] = (now, auditFor) => this.secrets.purgeExpiredSecretVersions(now, auditFor);
+  purgeExpiredSecretVersions: Store['purgeExpiredSecretVersions'] = (now, auditFor) =>
+    this.secrets.purgeExpiredSecretVersions(now, auditFor);
   rekeySecrets: Store['rekeySecrets'] = (toKeyId, reseal, audit) => this.secrets.rekeySecrets(toKeyId, reseal, audit);
 
   recordPosture(record: Omit<PostureRecord, 'id'>, keep: number, audit: AuditInput): Promise<PostureRecord> {
     return this.db.transaction(async (tx) => {
-      const inserted = await tx.query('INSERT INTO posture_reports (spiffe_id, serial, received_at, score, report) VALUES ($1, $2, $3, $4, $5) RETURNING id',
-        [record.spiffeId, record.serial, record.receivedAt.getTime(), record.score, record.report]);
+      const inserted = await tx.query(
+        'INSERT INTO posture_reports (spiffe_id, serial, received_at, score, report) VALUES ($1, $2, $3, $4, $5) RETURNING id',
+        [record.spiffeId, record.serial, record.receivedAt.getTime(), record.score, record.report],
+      );
       // The history is bounded per identity: the oldest beyond `keep` go in the same transaction.
-      await tx.query(`DELETE FROM posture_reports WHERE spiffe_id = $1 AND id NOT IN (
-        SELECT id FROM posture_reports WHERE spiffe_id = $1 ORDER BY id DESC LIMIT $2)`, [record.spiffeId, Math.max(1, keep)]);
+      await tx.query(
+        `DELETE FROM posture_reports WHERE spiffe_id = $1 AND id NOT IN (
+        SELECT id FROM posture_reports WHERE spiffe_id = $1 ORDER BY id DESC LIMIT $2)`,
+        [record.spiffeId, Math.max(1, keep)],
+      );
       await this.db.appendAudit(tx, [audit]);
       return { ...record, id: Number(inserted.rows[0].id) };
     });
   }
 
   async latestPosture(): Promise<PostureRecord[]> {
-    return (await this.db.query(`SELECT p.* FROM posture_reports p
+    return (
+      await this.db.query(`SELECT p.* FROM posture_reports p
       JOIN (SELECT spiffe_id, MAX(id) AS id FROM posture_reports GROUP BY spiffe_id) newest ON newest.id = p.id
-      ORDER BY p.spiffe_id`)).map(postureFromRow);
+      ORDER BY p.spiffe_id`)
+    ).map(postureFromRow);
   }
 
   async latestPostureScores(): Promise<Array<Pick<PostureRecord, 'spiffeId' | 'score' | 'receivedAt'>>> {
-    return (await this.db.query(`SELECT p.spiffe_id, p.score, p.received_at FROM posture_reports p
+    return (
+      await this.db.query(`SELECT p.spiffe_id, p.score, p.received_at FROM posture_reports p
       JOIN (SELECT spiffe_id, MAX(id) AS id FROM posture_reports GROUP BY spiffe_id) newest ON newest.id = p.id
-      ORDER BY p.spiffe_id`)).map((row) => ({ spiffeId: String(row.spiffe_id), score: row.score === null ? null : Number(row.score), receivedAt: new Date(Number(row.received_at)) }));
+      ORDER BY p.spiffe_id`)
+    ).map((row) => ({
+      spiffeId: String(row.spiffe_id),
+      score: row.score === null ? null : Number(row.score),
+      receivedAt: new Date(Number(row.received_at)),
+    }));
   }
 
   async postureHistory(spiffeId: string, limit: number): Promise<PostureRecord[]> {
-    return (await this.db.query('SELECT * FROM posture_reports WHERE spiffe_id = $1 ORDER BY id DESC LIMIT $2', [spiffeId, limit])).map(postureFromRow);
+    return (
+      await this.db.query('SELECT * FROM posture_reports WHERE spiffe_id = $1 ORDER BY id DESC LIMIT $2', [
+        spiffeId,
+        limit,
+      ])
+    ).map(postureFromRow);
   }
 
-  importAdvisories(records: readonly AdvisoryRecord[], audit: (counts: AdvisoryImport) => AuditInput): Promise<AdvisoryImport> {
+  importAdvisories(
+    records: readonly AdvisoryRecord[],
+    audit: (counts: AdvisoryImport) => AuditInput,
+  ): Promise<AdvisoryImport> {
     return this.db.transaction(async (tx) => {
       // The version row, locked (created at 0) first: imports from several replicas take turns.
-      const version = Number((await tx.query(`INSERT INTO meta (key, value) VALUES ($1, '0') ON CONFLICT (key) DO UPDATE SET value = meta.value RETURNING value`, [ADVISORIES_VERSION_META])).rows[0].value);
-      const held = new Map(((await tx.query('SELECT id, modified FROM advisories WHERE id = ANY($1::text[])', [records.map((r) => r.id)])).rows as Row[])
-        .map((r) => [r.id as string, r.modified as string]));
+      const version = Number(
+        (
+          await tx.query(
+            `INSERT INTO meta (key, value) VALUES ($1, '0') ON CONFLICT (key) DO UPDATE SET value = meta.value RETURNING value`,
+            [ADVISORIES_VERSION_META],
+          )
+        ).rows[0].value,
+      );
+      const held = new Map(
+        (
+          (await tx.query('SELECT id, modified FROM advisories WHERE id = ANY($1::text[])', [records.map((r) => r.id)]))
+            .rows as Row[]
+        ).map((r) => [r.id as string, r.modified as string]),
+      );
       const counts = { added: 0, updated: 0, unchanged: 0 };
       const now = Date.now();
       for (const r of records) {
         const modified = held.get(r.id);
-        if (modified !== undefined && Date.parse(modified) >= Date.parse(r.modified)) { // a feed older than what is held changes nothing
+        if (modified !== undefined && Date.parse(modified) >= Date.parse(r.modified)) {
+          // a feed older than what is held changes nothing
           counts.unchanged++;
           continue;
         }
-        await tx.query(`INSERT INTO advisories (id, modified, severity, record, imported_at) VALUES ($1, $2, $3, $4, $5)
+        await tx.query(
+          `INSERT INTO advisories (id, modified, severity, record, imported_at) VALUES ($1, $2, $3, $4, $5)
           ON CONFLICT (id) DO UPDATE SET modified = excluded.modified, severity = excluded.severity, record = excluded.record, imported_at = excluded.imported_at`,
-        [r.id, r.modified, r.severity, r.record, now]);
+          [r.id, r.modified, r.severity, r.record, now],
+        );
         held.set(r.id, r.modified);
         if (modified !== undefined) counts.updated++;
         else counts.added++;
       }
       // A counter, not a time: two imports within one millisecond still differ.
-      if (counts.added + counts.updated > 0) await tx.query('UPDATE meta SET value = $2 WHERE key = $1', [ADVISORIES_VERSION_META, String(version + 1)]);
+      if (counts.added + counts.updated > 0)
+        await tx.query('UPDATE meta SET value = $2 WHERE key = $1', [ADVISORIES_VERSION_META, String(version + 1)]);
       await this.db.appendAudit(tx, [audit(counts)]);
       return counts;
     });
   }
 
   async listAdvisories(): Promise<AdvisoryRecord[]> {
-    return (await this.db.query('SELECT id, modified, severity, record FROM advisories ORDER BY id'))
-      .map((row) => ({ id: String(row.id), modified: String(row.modified), severity: String(row.severity), record: String(row.record) }));
+    return (await this.db.query('SELECT id, modified, severity, record FROM advisories ORDER BY id')).map((row) => ({
+      id: String(row.id),
+      modified: String(row.modified),
+      severity: String(row.severity),
+      record: String(row.record),
+    }));
   }
 
   async advisoriesVersion(): Promise<string> {
@@ -316,7 +438,11 @@ export class PostgresStore implements Store {
   }
 
   async setMeta(key: string, value: string): Promise<void> {
-    await this.db.query('INSERT INTO meta (key, value) VALUES ($1, $2) ON CONFLICT (key) DO UPDATE SET value = excluded.value', [key, value], 'write');
+    await this.db.query(
+      'INSERT INTO meta (key, value) VALUES ($1, $2) ON CONFLICT (key) DO UPDATE SET value = excluded.value',
+      [key, value],
+      'write',
+    );
   }
 
   /** Whole tables, for `store copy` (not part of Store: a copy is between two stores). */

@@ -1,6 +1,15 @@
 /** Rows as both stores read them back: times are ms since the epoch, integers may come as strings (PostgreSQL int8). */
 import type { CrlReason } from '../pki/crl.js';
-import type { AuditHead, AuditRecord, CertRecord, NameReservation, PostureRecord, SecretRecord, SecretVersionRecord, TokenRecord } from './store.js';
+import type {
+  AuditHead,
+  AuditRecord,
+  CertRecord,
+  NameReservation,
+  PostureRecord,
+  SecretRecord,
+  SecretVersionRecord,
+  TokenRecord,
+} from './store.js';
 
 /** The meta key of the audit head: seq and hash of the newest event, recorded on every append. */
 export const AUDIT_HEAD_KEY = 'audit:head';
@@ -34,7 +43,13 @@ export function certFromRow(r: Row): CertRecord {
 }
 
 export function reservationFromRow(r: Row): NameReservation {
-  return { role: r.role as string, name: r.name as string, spiffeId: r.spiffe_id as string, lineage: r.lineage as string, reservedAt: date(r.reserved_at) };
+  return {
+    role: r.role as string,
+    name: r.name as string,
+    spiffeId: r.spiffe_id as string,
+    lineage: r.lineage as string,
+    reservedAt: date(r.reserved_at),
+  };
 }
 
 export function tokenFromRow(r: Row): TokenRecord {
@@ -54,7 +69,12 @@ export function tokenFromRow(r: Row): TokenRecord {
 }
 
 export function secretFromRow(r: Row): SecretRecord {
-  return { name: r.name as string, createdAt: date(r.created_at), updatedAt: date(r.updated_at), currentVersion: Number(r.current_version) };
+  return {
+    name: r.name as string,
+    createdAt: date(r.created_at),
+    updatedAt: date(r.updated_at),
+    currentVersion: Number(r.current_version),
+  };
 }
 
 export function secretVersionFromRow(r: Row): SecretVersionRecord {
@@ -112,7 +132,11 @@ export function parseHead(value: string | undefined): AuditHead | null {
 
 export function postureFromRow(row: Row): PostureRecord {
   return {
-    id: Number(row.id), spiffeId: String(row.spiffe_id), serial: String(row.serial), receivedAt: new Date(Number(row.received_at)),
-    score: row.score === null ? null : Number(row.score), report: String(row.report),
+    id: Number(row.id),
+    spiffeId: String(row.spiffe_id),
+    serial: String(row.serial),
+    receivedAt: new Date(Number(row.received_at)),
+    score: row.score === null ? null : Number(row.score),
+    report: String(row.report),
   };
 }

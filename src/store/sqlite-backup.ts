@@ -28,7 +28,9 @@ export function snapshotSqlite(sourcePath: string, destPath: string, options: { 
     fd = openSync(destPath, constants.O_WRONLY | constants.O_CREAT | constants.O_EXCL, 0o600);
     closeSync(fd);
   } catch (cause) {
-    throw new GatehouseError('GH_FILE_IO', `cannot create ${destPath}: ${(cause as NodeJS.ErrnoException).code}`, { cause });
+    throw new GatehouseError('GH_FILE_IO', `cannot create ${destPath}: ${(cause as NodeJS.ErrnoException).code}`, {
+      cause,
+    });
   }
   let db: Database.Database | undefined;
   try {
@@ -36,7 +38,11 @@ export function snapshotSqlite(sourcePath: string, destPath: string, options: { 
     db.pragma(`busy_timeout = ${options.busyTimeoutMs ?? 5000}`);
     db.prepare('VACUUM INTO ?').run(destPath);
   } catch (cause) {
-    throw new GatehouseError('GH_STORE_IO', `cannot take a snapshot of the store at ${sourcePath}: ${(cause as Error).message}`, { cause });
+    throw new GatehouseError(
+      'GH_STORE_IO',
+      `cannot take a snapshot of the store at ${sourcePath}: ${(cause as Error).message}`,
+      { cause },
+    );
   } finally {
     db?.close();
   }
@@ -62,12 +68,30 @@ export function inspectSqliteFile(path: string): SqliteFileReport {
   let db: Database.Database | undefined;
   try {
     db = new Database(path, { readonly: true, fileMustExist: true });
-    const integrity = (db.pragma('integrity_check') as Array<{ integrity_check: string }>).map((r) => r.integrity_check);
-    const count = (table: string) => Number((db!.prepare(`SELECT COUNT(*) AS n FROM ${table}`).get() as { n: number }).n);
-    const tables = new Set((db.prepare("SELECT name FROM sqlite_master WHERE type = 'table'").all() as Array<{ name: string }>).map((r) => r.name));
+    const integrity = (db.pragma('integrity_check') as Array<{ integrity_check: string }>).map(
+      (r) => r.integrity_check,
+    );
+    const count = (table: string) =>
+      Number((db!.prepare(`SELECT COUNT(*) AS n FROM ${table}`).get() as { n: number }).n);
+    const tables = new Set(
+      (db.prepare("SELECT name FROM sqlite_master WHERE type = 'table'").all() as Array<{ name: string }>).map(
+        (r) => r.name,
+      ),
+    );
     const countIf = (table: string) => (tables.has(table) ? count(table) : 0);
-    const schemaVersion = tables.has('schema_migrations') ? Number((db.prepare('SELECT MAX(version) AS v FROM schema_migrations').get() as { v: number | null }).v ?? 0) : 0;
-    return { integrity, schemaVersion, rows: { certificates: countIf('certificates'), tokens: countIf('tokens'), auditEvents: countIf('audit_events'), names: countIf('names') } };
+    const schemaVersion = tables.has('schema_migrations')
+      ? Number((db.prepare('SELECT MAX(version) AS v FROM schema_migrations').get() as { v: number | null }).v ?? 0)
+      : 0;
+    return {
+      integrity,
+      schemaVersion,
+      rows: {
+        certificates: countIf('certificates'),
+        tokens: countIf('tokens'),
+        auditEvents: countIf('audit_events'),
+        names: countIf('names'),
+      },
+    };
   } catch (cause) {
     throw new GatehouseError('GH_STORE_IO', `cannot read the database ${path}: ${(cause as Error).message}`, { cause });
   } finally {
@@ -85,12 +109,16 @@ export function raiseCrlNumbers(path: string, floor: bigint, scopes: readonly st
   try {
     db = new Database(path, { fileMustExist: true });
     db.defaultSafeIntegers(true);
-    const raise = db.prepare('INSERT INTO crl_numbers (scope, value) VALUES (?, ?) ON CONFLICT(scope) DO UPDATE SET value = MAX(value, excluded.value)');
+    const raise = db.prepare(
+      'INSERT INTO crl_numbers (scope, value) VALUES (?, ?) ON CONFLICT(scope) DO UPDATE SET value = MAX(value, excluded.value)',
+    );
     db.transaction(() => {
       for (const scope of scopes) raise.run(scope, floor);
     }).immediate();
   } catch (cause) {
-    throw new GatehouseError('GH_STORE_IO', `cannot update the CRL numbers in ${path}: ${(cause as Error).message}`, { cause });
+    throw new GatehouseError('GH_STORE_IO', `cannot update the CRL numbers in ${path}: ${(cause as Error).message}`, {
+      cause,
+    });
   } finally {
     db?.close();
   }

@@ -290,7 +290,13 @@ export interface Store {
    * cannot leave a new certificate unrevoked), with the `leading` audit events and then one per
    * certificate from `auditFor`. Returns the certificates it revoked.
    */
-  revokeLineage(lineage: string, reason: CrlReason, at: Date, auditFor: (cert: CertRecord) => AuditInput, leading?: AuditInput[]): Promise<CertRecord[]>;
+  revokeLineage(
+    lineage: string,
+    reason: CrlReason,
+    at: Date,
+    auditFor: (cert: CertRecord) => AuditInput,
+    leading?: AuditInput[],
+  ): Promise<CertRecord[]>;
   getNameReservation(role: string, name: string): Promise<NameReservation | null>;
   listNameReservations(): Promise<NameReservation[]>;
   /** Deletes a reservation, with its audit event; null when the name was not reserved. */
@@ -313,18 +319,38 @@ export interface Store {
 
   // Secrets (issue 13). Each mutation and its audit events commit in one transaction.
   /** A new secret with its first version and grants; EXISTS (also for a name differing in case) or KEY_CHANGED records nothing. */
-  createSecret(input: { version: NewSecretVersion; grants: string[]; at: Date }, audit: AuditInput): Promise<SecretWriteOutcome>;
+  createSecret(
+    input: { version: NewSecretVersion; grants: string[]; at: Date },
+    audit: AuditInput,
+  ): Promise<SecretWriteOutcome>;
   /**
    * `version.version` becomes current if the current one is still `version.version - 1`; the
    * previous current version expires at `previousExpiresAt`, or is deleted now when null.
    */
-  rotateSecret(input: { version: NewSecretVersion; at: Date; previousExpiresAt: Date | null }, audit: AuditInput): Promise<SecretWriteOutcome>;
+  rotateSecret(
+    input: { version: NewSecretVersion; at: Date; previousExpiresAt: Date | null },
+    audit: AuditInput,
+  ): Promise<SecretWriteOutcome>;
   /** Adds the subjects not yet granted (`changed`), with `auditFor(changed)`; at most `limit` grants in all. */
-  grantSecret(name: string, subjects: string[], at: Date, limit: number, auditFor: (changed: string[]) => AuditInput[]): Promise<SecretGrantOutcome>;
+  grantSecret(
+    name: string,
+    subjects: string[],
+    at: Date,
+    limit: number,
+    auditFor: (changed: string[]) => AuditInput[],
+  ): Promise<SecretGrantOutcome>;
   /** Removes every subject, or none when one of them is not granted (NOT_GRANTED). */
-  ungrantSecret(name: string, subjects: string[], at: Date, auditFor: (changed: string[]) => AuditInput[]): Promise<SecretGrantOutcome>;
+  ungrantSecret(
+    name: string,
+    subjects: string[],
+    at: Date,
+    auditFor: (changed: string[]) => AuditInput[],
+  ): Promise<SecretGrantOutcome>;
   /** Deletes the secret, its versions and grants; null when unknown. */
-  deleteSecret(name: string, audit: (versions: SecretVersionRecord[]) => AuditInput): Promise<{ secret: SecretRecord; versions: number } | null>;
+  deleteSecret(
+    name: string,
+    audit: (versions: SecretVersionRecord[]) => AuditInput,
+  ): Promise<{ secret: SecretRecord; versions: number } | null>;
   getSecret(name: string): Promise<SecretRecord | null>;
   listSecrets(): Promise<SecretRecord[]>;
   /** The versions not expired at `now`, newest first. */
@@ -341,12 +367,19 @@ export interface Store {
    */
   commitSecretRead(read: SecretReadCommit, audit: AuditInput): Promise<'OK' | 'NOT_GRANTED' | 'GONE'>;
   /** Deletes the versions expired at `now`, each with `auditFor(version)`; writes nothing when none has. */
-  purgeExpiredSecretVersions(now: Date, auditFor: (v: { name: string; version: number; expiresAt: Date }) => AuditInput): Promise<Array<{ name: string; version: number }>>;
+  purgeExpiredSecretVersions(
+    now: Date,
+    auditFor: (v: { name: string; version: number; expiresAt: Date }) => AuditInput,
+  ): Promise<Array<{ name: string; version: number }>>;
   /**
    * Re-seals every version's data key under master key `toKeyId` with `reseal` (called inside
    * the transaction; a throw changes nothing), records `toKeyId` as the store's key, and audits.
    */
-  rekeySecrets(toKeyId: string, reseal: (v: Pick<SecretVersionRecord, 'name' | 'version' | 'keyId' | 'sealedKey'>) => Buffer, audit: (resealed: number) => AuditInput): Promise<number>;
+  rekeySecrets(
+    toKeyId: string,
+    reseal: (v: Pick<SecretVersionRecord, 'name' | 'version' | 'keyId' | 'sealedKey'>) => Buffer,
+    audit: (resealed: number) => AuditInput,
+  ): Promise<number>;
 
   // Device posture (issue 15).
   /** Records a report and its audit event in one transaction, keeping the newest `keep` of that identity. */
@@ -361,7 +394,10 @@ export interface Store {
    * Adds advisories and replaces those held with an older `modified`, all in one transaction
    * with the audit event `audit(counts)` (a throw changes nothing).
    */
-  importAdvisories(records: readonly AdvisoryRecord[], audit: (counts: AdvisoryImport) => AuditInput): Promise<AdvisoryImport>;
+  importAdvisories(
+    records: readonly AdvisoryRecord[],
+    audit: (counts: AdvisoryImport) => AuditInput,
+  ): Promise<AdvisoryImport>;
   /** Every advisory held, by ID. */
   listAdvisories(): Promise<AdvisoryRecord[]>;
   /** Changes whenever an import adds or replaces an advisory: what a cache of them is keyed on. */

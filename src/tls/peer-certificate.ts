@@ -9,13 +9,20 @@ import { readHeader, type DerHeader } from '../pki/der.js';
 
 export type PeerCheck =
   | {
-    ok: true; der: Buffer; /** SHA-256 of the DER, lowercase hex. */ fingerprint: string;
-    /** The leaf, parsed once per distinct certificate. */ cert: CertificateInfo;
-    /** Leaf first, as the handshake verified it; just the leaf on a resumed session, where Node has none. Costly: call it once per certificate, not per connection. */
-    chainDer(): Buffer[];
-    resumed: boolean;
-  }
-  | { ok: false; reason: 'NO_CERTIFICATE' | 'EXPIRED' | 'NOT_YET_VALID' | 'UNTRUSTED' | 'WRONG_PURPOSE' | 'REVOKED'; detail: string; der: Buffer | null };
+      ok: true;
+      der: Buffer;
+      /** SHA-256 of the DER, lowercase hex. */ fingerprint: string;
+      /** The leaf, parsed once per distinct certificate. */ cert: CertificateInfo;
+      /** Leaf first, as the handshake verified it; just the leaf on a resumed session, where Node has none. Costly: call it once per certificate, not per connection. */
+      chainDer(): Buffer[];
+      resumed: boolean;
+    }
+  | {
+      ok: false;
+      reason: 'NO_CERTIFICATE' | 'EXPIRED' | 'NOT_YET_VALID' | 'UNTRUSTED' | 'WRONG_PURPOSE' | 'REVOKED';
+      detail: string;
+      der: Buffer | null;
+    };
 
 const REASONS: Record<string, Exclude<PeerCheck, { ok: true }>['reason']> = {
   CERT_HAS_EXPIRED: 'EXPIRED',
@@ -64,8 +71,20 @@ function computeVerdict(socket: TLSSocket): PeerCheck {
   const now = Date.now();
   const resumed = socket.isSessionReused();
   const because = resumed ? '; the TLS session was resumed from a handshake when it was still valid' : '';
-  if (now > window.notAfter) return { ok: false, reason: 'EXPIRED', detail: `CERT_HAS_EXPIRED: expired at ${new Date(window.notAfter).toISOString()}${because}`, der };
-  if (now < window.notBefore) return { ok: false, reason: 'NOT_YET_VALID', detail: `CERT_NOT_YET_VALID: valid from ${new Date(window.notBefore).toISOString()}${because}`, der };
+  if (now > window.notAfter)
+    return {
+      ok: false,
+      reason: 'EXPIRED',
+      detail: `CERT_HAS_EXPIRED: expired at ${new Date(window.notAfter).toISOString()}${because}`,
+      der,
+    };
+  if (now < window.notBefore)
+    return {
+      ok: false,
+      reason: 'NOT_YET_VALID',
+      detail: `CERT_NOT_YET_VALID: valid from ${new Date(window.notBefore).toISOString()}${because}`,
+      der,
+    };
   return { ok: true, der, fingerprint, cert, resumed, chainDer: () => chainOf(socket, der) };
 }
 

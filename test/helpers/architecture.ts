@@ -50,10 +50,17 @@ export interface ArchitectureRules {
 }
 
 export function readSources(root: string): SourceFile[] {
-  const walk = (dir: string): string[] => readdirSync(dir).sort().flatMap((entry) => {
-    const path = join(dir, entry);
-    return statSync(path).isDirectory() ? walk(path) : path.endsWith('.ts') && !path.endsWith('.d.ts') ? [path] : [];
-  });
+  const walk = (dir: string): string[] =>
+    readdirSync(dir)
+      .sort()
+      .flatMap((entry) => {
+        const path = join(dir, entry);
+        return statSync(path).isDirectory()
+          ? walk(path)
+          : path.endsWith('.ts') && !path.endsWith('.d.ts')
+            ? [path]
+            : [];
+      });
   return walk(root).map((file) => {
     const text = readFileSync(file, 'utf8');
     const path = relative(root, file).split(sep).join('/');
@@ -68,7 +75,8 @@ function importsOf(fileName: string, text: string): { imports: ImportRef[]; unan
   const unanalysable: number[] = [];
   const lineOf = (node: ts.Node) => sf.getLineAndCharacterOfPosition(node.getStart(sf)).line + 1;
   const add = (node: ts.Node, specifier: ts.Expression | undefined, typeOnly: boolean, dynamic: boolean) => {
-    if (specifier && ts.isStringLiteralLike(specifier)) imports.push({ specifier: specifier.text, line: lineOf(node), typeOnly, dynamic });
+    if (specifier && ts.isStringLiteralLike(specifier))
+      imports.push({ specifier: specifier.text, line: lineOf(node), typeOnly, dynamic });
     else unanalysable.push(lineOf(node));
   };
   const visit = (node: ts.Node): void => {
@@ -78,9 +86,17 @@ function importsOf(fileName: string, text: string): { imports: ImportRef[]; unan
       add(node, node.moduleSpecifier, node.isTypeOnly, false);
     } else if (ts.isImportEqualsDeclaration(node) && ts.isExternalModuleReference(node.moduleReference)) {
       add(node, node.moduleReference.expression, node.isTypeOnly, false);
-    } else if (ts.isCallExpression(node) && (node.expression.kind === ts.SyntaxKind.ImportKeyword || (ts.isIdentifier(node.expression) && node.expression.text === 'require'))) {
+    } else if (
+      ts.isCallExpression(node) &&
+      (node.expression.kind === ts.SyntaxKind.ImportKeyword ||
+        (ts.isIdentifier(node.expression) && node.expression.text === 'require'))
+    ) {
       add(node, node.arguments[0], false, true);
-    } else if (ts.isImportTypeNode(node) && ts.isLiteralTypeNode(node.argument) && ts.isStringLiteral(node.argument.literal)) {
+    } else if (
+      ts.isImportTypeNode(node) &&
+      ts.isLiteralTypeNode(node.argument) &&
+      ts.isStringLiteral(node.argument.literal)
+    ) {
       imports.push({ specifier: node.argument.literal.text, line: lineOf(node), typeOnly: true, dynamic: false });
     }
     ts.forEachChild(node, visit);
@@ -94,7 +110,9 @@ function resolveImport(root: string, from: string, specifier: string): string | 
   const base = posix.normalize(posix.join(posix.dirname(from), specifier));
   if (base.startsWith('../') || base === '..') return null;
   const candidates = [base.replace(/\.(m|c)?js$/, '.$1ts'), base, `${base}.ts`, `${base}/index.ts`];
-  return candidates.find((c) => c.endsWith('.ts') && existsSync(join(root, c)) && statSync(join(root, c)).isFile()) ?? null;
+  return (
+    candidates.find((c) => c.endsWith('.ts') && existsSync(join(root, c)) && statSync(join(root, c)).isFile()) ?? null
+  );
 }
 
 const areaOf = (path: string) => (path.includes('/') ? path.split('/')[0]! : '.');
@@ -112,13 +130,19 @@ export function checkArchitecture(root: string, rules: ArchitectureRules): strin
     const edges: string[] = [];
     graph.set(file.path, edges);
     const allowed = rules.allowed[file.area];
-    if (!allowed) other.push(`no rule: ${file.path} is in ${file.area === '.' ? 'the root' : `${file.area}/`}, which the rules do not list`);
-    for (const line of file.unanalysable) other.push(`unresolved: ${file.path}:${line} imports a computed specifier, which cannot be checked`);
+    if (!allowed)
+      other.push(
+        `no rule: ${file.path} is in ${file.area === '.' ? 'the root' : `${file.area}/`}, which the rules do not list`,
+      );
+    for (const line of file.unanalysable)
+      other.push(`unresolved: ${file.path}:${line} imports a computed specifier, which cannot be checked`);
     for (const ref of file.imports) {
       if (!ref.specifier.startsWith('.')) continue;
       const target = resolveImport(root, file.path, ref.specifier);
       if (!target) {
-        other.push(`unresolved: ${file.path}:${ref.line} imports ${ref.specifier}, which is no .ts file under the root`);
+        other.push(
+          `unresolved: ${file.path}:${ref.line} imports ${ref.specifier}, which is no .ts file under the root`,
+        );
         continue;
       }
       edges.push(target);
@@ -129,13 +153,19 @@ export function checkArchitecture(root: string, rules: ArchitectureRules): strin
         usedExceptions.add(exception);
         continue;
       }
-      layer.push(`layer: ${file.path}:${ref.line} imports ${target}${ref.typeOnly ? ' (type only)' : ''}${ref.dynamic ? ' (dynamic)' : ''}; ${file.area}/ may import ${allowed.length ? allowed.map((a) => `${a}/`).join(', ') : 'no other folder'}`);
+      layer.push(
+        `layer: ${file.path}:${ref.line} imports ${target}${ref.typeOnly ? ' (type only)' : ''}${ref.dynamic ? ' (dynamic)' : ''}; ${file.area}/ may import ${allowed.length ? allowed.map((a) => `${a}/`).join(', ') : 'no other folder'}`,
+      );
     }
   }
   for (const e of rules.exceptions ?? []) {
-    if (!usedExceptions.has(e)) other.push(`exception: ${e.from} → ${e.to} is allowed as an exception, but no import needs it; remove it`);
+    if (!usedExceptions.has(e))
+      other.push(`exception: ${e.from} → ${e.to} is allowed as an exception, but no import needs it; remove it`);
   }
-  const cycles = findCycles(graph).map(({ path, component }) => `cycle: ${path.join(' → ')}${component.length > path.length - 1 ? `; ${component.length} files import each other in all: ${component.join(', ')}` : ''}`);
+  const cycles = findCycles(graph).map(
+    ({ path, component }) =>
+      `cycle: ${path.join(' → ')}${component.length > path.length - 1 ? `; ${component.length} files import each other in all: ${component.join(', ')}` : ''}`,
+  );
   return [...layer, ...cycles, ...other];
 }
 
@@ -144,7 +174,9 @@ export function checkArchitecture(root: string, rules: ArchitectureRules): strin
  * at the component's first node in sort order and takes the shortest way back to it, and the
  * component's nodes, sorted.
  */
-export function findCycles(graph: ReadonlyMap<string, readonly string[]>): Array<{ path: string[]; component: string[] }> {
+export function findCycles(
+  graph: ReadonlyMap<string, readonly string[]>,
+): Array<{ path: string[]; component: string[] }> {
   const index = new Map<string, number>();
   const low = new Map<string, number>();
   const stack: string[] = [];
@@ -179,26 +211,28 @@ export function findCycles(graph: ReadonlyMap<string, readonly string[]>): Array
   };
   for (const v of [...graph.keys()].sort()) if (!index.has(v)) strongConnect(v);
 
-  return components.map((component) => {
-    const members = new Set(component);
-    const sorted = [...component].sort();
-    const start = sorted[0]!;
-    // Breadth first from start's successors back to start, inside the component.
-    const previous = new Map<string, string>();
-    const queue = [start];
-    while (queue.length) {
-      const v = queue.shift()!;
-      for (const w of [...(graph.get(v) ?? [])].sort()) {
-        if (!members.has(w) || previous.has(w)) continue;
-        previous.set(w, v);
-        if (w === start) queue.length = 0;
-        else queue.push(w);
-        if (w === start) break;
+  return components
+    .map((component) => {
+      const members = new Set(component);
+      const sorted = [...component].sort();
+      const start = sorted[0]!;
+      // Breadth first from start's successors back to start, inside the component.
+      const previous = new Map<string, string>();
+      const queue = [start];
+      while (queue.length) {
+        const v = queue.shift()!;
+        for (const w of [...(graph.get(v) ?? [])].sort()) {
+          if (!members.has(w) || previous.has(w)) continue;
+          previous.set(w, v);
+          if (w === start) queue.length = 0;
+          else queue.push(w);
+          if (w === start) break;
+        }
       }
-    }
-    const path = [start];
-    for (let v = previous.get(start)!; v !== start; v = previous.get(v)!) path.unshift(v);
-    path.unshift(start);
-    return { path, component: sorted };
-  }).sort((a, b) => a.path[0]!.localeCompare(b.path[0]!));
+      const path = [start];
+      for (let v = previous.get(start)!; v !== start; v = previous.get(v)!) path.unshift(v);
+      path.unshift(start);
+      return { path, component: sorted };
+    })
+    .sort((a, b) => a.path[0]!.localeCompare(b.path[0]!));
 }

@@ -18,7 +18,10 @@ export interface DirServer {
   close(): Promise<void>;
 }
 
-export async function startCaServerOnDir(caDir: string, options: { now?: () => Date; crlCheckIntervalMs?: number } = {}): Promise<DirServer> {
+export async function startCaServerOnDir(
+  caDir: string,
+  options: { now?: () => Date; crlCheckIntervalMs?: number } = {},
+): Promise<DirServer> {
   const logLines: string[] = [];
   const logger = createLogger({ level: 'debug', write: (line) => void logLines.push(line) });
   const material = loadCaMaterial(caDir);
@@ -26,7 +29,11 @@ export async function startCaServerOnDir(caDir: string, options: { now?: () => D
   let server: CaServer;
   try {
     server = await startCaServer({
-      material, store, logger, listen: '127.0.0.1:0', mounts: [dashboardMount],
+      material,
+      store,
+      logger,
+      listen: '127.0.0.1:0',
+      mounts: [dashboardMount],
       ...(options.now ? { now: options.now } : {}),
       ...(options.crlCheckIntervalMs ? { crlCheckIntervalMs: options.crlCheckIntervalMs } : {}),
     });

@@ -23,7 +23,14 @@ export interface CaFixture {
   close(): Promise<void>;
 }
 
-export async function startCaFixture(options: Partial<Omit<InitOptions, 'now'>> & { configEdit?: (yaml: string) => string; now?: () => Date; crlCheckIntervalMs?: number; metricsListen?: string } = {}): Promise<CaFixture> {
+export async function startCaFixture(
+  options: Partial<Omit<InitOptions, 'now'>> & {
+    configEdit?: (yaml: string) => string;
+    now?: () => Date;
+    crlCheckIntervalMs?: number;
+    metricsListen?: string;
+  } = {},
+): Promise<CaFixture> {
   const { now, configEdit: _edit, crlCheckIntervalMs: _interval, metricsListen, ...initOptions } = options;
   const tmp = makeTempDir();
   const caDir = join(tmp.dir, 'ca');
@@ -36,7 +43,16 @@ export async function startCaFixture(options: Partial<Omit<InitOptions, 'now'>> 
   const logger: Logger = createLogger({ level: 'debug', write: (line) => void logLines.push(line) });
   const material = loadCaMaterial(caDir, { passphraseFile: options.passphraseFile });
   const store = openSqliteStore(join(caDir, CA_FILES.database));
-  const server = await startCaServer({ material, store, logger, listen: '127.0.0.1:0', mounts: [dashboardMount], ...(now ? { now } : {}), ...(options.crlCheckIntervalMs ? { crlCheckIntervalMs: options.crlCheckIntervalMs } : {}), ...(metricsListen ? { metricsListen } : {}) });
+  const server = await startCaServer({
+    material,
+    store,
+    logger,
+    listen: '127.0.0.1:0',
+    mounts: [dashboardMount],
+    ...(now ? { now } : {}),
+    ...(options.crlCheckIntervalMs ? { crlCheckIntervalMs: options.crlCheckIntervalMs } : {}),
+    ...(metricsListen ? { metricsListen } : {}),
+  });
   return {
     root: tmp.dir,
     caDir,
@@ -54,7 +70,12 @@ export async function startCaFixture(options: Partial<Omit<InitOptions, 'now'>> 
 }
 
 /** Enrolls an identity with the agent's own code (an identity dir in `fixture.root/name`); ca-http's enrollIdentity enrolls over HTTP, in memory. */
-export async function enrollAgent(fixture: CaFixture, role: string, name: string, extra: { dns?: string[]; ip?: string[] } = {}): Promise<{ dir: string; identity: Identity }> {
+export async function enrollAgent(
+  fixture: CaFixture,
+  role: string,
+  name: string,
+  extra: { dns?: string[]; ip?: string[] } = {},
+): Promise<{ dir: string; identity: Identity }> {
   const { token } = await fixture.server.authority.createToken({ role }, { actor: 'test' });
   const dir = join(fixture.root, name);
   const identity = await enroll({ caUrl: fixture.url, token, dir, name, ...extra });
@@ -64,6 +85,10 @@ export async function enrollAgent(fixture: CaFixture, role: string, name: string
 /** Root plus issuing intermediate: what a gateway needs to verify clients and the CA's CRLs. */
 export function writeClientCaBundle(fixture: CaFixture): string {
   const bundle = join(fixture.root, 'client-ca.pem');
-  writeFileSync(bundle, readFileSync(join(fixture.caDir, CA_FILES.rootCert), 'utf8') + readFileSync(join(fixture.caDir, CA_FILES.intermediateCert), 'utf8'));
+  writeFileSync(
+    bundle,
+    readFileSync(join(fixture.caDir, CA_FILES.rootCert), 'utf8') +
+      readFileSync(join(fixture.caDir, CA_FILES.intermediateCert), 'utf8'),
+  );
   return bundle;
 }

@@ -18,7 +18,7 @@ export interface HttpResult {
   headers: IncomingHttpHeaders;
   body: Buffer;
   text: string;
-  // eslint-disable-next-line @typescript-eslint/no-explicit-any
+  // eslint-disable-next-line @typescript-eslint/no-explicit-any -- each test reads the fields it expects
   json: any;
 }
 
@@ -49,28 +49,36 @@ export function caRequest(baseUrl: string, path: string, options: CaRequestOptio
   let payload: Buffer | undefined;
   const headers: Record<string, string> = { ...(options.headers ?? {}) };
   if (options.body !== undefined) {
-    payload = Buffer.isBuffer(options.body) ? options.body : Buffer.from(typeof options.body === 'string' ? options.body : JSON.stringify(options.body));
+    payload = Buffer.isBuffer(options.body)
+      ? options.body
+      : Buffer.from(typeof options.body === 'string' ? options.body : JSON.stringify(options.body));
     headers['content-type'] ??= 'application/json';
     if (!options.chunked) headers['content-length'] = String(payload.length);
   }
   return new Promise<HttpResult>((resolve, reject) => {
-    const req = request(url, { method: options.method ?? (payload ? 'POST' : 'GET'), agent, headers, timeout: options.timeoutMs ?? 30_000 }, (res) => {
-      const chunks: Buffer[] = [];
-      res.on('data', (c: Buffer) => chunks.push(c));
-      res.on('error', reject);
-      res.on('end', () => {
-        const body = Buffer.concat(chunks);
-        const text = body.toString('utf8');
-        let json: unknown;
-        try {
-          json = JSON.parse(text);
-        } catch {
-          json = undefined;
-        }
-        resolve({ status: res.statusCode ?? 0, headers: res.headers, body, text, json });
-      });
-    });
-    req.on('timeout', () => req.destroy(new Error(`no answer from ${url.href} within ${options.timeoutMs ?? 30_000} ms`)));
+    const req = request(
+      url,
+      { method: options.method ?? (payload ? 'POST' : 'GET'), agent, headers, timeout: options.timeoutMs ?? 30_000 },
+      (res) => {
+        const chunks: Buffer[] = [];
+        res.on('data', (c: Buffer) => chunks.push(c));
+        res.on('error', reject);
+        res.on('end', () => {
+          const body = Buffer.concat(chunks);
+          const text = body.toString('utf8');
+          let json: unknown;
+          try {
+            json = JSON.parse(text);
+          } catch {
+            json = undefined;
+          }
+          resolve({ status: res.statusCode ?? 0, headers: res.headers, body, text, json });
+        });
+      },
+    );
+    req.on('timeout', () =>
+      req.destroy(new Error(`no answer from ${url.href} within ${options.timeoutMs ?? 30_000} ms`)),
+    );
     req.on('error', reject);
     if (payload && options.chunked) {
       // Several writes without a content-length: Node sends Transfer-Encoding: chunked.
@@ -84,7 +92,12 @@ export function caRequest(baseUrl: string, path: string, options: CaRequestOptio
 }
 
 /** Asserts the documented JSON error shape and returns the error object. */
-export function expectError(res: HttpResult, status: number, code: string, what = ''): { code: string; message: string; requestId: string } {
+export function expectError(
+  res: HttpResult,
+  status: number,
+  code: string,
+  what = '',
+): { code: string; message: string; requestId: string } {
   const context = `${what ? `${what}: ` : ''}HTTP ${res.status} ${res.text.slice(0, 500)}`;
   assert.equal(res.status, status, context);
   assert.ok(res.json && typeof res.json === 'object' && res.json.error, `error body expected; ${context}`);
@@ -112,18 +125,38 @@ export interface KeyAndCsr {
   csr: string;
 }
 
-export async function newCsr(request: { commonName?: string; dns?: string[]; ip?: string[] }, keyType: pki.KeyType = 'p256'): Promise<KeyAndCsr> {
+export async function newCsr(
+  request: { commonName?: string; dns?: string[]; ip?: string[] },
+  keyType: pki.KeyType = 'p256',
+): Promise<KeyAndCsr> {
   const key = pki.generatePrivateKey(keyType);
   const csr = await pki.buildCsrPem(key, request);
   return { key, keyPem: pki.privateKeyToPem(key), csr };
 }
 
 /** A key and CSR made by `openssl req -new` in `dir`; `addext` values are passed as -addext. */
-export async function opensslCsr(dir: string, file: string, subject: string, options: { newkey?: string[]; addext?: string[] } = {}): Promise<{ keyPath: string; csrPath: string; keyPem: string; csr: string }> {
+export async function opensslCsr(
+  dir: string,
+  file: string,
+  subject: string,
+  options: { newkey?: string[]; addext?: string[] } = {},
+): Promise<{ keyPath: string; csrPath: string; keyPem: string; csr: string }> {
   const keyPath = join(dir, `${file}.key.pem`);
   const csrPath = join(dir, `${file}.csr.pem`);
   const newkey = options.newkey ?? ['-newkey', 'ec', '-pkeyopt', 'ec_paramgen_curve:prime256v1'];
-  const r = await run('openssl', ['req', '-new', ...newkey, '-nodes', '-keyout', keyPath, '-out', csrPath, '-subj', subject, ...(options.addext ?? []).flatMap((e) => ['-addext', e])]);
+  const r = await run('openssl', [
+    'req',
+    '-new',
+    ...newkey,
+    '-nodes',
+    '-keyout',
+    keyPath,
+    '-out',
+    csrPath,
+    '-subj',
+    subject,
+    ...(options.addext ?? []).flatMap((e) => ['-addext', e]),
+  ]);
   assert.equal(r.status, 0, `openssl req failed: ${output(r)}`);
   return { keyPath, csrPath, keyPem: readFileSync(keyPath, 'utf8'), csr: readFileSync(csrPath, 'utf8') };
 }
@@ -132,7 +165,11 @@ export function output(r: RunResult): string {
   return `status ${r.status}\nstdout:\n${r.stdout.slice(0, 4000)}\nstderr:\n${r.stderr.slice(0, 4000)}`;
 }
 
-export function enrollRequest(fixture: CaFixture, body: object | string | Buffer, extra: Partial<CaRequestOptions> = {}): Promise<HttpResult> {
+export function enrollRequest(
+  fixture: CaFixture,
+  body: object | string | Buffer,
+  extra: Partial<CaRequestOptions> = {},
+): Promise<HttpResult> {
   return caRequest(fixture.url, 'enroll', { method: 'POST', ca: rootPemOf(fixture), body, ...extra });
 }
 
@@ -151,15 +188,26 @@ export interface EnrolledIdentity {
 }
 
 /** Creates a token in-process and enrolls a fresh key through POST /enroll. */
-export async function enrollIdentity(fixture: CaFixture, request: { role: string; name: string; dns?: string[]; ip?: string[] }): Promise<EnrolledIdentity> {
+export async function enrollIdentity(
+  fixture: CaFixture,
+  request: { role: string; name: string; dns?: string[]; ip?: string[] },
+): Promise<EnrolledIdentity> {
   const { token } = await fixture.server.authority.createToken({ role: request.role }, { actor: 'test' });
   const made = await newCsr({ commonName: request.name, dns: request.dns ?? [], ip: request.ip ?? [] });
   const res = await enrollRequest(fixture, { token, csr: made.csr });
   assert.equal(res.status, 201, `enroll ${request.role}/${request.name}: HTTP ${res.status} ${res.text}`);
   const r = res.json as Record<string, string>;
   return {
-    keyPem: made.keyPem, certPem: r.chain!, leafPem: r.certificate!, rootPem: r.root!, serial: r.serial!, fingerprint: r.fingerprint!,
-    name: r.name!, role: r.role!, spiffeId: r.spiffeId!, response: r,
+    keyPem: made.keyPem,
+    certPem: r.chain!,
+    leafPem: r.certificate!,
+    rootPem: r.root!,
+    serial: r.serial!,
+    fingerprint: r.fingerprint!,
+    name: r.name!,
+    role: r.role!,
+    spiffeId: r.spiffeId!,
+    response: r,
   };
 }
 
@@ -170,7 +218,11 @@ export interface IdentityFilesPem {
 }
 
 export function readIdentityPem(dir: string): IdentityFilesPem {
-  return { key: readFileSync(join(dir, 'key.pem'), 'utf8'), cert: readFileSync(join(dir, 'cert.pem'), 'utf8'), ca: readFileSync(join(dir, 'ca.pem'), 'utf8') };
+  return {
+    key: readFileSync(join(dir, 'key.pem'), 'utf8'),
+    cert: readFileSync(join(dir, 'cert.pem'), 'utf8'),
+    ca: readFileSync(join(dir, 'ca.pem'), 'utf8'),
+  };
 }
 
 /** Splits a PEM bundle into its CERTIFICATE blocks (PEM text each). */
@@ -183,4 +235,3 @@ export function writeText(dir: string, name: string, text: string | Buffer): str
   writeFileSync(path, text);
   return path;
 }
-

@@ -12,12 +12,23 @@ export interface CaProcess {
   stop(signal?: NodeJS.Signals): Promise<number | null>;
 }
 
-export function startCaProcess(caDir: string, extraArgs: string[] = [], env: NodeJS.ProcessEnv = {}): Promise<CaProcess> {
+export function startCaProcess(
+  caDir: string,
+  extraArgs: string[] = [],
+  env: NodeJS.ProcessEnv = {},
+): Promise<CaProcess> {
   return new Promise((resolve, reject) => {
-    const child = spawn(process.execPath, [CLI_PATH, 'ca', 'serve', '--dir', caDir, '--listen', '127.0.0.1:0', ...extraArgs], { env: { ...process.env, ...env }, stdio: ['ignore', 'pipe', 'pipe'] });
+    const child = spawn(
+      process.execPath,
+      [CLI_PATH, 'ca', 'serve', '--dir', caDir, '--listen', '127.0.0.1:0', ...extraArgs],
+      { env: { ...process.env, ...env }, stdio: ['ignore', 'pipe', 'pipe'] },
+    );
     let output = '';
     const exited = new Promise<number | null>((done) => child.once('exit', (code) => done(code)));
-    const timer = setTimeout(() => { child.kill('SIGKILL'); reject(new Error(`CA did not start:\n${output}`)); }, 30_000);
+    const timer = setTimeout(() => {
+      child.kill('SIGKILL');
+      reject(new Error(`CA did not start:\n${output}`));
+    }, 30_000);
     const onData = (chunk: Buffer) => {
       output += chunk.toString();
       const listening = findLog(output, 'ca.listening');
@@ -41,6 +52,9 @@ export function startCaProcess(caDir: string, extraArgs: string[] = [], env: Nod
     };
     child.stdout!.on('data', onData);
     child.stderr!.on('data', onData);
-    child.once('exit', (code) => { clearTimeout(timer); reject(new Error(`CA exited with ${code} before starting:\n${output}`)); });
+    child.once('exit', (code) => {
+      clearTimeout(timer);
+      reject(new Error(`CA exited with ${code} before starting:\n${output}`));
+    });
   });
 }

@@ -9,7 +9,13 @@ import { writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { buildRootCertificate } from '../../src/pki/ca-certificates.js';
 import { generatePrivateKey, privateKeyToPem, spkiDer } from '../../src/pki/keys.js';
-import { buildLeafCertificate, prepareSigningAuthority, randomSerial, type LeafProfile, type SigningAuthority } from '../../src/pki/leaf-certificate.js';
+import {
+  buildLeafCertificate,
+  prepareSigningAuthority,
+  randomSerial,
+  type LeafProfile,
+  type SigningAuthority,
+} from '../../src/pki/leaf-certificate.js';
 import { toPem } from '../../src/pki/pem.js';
 import { requireTool, startProxyOnFreePort, type ProxyProcess } from './proxy-peers.js';
 
@@ -46,17 +52,35 @@ export async function makeTestCa(commonName: string): Promise<TestCa> {
   const now = Date.now();
   const validity = { notBefore: new Date(now - 3_600_000), notAfter: new Date(now + 30 * 86_400_000) };
   const certDer = await buildRootCertificate(key, { commonName, organization: 'Gatehouse tests', ...validity });
-  return { certDer, certPem: toPem('CERTIFICATE', certDer), keyPem: privateKeyToPem(key), authority: prepareSigningAuthority(certDer, key) };
+  return {
+    certDer,
+    certPem: toPem('CERTIFICATE', certDer),
+    keyPem: privateKeyToPem(key),
+    authority: prepareSigningAuthority(certDer, key),
+  };
 }
 
 /** A TLS credential from `ca`: a server cert for 127.0.0.1, or a client cert. */
-export function issueTlsCredential(ca: TestCa, name: string, profile: LeafProfile): { certPem: string; keyPem: string } {
+export function issueTlsCredential(
+  ca: TestCa,
+  name: string,
+  profile: LeafProfile,
+): { certPem: string; keyPem: string } {
   const key = generatePrivateKey('p256');
   const now = Date.now();
   const der = buildLeafCertificate(ca.authority, {
-    serial: randomSerial(), commonName: name, organization: 'Gatehouse tests', organizationalUnit: 'tls', spkiDer: spkiDer(key),
-    notBefore: new Date(now - 60_000), notAfter: new Date(now + 86_400_000), profile,
-    dns: profile === 'client' ? [] : ['localhost'], ip: profile === 'client' ? [] : ['127.0.0.1'], uri: [], email: [],
+    serial: randomSerial(),
+    commonName: name,
+    organization: 'Gatehouse tests',
+    organizationalUnit: 'tls',
+    spkiDer: spkiDer(key),
+    notBefore: new Date(now - 60_000),
+    notAfter: new Date(now + 86_400_000),
+    profile,
+    dns: profile === 'client' ? [] : ['localhost'],
+    ip: profile === 'client' ? [] : ['127.0.0.1'],
+    uri: [],
+    email: [],
   });
   return { certPem: toPem('CERTIFICATE', der), keyPem: privateKeyToPem(key) };
 }
@@ -67,7 +91,10 @@ export function issueTlsCredential(ca: TestCa, name: string, profile: LeafProfil
  * ("authentication required" on sign, "invalid token" on authsign) instead of a silent fallback.
  */
 function cfsslConfig(authKeyHex: string): object {
-  const profile = (usages: string[]) => ({ expiry: `${CFSSL_EXPIRY_HOURS}h`, usages: ['digital signature', ...usages] });
+  const profile = (usages: string[]) => ({
+    expiry: `${CFSSL_EXPIRY_HOURS}h`,
+    usages: ['digital signature', ...usages],
+  });
   return {
     signing: {
       default: { ...profile(['client auth']), auth_key: 'nobody' },
@@ -79,7 +106,10 @@ function cfsslConfig(authKeyHex: string): object {
         [AUTHED_SERVER_PROFILE]: { ...profile(['server auth']), auth_key: 'gatehouse' },
       },
     },
-    auth_keys: { gatehouse: { type: 'standard', key: authKeyHex }, nobody: { type: 'standard', key: randomBytes(32).toString('hex') } },
+    auth_keys: {
+      gatehouse: { type: 'standard', key: authKeyHex },
+      nobody: { type: 'standard', key: randomBytes(32).toString('hex') },
+    },
   };
 }
 
@@ -87,13 +117,22 @@ export async function startCfsslServer(options: CfsslServerOptions): Promise<Cfs
   const cfssl = requireTool('cfssl', 'golang-cfssl');
   const ca = await makeTestCa('cfssl Test Root');
   const authKeyHex = randomBytes(16).toString('hex');
-  const file = (name: string, text: string) => { const path = join(options.dir, name); writeFileSync(path, text, { mode: 0o600 }); return path; };
+  const file = (name: string, text: string) => {
+    const path = join(options.dir, name);
+    writeFileSync(path, text, { mode: 0o600 });
+    return path;
+  };
   const config = file('config.json', JSON.stringify(cfsslConfig(authKeyHex)));
   const base = ['-ca', file('ca.pem', ca.certPem), '-ca-key', file('ca-key.pem', ca.keyPem), '-config', config];
-  const tls = options.tls ? ['-tls-cert', file('tls.pem', options.tls.certPem), '-tls-key', file('tls-key.pem', options.tls.keyPem)] : [];
+  const tls = options.tls
+    ? ['-tls-cert', file('tls.pem', options.tls.certPem), '-tls-key', file('tls-key.pem', options.tls.keyPem)]
+    : [];
   const mutual = options.mutualTlsCaPem ? ['-mutual-tls-ca', file('client-ca.pem', options.mutualTlsCaPem)] : [];
   const proc = await startProxyOnFreePort((port) => ({
-    name: 'cfssl serve', command: cfssl, port, readyTimeoutMs: 15_000,
+    name: 'cfssl serve',
+    command: cfssl,
+    port,
+    readyTimeoutMs: 15_000,
     args: ['serve', '-address', '127.0.0.1', '-port', String(port), ...base, ...tls, ...mutual, '-loglevel', '1'],
   }));
   const url = `${options.tls ? 'https' : 'http'}://127.0.0.1:${proc.port}`;

@@ -25,14 +25,31 @@ export interface TestLeaf {
 const VALIDITY = { notBefore: new Date('2020-01-01T00:00:00Z'), notAfter: new Date('2060-01-01T00:00:00Z') };
 
 function testCa(certDer: Buffer, key: KeyObject, name: string): TestCa {
-  return { certDer, certPem: pki.toPem('CERTIFICATE', certDer), key, authority: pki.prepareSigningAuthority(certDer, key), name };
+  return {
+    certDer,
+    certPem: pki.toPem('CERTIFICATE', certDer),
+    key,
+    authority: pki.prepareSigningAuthority(certDer, key),
+    name,
+  };
 }
 
-export async function buildTestPki(label = 'Revocation', type: pki.KeyType = 'p256'): Promise<{ root: TestCa; intermediate: TestCa; bundlePem: string }> {
+export async function buildTestPki(
+  label = 'Revocation',
+  type: pki.KeyType = 'p256',
+): Promise<{ root: TestCa; intermediate: TestCa; bundlePem: string }> {
   const rootKey = pki.generatePrivateKey(type);
   const intKey = pki.generatePrivateKey(type);
-  const rootDer = await pki.buildRootCertificate(rootKey, { commonName: `${label} Root`, organization: 'Gatehouse Test', ...VALIDITY });
-  const intDer = await pki.buildIntermediateCertificate(intKey, { certDer: rootDer, key: rootKey }, { commonName: `${label} Issuing`, organization: 'Gatehouse Test', ...VALIDITY });
+  const rootDer = await pki.buildRootCertificate(rootKey, {
+    commonName: `${label} Root`,
+    organization: 'Gatehouse Test',
+    ...VALIDITY,
+  });
+  const intDer = await pki.buildIntermediateCertificate(
+    intKey,
+    { certDer: rootDer, key: rootKey },
+    { commonName: `${label} Issuing`, organization: 'Gatehouse Test', ...VALIDITY },
+  );
   const root = testCa(rootDer, rootKey, `${label} Root`);
   const intermediate = testCa(intDer, intKey, `${label} Issuing`);
   return { root, intermediate, bundlePem: root.certPem + intermediate.certPem };
@@ -42,9 +59,18 @@ export async function buildTestPki(label = 'Revocation', type: pki.KeyType = 'p2
 export function issueLeaf(ca: TestCa, name: string, serial?: string): TestLeaf {
   const serialBytes = serial ? Buffer.from(serial.length % 2 ? `0${serial}` : serial, 'hex') : pki.randomSerial();
   const der = pki.buildLeafCertificate(ca.authority, {
-    serial: serialBytes, commonName: name, organizationalUnit: 'web', organization: 'Gatehouse Test',
-    spkiDer: pki.spkiDer(pki.generatePrivateKey('p256')), notBefore: VALIDITY.notBefore, notAfter: VALIDITY.notAfter,
-    profile: 'client', dns: [], ip: [], uri: [], email: [],
+    serial: serialBytes,
+    commonName: name,
+    organizationalUnit: 'web',
+    organization: 'Gatehouse Test',
+    spkiDer: pki.spkiDer(pki.generatePrivateKey('p256')),
+    notBefore: VALIDITY.notBefore,
+    notAfter: VALIDITY.notAfter,
+    profile: 'client',
+    dns: [],
+    ip: [],
+    uri: [],
+    email: [],
   });
   return { der, pem: pki.toPem('CERTIFICATE', der), serial: pki.parseCertificate(der).serial };
 }
@@ -62,7 +88,9 @@ export function makeCrl(ca: TestCa, options: CrlOptions): Buffer {
     crlNumber: options.crlNumber,
     thisUpdate,
     nextUpdate: options.nextUpdate ?? new Date(thisUpdate.getTime() + 86_400_000),
-    entries: (options.revoked ?? []).map((e) => (typeof e === 'string' ? { serial: e, revokedAt: thisUpdate, reason: 'keyCompromise' as const } : e)),
+    entries: (options.revoked ?? []).map((e) =>
+      typeof e === 'string' ? { serial: e, revokedAt: thisUpdate, reason: 'keyCompromise' as const } : e,
+    ),
   });
 }
 
@@ -80,5 +108,9 @@ export function makeCrlWithoutNextUpdate(ca: TestCa, revokedSerial: string): Buf
     der.time(new Date(Date.now() - 60_000)),
     der.seq(der.seq(der.uintBytes(Buffer.from(revokedSerial, 'hex')), der.time(new Date(Date.now() - 60_000)))),
   );
-  return der.seq(tbs, ca.authority.algorithm.identifierDer, der.bitString(pki.signWith(ca.authority.algorithm, ca.key, tbs)));
+  return der.seq(
+    tbs,
+    ca.authority.algorithm.identifierDer,
+    der.bitString(pki.signWith(ca.authority.algorithm, ca.key, tbs)),
+  );
 }

@@ -10,14 +10,20 @@ export const HOSTILE = `<script>alert(1)</script><img src=x onerror=alert(1)>"'\
 
 /** Only the dashboard's own script tag, no injected element or handler outside quoted attributes, and no raw HOSTILE. */
 export function assertNoInjectedMarkup(res: HttpResult, what: string): void {
-  assert.deepEqual(res.text.match(/<script\b[^>]*>/gi) ?? [], ['<script src="/dashboard/static/dashboard.js" defer>'], what);
+  assert.deepEqual(
+    res.text.match(/<script\b[^>]*>/gi) ?? [],
+    ['<script src="/dashboard/static/dashboard.js" defer>'],
+    what,
+  );
   assert.doesNotMatch(res.text.replace(/"[^"]*"/g, '""'), /<img\b|<[a-z][^>]*\son[a-z]+\s*=|javascript:/i, what);
   assert.ok(!res.text.includes(HOSTILE), `${what}: raw value absent`);
 }
 
 /** The names in the fleet table's rows, sorted. */
 export function rowNames(res: HttpResult): string[] {
-  return [...res.text.matchAll(/<th scope="row"><a href="\/dashboard\/identity\/[^"]+">([^<]+)<\/a><\/th>/g)].map((m) => m[1]!).sort();
+  return [...res.text.matchAll(/<th scope="row"><a href="\/dashboard\/identity\/[^"]+">([^<]+)<\/a><\/th>/g)]
+    .map((m) => m[1]!)
+    .sort();
 }
 
 /** The fleet table row of one identity. */

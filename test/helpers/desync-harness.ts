@@ -16,7 +16,13 @@ import { join } from 'node:path';
 import { connect as connectH2, type ClientHttp2Stream, type OutgoingHttpHeaders } from 'node:http2';
 import { makeCa, makeLeaf, type OpensslCa, type OpensslLeaf } from './openssl-pki.js';
 import { startGatewayProcess, type GatewayProcess, type LogLine } from './gateway-process.js';
-import { startRecordingUpstream, waitUntil, type RecordedRequest, type RecordingUpstream, type UpstreamKind } from './recording-upstream.js';
+import {
+  startRecordingUpstream,
+  waitUntil,
+  type RecordedRequest,
+  type RecordingUpstream,
+  type UpstreamKind,
+} from './recording-upstream.js';
 import { finalResponses, rawExchange, type RawExchange, type Step } from './raw-http-client.js';
 
 export type ClientName = 'alice' | 'carol' | 'none';
@@ -61,7 +67,13 @@ const POLICY = {
   rules: [
     { id: 'alice-hello', effect: 'allow', methods: ['GET'], paths: ['/hello'], identities: ['alice'] },
     { id: 'alice-submit', effect: 'allow', methods: ['POST'], paths: ['/submit'], identities: ['alice'] },
-    { id: 'carol-hello', effect: 'allow', methods: ['DELETE', 'OPTIONS', 'TRACE'], paths: ['/hello'], identities: ['carol'] },
+    {
+      id: 'carol-hello',
+      effect: 'allow',
+      methods: ['DELETE', 'OPTIONS', 'TRACE'],
+      paths: ['/hello'],
+      identities: ['carol'],
+    },
     { id: 'sentinel', effect: 'allow', methods: ['GET'], paths: ['/hello'], identities: ['bob'] },
   ],
 };
@@ -94,8 +106,18 @@ export async function makePki(dir: string): Promise<Pki> {
   ]);
   const policyFile = join(dir, 'policy.json');
   writeFileSync(policyFile, JSON.stringify(POLICY));
-  const client = (leaf: OpensslLeaf) => ({ leaf, cert: readFileSync(leaf.certPath, 'utf8'), key: readFileSync(leaf.keyPath, 'utf8') });
-  return { ca, caPem: ca.pem, server, clients: { alice: client(alice), bob: client(bob), carol: client(carol) }, policyFile };
+  const client = (leaf: OpensslLeaf) => ({
+    leaf,
+    cert: readFileSync(leaf.certPath, 'utf8'),
+    key: readFileSync(leaf.keyPath, 'utf8'),
+  });
+  return {
+    ca,
+    caPem: ca.pem,
+    server,
+    clients: { alice: client(alice), bob: client(bob), carol: client(carol) },
+    policyFile,
+  };
 }
 
 export interface CaseOutcome {
@@ -115,7 +137,10 @@ export class DesyncRig {
   readonly crashes: Array<{ name: string; exit: string; stderr: string }> = [];
   private sentinelCounter = 0;
 
-  constructor(readonly kind: UpstreamKind, readonly pki: Pki) {}
+  constructor(
+    readonly kind: UpstreamKind,
+    readonly pki: Pki,
+  ) {}
 
   async start(): Promise<void> {
     this.upstream = await startRecordingUpstream(this.kind);
@@ -129,8 +154,12 @@ export class DesyncRig {
 
   private async startGateway(): Promise<void> {
     this.gateway = await startGatewayProcess({
-      cert: this.pki.server.certPath, key: this.pki.server.keyPath, clientCa: this.pki.ca.certPath,
-      upstream: this.upstream.url, policy: this.pki.policyFile, extraArgs: ['--workers', '1'],
+      cert: this.pki.server.certPath,
+      key: this.pki.server.keyPath,
+      clientCa: this.pki.ca.certPath,
+      upstream: this.upstream.url,
+      policy: this.pki.policyFile,
+      extraArgs: ['--workers', '1'],
     });
   }
 
@@ -141,7 +170,11 @@ export class DesyncRig {
     // A process that just crashed may not have reported its exit yet: give it `graceMs`.
     if (graceMs > 0) await waitUntil(dead, graceMs, 'the gateway to exit').catch(() => undefined);
     if (!dead()) return false;
-    this.crashes.push({ name, exit: String(child.exitCode ?? child.signalCode), stderr: this.gateway.stderr().slice(-3000) });
+    this.crashes.push({
+      name,
+      exit: String(child.exitCode ?? child.signalCode),
+      stderr: this.gateway.stderr().slice(-3000),
+    });
     await this.startGateway();
     return true;
   }
@@ -154,8 +187,14 @@ export class DesyncRig {
     return this.partitioned(c.name, async () => {
       const steps = typeof c.bytes === 'string' || Buffer.isBuffer(c.bytes) ? [c.bytes] : c.bytes;
       return rawExchange({
-        port: this.gateway.port, ca: this.pki.caPem, ...this.clientCredentials(c.client ?? 'alice'), steps,
-        bodiless: c.bodiless, idleMs: options.idleMs ?? 200, minResponses: minResponsesOf(c.expect), maxMs: 4000,
+        port: this.gateway.port,
+        ca: this.pki.caPem,
+        ...this.clientCredentials(c.client ?? 'alice'),
+        steps,
+        bodiless: c.bodiless,
+        idleMs: options.idleMs ?? 200,
+        minResponses: minResponsesOf(c.expect),
+        maxMs: 4000,
       });
     });
   }
@@ -179,10 +218,16 @@ export class DesyncRig {
     let gatewayDown: string | null = null;
     if (!sentinel.ok) {
       gatewayDown = sentinel.why;
-      if (await this.restartIfDead(name, 2000)) gatewayDown += ` (the gateway process died: exit ${this.crashes.at(-1)!.exit})`;
+      if (await this.restartIfDead(name, 2000))
+        gatewayDown += ` (the gateway process died: exit ${this.crashes.at(-1)!.exit})`;
     }
-    const upstream = this.upstream.requests().slice(upMark).filter((r) => !r.target.startsWith('/hello?sentinel='));
-    const lines = sentinel.ok ? this.gateway.logs().slice(logMark, sentinel.logIndex) : this.gateway.logs().slice(logMark);
+    const upstream = this.upstream
+      .requests()
+      .slice(upMark)
+      .filter((r) => !r.target.startsWith('/hello?sentinel='));
+    const lines = sentinel.ok
+      ? this.gateway.logs().slice(logMark, sentinel.logIndex)
+      : this.gateway.logs().slice(logMark);
     return { exchange: result, upstream, gatewayLines: lines.filter((l) => l.msg === 'gateway.request'), gatewayDown };
   }
 
@@ -193,16 +238,31 @@ export class DesyncRig {
     const logMark = gateway.logs().length;
     try {
       const x = await rawExchange({
-        port: gateway.port, ca: this.pki.caPem, cert: this.pki.clients.bob.cert, key: this.pki.clients.bob.key,
-        steps: [`GET ${target} HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n\r\n`], minResponses: 1, maxMs: 5000,
+        port: gateway.port,
+        ca: this.pki.caPem,
+        cert: this.pki.clients.bob.cert,
+        key: this.pki.clients.bob.key,
+        steps: [`GET ${target} HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n\r\n`],
+        minResponses: 1,
+        maxMs: 5000,
       });
       const status = finalResponses(x)[0]?.status;
-      if (status !== 200) return { ok: false, why: `the next allowed request on a new connection got ${status ?? `no answer (${x.endedBy}, ${x.error ?? 'no error'})`}` };
+      if (status !== 200)
+        return {
+          ok: false,
+          why: `the next allowed request on a new connection got ${status ?? `no answer (${x.endedBy}, ${x.error ?? 'no error'})`}`,
+        };
       await this.upstream.waitFor((r) => r.target === target, 3000);
-      const index = await waitUntil(() => {
-        const i = gateway.logs().findIndex((l, k) => k >= logMark && l.msg === 'gateway.request' && l.identity === 'bob');
-        return i >= 0 ? i : undefined;
-      }, 3000, 'the sentinel access-log line');
+      const index = await waitUntil(
+        () => {
+          const i = gateway
+            .logs()
+            .findIndex((l, k) => k >= logMark && l.msg === 'gateway.request' && l.identity === 'bob');
+          return i >= 0 ? i : undefined;
+        },
+        3000,
+        'the sentinel access-log line',
+      );
       return { ok: true, logIndex: index };
     } catch (err) {
       return { ok: false, why: `the next allowed request on a new connection failed: ${(err as Error).message}` };
@@ -214,8 +274,18 @@ function minResponsesOf(expect: Expect): number {
   return (expect.statuses ?? []).filter((allowed) => !allowed.includes(0)).length;
 }
 
-async function h2Request(port: number, pki: Pki, headers: OutgoingHttpHeaders, body: string): Promise<{ status: number | null; error: string | null }> {
-  const session = connectH2(`https://localhost:${port}`, { ca: pki.caPem, cert: pki.clients.alice.cert, key: pki.clients.alice.key, servername: 'localhost' });
+async function h2Request(
+  port: number,
+  pki: Pki,
+  headers: OutgoingHttpHeaders,
+  body: string,
+): Promise<{ status: number | null; error: string | null }> {
+  const session = connectH2(`https://localhost:${port}`, {
+    ca: pki.caPem,
+    cert: pki.clients.alice.cert,
+    key: pki.clients.alice.key,
+    servername: 'localhost',
+  });
   session.on('error', () => undefined);
   try {
     return await new Promise((resolve) => {
@@ -224,14 +294,28 @@ async function h2Request(port: number, pki: Pki, headers: OutgoingHttpHeaders, b
       try {
         stream = session.request(headers, { endStream: body === '' });
       } catch (err) {
-        resolve({ status: null, error: `client refused to send: ${(err as NodeJS.ErrnoException).code ?? (err as Error).message}` });
+        resolve({
+          status: null,
+          error: `client refused to send: ${(err as NodeJS.ErrnoException).code ?? (err as Error).message}`,
+        });
         return;
       }
-      const timer = setTimeout(() => { stream.close(); resolve({ status, error: 'no end within 4 s' }); }, 4000);
-      stream.on('response', (h) => { status = Number(h[':status']); });
+      const timer = setTimeout(() => {
+        stream.close();
+        resolve({ status, error: 'no end within 4 s' });
+      }, 4000);
+      stream.on('response', (h) => {
+        status = Number(h[':status']);
+      });
       stream.on('data', () => undefined);
-      stream.on('error', (err: NodeJS.ErrnoException) => { clearTimeout(timer); resolve({ status, error: err.code ?? err.message }); });
-      stream.on('close', () => { clearTimeout(timer); resolve({ status, error: stream.rstCode ? `RST_STREAM ${stream.rstCode}` : null }); });
+      stream.on('error', (err: NodeJS.ErrnoException) => {
+        clearTimeout(timer);
+        resolve({ status, error: err.code ?? err.message });
+      });
+      stream.on('close', () => {
+        clearTimeout(timer);
+        resolve({ status, error: stream.rstCode ? `RST_STREAM ${stream.rstCode}` : null });
+      });
       if (body !== '') stream.end(body);
     });
   } finally {
@@ -243,11 +327,17 @@ async function h2Request(port: number, pki: Pki, headers: OutgoingHttpHeaders, b
 
 const IDENTITY_NAME = /^(x[-_]client[-_]|ssl[-_]client[-_]|x[-_]forwarded[-_](tls[-_])?client|client[-_]cert)/i;
 
-const values = (r: RecordedRequest, name: string) => r.headers.filter(([n]) => n.toLowerCase() === name).map(([, v]) => v);
+const values = (r: RecordedRequest, name: string) =>
+  r.headers.filter(([n]) => n.toLowerCase() === name).map(([, v]) => v);
 const pathOf = (target: string) => target.split('?')[0]!;
 /** One line per app request; the gateway's certificate and fingerprint headers are left out (long, and checked elsewhere). */
 const describeRequest = (r: RecordedRequest) => {
-  const shown = r.headers.filter(([n]) => !/^(client-cert|client-cert-chain|x-client-fingerprint|x-client-subject|x-client-serial|x-forwarded-for|x-real-ip|x-forwarded-proto)$/i.test(n));
+  const shown = r.headers.filter(
+    ([n]) =>
+      !/^(client-cert|client-cert-chain|x-client-fingerprint|x-client-subject|x-client-serial|x-forwarded-for|x-real-ip|x-forwarded-proto)$/i.test(
+        n,
+      ),
+  );
   return `${r.method} ${JSON.stringify(r.target)} ${r.version}${r.complete ? '' : ' (incomplete)'} body=${JSON.stringify(r.body.toString('latin1').slice(0, 80))} headers=${JSON.stringify(shown.map(([n, v]) => `${n}: ${v.slice(0, 60)}`))}`;
 };
 
@@ -263,12 +353,16 @@ export function invariantViolations(outcome: CaseOutcome, client: ClientName): s
 function requestViolations(r: RecordedRequest, client: ClientName): string[] {
   const v: string[] = [];
   const what = `app parsed ${describeRequest(r)}`;
-  if (/smuggled/i.test(r.target) || r.headers.some(([, value]) => /smuggled/i.test(value))) v.push(`${what}: a smuggled request reached the app`);
+  if (/smuggled/i.test(r.target) || r.headers.some(([, value]) => /smuggled/i.test(value)))
+    v.push(`${what}: a smuggled request reached the app`);
   const names = values(r, 'x-client-name');
-  if (!policyAllows(names[0] ?? '', r.method, pathOf(r.target))) v.push(`${what}: not allowed by the policy for ${JSON.stringify(names)}`);
-  if (client !== 'none' && (names.length !== 1 || names[0] !== client)) v.push(`${what}: X-Client-Name should be exactly [${client}], is ${JSON.stringify(names)}`);
+  if (!policyAllows(names[0] ?? '', r.method, pathOf(r.target)))
+    v.push(`${what}: not allowed by the policy for ${JSON.stringify(names)}`);
+  if (client !== 'none' && (names.length !== 1 || names[0] !== client))
+    v.push(`${what}: X-Client-Name should be exactly [${client}], is ${JSON.stringify(names)}`);
   const verify = values(r, 'x-client-verify');
-  if (verify.length !== 1 || verify[0] !== 'SUCCESS') v.push(`${what}: X-Client-Verify should be exactly [SUCCESS], is ${JSON.stringify(verify)}`);
+  if (verify.length !== 1 || verify[0] !== 'SUCCESS')
+    v.push(`${what}: X-Client-Verify should be exactly [SUCCESS], is ${JSON.stringify(verify)}`);
   const identity = [...r.headers, ...r.trailers].filter(([n]) => IDENTITY_NAME.test(n.trim()));
   const forged = identity.filter(([, value]) => /FORGED/i.test(value));
   if (forged.length) v.push(`${what}: attacker-written identity headers reached the app: ${JSON.stringify(forged)}`);
@@ -280,7 +374,8 @@ function requestViolations(r: RecordedRequest, client: ClientName): string[] {
   }
   // RFC 9112 §3.2: more than one Host is a 400; an app must never get to choose between two.
   if (values(r, 'host').length > 1) v.push(`${what}: more than one Host header`);
-  if (r.headers.some(([n, value]) => /[\r\n\0]/.test(n + value))) v.push(`${what}: CR, LF or NUL inside a forwarded header`);
+  if (r.headers.some(([n, value]) => /[\r\n\0]/.test(n + value)))
+    v.push(`${what}: CR, LF or NUL inside a forwarded header`);
   return v;
 }
 
@@ -291,17 +386,23 @@ function requestViolations(r: RecordedRequest, client: ClientName): string[] {
  * request means the app's answer belonged to some other request.
  */
 function admissionMismatches(upstream: RecordedRequest[], lines: LogLine[]): string[] {
-  const admitted = lines.filter((l) => l.decision === 'allowed' || (l.decision === 'failed' && typeof l.path === 'string'));
+  const admitted = lines.filter(
+    (l) => l.decision === 'allowed' || (l.decision === 'failed' && typeof l.path === 'string'),
+  );
   const used = new Set<LogLine>();
   const v: string[] = [];
   for (const r of upstream) {
     const line = admitted.find((l) => !used.has(l) && l.method === r.method && l.path === pathOf(r.target));
     if (line) used.add(line);
-    else if (r.complete) v.push(`app parsed ${describeRequest(r)} but the gateway admitted no such request (access log: ${JSON.stringify(lines.map((l) => `${l.decision} ${l.method ?? ''} ${l.path ?? ''} ${l.status}`))})`);
+    else if (r.complete)
+      v.push(
+        `app parsed ${describeRequest(r)} but the gateway admitted no such request (access log: ${JSON.stringify(lines.map((l) => `${l.decision} ${l.method ?? ''} ${l.path ?? ''} ${l.status}`))})`,
+      );
   }
   for (const l of admitted) {
     // A request cut short (`aborted`) may have ended before its head reached the app.
-    if (!used.has(l) && l.decision === 'allowed' && l.aborted !== true && Number(l.status) < 500) v.push(`gateway admitted ${l.method} ${l.path} (status ${l.status}) but the app never parsed it`);
+    if (!used.has(l) && l.decision === 'allowed' && l.aborted !== true && Number(l.status) < 500)
+      v.push(`gateway admitted ${l.method} ${l.path} (status ${l.status}) but the app never parsed it`);
   }
   return v;
 }
@@ -314,18 +415,25 @@ export function expectationViolations(c: DesyncCase, outcome: CaseOutcome): stri
     const got = finalResponses(x).map((r) => r.status);
     c.expect.statuses.forEach((allowed, i) => {
       const status = got[i] ?? 0;
-      if (!allowed.includes(status)) v.push(`response ${i + 1}: ${status ? `status ${status}` : `none (${x.endedBy === 'close' ? 'connection closed without a status' : x.endedBy})`}, expected one of ${allowed.join('/')} (all: ${got.join(', ') || 'none'})`);
+      if (!allowed.includes(status))
+        v.push(
+          `response ${i + 1}: ${status ? `status ${status}` : `none (${x.endedBy === 'close' ? 'connection closed without a status' : x.endedBy})`}, expected one of ${allowed.join('/')} (all: ${got.join(', ') || 'none'})`,
+        );
     });
-    if (got.length > c.expect.statuses.length) v.push(`${got.length} responses, expected at most ${c.expect.statuses.length}: ${got.join(', ')}`);
+    if (got.length > c.expect.statuses.length)
+      v.push(`${got.length} responses, expected at most ${c.expect.statuses.length}: ${got.join(', ')}`);
   }
-  if (x && c.expect.closes && x.endedBy !== 'close') v.push(`the gateway kept the connection open (${x.endedBy}) after an ambiguously framed request`);
+  if (x && c.expect.closes && x.endedBy !== 'close')
+    v.push(`the gateway kept the connection open (${x.endedBy}) after an ambiguously framed request`);
   if (c.expect.upstream) {
     const seen = c.expect.allowAborted ? outcome.upstream.filter((r) => r.complete) : outcome.upstream;
     // Pipelined requests may travel on different pooled upstream connections, so the app can
     // parse them in any order: the expectation is the set of requests, not their sequence.
     const matches = c.expect.upstream.some((alt) => alt.length === seen.length && matchesInAnyOrder(alt, seen));
     if (!matches) {
-      v.push(`the app parsed [${outcome.upstream.map(describeRequest).join('; ')}], expected one of: ${c.expect.upstream.map((alt) => `[${alt.map((s) => `${s.method} ${s.target}${s.body !== undefined ? ` body=${JSON.stringify(s.body.slice(0, 60))}` : ''}`).join(', ')}]`).join(' | ')}`);
+      v.push(
+        `the app parsed [${outcome.upstream.map(describeRequest).join('; ')}], expected one of: ${c.expect.upstream.map((alt) => `[${alt.map((s) => `${s.method} ${s.target}${s.body !== undefined ? ` body=${JSON.stringify(s.body.slice(0, 60))}` : ''}`).join(', ')}]`).join(' | ')}`,
+      );
     }
   }
   return v;
@@ -348,6 +456,8 @@ function seenMatches(s: Seen, r: RecordedRequest): boolean {
 
 export function describeOutcome(outcome: CaseOutcome): string {
   const x = outcome.exchange;
-  const client = x ? `client got ${JSON.stringify(x.raw.toString('latin1').slice(0, 600))} (${x.endedBy}${x.error ? `, ${x.error}` : ''})` : `h2: ${JSON.stringify(outcome.h2)}`;
+  const client = x
+    ? `client got ${JSON.stringify(x.raw.toString('latin1').slice(0, 600))} (${x.endedBy}${x.error ? `, ${x.error}` : ''})`
+    : `h2: ${JSON.stringify(outcome.h2)}`;
   return `${client}\napp parsed: ${outcome.upstream.map(describeRequest).join('\n  ') || 'nothing'}\ngateway log: ${JSON.stringify(outcome.gatewayLines.map((l) => `${l.decision} ${l.method ?? ''} ${l.path ?? ''} ${l.status} ${l.reason ?? ''}`))}`;
 }

@@ -68,7 +68,8 @@ function parseAnnotation(body: string, where: string): Annotation | { kind: 'aft
       if (!arg) throw new Error(`${where}: "skip" needs a reason`);
       return { kind: 'skip', reason: arg };
     case 'expect-exit':
-      if (!/^\d+$/.test(arg) || Number(arg) === 0) throw new Error(`${where}: "expect-exit" needs a non-zero exit code, got "${arg}"`);
+      if (!/^\d+$/.test(arg) || Number(arg) === 0)
+        throw new Error(`${where}: "expect-exit" needs a non-zero exit code, got "${arg}"`);
       return { kind: 'expect-exit', code: Number(arg) };
     case 'file':
       if (!arg || /\s/.test(arg)) throw new Error(`${where}: "file" needs one relative PATH, got "${arg}"`);
@@ -102,10 +103,12 @@ export function parseMarkdown(text: string, file: string): Doc {
     }
     const fence = /^( {0,3})(`{3,}|~{3,})\s*([^\s`]*)/.exec(line);
     if (!fence) {
-      if (pending && line.trim() !== '') throw new Error(`${file}:${pending.line}: annotation not on the line just before a code block`);
+      if (pending && line.trim() !== '')
+        throw new Error(`${file}:${pending.line}: annotation not on the line just before a code block`);
       continue;
     }
-    if (pending && pending.line !== i) throw new Error(`${file}:${pending.line}: annotation not on the line just before a code block`);
+    if (pending && pending.line !== i)
+      throw new Error(`${file}:${pending.line}: annotation not on the line just before a code block`);
     const [, indent, marker] = fence;
     const lang = fence[3]!.toLowerCase();
     const body: string[] = [];
@@ -120,12 +123,23 @@ export function parseMarkdown(text: string, file: string): Doc {
     pending = null;
     const shell = SHELL_LANGS.has(lang);
     if (annotation && !shell && annotation.kind !== 'file' && annotation.kind !== 'skip') {
-      throw new Error(`${where}: "${annotation.kind}" applies to shell blocks, this one is \`${lang || 'unlabelled'}\``);
+      throw new Error(
+        `${where}: "${annotation.kind}" applies to shell blocks, this one is \`${lang || 'unlabelled'}\``,
+      );
     }
     if (lang === 'console' && annotation?.kind !== 'skip') {
-      throw new Error(`${where}: a \`console\` block cannot run as written: write the commands as \`sh\` and their output as \`text\` (or skip it with a reason)`);
+      throw new Error(
+        `${where}: a \`console\` block cannot run as written: write the commands as \`sh\` and their output as \`text\` (or skip it with a reason)`,
+      );
     }
-    blocks.push({ file, line: i + 1, lang, code: `${body.join('\n')}\n`, shell: shell || lang === 'console', annotation });
+    blocks.push({
+      file,
+      line: i + 1,
+      lang,
+      code: `${body.join('\n')}\n`,
+      shell: shell || lang === 'console',
+      annotation,
+    });
     i = j;
   }
   if (pending) throw new Error(`${file}:${pending.line}: annotation not followed by a code block`);
@@ -165,7 +179,9 @@ export interface SessionResult {
 export function withPrerequisites(doc: Doc, seen = new Set<string>()): Doc[] {
   if (seen.has(resolve(doc.file))) throw new Error(`${doc.file}: "after" chain loops back to it`);
   seen.add(resolve(doc.file));
-  const before = doc.after.flatMap((p) => withPrerequisites(loadDoc(relative(process.cwd(), resolve(dirname(doc.file), p))), seen));
+  const before = doc.after.flatMap((p) =>
+    withPrerequisites(loadDoc(relative(process.cwd(), resolve(dirname(doc.file), p))), seen),
+  );
   return [...before, doc];
 }
 
@@ -203,7 +219,10 @@ function groupMembers(pgid: number): number[] {
 function canConnect(port: number): Promise<boolean> {
   return new Promise((done) => {
     const socket = connect({ port, host: '127.0.0.1' });
-    socket.once('connect', () => { socket.destroy(); done(true); });
+    socket.once('connect', () => {
+      socket.destroy();
+      done(true);
+    });
     socket.once('error', () => done(false));
   });
 }
@@ -221,18 +240,35 @@ export async function runSession(docs: Doc[], options: SessionOptions): Promise<
   const scratch = mkdtempSync(join(tmpdir(), 'doc-blocks-'));
   // bash reads the driver's lines from stdin one at a time, as they are written; fd 3 carries the
   // driver's replies (DONE, FAIL, jobs), so the blocks' own output never has to be parsed.
-  const bash = spawn('bash', ['--noprofile', '--norc'], { cwd: options.cwd, env: options.env, detached: true, stdio: ['pipe', 'pipe', 'pipe', 'pipe'] });
+  const bash = spawn('bash', ['--noprofile', '--norc'], {
+    cwd: options.cwd,
+    env: options.env,
+    detached: true,
+    stdio: ['pipe', 'pipe', 'pipe', 'pipe'],
+  });
   const pgid = bash.pid!;
   let output = '';
   bash.stdout!.on('data', (d: Buffer) => (output += d.toString()));
   bash.stderr!.on('data', (d: Buffer) => (output += d.toString()));
   let replies = '';
   let wake: (() => void) | null = null;
-  const notify = () => { const w = wake; wake = null; w?.(); };
-  (bash.stdio[3] as NodeJS.ReadableStream).on('data', (d: Buffer) => { replies += d.toString(); notify(); });
+  const notify = () => {
+    const w = wake;
+    wake = null;
+    w?.();
+  };
+  (bash.stdio[3] as NodeJS.ReadableStream).on('data', (d: Buffer) => {
+    replies += d.toString();
+    notify();
+  });
   let exited: number | null = null;
-  bash.on('exit', (code, signal) => { exited = code ?? (signal ? 128 : 1); notify(); });
-  bash.stdin!.on('error', () => { /* bash gone: reported by the exit */ });
+  bash.on('exit', (code, signal) => {
+    exited = code ?? (signal ? 128 : 1);
+    notify();
+  });
+  bash.stdin!.on('error', () => {
+    /* bash gone: reported by the exit */
+  });
 
   /** Waits until a reply line starting with `prefix` arrives, bash exits or the deadline passes. */
   const reply = async (prefix: string, deadline: number): Promise<string[] | 'exited' | 'timeout'> => {
@@ -248,7 +284,10 @@ export async function runSession(docs: Doc[], options: SessionOptions): Promise<
       const left = deadline - Date.now();
       if (left <= 0) return 'timeout';
       let timer: NodeJS.Timeout | undefined;
-      await new Promise<void>((r) => { wake = r; timer = setTimeout(r, left); });
+      await new Promise<void>((r) => {
+        wake = r;
+        timer = setTimeout(r, left);
+      });
       clearTimeout(timer);
     }
   };
@@ -267,14 +306,19 @@ export async function runSession(docs: Doc[], options: SessionOptions): Promise<
     send('set -uo pipefail');
     // The ERR trap fires where `set -e` would stop; `return` leaves the sourced block, not the session.
     send(`__gh_nl=$'\\n'`);
-    send(`trap '__gh_rc=$?; if [ -n "\${__gh_in:-}" ]; then __gh_in=; printf "FAIL %s %s %s\\n" "$__gh_rc" "$LINENO" "\${BASH_COMMAND//$__gh_nl/ }" >&3; return $__gh_rc; fi' ERR`);
+    send(
+      `trap '__gh_rc=$?; if [ -n "\${__gh_in:-}" ]; then __gh_in=; printf "FAIL %s %s %s\\n" "$__gh_rc" "$LINENO" "\${BASH_COMMAND//$__gh_nl/ }" >&3; return $__gh_rc; fi' ERR`,
+    );
     let n = 0;
     for (const doc of docs) {
       for (const block of doc.blocks) {
         const where = `${block.file}:${block.line}`;
         const start = output.length;
         const began = Date.now();
-        const failure = (why: string) => new Error(`${why}\n--- the block (${where}) ---\n${block.code}--- its output ---\n${tail(output.slice(start)) || '(none)'}`);
+        const failure = (why: string) =>
+          new Error(
+            `${why}\n--- the block (${where}) ---\n${block.code}--- its output ---\n${tail(output.slice(start)) || '(none)'}`,
+          );
         if (block.annotation?.kind === 'file') {
           send(`printf 'PWD %s\\n' "$PWD" >&3`);
           const r = await reply('PWD ', Date.now() + 10_000);
@@ -293,12 +337,19 @@ export async function runSession(docs: Doc[], options: SessionOptions): Promise<
         n++;
         const script = join(scratch, `block-${n}.sh`);
         writeFileSync(script, block.code);
-        send(`__gh_in=1; source ${single(script)} </dev/null; __gh_st=$?; __gh_in=; printf 'DONE ${n} %s\\n' "$__gh_st" >&3`);
+        send(
+          `__gh_in=1; source ${single(script)} </dev/null; __gh_st=$?; __gh_in=; printf 'DONE ${n} %s\\n' "$__gh_st" >&3`,
+        );
         const r = await reply(`DONE ${n} `, began + blockTimeoutMs);
         if (r === 'timeout') {
-          throw failure(`${where}: the block did not finish within ${blockTimeoutMs / 1000} s: a command that keeps running (a server, a daemon) needs \`&\`, and \`<!-- doc-test: background port=PORT -->\` when it listens`);
+          throw failure(
+            `${where}: the block did not finish within ${blockTimeoutMs / 1000} s: a command that keeps running (a server, a daemon) needs \`&\`, and \`<!-- doc-test: background port=PORT -->\` when it listens`,
+          );
         }
-        if (r === 'exited') throw failure(`${where}: the shell exited (status ${exited}) during the block (\`exit\`, or \`set -u\`: a variable that is not set)`);
+        if (r === 'exited')
+          throw failure(
+            `${where}: the shell exited (status ${exited}) during the block (\`exit\`, or \`set -u\`: a variable that is not set)`,
+          );
         const status = Number(r.at(-1)!.split(' ')[2]);
         const failed = r.map((l) => /^FAIL (\d+) (\d+) (.*)$/.exec(l)).find(Boolean);
         const expected = block.annotation?.kind === 'expect-exit' ? block.annotation.code : 0;
@@ -308,18 +359,30 @@ export async function runSession(docs: Doc[], options: SessionOptions): Promise<
           // The line as the document shows it (BASH_COMMAND is only the pipeline's last command).
           const shown = block.code.split('\n')[Number(lineno) - 1]?.trim() || command;
           if (Number(code) !== expected || Number(lineno) < lastCommandLine(block.code)) {
-            throw failure(`${at}: exit ${code}${expected ? ` (the block expects its last command to exit ${expected})` : ''} from: ${shown}`);
+            throw failure(
+              `${at}: exit ${code}${expected ? ` (the block expects its last command to exit ${expected})` : ''} from: ${shown}`,
+            );
           }
         } else if (status !== expected) {
-          throw failure(expected ? `${where}: the block exited ${status}, but its annotation expects ${expected}` : `${where}: the block ended with status ${status}`);
+          throw failure(
+            expected
+              ? `${where}: the block exited ${status}, but its annotation expects ${expected}`
+              : `${where}: the block ended with status ${status}`,
+          );
         }
         if (block.annotation?.kind === 'background') {
           for (const port of block.annotation.ports) {
             const deadline = Date.now() + portTimeoutMs;
             while (!(await canConnect(port))) {
               const dead = await failedJobs();
-              if (dead.length) throw failure(`${where}: a background job ended before 127.0.0.1:${port} accepted connections: ${dead.join('; ')}`);
-              if (Date.now() > deadline) throw failure(`${where}: nothing accepted connections on 127.0.0.1:${port} within ${portTimeoutMs / 1000} s`);
+              if (dead.length)
+                throw failure(
+                  `${where}: a background job ended before 127.0.0.1:${port} accepted connections: ${dead.join('; ')}`,
+                );
+              if (Date.now() > deadline)
+                throw failure(
+                  `${where}: nothing accepted connections on 127.0.0.1:${port} within ${portTimeoutMs / 1000} s`,
+                );
               await pause(100);
             }
           }
@@ -342,13 +405,20 @@ export async function runSession(docs: Doc[], options: SessionOptions): Promise<
 
 /** SIGTERM to the whole group, then SIGKILL after 20 s; resolves once no member is left. */
 async function stopGroup(pgid: number): Promise<void> {
-  const signal = (s: NodeJS.Signals) => { try { process.kill(-pgid, s); } catch { /* none left */ } };
+  const signal = (s: NodeJS.Signals) => {
+    try {
+      process.kill(-pgid, s);
+    } catch {
+      /* none left */
+    }
+  };
   signal('SIGTERM');
   const deadline = Date.now() + 20_000;
   while (groupMembers(pgid).length) {
     if (Date.now() > deadline) {
       signal('SIGKILL');
-      if (Date.now() > deadline + 5_000) throw new Error(`processes of the doc session survived SIGKILL: ${groupMembers(pgid).join(' ')}`);
+      if (Date.now() > deadline + 5_000)
+        throw new Error(`processes of the doc session survived SIGKILL: ${groupMembers(pgid).join(' ')}`);
     }
     await pause(50);
   }

@@ -13,21 +13,45 @@ export interface EchoUpstream {
  * `name` is echoed back, to tell upstreams apart; `delayMs` holds each answer back;
  * `maxHeaderSize` is Node's limit on the request head the app accepts (default 16 KiB).
  */
-export async function startEchoUpstream(options: { name?: string; delayMs?: number; maxHeaderSize?: number } = {}): Promise<EchoUpstream> {
+export async function startEchoUpstream(
+  options: { name?: string; delayMs?: number; maxHeaderSize?: number } = {},
+): Promise<EchoUpstream> {
   let requests = 0;
-  const server: Server = createServer({ ...(options.maxHeaderSize ? { maxHeaderSize: options.maxHeaderSize } : {}) }, (req, res) => {
-    requests++;
-    const body = JSON.stringify({ upstream: options.name ?? 'echo', method: req.method, url: req.url, rawHeaders: req.rawHeaders, headers: req.headers });
-    if (options.delayMs) {
-      setTimeout(() => res.writeHead(200, { 'content-type': 'application/json', 'content-length': Buffer.byteLength(body) }).end(body), options.delayMs);
-      return;
-    }
-    res.writeHead(200, { 'content-type': 'application/json', 'content-length': Buffer.byteLength(body), connection: 'keep-alive', 'keep-alive': 'timeout=5' });
-    res.end(body);
-  });
+  const server: Server = createServer(
+    { ...(options.maxHeaderSize ? { maxHeaderSize: options.maxHeaderSize } : {}) },
+    (req, res) => {
+      requests++;
+      const body = JSON.stringify({
+        upstream: options.name ?? 'echo',
+        method: req.method,
+        url: req.url,
+        rawHeaders: req.rawHeaders,
+        headers: req.headers,
+      });
+      if (options.delayMs) {
+        setTimeout(
+          () =>
+            res
+              .writeHead(200, { 'content-type': 'application/json', 'content-length': Buffer.byteLength(body) })
+              .end(body),
+          options.delayMs,
+        );
+        return;
+      }
+      res.writeHead(200, {
+        'content-type': 'application/json',
+        'content-length': Buffer.byteLength(body),
+        connection: 'keep-alive',
+        'keep-alive': 'timeout=5',
+      });
+      res.end(body);
+    },
+  );
   // After an Upgrade the bytes are echoed back; the head reports the identity the app was told.
   server.on('upgrade', (req, socket) => {
-    socket.write(`HTTP/1.1 101 Switching Protocols\r\nUpgrade: ${req.headers.upgrade}\r\nConnection: Upgrade\r\nX-Seen-Client: ${req.headers['x-client-name'] ?? '-'}\r\n\r\n`);
+    socket.write(
+      `HTTP/1.1 101 Switching Protocols\r\nUpgrade: ${req.headers.upgrade}\r\nConnection: Upgrade\r\nX-Seen-Client: ${req.headers['x-client-name'] ?? '-'}\r\n\r\n`,
+    );
     socket.on('data', (data: Buffer) => socket.write(data));
     socket.on('end', () => socket.end());
     socket.on('error', () => socket.destroy());
@@ -36,6 +60,10 @@ export async function startEchoUpstream(options: { name?: string; delayMs?: numb
   return {
     url: `http://127.0.0.1:${(server.address() as AddressInfo).port}`,
     requestCount: () => requests,
-    close: () => new Promise<void>((resolve) => { server.closeAllConnections(); server.close(() => resolve()); }),
+    close: () =>
+      new Promise<void>((resolve) => {
+        server.closeAllConnections();
+        server.close(() => resolve());
+      }),
   };
 }

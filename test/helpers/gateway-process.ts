@@ -40,8 +40,17 @@ export interface GatewayProcess {
 
 export function gatewayArgs(options: GatewayProcessOptions): string[] {
   return [
-    'gateway', '--listen', options.listen ?? '127.0.0.1:0', '--cert', options.cert, '--key', options.key,
-    '--client-ca', options.clientCa, '--upstream', options.upstream,
+    'gateway',
+    '--listen',
+    options.listen ?? '127.0.0.1:0',
+    '--cert',
+    options.cert,
+    '--key',
+    options.key,
+    '--client-ca',
+    options.clientCa,
+    '--upstream',
+    options.upstream,
     ...(options.policy ? ['--policy', options.policy] : []),
     ...(options.headers ? ['--headers', options.headers] : []),
     ...(options.extraArgs ?? []),
@@ -74,7 +83,9 @@ export function startGatewayProcess(options: GatewayProcessOptions): Promise<Gat
     }
   });
   child.stdout!.on('data', (chunk: Buffer) => void (stdout += chunk.toString('utf8')));
-  const exited = new Promise<number | string | null>((done) => child.once('exit', (code, signal) => done(code ?? signal)));
+  const exited = new Promise<number | string | null>((done) =>
+    child.once('exit', (code, signal) => done(code ?? signal)),
+  );
 
   return new Promise((resolve, reject) => {
     const timer = setTimeout(() => {
@@ -105,7 +116,10 @@ export function startGatewayProcess(options: GatewayProcessOptions): Promise<Gat
           for (;;) {
             const found = lines.find(match);
             if (found) return found;
-            if (Date.now() > deadline) throw new Error(`no matching gateway log line within ${timeoutMs} ms; log so far:\n${stderr.slice(-8000)}`);
+            if (Date.now() > deadline)
+              throw new Error(
+                `no matching gateway log line within ${timeoutMs} ms; log so far:\n${stderr.slice(-8000)}`,
+              );
             await new Promise((r) => setTimeout(r, 25));
           }
         },

@@ -11,7 +11,8 @@ import { run, runSync, type RunResult } from './run.js';
 
 /** The directory holding package.json and test/goverify: cwd when the runner runs, else found from this file. */
 function repoRoot(): string {
-  const isRoot = (dir: string) => existsSync(join(dir, 'package.json')) && existsSync(join(dir, 'test', 'goverify', 'go.mod'));
+  const isRoot = (dir: string) =>
+    existsSync(join(dir, 'package.json')) && existsSync(join(dir, 'test', 'goverify', 'go.mod'));
   if (isRoot(process.cwd())) return process.cwd();
   for (let dir = dirname(fileURLToPath(import.meta.url)); ; dir = dirname(dir)) {
     if (isRoot(dir)) return dir;
@@ -32,7 +33,13 @@ function writable(dir: string): boolean {
 
 /** Environment for `go build`: module mode, no network, no cgo, a writable build cache. */
 export function goEnv(): NodeJS.ProcessEnv {
-  const env: NodeJS.ProcessEnv = { ...process.env, GOFLAGS: '-mod=mod', GOPROXY: 'off', GOWORK: 'off', CGO_ENABLED: '0' };
+  const env: NodeJS.ProcessEnv = {
+    ...process.env,
+    GOFLAGS: '-mod=mod',
+    GOPROXY: 'off',
+    GOWORK: 'off',
+    CGO_ENABLED: '0',
+  };
   let cache = '';
   try {
     const r = runSync('go', ['env', 'GOCACHE'], { env });
@@ -60,7 +67,10 @@ async function build(): Promise<string> {
   try {
     result = await run('go', ['build', '-o', binary, '.'], { cwd: source, env: goEnv(), timeoutMs: 300_000 });
   } catch (cause) {
-    throw new Error(`goverify: cannot run 'go' (install it: apt-get install -y golang-go): ${(cause as Error).message}`, { cause });
+    throw new Error(
+      `goverify: cannot run 'go' (install it: apt-get install -y golang-go): ${(cause as Error).message}`,
+      { cause },
+    );
   }
   if (result.status !== 0) {
     throw new Error(`goverify: 'go build' failed with status ${result.status}:\n${result.stdout}${result.stderr}`);

@@ -74,7 +74,10 @@ async function openssl(args: string[], what: string): Promise<RunResult> {
 
 /** `YYYYMMDDHHMMSSZ`, the form `openssl ca -startdate/-enddate` takes. */
 export function opensslTime(date: Date): string {
-  return date.toISOString().replace(/\.\d{3}Z$/, 'Z').replace(/[-:T]/g, '');
+  return date
+    .toISOString()
+    .replace(/\.\d{3}Z$/, 'Z')
+    .replace(/[-:T]/g, '');
 }
 
 function newKeyArgs(keyType: 'ec' | 'rsa' = 'ec'): string[] {
@@ -82,24 +85,69 @@ function newKeyArgs(keyType: 'ec' | 'rsa' = 'ec'): string[] {
 }
 
 /** A self-signed CA (basicConstraints CA:TRUE, keyCertSign) in `dir/<name>`, ready for `makeLeaf`. */
-export async function makeCa(dir: string, name: string, options: { days?: number; keyType?: 'ec' | 'rsa' } = {}): Promise<OpensslCa> {
+export async function makeCa(
+  dir: string,
+  name: string,
+  options: { days?: number; keyType?: 'ec' | 'rsa' } = {},
+): Promise<OpensslCa> {
   const caDir = join(dir, name.replace(/[^A-Za-z0-9._-]/g, '_'));
   mkdirSync(join(caDir, 'newcerts'), { recursive: true });
   writeFileSync(join(caDir, 'index.txt'), '');
   writeFileSync(join(caDir, 'serial'), '1000\n');
   const configPath = join(caDir, 'ca.cnf');
   // policy_anything with -preserveDN: the leaf's subject is exactly the request's.
-  writeFileSync(configPath, [
-    '[ca]', 'default_ca = test_ca',
-    '[test_ca]', `dir = ${caDir}`, 'database = $dir/index.txt', 'new_certs_dir = $dir/newcerts', 'serial = $dir/serial',
-    'default_md = sha256', 'policy = policy_anything', 'unique_subject = no', 'copy_extensions = none', 'email_in_dn = yes',
-    '[policy_anything]', 'commonName = optional', '',
-  ].join('\n'));
+  writeFileSync(
+    configPath,
+    [
+      '[ca]',
+      'default_ca = test_ca',
+      '[test_ca]',
+      `dir = ${caDir}`,
+      'database = $dir/index.txt',
+      'new_certs_dir = $dir/newcerts',
+      'serial = $dir/serial',
+      'default_md = sha256',
+      'policy = policy_anything',
+      'unique_subject = no',
+      'copy_extensions = none',
+      'email_in_dn = yes',
+      '[policy_anything]',
+      'commonName = optional',
+      '',
+    ].join('\n'),
+  );
   const certPath = join(caDir, 'ca.pem');
   const keyPath = join(caDir, 'ca.key');
-  await openssl(['req', '-x509', ...newKeyArgs(options.keyType), '-nodes', '-keyout', keyPath, '-out', certPath, '-subj', `/CN=${name}/O=Gatehouse openssl test`,
-    '-days', String(options.days ?? 2), '-addext', 'basicConstraints=critical,CA:TRUE', '-addext', 'keyUsage=critical,keyCertSign,cRLSign'], `req -x509 (CA ${name})`);
-  return { name, dir: caDir, certPath, keyPath, configPath, pem: readFileSync(certPath, 'utf8'), queue: Promise.resolve() };
+  await openssl(
+    [
+      'req',
+      '-x509',
+      ...newKeyArgs(options.keyType),
+      '-nodes',
+      '-keyout',
+      keyPath,
+      '-out',
+      certPath,
+      '-subj',
+      `/CN=${name}/O=Gatehouse openssl test`,
+      '-days',
+      String(options.days ?? 2),
+      '-addext',
+      'basicConstraints=critical,CA:TRUE',
+      '-addext',
+      'keyUsage=critical,keyCertSign,cRLSign',
+    ],
+    `req -x509 (CA ${name})`,
+  );
+  return {
+    name,
+    dir: caDir,
+    certPath,
+    keyPath,
+    configPath,
+    pem: readFileSync(certPath, 'utf8'),
+    queue: Promise.resolve(),
+  };
 }
 
 /** A key and a leaf certificate signed by `ca` with `openssl ca`; see LeafOptions. */
@@ -118,15 +166,24 @@ async function signLeaf(ca: OpensslCa, options: LeafOptions): Promise<OpensslLea
   const subjectArgs: string[] = [];
   if (options.subjectConfig !== undefined) {
     const reqConfig = `${base}.req.cnf`;
-    writeFileSync(reqConfig, `[req]\ndistinguished_name = dn\nprompt = no\nutf8 = yes\nstring_mask = utf8only\n[dn]\n${options.subjectConfig}\n`);
+    writeFileSync(
+      reqConfig,
+      `[req]\ndistinguished_name = dn\nprompt = no\nutf8 = yes\nstring_mask = utf8only\n[dn]\n${options.subjectConfig}\n`,
+    );
     subjectArgs.push('-config', reqConfig);
   } else {
     subjectArgs.push('-utf8', '-subj', options.subject ?? `/CN=${options.cn ?? 'client'}`);
   }
-  await openssl(['req', '-new', ...newKeyArgs(options.keyType), '-nodes', '-keyout', keyPath, '-out', csrPath, ...subjectArgs], `req -new (${base})`);
+  await openssl(
+    ['req', '-new', ...newKeyArgs(options.keyType), '-nodes', '-keyout', keyPath, '-out', csrPath, ...subjectArgs],
+    `req -new (${base})`,
+  );
 
   const eku = options.eku === undefined ? 'clientAuth' : options.eku;
-  const ext = ['basicConstraints = critical,CA:FALSE', `keyUsage = critical,digitalSignature${options.keyType === 'rsa' ? ',keyEncipherment' : ''}`];
+  const ext = [
+    'basicConstraints = critical,CA:FALSE',
+    `keyUsage = critical,digitalSignature${options.keyType === 'rsa' ? ',keyEncipherment' : ''}`,
+  ];
   if (eku !== null) ext.push(`extendedKeyUsage = ${eku}`);
   if (options.san) ext.push(`subjectAltName = ${options.san}`);
   ext.push('subjectKeyIdentifier = hash', 'authorityKeyIdentifier = keyid');
@@ -134,8 +191,32 @@ async function signLeaf(ca: OpensslCa, options: LeafOptions): Promise<OpensslLea
 
   const notBefore = options.notBefore ?? new Date(Date.now() - 3_600_000);
   const notAfter = options.notAfter ?? new Date(Date.now() + (options.days ?? 1) * 86_400_000);
-  await openssl(['ca', '-batch', '-config', ca.configPath, '-cert', ca.certPath, '-keyfile', ca.keyPath, '-in', csrPath, '-out', certPath,
-    '-startdate', opensslTime(notBefore), '-enddate', opensslTime(notAfter), '-extfile', extPath, '-notext', '-preserveDN', '-utf8'], `ca (${base})`);
+  await openssl(
+    [
+      'ca',
+      '-batch',
+      '-config',
+      ca.configPath,
+      '-cert',
+      ca.certPath,
+      '-keyfile',
+      ca.keyPath,
+      '-in',
+      csrPath,
+      '-out',
+      certPath,
+      '-startdate',
+      opensslTime(notBefore),
+      '-enddate',
+      opensslTime(notAfter),
+      '-extfile',
+      extPath,
+      '-notext',
+      '-preserveDN',
+      '-utf8',
+    ],
+    `ca (${base})`,
+  );
   const pem = readFileSync(certPath, 'utf8');
   const der = Buffer.from(pem.replace(/-----[^-]+-----/g, '').replace(/\s+/g, ''), 'base64');
   return { certPath, keyPath, pem, der };

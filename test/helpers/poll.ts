@@ -5,7 +5,12 @@
 import assert from 'node:assert/strict';
 
 /** Polls `check` until it returns a value other than undefined (returned), or fails after `timeoutMs`. */
-export async function pollUntil<T>(what: string, check: () => T | undefined | Promise<T | undefined>, timeoutMs = 10_000, intervalMs = 50): Promise<T> {
+export async function pollUntil<T>(
+  what: string,
+  check: () => T | undefined | Promise<T | undefined>,
+  timeoutMs = 10_000,
+  intervalMs = 50,
+): Promise<T> {
   const deadline = Date.now() + timeoutMs;
   for (;;) {
     const value = await check();
@@ -16,6 +21,11 @@ export async function pollUntil<T>(what: string, check: () => T | undefined | Pr
 }
 
 /** Polls `condition` until it is true, or fails after `timeoutMs`. */
-export async function waitFor(condition: () => boolean | Promise<boolean>, timeoutMs: number, what: string, intervalMs = 50): Promise<void> {
+export async function waitFor(
+  condition: () => boolean | Promise<boolean>,
+  timeoutMs: number,
+  what: string,
+  intervalMs = 50,
+): Promise<void> {
   await pollUntil(what, async () => ((await condition()) ? true : undefined), timeoutMs, intervalMs);
 }

@@ -28,7 +28,10 @@ export function procInfo(pid: number): Proc | null {
 }
 
 export function allProcs(): Proc[] {
-  return readdirSync('/proc').filter((e) => /^\d+$/.test(e)).map((e) => procInfo(Number(e))).filter((p): p is Proc => p !== null);
+  return readdirSync('/proc')
+    .filter((e) => /^\d+$/.test(e))
+    .map((e) => procInfo(Number(e)))
+    .filter((p): p is Proc => p !== null);
 }
 
 /** `root` and every process below it, now. */
@@ -69,10 +72,16 @@ export function portIsFree(port: number, host = '127.0.0.1'): Promise<boolean> {
 }
 
 /** A port held by a plain listener of this process, as "another process" would hold it. */
-export async function occupyPort(host = '127.0.0.1'): Promise<{ port: number; server: Server; close(): Promise<void> }> {
+export async function occupyPort(
+  host = '127.0.0.1',
+): Promise<{ port: number; server: Server; close(): Promise<void> }> {
   const server = createServer((socket) => socket.destroy());
   await new Promise<void>((resolve) => server.listen(0, host, () => resolve()));
-  return { port: (server.address() as AddressInfo).port, server, close: () => new Promise<void>((resolve) => server.close(() => resolve())) };
+  return {
+    port: (server.address() as AddressInfo).port,
+    server,
+    close: () => new Promise<void>((resolve) => server.close(() => resolve())),
+  };
 }
 
 export { waitFor } from './poll.js';

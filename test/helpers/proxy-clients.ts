@@ -43,13 +43,26 @@ export interface ClientCert {
 }
 
 /** curl to https://localhost:PORT/PATH over HTTP/1.1, trusting `cacert`, optionally with a client certificate. */
-export async function curlProxy(port: number, options: { cacert: string; client?: ClientCert; headers?: string[]; path?: string }): Promise<CurlAnswer> {
-  const r = await run('curl', [
-    '-sS', '-i', '--http1.1', '--max-time', '15', '--cacert', options.cacert,
-    ...(options.client ? ['--cert', options.client.certPath, '--key', options.client.keyPath] : []),
-    ...(options.headers ?? []).flatMap((h) => ['-H', h]),
-    `https://localhost:${port}${options.path ?? '/'}`,
-  ], { timeoutMs: 30_000 });
+export async function curlProxy(
+  port: number,
+  options: { cacert: string; client?: ClientCert; headers?: string[]; path?: string },
+): Promise<CurlAnswer> {
+  const r = await run(
+    'curl',
+    [
+      '-sS',
+      '-i',
+      '--http1.1',
+      '--max-time',
+      '15',
+      '--cacert',
+      options.cacert,
+      ...(options.client ? ['--cert', options.client.certPath, '--key', options.client.keyPath] : []),
+      ...(options.headers ?? []).flatMap((h) => ['-H', h]),
+      `https://localhost:${port}${options.path ?? '/'}`,
+    ],
+    { timeoutMs: 30_000 },
+  );
   return { exit: r.status, http: parseHttp(r.stdout), stderr: r.stderr };
 }
 
@@ -108,7 +121,11 @@ const SCLIENT_REQUEST = 'GET /session HTTP/1.1\r\nHost: localhost\r\nConnection:
  * arrive and `-sess_out` saves a resumable session.
  */
 export async function sClient(port: number, cafile: string, args: string[]): Promise<SClientAnswer> {
-  const raw = await run('openssl', ['s_client', '-connect', `127.0.0.1:${port}`, '-servername', 'localhost', '-CAfile', cafile, '-ign_eof', ...args], { input: SCLIENT_REQUEST, timeoutMs: 20_000 });
+  const raw = await run(
+    'openssl',
+    ['s_client', '-connect', `127.0.0.1:${port}`, '-servername', 'localhost', '-CAfile', cafile, '-ign_eof', ...args],
+    { input: SCLIENT_REQUEST, timeoutMs: 20_000 },
+  );
   const summary = /^(New|Reused), (\S+), Cipher is (\S+)/m.exec(raw.stdout);
   const pem = /-----BEGIN CERTIFICATE-----[\s\S]+?-----END CERTIFICATE-----/.exec(raw.stdout)?.[0];
   let serverSerial: string | null = null;
@@ -116,7 +133,14 @@ export async function sClient(port: number, cafile: string, args: string[]): Pro
     const x = await run('openssl', ['x509', '-noout', '-serial'], { input: `${pem}\n` });
     serverSerial = /serial=([0-9A-F]+)/i.exec(x.stdout)?.[1]?.toLowerCase() ?? null;
   }
-  return { exit: raw.status, reused: summary?.[1] === 'Reused', protocol: summary?.[2] ?? '', http: parseHttp(raw.stdout), serverSerial, raw };
+  return {
+    exit: raw.status,
+    reused: summary?.[1] === 'Reused',
+    protocol: summary?.[2] ?? '',
+    http: parseHttp(raw.stdout),
+    serverSerial,
+    raw,
+  };
 }
 
 /**
@@ -127,8 +151,17 @@ export async function sClient(port: number, cafile: string, args: string[]): Pro
  * so curl shows that the request was refused and this shows why.
  */
 export async function handshakeAlert(port: number, cafile: string, args: string[] = []): Promise<string> {
-  const r = await run('openssl', ['s_client', '-connect', `127.0.0.1:${port}`, '-servername', 'localhost', '-CAfile', cafile, '-ign_eof', ...args], { input: '', timeoutMs: 20_000 });
-  return /alert [a-z ]+/.exec(`${r.stderr}\n${r.stdout}`)?.[0] ?? `(no alert; exit ${r.status}; ${r.stderr.slice(-500)})`;
+  const r = await run(
+    'openssl',
+    ['s_client', '-connect', `127.0.0.1:${port}`, '-servername', 'localhost', '-CAfile', cafile, '-ign_eof', ...args],
+    { input: '', timeoutMs: 20_000 },
+  );
+  return (
+    /alert [a-z ]+/.exec(`${r.stderr}\n${r.stdout}`)?.[0] ?? `(no alert; exit ${r.status}; ${r.stderr.slice(-500)})`
+  );
 }
 
-export const TLS_VERSIONS = [['tls13', ['-tls1_3']], ['tls12', ['-tls1_2']]] as const;
+export const TLS_VERSIONS = [
+  ['tls13', ['-tls1_3']],
+  ['tls12', ['-tls1_2']],
+] as const;

@@ -44,14 +44,22 @@ export function findTool(name: string): string | null {
 /** The tool's path, or an error that says how to install it: these tests never skip. */
 export function requireTool(name: string, aptPackage: string): string {
   const path = findTool(name);
-  if (!path) throw new Error(`'${name}' is not installed; the interop tests need the real program: apt-get install -y ${aptPackage}`);
+  if (!path)
+    throw new Error(
+      `'${name}' is not installed; the interop tests need the real program: apt-get install -y ${aptPackage}`,
+    );
   return path;
 }
 
 /** `nginx -v` and `haproxy -v` print their version; the first line is enough for a log. */
 export async function toolVersion(path: string, args: string[]): Promise<string> {
   const r = await run(path, args);
-  return `${r.stdout}${r.stderr}`.split('\n').find((l) => l.trim())?.trim() ?? '(no version output)';
+  return (
+    `${r.stdout}${r.stderr}`
+      .split('\n')
+      .find((l) => l.trim())
+      ?.trim() ?? '(no version output)'
+  );
 }
 
 /**
@@ -96,14 +104,20 @@ export interface ProxyStart {
 function tcpOpen(port: number): Promise<boolean> {
   return new Promise((done) => {
     const socket = connect({ host: '127.0.0.1', port });
-    socket.once('connect', () => { socket.destroy(); done(true); });
+    socket.once('connect', () => {
+      socket.destroy();
+      done(true);
+    });
     socket.once('error', () => done(false));
   });
 }
 
 /** Starts the proxy in the foreground and resolves once its port accepts connections. */
 export async function startProxy(start: ProxyStart): Promise<ProxyProcess> {
-  const child = spawn(start.command, start.args, { env: { ...process.env, ...start.env }, stdio: ['ignore', 'pipe', 'pipe'] });
+  const child = spawn(start.command, start.args, {
+    env: { ...process.env, ...start.env },
+    stdio: ['ignore', 'pipe', 'pipe'],
+  });
   let output = '';
   child.stdout!.on('data', (d: Buffer) => void (output += d.toString('utf8')));
   child.stderr!.on('data', (d: Buffer) => void (output += d.toString('utf8')));
@@ -111,15 +125,21 @@ export async function startProxy(start: ProxyStart): Promise<ProxyProcess> {
   child.once('error', (err) => void (spawnError = err));
   const exited = new Promise<void>((done) => child.once('close', () => done()));
   const alive = () => child.exitCode === null && child.signalCode === null && spawnError === null;
-  const describe = () => `${start.name} (${start.command} ${start.args.join(' ')}):\n${output.slice(-6000)}${start.log ? `\n${start.log().slice(-6000)}` : ''}`;
+  const describe = () =>
+    `${start.name} (${start.command} ${start.args.join(' ')}):\n${output.slice(-6000)}${start.log ? `\n${start.log().slice(-6000)}` : ''}`;
 
   const deadline = Date.now() + (start.readyTimeoutMs ?? 20_000);
   for (;;) {
-    if (!alive()) throw new Error(`${start.name} exited before listening on 127.0.0.1:${start.port}${spawnError ? ` (${(spawnError as Error).message})` : ''}; ${describe()}`);
+    if (!alive())
+      throw new Error(
+        `${start.name} exited before listening on 127.0.0.1:${start.port}${spawnError ? ` (${(spawnError as Error).message})` : ''}; ${describe()}`,
+      );
     if (await tcpOpen(start.port)) break;
     if (Date.now() > deadline) {
       child.kill('SIGKILL');
-      throw new Error(`${start.name} did not listen on 127.0.0.1:${start.port} within ${start.readyTimeoutMs ?? 20_000} ms; ${describe()}`);
+      throw new Error(
+        `${start.name} did not listen on 127.0.0.1:${start.port} within ${start.readyTimeoutMs ?? 20_000} ms; ${describe()}`,
+      );
     }
     await sleep(50);
   }
@@ -132,7 +152,8 @@ export async function startProxy(start: ProxyStart): Promise<ProxyProcess> {
       const global = new RegExp(pattern.source, pattern.flags.includes('g') ? pattern.flags : `${pattern.flags}g`);
       const until = Date.now() + timeoutMs;
       while ((output.match(global)?.length ?? 0) < count) {
-        if (Date.now() > until) throw new Error(`${start.name}: ${pattern} not seen ${count} time(s) within ${timeoutMs} ms; ${describe()}`);
+        if (Date.now() > until)
+          throw new Error(`${start.name}: ${pattern} not seen ${count} time(s) within ${timeoutMs} ms; ${describe()}`);
         if (!alive()) throw new Error(`${start.name} exited while waiting for ${pattern}; ${describe()}`);
         await sleep(50);
       }
@@ -149,7 +170,9 @@ export async function startProxy(start: ProxyStart): Promise<ProxyProcess> {
 }
 
 /** Picks a port and starts; on a lost race for the port (another process took it), tries another. */
-export async function startProxyOnFreePort(make: (port: number) => ProxyStart | Promise<ProxyStart>): Promise<ProxyProcess> {
+export async function startProxyOnFreePort(
+  make: (port: number) => ProxyStart | Promise<ProxyStart>,
+): Promise<ProxyProcess> {
   let lastError: unknown;
   for (let attempt = 0; attempt < 3; attempt++) {
     const port = await pickFreePort();
@@ -224,25 +247,41 @@ export async function setUpGatehouse(label: string): Promise<GatehousePki> {
     const caUrl = ca.url;
 
     const enroll = async (role: string, name: string, extra: string[] = []): Promise<Identity> => {
-      const token = (await cli(['token', 'create', '--dir', caDir, '--role', role, '--name', name, '--ttl', '10m'])).stdout.trim();
+      const token = (
+        await cli(['token', 'create', '--dir', caDir, '--role', role, '--name', name, '--ttl', '10m'])
+      ).stdout.trim();
       const tokenFile = join(tmp.dir, `${name}.token`);
       writeFileSync(tokenFile, token, { mode: 0o600 });
       const dir = join(tmp.dir, name);
-      const enrolled = JSON.parse((await cli(['agent', 'enroll', '--ca', caUrl, '--token-file', tokenFile, '--dir', dir, '--json', ...extra])).stdout) as { serial: string };
+      const enrolled = JSON.parse(
+        (await cli(['agent', 'enroll', '--ca', caUrl, '--token-file', tokenFile, '--dir', dir, '--json', ...extra]))
+          .stdout,
+      ) as { serial: string };
       const certPath = join(dir, 'cert.pem');
-      return { dir, name, serial: enrolled.serial, certPath, keyPath: join(dir, 'key.pem'), subject: await opensslSubjectRfc2253(certPath) };
+      return {
+        dir,
+        name,
+        serial: enrolled.serial,
+        certPath,
+        keyPath: join(dir, 'key.pem'),
+        subject: await opensslSubjectRfc2253(certPath),
+      };
     };
 
     const gateway = await enroll('gateway', 'edge-1', ['--dns', 'localhost', '--ip', '127.0.0.1']);
     const bundlePath = join(tmp.dir, 'ca-bundle.pem');
-    writeFileSync(bundlePath, readFileSync(join(caDir, 'root.pem'), 'utf8') + readFileSync(join(caDir, 'intermediate.pem'), 'utf8'));
+    writeFileSync(
+      bundlePath,
+      readFileSync(join(caDir, 'root.pem'), 'utf8') + readFileSync(join(caDir, 'intermediate.pem'), 'utf8'),
+    );
     const crlPath = join(tmp.dir, 'crl.pem');
 
     const intruderCa = await makeCa(tmp.dir, 'Intruder CA');
     const leaf = await makeLeaf(intruderCa, { subject: '/CN=laptop-1/OU=web/O=Acme Interop', file: 'intruder' });
     const foreign = { ...leaf, subject: await opensslSubjectRfc2253(leaf.certPath) };
 
-    const refreshCrl = (reloadCommand: string) => run('sh', [CRL_REFRESH_SCRIPT, caUrl, bundlePath, crlPath, reloadCommand], { timeoutMs: 60_000 });
+    const refreshCrl = (reloadCommand: string) =>
+      run('sh', [CRL_REFRESH_SCRIPT, caUrl, bundlePath, crlPath, reloadCommand], { timeoutMs: 60_000 });
     const first = await refreshCrl('true');
     assert.equal(first.status, 0, `gatehouse-crl-refresh.sh: ${first.stdout}${first.stderr}`);
 
@@ -250,24 +289,53 @@ export async function setUpGatehouse(label: string): Promise<GatehousePki> {
       await cli(['cert', 'revoke', identity.serial, '--dir', caDir, '--reason', 'keyCompromise']);
       // The running CA notices a revocation made on its directory within seconds.
       const der = join(tmp.dir, 'poll-crl.der');
-      await pollUntil(`the CA's /crl lists ${identity.serial}`, async () => {
-        const got = await run('curl', ['-sS', '--fail', '--max-time', '10', '--cacert', bundlePath, '-o', der, `${caUrl}/crl`]);
-        if (got.status !== 0) return undefined;
-        const text = await run('openssl', ['crl', '-inform', 'DER', '-in', der, '-noout', '-text']);
-        return text.stdout.toUpperCase().includes(identity.serial.toUpperCase()) ? true : undefined;
-      }, 20_000, 200);
+      await pollUntil(
+        `the CA's /crl lists ${identity.serial}`,
+        async () => {
+          const got = await run('curl', [
+            '-sS',
+            '--fail',
+            '--max-time',
+            '10',
+            '--cacert',
+            bundlePath,
+            '-o',
+            der,
+            `${caUrl}/crl`,
+          ]);
+          if (got.status !== 0) return undefined;
+          const text = await run('openssl', ['crl', '-inform', 'DER', '-in', der, '-noout', '-text']);
+          return text.stdout.toUpperCase().includes(identity.serial.toUpperCase()) ? true : undefined;
+        },
+        20_000,
+        200,
+      );
     };
 
     const renew = async (identity: Identity) => {
-      const { current } = JSON.parse((await cli(['agent', 'renew', '--dir', identity.dir, '--json'])).stdout) as { current: { serial: string } };
+      const { current } = JSON.parse((await cli(['agent', 'renew', '--dir', identity.dir, '--json'])).stdout) as {
+        current: { serial: string };
+      };
       identity.serial = current.serial;
       return current.serial;
     };
 
     const started = ca;
     return {
-      root: tmp.dir, caDir, ca: started, gateway, rootPath: join(gateway.dir, 'ca.pem'), bundlePath, intermediatePath: join(caDir, 'intermediate.pem'), crlPath, foreign, foreignCaPath: intruderCa.certPath,
-      enroll, renew, revoke, refreshCrl,
+      root: tmp.dir,
+      caDir,
+      ca: started,
+      gateway,
+      rootPath: join(gateway.dir, 'ca.pem'),
+      bundlePath,
+      intermediatePath: join(caDir, 'intermediate.pem'),
+      crlPath,
+      foreign,
+      foreignCaPath: intruderCa.certPath,
+      enroll,
+      renew,
+      revoke,
+      refreshCrl,
       close: async () => {
         await started.stop();
         tmp.cleanup();
@@ -307,23 +375,34 @@ export function sClientIdentity(pki: GatehousePki, identity: ClientCert): string
 /** An environment whose PATH has a `gatehouse` command (the built CLI), for documented shell lines. */
 export function envWithGatehouse(binDir: string): NodeJS.ProcessEnv {
   mkdirSync(binDir, { recursive: true });
-  writeFileSync(join(binDir, 'gatehouse'), `#!/bin/sh\nexec '${process.execPath}' '${CLI_PATH}' "$@"\n`, { mode: 0o755 });
+  writeFileSync(join(binDir, 'gatehouse'), `#!/bin/sh\nexec '${process.execPath}' '${CLI_PATH}' "$@"\n`, {
+    mode: 0o755,
+  });
   return { ...process.env, PATH: `${binDir}${delimiter}${process.env.PATH ?? ''}` };
 }
 
 /** Runs an --on-renew hook as `gatehouse agent run` does: through the shell, with GATEHOUSE_DIR and GATEHOUSE_SERIAL. */
 export async function runHook(command: string, identityDir: string, serial: string): Promise<void> {
-  const r = await run('sh', ['-c', command], { env: { ...process.env, GATEHOUSE_DIR: identityDir, GATEHOUSE_SERIAL: serial }, timeoutMs: 30_000 });
+  const r = await run('sh', ['-c', command], {
+    env: { ...process.env, GATEHOUSE_DIR: identityDir, GATEHOUSE_SERIAL: serial },
+    timeoutMs: 30_000,
+  });
   assert.equal(r.status, 0, `hook ${command}: exit ${r.status}\n${r.stdout}${r.stderr}`);
 }
 
 /** The recipe mentions `text` verbatim (a command line inside a longer block). */
 export function assertDocMentions(markdownPath: string, text: string, what: string): void {
-  assert.ok(readFileSync(markdownPath, 'utf8').includes(text), `${markdownPath} must show the tested ${what} verbatim:\n${text}`);
+  assert.ok(
+    readFileSync(markdownPath, 'utf8').includes(text),
+    `${markdownPath} must show the tested ${what} verbatim:\n${text}`,
+  );
 }
 
 /** The recipe shows exactly `expected` as one of its code blocks. */
 export function assertDocShows(markdownPath: string, expected: string, what: string): void {
   const blocks = codeBlocks(markdownPath);
-  assert.ok(blocks.includes(expected), `${markdownPath} must show the tested ${what} as a code block, exactly:\n${expected}\n(found ${blocks.length} blocks)`);
+  assert.ok(
+    blocks.includes(expected),
+    `${markdownPath} must show the tested ${what} as a code block, exactly:\n${expected}\n(found ${blocks.length} blocks)`,
+  );
 }

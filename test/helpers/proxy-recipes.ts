@@ -30,8 +30,13 @@ export interface NginxRecipe {
 }
 
 export const NGINX_DOC: NginxRecipe = {
-  listen: '443', serverName: DOC_PATHS.serverName, cert: DOC_PATHS.cert, key: DOC_PATHS.key,
-  bundle: DOC_PATHS.bundle, crl: DOC_PATHS.crl, upstream: DOC_PATHS.upstream,
+  listen: '443',
+  serverName: DOC_PATHS.serverName,
+  cert: DOC_PATHS.cert,
+  key: DOC_PATHS.key,
+  bundle: DOC_PATHS.bundle,
+  crl: DOC_PATHS.crl,
+  upstream: DOC_PATHS.upstream,
 };
 
 /** The `server { }` block of docs/recipes/nginx.md (it goes inside `http { }`, e.g. /etc/nginx/conf.d/). */
@@ -67,7 +72,11 @@ export function nginxServerBlock(r: NginxRecipe): string {
 
 /** The whole nginx.conf the test runs: the recipe's server block inside a minimal main config. */
 export function nginxTestConfig(r: NginxRecipe, prefix: string): string {
-  const indented = nginxServerBlock(r).trimEnd().split('\n').map((l) => (l ? `    ${l}` : l)).join('\n');
+  const indented = nginxServerBlock(r)
+    .trimEnd()
+    .split('\n')
+    .map((l) => (l ? `    ${l}` : l))
+    .join('\n');
   return `pid ${prefix}/nginx.pid;
 error_log ${prefix}/error.log info;
 events { worker_connections 256; }
@@ -99,8 +108,13 @@ export interface HaproxyRecipe {
 }
 
 export const HAPROXY_DOC: HaproxyRecipe = {
-  log: '/dev/log local0', socket: '/run/haproxy/admin.sock', bind: ':443', pem: '/etc/haproxy/gatehouse.pem',
-  bundle: DOC_PATHS.bundle, crl: DOC_PATHS.crl, upstream: DOC_PATHS.upstream,
+  log: '/dev/log local0',
+  socket: '/run/haproxy/admin.sock',
+  bind: ':443',
+  pem: '/etc/haproxy/gatehouse.pem',
+  bundle: DOC_PATHS.bundle,
+  crl: DOC_PATHS.crl,
+  upstream: DOC_PATHS.upstream,
 };
 
 /** The haproxy.cfg of docs/recipes/haproxy.md. */
@@ -163,8 +177,13 @@ export interface CaddyRecipe {
 }
 
 export const CADDY_DOC: CaddyRecipe = {
-  admin: 'localhost:2019', site: `https://${DOC_PATHS.serverName}`, bind: null,
-  cert: DOC_PATHS.cert, key: DOC_PATHS.key, root: DOC_PATHS.root, upstream: DOC_PATHS.upstream,
+  admin: 'localhost:2019',
+  site: `https://${DOC_PATHS.serverName}`,
+  bind: null,
+  cert: DOC_PATHS.cert,
+  key: DOC_PATHS.key,
+  root: DOC_PATHS.root,
+  upstream: DOC_PATHS.upstream,
 };
 
 /** The Caddyfile of docs/recipes/caddy.md. */

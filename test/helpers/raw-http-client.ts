@@ -11,7 +11,8 @@ import { connect, type TLSSocket } from 'node:tls';
  * own), or a wait for the answer so far to match (`waitFor`) or to hold `responses` complete
  * responses; a wait that times out is not an error, the next step just goes ahead.
  */
-export type Step = string | Buffer | { waitFor: RegExp; deadlineMs?: number } | { responses: number; deadlineMs?: number };
+export type Step =
+  string | Buffer | { waitFor: RegExp; deadlineMs?: number } | { responses: number; deadlineMs?: number };
 
 export interface RawResponse {
   version: string;
@@ -67,12 +68,26 @@ export async function rawExchange(options: RawOptions): Promise<RawExchange> {
   let closed = false;
   let error: string | null = null;
   const socket: TLSSocket = connect({
-    host: '127.0.0.1', port: options.port, servername: 'localhost', ca: options.ca, cert: options.cert, key: options.key,
-    rejectUnauthorized: true, ALPNProtocols: ['http/1.1'],
+    host: '127.0.0.1',
+    port: options.port,
+    servername: 'localhost',
+    ca: options.ca,
+    cert: options.cert,
+    key: options.key,
+    rejectUnauthorized: true,
+    ALPNProtocols: ['http/1.1'],
   });
-  socket.on('data', (d: Buffer) => { chunks.push(d); lastActivity = Date.now(); });
-  socket.on('error', (err: NodeJS.ErrnoException) => { error ??= err.code ?? err.message; closed = true; });
-  socket.on('close', () => { closed = true; });
+  socket.on('data', (d: Buffer) => {
+    chunks.push(d);
+    lastActivity = Date.now();
+  });
+  socket.on('error', (err: NodeJS.ErrnoException) => {
+    error ??= err.code ?? err.message;
+    closed = true;
+  });
+  socket.on('close', () => {
+    closed = true;
+  });
   const received = () => Buffer.concat(chunks);
   const split = () => splitResponses(received(), { bodiless: options.bodiless === true, closed });
   const waitFor = async (done: () => boolean, deadlineMs: number) => {
@@ -93,15 +108,22 @@ export async function rawExchange(options: RawOptions): Promise<RawExchange> {
     } else if ('waitFor' in step) {
       await waitFor(() => step.waitFor.test(received().toString('latin1')), step.deadlineMs ?? 1000);
     } else {
-      await waitFor(() => split().responses.filter((r) => r.status >= 200).length >= step.responses, step.deadlineMs ?? 2000);
+      await waitFor(
+        () => split().responses.filter((r) => r.status >= 200).length >= step.responses,
+        step.deadlineMs ?? 2000,
+      );
     }
   }
   const minResponses = options.minResponses ?? 0;
-  const quiet = () => Date.now() - lastActivity >= idleMs && split().responses.filter((r) => r.status >= 200).length >= minResponses;
+  const quiet = () =>
+    Date.now() - lastActivity >= idleMs && split().responses.filter((r) => r.status >= 200).length >= minResponses;
   while (!closed && !quiet() && Date.now() - started < maxMs) await tick();
   const endedBy = closed ? 'close' : quiet() ? 'idle' : 'deadline';
   socket.destroy();
-  const { responses, rest } = splitResponses(received(), { bodiless: options.bodiless === true, closed: endedBy === 'close' });
+  const { responses, rest } = splitResponses(received(), {
+    bodiless: options.bodiless === true,
+    closed: endedBy === 'close',
+  });
   return { raw: received(), responses, rest, endedBy, error };
 }
 
@@ -112,7 +134,10 @@ const tick = () => new Promise((r) => setTimeout(r, 5));
  * by RFC 9112 §6.3 (no body for 1xx/204/304 or HEAD; chunked; Content-Length; else until the
  * connection closed). Stops at the first thing that is not a complete response.
  */
-export function splitResponses(data: Buffer, options: { bodiless: boolean; closed: boolean }): { responses: RawResponse[]; rest: Buffer } {
+export function splitResponses(
+  data: Buffer,
+  options: { bodiless: boolean; closed: boolean },
+): { responses: RawResponse[]; rest: Buffer } {
   const responses: RawResponse[] = [];
   let at = 0;
   for (;;) {
@@ -124,7 +149,11 @@ export function splitResponses(data: Buffer, options: { bodiless: boolean; close
   return { responses, rest: data.subarray(at) };
 }
 
-function parseOne(data: Buffer, at: number, options: { bodiless: boolean; closed: boolean }): { response: RawResponse; end: number } | null {
+function parseOne(
+  data: Buffer,
+  at: number,
+  options: { bodiless: boolean; closed: boolean },
+): { response: RawResponse; end: number } | null {
   const headEnd = data.indexOf('\r\n\r\n', at, 'latin1');
   if (headEnd < 0) return null;
   const lines = data.subarray(at, headEnd).toString('latin1').split('\r\n');
@@ -136,9 +165,16 @@ function parseOne(data: Buffer, at: number, options: { bodiless: boolean; closed
     if (colon <= 0 || /[\r\n]/.test(line)) return null;
     headers.push([line.slice(0, colon), line.slice(colon + 1).trim()]);
   }
-  const response: RawResponse = { version: status[1]!, status: Number(status[2]), reason: status[3]!, headers, body: Buffer.alloc(0) };
+  const response: RawResponse = {
+    version: status[1]!,
+    status: Number(status[2]),
+    reason: status[3]!,
+    headers,
+    body: Buffer.alloc(0),
+  };
   const bodyStart = headEnd + 4;
-  if (options.bodiless || response.status < 200 || response.status === 204 || response.status === 304) return { response, end: bodyStart };
+  if (options.bodiless || response.status < 200 || response.status === 204 || response.status === 304)
+    return { response, end: bodyStart };
   if (/chunked/i.test(header(response, 'transfer-encoding') ?? '')) {
     const decoded = decodeChunked(data, bodyStart);
     if (!decoded) return null;

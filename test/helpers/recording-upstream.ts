@@ -58,13 +58,20 @@ export function waitUntil<T>(check: () => T | undefined, deadlineMs: number, wha
   return pollUntil(what, check, deadlineMs, 10);
 }
 
-function withWaits(kind: UpstreamKind, url: string, log: RecordedRequest[], close: () => Promise<void>): RecordingUpstream {
+function withWaits(
+  kind: UpstreamKind,
+  url: string,
+  log: RecordedRequest[],
+  close: () => Promise<void>,
+): RecordingUpstream {
   return {
     kind,
     url,
     requests: () => [...log],
-    waitForCount: (n, deadlineMs) => waitUntil(() => (log.length >= n ? [...log] : undefined), deadlineMs, `${n} upstream requests (${kind})`),
-    waitFor: (match, deadlineMs) => waitUntil(() => log.find(match), deadlineMs, `a matching upstream request (${kind})`),
+    waitForCount: (n, deadlineMs) =>
+      waitUntil(() => (log.length >= n ? [...log] : undefined), deadlineMs, `${n} upstream requests (${kind})`),
+    waitFor: (match, deadlineMs) =>
+      waitUntil(() => log.find(match), deadlineMs, `a matching upstream request (${kind})`),
     close,
   };
 }
@@ -79,13 +86,22 @@ async function startNodeUpstream(): Promise<RecordingUpstream> {
   const log: RecordedRequest[] = [];
   const server: Server = createServer((req: IncomingMessage, res) => {
     const record: RecordedRequest = {
-      method: req.method ?? '', target: req.url ?? '', version: req.httpVersion, headers: pairs(req.rawHeaders),
-      body: Buffer.alloc(0), trailers: [], complete: false, error: null,
+      method: req.method ?? '',
+      target: req.url ?? '',
+      version: req.httpVersion,
+      headers: pairs(req.rawHeaders),
+      body: Buffer.alloc(0),
+      trailers: [],
+      complete: false,
+      error: null,
     };
     log.push(record);
     const chunks: Buffer[] = [];
     req.on('data', (chunk: Buffer) => chunks.push(chunk));
-    req.on('error', (err) => { record.error = err.message; record.body = Buffer.concat(chunks); });
+    req.on('error', (err) => {
+      record.error = err.message;
+      record.body = Buffer.concat(chunks);
+    });
     req.on('end', () => {
       record.body = Buffer.concat(chunks);
       record.trailers = pairs(req.rawTrailers);
@@ -95,7 +111,16 @@ async function startNodeUpstream(): Promise<RecordingUpstream> {
   });
   await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', () => resolve()));
   const url = `http://127.0.0.1:${(server.address() as AddressInfo).port}`;
-  return withWaits('node', url, log, () => new Promise<void>((resolve) => { server.closeAllConnections(); server.close(() => resolve()); }));
+  return withWaits(
+    'node',
+    url,
+    log,
+    () =>
+      new Promise<void>((resolve) => {
+        server.closeAllConnections();
+        server.close(() => resolve());
+      }),
+  );
 }
 
 /** recording_upstream.py stays in the source tree (tsc copies no .py): found from here or from cwd. */
@@ -125,7 +150,8 @@ interface PyLine {
 async function startPythonUpstream(): Promise<RecordingUpstream> {
   // A missing python3 fails loudly: this parser is the point of the second run, never skipped.
   const probe = spawnSync('python3', ['--version'], { encoding: 'utf8' });
-  if (probe.error || probe.status !== 0) throw new Error(`python3 is required for the Python recording upstream: ${probe.error?.message ?? probe.stderr}`);
+  if (probe.error || probe.status !== 0)
+    throw new Error(`python3 is required for the Python recording upstream: ${probe.error?.message ?? probe.stderr}`);
   const child: ChildProcess = spawn('python3', ['-u', pythonScript()], { stdio: ['pipe', 'pipe', 'pipe'] });
   const log: RecordedRequest[] = [];
   const byId = new Map<number, RecordedRequest>();
@@ -136,8 +162,14 @@ async function startPythonUpstream(): Promise<RecordingUpstream> {
     if (line.phase === 'listening') listening.port = line.port!;
     else if (line.phase === 'head') {
       const record: RecordedRequest = {
-        method: line.method!, target: line.target!, version: line.version!, headers: line.headers!,
-        body: Buffer.alloc(0), trailers: [], complete: false, error: null,
+        method: line.method!,
+        target: line.target!,
+        version: line.version!,
+        headers: line.headers!,
+        body: Buffer.alloc(0),
+        trailers: [],
+        complete: false,
+        error: null,
       };
       byId.set(line.id!, record);
       log.push(record);
@@ -162,7 +194,11 @@ async function startPythonUpstream(): Promise<RecordingUpstream> {
   child.stderr!.on('data', (chunk: Buffer) => void (stderr += chunk.toString('utf8')));
   const exited = new Promise<void>((resolve) => child.once('exit', () => resolve()));
   try {
-    await waitUntil(() => listening.port ?? (child.exitCode !== null ? -1 : undefined), 10_000, 'the Python upstream to listen');
+    await waitUntil(
+      () => listening.port ?? (child.exitCode !== null ? -1 : undefined),
+      10_000,
+      'the Python upstream to listen',
+    );
   } catch (err) {
     child.kill('SIGKILL');
     throw new Error(`${(err as Error).message}\n${stderr}`, { cause: err });

@@ -12,5 +12,10 @@ export function writeTree(root: string, files: Record<string, string>): string {
 
 /** A dpkg database (/var/lib/dpkg/status) with these packages installed: [name, version, source?]. */
 export function dpkgStatus(packages: ReadonlyArray<readonly [string, string, string?]>): string {
-  return packages.map(([name, version, source]) => `Package: ${name}\n${source ? `Source: ${source}\n` : ''}Status: install ok installed\nVersion: ${version}\nArchitecture: amd64\n`).join('\n');
+  return packages
+    .map(
+      ([name, version, source]) =>
+        `Package: ${name}\n${source ? `Source: ${source}\n` : ''}Status: install ok installed\nVersion: ${version}\nArchitecture: amd64\n`,
+    )
+    .join('\n');
 }

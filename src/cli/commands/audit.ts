@@ -6,10 +6,16 @@ import { json, keyValues } from '../output.js';
 
 export const auditVerify: CommandSpec = {
   path: ['audit', 'verify'],
-  summary: "Check the audit trail's hash chain on the CA directory and name the first modified, deleted, inserted or reordered event.",
+  summary:
+    "Check the audit trail's hash chain on the CA directory and name the first modified, deleted, inserted or reordered event.",
   options: {
     dir: { type: 'string', value: 'DIR', description: 'CA directory (or GATEHOUSE_CA_DIR)' },
-    anchor: { type: 'string', value: 'SEQ:HASH', description: 'Also require event SEQ to have hash HASH: a head printed by an earlier run and kept off this machine' },
+    anchor: {
+      type: 'string',
+      value: 'SEQ:HASH',
+      description:
+        'Also require event SEQ to have hash HASH: a head printed by an earlier run and kept off this machine',
+    },
     json: { type: 'boolean', description: 'Print JSON' },
   },
   notes: [
@@ -20,8 +26,13 @@ export const auditVerify: CommandSpec = {
   async run(ctx) {
     const dir = caDirOf(ctx);
     const anchorText = str(ctx, 'anchor');
-    const anchorMatch = anchorText === undefined ? null : /^(\d+):([0-9a-f]{64})$/.exec(anchorText.trim().toLowerCase());
-    if (anchorText !== undefined && !anchorMatch) throw new GatehouseError('GH_USAGE', `--anchor "${anchorText}" is not SEQ:HASH (a sequence number, a colon and 64 hex digits), as printed by \`audit verify\``);
+    const anchorMatch =
+      anchorText === undefined ? null : /^(\d+):([0-9a-f]{64})$/.exec(anchorText.trim().toLowerCase());
+    if (anchorText !== undefined && !anchorMatch)
+      throw new GatehouseError(
+        'GH_USAGE',
+        `--anchor "${anchorText}" is not SEQ:HASH (a sequence number, a colon and 64 hex digits), as printed by \`audit verify\``,
+      );
     const anchor = anchorMatch ? { seq: Number(anchorMatch[1]), hash: anchorMatch[2]! } : null;
     const { CA_FILES } = await import('../../ca/ca-dir.js');
     const { CA_CONFIG_FILE, loadCaConfig } = await import('../../config/ca-config.js');
@@ -31,7 +42,8 @@ export const auditVerify: CommandSpec = {
     const configPath = join(dir, CA_CONFIG_FILE);
     const config = existsSync(configPath) ? loadCaConfig(configPath, ctx.env) : null;
     const dbPath = join(dir, CA_FILES.database);
-    if ((config === null || config.store.kind === 'sqlite') && !existsSync(dbPath)) throw new GatehouseError('GH_CA_NOT_FOUND', `no CA database at ${dbPath}`);
+    if ((config === null || config.store.kind === 'sqlite') && !existsSync(dbPath))
+      throw new GatehouseError('GH_CA_NOT_FOUND', `no CA database at ${dbPath}`);
     const store = await openCaStore(dir, config ?? { store: { kind: 'sqlite', url: null, poolMax: 1 } });
     let report;
     try {
@@ -41,15 +53,29 @@ export const auditVerify: CommandSpec = {
     }
     const head = report.last ? `${report.last.seq}:${report.last.hash}` : null;
     if (flag(ctx, 'json')) {
-      ctx.out(json({ ok: report.ok, count: report.count, head, recordedHead: report.recordedHead, ...(anchor ? { anchor } : {}), firstBroken: report.broken }));
+      ctx.out(
+        json({
+          ok: report.ok,
+          count: report.count,
+          head,
+          recordedHead: report.recordedHead,
+          ...(anchor ? { anchor } : {}),
+          firstBroken: report.broken,
+        }),
+      );
       return report.ok ? 0 : 65;
     }
     const broken = report.broken;
     if (broken) {
-      const where = broken.seq === null ? 'the audit trail is broken' : `the audit trail is broken at event ${broken.seq}${broken.type ? ` (${broken.type}, ${broken.time!.toISOString()})` : ''}`;
+      const where =
+        broken.seq === null
+          ? 'the audit trail is broken'
+          : `the audit trail is broken at event ${broken.seq}${broken.type ? ` (${broken.type}, ${broken.time!.toISOString()})` : ''}`;
       throw new GatehouseError('GH_AUDIT_BROKEN', `${where}: ${broken.reason}; ${report.count} events read`);
     }
     ctx.out(`audit trail intact: ${report.count} events, each chained to the one before\n`);
-    ctx.out(keyValues([['head', head], ...(anchor ? [['anchor', `event ${anchor.seq} matches`] as [string, string]] : [])]));
+    ctx.out(
+      keyValues([['head', head], ...(anchor ? [['anchor', `event ${anchor.seq} matches`] as [string, string]] : [])]),
+    );
   },
 };

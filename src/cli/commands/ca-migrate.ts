@@ -8,9 +8,15 @@ import { json, keyValues } from '../output.js';
 
 export const caMigrate: CommandSpec = {
   path: ['ca', 'migrate'],
-  summary: "Apply the store migrations this Gatehouse carries (PostgreSQL: under a lock, so replicas migrating at once take turns) and print the schema versions before and after.",
+  summary:
+    'Apply the store migrations this Gatehouse carries (PostgreSQL: under a lock, so replicas migrating at once take turns) and print the schema versions before and after.',
   options: {
-    dir: { type: 'string', value: 'DIR', description: 'CA directory (or GATEHOUSE_CA_DIR); its gatehouse.yaml (or GATEHOUSE_STORE_URL) says where the store is' },
+    dir: {
+      type: 'string',
+      value: 'DIR',
+      description:
+        'CA directory (or GATEHOUSE_CA_DIR); its gatehouse.yaml (or GATEHOUSE_STORE_URL) says where the store is',
+    },
     json: { type: 'boolean', description: 'Print JSON: store, from, to' },
   },
   notes: [
@@ -26,7 +32,10 @@ export const caMigrate: CommandSpec = {
     let versions: { from: number; to: number };
     if (ca.config.store.kind === 'postgres') {
       const { migratePostgres } = await import('../../store/postgres.js');
-      versions = await migratePostgres({ ...(ca.config.store.url !== null ? { url: ca.config.store.url } : {}), poolMax: 1 });
+      versions = await migratePostgres({
+        ...(ca.config.store.url !== null ? { url: ca.config.store.url } : {}),
+        poolMax: 1,
+      });
     } else {
       const { join } = await import('node:path');
       const { CA_FILES } = await import('../../ca/ca-dir.js');
@@ -38,6 +47,13 @@ export const caMigrate: CommandSpec = {
       versions = { from, to: sqliteSchemaVersion(path) };
     }
     if (flag(ctx, 'json')) return void ctx.out(json({ store: where, ...versions }));
-    ctx.out(keyValues([['store', where], ['schema before', versions.from], ['schema now', versions.to], ['applied', versions.to - versions.from]]));
+    ctx.out(
+      keyValues([
+        ['store', where],
+        ['schema before', versions.from],
+        ['schema now', versions.to],
+        ['applied', versions.to - versions.from],
+      ]),
+    );
   },
 };

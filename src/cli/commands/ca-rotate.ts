@@ -5,7 +5,8 @@ import { json, keyValues } from '../output.js';
 
 export const caRotateIntermediate: CommandSpec = {
   path: ['ca', 'rotate', 'intermediate'],
-  summary: 'Replace the issuing CA with a new key and certificate under the same root; the old one keeps signing its CRL until its last certificate expires.',
+  summary:
+    'Replace the issuing CA with a new key and certificate under the same root; the old one keeps signing its CRL until its last certificate expires.',
   options: {
     dir: { type: 'string', value: 'DIR', required: true, description: 'CA directory' },
     'root-key': { type: 'string', value: 'FILE', description: 'The root key, when it is kept offline (not in DIR)' },
@@ -13,7 +14,7 @@ export const caRotateIntermediate: CommandSpec = {
     json: { type: 'boolean', description: 'Print the old and new issuing CA as JSON' },
   },
   notes: [
-    'Safe while `ca serve` runs: it notices the rotation within about 2 seconds, issues every new certificate (its own included) from the new issuing CA, and keeps serving the old one\'s CRL at /crl/<id> and in /crls. Clients change nothing: their trust is the root. Gateways should read /crls (docs/gateway.md, revocation).',
+    "Safe while `ca serve` runs: it notices the rotation within about 2 seconds, issues every new certificate (its own included) from the new issuing CA, and keeps serving the old one's CRL at /crl/<id> and in /crls. Clients change nothing: their trust is the root. Gateways should read /crls (docs/gateway.md, revocation).",
     'Exit 69 (GH_CA_ROOT_KEY_OFFLINE) without the root key. Recorded as ca.intermediate_rotated in the audit trail. Rolling back: docs/operations.md, "Rotating the intermediate".',
   ],
   async run(ctx) {
@@ -25,16 +26,26 @@ export const caRotateIntermediate: CommandSpec = {
     const currentKey = material.intermediateKey;
     const currentKeyFile = material.config.keys.intermediate;
     if (currentKey === null || currentKeyFile === null) {
-      throw new GatehouseError('GH_CA_ROTATION', `the external CA at ${material.config.externalCa?.url ?? '?'} signs this CA's certificates and holds the issuing key: rotate its issuing CA there (docs/operations.md, "External signer")`);
+      throw new GatehouseError(
+        'GH_CA_ROTATION',
+        `the external CA at ${material.config.externalCa?.url ?? '?'} signs this CA's certificates and holds the issuing key: rotate its issuing CA there (docs/operations.md, "External signer")`,
+      );
     }
     const { loadRootRotation } = await import('../../ca/root-rotation.js');
-    if (loadRootRotation(material.dir)?.state.phase === 'rotating') throw new GatehouseError('GH_CA_ROTATION', 'a root rotation is in progress, and it made a new issuing CA already: finish or abort it first (gatehouse ca rotate status)');
+    if (loadRootRotation(material.dir)?.state.phase === 'rotating')
+      throw new GatehouseError(
+        'GH_CA_ROTATION',
+        'a root rotation is in progress, and it made a new issuing CA already: finish or abort it first (gatehouse ca rotate status)',
+      );
     const rootKeyFile = str(ctx, 'root-key');
     const rootKey = rootKeyFile ? readKeyFile(rootKeyFile, material.passphrase) : material.rootKey;
     if (!rootKey) {
-      throw new GatehouseError('GH_CA_ROOT_KEY_OFFLINE', material.config.keys.root === null && material.config.crl.rootCrl === 'external'
-        ? 'the root was imported without its key: ask its PKI for a new issuing CA certificate instead'
-        : 'the root key is kept offline; pass --root-key FILE');
+      throw new GatehouseError(
+        'GH_CA_ROOT_KEY_OFFLINE',
+        material.config.keys.root === null && material.config.crl.rootCrl === 'external'
+          ? 'the root was imported without its key: ask its PKI for a new issuing CA certificate instead'
+          : 'the root key is kept offline; pass --root-key FILE',
+      );
     }
     const store = await openCaStore(material.dir, material.config);
     try {
@@ -43,22 +54,57 @@ export const caRotateIntermediate: CommandSpec = {
       const { lastNotAfter } = await import('../../ca/active-identities.js');
       const lastLeafNotAfter = await lastNotAfter(store, now);
       const result = await rotateIntermediate({
-        dir: material.dir, config: material.config, rootDer: material.rootDer, rootKey, passphrase: material.passphrase, lastLeafNotAfter, now,
-        current: { der: material.intermediateDer, key: currentKey, certPath: caPath(material.dir, CA_FILES.intermediateCert), keyPath: caPath(material.dir, currentKeyFile) },
+        dir: material.dir,
+        config: material.config,
+        rootDer: material.rootDer,
+        rootKey,
+        passphrase: material.passphrase,
+        lastLeafNotAfter,
+        now,
+        current: {
+          der: material.intermediateDer,
+          key: currentKey,
+          certPath: caPath(material.dir, CA_FILES.intermediateCert),
+          keyPath: caPath(material.dir, currentKeyFile),
+        },
       });
-      await store.appendAudit([{
-        time: now, type: 'ca.intermediate_rotated', actor: 'local:cli',
-        details: { previous: result.previous.fingerprint, previousId: result.previous.id, next: result.next.fingerprint, nextId: result.next.id, previousCrlUntil: result.previous.crlUntil.toISOString() },
-      }]);
+      await store.appendAudit([
+        {
+          time: now,
+          type: 'ca.intermediate_rotated',
+          actor: 'local:cli',
+          details: {
+            previous: result.previous.fingerprint,
+            previousId: result.previous.id,
+            next: result.next.fingerprint,
+            nextId: result.next.id,
+            previousCrlUntil: result.previous.crlUntil.toISOString(),
+          },
+        },
+      ]);
       if (flag(ctx, 'json')) {
-        return void ctx.out(json({ previous: { ...result.previous, crlUntil: result.previous.crlUntil.toISOString() }, next: { id: result.next.id, fingerprint: result.next.fingerprint, notAfter: result.next.notAfter.toISOString() } }));
+        return void ctx.out(
+          json({
+            previous: { ...result.previous, crlUntil: result.previous.crlUntil.toISOString() },
+            next: {
+              id: result.next.id,
+              fingerprint: result.next.fingerprint,
+              notAfter: result.next.notAfter.toISOString(),
+            },
+          }),
+        );
       }
       ctx.out('Rotated the issuing CA\n\n');
-      ctx.out(keyValues([
-        ['new issuing CA', `${result.next.id} (valid until ${result.next.notAfter.toISOString()})`],
-        ['retired issuing CA', `${result.previous.id} (signs its CRL until ${result.previous.crlUntil.toISOString()})`],
-        ['CRLs', '/crl is the new one\'s; /crl/<id> each one\'s; /crls all, with their signers'],
-      ]));
+      ctx.out(
+        keyValues([
+          ['new issuing CA', `${result.next.id} (valid until ${result.next.notAfter.toISOString()})`],
+          [
+            'retired issuing CA',
+            `${result.previous.id} (signs its CRL until ${result.previous.crlUntil.toISOString()})`,
+          ],
+          ['CRLs', "/crl is the new one's; /crl/<id> each one's; /crls all, with their signers"],
+        ]),
+      );
       ctx.out('\nA running `ca serve` puts it in force within seconds; nothing changes for clients.\n');
     } finally {
       await store.close();

@@ -9,9 +9,27 @@ import { caRotateAbort, caRotateFinish, caRotateRoot, caRotateStatus } from './c
 import { tokenCreate, tokenList, tokenRevoke } from './token.js';
 import { certList, certRevoke, certShow, certSign } from './cert.js';
 import { nameList, nameRelease } from './name.js';
-import { secretCreate, secretDelete, secretGrant, secretList, secretRekey, secretRotate, secretShow, secretUngrant } from './secret.js';
+import {
+  secretCreate,
+  secretDelete,
+  secretGrant,
+  secretList,
+  secretRekey,
+  secretRotate,
+  secretShow,
+  secretUngrant,
+} from './secret.js';
 import { contextAdd, contextList, contextRemove, contextUse } from './context.js';
-import { agentEnroll, agentExport, agentRenew, agentReport, agentRun, agentSecretsSync, agentStatus, agentWhoami } from './agent.js';
+import {
+  agentEnroll,
+  agentExport,
+  agentRenew,
+  agentReport,
+  agentRun,
+  agentSecretsSync,
+  agentStatus,
+  agentWhoami,
+} from './agent.js';
 import { quickstart } from './quickstart.js';
 import { gatewayCommand } from './gateway.js';
 import { policyCheck } from './policy.js';
@@ -20,15 +38,52 @@ import { auditVerify } from './audit.js';
 import { checkCommand } from './check.js';
 
 export const COMMANDS: CommandSpec[] = [
-  caInit, caServe, caMigrate, caRootCrl, caBackup, caRestore, caRotateIntermediate, caRotateRoot, caRotateStatus, caRotateFinish, caRotateAbort,
-  tokenCreate, tokenList, tokenRevoke,
-  certList, certShow, certRevoke, certSign,
-  fleetPostureCommand, fleetVulnsCommand, vulnImport,
-  nameList, nameRelease,
-  secretCreate, secretList, secretShow, secretGrant, secretUngrant, secretRotate, secretDelete, secretRekey,
-  contextAdd, contextUse, contextList, contextRemove,
-  auditVerify, checkCommand, storeCopy,
-  agentEnroll, agentWhoami, agentStatus, agentRenew, agentReport, agentRun, agentSecretsSync, agentExport,
+  caInit,
+  caServe,
+  caMigrate,
+  caRootCrl,
+  caBackup,
+  caRestore,
+  caRotateIntermediate,
+  caRotateRoot,
+  caRotateStatus,
+  caRotateFinish,
+  caRotateAbort,
+  tokenCreate,
+  tokenList,
+  tokenRevoke,
+  certList,
+  certShow,
+  certRevoke,
+  certSign,
+  fleetPostureCommand,
+  fleetVulnsCommand,
+  vulnImport,
+  nameList,
+  nameRelease,
+  secretCreate,
+  secretList,
+  secretShow,
+  secretGrant,
+  secretUngrant,
+  secretRotate,
+  secretDelete,
+  secretRekey,
+  contextAdd,
+  contextUse,
+  contextList,
+  contextRemove,
+  auditVerify,
+  checkCommand,
+  storeCopy,
+  agentEnroll,
+  agentWhoami,
+  agentStatus,
+  agentRenew,
+  agentReport,
+  agentRun,
+  agentSecretsSync,
+  agentExport,
   gatewayCommand,
   policyCheck,
   demo,

@@ -15,19 +15,36 @@ import type { SecretView } from '../../secrets/service.js';
 
 const SUBJECT_HELP = 'role:ROLE, name:NAME or id:spiffe://TRUST_DOMAIN/ROLE/NAME';
 const VALUE_OPTIONS = {
-  file: { type: 'string', value: 'PATH', description: `Read the value from PATH (binary-safe, 1 byte to ${MAX_SECRET_BYTES / 1024} KiB)` },
+  file: {
+    type: 'string',
+    value: 'PATH',
+    description: `Read the value from PATH (binary-safe, 1 byte to ${MAX_SECRET_BYTES / 1024} KiB)`,
+  },
   'from-stdin': { type: 'boolean', description: 'Read the value from stdin, to its end (binary-safe)' },
 } as const;
-const NAME_ARG = { name: 'NAME', description: 'Secret name: 1–128 characters from A–Z a–z 0–9 . _ - (it becomes a file name on agents)', required: true };
+const NAME_ARG = {
+  name: 'NAME',
+  description: 'Secret name: 1–128 characters from A–Z a–z 0–9 . _ - (it becomes a file name on agents)',
+  required: true,
+};
 
 /** The value from --file or stdin, read to at most the limit (plus one byte, to tell "too big"). */
 async function readValue(ctx: CommandContext): Promise<Buffer> {
   const file = str(ctx, 'file');
   const fromStdin = flag(ctx, 'from-stdin');
-  if ((file !== undefined) === fromStdin) throw new GatehouseError('GH_USAGE', 'give the value with exactly one of --file PATH or --from-stdin');
+  if ((file !== undefined) === fromStdin)
+    throw new GatehouseError('GH_USAGE', 'give the value with exactly one of --file PATH or --from-stdin');
   const value = file !== undefined ? readBoundedFile(file) : await readBoundedStream(process.stdin);
-  if (value.length > MAX_SECRET_BYTES) throw new GatehouseError('GH_SECRET_INVALID', `the value in ${file ?? 'stdin'} is larger than ${MAX_SECRET_BYTES} bytes (500 KiB)`);
-  if (value.length === 0) throw new GatehouseError('GH_SECRET_INVALID', `the value in ${file ?? 'stdin'} is empty; a secret holds 1 byte to 500 KiB`);
+  if (value.length > MAX_SECRET_BYTES)
+    throw new GatehouseError(
+      'GH_SECRET_INVALID',
+      `the value in ${file ?? 'stdin'} is larger than ${MAX_SECRET_BYTES} bytes (500 KiB)`,
+    );
+  if (value.length === 0)
+    throw new GatehouseError(
+      'GH_SECRET_INVALID',
+      `the value in ${file ?? 'stdin'} is empty; a secret holds 1 byte to 500 KiB`,
+    );
   return value;
 }
 
@@ -79,14 +96,33 @@ function subjectsArg(ctx: CommandContext): string[] {
 
 function printSecret(ctx: CommandContext, s: SecretView): void {
   const current = s.versions.find((v) => v.current);
-  ctx.out(keyValues([
-    ['name', s.name], ['current version', s.currentVersion], ['size', current ? `${current.size} bytes` : '-'], ['checksum', current?.checksum],
-    ['created', s.createdAt], ['updated', s.updatedAt], ['granted to', s.grants.map((g) => g.subject).join(', ') || 'nobody (grant it with `gatehouse secret grant`)'],
-  ]));
-  ctx.out(`\nversions:\n${table(s.versions.map((v) => ({ ...v, current: v.current ? 'yes' : '', readableUntil: v.expiresAt ?? (v.current ? '-' : 'now') })), ['version', 'current', 'size', 'createdAt', 'readableUntil', 'lastReadAt', 'lastReadBy', 'keyId'])}`);
+  ctx.out(
+    keyValues([
+      ['name', s.name],
+      ['current version', s.currentVersion],
+      ['size', current ? `${current.size} bytes` : '-'],
+      ['checksum', current?.checksum],
+      ['created', s.createdAt],
+      ['updated', s.updatedAt],
+      ['granted to', s.grants.map((g) => g.subject).join(', ') || 'nobody (grant it with `gatehouse secret grant`)'],
+    ]),
+  );
+  ctx.out(
+    `\nversions:\n${table(
+      s.versions.map((v) => ({
+        ...v,
+        current: v.current ? 'yes' : '',
+        readableUntil: v.expiresAt ?? (v.current ? '-' : 'now'),
+      })),
+      ['version', 'current', 'size', 'createdAt', 'readableUntil', 'lastReadAt', 'lastReadBy', 'keyId'],
+    )}`,
+  );
 }
 
-async function withAdmin<T>(ctx: CommandContext, fn: (admin: Awaited<ReturnType<typeof openAdmin>>) => Promise<T>): Promise<T> {
+async function withAdmin<T>(
+  ctx: CommandContext,
+  fn: (admin: Awaited<ReturnType<typeof openAdmin>>) => Promise<T>,
+): Promise<T> {
   const admin = await openAdmin(ctx);
   try {
     return await fn(admin);
@@ -97,12 +133,13 @@ async function withAdmin<T>(ctx: CommandContext, fn: (admin: Awaited<ReturnType<
 
 export const secretCreate: CommandSpec = {
   path: ['secret', 'create'],
-  summary: 'Create a secret on the CA: the value is sealed (AES-256-GCM, its own data key) before it is stored, and only the identities granted it can read it.',
+  summary:
+    'Create a secret on the CA: the value is sealed (AES-256-GCM, its own data key) before it is stored, and only the identities granted it can read it.',
   positionals: [NAME_ARG],
   options: {
     ...VALUE_OPTIONS,
     grant: { type: 'string', value: 'SUBJECT', multiple: true, description: `Who may read it: ${SUBJECT_HELP}` },
-    json: { type: 'boolean', description: 'Print the secret\'s metadata as JSON' },
+    json: { type: 'boolean', description: "Print the secret's metadata as JSON" },
     ...TARGET_OPTIONS,
   },
   notes: [
@@ -118,7 +155,9 @@ export const secretCreate: CommandSpec = {
       const created = await withAdmin(ctx, (admin) => admin.createSecret(name, value, list(ctx, 'grant')));
       if (flag(ctx, 'json')) return void ctx.out(json(created));
       const grants = created.grants.map((g) => g.subject);
-      ctx.out(`secret ${created.name}: version ${created.currentVersion}, ${value.length} bytes, granted to ${grants.join(', ') || 'nobody yet (`gatehouse secret grant`)'}\n`);
+      ctx.out(
+        `secret ${created.name}: version ${created.currentVersion}, ${value.length} bytes, granted to ${grants.join(', ') || 'nobody yet (`gatehouse secret grant`)'}\n`,
+      );
     } finally {
       value.fill(0);
     }
@@ -131,13 +170,21 @@ export const secretList: CommandSpec = {
   options: { json: { type: 'boolean', description: 'Print JSON' }, ...TARGET_OPTIONS },
   async run(ctx) {
     const secrets = await withAdmin(ctx, (admin) => admin.listSecrets());
-    ctx.out(flag(ctx, 'json') ? json(secrets) : table(secrets.map((s) => ({ ...s, grants: s.grants.join(',') || '-' })), ['name', 'version', 'size', 'versions', 'grants', 'updatedAt']));
+    ctx.out(
+      flag(ctx, 'json')
+        ? json(secrets)
+        : table(
+            secrets.map((s) => ({ ...s, grants: s.grants.join(',') || '-' })),
+            ['name', 'version', 'size', 'versions', 'grants', 'updatedAt'],
+          ),
+    );
   },
 };
 
 export const secretShow: CommandSpec = {
   path: ['secret', 'show'],
-  summary: 'Show one secret\'s metadata: its versions (with the overlap of old ones and who read each last) and grants. Never the value.',
+  summary:
+    "Show one secret's metadata: its versions (with the overlap of old ones and who read each last) and grants. Never the value.",
   positionals: [NAME_ARG],
   options: { json: { type: 'boolean', description: 'Print JSON' }, ...TARGET_OPTIONS },
   async run(ctx) {
@@ -152,36 +199,51 @@ export const secretGrant: CommandSpec = {
   path: ['secret', 'grant'],
   summary: 'Let more identities read a secret. Subjects already granted are left as they are.',
   positionals: [NAME_ARG, { name: 'SUBJECT', description: SUBJECT_HELP, required: true, variadic: true }],
-  options: { json: { type: 'boolean', description: 'Print the secret\'s metadata as JSON' }, ...TARGET_OPTIONS },
+  options: { json: { type: 'boolean', description: "Print the secret's metadata as JSON" }, ...TARGET_OPTIONS },
   notes: ['Example:', '  gatehouse secret grant db-password role:gateway name:backup-1 --dir ./ca'],
   async run(ctx) {
     const name = nameArg(ctx);
     const secret = await withAdmin(ctx, (admin) => admin.grantSecret(name, subjectsArg(ctx)));
-    ctx.out(flag(ctx, 'json') ? json(secret) : `secret ${secret.name} is granted to ${secret.grants.map((g) => g.subject).join(', ')}\n`);
+    ctx.out(
+      flag(ctx, 'json')
+        ? json(secret)
+        : `secret ${secret.name} is granted to ${secret.grants.map((g) => g.subject).join(', ')}\n`,
+    );
   },
 };
 
 export const secretUngrant: CommandSpec = {
   path: ['secret', 'ungrant'],
-  summary: 'Take a secret away from identities: their next read is refused (403). All or nothing: a subject that is not granted refuses the whole call.',
+  summary:
+    'Take a secret away from identities: their next read is refused (403). All or nothing: a subject that is not granted refuses the whole call.',
   positionals: [NAME_ARG, { name: 'SUBJECT', description: SUBJECT_HELP, required: true, variadic: true }],
-  options: { json: { type: 'boolean', description: 'Print the secret\'s metadata as JSON' }, ...TARGET_OPTIONS },
+  options: { json: { type: 'boolean', description: "Print the secret's metadata as JSON" }, ...TARGET_OPTIONS },
   notes: ['An identity that read the value before still has it: rotate the secret too when that matters.'],
   async run(ctx) {
     const name = nameArg(ctx);
     const secret = await withAdmin(ctx, (admin) => admin.ungrantSecret(name, subjectsArg(ctx)));
-    ctx.out(flag(ctx, 'json') ? json(secret) : `secret ${secret.name} is granted to ${secret.grants.map((g) => g.subject).join(', ') || 'nobody'}\n`);
+    ctx.out(
+      flag(ctx, 'json')
+        ? json(secret)
+        : `secret ${secret.name} is granted to ${secret.grants.map((g) => g.subject).join(', ') || 'nobody'}\n`,
+    );
   },
 };
 
 export const secretRotate: CommandSpec = {
   path: ['secret', 'rotate'],
-  summary: 'Give a secret a new value, as a new version. The previous version stays readable (GET /v1/secrets/NAME?version=N) for the overlap, then is deleted.',
+  summary:
+    'Give a secret a new value, as a new version. The previous version stays readable (GET /v1/secrets/NAME?version=N) for the overlap, then is deleted.',
   positionals: [NAME_ARG],
   options: {
     ...VALUE_OPTIONS,
-    overlap: { type: 'string', value: 'DURATION', description: 'How long the previous version stays readable, e.g. 10m; 0 deletes it now (default secrets.rotationOverlap, 1h)' },
-    json: { type: 'boolean', description: 'Print the secret\'s metadata as JSON' },
+    overlap: {
+      type: 'string',
+      value: 'DURATION',
+      description:
+        'How long the previous version stays readable, e.g. 10m; 0 deletes it now (default secrets.rotationOverlap, 1h)',
+    },
+    json: { type: 'boolean', description: "Print the secret's metadata as JSON" },
     ...TARGET_OPTIONS,
   },
   notes: ['Example:', '  gatehouse secret rotate db-password --file ./new-password.txt --overlap 15m --dir ./ca'],
@@ -194,7 +256,9 @@ export const secretRotate: CommandSpec = {
       const rotated = await withAdmin(ctx, (admin) => admin.rotateSecret(name, value, overlapMs));
       if (flag(ctx, 'json')) return void ctx.out(json(rotated));
       const previous = rotated.versions.find((v) => !v.current && v.version === rotated.currentVersion - 1);
-      ctx.out(`secret ${rotated.name}: version ${rotated.currentVersion}, ${value.length} bytes; version ${rotated.currentVersion - 1} ${previous?.expiresAt ? `stays readable until ${previous.expiresAt}` : 'was deleted'}\n`);
+      ctx.out(
+        `secret ${rotated.name}: version ${rotated.currentVersion}, ${value.length} bytes; version ${rotated.currentVersion - 1} ${previous?.expiresAt ? `stays readable until ${previous.expiresAt}` : 'was deleted'}\n`,
+      );
     } finally {
       value.fill(0);
     }
@@ -215,10 +279,16 @@ export const secretDelete: CommandSpec = {
 
 export const secretRekey: CommandSpec = {
   path: ['secret', 'rekey'],
-  summary: 'Replace the secrets master key: every data key is sealed again under a new key, in one transaction, and the old key is removed from secrets-master-key.json. Values are not touched.',
+  summary:
+    'Replace the secrets master key: every data key is sealed again under a new key, in one transaction, and the old key is removed from secrets-master-key.json. Values are not touched.',
   options: {
     dir: { type: 'string', value: 'DIR', description: 'CA directory (or GATEHOUSE_CA_DIR); local only' },
-    'passphrase-file': { type: 'string', value: 'FILE', description: 'Passphrase for an encrypted CA (or GATEHOUSE_PASSPHRASE_FILE); the new key is stored encrypted with it' },
+    'passphrase-file': {
+      type: 'string',
+      value: 'FILE',
+      description:
+        'Passphrase for an encrypted CA (or GATEHOUSE_PASSPHRASE_FILE); the new key is stored encrypted with it',
+    },
     json: { type: 'boolean', description: 'Print the new key ID and the count as JSON' },
   },
   notes: [
@@ -227,8 +297,16 @@ export const secretRekey: CommandSpec = {
     '  gatehouse secret rekey --dir ./ca',
   ],
   async run(ctx) {
-    if (!str(ctx, 'dir') && !ctx.env.GATEHOUSE_CA_DIR) throw new GatehouseError('GH_USAGE', '`secret rekey` works only on the CA directory: pass --dir DIR (or set GATEHOUSE_CA_DIR)');
+    if (!str(ctx, 'dir') && !ctx.env.GATEHOUSE_CA_DIR)
+      throw new GatehouseError(
+        'GH_USAGE',
+        '`secret rekey` works only on the CA directory: pass --dir DIR (or set GATEHOUSE_CA_DIR)',
+      );
     const result = await withAdmin(ctx, (admin) => admin.rekeySecrets());
-    ctx.out(flag(ctx, 'json') ? json(result) : `secrets master key is now ${result.keyId} (${result.encrypted ? 'encrypted with the CA passphrase' : 'not encrypted: the CA has no passphrase'}); ${result.resealed} data key(s) sealed again; removed ${result.previousKeyIds.join(', ')}\n`);
+    ctx.out(
+      flag(ctx, 'json')
+        ? json(result)
+        : `secrets master key is now ${result.keyId} (${result.encrypted ? 'encrypted with the CA passphrase' : 'not encrypted: the CA has no passphrase'}); ${result.resealed} data key(s) sealed again; removed ${result.previousKeyIds.join(', ')}\n`,
+    );
   },
 };

@@ -11,8 +11,15 @@ import { readOsvFeed } from '../../posture/vulns/feed.js';
 
 export const vulnImport: CommandSpec = {
   path: ['vuln', 'import'],
-  summary: 'Import OSV advisories (a .json file with one record or an array, or a directory of .json files) for `fleet vulns`.',
-  positionals: [{ name: 'PATH', description: 'An OSV .json file, or a directory of them (OSV.dev\'s all.zip for an ecosystem, unpacked)', required: true }],
+  summary:
+    'Import OSV advisories (a .json file with one record or an array, or a directory of .json files) for `fleet vulns`.',
+  positionals: [
+    {
+      name: 'PATH',
+      description: "An OSV .json file, or a directory of them (OSV.dev's all.zip for an ecosystem, unpacked)",
+      required: true,
+    },
+  ],
   options: {
     json: { type: 'boolean', description: 'Print JSON: added, updated, unchanged' },
     ...TARGET_OPTIONS,
@@ -25,7 +32,14 @@ export const vulnImport: CommandSpec = {
     try {
       const counts = await admin.importAdvisories(records);
       if (flag(ctx, 'json')) return void ctx.out(json(counts));
-      ctx.out(keyValues([['read', records.length], ['added', counts.added], ['updated', counts.updated], ['unchanged', counts.unchanged]]));
+      ctx.out(
+        keyValues([
+          ['read', records.length],
+          ['added', counts.added],
+          ['updated', counts.updated],
+          ['unchanged', counts.unchanged],
+        ]),
+      );
     } finally {
       await admin.close();
     }

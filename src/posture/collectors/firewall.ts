@@ -49,9 +49,17 @@ function expandNftInclude(ctx: CollectContext, pattern: string): string[] {
   const dir = posix.dirname(absolute);
   const base = posix.basename(absolute);
   if (!/[*?]/.test(base)) return [absolute.slice(1)];
-  const re = new RegExp(`^${base.replace(/[.+^${}()|[\]\\]/g, '\\$&').replace(/\*/g, '.*').replace(/\?/g, '.')}$`);
+  const re = new RegExp(
+    `^${base
+      .replace(/[.+^${}()|[\]\\]/g, '\\$&')
+      .replace(/\*/g, '.*')
+      .replace(/\?/g, '.')}$`,
+  );
   try {
-    return readdirSync(join(ctx.root, dir)).filter((name) => re.test(name) && !name.startsWith('.')).sort().map((name) => posix.join(dir, name).slice(1));
+    return readdirSync(join(ctx.root, dir))
+      .filter((name) => re.test(name) && !name.startsWith('.'))
+      .sort()
+      .map((name) => posix.join(dir, name).slice(1));
   } catch {
     return [];
   }
@@ -66,7 +74,9 @@ export function readNftChains(ctx: CollectContext, path = 'etc/nftables.conf'): 
   const text = readUnderRoot(ctx, path);
   if (text === null) return null;
   const chains = new Map<string, NftChain>();
-  const stack: Array<{ kind: 'table'; family: string; name: string } | { kind: 'chain'; chain: NftChain } | { kind: 'other' }> = [];
+  const stack: Array<
+    { kind: 'table'; family: string; name: string } | { kind: 'chain'; chain: NftChain } | { kind: 'other' }
+  > = [];
   let included = 0;
   const chainOf = (family: string, table: string, name: string, file: string) => {
     const key = `${family} ${table} ${name}`;
@@ -98,9 +108,11 @@ export function readNftChains(ctx: CollectContext, path = 'etc/nftables.conf'): 
     const table = /^(?:(?:add|create) )?table (?:(ip|ip6|inet|arp|bridge|netdev) )?(\S+)$/.exec(h);
     if (table && stack.length === 0) return stack.push({ kind: 'table', family: table[1] ?? 'ip', name: table[2]! });
     const inTable = /^chain (\S+)$/.exec(h);
-    if (inTable && top?.kind === 'table') return stack.push({ kind: 'chain', chain: chainOf(top.family, top.name, inTable[1]!, file) });
+    if (inTable && top?.kind === 'table')
+      return stack.push({ kind: 'chain', chain: chainOf(top.family, top.name, inTable[1]!, file) });
     const full = /^(?:(?:add|create) )?chain (?:(ip|ip6|inet|arp|bridge|netdev) )?(\S+) (\S+)$/.exec(h);
-    if (full && stack.length === 0) return stack.push({ kind: 'chain', chain: chainOf(full[1] ?? 'ip', full[2]!, full[3]!, file) });
+    if (full && stack.length === 0)
+      return stack.push({ kind: 'chain', chain: chainOf(full[1] ?? 'ip', full[2]!, full[3]!, file) });
     return stack.push({ kind: 'other' });
   };
   const feed = (body: string, file: string, depth: number) => {
@@ -134,14 +146,31 @@ function nftables(ctx: CollectContext): Finding | null {
   const name = (c: NftChain) => `${c.family} ${c.table}/${c.name}`;
   const dropping = input.filter((c) => c.policy === 'drop');
   if (dropping.length === 0) {
-    if (input.length === 0) return { source: 'nftables', pass: false, reason: '/etc/nftables.conf has no input chain (type filter hook input): nothing filters incoming traffic' };
+    if (input.length === 0)
+      return {
+        source: 'nftables',
+        pass: false,
+        reason: '/etc/nftables.conf has no input chain (type filter hook input): nothing filters incoming traffic',
+      };
     const c = input[0]!;
-    return { source: 'nftables', pass: false, reason: `/${c.file}: input chain ${name(c)} has policy ${c.policy ?? 'accept (the default when unset)'}: traffic no rule matches is let in (set policy drop)` };
+    return {
+      source: 'nftables',
+      pass: false,
+      reason: `/${c.file}: input chain ${name(c)} has policy ${c.policy ?? 'accept (the default when unset)'}: traffic no rule matches is let in (set policy drop)`,
+    };
   }
   if (!serviceEnabled(ctx, 'nftables.service', ['sysinit.target', 'multi-user.target'])) {
-    return { source: 'nftables', pass: false, reason: `/${dropping[0]!.file} drops incoming traffic by default, but nftables.service is not enabled: the boot does not load it (systemctl enable nftables)` };
+    return {
+      source: 'nftables',
+      pass: false,
+      reason: `/${dropping[0]!.file} drops incoming traffic by default, but nftables.service is not enabled: the boot does not load it (systemctl enable nftables)`,
+    };
   }
-  return { source: 'nftables', pass: true, reason: `nftables: input chain ${dropping.slice(0, 3).map(name).join(', ')} has policy drop (${BOOT})` };
+  return {
+    source: 'nftables',
+    pass: true,
+    reason: `nftables: input chain ${dropping.slice(0, 3).map(name).join(', ')} has policy drop (${BOOT})`,
+  };
 }
 
 function iptablesPersistent(ctx: CollectContext): Finding | null {
@@ -157,9 +186,23 @@ function iptablesPersistent(ctx: CollectContext): Finding | null {
     if (table === 'filter' && m) policy = m[1]!.toUpperCase();
   }
   // iptables chain policies are ACCEPT or DROP only; REJECT is a rule target.
-  if (policy === 'DROP') return { source: 'iptables-persistent', pass: true, reason: `iptables-persistent: /etc/iptables/rules.v4 sets INPUT policy DROP (${BOOT})` };
-  if (policy === null) return { source: 'iptables-persistent', pass: false, reason: '/etc/iptables/rules.v4 has no *filter INPUT policy: incoming traffic is accepted by default' };
-  return { source: 'iptables-persistent', pass: false, reason: `/etc/iptables/rules.v4 sets INPUT policy ${policy}: traffic no rule matches is let in (set :INPUT DROP)` };
+  if (policy === 'DROP')
+    return {
+      source: 'iptables-persistent',
+      pass: true,
+      reason: `iptables-persistent: /etc/iptables/rules.v4 sets INPUT policy DROP (${BOOT})`,
+    };
+  if (policy === null)
+    return {
+      source: 'iptables-persistent',
+      pass: false,
+      reason: '/etc/iptables/rules.v4 has no *filter INPUT policy: incoming traffic is accepted by default',
+    };
+  return {
+    source: 'iptables-persistent',
+    pass: false,
+    reason: `/etc/iptables/rules.v4 sets INPUT policy ${policy}: traffic no rule matches is let in (set :INPUT DROP)`,
+  };
 }
 
 /** KEY=value with optional quotes, as ufw's shell-sourced files have them. */
@@ -172,10 +215,22 @@ function ufw(ctx: CollectContext): Finding | null {
   const conf = readUnderRoot(ctx, 'etc/ufw/ufw.conf');
   if (conf === null) return null;
   const enabled = (shellValue(conf, 'ENABLED') ?? 'no').toLowerCase();
-  if (enabled !== 'yes') return { source: 'ufw', pass: false, reason: `ufw is installed but not enabled (ENABLED=${enabled} in /etc/ufw/ufw.conf; ufw enable)` };
-  const policy = (shellValue(readUnderRoot(ctx, 'etc/default/ufw') ?? '', 'DEFAULT_INPUT_POLICY') ?? 'unset').toUpperCase();
-  if (policy === 'DROP' || policy === 'REJECT') return { source: 'ufw', pass: true, reason: `ufw is enabled with DEFAULT_INPUT_POLICY="${policy}" (${BOOT})` };
-  return { source: 'ufw', pass: false, reason: `ufw is enabled but /etc/default/ufw has DEFAULT_INPUT_POLICY ${policy === 'UNSET' ? 'unset' : `"${policy}"`}: incoming traffic is let in (ufw default deny incoming)` };
+  if (enabled !== 'yes')
+    return {
+      source: 'ufw',
+      pass: false,
+      reason: `ufw is installed but not enabled (ENABLED=${enabled} in /etc/ufw/ufw.conf; ufw enable)`,
+    };
+  const policy = (
+    shellValue(readUnderRoot(ctx, 'etc/default/ufw') ?? '', 'DEFAULT_INPUT_POLICY') ?? 'unset'
+  ).toUpperCase();
+  if (policy === 'DROP' || policy === 'REJECT')
+    return { source: 'ufw', pass: true, reason: `ufw is enabled with DEFAULT_INPUT_POLICY="${policy}" (${BOOT})` };
+  return {
+    source: 'ufw',
+    pass: false,
+    reason: `ufw is enabled but /etc/default/ufw has DEFAULT_INPUT_POLICY ${policy === 'UNSET' ? 'unset' : `"${policy}"`}: incoming traffic is let in (ufw default deny incoming)`,
+  };
 }
 
 function firewalld(ctx: CollectContext): Finding | null {
@@ -183,13 +238,30 @@ function firewalld(ctx: CollectContext): Finding | null {
   if (conf === null) return null;
   const zone = shellValue(conf, 'DefaultZone') || 'public';
   if (!serviceEnabled(ctx, 'firewalld.service', ['multi-user.target'])) {
-    return { source: 'firewalld', pass: false, reason: 'firewalld is configured but firewalld.service is not enabled: the boot does not start it (systemctl enable firewalld)' };
+    return {
+      source: 'firewalld',
+      pass: false,
+      reason:
+        'firewalld is configured but firewalld.service is not enabled: the boot does not start it (systemctl enable firewalld)',
+    };
   }
   // A zone's target: its file in /etc overrides the packaged one. Most zones reject by default; "trusted" accepts everything.
-  const zoneFile = readUnderRoot(ctx, `etc/firewalld/zones/${zone}.xml`) ?? readUnderRoot(ctx, `usr/lib/firewalld/zones/${zone}.xml`) ?? '';
+  const zoneFile =
+    readUnderRoot(ctx, `etc/firewalld/zones/${zone}.xml`) ??
+    readUnderRoot(ctx, `usr/lib/firewalld/zones/${zone}.xml`) ??
+    '';
   const target = /<zone\b[^>]*\btarget="([^"]+)"/.exec(zoneFile)?.[1]?.toUpperCase();
-  if (target === 'ACCEPT') return { source: 'firewalld', pass: false, reason: `firewalld's default zone ${zone} has target ACCEPT: incoming traffic is let in (firewall-cmd --set-default-zone=public)` };
-  return { source: 'firewalld', pass: true, reason: `firewalld is enabled with default zone ${zone} (target ${target ?? 'default: reject'}; ${BOOT})` };
+  if (target === 'ACCEPT')
+    return {
+      source: 'firewalld',
+      pass: false,
+      reason: `firewalld's default zone ${zone} has target ACCEPT: incoming traffic is let in (firewall-cmd --set-default-zone=public)`,
+    };
+  return {
+    source: 'firewalld',
+    pass: true,
+    reason: `firewalld is enabled with default zone ${zone} (target ${target ?? 'default: reject'}; ${BOOT})`,
+  };
 }
 
 export const firewallCollector: Collector = defineCollector('firewall', 15, (ctx) => {
@@ -199,10 +271,30 @@ export const firewallCollector: Collector = defineCollector('firewall', 15, (ctx
     return { verdict: 'unknown', reason: 'no readable /etc: the firewall configuration cannot be read here' };
   }
   const legacy = readUnderRoot(ctx, 'proc/net/ip_tables_names');
-  const legacyTables = legacy === null ? {} : { legacyIptablesLoaded: legacy.split('\n').map((t) => t.trim()).filter(Boolean).slice(0, 16) };
-  const findings = [nftables(ctx), iptablesPersistent(ctx), ufw(ctx), firewalld(ctx)].filter((f): f is Finding => f !== null);
-  if (findings.length === 0) return { verdict: 'fail', reason: 'no firewall configuration found (nftables, iptables-persistent, ufw, firewalld)', details: { source: null, ...legacyTables } };
+  const legacyTables =
+    legacy === null
+      ? {}
+      : {
+          legacyIptablesLoaded: legacy
+            .split('\n')
+            .map((t) => t.trim())
+            .filter(Boolean)
+            .slice(0, 16),
+        };
+  const findings = [nftables(ctx), iptablesPersistent(ctx), ufw(ctx), firewalld(ctx)].filter(
+    (f): f is Finding => f !== null,
+  );
+  if (findings.length === 0)
+    return {
+      verdict: 'fail',
+      reason: 'no firewall configuration found (nftables, iptables-persistent, ufw, firewalld)',
+      details: { source: null, ...legacyTables },
+    };
   const chosen = findings.find((f) => f.pass) ?? findings[0]!;
-  const details = { source: chosen.source, found: findings.map((f) => ({ source: f.source, pass: f.pass, reason: f.reason })), ...legacyTables };
+  const details = {
+    source: chosen.source,
+    found: findings.map((f) => ({ source: f.source, pass: f.pass, reason: f.reason })),
+    ...legacyTables,
+  };
   return { verdict: chosen.pass ? 'pass' : 'fail', reason: chosen.reason, details };
 });

@@ -20,8 +20,23 @@ export const identityFilesCollector: Collector = defineCollector('identity-files
   const keyMode = mode(join(ctx.identityDir, 'key.pem'));
   const octal = (m: number | null) => (m === null ? 'missing' : m.toString(8).padStart(4, '0'));
   const details = { directoryMode: octal(dirMode), keyMode: octal(keyMode) };
-  if (dirMode === null || keyMode === null) return { verdict: 'fail', reason: `the identity directory or its key.pem is missing (${ctx.identityDir})`, details };
-  if ((keyMode & 0o077) !== 0) return { verdict: 'fail', reason: `key.pem has mode ${octal(keyMode)}: other users can read this machine's private key (chmod 600)`, details };
-  if ((dirMode & 0o022) !== 0) return { verdict: 'fail', reason: `the identity directory has mode ${octal(dirMode)}: other users can replace its files (chmod 700)`, details };
+  if (dirMode === null || keyMode === null)
+    return {
+      verdict: 'fail',
+      reason: `the identity directory or its key.pem is missing (${ctx.identityDir})`,
+      details,
+    };
+  if ((keyMode & 0o077) !== 0)
+    return {
+      verdict: 'fail',
+      reason: `key.pem has mode ${octal(keyMode)}: other users can read this machine's private key (chmod 600)`,
+      details,
+    };
+  if ((dirMode & 0o022) !== 0)
+    return {
+      verdict: 'fail',
+      reason: `the identity directory has mode ${octal(dirMode)}: other users can replace its files (chmod 700)`,
+      details,
+    };
   return { verdict: 'pass', reason: `key.pem ${octal(keyMode)}, directory ${octal(dirMode)}`, details };
 });

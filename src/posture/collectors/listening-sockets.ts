@@ -22,13 +22,20 @@ const CLEARTEXT: Record<string, Record<number, string>> = {
   tcp: { 21: 'FTP', 23: 'telnet', 512: 'rexec', 513: 'rlogin', 514: 'rsh' },
   udp: { 69: 'TFTP' },
 };
-const UNAUTHENTICATED_BY_DEFAULT: Record<number, string> = { 6379: 'Redis', 11211: 'Memcached', 27017: 'MongoDB', 9200: 'Elasticsearch' };
+const UNAUTHENTICATED_BY_DEFAULT: Record<number, string> = {
+  6379: 'Redis',
+  11211: 'Memcached',
+  27017: 'MongoDB',
+  9200: 'Elasticsearch',
+};
 const MAX_LISTED = 100;
 
 /** IPv4: one little-endian 32-bit word; IPv6: four of them (as the kernel prints them). */
 function decodeAddress(hex: string): string {
   const words = hex.match(/.{8}/g) ?? [];
-  const bytes = words.flatMap((w) => [w.slice(6, 8), w.slice(4, 6), w.slice(2, 4), w.slice(0, 2)].map((b) => parseInt(b, 16)));
+  const bytes = words.flatMap((w) =>
+    [w.slice(6, 8), w.slice(4, 6), w.slice(2, 4), w.slice(0, 2)].map((b) => parseInt(b, 16)),
+  );
   if (bytes.length === 4) return bytes.join('.');
   const groups: string[] = [];
   for (let i = 0; i < 16; i += 2) groups.push(((bytes[i]! << 8) | bytes[i + 1]!).toString(16));
@@ -40,7 +47,12 @@ function decodeAddress(hex: string): string {
 export function readListeners(ctx: CollectContext): Listener[] | null {
   const listeners: Listener[] = [];
   let any = false;
-  for (const [file, proto] of [['tcp', 'tcp'], ['tcp6', 'tcp'], ['udp', 'udp'], ['udp6', 'udp']] as const) {
+  for (const [file, proto] of [
+    ['tcp', 'tcp'],
+    ['tcp6', 'tcp'],
+    ['udp', 'udp'],
+    ['udp6', 'udp'],
+  ] as const) {
     const text = readUnderRoot(ctx, `proc/net/${file}`, 8 * 1024 * 1024);
     if (text === null) continue;
     any = true;
@@ -52,7 +64,13 @@ export function readListeners(ctx: CollectContext): Listener[] | null {
       const remotePort = f[2]!.split(':')[1];
       // TCP LISTEN is state 0A; an unconnected UDP socket (remote port 0) receives from anyone.
       if (proto === 'tcp' ? state !== '0A' : remotePort !== '0000') continue;
-      listeners.push({ proto, address: decodeAddress(localHex!), port: parseInt(localPort!, 16), inode: f[9]!, process: null });
+      listeners.push({
+        proto,
+        address: decodeAddress(localHex!),
+        port: parseInt(localPort!, 16),
+        inode: f[9]!,
+        process: null,
+      });
     }
   }
   if (!any) return null;
@@ -75,7 +93,8 @@ function socketOwners(ctx: CollectContext): Map<string, string> {
     for (const fd of fds) {
       try {
         const m = /^socket:\[(\d+)\]$/.exec(readlinkSync(join(ctx.root, 'proc', pid, 'fd', fd)));
-        if (m && !owners.has(m[1]!)) owners.set(m[1]!, (owner ??= `${processName(ctx, pid) ?? `pid ${pid}`} (pid ${pid})`));
+        if (m && !owners.has(m[1]!))
+          owners.set(m[1]!, (owner ??= `${processName(ctx, pid) ?? `pid ${pid}`} (pid ${pid})`));
       } catch {
         // gone meanwhile
       }
@@ -91,12 +110,30 @@ export const listeningSocketsCollector: Collector = defineCollector('risky-liste
   if (listeners === null) return { verdict: 'unknown', reason: 'no /proc/net: listening sockets cannot be read here' };
   const risky = listeners.flatMap((l) => {
     const cleartext = CLEARTEXT[l.proto]?.[l.port];
-    if (cleartext) return [`${cleartext} on ${l.address}:${l.port}/${l.proto}${l.process ? ` (${l.process})` : ''}, which sends credentials in clear`];
+    if (cleartext)
+      return [
+        `${cleartext} on ${l.address}:${l.port}/${l.proto}${l.process ? ` (${l.process})` : ''}, which sends credentials in clear`,
+      ];
     const database = l.proto === 'tcp' ? UNAUTHENTICATED_BY_DEFAULT[l.port] : undefined;
-    if (database && !isLoopback(l.address)) return [`${database} on ${l.address}:${l.port}${l.process ? ` (${l.process})` : ''}, reachable beyond this machine and without a password by default`];
+    if (database && !isLoopback(l.address))
+      return [
+        `${database} on ${l.address}:${l.port}${l.process ? ` (${l.process})` : ''}, reachable beyond this machine and without a password by default`,
+      ];
     return [];
   });
-  const details = { listeners: listeners.slice(0, MAX_LISTED).map(({ inode: _inode, ...l }) => l), total: listeners.length };
-  if (risky.length > 0) return { verdict: 'fail', reason: risky.length === 1 ? risky[0]! : `${risky[0]} (and ${risky.length - 1} more)`, details: { ...details, risky } };
-  return { verdict: 'pass', reason: `${listeners.length} listening socket${listeners.length === 1 ? '' : 's'}, none of a risky kind`, details };
+  const details = {
+    listeners: listeners.slice(0, MAX_LISTED).map(({ inode: _inode, ...l }) => l),
+    total: listeners.length,
+  };
+  if (risky.length > 0)
+    return {
+      verdict: 'fail',
+      reason: risky.length === 1 ? risky[0]! : `${risky[0]} (and ${risky.length - 1} more)`,
+      details: { ...details, risky },
+    };
+  return {
+    verdict: 'pass',
+    reason: `${listeners.length} listening socket${listeners.length === 1 ? '' : 's'}, none of a risky kind`,
+    details,
+  };
 });

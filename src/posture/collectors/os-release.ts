@@ -20,7 +20,8 @@ export function parseOsRelease(text: string): Record<string, string> {
     if (!m) continue;
     let value = m[2]!;
     const quote = value[0];
-    if ((quote === '"' || quote === "'") && value.endsWith(quote) && value.length >= 2) value = value.slice(1, -1).replace(/\\(["'$`\\])/g, '$1');
+    if ((quote === '"' || quote === "'") && value.endsWith(quote) && value.length >= 2)
+      value = value.slice(1, -1).replace(/\\(["'$`\\])/g, '$1');
     fields[m[1]!] = value;
   }
   return fields;
@@ -35,7 +36,17 @@ export const osReleaseCollector: Collector = defineCollector('os-supported', 20,
   const name = os.PRETTY_NAME ?? (`${os.NAME ?? id} ${version}`.trim() || 'unknown');
   const details = { id, versionId: version, prettyName: name.slice(0, 100) };
   const until = SECURITY_SUPPORT_UNTIL[id]?.[version];
-  if (!until) return { verdict: 'unknown', reason: `${name}: Gatehouse does not know when its security support ends`, details };
-  if (ctx.now > new Date(`${until}T00:00:00Z`)) return { verdict: 'fail', reason: `${name} no longer gets security updates (support ended ${until})`, details: { ...details, securitySupportUntil: until } };
-  return { verdict: 'pass', reason: `${name} gets security updates until ${until}`, details: { ...details, securitySupportUntil: until } };
+  if (!until)
+    return { verdict: 'unknown', reason: `${name}: Gatehouse does not know when its security support ends`, details };
+  if (ctx.now > new Date(`${until}T00:00:00Z`))
+    return {
+      verdict: 'fail',
+      reason: `${name} no longer gets security updates (support ended ${until})`,
+      details: { ...details, securitySupportUntil: until },
+    };
+  return {
+    verdict: 'pass',
+    reason: `${name} gets security updates until ${until}`,
+    details: { ...details, securitySupportUntil: until },
+  };
 });

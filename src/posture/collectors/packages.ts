@@ -45,7 +45,11 @@ function readInstalledPackages(ctx: CollectContext): InstalledPackage[] | null {
     if (!name || !version) continue;
     const sourceField = /^(\S+)(?:\s+\(([^)]+)\))?$/.exec(fields.get('source') ?? '');
     packages.push({
-      name, version, source: sourceField?.[1] ?? name, sourceVersion: sourceField?.[2] ?? version, architecture: fields.get('architecture') ?? null,
+      name,
+      version,
+      source: sourceField?.[1] ?? name,
+      sourceVersion: sourceField?.[2] ?? version,
+      architecture: fields.get('architecture') ?? null,
     });
   }
   return packages;

@@ -39,10 +39,16 @@ function compare(a: string, b: string): number | null {
 
 export const pendingUpgradesCollector: Collector = defineCollector('pending-upgrades', 10, (ctx) => {
   const packages = installedPackages(ctx);
-  if (packages === null) return { verdict: 'unknown', reason: 'no dpkg database (/var/lib/dpkg/status): pending upgrades cannot be checked on this system' };
+  if (packages === null)
+    return {
+      verdict: 'unknown',
+      reason: 'no dpkg database (/var/lib/dpkg/status): pending upgrades cannot be checked on this system',
+    };
   let names: string[];
   try {
-    names = readdirSync(join(ctx.root, LISTS)).filter((n) => /_Packages(\.[a-z0-9]+)?$/.test(n)).sort();
+    names = readdirSync(join(ctx.root, LISTS))
+      .filter((n) => /_Packages(\.[a-z0-9]+)?$/.test(n))
+      .sort();
   } catch {
     names = [];
   }
@@ -50,7 +56,8 @@ export const pendingUpgradesCollector: Collector = defineCollector('pending-upgr
   // `apt-get upgrade` installs by default: only the machine's own codename and its -updates and
   // -security suites count, when os-release names the codename.
   const codename = parseOsRelease(readUnderRoot(ctx, 'etc/os-release') ?? '').VERSION_CODENAME;
-  const ownRelease = (n: string) => !codename || new RegExp(`_dists_${codename.replace(/[^a-z0-9]/g, '')}(-updates|-security)?_`).test(n);
+  const ownRelease = (n: string) =>
+    !codename || new RegExp(`_dists_${codename.replace(/[^a-z0-9]/g, '')}(-updates|-security)?_`).test(n);
   const plain = names.filter((n) => n.endsWith('_Packages') && ownRelease(n));
   const compressed = names.length - plain.length;
   let newest = 0;
@@ -63,8 +70,17 @@ export const pendingUpgradesCollector: Collector = defineCollector('pending-upgr
   }
   const listsUpdatedAt = newest > 0 ? new Date(newest).toISOString() : null;
   if (plain.length === 0) {
-    if (compressed > 0) return { verdict: 'unknown', reason: `APT's package lists are compressed (${compressed} in /${LISTS}): pending upgrades cannot be read from them`, details: { compressedListsSkipped: compressed, listsUpdatedAt } };
-    return { verdict: 'unknown', reason: `no APT package lists in /${LISTS}: \`apt-get update\` has not run`, details: { listsUpdatedAt } };
+    if (compressed > 0)
+      return {
+        verdict: 'unknown',
+        reason: `APT's package lists are compressed (${compressed} in /${LISTS}): pending upgrades cannot be read from them`,
+        details: { compressedListsSkipped: compressed, listsUpdatedAt },
+      };
+    return {
+      verdict: 'unknown',
+      reason: `no APT package lists in /${LISTS}: \`apt-get update\` has not run`,
+      details: { listsUpdatedAt },
+    };
   }
 
   const byName = new Map<string, Array<{ pkg: InstalledPackage; pending: PendingUpgrade | null }>>();
@@ -121,9 +137,20 @@ export const pendingUpgradesCollector: Collector = defineCollector('pending-upgr
   };
   const asOf = listsUpdatedAt ? ` (lists from ${listsUpdatedAt.slice(0, 10)})` : '';
   if (securityUpgrades.length > 0) {
-    const shown = securityUpgrades.slice(0, NAMES_IN_REASON).map((p) => p.name.slice(0, 40)).join(', ');
+    const shown = securityUpgrades
+      .slice(0, NAMES_IN_REASON)
+      .map((p) => p.name.slice(0, 40))
+      .join(', ');
     const more = securityUpgrades.length > NAMES_IN_REASON ? ', …' : '';
-    return { verdict: 'fail', reason: `${securityUpgrades.length} security upgrade${securityUpgrades.length === 1 ? '' : 's'} pending: ${shown}${more}${asOf}; apt-get upgrade`, details };
+    return {
+      verdict: 'fail',
+      reason: `${securityUpgrades.length} security upgrade${securityUpgrades.length === 1 ? '' : 's'} pending: ${shown}${more}${asOf}; apt-get upgrade`,
+      details,
+    };
   }
-  return { verdict: 'pass', reason: `no security upgrades pending, ${pending.length} non-security upgrade${pending.length === 1 ? '' : 's'} pending${asOf}`, details };
+  return {
+    verdict: 'pass',
+    reason: `no security upgrades pending, ${pending.length} non-security upgrade${pending.length === 1 ? '' : 's'} pending${asOf}`,
+    details,
+  };
 });

@@ -55,9 +55,17 @@ function expandInclude(ctx: CollectContext, pattern: string): string[] {
   const dir = posix.dirname(absolute);
   const base = posix.basename(absolute);
   if (!/[*?]/.test(base)) return [absolute.slice(1)];
-  const re = new RegExp(`^${base.replace(/[.+^${}()|[\]\\]/g, '\\$&').replace(/\*/g, '.*').replace(/\?/g, '.')}$`);
+  const re = new RegExp(
+    `^${base
+      .replace(/[.+^${}()|[\]\\]/g, '\\$&')
+      .replace(/\*/g, '.*')
+      .replace(/\?/g, '.')}$`,
+  );
   try {
-    return readdirSync(join(ctx.root, dir)).filter((name) => re.test(name)).sort().map((name) => posix.join(dir, name).slice(1));
+    return readdirSync(join(ctx.root, dir))
+      .filter((name) => re.test(name))
+      .sort()
+      .map((name) => posix.join(dir, name).slice(1));
   } catch {
     return [];
   }
@@ -69,7 +77,8 @@ export const sshdRootLoginCollector: Collector = defineCollector('ssh-root-login
   // OpenSSH's default since 7.0 is prohibit-password: keys only.
   const value = settings.get('permitrootlogin') ?? 'prohibit-password';
   const details = { permitRootLogin: value };
-  if (value === 'yes') return { verdict: 'fail', reason: 'sshd allows root to log in with a password (PermitRootLogin yes)', details };
+  if (value === 'yes')
+    return { verdict: 'fail', reason: 'sshd allows root to log in with a password (PermitRootLogin yes)', details };
   return { verdict: 'pass', reason: `sshd: PermitRootLogin ${value}`, details };
 });
 
@@ -78,6 +87,11 @@ export const sshdPasswordCollector: Collector = defineCollector('ssh-password-au
   if (!settings) return { verdict: 'pass', reason: 'no SSH server configuration (/etc/ssh/sshd_config)' };
   const value = settings.get('passwordauthentication') ?? 'yes'; // sshd_config(5): the default is yes
   const details = { passwordAuthentication: value };
-  if (value !== 'no') return { verdict: 'fail', reason: `sshd accepts passwords (PasswordAuthentication ${value}${settings.has('passwordauthentication') ? '' : ', the default'}): keys only is safer`, details };
+  if (value !== 'no')
+    return {
+      verdict: 'fail',
+      reason: `sshd accepts passwords (PasswordAuthentication ${value}${settings.has('passwordauthentication') ? '' : ', the default'}): keys only is safer`,
+      details,
+    };
   return { verdict: 'pass', reason: 'sshd accepts keys only (PasswordAuthentication no)', details };
 });

@@ -29,22 +29,39 @@ function aptPeriodic(ctx: CollectContext, key: string): string | null {
 
 export const autoUpdatesCollector: Collector = defineCollector('auto-updates', 10, (ctx) => {
   const packages = installedPackages(ctx);
-  if (packages === null) return { verdict: 'unknown', reason: 'no dpkg database (/var/lib/dpkg/status): automatic updates cannot be checked on this system' };
-  if (!packages.some((p) => p.name === 'unattended-upgrades')) return { verdict: 'fail', reason: 'unattended-upgrades is not installed: security updates wait for someone to apply them' };
+  if (packages === null)
+    return {
+      verdict: 'unknown',
+      reason: 'no dpkg database (/var/lib/dpkg/status): automatic updates cannot be checked on this system',
+    };
+  if (!packages.some((p) => p.name === 'unattended-upgrades'))
+    return {
+      verdict: 'fail',
+      reason: 'unattended-upgrades is not installed: security updates wait for someone to apply them',
+    };
   const value = aptPeriodic(ctx, 'Unattended-Upgrade');
-  if (value === null || value === '0') return { verdict: 'fail', reason: `unattended-upgrades is installed but not switched on (APT::Periodic::Unattended-Upgrade ${value === null ? 'unset' : '"0"'})` };
+  if (value === null || value === '0')
+    return {
+      verdict: 'fail',
+      reason: `unattended-upgrades is installed but not switched on (APT::Periodic::Unattended-Upgrade ${value === null ? 'unset' : '"0"'})`,
+    };
   return { verdict: 'pass', reason: `unattended-upgrades runs (APT::Periodic::Unattended-Upgrade "${value}")` };
 });
 
 const TIME_DAEMONS = new Set(['chronyd', 'ntpd', 'openntpd', 'systemd-timesyn', 'ntpsec', 'timesyncd']);
 
 export const timeSyncCollector: Collector = defineCollector('time-sync', 5, (ctx) => {
-  if (readUnderRoot(ctx, 'run/systemd/timesync/synchronized') !== null) return { verdict: 'pass', reason: 'systemd-timesyncd says the clock is synchronized' };
+  if (readUnderRoot(ctx, 'run/systemd/timesync/synchronized') !== null)
+    return { verdict: 'pass', reason: 'systemd-timesyncd says the clock is synchronized' };
   const pids = processIds(ctx);
   if (pids === null) return { verdict: 'unknown', reason: 'no /proc: running time daemons cannot be seen here' };
   for (const pid of pids) {
     const comm = processName(ctx, pid);
     if (comm && TIME_DAEMONS.has(comm)) return { verdict: 'pass', reason: `${comm} keeps the clock (pid ${pid})` };
   }
-  return { verdict: 'fail', reason: 'no time daemon runs (chrony, ntpd, systemd-timesyncd): the clock drifts, and certificates are judged by it' };
+  return {
+    verdict: 'fail',
+    reason:
+      'no time daemon runs (chrony, ntpd, systemd-timesyncd): the clock drifts, and certificates are judged by it',
+  };
 });

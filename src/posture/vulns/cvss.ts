@@ -37,8 +37,13 @@ export function cvss3BaseScore(vector: string): number | null {
   };
   const scope = m.get('S');
   if (scope !== 'U' && scope !== 'C') return null;
-  const av = pick(WEIGHTS.AV, 'AV'), ac = pick(WEIGHTS.AC, 'AC'), ui = pick(WEIGHTS.UI, 'UI'), pr = pick(PR[scope], 'PR');
-  const c = pick(WEIGHTS.CIA, 'C'), i = pick(WEIGHTS.CIA, 'I'), a = pick(WEIGHTS.CIA, 'A');
+  const av = pick(WEIGHTS.AV, 'AV'),
+    ac = pick(WEIGHTS.AC, 'AC'),
+    ui = pick(WEIGHTS.UI, 'UI'),
+    pr = pick(PR[scope], 'PR');
+  const c = pick(WEIGHTS.CIA, 'C'),
+    i = pick(WEIGHTS.CIA, 'I'),
+    a = pick(WEIGHTS.CIA, 'A');
   if (av === null || ac === null || ui === null || pr === null || c === null || i === null || a === null) return null;
   const iss = 1 - (1 - c) * (1 - i) * (1 - a);
   const impact = scope === 'U' ? 6.42 * iss : 7.52 * (iss - 0.029) - 3.25 * (iss - 0.02) ** 15;

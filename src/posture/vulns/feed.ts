@@ -21,18 +21,33 @@ export function readOsvFeed(path: string): FeedRecord[] {
   try {
     stat = statSync(path);
   } catch (err) {
-    throw new GatehouseError('GH_FILE_IO', `cannot read ${path}: ${(err as NodeJS.ErrnoException).code ?? (err as Error).message}`, { cause: err });
+    throw new GatehouseError(
+      'GH_FILE_IO',
+      `cannot read ${path}: ${(err as NodeJS.ErrnoException).code ?? (err as Error).message}`,
+      { cause: err },
+    );
   }
   if (!stat.isDirectory()) return readFeedFile(path);
-  const names = readdirSync(path).filter((n) => n.endsWith('.json')).sort();
-  if (names.length === 0) throw new GatehouseError('GH_ADVISORY_INVALID', `${path} holds no .json files (unpack OSV's all.zip into it first)`);
-  if (names.length > MAX_FILES) throw new GatehouseError('GH_ADVISORY_INVALID', `${path} holds ${names.length} files, more than ${MAX_FILES}`);
+  const names = readdirSync(path)
+    .filter((n) => n.endsWith('.json'))
+    .sort();
+  if (names.length === 0)
+    throw new GatehouseError(
+      'GH_ADVISORY_INVALID',
+      `${path} holds no .json files (unpack OSV's all.zip into it first)`,
+    );
+  if (names.length > MAX_FILES)
+    throw new GatehouseError('GH_ADVISORY_INVALID', `${path} holds ${names.length} files, more than ${MAX_FILES}`);
   return names.flatMap((n) => readFeedFile(join(path, n)));
 }
 
 function readFeedFile(file: string): FeedRecord[] {
   const size = statSync(file).size;
-  if (size > MAX_FILE_BYTES) throw new GatehouseError('GH_ADVISORY_INVALID', `${file} is ${size} bytes, more than the ${MAX_FILE_BYTES} an OSV file may be`);
+  if (size > MAX_FILE_BYTES)
+    throw new GatehouseError(
+      'GH_ADVISORY_INVALID',
+      `${file} is ${size} bytes, more than the ${MAX_FILE_BYTES} an OSV file may be`,
+    );
   let value: unknown;
   try {
     value = JSON.parse(readFileSync(file, 'utf8'));

@@ -75,10 +75,23 @@ export class AdvisoryIndex {
       for (const { advisory, affected } of this.byPackage.get(`${ecosystem}\0${p.source}`) ?? []) {
         const verdict = affects(affected, p.sourceVersion);
         if (!verdict.affected) continue;
-        matches.push({ id: advisory.id, severity: advisory.severity, summary: advisory.summary, aliases: advisory.aliases, package: p.source, installed: p.sourceVersion, fixed: verdict.fixed });
+        matches.push({
+          id: advisory.id,
+          severity: advisory.severity,
+          summary: advisory.summary,
+          aliases: advisory.aliases,
+          package: p.source,
+          installed: p.sourceVersion,
+          fixed: verdict.fixed,
+        });
       }
     }
-    return matches.sort((a, b) => severityRank(a.severity) - severityRank(b.severity) || (a.id < b.id ? -1 : a.id > b.id ? 1 : 0) || (a.package < b.package ? -1 : a.package > b.package ? 1 : 0));
+    return matches.sort(
+      (a, b) =>
+        severityRank(a.severity) - severityRank(b.severity) ||
+        (a.id < b.id ? -1 : a.id > b.id ? 1 : 0) ||
+        (a.package < b.package ? -1 : a.package > b.package ? 1 : 0),
+    );
   }
 }
 
@@ -129,7 +142,9 @@ export function affects(affected: AffectedPackage, version: string): { affected:
 function inRange(events: readonly RangeEvent[], version: string): { affected: boolean; fixed: string | null } {
   const at = (e: RangeEvent) => e.introduced ?? e.fixed ?? e.lastAffected ?? e.limit!;
   const usable = events.filter((e) => e.limit === undefined && (e.introduced === '0' || compare(at(e), '0') !== null));
-  const sorted = [...usable].sort((a, b) => (a.introduced === '0' ? -1 : b.introduced === '0' ? 1 : compare(at(a), at(b))!));
+  const sorted = [...usable].sort((a, b) =>
+    a.introduced === '0' ? -1 : b.introduced === '0' ? 1 : compare(at(a), at(b))!,
+  );
   let affected = false;
   let fixed: string | null = null;
   for (const e of sorted) {

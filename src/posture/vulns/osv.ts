@@ -39,8 +39,13 @@ export interface Advisory {
 const str = (max: number) => z.string().min(1).max(max);
 const version = z.string().min(1).max(256);
 const severityEntry = z.object({ type: z.string().max(32), score: z.string().max(256) });
-const event = z.object({ introduced: version, fixed: version, last_affected: version, limit: version }).partial()
-  .refine((e) => Object.keys(e).length === 1, 'each range event has exactly one of introduced, fixed, last_affected, limit');
+const event = z
+  .object({ introduced: version, fixed: version, last_affected: version, limit: version })
+  .partial()
+  .refine(
+    (e) => Object.keys(e).length === 1,
+    'each range event has exactly one of introduced, fixed, last_affected, limit',
+  );
 
 const osvSchema = z.object({
   schema_version: z.string().max(32).optional(),
@@ -51,14 +56,22 @@ const osvSchema = z.object({
   summary: z.string().max(10_000).optional(),
   details: z.string().max(1_000_000).optional(),
   severity: z.array(severityEntry).max(20).optional(),
-  affected: z.array(z.object({
-    package: z.object({ ecosystem: str(100), name: str(200) }).optional(),
-    severity: z.array(severityEntry).max(20).optional(),
-    ranges: z.array(z.object({ type: z.string().max(32), events: z.array(event).min(1).max(200) })).max(100).optional(),
-    versions: z.array(version).max(20_000).optional(),
-    ecosystem_specific: z.record(z.string(), z.unknown()).optional(),
-    database_specific: z.record(z.string(), z.unknown()).optional(),
-  })).max(2_000).optional(),
+  affected: z
+    .array(
+      z.object({
+        package: z.object({ ecosystem: str(100), name: str(200) }).optional(),
+        severity: z.array(severityEntry).max(20).optional(),
+        ranges: z
+          .array(z.object({ type: z.string().max(32), events: z.array(event).min(1).max(200) }))
+          .max(100)
+          .optional(),
+        versions: z.array(version).max(20_000).optional(),
+        ecosystem_specific: z.record(z.string(), z.unknown()).optional(),
+        database_specific: z.record(z.string(), z.unknown()).optional(),
+      }),
+    )
+    .max(2_000)
+    .optional(),
   database_specific: z.record(z.string(), z.unknown()).optional(),
 });
 
@@ -67,7 +80,13 @@ type OsvRecord = z.infer<typeof osvSchema>;
 /** The advisory, or what is wrong with the record (paths and messages, bounded). */
 export function parseOsv(value: unknown): { ok: true; advisory: Advisory } | { ok: false; problems: string[] } {
   const parsed = osvSchema.safeParse(value);
-  if (!parsed.success) return { ok: false, problems: parsed.error.issues.slice(0, 3).map((i) => `${i.path.join('.') || '(top level)'}: ${i.message}`.slice(0, 200)) };
+  if (!parsed.success)
+    return {
+      ok: false,
+      problems: parsed.error.issues
+        .slice(0, 3)
+        .map((i) => `${i.path.join('.') || '(top level)'}: ${i.message}`.slice(0, 200)),
+    };
   return { ok: true, advisory: normalize(parsed.data) };
 }
 
@@ -84,8 +103,14 @@ function normalize(osv: OsvRecord): Advisory {
   }
   const { severity, cvss } = severityOf(osv);
   return {
-    id: osv.id, modified: new Date(osv.modified).toISOString(), withdrawn: osv.withdrawn ? new Date(osv.withdrawn).toISOString() : null,
-    summary: (osv.summary ?? osv.details ?? '').split('\n')[0]!.slice(0, 300), aliases: osv.aliases ?? [], severity, cvss, affected,
+    id: osv.id,
+    modified: new Date(osv.modified).toISOString(),
+    withdrawn: osv.withdrawn ? new Date(osv.withdrawn).toISOString() : null,
+    summary: (osv.summary ?? osv.details ?? '').split('\n')[0]!.slice(0, 300),
+    aliases: osv.aliases ?? [],
+    severity,
+    cvss,
+    affected,
   };
 }
 
@@ -98,7 +123,14 @@ function toEvent(e: z.infer<typeof event>): RangeEvent {
 
 /** Words that databases use for their own ratings (GitHub's MODERATE, Debian's urgency, Ubuntu's priority). */
 const WORDS: Record<string, Severity> = {
-  critical: 'critical', high: 'high', important: 'high', moderate: 'medium', medium: 'medium', low: 'low', negligible: 'low', unimportant: 'low',
+  critical: 'critical',
+  high: 'high',
+  important: 'high',
+  moderate: 'medium',
+  medium: 'medium',
+  low: 'low',
+  negligible: 'low',
+  unimportant: 'low',
 };
 
 /**
@@ -122,11 +154,21 @@ function severityOf(osv: OsvRecord): { severity: Severity; cvss: number | null }
       if (word) ratings.push(word);
     }
   }
-  const words = [osv.database_specific?.severity, ...(osv.affected ?? []).flatMap((a) => [a.database_specific?.severity, a.ecosystem_specific?.severity, a.ecosystem_specific?.urgency])];
+  const words = [
+    osv.database_specific?.severity,
+    ...(osv.affected ?? []).flatMap((a) => [
+      a.database_specific?.severity,
+      a.ecosystem_specific?.severity,
+      a.ecosystem_specific?.urgency,
+    ]),
+  ];
   for (const w of words) {
     const word = typeof w === 'string' ? WORDS[w.toLowerCase()] : undefined;
     if (word) ratings.push(word);
   }
-  const severity = ratings.length === 0 ? 'unknown' : ratings.reduce((a, b) => (SEVERITY_ORDER.indexOf(a) <= SEVERITY_ORDER.indexOf(b) ? a : b));
+  const severity =
+    ratings.length === 0
+      ? 'unknown'
+      : ratings.reduce((a, b) => (SEVERITY_ORDER.indexOf(a) <= SEVERITY_ORDER.indexOf(b) ? a : b));
   return { severity, cvss };
 }
