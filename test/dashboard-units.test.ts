@@ -49,15 +49,8 @@ describe('dashboard html template', () => {
 
   test('html-nested-fragments-are-not-escaped-twice-and-arrays-render-each-item', () => {
     const items = ['<a>', '&'].map((x) => html`<li>${x}</li>`);
-    assert.equal(
-      renderDocument(
-        html`<ul>
-          ${items}
-        </ul>`,
-      ),
-      '<ul><li>&lt;a&gt;</li><li>&amp;</li></ul>',
-    );
-    assert.equal(renderDocument(html`${['<', html`<br />`]}`), '&lt;<br>');
+    assert.equal(renderDocument(html`<ul>${items}</ul>`), '<ul><li>&lt;a&gt;</li><li>&amp;</li></ul>');
+    assert.equal(renderDocument(html`${['<', html`<br>`]}`), '&lt;<br>');
   });
 
   test('html-fragment-cannot-be-forged-by-an-object-of-the-same-shape', () => {

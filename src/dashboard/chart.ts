@@ -20,68 +20,37 @@ export function expiryChart(id: string, buckets: readonly number[], later: numbe
     const h = Math.round((count / max) * plotHeight);
     const x = (LEFT + day * step + 1).toFixed(1);
     const y = TOP + plotHeight - h;
-    return html`<rect class="bar" x="${x}" y="${y}" width="${(step - 2).toFixed(1)}" height="${h}"
-      ><title>${dayLabel(day)}: ${count}</title></rect
-    >`;
+    return html`<rect class="bar" x="${x}" y="${y}" width="${(step - 2).toFixed(1)}" height="${h}"><title>${dayLabel(day)}: ${count}</title></rect>`;
   });
   const ticks = buckets
     .map((_, day) => day)
     .filter((day) => day % 5 === 0)
     .map(
       (day) =>
-        html`<text x="${(LEFT + day * step + step / 2).toFixed(1)}" y="${HEIGHT - 6}" text-anchor="middle"
-          >${day === 0 ? '<1 d' : `${day} d`}</text
-        >`,
+        html`<text x="${(LEFT + day * step + step / 2).toFixed(1)}" y="${HEIGHT - 6}" text-anchor="middle">${day === 0 ? '<1 d' : `${day} d`}</text>`,
     );
   return html`<figure class="chart">
-      <svg
-        viewBox="0 0 ${WIDTH} ${HEIGHT}"
-        role="img"
-        aria-labelledby="${id}-title ${id}-desc"
-        xmlns="http://www.w3.org/2000/svg"
-      >
-        <title id="${id}-title">Current certificates expiring in the next ${buckets.length} days</title>
-        <desc id="${id}-desc">
-          ${total} expire within ${buckets.length} days; ${buckets[0] ?? 0} within 24 hours; ${later} later.
-        </desc>
-        <line class="axis" x1="${LEFT}" y1="${TOP + plotHeight}" x2="${WIDTH - 8}" y2="${TOP + plotHeight}"></line>
-        <line class="axis" x1="${LEFT}" y1="${TOP}" x2="${LEFT}" y2="${TOP + plotHeight}"></line>
-        <text x="${LEFT - 4}" y="${TOP + 4}" text-anchor="end">${max}</text>
-        <text x="${LEFT - 4}" y="${TOP + plotHeight}" text-anchor="end">0</text>
-        ${bars} ${ticks}
-      </svg>
-      <figcaption>
-        Current certificates (one per identity, not revoked, not expired) by days until expiry. ${total} within
-        ${buckets.length} days, ${later} later.
-      </figcaption>
-    </figure>
-    <details>
-      <summary>Expiry by day as a table</summary>
-      <table>
-        <caption>
-          Current certificates expiring per day
-        </caption>
-        <thead>
-          <tr>
-            <th scope="col">Expires within</th>
-            <th scope="col" class="num">Certificates</th>
-          </tr>
-        </thead>
-        <tbody>
-          ${buckets.map(
-            (count, day) =>
-              html`<tr>
-                <th scope="row">${dayLabel(day)}</th>
-                <td class="num">${count}</td>
-              </tr>`,
-          )}
-          <tr>
-            <th scope="row">later</th>
-            <td class="num">${later}</td>
-          </tr>
-        </tbody>
-      </table>
-    </details>`;
+<svg viewBox="0 0 ${WIDTH} ${HEIGHT}" role="img" aria-labelledby="${id}-title ${id}-desc" xmlns="http://www.w3.org/2000/svg">
+<title id="${id}-title">Current certificates expiring in the next ${buckets.length} days</title>
+<desc id="${id}-desc">${total} expire within ${buckets.length} days; ${buckets[0] ?? 0} within 24 hours; ${later} later.</desc>
+<line class="axis" x1="${LEFT}" y1="${TOP + plotHeight}" x2="${WIDTH - 8}" y2="${TOP + plotHeight}"></line>
+<line class="axis" x1="${LEFT}" y1="${TOP}" x2="${LEFT}" y2="${TOP + plotHeight}"></line>
+<text x="${LEFT - 4}" y="${TOP + 4}" text-anchor="end">${max}</text>
+<text x="${LEFT - 4}" y="${TOP + plotHeight}" text-anchor="end">0</text>
+${bars}
+${ticks}
+</svg>
+<figcaption>Current certificates (one per identity, not revoked, not expired) by days until expiry. ${total} within ${buckets.length} days, ${later} later.</figcaption>
+</figure>
+<details>
+<summary>Expiry by day as a table</summary>
+<table>
+<caption>Current certificates expiring per day</caption>
+<thead><tr><th scope="col">Expires within</th><th scope="col" class="num">Certificates</th></tr></thead>
+<tbody>${buckets.map((count, day) => html`<tr><th scope="row">${dayLabel(day)}</th><td class="num">${count}</td></tr>`)}
+<tr><th scope="row">later</th><td class="num">${later}</td></tr></tbody>
+</table>
+</details>`;
 }
 
 function dayLabel(day: number): string {

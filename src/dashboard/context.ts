@@ -19,7 +19,7 @@ export interface DashboardContext {
 }
 
 export function csrfInput(ctx: DashboardContext): SafeHtml {
-  return html`<input type="hidden" name="${CSRF_FIELD}" value="${ctx.csrfToken}" />`;
+  return html`<input type="hidden" name="${CSRF_FIELD}" value="${ctx.csrfToken}">`;
 }
 
 /** The CA URL an agent should use: the configured public URL, else the address this browser used. */

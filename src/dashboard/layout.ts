@@ -24,36 +24,32 @@ export interface Viewer {
 export function page(options: { title: string; section: Section; viewer: Viewer | null; body: SafeHtml }): SafeHtml {
   const { title, section, viewer, body } = options;
   return html`<!doctype html>
-    <html lang="en">
-      <head>
-        <meta charset="utf-8" />
-        <meta name="viewport" content="width=device-width, initial-scale=1" />
-        <title>${title} · Gatehouse</title>
-        <link rel="icon" href="${ICON_PATH}" type="image/svg+xml" />
-        <link rel="stylesheet" href="${CSS_PATH}" />
-        <script src="${JS_PATH}" defer></script>
-      </head>
-      <body>
-        <a class="skip" href="#main">Skip to content</a>
-        <header class="site">
-          <p class="brand">Gatehouse CA</p>
-          ${
-            viewer
-              ? html`<nav aria-label="Dashboard">
-                    <ul>
-                      ${NAV.map((n) => html`<li><a href="${n.href}" ${n.section === section ? html` aria-current="page"` : ''}>${n.label}</a></li>`)}
-                    </ul>
-                  </nav>
-                  <p class="whoami">
-                    Signed in with <span class="mono">${viewer.spiffeId}</span> (serial
-                    <span class="mono">${viewer.serial}</span>)
-                  </p>`
-              : ''
-          }
-        </header>
-        <main id="main" tabindex="-1">${body}</main>
-      </body>
-    </html> `;
+<html lang="en">
+<head>
+<meta charset="utf-8">
+<meta name="viewport" content="width=device-width, initial-scale=1">
+<title>${title} · Gatehouse</title>
+<link rel="icon" href="${ICON_PATH}" type="image/svg+xml">
+<link rel="stylesheet" href="${CSS_PATH}">
+<script src="${JS_PATH}" defer></script>
+</head>
+<body>
+<a class="skip" href="#main">Skip to content</a>
+<header class="site">
+<p class="brand">Gatehouse CA</p>
+${
+  viewer
+    ? html`<nav aria-label="Dashboard"><ul>${NAV.map((n) => html`<li><a href="${n.href}"${n.section === section ? html` aria-current="page"` : ''}>${n.label}</a></li>`)}</ul></nav>
+<p class="whoami">Signed in with <span class="mono">${viewer.spiffeId}</span> (serial <span class="mono">${viewer.serial}</span>)</p>`
+    : ''
+}
+</header>
+<main id="main" tabindex="-1">
+${body}
+</main>
+</body>
+</html>
+`;
 }
 
 export function formatTime(date: Date | null | undefined): SafeHtml {
@@ -83,9 +79,7 @@ export function stateBadge(state: IdentityState): SafeHtml {
 
 /** Form field with its label and an optional hint tied to it by aria-describedby. */
 export function field(id: string, label: string, control: SafeHtml, hint?: string): SafeHtml {
-  return html`<div class="field">
-    <label for="${id}">${label}</label>${control}${hint ? html`<span class="hint" id="${id}-hint">${hint}</span>` : ''}
-  </div>`;
+  return html`<div class="field"><label for="${id}">${label}</label>${control}${hint ? html`<span class="hint" id="${id}-hint">${hint}</span>` : ''}</div>`;
 }
 
 export function options(
@@ -94,7 +88,7 @@ export function options(
 ): SafeHtml[] {
   return values.map((v) => {
     const { value, label } = typeof v === 'string' ? { value: v, label: v } : v;
-    return html`<option value="${value}" ${value === (selected ?? '') ? html` selected` : ''}>${label}</option>`;
+    return html`<option value="${value}"${value === (selected ?? '') ? html` selected` : ''}>${label}</option>`;
   });
 }
 
@@ -106,39 +100,19 @@ export function refusalPage(status: number, code: string, message: string, reque
     section: null,
     viewer: null,
     body: html`<h1>${title}</h1>
-      <p class="error" role="alert">
-        <strong
-          >${status === 401 ? 'An admin client certificate is required' : 'This certificate may not open the dashboard'}.</strong
-        >
-        ${message} <span class="muted">(${code}, request ${requestId})</span>
-      </p>
-      <p>
-        The dashboard is for identities of role <code>admin</code> with a current, unrevoked certificate from this CA.
-        Your browser presents it during the TLS handshake.
-      </p>
-      <h2>Import the admin certificate</h2>
-      <ol>
-        <li>
-          On the CA machine, export the CA's admin identity as PKCS#12:
-          <pre><code>gatehouse agent run --dir CA_DIR/admin &amp;   # keeps it renewed
+<p class="error" role="alert"><strong>${status === 401 ? 'An admin client certificate is required' : 'This certificate may not open the dashboard'}.</strong> ${message} <span class="muted">(${code}, request ${requestId})</span></p>
+<p>The dashboard is for identities of role <code>admin</code> with a current, unrevoked certificate from this CA. Your browser presents it during the TLS handshake.</p>
+<h2>Import the admin certificate</h2>
+<ol>
+<li>On the CA machine, export the CA's admin identity as PKCS#12:
+<pre><code>gatehouse agent run --dir CA_DIR/admin &amp;   # keeps it renewed
 echo 'a long passphrase' &gt; pass.txt &amp;&amp; chmod 600 pass.txt
-gatehouse agent export --p12 admin.p12 --passphrase-file pass.txt --dir CA_DIR/admin</code></pre>
-        </li>
-        <li>
-          Import <code>admin.p12</code> into the browser. Chromium: Settings → Privacy and security → Security → Manage
-          certificates → Your certificates → Import. Firefox: Settings → Privacy &amp; Security → Certificates → View
-          Certificates → Your Certificates → Import.
-        </li>
-        <li>
-          Trust the CA's <code>root.pem</code> for websites (Chromium: Authorities → Import; Firefox: Authorities →
-          Import, "Trust this CA to identify websites").
-        </li>
-        <li>
-          Restart the browser (it remembers the choice of "no certificate" for the session), open this page again and
-          choose the Gatehouse admin certificate.
-        </li>
-      </ol>
-      <p>See <code>docs/dashboard.md</code> for details.</p>`,
+gatehouse agent export --p12 admin.p12 --passphrase-file pass.txt --dir CA_DIR/admin</code></pre></li>
+<li>Import <code>admin.p12</code> into the browser. Chromium: Settings → Privacy and security → Security → Manage certificates → Your certificates → Import. Firefox: Settings → Privacy &amp; Security → Certificates → View Certificates → Your Certificates → Import.</li>
+<li>Trust the CA's <code>root.pem</code> for websites (Chromium: Authorities → Import; Firefox: Authorities → Import, "Trust this CA to identify websites").</li>
+<li>Restart the browser (it remembers the choice of "no certificate" for the session), open this page again and choose the Gatehouse admin certificate.</li>
+</ol>
+<p>See <code>docs/dashboard.md</code> for details.</p>`,
   });
 }
 
@@ -154,9 +128,7 @@ export function errorPage(
     section: null,
     viewer,
     body: html`<h1>${status === 404 ? 'Not found' : 'Request refused'}</h1>
-      <p class="error" role="alert">
-        ${message} <span class="muted">(${code}, HTTP ${status}, request ${requestId})</span>
-      </p>
-      <p><a href="/dashboard/">Back to the overview</a></p>`,
+<p class="error" role="alert">${message} <span class="muted">(${code}, HTTP ${status}, request ${requestId})</span></p>
+<p><a href="/dashboard/">Back to the overview</a></p>`,
   });
 }

@@ -18,7 +18,7 @@ export function postureBadge(latest: LatestScore | undefined): SafeHtml {
 
 /** The score badge with the report's age under it, for a table cell. */
 export function postureCell(latest: LatestScore | undefined, now: Date): SafeHtml {
-  return html`${postureBadge(latest)}${latest ? html`<br /><span class="muted">reported ${formatRelative(latest.receivedAt, now)}</span>` : ''}`;
+  return html`${postureBadge(latest)}${latest ? html`<br><span class="muted">reported ${formatRelative(latest.receivedAt, now)}</span>` : ''}`;
 }
 
 export function verdictBadge(verdict: Verdict): SafeHtml {

@@ -73,69 +73,34 @@ export async function auditPage(ctx: DashboardContext): Promise<{ status: number
     section: 'audit',
     viewer: ctx.viewer,
     body: html`<h1>Audit trail</h1>
-      <form class="filters" method="get" action="${dashboardUrl(['audit'])}" aria-label="Filter audit events">
-        ${field('identity', 'Identity', html`<input id="identity" name="identity" value="${query.identity}" size="40" aria-describedby="identity-hint" />`, 'SPIFFE ID, name or serial')}
-        ${field(
-          'type',
-          'Event type',
-          html`<select id="type" name="type">
-            ${options([{ value: '', label: 'Any type' }, ...AUDIT_EVENTS], query.type)}
-          </select>`,
-        )}
-        ${field('from', 'From (UTC)', html`<input id="from" name="from" type="datetime-local" step="1" value="${query.from}" />`)}
-        ${field('until', 'Until (UTC)', html`<input id="until" name="until" type="datetime-local" step="1" value="${query.until}" />`)}
-        <button type="submit">Filter</button>
-        ${query.identity || query.type || query.from || query.until ? html`<a href="${dashboardUrl(['audit'])}">Clear filters</a>` : ''}
-      </form>
-      ${errors.length ? html`<div class="error" role="alert">${errors.map((e) => html`<p>${e}</p>`)}</div>` : ''}
-      <p id="audit-summary">
-        ${events.length === 0 ? 'No events match.' : `Events ${first}–${first + shown.length - 1} of ${events.length}, newest first.`}
-      </p>
-      ${
-        shown.length
-          ? html`<table aria-describedby="audit-summary">
-              <caption>
-                Audit events
-              </caption>
-              <thead>
-                <tr>
-                  <th scope="col" class="num">#</th>
-                  <th scope="col">Time</th>
-                  <th scope="col">Event</th>
-                  <th scope="col">Actor</th>
-                  <th scope="col">Serial</th>
-                  <th scope="col">Token</th>
-                  <th scope="col">Details</th>
-                </tr>
-              </thead>
-              <tbody>
-                ${shown.map(
-                  (e) =>
-                    html`<tr>
-                      <th scope="row" class="num">${e.seq}</th>
-                      <td>${formatTime(e.time)}</td>
-                      <td><code class="event">${e.type}</code></td>
-                      <td class="mono">${e.actor}</td>
-                      <td class="mono">${e.serial ?? ''}</td>
-                      <td class="mono">${e.tokenId ?? ''}</td>
-                      <td>
-                        ${detailsList(e.details)}${e.requestId ? html`<div class="muted">request ${e.requestId}</div>` : ''}
-                      </td>
-                    </tr>`,
-                )}
-              </tbody>
-            </table>`
-          : ''
-      }
-      ${
-        pages > 1
-          ? html`<nav class="pages" aria-label="Audit pages">
-              ${current > 1 ? html`<a href="${link(current - 1)}" rel="prev">← Newer</a>` : ''}
-              <span>Page ${current} of ${pages}</span>
-              ${current < pages ? html`<a href="${link(current + 1)}" rel="next">Older →</a>` : ''}
-            </nav>`
-          : ''
-      }`,
+<form class="filters" method="get" action="${dashboardUrl(['audit'])}" aria-label="Filter audit events">
+${field('identity', 'Identity', html`<input id="identity" name="identity" value="${query.identity}" size="40" aria-describedby="identity-hint">`, 'SPIFFE ID, name or serial')}
+${field('type', 'Event type', html`<select id="type" name="type">${options([{ value: '', label: 'Any type' }, ...AUDIT_EVENTS], query.type)}</select>`)}
+${field('from', 'From (UTC)', html`<input id="from" name="from" type="datetime-local" step="1" value="${query.from}">`)}
+${field('until', 'Until (UTC)', html`<input id="until" name="until" type="datetime-local" step="1" value="${query.until}">`)}
+<button type="submit">Filter</button>
+${query.identity || query.type || query.from || query.until ? html`<a href="${dashboardUrl(['audit'])}">Clear filters</a>` : ''}
+</form>
+${errors.length ? html`<div class="error" role="alert">${errors.map((e) => html`<p>${e}</p>`)}</div>` : ''}
+<p id="audit-summary">${events.length === 0 ? 'No events match.' : `Events ${first}–${first + shown.length - 1} of ${events.length}, newest first.`}</p>
+${
+  shown.length
+    ? html`<table aria-describedby="audit-summary">
+<caption>Audit events</caption>
+<thead><tr><th scope="col" class="num">#</th><th scope="col">Time</th><th scope="col">Event</th><th scope="col">Actor</th><th scope="col">Serial</th><th scope="col">Token</th><th scope="col">Details</th></tr></thead>
+<tbody>${shown.map((e) => html`<tr><th scope="row" class="num">${e.seq}</th><td>${formatTime(e.time)}</td><td><code class="event">${e.type}</code></td><td class="mono">${e.actor}</td><td class="mono">${e.serial ?? ''}</td><td class="mono">${e.tokenId ?? ''}</td><td>${detailsList(e.details)}${e.requestId ? html`<div class="muted">request ${e.requestId}</div>` : ''}</td></tr>`)}</tbody>
+</table>`
+    : ''
+}
+${
+  pages > 1
+    ? html`<nav class="pages" aria-label="Audit pages">
+${current > 1 ? html`<a href="${link(current - 1)}" rel="prev">← Newer</a>` : ''}
+<span>Page ${current} of ${pages}</span>
+${current < pages ? html`<a href="${link(current + 1)}" rel="next">Older →</a>` : ''}
+</nav>`
+    : ''
+}`,
   });
   return { status: errors.length ? 400 : 200, body };
 }
@@ -163,7 +128,5 @@ function detailsList(details: Record<string, unknown>): SafeHtml {
     ([, v]) => v !== null && v !== undefined && !(Array.isArray(v) && v.length === 0),
   );
   if (entries.length === 0) return html``;
-  return html`<ul class="details">
-    ${entries.map(([k, v]) => html`<li><span class="muted">${k}:</span> <code>${typeof v === 'string' ? v : JSON.stringify(v)}</code></li>`)}
-  </ul>`;
+  return html`<ul class="details">${entries.map(([k, v]) => html`<li><span class="muted">${k}:</span> <code>${typeof v === 'string' ? v : JSON.stringify(v)}</code></li>`)}</ul>`;
 }

@@ -20,19 +20,13 @@ export async function postureSection(ctx: DashboardContext, spiffeId: string): P
   if (!record) return html`${heading}${notReported()}`;
   const report = readReport(record);
   if (!report)
-    return html`${heading}
-      <p class="error" role="alert">
-        The latest report (received ${formatTime(record.receivedAt)}) could not be read.
-      </p>`;
+    return html`${heading}<p class="error" role="alert">The latest report (received ${formatTime(record.receivedAt)}) could not be read.</p>`;
   return html`${heading}${reportFacts(ctx, record, report)}${checksTable(report)}`;
 }
 
 function notReported(): SafeHtml {
-  return html`<p>
-    This device has not reported its posture. On the device, send a report now with
-    <code>gatehouse agent report --dir IDENTITY_DIR</code>; <code>gatehouse agent run</code> reports every hour and
-    after each renewal.
-  </p>`;
+  return html`<p>This device has not reported its posture. On the device, send a report now with
+<code>gatehouse agent report --dir IDENTITY_DIR</code>; <code>gatehouse agent run</code> reports every hour and after each renewal.</p>`;
 }
 
 /** The report as stored by POST /v1/posture (validated then, with the CA's own score). */
@@ -49,50 +43,20 @@ function reportFacts(ctx: DashboardContext, record: PostureRecord, report: Postu
   const { facts } = report;
   const unknown = html`<span class="muted">not reported</span>`;
   return html`<dl class="facts" id="posture-facts">
-    <dt>Score</dt>
-    <dd>
-      ${postureBadge({ score: record.score, receivedAt: record.receivedAt })}
-      <span class="muted">(computed by the CA from the checks)</span>
-    </dd>
-    <dt>Reported at</dt>
-    <dd>${formatTime(record.receivedAt)} <span class="muted">(${formatRelative(record.receivedAt, ctx.now)})</span></dd>
-    <dt>Sent with serial</dt>
-    <dd class="mono">${record.serial}</dd>
-    <dt>Hostname</dt>
-    <dd class="mono">${facts.hostname ?? unknown}</dd>
-    <dt>Kernel</dt>
-    <dd class="mono">${facts.kernel ?? unknown}</dd>
-    <dt>Uptime</dt>
-    <dd>
-      ${facts.uptimeSeconds === null ? unknown : formatRemaining(facts.uptimeSeconds * 1000)}${facts.bootedAt ? html` <span class="muted">(booted ${formatTime(new Date(facts.bootedAt))})</span>` : ''}
-    </dd>
-  </dl>`;
+<dt>Score</dt><dd>${postureBadge({ score: record.score, receivedAt: record.receivedAt })} <span class="muted">(computed by the CA from the checks)</span></dd>
+<dt>Reported at</dt><dd>${formatTime(record.receivedAt)} <span class="muted">(${formatRelative(record.receivedAt, ctx.now)})</span></dd>
+<dt>Sent with serial</dt><dd class="mono">${record.serial}</dd>
+<dt>Hostname</dt><dd class="mono">${facts.hostname ?? unknown}</dd>
+<dt>Kernel</dt><dd class="mono">${facts.kernel ?? unknown}</dd>
+<dt>Uptime</dt><dd>${facts.uptimeSeconds === null ? unknown : formatRemaining(facts.uptimeSeconds * 1000)}${facts.bootedAt ? html` <span class="muted">(booted ${formatTime(new Date(facts.bootedAt))})</span>` : ''}</dd>
+</dl>`;
 }
 
 function checksTable(report: PostureReport): SafeHtml {
   if (report.checks.length === 0) return html`<p>The report has no checks.</p>`;
   return html`<table id="posture-checks">
-    <caption>
-      Checks of the latest report, failing first
-    </caption>
-    <thead>
-      <tr>
-        <th scope="col">Check</th>
-        <th scope="col">Verdict</th>
-        <th scope="col" class="num">Weight</th>
-        <th scope="col">Reason</th>
-      </tr>
-    </thead>
-    <tbody>
-      ${checksFailingFirst(report.checks).map(
-        (c) =>
-          html`<tr>
-            <th scope="row" class="mono">${c.id}</th>
-            <td>${verdictBadge(c.verdict)}</td>
-            <td class="num">${c.weight}</td>
-            <td>${c.reason}</td>
-          </tr>`,
-      )}
-    </tbody>
-  </table>`;
+<caption>Checks of the latest report, failing first</caption>
+<thead><tr><th scope="col">Check</th><th scope="col">Verdict</th><th scope="col" class="num">Weight</th><th scope="col">Reason</th></tr></thead>
+<tbody>${checksFailingFirst(report.checks).map((c) => html`<tr><th scope="row" class="mono">${c.id}</th><td>${verdictBadge(c.verdict)}</td><td class="num">${c.weight}</td><td>${c.reason}</td></tr>`)}</tbody>
+</table>`;
 }

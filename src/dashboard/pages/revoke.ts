@@ -39,42 +39,25 @@ export async function revokeConfirmPage(ctx: DashboardContext, serial: string): 
     section: 'fleet',
     viewer: ctx.viewer,
     body: html`<p><a href="${dashboardUrl(['identity', cert.role, cert.name])}">← ${cert.name} (${cert.role})</a></p>
-      <h1>Revoke certificate <span class="mono">${cert.serial}</span>?</h1>
-      <dl class="facts">
-        <dt>Identity</dt>
-        <dd class="mono">${cert.spiffeId}</dd>
-        <dt>Serial</dt>
-        <dd class="mono">${cert.serial}</dd>
-        <dt>State</dt>
-        <dd>${stateBadge(state)}</dd>
-        <dt>Expires</dt>
-        <dd>${formatTime(cert.notAfter)} <span class="muted">(${formatRelative(cert.notAfter, ctx.now)})</span></dd>
-      </dl>
-      ${
-        state === 'revoked'
-          ? html`<p class="notice" role="status">This certificate is already revoked (${cert.revocationReason}).</p>`
-          : html`<p>
-                Revocation cannot be undone. The serial goes into the CRL at <code>/crl</code> at once; the machine can
-                no longer renew and must enroll again with a join token made for its name (the name stays reserved for
-                it).
-              </p>
-              ${alsoRevoked.length ? html`<p>The other unexpired ${alsoRevoked.length === 1 ? 'certificate' : `${alsoRevoked.length} certificates`} of this enrollment (renewed from one another) ${alsoRevoked.length === 1 ? 'is' : 'are'} revoked with it: <span class="mono">${alsoRevoked.map((c) => c.serial).join(', ')}</span>.</p>` : ''}
-              ${own ? html`<p class="error" role="alert"><strong>This is the certificate you are signed in with.</strong> The dashboard will refuse it from the next request on.</p>` : ''}
-              <form class="stack" method="post" action="${dashboardUrl(['certs', cert.serial, 'revoke'])}">
-                ${csrfInput(ctx)}
-                ${field(
-                  'reason',
-                  'Reason',
-                  html`<select id="reason" name="reason" required>
-                    ${options(REVOKE_REASONS, 'keyCompromise')}
-                  </select>`,
-                )}
-                <div class="row">
-                  <button type="submit" class="danger">Revoke certificate</button
-                  ><a href="${dashboardUrl(['identity', cert.role, cert.name])}">Cancel</a>
-                </div>
-              </form>`
-      }`,
+<h1>Revoke certificate <span class="mono">${cert.serial}</span>?</h1>
+<dl class="facts">
+<dt>Identity</dt><dd class="mono">${cert.spiffeId}</dd>
+<dt>Serial</dt><dd class="mono">${cert.serial}</dd>
+<dt>State</dt><dd>${stateBadge(state)}</dd>
+<dt>Expires</dt><dd>${formatTime(cert.notAfter)} <span class="muted">(${formatRelative(cert.notAfter, ctx.now)})</span></dd>
+</dl>
+${
+  state === 'revoked'
+    ? html`<p class="notice" role="status">This certificate is already revoked (${cert.revocationReason}).</p>`
+    : html`<p>Revocation cannot be undone. The serial goes into the CRL at <code>/crl</code> at once; the machine can no longer renew and must enroll again with a join token made for its name (the name stays reserved for it).</p>
+${alsoRevoked.length ? html`<p>The other unexpired ${alsoRevoked.length === 1 ? 'certificate' : `${alsoRevoked.length} certificates`} of this enrollment (renewed from one another) ${alsoRevoked.length === 1 ? 'is' : 'are'} revoked with it: <span class="mono">${alsoRevoked.map((c) => c.serial).join(', ')}</span>.</p>` : ''}
+${own ? html`<p class="error" role="alert"><strong>This is the certificate you are signed in with.</strong> The dashboard will refuse it from the next request on.</p>` : ''}
+<form class="stack" method="post" action="${dashboardUrl(['certs', cert.serial, 'revoke'])}">
+${csrfInput(ctx)}
+${field('reason', 'Reason', html`<select id="reason" name="reason" required>${options(REVOKE_REASONS, 'keyCompromise')}</select>`)}
+<div class="row"><button type="submit" class="danger">Revoke certificate</button><a href="${dashboardUrl(['identity', cert.role, cert.name])}">Cancel</a></div>
+</form>`
+}`,
   });
 }
 
