@@ -3,6 +3,7 @@ import type { IncomingMessage, ServerResponse } from 'node:http';
 import { randomBytes } from 'node:crypto';
 import { GatehouseError, toGatehouseError } from '../errors/errors.js';
 import type { Logger } from '../log/logger.js';
+import { publicMessage, STORE_RETRY_AFTER_S } from '../errors/public-error.js';
 
 export function newRequestId(): string {
   return randomBytes(8).toString('hex');
@@ -63,21 +64,10 @@ export function sendJson(res: ServerResponse, status: number, body: unknown): vo
   res.end(text);
 }
 
-/** Seconds a client waits after a 503 (the database unreachable) before trying again. */
-export const STORE_RETRY_AFTER_S = 5;
-
-/** Public errors carry their message; internal ones only the request ID. The log gets everything. */
-export function sendError(res: ServerResponse, err: unknown, requestId: string, logger: Logger): number {
-  const error = toGatehouseError(err);
-  const spec = error.spec;
-  // A 503 (the database unreachable) says so without naming the database, which stays in the log.
-  const message = spec.expose
-    ? error.message
-    : spec.http === 503
-      ? `service unavailable: the CA cannot reach its store; retry after ${STORE_RETRY_AFTER_S} s (requestId ${requestId})`
-      : `internal error, see logs (requestId ${requestId})`;
+/** The log line of a failed request: everything, at error level when the caller was not told why. */
+export function logRequestFailure(logger: Logger, error: GatehouseError, requestId: string): void {
   // A 429 is logged by its limiter, once a minute (rate-limit.ts): per request, a flood would fill the log.
-  const log = error.code === 'GH_RATE_LIMITED' ? logger.debug : spec.expose ? logger.info : logger.error;
+  const log = error.code === 'GH_RATE_LIMITED' ? logger.debug : error.spec.expose ? logger.info : logger.error;
   log('ca.request_failed', {
     requestId,
     code: error.code,
@@ -85,10 +75,18 @@ export function sendError(res: ServerResponse, err: unknown, requestId: string, 
     details: error.details,
     cause: error.cause instanceof Error ? error.cause.stack : undefined,
   });
+}
+
+/** An error as JSON, its message as publicMessage allows (errors/public-error.ts). */
+export function sendError(res: ServerResponse, err: unknown, requestId: string, logger: Logger): number {
+  const error = toGatehouseError(err);
+  const spec = error.spec;
+  logRequestFailure(logger, error, requestId);
   // RFC 9110 §10.2.3: a 503 says when to come back; agents and gateways honour it.
   if (!res.headersSent && spec.http === 503 && !res.hasHeader('retry-after'))
     res.setHeader('retry-after', String(STORE_RETRY_AFTER_S));
-  if (!res.headersSent) sendJson(res, spec.http, { error: { code: error.code, message, requestId } });
+  if (!res.headersSent)
+    sendJson(res, spec.http, { error: { code: error.code, message: publicMessage(error, requestId), requestId } });
   else res.destroy();
   return spec.http;
 }

@@ -10,6 +10,8 @@
  * ca/ does not import the dashboard: the CLI mounts it on the CA's listener (dashboardMount).
  */
 import { GatehouseError, isGatehouseError, toGatehouseError } from '../errors/errors.js';
+import { publicMessage } from '../errors/public-error.js';
+import { logRequestFailure } from '../ca/http-util.js';
 import { requireAdmin } from '../ca/peer-auth.js';
 import type { CaMount, RequestScope } from '../ca/request-scope.js';
 import { holdsKey } from '../pki/leaf-certificate.js';
@@ -84,7 +86,7 @@ export async function routeDashboardRequest(scope: RequestScope, method: string,
     const error = toGatehouseError(err);
     scope.logger.info('dashboard.refused', { requestId: scope.requestId, code: error.code, path });
     const status = error.spec.http >= 500 ? 500 : error.spec.http;
-    const message = error.spec.expose ? error.message : `internal error, see logs (requestId ${scope.requestId})`;
+    const message = publicMessage(error, scope.requestId);
     return sendHtml(res, status, refusalPage(status, error.code, message, scope.requestId));
   }
 
@@ -274,17 +276,12 @@ function sendHtmlError(ctx: DashboardContext, err: unknown): void {
   const { scope } = ctx;
   const error = toGatehouseError(err);
   const spec = error.spec;
-  (spec.expose ? scope.logger.info : scope.logger.error)('ca.request_failed', {
-    requestId: scope.requestId,
-    code: error.code,
-    err: error,
-    details: error.details,
-  });
+  logRequestFailure(scope.logger, error, scope.requestId);
   if (scope.res.headersSent) {
     scope.res.destroy();
     return;
   }
-  const message = spec.expose ? error.message : `internal error, see logs (requestId ${scope.requestId})`;
+  const message = publicMessage(error, scope.requestId);
   sendHtml(scope.res, spec.http, errorPage(ctx.viewer, spec.http, error.code, message, scope.requestId));
 }
 
