@@ -104,6 +104,13 @@ after(async () => {
   await fixture?.close();
 });
 
+/** GET /v1/posture answered by the CA: the gateway asking for a standing. */
+function postureFetchesByGateway(): number {
+  return fixture.logLines.filter(
+    (l) => l.includes('"msg":"ca.request"') && l.includes('"method":"GET"') && l.includes('"path":"/v1/posture"'),
+  ).length;
+}
+
 async function curl(
   name: string,
   path: string,
@@ -190,7 +197,10 @@ test('gateway-posture-an-open-websocket-tunnel-is-closed-when-the-device-falls-b
   await report('good', false);
   const { socket, closed } = await openTunnel('good', '/api/ws');
   try {
-    await new Promise((r) => setTimeout(r, 2500));
+    // Past refresh (1 s) the tunnel's recheck fetches a newer standing from the CA: two such
+    // fetches with the tunnel still open show the rechecks judged it and let it be.
+    const fetched = postureFetchesByGateway();
+    await waitFor(() => postureFetchesByGateway() >= fetched + 2, 10_000, 'two posture fetches by the tunnel recheck');
     assert.ok(!socket.destroyed, 'open while the posture meets the rule (two rechecks)');
     await report('good', true);
     const gone = await Promise.race([
@@ -274,22 +284,26 @@ test('gateway-posture-when-the-ca-is-unreachable-decides-from-a-recent-answer-th
     serveAdmin: false,
   });
   try {
+    // The gateway's one good answer is fetched after this instant: staleFor counts from it.
+    const askedAt = Date.now();
     assert.equal((await curl('good', '/api/x', g.gateway.port)).status, 200);
     relay.cut();
-    const cutAt = Date.now();
-    // Past refresh, within staleFor: the last answer still decides.
-    await new Promise((r) => setTimeout(r, 1200));
-    assert.equal(
-      (await curl('good', '/api/x', g.gateway.port)).status,
-      200,
-      'a recent answer is used while the CA is unreachable',
+    // Past refresh, within staleFor: the last answer still decides, and the gateway says it is stale.
+    await waitFor(
+      async () => {
+        const status = (await curl('good', '/api/x', g.gateway.port)).status;
+        assert.equal(status, 200, 'a recent answer is used while the CA is unreachable');
+        return logs.some((l) => l.includes('"gateway.posture_stale"'));
+      },
+      3_000, // staleFor: after it, the gateway fails closed
+      'a request decided by the stale answer',
     );
     await waitFor(
       async () => (await curl('good', '/api/x', g.gateway.port)).status === 503,
       10_000,
       'the gateway to fail closed after staleFor',
     );
-    assert.ok(Date.now() - cutAt >= 3000, 'not before staleFor ran out');
+    assert.ok(Date.now() - askedAt >= 3000, 'not before staleFor ran out');
     const body = (await curl('good', '/api/x', g.gateway.port)).body;
     assert.match(body, /503 Service Unavailable: rule api requires posture, and the CA could not be asked/);
     assert.equal((await curl('good', '/public/x', g.gateway.port)).status, 200, 'rules without posture need no CA');
