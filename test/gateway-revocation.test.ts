@@ -23,7 +23,7 @@ import {
   type TestCa,
   type TestLeaf,
 } from './helpers/crl-pki.js';
-import { makeOpensslCa } from './helpers/openssl-ca.js';
+import { generateCrl, makeCa, makeLeaf, revokeLeaf } from './helpers/openssl-pki.js';
 import { startCaFixture, type CaFixture } from './helpers/ca-fixture.js';
 import { enrollIdentity } from './helpers/ca-http.js';
 import { pollUntil } from './helpers/poll.js';
@@ -461,12 +461,16 @@ describe('gateway-revocation crl files', () => {
 
   test('crl-from-openssl-ca-refuses-its-revoked-leaf', async (t) => {
     const dir = dirFor();
-    const ca = await makeOpensslCa(join(dir, 'openssl-ca'), { key: 'rsa', firstSerial: 'FFF0' });
-    const revoked = await ca.issue('openssl-revoked');
-    const kept = await ca.issue('openssl-kept');
-    await ca.revoke(revoked.path, 'keyCompromise');
+    const ca = await makeCa(dir, 'openssl-ca', {
+      keyType: 'rsa',
+      firstSerial: 'FFF0',
+      subject: '/O=Gatehouse Test/CN=OpenSSL Test CA',
+    });
+    const revoked = await makeLeaf(ca, { cn: 'openssl-revoked' });
+    const kept = await makeLeaf(ca, { cn: 'openssl-kept' });
+    await revokeLeaf(ca, revoked.certPath, 'keyCompromise');
     const crlPath = join(dir, 'openssl.crl.pem');
-    writeFileSync(crlPath, await ca.gencrl());
+    writeFileSync(crlPath, await generateCrl(ca));
     const { checker } = await startChecker(t, { sources: [crlPath], trustBundle: [ca.certDer] });
     assertRefused(
       checker.check([revoked.der, ca.certDer]),

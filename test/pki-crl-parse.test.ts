@@ -14,7 +14,7 @@ import * as pki from '../src/pki/index.js';
 import * as der from '../src/pki/der.js';
 import { x509 } from '../src/pki/x509-library.js';
 import { buildTestPki, issueLeaf, type TestCa } from './helpers/crl-pki.js';
-import { makeOpensslCa, opensslCrlText } from './helpers/openssl-ca.js';
+import { generateCrl, makeCa, makeLeaf, opensslCrlText, revokeLeaf } from './helpers/openssl-pki.js';
 import { makeTempDir } from './helpers/tmp.js';
 
 const bytes = (b: Buffer): Uint8Array<ArrayBuffer> => new Uint8Array(b);
@@ -305,6 +305,8 @@ describe('pki-crl-parse gatehouse-built crls', () => {
   });
 });
 
+const OPENSSL_CA_SUBJECT = '/O=Gatehouse Test/CN=OpenSSL Test CA';
+
 describe('pki-crl-parse openssl-made crls', () => {
   let tmp: ReturnType<typeof makeTempDir>;
   before(() => (tmp = makeTempDir('gatehouse-crl-openssl-')));
@@ -312,17 +314,17 @@ describe('pki-crl-parse openssl-made crls', () => {
 
   for (const key of ['ec', 'rsa'] as const) {
     test(`parse-openssl-ca-gencrl-${key}-crl-matches-openssl-and-peculiar-and-verifies`, async () => {
-      const ca = await makeOpensslCa(join(tmp.dir, key), { key, firstSerial: 'FF01' });
+      const ca = await makeCa(tmp.dir, key, { keyType: key, firstSerial: 'FF01', subject: OPENSSL_CA_SUBJECT });
       const leaves = [
-        await ca.issue('a'),
-        await ca.issue('b'),
-        await ca.issue('c'),
-        await ca.issue('d'),
-        await ca.issue('kept'),
+        await makeLeaf(ca, { cn: 'a' }),
+        await makeLeaf(ca, { cn: 'b' }),
+        await makeLeaf(ca, { cn: 'c' }),
+        await makeLeaf(ca, { cn: 'd' }),
+        await makeLeaf(ca, { cn: 'kept' }),
       ];
       const reasons = ['keyCompromise', null, 'certificateHold', 'superseded'] as const;
-      for (const [i, reason] of reasons.entries()) await ca.revoke(leaves[i]!.path, reason);
-      const pem = await ca.gencrl({ crlDays: 2 });
+      for (const [i, reason] of reasons.entries()) await revokeLeaf(ca, leaves[i]!.certPath, reason);
+      const pem = await generateCrl(ca, { crlDays: 2 });
       const file = join(tmp.dir, `${key}.crl.pem`);
       writeFileSync(file, pem);
 
@@ -342,10 +344,8 @@ describe('pki-crl-parse openssl-made crls', () => {
       await assertMatchesOpenssl(parsed, file);
       assertMatchesPeculiar(parsed, parsed.der);
       pki.verifyCrlSignature(parsed, ca.certDer);
-      const other = await makeOpensslCa(join(tmp.dir, `${key}-other`), {
-        key,
-        subject: '/O=Gatehouse Test/CN=OpenSSL Test CA',
-      });
+      // Another key under the very same name: only the AKI tells them apart.
+      const other = await makeCa(tmp.dir, `${key}-other`, { keyType: key, subject: OPENSSL_CA_SUBJECT });
       assertCrlError(
         () => pki.verifyCrlSignature(parsed, other.certDer),
         'GH_CRL_SIGNATURE',
@@ -355,10 +355,10 @@ describe('pki-crl-parse openssl-made crls', () => {
   }
 
   test('parse-openssl-v1-crl-without-extensions-has-no-number-and-no-aki', async () => {
-    const ca = await makeOpensslCa(join(tmp.dir, 'v1'), { key: 'ec', v2: false });
-    const leaf = await ca.issue('v1-leaf');
-    await ca.revoke(leaf.path, null);
-    const pem = await ca.gencrl();
+    const ca = await makeCa(tmp.dir, 'v1', { crl: 'v1' });
+    const leaf = await makeLeaf(ca, { cn: 'v1-leaf' });
+    await revokeLeaf(ca, leaf.certPath, null);
+    const pem = await generateCrl(ca);
     const file = join(tmp.dir, 'v1.crl.pem');
     writeFileSync(file, pem);
     assert.equal((await opensslCrlText(file)).version, 1, 'control: openssl made a v1 CRL');

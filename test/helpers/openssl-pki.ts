@@ -5,6 +5,10 @@
  * faketime. Subjects can be given as `-subj` text or as a raw `[dn]` config section, which is
  * the only way to put CR, LF, leading/trailing spaces or multi-valued RDNs into a name.
  *
+ * The CA also revokes (`openssl ca -revoke`) and makes CRLs (`openssl ca -gencrl`, v2 with a CRL
+ * number and an AKI, or v1 with neither), and `opensslCrlText` reads any CRL back through
+ * `openssl crl -text`: an independent issuer and reader of CRLs sharing none of our code.
+ *
  * Every command gets an argument array (never a shell) and runs asynchronously, so the helpers
  * are safe to call while an in-process server is serving.
  */
@@ -20,8 +24,9 @@ export interface OpensslCa {
   certPath: string;
   keyPath: string;
   configPath: string;
-  /** The CA certificate, PEM. */
+  /** The CA certificate, PEM and DER. */
   pem: string;
+  certDer: Buffer;
   /** `openssl ca` keeps a database: leaves of one CA are signed one at a time. */
   queue: Promise<unknown>;
 }
@@ -84,16 +89,25 @@ function newKeyArgs(keyType: 'ec' | 'rsa' = 'ec'): string[] {
   return keyType === 'rsa' ? ['-newkey', 'rsa:2048'] : ['-newkey', 'ec', '-pkeyopt', 'ec_paramgen_curve:P-256'];
 }
 
-/** A self-signed CA (basicConstraints CA:TRUE, keyCertSign) in `dir/<name>`, ready for `makeLeaf`. */
-export async function makeCa(
-  dir: string,
-  name: string,
-  options: { days?: number; keyType?: 'ec' | 'rsa' } = {},
-): Promise<OpensslCa> {
+export interface CaOptions {
+  days?: number;
+  keyType?: 'ec' | 'rsa';
+  /** `-subj` of the CA; default `/CN=<name>/O=Gatehouse openssl test`. */
+  subject?: string;
+  /** Hex serial of the first leaf; 'FF01' makes serials whose DER INTEGER needs a 0x00 pad. Default 1000. */
+  firstSerial?: string;
+  /** 'v2' (default): CRLs carry a CRL number (from 1000 hex) and an AKI; 'v1': neither. */
+  crl?: 'v1' | 'v2';
+}
+
+/** A self-signed CA (basicConstraints CA:TRUE, keyCertSign, cRLSign) in `dir/<name>`, ready for `makeLeaf`. */
+export async function makeCa(dir: string, name: string, options: CaOptions = {}): Promise<OpensslCa> {
   const caDir = join(dir, name.replace(/[^A-Za-z0-9._-]/g, '_'));
   mkdirSync(join(caDir, 'newcerts'), { recursive: true });
   writeFileSync(join(caDir, 'index.txt'), '');
-  writeFileSync(join(caDir, 'serial'), '1000\n');
+  writeFileSync(join(caDir, 'serial'), `${options.firstSerial ?? '1000'}\n`);
+  const v2 = options.crl !== 'v1';
+  if (v2) writeFileSync(join(caDir, 'crlnumber'), '1000\n');
   const configPath = join(caDir, 'ca.cnf');
   // policy_anything with -preserveDN: the leaf's subject is exactly the request's.
   writeFileSync(
@@ -111,8 +125,14 @@ export async function makeCa(
       'unique_subject = no',
       'copy_extensions = none',
       'email_in_dn = yes',
+      'certificate = $dir/ca.pem',
+      'private_key = $dir/ca.key',
+      'default_crl_days = 7',
+      ...(v2 ? ['crlnumber = $dir/crlnumber', 'crl_extensions = crl_ext'] : []),
       '[policy_anything]',
       'commonName = optional',
+      '[crl_ext]',
+      'authorityKeyIdentifier = keyid:always',
       '',
     ].join('\n'),
   );
@@ -129,7 +149,7 @@ export async function makeCa(
       '-out',
       certPath,
       '-subj',
-      `/CN=${name}/O=Gatehouse openssl test`,
+      options.subject ?? `/CN=${name}/O=Gatehouse openssl test`,
       '-days',
       String(options.days ?? 2),
       '-addext',
@@ -146,15 +166,47 @@ export async function makeCa(
     keyPath,
     configPath,
     pem: readFileSync(certPath, 'utf8'),
+    certDer: pemToDer(readFileSync(certPath, 'utf8')),
     queue: Promise.resolve(),
   };
 }
 
+function pemToDer(pem: string): Buffer {
+  return Buffer.from(pem.replace(/-----[^-]+-----/g, '').replace(/\s+/g, ''), 'base64');
+}
+
+/** `openssl ca` keeps a database: one command of a CA at a time. */
+function queued<T>(ca: OpensslCa, job: () => Promise<T>): Promise<T> {
+  const next = ca.queue.catch(() => undefined).then(job);
+  ca.queue = next;
+  return next;
+}
+
 /** A key and a leaf certificate signed by `ca` with `openssl ca`; see LeafOptions. */
 export function makeLeaf(ca: OpensslCa, options: LeafOptions = {}): Promise<OpensslLeaf> {
-  const job = ca.queue.catch(() => undefined).then(() => signLeaf(ca, options));
-  ca.queue = job;
-  return job;
+  return queued(ca, () => signLeaf(ca, options));
+}
+
+/** `openssl ca -revoke`, with an RFC 5280 reason name, or null for an entry without a reason. */
+export function revokeLeaf(ca: OpensslCa, certPath: string, reason: string | null): Promise<void> {
+  return queued(ca, async () => {
+    await openssl(
+      ['ca', '-config', ca.configPath, '-revoke', certPath, ...(reason ? ['-crl_reason', reason] : [])],
+      `ca -revoke (${certPath})`,
+    );
+  });
+}
+
+let crlCounter = 0;
+
+/** `openssl ca -gencrl` over what was revoked so far; the CRL as PEM text. */
+export function generateCrl(ca: OpensslCa, options: { crlDays?: number } = {}): Promise<string> {
+  return queued(ca, async () => {
+    const out = join(ca.dir, `crl-${++crlCounter}.pem`);
+    const days = options.crlDays ? ['-crldays', String(options.crlDays)] : [];
+    await openssl(['ca', '-config', ca.configPath, '-gencrl', '-out', out, ...days], 'ca -gencrl');
+    return readFileSync(out, 'utf8');
+  });
 }
 
 async function signLeaf(ca: OpensslCa, options: LeafOptions): Promise<OpensslLeaf> {
@@ -218,12 +270,84 @@ async function signLeaf(ca: OpensslCa, options: LeafOptions): Promise<OpensslLea
     `ca (${base})`,
   );
   const pem = readFileSync(certPath, 'utf8');
-  const der = Buffer.from(pem.replace(/-----[^-]+-----/g, '').replace(/\s+/g, ''), 'base64');
-  return { certPath, keyPath, pem, der };
+  return { certPath, keyPath, pem, der: pemToDer(pem) };
 }
 
 /** The subject as OpenSSL prints it with `-nameopt RFC2253` (the text nginx logs), without `subject=`. */
 export async function opensslSubjectRfc2253(certPath: string): Promise<string> {
   const r = await openssl(['x509', '-in', certPath, '-noout', '-subject', '-nameopt', 'RFC2253'], 'x509 -subject');
   return r.stdout.replace(/^subject=/, '').replace(/\n$/, '');
+}
+
+export interface OpensslCrlView {
+  version: number;
+  issuer: string;
+  lastUpdate: Date;
+  nextUpdate: Date | null;
+  crlNumber: bigint | null;
+  /** Lowercase hex, no colons. */
+  akid: string | null;
+  /** Serial as a number, revocation date, and the RFC 5280 reason name (null when the entry has none). */
+  entries: Array<{ serial: bigint; revokedAt: Date; reason: string | null }>;
+}
+
+// How `openssl crl -text` names each reason (crypto/x509/v3_enum.c), to RFC 5280 §5.3.1 names.
+const OPENSSL_REASONS: Record<string, string> = {
+  Unspecified: 'unspecified',
+  'Key Compromise': 'keyCompromise',
+  'CA Compromise': 'cACompromise',
+  'Affiliation Changed': 'affiliationChanged',
+  Superseded: 'superseded',
+  'Cessation Of Operation': 'cessationOfOperation',
+  'Certificate Hold': 'certificateHold',
+  'Remove From CRL': 'removeFromCRL',
+  'Privilege Withdrawn': 'privilegeWithdrawn',
+  'AA Compromise': 'aACompromise',
+};
+
+/** `openssl crl -text` read back into fields: the independent view of a CRL file (PEM or DER). */
+export async function opensslCrlText(path: string, inform: 'PEM' | 'DER' = 'PEM'): Promise<OpensslCrlView> {
+  const r = await openssl(
+    ['crl', '-inform', inform, '-in', path, '-noout', '-text', '-nameopt', 'RFC2253'],
+    'crl -text',
+  );
+  const text = r.stdout;
+  const field = (re: RegExp) => re.exec(text)?.[1]?.trim() ?? null;
+  const number = field(/X509v3 CRL Number: *\n\s+(.+)$/m);
+  const section = text.split(/^Revoked Certificates:$/m)[1]?.split(/^\s+Signature Algorithm:/m)[0] ?? '';
+  const entries = [
+    ...section.matchAll(
+      /Serial Number: ([0-9A-F]+)\n\s+Revocation Date: (.+)\n(?:\s+CRL entry extensions:\n\s+X509v3 CRL Reason Code: *\n\s+(.+)\n)?/g,
+    ),
+  ].map((m) => ({
+    serial: BigInt(`0x${m[1]!}`),
+    revokedAt: new Date(m[2]!),
+    reason: m[3] ? (OPENSSL_REASONS[m[3].trim()] ?? m[3].trim()) : null,
+  }));
+  assert.equal(
+    entries.length,
+    (section.match(/Serial Number:/g) ?? []).length,
+    'every revoked entry was read from openssl crl -text',
+  );
+  const nextUpdate = field(/Next Update: (.+)$/m);
+  return {
+    version: Number(field(/Version (\d+)/)),
+    issuer: field(/Issuer: (.+)$/m)!,
+    lastUpdate: new Date(field(/Last Update: (.+)$/m)!),
+    nextUpdate: nextUpdate && nextUpdate !== 'NONE' ? new Date(nextUpdate) : null,
+    // Decimal, or 0x-prefixed / colon-separated hex once it no longer fits a long.
+    crlNumber:
+      number === null
+        ? null
+        : number.startsWith('0x')
+          ? BigInt(number)
+          : number.includes(':')
+            ? BigInt(`0x${number.replace(/:/g, '')}`)
+            : BigInt(number),
+    akid:
+      field(/X509v3 Authority Key Identifier: *\n\s+(?:keyid:)?([0-9A-F:]+)$/m)
+        ?.replace(/:/g, '')
+        .toLowerCase() ?? null,
+    entries,
+  };
 }
