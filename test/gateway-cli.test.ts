@@ -67,8 +67,10 @@ function curl(gateway: GatewayProcess, path: string) {
 
 test('gateway-sigterm-drains-the-request-in-flight-and-stops-accepting', async () => {
   const gateway = await start(slowApp.url, ['--workers', '1']);
+  const reached = slowApp.requestCount();
   const inFlight = curl(gateway, '/slow');
-  await new Promise((r) => setTimeout(r, 400));
+  // In flight: the app has it (and answers 1.5 s later) when the gateway is told to stop.
+  await waitFor(() => slowApp.requestCount() > reached, 10_000, 'the request to reach the slow app');
   const stopped = gateway.stop('SIGTERM');
   await gateway.waitForLog((l) => l.msg === 'gateway.stopping');
   const refused = await curl(gateway, '/new');

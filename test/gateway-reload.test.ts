@@ -15,6 +15,7 @@ import { runGateway, type RunningGateway } from '../src/gateway/run.js';
 import { createLogger } from '../src/log/logger.js';
 import { enrollAgent, startCaFixture, writeClientCaBundle, type CaFixture } from './helpers/ca-fixture.js';
 import { startEchoUpstream, type EchoUpstream } from './helpers/echo-upstream.js';
+import { pollUntil, waitFor } from './helpers/poll.js';
 
 let fixture: CaFixture;
 let appA: EchoUpstream;
@@ -41,13 +42,7 @@ async function waitForLog(
   after = 0,
   timeoutMs = 8000,
 ): Promise<Record<string, unknown>> {
-  const deadline = Date.now() + timeoutMs;
-  for (;;) {
-    const found = logs().slice(after).find(match);
-    if (found) return found;
-    if (Date.now() > deadline) throw new Error(`no matching log line within ${timeoutMs} ms`);
-    await new Promise((r) => setTimeout(r, 50));
-  }
+  return pollUntil(`a log line matching ${match}`, () => logs().slice(after).find(match), timeoutMs);
 }
 
 const ALLOW_WEB = JSON.stringify([{ permission: { method: 'GET', resource: '/.*' }, allow: ['web'] }]);
@@ -146,11 +141,17 @@ test('gateway-own-certificate-renewed-under-load-not-one-request-fails', async (
     }
   };
   const loops = [keepAlive, keepAlive, keepAlive, keepAlive, false as const, false as const].map(loop);
-  await new Promise((r) => setTimeout(r, 500));
+  // Load before the renewal, and load after the reload: requests on both sides of the switch.
+  await waitFor(() => results.ok + results.failed.length >= 10, 10_000, 'ten requests before the renewal');
   const mark = logLines.length;
   const { current } = await renewOnce({ dir: dirs.gw! });
   await waitForLog((l) => l.msg === 'gateway.reloaded' && l.what === 'tls', mark);
-  await new Promise((r) => setTimeout(r, 500));
+  const reloadedAt = results.ok + results.failed.length;
+  await waitFor(
+    () => results.ok + results.failed.length >= reloadedAt + 20,
+    10_000,
+    'twenty requests after the reload',
+  );
   stop = true;
   await Promise.all(loops);
   keepAlive.destroy();

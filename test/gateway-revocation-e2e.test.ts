@@ -16,6 +16,7 @@ import { createLogger } from '../src/log/logger.js';
 import { enrollAgent, startCaFixture, writeClientCaBundle, type CaFixture } from './helpers/ca-fixture.js';
 import { startEchoUpstream, type EchoUpstream } from './helpers/echo-upstream.js';
 import { run } from './helpers/run.js';
+import { pollUntil } from './helpers/poll.js';
 
 let fixture: CaFixture;
 let app: EchoUpstream;
@@ -87,11 +88,15 @@ async function curl(identity: string, path = '/'): Promise<{ status: number; bod
 test('gateway-revoked-device-refused-403-naming-revocation-and-others-pass', async () => {
   // Revoked before the gateway started; the CA publishes the new CRL within its 200 ms check,
   // and the gateway picks it up within its 1 s refresh.
-  let refused = await curl(dirs.doomed!);
-  for (let i = 0; i < 20 && refused.status === 200; i++) {
-    await new Promise((r) => setTimeout(r, 250));
-    refused = await curl(dirs.doomed!);
-  }
+  const refused = await pollUntil(
+    'the revoked device to be refused',
+    async () => {
+      const r = await curl(dirs.doomed!);
+      return r.status === 200 ? undefined : r;
+    },
+    10_000,
+    100,
+  );
   assert.equal(refused.status, 403);
   assert.match(refused.body, /client certificate refused \(.*revoked.*keyCompromise/i);
   assert.equal((await curl(dirs.keeper!)).status, 200);
@@ -137,13 +142,16 @@ test('gateway-certificate-revoked-after-connecting-refused-on-the-open-connectio
       actor: 'test',
     });
     // Within one refresh interval (1 s) plus the CA's CRL regeneration (200 ms check).
-    let after = first;
-    const deadline = Date.now() + 10_000;
-    while (after.status === 200 && Date.now() < deadline) {
-      await new Promise((r) => setTimeout(r, 250));
-      after = await keepAliveGet(agent, '/after');
-      assert.ok(after.reused, 'the same connection is reused');
-    }
+    const after = await pollUntil(
+      'the open connection to be refused after the revocation',
+      async () => {
+        const r = await keepAliveGet(agent, '/after');
+        assert.ok(r.reused, 'the same connection is reused');
+        return r.status === 200 ? undefined : r;
+      },
+      10_000,
+      100,
+    );
     assert.equal(after.status, 403, after.body);
     assert.match(after.body, /revoked/);
   } finally {
