@@ -42,6 +42,34 @@ export default tseslint.config(
     rules: { 'max-lines': ['warn', { max: 400 }] },
   },
   {
+    // Tests wait for a condition with a deadline (test/helpers/poll.ts), never for a fixed time:
+    // a sleep is too short on a loaded machine and too long everywhere else. A pause that is the
+    // point (a database held down for 10 s, a client's retry backoff) says so in its disable comment.
+    files: ['test/**/*.test.ts'],
+    rules: {
+      'no-restricted-syntax': [
+        'error',
+        {
+          selector:
+            "NewExpression[callee.name='Promise'] > ArrowFunctionExpression > CallExpression[callee.name='setTimeout']",
+          message: 'Wait for the condition with waitFor/pollUntil (test/helpers/poll.ts), not for a fixed time.',
+        },
+      ],
+      'no-restricted-imports': [
+        'error',
+        {
+          paths: [
+            {
+              name: 'node:timers/promises',
+              importNames: ['setTimeout'],
+              message: 'Wait for the condition with waitFor/pollUntil (test/helpers/poll.ts), not for a fixed time.',
+            },
+          ],
+        },
+      ],
+    },
+  },
+  {
     files: ['scripts/**/*.mjs', '*.js'],
     languageOptions: {
       globals: {

@@ -25,7 +25,7 @@ import {
   writeText,
   type HttpResult,
 } from './helpers/ca-http.js';
-import { pollUntil } from './helpers/poll.js';
+import { pollUntil, waitFor } from './helpers/poll.js';
 import { run } from './helpers/run.js';
 import { makeTempDir } from './helpers/tmp.js';
 
@@ -463,8 +463,7 @@ describe('ca-enroll refusals', () => {
 
   test('enroll-expired-token-refused-401-GH_TOKEN_EXPIRED', async () => {
     const { token, record } = await fixture.server.authority.createToken({ role: 'web', ttlMs: 1 }, { actor: 'test' });
-    // Bounded wait for the 1 ms lifetime to pass on the CA's clock.
-    while (Date.now() <= record.expiresAt.getTime() + 1) await new Promise((r) => setTimeout(r, 2));
+    await waitFor(() => Date.now() > record.expiresAt.getTime() + 1, 1_000, "the token's 1 ms lifetime to pass", 2);
     const before = await certCount(fixture);
     const { csr } = await newCsr({ commonName: 'late' });
     expectError(await enrollRequest(fixture, { token, csr }), 401, 'GH_TOKEN_EXPIRED');

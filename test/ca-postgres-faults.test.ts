@@ -301,6 +301,7 @@ test('postgres-stopped-10s-under-load-gives-503s-then-recovers-losing-nothing', 
           REQUEST_DEADLINE_MS,
         );
         outcomes.push(outcome);
+        // eslint-disable-next-line no-restricted-syntax -- a client's backoff between retries, not a wait
         if (outcome.status !== 201) await new Promise((r) => setTimeout(r, 100));
       }
     };
@@ -317,6 +318,7 @@ test('postgres-stopped-10s-under-load-gives-503s-then-recovers-losing-nothing', 
       await postgres.server.halt();
       const haltedAt = Date.now();
       // The outage itself: ten seconds with PostgreSQL stopped (the one fixed wait, by design).
+      // eslint-disable-next-line no-restricted-syntax -- the 10 s outage is what the test is about
       await new Promise((r) => setTimeout(r, 10_000));
       const resumeStartedAt = Date.now();
       await postgres.server.resume();

@@ -7,12 +7,13 @@ import assert from 'node:assert/strict';
 import { join } from 'node:path';
 import { readdirSync, readFileSync, statSync, writeFileSync, existsSync } from 'node:fs';
 import { gatehouse } from './helpers/cli.js';
-import { startCaProcess } from './helpers/ca-process.js';
+import { startCaProcess, type CaProcess } from './helpers/ca-process.js';
 import { makeTempDir } from './helpers/tmp.js';
 import { runSync } from './helpers/run.js';
 import { decodePemBlocks } from '../src/pki/pem.js';
 import * as pki from '../src/pki/index.js';
 import { completeLines, findLog } from './helpers/log-lines.js';
+import { waitFor } from './helpers/poll.js';
 
 /** Directories 0700; certificates (*.pem but keys) and agent.json 0644; every other file 0600. */
 function assertModes(dir: string): void {
@@ -402,10 +403,17 @@ test('cli-agent-run-renews-on-schedule-runs-hook-and-stops-on-sigterm', async ()
     let logs = '';
     child.stderr!.on('data', (d) => (logs += d));
     const exited = new Promise<number | null>((resolve) => child.once('exit', (code) => resolve(code)));
-    const deadline = Date.now() + 60_000;
     const hookLines = () => (existsSync(hookLog) ? completeLines(readFileSync(hookLog, 'utf8')) : []);
-    while (hookLines().length === 0 && Date.now() < deadline) await new Promise((r) => setTimeout(r, 200));
-    child.kill('SIGTERM');
+    try {
+      await waitFor(
+        () => hookLines().length > 0,
+        60_000,
+        () => `the renewal hook to run:\n${logs.slice(-3000)}`,
+        200,
+      );
+    } finally {
+      child.kill('SIGTERM');
+    }
     assert.equal(await exited, 0, logs.slice(-3000));
     const renewedSerial = hookLines()[0];
     const now = JSON.parse((await gatehouse(['agent', 'whoami', '--dir', dir, '--json'])).stdout);
@@ -421,7 +429,7 @@ test('cli-agent-run-renews-on-schedule-runs-hook-and-stops-on-sigterm', async ()
 test('ca-serve-workers-share-port-store-and-crl', async () => {
   const tmp = makeTempDir();
   const caDir = join(tmp.dir, 'ca');
-  let ca;
+  let ca: CaProcess | undefined;
   try {
     assert.equal((await gatehouse(['ca', 'init', '--dir', caDir])).status, 0);
     ca = await startCaProcess(caDir, ['--workers', '2']);
@@ -470,15 +478,19 @@ test('ca-serve-workers-share-port-store-and-crl', async () => {
       (await gatehouse(['cert', 'revoke', serials[0]!, '--identity', join(caDir, 'admin'), '--ca', ca.url])).status,
       0,
     );
-    const deadline = Date.now() + 15_000;
     let listed = 0;
-    while (Date.now() < deadline && listed < 6) {
-      const crl = runSync('curl', ['-sS', '--fail', '--cacert', join(caDir, 'root.pem'), `${ca.url}/crl?format=pem`]);
-      const text = runSync('openssl', ['crl', '-noout', '-text'], { input: crl.stdout }).stdout.toUpperCase();
-      listed = text.includes(serials[0]!.toUpperCase()) ? listed + 1 : 0;
-      if (listed < 6) await new Promise((r) => setTimeout(r, 100));
-    }
-    assert.equal(listed, 6, 'six consecutive CRL fetches (spread over both workers) list the revoked serial');
+    const crlUrl = `${ca.url}/crl?format=pem`;
+    await waitFor(
+      () => {
+        const crl = runSync('curl', ['-sS', '--fail', '--cacert', join(caDir, 'root.pem'), crlUrl]);
+        const text = runSync('openssl', ['crl', '-noout', '-text'], { input: crl.stdout }).stdout.toUpperCase();
+        listed = text.includes(serials[0]!.toUpperCase()) ? listed + 1 : 0;
+        return listed === 6;
+      },
+      15_000,
+      'six consecutive CRL fetches (spread over both workers) to list the revoked serial',
+      100,
+    );
     assert.equal(await ca.stop('SIGTERM'), 0);
   } finally {
     await ca?.stop('SIGKILL');

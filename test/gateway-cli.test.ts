@@ -184,11 +184,11 @@ test('gateway-slowloris-gets-408-after-headers-timeout-and-is-logged', async () 
     stderr += d.toString();
   });
   try {
-    const deadline = Date.now() + 30_000;
-    while (!findLog(stderr, 'gateway.listening')) {
-      if (Date.now() > deadline) throw new Error(`the gateway did not listen:\n${stderr}`);
-      await new Promise((r) => setTimeout(r, 50));
-    }
+    await waitFor(
+      () => !!findLog(stderr, 'gateway.listening'),
+      30_000,
+      () => `the gateway to listen:\n${stderr}`,
+    );
     const port = Number(String(findLog(stderr, 'gateway.listening')!.url).split(':').pop());
     const { connect } = await import('node:tls');
     const started = Date.now();
@@ -224,9 +224,11 @@ test('gateway-slowloris-gets-408-after-headers-timeout-and-is-logged', async () 
     assert.match(answer.text, /^HTTP\/1\.1 408 Request Timeout[\s\S]*the request head did not arrive within 2000 ms/);
     assert.ok(answer.ms < 10_000, `closed after ${answer.ms} ms, not held open`);
     // Log lines are written once per event-loop turn, so the line can trail the socket's close.
-    for (let i = 0; i < 40 && !/"reason":"REQUEST_TIMEOUT","status":408/.test(stderr); i++)
-      await new Promise((r) => setTimeout(r, 50));
-    assert.match(stderr, /"reason":"REQUEST_TIMEOUT","status":408/);
+    await waitFor(
+      () => /"reason":"REQUEST_TIMEOUT","status":408/.test(stderr),
+      2_000,
+      () => `the REQUEST_TIMEOUT access-log line:\n${stderr.slice(-3000)}`,
+    );
   } finally {
     child.kill('SIGTERM');
   }

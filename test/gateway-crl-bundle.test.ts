@@ -22,7 +22,7 @@ import { createLogger } from '../src/log/logger.js';
 import { buildTestPki, makeCrl, replaceFile, type TestCa } from './helpers/crl-pki.js';
 import { startEchoUpstream, type EchoUpstream } from './helpers/echo-upstream.js';
 import { makeTempDir } from './helpers/tmp.js';
-import { waitFor } from './helpers/poll.js';
+import { pollUntil, waitFor } from './helpers/poll.js';
 
 const VALIDITY = { notBefore: new Date('2020-01-01T00:00:00Z'), notAfter: new Date('2060-01-01T00:00:00Z') };
 
@@ -196,13 +196,15 @@ async function refreshAfter(
   const before = r.events(event).length;
   replaceFile(path, content);
   r.gw.reload();
-  const deadline = Date.now() + 5000;
-  for (;;) {
-    const seen = r.events(event);
-    if (seen.length > before) return seen.at(-1)!;
-    if (Date.now() > deadline) throw new Error(`no ${event} within 5 s; log:\n${r.lines.slice(-20).join('\n')}`);
-    await new Promise((res) => setTimeout(res, 20));
-  }
+  return pollUntil(
+    () => `${event} after the reload; log:\n${r.lines.slice(-20).join('\n')}`,
+    () => {
+      const seen = r.events(event);
+      return seen.length > before ? seen.at(-1)! : undefined;
+    },
+    5_000,
+    20,
+  );
 }
 
 /** One request over a new mTLS connection; the access-log reason is read back through x-request-id. */
@@ -254,12 +256,9 @@ async function assertRefused(
   assert.equal(res.status, 403, res.body);
   assert.match(res.body, body);
   // The access log line is written when the response finishes: poll it briefly.
-  const deadline = Date.now() + 2000;
-  let logged = res.reason;
-  while (logged === null && Date.now() < deadline) {
-    await new Promise((res2) => setTimeout(res2, 20));
-    logged = (await get(r, client)).reason;
-  }
+  const logged =
+    res.reason ??
+    (await pollUntil('the access-log reason', async () => (await get(r, client)).reason ?? undefined, 2_000, 20));
   assert.equal(logged, reason);
 }
 
@@ -521,11 +520,7 @@ test('crl-bundle-client-of-an-issuer-without-crl-makes-the-gateway-ask-the-sourc
   // A flood from clients whose issuer has no CRL anywhere costs at most one fetch per 5 s, and they are refused.
   source.set(bundle(intA, crlPem(intA, 2n), root, crlPem(root, 2n)));
   r.gw.reload();
-  const deadline = Date.now() + 5000;
-  while (!r.events('gateway.crl_dropped').length) {
-    if (Date.now() > deadline) throw new Error('B was not dropped');
-    await new Promise((res) => setTimeout(res, 20));
-  }
+  await waitFor(() => r.events('gateway.crl_dropped').length > 0, 5_000, "B's CRL to be dropped", 20);
   const before = source.fetches();
   const answers = await Promise.all(Array.from({ length: 20 }, () => get(r, clients.b!)));
   assert.deepEqual([...new Set(answers.map((a) => a.status))], [403]);

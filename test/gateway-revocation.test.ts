@@ -26,7 +26,7 @@ import {
 import { generateCrl, makeCa, makeLeaf, revokeLeaf } from './helpers/openssl-pki.js';
 import { startCaFixture, type CaFixture } from './helpers/ca-fixture.js';
 import { enrollIdentity } from './helpers/ca-http.js';
-import { pollUntil } from './helpers/poll.js';
+import { pollUntil, waitFor } from './helpers/poll.js';
 import { makeTempDir } from './helpers/tmp.js';
 
 interface Started {
@@ -316,9 +316,11 @@ describe('gateway-revocation crl files', () => {
   test('close-stops-refreshing', async (t) => {
     const sources = writeCrls(dirFor(), makeCrl(ours.intermediate, { crlNumber: 1n }));
     const { checker } = await startChecker(t, { sources, trustBundle: ours.bundlePem, refreshIntervalMs: 100 });
+    // A twin left open on the same file: once it has the new CRL, a checker still refreshing would too.
+    const { checker: twin } = await startChecker(t, { sources, trustBundle: ours.bundlePem, refreshIntervalMs: 100 });
     checker.close();
     replaceFile(sources[0]!, makeCrl(ours.intermediate, { crlNumber: 2n, revoked: [leafB.serial] }));
-    await new Promise((r) => setTimeout(r, 600));
+    await waitFor(() => !twin.check(chainOf(leafB, ours.intermediate)).ok, 5_000, 'the open twin to load the new CRL');
     assert.deepEqual(
       checker.check(chainOf(leafB, ours.intermediate)),
       { ok: true },

@@ -15,6 +15,7 @@ import { makeCa, makeLeaf, opensslSubjectRfc2253, type OpensslCa, type OpensslLe
 import { startGatewayProcess, type GatewayProcess, type LogLine } from './helpers/gateway-process.js';
 import { startEchoUpstream, type EchoUpstream } from './helpers/echo-upstream.js';
 import { parseHttp } from './helpers/proxy-clients.js';
+import { waitFor } from './helpers/poll.js';
 
 const tmp = makeTempDir('gatehouse-gwtls-');
 let ca: OpensslCa;
@@ -631,7 +632,12 @@ test('gateway-tls-session-resumed-after-the-certificate-expired-403', async () =
   );
   for (const first of firsts)
     assert.equal(assertAuthenticatedAsOrRefused(first, shortLived, 'short-lived', 'before expiry'), 'forwarded');
-  await new Promise((r) => setTimeout(r, Math.max(0, notAfter.getTime() + 1500 - Date.now())));
+  await waitFor(
+    () => Date.now() > notAfter.getTime() + 1500,
+    notAfter.getTime() + 10_000 - Date.now(),
+    'the short-lived certificate to be 1.5 s past its notAfter',
+    100,
+  );
   const resumed = await Promise.all(
     versions.map(([label, version]) => sClient([...version, '-sess_in', join(tmp.dir, `short-${label}.sess`)])),
   );

@@ -21,6 +21,7 @@ import { gatehouse } from './helpers/cli.js';
 import { run } from './helpers/run.js';
 import { makeTempDir } from './helpers/tmp.js';
 import { httpGet } from './helpers/http-get.js';
+import { waitFor } from './helpers/poll.js';
 
 const tmp = makeTempDir();
 after(() => tmp.cleanup());
@@ -343,11 +344,11 @@ async function startGateway(extraArgs: string[]): Promise<{ gateway: GatewayProc
 
 /** Once every process has loaded both CRLs (until then the devices are refused as CRL_MISSING): allowed requests, one without a certificate, a refused TLS 1.1 handshake. */
 async function gatewayTraffic(gateway: GatewayProcess, processes: number): Promise<void> {
-  const deadline = Date.now() + 15_000;
-  while (gateway.logs().filter((l) => l.msg === 'gateway.crl_loaded').length < 2 * processes) {
-    assert.ok(Date.now() < deadline, `CRLs not loaded:\n${gateway.stderr().slice(-4000)}`);
-    await new Promise((r) => setTimeout(r, 50));
-  }
+  await waitFor(
+    () => gateway.logs().filter((l) => l.msg === 'gateway.crl_loaded').length >= 2 * processes,
+    15_000,
+    () => `every process to load both CRLs:\n${gateway.stderr().slice(-4000)}`,
+  );
   const curl = (args: string[]) =>
     run('curl', [
       '-sS',

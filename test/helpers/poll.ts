@@ -4,9 +4,12 @@
  */
 import assert from 'node:assert/strict';
 
+/** What was awaited; a function is called only on failure (to add a log tail, say). */
+export type Awaited = string | (() => string);
+
 /** Polls `check` until it returns a value other than undefined (returned), or fails after `timeoutMs`. */
 export async function pollUntil<T>(
-  what: string,
+  what: Awaited,
   check: () => T | undefined | Promise<T | undefined>,
   timeoutMs = 10_000,
   intervalMs = 50,
@@ -15,7 +18,8 @@ export async function pollUntil<T>(
   for (;;) {
     const value = await check();
     if (value !== undefined) return value;
-    if (Date.now() > deadline) assert.fail(`${what}: not reached within ${timeoutMs} ms`);
+    if (Date.now() > deadline)
+      assert.fail(`${typeof what === 'function' ? what() : what}: not reached within ${timeoutMs} ms`);
     await new Promise((r) => setTimeout(r, intervalMs));
   }
 }
@@ -24,7 +28,7 @@ export async function pollUntil<T>(
 export async function waitFor(
   condition: () => boolean | Promise<boolean>,
   timeoutMs: number,
-  what: string,
+  what: Awaited,
   intervalMs = 50,
 ): Promise<void> {
   await pollUntil(what, async () => ((await condition()) ? true : undefined), timeoutMs, intervalMs);
