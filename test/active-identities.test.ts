@@ -8,7 +8,7 @@ import assert from 'node:assert/strict';
 import { join } from 'node:path';
 import { activeIdentities, lastNotAfter } from '../src/ca/active-identities.js';
 import { openSqliteStore } from '../src/store/sqlite.js';
-import type { CertRecord } from '../src/store/store.js';
+import type { CertRecord } from '../src/store/store-certificates.js';
 import { makeTempDir } from './helpers/tmp.js';
 
 test('fleet-counts-read-past-the-default-listing-limit', async () => {

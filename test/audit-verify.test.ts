@@ -14,7 +14,7 @@ import { loadCaMaterial } from '../src/ca/ca-dir.js';
 import { silentLogger } from '../src/log/logger.js';
 import { openSqliteStore } from '../src/store/sqlite.js';
 import { auditHash } from '../src/store/audit-chain.js';
-import type { AuditInput, AuditRecord } from '../src/store/store.js';
+import type { AuditInput, AuditRecord } from '../src/store/store-audit.js';
 import { gatehouse } from './helpers/cli.js';
 import { makeTempDir } from './helpers/tmp.js';
 

@@ -14,7 +14,7 @@ import { enroll } from '../src/agent/enroll.js';
 import { renewOnce } from '../src/agent/renew.js';
 import { GatehouseError } from '../src/errors/errors.js';
 import { CA_FILES } from '../src/ca/ca-dir.js';
-import type { CertRecord } from '../src/store/store.js';
+import type { CertRecord } from '../src/store/store-certificates.js';
 import { startCaFixture, type CaFixture } from './helpers/ca-fixture.js';
 import { startCaServerOnDir, type DirServer } from './helpers/ca-dir-server.js';
 import {

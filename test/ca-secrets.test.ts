@@ -20,7 +20,7 @@ import { httpGet } from './helpers/http-get.js';
 import { openSqliteStore } from '../src/store/sqlite.js';
 import { readMasterKeyFile, MASTER_KEY_FILE } from '../src/secrets/master-key.js';
 import { CaClient } from '../src/agent/ca-client.js';
-import type { AuditRecord } from '../src/store/store.js';
+import type { AuditRecord } from '../src/store/store-audit.js';
 
 const tmp = makeTempDir('gatehouse-secrets-');
 const caDir = join(tmp.dir, 'ca');

@@ -26,7 +26,7 @@ import {
 } from '../src/dashboard/posture-model.js';
 import { POSTURE_BANDS, POSTURE_STALE_MS, ratingRange } from '../src/ca/posture-views.js';
 import { formatDuration } from '../src/config/duration.js';
-import type { CertRecord } from '../src/store/store.js';
+import type { CertRecord } from '../src/store/store-certificates.js';
 
 const HOSTILE = `<script>alert("x")</script><img src=x onerror='alert(1)'>&amp;\`${'${x}'}`;
 

@@ -4,14 +4,11 @@
  */
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import {
-  SECRETS_KEY_ID_META,
-  type AuditInput,
-  type CertRecord,
-  type NewSecretVersion,
-  type Store,
-  type TokenRecord,
-} from '../src/store/store.js';
+import type { Store } from '../src/store/store.js';
+import type { AuditInput } from '../src/store/store-audit.js';
+import type { CertRecord } from '../src/store/store-certificates.js';
+import { SECRETS_KEY_ID_META, type NewSecretVersion } from '../src/store/store-secrets.js';
+import type { TokenRecord } from '../src/store/store-tokens.js';
 import { verifyAuditChain } from '../src/store/audit-chain.js';
 
 const T0 = new Date('2026-01-01T00:00:00Z');

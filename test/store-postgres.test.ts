@@ -14,7 +14,7 @@ import {
 } from '../src/store/postgres.js';
 import { verifyAuditChain } from '../src/store/audit-chain.js';
 import { isGatehouseError } from '../src/errors/errors.js';
-import type { CertRecord } from '../src/store/store.js';
+import type { CertRecord } from '../src/store/store-certificates.js';
 import { freePort, startPostgres } from './helpers/postgres.js';
 import { runStoreContract } from './store-contract.js';
 

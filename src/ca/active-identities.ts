@@ -4,7 +4,8 @@
  * These read the whole inventory: listCerts stops at 10 000 by default, and a count cut there
  * would let `ca rotate finish` pass with machines left behind.
  */
-import type { CertRecord, Store } from '../store/store.js';
+import type { Store } from '../store/store.js';
+import type { CertRecord } from '../store/store-certificates.js';
 
 export const CA_SERVER_ROLE = 'ca-server';
 /** The role the admin API, the dashboard and posture reads let in. */

@@ -6,13 +6,8 @@ import { GatehouseError, isGatehouseError } from '../errors/errors.js';
 import { parseDurationMs } from '../config/duration.js';
 import { isCrlReason } from '../pki/crl.js';
 import { normalizeSerial } from '../pki/certificate.js';
-import {
-  certStateAt,
-  type CertRecord,
-  type CertState,
-  type NameReservation,
-  type TokenRecord,
-} from '../store/store.js';
+import { certStateAt, type CertRecord, type CertState, type NameReservation } from '../store/store-certificates.js';
+import type { TokenRecord } from '../store/store-tokens.js';
 import type { ReservedName } from './authority.js';
 import { abortRotation, finishRotation, rotationStatus, startRotation } from './root-rotation-ops.js';
 import { fleetPosture } from './posture-views.js';

@@ -28,15 +28,10 @@ import { buildCsrPem } from '../pki/csr-build.js';
 import { spkiDer as spkiOf } from '../pki/keys.js';
 import { decodePem, toPem } from '../pki/pem.js';
 import type { CrlReason } from '../pki/crl.js';
-import {
-  certStateAt,
-  type AuditInput,
-  type CertRecord,
-  type NameClaim,
-  type NameReservation,
-  type Store,
-  type TokenRecord,
-} from '../store/store.js';
+import type { Store } from '../store/store.js';
+import type { AuditInput } from '../store/store-audit.js';
+import { certStateAt, type CertRecord, type NameClaim, type NameReservation } from '../store/store-certificates.js';
+import type { TokenRecord } from '../store/store-tokens.js';
 import type { AuditEventType } from '../log/audit-events.js';
 import { approveCsr, decideName, roleConfig, spiffeIdFor, type ApprovedRequest } from './issuance-rules.js';
 import { newJoinToken, parseJoinToken, secretMatches } from './join-token.js';

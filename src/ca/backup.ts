@@ -47,7 +47,7 @@ import { decodePem } from '../pki/pem.js';
 import { verifyAuditTrail, type TrailReport } from '../store/audit-verify.js';
 import { SQLITE_SCHEMA_VERSION, inspectSqliteFile, raiseCrlNumbers, snapshotSqlite } from '../store/sqlite-backup.js';
 import { openSqliteStore } from '../store/sqlite.js';
-import type { CertState } from '../store/store.js';
+import type { CertState } from '../store/store-certificates.js';
 import { CA_FILES, caPath, loadCaPublic } from './ca-dir.js';
 import { describeStore } from './store-open.js';
 

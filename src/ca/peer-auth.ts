@@ -8,7 +8,7 @@ import { GatehouseError, isGatehouseError } from '../errors/errors.js';
 import { checkPeerCertificate } from '../tls/peer-certificate.js';
 import { parseCertificate } from '../pki/certificate.js';
 import { verifyChainToOneOf } from '../pki/chain.js';
-import type { CertRecord } from '../store/store.js';
+import type { CertRecord } from '../store/store-certificates.js';
 import { ADMIN_ROLE } from './active-identities.js';
 import type { RequestScope } from './request-scope.js';
 

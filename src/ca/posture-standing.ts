@@ -4,7 +4,8 @@
  * the CA judges renewals of roles that require posture with it (posture/requirement.ts).
  */
 import { GatehouseError } from '../errors/errors.js';
-import type { CertRecord, Store } from '../store/store.js';
+import type { Store } from '../store/store.js';
+import type { CertRecord } from '../store/store-certificates.js';
 import {
   describeRequirement,
   judgePosture,

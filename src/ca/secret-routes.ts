@@ -10,7 +10,7 @@ import { parseCertificate } from '../pki/certificate.js';
 import { checkPeerCertificate } from '../tls/peer-certificate.js';
 import { secretNameProblem } from '../secrets/names.js';
 import type { RefusalReason } from '../secrets/service.js';
-import type { CertRecord } from '../store/store.js';
+import type { CertRecord } from '../store/store-certificates.js';
 import { sendJson } from './http-util.js';
 import { authenticatePeer } from './peer-auth.js';
 import type { RequestScope } from './request-scope.js';

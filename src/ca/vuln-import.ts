@@ -3,7 +3,8 @@
  * one by one, and either all of a batch go into the store with one audit event, or none.
  */
 import { GatehouseError } from '../errors/errors.js';
-import type { AdvisoryImport, Store } from '../store/store.js';
+import type { Store } from '../store/store.js';
+import type { AdvisoryImport } from '../store/store-posture.js';
 import { parseOsv, type Advisory } from '../posture/vulns/osv.js';
 
 /** Records per admin request: a batch of Debian's feed is a few MiB. */

@@ -3,7 +3,8 @@
  * as posture rules need it: the imported advisories matched against each active identity's
  * latest report (its OS and installed packages).
  */
-import type { PostureRecord, Store } from '../store/store.js';
+import type { Store } from '../store/store.js';
+import type { PostureRecord } from '../store/store-posture.js';
 import type { PostureReport } from '../posture/report.js';
 import type { Advisory } from '../posture/vulns/osv.js';
 import { SEVERITY_ORDER } from '../posture/vulns/cvss.js';

@@ -10,7 +10,8 @@ import { externalCaFrom } from '../ca/external-ca.js';
 import { certView, nameView, releasedView, tokenView } from '../ca/admin-routes.js';
 import { silentLogger } from '../log/logger.js';
 import { openCaStore } from '../ca/store-open.js';
-import type { CertState } from '../store/store.js';
+import type { CertState } from '../store/store-certificates.js';
+import type { AdvisoryImport } from '../store/store-posture.js';
 import type { CrlReason } from '../pki/crl.js';
 import { formatDuration } from '../config/duration.js';
 import { CaClient } from '../agent/ca-client.js';
@@ -36,7 +37,6 @@ import { fleetPosture, type PostureQuery, type PostureView } from '../ca/posture
 import { fleetVulns, type FleetVuln } from '../ca/vuln-views.js';
 import { ADVISORY_BATCH, importAdvisories, parseAdvisories } from '../ca/vuln-import.js';
 import type { FeedRecord } from '../posture/vulns/feed.js';
-import type { AdvisoryImport } from '../store/store.js';
 import { SecretService, type RekeyResult, type SecretSummaryView, type SecretView } from '../secrets/service.js';
 
 export type TokenView = ReturnType<typeof tokenView>;

@@ -1,6 +1,6 @@
 /** What a dashboard page handler gets: the request, the verified admin, the clock and its form token. */
 import type { RequestScope } from '../ca/request-scope.js';
-import type { CertRecord } from '../store/store.js';
+import type { CertRecord } from '../store/store-certificates.js';
 import { CSRF_FIELD } from './csrf.js';
 import { html, type SafeHtml } from './html.js';
 import type { Viewer } from './layout.js';

@@ -9,7 +9,7 @@
  * 60–73 % of the lifetime, so a healthy identity always has at least 27 % left: below 20 % its
  * agent has missed renewal. A fixed "< 24 h" rule would mark every default (24 h) certificate.
  */
-import type { CertRecord } from '../store/store.js';
+import type { CertRecord } from '../store/store-certificates.js';
 
 export type IdentityState = 'active' | 'expiring' | 'expired' | 'revoked';
 export const IDENTITY_STATES: readonly IdentityState[] = ['active', 'expiring', 'expired', 'revoked'];

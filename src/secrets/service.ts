@@ -10,8 +10,10 @@
 import { GatehouseError, isGatehouseError } from '../errors/errors.js';
 import type { CaConfig } from '../config/ca-config.js';
 import type { Logger } from '../log/logger.js';
-import type { AuditInput, CertRecord, SecretListing, SecretVersionRecord, Store } from '../store/store.js';
-import { SECRETS_KEY_ID_META } from '../store/store.js';
+import type { Store } from '../store/store.js';
+import type { AuditInput } from '../store/store-audit.js';
+import type { CertRecord } from '../store/store-certificates.js';
+import { type SecretListing, type SecretVersionRecord, SECRETS_KEY_ID_META } from '../store/store-secrets.js';
 import { newMasterKey, withRekeyLock, type MasterKeyRing } from './master-key.js';
 import { openValue, resealDataKey, sealValue, type MasterKey } from './seal.js';
 import {

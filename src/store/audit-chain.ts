@@ -7,7 +7,7 @@
  * kept elsewhere (`audit verify --anchor`) detects that. See docs/operations.md.
  */
 import { createHash } from 'node:crypto';
-import type { AuditHead, AuditInput, AuditRecord } from './store.js';
+import type { AuditHead, AuditInput, AuditRecord } from './store-audit.js';
 
 export const GENESIS_HASH = '0'.repeat(64);
 

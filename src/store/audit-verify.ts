@@ -5,7 +5,8 @@
  * append, in the same transaction, and the walk must end exactly there.
  */
 import { AuditChainWalker, type ChainBreak } from './audit-chain.js';
-import type { AuditHead, AuditRecord, Store } from './store.js';
+import type { Store } from './store.js';
+import type { AuditHead, AuditRecord } from './store-audit.js';
 
 export type AuditProblem =
   | 'modified'

@@ -8,7 +8,7 @@ import { GatehouseError } from '../errors/errors.js';
 import { GENESIS_HASH, auditHash } from './audit-chain.js';
 import { POSTGRES_MIGRATIONS } from './postgres-schema.js';
 import { AUDIT_HEAD_KEY, parseHead } from './rows.js';
-import type { AuditHead, AuditInput } from './store.js';
+import type { AuditHead, AuditInput } from './store-audit.js';
 
 export interface PostgresOptions {
   /** postgres://user:pass@host:port/db?sslmode=… ; the standard PG* environment variables fill what the URL leaves out (node-postgres does that). */

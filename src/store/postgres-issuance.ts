@@ -12,7 +12,8 @@
  */
 import { GatehouseError } from '../errors/errors.js';
 import type { PgDb, Row, Tx } from './postgres-db.js';
-import type { AuditInput, CertRecord, IssuanceCommit, IssuanceOutcome, NameClaim } from './store.js';
+import type { AuditInput } from './store-audit.js';
+import type { CertRecord, IssuanceCommit, IssuanceOutcome, NameClaim } from './store-certificates.js';
 
 /** At most this many issuances per transaction, and this many transactions at once per process. */
 const MAX_GROUP = 64;
@@ -200,7 +201,7 @@ async function lockName(tx: Tx, cert: CertRecord, now: Date): Promise<Row | null
   }
 }
 
-/** Why `cert` may not take its name under `claim`, or null (store.ts NameClaim). */
+/** Why `cert` may not take its name under `claim`, or null (store-certificates.ts NameClaim). */
 async function nameClaimRefusal(
   tx: Tx,
   cert: CertRecord,

@@ -5,9 +5,9 @@
  */
 import { secretFromRow, secretVersionFromRow } from './rows.js';
 import type { PgDb, Row, Tx } from './postgres-db.js';
+import type { AuditInput } from './store-audit.js';
 import {
   SECRETS_KEY_ID_META,
-  type AuditInput,
   type NewSecretVersion,
   type SecretGrantOutcome,
   type SecretGrantRecord,
@@ -16,7 +16,7 @@ import {
   type SecretRecord,
   type SecretVersionRecord,
   type SecretWriteOutcome,
-} from './store.js';
+} from './store-secrets.js';
 
 const rows = async (tx: Tx, sql: string, params: unknown[]): Promise<Row[]> =>
   (await tx.query(sql, params)).rows as Row[];

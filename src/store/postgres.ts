@@ -20,24 +20,19 @@ import {
 } from './rows.js';
 import { postgresTables } from './postgres-tables.js';
 import type { TableAccess } from './table-copy.js';
+import type { Store } from './store.js';
+import type { AuditFilter, AuditHead, AuditInput, AuditRecord } from './store-audit.js';
 import type {
-  AdvisoryImport,
-  AdvisoryRecord,
-  AuditFilter,
-  AuditHead,
-  AuditInput,
-  AuditRecord,
   CertFilter,
   CertRecord,
   CertState,
   IssuanceCommit,
   IssuanceOutcome,
   NameReservation,
-  PostureRecord,
   RevokedSerial,
-  Store,
-  TokenRecord,
-} from './store.js';
+} from './store-certificates.js';
+import type { AdvisoryImport, AdvisoryRecord, PostureRecord } from './store-posture.js';
+import type { TokenRecord } from './store-tokens.js';
 
 export { POSTGRES_SCHEMA_VERSION, type PostgresOptions } from './postgres-db.js';
 

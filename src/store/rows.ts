@@ -1,15 +1,10 @@
 /** Rows as both stores read them back: times are ms since the epoch, integers may come as strings (PostgreSQL int8). */
 import type { CrlReason } from '../pki/crl.js';
-import type {
-  AuditHead,
-  AuditRecord,
-  CertRecord,
-  NameReservation,
-  PostureRecord,
-  SecretRecord,
-  SecretVersionRecord,
-  TokenRecord,
-} from './store.js';
+import type { AuditHead, AuditRecord } from './store-audit.js';
+import type { CertRecord, NameReservation } from './store-certificates.js';
+import type { PostureRecord } from './store-posture.js';
+import type { SecretRecord, SecretVersionRecord } from './store-secrets.js';
+import type { TokenRecord } from './store-tokens.js';
 
 /** The meta key of the audit head: seq and hash of the newest event, recorded on every append. */
 export const AUDIT_HEAD_KEY = 'audit:head';

@@ -26,24 +26,22 @@ import {
 } from './rows.js';
 import { sqliteTables } from './sqlite-tables.js';
 import type { TableAccess } from './table-copy.js';
+import type { Store } from './store.js';
+import type { AuditFilter, AuditHead, AuditInput, AuditRecord } from './store-audit.js';
+import type {
+  CertFilter,
+  CertRecord,
+  CertState,
+  IssuanceCommit,
+  IssuanceOutcome,
+  NameClaim,
+  NameReservation,
+  RevokedSerial,
+} from './store-certificates.js';
+import type { PostureRecord, AdvisoryImport, AdvisoryRecord } from './store-posture.js';
 import {
   SECRETS_KEY_ID_META,
-  type AuditFilter,
-  type AuditHead,
-  type AuditInput,
-  type AuditRecord,
-  type CertFilter,
-  type CertRecord,
-  type CertState,
-  type IssuanceCommit,
-  type IssuanceOutcome,
-  type NameClaim,
-  type NameReservation,
   type NewSecretVersion,
-  type PostureRecord,
-  type AdvisoryImport,
-  type AdvisoryRecord,
-  type RevokedSerial,
   type SecretGrantOutcome,
   type SecretGrantRecord,
   type SecretListing,
@@ -51,9 +49,8 @@ import {
   type SecretRecord,
   type SecretVersionRecord,
   type SecretWriteOutcome,
-  type Store,
-  type TokenRecord,
-} from './store.js';
+} from './store-secrets.js';
+import type { TokenRecord } from './store-tokens.js';
 
 interface PendingIssuance {
   commit: IssuanceCommit;
@@ -334,7 +331,7 @@ export class SqliteStore implements Store {
     return { ok: true };
   }
 
-  /** Why `cert` may not take its name under `claim`, or null (store.ts NameClaim). */
+  /** Why `cert` may not take its name under `claim`, or null (store-certificates.ts NameClaim). */
   private nameClaimRefusal(cert: CertRecord, claim: NameClaim, now: Date): IssuanceOutcome | null {
     if (claim === 'replace') return null;
     const reserved = this.stmt.getName.get(cert.role, cert.name) as Row | undefined;

@@ -4,7 +4,7 @@ import { parseDurationMs } from '../../config/duration.js';
 import { isCrlReason, CRL_REASONS } from '../../pki/crl.js';
 import { writeFileAtomic } from '../../files/atomic-write.js';
 import { silentLogger } from '../../log/logger.js';
-import type { CertState } from '../../store/store.js';
+import type { CertState } from '../../store/store-certificates.js';
 import { localActor } from '../local-actor.js';
 import { flag, str, type CommandSpec, caDirOf } from '../command.js';
 import { openAdmin, TARGET_OPTIONS } from '../admin-target.js';

@@ -3,7 +3,7 @@
  * parameters, so a filtered view is a link), 50 events a page.
  */
 import { AUDIT_EVENTS } from '../../log/audit-events.js';
-import type { AuditRecord } from '../../store/store.js';
+import type { AuditRecord } from '../../store/store-audit.js';
 import type { DashboardContext } from '../context.js';
 import { dashboardUrl, html, type SafeHtml } from '../html.js';
 import { field, formatTime, options, page } from '../layout.js';

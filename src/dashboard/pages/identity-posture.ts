@@ -7,7 +7,7 @@
 import { formatRemaining } from '../../config/duration.js';
 import { validatePostureReport } from '../../posture/report-schema.js';
 import type { PostureReport } from '../../posture/report.js';
-import type { PostureRecord } from '../../store/store.js';
+import type { PostureRecord } from '../../store/store-posture.js';
 import type { DashboardContext } from '../context.js';
 import { html, type SafeHtml } from '../html.js';
 import { formatRelative, formatTime } from '../layout.js';

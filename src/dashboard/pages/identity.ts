@@ -7,7 +7,7 @@ import { GatehouseError } from '../../errors/errors.js';
 import { NAME_RE, ROLE_RE } from '../../config/patterns.js';
 import { formatDn, parseCertificate, parseCertificatePem, type CertificateInfo } from '../../pki/certificate.js';
 import { parseCrl } from '../../pki/crl-parse.js';
-import type { CertRecord } from '../../store/store.js';
+import type { CertRecord } from '../../store/store-certificates.js';
 import type { DashboardContext } from '../context.js';
 import { certificateState, groupIdentities } from '../fleet-model.js';
 import { dashboardUrl, html, type SafeHtml } from '../html.js';

@@ -1,5 +1,5 @@
 /** The certificate inventory as the dashboard reads it. */
-import type { CertRecord } from '../../store/store.js';
+import type { CertRecord } from '../../store/store-certificates.js';
 import type { DashboardContext } from '../context.js';
 
 /** Upper bound on certificates read for one page; a larger inventory shows only the newest ones. */

@@ -1,7 +1,7 @@
 /** Join tokens: the list, the create form, the token shown once, and revocation. */
 import { GatehouseError } from '../../errors/errors.js';
 import { parseDurationMs } from '../../config/duration.js';
-import type { TokenRecord } from '../../store/store.js';
+import type { TokenRecord } from '../../store/store-tokens.js';
 import { caUrlFor, csrfInput, type DashboardContext } from '../context.js';
 import { dashboardUrl, html, type SafeHtml } from '../html.js';
 import { field, formatRelative, formatTime, options, page } from '../layout.js';
