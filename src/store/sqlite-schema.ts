@@ -47,7 +47,7 @@ export const SQLITE_MIGRATIONS: string[] = [
    CREATE INDEX audit_events_type ON audit_events(type, time);
    CREATE TABLE meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
    CREATE TABLE crl_numbers (scope TEXT PRIMARY KEY, value INTEGER NOT NULL);`,
-  // The audit head (see SqliteStore.appendAuditInTx), taken from the last event on disk at upgrade.
+  // The audit head (sqlite-db.ts SqliteDb.appendAuditInTx), taken from the last event on disk at upgrade.
   `INSERT OR IGNORE INTO meta (key, value)
      SELECT 'audit:head', json_object('seq', seq, 'hash', hash) FROM audit_events WHERE seq = (SELECT MAX(seq) FROM audit_events);`,
   // Renewal lineage and name reservations (issue 11). A lineage is named by the serial of the
