@@ -3,35 +3,21 @@
  * SqliteStore (test/store-contract.ts). Each mutation is one transaction on a pooled client in
  * READ COMMITTED; whatever must hold across replicas — a token's uses, a name's first claim, a
  * renewal of the lineage head, CRL numbers, the audit chain — is decided by a conditional write or
- * a row lock in the database, so each later statement sees what the winner committed.
+ * a row lock in the database, so each later statement sees what the winner committed. The class
+ * holds tokens, the audit trail and meta itself and hands the other areas to one module each:
+ * issuance, certificates, secrets and posture (postgres-*.ts, over postgres-db.ts).
  */
-import type { CrlReason } from '../pki/crl.js';
+import { PostgresCertificates } from './postgres-certificates.js';
 import { PgDb, checkSchema, migrateDb, parseRecordedHead, type PostgresOptions, type Row } from './postgres-db.js';
 import { PgIssuanceQueue } from './postgres-issuance.js';
+import { PostgresPosture } from './postgres-posture.js';
 import { PostgresSecrets } from './postgres-secrets.js';
-import {
-  ADVISORIES_VERSION_META,
-  AUDIT_HEAD_KEY,
-  auditFromRow,
-  certFromRow,
-  postureFromRow,
-  reservationFromRow,
-  tokenFromRow,
-} from './rows.js';
+import { ADVISORIES_VERSION_META, AUDIT_HEAD_KEY, auditFromRow, tokenFromRow } from './rows.js';
 import { postgresTables } from './postgres-tables.js';
 import type { TableAccess } from './table-copy.js';
 import type { Store } from './store.js';
 import type { AuditFilter, AuditHead, AuditInput, AuditRecord } from './store-audit.js';
-import type {
-  CertFilter,
-  CertRecord,
-  CertState,
-  IssuanceCommit,
-  IssuanceOutcome,
-  NameReservation,
-  RevokedSerial,
-} from './store-certificates.js';
-import type { AdvisoryImport, AdvisoryRecord, PostureRecord } from './store-posture.js';
+import type { IssuanceCommit, IssuanceOutcome } from './store-certificates.js';
 import type { TokenRecord } from './store-tokens.js';
 
 export { POSTGRES_SCHEMA_VERSION, type PostgresOptions } from './postgres-db.js';
@@ -59,17 +45,19 @@ export async function migratePostgres(options: PostgresOptions): Promise<{ from:
 }
 
 const AUDIT_PAGE = 1000;
-const REVOCATION_VERSION_BUMP = `INSERT INTO meta (key, value) VALUES ('revocation_version', '1')
-  ON CONFLICT (key) DO UPDATE SET value = (meta.value::bigint + 1)::text`;
 
 export class PostgresStore implements Store {
   readonly kind = 'postgres';
-  private readonly secrets: PostgresSecrets;
   private readonly issuance: PgIssuanceQueue;
+  private readonly certs: PostgresCertificates;
+  private readonly secrets: PostgresSecrets;
+  private readonly posture: PostgresPosture;
 
   constructor(private readonly db: PgDb) {
-    this.secrets = new PostgresSecrets(db);
     this.issuance = new PgIssuanceQueue(db);
+    this.certs = new PostgresCertificates(db);
+    this.secrets = new PostgresSecrets(db);
+    this.posture = new PostgresPosture(db);
   }
 
   async insertToken(token: TokenRecord, audit: AuditInput): Promise<void> {
@@ -119,147 +107,18 @@ export class PostgresStore implements Store {
     return this.issuance.submit(commit);
   }
 
-  async getCert(serial: string): Promise<CertRecord | null> {
-    const [row] = await this.db.query('SELECT * FROM certificates WHERE serial = $1', [serial]);
-    return row ? certFromRow(row) : null;
-  }
-
-  async listCerts(filter: CertFilter = {}): Promise<CertRecord[]> {
-    const where: string[] = [];
-    const params: unknown[] = [];
-    const p = (value: unknown) => `$${params.push(value)}`;
-    const now = (filter.now ?? new Date()).getTime();
-    if (filter.role) where.push(`role = ${p(filter.role)}`);
-    if (filter.name) where.push(`name = ${p(filter.name)}`);
-    if (filter.lineage) where.push(`lineage = ${p(filter.lineage)}`);
-    if (filter.state === 'revoked') where.push('revoked_at IS NOT NULL');
-    if (filter.state === 'expired') where.push(`revoked_at IS NULL AND not_after <= ${p(now)}`);
-    if (filter.state === 'active' || filter.expiringBefore) where.push(`revoked_at IS NULL AND not_after > ${p(now)}`);
-    if (filter.expiringBefore) where.push(`not_after < ${p(filter.expiringBefore.getTime())}`);
-    if (filter.excludeSuperseded) {
-      // Issue order, not notAfter: a renewal in the same second has the same notAfter (whole seconds in DER).
-      where.push(`NOT EXISTS (SELECT 1 FROM certificates later WHERE later.name = certificates.name AND later.role = certificates.role
-        AND later.revoked_at IS NULL AND (later.issued_at, later.seq) > (certificates.issued_at, certificates.seq))`);
-    }
-    const sql = `SELECT * FROM certificates ${where.length ? `WHERE ${where.join(' AND ')}` : ''} ORDER BY issued_at DESC, serial LIMIT ${p(filter.limit ?? 10_000)}`;
-    return (await this.db.query(sql, params)).map(certFromRow);
-  }
-
-  async countCertsByState(now: Date): Promise<Record<CertState, number>> {
-    const [row] = await this.db.query(
-      `SELECT
-        (SELECT COUNT(*) FROM certificates) AS total,
-        (SELECT COUNT(*) FROM certificates WHERE not_after > $1) AS unexpired,
-        (SELECT COUNT(*) FROM certificates WHERE revoked_at IS NOT NULL) AS revoked,
-        (SELECT COUNT(*) FROM certificates WHERE revoked_at IS NOT NULL AND not_after > $1) AS revoked_unexpired`,
-      [now.getTime()],
-    );
-    const n = (k: string) => Number(row![k]);
-    const active = n('unexpired') - n('revoked_unexpired');
-    return { active, revoked: n('revoked'), expired: n('total') - n('revoked') - active };
-  }
-
-  revokeCert(serial: string, reason: CrlReason, at: Date, audit: AuditInput): Promise<CertRecord | null> {
-    return this.db.transaction(async (tx) => {
-      const row = (await tx.query('SELECT * FROM certificates WHERE serial = $1 FOR UPDATE', [serial])).rows[0] as
-        Row | undefined;
-      if (!row) return null;
-      if (row.revoked_at !== null) return certFromRow(row);
-      const updated = await tx.query(
-        'UPDATE certificates SET revoked_at = $2, revocation_reason = $3 WHERE serial = $1 RETURNING *',
-        [serial, at.getTime(), reason],
-      );
-      await tx.query(REVOCATION_VERSION_BUMP);
-      await this.db.appendAudit(tx, [audit]);
-      return certFromRow(updated.rows[0] as Row);
-    });
-  }
-
-  revokeLineage(
-    lineage: string,
-    reason: CrlReason,
-    at: Date,
-    auditFor: (cert: CertRecord) => AuditInput,
-    leading: AuditInput[] = [],
-  ): Promise<CertRecord[]> {
-    return this.db.transaction(async (tx) => {
-      // Locked until stable: a renewal committed while this waited on its target's row is not
-      // in the first statement's snapshot, so select again until no new certificate shows up.
-      // A renewal starting later must lock a certificate held here, and finds it revoked.
-      let rows: Row[] = [];
-      for (;;) {
-        const locked = (
-          await tx.query(
-            'SELECT * FROM certificates WHERE lineage = $1 AND revoked_at IS NULL ORDER BY issued_at, seq FOR UPDATE',
-            [lineage],
-          )
-        ).rows as Row[];
-        const same = locked.length === rows.length && locked.every((r, i) => r.serial === rows[i]!.serial);
-        rows = locked;
-        if (same) break;
-      }
-      if (rows.length === 0) {
-        await this.db.appendAudit(tx, leading);
-        return [];
-      }
-      await tx.query('UPDATE certificates SET revoked_at = $2, revocation_reason = $3 WHERE serial = ANY($1::text[])', [
-        rows.map((r) => r.serial),
-        at.getTime(),
-        reason,
-      ]);
-      const revoked = rows.map((row) => ({ ...certFromRow(row), revokedAt: at, revocationReason: reason }));
-      await tx.query(REVOCATION_VERSION_BUMP);
-      await this.db.appendAudit(tx, [...leading, ...revoked.map(auditFor)]);
-      return revoked;
-    });
-  }
-
-  async getNameReservation(role: string, name: string): Promise<NameReservation | null> {
-    const [row] = await this.db.query('SELECT * FROM names WHERE role = $1 AND name = $2', [role, name]);
-    return row ? reservationFromRow(row) : null;
-  }
-
-  async listNameReservations(): Promise<NameReservation[]> {
-    return (await this.db.query('SELECT * FROM names ORDER BY role, name')).map(reservationFromRow);
-  }
-
-  releaseName(role: string, name: string, audit: AuditInput): Promise<NameReservation | null> {
-    return this.db.transaction(async (tx) => {
-      const row = (await tx.query('DELETE FROM names WHERE role = $1 AND name = $2 RETURNING *', [role, name]))
-        .rows[0] as Row | undefined;
-      if (!row) return null;
-      await this.db.appendAudit(tx, [audit]);
-      return reservationFromRow(row);
-    });
-  }
-
-  async listRevokedUnexpired(now: Date): Promise<RevokedSerial[]> {
-    return (
-      await this.db.query(
-        'SELECT serial, revoked_at, revocation_reason FROM certificates WHERE revoked_at IS NOT NULL AND not_after > $1 ORDER BY revoked_at',
-        [now.getTime()],
-      )
-    ).map((r) => ({
-      serial: r.serial as string,
-      revokedAt: new Date(Number(r.revoked_at)),
-      reason: r.revocation_reason as CrlReason,
-    }));
-  }
-
-  async revocationVersion(): Promise<number> {
-    const [row] = await this.db.query("SELECT value FROM meta WHERE key = 'revocation_version'");
-    return row ? Number(row.value) : 0;
-  }
-
-  async nextCrlNumber(scope: string): Promise<bigint> {
-    // One statement: the row lock of the upsert orders concurrent callers, each reads its own increment.
-    const [row] = await this.db.query(
-      'INSERT INTO crl_numbers (scope, value) VALUES ($1, 1) ON CONFLICT (scope) DO UPDATE SET value = crl_numbers.value + 1 RETURNING value',
-      [scope],
-      'write',
-    );
-    return BigInt(row!.value as string);
-  }
+  getCert: Store['getCert'] = (serial) => this.certs.getCert(serial);
+  listCerts: Store['listCerts'] = (filter) => this.certs.listCerts(filter);
+  countCertsByState: Store['countCertsByState'] = (now) => this.certs.countCertsByState(now);
+  revokeCert: Store['revokeCert'] = (serial, reason, at, audit) => this.certs.revokeCert(serial, reason, at, audit);
+  revokeLineage: Store['revokeLineage'] = (lineage, reason, at, auditFor, leading) =>
+    this.certs.revokeLineage(lineage, reason, at, auditFor, leading);
+  getNameReservation: Store['getNameReservation'] = (role, name) => this.certs.getNameReservation(role, name);
+  listNameReservations: Store['listNameReservations'] = () => this.certs.listNameReservations();
+  releaseName: Store['releaseName'] = (role, name, audit) => this.certs.releaseName(role, name, audit);
+  listRevokedUnexpired: Store['listRevokedUnexpired'] = (now) => this.certs.listRevokedUnexpired(now);
+  revocationVersion: Store['revocationVersion'] = () => this.certs.revocationVersion();
+  nextCrlNumber: Store['nextCrlNumber'] = (scope) => this.certs.nextCrlNumber(scope);
 
   async appendAudit(events: AuditInput[]): Promise<void> {
     if (events.length) await this.db.transaction((tx) => this.db.appendAudit(tx, events));
@@ -322,106 +181,12 @@ export class PostgresStore implements Store {
     this.secrets.purgeExpiredSecretVersions(now, auditFor);
   rekeySecrets: Store['rekeySecrets'] = (toKeyId, reseal, audit) => this.secrets.rekeySecrets(toKeyId, reseal, audit);
 
-  recordPosture(record: Omit<PostureRecord, 'id'>, keep: number, audit: AuditInput): Promise<PostureRecord> {
-    return this.db.transaction(async (tx) => {
-      const inserted = await tx.query(
-        'INSERT INTO posture_reports (spiffe_id, serial, received_at, score, report) VALUES ($1, $2, $3, $4, $5) RETURNING id',
-        [record.spiffeId, record.serial, record.receivedAt.getTime(), record.score, record.report],
-      );
-      // The history is bounded per identity: the oldest beyond `keep` go in the same transaction.
-      await tx.query(
-        `DELETE FROM posture_reports WHERE spiffe_id = $1 AND id NOT IN (
-        SELECT id FROM posture_reports WHERE spiffe_id = $1 ORDER BY id DESC LIMIT $2)`,
-        [record.spiffeId, Math.max(1, keep)],
-      );
-      await this.db.appendAudit(tx, [audit]);
-      return { ...record, id: Number(inserted.rows[0].id) };
-    });
-  }
-
-  async latestPosture(): Promise<PostureRecord[]> {
-    return (
-      await this.db.query(`SELECT p.* FROM posture_reports p
-      JOIN (SELECT spiffe_id, MAX(id) AS id FROM posture_reports GROUP BY spiffe_id) newest ON newest.id = p.id
-      ORDER BY p.spiffe_id`)
-    ).map(postureFromRow);
-  }
-
-  async latestPostureScores(): Promise<Array<Pick<PostureRecord, 'spiffeId' | 'score' | 'receivedAt'>>> {
-    return (
-      await this.db.query(`SELECT p.spiffe_id, p.score, p.received_at FROM posture_reports p
-      JOIN (SELECT spiffe_id, MAX(id) AS id FROM posture_reports GROUP BY spiffe_id) newest ON newest.id = p.id
-      ORDER BY p.spiffe_id`)
-    ).map((row) => ({
-      spiffeId: String(row.spiffe_id),
-      score: row.score === null ? null : Number(row.score),
-      receivedAt: new Date(Number(row.received_at)),
-    }));
-  }
-
-  async postureHistory(spiffeId: string, limit: number): Promise<PostureRecord[]> {
-    return (
-      await this.db.query('SELECT * FROM posture_reports WHERE spiffe_id = $1 ORDER BY id DESC LIMIT $2', [
-        spiffeId,
-        limit,
-      ])
-    ).map(postureFromRow);
-  }
-
-  importAdvisories(
-    records: readonly AdvisoryRecord[],
-    audit: (counts: AdvisoryImport) => AuditInput,
-  ): Promise<AdvisoryImport> {
-    return this.db.transaction(async (tx) => {
-      // The version row, locked (created at 0) first: imports from several replicas take turns.
-      const version = Number(
-        (
-          await tx.query(
-            `INSERT INTO meta (key, value) VALUES ($1, '0') ON CONFLICT (key) DO UPDATE SET value = meta.value RETURNING value`,
-            [ADVISORIES_VERSION_META],
-          )
-        ).rows[0].value,
-      );
-      const held = new Map(
-        (
-          (await tx.query('SELECT id, modified FROM advisories WHERE id = ANY($1::text[])', [records.map((r) => r.id)]))
-            .rows as Row[]
-        ).map((r) => [r.id as string, r.modified as string]),
-      );
-      const counts = { added: 0, updated: 0, unchanged: 0 };
-      const now = Date.now();
-      for (const r of records) {
-        const modified = held.get(r.id);
-        if (modified !== undefined && Date.parse(modified) >= Date.parse(r.modified)) {
-          // a feed older than what is held changes nothing
-          counts.unchanged++;
-          continue;
-        }
-        await tx.query(
-          `INSERT INTO advisories (id, modified, severity, record, imported_at) VALUES ($1, $2, $3, $4, $5)
-          ON CONFLICT (id) DO UPDATE SET modified = excluded.modified, severity = excluded.severity, record = excluded.record, imported_at = excluded.imported_at`,
-          [r.id, r.modified, r.severity, r.record, now],
-        );
-        held.set(r.id, r.modified);
-        if (modified !== undefined) counts.updated++;
-        else counts.added++;
-      }
-      // A counter, not a time: two imports within one millisecond still differ.
-      if (counts.added + counts.updated > 0)
-        await tx.query('UPDATE meta SET value = $2 WHERE key = $1', [ADVISORIES_VERSION_META, String(version + 1)]);
-      await this.db.appendAudit(tx, [audit(counts)]);
-      return counts;
-    });
-  }
-
-  async listAdvisories(): Promise<AdvisoryRecord[]> {
-    return (await this.db.query('SELECT id, modified, severity, record FROM advisories ORDER BY id')).map((row) => ({
-      id: String(row.id),
-      modified: String(row.modified),
-      severity: String(row.severity),
-      record: String(row.record),
-    }));
-  }
+  recordPosture: Store['recordPosture'] = (record, keep, audit) => this.posture.recordPosture(record, keep, audit);
+  latestPosture: Store['latestPosture'] = () => this.posture.latestPosture();
+  latestPostureScores: Store['latestPostureScores'] = () => this.posture.latestPostureScores();
+  postureHistory: Store['postureHistory'] = (spiffeId, limit) => this.posture.postureHistory(spiffeId, limit);
+  importAdvisories: Store['importAdvisories'] = (records, audit) => this.posture.importAdvisories(records, audit);
+  listAdvisories: Store['listAdvisories'] = () => this.posture.listAdvisories();
 
   async advisoriesVersion(): Promise<string> {
     return (await this.getMeta(ADVISORIES_VERSION_META)) ?? '0';
