@@ -7,6 +7,13 @@ import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { ERRORS } from '../src/errors/errors.js';
 import { GATEWAY_REFUSALS } from '../src/errors/gateway-refusals.js';
+import { CA_ERRORS } from '../src/errors/codes-ca.js';
+import { ENROLLMENT_ERRORS } from '../src/errors/codes-enrollment.js';
+import { POSTURE_ERRORS } from '../src/errors/codes-posture.js';
+import { REQUEST_ERRORS } from '../src/errors/codes-requests.js';
+import { SECRET_ERRORS } from '../src/errors/codes-secrets.js';
+import { SYSTEM_ERRORS } from '../src/errors/codes-system.js';
+import { TRUST_ERRORS } from '../src/errors/codes-trust.js';
 
 const RELEASED: Record<string, [http: number, exit: number]> = {
   GH_USAGE: [400, 64],
@@ -75,6 +82,26 @@ const RELEASED: Record<string, [http: number, exit: number]> = {
   GH_SECRET_MASTER_KEY: [500, 77],
   GH_INTERNAL: [500, 70],
 };
+
+test('no code is defined in two areas (the later spread would silently win)', () => {
+  const areas = [
+    CA_ERRORS,
+    ENROLLMENT_ERRORS,
+    TRUST_ERRORS,
+    REQUEST_ERRORS,
+    SYSTEM_ERRORS,
+    POSTURE_ERRORS,
+    SECRET_ERRORS,
+  ];
+  const seen = new Map<string, number>();
+  for (const [i, area] of areas.entries()) {
+    for (const code of Object.keys(area)) {
+      assert.ok(!seen.has(code), `${code} is in area ${seen.get(code)} and area ${i}`);
+      seen.set(code, i);
+    }
+  }
+  assert.equal(seen.size + 1, Object.keys(ERRORS).length, 'every code but GH_INTERNAL comes from an area file');
+});
 
 test('every released error code still exists with its HTTP status and exit code', () => {
   const changed = Object.entries(RELEASED).flatMap(([code, [http, exit]]) => {
