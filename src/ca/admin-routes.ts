@@ -8,7 +8,7 @@ import { isCrlReason } from '../pki/crl.js';
 import { normalizeSerial } from '../pki/certificate.js';
 import { certStateAt, type CertRecord, type CertState, type NameReservation } from '../store/store-certificates.js';
 import type { TokenRecord } from '../store/store-tokens.js';
-import type { ReservedName } from './authority.js';
+import type { ReservedName } from './name-reservations.js';
 import { abortRotation, finishRotation, rotationStatus, startRotation } from './root-rotation-ops.js';
 import { fleetPosture } from './posture-views.js';
 import { importAdvisories, MAX_ADVISORY_BATCH_BYTES, parseAdvisories } from './vuln-import.js';

@@ -11,7 +11,7 @@
 import { Counter, Gauge, Histogram, Registry } from 'prom-client';
 import { registerProcessMetrics, unixSeconds } from '../metrics/process-metrics.js';
 import type { CertState } from '../store/store-certificates.js';
-import type { IssuanceKind, IssuanceObserver } from './authority.js';
+import type { IssuanceKind, IssuanceObserver } from './authority-context.js';
 import { isStale, POSTURE_BANDS, POSTURE_STALE_MS, postureBand } from './posture-views.js';
 import type { LimitKey, LimitedEndpoint } from './rate-limit.js';
 import { SECRET_READ_RESULTS, type SecretObserver } from '../secrets/service.js';

@@ -4,7 +4,8 @@
  */
 import { localActor } from './local-actor.js';
 import { GatehouseError } from '../errors/errors.js';
-import { Authority, type TokenRequest } from '../ca/authority.js';
+import { Authority } from '../ca/authority.js';
+import type { TokenRequest } from '../ca/join-token-records.js';
 import { loadCaMaterial } from '../ca/ca-dir.js';
 import { externalCaFrom } from '../ca/external-ca.js';
 import { certView, nameView, releasedView, tokenView } from '../ca/admin-routes.js';
