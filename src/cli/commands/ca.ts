@@ -492,7 +492,7 @@ export const caRestore: CommandSpec = {
     "Applies this Gatehouse's schema migrations, as `ca serve` would, and raises the CRL numbers to the current Unix time in seconds, so relying parties that saw newer CRLs from the lost CA accept the restored CA's. Certificates, revocations and tokens made after the backup are not in it (docs/operations.md).",
   ],
   async run(ctx) {
-    const { restoreCaBackup } = await import('../../ca/backup.js');
+    const { restoreCaBackup } = await import('../../ca/backup-restore.js');
     const r = await restoreCaBackup({ from: str(ctx, 'from')!, dir: str(ctx, 'dir')! });
     if (flag(ctx, 'json')) {
       return void ctx.out(
