@@ -12,16 +12,17 @@ import { listenOn } from '../errors/listen.js';
 import type { Logger } from '../log/logger.js';
 import { publicUrlOf } from '../config/ca-config.js';
 import { generatePrivateKey, privateKeyToPem } from '../pki/keys.js';
-import { holdsKey, prepareSigningAuthority } from '../pki/leaf-certificate.js';
+import { holdsKey } from '../pki/leaf-certificate.js';
 import { externalCaFrom, type ExternalCa } from './external-ca.js';
 import { isIpAddress } from '../pki/ip.js';
 import { parseCertificate } from '../pki/certificate.js';
-import { startAdminServer, type AdminServer, type Health } from '../metrics/admin-server.js';
+import { startAdminServer, type AdminServer } from '../metrics/admin-server.js';
 import type { Store } from '../store/store.js';
 import { Authority } from './authority.js';
-import { CA_FILES, caPath, loadIssuerMaterial, loadRootMaterial, type CaMaterial } from './ca-dir.js';
-import { issuerFilesStamp, issuerIdOf } from './issuers.js';
-import { loadRootRotation, rootFilesStamp } from './root-rotation.js';
+import type { CaMaterial } from './ca-dir.js';
+import { watchCaDir } from './ca-dir-reload.js';
+import { loadRootRotation } from './root-rotation.js';
+import { caHealth, withStoreHealth } from './server-health.js';
 import { postureScores } from './posture-views.js';
 import { CA_SERVER_ROLE } from './active-identities.js';
 import { toPem } from '../pki/pem.js';
@@ -261,75 +262,22 @@ export async function startCaServer(options: CaServerOptions): Promise<CaServer>
     }
   }, 60_000);
   rotateTimer.unref();
-  // A rotation made on the CA directory by another process (`ca rotate intermediate`) is put in
-  // force here within seconds: new certificates, this server's own included, come from the new
-  // issuing CA, and the retired one keeps signing its CRL. A half-written rotation (the new key
-  // beside the old certificate) does not load and is tried again on the next tick.
-  // In registration-authority mode the external CA's issuing CA is not rotated from here.
-  // A root rotation (`ca rotate root|finish|abort`) is noticed the same way: root.pem and
-  // rotation/root.json; the issuing CA's certificate changes with it at the finish.
-  const issuerKeyFile = config.keys.intermediate;
-  const rootCertPath = caPath(material.dir, CA_FILES.rootCert);
-  const issuerFiles = () =>
-    issuerKeyFile === null
-      ? null
-      : issuerFilesStamp(
-          material.dir,
-          caPath(material.dir, CA_FILES.intermediateCert),
-          caPath(material.dir, issuerKeyFile),
-        );
-  let issuerStamp = issuerFiles();
-  let rootStamp = rootFilesStamp(material.dir, rootCertPath);
-  const issuerTimer = setInterval(async () => {
-    const stamp = issuerFiles();
-    const nextRootStamp = rootFilesStamp(material.dir, rootCertPath);
-    if (stamp === issuerStamp && nextRootStamp === rootStamp) return;
-    try {
-      const previousIssuer = authority.issuer;
-      const previousRoot = authority.rootDer;
-      if (nextRootStamp !== rootStamp) {
-        const root = loadRootMaterial(material);
-        if (authority.rotation?.state.phase === 'rotating' && root.rotation === null) {
-          logger.warn('ca.root_rotation_state_missing', {
-            effect:
-              'the root rotation in progress is no longer served: one root again, agents keep the next root they took',
-            fix: 'restore rotation/root.json from a backup, or abort the rotation',
-          });
-        }
-        authority.useRoot(root.rootDer, root.rotation);
-        crls.useRoot(root.rootDer, root.rootKey);
-        rootStamp = nextRootStamp;
-        logger.info('ca.root_reloaded', {
-          rootFingerprint: authority.rootFingerprint,
-          rotation: root.rotation?.state.phase ?? null,
-        });
-      }
-      if (stamp !== issuerStamp) {
-        const next = loadIssuerMaterial(material, now());
-        // The new issuing CA's CRL is in /crls before its first certificate is handed out.
-        await crls.prepare({
-          current: prepareSigningAuthority(next.intermediateDer, next.intermediateKey),
-          retired: next.retired.map((r) => prepareSigningAuthority(r.der, r.key)),
-        });
-        authority.useIssuers(next.intermediateDer, next.intermediateKey, next.retired);
-        issuerStamp = stamp;
-        logger.info('ca.issuers_reloaded', {
-          issuerId: issuerIdOf(next.intermediateDer),
-          retired: next.retired.map((r) => issuerIdOf(r.der)),
-        });
-      }
-      await crls.refresh();
-      if (!previousIssuer.certDer.equals(authority.issuer.certDer) || !previousRoot.equals(authority.rootDer))
-        credentials = await issueServerCredentials();
+  // A rotation made on the CA directory by another process (`ca rotate intermediate`, `ca rotate
+  // root|finish|abort`) is put in force here within seconds (ca-dir-reload.ts): new
+  // certificates, this server's own included, come from the new issuing CA, and the retired one
+  // keeps signing its CRL; the issuing CA's certificate changes with the root at the finish.
+  const issuerTimer = watchCaDir({
+    material,
+    authority,
+    crls,
+    logger,
+    now,
+    intervalMs: options.issuerCheckIntervalMs ?? ISSUER_CHECK_INTERVAL_MS,
+    refreshTls: async (caChanged) => {
+      if (caChanged) credentials = await issueServerCredentials();
       server.setSecureContext({ ...tlsOptions(), key: credentials.key, cert: credentials.cert });
-    } catch (err) {
-      logger.warn('ca.issuers_reload_failed', {
-        err,
-        effect: 'the issuing CAs and roots in force stay; tried again in a moment',
-      });
-    }
-  }, options.issuerCheckIntervalMs ?? ISSUER_CHECK_INTERVAL_MS);
-  issuerTimer.unref();
+    },
+  });
   // Old secret versions past their rotation overlap are deleted (and audited) here too, not only
   // at the next read or change. With --workers N every worker runs it; the store deletes each once.
   const purgeTimer = setInterval(() => {
@@ -426,46 +374,6 @@ function warnAboutSecretsKey(secrets: SecretService, logger: Logger): void {
       effect: 'secrets cannot be read or written until the key file is fixed',
     });
   }
-}
-
-/** Unhealthy too when the store does not answer within 2 s (PostgreSQL down or unreachable): say why. */
-async function withStoreHealth(store: Store, health: Health): Promise<Health> {
-  let timer: NodeJS.Timeout | undefined;
-  const deadline = new Promise<never>((_, reject) => {
-    timer = setTimeout(() => reject(new Error('no answer within 2 s')), 2000);
-  });
-  try {
-    await Promise.race([store.getMeta('audit:head'), deadline]);
-    return { ...health, details: { ...health.details, store: { kind: store.kind, reachable: true } } };
-  } catch (err) {
-    const problem = [health.details.problem, `the ${store.kind} store does not answer: ${(err as Error).message}`]
-      .filter(Boolean)
-      .join('; ');
-    return { healthy: false, details: { ...health.details, problem, store: { kind: store.kind, reachable: false } } };
-  } finally {
-    clearTimeout(timer);
-  }
-}
-
-/** Healthy while both CRLs are before their nextUpdate: past it, relying parties refuse every certificate. */
-function caHealth(crls: CrlPublisher, serverNotAfter: Date, now: Date): Health {
-  const current = Object.fromEntries(crls.scopes().map((scope) => [scope, crls.current(scope)]));
-  const stale = Object.entries(current)
-    .filter(([, crl]) => crl.nextUpdate <= now)
-    .map(([scope]) => scope);
-  return {
-    healthy: stale.length === 0,
-    details: {
-      ...(stale.length ? { problem: `CRL past its nextUpdate: ${stale.join(', ')}` } : {}),
-      crls: Object.fromEntries(
-        Object.entries(current).map(([scope, crl]) => [
-          scope,
-          { number: crl.number.toString(), nextUpdate: crl.nextUpdate.toISOString() },
-        ]),
-      ),
-      serverCertificateNotAfter: serverNotAfter.toISOString(),
-    },
-  };
 }
 
 function serverNames(
