@@ -12,14 +12,13 @@ import { prepareSigningAuthority } from '../pki/leaf-certificate.js';
 import type { Store } from '../store/store.js';
 import { CA_FILES, caPath, loadIssuerMaterial, loadRootMaterial, readKeyFile, type CaMaterial } from './ca-dir.js';
 import { generateRootCrl } from './crl-publisher.js';
+import { loadRootRotation, type RootRotationState } from './root-rotation.js';
 import {
   abortRootRotation,
   assertRotationCanStart,
   finishRootRotation,
-  loadRootRotation,
   startRootRotation,
-  type RootRotationState,
-} from './root-rotation.js';
+} from './root-rotation-steps.js';
 import { rotationProgress } from './rotation-progress.js';
 import { lastNotAfter } from './active-identities.js';
 
