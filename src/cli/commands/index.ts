@@ -1,5 +1,8 @@
 import type { CommandSpec } from '../command.js';
-import { caBackup, caInit, caRestore, caRootCrl, caServe } from './ca.js';
+import { caInit } from './ca-init.js';
+import { caServe } from './ca-serve.js';
+import { caRootCrl } from './ca-root-crl.js';
+import { caBackup, caRestore } from './ca-backup.js';
 import { caRotateIntermediate } from './ca-rotate.js';
 import { caMigrate } from './ca-migrate.js';
 import { storeCopy } from './store.js';
