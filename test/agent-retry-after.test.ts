@@ -10,8 +10,9 @@ import assert from 'node:assert/strict';
 import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { enroll } from '../src/agent/enroll.js';
-import { MAX_RETRY_AFTER_MS, parseRetryAfter } from '../src/agent/ca-client.js';
-import { retryDelayMs, runAgent } from '../src/agent/renew-scheduler.js';
+import { parseRetryAfter } from '../src/agent/ca-client.js';
+import { runAgent } from '../src/agent/renew-scheduler.js';
+import { DEFAULT_RETRY_CAP_MS, retryDelayMs } from '../src/agent/renew-timing.js';
 import { createLogger } from '../src/log/logger.js';
 import { startCaFixture } from './helpers/ca-fixture.js';
 
@@ -27,10 +28,10 @@ test('retry-after-is-delay-seconds-or-an-http-date-capped-and-garbage-is-ignored
   assert.equal(parseRetryAfter('120', NOW, 60_000), 60_000, 'capped');
   assert.equal(
     parseRetryAfter('99999999999999999999999', NOW),
-    MAX_RETRY_AFTER_MS,
+    DEFAULT_RETRY_CAP_MS,
     'a huge number is capped, not Infinity',
   );
-  assert.equal(MAX_RETRY_AFTER_MS, 300_000);
+  assert.equal(DEFAULT_RETRY_CAP_MS, 300_000);
   // HTTP-dates: IMF-fixdate, and the obsolete RFC 850 and asctime forms.
   assert.equal(parseRetryAfter('Mon, 07 Dec 2026 12:00:30 GMT', NOW), 30_000);
   assert.equal(parseRetryAfter('Monday, 07-Dec-26 12:01:00 GMT', NOW), 60_000);
@@ -38,7 +39,7 @@ test('retry-after-is-delay-seconds-or-an-http-date-capped-and-garbage-is-ignored
   assert.equal(parseRetryAfter('Mon, 07 Dec 2026 11:00:00 GMT', NOW), 0, 'a date already past: retry now');
   assert.equal(
     parseRetryAfter('Fri, 07 Dec 2029 12:00:00 GMT', NOW),
-    MAX_RETRY_AFTER_MS,
+    DEFAULT_RETRY_CAP_MS,
     'a date years away is capped',
   );
   for (const garbage of [

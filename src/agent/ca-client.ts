@@ -9,6 +9,7 @@ import { GatehouseError, ERRORS, type ErrorCode } from '../errors/errors.js';
 import { decodePem } from '../pki/pem.js';
 import { sha256Hex } from '../pki/certificate.js';
 import { toPem } from '../pki/pem.js';
+import { DEFAULT_RETRY_CAP_MS } from './renew-timing.js';
 
 export interface ClientIdentity {
   keyPem: string;
@@ -29,12 +30,6 @@ const DEFAULT_TIMEOUT_MS = 15_000;
  * not make an agent buffer without end.
  */
 export const MAX_RESPONSE_BYTES = 4 * 1024 * 1024;
-
-/**
- * The longest Retry-After taken from a CA: the agent's default retry cap (renew-scheduler.ts).
- * A CA asking for longer (or a garbled header read as a huge number) is waited for this long.
- */
-export const MAX_RETRY_AFTER_MS = 300_000;
 
 const MONTHS = ['Jan', 'Feb', 'Mar', 'Apr', 'May', 'Jun', 'Jul', 'Aug', 'Sep', 'Oct', 'Nov', 'Dec'];
 const DAY = '(?:Mon|Tue|Wed|Thu|Fri|Sat|Sun)';
@@ -78,7 +73,7 @@ function httpDate(text: string, now: Date): number | null {
 export function parseRetryAfter(
   header: string | string[] | undefined,
   now: Date = new Date(),
-  capMs = MAX_RETRY_AFTER_MS,
+  capMs = DEFAULT_RETRY_CAP_MS,
 ): number | null {
   const values = header === undefined ? [] : Array.isArray(header) ? header : [header];
   if (values.length === 0 || values.some((v) => v !== values[0])) return null;

@@ -3,51 +3,26 @@
  * enrolled together does not renew together; retry failures with capped, jittered exponential
  * backoff, waiting at least the CA's Retry-After; check the certificate against the CA's CRL every few minutes; stop only when renewal
  * has become impossible (expired or revoked), saying so.
+ *
+ * The loop is here; when to renew and how long to back off is renew-timing.ts, what is done about
+ * revocation revocation-watch.ts, and the operator's --on-renew hook renew-hook.ts.
  */
-import { spawn } from 'node:child_process';
 import { GatehouseError, isGatehouseError } from '../errors/errors.js';
 import type { Logger } from '../log/logger.js';
-import { loadIdentity, type LoadedIdentity } from './agent-state.js';
+import { loadIdentity } from './agent-state.js';
 import { retryAfterOf } from './ca-client.js';
 import { renewOnce } from './renew.js';
-import { checkRevocation, type CrlFetcher, type RevocationCheck } from './revocation.js';
+import type { CrlFetcher } from './revocation.js';
 import { syncSecrets } from './secrets-sync.js';
 import { reportPosture } from './posture-report.js';
+import { DEFAULT_RETRY_CAP_MS, renewalTime, retryDelayMs } from './renew-timing.js';
+import { runHook } from './renew-hook.js';
+import { isRevokedRefusal, revocationBehindRefusal, revocationOf, stopRevoked } from './revocation-watch.js';
 
 export const DEFAULT_REVOCATION_CHECK_INTERVAL_MS = 5 * 60_000;
 export const DEFAULT_SECRETS_SYNC_INTERVAL_MS = 5 * 60_000;
 export const DEFAULT_POSTURE_INTERVAL_MS = 3_600_000;
 const MAX_SLEEP_MS = 3_600_000;
-
-/** Renew between 60 % and 73 % of the lifetime (2/3 ± 1/15). */
-export function renewalTime(notBefore: Date, notAfter: Date, random: () => number = Math.random): Date {
-  const lifetime = notAfter.getTime() - notBefore.getTime();
-  const fraction = 2 / 3 + (random() * 2 - 1) / 15;
-  return new Date(notBefore.getTime() + lifetime * fraction);
-}
-
-/** Full-jitter exponential backoff (AWS architecture blog), capped. */
-export function backoffMs(attempt: number, baseMs: number, capMs: number, random: () => number = Math.random): number {
-  const ceiling = Math.min(capMs, baseMs * 2 ** Math.min(attempt, 30));
-  return Math.max(baseMs, Math.floor(ceiling * random()));
-}
-
-/**
- * How long to wait before renewal attempt `attempt + 1` fails again: full-jitter backoff, but
- * at least the Retry-After the CA sent with its refusal (RFC 9110 §10.2.3: a CA that cannot
- * reach its store says 5 s, a rate limit says when a token is back). Either way never past the
- * cap: retryCapMs, and a quarter of what is left of the certificate, so a CA asking for too
- * long (or a hostile one) cannot park the agent until its certificate expires.
- */
-export function retryDelayMs(
-  attempt: number,
-  options: { baseMs: number; capMs: number; remainingMs: number; retryAfterMs: number | null },
-  random: () => number = Math.random,
-): number {
-  const capMs = Math.min(options.capMs, Math.max(1000, options.remainingMs / 4));
-  const backoff = backoffMs(attempt, options.baseMs, capMs, random);
-  return Math.max(backoff, Math.min(options.retryAfterMs ?? 0, capMs));
-}
 
 export interface RunOptions {
   dir: string;
@@ -59,6 +34,7 @@ export interface RunOptions {
   now?: () => Date;
   random?: () => number;
   retryBaseMs?: number;
+  /** The longest wait between two renewal attempts (default DEFAULT_RETRY_CAP_MS, 5 minutes). */
   retryCapMs?: number;
   /** Stop after this many successful renewals (tests, `--once`). */
   maxRenewals?: number;
@@ -72,13 +48,6 @@ export interface RunOptions {
    * interval, then every interval ± 10 %, and after each renewal. Null: no reports.
    */
   posture?: { intervalMs?: number; root?: string } | null;
-}
-
-interface Revocation {
-  revokedAt: Date | null;
-  reason: string | null;
-  /** What told us: a CRL (fetched or stored), or the CA refusing a renewal. */
-  source: string;
 }
 
 export async function runAgent(options: RunOptions): Promise<void> {
@@ -189,7 +158,12 @@ export async function runAgent(options: RunOptions): Promise<void> {
       const retryAfterMs = retryAfterOf(err);
       const delay = retryDelayMs(
         failures - 1,
-        { baseMs: options.retryBaseMs ?? 1000, capMs: options.retryCapMs ?? 300_000, remainingMs, retryAfterMs },
+        {
+          baseMs: options.retryBaseMs ?? 1000,
+          capMs: options.retryCapMs ?? DEFAULT_RETRY_CAP_MS,
+          remainingMs,
+          retryAfterMs,
+        },
         random,
       );
       dueAt = new Date(now().getTime() + delay);
@@ -271,127 +245,6 @@ function usableInterval(value: number, what: string): number {
   if (!Number.isFinite(value) || value <= 0 || value > 2 ** 31 - 1)
     throw new GatehouseError('GH_USAGE', `${what} ${value} ms is not a usable duration`);
   return value;
-}
-
-/** One check against the CA's CRL. Anything short of a verified listing is logged and retried at the next interval. */
-async function revocationOf(identity: LoadedIdentity, options: RunOptions, now: Date): Promise<Revocation | null> {
-  const { logger } = options;
-  let check: RevocationCheck;
-  try {
-    check = await checkRevocation(identity, {
-      now,
-      ...(options.caUrl ? { caUrl: options.caUrl } : {}),
-      ...(options.fetchCrl ? { fetchCrl: options.fetchCrl } : {}),
-    });
-  } catch (err) {
-    logger.warn('agent.revocation_check_failed', { reason: (err as Error).message });
-    return null;
-  }
-  if (check.revoked)
-    return { revokedAt: check.revokedAt, reason: check.reason, source: check.source === 'ca' ? 'crl' : 'stored-crl' };
-  logCheck(check, logger);
-  return null;
-}
-
-function logCheck(check: RevocationCheck, logger: Logger): void {
-  const lastCheckedAt = check.lastCheckedAt?.toISOString() ?? null;
-  if (check.refused)
-    logger.warn('agent.crl_refused', { reason: check.refused, effect: 'the CRL is not believed and not stored' });
-  if (check.caProblem)
-    logger.warn('agent.revocation_check_failed', {
-      reason: check.caProblem,
-      lastCheckedAt,
-      effect: 'retried at the next interval',
-    });
-  if (check.storeProblem) logger.warn('agent.crl_store_failed', { reason: check.storeProblem });
-  if (check.crlStale)
-    logger.warn('agent.crl_stale', { crlNumber: check.crlNumber, nextUpdate: check.crlNextUpdate?.toISOString() });
-  if (check.source === 'ca')
-    logger.debug('agent.revocation_checked', {
-      crlNumber: check.crlNumber,
-      thisUpdate: check.crlThisUpdate?.toISOString(),
-      revoked: false,
-    });
-}
-
-/**
- * renew.ts turns the CA's refusal into GH_AGENT_MUST_REENROLL, keeping it as the cause. A
- * detected copy (GH_CERT_REUSED) revoked the whole lineage, this certificate included.
- */
-function isRevokedRefusal(err: unknown): err is GatehouseError {
-  return (
-    isGatehouseError(err, 'GH_AGENT_MUST_REENROLL') &&
-    (isGatehouseError(err.cause, 'GH_CERT_REVOKED') || isGatehouseError(err.cause, 'GH_CERT_REUSED'))
-  );
-}
-
-/** The CA's refusal carries no dates we can verify; its CRL may already say when and why. */
-async function revocationBehindRefusal(identity: LoadedIdentity, options: RunOptions, now: Date): Promise<Revocation> {
-  const listed = await revocationOf(
-    identity,
-    { ...options, logger: options.logger.child({ during: 'revoked-renewal' }) },
-    now,
-  );
-  return listed ?? { revokedAt: null, reason: null, source: 'renewal-refused' };
-}
-
-/** Logs, runs the hook with GATEHOUSE_EVENT=revoked, and stops with exit 75: no restart can help. */
-async function stopRevoked(
-  identity: LoadedIdentity,
-  revocation: Revocation,
-  options: RunOptions,
-  refusal?: GatehouseError,
-): Promise<never> {
-  const serial = identity.leaf.serial;
-  const revokedAt = revocation.revokedAt?.toISOString() ?? null;
-  options.logger.error('agent.cert_revoked', {
-    serial,
-    name: identity.identity.name,
-    revokedAt,
-    reason: revocation.reason,
-    source: revocation.source,
-    code: 'GH_AGENT_MUST_REENROLL',
-  });
-  if (options.onRenew) {
-    await runHook(
-      options.onRenew,
-      {
-        GATEHOUSE_DIR: options.dir,
-        GATEHOUSE_SERIAL: serial,
-        GATEHOUSE_EVENT: 'revoked',
-        GATEHOUSE_REVOKED_AT: revokedAt ?? '',
-        GATEHOUSE_REVOCATION_REASON: revocation.reason ?? '',
-      },
-      options.logger,
-    );
-  }
-  // The CA's refusal already says what happened and to enroll again.
-  if (!revokedAt && refusal) throw refusal;
-  throw new GatehouseError(
-    'GH_AGENT_MUST_REENROLL',
-    `certificate ${serial} was revoked at ${revokedAt} (reason ${revocation.reason}); a revoked certificate cannot be renewed. Enroll this machine again with a new join token: gatehouse agent enroll --ca <URL> --token <TOKEN> --dir ${options.dir}`,
-    { ...(refusal ? { cause: refusal } : {}) },
-  );
-}
-
-/** Runs the operator's hook through the shell, as certbot's --deploy-hook does. A failing hook is logged, not fatal. */
-function runHook(command: string, env: Record<string, string>, logger: Logger): Promise<void> {
-  return new Promise((resolve) => {
-    const child = spawn(command, {
-      shell: true,
-      stdio: ['ignore', 'inherit', 'inherit'],
-      env: { ...process.env, ...env },
-    });
-    child.on('error', (err) => {
-      logger.error('agent.hook_failed', { command, trigger: env.GATEHOUSE_EVENT, reason: err.message });
-      resolve();
-    });
-    child.on('exit', (code, sig) => {
-      if (code === 0) logger.info('agent.hook_ran', { command, trigger: env.GATEHOUSE_EVENT });
-      else logger.error('agent.hook_failed', { command, trigger: env.GATEHOUSE_EVENT, exitCode: code, signal: sig });
-      resolve();
-    });
-  });
 }
 
 function sleep(ms: number, signal?: AbortSignal): Promise<void> {
