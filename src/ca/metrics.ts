@@ -14,7 +14,7 @@ import type { CertState } from '../store/store-certificates.js';
 import type { IssuanceKind, IssuanceObserver } from './authority-context.js';
 import { isStale, POSTURE_BANDS, POSTURE_STALE_MS, postureBand } from './posture-views.js';
 import type { LimitKey, LimitedEndpoint } from './rate-limit.js';
-import { SECRET_READ_RESULTS, type SecretObserver } from '../secrets/service.js';
+import { SECRET_READ_RESULTS, type SecretObserver } from '../secrets/read-results.js';
 
 export interface CaGaugeSources {
   certificatesByState(): Promise<Record<CertState, number>>;

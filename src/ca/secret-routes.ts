@@ -2,14 +2,14 @@
  * `GET /v1/secrets` and `GET /v1/secrets/NAME[?version=N]`: the secrets granted to the calling
  * identity, over mutual TLS with its current certificate (checked against the inventory as
  * /renew checks it: known, same fingerprint, unrevoked, unexpired). Every refusal is counted
- * and audited (rate limited per source); every delivery is audited (src/secrets/service.ts).
+ * and audited (rate limited per source); every delivery is audited (src/secrets/identity-reads.ts).
  */
 import type { TLSSocket } from 'node:tls';
 import { GatehouseError, isGatehouseError } from '../errors/errors.js';
 import { parseCertificate } from '../pki/certificate.js';
 import { checkPeerCertificate } from '../tls/peer-certificate.js';
 import { secretNameProblem } from '../secrets/names.js';
-import type { RefusalReason } from '../secrets/service.js';
+import type { RefusalReason } from '../secrets/read-results.js';
 import type { CertRecord } from '../store/store-certificates.js';
 import { sendJson } from './http-util.js';
 import { authenticatePeer } from './peer-auth.js';

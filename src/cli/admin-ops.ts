@@ -38,7 +38,9 @@ import { fleetPosture, type PostureQuery, type PostureView } from '../ca/posture
 import { fleetVulns, type FleetVuln } from '../ca/vuln-views.js';
 import { ADVISORY_BATCH, importAdvisories, parseAdvisories } from '../ca/vuln-import.js';
 import type { FeedRecord } from '../posture/vulns/feed.js';
-import { SecretService, type RekeyResult, type SecretSummaryView, type SecretView } from '../secrets/service.js';
+import { SecretService } from '../secrets/service.js';
+import type { RekeyResult } from '../secrets/rekey.js';
+import type { SecretSummaryView, SecretView } from '../secrets/views.js';
 
 export type TokenView = ReturnType<typeof tokenView>;
 export type CertView = ReturnType<typeof certView>;

@@ -11,7 +11,7 @@ import { flag, list, str, type CommandContext, type CommandSpec } from '../comma
 import { openAdmin, TARGET_OPTIONS } from '../admin-target.js';
 import { json, keyValues, table } from '../output.js';
 import { MAX_SECRET_BYTES, assertSecretName, parseOverlap } from '../../secrets/names.js';
-import type { SecretView } from '../../secrets/service.js';
+import type { SecretView } from '../../secrets/views.js';
 
 const SUBJECT_HELP = 'role:ROLE, name:NAME or id:spiffe://TRUST_DOMAIN/ROLE/NAME';
 const VALUE_OPTIONS = {

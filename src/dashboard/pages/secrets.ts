@@ -7,7 +7,7 @@
  */
 import { GatehouseError, isGatehouseError } from '../../errors/errors.js';
 import { MAX_SECRET_BYTES, SECRET_NAME_RE, SUBJECT_FORMS } from '../../secrets/names.js';
-import type { SecretVersionView, SecretView } from '../../secrets/service.js';
+import type { SecretVersionView, SecretView } from '../../secrets/views.js';
 import { csrfInput, type DashboardContext } from '../context.js';
 import { dashboardUrl, html, type SafeHtml } from '../html.js';
 import { field, formatRelative, formatTime, page } from '../layout.js';
