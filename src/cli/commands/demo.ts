@@ -59,8 +59,9 @@ export const demo: CommandSpec = {
     const keep = flag(ctx, 'keep');
     const stateDir = resolve(str(ctx, 'state-dir') ?? '.gatehouse-demo');
     const rel = (p: string) => relative(process.cwd(), p) || '.';
-    const { checkDemoAddresses, startDemo, demoCommands, checkDemo, formatOutcomes } =
-      await import('../../demo/demo.js');
+    const { checkDemoAddresses, startDemo } = await import('../../demo/demo.js');
+    const { demoCommands } = await import('../../demo/demo-commands.js');
+    const { checkDemo, formatOutcomes } = await import('../../demo/demo-check.js');
     const { rmSync } = await import('node:fs');
     const logger = serverLogger(ctx, { fallback: check ? 'warn' : 'info' });
     const addresses = {
