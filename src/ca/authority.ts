@@ -222,8 +222,9 @@ export class Authority {
   }
 
   /** `peerDer` is a certificate the TLS layer verified against this CA's root. */
-  renew(peerDer: Buffer, csrInput: string | Buffer, ctx: RequestContext): Promise<IssuedCertificate> {
-    return this.observed('renew', () => renew(this.context, peerDer, csrInput, ctx));
+  /** `presented`: the caller's certificate as authenticatePeer found it (known, unrevoked, unexpired). */
+  renew(presented: CertRecord, csrInput: string | Buffer, ctx: RequestContext): Promise<IssuedCertificate> {
+    return this.observed('renew', () => renew(this.context, presented, csrInput, ctx));
   }
 
   /** The inventory record for a presented certificate: known, same fingerprint, unrevoked, unexpired. */

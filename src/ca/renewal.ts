@@ -19,18 +19,21 @@ import { requirePosture } from './posture-standing.js';
 import { auditRefusal } from './refusal-events.js';
 import { revokeLineageForReuse } from './revocation.js';
 
-/** `peerDer` is a certificate the TLS layer verified against this CA's root. */
+/**
+ * `presented` is the caller's certificate as authenticatePeer (peer-auth.ts) found it: verified by
+ * TLS against this CA, in the inventory, unrevoked and unexpired. It is not read again: the
+ * commit decides atomically whether it is still the head of its lineage (LostRenewalRace).
+ */
 export async function renew(
   ca: AuthorityContext,
-  peerDer: Buffer,
+  presented: CertRecord,
   csrInput: string | Buffer,
   ctx: RequestContext,
 ): Promise<IssuedCertificate> {
   const { authority } = ca;
   const now = authority.now();
-  const peer = parseCertificate(peerDer);
+  let current = presented;
   try {
-    let current = await requireCurrentCertificate(authority.store, peer, now);
     const csr = parseCsr(csrInput);
     if (current.supersededBy === null || ca.unsafeRenewWithoutLineage) {
       const rules = roleConfig(authority.config, current.role);
@@ -48,7 +51,7 @@ export async function renew(
       } catch (err) {
         if (!(err instanceof LostRenewalRace)) throw err;
         // A simultaneous renewal of the same certificate committed first: judge this one against it.
-        current = await requireCurrentCertificate(authority.store, peer, now);
+        current = await requireCurrentCertificate(authority.store, presented, now);
       }
     }
     return await renewalOfSuperseded(ca, current, csr.spkiDer, now, ctx);
@@ -59,8 +62,8 @@ export async function renew(
       !isExternalCaFailure(err)
     ) {
       await auditRefusal(ca, 'ca.cert_refused', err, ctx, now, {
-        serial: peer.serial,
-        fingerprint: peer.fingerprint,
+        serial: presented.serial,
+        fingerprint: presented.fingerprint,
         via: 'renew',
       });
     }
@@ -127,7 +130,11 @@ async function renewalOfSuperseded(
 }
 
 /** The inventory record for a presented certificate: known, same fingerprint, unrevoked, unexpired. */
-export async function requireCurrentCertificate(store: Store, peer: CertificateInfo, now: Date): Promise<CertRecord> {
+export async function requireCurrentCertificate(
+  store: Store,
+  peer: Pick<CertificateInfo, 'serial' | 'fingerprint'>,
+  now: Date,
+): Promise<CertRecord> {
   const record = await store.getCert(peer.serial);
   if (!record || record.fingerprint !== peer.fingerprint) {
     throw new GatehouseError('GH_CERT_UNTRUSTED', `certificate ${peer.serial} is not in this CA's inventory`);

@@ -135,7 +135,7 @@ export async function routeRequest(scope: RequestScope, mounts: readonly CaMount
         const body = await readJsonBody(req, scope.maxBodyBytes);
         return { peer, csr: stringField(body, 'csr', true) };
       });
-      const issued = await scope.authority.renew(peer.der, csr, {
+      const issued = await scope.authority.renew(peer.record, csr, {
         actor: peer.record.spiffeId,
         requestId: scope.requestId,
       });
