@@ -6,7 +6,7 @@
  *   normalized path → route → policy → the exact head the upstream gets
  *
  * A rule that requires posture is not judged here (that needs the CA): the admission names it,
- * and gateway.ts asks posture-gate.ts before forwarding.
+ * and the pipeline (http-pipeline.ts, upgrade-pipeline.ts) asks posture-gate.ts before forwarding.
  *
  * The checks that say the message itself cannot be read safely come first, before any
  * identity, because their refusal also closes the connection.
