@@ -17,7 +17,7 @@ import * as pki from '../src/pki/index.js';
 import { x509, toCryptoKeys, webAlgorithmFor } from '../src/pki/x509-library.js';
 import { parseGatewayConfig } from '../src/gateway/config.js';
 import { runGateway, type RunningGateway } from '../src/gateway/run.js';
-import { RevocationChecker } from '../src/gateway/revocation.js';
+import { RevocationChecker } from '../src/gateway/revocation/revocation.js';
 import { createLogger } from '../src/log/logger.js';
 import { buildTestPki, makeCrl, replaceFile, type TestCa } from './helpers/crl-pki.js';
 import { startEchoUpstream, type EchoUpstream } from './helpers/echo-upstream.js';

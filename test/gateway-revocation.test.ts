@@ -1,5 +1,5 @@
 /**
- * The gateway's revocation checker (src/gateway/revocation.ts) as a relying party: CRL files
+ * The gateway's revocation checker (src/gateway/revocation/revocation.ts) as a relying party: CRL files
  * and URLs (a real Gatehouse CA over HTTPS, plain HTTP servers that misbehave), CRLs made by
  * src/pki/crl.ts and by `openssl ca`, refusals that keep the last good CRL, staleness under an
  * injected clock, and the generation counter the gateway uses to recheck open connections.
@@ -13,7 +13,7 @@ import { mkdirSync, rmSync, writeFileSync } from 'node:fs';
 import { isGatehouseError } from '../src/errors/errors.js';
 import { createLogger } from '../src/log/logger.js';
 import * as pki from '../src/pki/index.js';
-import { RevocationChecker, type RevocationOptions } from '../src/gateway/revocation.js';
+import { RevocationChecker, type RevocationOptions } from '../src/gateway/revocation/revocation.js';
 import {
   buildTestPki,
   issueLeaf,

@@ -9,7 +9,7 @@ import { identityOf, type CertificateInfo, type Identity } from '../pki/certific
 import { checkPeerCertificate } from '../tls/peer-certificate.js';
 import type { RefusalReason } from './refusal.js';
 
-/** What the gateway needs of a revocation checker (see revocation.ts). */
+/** What the gateway needs of a revocation checker (see revocation/revocation.ts). */
 export interface RevocationCheck {
   /** Changes whenever the loaded CRLs change, so cached per-connection verdicts are redone. */
   readonly generation: number;

@@ -15,7 +15,7 @@ import { startGateway, type Gateway, type RevocationCheck } from './gateway.js';
 import { createGatewayMetrics, type GatewayMetrics } from './metrics.js';
 import { watchFiles, type FileWatch } from './file-watch.js';
 import { startAdminServer, type AdminServer, type Health } from '../metrics/admin-server.js';
-import { RevocationChecker } from './revocation.js';
+import { RevocationChecker } from './revocation/revocation.js';
 import { PostureGate } from './posture-gate.js';
 import { readFileSync } from 'node:fs';
 import { splitHostPort } from '../config/listen.js';

@@ -2,7 +2,7 @@
  * Believing a CRL about one certificate, as its holder does: the CRL must be signed by the CA
  * that issued the certificate (verifyCrlSignature), that CA must chain to the pinned root, and
  * the CRL's dates must be sane. The gateway checks CRLs against a bundle of CAs instead
- * (gateway/crl-acceptance.ts); a holder has its own chain, leaf first, and one root.
+ * (gateway/revocation/crl-acceptance.ts); a holder has its own chain, leaf first, and one root.
  */
 import { GatehouseError } from '../errors/errors.js';
 import { formatDn, parseCertificate, type CertificateInfo } from './certificate.js';

@@ -11,11 +11,16 @@
  *
  * `generation` changes whenever the CRLs in force change or one of them goes stale, so the
  * gateway can cache a verdict per connection and recheck an open connection after a revocation.
+ *
+ * The rest of revocation/ are the checker's parts: crl-source.ts (one source and its last good
+ * CRLs), crl-fetch.ts (reading a source's bytes), crl-set.ts (one fetch, accepted whole),
+ * crl-acceptance.ts and crl-signers.ts (whether a CRL and its signers may be used) and
+ * crl-schedule.ts (when each source is refreshed).
  */
 import { resolve } from 'node:path';
-import { GatehouseError } from '../errors/errors.js';
-import { silentLogger, type Logger } from '../log/logger.js';
-import { formatDn, parseCertificate, type CertificateInfo } from '../pki/certificate.js';
+import { GatehouseError } from '../../errors/errors.js';
+import { silentLogger, type Logger } from '../../log/logger.js';
+import { formatDn, parseCertificate, type CertificateInfo } from '../../pki/certificate.js';
 import { CrlIssuers, type LoadedCrl, type TrustBundleInput } from './crl-acceptance.js';
 import { CrlSource, type CrlSourceDeps } from './crl-source.js';
 import { CrlRefreshSchedule } from './crl-schedule.js';

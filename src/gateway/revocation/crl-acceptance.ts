@@ -4,10 +4,10 @@
  * it (crl-signers.ts), with a nextUpdate, and not older than the CRL already in force for the
  * same issuer. Anything else is refused and the previous CRLs stay.
  */
-import { assertCrlNotOlder } from '../pki/crl-verify.js';
-import { GatehouseError } from '../errors/errors.js';
-import { formatDn, parseCertificate, parseCertificatePem, type CertificateInfo } from '../pki/certificate.js';
-import { parseCrl, verifyCrlSignature, type ParsedCrl } from '../pki/crl-parse.js';
+import { assertCrlNotOlder } from '../../pki/crl-verify.js';
+import { GatehouseError } from '../../errors/errors.js';
+import { formatDn, parseCertificate, parseCertificatePem, type CertificateInfo } from '../../pki/certificate.js';
+import { parseCrl, verifyCrlSignature, type ParsedCrl } from '../../pki/crl-parse.js';
 
 /** A CRL in force, with what lookups need precomputed. */
 export interface LoadedCrl {

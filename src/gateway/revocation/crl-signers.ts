@@ -6,9 +6,9 @@
  * bundle alone. Fails closed: one unusable signer certificate refuses the whole fetch, because a
  * source that mixes good and bad content is not one to partly believe.
  */
-import { GatehouseError } from '../errors/errors.js';
-import { formatDn, type CertificateInfo } from '../pki/certificate.js';
-import { signedBy } from '../pki/chain.js';
+import { GatehouseError } from '../../errors/errors.js';
+import { formatDn, type CertificateInfo } from '../../pki/certificate.js';
+import { signedBy } from '../../pki/chain.js';
 
 /**
  * The signer certificates of one fetch that may verify its CRLs; throws GH_CRL_SIGNATURE naming

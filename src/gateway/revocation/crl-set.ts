@@ -5,10 +5,10 @@
  * crl-acceptance.ts; if any is refused, or two speak for the same issuer, the whole fetch is
  * refused and the caller keeps its previous set: a half-applied bundle is a state no CA published.
  */
-import { GatehouseError, isGatehouseError } from '../errors/errors.js';
-import { formatDn, parseCertificate } from '../pki/certificate.js';
-import { parseCrl, type ParsedCrl } from '../pki/crl-parse.js';
-import { decodePemBlocks, looksLikePem } from '../pki/pem.js';
+import { GatehouseError, isGatehouseError } from '../../errors/errors.js';
+import { formatDn, parseCertificate } from '../../pki/certificate.js';
+import { parseCrl, type ParsedCrl } from '../../pki/crl-parse.js';
+import { decodePemBlocks, looksLikePem } from '../../pki/pem.js';
 import { acceptCrl, assertNotOlder, issuerIdOf, type CrlIssuers, type LoadedCrl } from './crl-acceptance.js';
 import { usableSigners } from './crl-signers.js';
 

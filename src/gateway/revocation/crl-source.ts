@@ -4,8 +4,8 @@
  * unreachable, malformed, foreign, badly signed, older, one bad CRL among good ones) keeps the
  * whole last good set in force and records why: a CA outage must not un-revoke anything.
  */
-import { isGatehouseError } from '../errors/errors.js';
-import type { Logger } from '../log/logger.js';
+import { isGatehouseError } from '../../errors/errors.js';
+import type { Logger } from '../../log/logger.js';
 import { issuerIdOf, type CrlIssuers, type LoadedCrl } from './crl-acceptance.js';
 import { displaySource, fetchCrlBytes, readCrlFile, type FetchLimits } from './crl-fetch.js';
 import { acceptCrlSet, CrlSetRefusal, type CrlMark } from './crl-set.js';
