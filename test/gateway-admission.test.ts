@@ -15,7 +15,7 @@ import {
   forwardableRequestHeaders,
   forwardableResponseHeaders,
   inboundRule,
-} from '../src/gateway/inbound-headers.js';
+} from '../src/gateway/identity-headers/inbound-headers.js';
 import { framingOfHttp1 } from '../src/gateway/request-framing.js';
 import { isValidAuthority } from '../src/gateway/request-host.js';
 import type { PeerVerdict } from '../src/gateway/peer-admission.js';

@@ -1,7 +1,8 @@
 /**
- * Identity headers (src/gateway/identity-headers.ts) against real certificates: a CA, an
- * intermediate and leaves from our PKI module, and hostile self-signed certificates made by
- * `openssl req`, whose own RFC 2253 printer (what nginx puts in $ssl_client_s_dn) is the oracle.
+ * Identity headers (src/gateway/identity-headers/identity-headers.ts) against real
+ * certificates: a CA, an intermediate and leaves from our PKI module, and hostile self-signed
+ * certificates made by `openssl req`, whose own RFC 2253 printer (what nginx puts in
+ * $ssl_client_s_dn) is the oracle.
  */
 import { after, test } from 'node:test';
 import assert from 'node:assert/strict';
@@ -18,8 +19,8 @@ import {
   identityHeaders,
   readRdns,
   type VerifiedPeer,
-} from '../src/gateway/identity-headers.js';
-import { forwardableRequestHeaders, inboundRule } from '../src/gateway/inbound-headers.js';
+} from '../src/gateway/identity-headers/identity-headers.js';
+import { forwardableRequestHeaders, inboundRule } from '../src/gateway/identity-headers/inbound-headers.js';
 import { runSync } from './helpers/run.js';
 import { makeTempDir } from './helpers/tmp.js';
 

@@ -13,7 +13,7 @@ import { durationSchema, hostPortSchema } from '../config/schema-parts.js';
 import { formatIssues } from '../config/ca-config.js';
 import { deepFreeze } from '../config/deep-freeze.js';
 import { normalizePath } from '../policy/index.js';
-import { IDENTITY_HEADER_PRESETS } from './identity-headers.js';
+import { IDENTITY_HEADER_PRESETS } from './identity-headers/identity-headers.js';
 
 const upstreamUrl = z.string().transform((text, ctx) => {
   let url: URL;

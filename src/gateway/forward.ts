@@ -11,7 +11,7 @@ import type { IncomingMessage, ServerResponse } from 'node:http';
 import type { Http2ServerRequest, Http2ServerResponse } from 'node:http2';
 import type { Readable } from 'node:stream';
 import type { Dispatcher } from 'undici';
-import { forwardableResponseHeaders } from './inbound-headers.js';
+import { forwardableResponseHeaders } from './identity-headers/inbound-headers.js';
 import { hasBody, type BodyFraming } from './request-framing.js';
 import type { UpstreamPool, UpstreamTarget } from './upstream-pool.js';
 

@@ -13,8 +13,8 @@
  */
 import type { CompiledPolicy } from '../policy/index.js';
 import { encodePathForUpstream, normalizePath } from '../policy/index.js';
-import { identityHeaders, type IdentityHeaderPreset } from './identity-headers.js';
-import { forwardableRequestHeaders } from './inbound-headers.js';
+import { identityHeaders, type IdentityHeaderPreset } from './identity-headers/identity-headers.js';
+import { forwardableRequestHeaders } from './identity-headers/inbound-headers.js';
 import type { Peer, PeerVerdict } from './peer-admission.js';
 import type { RefusalReason } from './refusal.js';
 import type { PostureRequirement } from '../posture/requirement.js';

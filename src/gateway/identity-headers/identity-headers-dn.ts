@@ -15,9 +15,9 @@
  * characters as lowercase `\0d`, leaves non-ASCII raw (not header-safe) and flattens
  * multi-valued RDNs.
  */
-import { children, expectTag, readNode, seq, utf8, TAG } from '../pki/der.js';
-import { readName, type NameAttribute } from '../pki/csr.js';
-import type { CertificateInfo } from '../pki/certificate.js';
+import { children, expectTag, readNode, seq, utf8, TAG } from '../../pki/der.js';
+import { readName, type NameAttribute } from '../../pki/csr.js';
+import type { CertificateInfo } from '../../pki/certificate.js';
 import { cutUnits, hexEscape, MAX_HEADER_VALUE_CHARS } from './identity-headers-values.js';
 
 export interface DnAttribute extends NameAttribute {

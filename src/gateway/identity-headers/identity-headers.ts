@@ -7,11 +7,15 @@
  *
  * Values come only from the verified certificate's DER and are always visible ASCII (see
  * identity-headers-values.ts), so no certificate field can inject a header line.
+ *
+ * The rest of identity-headers/: identity-headers-dn.ts (Distinguished Names read from the
+ * DER), identity-headers-values.ts (visible-ASCII, bounded values) and inbound-headers.ts (what
+ * happens to each header a client sends, so its copy of a trusted one never reaches the app).
  */
-import type { CertificateInfo, Identity } from '../pki/certificate.js';
-import { sha256Hex } from '../pki/certificate.js';
-import { toPem } from '../pki/pem.js';
-import { GatehouseError } from '../errors/errors.js';
+import type { CertificateInfo, Identity } from '../../pki/certificate.js';
+import { sha256Hex } from '../../pki/certificate.js';
+import { toPem } from '../../pki/pem.js';
+import { GatehouseError } from '../../errors/errors.js';
 import { dnUnits, formatDnRfc4514, issuerNameDer, readRdns, traefikDnUnits, type Rdn } from './identity-headers-dn.js';
 import {
   assertSafeHeaderValue,

@@ -6,7 +6,7 @@
  * character or one whole escape sequence), so a value that must be cut is cut between two
  * units and never inside an escape.
  */
-import { GatehouseError } from '../errors/errors.js';
+import { GatehouseError } from '../../errors/errors.js';
 
 export const MAX_HEADER_VALUE_CHARS = 16 * 1024;
 /** What a cut value ends with: `…` written as ASCII, so the value stays visible ASCII. */
