@@ -8,7 +8,7 @@ import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
 import { parseCertificatePem, identityOf } from '../src/pki/certificate.js';
 import { compilePolicy } from '../src/policy/index.js';
-import { admitRequest, type RequestFacts } from '../src/gateway/request-admission.js';
+import { admitRequest, type RequestFacts } from '../src/gateway/request/request-admission.js';
 import { compileRoutes } from '../src/gateway/routes.js';
 import {
   INBOUND_RULES,
@@ -16,8 +16,8 @@ import {
   forwardableResponseHeaders,
   inboundRule,
 } from '../src/gateway/identity-headers/inbound-headers.js';
-import { framingOfHttp1 } from '../src/gateway/request-framing.js';
-import { isValidAuthority } from '../src/gateway/request-host.js';
+import { framingOfHttp1 } from '../src/gateway/request/request-framing.js';
+import { isValidAuthority } from '../src/gateway/request/request-host.js';
 import type { PeerVerdict } from '../src/gateway/peer-admission.js';
 import { makeCa, makeLeaf } from './helpers/openssl-pki.js';
 import { makeTempDir } from './helpers/tmp.js';

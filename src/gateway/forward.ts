@@ -12,7 +12,7 @@ import type { Http2ServerRequest, Http2ServerResponse } from 'node:http2';
 import type { Readable } from 'node:stream';
 import type { Dispatcher } from 'undici';
 import { forwardableResponseHeaders } from './identity-headers/inbound-headers.js';
-import { hasBody, type BodyFraming } from './request-framing.js';
+import { hasBody, type BodyFraming } from './request/request-framing.js';
 import type { UpstreamPool, UpstreamTarget } from './upstream-pool.js';
 
 export type ClientRequest = IncomingMessage | Http2ServerRequest;

@@ -10,7 +10,7 @@ import type { Logger } from '../log/logger.js';
 import type { CompiledPolicy } from '../policy/index.js';
 import type { GatewayConfig, RouteConfig } from './config.js';
 import { compileRoutes, type RouteTable } from './routes.js';
-import type { AdmissionSettings } from './request-admission.js';
+import type { AdmissionSettings } from './request/request-admission.js';
 import type { TlsMaterial } from './tls-material.js';
 import { assertLocalUpstream } from './upstream-guard.js';
 import { UpstreamPool } from './upstream-pool.js';

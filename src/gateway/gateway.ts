@@ -4,13 +4,13 @@
  * lifecycle (reloads, the graceful drain on close) and wires the steps together; each lives in
  * its own module:
  *
- *   listener.ts           TLS server, limits, refusals Node makes before any handler
- *   http-pipeline.ts      a plain request, HTTP/1.1 or HTTP/2, from admission to the upstream's answer
- *   upgrade-pipeline.ts   an Upgrade request and the tunnel it opens, rechecked while open
- *   peer-admission.ts     the verified client certificate per connection, rechecked (expiry, CRLs)
- *   request-admission.ts  version, framing, Host, certificate, path, route, policy → the upstream head
- *   forward.ts            the upstream hop through undici, which writes the framing itself
- *   websocket.ts          Upgrade tunnels, rechecked while open
+ *   listener.ts                   TLS server, limits, refusals Node makes before any handler
+ *   http-pipeline.ts              a plain request, HTTP/1.1 or HTTP/2, from admission to the upstream
+ *   upgrade-pipeline.ts           an Upgrade request and the tunnel it opens
+ *   peer-admission.ts             the verified client certificate per connection, rechecked (expiry, CRLs)
+ *   request/request-admission.ts  version, framing, Host, certificate, path, route, policy → upstream head
+ *   forward.ts                    the upstream hop through undici, which writes the framing itself
+ *   websocket.ts                  Upgrade tunnels, rechecked while open
  *
  * What can change while running (TLS material, policy, routes) lives in one `state` object
  * (gateway-state.ts) whose parts a reload replaces whole, so a request sees either the old

@@ -12,9 +12,9 @@ import { statusClass } from './metrics.js';
 import type { PeerAdmission } from './peer-admission.js';
 import { postureOf, upstreamGiveUpMessage, type Admitted, type PipelineContext } from './pipeline.js';
 import { refusalClosesConnection, refusalDecision, sendRefusal, type RefusalReason } from './refusal.js';
-import { admitRequest } from './request-admission.js';
-import { nextRequestId } from './request-id.js';
-import { requestFacts, socketOf } from './request-transport.js';
+import { admitRequest } from './request/request-admission.js';
+import { nextRequestId } from './request/request-id.js';
+import { requestFacts, socketOf } from './request/request-transport.js';
 
 export function attachHttpPipeline(server: GatewayServer, ctx: PipelineContext): void {
   const { state, peers, metrics, logger, revocation } = ctx;

@@ -14,7 +14,7 @@ import type { GatewayConfig } from './config.js';
 import type { GatewayMetrics } from './metrics.js';
 import type { TlsMaterial } from './tls-material.js';
 import { refusalStatus, writeRefusalToSocket, type RefusalReason } from './refusal.js';
-import { nextRequestId } from './request-id.js';
+import { nextRequestId } from './request/request-id.js';
 
 export type GatewayServer = Http2SecureServer | HttpsServer;
 

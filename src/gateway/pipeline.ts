@@ -12,7 +12,7 @@ import type { GatewayMetrics } from './metrics.js';
 import type { PeerAdmission, RevocationCheck } from './peer-admission.js';
 import type { PostureGate, PostureVerdict } from './posture-gate.js';
 import type { RefusalReason } from './refusal.js';
-import type { Admission } from './request-admission.js';
+import type { Admission } from './request/request-admission.js';
 
 export interface PipelineContext {
   config: Readonly<GatewayConfig>;

@@ -12,9 +12,9 @@ import { statusClass } from './metrics.js';
 import { postureOf, upstreamGiveUpMessage, type Admitted, type PipelineContext } from './pipeline.js';
 import type { PostureVerdict } from './posture-gate.js';
 import { refusalStatus, writeRefusalToSocket, type RefusalReason } from './refusal.js';
-import { admitRequest } from './request-admission.js';
-import { nextRequestId } from './request-id.js';
-import { requestFacts } from './request-transport.js';
+import { admitRequest } from './request/request-admission.js';
+import { nextRequestId } from './request/request-id.js';
+import { requestFacts } from './request/request-transport.js';
 import { forwardUpgrade, Tunnels } from './websocket.js';
 
 /** How often open WebSocket tunnels are re-checked (certificate validity, revocation, policy). */

@@ -6,21 +6,26 @@
  *   normalized path → route → policy → the exact head the upstream gets
  *
  * A rule that requires posture is not judged here (that needs the CA): the admission names it,
- * and the pipeline (http-pipeline.ts, upgrade-pipeline.ts) asks posture-gate.ts before forwarding.
+ * and the pipelines in gateway/ (http-pipeline.ts, upgrade-pipeline.ts) ask posture-gate.ts
+ * before forwarding.
  *
  * The checks that say the message itself cannot be read safely come first, before any
  * identity, because their refusal also closes the connection.
+ *
+ * The rest of request/ is about one inbound request too: request-framing.ts (its body's
+ * framing) and request-host.ts (its one Host), both checked here, request-transport.ts (where
+ * HTTP/1.1 and HTTP/2 differ) and request-id.ts (its ID in the log and `x-request-id`).
  */
-import type { CompiledPolicy } from '../policy/index.js';
-import { encodePathForUpstream, normalizePath } from '../policy/index.js';
-import { identityHeaders, type IdentityHeaderPreset } from './identity-headers/identity-headers.js';
-import { forwardableRequestHeaders } from './identity-headers/inbound-headers.js';
-import type { Peer, PeerVerdict } from './peer-admission.js';
-import type { RefusalReason } from './refusal.js';
-import type { PostureRequirement } from '../posture/requirement.js';
+import type { CompiledPolicy } from '../../policy/index.js';
+import { encodePathForUpstream, normalizePath } from '../../policy/index.js';
+import { identityHeaders, type IdentityHeaderPreset } from '../identity-headers/identity-headers.js';
+import { forwardableRequestHeaders } from '../identity-headers/inbound-headers.js';
+import type { Peer, PeerVerdict } from '../peer-admission.js';
+import type { RefusalReason } from '../refusal.js';
+import type { PostureRequirement } from '../../posture/requirement.js';
 import { framingOfHttp1, framingOfHttp2, type BodyFraming } from './request-framing.js';
 import { checkHttp1Host, checkHttp2Host } from './request-host.js';
-import { hostWithoutPort, type Route, type RouteTable } from './routes.js';
+import { hostWithoutPort, type Route, type RouteTable } from '../routes.js';
 
 export interface RequestFacts {
   method: string;
