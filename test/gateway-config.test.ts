@@ -5,7 +5,7 @@ import { join } from 'node:path';
 import { writeFileSync } from 'node:fs';
 import { parseGatewayConfig, gatewayConfigFromFlags, loadGatewayConfig } from '../src/gateway/config.js';
 import { compileRoutes } from '../src/gateway/routes.js';
-import { UpstreamPool } from '../src/gateway/upstream-pool.js';
+import { UpstreamPool } from '../src/gateway/upstream/upstream-pool.js';
 import { makeTempDir } from './helpers/tmp.js';
 
 const base = {

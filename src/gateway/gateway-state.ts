@@ -12,8 +12,8 @@ import type { GatewayConfig, RouteConfig } from './config.js';
 import { compileRoutes, type RouteTable } from './routes.js';
 import type { AdmissionSettings } from './request/request-admission.js';
 import type { TlsMaterial } from './tls-material.js';
-import { assertLocalUpstream } from './upstream-guard.js';
-import { UpstreamPool } from './upstream-pool.js';
+import { assertLocalUpstream } from './upstream/upstream-guard.js';
+import { UpstreamPool } from './upstream/upstream-pool.js';
 
 /** What a route forwards to: its upstream pool and how long an answer may take. */
 export interface RouteTarget {

@@ -9,8 +9,8 @@
  *   upgrade-pipeline.ts           an Upgrade request and the tunnel it opens
  *   peer-admission.ts             the verified client certificate per connection, rechecked (expiry, CRLs)
  *   request/request-admission.ts  version, framing, Host, certificate, path, route, policy → upstream head
- *   forward.ts                    the upstream hop through undici, which writes the framing itself
- *   websocket.ts                  Upgrade tunnels, rechecked while open
+ *   upstream/forward.ts           the upstream hop through undici, which writes the framing itself
+ *   upstream/websocket.ts         Upgrade tunnels, rechecked while open
  *
  * What can change while running (TLS material, policy, routes) lives in one `state` object
  * (gateway-state.ts) whose parts a reload replaces whole, so a request sees either the old

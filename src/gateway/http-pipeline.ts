@@ -1,12 +1,12 @@
 /**
  * The pipeline of a plain request (HTTP/1.1 or HTTP/2): peer admission, request admission,
- * the posture gate, then the upstream hop (forward.ts), with one access-log line and the
- * request metrics when the response ends, however it ends. Also answers `100 Continue`, once
+ * the posture gate, then the upstream hop (upstream/forward.ts), with one access-log line and
+ * the request metrics when the response ends, however it ends. Also answers `100 Continue`, once
  * the request is allowed, and never forwards a pipelined request queued behind a refusal that
  * closes its connection.
  */
 import { Http2ServerRequest } from 'node:http2';
-import { forward, type ClientRequest, type ClientResponse } from './forward.js';
+import { forward, type ClientRequest, type ClientResponse } from './upstream/forward.js';
 import type { GatewayServer } from './listener.js';
 import { statusClass } from './metrics.js';
 import type { PeerAdmission } from './peer-admission.js';

@@ -6,7 +6,7 @@
 import type { Logger } from '../log/logger.js';
 import type { PostureRequirement } from '../posture/requirement.js';
 import type { GatewayConfig } from './config.js';
-import type { UpstreamFailure } from './forward.js';
+import type { UpstreamFailure } from './upstream/forward.js';
 import type { GatewayState, RouteTarget } from './gateway-state.js';
 import type { GatewayMetrics } from './metrics.js';
 import type { PeerAdmission, RevocationCheck } from './peer-admission.js';

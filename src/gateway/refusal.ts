@@ -7,7 +7,7 @@
 import type { IncomingHttpHeaders } from 'node:http';
 import type { Duplex } from 'node:stream';
 import { STATUS_CODES } from 'node:http';
-import type { ClientRequest, ClientResponse } from './forward.js';
+import type { ClientRequest, ClientResponse } from './upstream/forward.js';
 import { GATEWAY_REFUSALS, type RefusalReason } from '../errors/gateway-refusals.js';
 
 export type { RefusalReason };

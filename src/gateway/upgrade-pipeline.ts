@@ -1,6 +1,6 @@
 /**
  * The pipeline of an HTTP/1.1 Upgrade (WebSocket): the same admission and posture gate as a
- * plain request, answered on the raw socket, then a tunnel to the upstream (websocket.ts).
+ * plain request, answered on the raw socket, then a tunnel to the upstream (upstream/websocket.ts).
  * Open tunnels are rechecked every TUNNEL_RECHECK_MS (certificate validity, revocation,
  * policy, cached posture standing) and closed when the caller no longer passes.
  */
@@ -15,7 +15,7 @@ import { refusalStatus, writeRefusalToSocket, type RefusalReason } from './refus
 import { admitRequest } from './request/request-admission.js';
 import { nextRequestId } from './request/request-id.js';
 import { requestFacts } from './request/request-transport.js';
-import { forwardUpgrade, Tunnels } from './websocket.js';
+import { forwardUpgrade, Tunnels } from './upstream/websocket.js';
 
 /** How often open WebSocket tunnels are re-checked (certificate validity, revocation, policy). */
 const TUNNEL_RECHECK_MS = 2000;

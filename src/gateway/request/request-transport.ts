@@ -5,7 +5,7 @@
  */
 import { Http2ServerRequest } from 'node:http2';
 import type { TLSSocket } from 'node:tls';
-import type { ClientRequest } from '../forward.js';
+import type { ClientRequest } from '../upstream/forward.js';
 import type { RequestFacts } from './request-admission.js';
 
 /** The TLS socket under a request, for HTTP/1.1 and HTTP/2 alike. An HTTP/1 request line may

@@ -6,13 +6,17 @@
  * request). A request with no body whose connection was refused is tried on the next
  * upstream (nothing reached the app, so this is safe for any method, as nginx's
  * proxy_next_upstream does for errors); anything else fails with a 502 or 504 the caller words.
+ *
+ * The rest of upstream/ is the hop to the app too: upstream-pool.ts (a route's upstreams and
+ * their failures), upstream-guard.ts (loopback unless opted out) and websocket.ts (the same hop
+ * for an Upgrade, and the tunnels it leaves open).
  */
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import type { Http2ServerRequest, Http2ServerResponse } from 'node:http2';
 import type { Readable } from 'node:stream';
 import type { Dispatcher } from 'undici';
-import { forwardableResponseHeaders } from './identity-headers/inbound-headers.js';
-import { hasBody, type BodyFraming } from './request/request-framing.js';
+import { forwardableResponseHeaders } from '../identity-headers/inbound-headers.js';
+import { hasBody, type BodyFraming } from '../request/request-framing.js';
 import type { UpstreamPool, UpstreamTarget } from './upstream-pool.js';
 
 export type ClientRequest = IncomingMessage | Http2ServerRequest;

@@ -2,9 +2,9 @@
  * Upstreams are loopback by default: an app reachable directly from the network can be sent
  * forged identity headers, bypassing the gateway. Anything else is an explicit, logged opt-in.
  */
-import { isLoopbackHost } from '../config/listen.js';
-import { GatehouseError } from '../errors/errors.js';
-import type { Logger } from '../log/logger.js';
+import { isLoopbackHost } from '../../config/listen.js';
+import { GatehouseError } from '../../errors/errors.js';
+import type { Logger } from '../../log/logger.js';
 
 export function assertLocalUpstream(upstream: URL, unsafeAllowed: boolean, logger: Logger): void {
   if (isLoopbackHost(upstream.hostname)) return;
