@@ -136,6 +136,13 @@ export class DesyncRig {
   /** Inputs after which the gateway process was found dead, with its exit and last stderr. */
   readonly crashes: Array<{ name: string; exit: string; stderr: string }> = [];
   private sentinelCounter = 0;
+  /**
+   * Where the next case's share of the access log and of the app's records starts: where the last
+   * case's ended, not where the next one begins. Under load a pipelined request can be admitted
+   * and reach the app after its case's sentinel; its log line and its app record then both fall
+   * to the next case, which pairs them, instead of one being dropped and the other unexplained.
+   */
+  private cursor: { gateway: GatewayProcess; log: number; upstream: number } | null = null;
 
   constructor(
     readonly kind: UpstreamKind,
@@ -211,8 +218,9 @@ export class DesyncRig {
 
   private async partitioned(name: string, exchange: () => Promise<RawExchange | null>): Promise<CaseOutcome> {
     await this.restartIfDead(`(before ${name})`);
-    const upMark = this.upstream.requests().length;
-    const logMark = this.gateway.logs().length;
+    const carried = this.cursor?.gateway === this.gateway ? this.cursor : null;
+    const upMark = carried?.upstream ?? this.upstream.requests().length;
+    const logMark = carried?.log ?? this.gateway.logs().length;
     const result = await exchange();
     const sentinel = await this.sentinel();
     let gatewayDown: string | null = null;
@@ -221,13 +229,12 @@ export class DesyncRig {
       if (await this.restartIfDead(name, 2000))
         gatewayDown += ` (the gateway process died: exit ${this.crashes.at(-1)!.exit})`;
     }
-    const upstream = this.upstream
-      .requests()
-      .slice(upMark)
-      .filter((r) => !r.target.startsWith('/hello?sentinel='));
+    const records = this.upstream.requests();
+    const upstream = records.slice(upMark).filter((r) => !r.target.startsWith('/hello?sentinel='));
     const lines = sentinel.ok
       ? this.gateway.logs().slice(logMark, sentinel.logIndex)
       : this.gateway.logs().slice(logMark);
+    this.cursor = sentinel.ok ? { gateway: this.gateway, log: sentinel.logIndex + 1, upstream: records.length } : null;
     return { exchange: result, upstream, gatewayLines: lines.filter((l) => l.msg === 'gateway.request'), gatewayDown };
   }
 
