@@ -21,6 +21,7 @@ import { runGateway } from '../src/gateway/run.js';
 import { createLogger } from '../src/log/logger.js';
 import { startEchoUpstream } from './helpers/echo-upstream.js';
 import { makeTempDir } from './helpers/tmp.js';
+import { openSqliteStore } from '../src/store/sqlite.js';
 import { renewOnce } from '../src/agent/renew.js';
 import { loadIdentity } from '../src/agent/agent-state.js';
 import { checkRevocation } from '../src/agent/revocation.js';
@@ -239,6 +240,43 @@ test('rotating with the root key offline needs --root-key; without it nothing ch
       join(caDir, CA_FILES.rootCert),
       join(caDir, CA_FILES.intermediateCert),
     ]);
+  } finally {
+    tmp.cleanup();
+  }
+});
+
+test('an intermediate rotation waits its turn behind a root rotation command: the lock refuses it, nothing changes', async () => {
+  const tmp = makeTempDir();
+  try {
+    const caDir = join(tmp.dir, 'ca');
+    await initCa({ dir: caDir, org: 'Test Org' });
+    const before = readFileSync(join(caDir, CA_FILES.intermediateCert), 'utf8');
+    // Held by a live process on this host (this one), as `ca rotate root` or the admin API holds it.
+    const lock = join(caDir, '.root-rotation.lock');
+    const { hostname, userInfo } = await import('node:os');
+    writeFileSync(lock, JSON.stringify({ pid: process.pid, host: hostname(), since: '2026-01-01T00:00:00.000Z' }));
+    const refused = await gatehouse(['ca', 'rotate', 'intermediate', '--dir', caDir]);
+    assert.equal(refused.status, 75, refused.stderr);
+    assert.match(
+      refused.stderr,
+      new RegExp(`another rotation command holds .*\\.root-rotation\\.lock \\(pid ${process.pid}`),
+    );
+    assert.equal(readFileSync(join(caDir, CA_FILES.intermediateCert), 'utf8'), before, 'nothing rotated');
+    assert.equal(existsSync(join(caDir, RETIRED_DIR)), false);
+    assert.equal(existsSync(lock), true, "the holder's lock is left alone");
+    writeFileSync(lock, JSON.stringify({ pid: 2 ** 22 + 12345, host: hostname(), since: '2026-01-01T00:00:00.000Z' }));
+    const done = await gatehouse(['ca', 'rotate', 'intermediate', '--dir', caDir]);
+    assert.equal(done.status, 0, done.stderr);
+    assert.notEqual(readFileSync(join(caDir, CA_FILES.intermediateCert), 'utf8'), before);
+    assert.equal(existsSync(lock), false, 'released');
+    // The audit trail names who rotated, as every local command does.
+    const store = openSqliteStore(join(caDir, CA_FILES.database));
+    try {
+      const [event] = await store.listAudit({ type: 'ca.intermediate_rotated' });
+      assert.equal(event?.actor, `local:${userInfo().username}`);
+    } finally {
+      await store.close();
+    }
   } finally {
     tmp.cleanup();
   }

@@ -651,7 +651,7 @@ test('one rotation command at a time: a live holder of the lock refuses the next
     writeFileSync(lock, JSON.stringify({ pid: process.pid, host: hostname(), since: '2026-01-01T00:00:00.000Z' }));
     assert.match(
       (await cli(['ca', 'rotate', 'root', '--dir', caDir], 75)).stderr,
-      new RegExp(`another root rotation command holds .*\\.root-rotation\\.lock \\(pid ${process.pid}`),
+      new RegExp(`another rotation command holds .*\\.root-rotation\\.lock \\(pid ${process.pid}`),
     );
     assert.equal(existsSync(join(caDir, 'rotation', 'root.json')), false, 'nothing started');
     // A holder that is gone (a crash): its lock is taken over.

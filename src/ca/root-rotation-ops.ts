@@ -54,18 +54,25 @@ export interface StartOptions {
   importRoot?: { certPath: string; keyPath: string } | null;
 }
 
-/** One rotation command at a time per CA directory: the CLI and a running CA's admin API share it. */
-function locked<T>(deps: RotationDeps, fn: () => Promise<T>): Promise<T> {
-  const path = join(deps.material.dir, ROTATION_LOCK);
+/**
+ * One rotation command at a time per CA directory, root or intermediate: both rewrite the issuing
+ * CA's files, and the CLI and a running CA's admin API share the lock.
+ */
+export function withRotationLock<T>(dir: string, fn: () => Promise<T>): Promise<T> {
+  const path = join(dir, ROTATION_LOCK);
   return withDirLock(
     path,
     (holder) =>
       new GatehouseError(
         'GH_CA_ROTATION',
-        `another root rotation command holds ${path} (pid ${holder.pid ?? '?'} on ${holder.host ?? '?'} since ${holder.since ?? '?'}); wait for it, or remove the file if none is running`,
+        `another rotation command holds ${path} (pid ${holder.pid ?? '?'} on ${holder.host ?? '?'} since ${holder.since ?? '?'}); wait for it, or remove the file if none is running`,
       ),
     fn,
   );
+}
+
+function locked<T>(deps: RotationDeps, fn: () => Promise<T>): Promise<T> {
+  return withRotationLock(deps.material.dir, fn);
 }
 
 export function startRotation(deps: RotationDeps, options: StartOptions = {}): Promise<StartView> {
