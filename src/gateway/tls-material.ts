@@ -9,7 +9,7 @@ import { createSecureContext, type SecureContextOptions } from 'node:tls';
 import { isIP } from 'node:net';
 import { GatehouseError } from '../errors/errors.js';
 import { parseCertificatePem, identityOf, type CertificateInfo } from '../pki/certificate.js';
-import { verifyChain } from '../pki/chain.js';
+import { verifyChainToOneOf } from '../pki/chain.js';
 import { OID } from '../pki/oids.js';
 import { dnsMatches } from '../config/patterns.js';
 import { isLoopbackHost, splitHostPort } from '../config/listen.js';
@@ -151,23 +151,19 @@ function checkChainsToClientCa(
   files: TlsFiles,
   now: Date,
 ): void {
-  const problems: string[] = [];
-  for (const anchor of trustedCas) {
-    try {
-      verifyChain(
-        chain.map((c) => c.der),
-        anchor.der,
-        now,
-      );
-      return;
-    } catch (err) {
-      problems.push((err as Error).message);
-    }
+  try {
+    verifyChainToOneOf(
+      chain.map((c) => c.der),
+      trustedCas.map((c) => c.der),
+      now,
+    );
+  } catch (err) {
+    throw new GatehouseError(
+      'GH_CONFIG_INVALID',
+      `server certificate ${files.cert} does not chain to a CA of the client CA bundle ${files.clientCa} (${(err as Error).message}); clients that trust that CA will refuse it. Put the issuing intermediate after the certificate in ${files.cert}, use a certificate from that CA (${ENROLL_GATEWAY_HINT}), or set tls.serverCertFromOtherCa: true for a server certificate from another CA`,
+      { cause: err },
+    );
   }
-  throw new GatehouseError(
-    'GH_CONFIG_INVALID',
-    `server certificate ${files.cert} does not chain to a CA of the client CA bundle ${files.clientCa} (${problems[0]}); clients that trust that CA will refuse it. Put the issuing intermediate after the certificate in ${files.cert}, use a certificate from that CA (${ENROLL_GATEWAY_HINT}), or set tls.serverCertFromOtherCa: true for a server certificate from another CA`,
-  );
 }
 
 function readText(path: string, what: string): string {
