@@ -269,6 +269,11 @@ test('an intermediate rotation waits its turn behind a root rotation command: th
     assert.equal(done.status, 0, done.stderr);
     assert.notEqual(readFileSync(join(caDir, CA_FILES.intermediateCert), 'utf8'), before);
     assert.equal(existsSync(lock), false, 'released');
+    // A wrong --dir is refused as such, before any lock file is written into it.
+    const nowhere = join(tmp.dir, 'no-such-ca');
+    const wrong = await gatehouse(['ca', 'rotate', 'intermediate', '--dir', nowhere]);
+    assert.equal(wrong.status, 66, wrong.stderr);
+    assert.match(wrong.stderr, /CA directory .*no-such-ca does not exist/);
     // The audit trail names who rotated, as every local command does.
     const store = openSqliteStore(join(caDir, CA_FILES.database));
     try {

@@ -22,6 +22,9 @@ export const caRotateIntermediate: CommandSpec = {
   async run(ctx) {
     const dir = str(ctx, 'dir')!;
     const { withRotationLock } = await import('../../ca/root-rotation-ops.js');
+    const { assertCaDirPermissions } = await import('../../ca/ca-dir.js');
+    // A wrong --dir is said to be wrong before the lock file is written into it.
+    assertCaDirPermissions(resolve(dir));
     // Under the lock `ca rotate root` takes: both rewrite the issuing CA's files, and the check
     // that no root rotation is in progress must still hold when the files are written.
     await withRotationLock(resolve(dir), async () => {
