@@ -10,13 +10,15 @@ import { fileURLToPath } from 'node:url';
 
 const REPO = fileURLToPath(new URL('../..', import.meta.url));
 /** The last commit before the rule; the commits after it keep it. */
-const RULE_SINCE = 'e3f4ad0e';
+const RULE_SINCE = 'e3f4ad04c4d4a9529805c371b49bf11c9d51adb9';
 
 const git = (args: string[]) => execFileSync('git', args, { cwd: REPO, encoding: 'utf8' });
 
-/** The commits the rule covers; a clone without the base commit (shallow) checks HEAD alone. */
+/** The commits the rule covers; only a shallow clone, which lacks the base commit, checks HEAD alone. */
 function coveredCommits(): string[] {
   const known = spawnSync('git', ['cat-file', '-e', `${RULE_SINCE}^{commit}`], { cwd: REPO }).status === 0;
+  // A base that a full clone does not have is a typo here, not a reason to check less.
+  if (!known) assert.equal(git(['rev-parse', '--is-shallow-repository']).trim(), 'true', `no commit ${RULE_SINCE}`);
   const range = known ? [`${RULE_SINCE}..HEAD`] : ['-1', 'HEAD'];
   return git(['rev-list', '--no-merges', ...range])
     .split('\n')
