@@ -16,6 +16,7 @@ import { ADVISORIES_VERSION_META, AUDIT_HEAD_KEY, auditFromRow, tokenFromRow } f
 import { postgresTables } from './postgres-tables.js';
 import type { TableAccess } from './table-copy.js';
 import type { Store } from './store.js';
+import { auditQuery } from './audit-query.js';
 import type { AuditFilter, AuditHead, AuditInput, AuditRecord } from './store-audit.js';
 import type { IssuanceCommit, IssuanceOutcome } from './store-certificates.js';
 import type { TokenRecord } from './store-tokens.js';
@@ -125,18 +126,7 @@ export class PostgresStore implements Store {
   }
 
   async listAudit(filter: AuditFilter = {}): Promise<AuditRecord[]> {
-    const where: string[] = [];
-    const params: unknown[] = [];
-    const p = (value: unknown) => `$${params.push(value)}`;
-    if (filter.type) where.push(`type = ${p(filter.type)}`);
-    // ILIKE: SQLite's LIKE ignores ASCII case, and both stores must find the same events.
-    if (filter.actor) where.push(`actor ILIKE ${p(`%${filter.actor}%`)}`);
-    if (filter.serial) where.push(`serial = ${p(filter.serial)}`);
-    if (filter.since) where.push(`time >= ${p(filter.since.getTime())}`);
-    if (filter.until) where.push(`time < ${p(filter.until.getTime())}`);
-    if (filter.afterSeq !== undefined) where.push(`seq > ${p(filter.afterSeq)}`);
-    if (filter.hash) where.push(`hash = ${p(filter.hash)}`);
-    const sql = `SELECT * FROM audit_events ${where.length ? `WHERE ${where.join(' AND ')}` : ''} ORDER BY seq LIMIT ${p(filter.limit ?? 1_000_000)}`;
+    const { sql, params } = auditQuery(filter, 'postgres');
     return (await this.db.query(sql, params)).map(auditFromRow);
   }
 

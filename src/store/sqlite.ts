@@ -15,6 +15,7 @@ import { SqlitePosture } from './sqlite-posture.js';
 import { SqliteSecrets } from './sqlite-secrets.js';
 import { sqliteTables } from './sqlite-tables.js';
 import type { Store } from './store.js';
+import { auditQuery } from './audit-query.js';
 import type { AuditFilter, AuditHead, AuditInput, AuditRecord } from './store-audit.js';
 import type { IssuanceCommit, IssuanceOutcome } from './store-certificates.js';
 import type { TokenRecord } from './store-tokens.js';
@@ -112,38 +113,7 @@ export class SqliteStore implements Store {
   }
 
   async listAudit(filter: AuditFilter = {}): Promise<AuditRecord[]> {
-    const where: string[] = [];
-    const params: unknown[] = [];
-    if (filter.type) {
-      where.push('type = ?');
-      params.push(filter.type);
-    }
-    if (filter.actor) {
-      where.push('actor LIKE ?');
-      params.push(`%${filter.actor}%`);
-    }
-    if (filter.serial) {
-      where.push('serial = ?');
-      params.push(filter.serial);
-    }
-    if (filter.since) {
-      where.push('time >= ?');
-      params.push(filter.since.getTime());
-    }
-    if (filter.until) {
-      where.push('time < ?');
-      params.push(filter.until.getTime());
-    }
-    if (filter.afterSeq !== undefined) {
-      where.push('seq > ?');
-      params.push(filter.afterSeq);
-    }
-    if (filter.hash) {
-      where.push('hash = ?');
-      params.push(filter.hash);
-    }
-    const sql = `SELECT * FROM audit_events ${where.length ? `WHERE ${where.join(' AND ')}` : ''} ORDER BY seq LIMIT ?`;
-    params.push(filter.limit ?? 1_000_000);
+    const { sql, params } = auditQuery(filter, 'sqlite');
     return this.sqlite.read(() => (this.db.prepare(sql).all(...params) as Row[]).map(auditFromRow));
   }
 
