@@ -14,12 +14,11 @@ import * as pki from '../src/pki/index.js';
 import {
   IDENTITY_HEADER_NAMES,
   IDENTITY_HEADER_PRESETS,
-  assertSafeHeaderValue,
-  formatDnRfc4514,
   identityHeaders,
-  readRdns,
   type VerifiedPeer,
 } from '../src/gateway/identity-headers/identity-headers.js';
+import { assertSafeHeaderValue } from '../src/gateway/identity-headers/identity-headers-values.js';
+import { formatDnRfc4514, readRdns } from '../src/gateway/identity-headers/identity-headers-dn.js';
 import { forwardableRequestHeaders, inboundRule } from '../src/gateway/identity-headers/inbound-headers.js';
 import { runSync } from './helpers/run.js';
 import { makeTempDir } from './helpers/tmp.js';

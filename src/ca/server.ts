@@ -38,8 +38,6 @@ import { MasterKeyRing } from '../secrets/master-key.js';
 import { SecretService } from '../secrets/service.js';
 import { TLS12_AEAD_CIPHERS } from '../tls/ciphers.js';
 
-export { splitHostPort };
-
 const SERVER_CERT_LIFETIME_MS = 24 * 3_600_000;
 const DRAIN_MS = 5000;
 /** How often `ca serve` deletes secret versions whose rotation overlap ended (reads never serve them meanwhile). */

@@ -33,8 +33,6 @@ import type { PipelineContext } from './pipeline.js';
 import type { PostureGate } from './posture-gate.js';
 import { attachUpgradePipeline } from './upgrade-pipeline.js';
 
-export type { RevocationCheck } from './peer-admission.js';
-
 export interface GatewayDeps {
   logger: Logger;
   policy: CompiledPolicy;

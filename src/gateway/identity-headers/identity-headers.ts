@@ -28,9 +28,6 @@ import {
   type ValuePart,
 } from './identity-headers-values.js';
 
-export { assertSafeHeaderValue, MAX_HEADER_VALUE_CHARS } from './identity-headers-values.js';
-export { formatDnRfc4514, readRdns } from './identity-headers-dn.js';
-
 export const IDENTITY_HEADER_PRESETS = ['default', 'nginx', 'envoy', 'traefik'] as const;
 export type IdentityHeaderPreset = (typeof IDENTITY_HEADER_PRESETS)[number];
 
